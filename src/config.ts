@@ -1,0 +1,270 @@
+/**
+ * The whole configuration, read from the environment once at start and validated into one typed
+ * object. Nothing else in src/ reads process.env: components get what they need from here.
+ */
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type InfluxApi = 'auto' | 'v1' | 'v2';
+
+export interface InfluxConfig {
+  url: string;
+  api: InfluxApi;
+  /** bucket (2.x+) or database (1.x) */
+  bucket: string;
+  org?: string;
+  /** 2.x+ token, or `user:password` for 1.x with auth */
+  token?: string;
+}
+
+export interface WebhookConfig {
+  host: string;
+  port: number;
+  path: string;
+  /** the shared token entered in the vendor console; the handshake cannot be verified without it */
+  token?: string;
+  /** largest accepted POST body in bytes (default 5 MB) */
+  bodyLimit: number;
+  /** a handshake whose timestamp is further than this from now is refused (seconds, default 300) */
+  timestampWindowSec: number;
+  /** require signature/nonce/timestamp on POSTs too (default false: verified when present) */
+  requirePostSignature: boolean;
+  /** raw `device_status` code that means "online" in msg_type 1 pushes (vendor text: 0) */
+  pushOnlineCode: number;
+  /** add devices seen in pushes (with their key) to the registry (default true) */
+  autoRegister: boolean;
+}
+
+export interface SchedulesConfig {
+  /** cron expressions in the platform zone; `undefined` = disabled */
+  nightly?: string;
+  status?: string;
+  gaps?: string;
+}
+
+export interface Config {
+  baseUrl: string;
+  platformKey?: string;
+  secretKey?: string;
+  /** IANA zone of the platform's timestamps and of the token day */
+  timezone: string;
+  tokenDailyLimit: number;
+  /** token calls kept back for commands an operator runs by hand; scheduled work stops before */
+  tokenReserve: number;
+  /** per platform request, ms */
+  requestTimeoutMs: number;
+  devicesFile?: string;
+  /** epoch ms where a device with no checkpoint starts */
+  backfillStart: number;
+  /** length of one backfill job's window, ms (default one day) */
+  backfillWindowMs: number;
+  /** history page size, 1–6000 */
+  pageLimit: number;
+  /** platform requests per second across all workers (BullMQ limiter) */
+  platformRateLimit: number;
+  workerConcurrency: number;
+  /** after being down longer than this (ms), the service backfills the missed window at start */
+  catchUpThresholdMs: number;
+  /** a pending setting command becomes `timeout` after this many ms */
+  settingTimeoutMs: number;
+  webhook: WebhookConfig;
+  redisUrl: string;
+  prefix: string;
+  influx: InfluxConfig;
+  schedules: SchedulesConfig;
+  admin?: { user: string; password: string };
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const DAY_MS = 86_400_000;
+
+function str(env: Env, name: string, dflt: string): string {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? dflt : v.trim();
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return dflt;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, dflt: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return dflt;
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, dflt: string, protocols: string[]): string {
+  const raw = str(env, name, dflt);
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `not a valid URL: "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got "${parsed.protocol}"`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+/** Parses a duration such as `90s`, `15m`, `2h`, `1d` or plain milliseconds. */
+export function parseDuration(raw: string): number | undefined {
+  const m = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS }[(m[2] ?? 'ms') as 'ms'];
+  return n * unit;
+}
+
+function duration(env: Env, name: string, dflt: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return dflt;
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms <= 0) {
+    throw new ConfigError(name, `expected a duration such as 500ms, 30s, 15m, 2h or 1d, got "${raw}"`);
+  }
+  return ms;
+}
+
+function timezone(env: Env, name: string): string {
+  const tz = str(env, name, 'Asia/Shanghai');
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch {
+    throw new ConfigError(name, `unknown time zone "${tz}" (use an IANA name such as Asia/Shanghai)`);
+  }
+  return tz;
+}
+
+const CRON_FIELD = /^[\d*,\-/A-Za-z?LW#]+$/;
+
+function cron(env: Env, name: string, dflt: string): string | undefined {
+  const raw = env[name];
+  if (raw !== undefined && raw.trim() === '') return undefined; // empty disables
+  const expr = raw === undefined ? dflt : raw.trim();
+  const fields = expr.split(/\s+/);
+  if ((fields.length !== 5 && fields.length !== 6) || !fields.every((f) => CRON_FIELD.test(f))) {
+    throw new ConfigError(name, `not a cron expression (5 or 6 fields): "${expr}"`);
+  }
+  return expr;
+}
+
+/** Reads an instant: ISO 8601 with or without zone, or a duration back from now such as `30d`. */
+function instant(env: Env, name: string, dflt: number, now: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return dflt;
+  const ago = parseDuration(raw);
+  if (ago !== undefined) return now - ago;
+  const t = Date.parse(raw);
+  if (Number.isNaN(t)) throw new ConfigError(name, `expected an ISO 8601 time or a duration such as 30d, got "${raw}"`);
+  return t;
+}
+
+export function loadConfig(env: Env = process.env, now = Date.now()): Config {
+  const platformKey = optional(env, 'EXPEED_PLATFORM_KEY');
+  const secretKey = optional(env, 'EXPEED_SECRET_KEY');
+  if ((platformKey === undefined) !== (secretKey === undefined)) {
+    throw new ConfigError(
+      platformKey === undefined ? 'EXPEED_PLATFORM_KEY' : 'EXPEED_SECRET_KEY',
+      'EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY must be set together',
+    );
+  }
+  const logLevel = str(env, 'LOG_LEVEL', 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const api = str(env, 'INFLUX_API', 'auto').toLowerCase();
+  if (api !== 'auto' && api !== 'v1' && api !== 'v2') {
+    throw new ConfigError('INFLUX_API', `expected auto, v1 or v2, got "${api}"`);
+  }
+  const path = str(env, 'WEBHOOK_PATH', '/webhook');
+  if (!path.startsWith('/')) throw new ConfigError('WEBHOOK_PATH', `must start with "/", got "${path}"`);
+  const prefix = str(env, 'EXPEED_PREFIX', 'expeed');
+  if (/[\s:]/.test(prefix)) throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${prefix}"`);
+  const adminUser = optional(env, 'ADMIN_USER');
+  const adminPassword = optional(env, 'ADMIN_PASSWORD');
+  if ((adminUser === undefined) !== (adminPassword === undefined)) {
+    throw new ConfigError(adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD', 'ADMIN_USER and ADMIN_PASSWORD must be set together');
+  }
+  const tokenDailyLimit = int(env, 'EXPEED_TOKEN_DAILY_LIMIT', 200, 1);
+  const tokenReserve = int(env, 'EXPEED_TOKEN_RESERVE', Math.min(10, tokenDailyLimit - 1), 0);
+  if (tokenReserve >= tokenDailyLimit) {
+    throw new ConfigError('EXPEED_TOKEN_RESERVE', `must be below EXPEED_TOKEN_DAILY_LIMIT (${tokenDailyLimit}), got ${tokenReserve}`);
+  }
+
+  return {
+    baseUrl: url(env, 'EXPEED_BASE_URL', 'https://api.iot-expeed.com', ['http:', 'https:']),
+    platformKey,
+    secretKey,
+    timezone: timezone(env, 'EXPEED_TIMEZONE'),
+    tokenDailyLimit,
+    tokenReserve,
+    requestTimeoutMs: duration(env, 'EXPEED_REQUEST_TIMEOUT', 30_000),
+    devicesFile: optional(env, 'EXPEED_DEVICES_FILE'),
+    backfillStart: instant(env, 'EXPEED_BACKFILL_START', now - 30 * DAY_MS, now),
+    backfillWindowMs: duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS),
+    pageLimit: int(env, 'EXPEED_PAGE_LIMIT', 6000, 1, 6000),
+    platformRateLimit: int(env, 'EXPEED_RATE_LIMIT', 20, 1),
+    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 4, 1, 256),
+    catchUpThresholdMs: duration(env, 'EXPEED_CATCHUP_AFTER', 15 * 60_000),
+    settingTimeoutMs: duration(env, 'EXPEED_SETTING_TIMEOUT', 5 * 60_000),
+    webhook: {
+      host: str(env, 'WEBHOOK_HOST', '127.0.0.1'),
+      port: int(env, 'WEBHOOK_PORT', 8780, 0, 65535),
+      path,
+      token: optional(env, 'EXPEED_WEBHOOK_TOKEN'),
+      bodyLimit: int(env, 'WEBHOOK_BODY_LIMIT', 5 * 1024 * 1024, 1024),
+      timestampWindowSec: int(env, 'WEBHOOK_TIMESTAMP_WINDOW', 300, 1),
+      requirePostSignature: bool(env, 'WEBHOOK_REQUIRE_SIGNATURE', false),
+      pushOnlineCode: int(env, 'EXPEED_PUSH_ONLINE_CODE', 0, 0, 1),
+      autoRegister: bool(env, 'EXPEED_AUTO_REGISTER', true),
+    },
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    prefix,
+    influx: {
+      url: url(env, 'INFLUX_URL', 'http://127.0.0.1:8086', ['http:', 'https:']),
+      api,
+      bucket: str(env, 'INFLUX_BUCKET', 'expeed'),
+      org: optional(env, 'INFLUX_ORG'),
+      token: optional(env, 'INFLUX_TOKEN'),
+    },
+    schedules: {
+      nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),
+      status: cron(env, 'EXPEED_SCHEDULE_STATUS', '*/5 * * * *'),
+      gaps: cron(env, 'EXPEED_SCHEDULE_GAPS', '17 * * * *'),
+    },
+    admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
+    logLevel,
+  };
+}
+
+/** Every secret value of a configuration, for the log and error scrubber. */
+export function secretsOf(config: Config): string[] {
+  return [config.platformKey, config.secretKey, config.webhook.token, config.influx.token, config.admin?.password].filter(
+    (s): s is string => typeof s === 'string' && s.length > 0,
+  );
+}

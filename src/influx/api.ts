@@ -1,0 +1,73 @@
+/**
+ * The contract of the one write path into InfluxDB. Backfill pages, pushes, status polls and
+ * setting results all become `SinkPoint`s and go through a `PointWriter`.
+ */
+
+export const MEASUREMENT = {
+  data: 'device_data',
+  status: 'device_status',
+  setting: 'device_setting',
+} as const;
+
+export type Measurement = (typeof MEASUREMENT)[keyof typeof MEASUREMENT];
+
+/**
+ * One point before normalisation: values are whatever the platform sent. The writer decides how
+ * each value is stored (numbers as float, booleans, strings; see docs) and sets aside what it cannot
+ * store as a dead letter with its reason.
+ */
+export interface SinkPoint {
+  measurement: Measurement;
+  deviceId: string;
+  /** epoch ms */
+  time: number;
+  fields: Record<string, unknown>;
+}
+
+export interface WriteOptions {
+  /** where the points came from, for dead letters and metrics: pull, push, poll, setting */
+  source: string;
+  signal?: AbortSignal;
+}
+
+export interface WriteResult {
+  /** points InfluxDB acknowledged */
+  written: number;
+  /** points merged into another with the same series and timestamp before writing */
+  merged: number;
+  /** points (or values) set aside as dead letters */
+  deadLettered: number;
+}
+
+export interface PointWriter {
+  /**
+   * Resolves only after InfluxDB acknowledged every point it was given (or the point was set aside
+   * as a dead letter). Throws a retryable error when InfluxDB stays unreachable: nothing is dropped.
+   */
+  write(points: SinkPoint[], options: WriteOptions): Promise<WriteResult>;
+  close(): Promise<void>;
+}
+
+export type DeadLetterKind = 'point' | 'push' | 'row';
+
+export interface DeadLetter {
+  id: string;
+  kind: DeadLetterKind;
+  /** pull, push, poll, setting, webhook */
+  source: string;
+  reason: string;
+  deviceId?: string;
+  /** the raw content: the point, the row or the request body exactly as received */
+  raw: unknown;
+  /** epoch ms */
+  at: number;
+  attempts: number;
+}
+
+export interface DeadLetterStore {
+  add(entry: Omit<DeadLetter, 'id' | 'at' | 'attempts'>): Promise<string>;
+  list(options?: { limit?: number; offset?: number }): Promise<DeadLetter[]>;
+  count(): Promise<number>;
+  get(id: string): Promise<DeadLetter | undefined>;
+  drop(ids: string[]): Promise<number>;
+}

@@ -1,0 +1,208 @@
+/**
+ * Real services for tests: each test file gets its own Redis prefix and its own InfluxDB
+ * database, and can start private servers (influxd, redis-server, victoria-metrics) on free ports
+ * for outage tests. Nothing here mocks Redis, BullMQ or InfluxDB.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const INFLUX_URL = process.env.TEST_INFLUX_URL ?? 'http://127.0.0.1:8086';
+
+export function randomName(stem: string): string {
+  return `${stem}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+}
+
+/** A unique EXPEED_PREFIX for one test (file), and a cleanup that deletes every key under it. */
+export function testPrefix(stem = 'test'): string {
+  return randomName(`t${stem}`).replace(/_/g, '-');
+}
+
+export async function deleteRedisPrefix(prefix: string, url = REDIS_URL): Promise<number> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  await redis.connect();
+  let deleted = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) deleted += await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** InfluxQL against a 1.x server; returns the `series` of the first statement. */
+export async function influxQuery(
+  db: string,
+  q: string,
+  url = INFLUX_URL,
+): Promise<Array<{ name: string; tags?: Record<string, string>; columns: string[]; values: unknown[][] }>> {
+  const res = await fetch(`${url}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`, { method: 'POST' });
+  const body = (await res.json()) as { results?: Array<{ series?: never[]; error?: string }>; error?: string };
+  if (!res.ok || body.error) throw new Error(`InfluxQL failed (${res.status}): ${body.error ?? JSON.stringify(body)}: ${q}`);
+  const first = body.results?.[0];
+  if (first?.error) throw new Error(`InfluxQL error: ${first.error}: ${q}`);
+  return first?.series ?? [];
+}
+
+/** Rows of a query as objects keyed by column (tags merged in). */
+export async function influxRows(db: string, q: string, url = INFLUX_URL): Promise<Array<Record<string, unknown>>> {
+  const series = await influxQuery(db, q, url);
+  return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
+}
+
+/** A fresh InfluxDB 1.x database for one test file; `drop()` removes it. */
+export async function createTestDatabase(stem = 'test', url = INFLUX_URL): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+  const name = randomName(stem);
+  await influxQuery(name, `CREATE DATABASE "${name}"`, url);
+  return {
+    name,
+    url,
+    drop: async () => {
+      await influxQuery(name, `DROP DATABASE "${name}"`, url);
+    },
+  };
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs} ms`);
+}
+
+export interface ChildServer {
+  url: string;
+  port: number;
+  process: ChildProcess;
+  /** SIGKILL (an outage), keeps the data folder */
+  kill(): Promise<void>;
+  /** starts it again on the same port and data */
+  start(): Promise<void>;
+  /** kill and delete the data */
+  close(): Promise<void>;
+}
+
+function childServer(
+  name: string,
+  port: number,
+  url: string,
+  dir: string,
+  cmd: string,
+  args: string[],
+  ready: () => Promise<boolean>,
+): Promise<ChildServer> {
+  let proc: ChildProcess;
+  const start = async () => {
+    proc = spawn(cmd, args, { stdio: 'ignore', detached: false });
+    server.process = proc;
+    await waitFor(ready, name);
+  };
+  const kill = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+  };
+  const server: ChildServer = {
+    url,
+    port,
+    process: undefined as unknown as ChildProcess,
+    kill,
+    start,
+    close: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return start().then(() => server);
+}
+
+/** A private influxd 1.x on a free port (for outage tests). */
+export async function startInfluxd(): Promise<ChildServer> {
+  const port = await freePort();
+  const rpc = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'expeed-influxd-'));
+  writeFileSync(
+    join(dir, 'influxdb.conf'),
+    `reporting-enabled = false
+bind-address = "127.0.0.1:${rpc}"
+[meta]
+  dir = "${dir}/meta"
+[data]
+  dir = "${dir}/data"
+  wal-dir = "${dir}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:${port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+`,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  return childServer('influxd', port, url, dir, 'influxd', ['-config', join(dir, 'influxdb.conf')], async () => (await fetch(`${url}/ping`)).status === 204);
+}
+
+/** A private redis-server on a free port, no persistence (for outage tests). */
+export async function startRedisServer(): Promise<ChildServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'expeed-redis-'));
+  const url = `redis://127.0.0.1:${port}`;
+  return childServer(
+    'redis-server',
+    port,
+    url,
+    dir,
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    async () => {
+      const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await r.connect();
+        return (await r.ping()) === 'PONG';
+      } finally {
+        r.disconnect();
+      }
+    },
+  );
+}
+
+/** VictoriaMetrics: a real server that accepts line protocol on the InfluxDB 2.x `/api/v2/write` path. */
+export async function startVictoriaMetrics(): Promise<ChildServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'expeed-vm-'));
+  const url = `http://127.0.0.1:${port}`;
+  return childServer(
+    'victoria-metrics',
+    port,
+    url,
+    dir,
+    'victoria-metrics',
+    [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dir}`, '-retentionPeriod=100y', '-search.disableCache', '-loggerLevel=ERROR'],
+    async () => (await fetch(`${url}/health`)).ok,
+  );
+}

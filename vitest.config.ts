@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    // unhandled rejections fail the run (vitest's default); keep it explicit
+    dangerouslyIgnoreUnhandledErrors: false,
+  },
+});
