@@ -1,0 +1,55 @@
+import type { Redis } from 'ioredis';
+import { loadConfig, secretsOf, type Config } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import { createRedis } from '../queues.js';
+import { SecretScrubber } from '../secrets.js';
+import { DeviceRegistry } from '../devices/registry.js';
+
+/** What every command gets: the validated config, a scrubbing logger and lazily opened Redis. */
+export interface CommandContext {
+  config: Config;
+  log: Logger;
+  scrubber: SecretScrubber;
+  /** opened on first use, closed by `close()` */
+  redis(): Redis;
+  registry(): DeviceRegistry;
+  /** standard output of the command (results), separate from the log (stderr) */
+  out(line: string): void;
+  /** closes what was opened, in order; every command calls it before returning */
+  close(): Promise<void>;
+  /** cleanups registered by components the command opened (queues, writers), run by close() first */
+  onClose(fn: () => Promise<void> | void): void;
+}
+
+export function createContext(env: Record<string, string | undefined> = process.env): CommandContext {
+  const config = loadConfig(env);
+  const scrubber = new SecretScrubber(secretsOf(config));
+  const log = createLogger({ level: config.logLevel, scrubber });
+  let redis: Redis | undefined;
+  let registry: DeviceRegistry | undefined;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const ctx: CommandContext = {
+    config,
+    log,
+    scrubber,
+    redis() {
+      redis ??= createRedis(config.redisUrl);
+      return redis;
+    },
+    registry() {
+      registry ??= new DeviceRegistry(ctx.redis(), config.prefix);
+      return registry;
+    },
+    out(line) {
+      process.stdout.write(`${line}\n`);
+    },
+    onClose(fn) {
+      cleanups.push(fn);
+    },
+    async close() {
+      for (const fn of cleanups.reverse()) await fn();
+      if (redis) await redis.quit().catch(() => redis?.disconnect());
+    },
+  };
+  return ctx;
+}

@@ -1,0 +1,76 @@
+import { ConfigError } from '../config.js';
+import { UsageError } from './args.js';
+import { createContext, type CommandContext } from './context.js';
+
+/** One command: its usage line and what it does. Each lives in its own file under src/cli/commands. */
+export interface Command {
+  usage: string;
+  summary: string;
+  /** returns the process exit code */
+  run(argv: string[], ctx: CommandContext): Promise<number>;
+  /** commands that need no configuration/Redis context (e.g. simulate) get none */
+  standalone?: boolean;
+}
+
+type Loader = () => Promise<Command>;
+
+/** The command table; modules load only when their command runs. */
+export const COMMANDS: Record<string, Loader> = {
+  run: async () => (await import('./commands/run.js')).command,
+  backfill: async () => (await import('./commands/backfill.js')).command,
+  devices: async () => (await import('./commands/devices.js')).command,
+  token: async () => (await import('./commands/token.js')).command,
+  gaps: async () => (await import('./commands/gaps.js')).command,
+  set: async () => (await import('./commands/set.js')).command,
+  'dead-letters': async () => (await import('./commands/dead-letters.js')).command,
+  status: async () => (await import('./commands/status.js')).command,
+  simulate: async () => (await import('./commands/simulate.js')).command,
+};
+
+async function help(): Promise<string> {
+  const lines = ['usage: expeed-sync <command> [options]', '', 'commands:'];
+  for (const [name, load] of Object.entries(COMMANDS)) {
+    try {
+      const c = await load();
+      lines.push(`  ${c.usage.padEnd(72)} ${c.summary}`);
+    } catch {
+      lines.push(`  ${name}`);
+    }
+  }
+  lines.push('', 'configuration is read from the environment; see README.md');
+  return lines.join('\n');
+}
+
+/** Entry point of the `expeed-sync` command: exits non-zero with a one-line reason on failure. */
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${await help()}\n`);
+    process.exitCode = name ? 0 : 2;
+    return;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`expeed-sync: unknown command "${name}" (see expeed-sync --help)\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const command = await load();
+  if (rest.includes('--help')) {
+    process.stdout.write(`usage: expeed-sync ${command.usage}\n  ${command.summary}\n`);
+    return;
+  }
+  let ctx: CommandContext | undefined;
+  try {
+    ctx = createContext();
+    process.exitCode = await command.run(rest, ctx);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const reason = ctx ? ctx.scrubber.scrub(message) : message;
+    const prefix = err instanceof ConfigError ? 'configuration error: ' : err instanceof UsageError ? 'usage: ' : '';
+    process.stderr.write(`expeed-sync ${name}: ${prefix}${reason.split('\n')[0]}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  } finally {
+    await ctx?.close().catch(() => undefined);
+  }
+}
