@@ -1,0 +1,106 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from '../platform/api.js';
+import type { PointWriter, SinkPoint, WriteOptions } from '../influx/api.js';
+
+/**
+ * The service's Prometheus metrics. Components stay unaware of them: the platform client and the
+ * writer are wrapped by decorators here, and gauges that mirror Redis state (token budget, queue
+ * depths, dead letters) are read at scrape time through `collectors`.
+ */
+export interface Metrics {
+  registry: Registry;
+  platformRequests: Counter<'endpoint' | 'result'>;
+  platformLatency: Histogram<'endpoint'>;
+  pagesFetched: Counter;
+  pointsWritten: Counter<'source'>;
+  writeErrors: Counter<'source'>;
+  deadLettered: Counter<'source'>;
+  lastDataTime: Gauge<'device_id'>;
+  gapsFound: Counter<'device_id'>;
+  jobDuration: Histogram<'queue' | 'outcome'>;
+  /** set by the scrape-time collectors */
+  tokenCallsToday: Gauge;
+  tokenBudget: Gauge;
+  tokenRefreshes: Counter;
+  queueDepth: Gauge<'queue' | 'state'>;
+  deadLetters: Gauge;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'expeed_process_' });
+  const r = [registry];
+  return {
+    registry,
+    platformRequests: new Counter({ name: 'expeed_platform_requests_total', help: 'Platform API requests by endpoint and result code (or error class)', labelNames: ['endpoint', 'result'], registers: r }),
+    platformLatency: new Histogram({ name: 'expeed_platform_request_seconds', help: 'Platform API request latency', labelNames: ['endpoint'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r }),
+    pagesFetched: new Counter({ name: 'expeed_history_pages_total', help: 'History pages fetched', registers: r }),
+    pointsWritten: new Counter({ name: 'expeed_points_written_total', help: 'Points acknowledged by InfluxDB, by source (pull, push, poll, setting)', labelNames: ['source'], registers: r }),
+    writeErrors: new Counter({ name: 'expeed_write_errors_total', help: 'Writes to InfluxDB that failed (retryably) after the writer gave up', labelNames: ['source'], registers: r }),
+    deadLettered: new Counter({ name: 'expeed_dead_lettered_total', help: 'Points or pushes set aside as dead letters, by source', labelNames: ['source'], registers: r }),
+    lastDataTime: new Gauge({ name: 'expeed_last_data_timestamp_seconds', help: 'Newest data point written per device (Unix seconds)', labelNames: ['device_id'], registers: r }),
+    gapsFound: new Counter({ name: 'expeed_gaps_found_total', help: 'Gaps found in InfluxDB per device', labelNames: ['device_id'], registers: r }),
+    jobDuration: new Histogram({ name: 'expeed_job_seconds', help: 'BullMQ job durations by queue and outcome', labelNames: ['queue', 'outcome'], buckets: [0.01, 0.05, 0.25, 1, 5, 15, 60, 300, 1800], registers: r }),
+    tokenCallsToday: new Gauge({ name: 'expeed_token_calls_today', help: 'Token endpoint calls made this platform day', registers: r }),
+    tokenBudget: new Gauge({ name: 'expeed_token_daily_limit', help: 'Token endpoint calls allowed per platform day', registers: r }),
+    tokenRefreshes: new Counter({ name: 'expeed_token_refreshes_total', help: 'Token refreshes made by this process', registers: r }),
+    queueDepth: new Gauge({ name: 'expeed_queue_jobs', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: r }),
+    deadLetters: new Gauge({ name: 'expeed_dead_letters', help: 'Dead letters currently kept', registers: r }),
+  };
+}
+
+function resultOf(err: unknown): string {
+  const e = err as { code?: unknown; name?: string };
+  return typeof e?.code === 'number' ? `code_${e.code}` : (e?.name ?? 'error');
+}
+
+/** Wraps a platform client so that every call is counted by endpoint and result, and timed. */
+export function meterPlatformClient(client: PlatformClient, metrics: Metrics): PlatformClient {
+  async function timed<T>(endpoint: string, call: () => Promise<T>): Promise<T> {
+    const end = metrics.platformLatency.startTimer({ endpoint });
+    try {
+      const out = await call();
+      metrics.platformRequests.inc({ endpoint, result: 'code_0' });
+      return out;
+    } catch (err) {
+      metrics.platformRequests.inc({ endpoint, result: resultOf(err) });
+      throw err;
+    } finally {
+      end();
+    }
+  }
+  return {
+    deviceStatus: (d: DeviceRef, o?: CallOptions) => timed('device_status', () => client.deviceStatus(d, o)),
+    currentDatapoints: (d: DeviceRef, ids?: string[], o?: CallOptions) => timed('current', () => client.currentDatapoints(d, ids, o)),
+    history: async (d: DeviceRef, q: HistoryQuery, o?: CallOptions) => {
+      const page = await timed('history', () => client.history(d, q, o));
+      metrics.pagesFetched.inc();
+      return page;
+    },
+    deviceSetting: (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => timed('device_setting', () => client.deviceSetting(d, s, o)),
+  };
+}
+
+/** Wraps a writer so that points written, write errors and dead letters are counted by source. */
+export function meterWriter(writer: PointWriter, metrics: Metrics): PointWriter {
+  const newestSeen = new Map<string, number>();
+  return {
+    async write(points: SinkPoint[], options: WriteOptions) {
+      try {
+        const result = await writer.write(points, options);
+        metrics.pointsWritten.inc({ source: options.source }, result.written);
+        if (result.deadLettered) metrics.deadLettered.inc({ source: options.source }, result.deadLettered);
+        for (const p of points) {
+          if (p.measurement !== 'device_data' || p.time <= (newestSeen.get(p.deviceId) ?? 0)) continue;
+          newestSeen.set(p.deviceId, p.time);
+          metrics.lastDataTime.set({ device_id: p.deviceId }, p.time / 1000);
+        }
+        return result;
+      } catch (err) {
+        metrics.writeErrors.inc({ source: options.source });
+        throw err;
+      }
+    },
+    close: () => writer.close(),
+  };
+}
