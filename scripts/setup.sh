@@ -17,6 +17,12 @@ WITH_TEST_TOOLS="${WITH_TEST_TOOLS:-0}"
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# --- Node.js -----------------------------------------------------------------------------------
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  say "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none)); install it first, e.g. from nodejs.org or NodeSource"
+  exit 1
+fi
+
 # --- Debian packages -------------------------------------------------------------------------
 need=()
 command -v influxd >/dev/null || need+=(influxdb)
