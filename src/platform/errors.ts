@@ -1,0 +1,255 @@
+/**
+ * Typed errors of the Expeed platform. Each carries the endpoint, the vendor's result code and
+ * message when there was one, and whether a retry can help (`retryable`; `retryAt` when a retry can
+ * only help after a known instant). Nothing here knows about HTTP statuses of our own server.
+ */
+
+/** The platform's endpoints, named as in the vendor document. */
+export const ENDPOINT = {
+  token: 'token',
+  deviceStatus: 'device_status',
+  currentDatapoints: 'currentDatapoints',
+  history: 'datapoints',
+  deviceSetting: 'device_setting',
+} as const;
+
+export type Endpoint = (typeof ENDPOINT)[keyof typeof ENDPOINT];
+
+/** Vendor result codes (SPEC §7). Code 3 means something different per endpoint. */
+export const RESULT_CODE = {
+  ok: 0,
+  /** token call: credentials rejected; device calls: token expired */
+  tokenOrCredentials: 1,
+  deviceNotFound: 2,
+  /** device_key unknown (status, current); query invalid (history); device offline (setting) */
+  endpointSpecific: 3,
+  urlParameters: 4,
+  bodyParameters: 5,
+} as const;
+
+export interface PlatformErrorDetails {
+  endpoint: Endpoint;
+  code?: number;
+  vendorMessage?: string;
+  retryable: boolean;
+  /** epoch ms before which a retry cannot succeed */
+  retryAt?: number;
+  cause?: unknown;
+}
+
+export class PlatformError extends Error {
+  readonly endpoint: Endpoint;
+  /** the vendor's result_code, when the platform answered with one */
+  readonly code?: number;
+  /** the vendor's result_message, verbatim */
+  readonly vendorMessage?: string;
+  readonly retryable: boolean;
+  readonly retryAt?: number;
+
+  constructor(message: string, details: PlatformErrorDetails) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.endpoint = details.endpoint;
+    this.code = details.code;
+    this.vendorMessage = details.vendorMessage;
+    this.retryable = details.retryable;
+    this.retryAt = details.retryAt;
+  }
+
+  /** influxdb-client-js style: can a retry help at all? */
+  canRetry(): boolean {
+    return this.retryable;
+  }
+}
+
+function vendorText(endpoint: Endpoint, code: number | undefined, vendorMessage: string | undefined): string {
+  const parts = [`endpoint ${endpoint}`];
+  if (code !== undefined) parts.push(`result_code ${code}`);
+  if (vendorMessage !== undefined && vendorMessage !== '') parts.push(`vendor says "${vendorMessage}"`);
+  return parts.join(', ');
+}
+
+/** Code 1 on a device call. Retryable once with a fresh token; the client does that itself. */
+export class TokenExpiredError extends PlatformError {
+  constructor(endpoint: Endpoint, vendorMessage: string | undefined, options: { afterRefresh: boolean }) {
+    super(
+      options.afterRefresh
+        ? `the platform rejected a freshly fetched access token too (${vendorText(endpoint, 1, vendorMessage)}); stopping instead of spending more of the daily token budget`
+        : `access token expired or revoked (${vendorText(endpoint, 1, vendorMessage)})`,
+      { endpoint, code: 1, vendorMessage, retryable: !options.afterRefresh },
+    );
+  }
+}
+
+/** Code 1 on the token call: wrong platform key or secret key. A configuration error. */
+export class CredentialsRejectedError extends PlatformError {
+  constructor(vendorMessage: string | undefined) {
+    super(
+      `the platform rejected EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY (${vendorText(ENDPOINT.token, 1, vendorMessage)}); fix the configuration — retrying would only spend the daily token budget`,
+      { endpoint: ENDPOINT.token, code: 1, vendorMessage, retryable: false },
+    );
+  }
+}
+
+/** Token calls are paused after the credentials were rejected, so that a crash loop cannot burn the budget. */
+export class CredentialsCooldownError extends PlatformError {
+  constructor(
+    readonly until: number,
+    readonly untilText: string,
+    reason: string,
+  ) {
+    super(
+      `token calls are paused until ${untilText} because the platform rejected the credentials (${reason}); fix EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY (new credentials are tried at once) or run "expeed-sync token --clear-cooldown"`,
+      { endpoint: ENDPOINT.token, code: 1, retryable: false, retryAt: until },
+    );
+  }
+}
+
+/** The day's token calls are spent. Retryable only after the platform day ends. */
+export class TokenBudgetExhaustedError extends PlatformError {
+  constructor(
+    readonly resetsAt: number,
+    readonly resetsAtText: string,
+    readonly calls: number,
+    readonly limit: number,
+    readonly reserved: number,
+  ) {
+    super(
+      reserved > 0
+        ? `token budget for scheduled work is spent: ${calls} of ${limit} token calls made today, the last ${reserved} are kept for commands run by hand; the count resets at ${resetsAtText}`
+        : `daily token budget is spent: ${calls} of ${limit} token calls made today; the count resets at ${resetsAtText}`,
+      { endpoint: ENDPOINT.token, retryable: true, retryAt: resetsAt },
+    );
+  }
+}
+
+/** Code 2: the device id is unknown to the platform. */
+export class DeviceNotFoundError extends PlatformError {
+  constructor(
+    endpoint: Endpoint,
+    readonly deviceId: string,
+    vendorMessage: string | undefined,
+  ) {
+    super(`device "${deviceId}" does not exist on the platform (${vendorText(endpoint, 2, vendorMessage)})`, {
+      endpoint,
+      code: 2,
+      vendorMessage,
+      retryable: false,
+    });
+  }
+}
+
+/** Code 3 on device_status / currentDatapoints: the device key is wrong. */
+export class DeviceKeyError extends PlatformError {
+  constructor(
+    endpoint: Endpoint,
+    readonly deviceId: string,
+    vendorMessage: string | undefined,
+  ) {
+    super(`the platform does not know the key of device "${deviceId}" (${vendorText(endpoint, 3, vendorMessage)}); check the key in the registry`, {
+      endpoint,
+      code: 3,
+      vendorMessage,
+      retryable: false,
+    });
+  }
+}
+
+export type ParameterKind = 'query' | 'url' | 'body' | 'request';
+
+/** Code 3 on history, 4, 5 — or a request we refuse to send. Our request is wrong; a retry cannot help. */
+export class InvalidParametersError extends PlatformError {
+  constructor(
+    endpoint: Endpoint,
+    readonly kind: ParameterKind,
+    code: number | undefined,
+    vendorMessage: string | undefined,
+    detail?: string,
+  ) {
+    const what = { query: 'query parameters', url: 'URL parameters', body: 'body parameters', request: 'request' }[kind];
+    super(`the platform refused the ${what} (${vendorText(endpoint, code, vendorMessage)})${detail ? `: ${detail}` : ''}`, {
+      endpoint,
+      code,
+      vendorMessage,
+      retryable: false,
+    });
+  }
+}
+
+/** Code 3 on device_setting: the device is offline. A later attempt can succeed. */
+export class DeviceOfflineError extends PlatformError {
+  constructor(
+    readonly deviceId: string,
+    vendorMessage: string | undefined,
+  ) {
+    super(`device "${deviceId}" is offline and cannot take a setting now (${vendorText(ENDPOINT.deviceSetting, 3, vendorMessage)})`, {
+      endpoint: ENDPOINT.deviceSetting,
+      code: 3,
+      vendorMessage,
+      retryable: true,
+    });
+  }
+}
+
+/** A result code the vendor never documented for this endpoint. */
+export class UnknownResultCodeError extends PlatformError {
+  constructor(endpoint: Endpoint, code: number, vendorMessage: string | undefined) {
+    super(`unknown result code ${code} from the platform (${vendorText(endpoint, code, vendorMessage)})`, {
+      endpoint,
+      code,
+      vendorMessage,
+      retryable: false,
+    });
+  }
+}
+
+/** HTTP 5xx/429, a network error or a timeout: the platform may answer later. */
+export class PlatformUnavailableError extends PlatformError {
+  constructor(
+    endpoint: Endpoint,
+    detail: string,
+    readonly status?: number,
+    cause?: unknown,
+  ) {
+    super(`the platform is unavailable (endpoint ${endpoint}): ${detail}`, { endpoint, retryable: true, cause });
+  }
+}
+
+/** The answer is not JSON, or lacks a field the endpoint must send. */
+export class PlatformProtocolError extends PlatformError {
+  constructor(
+    endpoint: Endpoint,
+    detail: string,
+    readonly status?: number,
+  ) {
+    super(`unreadable answer from the platform (endpoint ${endpoint}): ${detail}`, { endpoint, retryable: false });
+  }
+}
+
+/** Another process held the token refresh lock longer than we may wait. */
+export class TokenWaitTimeoutError extends PlatformError {
+  constructor(waitedMs: number) {
+    super(`gave up waiting ${waitedMs} ms for another process to refresh the access token`, { endpoint: ENDPOINT.token, retryable: true });
+  }
+}
+
+/** Maps a non-zero result code to its typed error, per endpoint (SPEC §7). */
+export function resultCodeError(endpoint: Endpoint, code: number, vendorMessage: string | undefined, deviceId = ''): PlatformError {
+  switch (code) {
+    case RESULT_CODE.tokenOrCredentials:
+      return endpoint === ENDPOINT.token ? new CredentialsRejectedError(vendorMessage) : new TokenExpiredError(endpoint, vendorMessage, { afterRefresh: false });
+    case RESULT_CODE.deviceNotFound:
+      if (endpoint === ENDPOINT.token) break;
+      return new DeviceNotFoundError(endpoint, deviceId, vendorMessage);
+    case RESULT_CODE.endpointSpecific:
+      if (endpoint === ENDPOINT.history) return new InvalidParametersError(endpoint, 'query', code, vendorMessage);
+      if (endpoint === ENDPOINT.deviceSetting) return new DeviceOfflineError(deviceId, vendorMessage);
+      if (endpoint === ENDPOINT.token) break;
+      return new DeviceKeyError(endpoint, deviceId, vendorMessage);
+    case RESULT_CODE.urlParameters:
+      return new InvalidParametersError(endpoint, 'url', code, vendorMessage);
+    case RESULT_CODE.bodyParameters:
+      return new InvalidParametersError(endpoint, 'body', code, vendorMessage);
+  }
+  return new UnknownResultCodeError(endpoint, code, vendorMessage);
+}

@@ -1,0 +1,162 @@
+/**
+ * One JSON request to the platform, with a timeout, and bounded retries with exponential backoff
+ * and jitter for what may pass (HTTP 5xx/429/408, network errors, timeouts). Result codes are not
+ * interpreted here: the answer comes back as a checked object with its numeric `result_code`.
+ */
+import type { SecretScrubber } from '../secrets.js';
+import { PlatformProtocolError, PlatformUnavailableError, type Endpoint } from './errors.js';
+
+export interface HttpOptions {
+  /** per attempt, ms (default 30 000) */
+  timeoutMs: number;
+  /** attempts after the first for retryable failures (default 3) */
+  retries: number;
+  /** first backoff, doubled per attempt (default 500 ms) */
+  backoffMs: number;
+  /** longest backoff (default 10 000 ms) */
+  maxBackoffMs: number;
+  fetch: typeof fetch;
+  /** 0 <= x < 1, for the jitter */
+  random: () => number;
+  scrubber?: SecretScrubber;
+  /** told about each retry (for logs/metrics) */
+  onRetry?: (info: { endpoint: Endpoint; attempt: number; delayMs: number; error: PlatformUnavailableError }) => void;
+}
+
+export const DEFAULT_HTTP_OPTIONS: HttpOptions = {
+  timeoutMs: 30_000,
+  retries: 3,
+  backoffMs: 500,
+  maxBackoffMs: 10_000,
+  fetch: (...args) => globalThis.fetch(...args),
+  random: Math.random,
+};
+
+export interface JsonRequest {
+  endpoint: Endpoint;
+  url: string;
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+  /** a timed-out POST may have been applied: retrying it is the caller's decision (default true) */
+  retryTimeouts?: boolean;
+  /** override of `HttpOptions.retries` (the token call must never be repeated behind the budget's back) */
+  retries?: number;
+}
+
+/** A platform answer: a JSON object with a numeric result_code. */
+export interface VendorAnswer {
+  code: number;
+  message: string | undefined;
+  body: Record<string, unknown>;
+}
+
+const RETRY_STATUS = new Set([408, 429]);
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function backoffDelay(attempt: number, options: Pick<HttpOptions, 'backoffMs' | 'maxBackoffMs' | 'random'>): number {
+  const ceiling = Math.min(options.maxBackoffMs, options.backoffMs * 2 ** attempt);
+  // "equal jitter": never less than half the ceiling, so retries still back off
+  return Math.round(ceiling / 2 + (options.random() * ceiling) / 2);
+}
+
+export async function requestJson(req: JsonRequest, options: HttpOptions): Promise<VendorAnswer> {
+  const retries = req.retries ?? options.retries;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await attemptOnce(req, options);
+    } catch (err) {
+      const retryable =
+        err instanceof PlatformUnavailableError && (req.retryTimeouts !== false || !(err.cause instanceof TimeoutMarker));
+      if (!retryable || attempt >= retries || req.signal?.aborted) throw err;
+      const delayMs = backoffDelay(attempt, options);
+      options.onRetry?.({ endpoint: req.endpoint, attempt: attempt + 1, delayMs, error: err });
+      await sleep(delayMs, req.signal);
+    }
+  }
+}
+
+/** Marks the cause of a PlatformUnavailableError that was a timeout. */
+class TimeoutMarker extends Error {}
+
+async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<VendorAnswer> {
+  const { endpoint } = req;
+  const scrub = (s: string) => (options.scrubber ? options.scrubber.scrub(s) : s);
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+  let status: number;
+  let text: string;
+  try {
+    const res = await options.fetch(req.url, {
+      method: req.method ?? 'GET',
+      headers: { accept: 'application/json', ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}), ...req.headers },
+      body: req.body,
+      signal,
+    });
+    status = res.status;
+    text = await res.text();
+  } catch (err) {
+    if (req.signal?.aborted) throw req.signal.reason;
+    if (timeout.aborted) {
+      throw new PlatformUnavailableError(endpoint, `no answer within ${options.timeoutMs} ms`, undefined, new TimeoutMarker('timeout'));
+    }
+    throw new PlatformUnavailableError(endpoint, scrub(networkReason(err)), undefined, err);
+  }
+  if (status >= 500 || RETRY_STATUS.has(status)) {
+    throw new PlatformUnavailableError(endpoint, `HTTP ${status}${snippet(text, scrub)}`, status);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    const prefix = status >= 300 ? `HTTP ${status}, ` : '';
+    throw new PlatformProtocolError(endpoint, `${prefix}not JSON${snippet(text, scrub)}`, status);
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new PlatformProtocolError(endpoint, `expected a JSON object, got ${Array.isArray(body) ? 'an array' : JSON.stringify(body)}`, status);
+  }
+  const obj = body as Record<string, unknown>;
+  const code = toInteger(obj.result_code);
+  if (code === undefined) {
+    const prefix = status >= 300 ? `HTTP ${status}, ` : '';
+    throw new PlatformProtocolError(endpoint, `${prefix}${obj.result_code === undefined ? 'missing result_code' : `result_code is not a number (${JSON.stringify(obj.result_code)})`}`, status);
+  }
+  // one vendor example answers with result_msg instead of result_message
+  const message = obj.result_message ?? obj.result_msg;
+  return { code, message: message === undefined || message === null ? undefined : String(message), body: obj };
+}
+
+/** A whole number sent as a number or a numeric string; undefined otherwise. */
+export function toInteger(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : undefined;
+  if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) return Number(value);
+  return undefined;
+}
+
+function snippet(text: string, scrub: (s: string) => string): string {
+  const t = text.trim().replace(/\s+/g, ' ');
+  if (t === '') return ' (empty body)';
+  return `: ${scrub(t.length > 200 ? `${t.slice(0, 200)}…` : t)}`;
+}
+
+function networkReason(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code) return `${cause.code}${cause.message ? ` (${cause.message})` : ''}`;
+  if (cause?.message) return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}

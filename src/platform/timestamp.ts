@@ -1,0 +1,175 @@
+/**
+ * Vendor timestamps <-> epoch ms. The platform writes local wall-clock time without a zone, as
+ * `YYYY-MM-DDTHH-mm-ss-SSS` (dashes inside the time); the zone is configured (EXPEED_TIMEZONE,
+ * default Asia/Shanghai). The same zone decides the platform day that the token budget counts.
+ */
+
+export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
+
+/** A vendor timestamp that cannot be read. Never replaced by "now": the row is kept as unreadable. */
+export class TimestampError extends Error {
+  constructor(
+    readonly input: unknown,
+    problem: string,
+  ) {
+    super(`unreadable platform timestamp ${describe(input)}: ${problem}`);
+    this.name = 'TimestampError';
+  }
+}
+
+function describe(input: unknown): string {
+  if (typeof input === 'string') return JSON.stringify(input.length > 60 ? `${input.slice(0, 60)}…` : input);
+  if (input === undefined) return '(missing)';
+  return `${JSON.stringify(input) ?? String(input)} (a ${input === null ? 'null' : typeof input}, expected a string)`;
+}
+
+const PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})$/;
+
+interface WallClock {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+  ms: number;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatter(timezone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timezone);
+  if (!f) {
+    try {
+      f = new Intl.DateTimeFormat('en-US', {
+        timeZone: timezone,
+        hourCycle: 'h23',
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: 'numeric',
+        second: 'numeric',
+      });
+    } catch {
+      throw new RangeError(`unknown time zone "${timezone}" (use an IANA name such as Asia/Shanghai)`);
+    }
+    formatters.set(timezone, f);
+  }
+  return f;
+}
+
+/**
+ * Offsets are cached per zone and quarter hour of UTC: a history page of 6000 rows would otherwise
+ * call Intl 12000 times, and every real zone transition since 1970 falls on a quarter hour.
+ */
+const offsetCache = new Map<string, Map<number, number>>();
+const QUARTER_HOUR = 900_000;
+const CACHE_LIMIT = 20_000;
+
+/** The zone's offset from UTC at instant `ms`, in ms (Asia/Shanghai: +28 800 000). */
+export function zoneOffsetMs(ms: number, timezone: string): number {
+  let cache = offsetCache.get(timezone);
+  if (!cache) {
+    cache = new Map();
+    offsetCache.set(timezone, cache);
+  }
+  const bucket = Math.floor(ms / QUARTER_HOUR);
+  const hit = cache.get(bucket);
+  if (hit !== undefined) return hit;
+  const at = bucket * QUARTER_HOUR;
+  const p = wallClockParts(at, timezone);
+  const offset = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - at;
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(bucket, offset);
+  return offset;
+}
+
+function wallClockParts(ms: number, timezone: string): WallClock {
+  const out = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, ms: 0 };
+  for (const part of formatter(timezone).formatToParts(ms)) {
+    if (part.type in out) out[part.type as keyof WallClock] = Number(part.value);
+  }
+  out.ms = ((ms % 1000) + 1000) % 1000;
+  return out;
+}
+
+/** Wall-clock time in `timezone` at instant `ms`. */
+export function wallClock(ms: number, timezone: string): WallClock {
+  const local = ms + zoneOffsetMs(ms, timezone);
+  const d = new Date(local);
+  return {
+    year: d.getUTCFullYear(),
+    month: d.getUTCMonth() + 1,
+    day: d.getUTCDate(),
+    hour: d.getUTCHours(),
+    minute: d.getUTCMinutes(),
+    second: d.getUTCSeconds(),
+    ms: d.getUTCMilliseconds(),
+  };
+}
+
+/**
+ * The instant at which the clocks of `timezone` show the given local time (given as if it were
+ * UTC ms). In an overlap (clocks turned back) the earlier instant is chosen; in a gap (a local time
+ * that does not exist) the offset from before the gap is used. Both are deterministic, which is
+ * what re-reading the same page needs.
+ */
+export function localToEpoch(localAsUtcMs: number, timezone: string): number {
+  const t0 = localAsUtcMs - zoneOffsetMs(localAsUtcMs, timezone);
+  // transitions are months apart, so the offsets a day either side cover every candidate
+  const before = zoneOffsetMs(t0 - 86_400_000, timezone);
+  let best: number | undefined;
+  for (const offset of [before, zoneOffsetMs(t0, timezone), zoneOffsetMs(t0 + 86_400_000, timezone)]) {
+    const instant = localAsUtcMs - offset;
+    if (zoneOffsetMs(instant, timezone) === offset && (best === undefined || instant < best)) best = instant;
+  }
+  return best ?? localAsUtcMs - before;
+}
+
+/**
+ * Parses a vendor timestamp (`2017-02-13T12-00-00-000`, platform-local) into epoch ms. Leading and
+ * trailing whitespace is ignored (one vendor example has a leading space); anything else that is
+ * not exactly this shape, or names an impossible date or time, throws a TimestampError.
+ */
+export function parsePlatformTime(input: unknown, timezone: string = DEFAULT_TIMEZONE): number {
+  if (typeof input !== 'string') throw new TimestampError(input, 'not a string');
+  const text = input.trim();
+  if (text === '') throw new TimestampError(input, 'empty');
+  const m = PATTERN.exec(text);
+  if (!m) throw new TimestampError(input, 'expected the form YYYY-MM-DDTHH-mm-ss-SSS, e.g. 2017-02-13T12-00-00-000');
+  const [year, month, day, hour, minute, second, ms] = m.slice(1).map(Number);
+  if (month < 1 || month > 12) throw new TimestampError(input, `month ${m[2]} is out of range 01-12`);
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (day < 1 || day > daysInMonth) throw new TimestampError(input, `day ${m[3]} does not exist in ${m[1]}-${m[2]}`);
+  if (hour > 23) throw new TimestampError(input, `hour ${m[4]} is out of range 00-23`);
+  if (minute > 59) throw new TimestampError(input, `minute ${m[5]} is out of range 00-59`);
+  if (second > 59) throw new TimestampError(input, `second ${m[6]} is out of range 00-59`);
+  const local = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  // Date.UTC maps years 0-99 to 1900-1999; the pattern allows them, so set the year explicitly
+  const fixed = year < 100 ? new Date(local).setUTCFullYear(year) : local;
+  return localToEpoch(fixed, timezone);
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+
+/** Formats epoch ms as a vendor timestamp in `timezone`: `2017-02-13T12-00-00-000`. */
+export function formatPlatformTime(ms: number, timezone: string = DEFAULT_TIMEZONE): string {
+  if (!Number.isFinite(ms)) throw new RangeError(`cannot format ${ms} as a platform timestamp: not a finite number`);
+  const w = wallClock(Math.trunc(ms), timezone);
+  return `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)}T${pad(w.hour)}-${pad(w.minute)}-${pad(w.second)}-${pad(w.ms, 3)}`;
+}
+
+/** Readable local time for people (CLI, errors): `2017-02-13 12:00:00 Asia/Shanghai`. */
+export function formatLocalTime(ms: number, timezone: string = DEFAULT_TIMEZONE): string {
+  const w = wallClock(ms, timezone);
+  return `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)} ${pad(w.hour)}:${pad(w.minute)}:${pad(w.second)} ${timezone}`;
+}
+
+/** The platform calendar day of instant `ms`, `YYYY-MM-DD`, and when it starts and ends (epoch ms). */
+export function platformDay(ms: number, timezone: string = DEFAULT_TIMEZONE): { day: string; start: number; end: number } {
+  const w = wallClock(ms, timezone);
+  const start = localToEpoch(Date.UTC(w.year, w.month - 1, w.day), timezone);
+  const end = localToEpoch(Date.UTC(w.year, w.month - 1, w.day + 1), timezone);
+  return { day: `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)}`, start, end };
+}

@@ -1,0 +1,128 @@
+import { describe, expect, test } from 'vitest';
+import { TimestampError, formatLocalTime, formatPlatformTime, parsePlatformTime, platformDay, zoneOffsetMs } from '../../src/platform/timestamp.js';
+
+describe('parsePlatformTime', () => {
+  test.each([
+    // the vendor examples: cursor 1486958400000 is the row 2017-02-13T12-00-00-000 at UTC+8
+    ['2017-02-13T12-00-00-000', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13T12-00-01-000', 'Asia/Shanghai', 1486958401000],
+    [' 2017-02-13T12-00-00-000', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13T12-00-00-000  ', 'Asia/Shanghai', 1486958400000],
+    ['\t2017-02-13T12-00-00-000\n', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13T12-00-00-123', 'Asia/Shanghai', 1486958400123],
+    ['2017-02-13T00-00-00-000', 'Asia/Shanghai', Date.UTC(2017, 1, 12, 16)],
+    ['2017-02-13T12-00-00-000', 'UTC', Date.UTC(2017, 1, 13, 12)],
+    ['2017-02-13T12-00-00-000', 'Europe/Berlin', Date.UTC(2017, 1, 13, 11)],
+    ['2017-07-13T12-00-00-000', 'Europe/Berlin', Date.UTC(2017, 6, 13, 10)],
+    ['2017-02-13T12-00-00-000', 'America/New_York', Date.UTC(2017, 1, 13, 17)],
+    ['2017-02-13T12-00-00-000', 'Asia/Kolkata', Date.UTC(2017, 1, 13, 6, 30)],
+    ['2017-02-13T12-00-00-000', 'Asia/Kathmandu', Date.UTC(2017, 1, 13, 6, 15)],
+    ['2024-02-29T23-59-59-999', 'Asia/Shanghai', Date.UTC(2024, 1, 29, 15, 59, 59, 999)],
+    ['1970-01-01T08-00-00-000', 'Asia/Shanghai', 0],
+    // DST gap (02:30 does not exist on 2017-03-12 in New York): offset from before the gap
+    ['2017-03-12T02-30-00-000', 'America/New_York', Date.UTC(2017, 2, 12, 7, 30)],
+    // DST overlap (01:30 happens twice on 2017-11-05): the earlier instant
+    ['2017-11-05T01-30-00-000', 'America/New_York', Date.UTC(2017, 10, 5, 5, 30)],
+  ])('%j in %s -> %d', (input, zone, expected) => {
+    expect(parsePlatformTime(input, zone)).toBe(expected);
+  });
+
+  test('defaults to Asia/Shanghai', () => {
+    expect(parsePlatformTime('2017-02-13T12-00-00-000')).toBe(1486958400000);
+  });
+
+  test.each([
+    ['', 'empty'],
+    ['   ', 'empty'],
+    ['2017-02-13 12:00:00', 'expected the form YYYY-MM-DDTHH-mm-ss-SSS'],
+    ['2017-02-13T12:00:00.000', 'expected the form'],
+    ['2017-02-13T12-00-00', 'expected the form'],
+    ['2017-02-13T12-00-00-000Z', 'expected the form'],
+    ['2017-2-13T12-00-00-000', 'expected the form'],
+    ['x2017-02-13T12-00-00-000', 'expected the form'],
+    ['2017-13-01T00-00-00-000', 'month 13 is out of range'],
+    ['2017-00-01T00-00-00-000', 'month 00 is out of range'],
+    ['2017-02-29T00-00-00-000', 'day 29 does not exist in 2017-02'],
+    ['2017-04-31T00-00-00-000', 'day 31 does not exist in 2017-04'],
+    ['2017-02-00T00-00-00-000', 'day 00 does not exist'],
+    ['2017-02-13T24-00-00-000', 'hour 24 is out of range'],
+    ['2017-02-13T12-60-00-000', 'minute 60 is out of range'],
+    ['2017-02-13T12-00-60-000', 'second 60 is out of range'],
+    ['now', 'expected the form'],
+  ])('%j is refused: %s', (input, problem) => {
+    let err: unknown;
+    try {
+      parsePlatformTime(input, 'Asia/Shanghai');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TimestampError);
+    expect((err as TimestampError).message).toContain(problem);
+    expect((err as TimestampError).message).toContain(JSON.stringify(input));
+    expect((err as TimestampError).input).toBe(input);
+  });
+
+  test.each([
+    [undefined, '(missing)'],
+    [null, 'null'],
+    [1486958400000, '1486958400000'],
+    [{ t: 1 }, '{"t":1}'],
+  ])('non-string %j is refused, never read as now', (input, shown) => {
+    expect(() => parsePlatformTime(input, 'Asia/Shanghai')).toThrow(TimestampError);
+    expect(() => parsePlatformTime(input, 'Asia/Shanghai')).toThrow(shown);
+  });
+
+  test('an unknown zone is a clear error', () => {
+    expect(() => parsePlatformTime('2017-02-13T12-00-00-000', 'Mars/Olympus')).toThrow('unknown time zone "Mars/Olympus"');
+  });
+});
+
+describe('formatPlatformTime', () => {
+  test.each([
+    [1486958400000, 'Asia/Shanghai', '2017-02-13T12-00-00-000'],
+    [1486958400123, 'Asia/Shanghai', '2017-02-13T12-00-00-123'],
+    [0, 'Asia/Shanghai', '1970-01-01T08-00-00-000'],
+    [1486958400000, 'UTC', '2017-02-13T04-00-00-000'],
+    [Date.UTC(2017, 6, 13, 10), 'Europe/Berlin', '2017-07-13T12-00-00-000'],
+    [Date.UTC(2017, 1, 13, 6, 15), 'Asia/Kathmandu', '2017-02-13T12-00-00-000'],
+  ])('%d in %s -> %s', (ms, zone, expected) => {
+    expect(formatPlatformTime(ms, zone)).toBe(expected);
+    expect(parsePlatformTime(expected, zone)).toBe(ms);
+  });
+
+  test('round-trips every hour of a year with DST, outside the overlap', () => {
+    const zone = 'Europe/Berlin';
+    let checked = 0;
+    for (let t = Date.UTC(2023, 0, 1); t < Date.UTC(2024, 0, 1); t += 3_600_000 + 1234) {
+      const text = formatPlatformTime(t, zone);
+      const back = parsePlatformTime(text, zone);
+      // in the autumn overlap the earlier instant is chosen by design
+      if (back !== t) expect(back).toBe(t - 3_600_000);
+      else checked++;
+    }
+    expect(checked).toBeGreaterThan(8700);
+  });
+
+  test('refuses a non-finite instant', () => {
+    expect(() => formatPlatformTime(Number.NaN, 'Asia/Shanghai')).toThrow('not a finite number');
+  });
+});
+
+describe('platform day', () => {
+  test.each([
+    // 15:59:59.999 UTC is 23:59:59.999 in Shanghai; 16:00 UTC is the next Shanghai day
+    [Date.UTC(2024, 4, 1, 15, 59, 59, 999), 'Asia/Shanghai', '2024-05-01', Date.UTC(2024, 3, 30, 16), Date.UTC(2024, 4, 1, 16)],
+    [Date.UTC(2024, 4, 1, 16), 'Asia/Shanghai', '2024-05-02', Date.UTC(2024, 4, 1, 16), Date.UTC(2024, 4, 2, 16)],
+    [Date.UTC(2024, 4, 1, 23), 'UTC', '2024-05-01', Date.UTC(2024, 4, 1), Date.UTC(2024, 4, 2)],
+    // the day DST starts in New York has 23 hours
+    [Date.UTC(2024, 2, 10, 12), 'America/New_York', '2024-03-10', Date.UTC(2024, 2, 10, 5), Date.UTC(2024, 2, 11, 4)],
+  ])('%d in %s is %s [%d, %d)', (ms, zone, day, start, end) => {
+    expect(platformDay(ms, zone)).toEqual({ day, start, end });
+  });
+
+  test('offsets and readable local time', () => {
+    expect(zoneOffsetMs(0, 'Asia/Shanghai')).toBe(8 * 3_600_000);
+    expect(zoneOffsetMs(Date.UTC(2024, 6, 1), 'America/New_York')).toBe(-4 * 3_600_000);
+    expect(formatLocalTime(Date.UTC(2024, 4, 1, 16), 'Asia/Shanghai')).toBe('2024-05-02 00:00:00 Asia/Shanghai');
+  });
+});
