@@ -37,6 +37,8 @@ export interface WriteResult {
   merged: number;
   /** points (or values) set aside as dead letters */
   deadLettered: number;
+  /** null/undefined values left out of their rows (the field is absent there) */
+  absent?: number;
 }
 
 export interface PointWriter {
@@ -62,6 +64,8 @@ export interface DeadLetter {
   /** epoch ms */
   at: number;
   attempts: number;
+  /** why the last retry failed, when one did */
+  lastError?: string;
 }
 
 export interface DeadLetterStore {

@@ -1,0 +1,213 @@
+/**
+ * SinkPoint -> InfluxDB line protocol, and the value rules of the schema (docs/influxdb.md):
+ *
+ * - finite numbers are always float fields (`1` is written as `1`, never `1i`), so a datapoint
+ *   that is sometimes whole and sometimes fractional never causes an integer/float conflict;
+ * - booleans are boolean fields, strings are string fields (a numeric string stays a string:
+ *   the platform's type is kept);
+ * - `null` / `undefined` leave the field out of that row (rows are sparse) and are counted;
+ * - objects and arrays are stored as their JSON text in a string field;
+ * - NaN, ±Infinity and values of other JS types cannot be stored: the value becomes a dead letter
+ *   and the rest of the row is written;
+ * - a device id or field name that line protocol cannot carry exactly (empty, a newline, or a
+ *   backslash that InfluxDB versions read differently) makes a dead letter too.
+ *
+ * Escaping uses the client library's `escape` helpers; lines are built as plain strings because
+ * building a `Point` object per row costs more than the rest of the write path together.
+ */
+import { escape } from '@influxdata/influxdb-client';
+import type { SinkPoint } from './api.js';
+
+export type FieldValue = number | boolean | string;
+
+/** A value (or a whole point) that cannot be written, with the reason. */
+export interface ValueProblem {
+  /** the field, or undefined when the whole point is unusable */
+  field?: string;
+  reason: string;
+}
+
+export interface NormalisedPoint {
+  /** the original point (values as received), kept for dead letters */
+  raw: SinkPoint;
+  /** storable values only, in the order they arrived */
+  fields: Record<string, FieldValue>;
+  /** the line, without trailing newline */
+  line: string;
+}
+
+export interface Normalisation {
+  /** undefined when nothing of the point can be written */
+  point?: NormalisedPoint;
+  problems: ValueProblem[];
+  /** null/undefined values left out */
+  absent: number;
+}
+
+/**
+ * Why a key (device id or field name) cannot be written, or undefined when it can. InfluxDB 1.x
+ * keeps `\\` as two characters while 2.x reads it as one, and a backslash before a space, comma,
+ * `=` or at the end escapes the separator: such names would not come back as they were sent.
+ */
+export function keyProblem(key: string, what: string): string | undefined {
+  if (key.length === 0) return `${what} is empty`;
+  if (/[\n\r]/.test(key)) return `${what} contains a line break, which line protocol cannot carry`;
+  if (/\\(?:[\\ ,=]|$)/.test(key)) {
+    return `${what} has a backslash at its end or before a backslash, space, comma or "=", which InfluxDB versions read differently`;
+  }
+  return undefined;
+}
+
+/** Escaped keys, cached: the same device ids and field names repeat on every row. */
+export class KeyCache {
+  private readonly map = new Map<string, string | { problem: string }>();
+
+  constructor(private readonly maxEntries = 50_000) {}
+
+  /** The escaped key, or `{problem}` when it cannot be written. */
+  get(key: string, what: string): string | { problem: string } {
+    const hit = this.map.get(key);
+    if (hit !== undefined) return hit;
+    const problem = keyProblem(key, what);
+    const value = problem ? { problem } : escape.tag(key);
+    if (this.map.size >= this.maxEntries) this.map.clear(); // bounded: ids from pushes are open-ended
+    this.map.set(key, value);
+    return value;
+  }
+}
+
+/** The storable form of one value, `null` for absent, or a problem. */
+export function normaliseValue(value: unknown): FieldValue | null | { problem: string } {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? value : { problem: `value ${String(value)} is not a finite number` };
+    case 'boolean':
+    case 'string':
+      return value;
+    case 'undefined':
+      return null;
+    case 'bigint':
+      return Number(value);
+    case 'object':
+      if (value === null) return null;
+      try {
+        return JSON.stringify(value);
+      } catch (err) {
+        return { problem: `value cannot be stored as JSON: ${(err as Error).message}` };
+      }
+    default:
+      return { problem: `value of type ${typeof value} cannot be stored` };
+  }
+}
+
+/** One field value in line protocol: float without suffix, boolean, or quoted string. */
+export function encodeValue(value: FieldValue): string {
+  if (typeof value === 'number') return Object.is(value, -0) ? '0' : String(value);
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  return escape.quoted(value);
+}
+
+const measurementCache = new Map<string, string>();
+
+function escapedMeasurement(name: string): string {
+  let e = measurementCache.get(name);
+  if (e === undefined) {
+    e = escape.measurement(name);
+    measurementCache.set(name, e);
+  }
+  return e;
+}
+
+/** Builds the line of already-validated parts. */
+export function encodeLine(measurement: string, escapedDevice: string, fields: Array<[string, FieldValue]>, time: number): string {
+  let line = `${escapedMeasurement(measurement)},device_id=${escapedDevice} `;
+  for (let i = 0; i < fields.length; i++) {
+    if (i > 0) line += ',';
+    line += `${fields[i][0]}=${encodeValue(fields[i][1])}`;
+  }
+  return `${line} ${time}`;
+}
+
+/**
+ * Normalises one point: what can be written becomes a line, every unusable value is a problem.
+ * A point whose every field is unusable (or absent) has no line.
+ */
+export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
+  const problems: ValueProblem[] = [];
+  let absent = 0;
+  if (typeof raw.deviceId !== 'string') return { problems: [{ reason: 'device id is not a string' }], absent };
+  const device = keys.get(raw.deviceId, 'device id');
+  if (typeof device !== 'string') return { problems: [{ reason: device.problem }], absent };
+  if (!Number.isSafeInteger(raw.time)) {
+    return { problems: [{ reason: `time ${String(raw.time)} is not whole epoch milliseconds` }], absent };
+  }
+  if (raw.fields === null || typeof raw.fields !== 'object') return { problems: [{ reason: 'point has no fields object' }], absent };
+
+  const fields: Record<string, FieldValue> = {};
+  const encoded: Array<[string, FieldValue]> = [];
+  for (const name in raw.fields) {
+    const value = normaliseValue(raw.fields[name]);
+    if (value === null) {
+      absent++;
+      continue;
+    }
+    if (typeof value === 'object') {
+      problems.push({ field: name, reason: `field "${name}": ${value.problem}` });
+      continue;
+    }
+    const key = keys.get(name, `field name "${name}"`);
+    if (typeof key !== 'string') {
+      problems.push({ field: name, reason: key.problem });
+      continue;
+    }
+    fields[name] = value;
+    encoded.push([key, value]);
+  }
+  if (encoded.length === 0) {
+    const why = problems.length ? problems.map((p) => p.reason).join('; ') : 'every value is null or missing';
+    return { problems: [{ reason: `no storable field: ${why}` }], absent };
+  }
+  return { point: { raw, fields, line: encodeLine(raw.measurement, device as string, encoded, raw.time) }, problems, absent };
+}
+
+/** The same point with only some of its (already normalised) fields, e.g. after one was rejected. */
+export function withoutField(point: NormalisedPoint, field: string, keys: KeyCache): NormalisedPoint | undefined {
+  const fields: Record<string, FieldValue> = {};
+  const encoded: Array<[string, FieldValue]> = [];
+  for (const [name, value] of Object.entries(point.fields)) {
+    if (name === field) continue;
+    fields[name] = value;
+    encoded.push([keys.get(name, 'field name') as string, value]);
+  }
+  if (encoded.length === 0) return undefined;
+  const device = keys.get(point.raw.deviceId, 'device id') as string;
+  return { raw: point.raw, fields, line: encodeLine(point.raw.measurement, device, encoded, point.raw.time) };
+}
+
+/**
+ * Merges points with the same measurement, device and time: a later value overwrites an earlier
+ * one field by field; a later null does not erase an earlier value. Keeps first-seen order.
+ */
+export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; merged: number } {
+  const indexOf = new Map<string, number>();
+  const out: SinkPoint[] = [];
+  let merged = 0;
+  for (const p of points) {
+    const key = `${p.measurement}\n${p.deviceId}\n${p.time}`;
+    const at = indexOf.get(key);
+    if (at === undefined) {
+      indexOf.set(key, out.length);
+      out.push(p);
+      continue;
+    }
+    merged++;
+    const fields = { ...out[at].fields };
+    for (const name in p.fields) {
+      const v = p.fields[name];
+      if ((v === null || v === undefined) && fields[name] !== undefined && fields[name] !== null) continue;
+      fields[name] = v;
+    }
+    out[at] = { ...out[at], fields };
+  }
+  return { points: out, merged };
+}

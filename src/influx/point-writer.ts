@@ -1,0 +1,266 @@
+/**
+ * The one write path into InfluxDB (1.x `/write` or the 2.x+ API). `write()` resolves only after
+ * InfluxDB acknowledged every line it was given; nothing is buffered behind the caller's back.
+ * Points InfluxDB refuses (a field type conflict, an invalid field name) are isolated by splitting
+ * the batch — guided by the server's message when it names the culprit — and set aside as dead
+ * letters with their reason and raw content; the rest of the batch is written.
+ */
+import type { InfluxApi } from '../config.js';
+import type { Logger } from '../log.js';
+import type { DeadLetterStore, PointWriter, SinkPoint, WriteOptions, WriteResult } from './api.js';
+import { detectInfluxApi, type WriteApiVersion } from './api-detect.js';
+import { ensureDatabase } from './database.js';
+import { InfluxRejectedError } from './errors.js';
+import { KeyCache, mergeDuplicates, normalisePoint, withoutField, type NormalisedPoint } from './line-protocol.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
+import { authHeaders, WriteRequest, type WriteRequestOptions } from './write-request.js';
+
+export interface PointWriterOptions {
+  /** default http://127.0.0.1:8086 */
+  url: string;
+  /** default 'auto': asks the server on first write */
+  api: InfluxApi;
+  /** bucket (2.x+) or database (1.x), default `expeed` */
+  bucket: string;
+  org?: string;
+  /** 2.x+ token, or `user:password` for 1.x with authentication */
+  token?: string;
+  /** lines per request, default 5000 */
+  batchLines: number;
+  /** bytes per request, default 8 MiB (below InfluxDB 1.x's default max-body-size of 25 MB) */
+  maxBatchBytes: number;
+  /** requests in flight per write() call, default 2 (encoding overlaps with InfluxDB's parsing) */
+  concurrency: number;
+  retry: RetryPolicy;
+  /** per-request timeout, default 30 s */
+  timeoutMs: number;
+  /** gzip bodies above this many bytes; default 0 = off */
+  gzipThreshold: number;
+  /** create the 1.x database / check the 2.x bucket before the first write, default true */
+  ensureDatabase: boolean;
+  deadLetters: Pick<DeadLetterStore, 'add'>;
+  logger?: Logger;
+  /** replaces the client library's transport for writes */
+  transport?: WriteRequestOptions['transport'];
+  /** used for API detection and the database check */
+  fetch?: typeof fetch;
+}
+
+export const DEFAULT_POINT_WRITER_OPTIONS: Omit<PointWriterOptions, 'deadLetters'> = {
+  url: 'http://127.0.0.1:8086',
+  api: 'auto',
+  bucket: 'expeed',
+  batchLines: 5000,
+  maxBatchBytes: 8 * 1024 * 1024,
+  concurrency: 2,
+  retry: DEFAULT_RETRY_POLICY,
+  timeoutMs: 30_000,
+  gzipThreshold: 0,
+  ensureDatabase: true,
+};
+
+/** A point (or one value of it) InfluxDB will not take, with the reason. */
+export interface Rejection {
+  point: SinkPoint;
+  reason: string;
+}
+
+export interface DetailedWriteResult extends WriteResult {
+  /** null/undefined values left out of their rows */
+  absent: number;
+  rejected: Rejection[];
+}
+
+/** The field a single-line rejection names (`input field "x" on measurement ...`), if the point has it. */
+function namedField(message: string, point: NormalisedPoint): string | undefined {
+  return Object.keys(point.fields).find((f) => message.includes(`field "${f}" on measurement`));
+}
+
+const TYPE_OF: Record<string, string> = { float: 'number', integer: 'number', boolean: 'boolean', string: 'string' };
+
+/**
+ * Lines a rejection message points at: InfluxDB 1.x names the first conflicting field and its
+ * type, or quotes the lines it could not parse. Only a hint: splitting still verifies each line.
+ */
+function suspects(message: string, batch: NormalisedPoint[]): Set<NormalisedPoint> {
+  const found = new Set<NormalisedPoint>();
+  const conflict = /input field "(.+?)" on measurement "(.+?)" is (?:type (\w+)|invalid)/.exec(message);
+  if (conflict) {
+    const [, field, measurement, type] = conflict;
+    for (const p of batch) {
+      if (p.raw.measurement !== measurement || !(field in p.fields)) continue;
+      if (type === undefined || typeof p.fields[field] === TYPE_OF[type]) found.add(p);
+    }
+  }
+  for (const m of message.matchAll(/unable to parse '([^\n]*?)': /g)) {
+    for (const p of batch) if (p.line === m[1]) found.add(p);
+  }
+  return found;
+}
+
+export class InfluxPointWriter implements PointWriter {
+  readonly options: PointWriterOptions;
+  private readonly keys = new KeyCache();
+  private ready?: Promise<WriteRequest>;
+  private request?: WriteRequest;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(options: Partial<PointWriterOptions> & Pick<PointWriterOptions, 'deadLetters'>) {
+    this.options = { ...DEFAULT_POINT_WRITER_OPTIONS, ...options, retry: { ...DEFAULT_RETRY_POLICY, ...options.retry } };
+    if (this.options.batchLines < 1) throw new RangeError('batchLines must be at least 1');
+  }
+
+  /** The API in use once known ('v1' | 'v2'), after detection when `api` is 'auto'. */
+  async api(signal?: AbortSignal): Promise<WriteApiVersion> {
+    await this.connect(signal);
+    return this.resolvedApi!;
+  }
+
+  private resolvedApi?: WriteApiVersion;
+
+  private connect(signal?: AbortSignal): Promise<WriteRequest> {
+    this.ready ??= (async () => {
+      const o = this.options;
+      const api = o.api === 'auto' ? (await detectInfluxApi({ url: o.url, fetch: o.fetch, signal, headers: authHeaders({ api: 'v2', token: o.token?.includes(':') ? undefined : o.token }) })).api : o.api;
+      const target = { url: o.url, api, bucket: o.bucket, org: o.org, token: o.token };
+      const prepare = () => ensureDatabase({ ...target, headers: authHeaders(target), fetch: o.fetch, signal });
+      if (o.ensureDatabase) await prepare();
+      this.resolvedApi = api;
+      this.request = new WriteRequest(target, {
+        retry: o.retry,
+        timeoutMs: o.timeoutMs,
+        gzipThreshold: o.gzipThreshold,
+        transport: o.transport,
+        logger: o.logger,
+        onMissingDatabase: api === 'v1' && o.ensureDatabase ? prepare : undefined,
+      });
+      return this.request;
+    })();
+    // a failed start (InfluxDB down, wrong token) is tried again on the next write
+    this.ready.catch(() => {
+      this.ready = undefined;
+    });
+    return this.ready;
+  }
+
+  async write(points: SinkPoint[], options: WriteOptions): Promise<WriteResult> {
+    const result = await this.writeDetailed(points, options.signal);
+    // letters are stored only once the whole write succeeded; a write that throws is re-run by its job
+    await Promise.all(
+      result.rejected.map((r) =>
+        this.options.deadLetters.add({ kind: 'point', source: options.source, reason: r.reason, deviceId: r.point.deviceId, raw: r.point }),
+      ),
+    );
+    if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
+    const { written, merged, deadLettered, absent } = result;
+    return { written, merged, deadLettered, absent };
+  }
+
+  /** Like write(), but returns what InfluxDB refused instead of storing it (used to retry dead letters). */
+  async writeDetailed(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
+    if (this.closed) throw new Error('the InfluxDB writer is closed');
+    const work = this.run(points, signal);
+    this.inFlight.add(work);
+    try {
+      return await work;
+    } finally {
+      this.inFlight.delete(work);
+    }
+  }
+
+  private async run(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
+    const { points: unique, merged } = mergeDuplicates(points);
+    const result: DetailedWriteResult = { written: 0, merged, deadLettered: 0, absent: 0, rejected: [] };
+    const lines: NormalisedPoint[] = [];
+    for (const raw of unique) {
+      const n = normalisePoint(raw, this.keys);
+      result.absent += n.absent;
+      for (const p of n.problems) result.rejected.push({ point: raw, reason: p.reason });
+      if (n.point) lines.push(n.point);
+    }
+    if (lines.length > 0) {
+      const request = await this.connect(signal);
+      const batches = this.batches(lines);
+      let next = 0;
+      let failure: unknown;
+      const lane = async () => {
+        while (failure === undefined && next < batches.length) {
+          const batch = batches[next++];
+          try {
+            await this.settle(request, batch, result, signal);
+          } catch (err) {
+            failure ??= err;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.options.concurrency, batches.length) }, lane));
+      if (failure !== undefined) throw failure;
+    }
+    result.deadLettered = result.rejected.length;
+    return result;
+  }
+
+  private batches(lines: NormalisedPoint[]): NormalisedPoint[][] {
+    const { batchLines, maxBatchBytes } = this.options;
+    const out: NormalisedPoint[][] = [];
+    let current: NormalisedPoint[] = [];
+    let bytes = 0;
+    for (const p of lines) {
+      // string length approximates bytes well enough for a safety cap (non-ASCII counts low)
+      if (current.length >= batchLines || (current.length > 0 && bytes + p.line.length + 1 > maxBatchBytes)) {
+        out.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(p);
+      bytes += p.line.length + 1;
+    }
+    if (current.length) out.push(current);
+    return out;
+  }
+
+  /**
+   * Writes a batch; if InfluxDB refuses its lines, isolates the refused ones: the lines the error
+   * names first, otherwise halves. Re-sending lines InfluxDB 1.x already took from a partial write
+   * only overwrites them (same series and time); each point is counted once, when its own request
+   * is acknowledged.
+   */
+  private async settle(request: WriteRequest, batch: NormalisedPoint[], result: DetailedWriteResult, signal?: AbortSignal): Promise<void> {
+    try {
+      await request.send(batch.map((p) => p.line).join('\n'), signal);
+      result.written += batch.length;
+      return;
+    } catch (err) {
+      if (!(err instanceof InfluxRejectedError) || err.scope !== 'points') throw err;
+      if (batch.length === 1) return this.rejectOne(request, batch[0], err.message, result, signal);
+      const named = suspects(err.message, batch);
+      if (named.size > 0 && named.size < batch.length) {
+        await this.settle(request, batch.filter((p) => !named.has(p)), result, signal);
+        await this.settle(request, [...named], result, signal);
+        return;
+      }
+      const half = Math.ceil(batch.length / 2);
+      await this.settle(request, batch.slice(0, half), result, signal);
+      await this.settle(request, batch.slice(half), result, signal);
+    }
+  }
+
+  /** One refused line: when the server names one of its fields, only that value is set aside. */
+  private async rejectOne(request: WriteRequest, point: NormalisedPoint, message: string, result: DetailedWriteResult, signal?: AbortSignal): Promise<void> {
+    const field = namedField(message, point);
+    const rest = field === undefined ? undefined : withoutField(point, field, this.keys);
+    if (field !== undefined && rest) {
+      result.rejected.push({ point: point.raw, reason: `field "${field}" refused by InfluxDB: ${message}` });
+      return this.settle(request, [rest], result, signal);
+    }
+    result.rejected.push({ point: point.raw, reason: `refused by InfluxDB: ${message}` });
+  }
+
+  /** Waits for writes in progress, then releases the connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
+    this.request?.close();
+  }
+}
