@@ -1,0 +1,141 @@
+import type { JobsOptions } from 'bullmq';
+import { MEASUREMENT, type PointWriter, type SinkPoint } from '../influx/api.js';
+import type { DataPush, IngestJob, StatusPush } from '../queues.js';
+import type { Logger } from '../log.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { PendingSettingsStore, SettingCommand } from '../settings/pending-store.js';
+
+/**
+ * What a validated push becomes: `msg_type` 2 rows -> `device_data`, `msg_type` 1 -> a
+ * `device_status` point, `msg_type` 3 -> the state of a pending setting command. A device seen
+ * with its key joins the registry so the nightly sync covers it too.
+ */
+
+/**
+ * How ingest jobs are enqueued. Failed writes (InfluxDB down) are retried with a capped backoff
+ * for weeks rather than given up: a push acknowledged to the platform must land. Failed jobs are
+ * kept in Redis (`removeOnFail: false`) for the operator.
+ */
+export const INGEST_BACKOFF_TYPE = 'ingest-capped';
+export const INGEST_JOB_OPTIONS: JobsOptions = {
+  attempts: 50_000,
+  backoff: { type: INGEST_BACKOFF_TYPE, delay: 1000 },
+  removeOnComplete: true,
+  removeOnFail: false,
+};
+
+/** Exponential backoff from 1 s, capped at one minute, with ±20 % jitter so retries spread out. */
+export function ingestBackoff(attemptsMade: number): number {
+  const base = Math.min(60_000, 1000 * 2 ** Math.min(16, Math.max(0, attemptsMade - 1)));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+export const PUSH_SOURCE = 'push';
+
+/** `msg_type` 1 -> one `device_status` point at the time the push arrived (the push has no time). */
+export function statusPoint(body: StatusPush, receivedAt: number, onlineCode: number): SinkPoint {
+  return {
+    measurement: MEASUREMENT.status,
+    deviceId: body.device_id,
+    time: receivedAt,
+    fields: { online: body.device_status === onlineCode, raw_status: body.device_status, source: PUSH_SOURCE },
+  };
+}
+
+/** `msg_type` 2 -> one `device_data` point per row that carries at least one datapoint. */
+export function dataPoints(body: DataPush, parseTime: (raw: string) => number): SinkPoint[] {
+  const out: SinkPoint[] = [];
+  for (const row of body.data) {
+    const fields: Record<string, unknown> = {};
+    let n = 0;
+    for (const name in row) {
+      if (name === 'timestamp') continue;
+      fields[name] = row[name];
+      n++;
+    }
+    if (n > 0) out.push({ measurement: MEASUREMENT.data, deviceId: body.device_id, time: parseTime(row.timestamp), fields });
+  }
+  return out;
+}
+
+/** A setting command's state as a `device_setting` point, at the time of that state. */
+export function settingPoint(cmd: SettingCommand): SinkPoint {
+  const time = cmd.state === 'sent' ? cmd.sentAt : cmd.resolvedAt;
+  const fields: Record<string, unknown> = { message_id: cmd.messageId, state: cmd.state };
+  if (cmd.settings !== undefined) fields.settings = JSON.stringify(cmd.settings);
+  return { measurement: MEASUREMENT.setting, deviceId: cmd.deviceId, time: time ?? Date.now(), fields };
+}
+
+export interface IngestorOptions {
+  /** where points go; the ingest worker hands a PointBatcher so that many jobs share one write */
+  writer: Pick<PointWriter, 'write'>;
+  /** absent when auto-registration is off (EXPEED_AUTO_REGISTER=false) */
+  registry?: Pick<DeviceRegistry, 'addIfMissing'>;
+  settings: Pick<PendingSettingsStore, 'resolve'>;
+  parseTime: (raw: string) => number;
+  /** raw `device_status` of msg_type 1 that means online (vendor text: 0) */
+  pushOnlineCode: number;
+  logger: Logger;
+  /** how long a device id stays known to this process before the registry is asked again, ms (default 60 s) */
+  registryCacheMs: number;
+  now: () => number;
+}
+
+export const DEFAULT_INGESTOR_OPTIONS = { registryCacheMs: 60_000, now: Date.now };
+
+export interface IngestResult {
+  points: number;
+  registered: boolean;
+}
+
+export class Ingestor {
+  private readonly options: IngestorOptions;
+  /** device id -> when this process last made sure it is registered */
+  private readonly known = new Map<string, number>();
+
+  constructor(options: Omit<IngestorOptions, keyof typeof DEFAULT_INGESTOR_OPTIONS> & Partial<IngestorOptions>) {
+    this.options = { ...DEFAULT_INGESTOR_OPTIONS, ...options };
+  }
+
+  async ingest(job: IngestJob): Promise<IngestResult> {
+    switch (job.msgType) {
+      case 1: {
+        const registered = await this.register(job.body.device_id, job.body.device_key);
+        await this.options.writer.write([statusPoint(job.body, job.receivedAt, this.options.pushOnlineCode)], { source: PUSH_SOURCE });
+        return { points: 1, registered };
+      }
+      case 2: {
+        const registered = await this.register(job.body.device_id, job.body.device_key);
+        const points = dataPoints(job.body, this.options.parseTime);
+        await this.options.writer.write(points, { source: PUSH_SOURCE });
+        return { points: points.length, registered };
+      }
+      case 3: {
+        const { message_id: messageId, device_id: deviceId, set_result: code } = job.body;
+        const state = code === 0 ? 'applied' : 'failed';
+        const { changed, command } = await this.options.settings.resolve(messageId, deviceId, state, job.receivedAt);
+        if (!changed && command.state !== state) {
+          this.options.logger.warn({ messageId, deviceId, kept: command.state, pushed: state }, 'setting result contradicts the one already recorded; the first is kept');
+        }
+        // written even when unchanged: a retried job must still land its point (same time, same values)
+        await this.options.writer.write([settingPoint(command)], { source: PUSH_SOURCE });
+        return { points: 1, registered: false };
+      }
+      default:
+        throw new Error(`unknown msg_type ${(job as { msgType: unknown }).msgType} in ingest job`);
+    }
+  }
+
+  private async register(id: string, key: string | undefined): Promise<boolean> {
+    const { registry } = this.options;
+    if (!registry || !key) return false;
+    const now = this.options.now();
+    const seen = this.known.get(id);
+    if (seen !== undefined && now - seen < this.options.registryCacheMs) return false;
+    const added = await registry.addIfMissing({ id, key }, 'push');
+    if (this.known.size > 100_000) this.known.clear();
+    this.known.set(id, now);
+    if (added) this.options.logger.info({ deviceId: id }, 'device seen in a push added to the registry');
+    return added;
+  }
+}

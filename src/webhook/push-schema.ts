@@ -1,0 +1,185 @@
+import type { DataPush, IngestJob, SettingResultPush, StatusPush } from '../queues.js';
+
+/**
+ * Hand-written validators of the platform's push bodies (SPEC section 5). Every refusal names
+ * the field and what is wrong with it, so the dead letter explains itself.
+ */
+
+/** A push body that can never be accepted as it is: retrying the same body cannot help. */
+export class PushValidationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PushValidationError';
+  }
+
+  canRetry(): boolean {
+    return false;
+  }
+}
+
+/** A body that is not plaintext JSON: most likely the vendor's (unspecified) ciphertext mode. */
+export class NotPlaintextError extends PushValidationError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotPlaintextError';
+  }
+}
+
+export interface PushSchemaOptions {
+  /** parses a vendor timestamp (`YYYY-MM-DDTHH-mm-ss-SSS`, platform-local) to epoch ms; throws when it cannot */
+  parseTime: (raw: string) => number;
+}
+
+export type PushBody = IngestJob['body'];
+export type ValidatedPush = { msgType: 1; body: StatusPush } | { msgType: 2; body: DataPush } | { msgType: 3; body: SettingResultPush };
+
+/** The longest device id accepted; the vendor's ids are short serial-like strings. */
+export const MAX_DEVICE_ID_LENGTH = 128;
+export const MAX_FIELD_NAME_LENGTH = 256;
+
+// Whitespace, control characters, quotes, backslash, comma and `=` would have to be escaped in a
+// series key (and some cannot be at all): an id that needs them is not one the vendor issues.
+const BAD_ID_CHARS = /[\s,="'\\\u0000-\u001f\u007f]/;
+// Field names are escaped by the writer; control characters and backslashes cannot round-trip.
+const BAD_FIELD_CHARS = /[\\\u0000-\u001f\u007f]/;
+// `time` and the tag name would collide with the point's own time and series key in InfluxDB;
+// the underscore names are reserved by InfluxDB 2.x+.
+const RESERVED_FIELDS = new Set(['time', 'device_id', '_measurement', '_field', '_value', '_time', '_start', '_stop']);
+const CIPHER_FIELDS = ['encrypt', 'Encrypt', 'encrypted', 'ciphertext', 'cipher_text', 'encrypt_data'];
+
+/** Text of a body for messages: short, one line, with control characters shown as escapes. */
+export function preview(value: string, max = 60): string {
+  const s = JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
+  return s;
+}
+
+/**
+ * Reads a request body as plaintext JSON. A body that is empty, not UTF-8, not JSON, or a
+ * JSON envelope around ciphertext is refused with an error that says which.
+ */
+export function readPushBody(raw: Buffer | undefined): unknown {
+  if (!raw || raw.length === 0) throw new PushValidationError('empty body: expected a JSON object');
+  const text = raw.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(raw)) {
+    throw new NotPlaintextError('body is not UTF-8 text: ciphertext mode is not supported, choose plaintext in the vendor console');
+  }
+  const trimmed = text.trim();
+  if (!trimmed.startsWith('{') && !trimmed.startsWith('[') && /^[A-Za-z0-9+/=_-]{16,}$/.test(trimmed)) {
+    throw new NotPlaintextError('body looks like base64 ciphertext, not JSON: ciphertext mode is not supported, choose plaintext in the vendor console');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new PushValidationError(`invalid JSON: ${(err as Error).message}`);
+  }
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && !('msg_type' in value)) {
+    const cipher = CIPHER_FIELDS.find((k) => typeof (value as Record<string, unknown>)[k] === 'string');
+    if (cipher) {
+      throw new NotPlaintextError(`body carries "${cipher}" instead of a plaintext push: ciphertext mode is not supported, choose plaintext in the vendor console`);
+    }
+  }
+  return value;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `the string ${preview(v)}`;
+  if (typeof v === 'number') return `the number ${v}`;
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+function fail(field: string, expected: string, got: unknown): never {
+  throw new PushValidationError(`"${field}" must be ${expected}, got ${got === undefined ? 'nothing (missing)' : describe(got)}`);
+}
+
+/** A device id: a string (or a whole number, which the vendor examples leave unquoted). */
+export function deviceIdOf(v: unknown, field = 'device_id'): string {
+  const id = typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : v;
+  if (typeof id !== 'string' || id.length === 0) fail(field, 'a non-empty string', v);
+  if (id.length > MAX_DEVICE_ID_LENGTH) throw new PushValidationError(`"${field}" is longer than ${MAX_DEVICE_ID_LENGTH} characters`);
+  if (BAD_ID_CHARS.test(id)) {
+    throw new PushValidationError(`"${field}" ${preview(id)} contains whitespace, a control character, a quote, a backslash, "," or "="`);
+  }
+  return id;
+}
+
+function optionalString(v: unknown, field: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  if (typeof v !== 'string') fail(field, 'a string', v);
+  return v.length > 0 ? v : undefined;
+}
+
+/** A small code sent as a number or a numeric string (`0`, `"1"`), limited to `allowed`. */
+function codeOf(v: unknown, field: string, allowed: readonly number[]): number {
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !allowed.includes(n)) fail(field, `one of ${allowed.join(', ')} (number or string)`, v);
+  return n;
+}
+
+function messageIdOf(v: unknown): string {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  if (typeof v !== 'string' || v.trim().length === 0) fail('message_id', 'a non-empty string', v);
+  if (v.length > 256 || /[\u0000-\u001f\u007f]/.test(v)) {
+    throw new PushValidationError(`"message_id" ${preview(v)} is longer than 256 characters or contains a control character`);
+  }
+  return v;
+}
+
+function rowOf(row: unknown, i: number, options: PushSchemaOptions): DataPush['data'][number] {
+  const where = `data[${i}]`;
+  if (row === null || typeof row !== 'object' || Array.isArray(row)) fail(where, 'an object', row);
+  const r = row as Record<string, unknown>;
+  if (typeof r.timestamp !== 'string') fail(`${where}.timestamp`, 'a string such as "2017-02-13T12-00-00-000"', r.timestamp);
+  try {
+    const t = options.parseTime(r.timestamp);
+    if (!Number.isFinite(t)) throw new Error('not a finite time');
+  } catch (err) {
+    throw new PushValidationError(`"${where}.timestamp" ${preview(r.timestamp)} cannot be read: ${(err as Error).message}`);
+  }
+  for (const [name, value] of Object.entries(r)) {
+    if (name === 'timestamp') continue;
+    if (name.length === 0 || name.length > MAX_FIELD_NAME_LENGTH || BAD_FIELD_CHARS.test(name)) {
+      throw new PushValidationError(`${where}: datapoint name ${preview(name)} is empty, longer than ${MAX_FIELD_NAME_LENGTH} or contains a control character or backslash`);
+    }
+    if (RESERVED_FIELDS.has(name)) throw new PushValidationError(`${where}: datapoint name "${name}" is reserved in InfluxDB`);
+    const ok = typeof value === 'boolean' || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+    if (!ok) fail(`${where}.${name}`, 'a number, a boolean or a string', value);
+  }
+  return r as DataPush['data'][number];
+}
+
+/**
+ * Validates a parsed push body and returns it normalised (msg_type as a number, ids as strings,
+ * codes as numbers); unknown extra fields are kept for the record but ignored.
+ */
+export function validatePush(value: unknown, options: PushSchemaOptions): ValidatedPush {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('body', 'a JSON object', value);
+  const b = value as Record<string, unknown>;
+  const msgType = codeOf(b.msg_type, 'msg_type', [1, 2, 3]) as 1 | 2 | 3;
+  if (msgType === 1) {
+    const body: StatusPush = {
+      device_id: deviceIdOf(b.device_id),
+      device_status: codeOf(b.device_status, 'device_status', [0, 1]),
+    };
+    const key = optionalString(b.device_key, 'device_key');
+    const sn = optionalString(b.device_sn, 'device_sn');
+    if (key !== undefined) body.device_key = key;
+    if (sn !== undefined) body.device_sn = sn;
+    return { msgType, body };
+  }
+  if (msgType === 2) {
+    const deviceId = deviceIdOf(b.device_id);
+    if (!Array.isArray(b.data)) fail('data', 'an array of rows', b.data);
+    const body: DataPush = { device_id: deviceId, data: b.data.map((row, i) => rowOf(row, i, options)) };
+    const key = optionalString(b.device_key, 'device_key');
+    if (key !== undefined) body.device_key = key;
+    return { msgType, body };
+  }
+  return {
+    msgType,
+    body: { message_id: messageIdOf(b.message_id), device_id: deviceIdOf(b.device_id), set_result: codeOf(b.set_result, 'set_result', [0, 1]) },
+  };
+}
