@@ -1,0 +1,288 @@
+/**
+ * Proves the provisioned Grafana dashboard against a real InfluxDB: every panel target, every
+ * annotation and every template variable query is interpolated the way Grafana's InfluxQL data
+ * source does it and run on a database loaded with fixture points. A query that InfluxDB refuses,
+ * that comes back empty, or that still holds a macro after interpolation fails the test.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestDatabase, influxQuery, INFLUX_URL } from '../helpers/services.js';
+
+const ROOT = new URL('../../', import.meta.url);
+const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed.json', ROOT), 'utf8'));
+const provisioned = parse(readFileSync(new URL('grafana/provisioning/datasources/influxdb.yml', ROOT), 'utf8'));
+const DS_UID: string = provisioned.datasources[0].uid;
+
+// ---- fixture: six hours of points, hour-aligned so per-hour expectations are exact ----------
+const HOUR = 3_600_000;
+const MIN = 60_000;
+const NOW = Date.now();
+const BASE = Math.floor(NOW / HOUR) * HOUR - 6 * HOUR;
+type Value = number | boolean | string;
+interface Point { m: string; device: string; t: number; f: Record<string, Value> }
+const points: Point[] = [];
+for (let k = 0; k < 36; k++) {
+  const t = BASE + k * 10 * MIN;
+  const pump: Record<string, Value> = { temperature: 20 + (k % 6) };
+  if (k % 2 === 0) pump.humidity = 40 + k;
+  if (k % 3 === 0) pump.switch = k >= 18;
+  if (k % 12 === 0) pump.mode = k < 24 ? 'auto' : 'eco';
+  points.push({ m: 'device_data', device: 'pump-01', t, f: pump });
+  points.push({ m: 'device_data', device: 'meter_02', t, f: { temperature: 10 + k / 10, energy: k * 1.5 } });
+}
+const status = (device: string, t: number, online: boolean, raw: number, source: string): Point => ({
+  m: 'device_status', device, t, f: { online, raw_status: raw, source },
+});
+points.push(status('pump-01', BASE, true, 1, 'poll'), status('pump-01', BASE + 2 * HOUR, false, 1, 'push'));
+points.push(status('pump-01', BASE + 4 * HOUR, true, 0, 'push'), status('meter_02', BASE + HOUR, true, 1, 'poll'));
+for (let k = 0; k < 12; k++) points.push(status('gw-03', BASE + k * 30 * MIN, true, 1, 'poll'));
+const setting = (device: string, t: number, id: string, state: string, settings: object): Point => ({
+  m: 'device_setting', device, t, f: { message_id: id, state, settings: JSON.stringify(settings) },
+});
+points.push(setting('pump-01', BASE + HOUR, 'm-1', 'sent', { temp: 25 }), setting('pump-01', BASE + HOUR + 5000, 'm-1', 'applied', { temp: 25 }));
+points.push(setting('pump-01', BASE + 3 * HOUR, 'm-2', 'sent', { switch: 1 }), setting('pump-01', BASE + 3 * HOUR + 9000, 'm-2', 'failed', { switch: 1 }));
+points.push(setting('meter_02', BASE + 5 * HOUR, 'm-3', 'timeout', { mode: 'eco' }));
+
+const DEVICES = ['gw-03', 'meter_02', 'pump-01'];
+const FIELDS = ['energy', 'humidity', 'mode', 'switch', 'temperature'];
+
+function lineProtocol(p: Point): string {
+  const fields = Object.entries(p.f).map(([k, v]) =>
+    `${k}=${typeof v === 'string' ? `"${v.replace(/["\\]/g, '\\$&')}"` : typeof v === 'boolean' ? v : Number.isInteger(v) && k === 'raw_status' ? `${v}i` : v}`);
+  return `${p.m},device_id=${p.device} ${fields.join(',')} ${p.t}`;
+}
+
+// ---- Grafana's interpolation (public/app/plugins/datasource/influxdb/datasource.ts) ----------
+interface Variable { name: string; multi?: boolean; includeAll?: boolean; allValue?: string | null }
+/** Grafana escapes each value of a multi-value/All variable like this before joining with `|`. */
+const specialRegexEscape = (v: string) => v.replace(/\\/g, '\\\\\\\\').replace(/[$^*{}[\]'+?.()|]/g, '\\\\$&');
+const regularEscape = (v: string) => (Number.isNaN(parseFloat(v)) ? v.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&') : v);
+
+interface Selection {
+  name: string;
+  /** `all` = the All option; `all-expanded` = All on a variable without allValue (every value joined) */
+  values: Record<string, string[] | 'all' | 'all-expanded'>;
+  /** Grafana 10+ joins several values as `a|b`; older versions as `(a|b)`; the dashboard must work with both */
+  join: 'bare' | 'paren';
+  timeFilter: string;
+  intervalMs: number;
+}
+
+function formatVariable(v: Variable, sel: Selection['values'][string], every: string[], join: Selection['join']): string {
+  if (sel === 'all' && v.allValue) return v.allValue;
+  const values = sel === 'all' || sel === 'all-expanded' ? every : sel;
+  if (!v.multi && !v.includeAll) return regularEscape(values[0]);
+  const escaped = values.map(specialRegexEscape);
+  if (escaped.length === 1) return escaped[0];
+  return join === 'paren' ? `(${escaped.join('|')})` : escaped.join('|');
+}
+
+const interval = (ms: number) => (ms % HOUR === 0 ? `${ms / HOUR}h` : ms % MIN === 0 ? `${ms / MIN}m` : `${ms / 1000}s`);
+
+/** Replaces every macro and variable; throws when anything that looks like one is left. */
+function interpolate(query: string, sel: Selection, from: number, to: number): string {
+  const vars: Array<[string, string]> = [
+    ['__interval_ms', String(sel.intervalMs)], ['__interval', interval(sel.intervalMs)], ['interval', interval(sel.intervalMs)],
+    ['timeFilter', sel.timeFilter], ['__timeFilter', sel.timeFilter], ['__from', String(from)], ['__to', String(to)],
+  ];
+  for (const v of dashboard.templating.list as Variable[]) {
+    const every = v.name === 'device' ? DEVICES : FIELDS;
+    vars.push([v.name, formatVariable(v, sel.values[v.name] ?? 'all', every, sel.join)]);
+  }
+  vars.sort((a, b) => b[0].length - a[0].length); // `$__interval_ms` before `$__interval`
+  let out = query;
+  for (const [name, value] of vars) {
+    out = out.split(`\${${name}}`).join(value).split(`[[${name}]]`).join(value).replace(new RegExp(`\\$${name}(?![\\w])`, 'g'), () => value);
+  }
+  const left = /\$\{?[A-Za-z_]\w*\}?|\[\[\w+\]\]/.exec(out);
+  if (left) throw new Error(`unsubstituted Grafana macro or variable "${left[0]}" in: ${out}`);
+  return out;
+}
+
+// ---- the dashboard's queries ----------------------------------------------------------------
+interface Query { where: string; query: string; format: string }
+function dashboardQueries(): Query[] {
+  const out: Query[] = [];
+  // runs while tests are collected, so it throws plain errors rather than calling expect()
+  const check = (ok: boolean, problem: string) => {
+    if (!ok) throw new Error(`dashboard: ${problem}`);
+  };
+  const walk = (panels: Array<Record<string, any>>) => {
+    for (const p of panels) {
+      if (p.panels) walk(p.panels);
+      if (p.type === 'row') continue;
+      check(p.datasource?.uid === DS_UID, `panel "${p.title}" does not use data source ${DS_UID}`);
+      check(p.targets?.length > 0, `panel "${p.title}" has no query`);
+      for (const t of p.targets) {
+        const where = `panel "${p.title}" target ${t.refId}`;
+        check(t.datasource?.uid === DS_UID, `${where} does not use data source ${DS_UID}`);
+        // a builder-mode query would be rendered by Grafana's editor and escape this test
+        check(t.rawQuery === true, `${where} is not a raw InfluxQL query`);
+        check(typeof t.query === 'string' && t.query.trim() !== '', `${where} has no query text`);
+        out.push({ where, query: t.query, format: t.resultFormat });
+      }
+    }
+  };
+  walk(dashboard.panels);
+  for (const a of dashboard.annotations.list) {
+    if (a.builtIn) continue;
+    check(a.datasource?.uid === DS_UID, `annotation "${a.name}" does not use data source ${DS_UID}`);
+    out.push({ where: `annotation "${a.name}"`, query: a.query, format: 'table' });
+  }
+  return out;
+}
+
+type Series = Awaited<ReturnType<typeof influxQuery>>;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+const run = (q: string): Promise<Series> => influxQuery(db.name, q, INFLUX_URL);
+const byTitle = (title: string): Query => {
+  const found = dashboardQueries().find((q) => q.where.startsWith(`panel "${title}`) || q.where.startsWith(`annotation "${title}`));
+  if (!found) throw new Error(`dashboard has no panel "${title}"`);
+  return found;
+};
+
+beforeAll(async () => {
+  db = await createTestDatabase('dashboard');
+  const res = await fetch(`${db.url}/write?db=${encodeURIComponent(db.name)}&precision=ms`, { method: 'POST', body: points.map(lineProtocol).join('\n') });
+  expect(res.status, await res.text()).toBe(204);
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const FROM = NOW - 24 * HOUR;
+const absolute = `time >= ${FROM}ms and time <= ${NOW}ms`;
+const SELECTIONS: Selection[] = [
+  { name: 'All (allValue .*), 1h', values: { device: 'all', field: 'all', state: 'all' }, join: 'bare', timeFilter: absolute, intervalMs: HOUR },
+  { name: 'All expanded to every value, (a|b) join', values: { device: 'all-expanded', field: 'all-expanded', state: 'all-expanded' }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
+  { name: 'one device, one datapoint, relative range, 1m', values: { device: ['pump-01'], field: ['temperature'], state: ['switch'] }, join: 'bare', timeFilter: 'time >= now() - 24h and time <= now()', intervalMs: MIN },
+  { name: 'two of each, a|b join (Grafana 10+)', values: { device: ['pump-01', 'meter_02'], field: ['temperature', 'energy'], state: ['switch', 'mode'] }, join: 'bare', timeFilter: absolute, intervalMs: 10 * MIN },
+  { name: 'two of each, (a|b) join (older Grafana)', values: { device: ['pump-01', 'meter_02'], field: ['humidity', 'energy'], state: ['mode'] }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
+];
+
+describe('provisioning', () => {
+  test('the data source is InfluxQL with a fixed uid that every panel uses', () => {
+    const ds = provisioned.datasources[0];
+    expect(ds).toMatchObject({ uid: 'expeed-influxdb', type: 'influxdb', access: 'proxy', jsonData: { version: 'InfluxQL', httpMode: 'POST', httpHeaderName1: 'Authorization' } });
+    expect(ds.secureJsonData.httpHeaderValue1).toBe('Token ${EXPEED_GRAFANA_INFLUX_TOKEN}');
+    expect(dashboardQueries().length).toBe(9);
+  });
+  test('an unknown macro fails the check instead of reaching InfluxDB', () => {
+    expect(() => interpolate('SELECT 1 FROM x WHERE $timeFilter AND $__range', SELECTIONS[0], FROM, NOW)).toThrow(/unsubstituted Grafana macro or variable "\$__range"/);
+    expect(() => interpolate('SELECT [[nope]]', SELECTIONS[0], FROM, NOW)).toThrow(/"\[\[nope\]\]"/);
+  });
+});
+
+describe('template variables', () => {
+  test.each(dashboard.templating.list.map((v: { name: string; query: string }) => [v.name, v.query]))('$%s lists what is in InfluxDB', async (name, query) => {
+    const series = await run(interpolate(query as string, SELECTIONS[0], FROM, NOW));
+    // Grafana shows the value column of SHOW TAG VALUES and the first column of SHOW FIELD KEYS
+    const values = series.flatMap((s) => s.values.map((v) => String(/show field keys/i.test(query as string) ? v[0] : v[1])));
+    expect([...new Set(values)].sort()).toEqual(name === 'device' ? DEVICES : FIELDS);
+  });
+});
+
+describe.each(SELECTIONS)('every query runs and honours the selection: $name', (sel) => {
+  const chosen = (name: string, every: string[]) => (Array.isArray(sel.values[name]) ? (sel.values[name] as string[]) : every);
+  test.each(dashboardQueries().map((q) => [q.where, q]))('%s', async (_where, q) => {
+    const series = await run(interpolate((q as Query).query, sel, FROM, NOW));
+    expect(series.length, `${(q as Query).where} returned nothing`).toBeGreaterThan(0);
+    const devices = chosen('device', DEVICES);
+    for (const s of series) {
+      expect(s.values.length).toBeGreaterThan(0);
+      expect(s.values.some((row) => row.slice(1).some((v) => v !== null))).toBe(true);
+      const ids = s.tags?.device_id !== undefined ? [s.tags.device_id] : s.values.map((r) => String(r[s.columns.indexOf('device_id')]));
+      for (const id of ids) expect(devices).toContain(id);
+      // aggregate columns are named <function>_<datapoint>: only chosen datapoints may appear
+      const aggregated = s.columns.filter((c) => /^(mean|last|count)_/.test(c)).map((c) => c.replace(/^[a-z]+_/, ''));
+      const variable = /last\(/.test((q as Query).query) ? 'state' : 'field';
+      for (const f of aggregated) expect(chosen(variable, FIELDS)).toContain(f);
+    }
+  });
+});
+
+describe('values match the fixture (All selected, 1h interval)', () => {
+  const sel = SELECTIONS[0];
+  const rows = async (title: string) => {
+    const series = await run(interpolate(byTitle(title).query, sel, FROM, NOW));
+    return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) }) as Record<string, any>));
+  };
+  const hourly = (m: string, device: string, field: string) => {
+    const buckets = new Map<number, Value[]>();
+    for (const p of points) if (p.m === m && p.device === device && p.f[field] !== undefined) {
+      const b = Math.floor(p.t / HOUR) * HOUR;
+      buckets.set(b, [...(buckets.get(b) ?? []), p.f[field]]);
+    }
+    return buckets;
+  };
+
+  test('numeric datapoints are averaged per hour and per device; text and booleans are left out', async () => {
+    const got = await rows('Datapoints: mean');
+    expect(Object.keys(got[0]).filter((k) => k.startsWith('mean_')).sort()).toEqual(['mean_energy', 'mean_humidity', 'mean_temperature']);
+    for (const [device, fields] of [['pump-01', ['temperature', 'humidity']], ['meter_02', ['temperature', 'energy']]] as const) {
+      for (const field of fields) {
+        const expected = [...hourly('device_data', device, field)].map(([t, vs]) => [t, (vs as number[]).reduce((a, b) => a + b, 0) / vs.length]);
+        const actual = got.filter((r) => r.device_id === device && r[`mean_${field}`] !== null).map((r) => [r.time, r[`mean_${field}`]]);
+        expect(actual.length).toBe(6);
+        actual.forEach(([t, v], i) => {
+          expect(t).toBe(expected[i][0]);
+          expect(v).toBeCloseTo(expected[i][1] as number, 9);
+        });
+      }
+    }
+  });
+
+  test('the states timeline carries the last boolean and text value of each hour', async () => {
+    const got = (await rows('Datapoints: states')).filter((r) => r.device_id === 'pump-01');
+    const last = (field: string) => [...hourly('device_data', 'pump-01', field)].map(([t, vs]) => [t, vs.at(-1)]);
+    expect(got.filter((r) => r.last_switch !== null).map((r) => [r.time, r.last_switch])).toEqual(last('switch'));
+    expect(got.filter((r) => r.last_mode !== null).map((r) => [r.time, r.last_mode])).toEqual([[BASE, 'auto'], [BASE + 2 * HOUR, 'auto'], [BASE + 4 * HOUR, 'eco']]);
+  });
+
+  test('online/offline is a boolean per device and interval', async () => {
+    const got = await rows('Online / offline');
+    expect(got.filter((r) => r.device_id === 'pump-01').map((r) => [r.time, r.online])).toEqual([[BASE, true], [BASE + 2 * HOUR, false], [BASE + 4 * HOUR, true]]);
+    expect(got.filter((r) => r.device_id === 'gw-03').map((r) => r.online)).toEqual([true, true, true, true, true, true]);
+  });
+
+  test('last status per device keeps the raw code and the source', async () => {
+    const got = await rows('Last status per device');
+    expect(got.map((r) => [r.device_id, r.time, r.online, r.raw_status, r.source]).sort()).toEqual([
+      ['gw-03', BASE + 11 * 30 * MIN, true, 1, 'poll'], ['meter_02', BASE + HOUR, true, 1, 'poll'], ['pump-01', BASE + 4 * HOUR, true, 0, 'push'],
+    ]);
+  });
+
+  test('setting results list every state, newest first per device', async () => {
+    const got = await rows('Setting results');
+    expect(got.filter((r) => r.device_id === 'pump-01').map((r) => [r.message_id, r.state, JSON.parse(r.settings)])).toEqual([
+      ['m-2', 'failed', { switch: 1 }], ['m-2', 'sent', { switch: 1 }], ['m-1', 'applied', { temp: 25 }], ['m-1', 'sent', { temp: 25 }],
+    ]);
+    expect(got.filter((r) => r.device_id === 'meter_02').map((r) => [r.time, r.message_id, r.state])).toEqual([[BASE + 5 * HOUR, 'm-3', 'timeout']]);
+    const notes = await rows('Settings');
+    expect(notes.map((r) => [r.device_id, r.message_id, r.state]).sort()).toEqual([
+      ['meter_02', 'm-3', 'timeout'], ['pump-01', 'm-1', 'applied'], ['pump-01', 'm-1', 'sent'], ['pump-01', 'm-2', 'failed'], ['pump-01', 'm-2', 'sent'],
+    ]);
+  });
+
+  test('last data per device is the newest row with its time', async () => {
+    const got = await rows('Last data per device');
+    const last = BASE + 35 * 10 * MIN;
+    expect(got.map((r) => [r.device_id, r.time, r.temperature, r.energy ?? null]).sort()).toEqual([
+      ['meter_02', last, 13.5, 52.5], ['pump-01', last, 25, null],
+    ]);
+  });
+
+  test('values and status reports per hour add up to what was written', async () => {
+    const values = await rows('Values per hour');
+    for (const device of ['pump-01', 'meter_02']) {
+      const written = points.filter((p) => p.m === 'device_data' && p.device === device).reduce((n, p) => n + Object.keys(p.f).length, 0);
+      const counted = values.filter((r) => r.device_id === device).reduce((n, r) => n + FIELDS.reduce((m, f) => m + (r[`count_${f}`] ?? 0), 0), 0);
+      expect(counted).toBe(written);
+    }
+    const reports = await rows('Status reports per hour');
+    const perDevice = (d: string) => reports.filter((r) => r.device_id === d).reduce((n, r) => n + r.reports, 0);
+    expect([perDevice('pump-01'), perDevice('meter_02'), perDevice('gw-03')]).toEqual([3, 1, 12]);
+    expect(reports.filter((r) => r.device_id === 'gw-03' && r.time >= BASE).map((r) => r.reports)).toEqual([2, 2, 2, 2, 2, 2, 0]); // the current hour: nothing yet, a visible zero
+  });
+});
