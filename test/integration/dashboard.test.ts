@@ -175,19 +175,20 @@ describe('provisioning', () => {
 });
 
 describe('template variables', () => {
-  test.each(dashboard.templating.list.map((v: { name: string; query: string }) => [v.name, v.query]))('$%s lists what is in InfluxDB', async (name, query) => {
-    const series = await run(interpolate(query as string, SELECTIONS[0], FROM, NOW));
+  const variables = (dashboard.templating.list as Array<{ name: string; query: string }>).map((v) => ({ name: v.name, query: v.query }));
+  test.each(variables)('$name lists what is in InfluxDB', async ({ name, query }) => {
+    const series = await run(interpolate(query, SELECTIONS[0], FROM, NOW));
     // Grafana shows the value column of SHOW TAG VALUES and the first column of SHOW FIELD KEYS
-    const values = series.flatMap((s) => s.values.map((v) => String(/show field keys/i.test(query as string) ? v[0] : v[1])));
+    const values = series.flatMap((s) => s.values.map((v) => String(/show field keys/i.test(query) ? v[0] : v[1])));
     expect([...new Set(values)].sort()).toEqual(name === 'device' ? DEVICES : FIELDS);
   });
 });
 
 describe.each(SELECTIONS)('every query runs and honours the selection: $name', (sel) => {
   const chosen = (name: string, every: string[]) => (Array.isArray(sel.values[name]) ? (sel.values[name] as string[]) : every);
-  test.each(dashboardQueries().map((q) => [q.where, q]))('%s', async (_where, q) => {
-    const series = await run(interpolate((q as Query).query, sel, FROM, NOW));
-    expect(series.length, `${(q as Query).where} returned nothing`).toBeGreaterThan(0);
+  test.each(dashboardQueries())('$where', async (q) => {
+    const series = await run(interpolate(q.query, sel, FROM, NOW));
+    expect(series.length, `${q.where} returned nothing`).toBeGreaterThan(0);
     const devices = chosen('device', DEVICES);
     for (const s of series) {
       expect(s.values.length).toBeGreaterThan(0);
@@ -196,7 +197,7 @@ describe.each(SELECTIONS)('every query runs and honours the selection: $name', (
       for (const id of ids) expect(devices).toContain(id);
       // aggregate columns are named <function>_<datapoint>: only chosen datapoints may appear
       const aggregated = s.columns.filter((c) => /^(mean|last|count)_/.test(c)).map((c) => c.replace(/^[a-z]+_/, ''));
-      const variable = /last\(/.test((q as Query).query) ? 'state' : 'field';
+      const variable = /last\(/.test(q.query) ? 'state' : 'field';
       for (const f of aggregated) expect(chosen(variable, FIELDS)).toContain(f);
     }
   });
