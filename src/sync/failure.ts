@@ -1,0 +1,45 @@
+/**
+ * How the sync reads errors from the platform client and the writer without depending on their
+ * classes: every error of theirs carries `retryable`; a spent token budget carries `resetsAt`.
+ * Anything without `retryable: false` (network, HTTP 5xx, InfluxDB down, unknown) is retried.
+ */
+
+export interface FailureFacts {
+  retryable: boolean;
+  /** the vendor result code, when the platform answered with one */
+  code?: number;
+  /** the vendor's own message */
+  vendorMessage?: string;
+  endpoint?: string;
+}
+
+export function failureFacts(err: unknown): FailureFacts {
+  const e = (err ?? {}) as { retryable?: unknown; code?: unknown; vendorMessage?: unknown; endpoint?: unknown };
+  return {
+    retryable: e.retryable !== false,
+    code: typeof e.code === 'number' ? e.code : undefined,
+    vendorMessage: typeof e.vendorMessage === 'string' ? e.vendorMessage : undefined,
+    endpoint: typeof e.endpoint === 'string' ? e.endpoint : undefined,
+  };
+}
+
+/** When a spent token budget comes back (epoch ms), or undefined for any other error. */
+export function budgetResetsAt(err: unknown): number | undefined {
+  const e = err as { name?: unknown; resetsAt?: unknown } | null;
+  if (!e || typeof e !== 'object') return undefined;
+  if (e.name !== 'TokenBudgetExhaustedError') return undefined;
+  return typeof e.resetsAt === 'number' && Number.isFinite(e.resetsAt) ? e.resetsAt : undefined;
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A device the registry does not hold: queuing or running work for it cannot succeed. */
+export class UnknownDeviceError extends Error {
+  readonly retryable = false;
+  constructor(readonly deviceId: string) {
+    super(`device "${deviceId}" is not in the registry (add it with: expeed-sync devices add ${deviceId} --key KEY); not retryable`);
+    this.name = 'UnknownDeviceError';
+  }
+}

@@ -1,0 +1,63 @@
+import type { Redis } from 'ioredis';
+import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from '../platform/api.js';
+import { redisKey } from '../queues.js';
+
+/**
+ * A platform request rate shared by every worker process: at most `perSecond` requests start in
+ * any one second, counted in Redis (`<prefix>:rate:platform:<second>`). BullMQ's own limiter counts
+ * jobs, and one backfill job makes many requests, so the count has to be per request.
+ * A request over the rate waits for the next second; it never fails.
+ */
+export interface RequestRateOptions {
+  redis: Pick<Redis, 'eval'>;
+  prefix: string;
+  /** requests per second across all processes */
+  perSecond: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const TAKE = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], 2000) end
+return n
+`;
+
+export class RequestRate {
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private closed = false;
+
+  constructor(private readonly options: RequestRateOptions) {
+    if (!Number.isInteger(options.perSecond) || options.perSecond < 1) throw new RangeError(`request rate must be a whole number >= 1, got ${options.perSecond}`);
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** Resolves when this process may send one request. */
+  async take(signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      if (this.closed) throw new Error('request rate limiter is closed; retryable in a new process');
+      signal?.throwIfAborted();
+      const now = this.now();
+      const second = Math.floor(now / 1000);
+      const n = (await this.options.redis.eval(TAKE, 1, redisKey(this.options.prefix, 'rate', 'platform', String(second)))) as number;
+      if (n <= this.options.perSecond) return;
+      await this.sleep((second + 1) * 1000 - now + Math.floor(Math.random() * 20));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** Wraps a platform client so that every call first takes its place in the shared rate. */
+export function rateLimitedPlatform(client: PlatformClient, rate: Pick<RequestRate, 'take'>): PlatformClient {
+  return {
+    deviceStatus: async (d: DeviceRef, o?: CallOptions) => (await rate.take(o?.signal), client.deviceStatus(d, o)),
+    currentDatapoints: async (d: DeviceRef, ids?: string[], o?: CallOptions) => (await rate.take(o?.signal), client.currentDatapoints(d, ids, o)),
+    history: async (d: DeviceRef, q: HistoryQuery, o?: CallOptions) => (await rate.take(o?.signal), client.history(d, q, o)),
+    deviceSetting: async (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => (await rate.take(o?.signal), client.deviceSetting(d, s, o)),
+  };
+}

@@ -1,0 +1,73 @@
+import type { PlatformClient } from '../platform/api.js';
+import { MEASUREMENT, type PointWriter, type SinkPoint } from '../influx/api.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { StatusJob } from '../queues.js';
+import { budgetResetsAt, failureFacts, messageOf } from './failure.js';
+
+export interface StatusPollOptions {
+  platform: Pick<PlatformClient, 'deviceStatus'>;
+  writer: Pick<PointWriter, 'write'>;
+  registry: Pick<DeviceRegistry, 'list' | 'markFailure' | 'clearFailure'>;
+  now?: () => number;
+}
+
+export interface StatusPollResult {
+  polled: number;
+  online: number;
+  /** devices the platform refused (wrong id or key): marked in the registry */
+  refused: Array<{ deviceId: string; reason: string }>;
+}
+
+/** A poll that reached some devices but not others for a reason a retry can fix. */
+export class StatusPollError extends Error {
+  readonly retryable = true;
+  constructor(readonly failures: Array<{ deviceId: string; reason: string }>) {
+    super(`status poll failed for ${failures.length} device(s), retryable: ${failures.map((f) => `${f.deviceId}: ${f.reason}`).join('; ')}`);
+    this.name = 'StatusPollError';
+  }
+}
+
+/**
+ * Polls `device_status` and writes it to the `device_status` measurement with `source` = `poll`.
+ * A device the platform refuses is marked in the registry; the others are still written.
+ */
+export class StatusPoller {
+  private readonly now: () => number;
+
+  constructor(private readonly options: StatusPollOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async poll(job: StatusJob, signal?: AbortSignal): Promise<StatusPollResult> {
+    const { platform, writer, registry } = this.options;
+    const wanted = job.deviceIds ? new Set(job.deviceIds) : undefined;
+    const devices = (await registry.list()).filter((d) => !wanted || wanted.has(d.id));
+    const points: SinkPoint[] = [];
+    const result: StatusPollResult = { polled: 0, online: 0, refused: [] };
+    const retryLater: Array<{ deviceId: string; reason: string }> = [];
+    for (const d of devices) {
+      try {
+        const status = await platform.deviceStatus({ id: d.id, key: d.key }, { signal });
+        points.push({ measurement: MEASUREMENT.status, deviceId: d.id, time: this.now(), fields: { online: status.online, raw_status: status.raw, source: 'poll' } });
+        result.polled++;
+        if (status.online) result.online++;
+        if (d.failure) await registry.clearFailure(d.id);
+      } catch (err) {
+        // a spent budget stops the whole poll: the worker delays the job until the reset
+        if (budgetResetsAt(err) !== undefined) {
+          if (points.length) await writer.write(points, { source: 'poll', signal });
+          throw err;
+        }
+        const facts = failureFacts(err);
+        if (facts.retryable) retryLater.push({ deviceId: d.id, reason: messageOf(err) });
+        else {
+          await registry.markFailure(d.id, { code: facts.code ?? -1, message: facts.vendorMessage ?? messageOf(err) });
+          result.refused.push({ deviceId: d.id, reason: messageOf(err) });
+        }
+      }
+    }
+    if (points.length) await writer.write(points, { source: 'poll', signal });
+    if (retryLater.length) throw new StatusPollError(retryLater);
+    return result;
+  }
+}

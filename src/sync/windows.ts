@@ -1,0 +1,42 @@
+/**
+ * Splitting a history range into backfill windows. Windows sit on a fixed grid (multiples of the
+ * window length since the epoch), so that two requests covering the same day produce the same
+ * window and therefore the same deduplication id: the same device and window is never queued twice.
+ */
+
+export interface Window {
+  /** epoch ms, inclusive */
+  from: number;
+  /** epoch ms, exclusive */
+  to: number;
+}
+
+/** Splits [from, to) on the window grid; the first and last windows may be partial. */
+export function splitWindows(from: number, to: number, windowMs: number): Window[] {
+  if (!Number.isFinite(from) || !Number.isFinite(to)) throw new RangeError(`backfill range must be finite, got ${from}..${to}`);
+  if (!Number.isInteger(windowMs) || windowMs <= 0) throw new RangeError(`window length must be a positive whole number of ms, got ${windowMs}`);
+  const out: Window[] = [];
+  let start = from;
+  while (start < to) {
+    const boundary = (Math.floor(start / windowMs) + 1) * windowMs;
+    const end = Math.min(boundary, to);
+    out.push({ from: start, to: end });
+    start = end;
+  }
+  return out;
+}
+
+/**
+ * The key of one device window: deduplication id of its job and suffix of its resume position.
+ * BullMQ ids must not contain ':' and device ids may contain anything, so the id is base64url.
+ */
+export function windowKey(deviceId: string, window: Window): string {
+  return `bf|${Buffer.from(deviceId, 'utf8').toString('base64url')}|${window.from}|${window.to}`;
+}
+
+/** The device id back from a window key (for dashboards and error reports). */
+export function parseWindowKey(key: string): { deviceId: string; from: number; to: number } | undefined {
+  const m = /^bf\|([A-Za-z0-9_-]*)\|(-?\d+)\|(-?\d+)$/.exec(key);
+  if (!m) return undefined;
+  return { deviceId: Buffer.from(m[1], 'base64url').toString('utf8'), from: Number(m[2]), to: Number(m[3]) };
+}

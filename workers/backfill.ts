@@ -1,0 +1,126 @@
+/**
+ * The `backfill` queue's processor: parse the job, run the window through BackfillRunner, report
+ * progress, and turn failures into what BullMQ should do with the job:
+ * - a spent token budget (or any error that names when a retry can work): delayed until then,
+ *   without counting an attempt and without spending a token call;
+ * - retryable (platform 5xx, network, InfluxDB down): thrown, retried with capped exponential backoff;
+ * - not retryable (device missing, wrong key, invalid parameters): UnrecoverableError at once, with
+ *   the vendor's code and message, and the device marked in the registry.
+ */
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job, type RateLimiterOptions } from 'bullmq';
+import type { Logger } from '../src/log.js';
+import { QUEUE, type BackfillJob } from '../src/queues.js';
+import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
+import type { PlatformClient } from '../src/platform/api.js';
+import { walkHistory } from '../src/platform/history-walker.js';
+import type { DeviceRegistry } from '../src/devices/registry.js';
+import type { Checkpoints } from '../src/sync/checkpoints.js';
+import { BackfillRunner, type BackfillProgress, type HistoryWalk } from '../src/sync/backfill-runner.js';
+import { BACKOFF_TYPE } from '../src/sync/backfill-queue.js';
+import { budgetResetsAt, failureFacts, messageOf } from '../src/sync/failure.js';
+import { rateLimitedPlatform, type RequestRate } from '../src/sync/request-rate.js';
+
+export interface BackfillWorkerOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  platform: Pick<PlatformClient, 'history'>;
+  writer: Pick<PointWriter, 'write'>;
+  deadLetters: Pick<DeadLetterStore, 'add'>;
+  registry: Pick<DeviceRegistry, 'get' | 'markFailure' | 'clearFailure'>;
+  checkpoints: Checkpoints;
+  logger: Logger;
+  /** jobs processed at once by this worker (WORKER_CONCURRENCY, default 4) */
+  concurrency: number;
+  /** shared platform request rate (EXPEED_RATE_LIMIT); every history call takes its place first */
+  rate?: Pick<RequestRate, 'take'>;
+  /** BullMQ limiter on job starts, across all workers of the queue */
+  limiter?: RateLimiterOptions;
+  /** history page size (EXPEED_PAGE_LIMIT, default 6000) */
+  pageLimit: number;
+  /** how long a job's lock lives without renewal: a killed worker's job is recovered after about this (default 30 s) */
+  lockDurationMs: number;
+  /** how often stalled jobs are looked for (default 30 s) */
+  stalledIntervalMs: number;
+  /** times a job may stall (its worker died) before it fails (default 10) */
+  maxStalledCount: number;
+  /** longest backoff between retries (default 5 min) */
+  maxBackoffMs: number;
+  /** the clock of the token budget, whose `resetsAt` is on it (default Date.now) */
+  clock: () => number;
+  /** replaces the history walk (default: the platform's cursor walker) */
+  walk?: HistoryWalk;
+  autorun: boolean;
+}
+
+export const DEFAULT_BACKFILL_WORKER: Pick<BackfillWorkerOptions, 'concurrency' | 'pageLimit' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'maxBackoffMs' | 'clock' | 'autorun'> = {
+  concurrency: 4,
+  pageLimit: 6000,
+  lockDurationMs: 30_000,
+  stalledIntervalMs: 30_000,
+  maxStalledCount: 10,
+  maxBackoffMs: 5 * 60_000,
+  clock: Date.now,
+  autorun: true,
+};
+
+export type BackfillWorker = Worker<BackfillJob, BackfillProgress>;
+
+export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof typeof DEFAULT_BACKFILL_WORKER> & Partial<BackfillWorkerOptions>): BackfillWorker {
+  const o: BackfillWorkerOptions = { ...DEFAULT_BACKFILL_WORKER, ...input };
+  const platform = o.rate ? rateLimitedPlatform(o.platform as PlatformClient, o.rate) : o.platform;
+  const walk: HistoryWalk =
+    o.walk ?? ((device, range, call) => walkHistory(platform, device, { from: range.from, to: range.to, first: 1, limit: range.limit, call }));
+  const runner = new BackfillRunner({ walk, writer: o.writer, deadLetters: o.deadLetters, registry: o.registry, checkpoints: o.checkpoints, pageLimit: o.pageLimit });
+  const log = o.logger.child({ queue: QUEUE.backfill });
+
+  async function process(job: Job<BackfillJob, BackfillProgress>, token?: string): Promise<BackfillProgress> {
+    const data = job.data;
+    const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
+    try {
+      return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
+    } catch (err) {
+      const facts = failureFacts(err);
+      const retryAt = budgetResetsAt(err) ?? (facts.retryable ? (err as { retryAt?: unknown }).retryAt : undefined);
+      if (typeof retryAt === 'number' && token) {
+        // on the budget's clock; a little spread so that waiting jobs do not all ask at the same instant
+        const delay = Math.max(0, retryAt - o.clock()) + Math.floor(Math.random() * 1000);
+        log.warn({ jobId: job.id, deviceId: data.deviceId, delayMs: delay, reason: messageOf(err) }, 'backfill delayed until a retry can work');
+        await job.moveToDelayed(Date.now() + delay, token);
+        throw new DelayedError();
+      }
+      if (!facts.retryable) {
+        if (facts.code !== undefined) await o.registry.markFailure(data.deviceId, { code: facts.code, message: facts.vendorMessage ?? messageOf(err) });
+        throw new UnrecoverableError(`${where}: ${messageOf(err)}`);
+      }
+      log.warn({ jobId: job.id, deviceId: data.deviceId, attempt: job.attemptsMade + 1, reason: messageOf(err) }, 'backfill failed, will retry');
+      throw err;
+    }
+  }
+
+  const worker = new Worker<BackfillJob, BackfillProgress>(QUEUE.backfill, process, {
+    connection: o.connection,
+    prefix: o.prefix,
+    concurrency: o.concurrency,
+    limiter: o.limiter,
+    lockDuration: o.lockDurationMs,
+    stalledInterval: o.stalledIntervalMs,
+    maxStalledCount: o.maxStalledCount,
+    autorun: o.autorun,
+    settings: {
+      backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
+        const base = typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number' ? ((job?.opts.backoff as { delay: number }).delay) : 1000;
+        const exp = Math.min(o.maxBackoffMs, base * 2 ** Math.max(0, attemptsMade - 1));
+        const asked = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+        const delay = typeof asked === 'number' ? Math.max(exp, asked) : exp;
+        return type === BACKOFF_TYPE ? delay : base;
+      },
+    },
+  });
+  worker.on('failed', (job, err) => {
+    if (!job || err instanceof DelayedError || err.name === 'DelayedError') return;
+    const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (final) log.error({ jobId: job.id, deviceId: job.data.deviceId, reason: err.message }, 'backfill failed for good');
+  });
+  worker.on('error', (err) => log.error({ err: messageOf(err) }, 'backfill worker error; it keeps running'));
+  return worker;
+}

@@ -1,0 +1,57 @@
+/**
+ * The `status` queue's processor: polls `device_status` for the job's devices (all by default) and
+ * writes it with `source` = `poll`. A spent token budget delays the job until the reset.
+ */
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Logger } from '../src/log.js';
+import { QUEUE, type StatusJob } from '../src/queues.js';
+import type { PointWriter } from '../src/influx/api.js';
+import type { PlatformClient } from '../src/platform/api.js';
+import type { DeviceRegistry } from '../src/devices/registry.js';
+import { StatusPoller, type StatusPollResult } from '../src/sync/status-poll.js';
+import { budgetResetsAt, failureFacts, messageOf } from '../src/sync/failure.js';
+import { rateLimitedPlatform, type RequestRate } from '../src/sync/request-rate.js';
+
+export interface StatusWorkerOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  platform: Pick<PlatformClient, 'deviceStatus'>;
+  writer: Pick<PointWriter, 'write'>;
+  registry: Pick<DeviceRegistry, 'list' | 'markFailure' | 'clearFailure'>;
+  logger: Logger;
+  rate?: Pick<RequestRate, 'take'>;
+  /** the clock of the token budget (default Date.now) */
+  clock: () => number;
+  /** the time written on polled status points (default Date.now) */
+  now: () => number;
+  autorun: boolean;
+}
+
+export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 'autorun'> = { clock: Date.now, now: Date.now, autorun: true };
+
+export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof DEFAULT_STATUS_WORKER> & Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult> {
+  const o: StatusWorkerOptions = { ...DEFAULT_STATUS_WORKER, ...input };
+  const platform = o.rate ? rateLimitedPlatform(o.platform as PlatformClient, o.rate) : o.platform;
+  const poller = new StatusPoller({ platform, writer: o.writer, registry: o.registry, now: o.now });
+  const log = o.logger.child({ queue: QUEUE.status });
+
+  async function process(job: Job<StatusJob, StatusPollResult>, token?: string): Promise<StatusPollResult> {
+    try {
+      const result = await poller.poll(job.data);
+      for (const r of result.refused) log.warn({ deviceId: r.deviceId, reason: r.reason }, 'status poll: the platform refused the device; marked in the registry');
+      return result;
+    } catch (err) {
+      const resetsAt = budgetResetsAt(err);
+      if (resetsAt !== undefined && token) {
+        await job.moveToDelayed(Date.now() + Math.max(0, resetsAt - o.clock()), token);
+        throw new DelayedError();
+      }
+      if (!failureFacts(err).retryable) throw new UnrecoverableError(`status poll: ${messageOf(err)}`);
+      throw err;
+    }
+  }
+
+  const worker = new Worker<StatusJob, StatusPollResult>(QUEUE.status, process, { connection: o.connection, prefix: o.prefix, concurrency: 1, autorun: o.autorun });
+  worker.on('error', (err) => log.error({ err: messageOf(err) }, 'status worker error; it keeps running'));
+  return worker;
+}
