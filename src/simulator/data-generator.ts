@@ -1,0 +1,265 @@
+/**
+ * Deterministic, lazily generated history of one device. Time is cut into fixed slots of the
+ * device's cadence; whether a slot has a row, the row's jitter and every value are hashes of
+ * (seed, device, slot), so any range is computed on its own, cheaply, and always identically —
+ * which is what lets `rows()` promise exactly what the history endpoint serves, and lets a
+ * benchmark serve 100 devices x 100k rows without holding them.
+ */
+import { hashString, mix, unit } from './prng.js';
+import type { SimDevice, SimRow, SimValue } from './types.js';
+
+export interface SeriesOptions {
+  seed: number;
+  /** probability a slot has no row; 64-slot holes happen at a third of it per block */
+  gapRate: number;
+  /** a full row at least every this many slots (and after a longer hole) */
+  fullRowEvery: number;
+}
+
+export const DEFAULT_FIELDS = ['temp', 'humidity', 'switch', 'mode', 'voltage'];
+
+const BLOCK = 64;
+const SALT_SLOT_GAP = 0x51;
+const SALT_BLOCK_GAP = 0xb1;
+const SALT_JITTER = 0x71;
+const MODES = ['auto', 'manual', 'eco'];
+const DAY_MS = 86_400_000;
+
+type Kind = 'float2' | 'int' | 'switch' | 'string' | 'float1';
+
+function kindOf(name: string): Kind {
+  const n = name.toLowerCase();
+  if (n.includes('temp')) return 'float2';
+  if (n.includes('humid')) return 'int';
+  if (n.includes('switch')) return 'switch';
+  if (n.includes('mode')) return 'string';
+  if (n.includes('volt')) return 'float1';
+  return (['float2', 'int', 'switch', 'string'] as const)[hashString(name) % 4];
+}
+
+interface FieldGen {
+  name: string;
+  value(k: number, slotTime: number): SimValue;
+}
+
+function fieldGen(name: string, base: number): FieldGen {
+  const fb = mix(base, hashString(name));
+  const phase = unit(mix(fb, 1)) * 2 * Math.PI;
+  switch (kindOf(name)) {
+    case 'float2': {
+      const center = 18 + (fb % 10);
+      return {
+        name,
+        value: (k, t) => Math.round((center + 5 * Math.sin((2 * Math.PI * t) / DAY_MS + phase) + unit(mix(fb, k)) - 0.5) * 100) / 100,
+      };
+    }
+    case 'int':
+      return {
+        name,
+        value: (k, t) => 50 + Math.round(15 * Math.sin((2 * Math.PI * t) / (3 * DAY_MS) + phase)) + (mix(fb, Math.floor(k / 7)) % 3) - 1,
+      };
+    case 'switch':
+      return { name, value: (k) => mix(fb, Math.floor(k / 37)) & 1 };
+    case 'string':
+      return { name, value: (k) => MODES[mix(fb, Math.floor(k / 113)) % MODES.length] };
+    case 'float1':
+      return { name, value: (k) => (2200 + (mix(fb, Math.floor(k / 3)) % 61) - 30) / 10 };
+  }
+}
+
+function lowerBound(rows: SimRow[], t: number): number {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (rows[mid].time < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class DeviceSeries {
+  readonly cadMs: number;
+  private readonly base: number;
+  private readonly gens: FieldGen[];
+  private readonly slotGap: number;
+  private readonly blockGap: number;
+  /** rows added from outside (pushed data), time ascending, unique times */
+  private readonly extra: SimRow[] = [];
+
+  constructor(
+    readonly device: SimDevice,
+    private readonly options: SeriesOptions,
+  ) {
+    this.cadMs = Math.max(1, Math.round(device.cadenceSec * 1000));
+    this.base = mix(hashString(device.id), options.seed >>> 0, 0x5eed);
+    this.gens = device.fields.map((f) => fieldGen(f, this.base));
+    this.slotGap = options.gapRate;
+    this.blockGap = options.gapRate / 3;
+  }
+
+  slotOf(t: number): number {
+    return Math.floor(t / this.cadMs);
+  }
+
+  /** Row time of slot k: inside the slot, so slot order is time order. */
+  timeOf(k: number): number {
+    return k * this.cadMs + Math.floor(unit(mix(this.base, k, SALT_JITTER)) * this.cadMs * 0.4);
+  }
+
+  private inBlockGap(k: number): boolean {
+    return this.blockGap > 0 && unit(mix(this.base, Math.floor(k / BLOCK), SALT_BLOCK_GAP)) < this.blockGap;
+  }
+
+  private offlineWindow(t: number): [number, number] | undefined {
+    for (const w of this.device.offline) if (t >= w[0] && t < w[1]) return w;
+    return undefined;
+  }
+
+  private present(k: number): boolean {
+    if (this.inBlockGap(k)) return false;
+    if (this.slotGap > 0 && unit(mix(this.base, k, SALT_SLOT_GAP)) < this.slotGap) return false;
+    return this.offlineWindow(this.timeOf(k)) === undefined;
+  }
+
+  /** The generated row of a present slot: fields that changed since the previous row, or all of them. */
+  private rowAt(k: number): SimRow {
+    const n = this.options.fullRowEvery;
+    let prev = -1;
+    for (let j = k - 1; j >= k - n; j--) {
+      if (this.present(j)) {
+        prev = j;
+        break;
+      }
+    }
+    const full = prev === -1 || k % n === 0;
+    const t = k * this.cadMs;
+    const tp = prev * this.cadMs;
+    const values: Record<string, SimValue> = {};
+    let any = false;
+    for (const g of this.gens) {
+      const v = g.value(k, t);
+      if (full || v !== g.value(prev, tp)) {
+        values[g.name] = v;
+        any = true;
+      }
+    }
+    // a row where nothing changed still reports something: the vendor sends no empty rows
+    if (!any && this.gens.length > 0) values[this.gens[0].name] = this.gens[0].value(k, t);
+    return { time: this.timeOf(k), values };
+  }
+
+  /**
+   * Visits the rows of [lo, hi) — generated rows only inside [genLo, genHi), added rows anywhere —
+   * in time order (ascending or descending) until `visit` returns false.
+   */
+  scan(lo: number, hi: number, genLo: number, genHi: number, ascending: boolean, visit: (row: SimRow) => boolean): void {
+    const gLo = Math.max(lo, genLo);
+    const gHi = Math.min(hi, genHi);
+    const hasGen = gLo < gHi && Number.isFinite(gLo) && Number.isFinite(gHi);
+    const extra = this.extra;
+    if (ascending) {
+      let k = hasGen ? this.slotOf(gLo) : 0;
+      const kEnd = hasGen ? this.slotOf(gHi - 1) : -1;
+      let i = lowerBound(extra, lo);
+      let gen = hasGen ? this.nextAsc(k, kEnd, gLo, gHi) : undefined;
+      for (;;) {
+        const x = i < extra.length && extra[i].time < hi ? extra[i] : undefined;
+        if (!gen && !x) return;
+        let row: SimRow;
+        if (gen && (!x || gen.row.time < x.time)) {
+          row = gen.row;
+        } else if (gen && x && gen.row.time === x.time) {
+          row = { time: x.time, values: { ...gen.row.values, ...x.values } };
+          i++;
+        } else {
+          row = x as SimRow;
+          i++;
+          if (!visit(row)) return;
+          continue;
+        }
+        k = gen.k + 1;
+        gen = this.nextAsc(k, kEnd, gLo, gHi);
+        if (!visit(row)) return;
+      }
+    } else {
+      let k = hasGen ? this.slotOf(gHi - 1) : -1;
+      const kEnd = hasGen ? this.slotOf(gLo) : 0;
+      let i = lowerBound(extra, hi) - 1;
+      let gen = hasGen ? this.nextDesc(k, kEnd, gLo, gHi) : undefined;
+      for (;;) {
+        const x = i >= 0 && extra[i].time >= lo ? extra[i] : undefined;
+        if (!gen && !x) return;
+        let row: SimRow;
+        if (gen && (!x || gen.row.time > x.time)) {
+          row = gen.row;
+        } else if (gen && x && gen.row.time === x.time) {
+          row = { time: x.time, values: { ...gen.row.values, ...x.values } };
+          i--;
+        } else {
+          row = x as SimRow;
+          i--;
+          if (!visit(row)) return;
+          continue;
+        }
+        k = gen.k - 1;
+        gen = this.nextDesc(k, kEnd, gLo, gHi);
+        if (!visit(row)) return;
+      }
+    }
+  }
+
+  /** First present slot >= k (up to kEnd) whose row time is in [lo, hi). */
+  private nextAsc(k: number, kEnd: number, lo: number, hi: number): { k: number; row: SimRow } | undefined {
+    while (k <= kEnd) {
+      if (this.inBlockGap(k)) {
+        k = (Math.floor(k / BLOCK) + 1) * BLOCK;
+        continue;
+      }
+      const t = this.timeOf(k);
+      const w = this.offlineWindow(t);
+      if (w) {
+        k = Math.max(k + 1, this.slotOf(w[1]));
+        continue;
+      }
+      if (t >= hi) return undefined;
+      if (t >= lo && this.present(k)) return { k, row: this.rowAt(k) };
+      k++;
+    }
+    return undefined;
+  }
+
+  /** First present slot <= k (down to kEnd) whose row time is in [lo, hi). */
+  private nextDesc(k: number, kEnd: number, lo: number, hi: number): { k: number; row: SimRow } | undefined {
+    while (k >= kEnd) {
+      if (this.inBlockGap(k)) {
+        k = Math.floor(k / BLOCK) * BLOCK - 1;
+        continue;
+      }
+      const t = this.timeOf(k);
+      const w = this.offlineWindow(t);
+      if (w) {
+        k = Math.min(k - 1, this.slotOf(w[0]));
+        continue;
+      }
+      if (t < lo) return undefined;
+      if (t < hi && this.present(k)) return { k, row: this.rowAt(k) };
+      k--;
+    }
+    return undefined;
+  }
+
+  /** Adds rows (merged into any row already at the same time). */
+  add(rows: Array<{ time: number; values: Record<string, unknown> }>): void {
+    for (const r of rows) {
+      if (!Number.isFinite(r.time)) throw new Error(`addRows: row time must be epoch ms, got ${String(r.time)}`);
+      const i = lowerBound(this.extra, r.time);
+      const values = r.values as Record<string, SimValue>;
+      if (i < this.extra.length && this.extra[i].time === r.time) {
+        this.extra[i] = { time: r.time, values: { ...this.extra[i].values, ...values } };
+      } else {
+        this.extra.splice(i, 0, { time: r.time, values: { ...values } });
+      }
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/** Fault switches a test flips to drive the client through the platform's bad days. */
+import { mulberry32 } from './prng.js';
+import type { SimEndpoint, SimulatorFaults } from './types.js';
+import type { TokenIssuer } from './token-issuer.js';
+
+const ENDPOINTS: readonly string[] = ['token', 'device_status', 'current', 'history', 'setting'];
+
+interface Storm {
+  code: number;
+  remaining: number;
+  endpoint?: string;
+}
+
+export class Faults implements SimulatorFaults {
+  http5xxRate = 0;
+  latencyMs = 0;
+  private storms: Storm[] = [];
+  private readonly random: () => number;
+
+  constructor(
+    private readonly tokens: TokenIssuer,
+    seed: number,
+  ) {
+    this.random = mulberry32(seed ^ 0x5f3759df);
+  }
+
+  revokeTokens(): void {
+    this.tokens.revokeAll();
+  }
+
+  expireTokensEarly(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`expireTokensEarly: ms must be a non-negative number, got ${ms}`);
+    this.tokens.expireEarly(ms);
+  }
+
+  codeStorm(code: number, count: number, endpoint?: SimEndpoint | string): void {
+    if (!Number.isInteger(code) || !Number.isInteger(count) || count < 0) {
+      throw new RangeError(`codeStorm: code and count must be whole numbers, got ${code}, ${count}`);
+    }
+    if (endpoint !== undefined && !ENDPOINTS.includes(endpoint)) {
+      throw new RangeError(`codeStorm: unknown endpoint "${endpoint}" (one of ${ENDPOINTS.join(', ')})`);
+    }
+    this.storms.push({ code, remaining: count, endpoint });
+  }
+
+  reset(): void {
+    this.http5xxRate = 0;
+    this.latencyMs = 0;
+    this.storms = [];
+    this.tokens.expireEarly(undefined);
+  }
+
+  /** Whether this request gets a 503 (one PRNG draw per request while the rate is set). */
+  draw5xx(): boolean {
+    if (this.http5xxRate <= 0) return false;
+    return this.random() < this.http5xxRate;
+  }
+
+  /** The storm code this request answers, consuming one from the first storm that applies. */
+  takeStorm(endpoint: string): number | undefined {
+    const storm = this.storms.find((s) => s.remaining > 0 && (s.endpoint === undefined || s.endpoint === endpoint));
+    if (!storm) return undefined;
+    storm.remaining--;
+    this.storms = this.storms.filter((s) => s.remaining > 0);
+    return storm.code;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The platform simulator: a faithful HTTP stand-in for the Expeed IoT cloud (docs/platform-api.md)
+ * for tests, the demo and benchmarks. `startSimulator` wires the pieces; every generated row is
+ * deterministic for (seed, device, time).
+ */
+import type { AddressInfo } from 'node:net';
+import { DEFAULT_FIELDS, DeviceSeries } from './data-generator.js';
+import { Faults } from './faults.js';
+import { readPage } from './history.js';
+import { PushClient } from './push-client.js';
+import { createSimServer } from './server.js';
+import type { SimDeviceState, SimState } from './state.js';
+import { TokenIssuer } from './token-issuer.js';
+import type { SimDevice, SimDeviceSpec, SimRow, Simulator, SimulatorOptions, SimulatorStats } from './types.js';
+import { VendorClock } from './vendor-time.js';
+
+export type {
+  SimDevice,
+  SimDeviceSpec,
+  SimEndpoint,
+  SimLogger,
+  SimPushRecord,
+  SimRow,
+  SimValue,
+  Simulator,
+  SimulatorFaults,
+  SimulatorOptions,
+  SimulatorStats,
+} from './types.js';
+export { DEFAULT_FIELDS } from './data-generator.js';
+export { handshakeSignature } from './push-client.js';
+export { VendorClock } from './vendor-time.js';
+
+export const DEFAULT_SIMULATOR_OPTIONS = {
+  host: '127.0.0.1',
+  port: 0,
+  timezone: 'Asia/Shanghai',
+  tokenTtlSec: 7200,
+  tokenDailyLimit: 200,
+  seed: 1,
+  settingDelayMs: 200,
+  boundaryRepeat: false,
+  followClock: false,
+  gapRate: 0.01,
+  fullRowEvery: 10,
+  currentTimestampSpace: true,
+} as const;
+
+/** `n` generated devices: dev-0001/key-0001, dev-0002/key-0002, ... */
+export function generatedDevices(n: number): SimDeviceSpec[] {
+  return Array.from({ length: n }, (_, i) => {
+    const num = String(i + 1).padStart(4, '0');
+    return { id: `dev-${num}`, key: `key-${num}` };
+  });
+}
+
+function resolveDevice(spec: SimDeviceSpec): SimDevice {
+  if (typeof spec.id !== 'string' || spec.id === '') throw new Error('simulator device: id must be a non-empty string');
+  if (typeof spec.key !== 'string' || spec.key === '') throw new Error(`simulator device ${spec.id}: key must be a non-empty string`);
+  const cadenceSec = spec.cadenceSec ?? 60;
+  if (!(cadenceSec > 0)) throw new Error(`simulator device ${spec.id}: cadenceSec must be > 0, got ${cadenceSec}`);
+  for (const w of spec.offline ?? []) {
+    if (!(w[0] < w[1])) throw new Error(`simulator device ${spec.id}: offline window [${w[0]}, ${w[1]}) is empty or reversed`);
+  }
+  return {
+    id: spec.id,
+    key: spec.key,
+    fields: spec.fields && spec.fields.length > 0 ? [...spec.fields] : [...DEFAULT_FIELDS],
+    cadenceSec,
+    online: spec.online ?? true,
+    offline: (spec.offline ?? []).map(([a, b]) => [a, b] as [number, number]),
+  };
+}
+
+export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
+  const o = { ...DEFAULT_SIMULATOR_OPTIONS, ...stripUndefined(options) };
+  if (!(o.from <= o.to)) throw new Error(`simulator: from (${o.from}) must not be after to (${o.to})`);
+  if (!(o.gapRate >= 0 && o.gapRate < 1)) throw new Error(`simulator: gapRate must be in [0, 1), got ${o.gapRate}`);
+  if (!(Number.isInteger(o.fullRowEvery) && o.fullRowEvery >= 1)) throw new Error(`simulator: fullRowEvery must be a whole number >= 1, got ${o.fullRowEvery}`);
+  const now = options.now ?? Date.now;
+  const clock = new VendorClock(o.timezone);
+  const specs = typeof o.devices === 'number' ? generatedDevices(o.devices) : o.devices;
+  const stats: SimulatorStats = {
+    tokenCalls: 0,
+    tokenCallsByDay: {},
+    requests: {},
+    largestLimit: 0,
+    historyRowsServed: 0,
+    violations: [],
+    pushes: [],
+    settings: [],
+  };
+  const devices = new Map<string, SimDeviceState>();
+  const seriesOptions = { seed: o.seed, gapRate: o.gapRate, fullRowEvery: o.fullRowEvery };
+  for (const spec of specs) {
+    const device = resolveDevice(spec);
+    if (devices.has(device.id)) throw new Error(`simulator: device id ${device.id} given twice`);
+    devices.set(device.id, { device, series: new DeviceSeries(device, seriesOptions) });
+  }
+  const tokens = new TokenIssuer({
+    platformKey: o.platformKey,
+    secretKey: o.secretKey,
+    ttlSec: o.tokenTtlSec,
+    dailyLimit: o.tokenDailyLimit,
+    clock,
+    now,
+    stats,
+  });
+  const push = new PushClient({ pushUrl: o.pushUrl, webhookToken: o.webhookToken, now, stats, logger: o.logger });
+  const state: SimState = {
+    devices,
+    range: { from: o.from, to: o.to },
+    followClock: o.followClock,
+    boundaryRepeat: o.boundaryRepeat,
+    currentTimestampSpace: o.currentTimestampSpace,
+    settingDelayMs: o.settingDelayMs,
+    settingResult: o.settingResult ?? (() => 0),
+    now,
+    clock,
+    stats,
+    tokens,
+    faults: new Faults(tokens, o.seed),
+    push,
+    logger: o.logger,
+    timers: new Set(),
+  };
+
+  const server = createSimServer(state);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+
+  const deviceOf = (id: string): SimDeviceState => {
+    const d = devices.get(id);
+    if (!d) throw new Error(`simulator: no device "${id}"`);
+    return d;
+  };
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    devices: [...devices.values()].map((d) => d.device),
+    stats,
+    faults: state.faults,
+    rows(deviceId, from = -Infinity, to = Infinity): SimRow[] {
+      return readPage(state, deviceOf(deviceId), { lo: from, hi: to, ascending: true, limit: Infinity }).rows;
+    },
+    handshake: (opts) => push.handshake(opts),
+    pushStatus(deviceId, status) {
+      const d = deviceOf(deviceId).device;
+      return push.push(1, { device_id: d.id, device_key: d.key, device_sn: snOf(d.id), device_status: status });
+    },
+    pushData(deviceId, rows) {
+      const d = deviceOf(deviceId).device;
+      const data = rows.map((r) => ({ timestamp: clock.format(r.time), ...r.values }));
+      return push.push(2, { device_id: d.id, device_key: d.key, data });
+    },
+    addRows(deviceId, rows) {
+      deviceOf(deviceId).series.add(rows);
+    },
+    setRange(from, to) {
+      if (!(from <= to)) throw new Error(`simulator setRange: from (${from}) must not be after to (${to})`);
+      state.range = { from, to };
+    },
+    setOnline(deviceId, online) {
+      deviceOf(deviceId).device.online = online;
+    },
+    close() {
+      closed ??= (async () => {
+        for (const t of state.timers) clearTimeout(t);
+        state.timers.clear();
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await stopped;
+        await push.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+/** A stable serial number per device id, as msg_type 1 pushes carry one. */
+function snOf(id: string): string {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) >>> 0;
+  return `SN${h.toString(16).toUpperCase().padStart(8, '0')}`;
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

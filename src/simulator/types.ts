@@ -1,0 +1,146 @@
+/** The public contract of the platform simulator (re-exported by index.ts). */
+
+export type SimValue = number | string | boolean;
+
+/** One row as history serves it: epoch ms and the datapoints it carries (sparse). */
+export interface SimRow {
+  time: number;
+  values: Record<string, SimValue>;
+}
+
+export interface SimDeviceSpec {
+  id: string;
+  key: string;
+  /** datapoint names this device reports; default ['temp','humidity','switch','mode','voltage'] */
+  fields?: string[];
+  /** typical seconds between rows; default 60 */
+  cadenceSec?: number;
+  /** device_status answer: true = 1 (online), false = 0 (offline); default online */
+  online?: boolean;
+  /** [from,to) epoch-ms windows where the device was offline and produced no rows */
+  offline?: Array<[number, number]>;
+}
+
+/** A device with every default filled in. */
+export interface SimDevice {
+  id: string;
+  key: string;
+  fields: string[];
+  cadenceSec: number;
+  online: boolean;
+  offline: Array<[number, number]>;
+}
+
+export interface SimLogger {
+  info(...a: unknown[]): void;
+  warn(...a: unknown[]): void;
+}
+
+export interface SimulatorOptions {
+  /** default '127.0.0.1' */
+  host?: string;
+  /** 0 (default) = a random free port */
+  port?: number;
+  platformKey: string;
+  secretKey: string;
+  /** zone of vendor timestamps and of the token day; default 'Asia/Shanghai' */
+  timezone?: string;
+  /** token lifetime in seconds; default 7200 */
+  tokenTtlSec?: number;
+  /** token calls per platform day; default 200 (the 201st call of a day gets result_code 6) */
+  tokenDailyLimit?: number;
+  /** a number = that many generated devices "dev-0001".. with keys "key-0001".. */
+  devices: SimDeviceSpec[] | number;
+  /** epoch ms range [from, to) of generated history */
+  from: number;
+  to: number;
+  /** deterministic data (and fault decisions) for a seed; default 1 */
+  seed?: number;
+  /** where msg_type 1/2/3 pushes go */
+  pushUrl?: string;
+  /** token for the GET handshake signature; without it pushes go out without a handshake */
+  webhookToken?: string;
+  /** delay before the msg_type 3 result push; default 200 ms */
+  settingDelayMs?: number;
+  /** result of a setting: 0 applied, 1 failed, 'never' = no push (the client's timeout path); default 0 */
+  settingResult?: (deviceId: string, settings: Record<string, unknown>) => 0 | 1 | 'never';
+  /** injectable clock (token expiry, token day, current values); default Date.now */
+  now?: () => number;
+  logger?: SimLogger;
+  /** repeat the last row of a page at the start of the next one (exercises de-duplication); default false */
+  boundaryRepeat?: boolean;
+  /** history grows with the clock: the end of generated history is max(to, now()); default false */
+  followClock?: boolean;
+  /** probability that a slot has no row (plus rarer 64-slot holes at a third of it); default 0.01, 0 = none */
+  gapRate?: number;
+  /** a full row (every field) at least every this many slots; default 10 */
+  fullRowEvery?: number;
+  /** currentDatapoints timestamps with a leading space, like the vendor's example; default true */
+  currentTimestampSpace?: boolean;
+}
+
+export interface SimPushRecord {
+  msgType: number;
+  /** HTTP status the receiver answered (0 when the request itself failed) */
+  status: number;
+  /** the receiver's answer body (or the failure reason) */
+  body: string;
+  /** the JSON we pushed */
+  sent: string;
+}
+
+export interface SimulatorStats {
+  /** every call of the token endpoint, accepted or not */
+  tokenCalls: number;
+  /** 'YYYY-MM-DD' platform day -> calls */
+  tokenCallsByDay: Record<string, number>;
+  /** by endpoint: token, device_status, current, history, setting (and 'unknown') */
+  requests: Record<string, number>;
+  /** largest `limit` seen on history */
+  largestLimit: number;
+  historyRowsServed: number;
+  /** every request the real API would reject, with why */
+  violations: string[];
+  pushes: SimPushRecord[];
+  /** every accepted device_setting call */
+  settings: Array<{ deviceId: string; messageId: string; settings: Record<string, unknown> }>;
+}
+
+export type SimEndpoint = 'token' | 'device_status' | 'current' | 'history' | 'setting';
+
+export interface SimulatorFaults {
+  /** every issued token becomes invalid (device calls answer code 1) */
+  revokeTokens(): void;
+  /** tokens issued from now on expire after ms instead of the ttl */
+  expireTokensEarly(ms: number): void;
+  /** 0..1 probability a request gets HTTP 503 (deterministic PRNG) */
+  http5xxRate: number;
+  /** added to each answer */
+  latencyMs: number;
+  /** the next `count` requests (of that endpoint) answer result_code `code` */
+  codeStorm(code: number, count: number, endpoint?: SimEndpoint | string): void;
+  reset(): void;
+}
+
+export interface Simulator {
+  /** base URL, e.g. http://127.0.0.1:PORT (paths start with /v1) */
+  url: string;
+  devices: SimDevice[];
+  stats: SimulatorStats;
+  faults: SimulatorFaults;
+  /** all rows of a device in [from,to), time ascending, exactly what history serves */
+  rows(deviceId: string, from?: number, to?: number): SimRow[];
+  /** GET handshake to pushUrl with a real signature; resolves to the answer */
+  handshake(opts?: { token?: string; timestamp?: number; nonce?: string }): Promise<{ status: number; body: string }>;
+  /** POST a msg_type 1 push; `status` is the raw code sent (vendor text: 0 = online, 1 = offline) */
+  pushStatus(deviceId: string, status: 0 | 1): Promise<{ status: number; body: string }>;
+  /** POST a msg_type 2 push of the given rows (vendor timestamp format, in the simulator zone) */
+  pushData(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): Promise<{ status: number; body: string }>;
+  /** add rows to a device's history, visible to history queries whatever the range */
+  addRows(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): void;
+  /** sets the generated history range (e.g. extend `to`: new data "arrives") */
+  setRange(from: number, to: number): void;
+  /** what device_status answers from now on */
+  setOnline(deviceId: string, online: boolean): void;
+  close(): Promise<void>;
+}
