@@ -3,6 +3,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { WebhookConfig } from '../config.js';
 import type { DeadLetterStore } from '../influx/api.js';
+import type { RetryHandler } from '../dead-letters/store.js';
 import type { Logger } from '../log.js';
 import { QUEUE, createRedis, type IngestJob } from '../queues.js';
 import type { SecretScrubber } from '../secrets.js';
@@ -74,6 +75,47 @@ function safeDeviceId(value: unknown): string | undefined {
 }
 
 /**
+ * Stores a validated push in the `ingest` queue. Resolves once Redis holds the job (BullMQ adds it
+ * with one Lua script); throws EnqueueError (retryable) when Redis refuses or takes too long.
+ */
+export async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: number, timeoutMs = 5000): Promise<void> {
+  const job = { msgType: push.msgType, receivedAt, body: push.body } as IngestJob;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new EnqueueError(`Redis did not store the push within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([queue.add(`msg${push.msgType}`, job, INGEST_JOB_OPTIONS), timeout]);
+  } catch (err) {
+    if (err instanceof EnqueueError) throw err;
+    throw new EnqueueError(`Redis cannot take the push: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The bytes of a kept body, whichever form `rawOf` (or the ingest worker) gave it. */
+export function bodyOfLetter(raw: unknown): Buffer {
+  if (typeof raw === 'string') return Buffer.from(raw, 'utf8');
+  const r = raw as Partial<Raw> | null;
+  if (r && r.encoding === 'base64' && typeof r.data === 'string') return Buffer.from(r.data, 'base64');
+  return Buffer.from(JSON.stringify(raw) ?? '', 'utf8');
+}
+
+/**
+ * Dead-letter retry of kind 'push': the kept body is read and validated again (the code or the
+ * configuration may have been fixed since) and enqueued as if it had just arrived — with the
+ * time it was set aside, so a status push keeps its original time. Signatures are not checked
+ * again: the operator retrying it vouches for it.
+ */
+export function pushRetryHandler(options: { queue: IngestQueue; parseTime: (raw: string) => number }): RetryHandler {
+  return async (letter) => {
+    const push = validatePush(readPushBody(bodyOfLetter(letter.raw)), { parseTime: options.parseTime });
+    await enqueuePush(options.queue, push, letter.at);
+  };
+}
+
+/**
  * The webhook: GET = the vendor's URL verification handshake, POST = pushes. A push is answered
  * `result_code` 0 only after BullMQ stored it in Redis; a body we refuse is kept as a dead letter.
  */
@@ -105,21 +147,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body), deviceId: safeDeviceId(parsed) });
   };
 
-  const enqueue = async (push: ValidatedPush): Promise<void> => {
-    const job = { msgType: push.msgType, receivedAt: now(), body: push.body } as IngestJob;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new EnqueueError(`Redis did not store the push within ${enqueueTimeoutMs} ms`)), enqueueTimeoutMs);
-    });
-    try {
-      await Promise.race([queue.add(`msg${push.msgType}`, job, INGEST_JOB_OPTIONS), timeout]);
-    } catch (err) {
-      if (err instanceof EnqueueError) throw err;
-      throw new EnqueueError(`Redis cannot take the push: ${(err as Error).message}`, { cause: err });
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const enqueue = (push: ValidatedPush) => enqueuePush(queue, push, now(), enqueueTimeoutMs);
 
   app.get(config.path, async (request: FastifyRequest<{ Querystring: SignatureParams }>, reply) => {
     try {

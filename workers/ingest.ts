@@ -1,0 +1,125 @@
+/**
+ * The `ingest` queue's processor: pushes stored by the webhook become points, registry entries
+ * and setting states. Thin on purpose — the logic is in src/sync/ingest.ts. Many jobs run at
+ * once (each a ~10-row push) and hand their points to one PointBatcher, so InfluxDB gets few
+ * large writes; a job completes only after its own points were acknowledged.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
+import type { Logger } from '../src/log.js';
+import { QUEUE, type IngestJob } from '../src/queues.js';
+import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/sync/ingest.js';
+import { PointBatcher, type PointBatcherOptions } from '../src/sync/point-batcher.js';
+import { expireSettings } from '../src/settings/send-setting.js';
+import type { PendingSettingsStore } from '../src/settings/pending-store.js';
+
+export interface IngestWorkerOptions {
+  /** a blocking-capable connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking reads */
+  connection: Redis;
+  prefix: string;
+  /** the one write path; wrapped in a PointBatcher here */
+  writer: Pick<PointWriter, 'write'>;
+  deadLetters: Pick<DeadLetterStore, 'add'>;
+  settings: PendingSettingsStore;
+  registry?: IngestorOptions['registry'];
+  parseTime: (raw: string) => number;
+  pushOnlineCode: number;
+  logger: Logger;
+  /** jobs processed at once (default 64): more jobs per write means fewer, larger writes */
+  concurrency: number;
+  batcher: Partial<PointBatcherOptions>;
+  /** how often commands past their deadline are marked `timeout`, ms (default 5 s); 0 = never */
+  sweepEveryMs: number;
+  now: () => number;
+}
+
+export const DEFAULT_INGEST_WORKER_OPTIONS = { concurrency: 64, batcher: {}, sweepEveryMs: 5000, now: Date.now };
+
+type Required = Omit<IngestWorkerOptions, keyof typeof DEFAULT_INGEST_WORKER_OPTIONS>;
+
+function retryable(err: unknown): boolean {
+  const e = err as { retryable?: unknown; canRetry?: () => boolean } | null;
+  if (!e || typeof e !== 'object') return true;
+  if (typeof e.canRetry === 'function') return e.canRetry();
+  if (typeof e.retryable === 'boolean') return e.retryable;
+  // an error that does not say (Redis, network) is treated as passing
+  return true;
+}
+
+export interface IngestWorker {
+  worker: Worker<IngestJob, IngestResult>;
+  /** marks overdue setting commands `timeout` now (also runs on a timer) */
+  sweep(): Promise<number>;
+  /** stops taking jobs, lets running ones finish, writes what is batched */
+  close(): Promise<void>;
+}
+
+export function createIngestWorker(options: Required & Partial<IngestWorkerOptions>): IngestWorker {
+  const o = { ...DEFAULT_INGEST_WORKER_OPTIONS, ...options };
+  const batcher = new PointBatcher(o.writer, o.batcher);
+  const ingestor = new Ingestor({
+    writer: batcher,
+    registry: o.registry,
+    settings: o.settings,
+    parseTime: o.parseTime,
+    pushOnlineCode: o.pushOnlineCode,
+    logger: o.logger,
+    now: o.now,
+  });
+
+  const processor = async (job: Job<IngestJob, IngestResult>): Promise<IngestResult> => {
+    try {
+      return await ingestor.ingest(job.data);
+    } catch (err) {
+      if (retryable(err)) throw err;
+      // it can never succeed as it is: keep the push where an operator can see and retry it
+      await o.deadLetters.add({
+        kind: 'push',
+        source: 'webhook',
+        reason: `ingest failed: ${(err as Error).message}`,
+        // the body as the platform would send it, so that a retry of the letter re-reads it like a push
+        raw: JSON.stringify({ msg_type: job.data.msgType, ...job.data.body }),
+        deviceId: job.data.body.device_id,
+      });
+      throw new UnrecoverableError(`kept as a dead letter: ${(err as Error).message}`);
+    }
+  };
+
+  const worker = new Worker<IngestJob, IngestResult>(QUEUE.ingest, processor, {
+    connection: o.connection,
+    prefix: o.prefix,
+    concurrency: o.concurrency,
+    settings: { backoffStrategy: (attemptsMade, type) => (type === INGEST_BACKOFF_TYPE ? ingestBackoff(attemptsMade) : 1000) },
+  });
+  let lastReport = 0;
+  worker.on('error', (err) => {
+    if (Date.now() - lastReport < 10_000) return;
+    lastReport = Date.now();
+    o.logger.warn({ err }, 'ingest worker: Redis error');
+  });
+  worker.on('failed', (job, err) => {
+    if (job && job.attemptsMade <= 1) o.logger.warn({ err, jobId: job.id, msgType: job.data.msgType }, 'ingest job failed; it is retried with backoff');
+  });
+
+  const sweep = () => expireSettings({ pending: o.settings, writer: o.writer, now: o.now, logger: o.logger });
+  let sweeping: Promise<unknown> = Promise.resolve();
+  const timer =
+    o.sweepEveryMs > 0
+      ? setInterval(() => {
+          sweeping = sweep().catch((err: unknown) => o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'));
+        }, o.sweepEveryMs)
+      : undefined;
+  timer?.unref();
+
+  return {
+    worker,
+    sweep,
+    async close() {
+      clearInterval(timer);
+      await worker.close();
+      await sweeping;
+      await batcher.close();
+    },
+  };
+}
