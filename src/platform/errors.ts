@@ -242,6 +242,10 @@ export function resultCodeError(endpoint: Endpoint, code: number, vendorMessage:
       if (endpoint === ENDPOINT.token) break;
       return new DeviceNotFoundError(endpoint, deviceId, vendorMessage);
     case RESULT_CODE.endpointSpecific:
+      // the platform also answers 3 for a wrong key on history and setting; its message tells which
+      if (endpoint !== ENDPOINT.token && vendorMessage !== undefined && /device_key|key/i.test(vendorMessage)) {
+        return new DeviceKeyError(endpoint, deviceId, vendorMessage);
+      }
       if (endpoint === ENDPOINT.history) return new InvalidParametersError(endpoint, 'query', code, vendorMessage);
       if (endpoint === ENDPOINT.deviceSetting) return new DeviceOfflineError(deviceId, vendorMessage);
       if (endpoint === ENDPOINT.token) break;
