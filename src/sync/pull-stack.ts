@@ -1,0 +1,130 @@
+/**
+ * The object graph of pull sync, built from the configuration in one place: the token budget, the
+ * platform client (behind the shared request rate), the writer with its dead letters, the registry,
+ * checkpoints and the backfill/status queues. `expeed-sync run`, `backfill --wait`, the gap check,
+ * tests and the benchmark all wire pull sync through it, so they cannot drift apart.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { SecretScrubber } from '../secrets.js';
+import { QUEUE, createRedis, type BackfillJob, type StatusJob } from '../queues.js';
+import { DeviceRegistry } from '../devices/registry.js';
+import { ExpeedClient } from '../platform/client.js';
+import { tokenBudgetFromConfig, type TokenBudget, type TokenBudgetOptions } from '../platform/token-budget.js';
+import type { PlatformClient } from '../platform/api.js';
+import { InfluxPointWriter } from '../influx/point-writer.js';
+import type { PointWriter } from '../influx/api.js';
+import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
+import { RedisDeadLetterStore } from '../dead-letters/store.js';
+import { createBackfillWorker, type BackfillWorker, type BackfillWorkerOptions } from '../../workers/backfill.js';
+import { createStatusWorker } from '../../workers/status.js';
+import { BackfillQueue } from './backfill-queue.js';
+import { Checkpoints } from './checkpoints.js';
+import { GapFinder } from './gap-finder.js';
+import { RequestRate, rateLimitedPlatform } from './request-rate.js';
+
+export interface PullStackOptions {
+  config: Config;
+  logger: Logger;
+  scrubber: SecretScrubber;
+  /** a shared non-blocking connection; opened (and closed) here when not given */
+  redis?: Redis;
+  /** overrides of the token budget (tests inject its clock) */
+  tokenBudget?: Partial<Omit<TokenBudgetOptions, 'redis' | 'prefix'>>;
+  /** overrides of the backfill worker (tests shorten lock and stall times) */
+  worker?: Partial<BackfillWorkerOptions>;
+}
+
+export interface PullStack {
+  redis: Redis;
+  registry: DeviceRegistry;
+  checkpoints: Checkpoints;
+  tokens: TokenBudget;
+  /** rate-limited client */
+  platform: PlatformClient;
+  writer: PointWriter;
+  deadLetters: RedisDeadLetterStore;
+  influx: InfluxQuery;
+  gapFinder: GapFinder;
+  backfillQueue: Queue<BackfillJob>;
+  statusQueue: Queue<StatusJob>;
+  backfills: BackfillQueue;
+  /** starts a backfill worker on this process (closed by close()) */
+  startBackfillWorker(overrides?: Partial<BackfillWorkerOptions>): BackfillWorker;
+  startStatusWorker(): ReturnType<typeof createStatusWorker>;
+  /** workers first, then queues, the writer, the client and the budget, then Redis */
+  close(): Promise<void>;
+}
+
+export function createPullStack(options: PullStackOptions): PullStack {
+  const { config, logger, scrubber } = options;
+  const ownRedis = !options.redis;
+  const redis = options.redis ?? createRedis(config.redisUrl);
+  const registry = new DeviceRegistry(redis, config.prefix);
+  const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
+  const tokens = tokenBudgetFromConfig(config, redis, { scrubber, ...options.tokenBudget });
+  const client = new ExpeedClient({ baseUrl: config.baseUrl, tokens, timezone: config.timezone, timeoutMs: config.requestTimeoutMs, scrubber });
+  const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
+  const platform = rateLimitedPlatform(client, rate);
+  const deadLetters = new RedisDeadLetterStore(redis, config.prefix);
+  const writer = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
+  const influx = createInfluxQuery(config.influx);
+  const gapFinder = new GapFinder({ query: influx });
+  const connection = redis.options;
+  const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
+  const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
+  const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs });
+  const workers: Array<{ close(): Promise<void> }> = [];
+
+  return {
+    redis,
+    registry,
+    checkpoints,
+    tokens,
+    platform,
+    writer,
+    deadLetters,
+    influx,
+    gapFinder,
+    backfillQueue,
+    statusQueue,
+    backfills,
+    startBackfillWorker(overrides = {}) {
+      const w = createBackfillWorker({
+        connection: { ...redis.options, maxRetriesPerRequest: null },
+        prefix: config.prefix,
+        platform,
+        writer,
+        deadLetters,
+        registry,
+        checkpoints,
+        logger,
+        concurrency: config.workerConcurrency,
+        // each job makes at least one request: job starts cannot outrun the request rate either
+        limiter: { max: config.platformRateLimit, duration: 1000 },
+        pageLimit: config.pageLimit,
+        ...options.worker,
+        ...overrides,
+      });
+      workers.push(w);
+      return w;
+    },
+    startStatusWorker() {
+      const w = createStatusWorker({ connection: { ...redis.options, maxRetriesPerRequest: null }, prefix: config.prefix, platform, writer, registry, logger });
+      workers.push(w);
+      return w;
+    },
+    async close() {
+      await Promise.allSettled(workers.splice(0).map((w) => w.close()));
+      rate.close();
+      await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);
+      await writer.close();
+      await client.close();
+      await tokens.close();
+      await influx.close();
+      if (ownRedis) await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startSimulator, type Simulator } from '../../src/simulator/index.js';
+import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
+import { windowKey } from '../../src/sync/windows.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+
+const HOUR = 3_600_000;
+const FROM = Date.UTC(2026, 0, 10); // 2026-01-10T00:00Z
+const TO = FROM + 3 * 24 * HOUR;
+const DEVICES = [
+  { id: 'dev-a', key: 'key-a', cadenceSec: 60 },
+  { id: 'dev/b c', key: 'key-b', cadenceSec: 120 },
+  { id: 'dev:ç', key: 'key-c', cadenceSec: 45 },
+];
+
+describe('backfill of several devices over several days', () => {
+  let sim: Simulator;
+  let stack: PullStack;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  const prefix = testPrefix('bf');
+
+  beforeAll(async () => {
+    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM - 2 * 24 * HOUR, to: TO + 24 * HOUR, seed: 7, boundaryRepeat: true });
+    db = await createTestDatabase('bf');
+    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '700', WORKER_CONCURRENCY: '3' } });
+    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    await sim?.close();
+    await db?.drop();
+    await deleteRedisPrefix(prefix);
+  });
+
+  test('lands exactly what the simulator holds, per device and field', async () => {
+    let queued = 0;
+    for (const d of DEVICES) queued += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
+    expect(queued).toBe(3 * 6);
+    // the same windows again while they wait: deduplicated, nothing new queued
+    const again = await stack.backfills.enqueue({ deviceId: 'dev-a', from: FROM, to: TO, reason: 'manual' });
+    expect(again.map((w) => w.deduplicated)).toEqual([true, true, true, true, true, true]);
+    expect((await stack.backfillQueue.getJobCounts('waiting')).waiting).toBe(18);
+
+    stack.startBackfillWorker();
+    const counts = await drained(stack.backfillQueue);
+    expect(counts.failed).toBe(0);
+    expect(counts.completed).toBe(18);
+
+    for (const d of DEVICES) {
+      const expected = expectedTotals(sim, d.id, FROM, TO);
+      expect(Object.keys(expected).length).toBeGreaterThan(2);
+      const landed = await influxTotals(db.name, INFLUX_URL, d.id, Object.keys(expected), numericFields(sim, d.id, FROM, TO));
+      expect(landed).toEqual(expected);
+      const cp = await stack.checkpoints.get(d.id);
+      expect(cp?.upTo).toBe(TO);
+      const rows = sim.rows(d.id, FROM, TO);
+      expect(cp?.lastRowAt).toBe(rows[rows.length - 1].time);
+      expect(await stack.checkpoints.position(windowKey(d.id, { from: FROM, to: FROM + 12 * HOUR }))).toBeUndefined();
+    }
+    expect(sim.stats.violations).toEqual([]);
+    expect(sim.stats.tokenCalls).toBe(1);
+    expect(sim.stats.largestLimit).toBe(700);
+  });
+
+  test('a finished window can be queued again, and the device registry knows nothing failed', async () => {
+    const again = await stack.backfills.enqueue({ deviceId: 'dev-a', from: FROM, to: FROM + 12 * HOUR, reason: 'manual' });
+    expect(again).toHaveLength(1);
+    expect(again[0].deduplicated).toBe(false);
+    await drained(stack.backfillQueue);
+    const job = await stack.backfillQueue.getJob(again[0].jobId);
+    expect(await job?.getState()).toBe('completed');
+    expect(job?.returnvalue.points).toBe(sim.rows('dev-a', FROM, FROM + 12 * HOUR).length);
+    expect((await stack.registry.get('dev-a'))?.failure).toBeUndefined();
+  });
+});
