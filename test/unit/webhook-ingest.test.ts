@@ -1,0 +1,99 @@
+import { describe, expect, test } from 'vitest';
+import type { SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
+import { parsePlatformTime } from '../../src/platform/timestamp.js';
+import { dataPoints, ingestBackoff, settingPoint, statusPoint } from '../../src/sync/ingest.js';
+import { PointBatcher } from '../../src/sync/point-batcher.js';
+
+const parseTime = (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai');
+
+describe('push -> points', () => {
+  test('msg_type 2 rows become device_data points at platform-local time, empty rows skipped', () => {
+    const points = dataPoints(
+      { device_id: 'd1', device_key: 'k', data: [{ timestamp: '2017-02-13T12-00-00-000', a: 1, b: 'x' }, { timestamp: '2017-02-13T12-00-01-000' }, { timestamp: ' 2017-02-13T12-00-02-500', c: false }] },
+      parseTime,
+    );
+    expect(points).toEqual([
+      { measurement: 'device_data', deviceId: 'd1', time: 1486958400000, fields: { a: 1, b: 'x' } },
+      { measurement: 'device_data', deviceId: 'd1', time: 1486958402500, fields: { c: false } },
+    ]);
+  });
+
+  test.each([
+    [0, 0, true],
+    [1, 0, false],
+    [1, 1, true],
+    [0, 1, false],
+  ])('msg_type 1 raw %i with online code %i -> online %s, raw kept', (raw, onlineCode, online) => {
+    expect(statusPoint({ device_id: 'd1', device_status: raw }, 1234, onlineCode)).toEqual({
+      measurement: 'device_status',
+      deviceId: 'd1',
+      time: 1234,
+      fields: { online, raw_status: raw, source: 'push' },
+    });
+  });
+
+  test('a setting state becomes a device_setting point at the time of that state', () => {
+    const base = { messageId: 'm1', deviceId: 'd1', settings: { temp: 25 }, sentAt: 100, deadline: 200 };
+    expect(settingPoint({ ...base, state: 'sent' })).toEqual({ measurement: 'device_setting', deviceId: 'd1', time: 100, fields: { message_id: 'm1', state: 'sent', settings: '{"temp":25}' } });
+    expect(settingPoint({ ...base, state: 'applied', resolvedAt: 150 })).toEqual({ measurement: 'device_setting', deviceId: 'd1', time: 150, fields: { message_id: 'm1', state: 'applied', settings: '{"temp":25}' } });
+    expect(settingPoint({ messageId: 'm2', deviceId: 'd1', state: 'failed', resolvedAt: 7 }).fields).toEqual({ message_id: 'm2', state: 'failed' });
+  });
+
+  test('backoff grows from about a second and is capped at about a minute', () => {
+    for (let i = 0; i < 20; i++) {
+      expect(ingestBackoff(1)).toBeGreaterThanOrEqual(800);
+      expect(ingestBackoff(1)).toBeLessThanOrEqual(1200);
+      expect(ingestBackoff(40)).toBeLessThanOrEqual(72_000);
+      expect(ingestBackoff(40)).toBeGreaterThanOrEqual(48_000);
+    }
+  });
+});
+
+/** Records writes; `fail` makes the next write reject. */
+class RecordingWriter {
+  calls: Array<{ points: SinkPoint[]; source: string }> = [];
+  fail?: Error;
+  async write(points: SinkPoint[], options: WriteOptions): Promise<WriteResult> {
+    await new Promise((r) => setImmediate(r));
+    this.calls.push({ points, source: options.source });
+    if (this.fail) throw this.fail;
+    return { written: points.length, merged: 0, deadLettered: 0 };
+  }
+}
+
+const point = (i: number): SinkPoint => ({ measurement: 'device_data', deviceId: 'd', time: i, fields: { v: i } });
+
+describe('PointBatcher', () => {
+  test('many small writes become one, and each caller resolves after it', async () => {
+    const w = new RecordingWriter();
+    const b = new PointBatcher(w, { maxPoints: 1000, maxDelayMs: 20 });
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => b.write([point(2 * i), point(2 * i + 1)], { source: 'push' })));
+    expect(w.calls).toHaveLength(1);
+    expect(w.calls[0].points.map((p) => p.time)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(results.every((r) => r.written === 100)).toBe(true);
+    await b.close();
+  });
+
+  test('a full batch is written at once; sources are kept apart', async () => {
+    const w = new RecordingWriter();
+    const b = new PointBatcher(w, { maxPoints: 10, maxDelayMs: 10_000 });
+    const full = b.write(Array.from({ length: 10 }, (_, i) => point(i)), { source: 'push' });
+    await full;
+    expect(w.calls).toEqual([{ points: Array.from({ length: 10 }, (_, i) => point(i)), source: 'push' }]);
+    const other = b.write([point(99)], { source: 'setting' });
+    await b.close();
+    await other;
+    expect(w.calls[1]).toEqual({ points: [point(99)], source: 'setting' });
+  });
+
+  test('a failed write rejects every caller of that batch', async () => {
+    const w = new RecordingWriter();
+    w.fail = Object.assign(new Error('influx down'), { retryable: true });
+    const b = new PointBatcher(w, { maxPoints: 100, maxDelayMs: 1 });
+    const outcomes = await Promise.allSettled([b.write([point(1)], { source: 'push' }), b.write([point(2)], { source: 'push' })]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    expect((outcomes[0] as PromiseRejectedResult).reason.message).toBe('influx down');
+    await b.close();
+    await expect(b.write([point(3)], { source: 'push' })).rejects.toThrow('closed');
+  });
+});
