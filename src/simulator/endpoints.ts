@@ -100,7 +100,13 @@ export function settingEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   state.stats.settings.push({ deviceId: dev.device.id, messageId, settings: s });
   const timer = setTimeout(() => {
     state.timers.delete(timer);
-    const result = state.settingResult(dev.device.id, s);
+    let result: 0 | 1 | 'never';
+    try {
+      result = state.settingResult(dev.device.id, s);
+    } catch (err) {
+      state.logger?.warn({ messageId, err: (err as Error).message }, 'settingResult threw: no result pushed');
+      return;
+    }
     if (result === 'never') return;
     if (!state.push.url) {
       state.logger?.warn({ messageId }, 'simulator has no pushUrl: setting result not pushed');
