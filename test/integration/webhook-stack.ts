@@ -1,0 +1,155 @@
+/**
+ * The push path wired for integration tests exactly as the service wires it: the webhook
+ * (Fastify) enqueueing into real Redis, the ingest worker writing through the real InfluxDB
+ * writer, the platform simulator pushing for real. Each stack has its own Redis prefix and its
+ * own InfluxDB database, and `close()` removes both.
+ */
+import type { Redis } from 'ioredis';
+import type { WebhookConfig } from '../../src/config.js';
+import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
+import { DeviceRegistry } from '../../src/devices/registry.js';
+import { InfluxPointWriter } from '../../src/influx/point-writer.js';
+import type { RetryPolicy } from '../../src/influx/retry-policy.js';
+import { createLogger, type Logger } from '../../src/log.js';
+import { createRedis } from '../../src/queues.js';
+import { SecretScrubber } from '../../src/secrets.js';
+import { parsePlatformTime } from '../../src/platform/timestamp.js';
+import { PendingSettingsStore } from '../../src/settings/pending-store.js';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
+import { createWebhookServer, openIngestQueue, type WebhookServer } from '../../src/webhook/server.js';
+import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
+import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
+
+export const TZ = 'Asia/Shanghai';
+export const WEBHOOK_TOKEN = 'wh-token-7f3a9c';
+export const PLATFORM_KEY = 'pk-test-1234';
+export const SECRET_KEY = 'sk-test-5678';
+export const parseTime = (raw: string) => parsePlatformTime(raw, TZ);
+
+export interface StackOptions {
+  redisUrl?: string;
+  influxUrl?: string;
+  webhook?: Partial<WebhookConfig>;
+  /** simulator options; no simulator when undefined */
+  sim?: Partial<SimulatorOptions> & Pick<SimulatorOptions, 'devices'>;
+  worker?: boolean;
+  writerRetry?: Partial<RetryPolicy>;
+  sweepEveryMs?: number;
+}
+
+export interface Stack {
+  prefix: string;
+  db: { name: string; url: string; drop(): Promise<void> };
+  url: string;
+  config: WebhookConfig;
+  redis: Redis;
+  logger: Logger;
+  server: WebhookServer;
+  queue: Awaited<ReturnType<typeof openIngestQueue>>;
+  writer: InfluxPointWriter;
+  deadLetters: RedisDeadLetterStore;
+  registry: DeviceRegistry;
+  pending: PendingSettingsStore;
+  worker?: IngestWorker;
+  sim?: Simulator;
+  /** rows of an InfluxQL query on this stack's database */
+  rows(q: string): Promise<Array<Record<string, unknown>>>;
+  /** polls until `check` passes (bounded; the deadline is generous, not an assertion on speed) */
+  until<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs?: number): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const redisUrl = options.redisUrl ?? REDIS_URL;
+  const prefix = testPrefix('wh');
+  const db = await createTestDatabase('wh', options.influxUrl ?? INFLUX_URL);
+  const scrubber = new SecretScrubber([WEBHOOK_TOKEN, PLATFORM_KEY, SECRET_KEY]);
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', scrubber });
+  const redis = createRedis(redisUrl, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  const deadLetters = new RedisDeadLetterStore(redis, prefix);
+  const registry = new DeviceRegistry(redis, prefix);
+  const pending = new PendingSettingsStore(redis, prefix);
+  const writer = new InfluxPointWriter({ url: db.url, api: 'v1', bucket: db.name, deadLetters, logger, retry: options.writerRetry as RetryPolicy | undefined });
+  const port = await freePort();
+  const config: WebhookConfig = {
+    host: '127.0.0.1',
+    port,
+    path: '/webhook',
+    token: WEBHOOK_TOKEN,
+    bodyLimit: 5 * 1024 * 1024,
+    timestampWindowSec: 300,
+    requirePostSignature: false,
+    pushOnlineCode: 0,
+    autoRegister: true,
+    ...options.webhook,
+  };
+  const queue = await openIngestQueue(redisUrl, prefix, logger);
+  const server = await createWebhookServer({ config, queue: queue.queue, deadLetters, logger, parseTime, scrubber });
+  const address = await server.listen();
+  const url = `${address}${config.path}`;
+
+  let worker: IngestWorker | undefined;
+  let workerConnection: Redis | undefined;
+  if (options.worker !== false) {
+    workerConnection = createRedis(redisUrl);
+    workerConnection.on('error', () => undefined);
+    worker = createIngestWorker({
+      connection: workerConnection,
+      prefix,
+      writer,
+      deadLetters,
+      settings: pending,
+      registry: config.autoRegister ? registry : undefined,
+      parseTime,
+      pushOnlineCode: config.pushOnlineCode,
+      logger,
+      sweepEveryMs: options.sweepEveryMs ?? 200,
+    });
+  }
+  const sim = options.sim
+    ? await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, from: 0, to: 0, gapRate: 0, ...options.sim, pushUrl: url, webhookToken: WEBHOOK_TOKEN, timezone: TZ })
+    : undefined;
+
+  const rows = (q: string) => influxRows(db.name, q, db.url);
+  const until = async <T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 45_000): Promise<T> => {
+    const end = Date.now() + timeoutMs;
+    let last: T | undefined;
+    while (Date.now() < end) {
+      last = await probe();
+      if (check(last)) return last;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${what}: not reached within ${timeoutMs} ms; last value ${JSON.stringify(last)?.slice(0, 500)}`);
+  };
+
+  return {
+    prefix,
+    db,
+    url,
+    config,
+    redis,
+    logger,
+    server,
+    queue,
+    writer,
+    deadLetters,
+    registry,
+    pending,
+    worker,
+    sim,
+    rows,
+    until,
+    async close() {
+      await sim?.close();
+      await server.close();
+      await worker?.close();
+      await queue.close();
+      await writer.close();
+      workerConnection?.disconnect();
+      await deleteRedisPrefix(prefix, redisUrl).catch(() => undefined);
+      redis.disconnect();
+      await db.drop().catch(() => undefined);
+    },
+  };
+}
