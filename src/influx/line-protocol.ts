@@ -12,7 +12,8 @@
  * - a device id or field name that line protocol cannot carry exactly (empty, a newline, or a
  *   backslash that InfluxDB versions read differently) makes a dead letter too.
  *
- * Escaping uses the client library's `escape` helpers; lines are built as plain strings because
+ * Measurements and string values are escaped with the client library's `escape` helpers (keys
+ * with our own, see escapeKey); lines are built as plain strings because
  * building a `Point` object per row costs more than the rest of the write path together.
  */
 import { escape } from '@influxdata/influxdb-client';
@@ -58,6 +59,16 @@ export function keyProblem(key: string, what: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Escapes a tag value or field key. Not the library's `escape.tag`: that one turns a tab into the
+ * two characters `\t`, which InfluxDB 1.x keeps as they are, so a name with a tab would not come
+ * back as sent. A raw tab is carried exactly; line breaks and ambiguous backslashes are refused
+ * before this runs (keyProblem).
+ */
+export function escapeKey(key: string): string {
+  return /[ ,=]/.test(key) ? key.replace(/[ ,=]/g, '\\$&') : key;
+}
+
 /** Escaped keys, cached: the same device ids and field names repeat on every row. */
 export class KeyCache {
   private readonly map = new Map<string, string | { problem: string }>();
@@ -67,9 +78,10 @@ export class KeyCache {
   /** The escaped key, or `{problem}` when it cannot be written. */
   get(key: string, what: string): string | { problem: string } {
     const hit = this.map.get(key);
-    if (hit !== undefined) return hit;
+    // the cached problem may have been worded for another role (device id vs field name)
+    if (hit !== undefined) return typeof hit === 'string' ? hit : { problem: keyProblem(key, what) ?? hit.problem };
     const problem = keyProblem(key, what);
-    const value = problem ? { problem } : escape.tag(key);
+    const value = problem ? { problem } : escapeKey(key);
     if (this.map.size >= this.maxEntries) this.map.clear(); // bounded: ids from pushes are open-ended
     this.map.set(key, value);
     return value;
@@ -170,14 +182,14 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
   return { point: { raw, fields, line: encodeLine(raw.measurement, device as string, encoded, raw.time) }, problems, absent };
 }
 
-/** The same point with only some of its (already normalised) fields, e.g. after one was rejected. */
-export function withoutField(point: NormalisedPoint, field: string, keys: KeyCache): NormalisedPoint | undefined {
+/** The same point with only the named (already normalised) fields, e.g. to isolate a refused one. */
+export function withFields(point: NormalisedPoint, names: string[], keys: KeyCache): NormalisedPoint | undefined {
   const fields: Record<string, FieldValue> = {};
   const encoded: Array<[string, FieldValue]> = [];
-  for (const [name, value] of Object.entries(point.fields)) {
-    if (name === field) continue;
-    fields[name] = value;
-    encoded.push([keys.get(name, 'field name') as string, value]);
+  for (const name of names) {
+    if (!(name in point.fields)) continue;
+    fields[name] = point.fields[name];
+    encoded.push([keys.get(name, 'field name') as string, point.fields[name]]);
   }
   if (encoded.length === 0) return undefined;
   const device = keys.get(point.raw.deviceId, 'device id') as string;

@@ -11,7 +11,7 @@ import type { DeadLetterStore, PointWriter, SinkPoint, WriteOptions, WriteResult
 import { detectInfluxApi, type WriteApiVersion } from './api-detect.js';
 import { ensureDatabase } from './database.js';
 import { InfluxRejectedError } from './errors.js';
-import { KeyCache, mergeDuplicates, normalisePoint, withoutField, type NormalisedPoint } from './line-protocol.js';
+import { KeyCache, mergeDuplicates, normalisePoint, withFields, type NormalisedPoint } from './line-protocol.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
 import { authHeaders, WriteRequest, type WriteRequestOptions } from './write-request.js';
 
@@ -226,14 +226,14 @@ export class InfluxPointWriter implements PointWriter {
    * only overwrites them (same series and time); each point is counted once, when its own request
    * is acknowledged.
    */
-  private async settle(request: WriteRequest, batch: NormalisedPoint[], result: DetailedWriteResult, signal?: AbortSignal): Promise<void> {
+  private async settle(request: WriteRequest, batch: NormalisedPoint[], result: DetailedWriteResult, signal?: AbortSignal, part = false): Promise<void> {
     try {
       await request.send(batch.map((p) => p.line).join('\n'), signal);
       result.written += batch.length;
       return;
     } catch (err) {
       if (!(err instanceof InfluxRejectedError) || err.scope !== 'points') throw err;
-      if (batch.length === 1) return this.rejectOne(request, batch[0], err.message, result, signal);
+      if (batch.length === 1) return this.rejectOne(request, batch[0], err.message, result, signal, part);
       const named = suspects(err.message, batch);
       if (named.size > 0 && named.size < batch.length) {
         await this.settle(request, batch.filter((p) => !named.has(p)), result, signal);
@@ -246,15 +246,36 @@ export class InfluxPointWriter implements PointWriter {
     }
   }
 
-  /** One refused line: when the server names one of its fields, only that value is set aside. */
-  private async rejectOne(request: WriteRequest, point: NormalisedPoint, message: string, result: DetailedWriteResult, signal?: AbortSignal): Promise<void> {
-    const field = namedField(message, point);
-    const rest = field === undefined ? undefined : withoutField(point, field, this.keys);
-    if (field !== undefined && rest) {
-      result.rejected.push({ point: point.raw, reason: `field "${field}" refused by InfluxDB: ${message}` });
-      return this.settle(request, [rest], result, signal);
+  /**
+   * One refused line. Its fields are isolated like lines are: the field the server names is set
+   * aside at once, otherwise the fields are halved into lines of the same series and time (InfluxDB
+   * merges them into one point). The point counts as written once if any of its fields landed.
+   */
+  private async rejectOne(
+    request: WriteRequest,
+    point: NormalisedPoint,
+    message: string,
+    result: DetailedWriteResult,
+    signal: AbortSignal | undefined,
+    part: boolean,
+  ): Promise<void> {
+    const names = Object.keys(point.fields);
+    if (names.length === 1) {
+      result.rejected.push({ point: point.raw, reason: `${part ? `field "${names[0]}" ` : ''}refused by InfluxDB: ${message}` });
+      return;
     }
-    result.rejected.push({ point: point.raw, reason: `refused by InfluxDB: ${message}` });
+    const named = namedField(message, point);
+    const half = Math.ceil(names.length / 2);
+    const groups = named === undefined ? [names.slice(0, half), names.slice(half)] : [names.filter((n) => n !== named)];
+    if (named !== undefined) result.rejected.push({ point: point.raw, reason: `field "${named}" refused by InfluxDB: ${message}` });
+    let landed = false;
+    for (const group of groups) {
+      const sub: DetailedWriteResult = { written: 0, merged: 0, deadLettered: 0, absent: 0, rejected: [] };
+      await this.settle(request, [withFields(point, group, this.keys)!], sub, signal, true);
+      landed ||= sub.written > 0;
+      result.rejected.push(...sub.rejected);
+    }
+    if (landed) result.written++;
   }
 
   /** Waits for writes in progress, then releases the connection. */

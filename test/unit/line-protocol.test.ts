@@ -1,0 +1,156 @@
+import { describe, expect, test } from 'vitest';
+import { MEASUREMENT, type SinkPoint } from '../../src/influx/api.js';
+import { encodeValue, KeyCache, keyProblem, mergeDuplicates, normalisePoint, normaliseValue, withFields } from '../../src/influx/line-protocol.js';
+
+const point = (fields: Record<string, unknown>, deviceId = 'dev-1', time = 1_486_958_400_000): SinkPoint => ({
+  measurement: MEASUREMENT.data,
+  deviceId,
+  time,
+  fields,
+});
+
+describe('normaliseValue', () => {
+  test.each([
+    ['whole number', 1, 1],
+    ['fraction', 21.5, 21.5],
+    ['negative', -3, -3],
+    ['boolean', true, true],
+    ['numeric string stays a string', '42', '42'],
+    ['empty string', '', ''],
+    ['null', null, null],
+    ['undefined', undefined, null],
+    ['object as JSON', { lat: 31.2, lng: 121.5 }, '{"lat":31.2,"lng":121.5}'],
+    ['array as JSON', [1, 'a', null], '[1,"a",null]'],
+    ['bigint as number', 12n, 12],
+  ])('%s', (_name, input, expected) => {
+    expect(normaliseValue(input)).toEqual(expected);
+  });
+
+  test.each([
+    ['NaN', Number.NaN, 'value NaN is not a finite number'],
+    ['Infinity', Number.POSITIVE_INFINITY, 'value Infinity is not a finite number'],
+    ['-Infinity', Number.NEGATIVE_INFINITY, 'value -Infinity is not a finite number'],
+    ['function', () => 1, 'value of type function cannot be stored'],
+    ['symbol', Symbol('s'), 'value of type symbol cannot be stored'],
+  ])('%s is a problem', (_name, input, reason) => {
+    expect(normaliseValue(input)).toEqual({ problem: reason });
+  });
+});
+
+describe('encodeValue', () => {
+  test.each([
+    [1, '1'],
+    [0, '0'],
+    [-0, '0'],
+    [21.5, '21.5'],
+    [1e21, '1e+21'],
+    [1e-7, '1e-7'],
+    [true, 'true'],
+    [false, 'false'],
+    ['plain', '"plain"'],
+    ['say "hi"', '"say \\"hi\\""'],
+    ['back\\slash', '"back\\\\slash"'],
+    ['two\nlines', '"two\nlines"'],
+  ])('%j -> %s', (input, expected) => {
+    expect(encodeValue(input)).toBe(expected);
+  });
+});
+
+describe('keyProblem', () => {
+  test.each([
+    ['plain', undefined],
+    ['with space, comma=equals "quote"', undefined],
+    ['tab\tinside', undefined],
+    ['back\\slash inside', undefined],
+    ['', 'x is empty'],
+    ['new\nline', 'x contains a line break, which line protocol cannot carry'],
+    ['carriage\rreturn', 'x contains a line break, which line protocol cannot carry'],
+    ['ends with \\', expect.stringContaining('backslash at its end')],
+    ['double \\\\ backslash', expect.stringContaining('backslash at its end or before a backslash')],
+    ['slash before\\ space', expect.stringContaining('read differently')],
+    ['slash before\\,comma', expect.stringContaining('read differently')],
+    ['slash before\\=eq', expect.stringContaining('read differently')],
+  ])('%j', (key, expected) => {
+    expect(keyProblem(key, 'x')).toEqual(expected);
+  });
+});
+
+describe('normalisePoint', () => {
+  const keys = new KeyCache();
+
+  test.each([
+    ['numbers are floats without suffix', { t: 1, h: 45.5 }, 'device_data,device_id=dev-1 t=1,h=45.5 1486958400000'],
+    ['mixed types', { on: true, mode: 'eco', n: '7' }, 'device_data,device_id=dev-1 on=true,mode="eco",n="7" 1486958400000'],
+    ['null leaves the field out', { a: 1, b: null, c: undefined }, 'device_data,device_id=dev-1 a=1 1486958400000'],
+    ['nested object is a JSON string', { gps: { lat: 1 } }, 'device_data,device_id=dev-1 gps="{\\"lat\\":1}" 1486958400000'],
+    ['field name escaping', { 'a b,c=d': 1 }, 'device_data,device_id=dev-1 a\\ b\\,c\\=d=1 1486958400000'],
+    ['a tab and a lone backslash are carried raw', { 'a\tb\\c': 1 }, 'device_data,device_id=dev-1 a\tb\\c=1 1486958400000'],
+  ])('%s', (_name, fields, line) => {
+    const n = normalisePoint(point(fields), keys);
+    expect(n.problems).toEqual([]);
+    expect(n.point?.line).toBe(line);
+  });
+
+  test('device id escaping', () => {
+    expect(normalisePoint(point({ v: 1 }, 'room 1,a=b'), keys).point?.line).toBe('device_data,device_id=room\\ 1\\,a\\=b v=1 1486958400000');
+  });
+
+  test('counts absent values', () => {
+    expect(normalisePoint(point({ a: 1, b: null, c: undefined }), keys).absent).toBe(2);
+  });
+
+  test('NaN and Infinity are problems; the rest of the row is written', () => {
+    const n = normalisePoint(point({ a: Number.NaN, b: 2, c: Number.POSITIVE_INFINITY }), keys);
+    expect(n.point?.line).toBe('device_data,device_id=dev-1 b=2 1486958400000');
+    expect(n.point?.fields).toEqual({ b: 2 });
+    expect(n.problems).toEqual([
+      { field: 'a', reason: 'field "a": value NaN is not a finite number' },
+      { field: 'c', reason: 'field "c": value Infinity is not a finite number' },
+    ]);
+  });
+
+  test.each([
+    ['every value unusable', point({ a: Number.NaN }), 'no storable field: field "a": value NaN is not a finite number'],
+    ['only nulls', point({ a: null }), 'no storable field: every value is null or missing'],
+    ['no fields', point({}), 'no storable field: every value is null or missing'],
+    ['empty device id', point({ a: 1 }, ''), 'device id is empty'],
+    ['newline in device id', point({ a: 1 }, 'a\nb'), 'device id contains a line break, which line protocol cannot carry'],
+    ['fractional time', point({ a: 1 }, 'd', 1.5), 'time 1.5 is not whole epoch milliseconds'],
+    ['NaN time', point({ a: 1 }, 'd', Number.NaN), 'time NaN is not whole epoch milliseconds'],
+  ])('whole point unusable: %s', (_name, p, reason) => {
+    const n = normalisePoint(p, keys);
+    expect(n.point).toBeUndefined();
+    expect(n.problems).toEqual([{ reason }]);
+  });
+
+  test('empty field name is a problem for that value only', () => {
+    const n = normalisePoint(point({ '': 1, ok: 2 }), keys);
+    expect(n.point?.line).toBe('device_data,device_id=dev-1 ok=2 1486958400000');
+    expect(n.problems).toEqual([{ field: '', reason: 'field name "" is empty' }]);
+  });
+
+  test('withFields rebuilds the line with some fields only', () => {
+    const n = normalisePoint(point({ a: 1, b: 'x', c: true }), keys);
+    expect(withFields(n.point!, ['c', 'b'], keys)?.line).toBe('device_data,device_id=dev-1 c=true,b="x" 1486958400000');
+    expect(withFields(n.point!, ['zzz'], keys)).toBeUndefined();
+  });
+});
+
+describe('mergeDuplicates', () => {
+  test('same series and time merge field by field; later wins; null does not erase', () => {
+    const { points, merged } = mergeDuplicates([
+      point({ a: 1, b: 2 }),
+      point({ x: 9 }, 'other'),
+      point({ b: 3, c: 4, a: null }),
+      point({ a: 5 }, 'dev-1', 1),
+    ]);
+    expect(merged).toBe(1);
+    expect(points).toEqual([point({ a: 1, b: 3, c: 4 }), point({ x: 9 }, 'other'), point({ a: 5 }, 'dev-1', 1)]);
+  });
+
+  test('different measurements do not merge', () => {
+    const a = point({ a: 1 });
+    const b = { ...point({ online: true }), measurement: MEASUREMENT.status };
+    expect(mergeDuplicates([a, b])).toEqual({ points: [a, b], merged: 0 });
+  });
+});
