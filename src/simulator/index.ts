@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { DEFAULT_FIELDS, DeviceSeries } from './data-generator.js';
 import { Faults } from './faults.js';
 import { readPage } from './history.js';
+import { LiveFeed } from './live-feed.js';
 import { PushClient } from './push-client.js';
 import { createSimServer } from './server.js';
 import type { SimDeviceState, SimState } from './state.js';
@@ -143,7 +144,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   };
 
   let closed: Promise<void> | undefined;
-  return {
+  let feed: LiveFeed | undefined;
+  const simulator: Simulator = {
     url: `http://${host}:${port}`,
     devices: [...devices.values()].map((d) => d.device),
     stats,
@@ -173,6 +175,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     close() {
       closed ??= (async () => {
+        await feed?.close();
         for (const t of state.timers) clearTimeout(t);
         state.timers.clear();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -183,6 +186,18 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return closed;
     },
   };
+  if (options.livePushMs !== undefined) {
+    if (!(options.livePushMs > 0)) {
+      await simulator.close();
+      throw new Error(`simulator: livePushMs must be > 0, got ${options.livePushMs}`);
+    }
+    if (!o.pushUrl || !o.followClock) {
+      await simulator.close();
+      throw new Error('simulator: livePushMs needs pushUrl and followClock (rows are pushed as the clock moves)');
+    }
+    feed = new LiveFeed(simulator, { intervalMs: options.livePushMs, now, logger: o.logger });
+  }
+  return simulator;
 }
 
 /** A stable serial number per device id, as msg_type 1 pushes carry one. */

@@ -77,6 +77,8 @@ export interface SimulatorOptions {
   fullRowEvery?: number;
   /** currentDatapoints timestamps with a leading space, like the vendor's example; default true */
   currentTimestampSpace?: boolean;
+  /** push newly generated rows (msg_type 2) to pushUrl every this many ms (needs followClock); default off */
+  livePushMs?: number;
 }
 
 export interface SimPushRecord {

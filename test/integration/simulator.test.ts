@@ -388,6 +388,32 @@ describe('pushes', () => {
     ]);
   });
 
+  test('livePushMs pushes newly generated rows as the clock moves, exactly as history serves them', async () => {
+    rx.got.length = 0;
+    let now = FROM + DAY;
+    const s = await sim({
+      devices: [{ id: 'live', key: 'lk', cadenceSec: 10 }],
+      to: now,
+      now: () => now,
+      followClock: true,
+      livePushMs: 10,
+      pushUrl: rx.url,
+      webhookToken: 'shared-webhook-token',
+    });
+    const start = now;
+    now += 10 * 60_000;
+    for (let i = 0; i < 400 && s.stats.pushes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const posted = rx.got.filter((g) => g.method === 'POST').map((g) => JSON.parse(g.body));
+    expect(posted.length).toBe(1);
+    expect(Number(posted[0].msg_type)).toBe(2);
+    expect(posted[0].device_id).toBe('live');
+    const want = s.rows('live', start, now);
+    expect(want.length).toBeGreaterThan(50);
+    expect(fromAnswer(posted[0].data)).toEqual(want);
+    // history now reaches the moved clock too
+    expect(s.rows('live').at(-1)).toEqual(want.at(-1));
+  });
+
   test('setting an offline device is code 3; a body that is not JSON is code 5', async () => {
     const s = await sim({ devices: [{ id: 'on', key: 'k1' }, { id: 'off', key: 'k2', online: false }] });
     const tok = await token(s);
