@@ -64,10 +64,11 @@ function hasSignatureParams(q: SignatureParams): boolean {
   return q.signature !== undefined || q.nonce !== undefined || q.timestamp !== undefined;
 }
 
-/** A device id safe to keep as dead-letter metadata, when the body has one. */
-function safeDeviceId(value: unknown): string | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
+/** A device id safe to keep as dead-letter metadata, when the body has one (a mangled id is left out). */
+function safeDeviceId(body: Buffer | undefined, parsed: unknown): string | undefined {
   try {
+    const value = parsed ?? (body && body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined);
+    if (value === null || typeof value !== 'object') return undefined;
     return deviceIdOf((value as { device_id?: unknown }).device_id);
   } catch {
     return undefined;
@@ -144,7 +145,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   };
 
   const keep = async (reason: string, body: Buffer | undefined, parsed?: unknown): Promise<void> => {
-    await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body), deviceId: safeDeviceId(parsed) });
+    await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body), deviceId: safeDeviceId(body, parsed) });
   };
 
   const enqueue = (push: ValidatedPush) => enqueuePush(queue, push, now(), enqueueTimeoutMs);
