@@ -132,6 +132,11 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(arg('--port')).toBe('8781');
     expect([arg('--platform-key'), arg('--secret-key'), arg('--webhook-token')]).toEqual([demo.EXPEED_PLATFORM_KEY, demo.EXPEED_SECRET_KEY, demo.EXPEED_WEBHOOK_TOKEN]);
     expect(arg('--push-url')).toBe(`http://demo-worker:8780${demo.WEBHOOK_PATH}`);
+    expect(services.simulator.environment?.EXPEED_TIMEZONE).toBe(demo.EXPEED_TIMEZONE);
+    // every option given is one the simulate command accepts
+    const accepted = /values: \[([^\]]*)\]/.exec(read('src/cli/commands/simulate.ts'))?.[1] ?? '';
+    for (const flag of args.filter((a) => a.startsWith('--'))) expect(accepted, `simulate has no ${flag}`).toContain(`'${flag.slice(2)}'`);
+    expect(Number(arg('--days'))).toBe(Number.parseInt(String(demo.EXPEED_BACKFILL_START), 10));
     // the devices file holds exactly the devices the simulator generates (dev-0001/key-0001, ...)
     const mount = mounts('demo-worker').find(([, target]) => target === demo.EXPEED_DEVICES_FILE);
     expect(mount, 'EXPEED_DEVICES_FILE of the demo is mounted').toBeDefined();

@@ -168,6 +168,14 @@ describe('provisioning', () => {
     expect(ds.secureJsonData.httpHeaderValue1).toBe('Token ${EXPEED_GRAFANA_INFLUX_TOKEN}');
     expect(dashboardQueries().length).toBe(9);
   });
+  test('the dashboard is well-formed for provisioning', () => {
+    expect(dashboard).toMatchObject({ uid: 'expeed-devices', title: 'Expeed devices' });
+    const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> => panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
+    const ids = all(dashboard.panels).map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'field', 'state']);
+    for (const v of dashboard.templating.list) expect(v.datasource.uid).toBe(DS_UID);
+  });
   test('an unknown macro fails the check instead of reaching InfluxDB', () => {
     expect(() => interpolate('SELECT 1 FROM x WHERE $timeFilter AND $__range', SELECTIONS[0], FROM, NOW)).toThrow(/unsubstituted Grafana macro or variable "\$__range"/);
     expect(() => interpolate('SELECT [[nope]]', SELECTIONS[0], FROM, NOW)).toThrow(/"\[\[nope\]\]"/);
