@@ -97,7 +97,10 @@ class TimeoutMarker extends Error {}
 async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<VendorAnswer> {
   const { endpoint } = req;
   const scrub = (s: string) => (options.scrubber ? options.scrubber.scrub(s) : s);
-  const timeout = AbortSignal.timeout(options.timeoutMs);
+  // a timer cleared as soon as the body is read (AbortSignal.timeout would keep every signal alive for timeoutMs)
+  const timer = new AbortController();
+  const timeout = timer.signal;
+  const clock = setTimeout(() => timer.abort(), options.timeoutMs);
   const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
   let status: number;
   let text: string;
@@ -116,6 +119,8 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
       throw new PlatformUnavailableError(endpoint, `no answer within ${options.timeoutMs} ms`, undefined, new TimeoutMarker('timeout'));
     }
     throw new PlatformUnavailableError(endpoint, scrub(networkReason(err)), undefined, err);
+  } finally {
+    clearTimeout(clock);
   }
   if (status >= 500 || RETRY_STATUS.has(status)) {
     throw new PlatformUnavailableError(endpoint, `HTTP ${status}${snippet(text, scrub)}`, status);

@@ -34,8 +34,8 @@ export interface TokenBudgetOptions {
   redis: Redis;
   /** EXPEED_PREFIX */
   prefix: string;
-  /** the token call (createTokenEndpoint); nothing else in the system may call it */
-  fetchToken: TokenEndpoint;
+  /** the token call (createTokenEndpoint); nothing else may call it. Absent without credentials: get() then fails without spending a call */
+  fetchToken?: TokenEndpoint;
   /** token calls per platform day (default 200) */
   dailyLimit: number;
   /** calls kept for commands an operator runs by hand; scheduled work stops before them (default 10) */
@@ -61,7 +61,7 @@ export interface TokenBudgetOptions {
   log?: Pick<Logger, 'info' | 'warn'>;
 }
 
-export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken'> = {
+export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log'> = {
   dailyLimit: 200,
   reserve: 10,
   timezone: DEFAULT_TIMEZONE,
@@ -123,7 +123,7 @@ export class TokenBudget implements TokenSource {
   private readonly inflight = new Map<boolean, Promise<string>>();
   private readonly closing = new AbortController();
 
-  constructor(options: Partial<TokenBudgetOptions> & Pick<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken'>) {
+  constructor(options: Partial<TokenBudgetOptions> & Pick<TokenBudgetOptions, 'redis' | 'prefix'>) {
     this.o = { ...DEFAULT_TOKEN_BUDGET_OPTIONS, ...options };
     if (!Number.isInteger(this.o.dailyLimit) || this.o.dailyLimit < 1) throw new RangeError(`token dailyLimit must be a whole number >= 1, got ${this.o.dailyLimit}`);
     if (!Number.isInteger(this.o.reserve) || this.o.reserve < 0 || this.o.reserve >= this.o.dailyLimit) {
@@ -182,6 +182,9 @@ export class TokenBudget implements TokenSource {
   }
 
   private async refresh(useReserve: boolean): Promise<string> {
+    if (!this.o.fetchToken) {
+      throw new PlatformError('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set: no access token can be fetched', { endpoint: ENDPOINT.token, retryable: false });
+    }
     const waitUntil = Date.now() + this.o.waitTimeoutMs;
     for (;;) {
       const now = this.o.now();
@@ -219,7 +222,7 @@ export class TokenBudget implements TokenSource {
       throw err;
     }
     try {
-      const grant = await this.o.fetchToken(this.closing.signal);
+      const grant = await (this.o.fetchToken as TokenEndpoint)(this.closing.signal);
       this.o.scrubber?.add(grant.accessToken);
       const ttlMs = grant.expiresIn * 1000;
       const fresh: CachedToken = { token: grant.accessToken, expiresAt: startedAt + ttlMs, fetchedAt: startedAt, ttlMs };
@@ -316,12 +319,11 @@ export function tokenBudgetFromConfig(
   extras: Partial<Omit<TokenBudgetOptions, 'redis' | 'prefix'>> = {},
 ): TokenBudget {
   const { platformKey, secretKey } = config;
-  const fetchToken: TokenEndpoint =
+  const fetchToken =
     platformKey && secretKey
       ? createTokenEndpoint({ baseUrl: config.baseUrl, platformKey, secretKey, timeoutMs: config.requestTimeoutMs, scrubber: extras.scrubber })
-      : async () => {
-          throw new PlatformError('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set: no access token can be fetched', { endpoint: ENDPOINT.token, retryable: false });
-        };
+      : undefined;
+  const lockTtlMs = Math.max(DEFAULT_TOKEN_BUDGET_OPTIONS.lockTtlMs, config.requestTimeoutMs + 15_000);
   return new TokenBudget({
     redis,
     prefix: config.prefix,
@@ -330,6 +332,10 @@ export function tokenBudgetFromConfig(
     reserve: config.tokenReserve,
     timezone: config.timezone,
     credentialsId: platformKey && secretKey ? credentialsFingerprint(platformKey, secretKey) : undefined,
+    // the lock must outlive a slow token call, or a second process would start one too
+    lockTtlMs,
+    // and a waiter outlives the lock, so that it can take over from a process that died holding it
+    waitTimeoutMs: Math.max(DEFAULT_TOKEN_BUDGET_OPTIONS.waitTimeoutMs, lockTtlMs + 15_000),
     ...extras,
   });
 }

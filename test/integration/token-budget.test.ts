@@ -298,6 +298,13 @@ describe('TokenBudget', () => {
     expect(s2.scrub(`token=${token}`)).toBe(`token=${REDACTED}`);
   });
 
+  test('without credentials get() fails clearly and spends no call', async () => {
+    const prefix = newPrefix();
+    const b = new TokenBudget({ redis: connection(), prefix });
+    await expect(b.get()).rejects.toThrow('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set');
+    expect((await b.usage()).calls).toBe(0);
+  });
+
   test('refuses a reserve that leaves nothing for scheduled work', () => {
     expect(() => new TokenBudget({ redis: probe, prefix: 'x', fetchToken: async () => ({ accessToken: 'x', expiresIn: 1 }), dailyLimit: 5, reserve: 5 })).toThrow(
       'token reserve must be a whole number from 0 to dailyLimit - 1 (4), got 5',
