@@ -83,8 +83,8 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   /** Oldest first. */
   async list(options: { limit?: number; offset?: number } = {}): Promise<DeadLetter[]> {
     const offset = Math.max(0, options.offset ?? 0);
-    const stop = options.limit === undefined ? -1 : offset + Math.max(0, options.limit) - 1;
-    if (stop !== -1 && stop < offset) return [];
+    if (options.limit !== undefined && options.limit <= 0) return [];
+    const stop = options.limit === undefined ? -1 : offset + options.limit - 1;
     const ids = await this.redis.zrange(this.order, offset, stop);
     if (ids.length === 0) return [];
     const texts = await this.redis.hmget(this.hash, ...ids);
