@@ -107,7 +107,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     now,
     stats,
   });
-  const push = new PushClient({ pushUrl: o.pushUrl, webhookToken: o.webhookToken, now, stats, logger: o.logger });
+  const push = new PushClient({ pushUrl: o.pushUrl, webhookToken: o.webhookToken, wallClock: Date.now, stats, logger: o.logger });
   const state: SimState = {
     devices,
     range: { from: o.from, to: o.to },

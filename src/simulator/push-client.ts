@@ -10,7 +10,8 @@ export interface PushClientOptions {
   pushUrl?: string;
   /** without it, pushes go out without a handshake (there is nothing to sign with) */
   webhookToken?: string;
-  now: () => number;
+  /** real time for handshake timestamps; default Date.now */
+  wallClock: () => number;
   stats: SimulatorStats;
   logger?: SimLogger;
   /** per request, ms; default 10 s */
@@ -44,7 +45,9 @@ export class PushClient {
     const url = this.requireUrl();
     const token = opts.token ?? this.o.webhookToken ?? '';
     const nonce = opts.nonce ?? randomBytes(8).toString('hex');
-    const timestamp = String(opts.timestamp ?? Math.floor(this.o.now() / 1000));
+    // wall-clock seconds: the receiver checks freshness against its own clock, whatever the
+    // simulator's injected clock (which only drives tokens and data) says
+    const timestamp = String(opts.timestamp ?? Math.floor(this.o.wallClock() / 1000));
     const query = new URLSearchParams({ signature: handshakeSignature(token, nonce, timestamp), nonce, timestamp });
     return this.request(`${url}${url.includes('?') ? '&' : '?'}${query}`, { method: 'GET' });
   }
