@@ -60,29 +60,49 @@ function formatter(timezone: string): Intl.DateTimeFormat {
 }
 
 /**
- * Offsets are cached per zone and quarter hour of UTC: a history page of 6000 rows would otherwise
- * call Intl 12000 times, and every real zone transition since 1970 falls on a quarter hour.
+ * Offsets are cached per zone and UTC day: a history page of 6000 rows would otherwise call Intl
+ * (slow) thousands of times. A day whose offset is the same at both ends has no transition (no
+ * zone changes twice within a day); a day with one is cached per quarter hour, on which every
+ * real transition since 1970 falls.
  */
-const offsetCache = new Map<string, Map<number, number>>();
+interface ZoneCache {
+  days: Map<number, number | null>;
+  quarters: Map<number, number>;
+}
+const zoneCaches = new Map<string, ZoneCache>();
+const DAY = 86_400_000;
 const QUARTER_HOUR = 900_000;
 const CACHE_LIMIT = 20_000;
 
 /** The zone's offset from UTC at instant `ms`, in ms (Asia/Shanghai: +28 800 000). */
 export function zoneOffsetMs(ms: number, timezone: string): number {
-  let cache = offsetCache.get(timezone);
+  let cache = zoneCaches.get(timezone);
   if (!cache) {
-    cache = new Map();
-    offsetCache.set(timezone, cache);
+    cache = { days: new Map(), quarters: new Map() };
+    zoneCaches.set(timezone, cache);
   }
-  const bucket = Math.floor(ms / QUARTER_HOUR);
-  const hit = cache.get(bucket);
-  if (hit !== undefined) return hit;
-  const at = bucket * QUARTER_HOUR;
-  const p = wallClockParts(at, timezone);
-  const offset = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - at;
-  if (cache.size >= CACHE_LIMIT) cache.clear();
-  cache.set(bucket, offset);
+  const day = Math.floor(ms / DAY);
+  let whole = cache.days.get(day);
+  if (whole === undefined) {
+    const a = offsetAt(day * DAY, timezone);
+    whole = a === offsetAt(day * DAY + DAY - 1000, timezone) ? a : null;
+    if (cache.days.size >= CACHE_LIMIT) cache.days.clear();
+    cache.days.set(day, whole);
+  }
+  if (whole !== null) return whole;
+  const quarter = Math.floor(ms / QUARTER_HOUR);
+  let offset = cache.quarters.get(quarter);
+  if (offset === undefined) {
+    offset = offsetAt(quarter * QUARTER_HOUR, timezone);
+    if (cache.quarters.size >= CACHE_LIMIT) cache.quarters.clear();
+    cache.quarters.set(quarter, offset);
+  }
   return offset;
+}
+
+function offsetAt(at: number, timezone: string): number {
+  const p = wallClockParts(at, timezone);
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - (at - (((at % 1000) + 1000) % 1000));
 }
 
 function wallClockParts(ms: number, timezone: string): WallClock {
