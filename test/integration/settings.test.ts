@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
+import { DeviceOfflineError } from '../../src/platform/errors.js';
+import { TokenBudget } from '../../src/platform/token-budget.js';
+import { sendSetting, UnknownDeviceError, waitForResult, type SendSettingDeps } from '../../src/settings/send-setting.js';
+import { runCli } from '../helpers/cli.js';
+import { REDIS_URL } from '../helpers/services.js';
+import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
+
+/**
+ * The setting round trip through the simulator: POST device_setting, the pending command in
+ * Redis, the msg_type 3 result pushed back to the webhook, each state in `device_setting`.
+ */
+
+let s: Stack;
+let tokens: TokenBudget;
+let client: ExpeedClient;
+let deps: SendSettingDeps;
+
+beforeAll(async () => {
+  s = await startStack({
+    sim: {
+      devices: [{ id: 'dev-s', key: 'key-s' }, { id: 'dev-off', key: 'key-off', online: false }, { id: 'dev-cli', key: 'key-cli' }],
+      settingDelayMs: 100,
+      settingResult: (_id, settings) => ('never' in settings ? 'never' : 'fail' in settings ? 1 : 0),
+    },
+  });
+  for (const d of s.sim!.devices) await s.registry.upsert({ id: d.id, key: d.key }, 'cli');
+  tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
+  client = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ });
+  deps = { platform: client, registry: s.registry, pending: s.pending, writer: s.writer, logger: s.logger, timeoutMs: 30_000 };
+});
+
+afterAll(async () => {
+  await client?.close();
+  await tokens?.close();
+  await s?.close();
+});
+
+const settingRows = (id: string, messageId: string) => s.rows(`SELECT * FROM device_setting WHERE device_id = '${id}' AND message_id = '${messageId}'`);
+
+describe('device settings', () => {
+  test('applied: sent, then the pushed result; both states recorded with the settings', async () => {
+    const sent = await sendSetting(deps, 'dev-s', { temp: 25, switch: 1 });
+    expect(sent.recorded).toBe(true);
+    expect(s.sim!.stats.settings).toContainEqual({ deviceId: 'dev-s', messageId: sent.messageId, settings: { temp: 25, switch: 1 } });
+    const result = await waitForResult(deps, sent.messageId, { pollMs: 50 });
+    expect(result).toMatchObject({ messageId: sent.messageId, deviceId: 'dev-s', state: 'applied', settings: { temp: 25, switch: 1 }, sentAt: sent.command.sentAt });
+    const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
+    expect(rows).toEqual([
+      { time: sent.command.sentAt, device_id: 'dev-s', message_id: sent.messageId, state: 'sent', settings: '{"temp":25,"switch":1}' },
+      { time: result.resolvedAt, device_id: 'dev-s', message_id: sent.messageId, state: 'applied', settings: '{"temp":25,"switch":1}' },
+    ]);
+  });
+
+  test('failed: the device reports failure', async () => {
+    const sent = await sendSetting(deps, 'dev-s', { fail: true });
+    const result = await waitForResult(deps, sent.messageId, { pollMs: 50 });
+    expect(result.state).toBe('failed');
+    const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
+    expect(rows.map((r) => r.state)).toEqual(['sent', 'failed']);
+  });
+
+  test('timeout: no result before the deadline; a late result is still recorded', async () => {
+    const sent = await sendSetting({ ...deps, timeoutMs: 1500 }, 'dev-s', { never: 1 });
+    const result = await waitForResult(deps, sent.messageId, { pollMs: 50 });
+    expect(result.state).toBe('timeout');
+    expect(result.resolvedAt!).toBeGreaterThanOrEqual(sent.command.deadline!);
+    const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
+    expect(rows).toEqual([
+      { time: sent.command.sentAt, device_id: 'dev-s', message_id: sent.messageId, state: 'sent', settings: '{"never":1}' },
+      { time: result.resolvedAt, device_id: 'dev-s', message_id: sent.messageId, state: 'timeout', settings: '{"never":1}' },
+    ]);
+    expect(await s.pending.waiting()).not.toContain(sent.messageId);
+
+    const late = await fetch(s.url, { method: 'POST', body: JSON.stringify({ msg_type: 3, message_id: sent.messageId, device_id: 'dev-s', set_result: 0 }) });
+    expect(late.status).toBe(200);
+    const after = await s.until('late result', () => settingRows('dev-s', sent.messageId), (r) => r.length === 3);
+    expect(after.map((r) => r.state)).toEqual(['sent', 'timeout', 'applied']);
+    expect((await s.pending.get(sent.messageId))?.state).toBe('applied');
+  });
+
+  test('a device offline (code 3) is a clear error and nothing is recorded', async () => {
+    const before = s.sim!.stats.settings.length;
+    const err = await sendSetting(deps, 'dev-off', { temp: 20 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeviceOfflineError);
+    expect((err as Error).message).toContain('device "dev-off" is offline and cannot take a setting now');
+    expect(s.sim!.stats.settings.length).toBe(before);
+    expect(await s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-off'`)).toEqual([]);
+  });
+
+  test('an unregistered device is refused before anything is sent', async () => {
+    await expect(sendSetting(deps, 'dev-nobody', { temp: 20 })).rejects.toBeInstanceOf(UnknownDeviceError);
+  });
+});
+
+describe('expeed-sync set', () => {
+  const env = () => ({
+    EXPEED_BASE_URL: s.sim!.url,
+    EXPEED_PLATFORM_KEY: PLATFORM_KEY,
+    EXPEED_SECRET_KEY: SECRET_KEY,
+    EXPEED_PREFIX: s.prefix,
+    REDIS_URL,
+    INFLUX_URL: s.db.url,
+    INFLUX_API: 'v1',
+    INFLUX_BUCKET: s.db.name,
+    EXPEED_SETTING_TIMEOUT: '3s',
+  });
+
+  test('--wait exits 0 when applied, 3 when failed, 4 on timeout; 5 when the device is offline', async () => {
+    const applied = await runCli(['set', 'dev-cli', 'temp=26', 'mode=eco', '--wait'], env());
+    expect(applied.stderr).toBe('');
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toMatch(/^sent \{"temp":26,"mode":"eco"\} to dev-cli: message_id [0-9a-f]+, result expected before .* Asia\/Shanghai\napplied: dev-cli reported the setting as applied\n$/);
+    const messageId = /message_id ([0-9a-f]+)/.exec(applied.stdout)![1];
+    const rows = await s.until('cli states', () => settingRows('dev-cli', messageId), (r) => r.length === 2);
+    expect(rows.map((r) => [r.state, r.settings])).toEqual([
+      ['sent', '{"temp":26,"mode":"eco"}'],
+      ['applied', '{"temp":26,"mode":"eco"}'],
+    ]);
+
+    const failed = await runCli(['set', 'dev-cli', 'fail=1', '--wait'], env());
+    expect(failed.code).toBe(3);
+    expect(failed.stderr).toContain('reported that the setting failed');
+
+    const timeout = await runCli(['set', 'dev-cli', 'never=1', '--wait'], env());
+    expect(timeout.code).toBe(4);
+    expect(timeout.stderr).toContain('no result from dev-cli within 3 s');
+
+    const offline = await runCli(['set', 'dev-off', 'temp=1'], env());
+    expect(offline.code).toBe(5);
+    expect(offline.stderr).toContain('device "dev-off" is offline');
+    expect(offline.stderr).not.toContain(SECRET_KEY);
+
+    const usage = await runCli(['set', 'dev-cli', 'temp'], env());
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('"temp" is not key=value');
+  });
+});
