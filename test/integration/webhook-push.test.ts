@@ -4,7 +4,8 @@ import { Checkpoints } from '../../src/sync/checkpoints.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
 import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
-import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
+import { pushRetryHandler } from '../../src/webhook/server.js';
+import { parseTime, PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
 
 const T0 = Date.UTC(2026, 10, 20, 0, 0, 0);
 const HOUR = 3_600_000;
@@ -109,6 +110,27 @@ describe('pushes from the simulator land in InfluxDB', () => {
     expect(res.status).toBe(200);
     await s.until('status point', () => s.rows(`SELECT * FROM device_status WHERE device_id = 'dev-op'`), (r) => r.length === 1);
     expect(await s.registry.get('dev-op')).toMatchObject({ key: 'operator-key', name: 'boiler', origin: 'cli' });
+  });
+
+  test('a kept push is retried from the dead letters: still invalid stays, fixed lands at its original time', async () => {
+    // refused for its signature (say the token was being rotated), then retried by the operator
+    const body = JSON.stringify({ msg_type: 1, device_id: 'dev-dl', device_key: 'key-dl', device_status: 1 });
+    const refused = await fetch(`${s.url}?signature=${'0'.repeat(32)}&nonce=n&timestamp=${Math.floor(Date.now() / 1000)}`, { method: 'POST', body });
+    expect(refused.status).toBe(403);
+    const invalid = await fetch(s.url, { method: 'POST', body: '{"msg_type":2,"device_id":"dev-dl"}' });
+    expect(invalid.status).toBe(400);
+    const letters = await s.deadLetters.list();
+    expect(letters.map((l) => l.raw).sort()).toEqual([body, '{"msg_type":2,"device_id":"dev-dl"}'].sort());
+    const outcomes = await s.deadLetters.retry(undefined, { push: pushRetryHandler({ queue: s.queue.queue, parseTime }) });
+    const byRaw = new Map(letters.map((l) => [l.id, l]));
+    const ok = outcomes.filter((o) => o.ok).map((o) => byRaw.get(o.id)!);
+    expect(ok.map((l) => l.raw)).toEqual([body]);
+    expect(outcomes.find((o) => !o.ok)?.error).toBe('"data" must be an array of rows, got nothing (missing)');
+    const points = await s.until('retried status', () => s.rows(`SELECT * FROM device_status WHERE device_id = 'dev-dl'`), (r) => r.length === 1);
+    expect(points).toEqual([{ time: ok[0].at, device_id: 'dev-dl', online: false, raw_status: 1, source: 'push' }]);
+    const left = await s.deadLetters.list();
+    expect(left.map((l) => [l.raw, l.attempts])).toEqual([['{"msg_type":2,"device_id":"dev-dl"}', 1]]);
+    await s.deadLetters.drop(left.map((l) => l.id));
   });
 
   test('no push was refused along the way', async () => {
