@@ -10,6 +10,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -32,6 +33,20 @@ type Service = {
   healthcheck?: { test?: string[] };
   depends_on?: Record<string, { condition?: string }>;
 };
+
+/** `.env.example` with every `# NAME=value` line uncommented: the values it documents. */
+function documentedValues(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of read('.env.example').matchAll(/^#? ?([A-Z][A-Z0-9_]*)=(.*)$/gm)) out[m[1]] = m[2];
+  return out;
+}
+
+test('.env.example documents the true defaults of src/config.ts', () => {
+  const now = Date.UTC(2026, 0, 15, 12);
+  const documented = Object.fromEntries(Object.entries(documentedValues()).filter(([k]) => CONFIG_VARIABLES.includes(k)));
+  expect(Object.keys(documented).sort()).toEqual([...new Set(CONFIG_VARIABLES)].sort());
+  expect(loadConfig(documented, now)).toEqual(loadConfig({}, now));
+});
 
 describe.skipIf(!hasCompose)('docker-compose.yml', () => {
   let dir: string;
