@@ -5,7 +5,6 @@
  * one once and retries once. The token endpoint itself is a separate function used only by the
  * budget, so nothing else can spend token calls.
  */
-import type { SecretScrubber } from '../secrets.js';
 import type { CallOptions, DataRow, DeviceRef, DeviceStatus, HistoryPage, HistoryQuery, PlatformClient, TokenSource, UnreadableRow } from './api.js';
 import {
   ENDPOINT,
