@@ -64,7 +64,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const redis = options.redis ?? createRedis(config.redisUrl);
   const registry = new DeviceRegistry(redis, config.prefix);
   const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
-  const tokens = tokenBudgetFromConfig(config, redis, { scrubber, ...options.tokenBudget });
+  const tokens = tokenBudgetFromConfig(config, redis, { scrubber, log: logger, ...options.tokenBudget });
   const client = new ExpeedClient({ baseUrl: config.baseUrl, tokens, timezone: config.timezone, timeoutMs: config.requestTimeoutMs, scrubber });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
   const platform = rateLimitedPlatform(client, rate);
