@@ -179,6 +179,17 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
       expect(services.worker.environment, `docker-compose.yml does not pass ${v} to the worker`).toHaveProperty(v);
       expect(example, `.env.example does not document ${v}`).toMatch(new RegExp(`^#? ?${v}=`, 'm'));
     }
+    // with nothing configured, the worker runs on the service's defaults, except where it must
+    // reach the other containers
+    const now = Date.UTC(2026, 0, 15, 12);
+    const env = Object.fromEntries(Object.entries(services.worker.environment ?? {}).map(([k, v]) => [k, v === null ? undefined : String(v)]));
+    const defaults = loadConfig({}, now);
+    expect(loadConfig(env, now)).toEqual({
+      ...defaults,
+      redisUrl: 'redis://redis:6379',
+      influx: { url: 'http://influxdb:8086', api: 'v2', bucket: 'expeed', org: 'expeed', token: 'expeed-dev-token-change-me' },
+      webhook: { ...defaults.webhook, host: '0.0.0.0' },
+    });
     // an unset schedule keeps its default; only an explicitly empty one disables it
     expect(services.worker.environment).toMatchObject({ EXPEED_SCHEDULE_NIGHTLY: '0 2 * * *', EXPEED_SCHEDULE_STATUS: '*/5 * * * *', EXPEED_SCHEDULE_GAPS: '17 * * * *' });
   });
