@@ -46,6 +46,8 @@ export interface Scheduler {
   start(): void;
   /** what one schedule slot does; cron calls it, tests and the CLI may too */
   fire(schedule: ScheduleName, at: Date): Promise<SlotResult>;
+  /** the schedules running (an empty expression disables one) */
+  active(): ScheduleName[];
   close(): Promise<void>;
 }
 
@@ -56,7 +58,7 @@ export interface Scheduler {
  */
 export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAULT_SCHEDULER> & Partial<SchedulerOptions>): Scheduler {
   const o: SchedulerOptions = { ...DEFAULT_SCHEDULER, ...input };
-  const tasks: ScheduledTask[] = [];
+  const tasks: Array<{ name: ScheduleName; task: ScheduledTask }> = [];
   const running = new Set<Promise<unknown>>();
 
   async function claim(schedule: ScheduleName, slot: number): Promise<boolean> {
@@ -107,6 +109,7 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
 
   return {
     fire,
+    active: () => tasks.map((t) => t.name),
     start() {
       if (tasks.length) return;
       for (const name of Object.keys(actions) as ScheduleName[]) {
@@ -122,11 +125,11 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
           },
           { timezone: o.timezone, name: `expeed-${name}`, noOverlap: true },
         );
-        tasks.push(task);
+        tasks.push({ name, task });
       }
     },
     async close() {
-      for (const t of tasks.splice(0)) await t.destroy();
+      for (const t of tasks.splice(0)) await t.task.destroy();
       await Promise.allSettled([...running]);
     },
   };

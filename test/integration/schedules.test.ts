@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startSimulator, type Simulator } from '../../src/simulator/index.js';
+import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
+import { createScheduler, type Scheduler } from '../../src/sync/scheduler.js';
+import { Heartbeat } from '../../src/sync/heartbeat.js';
+import { catchUpOnStart } from '../../src/sync/catch-up.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+
+const HOUR = 3_600_000;
+const DEVICES = [
+  { id: 's-1', key: 'key-s1', cadenceSec: 60 },
+  { id: 's-2', key: 'key-s2', cadenceSec: 90 },
+];
+
+describe('schedules and catch-up', () => {
+  let sim: Simulator;
+  let stack: PullStack;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  const prefix = testPrefix('sched');
+  const now = Date.now();
+  const schedulers: Scheduler[] = [];
+
+  beforeAll(async () => {
+    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: now - 48 * HOUR, to: now + HOUR, seed: 5 });
+    db = await createTestDatabase('sched');
+    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '6h' } });
+    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
+  });
+
+  afterAll(async () => {
+    for (const s of schedulers) await s.close();
+    await stack?.close();
+    await sim?.close();
+    await db?.drop();
+    await deleteRedisPrefix(prefix);
+  });
+
+  function scheduler(schedules: { nightly?: string; status?: string; gaps?: string }): Scheduler {
+    const s = createScheduler({
+      redis: stack.redis,
+      prefix,
+      timezone: 'Asia/Shanghai',
+      schedules,
+      registry: stack.registry,
+      checkpoints: stack.checkpoints,
+      backfills: stack.backfills,
+      statusQueue: stack.statusQueue,
+      gapFinder: stack.gapFinder,
+      backfillStart: now - 24 * HOUR,
+      logger: silentLogger(),
+    });
+    schedulers.push(s);
+    return s;
+  }
+
+  test('two schedulers firing the same nightly slot create one set of jobs', async () => {
+    const a = scheduler({});
+    const b = scheduler({});
+    const slot = new Date(Math.floor(now / 60_000) * 60_000);
+    const [ra, rb] = await Promise.all([a.fire('nightly', slot), b.fire('nightly', slot)]);
+    expect([ra.ran, rb.ran].sort()).toEqual([false, true]);
+    const ran = ra.ran ? ra : rb;
+    // 24 h from EXPEED_BACKFILL_START on a 6 h grid: 4 or 5 windows per device
+    const jobs = await stack.backfillQueue.getJobs(['waiting']);
+    expect(jobs).toHaveLength(ran.jobs);
+    for (const d of DEVICES) {
+      const mine = jobs.filter((j) => j.data.deviceId === d.id).sort((x, y) => x.data.from - y.data.from);
+      expect(mine[0].data.from).toBe(now - 24 * HOUR);
+      expect(mine[mine.length - 1].data.to).toBe(slot.getTime());
+      for (let i = 1; i < mine.length; i++) expect(mine[i].data.from).toBe(mine[i - 1].data.to);
+      expect(mine.every((j) => j.data.reason === 'nightly')).toBe(true);
+    }
+    // firing the same slot again later does nothing either
+    expect((await a.fire('nightly', slot)).ran).toBe(false);
+    await stack.backfillQueue.obliterate({ force: true });
+  });
+
+  test('status schedule on real cron: one job per slot however many schedulers run', async () => {
+    const a = scheduler({ status: '* * * * * *' });
+    const b = scheduler({ status: '* * * * * *', nightly: undefined });
+    expect(a.active()).toEqual([]);
+    a.start();
+    b.start();
+    expect(a.active()).toEqual(['status']); // the others have no expression: disabled
+    const until = Date.now() + 20_000;
+    while ((await stack.statusQueue.getJobCounts('waiting')).waiting < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await a.close();
+    await b.close();
+    const jobs = await stack.statusQueue.getJobs(['waiting']);
+    expect(jobs.length).toBeGreaterThanOrEqual(3);
+    const slots = jobs.map((j) => j.id);
+    expect(new Set(slots).size).toBe(slots.length);
+    const claimed = await stack.redis.keys(`${prefix}:schedule:status:*`);
+    expect(claimed.length).toBe(jobs.length);
+    await stack.statusQueue.obliterate({ force: true });
+  });
+
+  test('status poll writes device_status with source=poll', async () => {
+    sim.setOnline('s-2', false);
+    await stack.statusQueue.add('poll', {});
+    stack.startStatusWorker();
+    await drained(stack.statusQueue);
+    const { influxRows } = await import('../helpers/services.js');
+    const rows = await influxRows(db.name, `SELECT online, raw_status, source FROM device_status GROUP BY device_id`);
+    const byDevice = Object.fromEntries(rows.map((r) => [r.device_id, r]));
+    expect(byDevice['s-1']).toMatchObject({ online: true, raw_status: 1, source: 'poll' });
+    expect(byDevice['s-2']).toMatchObject({ online: false, raw_status: 0, source: 'poll' });
+  });
+
+  test('restart after an outage: the missed window is queued once for every device and lands', async () => {
+    const heartbeat = new Heartbeat({ redis: stack.redis, prefix, intervalMs: 30_000 });
+    await heartbeat.beat(now - 2 * HOUR); // the service stopped two hours ago
+    const opts = { redis: stack.redis, prefix, heartbeat, registry: stack.registry, backfills: stack.backfills, thresholdMs: 15 * 60_000, now: () => now };
+    const [r1, r2] = await Promise.all([catchUpOnStart(opts), catchUpOnStart(opts)]);
+    const did = r1.window ? r1 : r2;
+    expect([r1.window, r2.window].filter(Boolean)).toHaveLength(1); // two processes starting together: one catch-up
+    expect(did.downMs).toBe(2 * HOUR);
+    expect(did.window).toEqual({ from: now - 2 * HOUR - 30_000, to: now });
+    expect(did.devices).toBe(2);
+    expect(await heartbeat.last()).toBe(now);
+
+    stack.startBackfillWorker();
+    const counts = await drained(stack.backfillQueue);
+    expect(counts.failed).toBe(0);
+    for (const d of DEVICES) {
+      const expected = expectedTotals(sim, d.id, now - 2 * HOUR - 30_000, now);
+      expect(Object.values(expected)[0].count).toBeGreaterThan(10);
+      const landed = await influxTotals(db.name, INFLUX_URL, d.id, Object.keys(expected), numericFields(sim, d.id, now - 3 * HOUR, now));
+      expect(landed).toEqual(expected);
+    }
+    // started again soon after: nothing to catch up
+    const again = await catchUpOnStart({ ...opts, now: () => now + 60_000 });
+    expect(again.window).toBeUndefined();
+    expect(again.downMs).toBe(60_000);
+  });
+});
