@@ -69,6 +69,10 @@ export function escapeKey(key: string): string {
   return /[ ,=]/.test(key) ? key.replace(/[ ,=]/g, '\\$&') : key;
 }
 
+function describe(key: string, what: 'device id' | 'field name'): string {
+  return what === 'field name' ? `field name "${key}"` : what;
+}
+
 /** Escaped keys, cached: the same device ids and field names repeat on every row. */
 export class KeyCache {
   private readonly map = new Map<string, string | { problem: string }>();
@@ -76,11 +80,12 @@ export class KeyCache {
   constructor(private readonly maxEntries = 50_000) {}
 
   /** The escaped key, or `{problem}` when it cannot be written. */
-  get(key: string, what: string): string | { problem: string } {
+  /** `what` names the key in a problem: 'device id', or 'field name' (the name is then quoted). */
+  get(key: string, what: 'device id' | 'field name'): string | { problem: string } {
     const hit = this.map.get(key);
     // the cached problem may have been worded for another role (device id vs field name)
-    if (hit !== undefined) return typeof hit === 'string' ? hit : { problem: keyProblem(key, what) ?? hit.problem };
-    const problem = keyProblem(key, what);
+    if (hit !== undefined) return typeof hit === 'string' ? hit : { problem: keyProblem(key, describe(key, what)) ?? hit.problem };
+    const problem = keyProblem(key, describe(key, what));
     const value = problem ? { problem } : escapeKey(key);
     if (this.map.size >= this.maxEntries) this.map.clear(); // bounded: ids from pushes are open-ended
     this.map.set(key, value);
@@ -156,7 +161,9 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
   if (raw.fields === null || typeof raw.fields !== 'object') return { problems: [{ reason: 'point has no fields object' }], absent };
 
   const fields: Record<string, FieldValue> = {};
-  const encoded: Array<[string, FieldValue]> = [];
+  // the line is built as we go: this loop runs once per value of every point written
+  let line = `${escapedMeasurement(raw.measurement)},device_id=${device} `;
+  let count = 0;
   for (const name in raw.fields) {
     const value = normaliseValue(raw.fields[name]);
     if (value === null) {
@@ -167,19 +174,19 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
       problems.push({ field: name, reason: `field "${name}": ${value.problem}` });
       continue;
     }
-    const key = keys.get(name, `field name "${name}"`);
+    const key = keys.get(name, 'field name');
     if (typeof key !== 'string') {
       problems.push({ field: name, reason: key.problem });
       continue;
     }
     fields[name] = value;
-    encoded.push([key, value]);
+    line += `${count++ === 0 ? '' : ','}${key}=${encodeValue(value)}`;
   }
-  if (encoded.length === 0) {
+  if (count === 0) {
     const why = problems.length ? problems.map((p) => p.reason).join('; ') : 'every value is null or missing';
     return { problems: [{ reason: `no storable field: ${why}` }], absent };
   }
-  return { point: { raw, fields, line: encodeLine(raw.measurement, device as string, encoded, raw.time) }, problems, absent };
+  return { point: { raw, fields, line: `${line} ${raw.time}` }, problems, absent };
 }
 
 /** The same point with only the named (already normalised) fields, e.g. to isolate a refused one. */
@@ -201,14 +208,38 @@ export function withFields(point: NormalisedPoint, names: string[], keys: KeyCac
  * one field by field; a later null does not erase an earlier value. Keeps first-seen order.
  */
 export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; merged: number } {
-  const indexOf = new Map<string, number>();
+  // Per series: the latest time seen and the indices of its points. While times only grow (history
+  // pages, pushes in order) no duplicate is possible and no per-point map is built; the first time
+  // that does not grow builds the series' time -> index map.
+  interface SeriesState {
+    max: number;
+    indices: number[];
+    byTime?: Map<number, number>;
+  }
+  const series = new Map<string, Map<string, SeriesState>>();
   const out: SinkPoint[] = [];
   let merged = 0;
   for (const p of points) {
-    const key = `${p.measurement}\n${p.deviceId}\n${p.time}`;
-    const at = indexOf.get(key);
-    if (at === undefined) {
-      indexOf.set(key, out.length);
+    let devices = series.get(p.measurement);
+    if (devices === undefined) series.set(p.measurement, (devices = new Map()));
+    let state = devices.get(p.deviceId);
+    if (state === undefined) {
+      devices.set(p.deviceId, { max: p.time, indices: [out.length] });
+      out.push(p);
+      continue;
+    }
+    if (p.time > state.max) {
+      state.max = p.time;
+      state.byTime?.set(p.time, out.length);
+      state.indices.push(out.length);
+      out.push(p);
+      continue;
+    }
+    state.byTime ??= new Map(state.indices.map((i) => [out[i].time, i]));
+    const at = state.byTime.get(p.time);
+    if (at === undefined || Number.isNaN(p.time)) {
+      state.byTime.set(p.time, out.length);
+      state.indices.push(out.length);
       out.push(p);
       continue;
     }

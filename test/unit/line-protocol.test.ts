@@ -148,6 +148,20 @@ describe('mergeDuplicates', () => {
     expect(points).toEqual([point({ a: 1, b: 3, c: 4 }), point({ x: 9 }, 'other'), point({ a: 5 }, 'dev-1', 1)]);
   });
 
+  test('out-of-order times still find their duplicates', () => {
+    const { points, merged } = mergeDuplicates([
+      point({ a: 1 }, 'd', 30),
+      point({ a: 2 }, 'd', 10),
+      point({ a: 3 }, 'd', 20),
+      point({ b: 4 }, 'd', 10),
+      point({ c: 5 }, 'd', 30),
+      point({ a: 6 }, 'd', 40),
+      point({ a: 7 }, 'd', 40),
+    ]);
+    expect(merged).toBe(3);
+    expect(points).toEqual([point({ a: 1, c: 5 }, 'd', 30), point({ a: 2, b: 4 }, 'd', 10), point({ a: 3 }, 'd', 20), point({ a: 7 }, 'd', 40)]);
+  });
+
   test('different measurements do not merge', () => {
     const a = point({ a: 1 });
     const b = { ...point({ online: true }), measurement: MEASUREMENT.status };
