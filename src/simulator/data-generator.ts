@@ -19,6 +19,7 @@ export interface SeriesOptions {
 export const DEFAULT_FIELDS = ['temp', 'humidity', 'switch', 'mode', 'voltage'];
 
 const BLOCK = 64;
+const MEMO = 4;
 const SALT_SLOT_GAP = 0x51;
 const SALT_BLOCK_GAP = 0xb1;
 const SALT_JITTER = 0x71;
@@ -86,6 +87,9 @@ export class DeviceSeries {
   private readonly blockGap: number;
   /** rows added from outside (pushed data), time ascending, unique times */
   private readonly extra: SimRow[] = [];
+  private readonly memoK: number[] = new Array<number>(MEMO).fill(Number.NaN);
+  private readonly memoV: SimValue[][] = new Array<SimValue[]>(MEMO).fill([]);
+  private memoNext = 0;
 
   constructor(
     readonly device: SimDevice,
@@ -123,30 +127,48 @@ export class DeviceSeries {
   }
 
   /** The generated row of a present slot: fields that changed since the previous row, or all of them. */
-  private rowAt(k: number): SimRow {
+  private rowAt(k: number, knownPrev?: number): SimRow {
     const n = this.options.fullRowEvery;
-    let prev = -1;
-    for (let j = k - 1; j >= k - n; j--) {
-      if (this.present(j)) {
-        prev = j;
-        break;
+    let prev: number | undefined;
+    // an ascending scan knows the previous present slot: no need to search for it
+    if (knownPrev !== undefined) {
+      prev = k - knownPrev <= n ? knownPrev : undefined;
+    } else {
+      for (let j = k - 1; j >= k - n; j--) {
+        if (this.present(j)) {
+          prev = j;
+          break;
+        }
       }
     }
-    const full = prev === -1 || k % n === 0;
-    const t = k * this.cadMs;
-    const tp = prev * this.cadMs;
+    const full = prev === undefined || k % n === 0;
+    const before = full ? undefined : this.valuesAt(prev as number);
+    const now = this.valuesAt(k);
     const values: Record<string, SimValue> = {};
     let any = false;
-    for (const g of this.gens) {
-      const v = g.value(k, t);
-      if (full || v !== g.value(prev, tp)) {
-        values[g.name] = v;
+    for (let f = 0; f < this.gens.length; f++) {
+      if (!before || now[f] !== before[f]) {
+        values[this.gens[f].name] = now[f];
         any = true;
       }
     }
     // a row where nothing changed still reports something: the vendor sends no empty rows
-    if (!any && this.gens.length > 0) values[this.gens[0].name] = this.gens[0].value(k, t);
+    if (!any && this.gens.length > 0) values[this.gens[0].name] = now[0];
     return { time: this.timeOf(k), values };
+  }
+
+  /**
+   * Every field's value at slot k. The last few slots are remembered: a scan in either direction
+   * asks for each slot twice (as a row, and as the previous row of its neighbour).
+   */
+  private valuesAt(k: number): SimValue[] {
+    for (let i = 0; i < MEMO; i++) if (this.memoK[i] === k) return this.memoV[i];
+    const t = k * this.cadMs;
+    const out = this.gens.map((g) => g.value(k, t));
+    const at = this.memoNext++ % MEMO;
+    this.memoK[at] = k;
+    this.memoV[at] = out;
+    return out;
   }
 
   /**
@@ -179,7 +201,7 @@ export class DeviceSeries {
           continue;
         }
         k = gen.k + 1;
-        gen = this.nextAsc(k, kEnd, gLo, gHi);
+        gen = this.nextAsc(k, kEnd, gLo, gHi, gen.k);
         if (!visit(row)) return;
       }
     } else {
@@ -210,7 +232,7 @@ export class DeviceSeries {
   }
 
   /** First present slot >= k (up to kEnd) whose row time is in [lo, hi). */
-  private nextAsc(k: number, kEnd: number, lo: number, hi: number): { k: number; row: SimRow } | undefined {
+  private nextAsc(k: number, kEnd: number, lo: number, hi: number, prevK?: number): { k: number; row: SimRow } | undefined {
     while (k <= kEnd) {
       if (this.inBlockGap(k)) {
         k = (Math.floor(k / BLOCK) + 1) * BLOCK;
@@ -223,7 +245,7 @@ export class DeviceSeries {
         continue;
       }
       if (t >= hi) return undefined;
-      if (t >= lo && this.present(k)) return { k, row: this.rowAt(k) };
+      if (t >= lo && this.present(k)) return { k, row: this.rowAt(k, prevK) };
       k++;
     }
     return undefined;
