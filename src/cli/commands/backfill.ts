@@ -1,0 +1,95 @@
+import { all, flag, one, parseArgs, UsageError } from '../args.js';
+import type { Command } from '../main.js';
+import type { CommandContext } from '../context.js';
+import { createPullStack } from '../../sync/pull-stack.js';
+import { parseInstant } from '../../sync/instant.js';
+import { BackfillTracker, type ProgressSnapshot } from '../../sync/progress.js';
+import { plainLine, terminalLines } from '../../sync/progress-view.js';
+import type { QueuedWindow } from '../../sync/backfill-queue.js';
+
+const USAGE = 'backfill (--all | --device ID...) [--from T] [--to T] [--wait]';
+
+export const command: Command = {
+  usage: USAGE,
+  summary: 'queue history backfills (T: ISO 8601; without a zone it is platform-local time); --wait runs them here and shows progress',
+  async run(argv, ctx) {
+    const args = parseArgs(argv, { values: ['device', 'from', 'to'], flags: ['all', 'wait'] });
+    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
+    const ids = all(args, 'device');
+    if (flag(args, 'all') === (ids.length > 0)) throw new UsageError(`give either --all or --device ID (${USAGE})`);
+    const { config } = ctx;
+    const fromArg = one(args, 'from');
+    const toArg = one(args, 'to');
+    const from = fromArg === undefined ? undefined : parseInstant(fromArg, config.timezone, '--from');
+    const to = toArg === undefined ? Date.now() : parseInstant(toArg, config.timezone, '--to');
+    if (from !== undefined && from >= to) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()})`);
+
+    const registry = ctx.registry();
+    if (config.devicesFile) await registry.mergeFile(config.devicesFile);
+    const devices = ids.length ? ids : (await registry.list()).map((d) => d.id);
+    for (const id of ids) if (!(await registry.get(id))) throw new Error(`device "${id}" is not registered (add it with: expeed-sync devices add ${id} --key KEY)`);
+    if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
+
+    const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
+    ctx.onClose(() => stack.close());
+    const queued: QueuedWindow[] = [];
+    for (const id of devices) {
+      const start = from ?? (await stack.checkpoints.get(id))?.upTo ?? config.backfillStart;
+      if (start >= to) {
+        ctx.out(`${id}: already synced up to ${new Date(start).toISOString()}; nothing to queue`);
+        continue;
+      }
+      // an operator's command may spend the token reserve that scheduled work leaves alone
+      queued.push(...(await stack.backfills.enqueue({ deviceId: id, from: start, to, reason: 'manual', useReserve: true })));
+    }
+    const dup = queued.filter((q) => q.deduplicated).length;
+    ctx.out(`queued ${queued.length - dup} backfill window(s) for ${new Set(queued.map((q) => q.deviceId)).size} device(s)${dup ? ` (${dup} already queued or running: following those)` : ''}`);
+    if (!flag(args, 'wait') || queued.length === 0) return 0;
+    return waitFor(ctx, stack, queued);
+  },
+};
+
+async function waitFor(ctx: CommandContext, stack: ReturnType<typeof createPullStack>, queued: QueuedWindow[]): Promise<number> {
+  // a worker here makes --wait work without a running service; other workers share the jobs
+  stack.startBackfillWorker();
+  const tracker = new BackfillTracker(stack.backfillQueue, queued);
+  const tty = process.stdout.isTTY === true;
+  const started = Date.now();
+  let drawn = 0;
+  let lastPlain = 0;
+  let interrupted = false;
+  const onSigint = () => (interrupted = true);
+  process.once('SIGINT', onSigint);
+  let snap: ProgressSnapshot;
+  try {
+    for (;;) {
+      snap = await tracker.poll();
+      const elapsed = Date.now() - started;
+      if (tty) {
+        const lines = terminalLines(snap, elapsed, { width: process.stdout.columns ?? 120, maxDevices: 12 });
+        process.stdout.write(`${drawn ? `\x1b[${drawn}A` : ''}${lines.map((l) => `\x1b[2K${l}\n`).join('')}`);
+        drawn = lines.length;
+      } else if (snap.finished || Date.now() - lastPlain >= 5000) {
+        ctx.out(plainLine(snap, elapsed));
+        lastPlain = Date.now();
+      }
+      if (snap.finished || interrupted) break;
+      await new Promise((r) => setTimeout(r, tty ? 250 : 1000));
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  if (interrupted) {
+    ctx.out('stopped waiting; the jobs stay queued and resume from their checkpoints in any worker');
+    return 130;
+  }
+  for (const f of snap.failures) {
+    process.stderr.write(`backfill failed: device ${f.deviceId} window ${new Date(f.from).toISOString()}..${new Date(f.to).toISOString()}: ${ctx.scrubber.scrub(f.reason)}\n`);
+  }
+  if (snap.failures.length) {
+    const devices = [...new Set(snap.failures.map((f) => f.deviceId))];
+    throw new Error(`${snap.failures.length} backfill job(s) failed, for device(s) ${devices.join(', ')}: ${snap.failures[0].reason}`);
+  }
+  ctx.out(`done: ${snap.total.points} points in ${snap.total.pages} pages, ${snap.total.windows} window(s), ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
+}

@@ -1,0 +1,55 @@
+import { all, flag, one, parseArgs, UsageError } from '../args.js';
+import type { Command } from '../main.js';
+import { createPullStack } from '../../sync/pull-stack.js';
+import { parseInstant } from '../../sync/instant.js';
+import { formatDuration } from '../../sync/progress-view.js';
+import { formatLocalTime } from '../../platform/timestamp.js';
+
+const USAGE = 'gaps [--device ID]... [--from T] [--to T] [--fill]';
+const WEEK = 7 * 86_400_000;
+
+export const command: Command = {
+  usage: USAGE,
+  summary: "report holes in a device's data in InfluxDB (default: the last 7 days, all devices); --fill queues backfills for them",
+  async run(argv, ctx) {
+    const args = parseArgs(argv, { values: ['device', 'from', 'to'], flags: ['fill'] });
+    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
+    const { config } = ctx;
+    const toArg = one(args, 'to');
+    const fromArg = one(args, 'from');
+    const to = toArg === undefined ? Date.now() : parseInstant(toArg, config.timezone, '--to');
+    const from = fromArg === undefined ? to - WEEK : parseInstant(fromArg, config.timezone, '--from');
+    if (from >= to) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()})`);
+
+    const registry = ctx.registry();
+    if (config.devicesFile) await registry.mergeFile(config.devicesFile);
+    const ids = all(args, 'device');
+    for (const id of ids) if (!(await registry.get(id))) throw new Error(`device "${id}" is not registered`);
+    const devices = ids.length ? ids : (await registry.list()).map((d) => d.id);
+    if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
+
+    const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
+    ctx.onClose(() => stack.close());
+    const tz = config.timezone;
+    let total = 0;
+    let queued = 0;
+    for (const id of devices) {
+      const found = await stack.gapFinder.scan(id, from, to);
+      if (found.note) {
+        ctx.out(`${id}: ${found.note}`);
+        continue;
+      }
+      const head = `${id}: cadence ${formatDuration(found.cadenceMs!)}, gaps longer than ${formatDuration(found.thresholdMs!)}`;
+      const offline = found.offlineMs > 0 ? `; ${formatDuration(found.offlineMs)} without data while offline, not counted` : '';
+      ctx.out(`${head}: ${found.gaps.length === 0 ? 'none' : found.gaps.length}${offline}`);
+      for (const g of found.gaps) ctx.out(`  ${formatLocalTime(g.from, tz)} .. ${formatLocalTime(g.to, tz)}  (${formatDuration(g.to - g.from)})`);
+      total += found.gaps.length;
+      if (flag(args, 'fill')) {
+        for (const g of found.gaps) queued += (await stack.backfills.enqueue({ deviceId: id, from: g.from, to: g.to, reason: 'gap', useReserve: true })).length;
+      }
+    }
+    ctx.out(`${total} gap(s) in ${devices.length} device(s) between ${formatLocalTime(from, tz)} and ${formatLocalTime(to, tz)}`);
+    if (flag(args, 'fill')) ctx.out(total ? `queued ${queued} backfill window(s) for them; follow with: expeed-sync status` : 'nothing to fill');
+    return 0;
+  },
+};
