@@ -31,10 +31,24 @@ export interface ValueProblem {
 export interface NormalisedPoint {
   /** the original point (values as received), kept for dead letters */
   raw: SinkPoint;
-  /** storable values only, in the order they arrived */
-  fields: Record<string, FieldValue>;
   /** the line, without trailing newline */
   line: string;
+  /** when the line carries only some of the point's fields (isolating a refused one): their names */
+  only?: string[];
+}
+
+/**
+ * The storable values a line carries, in the order they arrived. Recomputed from the raw point
+ * when needed (only when InfluxDB refused something) instead of being kept for every point.
+ */
+export function storableFields(point: NormalisedPoint, keys: KeyCache): Record<string, FieldValue> {
+  const fields: Record<string, FieldValue> = {};
+  for (const name of point.only ?? Object.keys(point.raw.fields)) {
+    const value = normaliseValue(point.raw.fields[name]);
+    if (value === null || typeof value === 'object' || typeof keys.get(name, 'field name') !== 'string') continue;
+    fields[name] = value;
+  }
+  return fields;
 }
 
 export interface Normalisation {
@@ -160,7 +174,6 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
   }
   if (raw.fields === null || typeof raw.fields !== 'object') return { problems: [{ reason: 'point has no fields object' }], absent };
 
-  const fields: Record<string, FieldValue> = {};
   // the line is built as we go: this loop runs once per value of every point written
   let line = `${escapedMeasurement(raw.measurement)},device_id=${device} `;
   let count = 0;
@@ -179,28 +192,28 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
       problems.push({ field: name, reason: key.problem });
       continue;
     }
-    fields[name] = value;
     line += `${count++ === 0 ? '' : ','}${key}=${encodeValue(value)}`;
   }
   if (count === 0) {
     const why = problems.length ? problems.map((p) => p.reason).join('; ') : 'every value is null or missing';
     return { problems: [{ reason: `no storable field: ${why}` }], absent };
   }
-  return { point: { raw, fields, line: `${line} ${raw.time}` }, problems, absent };
+  return { point: { raw, line: `${line} ${raw.time}` }, problems, absent };
 }
 
-/** The same point with only the named (already normalised) fields, e.g. to isolate a refused one. */
+/** The same point with only the named fields (a subset of its storable ones), e.g. to isolate a refused one. */
 export function withFields(point: NormalisedPoint, names: string[], keys: KeyCache): NormalisedPoint | undefined {
-  const fields: Record<string, FieldValue> = {};
+  const fields = storableFields(point, keys);
   const encoded: Array<[string, FieldValue]> = [];
+  const only: string[] = [];
   for (const name of names) {
-    if (!(name in point.fields)) continue;
-    fields[name] = point.fields[name];
-    encoded.push([keys.get(name, 'field name') as string, point.fields[name]]);
+    if (!(name in fields)) continue;
+    only.push(name);
+    encoded.push([keys.get(name, 'field name') as string, fields[name]]);
   }
   if (encoded.length === 0) return undefined;
   const device = keys.get(point.raw.deviceId, 'device id') as string;
-  return { raw: point.raw, fields, line: encodeLine(point.raw.measurement, device, encoded, point.raw.time) };
+  return { raw: point.raw, only, line: encodeLine(point.raw.measurement, device, encoded, point.raw.time) };
 }
 
 /**

@@ -11,7 +11,7 @@ import type { DeadLetterStore, PointWriter, SinkPoint, WriteOptions, WriteResult
 import { detectInfluxApi, type WriteApiVersion } from './api-detect.js';
 import { ensureDatabase } from './database.js';
 import { InfluxRejectedError } from './errors.js';
-import { KeyCache, mergeDuplicates, normalisePoint, withFields, type NormalisedPoint } from './line-protocol.js';
+import { KeyCache, mergeDuplicates, normalisePoint, storableFields, withFields, type NormalisedPoint } from './line-protocol.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
 import { authHeaders, WriteRequest, type WriteRequestOptions } from './write-request.js';
 
@@ -72,8 +72,8 @@ export interface DetailedWriteResult extends WriteResult {
 }
 
 /** The field a single-line rejection names (`input field "x" on measurement ...`), if the point has it. */
-function namedField(message: string, point: NormalisedPoint): string | undefined {
-  return Object.keys(point.fields).find((f) => message.includes(`field "${f}" on measurement`));
+function namedField(message: string, fields: Record<string, unknown>): string | undefined {
+  return Object.keys(fields).find((f) => message.includes(`field "${f}" on measurement`));
 }
 
 const TYPE_OF: Record<string, string> = { float: 'number', integer: 'number', boolean: 'boolean', string: 'string' };
@@ -82,14 +82,15 @@ const TYPE_OF: Record<string, string> = { float: 'number', integer: 'number', bo
  * Lines a rejection message points at: InfluxDB 1.x names the first conflicting field and its
  * type, or quotes the lines it could not parse. Only a hint: splitting still verifies each line.
  */
-function suspects(message: string, batch: NormalisedPoint[]): Set<NormalisedPoint> {
+function suspects(message: string, batch: NormalisedPoint[], keys: KeyCache): Set<NormalisedPoint> {
   const found = new Set<NormalisedPoint>();
   const conflict = /input field "(.+?)" on measurement "(.+?)" is (?:type (\w+)|invalid)/.exec(message);
   if (conflict) {
     const [, field, measurement, type] = conflict;
     for (const p of batch) {
-      if (p.raw.measurement !== measurement || !(field in p.fields)) continue;
-      if (type === undefined || typeof p.fields[field] === TYPE_OF[type]) found.add(p);
+      if (p.raw.measurement !== measurement || !(field in p.raw.fields)) continue;
+      const fields = storableFields(p, keys);
+      if (field in fields && (type === undefined || typeof fields[field] === TYPE_OF[type])) found.add(p);
     }
   }
   for (const m of message.matchAll(/unable to parse '([^\n]*?)': /g)) {
@@ -223,7 +224,7 @@ export class InfluxPointWriter implements PointWriter {
     } catch (err) {
       if (!(err instanceof InfluxRejectedError) || err.scope !== 'points') throw err;
       if (batch.length === 1) return this.rejectOne(request, batch[0], err.message, result, signal, part);
-      const named = suspects(err.message, batch);
+      const named = suspects(err.message, batch, this.keys);
       if (named.size > 0 && named.size < batch.length) {
         await this.settle(request, batch.filter((p) => !named.has(p)), result, signal);
         await this.settle(request, [...named], result, signal);
@@ -248,12 +249,13 @@ export class InfluxPointWriter implements PointWriter {
     signal: AbortSignal | undefined,
     part: boolean,
   ): Promise<void> {
-    const names = Object.keys(point.fields);
+    const fields = storableFields(point, this.keys);
+    const names = Object.keys(fields);
     if (names.length === 1) {
       result.rejected.push({ point: point.raw, reason: `${part ? `field "${names[0]}" ` : ''}refused by InfluxDB: ${message}` });
       return;
     }
-    const named = namedField(message, point);
+    const named = namedField(message, fields);
     const half = Math.ceil(names.length / 2);
     const groups = named === undefined ? [names.slice(0, half), names.slice(half)] : [names.filter((n) => n !== named)];
     if (named !== undefined) result.rejected.push({ point: point.raw, reason: `field "${named}" refused by InfluxDB: ${message}` });
