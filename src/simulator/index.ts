@@ -79,7 +79,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   if (!(o.gapRate >= 0 && o.gapRate < 1)) throw new Error(`simulator: gapRate must be in [0, 1), got ${o.gapRate}`);
   if (!(Number.isInteger(o.fullRowEvery) && o.fullRowEvery >= 1)) throw new Error(`simulator: fullRowEvery must be a whole number >= 1, got ${o.fullRowEvery}`);
   const now = options.now ?? Date.now;
-  const clock = new VendorClock(o.timezone);
+  let clock: VendorClock;
+  try {
+    clock = new VendorClock(o.timezone);
+  } catch {
+    throw new Error(`simulator: unknown time zone "${o.timezone}" (use an IANA name such as Asia/Shanghai)`);
+  }
   const specs = typeof o.devices === 'number' ? generatedDevices(o.devices) : o.devices;
   const stats: SimulatorStats = {
     tokenCalls: 0,
