@@ -17,7 +17,7 @@
  * building a `Point` object per row costs more than the rest of the write path together.
  */
 import { escape } from '@influxdata/influxdb-client';
-import type { SinkPoint } from './api.js';
+import { MEASUREMENT, type SinkPoint } from './api.js';
 
 export type FieldValue = number | boolean | string;
 
@@ -46,6 +46,7 @@ export function storableFields(point: NormalisedPoint, keys: KeyCache): Record<s
   for (const name of point.only ?? Object.keys(point.raw.fields)) {
     const value = normaliseValue(point.raw.fields[name]);
     if (value === null || typeof value === 'object' || typeof keys.get(name, 'field name') !== 'string') continue;
+    if (typeof encodeFor(INTEGER_FIELDS[point.raw.measurement], name, value) !== 'string') continue;
     fields[name] = value;
   }
   return fields;
@@ -150,13 +151,27 @@ function escapedMeasurement(name: string): string {
 }
 
 /** Builds the line of already-validated parts. */
-export function encodeLine(measurement: string, escapedDevice: string, fields: Array<[string, FieldValue]>, time: number): string {
+export function encodeLine(measurement: string, escapedDevice: string, fields: Array<[key: string, value: string]>, time: number): string {
   let line = `${escapedMeasurement(measurement)},device_id=${escapedDevice} `;
   for (let i = 0; i < fields.length; i++) {
     if (i > 0) line += ',';
-    line += `${fields[i][0]}=${encodeValue(fields[i][1])}`;
+    line += `${fields[i][0]}=${fields[i][1]}`;
   }
   return `${line} ${time}`;
+}
+
+/**
+ * Fields the schema stores as integers (the status code exactly as received); every other number
+ * is a float. A value there that is not a whole number is refused rather than rounded.
+ */
+export const INTEGER_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
+  [MEASUREMENT.status]: new Set(['raw_status']),
+};
+
+/** A value in line protocol for a field of a measurement: `<n>i` for the schema's integer fields. */
+function encodeFor(integers: ReadonlySet<string> | undefined, name: string, value: FieldValue): string | { problem: string } {
+  if (integers === undefined || typeof value !== 'number' || !integers.has(name)) return encodeValue(value);
+  return Number.isSafeInteger(value) ? `${value}i` : { problem: `value ${value} is not a whole number (the schema stores "${name}" as integer)` };
 }
 
 /**
@@ -174,6 +189,7 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
   }
   if (raw.fields === null || typeof raw.fields !== 'object') return { problems: [{ reason: 'point has no fields object' }], absent };
 
+  const integers = INTEGER_FIELDS[raw.measurement];
   // the line is built as we go: this loop runs once per value of every point written
   let line = `${escapedMeasurement(raw.measurement)},device_id=${device} `;
   let count = 0;
@@ -192,7 +208,12 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
       problems.push({ field: name, reason: key.problem });
       continue;
     }
-    line += `${count++ === 0 ? '' : ','}${key}=${encodeValue(value)}`;
+    const encoded = integers === undefined ? encodeValue(value) : encodeFor(integers, name, value);
+    if (typeof encoded !== 'string') {
+      problems.push({ field: name, reason: `field "${name}": ${encoded.problem}` });
+      continue;
+    }
+    line += `${count++ === 0 ? '' : ','}${key}=${encoded}`;
   }
   if (count === 0) {
     const why = problems.length ? problems.map((p) => p.reason).join('; ') : 'every value is null or missing';
@@ -204,12 +225,13 @@ export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
 /** The same point with only the named fields (a subset of its storable ones), e.g. to isolate a refused one. */
 export function withFields(point: NormalisedPoint, names: string[], keys: KeyCache): NormalisedPoint | undefined {
   const fields = storableFields(point, keys);
-  const encoded: Array<[string, FieldValue]> = [];
+  const encoded: Array<[string, string]> = [];
   const only: string[] = [];
+  const integers = INTEGER_FIELDS[point.raw.measurement];
   for (const name of names) {
     if (!(name in fields)) continue;
     only.push(name);
-    encoded.push([keys.get(name, 'field name') as string, fields[name]]);
+    encoded.push([keys.get(name, 'field name') as string, encodeFor(integers, name, fields[name]) as string]);
   }
   if (encoded.length === 0) return undefined;
   const device = keys.get(point.raw.deviceId, 'device id') as string;

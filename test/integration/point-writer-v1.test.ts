@@ -45,9 +45,15 @@ describe('InfluxDB 1.x writer', () => {
       data('dev-a', T0, { temp: 21, hum: 45.25, on: true, mode: 'eco "x" \\ y\nz', code: '007', gps: { lat: 31.2, lng: [1, 2] } }),
       data(odd, T0 + 1000, { [odd]: -0.5, big: 1e21, tiny: 1e-7, empty: '' }),
       data('dev-a', T0 + 2000, { temp: 22.5, hum: null }),
+      { measurement: MEASUREMENT.status, deviceId: 'dev-a', time: T0, fields: { online: true, raw_status: 1, source: 'poll' } },
+      { measurement: MEASUREMENT.setting, deviceId: 'dev-a', time: T0, fields: { message_id: 'm-1', state: 'sent', settings: { temp: 25 } } },
     ];
     const result = await writer().write(points, { source: 'pull' });
-    expect(result).toEqual({ written: 3, merged: 0, deadLettered: 0, absent: 1 });
+    expect(result).toEqual({ written: 5, merged: 0, deadLettered: 0, absent: 1 });
+    expect(await influxRows(db.name, 'SELECT * FROM device_status')).toEqual([{ time: T0, device_id: 'dev-a', online: true, raw_status: 1, source: 'poll' }]);
+    expect(await influxRows(db.name, 'SELECT * FROM device_setting')).toEqual([{ time: T0, device_id: 'dev-a', message_id: 'm-1', state: 'sent', settings: '{"temp":25}' }]);
+    const statusTypes = await influxRows(db.name, 'SHOW FIELD KEYS FROM device_status');
+    expect(Object.fromEntries(statusTypes.map((t) => [t.fieldKey, t.fieldType]))).toEqual({ online: 'boolean', raw_status: 'integer', source: 'string' });
 
     const a = await influxRows(db.name, `SELECT temp, hum, "on", mode, code, gps FROM device_data WHERE device_id = 'dev-a'`);
     expect(a).toEqual([

@@ -95,6 +95,16 @@ describe('normalisePoint', () => {
     expect(normalisePoint(point({ v: 1 }, 'room 1,a=b'), keys).point?.line).toBe('device_data,device_id=room\\ 1\\,a\\=b v=1 1486958400000');
   });
 
+  test('the status code is the one integer field of the schema', () => {
+    const status = { measurement: MEASUREMENT.status, deviceId: 'd', time: 5, fields: { online: true, raw_status: 1, source: 'poll' } };
+    expect(normalisePoint(status, keys).point?.line).toBe('device_status,device_id=d online=true,raw_status=1i,source="poll" 5');
+    const odd = normalisePoint({ ...status, fields: { online: false, raw_status: 1.5 } }, keys);
+    expect(odd.point?.line).toBe('device_status,device_id=d online=false 5');
+    expect(odd.problems).toEqual([{ field: 'raw_status', reason: 'field "raw_status": value 1.5 is not a whole number (the schema stores "raw_status" as integer)' }]);
+    expect(normalisePoint(point({ raw_status: 1 }), keys).point?.line).toBe('device_data,device_id=dev-1 raw_status=1 1486958400000');
+    expect(withFields(normalisePoint(status, keys).point!, ['raw_status'], keys)?.line).toBe('device_status,device_id=d raw_status=1i 5');
+  });
+
   test('counts absent values', () => {
     expect(normalisePoint(point({ a: 1, b: null, c: undefined }), keys).absent).toBe(2);
   });
