@@ -24,6 +24,8 @@ export interface BackfillQueueOptions {
   checkpoints: Pick<Checkpoints, 'initialise'>;
   /** window length in ms (EXPEED_BACKFILL_WINDOW, default one day) */
   windowMs: number;
+  /** the zone's UTC offset at an instant (zoneOffsetMs): windows then follow local midnights; default UTC */
+  gridOffset?: (t: number) => number;
   jobOptions?: JobsOptions;
   now?: () => number;
 }
@@ -54,7 +56,7 @@ export class BackfillQueue {
     if (!(from < to)) return [];
     // the first backfill of a device defines where its checkpoint starts
     await this.options.checkpoints.initialise(deviceId, from);
-    const windows = splitWindows(from, to, this.options.windowMs);
+    const windows = splitWindows(from, to, this.options.windowMs, this.options.gridOffset);
     const stamp = `${this.now()}-${randomBytes(3).toString('hex')}`;
     const out: QueuedWindow[] = [];
     for (let i = 0; i < windows.length; i += 100) {

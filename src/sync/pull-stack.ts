@@ -12,6 +12,7 @@ import type { SecretScrubber } from '../secrets.js';
 import { QUEUE, createRedis, type BackfillJob, type StatusJob } from '../queues.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { ExpeedClient } from '../platform/client.js';
+import { zoneOffsetMs } from '../platform/timestamp.js';
 import { tokenBudgetFromConfig, type TokenBudget, type TokenBudgetOptions } from '../platform/token-budget.js';
 import type { PlatformClient } from '../platform/api.js';
 import { InfluxPointWriter } from '../influx/point-writer.js';
@@ -75,7 +76,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const connection = redis.options;
   const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
   const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
-  const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs });
+  const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
   const workers: Array<{ close(): Promise<void> }> = [];
 
   return {

@@ -11,14 +11,19 @@ export interface Window {
   to: number;
 }
 
-/** Splits [from, to) on the window grid; the first and last windows may be partial. */
-export function splitWindows(from: number, to: number, windowMs: number): Window[] {
+/**
+ * Splits [from, to) on the window grid; the first and last windows may be partial. `offsetOf`
+ * shifts the grid to local time (the zone's UTC offset at an instant), so that one-day windows
+ * run from platform-local midnight to midnight.
+ */
+export function splitWindows(from: number, to: number, windowMs: number, offsetOf: (t: number) => number = () => 0): Window[] {
   if (!Number.isFinite(from) || !Number.isFinite(to)) throw new RangeError(`backfill range must be finite, got ${from}..${to}`);
   if (!Number.isInteger(windowMs) || windowMs <= 0) throw new RangeError(`window length must be a positive whole number of ms, got ${windowMs}`);
   const out: Window[] = [];
   let start = from;
   while (start < to) {
-    const boundary = (Math.floor(start / windowMs) + 1) * windowMs;
+    const off = offsetOf(start);
+    const boundary = (Math.floor((start + off) / windowMs) + 1) * windowMs - off;
     const end = Math.min(boundary, to);
     out.push({ from: start, to: end });
     start = end;

@@ -38,16 +38,18 @@ describe('backfill of several devices over several days', () => {
   test('lands exactly what the simulator holds, per device and field', async () => {
     let queued = 0;
     for (const d of DEVICES) queued += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
-    expect(queued).toBe(3 * 6);
+    // 12 h windows on the platform-local grid (Asia/Shanghai midnight and noon = 16:00Z and 04:00Z)
+    expect(queued).toBe(3 * 7);
     // the same windows again while they wait: deduplicated, nothing new queued
     const again = await stack.backfills.enqueue({ deviceId: 'dev-a', from: FROM, to: TO, reason: 'manual' });
-    expect(again.map((w) => w.deduplicated)).toEqual([true, true, true, true, true, true]);
-    expect((await stack.backfillQueue.getJobCounts('waiting')).waiting).toBe(18);
+    expect(again.map((w) => w.deduplicated)).toEqual(Array(7).fill(true));
+    expect(again[0]).toMatchObject({ from: FROM, to: FROM + 4 * HOUR });
+    expect((await stack.backfillQueue.getJobCounts('waiting')).waiting).toBe(21);
 
     stack.startBackfillWorker();
     const counts = await drained(stack.backfillQueue);
     expect(counts.failed).toBe(0);
-    expect(counts.completed).toBe(18);
+    expect(counts.completed).toBe(21);
 
     for (const d of DEVICES) {
       const expected = expectedTotals(sim, d.id, FROM, TO);
@@ -58,7 +60,7 @@ describe('backfill of several devices over several days', () => {
       expect(cp?.upTo).toBe(TO);
       const rows = sim.rows(d.id, FROM, TO);
       expect(cp?.lastRowAt).toBe(rows[rows.length - 1].time);
-      expect(await stack.checkpoints.position(windowKey(d.id, { from: FROM, to: FROM + 12 * HOUR }))).toBeUndefined();
+      expect(await stack.checkpoints.position(windowKey(d.id, { from: FROM, to: FROM + 4 * HOUR }))).toBeUndefined();
     }
     expect(sim.stats.violations).toEqual([]);
     expect(sim.stats.tokenCalls).toBe(1);
@@ -66,13 +68,13 @@ describe('backfill of several devices over several days', () => {
   });
 
   test('a finished window can be queued again, and the device registry knows nothing failed', async () => {
-    const again = await stack.backfills.enqueue({ deviceId: 'dev-a', from: FROM, to: FROM + 12 * HOUR, reason: 'manual' });
+    const again = await stack.backfills.enqueue({ deviceId: 'dev-a', from: FROM + 4 * HOUR, to: FROM + 16 * HOUR, reason: 'manual' });
     expect(again).toHaveLength(1);
     expect(again[0].deduplicated).toBe(false);
     await drained(stack.backfillQueue);
     const job = await stack.backfillQueue.getJob(again[0].jobId);
     expect(await job?.getState()).toBe('completed');
-    expect(job?.returnvalue.points).toBe(sim.rows('dev-a', FROM, FROM + 12 * HOUR).length);
+    expect(job?.returnvalue.points).toBe(sim.rows('dev-a', FROM + 4 * HOUR, FROM + 16 * HOUR).length);
     expect((await stack.registry.get('dev-a'))?.failure).toBeUndefined();
   });
 });

@@ -84,7 +84,9 @@ async function waitFor(ctx: CommandContext, stack: ReturnType<typeof createPullS
     return 130;
   }
   for (const f of snap.failures) {
-    process.stderr.write(`backfill failed: device ${f.deviceId} window ${new Date(f.from).toISOString()}..${new Date(f.to).toISOString()}: ${ctx.scrubber.scrub(f.reason)}\n`);
+    const where = `device ${f.deviceId} window ${new Date(f.from).toISOString()}..${new Date(f.to).toISOString()}`;
+    const reason = ctx.scrubber.scrub(f.reason);
+    process.stderr.write(`backfill failed: ${reason.startsWith(where) ? reason : `${where}: ${reason}`}\n`);
   }
   if (snap.failures.length) {
     const devices = [...new Set(snap.failures.map((f) => f.deviceId))];
