@@ -1,0 +1,56 @@
+import { describe, expect, test } from 'vitest';
+import { bar, formatDuration, plainLine, rateAndEta, terminalLines } from '../../src/sync/progress-view.js';
+import { budgetResetsAt, failureFacts } from '../../src/sync/failure.js';
+import { DeviceNotFoundError, PlatformUnavailableError, TokenBudgetExhaustedError } from '../../src/platform/errors.js';
+import type { ProgressSnapshot } from '../../src/sync/progress.js';
+
+const snap: ProgressSnapshot = {
+  devices: [
+    { deviceId: 'a', windows: 2, completed: 2, failed: 0, covered: 100, span: 100, points: 6000, pages: 2 },
+    { deviceId: 'b', windows: 2, completed: 0, failed: 0, covered: 0, span: 100, points: 0, pages: 0 },
+  ],
+  total: { deviceId: '*', windows: 4, completed: 2, failed: 0, covered: 100, span: 200, points: 6000, pages: 2 },
+  failures: [],
+  finished: false,
+};
+
+describe('progress view', () => {
+  test.each([
+    [0, '0s'],
+    [59_400, '59s'],
+    [61_000, '1m01s'],
+    [3_723_000, '1h02m'],
+    [Number.NaN, '--'],
+  ])('formatDuration(%d) = %s', (ms, text) => expect(formatDuration(ms)).toBe(text));
+
+  test('rate and ETA from the covered share of the range', () => {
+    expect(rateAndEta(snap.total, 10_000)).toEqual({ rate: 600, etaMs: 10_000 });
+    expect(rateAndEta(snap.devices[1], 10_000).etaMs).toBeNaN();
+    expect(rateAndEta(snap.devices[0], 10_000).etaMs).toBe(0);
+  });
+
+  test('plain line and terminal lines', () => {
+    expect(plainLine(snap, 10_000)).toBe('backfill: 1/2 devices done, 2/4 windows, 6000 points, 2 pages, 600 pts/s, ETA 10s');
+    const lines = terminalLines(snap, 10_000, { width: 200, maxDevices: 12 });
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toContain(bar(0.5, 40));
+    expect(lines[1]).toMatch(/^a {15} \[#{40}\] 100%/);
+    expect(terminalLines(snap, 10_000, { width: 200, maxDevices: 1 })).toHaveLength(1);
+    expect(terminalLines(snap, 10_000, { width: 60, maxDevices: 12 }).every((l) => l.length < 60)).toBe(true);
+  });
+});
+
+describe('failure facts', () => {
+  test('vendor errors: not retryable, with code and message', () => {
+    expect(failureFacts(new DeviceNotFoundError('datapoints', 'x', '设备不存在'))).toEqual({ retryable: false, code: 2, vendorMessage: '设备不存在', endpoint: 'datapoints' });
+  });
+  test('network and unknown errors are retried', () => {
+    expect(failureFacts(new PlatformUnavailableError('datapoints', 'HTTP 503', 503)).retryable).toBe(true);
+    expect(failureFacts(new Error('ECONNRESET')).retryable).toBe(true);
+    expect(failureFacts(undefined).retryable).toBe(true);
+  });
+  test('a spent budget says when it resets', () => {
+    expect(budgetResetsAt(new TokenBudgetExhaustedError(1234, 'then', 200, 200, 10))).toBe(1234);
+    expect(budgetResetsAt(new Error('x'))).toBeUndefined();
+  });
+});
