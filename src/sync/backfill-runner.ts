@@ -74,29 +74,44 @@ export class BackfillRunner {
     let lastRowAt: number | undefined;
     await hooks.onProgress?.(progress);
 
-    for await (const page of walk({ id: device.id, key: device.key }, { from: start, to: job.to, limit: pageLimit }, { useReserve: job.useReserve, signal: hooks.signal })) {
-      // the platform's end may be inclusive; a row at `to` belongs to the next window
-      const rows = page.rows.filter((r) => r.time >= job.from && r.time < job.to);
-      const points: SinkPoint[] = rows.map((r) => ({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values }));
-      for (const bad of page.unreadable) {
-        await deadLetters.add({ kind: 'row', source: 'pull', reason: bad.reason, deviceId: job.deviceId, raw: bad.raw });
-      }
-      if (points.length) await writer.write(points, { source: 'pull', signal: hooks.signal });
-      progress.pages++;
-      progress.points += points.length;
-      progress.unreadable += page.unreadable.length;
-      if (rows.length) {
-        const newest = rows.reduce((m, r) => (r.time > m ? r.time : m), rows[0].time);
-        lastRowAt = Math.max(lastRowAt ?? newest, newest);
-        if (newest > progress.position) {
-          progress.position = newest;
-          await checkpoints.setPosition(key, newest);
-          // rows at `newest` itself are in, but a later row may share that millisecond: stay at it
-          await checkpoints.advance(job.deviceId, job.from, newest, lastRowAt);
+    // one page is fetched ahead while the previous one is written: the platform and InfluxDB work
+    // at the same time, and the checkpoint still moves only after InfluxDB acknowledged a page
+    const pages = walk({ id: device.id, key: device.key }, { from: start, to: job.to, limit: pageLimit }, { useReserve: job.useReserve, signal: hooks.signal })[Symbol.asyncIterator]();
+    let ahead = pages.next();
+    try {
+      for (;;) {
+        const next = await ahead;
+        if (next.done) break;
+        const page = next.value;
+        ahead = pages.next();
+        // a failed fetch ahead is seen when it is awaited; until then it must not count as unhandled
+        ahead.catch(() => undefined);
+        // the platform's end may be inclusive; a row at `to` belongs to the next window
+        const rows = page.rows.filter((r) => r.time >= job.from && r.time < job.to);
+        const points: SinkPoint[] = rows.map((r) => ({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values }));
+        for (const bad of page.unreadable) {
+          await deadLetters.add({ kind: 'row', source: 'pull', reason: bad.reason, deviceId: job.deviceId, raw: bad.raw });
         }
+        if (points.length) await writer.write(points, { source: 'pull', signal: hooks.signal });
+        progress.pages++;
+        progress.points += points.length;
+        progress.unreadable += page.unreadable.length;
+        if (rows.length) {
+          const newest = rows.reduce((m, r) => (r.time > m ? r.time : m), rows[0].time);
+          lastRowAt = Math.max(lastRowAt ?? newest, newest);
+          if (newest > progress.position) {
+            progress.position = newest;
+            await checkpoints.setPosition(key, newest);
+            // rows at `newest` itself are in, but a later row may share that millisecond: stay at it
+            await checkpoints.advance(job.deviceId, job.from, newest, lastRowAt);
+          }
+        }
+        progress.fraction = (progress.position - job.from) / span;
+        await hooks.onProgress?.(progress);
       }
-      progress.fraction = (progress.position - job.from) / span;
-      await hooks.onProgress?.(progress);
+    } finally {
+      // stop the walk (and its fetch ahead) when the job ends early
+      await pages.return?.(undefined)?.catch(() => undefined);
     }
 
     await checkpoints.complete(job.deviceId, job.from, job.to, lastRowAt);
