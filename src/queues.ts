@@ -54,10 +54,18 @@ export interface SettingResultPush {
   set_result: number;
 }
 
+/**
+ * One `ingest` job: the pushes the webhook stored together (group commit — every push is answered
+ * ok only once the job holding it is stored). One push per job at low load, many under load.
+ */
+export interface IngestBatchJob {
+  pushes: IngestJob[];
+}
+
 export interface JobTypes {
   [QUEUE.backfill]: BackfillJob;
   [QUEUE.status]: StatusJob;
-  [QUEUE.ingest]: IngestJob;
+  [QUEUE.ingest]: IngestBatchJob;
 }
 
 /** Redis key of shared state, under the installation's prefix: `redisKey('expeed', 'token')` -> `expeed:token`. */
