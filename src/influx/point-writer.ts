@@ -104,6 +104,7 @@ export class InfluxPointWriter implements PointWriter {
   private readonly keys = new KeyCache();
   private ready?: Promise<WriteRequest>;
   private request?: WriteRequest;
+  private resolvedApi?: WriteApiVersion;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
 
@@ -112,20 +113,23 @@ export class InfluxPointWriter implements PointWriter {
     if (this.options.batchLines < 1) throw new RangeError('batchLines must be at least 1');
   }
 
-  /** The API in use once known ('v1' | 'v2'), after detection when `api` is 'auto'. */
-  async api(signal?: AbortSignal): Promise<WriteApiVersion> {
-    await this.connect(signal);
+  /** The API in use ('v1' | 'v2'), after asking the server when `api` is 'auto'. */
+  async api(): Promise<WriteApiVersion> {
+    await this.connect();
     return this.resolvedApi!;
   }
 
-  private resolvedApi?: WriteApiVersion;
-
-  private connect(signal?: AbortSignal): Promise<WriteRequest> {
+  /**
+   * Detects the API and prepares the database once, shared by every write. Not tied to one
+   * caller's AbortSignal (the result outlives that call); each step has the request timeout.
+   */
+  private connect(): Promise<WriteRequest> {
     this.ready ??= (async () => {
       const o = this.options;
+      const signal = AbortSignal.timeout(o.timeoutMs);
       const api = o.api === 'auto' ? (await detectInfluxApi({ url: o.url, fetch: o.fetch, signal, headers: authHeaders({ api: 'v2', token: o.token?.includes(':') ? undefined : o.token }) })).api : o.api;
       const target = { url: o.url, api, bucket: o.bucket, org: o.org, token: o.token };
-      const prepare = () => ensureDatabase({ ...target, headers: authHeaders(target), fetch: o.fetch, signal });
+      const prepare = () => ensureDatabase({ ...target, headers: authHeaders(target), fetch: o.fetch, signal: AbortSignal.timeout(o.timeoutMs) });
       if (o.ensureDatabase) await prepare();
       this.resolvedApi = api;
       this.request = new WriteRequest(target, {
@@ -198,7 +202,7 @@ export class InfluxPointWriter implements PointWriter {
       for (let batch = nextBatch(); batch && failure === undefined; batch = failure === undefined ? nextBatch() : undefined) {
         if (batch.length === 0) continue;
         try {
-          await this.settle(await this.connect(signal), batch, result, signal);
+          await this.settle(await this.connect(), batch, result, signal);
         } catch (err) {
           failure ??= err;
         }
