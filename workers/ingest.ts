@@ -8,7 +8,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
 import type { Logger } from '../src/log.js';
-import { QUEUE, type IngestJob } from '../src/queues.js';
+import { QUEUE, type IngestBatchJob, type IngestJob } from '../src/queues.js';
 import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/sync/ingest.js';
 import { PointBatcher, type PointBatcherOptions } from '../src/sync/point-batcher.js';
 import { expireSettings } from '../src/settings/send-setting.js';
@@ -48,7 +48,7 @@ function retryable(err: unknown): boolean {
 }
 
 export interface IngestWorker {
-  worker: Worker<IngestJob, IngestResult>;
+  worker: Worker<IngestBatchJob, IngestResult>;
   /** marks overdue setting commands `timeout` now (also runs on a timer) */
   sweep(): Promise<number>;
   /** stops taking jobs, lets running ones finish, writes what is batched */
@@ -68,9 +68,9 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     now: o.now,
   });
 
-  const processor = async (job: Job<IngestJob, IngestResult>): Promise<IngestResult> => {
+  const one = async (push: IngestJob): Promise<IngestResult> => {
     try {
-      return await ingestor.ingest(job.data);
+      return await ingestor.ingest(push);
     } catch (err) {
       if (retryable(err)) throw err;
       // it can never succeed as it is: keep the push where an operator can see and retry it
@@ -79,14 +79,23 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
         source: 'webhook',
         reason: `ingest failed: ${(err as Error).message}`,
         // the body as the platform would send it, so that a retry of the letter re-reads it like a push
-        raw: JSON.stringify({ msg_type: job.data.msgType, ...job.data.body }),
-        deviceId: job.data.body.device_id,
+        raw: JSON.stringify({ msg_type: push.msgType, ...push.body }),
+        deviceId: push.body.device_id,
       });
-      throw new UnrecoverableError(`kept as a dead letter: ${(err as Error).message}`);
+      return { points: 0, registered: false };
     }
   };
 
-  const worker = new Worker<IngestJob, IngestResult>(QUEUE.ingest, processor, {
+  // The pushes of a job go to the batcher together; a retryable failure of any fails the job,
+  // and its retry repeats them all — harmless, every write and state change is idempotent.
+  const processor = async (job: Job<IngestBatchJob, IngestResult>): Promise<IngestResult> => {
+    const pushes = Array.isArray(job.data?.pushes) ? job.data.pushes : [];
+    if (pushes.length === 0) throw new UnrecoverableError('ingest job without pushes');
+    const results = await Promise.all(pushes.map(one));
+    return { points: results.reduce((n, r) => n + r.points, 0), registered: results.some((r) => r.registered) };
+  };
+
+  const worker = new Worker<IngestBatchJob, IngestResult>(QUEUE.ingest, processor, {
     connection: o.connection,
     prefix: o.prefix,
     concurrency: o.concurrency,
@@ -99,7 +108,7 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     o.logger.warn({ err }, 'ingest worker: Redis error');
   });
   worker.on('failed', (job, err) => {
-    if (job && job.attemptsMade <= 1) o.logger.warn({ err, jobId: job.id, msgType: job.data.msgType }, 'ingest job failed; it is retried with backoff');
+    if (job && job.attemptsMade <= 1) o.logger.warn({ err, jobId: job.id, pushes: job.data.pushes?.length }, 'ingest job failed; it is retried with backoff');
   });
 
   const sweep = () => expireSettings({ pending: o.settings, writer: o.writer, now: o.now, logger: o.logger });

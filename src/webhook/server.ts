@@ -5,31 +5,21 @@ import type { WebhookConfig } from '../config.js';
 import type { DeadLetterStore } from '../influx/api.js';
 import type { RetryHandler } from '../dead-letters/store.js';
 import type { Logger } from '../log.js';
-import { QUEUE, createRedis, type IngestJob } from '../queues.js';
+import { QUEUE, createRedis, type IngestBatchJob } from '../queues.js';
 import type { SecretScrubber } from '../secrets.js';
-import { INGEST_JOB_OPTIONS } from '../sync/ingest.js';
+import { EnqueueError, IngestProducer, type IngestProducerOptions, type IngestQueue } from './ingest-producer.js';
 import { answerBody, errorToHttp, RESULT_CODE } from './errors-to-http.js';
 import { deviceIdOf, readPushBody, validatePush, type ValidatedPush } from './push-schema.js';
 import { verifySignature, type SignatureParams } from './signature.js';
 
-/** The push could not be stored in Redis. The platform should send it again. */
-export class EnqueueError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'EnqueueError';
-  }
-
-  canRetry(): boolean {
-    return true;
-  }
-}
-
-export type IngestQueue = Pick<Queue<IngestJob>, 'add'>;
+export { EnqueueError, type IngestQueue } from './ingest-producer.js';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
   /** the `ingest` queue; `add` resolving means Redis stored the job */
   queue: IngestQueue;
+  /** group commit into the queue (see IngestProducer) */
+  producer?: Partial<IngestProducerOptions>;
   /** where refused bodies are kept, raw, with the reason */
   deadLetters: Pick<DeadLetterStore, 'add'>;
   logger: Logger;
@@ -38,8 +28,6 @@ export interface WebhookServerOptions {
   scrubber?: Pick<SecretScrubber, 'scrub'>;
   /** more routes on the same server (metrics, health, admin); registered before listening */
   plugins?: FastifyPluginAsync[];
-  /** an enqueue that takes longer is answered 503, ms (default 5000) */
-  enqueueTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -75,24 +63,10 @@ function safeDeviceId(body: Buffer | undefined, parsed: unknown): string | undef
   }
 }
 
-/**
- * Stores a validated push in the `ingest` queue. Resolves once Redis holds the job (BullMQ adds it
- * with one Lua script); throws EnqueueError (retryable) when Redis refuses or takes too long.
- */
+/** Stores one validated push (a job of its own); throws EnqueueError (retryable) when Redis cannot. */
 export async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: number, timeoutMs = 5000): Promise<void> {
-  const job = { msgType: push.msgType, receivedAt, body: push.body } as IngestJob;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EnqueueError(`Redis did not store the push within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    await Promise.race([queue.add(`msg${push.msgType}`, job, INGEST_JOB_OPTIONS), timeout]);
-  } catch (err) {
-    if (err instanceof EnqueueError) throw err;
-    throw new EnqueueError(`Redis cannot take the push: ${(err as Error).message}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
-  }
+  const producer = new IngestProducer(queue, { timeoutMs });
+  await producer.add(push, receivedAt);
 }
 
 /** The bytes of a kept body, whichever form `rawOf` (or the ingest worker) gave it. */
@@ -124,7 +98,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   const { config, queue, deadLetters, logger, parseTime } = options;
   const now = options.now ?? Date.now;
   const scrub = (s: string) => (options.scrubber ? options.scrubber.scrub(s) : s);
-  const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 5000;
+  const producer = new IngestProducer(queue, options.producer);
 
   const app: FastifyInstance = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast keeps the instance type the default one
@@ -148,7 +122,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body), deviceId: safeDeviceId(body, parsed) });
   };
 
-  const enqueue = (push: ValidatedPush) => enqueuePush(queue, push, now(), enqueueTimeoutMs);
+  const enqueue = (push: ValidatedPush, bytes: number) => producer.add(push, now(), bytes);
 
   app.get(config.path, async (request: FastifyRequest<{ Querystring: SignatureParams }>, reply) => {
     try {
@@ -186,7 +160,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
       return answer(reply, err);
     }
     try {
-      await enqueue(push);
+      await enqueue(push, body?.length ?? 0);
     } catch (err) {
       logger.error({ err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
       return answer(reply, err);
@@ -210,6 +184,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     },
     async close() {
       await app.close();
+      await producer.close();
     },
   };
 }
@@ -223,9 +198,9 @@ export async function openIngestQueue(
   redisUrl: string,
   prefix: string,
   logger?: Pick<Logger, 'warn'>,
-): Promise<{ queue: Queue<IngestJob>; connection: Redis; close(): Promise<void> }> {
+): Promise<{ queue: Queue<IngestBatchJob>; connection: Redis; close(): Promise<void> }> {
   const connection = createRedis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  const queue = new Queue<IngestJob>(QUEUE.ingest, { connection, prefix });
+  const queue = new Queue<IngestBatchJob>(QUEUE.ingest, { connection, prefix });
   // an unheard 'error' event would crash the process; Redis being down is reported per push (503)
   let lastReport = 0;
   const report = (err: Error) => {
