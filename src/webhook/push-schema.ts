@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { DataPush, IngestJob, SettingResultPush, StatusPush } from '../queues.js';
 
 /**
@@ -59,10 +60,10 @@ export function preview(value: string, max = 60): string {
  */
 export function readPushBody(raw: Buffer | undefined): unknown {
   if (!raw || raw.length === 0) throw new PushValidationError('empty body: expected a JSON object');
-  const text = raw.toString('utf8');
-  if (!Buffer.from(text, 'utf8').equals(raw)) {
+  if (!isUtf8(raw)) {
     throw new NotPlaintextError('body is not UTF-8 text: ciphertext mode is not supported, choose plaintext in the vendor console');
   }
+  const text = raw.toString('utf8');
   const trimmed = text.trim();
   if (!trimmed.startsWith('{') && !trimmed.startsWith('[') && /^[A-Za-z0-9+/=_-]{16,}$/.test(trimmed)) {
     throw new NotPlaintextError('body looks like base64 ciphertext, not JSON: ciphertext mode is not supported, choose plaintext in the vendor console');

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -39,13 +40,15 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
+// serialised once: it is the answer to nearly every request
+const OK_BODY = JSON.stringify({ result_code: RESULT_CODE.ok, result_message: 'ok' });
+
 type Raw = { encoding: 'utf8'; text: string } | { encoding: 'base64'; data: string };
 
 /** The body exactly as received, in a form a JSON store can keep. */
 function rawOf(body: Buffer | undefined): string | Raw {
   if (!body || body.length === 0) return '';
-  const text = body.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(body) ? text : { encoding: 'base64', data: body.toString('base64') };
+  return isUtf8(body) ? body.toString('utf8') : { encoding: 'base64', data: body.toString('base64') };
 }
 
 function hasSignatureParams(q: SignatureParams): boolean {
@@ -165,7 +168,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
       logger.error({ err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
       return answer(reply, err);
     }
-    return reply.code(200).send({ result_code: RESULT_CODE.ok, result_message: 'ok' });
+    return reply.code(200).type('application/json; charset=utf-8').send(OK_BODY);
   });
 
   app.setErrorHandler((err, request, reply) => {

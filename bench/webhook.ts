@@ -1,0 +1,386 @@
+/**
+ * `npm run bench:webhook`: autocannon POSTs msg_type 2 pushes (10 rows each, every push a new
+ * device/time, so every point is distinct) at three receivers, one after the other, each in its
+ * own process:
+ *
+ * - expeed-sync: the webhook (validate, BullMQ add before the answer) and the ingest worker
+ *   (micro-batched writes), like `expeed-sync run`; landed points/s is measured end to end, from
+ *   the first request until the last acknowledged point is in InfluxDB;
+ * - bare: Fastify answering ok without storing anything — the ceiling of the HTTP layer;
+ * - Node-RED with node-red-contrib-influxdb (http in -> function -> influxdb batch, http response),
+ *   installed into a temp folder by this script, not as a project dependency — the peer.
+ *
+ * Needs Redis and InfluxDB 1.x (`bash scripts/setup.sh`): REDIS_URL and INFLUX_URL as usual.
+ * Options (environment): BENCH_DURATION seconds per target (default 10), BENCH_CONNECTIONS (20),
+ * BENCH_NODERED_DIR (default /tmp/expeed-bench-nodered), BENCH_SKIP_NODERED=1, BENCH_PRODUCER_INFLIGHT
+ * (the webhook's group-commit jobs in flight, default 2).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { Redis } from 'ioredis';
+
+const SELF = fileURLToPath(import.meta.url);
+
+/** The part of autocannon's API used here (the package ships no types). */
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  '2xx': number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const INFLUX_URL = (process.env.INFLUX_URL ?? 'http://127.0.0.1:8086').replace(/\/+$/, '');
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
+const NODERED_DIR = process.env.BENCH_NODERED_DIR ?? '/tmp/expeed-bench-nodered';
+const ROWS = 10;
+const DEVICES = 100;
+const T0 = Date.UTC(2025, 0, 1) - 8 * 3_600_000; // 2025-01-01 00:00 in Asia/Shanghai
+
+// ---------------------------------------------------------------------------------------------
+// child processes: the receivers under test
+
+async function child(role: string, port: number, db: string, prefix: string): Promise<void> {
+  if (role === 'bare') {
+    const { default: Fastify } = await import('fastify');
+    const app = Fastify({ bodyLimit: 5 * 1024 * 1024 });
+    app.post('/webhook', async () => ({ result_code: 0, result_message: 'ok' }));
+    await app.listen({ host: '127.0.0.1', port });
+  } else {
+    const { loadConfig } = await import('../src/config.js');
+    const { createLogger } = await import('../src/log.js');
+    const { SecretScrubber } = await import('../src/secrets.js');
+    const { createRedis } = await import('../src/queues.js');
+    const { RedisDeadLetterStore } = await import('../src/dead-letters/store.js');
+    const { DeviceRegistry } = await import('../src/devices/registry.js');
+    const { InfluxPointWriter } = await import('../src/influx/point-writer.js');
+    const { parsePlatformTime } = await import('../src/platform/timestamp.js');
+    const { PendingSettingsStore } = await import('../src/settings/pending-store.js');
+    const { createWebhookServer, openIngestQueue } = await import('../src/webhook/server.js');
+    const { createIngestWorker } = await import('../workers/ingest.js');
+    const config = loadConfig({ REDIS_URL, INFLUX_URL, INFLUX_API: 'v1', INFLUX_BUCKET: db, EXPEED_PREFIX: prefix, WEBHOOK_PORT: String(port), EXPEED_WEBHOOK_TOKEN: 'bench-token', LOG_LEVEL: 'warn' });
+    const log = createLogger({ level: config.logLevel, scrubber: new SecretScrubber() });
+    const redis = createRedis(config.redisUrl);
+    const deadLetters = new RedisDeadLetterStore(redis, prefix);
+    const parseTime = (raw: string) => parsePlatformTime(raw, config.timezone);
+    const ingest = await openIngestQueue(config.redisUrl, prefix, log);
+    const producer = process.env.BENCH_PRODUCER_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_PRODUCER_INFLIGHT) } : undefined;
+    const server = await createWebhookServer({ config: config.webhook, queue: ingest.queue, deadLetters, logger: log, parseTime, producer });
+    await server.listen();
+    const writer = new InfluxPointWriter({ ...config.influx, deadLetters, logger: log });
+    createIngestWorker({
+      connection: createRedis(config.redisUrl),
+      prefix,
+      writer,
+      deadLetters,
+      settings: new PendingSettingsStore(redis, prefix),
+      registry: new DeviceRegistry(redis, prefix),
+      parseTime,
+      pushOnlineCode: 0,
+      logger: log,
+    });
+  }
+  process.stdout.write('READY\n');
+  // exit normally on a signal, so that --cpu-prof and similar can write their files
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// the load and the measurements
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/** Vendor timestamp of epoch ms in UTC+8 (the platform zone; no DST there). */
+function vendorTime(ms: number): string {
+  const d = new Date(ms + 8 * 3_600_000);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}-${pad(d.getUTCMinutes())}-${pad(d.getUTCSeconds())}-${pad(d.getUTCMilliseconds(), 3)}`;
+}
+
+/** Push number `seq`: device seq % 100, ten rows in that device's own minute slot: all points distinct. */
+function pushBody(seq: number): string {
+  const device = `bench-${pad(seq % DEVICES, 3)}`;
+  const base = T0 + Math.floor(seq / DEVICES) * 60_000;
+  const rows: string[] = [];
+  for (let k = 0; k < ROWS; k++) {
+    rows.push(`{"timestamp":"${vendorTime(base + k * 6000)}","temp":${((seq * 7 + k) % 400) / 10},"hum":${(seq + k) % 100},"on":${k % 2 === 0}}`);
+  }
+  return `{"msg_type":"2","device_id":"${device}","device_key":"key-${device}","data":[${rows.join(',')}]}`;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function influxql(db: string, q: string): Promise<unknown[][]> {
+  const res = await fetch(`${INFLUX_URL}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`, { method: 'POST' });
+  const body = (await res.json()) as { results?: Array<{ error?: string; series?: Array<{ values: unknown[][] }> }> };
+  const err = body.results?.[0]?.error;
+  if (!res.ok || err) throw new Error(`InfluxQL "${q}" failed: ${err ?? res.status}`);
+  return body.results?.[0]?.series?.[0]?.values ?? [];
+}
+
+async function countPoints(db: string): Promise<number> {
+  const rows = await influxql(db, 'SELECT count(temp) FROM device_data');
+  return Number(rows[0]?.[1] ?? 0);
+}
+
+function startChild(cmd: string, args: string[], readyLine: RegExp, cwd?: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${args.join(' ')} not ready after 60 s:\n${out.slice(-2000)}`));
+    }, 60_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (readyLine.test(out)) {
+        clearTimeout(timer);
+        resolve(proc);
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (process.env.BENCH_VERBOSE) process.stderr.write(d);
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args.join(' ')} exited with ${code}:\n${out.slice(-2000)}`));
+    });
+  });
+}
+
+async function stop(proc: ChildProcess | undefined): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+interface Figures {
+  name: string;
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  /** end to end, from the first request until the last acknowledged point was in InfluxDB */
+  pointsPerSec?: number;
+  landed?: number;
+  drainSec?: number;
+}
+
+async function load(name: string, url: string, db?: string): Promise<Figures> {
+  let seq = 0;
+  const started = performance.now();
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, body: pushBody(seq++) }) }],
+  });
+  const loadEnd = performance.now();
+  const figures: Figures = {
+    name,
+    reqPerSec: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+  if (db) {
+    const expected = result['2xx'] * ROWS;
+    let landed = 0;
+    let landedAt = performance.now();
+    let lastChange = performance.now();
+    // bounded drain: stop when everything is in, or when nothing moved for 30 s
+    while (performance.now() - lastChange < 30_000) {
+      const n = await countPoints(db);
+      const at = performance.now();
+      if (n !== landed) {
+        landed = n;
+        landedAt = at;
+        lastChange = at;
+      }
+      if (landed >= expected) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    figures.landed = landed;
+    figures.pointsPerSec = landed / ((landedAt - started) / 1000);
+    figures.drainSec = Math.max(0, (landedAt - loadEnd) / 1000);
+    // requests still in flight when autocannon stops are not counted as 2xx but may be stored
+    const slack = (CONNECTIONS + 1) * ROWS;
+    if (name.startsWith('expeed') && (landed < expected || landed > expected + slack)) {
+      process.stderr.write(`WARNING: ${name}: ${expected} points acknowledged but ${landed} in InfluxDB\n`);
+    }
+  }
+  return figures;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node-RED, installed into a temp folder (never a project dependency)
+
+function installNodeRed(): string | undefined {
+  const red = join(NODERED_DIR, 'node_modules', 'node-red', 'red.js');
+  const plugin = join(NODERED_DIR, 'node_modules', 'node-red-contrib-influxdb', 'package.json');
+  if (existsSync(red) && existsSync(plugin)) return red;
+  mkdirSync(NODERED_DIR, { recursive: true });
+  process.stderr.write(`installing node-red and node-red-contrib-influxdb into ${NODERED_DIR} ...\n`);
+  const r = spawnSync('npm', ['install', '--prefix', NODERED_DIR, '--no-audit', '--no-fund', '--loglevel=error', 'node-red', 'node-red-contrib-influxdb'], { stdio: 'inherit', timeout: 600_000 });
+  return r.status === 0 && existsSync(red) && existsSync(plugin) ? red : undefined;
+}
+
+function nodeRedFlow(db: string): unknown[] {
+  // http in -> function (push -> points) -> influxdb batch, and -> http response (ok) at once:
+  // the usual Node-RED shape, which answers before anything is stored
+  const toPoints = `
+const b = msg.payload;
+const points = [];
+for (const row of b.data) {
+  const m = /^\\s*(\\d{4})-(\\d{2})-(\\d{2})T(\\d{2})-(\\d{2})-(\\d{2})-(\\d{3})$/.exec(row.timestamp);
+  const ts = Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7]) - 8 * 3600000;
+  const fields = {};
+  for (const k in row) if (k !== 'timestamp') fields[k] = row[k];
+  points.push({ measurement: 'device_data', tags: { device_id: b.device_id }, fields, timestamp: new Date(ts) });
+}
+return [{ payload: points }, { req: msg.req, res: msg.res, payload: { result_code: 0, result_message: 'ok' } }];`;
+  return [
+    { id: 'tab1', type: 'tab', label: 'bench' },
+    { id: 'in1', type: 'http in', z: 'tab1', url: '/webhook', method: 'post', upload: false, wires: [['fn1']] },
+    { id: 'fn1', type: 'function', z: 'tab1', func: toPoints, outputs: 2, wires: [['db1'], ['res1']] },
+    { id: 'db1', type: 'influxdb batch', z: 'tab1', influxdb: 'cfg1', precision: 'ms', retentionPolicy: '', name: '', wires: [] },
+    { id: 'res1', type: 'http response', z: 'tab1', statusCode: '200', wires: [] },
+    { id: 'cfg1', type: 'influxdb', hostname: '127.0.0.1', port: new URL(INFLUX_URL).port || '8086', protocol: 'http', database: db, name: 'bench', usetls: false, influxdbVersion: '1.x' },
+  ];
+}
+
+async function startNodeRed(red: string, port: number, db: string): Promise<ChildProcess> {
+  const dir = join(NODERED_DIR, `user-${randomBytes(4).toString('hex')}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'flows.json'), JSON.stringify(nodeRedFlow(db)));
+  writeFileSync(
+    join(dir, 'settings.js'),
+    `module.exports = { uiPort: ${port}, uiHost: '127.0.0.1', flowFile: 'flows.json', httpAdminRoot: false, httpNodeRoot: '/', apiMaxLength: '5mb',
+      logging: { console: { level: 'info', metrics: false, audit: false } }, editorTheme: { tours: false }, telemetry: { enabled: false } };\n`,
+  );
+  writeFileSync(join(dir, 'package.json'), '{"name":"bench-userdir","version":"1.0.0"}');
+  // NODE_PATH lets the runtime find node-red-contrib-influxdb installed beside it
+  const proc = await startChild(process.execPath, [red, '-u', dir, '-s', join(dir, 'settings.js')], /Started flows/, NODERED_DIR);
+  return proc;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function createDb(name: string): Promise<void> {
+  await influxql(name, `CREATE DATABASE "${name}"`);
+}
+
+async function dropDb(name: string): Promise<void> {
+  await influxql(name, `DROP DATABASE "${name}"`).catch(() => undefined);
+}
+
+async function main(): Promise<void> {
+  const tag = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const results: Figures[] = [];
+  const notes: string[] = [];
+  const children: ChildProcess[] = [];
+  const dbs: string[] = [];
+  const prefix = `bench-webhook-${tag}`;
+  const tsxArgs = ['--import', 'tsx', SELF];
+  try {
+    // 1. expeed-sync: webhook + ingest worker in one process (the `run` default)
+    const db = `bench_webhook_${tag}`;
+    dbs.push(db);
+    await createDb(db);
+    const port = await freePort();
+    const proc = await startChild(process.execPath, [...tsxArgs, '--child', 'expeed', String(port), db, prefix], /READY/);
+    children.push(proc);
+    await fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: pushBody(-1 >>> 0) }).catch(() => undefined);
+    results.push(await load('expeed-sync (webhook + ingest worker)', `http://127.0.0.1:${port}/webhook`, db));
+    await stop(proc);
+
+    // 2. bare Fastify: the ceiling
+    const barePort = await freePort();
+    const bare = await startChild(process.execPath, [...tsxArgs, '--child', 'bare', String(barePort), '', ''], /READY/);
+    children.push(bare);
+    results.push(await load('bare Fastify (answers ok, stores nothing)', `http://127.0.0.1:${barePort}/webhook`));
+    await stop(bare);
+
+    // 3. Node-RED: the peer
+    if (process.env.BENCH_SKIP_NODERED === '1') {
+      notes.push('Node-RED skipped (BENCH_SKIP_NODERED=1)');
+    } else {
+      const red = installNodeRed();
+      if (!red) {
+        notes.push(`Node-RED could not be installed into ${NODERED_DIR}: no Node-RED figures`);
+      } else {
+        const rdb = `bench_nodered_${tag}`;
+        dbs.push(rdb);
+        await createDb(rdb);
+        const rport = await freePort();
+        try {
+          const nr = await startNodeRed(red, rport, rdb);
+          children.push(nr);
+          results.push(await load('Node-RED + node-red-contrib-influxdb', `http://127.0.0.1:${rport}/webhook`, rdb));
+          await stop(nr);
+        } catch (err) {
+          notes.push(`Node-RED did not run: ${(err as Error).message.split('\n')[0]}`);
+        }
+      }
+    }
+  } finally {
+    for (const c of children) await stop(c);
+    for (const db of dbs) await dropDb(db);
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
+  }
+
+  const f = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+  console.log(`\nwebhook benchmark: ${DURATION} s per target, ${CONNECTIONS} connections, msg_type 2 pushes of ${ROWS} rows\n`);
+  console.log('| receiver | req/s | p50 ack ms | p99 ack ms | 2xx | non-2xx | errors | landed points/s (end to end) |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    console.log(`| ${r.name} | ${f(r.reqPerSec)} | ${f(r.p50, 1)} | ${f(r.p99, 1)} | ${f(r.ok)} | ${f(r.non2xx)} | ${f(r.errors)} | ${r.pointsPerSec === undefined ? 'n/a' : `${f(r.pointsPerSec)} (${f(r.landed)} points, drained ${f(r.drainSec, 1)} s after the load)`} |`);
+  }
+  const [ours, bare, red] = [results.find((r) => r.name.startsWith('expeed')), results.find((r) => r.name.startsWith('bare')), results.find((r) => r.name.startsWith('Node-RED'))];
+  if (ours && bare) console.log(`\nexpeed-sync req/s = ${f((100 * ours.reqPerSec) / bare.reqPerSec)} % of the bare handler (target >= 50 %)`);
+  if (ours?.pointsPerSec && red?.pointsPerSec) console.log(`expeed-sync landed points/s = ${f(ours.pointsPerSec / red.pointsPerSec, 2)}x Node-RED (target >= 3x)`);
+  for (const n of notes) console.log(`note: ${n}`);
+}
+
+const i = process.argv.indexOf('--child');
+if (i !== -1) {
+  const [role, port, db, prefix] = process.argv.slice(i + 1);
+  await child(role, Number(port), db, prefix);
+} else {
+  await main();
+}
