@@ -86,9 +86,15 @@ export class BackfillRunner {
         ahead = pages.next();
         // a failed fetch ahead is seen when it is awaited; until then it must not count as unhandled
         ahead.catch(() => undefined);
-        // the platform's end may be inclusive; a row at `to` belongs to the next window
-        const rows = page.rows.filter((r) => r.time >= job.from && r.time < job.to);
-        const points: SinkPoint[] = rows.map((r) => ({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values }));
+        // the platform's end may be inclusive; a row at `to` belongs to the next window.
+        // One pass, no intermediate arrays: pages are large and the walk is allocation-bound.
+        const points: SinkPoint[] = [];
+        let newest: number | undefined;
+        for (const r of page.rows) {
+          if (r.time < job.from || r.time >= job.to) continue;
+          points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
+          if (newest === undefined || r.time > newest) newest = r.time;
+        }
         for (const bad of page.unreadable) {
           await deadLetters.add({ kind: 'row', source: 'pull', reason: bad.reason, deviceId: job.deviceId, raw: bad.raw });
         }
@@ -96,8 +102,7 @@ export class BackfillRunner {
         progress.pages++;
         progress.points += points.length;
         progress.unreadable += page.unreadable.length;
-        if (rows.length) {
-          const newest = rows.reduce((m, r) => (r.time > m ? r.time : m), rows[0].time);
+        if (newest !== undefined) {
           lastRowAt = Math.max(lastRowAt ?? newest, newest);
           if (newest > progress.position) {
             progress.position = newest;

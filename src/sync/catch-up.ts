@@ -6,7 +6,7 @@ import type { BackfillQueue } from './backfill-queue.js';
 import type { Heartbeat } from './heartbeat.js';
 
 export interface CatchUpOptions {
-  redis: Pick<Redis, 'set'>;
+  redis: Pick<Redis, 'set' | 'del'>;
   prefix: string;
   heartbeat: Pick<Heartbeat, 'last' | 'beat' | 'intervalMs'>;
   registry: Pick<DeviceRegistry, 'list'>;
@@ -29,18 +29,21 @@ export interface CatchUpResult {
 /**
  * Run once when a process starts: after an outage longer than the threshold, queue backfills of
  * the missed window for every device at once. Several processes starting together queue it once
- * (a Redis lock on the heartbeat they all saw). Beats the heartbeat afterwards.
+ * (a Redis lock on the heartbeat they all saw). Beats the heartbeat once the missed window is queued.
  */
 export async function catchUpOnStart(options: CatchUpOptions): Promise<CatchUpResult> {
   const now = (options.now ?? Date.now)();
   const last = await options.heartbeat.last();
   const result: CatchUpResult = { downMs: last === undefined ? undefined : Math.max(0, now - last), devices: 0, jobs: 0 };
+  if (last === undefined || now - last <= options.thresholdMs) {
+    await options.heartbeat.beat(now);
+    return result;
+  }
+  const lockKey = redisKey(options.prefix, 'catch-up', String(last));
+  if ((await options.redis.set(lockKey, String(now), 'PX', 86_400_000, 'NX')) !== 'OK') return result;
+  // a beat is at most one interval old when the process stops: data of that interval may be missing too
+  const window = { from: last - options.heartbeat.intervalMs, to: now };
   try {
-    if (last === undefined || now - last <= options.thresholdMs) return result;
-    const lock = await options.redis.set(redisKey(options.prefix, 'catch-up', String(last)), String(now), 'PX', 86_400_000, 'NX');
-    if (lock !== 'OK') return result;
-    // a beat is at most one interval old when the process stops: data of that interval may be missing too
-    const window = { from: last - options.heartbeat.intervalMs, to: now };
     const devices = await options.registry.list();
     for (const d of devices) {
       const queued = await options.backfills.enqueue({ deviceId: d.id, from: window.from, to: window.to, reason: 'catch-up' });
@@ -48,9 +51,13 @@ export async function catchUpOnStart(options: CatchUpOptions): Promise<CatchUpRe
     }
     result.window = window;
     result.devices = devices.length;
-    options.logger?.info({ downMs: result.downMs, from: new Date(window.from).toISOString(), to: new Date(window.to).toISOString(), devices: devices.length, jobs: result.jobs }, 'catch-up after downtime: missed window queued');
-    return result;
-  } finally {
-    await options.heartbeat.beat(now);
+  } catch (err) {
+    // not done: the heartbeat stays old and the lock goes, so that the next start catches up again
+    await options.redis.del(lockKey).catch(() => undefined);
+    throw err;
   }
+  // only now: a failed catch-up must not look like a short outage to the next start
+  await options.heartbeat.beat(now);
+  options.logger?.info({ downMs: result.downMs, from: new Date(window.from).toISOString(), to: new Date(window.to).toISOString(), devices: result.devices, jobs: result.jobs }, 'catch-up after downtime: missed window queued');
+  return result;
 }
