@@ -13,7 +13,8 @@
  * Needs Redis and InfluxDB 1.x (`bash scripts/setup.sh`): REDIS_URL and INFLUX_URL as usual.
  * Options (environment): BENCH_DURATION seconds per target (default 10), BENCH_CONNECTIONS (20),
  * BENCH_NODERED_DIR (default /tmp/expeed-bench-nodered), BENCH_SKIP_NODERED=1, BENCH_PRODUCER_INFLIGHT
- * (the webhook's group-commit jobs in flight, default 2).
+ * (the webhook's group-commit jobs in flight, default 2), BENCH_LAYOUTS (default "single,split"),
+ * BENCH_BATCH_DELAY_MS (the ingest worker's batching window), BENCH_WORKER_CONCURRENCY.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,7 @@ const INFLUX_URL = (process.env.INFLUX_URL ?? 'http://127.0.0.1:8086').replace(/
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const NODERED_DIR = process.env.BENCH_NODERED_DIR ?? '/tmp/expeed-bench-nodered';
+const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'single,split').split(',').filter((l) => l === 'single' || l === 'split');
 const ROWS = 10;
 const DEVICES = 100;
 const T0 = Date.UTC(2025, 0, 1) - 8 * 3_600_000; // 2025-01-01 00:00 in Asia/Shanghai
@@ -72,10 +74,17 @@ async function child(role: string, port: number, db: string, prefix: string): Pr
     const redis = createRedis(config.redisUrl);
     const deadLetters = new RedisDeadLetterStore(redis, prefix);
     const parseTime = (raw: string) => parsePlatformTime(raw, config.timezone);
-    const ingest = await openIngestQueue(config.redisUrl, prefix, log);
-    const producer = process.env.BENCH_PRODUCER_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_PRODUCER_INFLIGHT) } : undefined;
-    const server = await createWebhookServer({ config: config.webhook, queue: ingest.queue, deadLetters, logger: log, parseTime, producer });
-    await server.listen();
+    if (role !== 'worker') {
+      const ingest = await openIngestQueue(config.redisUrl, prefix, log);
+      const producer = process.env.BENCH_PRODUCER_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_PRODUCER_INFLIGHT) } : undefined;
+      const server = await createWebhookServer({ config: config.webhook, queue: ingest.queue, deadLetters, logger: log, parseTime, producer });
+      await server.listen();
+    }
+    if (role === 'webhook') {
+      process.stdout.write('READY\n');
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(0));
+      return;
+    }
     const writer = new InfluxPointWriter({ ...config.influx, deadLetters, logger: log });
     createIngestWorker({
       connection: createRedis(config.redisUrl),
@@ -87,6 +96,8 @@ async function child(role: string, port: number, db: string, prefix: string): Pr
       parseTime,
       pushOnlineCode: 0,
       logger: log,
+      batcher: process.env.BENCH_BATCH_DELAY_MS ? { maxDelayMs: Number(process.env.BENCH_BATCH_DELAY_MS) } : {},
+      ...(process.env.BENCH_WORKER_CONCURRENCY ? { concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY) } : {}),
     });
   }
   process.stdout.write('READY\n');
@@ -311,16 +322,25 @@ async function main(): Promise<void> {
   const prefix = `bench-webhook-${tag}`;
   const tsxArgs = ['--import', 'tsx', SELF];
   try {
-    // 1. expeed-sync: webhook + ingest worker in one process (the `run` default)
-    const db = `bench_webhook_${tag}`;
-    dbs.push(db);
-    await createDb(db);
-    const port = await freePort();
-    const proc = await startChild(process.execPath, [...tsxArgs, '--child', 'expeed', String(port), db, prefix], /READY/);
-    children.push(proc);
-    await fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: pushBody(-1 >>> 0) }).catch(() => undefined);
-    results.push(await load('expeed-sync (webhook + ingest worker)', `http://127.0.0.1:${port}/webhook`, db));
-    await stop(proc);
+    // 1. expeed-sync: webhook + ingest worker in one process (the `run` default), and the same
+    //    roles in two processes (`run --role webhook` + `run --role worker`)
+    for (const layout of LAYOUTS) {
+      const db = `bench_webhook_${layout}_${tag}`;
+      dbs.push(db);
+      await createDb(db);
+      const port = await freePort();
+      const roles = layout === 'single' ? ['expeed'] : ['webhook', 'worker'];
+      const procs: ChildProcess[] = [];
+      for (const role of roles) {
+        const proc = await startChild(process.execPath, [...tsxArgs, '--child', role, String(port), db, `${prefix}-${layout}`], /READY/);
+        procs.push(proc);
+        children.push(proc);
+      }
+      await fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: pushBody(-1 >>> 0) }).catch(() => undefined);
+      const label = layout === 'single' ? 'expeed-sync, one process (webhook + ingest worker)' : 'expeed-sync, two processes (webhook | ingest worker)';
+      results.push(await load(label, `http://127.0.0.1:${port}/webhook`, db));
+      for (const proc of procs) await stop(proc);
+    }
 
     // 2. bare Fastify: the ceiling
     const barePort = await freePort();
@@ -357,7 +377,7 @@ async function main(): Promise<void> {
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== '0');
@@ -371,9 +391,12 @@ async function main(): Promise<void> {
   for (const r of results) {
     console.log(`| ${r.name} | ${f(r.reqPerSec)} | ${f(r.p50, 1)} | ${f(r.p99, 1)} | ${f(r.ok)} | ${f(r.non2xx)} | ${f(r.errors)} | ${r.pointsPerSec === undefined ? 'n/a' : `${f(r.pointsPerSec)} (${f(r.landed)} points, drained ${f(r.drainSec, 1)} s after the load)`} |`);
   }
-  const [ours, bare, red] = [results.find((r) => r.name.startsWith('expeed')), results.find((r) => r.name.startsWith('bare')), results.find((r) => r.name.startsWith('Node-RED'))];
-  if (ours && bare) console.log(`\nexpeed-sync req/s = ${f((100 * ours.reqPerSec) / bare.reqPerSec)} % of the bare handler (target >= 50 %)`);
-  if (ours?.pointsPerSec && red?.pointsPerSec) console.log(`expeed-sync landed points/s = ${f(ours.pointsPerSec / red.pointsPerSec, 2)}x Node-RED (target >= 3x)`);
+  const [bare, red] = [results.find((r) => r.name.startsWith('bare')), results.find((r) => r.name.startsWith('Node-RED'))];
+  console.log('');
+  for (const ours of results.filter((r) => r.name.startsWith('expeed'))) {
+    if (bare) console.log(`${ours.name}: req/s = ${f((100 * ours.reqPerSec) / bare.reqPerSec)} % of the bare handler (target >= 50 %)`);
+    if (ours.pointsPerSec && red?.pointsPerSec) console.log(`${ours.name}: landed points/s = ${f(ours.pointsPerSec / red.pointsPerSec, 2)}x Node-RED (target >= 3x)`);
+  }
   for (const n of notes) console.log(`note: ${n}`);
 }
 

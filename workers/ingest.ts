@@ -26,7 +26,7 @@ export interface IngestWorkerOptions {
   parseTime: (raw: string) => number;
   pushOnlineCode: number;
   logger: Logger;
-  /** jobs processed at once (default 64): more jobs per write means fewer, larger writes */
+  /** jobs processed at once (default 256): more jobs per batching window means fewer, larger writes */
   concurrency: number;
   batcher: Partial<PointBatcherOptions>;
   /** how often commands past their deadline are marked `timeout`, ms (default 5 s); 0 = never */
@@ -34,7 +34,7 @@ export interface IngestWorkerOptions {
   now: () => number;
 }
 
-export const DEFAULT_INGEST_WORKER_OPTIONS = { concurrency: 64, batcher: {}, sweepEveryMs: 5000, now: Date.now };
+export const DEFAULT_INGEST_WORKER_OPTIONS = { concurrency: 256, batcher: {}, sweepEveryMs: 5000, now: Date.now };
 
 type Required = Omit<IngestWorkerOptions, keyof typeof DEFAULT_INGEST_WORKER_OPTIONS>;
 

@@ -12,11 +12,16 @@ import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../influ
 export interface PointBatcherOptions {
   /** flush as soon as this many points are waiting (default 5000) */
   maxPoints: number;
-  /** flush at the latest this long after the first point arrived, ms (default 5) */
+  /**
+   * flush at the latest this long after the first point arrived, ms (default 50). Measured (bench
+   * /webhook.ts): 5 ms made ~200 small writes a second whose cost in InfluxDB took CPU from the
+   * webhook; 50 ms keeps acknowledgements and landed points/s higher. Only the landing waits, never
+   * the answer to the platform.
+   */
   maxDelayMs: number;
 }
 
-export const DEFAULT_POINT_BATCHER_OPTIONS: PointBatcherOptions = { maxPoints: 5000, maxDelayMs: 5 };
+export const DEFAULT_POINT_BATCHER_OPTIONS: PointBatcherOptions = { maxPoints: 5000, maxDelayMs: 50 };
 
 interface Waiter {
   resolve(result: WriteResult): void;
