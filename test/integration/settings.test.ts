@@ -44,7 +44,7 @@ describe('device settings', () => {
     const sent = await sendSetting(deps, 'dev-s', { temp: 25, switch: 1 });
     expect(sent.recorded).toBe(true);
     expect(s.sim!.stats.settings).toContainEqual({ deviceId: 'dev-s', messageId: sent.messageId, settings: { temp: 25, switch: 1 } });
-    const result = await waitForResult(deps, sent.messageId, { pollMs: 50 });
+    const result = await waitForResult({ pending: s.pending, writer: s.writer }, sent.messageId, { pollMs: 50 });
     expect(result).toMatchObject({ messageId: sent.messageId, deviceId: 'dev-s', state: 'applied', settings: { temp: 25, switch: 1 }, sentAt: sent.command.sentAt });
     const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
     expect(rows).toEqual([
@@ -55,7 +55,7 @@ describe('device settings', () => {
 
   test('failed: the device reports failure', async () => {
     const sent = await sendSetting(deps, 'dev-s', { fail: true });
-    const result = await waitForResult(deps, sent.messageId, { pollMs: 50 });
+    const result = await waitForResult({ pending: s.pending, writer: s.writer }, sent.messageId, { pollMs: 50 });
     expect(result.state).toBe('failed');
     const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
     expect(rows.map((r) => r.state)).toEqual(['sent', 'failed']);
@@ -63,7 +63,7 @@ describe('device settings', () => {
 
   test('timeout: no result before the deadline; a late result is still recorded', async () => {
     const sent = await sendSetting({ ...deps, timeoutMs: 1500 }, 'dev-s', { never: 1 });
-    const result = await waitForResult(deps, sent.messageId, { pollMs: 50 });
+    const result = await waitForResult({ pending: s.pending, writer: s.writer }, sent.messageId, { pollMs: 50 });
     expect(result.state).toBe('timeout');
     expect(result.resolvedAt!).toBeGreaterThanOrEqual(sent.command.deadline!);
     const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);

@@ -129,7 +129,7 @@ function malformed(r: () => number, i: number): string | Buffer {
 }
 
 async function post(url: string, body: string | Buffer): Promise<{ status: number; json: { result_code?: number; result_message?: string } }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : new Uint8Array(body) });
   const text = await res.text();
   let json = {};
   try {
