@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
+import { createScheduler } from '../../src/sync/scheduler.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 
@@ -114,6 +115,42 @@ describe('gaps', () => {
     expect(run.stdout).toMatch(/done: 720 points/);
     const e2 = expectedTotals(sim, 'g-2', FROM, TO);
     expect(await influxTotals(db.name, INFLUX_URL, 'g-2', Object.keys(e2), numericFields(sim, 'g-2', FROM, TO))).toEqual(e2);
+  });
+
+  test('the gap check schedule queues backfills for recent holes, once per slot', async () => {
+    await influxQuery(db.name, `DELETE FROM device_data WHERE device_id = 'g-1' AND time >= ${HOLE[0]}ms AND time < ${HOLE[1]}ms`);
+    const opts = {
+      redis: stack.redis,
+      prefix,
+      timezone: 'Asia/Shanghai',
+      schedules: {},
+      registry: stack.registry,
+      checkpoints: stack.checkpoints,
+      backfills: stack.backfills,
+      statusQueue: stack.statusQueue,
+      gapFinder: stack.gapFinder,
+      backfillStart: FROM,
+      logger: silentLogger(),
+    };
+    const a = createScheduler(opts);
+    const b = createScheduler(opts);
+    // the check covers the 24 h before the slot, leaving out the newest 10 minutes
+    const slot = new Date(FROM + 24 * HOUR + 10 * 60_000);
+    const t0 = Date.now();
+    const [ra, rb] = await Promise.all([a.fire('gaps', slot), b.fire('gaps', slot)]);
+    expect([ra.ran, rb.ran].sort()).toEqual([false, true]);
+    expect(ra.jobs + rb.jobs).toBeGreaterThan(0);
+    const jobs = [...(await stack.backfillQueue.getJobs(['waiting', 'active', 'delayed', 'completed']))].filter((j) => j.data.reason === 'gap' && j.timestamp >= t0);
+    const fresh = jobs.filter((j) => j.data.from < HOLE[1] && j.data.to > HOLE[0]);
+    expect(fresh.length).toBeGreaterThan(0);
+    expect(jobs).toHaveLength(ra.jobs + rb.jobs);
+    // g-2 has no hole; scheduled work never spends the operator's token reserve
+    expect(jobs.map((j) => [j.data.deviceId, j.data.useReserve ?? false])).toEqual(jobs.map(() => ['g-1', false]));
+    await drained(stack.backfillQueue);
+    const expected = expectedTotals(sim, 'g-1', FROM, TO);
+    expect(await influxTotals(db.name, INFLUX_URL, 'g-1', Object.keys(expected), numericFields(sim, 'g-1', FROM, TO))).toEqual(expected);
+    await a.close();
+    await b.close();
   });
 
   test('backfill --wait exits non-zero naming the device and the reason when a job fails', async () => {
