@@ -36,6 +36,9 @@ export interface PullStackOptions {
   tokenBudget?: Partial<Omit<TokenBudgetOptions, 'redis' | 'prefix'>>;
   /** overrides of the backfill worker (tests shorten lock and stall times) */
   worker?: Partial<BackfillWorkerOptions>;
+  /** decorators of the platform client and the writer (the service meters them for /metrics) */
+  wrapPlatform?: (platform: PlatformClient) => PlatformClient;
+  wrapWriter?: (writer: PointWriter) => PointWriter;
 }
 
 export interface PullStack {
@@ -46,6 +49,8 @@ export interface PullStack {
   /** rate-limited client */
   platform: PlatformClient;
   writer: PointWriter;
+  /** the writer itself, unwrapped (dead-letter retry needs its detailed write) */
+  influxWriter: InfluxPointWriter;
   deadLetters: RedisDeadLetterStore;
   influx: InfluxQuery;
   gapFinder: GapFinder;
@@ -68,9 +73,10 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const tokens = tokenBudgetFromConfig(config, redis, { scrubber, log: logger, ...options.tokenBudget });
   const client = new ExpeedClient({ baseUrl: config.baseUrl, tokens, timezone: config.timezone, timeoutMs: config.requestTimeoutMs, scrubber });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
-  const platform = rateLimitedPlatform(client, rate);
+  const platform = (options.wrapPlatform ?? ((p) => p))(rateLimitedPlatform(client, rate));
   const deadLetters = new RedisDeadLetterStore(redis, config.prefix);
-  const writer = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
+  const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
+  const writer = (options.wrapWriter ?? ((w) => w))(influxWriter);
   const influx = createInfluxQuery(config.influx);
   const gapFinder = new GapFinder({ query: influx });
   const connection = redis.options;
@@ -86,6 +92,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
     tokens,
     platform,
     writer,
+    influxWriter,
     deadLetters,
     influx,
     gapFinder,

@@ -1,0 +1,31 @@
+/**
+ * Dead-letter retry of kind 'row' (a history row the platform sent that could not be read, e.g.
+ * an unparseable timestamp): the row is read again — with the configuration as it is now, say a
+ * corrected EXPEED_TIMEZONE — and written as a `device_data` point. A row that is still unreadable
+ * throws, so the letter stays with its attempt counted.
+ */
+import type { CommandContext } from '../cli/context.js';
+import type { RetryHandler } from '../dead-letters/store.js';
+import { MEASUREMENT } from '../influx/api.js';
+import { InfluxPointWriter } from '../influx/point-writer.js';
+import { RedisDeadLetterStore } from '../dead-letters/store.js';
+import { parsePlatformTime } from '../platform/timestamp.js';
+
+export function rowRetryHandler(options: { writer: Pick<InfluxPointWriter, 'write'>; timezone: string }): RetryHandler {
+  return async (letter) => {
+    const raw = letter.raw;
+    if (!letter.deviceId) throw new Error('the letter names no device: the row cannot be attributed');
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('the kept row is not an object');
+    const { timestamp, ...values } = raw as Record<string, unknown>;
+    const time = parsePlatformTime(timestamp, options.timezone);
+    const result = await options.writer.write([{ measurement: MEASUREMENT.data, deviceId: letter.deviceId, time, fields: values }], { source: 'pull' });
+    if (result.written === 0) throw new Error('InfluxDB took none of the row\'s values (see the new dead letters)');
+  };
+}
+
+export function createRetryHandler(ctx: CommandContext): RetryHandler {
+  const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix);
+  const writer = new InfluxPointWriter({ ...ctx.config.influx, deadLetters: store, logger: ctx.log });
+  ctx.onClose(() => writer.close());
+  return rowRetryHandler({ writer, timezone: ctx.config.timezone });
+}
