@@ -108,8 +108,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       const st = pull.startStatusWorker();
       observeJobs(st, 'status', metrics);
       workers.push({ name: 'status', close: (f) => st.close(f), isRunning: () => st.isRunning() });
+      // BullMQ leaves a connection it was handed open: this one is closed with the worker below
+      const ingestConnection = createRedis(config.redisUrl);
       ingest = createIngestWorker({
-        connection: createRedis(config.redisUrl),
+        connection: ingestConnection,
         prefix: config.prefix,
         writer: pull.writer,
         deadLetters: pull.deadLetters,
@@ -121,7 +123,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       });
       const iw = ingest.worker;
       observeJobs(iw, 'ingest', metrics);
-      workers.push({ name: 'ingest', close: (f) => (f ? iw.close(true) : ingest!.close()), isRunning: () => iw.isRunning() });
+      workers.push({
+        name: 'ingest',
+        close: async (force) => {
+          await (force ? iw.close(true) : ingest!.close());
+          await ingestConnection.quit().catch(() => ingestConnection.disconnect());
+        },
+        isRunning: () => iw.isRunning(),
+      });
     }
 
     let scheduler: Scheduler | undefined;
@@ -160,6 +169,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
       });
       scheduler.start();
+      // online/offline is known from the start, not only after the first status slot
+      if (config.schedules.status) {
+        await pull.statusQueue.add('poll', {}, { jobId: `status|start|${Math.floor(now / 60_000)}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 } });
+      }
       logger.info({ schedules: scheduler.active(), timezone: config.timezone }, 'scheduler started');
     } else if (roles.has('worker')) {
       // the heartbeat says "the installation was running"; any role keeps it

@@ -1,0 +1,112 @@
+/**
+ * What `expeed-sync status` shows, gathered as plain data: devices (online, last data, checkpoint,
+ * failures), queues, the token budget and dead letters. Each section is read on its own, so a
+ * down InfluxDB still leaves the Redis-backed sections readable (and says what failed).
+ */
+import type { Queue } from 'bullmq';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { DeadLetterStore } from '../influx/api.js';
+import type { InfluxQuery } from '../influx/query.js';
+import type { TokenUsage } from '../platform/token-budget.js';
+import type { Checkpoints } from '../sync/checkpoints.js';
+
+export interface DeviceStatusRow {
+  id: string;
+  name?: string;
+  /** from the newest device_status point (poll or push); undefined when none is known */
+  online?: boolean;
+  onlineAt?: number;
+  /** newest device_data point in InfluxDB */
+  lastDataAt?: number;
+  /** everything before it is in InfluxDB */
+  checkpoint?: number;
+  failure?: { code: number; message: string; at: number };
+  /** failed backfill jobs of this device kept in the queue */
+  failedJobs: number;
+}
+
+export interface StatusReport {
+  at: number;
+  devices: DeviceStatusRow[];
+  queues: Record<string, Record<string, number>>;
+  token?: TokenUsage;
+  deadLetters?: number;
+  /** sections that could not be read, with why */
+  errors: Record<string, string>;
+}
+
+export interface StatusSources {
+  registry: Pick<DeviceRegistry, 'list'>;
+  checkpoints: Pick<Checkpoints, 'get'>;
+  influx: Pick<InfluxQuery, 'series'>;
+  queues: Array<Pick<Queue, 'name' | 'getJobCounts' | 'getFailed'>>;
+  backfillQueueName: string;
+  tokens: { usage(): Promise<TokenUsage> };
+  deadLetters: Pick<DeadLetterStore, 'count'>;
+  now?: () => number;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** device_id -> [time, row] of the newest point of a measurement, one query for all devices. */
+async function newestPerDevice(influx: Pick<InfluxQuery, 'series'>, q: string): Promise<Map<string, Record<string, unknown>>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (const s of await influx.series(q)) {
+    const id = s.tags?.device_id;
+    const v = s.values[0];
+    if (id === undefined || !v) continue;
+    out.set(id, Object.fromEntries(s.columns.map((c, i) => [c, v[i]])));
+  }
+  return out;
+}
+
+export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
+  const errors: Record<string, string> = {};
+  const guard = async <T>(section: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (err) {
+      errors[section] = message(err);
+      return undefined;
+    }
+  };
+  const [devices, lastData, lastStatus, queueCounts, failedJobs, token, deadLetters] = await Promise.all([
+    guard('devices', () => src.registry.list()),
+    guard('influxdb', () => newestPerDevice(src.influx, 'SELECT * FROM "device_data" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')),
+    guard('influxdb', () => newestPerDevice(src.influx, 'SELECT "online" FROM "device_status" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')),
+    guard('queues', async () =>
+      Object.fromEntries(
+        await Promise.all(src.queues.map(async (q) => [q.name, await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed')] as const)),
+      ),
+    ),
+    guard('queues', async () => {
+      const q = src.queues.find((x) => x.name === src.backfillQueueName);
+      const perDevice = new Map<string, number>();
+      for (const job of (await q?.getFailed(0, 999)) ?? []) {
+        const id = (job?.data as { deviceId?: string } | undefined)?.deviceId;
+        if (id !== undefined) perDevice.set(id, (perDevice.get(id) ?? 0) + 1);
+      }
+      return perDevice;
+    }),
+    guard('token', () => src.tokens.usage()),
+    guard('dead letters', () => src.deadLetters.count()),
+  ]);
+  const rows: DeviceStatusRow[] = [];
+  for (const d of devices ?? []) {
+    const status = lastStatus?.get(d.id);
+    const checkpoint = await guard('checkpoints', () => src.checkpoints.get(d.id));
+    rows.push({
+      id: d.id,
+      name: d.name,
+      online: typeof status?.online === 'boolean' ? status.online : undefined,
+      onlineAt: typeof status?.time === 'number' ? status.time : undefined,
+      lastDataAt: typeof lastData?.get(d.id)?.time === 'number' ? (lastData.get(d.id)!.time as number) : undefined,
+      checkpoint: checkpoint?.upTo,
+      failure: d.failure,
+      failedJobs: failedJobs?.get(d.id) ?? 0,
+    });
+  }
+  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, errors };
+}
