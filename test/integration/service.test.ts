@@ -1,0 +1,165 @@
+/**
+ * The whole service as an operator runs it: `expeed-sync run` as a child process against the
+ * simulator, real Redis and real InfluxDB. Health, readiness, metrics, the queue dashboard's
+ * auth, `status`, and a SIGTERM in the middle of a backfill: exit 0 within the grace, a checkpoint
+ * that never runs ahead of the data, and a next start that finishes the job exactly.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Redis } from 'ioredis';
+import { startSimulator, type Simulator } from '../../src/simulator/index.js';
+import { Checkpoints } from '../../src/sync/checkpoints.js';
+import { BIN, runCli } from '../helpers/cli.js';
+import { createTestDatabase, deleteRedisPrefix, freePort, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
+
+const DAY = 86_400_000;
+const prefix = testPrefix('service');
+const to = Math.floor(Date.now() / 60_000) * 60_000 - 2 * DAY;
+const from = to - 3 * DAY;
+let sim: Simulator;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let port: number;
+let env: Record<string, string>;
+const redis = new Redis(REDIS_URL);
+
+function start(): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stderr: () => string } {
+  const child = spawn(process.execPath, [BIN, 'run', '--shutdown-grace', '3s'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, exited, stderr: () => err };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function metric(name: string, labels = ''): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+  return line ? Number(line.split(' ').pop()) : undefined;
+}
+
+/** Field values per device in InfluxDB before `before` (all when omitted). */
+async function valuesInInflux(deviceId: string, before?: number): Promise<number> {
+  const where = `"device_id" = '${deviceId}'${before !== undefined ? ` AND time < ${before}ms` : ''}`;
+  const series = await influxQuery(db.name, `SELECT count(*) FROM "device_data" WHERE ${where}`);
+  const row = series[0]?.values[0] ?? [];
+  return row.slice(1).reduce<number>((n, v) => n + Number(v ?? 0), 0);
+}
+
+function valuesInSim(deviceId: string, before = to): number {
+  return sim.rows(deviceId, from, before).reduce((n, r) => n + Object.keys(r.values).length, 0);
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('service');
+  sim = await startSimulator({ platformKey: 'svc-pk', secretKey: 'svc-sk-secret', devices: 2, from, to, seed: 7 });
+  sim.faults.latencyMs = 250; // slow enough that a SIGTERM lands in the middle of the walk
+  port = await freePort();
+  env = {
+    EXPEED_BASE_URL: sim.url,
+    EXPEED_PLATFORM_KEY: 'svc-pk',
+    EXPEED_SECRET_KEY: 'svc-sk-secret',
+    EXPEED_PREFIX: prefix,
+    REDIS_URL,
+    INFLUX_URL: db.url,
+    INFLUX_BUCKET: db.name,
+    INFLUX_API: 'v1',
+    WEBHOOK_PORT: String(port),
+    EXPEED_BACKFILL_START: new Date(from).toISOString(),
+    EXPEED_PAGE_LIMIT: '150',
+    EXPEED_SCHEDULE_NIGHTLY: '',
+    EXPEED_SCHEDULE_GAPS: '',
+    EXPEED_SCHEDULE_STATUS: '',
+    ADMIN_USER: 'ops',
+    ADMIN_PASSWORD: 'ops-password-123',
+    LOG_LEVEL: 'info',
+  };
+  for (const d of sim.devices) {
+    const added = await runCli(['devices', 'add', d.id, '--key', d.key], env);
+    expect(added.code).toBe(0);
+  }
+});
+
+afterAll(async () => {
+  await sim?.close();
+  await db?.drop();
+  await deleteRedisPrefix(prefix);
+  redis.disconnect();
+});
+
+describe('expeed-sync run', () => {
+  test('health, metrics, admin auth; SIGTERM mid-backfill exits 0 with a consistent checkpoint; the next start finishes exactly', async () => {
+    const first = start();
+    await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    const ready = await (await fetch(`http://127.0.0.1:${port}/readyz`)).json();
+    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:ingest': 'ok' } });
+    expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toEqual({ status: 'ok' });
+
+    // Bull Board is behind basic auth
+    expect((await fetch(`http://127.0.0.1:${port}/admin/queues`)).status).toBe(401);
+    const wrong = { authorization: `Basic ${Buffer.from('ops:nope').toString('base64')}` };
+    expect((await fetch(`http://127.0.0.1:${port}/admin/queues`, { headers: wrong })).status).toBe(401);
+    const right = { authorization: `Basic ${Buffer.from('ops:ops-password-123').toString('base64')}` };
+    const board = await fetch(`http://127.0.0.1:${port}/admin/queues/api/queues`, { headers: right });
+    expect(board.status).toBe(200);
+    expect(((await board.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort()).toEqual(['backfill', 'ingest', 'status']);
+
+    // part of the history is written, not all of it
+    await until('some pull points', async () => ((await metric('expeed_points_written_total', '{source="pull"}')) ?? 0) > 300);
+    expect(await metric('expeed_token_calls_today')).toBe(1);
+    expect(await metric('expeed_token_daily_limit')).toBe(200);
+    expect(await metric('expeed_platform_requests_total', '{endpoint="history",result="code_0"}')).toBeGreaterThan(0);
+
+    first.child.kill('SIGTERM');
+    const exit = await Promise.race([first.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 20_000))]);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(first.stderr()).toContain('"msg":"stopped"');
+    expect(first.stderr()).not.toContain('svc-sk-secret');
+
+    // nothing before a device's checkpoint is missing; at least one device is not finished yet
+    const checkpoints = new Checkpoints({ redis, prefix });
+    let unfinished = 0;
+    for (const d of sim.devices) {
+      const cp = await checkpoints.get(d.id);
+      expect(cp).toBeDefined();
+      expect(await valuesInInflux(d.id, cp!.upTo)).toBe(valuesInSim(d.id, Math.min(cp!.upTo, to)));
+      if (cp!.upTo < to) unfinished++;
+    }
+    expect(unfinished).toBeGreaterThan(0);
+
+    // the next start resumes and lands everything, once
+    sim.faults.latencyMs = 0;
+    const second = start();
+    await until(
+      'the backfill to finish',
+      async () => {
+        for (const d of sim.devices) if ((await valuesInInflux(d.id)) !== valuesInSim(d.id)) return false;
+        return true;
+      },
+      90_000,
+    );
+    const status = await runCli(['status', '--json'], env);
+    expect(status.code).toBe(0);
+    const report = JSON.parse(status.stdout);
+    expect(report.devices.map((d: { id: string }) => d.id).sort()).toEqual(sim.devices.map((d) => d.id).sort());
+    expect(report.token.calls).toBe(1); // the cached token survived the restart
+    expect(report.deadLetters).toBe(0);
+    const text = await runCli(['status'], env);
+    expect(text.stdout).toMatch(/^DEVICES \(2\)$/m);
+    expect(text.stdout).toMatch(/^ {2}backfill +waiting \d+ +active \d+/m);
+    expect(text.stdout).toContain('1/200 calls on platform day');
+
+    second.child.kill('SIGINT');
+    expect(await second.exited).toEqual({ code: 0, signal: null });
+    for (const d of sim.devices) expect(await valuesInInflux(d.id)).toBe(valuesInSim(d.id));
+    expect(sim.stats.violations).toEqual([]);
+  }, 180_000);
+});
