@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { bodyOfLetter } from '../../src/webhook/server.js';
 import { deviceIdOf } from '../../src/webhook/push-schema.js';
 import { startStack, type Stack } from './webhook-stack.js';
+import { mulberry32 } from '../../src/simulator/prng.js';
 
 /**
  * A flood of malformed pushes: every one must be answered 4xx with a non-zero result_code, kept
@@ -17,17 +18,8 @@ afterAll(async () => {
   await s?.close();
 });
 
-/** mulberry32: a deterministic stream, so a failure can be reproduced */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** a deterministic stream, so a failure can be reproduced */
+const prng = mulberry32;
 
 const TS = '2017-02-13T12-00-00-000';
 const BAD_IDS = ['dev 1', 'dev,1', 'dev"1', "dev'1", 'dev=1', 'dev\n1', 'dev\r\n1', 'dev\t1', 'dev\\1', ' dev1', 'dev1 ', 'd'.repeat(200), 'a,b=c d', 'x\u0000y', '温度 传感器'];
