@@ -35,8 +35,12 @@ if [ "$WITH_TEST_TOOLS" = 1 ]; then
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  apt_log="${TMPDIR:-/tmp}/expeed-sync-apt.log"
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$apt_log" 2>&1; then
+    say "installing ${need[*]} failed; the last lines of $apt_log:"
+    tail -20 "$apt_log" >&2
+    exit 1
+  fi
 fi
 
 # --- npm dependencies ------------------------------------------------------------------------

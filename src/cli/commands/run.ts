@@ -66,9 +66,9 @@ async function showFirstSync(service: Service, ctx: CommandContext, stopped: () 
         [
           failures ? `first sync finished with failures:\n${failures}` : 'first sync finished: the history is in InfluxDB.',
           'Where to look:',
-          `  influx -database ${db} -execute 'SELECT count(*) FROM device_data GROUP BY device_id'`,
-          `  curl -sG ${ctx.config.influx.url}/query --data-urlencode db=${db} --data-urlencode "q=SELECT * FROM device_data ORDER BY time DESC LIMIT 5"`,
-          '  expeed-sync status        (devices, queues, token budget, dead letters)',
+          `  curl -sG ${ctx.config.influx.url}/query --data-urlencode db=${db} --data-urlencode "q=SELECT count(*) FROM device_data GROUP BY device_id"`,
+          `  curl -sG ${ctx.config.influx.url}/query --data-urlencode db=${db} --data-urlencode "q=SELECT * FROM device_data GROUP BY device_id ORDER BY time DESC LIMIT 3"`,
+          '  npx expeed-sync status    (devices, queues, token budget, dead letters; in another terminal)',
           '  docker compose --profile demo up   (Grafana with the provisioned dashboard on http://localhost:3000)',
           `  http://${ctx.config.webhook.host}:${ctx.config.webhook.port}/metrics and /readyz`,
           'The service keeps running (nightly sync, status polls, gap checks, pushes); Ctrl-C stops it.',
