@@ -4,7 +4,8 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
 import { splitWindows } from '../../src/sync/windows.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, REDIS_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
+import { loadConfig } from '../../src/config.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 1, 1);
@@ -45,22 +46,8 @@ describe('a worker killed with SIGKILL mid-walk', () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 3, boundaryRepeat: true });
     sim.faults.latencyMs = 40; // slow pages, so that the kill lands mid-walk
     db = await createTestDatabase('kill');
-    env = {
-      EXPEED_BASE_URL: sim.url,
-      EXPEED_PLATFORM_KEY: PLATFORM_KEY,
-      EXPEED_SECRET_KEY: SECRET_KEY,
-      EXPEED_PREFIX: prefix,
-      REDIS_URL,
-      INFLUX_URL,
-      INFLUX_API: 'v1',
-      INFLUX_BUCKET: db.name,
-      LOG_LEVEL: 'silent',
-      EXPEED_RATE_LIMIT: '1000',
-      EXPEED_PAGE_LIMIT: '150',
-      EXPEED_BACKFILL_WINDOW: '1d',
-      WORKER_CONCURRENCY: '2',
-    };
-    stack = createPullStack({ config: testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env }), logger: silentLogger(), scrubber: scrubber() });
+    env = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '150', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2' } });
+    stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
 

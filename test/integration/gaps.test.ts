@@ -4,7 +4,8 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
 import { createScheduler } from '../../src/sync/scheduler.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
+import { loadConfig } from '../../src/config.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 3, 1);
@@ -37,18 +38,8 @@ describe('gaps', () => {
   beforeAll(async () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 9, gapRate: 0 });
     db = await createTestDatabase('gaps');
-    env = {
-      EXPEED_BASE_URL: sim.url,
-      EXPEED_PLATFORM_KEY: PLATFORM_KEY,
-      EXPEED_SECRET_KEY: SECRET_KEY,
-      EXPEED_PREFIX: prefix,
-      REDIS_URL,
-      INFLUX_URL,
-      INFLUX_API: 'v1',
-      INFLUX_BUCKET: db.name,
-      LOG_LEVEL: 'silent',
-    };
-    stack = createPullStack({ config: testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env }), logger: silentLogger(), scrubber: scrubber() });
+    env = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL });
+    stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
     for (const d of DEVICES) await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' });
     stack.startBackfillWorker();
