@@ -32,6 +32,7 @@ if [ "$WITH_TEST_TOOLS" = 1 ]; then
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
   command -v docker-compose >/dev/null || need+=(docker-compose)
+  command -v prometheus >/dev/null || need+=(prometheus)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"

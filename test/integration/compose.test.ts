@@ -73,9 +73,9 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
   });
 
   test('has the services and profiles the docs describe', () => {
-    expect(Object.keys(services).sort()).toEqual(['demo-worker', 'grafana', 'influxdb', 'redis', 'simulator', 'worker']);
+    expect(Object.keys(services).sort()).toEqual(['demo-worker', 'grafana', 'influxdb', 'prometheus', 'redis', 'simulator', 'worker']);
     expect(Object.fromEntries(Object.entries(services).map(([k, s]) => [k, s.profiles ?? []]))).toEqual({
-      redis: [], influxdb: [], grafana: [], worker: ['prod'], 'demo-worker': ['demo'], simulator: ['demo'],
+      redis: [], influxdb: [], prometheus: [], grafana: [], worker: ['prod'], 'demo-worker': ['demo'], simulator: ['demo'],
     });
   });
 
@@ -111,6 +111,20 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(services.grafana.environment?.EXPEED_GRAFANA_INFLUX_TOKEN).toBe(services.worker.environment?.INFLUX_TOKEN);
     expect(services.grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe('/var/lib/grafana/dashboards/expeed.json');
     expect(existsSync(join(ROOT, 'grafana/dashboards/expeed.json'))).toBe(true);
+    expect(services.grafana.environment?.EXPEED_GRAFANA_PROMETHEUS_URL).toBe('http://prometheus:9090');
+  });
+
+  test('Prometheus scrapes /metrics of both workers on the webhook port, and Grafana reads it', () => {
+    expect(services.prometheus.image).toMatch(/^prom\/prometheus:v2\./);
+    expect(mounts('prometheus')).toEqual(expect.arrayContaining([['prometheus/prometheus.yml', '/etc/prometheus/prometheus.yml']]));
+    expect(services.prometheus.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
+    const scrape = parse(read('prometheus/prometheus.yml')).scrape_configs as Array<{ metrics_path?: string; static_configs: Array<{ targets: string[] }> }>;
+    expect(scrape.map((s) => s.metrics_path)).toEqual(['/metrics']);
+    expect(scrape[0].static_configs.flatMap((c) => c.targets).sort()).toEqual(['demo-worker:8780', 'worker:8780']);
+    for (const name of ['worker', 'demo-worker']) expect(services[name].environment?.WEBHOOK_PORT).toBe('8780');
+    const datasource = parse(read('grafana/provisioning/datasources/prometheus.yml')).datasources[0];
+    expect(datasource).toMatchObject({ uid: 'expeed-prometheus', type: 'prometheus', url: '${EXPEED_GRAFANA_PROMETHEUS_URL}' });
+    expect(services.grafana.depends_on).toHaveProperty('prometheus');
   });
 
   test('the worker is built from the Dockerfile, runs the service and is healthy on /readyz', () => {
@@ -169,7 +183,7 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
         expect(existsSync(join(ROOT, source)), `${name} mounts ${source}, which is not in the repository`).toBe(true);
       }
     }
-    expect(count).toBe(4);
+    expect(count).toBe(5);
   });
 
   test('the worker gets every variable src/config.ts reads, and each is documented in .env.example', () => {
