@@ -155,6 +155,71 @@ export function localToEpoch(localAsUtcMs: number, timezone: string): number {
 export function parsePlatformTime(input: unknown, timezone: string = DEFAULT_TIMEZONE): number {
   if (typeof input !== 'string') throw new TimestampError(input, 'not a string');
   const text = input.trim();
+  const fast = fromKnownHour(text, timezone);
+  if (fast !== undefined) return fast;
+  const epoch = parseFully(input, text, timezone);
+  rememberHour(text, epoch, timezone);
+  return epoch;
+}
+
+/**
+ * Rows of a history page share their hour: the epoch of each local `YYYY-MM-DDTHH` already read
+ * (fully validated) is kept per zone, and a timestamp of a known hour only needs its minutes,
+ * seconds and milliseconds checked, from character codes without allocating. An hour is kept
+ * only when the zone's offset is the same through all of it (no transition inside), so within it
+ * the instant moves with the wall clock and the result is exactly what the full parse gives. It
+ * takes a history page's parsing from about 1.5 µs to a fraction of that per row.
+ */
+const hourCaches = new Map<string, Map<number, number>>();
+const HOUR_CACHE_LIMIT = 50_000;
+const HOUR = 3_600_000;
+
+function digit(text: string, at: number): number {
+  const d = text.charCodeAt(at) - 48;
+  return d >= 0 && d <= 9 ? d : -1000;
+}
+
+/** y*1e6 + m*1e4 + d*100 + h of a text of the exact vendor shape, or -1 */
+function hourKey(text: string): number {
+  if (text.length !== 23) return -1;
+  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 45 || text.charCodeAt(16) !== 45 || text.charCodeAt(19) !== 45) return -1;
+  const y = digit(text, 0) * 1000 + digit(text, 1) * 100 + digit(text, 2) * 10 + digit(text, 3);
+  const mo = digit(text, 5) * 10 + digit(text, 6);
+  const d = digit(text, 8) * 10 + digit(text, 9);
+  const h = digit(text, 11) * 10 + digit(text, 12);
+  if (y < 0 || mo < 0 || d < 0 || h < 0) return -1;
+  return y * 1_000_000 + mo * 10_000 + d * 100 + h;
+}
+
+function fromKnownHour(text: string, timezone: string): number | undefined {
+  const cache = hourCaches.get(timezone);
+  if (!cache) return undefined;
+  const key = hourKey(text);
+  const base = key < 0 ? undefined : cache.get(key);
+  if (base === undefined) return undefined;
+  const minute = digit(text, 14) * 10 + digit(text, 15);
+  const second = digit(text, 17) * 10 + digit(text, 18);
+  const ms = digit(text, 20) * 100 + digit(text, 21) * 10 + digit(text, 22);
+  if (minute < 0 || minute > 59 || second < 0 || second > 59 || ms < 0) return undefined; // the full parse names the problem
+  return base + minute * 60_000 + second * 1000 + ms;
+}
+
+function rememberHour(text: string, epoch: number, timezone: string): void {
+  const key = hourKey(text);
+  if (key < 0) return;
+  const base = epoch - (digit(text, 14) * 10 + digit(text, 15)) * 60_000 - (digit(text, 17) * 10 + digit(text, 18)) * 1000 - (digit(text, 20) * 100 + digit(text, 21) * 10 + digit(text, 22));
+  // the hour is kept only when one offset holds through all of it and is the offset the wall
+  // clock actually shows (a time in a spring-forward gap is read with the offset from before it)
+  const offset = zoneOffsetMs(base, timezone);
+  const localHour = Date.UTC(Math.floor(key / 1_000_000), (Math.floor(key / 10_000) % 100) - 1, Math.floor(key / 100) % 100, key % 100);
+  if (key < 100_000_000 || localHour - base !== offset || zoneOffsetMs(base + HOUR - 1, timezone) !== offset) return;
+  let cache = hourCaches.get(timezone);
+  if (!cache) hourCaches.set(timezone, (cache = new Map()));
+  if (cache.size >= HOUR_CACHE_LIMIT) cache.clear();
+  cache.set(key, base);
+}
+
+function parseFully(input: string, text: string, timezone: string): number {
   if (text === '') throw new TimestampError(input, 'empty');
   const m = PATTERN.exec(text);
   if (!m) throw new TimestampError(input, 'expected the form YYYY-MM-DDTHH-mm-ss-SSS, e.g. 2017-02-13T12-00-00-000');

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { TimestampError, formatLocalTime, formatPlatformTime, parsePlatformTime, platformDay, zoneOffsetMs } from '../../src/platform/timestamp.js';
+import { TimestampError, formatLocalTime, formatPlatformTime, localToEpoch, parsePlatformTime, platformDay, zoneOffsetMs } from '../../src/platform/timestamp.js';
 
 describe('parsePlatformTime', () => {
   test.each([
@@ -124,5 +124,37 @@ describe('platform day', () => {
     expect(zoneOffsetMs(0, 'Asia/Shanghai')).toBe(8 * 3_600_000);
     expect(zoneOffsetMs(Date.UTC(2024, 6, 1), 'America/New_York')).toBe(-4 * 3_600_000);
     expect(formatLocalTime(Date.UTC(2024, 4, 1, 16), 'Asia/Shanghai')).toBe('2024-05-02 00:00:00 Asia/Shanghai');
+  });
+});
+
+describe('parsePlatformTime: the per-hour fast path gives exactly what the full parse gives', () => {
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  test.each([
+    ['Europe/Berlin', Date.UTC(2026, 2, 29), Date.UTC(2026, 9, 25)],
+    ['America/New_York', Date.UTC(2026, 2, 8), Date.UTC(2026, 10, 1)],
+    ['Australia/Lord_Howe', Date.UTC(2026, 3, 5), Date.UTC(2026, 9, 4)],
+    ['Asia/Kathmandu', Date.UTC(2026, 0, 1), Date.UTC(2026, 5, 1)],
+    ['Asia/Shanghai', Date.UTC(2026, 10, 26), Date.UTC(2026, 11, 31)],
+  ])('%s around its transitions', (zone, dayA, dayB) => {
+    let checked = 0;
+    for (const day of [dayA, dayB]) {
+      // every 7 minutes and 13 seconds of the local day, gap and overlap times included
+      for (let local = day; local < day + 86_400_000; local += 433_017) {
+        const d = new Date(local);
+        const text = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}-${pad(d.getUTCMinutes())}-${pad(d.getUTCSeconds())}-${pad(d.getUTCMilliseconds(), 3)}`;
+        const expected = localToEpoch(local, zone);
+        expect(parsePlatformTime(text, zone)).toBe(expected);
+        expect(parsePlatformTime(text, zone)).toBe(expected); // the second read may take the cached hour
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(390);
+  });
+
+  test('a cached hour does not let a bad minute, second or digit through', () => {
+    expect(parsePlatformTime('2026-11-26T10-00-00-000', 'Asia/Shanghai')).toBe(Date.UTC(2026, 10, 26, 2));
+    for (const bad of ['2026-11-26T10-60-00-000', '2026-11-26T10-00-60-000', '2026-11-26T10-0x-00-000', '2026-11-26T10-00-00-0a0', '2026-11-26T10:00-00-000']) {
+      expect(() => parsePlatformTime(bad, 'Asia/Shanghai')).toThrow(TimestampError);
+    }
   });
 });
