@@ -164,7 +164,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         checkpoints: pull.checkpoints,
         backfills: pull.backfills,
         statusQueue: pull.statusQueue,
-        gapFinder: pull.gapFinder,
+        gapFinder: {
+          scan: async (deviceId, from, to) => {
+            const found = await pull.gapFinder.scan(deviceId, from, to);
+            if (found.gaps.length) metrics.gapsFound.inc({ device_id: deviceId }, found.gaps.length);
+            return found;
+          },
+        },
         backfillStart: config.backfillStart,
         logger,
       });
