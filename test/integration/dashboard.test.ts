@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, influxQuery, INFLUX_URL } from '../helpers/services.js';
+import { specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed.json', ROOT), 'utf8'));
@@ -54,9 +55,7 @@ function lineProtocol(p: Point): string {
 }
 
 // ---- Grafana's interpolation (public/app/plugins/datasource/influxdb/datasource.ts) ----------
-interface Variable { name: string; multi?: boolean; includeAll?: boolean; allValue?: string | null }
-/** Grafana escapes each value of a multi-value/All variable like this before joining with `|`. */
-const specialRegexEscape = (v: string) => v.replace(/\\/g, '\\\\\\\\').replace(/[$^*{}[\]'+?.()|]/g, '\\\\$&');
+type Variable = GrafanaVariable;
 const regularEscape = (v: string) => (Number.isNaN(parseFloat(v)) ? v.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&') : v);
 
 interface Selection {
@@ -90,14 +89,7 @@ function interpolate(query: string, sel: Selection, from: number, to: number): s
     const every = v.name === 'device' ? DEVICES : FIELDS;
     vars.push([v.name, formatVariable(v, sel.values[v.name] ?? 'all', every, sel.join)]);
   }
-  vars.sort((a, b) => b[0].length - a[0].length); // `$__interval_ms` before `$__interval`
-  let out = query;
-  for (const [name, value] of vars) {
-    out = out.split(`\${${name}}`).join(value).split(`[[${name}]]`).join(value).replace(new RegExp(`\\$${name}(?![\\w])`, 'g'), () => value);
-  }
-  const left = /\$\{?[A-Za-z_]\w*\}?|\[\[\w+\]\]/.exec(out);
-  if (left) throw new Error(`unsubstituted Grafana macro or variable "${left[0]}" in: ${out}`);
-  return out;
+  return substituteVariables(query, vars);
 }
 
 // ---- the dashboard's queries ----------------------------------------------------------------

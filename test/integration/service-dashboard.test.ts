@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix } from '../helpers/services.js';
+import { specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed-service.json', ROOT), 'utf8'));
@@ -53,9 +54,7 @@ function dashboardTargets(): Target[] {
 const TARGETS = dashboardTargets();
 
 // ---- Grafana's interpolation (public/app/plugins/datasource/prometheus/datasource.ts) --------
-interface Variable { name: string; multi?: boolean; includeAll?: boolean; allValue?: string | null }
-/** what Grafana does to each value of a multi-value or All variable before joining them */
-const specialRegexEscape = (v: string) => v.replace(/\\/g, '\\\\\\\\').replace(/[$^*{}[\]'+?.()|]/g, '\\\\$&');
+type Variable = GrafanaVariable;
 const regularEscape = (v: string) => v.replace(/'/g, "\\\\'");
 
 interface Selection { name: string; device: string[] | 'all' }
@@ -79,14 +78,7 @@ function interpolate(expr: string, sel: Selection, w: Window, devices: string[])
     ['__range_ms', String(range * 1000)], ['__range_s', String(range)], ['__range', `${range}s`],
   ];
   for (const v of dashboard.templating.list as Variable[]) vars.push([v.name, formatVariable(v, sel.device, devices)]);
-  vars.sort((a, b) => b[0].length - a[0].length); // `$__interval_ms` before `$__interval`
-  let out = expr;
-  for (const [name, value] of vars) {
-    out = out.split(`\${${name}}`).join(value).split(`[[${name}]]`).join(value).replace(new RegExp(`\\$${name}(?![\\w])`, 'g'), () => value);
-  }
-  const left = /\$\{?[A-Za-z_]\w*\}?|\[\[\w+\]\]/.exec(out);
-  if (left) throw new Error(`unsubstituted Grafana macro or variable "${left[0]}" in: ${out}`);
-  return out;
+  return substituteVariables(expr, vars);
 }
 
 // ---- Prometheus ---------------------------------------------------------------------------------
