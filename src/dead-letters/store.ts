@@ -4,7 +4,7 @@
  * operator retries or drops it. Shared by every process of the installation:
  *
  * - `<prefix>:dead-letters`        hash  id -> letter (JSON)
- * - `<prefix>:dead-letters:order`  zset  id scored by the time it was set aside
+ * - `<prefix>:dead-letters:order`  zset  id scored by insertion sequence (`<prefix>:dead-letters:order:seq`)
  *
  * The id is a digest of kind, reason and raw content, so a job that runs twice (a retry after a
  * crash) sets the same thing aside once, not twice.
@@ -54,7 +54,18 @@ export function decodeLetter(text: string): DeadLetter {
   return JSON.parse(text, reviver) as DeadLetter;
 }
 
-type StoreRedis = Pick<Redis, 'multi' | 'hget' | 'hmget' | 'hset' | 'zrange' | 'zcard'>;
+type StoreRedis = Pick<Redis, 'multi' | 'eval' | 'hget' | 'hmget' | 'hset' | 'zrange' | 'zcard'>;
+
+/**
+ * Keeps a letter once and orders it by a shared insertion sequence, so that letters set aside in
+ * the same millisecond (or by different processes) still list in the order they were added.
+ */
+const ADD = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+return 1
+`;
 
 export class RedisDeadLetterStore implements DeadLetterStore {
   private readonly hash: string;
@@ -75,8 +86,8 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     const id = createHash('sha256').update(`${entry.kind}\n${entry.reason}\n${rawText}`).digest('hex').slice(0, 16);
     const letter: DeadLetter = { id, ...entry, at: this.now(), attempts: 0 };
     if (letter.deviceId === undefined) delete letter.deviceId;
-    // both commands keep what is there already: a second add of the same letter changes nothing
-    await this.redis.multi().hsetnx(this.hash, id, encodeLetter(letter)).zadd(this.order, 'NX', letter.at, id).exec();
+    // a second add of the same letter changes nothing
+    await this.redis.eval(ADD, 3, this.hash, this.order, `${this.order}:seq`, id, encodeLetter(letter));
     return id;
   }
 

@@ -68,6 +68,16 @@ describe('RedisDeadLetterStore', () => {
     expect(await store.count()).toBe(1);
   });
 
+  test('letters set aside in the same millisecond list in the order they were added', async () => {
+    const { store } = freshStore(() => 1_000);
+    const ids: string[] = [];
+    for (let i = 0; i < 25; i++) ids.push(await store.add({ kind: 'row', source: 'pull', reason: `bad row ${i}`, raw: { i } }));
+    await store.add({ kind: 'row', source: 'pull', reason: 'bad row 3', raw: { i: 3 } }); // the same letter again: kept once, in place
+    expect((await store.list()).map((l) => l.id)).toEqual(ids);
+    expect((await store.list({ offset: 5, limit: 3 })).map((l) => l.id)).toEqual(ids.slice(5, 8));
+    expect(await store.count()).toBe(25);
+  });
+
   test('retry: a point that now fits is written and removed; one still refused stays with attempts + 1', async () => {
     const { store } = freshStore();
     const writer = new InfluxPointWriter({ url: INFLUX_URL, api: 'v1', bucket: db.name, deadLetters: store });
