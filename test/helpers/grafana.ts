@@ -24,3 +24,37 @@ export function substituteVariables(query: string, vars: Array<[name: string, va
   if (left) throw new Error(`unsubstituted Grafana macro or variable "${left[0]}" in: ${out}`);
   return out;
 }
+
+/** Throws a plain error (dashboards are read while tests are collected, before expect() works). */
+export function dashboardCheck(file: string): (ok: boolean, problem: string) => void {
+  return (ok, problem) => {
+    if (!ok) throw new Error(`${file}: ${problem}`);
+  };
+}
+
+/**
+ * Every query target of every panel (panels inside rows included), each checked to use
+ * the data source `dsUid`; a panel without a query fails.
+ */
+export function panelTargets(
+  panels: Array<Record<string, any>>,
+  dsUid: string,
+  check: (ok: boolean, problem: string) => void,
+): Array<{ panel: Record<string, any>; target: Record<string, any>; where: string }> {
+  const out: Array<{ panel: Record<string, any>; target: Record<string, any>; where: string }> = [];
+  const walk = (list: Array<Record<string, any>>) => {
+    for (const p of list) {
+      if (p.panels) walk(p.panels);
+      if (p.type === 'row') continue;
+      check(p.datasource?.uid === dsUid, `panel "${p.title}" does not use data source ${dsUid}`);
+      check(p.targets?.length > 0, `panel "${p.title}" has no query`);
+      for (const t of p.targets) {
+        const where = `panel "${p.title}" target ${t.refId}`;
+        check(t.datasource?.uid === dsUid, `${where} does not use data source ${dsUid}`);
+        out.push({ panel: p, target: t, where });
+      }
+    }
+  };
+  walk(panels);
+  return out;
+}

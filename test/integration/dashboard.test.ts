@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, influxQuery, INFLUX_URL } from '../helpers/services.js';
-import { specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
+import { dashboardCheck, panelTargets, specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed.json', ROOT), 'utf8'));
@@ -96,27 +96,13 @@ function interpolate(query: string, sel: Selection, from: number, to: number): s
 interface Query { where: string; query: string; format: string }
 function dashboardQueries(): Query[] {
   const out: Query[] = [];
-  // runs while tests are collected, so it throws plain errors rather than calling expect()
-  const check = (ok: boolean, problem: string) => {
-    if (!ok) throw new Error(`dashboard: ${problem}`);
-  };
-  const walk = (panels: Array<Record<string, any>>) => {
-    for (const p of panels) {
-      if (p.panels) walk(p.panels);
-      if (p.type === 'row') continue;
-      check(p.datasource?.uid === DS_UID, `panel "${p.title}" does not use data source ${DS_UID}`);
-      check(p.targets?.length > 0, `panel "${p.title}" has no query`);
-      for (const t of p.targets) {
-        const where = `panel "${p.title}" target ${t.refId}`;
-        check(t.datasource?.uid === DS_UID, `${where} does not use data source ${DS_UID}`);
-        // a builder-mode query would be rendered by Grafana's editor and escape this test
-        check(t.rawQuery === true, `${where} is not a raw InfluxQL query`);
-        check(typeof t.query === 'string' && t.query.trim() !== '', `${where} has no query text`);
-        out.push({ where, query: t.query, format: t.resultFormat });
-      }
-    }
-  };
-  walk(dashboard.panels);
+  const check = dashboardCheck('dashboard');
+  for (const { target: t, where } of panelTargets(dashboard.panels, DS_UID, check)) {
+    // a builder-mode query would be rendered by Grafana's editor and escape this test
+    check(t.rawQuery === true, `${where} is not a raw InfluxQL query`);
+    check(typeof t.query === 'string' && t.query.trim() !== '', `${where} has no query text`);
+    out.push({ where, query: t.query, format: t.resultFormat });
+  }
   for (const a of dashboard.annotations.list) {
     if (a.builtIn) continue;
     check(a.datasource?.uid === DS_UID, `annotation "${a.name}" does not use data source ${DS_UID}`);

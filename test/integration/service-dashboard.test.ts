@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix } from '../helpers/services.js';
-import { specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
+import { dashboardCheck, panelTargets, specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed-service.json', ROOT), 'utf8'));
@@ -33,24 +33,11 @@ if (!hasPrometheus) {
 interface Target { title: string; refId: string; expr: string; instant: boolean }
 function dashboardTargets(): Target[] {
   const out: Target[] = [];
-  // runs while tests are collected, so it throws plain errors rather than calling expect()
-  const check = (ok: boolean, problem: string) => {
-    if (!ok) throw new Error(`expeed-service.json: ${problem}`);
-  };
-  const walk = (panels: Array<Record<string, any>>) => {
-    for (const p of panels) {
-      if (p.panels) walk(p.panels);
-      if (p.type === 'row') continue;
-      check(p.datasource?.uid === DS_UID, `panel "${p.title}" does not use data source ${DS_UID}`);
-      check(p.targets?.length > 0, `panel "${p.title}" has no query`);
-      for (const t of p.targets) {
-        check(t.datasource?.uid === DS_UID, `panel "${p.title}" target ${t.refId} does not use data source ${DS_UID}`);
-        check(typeof t.expr === 'string' && t.expr.trim() !== '', `panel "${p.title}" target ${t.refId} has no expr`);
-        out.push({ title: p.title, refId: t.refId, expr: t.expr, instant: t.instant === true && t.range !== true });
-      }
-    }
-  };
-  walk(dashboard.panels);
+  const check = dashboardCheck('expeed-service.json');
+  for (const { panel: p, target: t, where } of panelTargets(dashboard.panels, DS_UID, check)) {
+    check(typeof t.expr === 'string' && t.expr.trim() !== '', `${where} has no expr`);
+    out.push({ title: p.title, refId: t.refId, expr: t.expr, instant: t.instant === true && t.range !== true });
+  }
   return out;
 }
 const TARGETS = dashboardTargets();
