@@ -85,13 +85,29 @@ export async function createTestDatabase(stem = 'test', url = INFLUX_URL): Promi
   };
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
+/**
+ * Polls `fn` until it returns a truthy value, which it resolves to. An error thrown by `fn` counts
+ * as "not yet" (a server still starting refuses connections); the last one is named on timeout.
+ */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false | null>,
+  options: { timeoutMs?: number; intervalMs?: number; detail?: () => string } = {},
+): Promise<T> {
+  const { timeoutMs = 60_000, intervalMs = 200 } = options;
+  const end = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    const v = await fn().catch((err: unknown) => {
+      lastError = err;
+      return undefined;
+    });
+    if (v) return v;
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}${options.detail ? `\n${options.detail()}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`${what} did not come up within ${timeoutMs} ms`);
 }
 
 export interface ChildServer {
@@ -119,7 +135,7 @@ function childServer(
   const start = async () => {
     proc = spawn(cmd, args, { stdio: 'ignore', detached: false });
     server.process = proc;
-    await waitFor(ready, name);
+    await until(`${name} to come up`, ready, { timeoutMs: 20_000, intervalMs: 100 });
   };
   const kill = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;

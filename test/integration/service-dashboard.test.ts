@@ -15,7 +15,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { BIN, runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix, until as waitUntil } from '../helpers/services.js';
 import { dashboardCheck, panelTargets, specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
 
 const ROOT = new URL('../../', import.meta.url);
@@ -111,18 +111,9 @@ let promStartS = 0;
 let window: Window;
 let devices: string[];
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    const v = await fn().catch((err) => {
-      lastError = err;
-      return undefined;
-    });
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}\nservice stderr (tail): ${serviceErr.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+/** Waits as the shared helper does, with a longer default and the service's stderr on timeout. */
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  return waitUntil(what, fn, { timeoutMs, intervalMs: 500, detail: () => `service stderr (tail): ${serviceErr.slice(-2000)}` });
 }
 
 async function stop(child: ChildProcess | undefined): Promise<void> {

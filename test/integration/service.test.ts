@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { Checkpoints } from '../../src/sync/checkpoints.js';
 import { BIN, runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, freePort, influxQuery, REDIS_URL, testPrefix, until } from '../helpers/services.js';
 
 const DAY = 86_400_000;
 const prefix = testPrefix('service');
@@ -28,16 +28,6 @@ function start(): { child: ChildProcess; exited: Promise<{ code: number | null; 
   child.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return { child, exited, stderr: () => err };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function metric(name: string, labels = ''): Promise<number | undefined> {
@@ -144,7 +134,7 @@ describe('expeed-sync run', () => {
         for (const d of sim.devices) if ((await valuesInInflux(d.id)) !== valuesInSim(d.id)) return false;
         return true;
       },
-      90_000,
+      { timeoutMs: 90_000 },
     );
     const status = await runCli(['status', '--json'], env);
     expect(status.code).toBe(0);
