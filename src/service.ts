@@ -82,6 +82,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     logger,
     scrubber,
     redis,
+    tokenBudget: { onRefresh: () => metrics.tokenRefreshes.inc() },
     wrapPlatform: (p) => meterPlatformClient(p, metrics),
     wrapWriter: (w) => meterWriter(w, metrics),
   });

@@ -59,9 +59,11 @@ export interface TokenBudgetOptions {
   /** every token fetched or read is registered here, so it never reaches a log */
   scrubber?: SecretScrubber;
   log?: Pick<Logger, 'info' | 'warn'>;
+  /** told of every token this process fetched (the service counts them for /metrics) */
+  onRefresh?: () => void;
 }
 
-export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log'> = {
+export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log' | 'onRefresh'> = {
   dailyLimit: 200,
   reserve: 10,
   timezone: DEFAULT_TIMEZONE,
@@ -233,6 +235,7 @@ export class TokenBudget implements TokenSource {
         .del(this.keys.failure)
         .exec();
       this.o.log?.info({ day: day.day, calls, limit: this.o.dailyLimit, expiresAt: new Date(fresh.expiresAt).toISOString() }, 'fetched a new platform access token');
+      this.o.onRefresh?.();
       return fresh.token;
     } catch (err) {
       await this.recordFailure(err, startedAt);

@@ -106,6 +106,7 @@ describe('expeed-sync run', () => {
     await until('some pull points', async () => ((await metric('expeed_points_written_total', '{source="pull"}')) ?? 0) > 300);
     expect(await metric('expeed_token_calls_today')).toBe(1);
     expect(await metric('expeed_token_daily_limit')).toBe(200);
+    expect(await metric('expeed_token_refreshes_total')).toBe(1);
     expect(await metric('expeed_platform_requests_total', '{endpoint="history",result="code_0"}')).toBeGreaterThan(0);
 
     first.child.kill('SIGTERM');
