@@ -1,7 +1,7 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
 import type { CommandContext } from '../context.js';
-import type { Config } from '../../config.js';
+import { parseDuration, type Config } from '../../config.js';
 import { ROLES, startService, type Role, type Service } from '../../service.js';
 import { startSimulator, type Simulator } from '../../simulator/index.js';
 import { BackfillTracker } from '../../sync/progress.js';
@@ -91,7 +91,6 @@ export const command: Command = {
     for (const r of named) if (!(ROLES as readonly string[]).includes(r)) throw new UsageError(`--role must be one of ${ROLES.join(', ')} (got "${r}")`);
     const roles = new Set<Role>(named.length ? (named as Role[]) : ROLES);
     const graceArg = one(args, 'shutdown-grace');
-    const { parseDuration } = await import('../../config.js');
     const grace = graceArg === undefined ? 20_000 : parseDuration(graceArg);
     if (grace === undefined) throw new UsageError(`--shutdown-grace expects a duration such as 20s (got "${graceArg}")`);
     const opsArg = one(args, 'ops-port');
