@@ -135,9 +135,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
 
     let scheduler: Scheduler | undefined;
-    let heartbeat: Heartbeat | undefined;
-    if (roles.has('scheduler')) {
-      heartbeat = new Heartbeat({ redis, prefix: config.prefix, onError: (err) => logger.warn({ err }, 'heartbeat failed') });
+    // the heartbeat says "the installation was pulling": the scheduler and the workers keep it
+    const heartbeat =
+      roles.has('scheduler') || roles.has('worker')
+        ? new Heartbeat({ redis, prefix: config.prefix, onError: (err) => logger.warn({ err }, 'heartbeat failed') })
+        : undefined;
+    if (heartbeat && roles.has('scheduler')) {
       const caught = await catchUpOnStart({
         redis,
         prefix: config.prefix,
@@ -155,7 +158,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         startupBackfills.push(...(await pull.backfills.enqueue({ deviceId: d.id, from: config.backfillStart, to: now, reason: 'catch-up' })));
       }
       if (startupBackfills.length) logger.info({ windows: startupBackfills.length }, 'first sync of new devices queued');
-      heartbeat.start();
       scheduler = createScheduler({
         redis,
         prefix: config.prefix,
@@ -181,11 +183,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         await pull.statusQueue.add('poll', {}, { jobId: `status|start|${Math.floor(now / 60_000)}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 } });
       }
       logger.info({ schedules: scheduler.active(), timezone: config.timezone }, 'scheduler started');
-    } else if (roles.has('worker')) {
-      // the heartbeat says "the installation was running"; any role keeps it
-      heartbeat = new Heartbeat({ redis, prefix: config.prefix, onError: (err) => logger.warn({ err }, 'heartbeat failed') });
-      heartbeat.start();
     }
+    // after catch-up has read the previous beat
+    heartbeat?.start();
 
     const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue];
     if (roles.has('webhook')) {
@@ -240,7 +240,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (webhook) closers.push({ name: 'webhook', close: () => webhook!.close() });
     if (opsServer) closers.push({ name: 'ops http', close: () => opsServer!.close() });
     if (scheduler) closers.push({ name: 'scheduler', close: () => scheduler!.close() });
-    if (heartbeat) closers.push({ name: 'heartbeat', close: async () => heartbeat!.close() });
+    if (heartbeat) closers.push({ name: 'heartbeat', close: async () => heartbeat.close() });
     closers.push({ name: 'workers', close: async () => void (await Promise.all(workers.map((w) => closeWithin(w, grace)))) });
     if (ingestQueue) closers.push({ name: 'ingest queue', close: () => ingestQueue!.close() });
     closers.push({ name: 'pull stack', close: () => pull.close() });
