@@ -94,7 +94,11 @@ async function main(): Promise<void> {
     // 1. the jobs
     const baseline = process.memoryUsage().rss;
     let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 100);
+    let peakParts = process.memoryUsage();
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      if (m.rss > peak) [peak, peakParts] = [m.rss, m];
+    }, 100);
     const started = performance.now();
     let windows = 0;
     for (const d of await stack.registry.list()) windows += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
@@ -114,6 +118,7 @@ async function main(): Promise<void> {
     const landed = Number((await influxql('SELECT count("temp") FROM device_data'))[0]?.values[0]?.[1] ?? 0);
     say(`jobs:        ${points} points in ${seconds.toFixed(1)} s = ${Math.round(points / seconds)} points/s, ${pages} pages = ${(pages / seconds).toFixed(1)} pages/s, ${windows} windows, ${failed.failed} failed`);
     say(`             token calls ${stats.tokenCalls as number}, history requests ${(stats.requests as Record<string, number>).history}, peak RSS ${mb(peak)} (this process: worker, writer, BullMQ; ${mb(baseline)} before the first job; the simulator runs apart)`);
+    say(`             at the peak: V8 heap ${mb(peakParts.heapTotal)} (${mb(peakParts.heapUsed)} used), buffers outside the heap ${mb(peakParts.external)}`);
     say(`             points expected ${DEVICES * POINTS}, reported by jobs ${points}; temp values in InfluxDB ${landed}`);
     const jobRate = points / seconds;
 
