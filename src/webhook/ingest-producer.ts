@@ -56,6 +56,7 @@ export class IngestProducer {
   private waiting: Waiting[] = [];
   private waitingBytes = 0;
   private inFlight = 0;
+  private scheduled = false;
   private readonly flights = new Set<Promise<void>>();
 
   constructor(
@@ -70,7 +71,21 @@ export class IngestProducer {
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ push: { msgType: push.msgType, receivedAt, body: push.body } as IngestJob, bytes, resolve, reject });
       this.waitingBytes += bytes;
-      if (this.inFlight < this.options.maxInFlight || this.waiting.length >= this.options.maxPushes || this.waitingBytes >= this.options.maxBytes) this.flush();
+      if (this.waiting.length >= this.options.maxPushes || this.waitingBytes >= this.options.maxBytes) this.flush();
+      else if (this.inFlight < this.options.maxInFlight) this.flushSoon();
+    });
+  }
+
+  /**
+   * Flushes once the current turn of the event loop has handled every request it read: pushes
+   * that arrived together (one poll of the sockets) become one job instead of one job each.
+   */
+  private flushSoon(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.inFlight < this.options.maxInFlight) this.flush();
     });
   }
 

@@ -39,6 +39,18 @@ describe('IngestProducer', () => {
     await queue.drain();
   });
 
+  test('pushes that arrive in the same turn of the event loop are stored as one job', async () => {
+    const producer = new IngestProducer(queue, { maxInFlight: 2 });
+    // 20 requests read in one poll of the sockets: the old eager flush made 2 one-push jobs first
+    await Promise.all(Array.from({ length: 20 }, (_, i) => producer.add(push(i), 2000 + i)));
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.length).toBe(1);
+    expect(jobs[0].name).toBe('batch');
+    expect(jobs[0].data.pushes.map((p) => p.receivedAt)).toEqual(Array.from({ length: 20 }, (_, i) => 2000 + i));
+    await producer.close();
+    await queue.drain();
+  });
+
   test('a single push is stored at once as its own job', async () => {
     const producer = new IngestProducer(queue);
     await producer.add(push(1), 5);
