@@ -1,6 +1,14 @@
 # expeed-sync: one image for every role (run, the CLI commands, and the demo simulator).
-# The TypeScript sources run through tsx, a runtime dependency, so there is no build step and the
-# image holds exactly what `npx expeed-sync` runs on a developer machine.
+# The build stage compiles the TypeScript (tsc is a dev dependency) into dist/; the final image holds
+# the production dependencies, the compiled code, and the sources, so that bin/expeed-sync.js runs
+# the compiled code (less CPU and ~30 MB less memory than tsx) and tsx remains the fallback.
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY . .
+RUN npm run build
+
 FROM node:20-slim
 
 ENV NODE_ENV=production
@@ -12,10 +20,14 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force
 
-# Sources (what .dockerignore leaves: bin/, src/, and the other runtime files).
+# Sources (what .dockerignore leaves: bin/, src/, workers/ and the other runtime files), then their
+# build. COPY keeps the files' modification times, so the build stamp matches these sources.
 COPY . .
+COPY --from=build /app/dist ./dist
+# the image must run the compiled code: fail here rather than fall back to tsx at every start
+RUN node bin/build.js --check
 
-# No root at run time. tsx keeps its transform cache in the OS temp folder, which `node` may write.
+# No root at run time. tsx (the fallback) keeps its transform cache in the OS temp folder, which `node` may write.
 USER node
 
 # The webhook: pushes from the platform, /healthz, /readyz and the queue dashboard.
