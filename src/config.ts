@@ -82,12 +82,20 @@ export interface Config {
   schedules: SchedulesConfig;
   admin?: { user: string; password: string };
   logLevel: string;
+  /**
+   * how far V8 lets the heap grow past what the last full GC kept, in percent (V8's
+   * --heap-growing-percent, set by the CLI at start); 0 = V8's own growth. No hard cap: a burst
+   * only costs more garbage collections, never an out-of-memory crash.
+   */
+  heapGrowthPercent: number;
 }
 
 type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const DAY_MS = 86_400_000;
+/** measured with bench/backfill.ts: see docs/benchmarks.md, "Memory" */
+export const DEFAULT_HEAP_GROWTH_PERCENT = 50;
 
 function str(env: Env, name: string, dflt: string): string {
   const v = env[name];
@@ -259,6 +267,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     },
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,
+    heapGrowthPercent: int(env, 'EXPEED_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig, parseDuration, secretsOf } from '../../src/config.js';
+import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, loadConfig, parseDuration, secretsOf } from '../../src/config.js';
 
 const NOW = Date.UTC(2026, 10, 26, 0, 0, 0);
 
@@ -18,6 +18,12 @@ describe('loadConfig', () => {
     expect(c.schedules).toEqual({ nightly: '0 2 * * *', status: '*/5 * * * *', gaps: '17 * * * *' });
     expect(c.admin).toBeUndefined();
     expect(c.logLevel).toBe('info');
+    expect(c.heapGrowthPercent).toBe(DEFAULT_HEAP_GROWTH_PERCENT);
+  });
+
+  test('the heap growth takes 0 (V8 default) to 1000 percent', () => {
+    expect(loadConfig({ EXPEED_HEAP_GROWTH_PERCENT: '0' }, NOW).heapGrowthPercent).toBe(0);
+    expect(loadConfig({ EXPEED_HEAP_GROWTH_PERCENT: '20' }, NOW).heapGrowthPercent).toBe(20);
   });
 
   test('an empty schedule disables it', () => {
@@ -41,6 +47,8 @@ describe('loadConfig', () => {
     [{ EXPEED_BACKFILL_START: 'yesterday' }, 'EXPEED_BACKFILL_START', 'ISO 8601'],
     [{ EXPEED_TOKEN_RESERVE: '200' }, 'EXPEED_TOKEN_RESERVE', 'below'],
     [{ WEBHOOK_REQUIRE_SIGNATURE: 'maybe' }, 'WEBHOOK_REQUIRE_SIGNATURE', 'true or false'],
+    [{ EXPEED_HEAP_GROWTH_PERCENT: '20%' }, 'EXPEED_HEAP_GROWTH_PERCENT', 'whole number'],
+    [{ EXPEED_HEAP_GROWTH_PERCENT: '-5' }, 'EXPEED_HEAP_GROWTH_PERCENT', 'between 0 and 1000'],
   ])('%o is refused naming %s', (env, variable, problem) => {
     let error: unknown;
     try {
