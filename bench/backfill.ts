@@ -1,16 +1,23 @@
 /**
  * `npm run bench:backfill`: devices x points from the simulator (in its own process) through the
- * backfill jobs (BullMQ worker in this process) into InfluxDB. Prints points/s, pages/s, token
- * calls and peak RSS of this process, and in the same run the raw InfluxDB ingest rate (5000-line
- * POSTs, bodies built before the clock starts) and the simulator's own serving rate (pages fetched
- * and parsed, nothing written), so that the bottleneck is visible.
+ * backfill jobs into InfluxDB. The jobs run in the production process, started the way users run
+ * it (`node bin/expeed-sync.js run --role worker`, compiled first with `npm run build`); this
+ * process only registers the devices and queues the jobs. Prints points/s, pages/s, token calls,
+ * the worker's peak RSS (VmHWM) and CPU, and the CPU the simulator, InfluxDB and Redis used over
+ * the jobs (µs per point each), so that the bottleneck is visible; in the same run, the raw
+ * InfluxDB ingest rate (5000-line POSTs, bodies built before the clock starts) and the simulator's
+ * own serving rate (pages fetched and parsed, nothing written).
  *
  * Environment: BENCH_DEVICES (100), BENCH_POINTS per device (100000), BENCH_CADENCE_SEC (10),
- * BENCH_SAMPLE_DEVICES for the serving-rate run (10), BENCH_RAW_POINTS (1000000), WORKER_CONCURRENCY (4),
- * EXPEED_BACKFILL_WINDOW (1d), EXPEED_RATE_LIMIT (1000: the production default of 20 req/s would
- * make the limiter the bottleneck), INFLUX_URL, REDIS_URL.
+ * BENCH_SAMPLE_DEVICES for the serving-rate run (10), BENCH_RAW_POINTS (1000000), and the service's
+ * own variables, passed to the worker: WORKER_CONCURRENCY (4), EXPEED_BACKFILL_WINDOW (1d),
+ * EXPEED_RATE_LIMIT (1000 here: the production default of 20 req/s would make the limiter the
+ * bottleneck), EXPEED_HEAP_GROWTH_PERCENT, INFLUX_URL, REDIS_URL. BENCH_NODE_OPTIONS: node flags
+ * for the worker process (e.g. --max-semi-space-size=16).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
@@ -18,6 +25,7 @@ import { loadConfig } from '../src/config.js';
 import { SecretScrubber } from '../src/secrets.js';
 import { createPullStack } from '../src/sync/pull-stack.js';
 import { createRedis } from '../src/queues.js';
+import { freshCompiledMain } from '../bin/compiled.js';
 
 const env = process.env;
 const DEVICES = Number(env.BENCH_DEVICES ?? 100);
@@ -43,7 +51,7 @@ async function influxql(q: string, database = db): Promise<Array<{ values: unkno
   return body.results?.[0]?.series ?? [];
 }
 
-function startSim(): Promise<{ url: string; stats(): Promise<Record<string, unknown>>; close(): void }> {
+function startSim(): Promise<{ url: string; pid: number; stats(): Promise<Record<string, unknown>>; close(): void }> {
   const devices = Array.from({ length: DEVICES }, (_, i) => ({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}`, cadenceSec: CADENCE }));
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sim-server.ts', JSON.stringify({ platformKey: PK, secretKey: SK, devices, from: FROM, to: TO, seed: 1, gapRate: 0 })], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
@@ -52,6 +60,7 @@ function startSim(): Promise<{ url: string; stats(): Promise<Record<string, unkn
   const next = () => new Promise<string>((r) => waiting.push(r));
   return next().then((first) => ({
     url: (JSON.parse(first) as { url: string }).url,
+    pid: child.pid!,
     async stats() {
       const p = next();
       child.stdin!.write('stats\n');
@@ -63,6 +72,91 @@ function startSim(): Promise<{ url: string; stats(): Promise<Record<string, unkn
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+}
+
+const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the command (which may hold spaces) in parentheses; utime and stime are 14 and 15
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A field of /proc/PID/status in bytes (VmHWM: peak resident set, VmRSS: current). */
+function memory(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** The pid of the first process whose command name is `comm` (influxd, redis-server), if any. */
+function pidOf(comm: string): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** `npm run build` when dist/ is missing or stale, so that the worker runs the compiled code. */
+function buildIfStale(): string {
+  if (!freshCompiledMain(process.cwd())) {
+    const r = spawnSync(process.execPath, ['bin/build.js'], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm run build failed');
+  }
+  return freshCompiledMain(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
+}
+
+/**
+ * `node bin/expeed-sync.js run --role worker` with the given environment, as a user runs it; ready
+ * once its /readyz (on --ops-port) answers 200: Redis, InfluxDB and every worker running. The worker
+ * role queues nothing by itself (catch-up and the first sync of new devices are the scheduler's).
+ */
+async function startWorker(env: Record<string, string | undefined>): Promise<{ child: ChildProcess; pid: number; stop(): Promise<number | null> }> {
+  const port = await freePort();
+  const nodeArgs = (env.BENCH_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/expeed-sync.js', 'run', '--role', 'worker', '--ops-port', String(port)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the worker exited at start with code ${child.exitCode}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('the worker was not ready within 60 s');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    pid: child.pid!,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -87,56 +181,88 @@ async function main(): Promise<void> {
     lines.push(l);
     process.stdout.write(`${l}\n`);
   };
+  // the worker gets this benchmark's environment, exactly as a user would set it
+  const workerEnv: Record<string, string | undefined> = {
+    ...env,
+    EXPEED_BASE_URL: sim.url,
+    EXPEED_PLATFORM_KEY: PK,
+    EXPEED_SECRET_KEY: SK,
+    EXPEED_PREFIX: prefix,
+    REDIS_URL: REDIS,
+    INFLUX_URL: INFLUX,
+    INFLUX_API: env.INFLUX_API ?? 'v1',
+    INFLUX_BUCKET: db,
+    EXPEED_RATE_LIMIT: env.EXPEED_RATE_LIMIT ?? '1000',
+    LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
+  };
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   try {
+    const entry = buildIfStale();
     say(`backfill benchmark: ${DEVICES} devices x ${POINTS} points (${CADENCE} s cadence, ${((TO - FROM) / 86_400_000).toFixed(1)} days), window ${config.backfillWindowMs / 3_600_000} h, page ${config.pageLimit}, concurrency ${config.workerConcurrency}, rate ${config.platformRateLimit} req/s`);
+    say(`             worker: node ${env.BENCH_NODE_OPTIONS ? `${env.BENCH_NODE_OPTIONS} ` : ''}bin/expeed-sync.js run --role worker, ${entry}, heap growth ${config.heapGrowthPercent || 'V8 default'}${config.heapGrowthPercent ? ' %' : ''}`);
     for (let i = 0; i < DEVICES; i++) await stack.registry.upsert({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}` }, 'cli');
 
-    // 1. the jobs
-    const baseline = process.memoryUsage().rss;
-    let peak = baseline;
-    let peakParts = process.memoryUsage();
-    const sampler = setInterval(() => {
-      const m = process.memoryUsage();
-      if (m.rss > peak) [peak, peakParts] = [m.rss, m];
-    }, 100);
+    // 1. the jobs, in the worker process
+    worker = await startWorker(workerEnv);
+    const baseline = memory(worker.pid, 'VmRSS');
+    const others = { simulator: sim.pid, influxd: pidOf('influxd'), redis: pidOf('redis-server'), 'this process': process.pid };
+    const cpu0 = { worker: cpuSeconds(worker.pid), ...Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid)])) } as Record<string, number>;
     const started = performance.now();
     let windows = 0;
     for (const d of await stack.registry.list()) windows += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
-    stack.startBackfillWorker();
     for (;;) {
       const c = await stack.backfillQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
       if (c.waiting + c.active + c.delayed + c.prioritized === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     const seconds = (performance.now() - started) / 1000;
-    clearInterval(sampler);
+    const cpu1 = { worker: cpuSeconds(worker.pid), ...Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid)])) } as Record<string, number>;
+    const peak = memory(worker.pid, 'VmHWM');
+    const exitCode = await worker.stop();
+    worker = undefined;
     const done = await stack.backfillQueue.getJobs(['completed'], 0, -1);
     const failed = await stack.backfillQueue.getJobCounts('failed');
     const points = done.reduce((s, j) => s + (j.returnvalue?.points ?? 0), 0);
     const pages = done.reduce((s, j) => s + (j.returnvalue?.pages ?? 0), 0);
     const stats = await sim.stats();
-    const landed = Number((await influxql('SELECT count("temp") FROM device_data'))[0]?.values[0]?.[1] ?? 0);
     say(`jobs:        ${points} points in ${seconds.toFixed(1)} s = ${Math.round(points / seconds)} points/s, ${pages} pages = ${(pages / seconds).toFixed(1)} pages/s, ${windows} windows, ${failed.failed} failed`);
-    say(`             token calls ${stats.tokenCalls as number}, history requests ${(stats.requests as Record<string, number>).history}, peak RSS ${mb(peak)} (this process: worker, writer, BullMQ; ${mb(baseline)} before the first job; the simulator runs apart)`);
-    say(`             at the peak: V8 heap ${mb(peakParts.heapTotal)} (${mb(peakParts.heapUsed)} used), buffers outside the heap ${mb(peakParts.external)}`);
-    say(`             points expected ${DEVICES * POINTS}, reported by jobs ${points}; temp values in InfluxDB ${landed}`);
+    say(`             token calls ${stats.tokenCalls as number}, history requests ${(stats.requests as Record<string, number>).history}; worker peak RSS ${mb(peak)} (VmHWM; ${mb(baseline)} when ready, before the first job), exit code ${exitCode} after SIGTERM`);
+    const cpuLine = Object.keys(cpu0)
+      .map((k) => {
+        const used = cpu1[k] - cpu0[k];
+        return Number.isNaN(used) ? `${k} n/a` : `${k} ${used.toFixed(1)} s = ${((used / seconds) * 100).toFixed(0)} % = ${((used * 1e6) / Math.max(1, points)).toFixed(2)} µs/point`;
+      })
+      .join('; ');
+    say(`             CPU over the jobs: ${cpuLine}`);
+    if (points !== DEVICES * POINTS || failed.failed > 0) throw new Error(`the jobs reported ${points} points (expected ${DEVICES * POINTS}) with ${failed.failed} failed`);
+    if (exitCode !== 0) throw new Error(`the worker exited with code ${exitCode} on SIGTERM`);
     const jobRate = points / seconds;
 
-    // 2. the simulator's serving rate: pages fetched and parsed, nothing written
-    const token = await stack.tokens.get();
+    // 2. the simulator's serving rate: pages fetched and parsed, nothing written. The values each
+    // field of the sampled devices has in the window are counted on the way, to check what landed.
     const sample = (await stack.registry.list()).slice(0, SAMPLE);
     const servingStart = performance.now();
     let served = 0;
     let servedPages = 0;
+    const expected = new Map<string, Record<string, number>>();
     await Promise.all(
       Array.from({ length: config.workerConcurrency }, async (_, w) => {
         for (let i = w; i < sample.length; i += config.workerConcurrency) {
           const d = sample[i];
+          const counts: Record<string, number> = {};
+          expected.set(d.id, counts);
           let cursor: number | undefined;
+          let last = -Infinity;
           for (;;) {
             const page = await stack.platform.history({ id: d.id, key: d.key }, { first: 1, limit: config.pageLimit, cursor });
             served += page.rows.length;
             servedPages++;
+            for (const r of page.rows) {
+              // rows in the jobs' range, each once (a page may repeat the previous page's last row)
+              if (r.time <= last || r.time < FROM || r.time >= TO) continue;
+              last = r.time;
+              for (const f in r.values) if (r.values[f] !== null && r.values[f] !== undefined) counts[f] = (counts[f] ?? 0) + 1;
+            }
             if (page.cursor === undefined || page.rows.length === 0 || (cursor !== undefined && page.cursor <= cursor)) break;
             cursor = page.cursor;
           }
@@ -145,8 +271,27 @@ async function main(): Promise<void> {
     );
     const servingSeconds = (performance.now() - servingStart) / 1000;
     const servingRate = served / servingSeconds;
-    void token;
     say(`simulator:   ${served} rows in ${servedPages} pages from ${sample.length} devices in ${servingSeconds.toFixed(1)} s = ${Math.round(servingRate)} rows/s (fetched and parsed by the client, nothing written)`);
+
+    // what landed: every field of every sampled device holds as many values as the platform served
+    const ids = sample.map((d) => d.id);
+    const series = (await influxql(`SELECT count(*) FROM device_data WHERE device_id =~ /^(${ids.join('|')})$/ GROUP BY device_id`)) as Array<{ tags?: { device_id: string }; columns?: string[]; values: unknown[][] }>;
+    let landedValues = 0;
+    let expectedValues = 0;
+    const mismatches: string[] = [];
+    for (const id of ids) {
+      const s = series.find((x) => x.tags?.device_id === id);
+      const want = expected.get(id) ?? {};
+      for (const [field, n] of Object.entries(want)) {
+        const col = s?.columns?.indexOf(`count_${field}`) ?? -1;
+        const got = col >= 0 ? Number(s!.values[0][col]) : 0;
+        expectedValues += n;
+        landedValues += got;
+        if (got !== n) mismatches.push(`${id}.${field}: ${got} landed, ${n} served`);
+      }
+    }
+    say(`landed:      ${landedValues} field values in InfluxDB for the ${ids.length} sampled devices, ${expectedValues} served by the platform in the window${mismatches.length ? `; MISMATCH ${mismatches.slice(0, 5).join(', ')}` : ' (every field of every sampled device matches)'}`);
+    if (mismatches.length || expectedValues === 0) throw new Error('what landed in InfluxDB differs from what the platform served');
 
     // 3. raw InfluxDB ingest: the same shape as line protocol, 5000-line POSTs, bodies built first
     await influxql(`CREATE DATABASE "${rawDb}"`, rawDb);
@@ -172,8 +317,9 @@ async function main(): Promise<void> {
     );
     const rawRate = RAW_POINTS / ((performance.now() - rawStart) / 1000);
     say(`raw ingest:  ${RAW_POINTS} points in 5000-line POSTs (4 in flight) = ${Math.round(rawRate)} points/s`);
-    say(`result:      jobs at ${((jobRate / rawRate) * 100).toFixed(0)} % of raw ingest (target >= 70 %), ${((jobRate / servingRate) * 100).toFixed(0)} % of the simulator's serving rate; peak RSS ${mb(peak)} (target < 200 MB); token calls ${stats.tokenCalls as number} (target <= 1)`);
+    say(`result:      jobs at ${((jobRate / rawRate) * 100).toFixed(0)} % of raw ingest (target >= 70 %), ${((jobRate / servingRate) * 100).toFixed(0)} % of the simulator's serving rate; worker peak RSS ${mb(peak)} (target < 200 MB); token calls ${stats.tokenCalls as number} (target <= 1)`);
   } finally {
+    if (worker) await worker.stop();
     await stack.close();
     sim.close();
     await influxql(`DROP DATABASE "${db}"`).catch(() => undefined);
