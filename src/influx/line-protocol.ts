@@ -175,51 +175,72 @@ function encodeFor(integers: ReadonlySet<string> | undefined, name: string, valu
 }
 
 /**
- * Normalises one point: what can be written becomes a line, every unusable value is a problem.
- * A point whose every field is unusable (or absent) has no line.
+ * Where encodePoint reports what it leaves out. One report serves a whole batch: good points add
+ * nothing to it (the write path runs once per point and allocates nothing beyond the line).
  */
-export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
-  const problems: ValueProblem[] = [];
-  let absent = 0;
-  if (typeof raw.deviceId !== 'string') return { problems: [{ reason: 'device id is not a string' }], absent };
+export interface EncodeReport {
+  /** null/undefined values left out, added up */
+  absent: number;
+  /** appended to only when something of a point cannot be written */
+  problems: ValueProblem[];
+}
+
+/**
+ * The line of one point (without trailing newline), or undefined when nothing of it can be
+ * written. Every unusable value adds a problem to `report`; a point with no storable field adds
+ * one problem that says why.
+ */
+export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport): string | undefined {
+  if (typeof raw.deviceId !== 'string') return void report.problems.push({ reason: 'device id is not a string' });
   const device = keys.get(raw.deviceId, 'device id');
-  if (typeof device !== 'string') return { problems: [{ reason: device.problem }], absent };
-  if (!Number.isSafeInteger(raw.time)) {
-    return { problems: [{ reason: `time ${String(raw.time)} is not whole epoch milliseconds` }], absent };
-  }
-  if (raw.fields === null || typeof raw.fields !== 'object') return { problems: [{ reason: 'point has no fields object' }], absent };
+  if (typeof device !== 'string') return void report.problems.push({ reason: device.problem });
+  if (!Number.isSafeInteger(raw.time)) return void report.problems.push({ reason: `time ${String(raw.time)} is not whole epoch milliseconds` });
+  if (raw.fields === null || typeof raw.fields !== 'object') return void report.problems.push({ reason: 'point has no fields object' });
 
   const integers = INTEGER_FIELDS[raw.measurement];
+  const firstProblem = report.problems.length;
   // the line is built as we go: this loop runs once per value of every point written
   let line = `${escapedMeasurement(raw.measurement)},device_id=${device} `;
   let count = 0;
   for (const name in raw.fields) {
     const value = normaliseValue(raw.fields[name]);
     if (value === null) {
-      absent++;
+      report.absent++;
       continue;
     }
     if (typeof value === 'object') {
-      problems.push({ field: name, reason: `field "${name}": ${value.problem}` });
+      report.problems.push({ field: name, reason: `field "${name}": ${value.problem}` });
       continue;
     }
     const key = keys.get(name, 'field name');
     if (typeof key !== 'string') {
-      problems.push({ field: name, reason: key.problem });
+      report.problems.push({ field: name, reason: key.problem });
       continue;
     }
     const encoded = integers === undefined ? encodeValue(value) : encodeFor(integers, name, value);
     if (typeof encoded !== 'string') {
-      problems.push({ field: name, reason: `field "${name}": ${encoded.problem}` });
+      report.problems.push({ field: name, reason: `field "${name}": ${encoded.problem}` });
       continue;
     }
     line += `${count++ === 0 ? '' : ','}${key}=${encoded}`;
   }
   if (count === 0) {
-    const why = problems.length ? problems.map((p) => p.reason).join('; ') : 'every value is null or missing';
-    return { problems: [{ reason: `no storable field: ${why}` }], absent };
+    const own = report.problems.splice(firstProblem);
+    const why = own.length ? own.map((p) => p.reason).join('; ') : 'every value is null or missing';
+    report.problems.push({ reason: `no storable field: ${why}` });
+    return undefined;
   }
-  return { point: { raw, line: `${line} ${raw.time}` }, problems, absent };
+  return `${line} ${raw.time}`;
+}
+
+/**
+ * Normalises one point: what can be written becomes a line, every unusable value is a problem.
+ * A point whose every field is unusable (or absent) has no line. (encodePoint without the objects.)
+ */
+export function normalisePoint(raw: SinkPoint, keys: KeyCache): Normalisation {
+  const report: EncodeReport = { absent: 0, problems: [] };
+  const line = encodePoint(raw, keys, report);
+  return line === undefined ? { problems: report.problems, absent: report.absent } : { point: { raw, line }, problems: report.problems, absent: report.absent };
 }
 
 /** The same point with only the named fields (a subset of its storable ones), e.g. to isolate a refused one. */

@@ -11,7 +11,7 @@ import type { DeadLetterStore, PointWriter, SinkPoint, WriteOptions, WriteResult
 import { detectInfluxApi, type WriteApiVersion } from './api-detect.js';
 import { ensureDatabase } from './database.js';
 import { InfluxRejectedError } from './errors.js';
-import { KeyCache, mergeDuplicates, normalisePoint, storableFields, withFields, type NormalisedPoint } from './line-protocol.js';
+import { encodePoint, KeyCache, mergeDuplicates, storableFields, withFields, type EncodeReport, type NormalisedPoint } from './line-protocol.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
 import { authHeaders, WriteRequest, type WriteRequestOptions } from './write-request.js';
 
@@ -69,6 +69,12 @@ export interface DetailedWriteResult extends WriteResult {
   /** null/undefined values left out of their rows */
   absent: number;
   rejected: Rejection[];
+}
+
+/** Lines encoded for one request, and the points they came from (same index). */
+interface Batch {
+  lines: string[];
+  raws: SinkPoint[];
 }
 
 /** The field a single-line rejection names (`input field "x" on measurement ...`), if the point has it. */
@@ -179,30 +185,37 @@ export class InfluxPointWriter implements PointWriter {
     const result: DetailedWriteResult = { written: 0, merged, deadLettered: 0, absent: 0, rejected: [] };
     const { batchLines, maxBatchBytes, concurrency } = this.options;
     let cursor = 0;
+    // one report for the whole call: a point that is fine adds nothing to it
+    const report: EncodeReport = { absent: 0, problems: [] };
     // Batches are encoded when a lane is free, not all up front, so encoding the next batch
     // overlaps with InfluxDB parsing the previous one (on 2 cores this is most of the speed).
-    const nextBatch = (): NormalisedPoint[] | undefined => {
-      const batch: NormalisedPoint[] = [];
+    // A batch is its lines and their points side by side: no object per point.
+    const nextBatch = (): Batch | undefined => {
+      const lines: string[] = [];
+      const raws: SinkPoint[] = [];
       let bytes = 0;
-      while (cursor < unique.length && batch.length < batchLines && bytes < maxBatchBytes) {
+      while (cursor < unique.length && lines.length < batchLines && bytes < maxBatchBytes) {
         const raw = unique[cursor++];
-        const n = normalisePoint(raw, this.keys);
-        result.absent += n.absent;
-        for (const p of n.problems) result.rejected.push({ point: raw, reason: p.reason });
-        if (n.point) {
-          batch.push(n.point);
+        const line = encodePoint(raw, this.keys, report);
+        if (report.problems.length) {
+          for (const p of report.problems) result.rejected.push({ point: raw, reason: p.reason });
+          report.problems.length = 0;
+        }
+        if (line !== undefined) {
+          lines.push(line);
+          raws.push(raw);
           // string length approximates bytes well enough for a safety cap (non-ASCII counts low)
-          bytes += n.point.line.length + 1;
+          bytes += line.length + 1;
         }
       }
-      return batch.length === 0 && cursor >= unique.length ? undefined : batch;
+      return lines.length === 0 && cursor >= unique.length ? undefined : { lines, raws };
     };
     let failure: unknown;
     const lane = async () => {
       for (let batch = nextBatch(); batch && failure === undefined; batch = failure === undefined ? nextBatch() : undefined) {
-        if (batch.length === 0) continue;
+        if (batch.lines.length === 0) continue;
         try {
-          await this.settle(await this.connect(), batch, result, signal);
+          await this.settleBatch(await this.connect(), batch, result, signal);
         } catch (err) {
           failure ??= err;
         }
@@ -210,8 +223,20 @@ export class InfluxPointWriter implements PointWriter {
     };
     await Promise.all(Array.from({ length: Math.max(1, concurrency) }, lane));
     if (failure !== undefined) throw failure;
+    result.absent = report.absent;
     result.deadLettered = result.rejected.length;
     return result;
+  }
+
+  /** A batch as encoded: its lines, sent as they are, and their points for when InfluxDB refuses some. */
+  private async settleBatch(request: WriteRequest, batch: Batch, result: DetailedWriteResult, signal?: AbortSignal): Promise<void> {
+    try {
+      await request.send(batch.lines.join('\n'), signal);
+      result.written += batch.lines.length;
+    } catch (err) {
+      if (!(err instanceof InfluxRejectedError) || err.scope !== 'points') throw err;
+      await this.isolate(request, batch.lines.map((line, i) => ({ raw: batch.raws[i], line })), err, result, signal, false);
+    }
   }
 
   /**
@@ -224,20 +249,24 @@ export class InfluxPointWriter implements PointWriter {
     try {
       await request.send(batch.map((p) => p.line).join('\n'), signal);
       result.written += batch.length;
-      return;
     } catch (err) {
       if (!(err instanceof InfluxRejectedError) || err.scope !== 'points') throw err;
-      if (batch.length === 1) return this.rejectOne(request, batch[0], err.message, result, signal, part);
-      const named = suspects(err.message, batch, this.keys);
-      if (named.size > 0 && named.size < batch.length) {
-        await this.settle(request, batch.filter((p) => !named.has(p)), result, signal);
-        await this.settle(request, [...named], result, signal);
-        return;
-      }
-      const half = Math.ceil(batch.length / 2);
-      await this.settle(request, batch.slice(0, half), result, signal);
-      await this.settle(request, batch.slice(half), result, signal);
+      await this.isolate(request, batch, err, result, signal, part);
     }
+  }
+
+  /** The refused lines of a batch InfluxDB did not take as a whole, found and set aside. */
+  private async isolate(request: WriteRequest, batch: NormalisedPoint[], err: InfluxRejectedError, result: DetailedWriteResult, signal: AbortSignal | undefined, part: boolean): Promise<void> {
+    if (batch.length === 1) return this.rejectOne(request, batch[0], err.message, result, signal, part);
+    const named = suspects(err.message, batch, this.keys);
+    if (named.size > 0 && named.size < batch.length) {
+      await this.settle(request, batch.filter((p) => !named.has(p)), result, signal);
+      await this.settle(request, [...named], result, signal);
+      return;
+    }
+    const half = Math.ceil(batch.length / 2);
+    await this.settle(request, batch.slice(0, half), result, signal);
+    await this.settle(request, batch.slice(half), result, signal);
   }
 
   /**

@@ -54,11 +54,11 @@ export async function* walkHistory(
 ): AsyncGenerator<WalkedPage, WalkEnd, undefined> {
   const o: HistoryWalkOptions = { ...DEFAULT_HISTORY_WALK_OPTIONS, ...options };
   let cursor = o.cursor;
-  let previous: Map<number, DataRow[]> | undefined;
+  let previous: DataRow[] | undefined;
   for (let index = 0; ; index++) {
     const page = await client.history(device, { ids: o.ids, start: o.from, end: o.to, first: o.first, limit: o.limit, cursor }, o.call);
     const raw = page.rows.length + page.unreadable.length;
-    const rows = previous ? page.rows.filter((r) => !seenBefore(previous as Map<number, DataRow[]>, r)) : page.rows;
+    const rows = previous ? withoutRepeats(page.rows, previous) : page.rows;
     const walked: WalkedPage = { ...page, rows, index, requestCursor: cursor, duplicatesDropped: page.rows.length - rows.length };
     const end = endOf(raw, page.cursor, cursor, o.first);
     if (end) {
@@ -67,7 +67,7 @@ export async function* walkHistory(
       return end;
     }
     yield walked;
-    previous = byTime(page.rows);
+    previous = page.rows;
     cursor = page.cursor;
   }
 }
@@ -99,14 +99,39 @@ function endOf(raw: number, next: number | undefined, current: number | undefine
   return (first === 1 ? next > current : next < current) ? undefined : 'cursor-stuck';
 }
 
-function byTime(rows: DataRow[]): Map<number, DataRow[]> {
-  const map = new Map<number, DataRow[]>();
-  for (const r of rows) {
-    const list = map.get(r.time);
-    if (list) list.push(r);
-    else map.set(r.time, [r]);
+/**
+ * The rows of `page` minus those `previous` already held (same time, deep-equal values). Only a row
+ * whose time lies within the previous page's time range can be a repeat, which at a page boundary
+ * is a handful of rows: the common page (no such row) is returned as it is, with no map or copy,
+ * and otherwise only the previous rows in the candidates' time range are indexed.
+ */
+function withoutRepeats(page: DataRow[], previous: DataRow[]): DataRow[] {
+  if (page.length === 0 || previous.length === 0) return page;
+  let prevMin = Infinity;
+  let prevMax = -Infinity;
+  for (let i = 0; i < previous.length; i++) {
+    const t = previous[i].time;
+    if (t < prevMin) prevMin = t;
+    if (t > prevMax) prevMax = t;
   }
-  return map;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < page.length; i++) {
+    const t = page[i].time;
+    if (t >= prevMin && t <= prevMax) {
+      if (t < lo) lo = t;
+      if (t > hi) hi = t;
+    }
+  }
+  if (lo > hi) return page;
+  const earlier = new Map<number, DataRow[]>();
+  for (const r of previous) {
+    if (r.time < lo || r.time > hi) continue;
+    const list = earlier.get(r.time);
+    if (list) list.push(r);
+    else earlier.set(r.time, [r]);
+  }
+  return page.filter((r) => !seenBefore(earlier, r));
 }
 
 function seenBefore(previous: Map<number, DataRow[]>, row: DataRow): boolean {

@@ -123,6 +123,52 @@ describe('walkHistory', () => {
     expect(pages.map((p) => p.duplicatesDropped)).toEqual([0, 1, 1]);
   });
 
+  test('newest first: the boundary row repeated is dropped, another row at the same time is kept', async () => {
+    const client = scripted([
+      { rows: [row(9, { a: 9 }), row(8, { a: 8 })], unreadable: [], cursor: 8 },
+      { rows: [row(8, { a: 8 }), row(8, { a: -8 }), row(7, { a: 7 })], unreadable: [], cursor: 7 },
+      { rows: [], unreadable: [] },
+    ]);
+    const { pages } = await pagesOf(walkHistory(client, device, { first: 0 }));
+    expect(pages.map((p) => p.rows)).toEqual([
+      [row(9, { a: 9 }), row(8, { a: 8 })],
+      [row(8, { a: -8 }), row(7, { a: 7 })],
+    ]);
+    expect(pages.map((p) => p.duplicatesDropped)).toEqual([0, 1]);
+  });
+
+  test('a page that does not overlap the previous one in time comes through as it is', async () => {
+    const second = [row(3, { a: 3 }), row(4, { a: 4 })];
+    const client = scripted([
+      { rows: [row(1, { a: 1 }), row(2, { a: 2 })], unreadable: [], cursor: 2 },
+      { rows: second, unreadable: [] },
+    ]);
+    const { pages } = await pagesOf(walkHistory(client, device));
+    expect(pages[1].rows).toBe(second);
+    expect(pages[1].duplicatesDropped).toBe(0);
+  });
+
+  test('repeats are found anywhere in the overlap, in pages out of order', async () => {
+    const client = scripted([
+      // a page whose rows are not sorted: the repeats of t=5 and t=3 are not at its end
+      { rows: [row(5, { a: 5 }), row(1, { a: 1 }), row(3, { a: 3 }), row(2, { a: 2 })], unreadable: [], cursor: 5 },
+      { rows: [row(6, { a: 6 }), row(3, { a: 3 }), row(5, { a: 5 }), row(4, { a: 4 }), row(3, { a: 33 })], unreadable: [] },
+    ]);
+    const { pages } = await pagesOf(walkHistory(client, device));
+    expect(pages[1].rows).toEqual([row(6, { a: 6 }), row(4, { a: 4 }), row(3, { a: 33 })]);
+    expect(pages[1].duplicatesDropped).toBe(2);
+  });
+
+  test('a row repeated twice within the new page is dropped both times, a value change is kept', async () => {
+    const client = scripted([
+      { rows: [row(1, { a: 1 }), row(2, { a: 2, b: null })], unreadable: [], cursor: 2 },
+      { rows: [row(2, { a: 2, b: null }), row(2, { a: 2, b: null }), row(2, { a: 2 }), row(3, { a: 3 })], unreadable: [] },
+    ]);
+    const { pages } = await pagesOf(walkHistory(client, device));
+    expect(pages[1].rows).toEqual([row(2, { a: 2 }), row(3, { a: 3 })]);
+    expect(pages[1].duplicatesDropped).toBe(2);
+  });
+
   test('a row seen two pages earlier is not compared (only adjacent pages overlap)', async () => {
     const client = scripted([
       { rows: [row(1, { a: 1 })], unreadable: [], cursor: 2 },
