@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { MEASUREMENT, type SinkPoint } from '../../src/influx/api.js';
-import { encodeValue, KeyCache, keyProblem, mergeDuplicates, normalisePoint, normaliseValue, storableFields, withFields } from '../../src/influx/line-protocol.js';
+import { encodePoint, encodeValue, KeyCache, keyProblem, mergeDuplicates, normalisePoint, normaliseValue, storableFields, withFields } from '../../src/influx/line-protocol.js';
 
 const point = (fields: Record<string, unknown>, deviceId = 'dev-1', time = 1_486_958_400_000): SinkPoint => ({
   measurement: MEASUREMENT.data,
@@ -143,6 +143,44 @@ describe('normalisePoint', () => {
     const n = normalisePoint(point({ a: 1, b: 'x', c: true }), keys);
     expect(withFields(n.point!, ['c', 'b'], keys)?.line).toBe('device_data,device_id=dev-1 c=true,b="x" 1486958400000');
     expect(withFields(n.point!, ['zzz'], keys)).toBeUndefined();
+  });
+});
+
+describe('encodePoint (one report for many points)', () => {
+  const keys = new KeyCache();
+
+  test('good points add nothing to the report; problems and absent values add up across points', () => {
+    const report = { absent: 0, problems: [] as Array<{ field?: string; reason: string }> };
+    expect(encodePoint(point({ a: 1, b: null }), keys, report)).toBe('device_data,device_id=dev-1 a=1 1486958400000');
+    expect(report).toEqual({ absent: 1, problems: [] });
+    expect(encodePoint(point({ a: Number.NaN, b: 2 }), keys, report)).toBe('device_data,device_id=dev-1 b=2 1486958400000');
+    expect(encodePoint(point({ c: undefined }), keys, report)).toBeUndefined();
+    expect(report).toEqual({
+      absent: 2,
+      problems: [
+        { field: 'a', reason: 'field "a": value NaN is not a finite number' },
+        { reason: 'no storable field: every value is null or missing' },
+      ],
+    });
+  });
+
+  test("a point with no storable field sums up only its own problems, earlier points' stay as they were", () => {
+    const report = { absent: 0, problems: [{ reason: 'earlier' }] };
+    expect(encodePoint(point({ x: Number.POSITIVE_INFINITY, '': 1 }), keys, report)).toBeUndefined();
+    expect(report.problems).toEqual([
+      { reason: 'earlier' },
+      { reason: 'no storable field: field "x": value Infinity is not a finite number; field name "" is empty' },
+    ]);
+  });
+
+  test('gives the same line and problems as normalisePoint', () => {
+    for (const fields of [{ t: 1, h: 45.5 }, { on: true, bad: Number.NaN }, { gps: { lat: 1 } }, {}]) {
+      const report = { absent: 0, problems: [] };
+      const line = encodePoint(point(fields), keys, report);
+      const n = normalisePoint(point(fields), keys);
+      expect(line).toBe(n.point?.line);
+      expect(report).toEqual({ absent: n.absent, problems: n.problems });
+    }
   });
 });
 
