@@ -5,23 +5,27 @@ import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../influ
  * few large writes. InfluxDB takes one 5000-line request far faster than 500 ten-line ones, and
  * the webhook's throughput end to end is bounded by the write rate.
  *
+ * Group commit, like the webhook's producer: while fewer than `maxInFlight` writes are running,
+ * what arrived in one turn of the event loop is written at once; otherwise points gather until a
+ * write finishes and then go out together. Writes are small and immediate when the load is light,
+ * and grow by themselves with the load — no timer to tune, and no caller waits for one.
+ *
  * Each caller's promise settles with the write that carried its points: it resolves only after
  * InfluxDB acknowledged them and rejects with the writer's error otherwise, so a job is never
  * completed before its points are stored.
  */
 export interface PointBatcherOptions {
-  /** flush as soon as this many points are waiting (default 5000) */
+  /** a batch is written as soon as it holds this many points (default 5000) */
   maxPoints: number;
   /**
-   * flush at the latest this long after the first point arrived, ms (default 50). Measured (bench
-   * /webhook.ts): 5 ms made ~200 small writes a second whose cost in InfluxDB took CPU from the
-   * webhook; 50 ms keeps acknowledgements and landed points/s higher. Only the landing waits, never
-   * the answer to the platform.
+   * writes running at once (default 1). Measured with bench/webhook.ts: with one write in flight
+   * the next batch gathers everything that arrives meanwhile, so the write count stays low and
+   * InfluxDB's per-request cost does not take CPU from the webhook.
    */
-  maxDelayMs: number;
+  maxInFlight: number;
 }
 
-export const DEFAULT_POINT_BATCHER_OPTIONS: PointBatcherOptions = { maxPoints: 5000, maxDelayMs: 50 };
+export const DEFAULT_POINT_BATCHER_OPTIONS: PointBatcherOptions = { maxPoints: 5000, maxInFlight: 1 };
 
 interface Waiter {
   resolve(result: WriteResult): void;
@@ -31,7 +35,6 @@ interface Waiter {
 interface Batch {
   points: SinkPoint[];
   waiters: Waiter[];
-  timer?: NodeJS.Timeout;
 }
 
 export class PointBatcher implements PointWriter {
@@ -39,6 +42,7 @@ export class PointBatcher implements PointWriter {
   /** one open batch per source: dead letters and metrics keep the source of each point */
   private readonly open = new Map<string, Batch>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private scheduled = false;
   private closed = false;
 
   constructor(
@@ -46,6 +50,7 @@ export class PointBatcher implements PointWriter {
     options: Partial<PointBatcherOptions> = {},
   ) {
     this.options = { ...DEFAULT_POINT_BATCHER_OPTIONS, ...options };
+    if (!(this.options.maxInFlight >= 1)) throw new RangeError('maxInFlight must be at least 1');
   }
 
   write(points: SinkPoint[], options: WriteOptions): Promise<WriteResult> {
@@ -56,19 +61,37 @@ export class PointBatcher implements PointWriter {
       if (!batch) {
         batch = { points: [], waiters: [] };
         this.open.set(options.source, batch);
-        batch.timer = setTimeout(() => this.flush(options.source), this.options.maxDelayMs);
       }
       for (const p of points) batch.points.push(p);
       batch.waiters.push({ resolve, reject });
+      // a full batch goes out whatever is in flight: a burst must not grow one write without bound
       if (batch.points.length >= this.options.maxPoints) this.flush(options.source);
+      else this.flushSoon();
     });
+  }
+
+  /** At the end of this turn of the event loop, if a write may start. */
+  private flushSoon(): void {
+    if (this.scheduled || this.inFlight.size >= this.options.maxInFlight) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flushOpen();
+    });
+  }
+
+  /** Writes the open batches, as many as the in-flight bound allows. */
+  private flushOpen(): void {
+    for (const source of [...this.open.keys()]) {
+      if (this.inFlight.size >= this.options.maxInFlight) return;
+      this.flush(source);
+    }
   }
 
   private flush(source: string): void {
     const batch = this.open.get(source);
     if (!batch) return;
     this.open.delete(source);
-    clearTimeout(batch.timer);
     const write = this.writer.write(batch.points, { source }).then(
       (result) => {
         for (const w of batch.waiters) w.resolve(result);
@@ -78,13 +101,19 @@ export class PointBatcher implements PointWriter {
       },
     );
     this.inFlight.add(write);
-    void write.finally(() => this.inFlight.delete(write));
+    void write.finally(() => {
+      this.inFlight.delete(write);
+      // what gathered while this write ran goes out now
+      if (this.open.size > 0) this.flushSoon();
+    });
   }
 
   /** Writes what is waiting now and waits for every write in flight. */
   async drain(): Promise<void> {
-    for (const source of [...this.open.keys()]) this.flush(source);
-    await Promise.allSettled([...this.inFlight]);
+    while (this.open.size > 0 || this.inFlight.size > 0) {
+      for (const source of [...this.open.keys()]) this.flush(source);
+      await Promise.allSettled([...this.inFlight]);
+    }
   }
 
   /** Flushes and stops taking points; the underlying writer is closed by its owner. */

@@ -66,7 +66,7 @@ const point = (i: number): SinkPoint => ({ measurement: 'device_data', deviceId:
 describe('PointBatcher', () => {
   test('many small writes become one, and each caller resolves after it', async () => {
     const w = new RecordingWriter();
-    const b = new PointBatcher(w, { maxPoints: 1000, maxDelayMs: 20 });
+    const b = new PointBatcher(w, { maxPoints: 1000 });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => b.write([point(2 * i), point(2 * i + 1)], { source: 'push' })));
     expect(w.calls).toHaveLength(1);
     expect(w.calls[0].points.map((p) => p.time)).toEqual(Array.from({ length: 100 }, (_, i) => i));
@@ -76,7 +76,7 @@ describe('PointBatcher', () => {
 
   test('a full batch is written at once; sources are kept apart', async () => {
     const w = new RecordingWriter();
-    const b = new PointBatcher(w, { maxPoints: 10, maxDelayMs: 10_000 });
+    const b = new PointBatcher(w, { maxPoints: 10 });
     const full = b.write(Array.from({ length: 10 }, (_, i) => point(i)), { source: 'push' });
     await full;
     expect(w.calls).toEqual([{ points: Array.from({ length: 10 }, (_, i) => point(i)), source: 'push' }]);
@@ -86,10 +86,30 @@ describe('PointBatcher', () => {
     expect(w.calls[1]).toEqual({ points: [point(99)], source: 'setting' });
   });
 
+  test('points arriving while a write runs gather and go out together when it finishes', async () => {
+    const w = new RecordingWriter();
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const slow = { write: async (points: SinkPoint[], options: WriteOptions) => (w.calls.length === 0 ? (await gate, w.write(points, options)) : w.write(points, options)) };
+    const b = new PointBatcher(slow, { maxPoints: 1000, maxInFlight: 1 });
+    const first = b.write([point(0)], { source: 'push' });
+    await new Promise((r) => setImmediate(r)); // the first write is running now
+    const later: Array<Promise<WriteResult>> = [];
+    for (let i = 1; i <= 30; i++) {
+      later.push(b.write([point(i)], { source: 'push' }));
+      await new Promise((r) => setImmediate(r)); // one caller per turn: each would be a write of its own
+    }
+    open();
+    await Promise.all([first, ...later]);
+    expect(w.calls.map((c) => c.points.length)).toEqual([1, 30]);
+    expect(w.calls[1].points.map((p) => p.time)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    await b.close();
+  });
+
   test('a failed write rejects every caller of that batch', async () => {
     const w = new RecordingWriter();
     w.fail = Object.assign(new Error('influx down'), { retryable: true });
-    const b = new PointBatcher(w, { maxPoints: 100, maxDelayMs: 1 });
+    const b = new PointBatcher(w, { maxPoints: 100 });
     const outcomes = await Promise.allSettled([b.write([point(1)], { source: 'push' }), b.write([point(2)], { source: 'push' })]);
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
     expect((outcomes[0] as PromiseRejectedResult).reason.message).toBe('influx down');
