@@ -13,15 +13,15 @@
  * Needs Redis and InfluxDB 1.x (`bash scripts/setup.sh`): REDIS_URL and INFLUX_URL as usual.
  * Options (environment): BENCH_DURATION seconds per target (default 10), BENCH_CONNECTIONS (20),
  * BENCH_NODERED_DIR (default /tmp/expeed-bench-nodered), BENCH_SKIP_NODERED=1, BENCH_PRODUCER_INFLIGHT
- * (the webhook's group-commit jobs in flight, default 2), BENCH_LAYOUTS (default "single,split"),
- * BENCH_BATCH_DELAY_MS (the ingest worker's batching window), BENCH_WORKER_CONCURRENCY, BENCH_CHILD_NODE_ARGS
+ * (the webhook's group-commit jobs in flight, default 2), BENCH_LAYOUTS (default "single,split,ack"),
+ * BENCH_BATCH_INFLIGHT (the ingest worker's writes in flight), BENCH_WORKER_CONCURRENCY, BENCH_CHILD_NODE_ARGS
  * (node flags for the receivers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
@@ -44,8 +44,17 @@ const INFLUX_URL = (process.env.INFLUX_URL ?? 'http://127.0.0.1:8086').replace(/
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const NODERED_DIR = process.env.BENCH_NODERED_DIR ?? '/tmp/expeed-bench-nodered';
-const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'single,split').split(',').filter((l) => l === 'single' || l === 'split');
+const LAYOUT_LABEL: Record<string, string> = {
+  single: 'expeed-sync, one process (webhook + ingest worker)',
+  split: 'expeed-sync, two processes (webhook, ingest worker)',
+  ack: 'expeed-sync, webhook role alone (worker drains after the load)',
+};
+const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'single,split,ack').split(',').filter((l) => l in LAYOUT_LABEL);
+/** the load generator: wrk when installed (far less CPU per request, left to the receivers), else autocannon */
+const LOADGEN = process.env.BENCH_LOADGEN ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
 const ROWS = 10;
+/** USER_HZ: /proc/PID/stat counts CPU time in these ticks (100 on Linux) */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const DEVICES = 100;
 const T0 = Date.UTC(2025, 0, 1) - 8 * 3_600_000; // 2025-01-01 00:00 in Asia/Shanghai
 
@@ -70,6 +79,9 @@ async function child(role: string, port: number, db: string, prefix: string): Pr
     const { PendingSettingsStore } = await import('../src/settings/pending-store.js');
     const { createWebhookServer, openIngestQueue } = await import('../src/webhook/server.js');
     const { createIngestWorker } = await import('../workers/ingest.js');
+    type PointWriter = import('../src/influx/api.js').PointWriter;
+    type SinkPoint = import('../src/influx/api.js').SinkPoint;
+    type WriteOptions = import('../src/influx/api.js').WriteOptions;
     const config = loadConfig({ REDIS_URL, INFLUX_URL, INFLUX_API: 'v1', INFLUX_BUCKET: db, EXPEED_PREFIX: prefix, WEBHOOK_PORT: String(port), EXPEED_WEBHOOK_TOKEN: 'bench-token', LOG_LEVEL: 'warn' });
     const log = createLogger({ level: config.logLevel, scrubber: new SecretScrubber() });
     const redis = createRedis(config.redisUrl);
@@ -86,7 +98,19 @@ async function child(role: string, port: number, db: string, prefix: string): Pr
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(0));
       return;
     }
-    const writer = new InfluxPointWriter({ ...config.influx, deadLetters, logger: log });
+    const influx = new InfluxPointWriter({ ...config.influx, deadLetters, logger: log });
+    // counts the writes InfluxDB gets, to show how well the batching works (printed on exit)
+    const writes = { count: 0, points: 0 };
+    const writer: Pick<PointWriter, 'write'> = {
+      write(points: SinkPoint[], options: WriteOptions) {
+        writes.count++;
+        writes.points += points.length;
+        return influx.write(points, options);
+      },
+    };
+    process.once('exit', () => {
+      if (writes.count > 0) process.stderr.write(`[${role}] ${writes.count} writes to InfluxDB, ${Math.round(writes.points / writes.count)} points per write on average\n`);
+    });
     createIngestWorker({
       connection: createRedis(config.redisUrl),
       prefix,
@@ -97,7 +121,7 @@ async function child(role: string, port: number, db: string, prefix: string): Pr
       parseTime,
       pushOnlineCode: 0,
       logger: log,
-      batcher: process.env.BENCH_BATCH_DELAY_MS ? { maxDelayMs: Number(process.env.BENCH_BATCH_DELAY_MS) } : {},
+      batcher: process.env.BENCH_BATCH_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_BATCH_INFLIGHT) } : {},
       ...(process.env.BENCH_WORKER_CONCURRENCY ? { concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY) } : {}),
     });
   }
@@ -186,6 +210,7 @@ function startChild(cmd: string, args: string[], readyLine: RegExp, cwd?: string
     proc.stderr!.on('data', (d: Buffer) => {
       out += d.toString();
       if (process.env.BENCH_VERBOSE) process.stderr.write(d);
+      else for (const l of d.toString().split('\n')) if (/^\[(expeed|worker)\] \d+ writes/.test(l)) process.stderr.write(`${l}\n`);
     });
     proc.on('exit', (code) => {
       clearTimeout(timer);
@@ -203,6 +228,46 @@ async function stop(proc: ChildProcess | undefined): Promise<void> {
   clearTimeout(t);
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc; undefined when it is gone. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid of the oldest process whose command name is `comm` (redis-server, influxd), if any. */
+function pidOf(comm: string): number | undefined {
+  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
+  return pids.find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** CPU used by each named process between start() and stop(), in seconds. */
+function cpuMeter(processes: Record<string, number | undefined>): () => Record<string, number> {
+  const self0 = process.cpuUsage();
+  const start = Object.fromEntries(Object.entries(processes).map(([k, pid]) => [k, pid === undefined ? undefined : cpuSeconds(pid)]));
+  return () => {
+    const used: Record<string, number> = {};
+    for (const [k, pid] of Object.entries(processes)) {
+      const a = start[k];
+      const b = pid === undefined ? undefined : cpuSeconds(pid);
+      if (a !== undefined && b !== undefined) used[k] = b - a;
+    }
+    const self = process.cpuUsage(self0);
+    used['load generator'] = (self.user + self.system) / 1e6;
+    return used;
+  };
+}
+
 interface Figures {
   name: string;
   reqPerSec: number;
@@ -215,11 +280,18 @@ interface Figures {
   pointsPerSec?: number;
   landed?: number;
   drainSec?: number;
+  /** pushes stored per BullMQ job by the webhook's group commit */
+  pushesPerJob?: number;
+  /** CPU seconds of the load generator when it is a process of its own (wrk) */
+  loadgenCpu?: number;
+  /** CPU seconds per process kind from the first request until everything landed */
+  cpu?: Record<string, number>;
 }
 
-async function load(name: string, url: string, db?: string): Promise<Figures> {
+type LoadFigures = Omit<Figures, 'name'>;
+
+async function runAutocannon(url: string): Promise<LoadFigures> {
   let seq = 0;
-  const started = performance.now();
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -228,9 +300,7 @@ async function load(name: string, url: string, db?: string): Promise<Figures> {
     headers: { 'content-type': 'application/json' },
     requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, body: pushBody(seq++) }) }],
   });
-  const loadEnd = performance.now();
-  const figures: Figures = {
-    name,
+  return {
     reqPerSec: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -238,8 +308,61 @@ async function load(name: string, url: string, db?: string): Promise<Figures> {
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
   };
+}
+
+/**
+ * wrk, one thread, bodies built by bench/webhook-load.lua (the same pushes as pushBody). Its CPU
+ * comes from bash's `times` (the CPU of the shell's finished children).
+ */
+async function runWrk(url: string): Promise<LoadFigures> {
+  const script = join(dirname(SELF), 'webhook-load.lua');
+  const cmd = `wrk -t1 -c${CONNECTIONS} -d${DURATION}s --timeout 10s -s '${script}' '${url}'; times`;
+  const out = await new Promise<string>((resolve, reject) => {
+    const proc = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    proc.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    proc.on('error', reject);
+    proc.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited with ${code}: ${text.slice(-500)}`))));
+  });
+  const line = /^WRK (\{.*\})$/m.exec(out);
+  if (!line) throw new Error(`wrk printed no summary:\n${out.slice(-1000)}`);
+  const w = JSON.parse(line[1]) as Record<string, number>;
+  const times = out.trim().split('\n').at(-1)!.split(/\s+/).map((t) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(t);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+  });
+  const socketErrors = w.connect + w.read + w.write + w.timeout;
+  return {
+    reqPerSec: w.requests / (w.duration_us / 1e6),
+    p50: w.p50_us / 1000,
+    p99: w.p99_us / 1000,
+    ok: w.requests - w.status,
+    non2xx: w.status,
+    errors: socketErrors,
+    loadgenCpu: times[0] + times[1],
+  };
+}
+
+interface LoadOptions {
+  /** the database to count landed points in (none: nothing is stored) */
+  db?: string;
+  /** the receiver's processes, for the CPU figures */
+  pids?: Record<string, number | undefined>;
+  /** runs after the load, before waiting for the points to land (e.g. starts the worker) */
+  afterLoad?: () => Promise<Record<string, number | undefined>>;
+}
+
+async function load(name: string, url: string, options: LoadOptions = {}): Promise<Figures> {
+  const { db } = options;
+  const pids: Record<string, number | undefined> = { ...options.pids, 'redis-server': pidOf('redis-server'), influxd: pidOf('influxd') };
+  const meter = cpuMeter(pids);
+  const started = performance.now();
+  const figures: Figures = { name, ...(LOADGEN === 'wrk' ? await runWrk(url) : await runAutocannon(url)) };
+  const loadEnd = performance.now();
+  let lateMeter: (() => Record<string, number>) | undefined;
+  if (options.afterLoad) lateMeter = cpuMeter(await options.afterLoad());
   if (db) {
-    const expected = result['2xx'] * ROWS;
+    const expected = figures.ok * ROWS;
     let landed = 0;
     let landedAt = performance.now();
     let lastChange = performance.now();
@@ -264,6 +387,11 @@ async function load(name: string, url: string, db?: string): Promise<Figures> {
       process.stderr.write(`WARNING: ${name}: ${expected} points acknowledged but ${landed} in InfluxDB\n`);
     }
   }
+  figures.cpu = meter();
+  if (figures.loadgenCpu !== undefined) figures.cpu['load generator'] = figures.loadgenCpu;
+  if (!db) delete figures.cpu['influxd'];
+  // processes started after the load (the worker of the `ack` layout) are counted from their start
+  for (const [k, v] of Object.entries(lateMeter?.() ?? {})) if (k !== 'load generator' && !(k in figures.cpu)) figures.cpu[k] = v;
   return figures;
 }
 
@@ -345,16 +473,38 @@ async function main(): Promise<void> {
       dbs.push(db);
       await createDb(db);
       const port = await freePort();
-      const roles = layout === 'single' ? ['expeed'] : ['webhook', 'worker'];
-      const procs: ChildProcess[] = [];
-      for (const role of roles) {
-        const proc = await startChild(process.execPath, [...tsxArgs, '--child', role, String(port), db, `${prefix}-${layout}`], /READY/);
-        procs.push(proc);
+      const layoutPrefix = `${prefix}-${layout}`;
+      const spawnRole = async (role: string) => {
+        const proc = await startChild(process.execPath, [...tsxArgs, '--child', role, String(port), db, layoutPrefix], /READY/);
         children.push(proc);
+        return proc;
+      };
+      const roles = layout === 'single' ? ['expeed'] : ['webhook', ...(layout === 'split' ? ['worker'] : [])];
+      const procs: ChildProcess[] = [];
+      const pids: Record<string, number | undefined> = {};
+      for (const role of roles) {
+        const proc = await spawnRole(role);
+        procs.push(proc);
+        pids[role === 'expeed' ? 'expeed-sync' : role] = proc.pid;
       }
-      await fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: pushBody(-1 >>> 0) }).catch(() => undefined);
-      const label = layout === 'single' ? 'expeed-sync, one process (webhook + ingest worker)' : 'expeed-sync, two processes (webhook | ingest worker)';
-      results.push(await load(label, `http://127.0.0.1:${port}/webhook`, db));
+      // the `ack` layout: the worker runs elsewhere (here: it starts once the load is over and
+      // drains what the webhook stored) — the webhook role's own capacity, as on a machine of its own
+      const afterLoad =
+        layout === 'ack'
+          ? async () => {
+              const worker = await spawnRole('worker');
+              procs.push(worker);
+              return { worker: worker.pid };
+            }
+          : undefined;
+      if (layout !== 'ack') await fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: pushBody(-1 >>> 0) }).catch(() => undefined);
+      const figures = await load(LAYOUT_LABEL[layout], `http://127.0.0.1:${port}/webhook`, { db, pids, afterLoad });
+      // BullMQ numbers jobs from one counter per queue: jobs made by the group commit
+      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+      const jobs = Number(await redis.get(`${layoutPrefix}:ingest:id`));
+      redis.disconnect();
+      if (jobs > 0) figures.pushesPerJob = figures.ok / jobs;
+      results.push(figures);
       for (const proc of procs) await stop(proc);
     }
 
@@ -362,7 +512,7 @@ async function main(): Promise<void> {
     const barePort = await freePort();
     const bare = await startChild(process.execPath, [...tsxArgs, '--child', 'bare', String(barePort), '', ''], /READY/);
     children.push(bare);
-    results.push(await load('bare Fastify (answers ok, stores nothing)', `http://127.0.0.1:${barePort}/webhook`));
+    results.push(await load('bare Fastify (answers ok, stores nothing)', `http://127.0.0.1:${barePort}/webhook`, { pids: { bare: bare.pid } }));
     await stop(bare);
 
     // 3. Node-RED: the peer
@@ -380,7 +530,7 @@ async function main(): Promise<void> {
         try {
           const nr = await startNodeRed(red, rport, rdb);
           children.push(nr);
-          results.push(await load('Node-RED + node-red-contrib-influxdb', `http://127.0.0.1:${rport}/webhook`, rdb));
+          results.push(await load('Node-RED + node-red-contrib-influxdb', `http://127.0.0.1:${rport}/webhook`, { db: rdb, pids: { 'node-red': nr.pid } }));
           await stop(nr);
         } catch (err) {
           notes.push(`Node-RED did not run: ${(err as Error).message.split('\n')[0]}`);
@@ -401,11 +551,23 @@ async function main(): Promise<void> {
   }
 
   const f = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
-  console.log(`\nwebhook benchmark: ${DURATION} s per target, ${CONNECTIONS} connections, msg_type 2 pushes of ${ROWS} rows\n`);
+  console.log(`\nwebhook benchmark: ${DURATION} s per target, ${CONNECTIONS} connections (${LOADGEN}), msg_type 2 pushes of ${ROWS} rows\n`);
   console.log('| receiver | req/s | p50 ack ms | p99 ack ms | 2xx | non-2xx | errors | landed points/s (end to end) |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     console.log(`| ${r.name} | ${f(r.reqPerSec)} | ${f(r.p50, 1)} | ${f(r.p99, 1)} | ${f(r.ok)} | ${f(r.non2xx)} | ${f(r.errors)} | ${r.pointsPerSec === undefined ? 'n/a' : `${f(r.pointsPerSec)} (${f(r.landed)} points, drained ${f(r.drainSec, 1)} s after the load)`} |`);
+  }
+  // where the CPU went: µs per acknowledged request, per process, load and drain together
+  console.log('\nCPU per acknowledged request (µs), from the first request until every point landed:\n');
+  console.log('| receiver | receiver processes | redis-server | influxd | load generator | total | pushes per BullMQ job |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    if (!r.cpu || r.ok === 0) continue;
+    const per = (sec: number | undefined) => (sec === undefined ? undefined : (sec * 1e6) / r.ok);
+    const own = Object.entries(r.cpu).filter(([k]) => !['redis-server', 'influxd', 'load generator'].includes(k));
+    const ownText = own.map(([k, v]) => `${k} ${f(per(v))}`).join(' + ');
+    const total = Object.values(r.cpu).reduce((a, b) => a + b, 0);
+    console.log(`| ${r.name} | ${ownText} | ${f(per(r.cpu['redis-server']))} | ${f(per(r.cpu.influxd))} | ${f(per(r.cpu['load generator']))} | ${f(per(total))} | ${r.pushesPerJob === undefined ? '—' : f(r.pushesPerJob, 1)} |`);
   }
   const [bare, red] = [results.find((r) => r.name.startsWith('bare')), results.find((r) => r.name.startsWith('Node-RED'))];
   console.log('');
