@@ -14,7 +14,8 @@
  * Options (environment): BENCH_DURATION seconds per target (default 10), BENCH_CONNECTIONS (20),
  * BENCH_NODERED_DIR (default /tmp/expeed-bench-nodered), BENCH_SKIP_NODERED=1, BENCH_PRODUCER_INFLIGHT
  * (the webhook's group-commit jobs in flight, default 2), BENCH_LAYOUTS (default "single,split,ack"),
- * BENCH_BATCH_INFLIGHT (the ingest worker's writes in flight), BENCH_WORKER_CONCURRENCY, BENCH_CHILD_NODE_ARGS
+ * BENCH_BATCH_INFLIGHT and BENCH_BATCH_LINGER_MS (the ingest worker's writes in flight, and how
+ * long a batch waits for more points), BENCH_WORKER_CONCURRENCY, BENCH_CHILD_NODE_ARGS
  * (node flags for the receivers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -121,7 +122,10 @@ async function child(role: string, port: number, db: string, prefix: string): Pr
       parseTime,
       pushOnlineCode: 0,
       logger: log,
-      batcher: process.env.BENCH_BATCH_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_BATCH_INFLIGHT) } : {},
+      batcher: {
+        ...(process.env.BENCH_BATCH_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_BATCH_INFLIGHT) } : {}),
+        ...(process.env.BENCH_BATCH_LINGER_MS ? { lingerMs: Number(process.env.BENCH_BATCH_LINGER_MS) } : {}),
+      },
       ...(process.env.BENCH_WORKER_CONCURRENCY ? { concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY) } : {}),
     });
   }

@@ -5,10 +5,11 @@ import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../influ
  * few large writes. InfluxDB takes one 5000-line request far faster than 500 ten-line ones, and
  * the webhook's throughput end to end is bounded by the write rate.
  *
- * Group commit, like the webhook's producer: while fewer than `maxInFlight` writes are running,
- * what arrived in one turn of the event loop is written at once; otherwise points gather until a
- * write finishes and then go out together. Writes are small and immediate when the load is light,
- * and grow by themselves with the load — no timer to tune, and no caller waits for one.
+ * Group commit: a batch is written once it has lingered `lingerMs` (or is full) and fewer than
+ * `maxInFlight` writes are running; while a write runs, points gather and go out together when it
+ * ends. Writes grow by themselves with the load, and the linger keeps them from being tiny when
+ * the load is moderate: InfluxDB 1.x spends about twice the CPU per point on 260-line writes as on
+ * 5000-line ones (measured here: 4.6-5.1 vs 2.3 µs per point), CPU the webhook needs.
  *
  * Each caller's promise settles with the write that carried its points: it resolves only after
  * InfluxDB acknowledged them and rejects with the writer's error otherwise, so a job is never
@@ -18,14 +19,19 @@ export interface PointBatcherOptions {
   /** a batch is written as soon as it holds this many points (default 5000) */
   maxPoints: number;
   /**
-   * writes running at once (default 1). Measured with bench/webhook.ts: with one write in flight
-   * the next batch gathers everything that arrives meanwhile, so the write count stays low and
-   * InfluxDB's per-request cost does not take CPU from the webhook.
+   * writes running at once (default 1): the next batch gathers everything that arrives meanwhile,
+   * so the write count stays low
    */
   maxInFlight: number;
+  /**
+   * how long the first point of a batch waits for others before the batch may be written, ms
+   * (default 20). Only the landing waits, never the answer to the platform; jobs run concurrently
+   * (the ingest worker's concurrency), so the wait does not hold the queue up.
+   */
+  lingerMs: number;
 }
 
-export const DEFAULT_POINT_BATCHER_OPTIONS: PointBatcherOptions = { maxPoints: 5000, maxInFlight: 1 };
+export const DEFAULT_POINT_BATCHER_OPTIONS: PointBatcherOptions = { maxPoints: 5000, maxInFlight: 1, lingerMs: 20 };
 
 interface Waiter {
   resolve(result: WriteResult): void;
@@ -35,6 +41,8 @@ interface Waiter {
 interface Batch {
   points: SinkPoint[];
   waiters: Waiter[];
+  /** when it may be written (its first point's arrival + lingerMs) */
+  due: number;
 }
 
 export class PointBatcher implements PointWriter {
@@ -42,7 +50,8 @@ export class PointBatcher implements PointWriter {
   /** one open batch per source: dead letters and metrics keep the source of each point */
   private readonly open = new Map<string, Batch>();
   private readonly inFlight = new Set<Promise<unknown>>();
-  private scheduled = false;
+  private timer?: NodeJS.Timeout;
+  private timerDue = Number.POSITIVE_INFINITY;
   private closed = false;
 
   constructor(
@@ -59,7 +68,7 @@ export class PointBatcher implements PointWriter {
     return new Promise<WriteResult>((resolve, reject) => {
       let batch = this.open.get(options.source);
       if (!batch) {
-        batch = { points: [], waiters: [] };
+        batch = { points: [], waiters: [], due: performance.now() + this.options.lingerMs };
         this.open.set(options.source, batch);
       }
       for (const p of points) batch.points.push(p);
@@ -70,22 +79,29 @@ export class PointBatcher implements PointWriter {
     });
   }
 
-  /** At the end of this turn of the event loop, if a write may start. */
+  /** Arms the timer for the earliest due batch, if a write may start then. */
   private flushSoon(): void {
-    if (this.scheduled || this.inFlight.size >= this.options.maxInFlight) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flushOpen();
-    });
+    if (this.inFlight.size >= this.options.maxInFlight) return;
+    let due = Number.POSITIVE_INFINITY;
+    for (const b of this.open.values()) due = Math.min(due, b.due);
+    if (due === Number.POSITIVE_INFINITY || due >= this.timerDue) return;
+    clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerDue = Number.POSITIVE_INFINITY;
+      this.flushDue();
+    }, Math.max(0, due - performance.now()));
   }
 
-  /** Writes the open batches, as many as the in-flight bound allows. */
-  private flushOpen(): void {
-    for (const source of [...this.open.keys()]) {
+  /** Writes the due batches, as many as the in-flight bound allows, and re-arms for the rest. */
+  private flushDue(): void {
+    const now = performance.now();
+    for (const [source, batch] of [...this.open]) {
       if (this.inFlight.size >= this.options.maxInFlight) return;
-      this.flush(source);
+      if (batch.due <= now) this.flush(source);
     }
+    this.flushSoon();
   }
 
   private flush(source: string): void {
@@ -103,8 +119,8 @@ export class PointBatcher implements PointWriter {
     this.inFlight.add(write);
     void write.finally(() => {
       this.inFlight.delete(write);
-      // what gathered while this write ran goes out now
-      if (this.open.size > 0) this.flushSoon();
+      // what gathered while this write ran (and is due) goes out now
+      if (this.open.size > 0) this.flushDue();
     });
   }
 
@@ -118,6 +134,7 @@ export class PointBatcher implements PointWriter {
 
   /** Flushes and stops taking points; the underlying writer is closed by its owner. */
   async close(): Promise<void> {
+    clearTimeout(this.timer);
     await this.drain();
     this.closed = true;
   }

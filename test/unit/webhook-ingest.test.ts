@@ -91,18 +91,33 @@ describe('PointBatcher', () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     const slow = { write: async (points: SinkPoint[], options: WriteOptions) => (w.calls.length === 0 ? (await gate, w.write(points, options)) : w.write(points, options)) };
-    const b = new PointBatcher(slow, { maxPoints: 1000, maxInFlight: 1 });
+    const b = new PointBatcher(slow, { maxPoints: 1000, maxInFlight: 1, lingerMs: 0 });
     const first = b.write([point(0)], { source: 'push' });
-    await new Promise((r) => setImmediate(r)); // the first write is running now
+    await new Promise((r) => setTimeout(r, 5)); // the first write is running now
     const later: Array<Promise<WriteResult>> = [];
     for (let i = 1; i <= 30; i++) {
       later.push(b.write([point(i)], { source: 'push' }));
-      await new Promise((r) => setImmediate(r)); // one caller per turn: each would be a write of its own
+      await new Promise((r) => setTimeout(r, 1)); // one caller per turn: each would be a write of its own
     }
     open();
     await Promise.all([first, ...later]);
     expect(w.calls.map((c) => c.points.length)).toEqual([1, 30]);
     expect(w.calls[1].points.map((p) => p.time)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    await b.close();
+  });
+
+  test('points that arrive within the linger time go out as one write, the next ones as another', async () => {
+    const w = new RecordingWriter();
+    const b = new PointBatcher(w, { maxPoints: 1000, lingerMs: 40 });
+    const first: Array<Promise<WriteResult>> = [];
+    for (let i = 0; i < 5; i++) {
+      first.push(b.write([point(i)], { source: 'push' }));
+      await new Promise((r) => setTimeout(r, 2)); // callers spread over several turns
+    }
+    expect(w.calls).toHaveLength(0); // nothing written before the first point lingered 40 ms
+    await Promise.all(first);
+    await b.write([point(5)], { source: 'push' });
+    expect(w.calls.map((c) => c.points.map((p) => p.time))).toEqual([[0, 1, 2, 3, 4], [5]]);
     await b.close();
   });
 
