@@ -1,0 +1,35 @@
+import { describe, expect, test } from 'vitest';
+import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
+import { createMetrics, meterWriter } from '../../src/ops/metrics.js';
+
+/** The inner writer: takes every point (the decorator's bookkeeping is what is tested here). */
+class TakingWriter implements PointWriter {
+  async write(points: SinkPoint[], _options: WriteOptions): Promise<WriteResult> {
+    return { written: points.length, merged: 0, deadLettered: 0 };
+  }
+  async close(): Promise<void> {}
+}
+
+const data = (deviceId: string, time: number): SinkPoint => ({ measurement: 'device_data', deviceId, time, fields: { v: 1 } });
+
+async function gauge(metrics: ReturnType<typeof createMetrics>, deviceId: string): Promise<number | undefined> {
+  const m = await metrics.registry.getSingleMetric('expeed_last_data_timestamp_seconds')!.get();
+  return m.values.find((v) => v.labels.device_id === deviceId)?.value;
+}
+
+describe('meterWriter', () => {
+  test('last data time per device: the newest point of each write, never moving back; other measurements ignored', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const w = meterWriter(new TakingWriter(), metrics);
+    // a page out of order, two devices, and a status point newer than all of them
+    await w.write([data('a', 5000), data('b', 2000), data('a', 9000), data('a', 7000), { measurement: 'device_status', deviceId: 'a', time: 99_000, fields: { online: true } }], { source: 'pull' });
+    expect(await gauge(metrics, 'a')).toBe(9);
+    expect(await gauge(metrics, 'b')).toBe(2);
+    // an older write (a backfill of the past) does not move the gauge back
+    await w.write([data('a', 1000), data('b', 3000)], { source: 'pull' });
+    expect(await gauge(metrics, 'a')).toBe(9);
+    expect(await gauge(metrics, 'b')).toBe(3);
+    const written = await metrics.registry.getSingleMetric('expeed_points_written_total')!.get();
+    expect(written.values.find((v) => v.labels.source === 'pull')?.value).toBe(7);
+  });
+});
