@@ -1,22 +1,25 @@
 /**
- * `npm run bench:webhook`: autocannon POSTs msg_type 2 pushes (10 rows each, every push a new
+ * `npm run bench:webhook`: wrk (or autocannon) POSTs msg_type 2 pushes (10 rows each, every push a new
  * device/time, so every point is distinct) at three receivers, one after the other, each in its
  * own process:
  *
- * - expeed-sync: the webhook (validate, BullMQ add before the answer) and the ingest worker
- *   (micro-batched writes), like `expeed-sync run`; landed points/s is measured end to end, from
- *   the first request until the last acknowledged point is in InfluxDB;
+ * - expeed-sync as users run it (`node bin/expeed-sync.js run`, the compiled build, default
+ *   settings): the webhook (validate, group commit into the BullMQ `ingest` queue before the
+ *   answer) and the ingest worker (batched writes) — in one process, in two (`--role webhook`,
+ *   `--role worker`), and the webhook role alone with the worker started once the load is over
+ *   (as when it runs on another machine); landed points/s is measured end to end, from the first
+ *   request until the last acknowledged point is in InfluxDB;
  * - bare: Fastify answering ok without storing anything — the ceiling of the HTTP layer;
  * - Node-RED with node-red-contrib-influxdb (http in -> function -> influxdb batch, http response),
  *   installed into a temp folder by this script, not as a project dependency — the peer.
  *
  * Needs Redis and InfluxDB 1.x (`bash scripts/setup.sh`): REDIS_URL and INFLUX_URL as usual.
  * Options (environment): BENCH_DURATION seconds per target (default 10), BENCH_CONNECTIONS (20),
- * BENCH_NODERED_DIR (default /tmp/expeed-bench-nodered), BENCH_SKIP_NODERED=1, BENCH_PRODUCER_INFLIGHT
- * (the webhook's group-commit jobs in flight, default 2), BENCH_LAYOUTS (default "single,split,ack"),
- * BENCH_BATCH_INFLIGHT and BENCH_BATCH_LINGER_MS (the ingest worker's writes in flight, and how
- * long a batch waits for more points), BENCH_WORKER_CONCURRENCY, BENCH_CHILD_NODE_ARGS
- * (node flags for the receivers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ * BENCH_NODERED_DIR (default /tmp/expeed-bench-nodered), BENCH_SKIP_NODERED=1, BENCH_LAYOUTS
+ * (default "single,split,ack"), BENCH_LOADGEN (wrk | autocannon; wrk when installed),
+ * BENCH_CHILD_NODE_ARGS (node flags for the receivers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+ * BENCH_VERBOSE=1 (the receivers' output). EXPEED_*, WORKER_* and WEBHOOK_* variables are passed
+ * to expeed-sync, like a user's configuration.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,8 +29,10 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
+import { freshCompiledMain } from '../bin/compiled.js';
 
 const SELF = fileURLToPath(import.meta.url);
+const ROOT = join(dirname(SELF), '..');
 
 /** The part of autocannon's API used here (the package ships no types). */
 interface AutocannonResult {
@@ -62,76 +67,45 @@ const T0 = Date.UTC(2025, 0, 1) - 8 * 3_600_000; // 2025-01-01 00:00 in Asia/Sha
 // ---------------------------------------------------------------------------------------------
 // child processes: the receivers under test
 
-async function child(role: string, port: number, db: string, prefix: string): Promise<void> {
-  if (role === 'bare') {
-    const { default: Fastify } = await import('fastify');
-    const app = Fastify({ bodyLimit: 5 * 1024 * 1024 });
-    app.post('/webhook', async () => ({ result_code: 0, result_message: 'ok' }));
-    await app.listen({ host: '127.0.0.1', port });
-  } else {
-    const { loadConfig } = await import('../src/config.js');
-    const { createLogger } = await import('../src/log.js');
-    const { SecretScrubber } = await import('../src/secrets.js');
-    const { createRedis } = await import('../src/queues.js');
-    const { RedisDeadLetterStore } = await import('../src/dead-letters/store.js');
-    const { DeviceRegistry } = await import('../src/devices/registry.js');
-    const { InfluxPointWriter } = await import('../src/influx/point-writer.js');
-    const { parsePlatformTime } = await import('../src/platform/timestamp.js');
-    const { PendingSettingsStore } = await import('../src/settings/pending-store.js');
-    const { createWebhookServer, openIngestQueue } = await import('../src/webhook/server.js');
-    const { createIngestWorker } = await import('../workers/ingest.js');
-    type PointWriter = import('../src/influx/api.js').PointWriter;
-    type SinkPoint = import('../src/influx/api.js').SinkPoint;
-    type WriteOptions = import('../src/influx/api.js').WriteOptions;
-    const config = loadConfig({ REDIS_URL, INFLUX_URL, INFLUX_API: 'v1', INFLUX_BUCKET: db, EXPEED_PREFIX: prefix, WEBHOOK_PORT: String(port), EXPEED_WEBHOOK_TOKEN: 'bench-token', LOG_LEVEL: 'warn' });
-    const log = createLogger({ level: config.logLevel, scrubber: new SecretScrubber() });
-    const redis = createRedis(config.redisUrl);
-    const deadLetters = new RedisDeadLetterStore(redis, prefix);
-    const parseTime = (raw: string) => parsePlatformTime(raw, config.timezone);
-    if (role !== 'worker') {
-      const ingest = await openIngestQueue(config.redisUrl, prefix, log);
-      const producer = process.env.BENCH_PRODUCER_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_PRODUCER_INFLIGHT) } : undefined;
-      const server = await createWebhookServer({ config: config.webhook, queue: ingest.queue, deadLetters, logger: log, parseTime, producer });
-      await server.listen();
-    }
-    if (role === 'webhook') {
-      process.stdout.write('READY\n');
-      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(0));
-      return;
-    }
-    const influx = new InfluxPointWriter({ ...config.influx, deadLetters, logger: log });
-    // counts the writes InfluxDB gets, to show how well the batching works (printed on exit)
-    const writes = { count: 0, points: 0 };
-    const writer: Pick<PointWriter, 'write'> = {
-      write(points: SinkPoint[], options: WriteOptions) {
-        writes.count++;
-        writes.points += points.length;
-        return influx.write(points, options);
-      },
-    };
-    process.once('exit', () => {
-      if (writes.count > 0) process.stderr.write(`[${role}] ${writes.count} writes to InfluxDB, ${Math.round(writes.points / writes.count)} points per write on average\n`);
-    });
-    createIngestWorker({
-      connection: createRedis(config.redisUrl),
-      prefix,
-      writer,
-      deadLetters,
-      settings: new PendingSettingsStore(redis, prefix),
-      registry: new DeviceRegistry(redis, prefix),
-      parseTime,
-      pushOnlineCode: 0,
-      logger: log,
-      batcher: {
-        ...(process.env.BENCH_BATCH_INFLIGHT ? { maxInFlight: Number(process.env.BENCH_BATCH_INFLIGHT) } : {}),
-        ...(process.env.BENCH_BATCH_LINGER_MS ? { lingerMs: Number(process.env.BENCH_BATCH_LINGER_MS) } : {}),
-      },
-      ...(process.env.BENCH_WORKER_CONCURRENCY ? { concurrency: Number(process.env.BENCH_WORKER_CONCURRENCY) } : {}),
-    });
-  }
+/** The bare handler: Fastify answering ok without storing anything (the ceiling). */
+async function bareChild(port: number): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ bodyLimit: 5 * 1024 * 1024 });
+  app.post('/webhook', async () => ({ result_code: 0, result_message: 'ok' }));
+  await app.listen({ host: '127.0.0.1', port });
   process.stdout.write('READY\n');
-  // exit normally on a signal, so that --cpu-prof and similar can write their files
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(0));
+}
+
+/** `npm run build` when dist/ is missing or stale, so that expeed-sync runs as users run it. */
+function buildIfStale(): void {
+  if (freshCompiledMain(ROOT)) return;
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/build.js')], { stdio: 'inherit' });
+  if (r.status !== 0 || !freshCompiledMain(ROOT)) throw new Error('npm run build failed');
+}
+
+/**
+ * expeed-sync as users run it: `expeed-sync run` with the given roles (no scheduler: nothing but
+ * the pushes runs), its own prefix and database, the default settings.
+ */
+function expeedEnv(port: number, db: string, prefix: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    REDIS_URL,
+    INFLUX_URL,
+    INFLUX_API: 'v1',
+    INFLUX_BUCKET: db,
+    EXPEED_PREFIX: prefix,
+    WEBHOOK_HOST: '127.0.0.1',
+    WEBHOOK_PORT: String(port),
+    EXPEED_WEBHOOK_TOKEN: 'bench-token',
+    // credentials so that `run` does not start its demo simulator; no pull job runs in this bench
+    EXPEED_PLATFORM_KEY: 'bench-platform-key',
+    EXPEED_SECRET_KEY: 'bench-secret-key',
+    EXPEED_BASE_URL: 'http://127.0.0.1:9',
+    LOG_LEVEL: 'info',
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(EXPEED_|WORKER_|WEBHOOK_)/.test(k) && !['EXPEED_PREFIX', 'WEBHOOK_PORT'].includes(k))),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -195,27 +169,27 @@ async function countPoints(db: string): Promise<number> {
   return Number(rows[0]?.[1] ?? 0);
 }
 
-function startChild(cmd: string, args: string[], readyLine: RegExp, cwd?: string): Promise<ChildProcess> {
+function startChild(cmd: string, args: string[], readyLine: RegExp, cwd?: string, env?: NodeJS.ProcessEnv): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let ready = false;
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`${args.join(' ')} not ready after 60 s:\n${out.slice(-2000)}`));
     }, 60_000);
     const onData = (d: Buffer) => {
+      if (process.env.BENCH_VERBOSE) process.stderr.write(d);
+      if (ready) return; // read on (a full pipe would block the child), keep nothing
       out += d.toString();
       if (readyLine.test(out)) {
+        ready = true;
         clearTimeout(timer);
         resolve(proc);
       }
     };
     proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (process.env.BENCH_VERBOSE) process.stderr.write(d);
-      else for (const l of d.toString().split('\n')) if (/^\[(expeed|worker)\] \d+ writes/.test(l)) process.stderr.write(`${l}\n`);
-    });
+    proc.stderr!.on('data', onData);
     proc.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`${args.join(' ')} exited with ${code}:\n${out.slice(-2000)}`));
@@ -468,7 +442,9 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const dbs: string[] = [];
   const prefix = `bench-webhook-${tag}`;
-  const tsxArgs = [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', SELF];
+  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const tsxArgs = [...nodeArgs, '--import', 'tsx', SELF];
+  buildIfStale();
   try {
     // 1. expeed-sync: webhook + ingest worker in one process (the `run` default), and the same
     //    roles in two processes (`run --role webhook` + `run --role worker`)
@@ -479,7 +455,8 @@ async function main(): Promise<void> {
       const port = await freePort();
       const layoutPrefix = `${prefix}-${layout}`;
       const spawnRole = async (role: string) => {
-        const proc = await startChild(process.execPath, [...tsxArgs, '--child', role, String(port), db, layoutPrefix], /READY/);
+        const roleArgs = role === 'expeed' ? ['--role', 'webhook', '--role', 'worker'] : ['--role', role, ...(role === 'worker' ? ['--ops-port', '0'] : [])];
+        const proc = await startChild(process.execPath, [...nodeArgs, join(ROOT, 'bin/expeed-sync.js'), 'run', ...roleArgs], /expeed-sync running/, undefined, expeedEnv(port, db, layoutPrefix));
         children.push(proc);
         return proc;
       };
@@ -583,9 +560,5 @@ async function main(): Promise<void> {
 }
 
 const i = process.argv.indexOf('--child');
-if (i !== -1) {
-  const [role, port, db, prefix] = process.argv.slice(i + 1);
-  await child(role, Number(port), db, prefix);
-} else {
-  await main();
-}
+if (i !== -1) await bareChild(Number(process.argv[i + 2]));
+else await main();
