@@ -62,6 +62,18 @@ describe('validatePush names what is wrong', () => {
   });
 });
 
+describe('validatePush checks datapoint names on every push', () => {
+  test('names found valid once are remembered; bad names are refused every time, even among good ones', () => {
+    const push = (row: Record<string, unknown>) => ({ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, temp: 1, ...row }] });
+    for (let i = 0; i < 3; i++) expect(validatePush(push({ hum: i }), opts).msgType).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      expect(() => validatePush(push({ time: 5 }), opts)).toThrow('data[0]: datapoint name "time" is reserved in InfluxDB');
+      expect(() => validatePush(push({ 'a\\b': 5 }), opts)).toThrow(/datapoint name "a\\\\b" is empty, longer than 256 or contains a control character or backslash/);
+      expect(() => validatePush(push({ hum: null }), opts)).toThrow('"data[0].hum" must be a number, a boolean or a string, got null');
+    }
+  });
+});
+
 describe('readPushBody', () => {
   test('plain JSON is parsed', () => {
     expect(readPushBody(Buffer.from('{"msg_type":"1"}'))).toEqual({ msg_type: '1' });
