@@ -88,6 +88,8 @@ export interface Config {
    * only costs more garbage collections, never an out-of-memory crash.
    */
   heapGrowthPercent: number;
+  /** V8 semi-space size in MB (0 = V8's default); undefined = chosen by the roles (see run) */
+  semiSpaceMb?: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -96,6 +98,11 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const DAY_MS = 86_400_000;
 /** measured with bench/backfill.ts: see docs/benchmarks.md, "Memory" */
 export const DEFAULT_HEAP_GROWTH_PERCENT = 50;
+/**
+ * V8's young generation (semi-space, MB) in a process that runs the webhook role, when
+ * EXPEED_SEMI_SPACE_MB is not set: measured with bench/webhook.ts, see docs/benchmarks.md
+ */
+export const WEBHOOK_SEMI_SPACE_MB = 32;
 
 function str(env: Env, name: string, dflt: string): string {
   const v = env[name];
@@ -268,6 +275,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,
     heapGrowthPercent: int(env, 'EXPEED_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
+    semiSpaceMb: optional(env, 'EXPEED_SEMI_SPACE_MB') === undefined ? undefined : int(env, 'EXPEED_SEMI_SPACE_MB', 0, 0, 256),
   };
 }
 

@@ -19,11 +19,18 @@ describe('loadConfig', () => {
     expect(c.admin).toBeUndefined();
     expect(c.logLevel).toBe('info');
     expect(c.heapGrowthPercent).toBe(DEFAULT_HEAP_GROWTH_PERCENT);
+    expect(c.semiSpaceMb).toBeUndefined(); // chosen by the roles of `run`
   });
 
   test('the heap growth takes 0 (V8 default) to 1000 percent', () => {
     expect(loadConfig({ EXPEED_HEAP_GROWTH_PERCENT: '0' }, NOW).heapGrowthPercent).toBe(0);
     expect(loadConfig({ EXPEED_HEAP_GROWTH_PERCENT: '20' }, NOW).heapGrowthPercent).toBe(20);
+  });
+
+  test('the young generation takes 0 (V8 default) to 256 MB; empty leaves the choice to the roles', () => {
+    expect(loadConfig({ EXPEED_SEMI_SPACE_MB: '0' }, NOW).semiSpaceMb).toBe(0);
+    expect(loadConfig({ EXPEED_SEMI_SPACE_MB: '64' }, NOW).semiSpaceMb).toBe(64);
+    expect(loadConfig({ EXPEED_SEMI_SPACE_MB: ' ' }, NOW).semiSpaceMb).toBeUndefined();
   });
 
   test('an empty schedule disables it', () => {
@@ -49,6 +56,8 @@ describe('loadConfig', () => {
     [{ WEBHOOK_REQUIRE_SIGNATURE: 'maybe' }, 'WEBHOOK_REQUIRE_SIGNATURE', 'true or false'],
     [{ EXPEED_HEAP_GROWTH_PERCENT: '20%' }, 'EXPEED_HEAP_GROWTH_PERCENT', 'whole number'],
     [{ EXPEED_HEAP_GROWTH_PERCENT: '-5' }, 'EXPEED_HEAP_GROWTH_PERCENT', 'between 0 and 1000'],
+    [{ EXPEED_SEMI_SPACE_MB: '32MB' }, 'EXPEED_SEMI_SPACE_MB', 'whole number'],
+    [{ EXPEED_SEMI_SPACE_MB: '1024' }, 'EXPEED_SEMI_SPACE_MB', 'between 0 and 256'],
   ])('%o is refused naming %s', (env, variable, problem) => {
     let error: unknown;
     try {

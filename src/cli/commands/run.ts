@@ -1,11 +1,21 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
 import type { CommandContext } from '../context.js';
-import { parseDuration, type Config } from '../../config.js';
+import { setFlagsFromString } from 'node:v8';
+import { parseDuration, WEBHOOK_SEMI_SPACE_MB, type Config } from '../../config.js';
 import { ROLES, startService, type Role, type Service } from '../../service.js';
 import { startSimulator, type Simulator } from '../../simulator/index.js';
 import { BackfillTracker } from '../../sync/progress.js';
 import { plainLine, terminalLines } from '../../sync/progress-view.js';
+
+/**
+ * The young generation (EXPEED_SEMI_SPACE_MB): a larger one lets the short-lived objects of pushes
+ * (parsed bodies, ingest jobs, points) die young instead of being promoted and left to full GCs —
+ * measured 15 % less CPU per push for ~30 MB more memory (docs/benchmarks.md). 0 = V8's default.
+ */
+export function applySemiSpace(mb: number): void {
+  if (mb > 0) setFlagsFromString(`--max-semi-space-size=${mb}`);
+}
 
 const USAGE = 'run [--role webhook|worker|scheduler]... [--shutdown-grace 20s] [--ops-port N]';
 
@@ -121,6 +131,9 @@ export const command: Command = {
     });
 
     try {
+      // a bigger young generation where pushes arrive (see applySemiSpace), V8's default elsewhere:
+      // a backfill worker gains nothing from it and stays smaller
+      applySemiSpace(config.semiSpaceMb ?? (roles.has('webhook') ? WEBHOOK_SEMI_SPACE_MB : 0));
       service = await startService({ config, logger: ctx.log, scrubber: ctx.scrubber, roles, shutdownGraceMs: grace, opsPort });
       ctx.log.info({ roles: [...roles], address: service.address, prefix: config.prefix, influx: config.influx.url }, 'expeed-sync running');
       if (service.startupBackfills.length && !stopping) void showFirstSync(service, { ...ctx, config }, () => stopping);
