@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/expeed-sync.js', import.meta.url));
@@ -31,4 +31,27 @@ export function runCli(args: string[], env: Record<string, string>, options: { t
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** A running `expeed-sync run` child process. */
+export interface RunningService {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** everything it logged so far */
+  stderr: () => string;
+}
+
+/** Starts `expeed-sync run --shutdown-grace 3s` with the given environment (added to PATH only). */
+export function startRun(env: Record<string, string>): RunningService {
+  const child = spawn(process.execPath, [BIN, 'run', '--shutdown-grace', '3s'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, exited, stderr: () => err };
+}
+
+/** The value of one series in a Prometheus text exposition (`name{labels} value`), if present. */
+export function metricValue(text: string, name: string, labels = ''): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+  return line ? Number(line.split(' ').pop()) : undefined;
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { BIN, runCli } from '../helpers/cli.js';
+import { runCli, startRun, type RunningService } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix, until as waitUntil } from '../helpers/services.js';
 import { dashboardCheck, panelTargets, specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
 
@@ -103,8 +103,7 @@ const from = to - 3 * DAY;
 let sim: Simulator;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let servicePort: number;
-let service: ChildProcess | undefined;
-let serviceErr = '';
+let service: RunningService | undefined;
 let prometheus: ChildProcess | undefined;
 let promDir: string | undefined;
 let promStartS = 0;
@@ -113,7 +112,7 @@ let devices: string[];
 
 /** Waits as the shared helper does, with a longer default and the service's stderr on timeout. */
 function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  return waitUntil(what, fn, { timeoutMs, intervalMs: 500, detail: () => `service stderr (tail): ${serviceErr.slice(-2000)}` });
+  return waitUntil(what, fn, { timeoutMs, intervalMs: 500, detail: () => `service stderr (tail): ${(service?.stderr() ?? '').slice(-2000)}` });
 }
 
 async function stop(child: ChildProcess | undefined): Promise<void> {
@@ -167,8 +166,7 @@ beforeAll(async () => {
   ], { stdio: 'ignore' });
   await until('Prometheus to be ready', async () => (await fetch(`${promUrl}/-/ready`)).ok);
 
-  service = spawn(process.execPath, [BIN, 'run', '--shutdown-grace', '3s'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  service.stderr!.on('data', (d) => (serviceErr += d));
+  service = startRun(env);
 
   // every panel has data once Prometheus has scraped the backfill at work and a few finished jobs
   await until('every dashboard query to return data', async () => {
@@ -184,7 +182,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await stop(service);
+  await stop(service?.child);
   await stop(prometheus);
   if (promDir) rmSync(promDir, { recursive: true, force: true });
   await sim?.close();

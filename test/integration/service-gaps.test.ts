@@ -4,10 +4,11 @@
  * `expeed_gaps_found_total{device_id}` one per gap, a device without holes gets no series, the
  * backfills the check queues fill the holes, and later slots find nothing more to count.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { BIN, runCli } from '../helpers/cli.js';
+import { metricValue, runCli, startRun, type RunningService } from '../helpers/cli.js';
+import { fieldValuesInInflux, fieldValuesInSim } from '../fixtures/pull-env.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, influxQuery, REDIS_URL, testPrefix, until } from '../helpers/services.js';
 
 const MINUTE = 60_000;
@@ -36,19 +37,12 @@ let port: number;
 let env: Record<string, string>;
 const children: ChildProcess[] = [];
 
-interface Run {
-  child: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: () => string;
-}
+type Run = RunningService;
 
 function start(extra: Record<string, string>): Run {
-  const child = spawn(process.execPath, [BIN, 'run', '--shutdown-grace', '3s'], { env: { PATH: process.env.PATH ?? '', ...env, ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, exited, stderr: () => err };
+  const run = startRun({ ...env, ...extra });
+  children.push(run.child);
+  return run;
 }
 
 async function stop(run: Run): Promise<void> {
@@ -61,23 +55,11 @@ async function metricsText(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 }
 
-function metricIn(text: string, name: string, labels = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line ? Number(line.split(' ').pop()) : undefined;
-}
+const gapsFound = (text: string, deviceId: string) => metricValue(text, 'expeed_gaps_found_total', `{device_id="${deviceId}"}`);
 
-const gapsFound = (text: string, deviceId: string) => metricIn(text, 'expeed_gaps_found_total', `{device_id="${deviceId}"}`);
-
-/** Field values of a device in InfluxDB. */
-async function valuesInInflux(deviceId: string): Promise<number> {
-  const series = await influxQuery(db.name, `SELECT count(*) FROM "device_data" WHERE "device_id" = '${deviceId}'`);
-  const row = series[0]?.values[0] ?? [];
-  return row.slice(1).reduce<number>((n, v) => n + Number(v ?? 0), 0);
-}
-
-function valuesInSim(deviceId: string): number {
-  return sim.rows(deviceId, from, to).reduce((n, r) => n + Object.keys(r.values).length, 0);
-}
+/** Field values of a device in InfluxDB, and in the simulator. */
+const valuesInInflux = (deviceId: string) => fieldValuesInInflux(db.name, deviceId);
+const valuesInSim = (deviceId: string) => fieldValuesInSim(sim, deviceId, from, to);
 
 async function allLanded(): Promise<boolean> {
   for (const d of sim.devices) if ((await valuesInInflux(d.id)) !== valuesInSim(d.id)) return false;

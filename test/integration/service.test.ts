@@ -4,13 +4,13 @@
  * auth, `status`, and a SIGTERM in the middle of a backfill: exit 0 within the grace, a checkpoint
  * that never runs ahead of the data, and a next start that finishes the job exactly.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { Checkpoints } from '../../src/sync/checkpoints.js';
-import { BIN, runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, influxQuery, REDIS_URL, testPrefix, until } from '../helpers/services.js';
+import { metricValue, runCli, startRun } from '../helpers/cli.js';
+import { fieldValuesInInflux, fieldValuesInSim } from '../fixtures/pull-env.js';
+import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix, until } from '../helpers/services.js';
 
 const DAY = 86_400_000;
 const prefix = testPrefix('service');
@@ -22,31 +22,14 @@ let port: number;
 let env: Record<string, string>;
 const redis = new Redis(REDIS_URL);
 
-function start(): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stderr: () => string } {
-  const child = spawn(process.execPath, [BIN, 'run', '--shutdown-grace', '3s'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, exited, stderr: () => err };
-}
+const start = () => startRun(env);
 
-async function metric(name: string, labels = ''): Promise<number | undefined> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line ? Number(line.split(' ').pop()) : undefined;
-}
+const metric = async (name: string, labels = '') => metricValue(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), name, labels);
 
 /** Field values per device in InfluxDB before `before` (all when omitted). */
-async function valuesInInflux(deviceId: string, before?: number): Promise<number> {
-  const where = `"device_id" = '${deviceId}'${before !== undefined ? ` AND time < ${before}ms` : ''}`;
-  const series = await influxQuery(db.name, `SELECT count(*) FROM "device_data" WHERE ${where}`);
-  const row = series[0]?.values[0] ?? [];
-  return row.slice(1).reduce<number>((n, v) => n + Number(v ?? 0), 0);
-}
+const valuesInInflux = (deviceId: string, before?: number) => fieldValuesInInflux(db.name, deviceId, before);
 
-function valuesInSim(deviceId: string, before = to): number {
-  return sim.rows(deviceId, from, before).reduce((n, r) => n + Object.keys(r.values).length, 0);
-}
+const valuesInSim = (deviceId: string, before = to) => fieldValuesInSim(sim, deviceId, from, before);
 
 beforeAll(async () => {
   db = await createTestDatabase('service');
