@@ -15,9 +15,8 @@
  * bottleneck), EXPEED_HEAP_GROWTH_PERCENT, INFLUX_URL, REDIS_URL. BENCH_NODE_OPTIONS: node flags
  * for the worker process (e.g. --max-semi-space-size=16).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
@@ -25,7 +24,7 @@ import { loadConfig } from '../src/config.js';
 import { SecretScrubber } from '../src/secrets.js';
 import { createPullStack } from '../src/sync/pull-stack.js';
 import { createRedis } from '../src/queues.js';
-import { freshCompiledMain } from '../bin/compiled.js';
+import { buildIfStale, cpuSeconds, freePort, influxql as influxqlAt, pidOf } from './lib.js';
 
 const env = process.env;
 const DEVICES = Number(env.BENCH_DEVICES ?? 100);
@@ -44,12 +43,7 @@ const prefix = `bench-backfill-${tag}`;
 const db = `bench_backfill_${tag}`;
 const rawDb = `bench_raw_${tag}`;
 
-async function influxql(q: string, database = db): Promise<Array<{ values: unknown[][] }>> {
-  const res = await fetch(`${INFLUX}/query?${new URLSearchParams({ db: database, q, epoch: 'ms' })}`, { method: 'POST' });
-  const body = (await res.json()) as { results?: Array<{ error?: string; series?: Array<{ values: unknown[][] }> }> };
-  if (!res.ok || body.results?.[0]?.error) throw new Error(`InfluxQL "${q}" failed: ${body.results?.[0]?.error ?? res.status}`);
-  return body.results?.[0]?.series ?? [];
-}
+const influxql = (q: string, database = db) => influxqlAt(INFLUX, database, q);
 
 function startSim(): Promise<{ url: string; pid: number; stats(): Promise<Record<string, unknown>>; close(): void }> {
   const devices = Array.from({ length: DEVICES }, (_, i) => ({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}`, cadenceSec: CADENCE }));
@@ -74,58 +68,10 @@ function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 }
 
-const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // fields after the command (which may hold spaces) in parentheses; utime and stime are 14 and 15
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS;
-  } catch {
-    return NaN;
-  }
-}
-
 /** A field of /proc/PID/status in bytes (VmHWM: peak resident set, VmRSS: current). */
 function memory(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
-}
-
-/** The pid of the first process whose command name is `comm` (influxd, redis-server), if any. */
-function pidOf(comm: string): number | undefined {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) return Number(d);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** `npm run build` when dist/ is missing or stale, so that the worker runs the compiled code. */
-function buildIfStale(): string {
-  if (!freshCompiledMain(process.cwd())) {
-    const r = spawnSync(process.execPath, ['bin/build.js'], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error('npm run build failed');
-  }
-  return freshCompiledMain(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
 }
 
 /**
@@ -161,26 +107,6 @@ async function startWorker(env: Record<string, string | undefined>): Promise<{ c
 
 async function main(): Promise<void> {
   const sim = await startSim();
-  const config = loadConfig({
-    ...env,
-    EXPEED_BASE_URL: sim.url,
-    EXPEED_PLATFORM_KEY: PK,
-    EXPEED_SECRET_KEY: SK,
-    EXPEED_PREFIX: prefix,
-    REDIS_URL: REDIS,
-    INFLUX_URL: INFLUX,
-    INFLUX_API: env.INFLUX_API ?? 'v1',
-    INFLUX_BUCKET: db,
-    EXPEED_RATE_LIMIT: env.EXPEED_RATE_LIMIT ?? '1000',
-    LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
-  });
-  const logger = pino({ level: config.logLevel }, pino.destination(2));
-  const stack = createPullStack({ config, logger, scrubber: new SecretScrubber([PK, SK]) });
-  const lines: string[] = [];
-  const say = (l: string) => {
-    lines.push(l);
-    process.stdout.write(`${l}\n`);
-  };
   // the worker gets this benchmark's environment, exactly as a user would set it
   const workerEnv: Record<string, string | undefined> = {
     ...env,
@@ -195,9 +121,17 @@ async function main(): Promise<void> {
     EXPEED_RATE_LIMIT: env.EXPEED_RATE_LIMIT ?? '1000',
     LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
   };
+  const config = loadConfig(workerEnv);
+  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const stack = createPullStack({ config, logger, scrubber: new SecretScrubber([PK, SK]) });
+  const lines: string[] = [];
+  const say = (l: string) => {
+    lines.push(l);
+    process.stdout.write(`${l}\n`);
+  };
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   try {
-    const entry = buildIfStale();
+    const entry = buildIfStale(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
     say(`backfill benchmark: ${DEVICES} devices x ${POINTS} points (${CADENCE} s cadence, ${((TO - FROM) / 86_400_000).toFixed(1)} days), window ${config.backfillWindowMs / 3_600_000} h, page ${config.pageLimit}, concurrency ${config.workerConcurrency}, rate ${config.platformRateLimit} req/s`);
     say(`             worker: node ${env.BENCH_NODE_OPTIONS ? `${env.BENCH_NODE_OPTIONS} ` : ''}bin/expeed-sync.js run --role worker, ${entry}, heap growth ${config.heapGrowthPercent || 'V8 default'}${config.heapGrowthPercent ? ' %' : ''}`);
     for (let i = 0; i < DEVICES; i++) await stack.registry.upsert({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}` }, 'cli');
@@ -206,7 +140,9 @@ async function main(): Promise<void> {
     worker = await startWorker(workerEnv);
     const baseline = memory(worker.pid, 'VmRSS');
     const others = { simulator: sim.pid, influxd: pidOf('influxd'), redis: pidOf('redis-server'), 'this process': process.pid };
-    const cpu0 = { worker: cpuSeconds(worker.pid), ...Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid)])) } as Record<string, number>;
+    const w = worker;
+    const cpuNow = () => ({ worker: cpuSeconds(w.pid) ?? NaN, ...Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid) ?? NaN])) }) as Record<string, number>;
+    const cpu0 = cpuNow();
     const started = performance.now();
     let windows = 0;
     for (const d of await stack.registry.list()) windows += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
@@ -216,7 +152,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 200));
     }
     const seconds = (performance.now() - started) / 1000;
-    const cpu1 = { worker: cpuSeconds(worker.pid), ...Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid)])) } as Record<string, number>;
+    const cpu1 = cpuNow();
     const peak = memory(worker.pid, 'VmHWM');
     const exitCode = await worker.stop();
     worker = undefined;

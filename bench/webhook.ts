@@ -22,14 +22,13 @@
  * to expeed-sync, like a user's configuration.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
-import { freshCompiledMain } from '../bin/compiled.js';
+import { buildIfStale, cpuSeconds, freePort, influxql, pidOf } from './lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = join(dirname(SELF), '..');
@@ -59,8 +58,6 @@ const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'single,split,ack').split(',').fil
 /** the load generator: wrk when installed (far less CPU per request, left to the receivers), else autocannon */
 const LOADGEN = process.env.BENCH_LOADGEN ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
 const ROWS = 10;
-/** USER_HZ: /proc/PID/stat counts CPU time in these ticks (100 on Linux) */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const DEVICES = 100;
 const T0 = Date.UTC(2025, 0, 1) - 8 * 3_600_000; // 2025-01-01 00:00 in Asia/Shanghai
 
@@ -75,13 +72,6 @@ async function bareChild(port: number): Promise<void> {
   await app.listen({ host: '127.0.0.1', port });
   process.stdout.write('READY\n');
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(0));
-}
-
-/** `npm run build` when dist/ is missing or stale, so that expeed-sync runs as users run it. */
-function buildIfStale(): void {
-  if (freshCompiledMain(ROOT)) return;
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/build.js')], { stdio: 'inherit' });
-  if (r.status !== 0 || !freshCompiledMain(ROOT)) throw new Error('npm run build failed');
 }
 
 /**
@@ -145,27 +135,13 @@ function pushBody(seq: number): string {
   return `{"msg_type":"2","device_id":"${device}","device_key":"key-${device}","data":[${rows}]}`;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function influxql(db: string, q: string): Promise<unknown[][]> {
-  const res = await fetch(`${INFLUX_URL}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`, { method: 'POST' });
-  const body = (await res.json()) as { results?: Array<{ error?: string; series?: Array<{ values: unknown[][] }> }> };
-  const err = body.results?.[0]?.error;
-  if (!res.ok || err) throw new Error(`InfluxQL "${q}" failed: ${err ?? res.status}`);
-  return body.results?.[0]?.series?.[0]?.values ?? [];
+/** The values of the first series an InfluxQL statement returns. */
+async function influxValues(db: string, q: string): Promise<unknown[][]> {
+  return (await influxql(INFLUX_URL, db, q))[0]?.values ?? [];
 }
 
 async function countPoints(db: string): Promise<number> {
-  const rows = await influxql(db, 'SELECT count(temp) FROM device_data');
+  const rows = await influxValues(db, 'SELECT count(temp) FROM device_data');
   return Number(rows[0]?.[1] ?? 0);
 }
 
@@ -206,38 +182,15 @@ async function stop(proc: ChildProcess | undefined): Promise<void> {
   clearTimeout(t);
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc; undefined when it is gone. */
-function cpuSeconds(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The pid of the oldest process whose command name is `comm` (redis-server, influxd), if any. */
-function pidOf(comm: string): number | undefined {
-  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
-  return pids.find((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /** CPU used by each named process between start() and stop(), in seconds. */
 function cpuMeter(processes: Record<string, number | undefined>): () => Record<string, number> {
   const self0 = process.cpuUsage();
-  const start = Object.fromEntries(Object.entries(processes).map(([k, pid]) => [k, pid === undefined ? undefined : cpuSeconds(pid)]));
+  const start = Object.fromEntries(Object.entries(processes).map(([k, pid]) => [k, cpuSeconds(pid)]));
   return () => {
     const used: Record<string, number> = {};
     for (const [k, pid] of Object.entries(processes)) {
       const a = start[k];
-      const b = pid === undefined ? undefined : cpuSeconds(pid);
+      const b = cpuSeconds(pid);
       if (a !== undefined && b !== undefined) used[k] = b - a;
     }
     const self = process.cpuUsage(self0);
@@ -428,11 +381,11 @@ async function startNodeRed(red: string, port: number, db: string): Promise<Chil
 // ---------------------------------------------------------------------------------------------
 
 async function createDb(name: string): Promise<void> {
-  await influxql(name, `CREATE DATABASE "${name}"`);
+  await influxql(INFLUX_URL, name, `CREATE DATABASE "${name}"`);
 }
 
 async function dropDb(name: string): Promise<void> {
-  await influxql(name, `DROP DATABASE "${name}"`).catch(() => undefined);
+  await influxql(INFLUX_URL, name, `DROP DATABASE "${name}"`).catch(() => undefined);
 }
 
 async function main(): Promise<void> {
@@ -444,7 +397,7 @@ async function main(): Promise<void> {
   const prefix = `bench-webhook-${tag}`;
   const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const tsxArgs = [...nodeArgs, '--import', 'tsx', SELF];
-  buildIfStale();
+  if (!buildIfStale(ROOT)) throw new Error('npm run build failed');
   try {
     // 1. expeed-sync: webhook + ingest worker in one process (the `run` default), and the same
     //    roles in two processes (`run --role webhook` + `run --role worker`)

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { MEASUREMENT, type SinkPoint } from '../src/influx/api.js';
 import { InfluxPointWriter } from '../src/influx/point-writer.js';
+import { influxql as influxqlAt } from './lib.js';
 
 const URL_ = (process.env.INFLUX_URL ?? 'http://127.0.0.1:8086').replace(/\/+$/, '');
 const TOTAL = Number(process.env.BENCH_POINTS ?? 1_000_000);
@@ -21,12 +22,9 @@ const BATCH = 5000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const T0 = Date.UTC(2024, 0, 1);
 
+/** The values of the first series an InfluxQL statement returns. */
 async function influxql(db: string, q: string): Promise<unknown[][]> {
-  const res = await fetch(`${URL_}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`, { method: 'POST' });
-  const body = (await res.json()) as { results?: Array<{ error?: string; series?: Array<{ values: unknown[][] }> }> };
-  const err = body.results?.[0]?.error;
-  if (!res.ok || err) throw new Error(`InfluxQL "${q}" failed: ${err ?? res.status}`);
-  return body.results?.[0]?.series?.[0]?.values ?? [];
+  return (await influxqlAt(URL_, db, q))[0]?.values ?? [];
 }
 
 /** Deterministic sparse rows: each carries 1–5 of the fields, like the platform's history pages. */
