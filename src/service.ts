@@ -85,6 +85,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     tokenBudget: { onRefresh: () => metrics.tokenRefreshes.inc() },
     wrapPlatform: (p) => meterPlatformClient(p, metrics),
     wrapWriter: (w) => meterWriter(w, metrics),
+    onQuietSkip: () => metrics.walksSkipped.inc(),
   });
   const parseTime = (raw: string) => parsePlatformTime(raw, config.timezone);
   const settings = new PendingSettingsStore(redis, config.prefix);

@@ -19,6 +19,7 @@ import { BackfillRunner, type BackfillProgress, type HistoryWalk } from '../src/
 import { BACKOFF_TYPE } from '../src/sync/backfill-queue.js';
 import { budgetResetsAt, failureFacts, messageOf } from '../src/sync/failure.js';
 import { rateLimitedPlatform, type RequestRate } from '../src/sync/request-rate.js';
+import { skippedProgress, type QuietCheck } from '../src/sync/quiet-check.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
@@ -49,6 +50,8 @@ export interface BackfillWorkerOptions {
   clock: () => number;
   /** replaces the history walk (default: the platform's cursor walker) */
   walk?: HistoryWalk;
+  /** asks currentDatapoints before nightly and catch-up windows; a quiet device's window is not walked */
+  quiet?: Pick<QuietCheck, 'skip'>;
   autorun: boolean;
 }
 
@@ -77,6 +80,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     const data = job.data;
     const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
     try {
+      if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
     } catch (err) {
       const facts = failureFacts(err);

@@ -9,6 +9,7 @@ import type { DeadLetterStore } from '../influx/api.js';
 import type { InfluxQuery } from '../influx/query.js';
 import type { TokenUsage } from '../platform/token-budget.js';
 import type { Checkpoints } from '../sync/checkpoints.js';
+import type { PlatformNewestStore } from '../sync/quiet-check.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -18,6 +19,10 @@ export interface DeviceStatusRow {
   onlineAt?: number;
   /** newest device_data point in InfluxDB */
   lastDataAt?: number;
+  /** the platform's newest row time, from the last currentDatapoints call (before a nightly or catch-up walk) */
+  platformNewestAt?: number;
+  /** when that call was made */
+  platformAskedAt?: number;
   /** everything before it is in InfluxDB */
   checkpoint?: number;
   failure?: { code: number; message: string; at: number };
@@ -43,6 +48,7 @@ export interface StatusSources {
   backfillQueueName: string;
   tokens: { usage(): Promise<TokenUsage> };
   deadLetters: Pick<DeadLetterStore, 'count'>;
+  platformNewest?: Pick<PlatformNewestStore, 'all'>;
   now?: () => number;
 }
 
@@ -72,7 +78,7 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       return undefined;
     }
   };
-  const [devices, lastData, lastStatus, queueCounts, failedJobs, token, deadLetters] = await Promise.all([
+  const [devices, lastData, lastStatus, queueCounts, failedJobs, token, deadLetters, platformNewest] = await Promise.all([
     guard('devices', () => src.registry.list()),
     guard('influxdb', () => newestPerDevice(src.influx, 'SELECT * FROM "device_data" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')),
     guard('influxdb', () => newestPerDevice(src.influx, 'SELECT "online" FROM "device_status" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')),
@@ -92,6 +98,7 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     }),
     guard('token', () => src.tokens.usage()),
     guard('dead letters', () => src.deadLetters.count()),
+    guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
   ]);
   const rows: DeviceStatusRow[] = [];
   for (const d of devices ?? []) {
@@ -103,6 +110,8 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       online: typeof status?.online === 'boolean' ? status.online : undefined,
       onlineAt: typeof status?.time === 'number' ? status.time : undefined,
       lastDataAt: typeof lastData?.get(d.id)?.time === 'number' ? (lastData.get(d.id)!.time as number) : undefined,
+      platformNewestAt: platformNewest?.get(d.id)?.newestAt,
+      platformAskedAt: platformNewest?.get(d.id)?.askedAt,
       checkpoint: checkpoint?.upTo,
       failure: d.failure,
       failedJobs: failedJobs?.get(d.id) ?? 0,

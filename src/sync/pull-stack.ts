@@ -25,6 +25,7 @@ import { BackfillQueue } from './backfill-queue.js';
 import { Checkpoints } from './checkpoints.js';
 import { GapFinder } from './gap-finder.js';
 import { RequestRate, rateLimitedPlatform } from './request-rate.js';
+import { PlatformNewestStore, QuietCheck } from './quiet-check.js';
 
 export interface PullStackOptions {
   config: Config;
@@ -39,6 +40,8 @@ export interface PullStackOptions {
   /** decorators of the platform client and the writer (the service meters them for /metrics) */
   wrapPlatform?: (platform: PlatformClient) => PlatformClient;
   wrapWriter?: (writer: PointWriter) => PointWriter;
+  /** a nightly or catch-up window was complete without a walk (the service counts it) */
+  onQuietSkip?: () => void;
 }
 
 export interface PullStack {
@@ -57,6 +60,8 @@ export interface PullStack {
   backfillQueue: Queue<BackfillJob>;
   statusQueue: Queue<StatusJob>;
   backfills: BackfillQueue;
+  /** each device's newest platform time from the last currentDatapoints call */
+  platformNewest: PlatformNewestStore;
   /** starts a backfill worker on this process (closed by close()) */
   startBackfillWorker(overrides?: Partial<BackfillWorkerOptions>): BackfillWorker;
   startStatusWorker(): ReturnType<typeof createStatusWorker>;
@@ -84,6 +89,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
   const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
   const workers: Array<{ close(): Promise<void> }> = [];
+  const platformNewest = new PlatformNewestStore(redis, config.prefix);
 
   return {
     redis,
@@ -99,6 +105,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
     backfillQueue,
     statusQueue,
     backfills,
+    platformNewest,
     startBackfillWorker(overrides = {}) {
       const w = createBackfillWorker({
         connection: { ...redis.options, maxRetriesPerRequest: null },
@@ -113,6 +120,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
         // each job makes at least one request: job starts cannot outrun the request rate either
         limiter: { max: config.platformRateLimit, duration: 1000 },
         pageLimit: config.pageLimit,
+        quiet: new QuietCheck({ platform, store: platformNewest, registry, checkpoints, logger, onSkip: options.onQuietSkip }),
         ...options.worker,
         ...overrides,
       });

@@ -26,11 +26,13 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   else
     out.push(
       table(
-        ['ID', 'ONLINE', 'LAST DATA', 'SYNCED UP TO', 'PROBLEMS'],
+        ['ID', 'ONLINE', 'LAST DATA', 'PLATFORM NEWEST', 'SYNCED UP TO', 'PROBLEMS'],
         r.devices.map((d) => [
           d.name ? `${d.id} (${d.name})` : d.id,
           d.online === undefined ? '?' : d.online ? 'online' : 'OFFLINE',
           d.lastDataAt === undefined ? 'none' : `${t(d.lastDataAt)} (${ago(d.lastDataAt, r.at)})`,
+          // '-': not asked yet (asked before nightly and catch-up walks); 'none': asked, never reported
+          d.platformAskedAt === undefined ? '-' : d.platformNewestAt === undefined ? 'none' : `${t(d.platformNewestAt)} (asked ${ago(d.platformAskedAt, r.at)})`,
           t(d.checkpoint),
           [d.failure ? `code ${d.failure.code}: ${scrub(d.failure.message)}` : '', d.failedJobs ? `${d.failedJobs} failed job(s)` : ''].filter(Boolean).join('; ') || 'ok',
         ]),
@@ -73,6 +75,7 @@ export const command: Command = {
       backfillQueueName: QUEUE.backfill,
       tokens: stack.tokens,
       deadLetters: stack.deadLetters,
+      platformNewest: stack.platformNewest,
     });
     if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(report), null, 2));
     else ctx.out(renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s)));
