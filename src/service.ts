@@ -17,6 +17,7 @@ import { catchUpOnStart } from './sync/catch-up.js';
 import { createWebhookServer, openIngestQueue, type WebhookServer } from './webhook/server.js';
 import { createIngestWorker, type IngestWorker } from '../workers/ingest.js';
 import { PendingSettingsStore } from './settings/pending-store.js';
+import { PushRegistration } from './devices/push-registration.js';
 import { createMetrics, meterPlatformClient, meterWriter, type Metrics } from './ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from './ops/http.js';
 import type { QueuedWindow } from './sync/backfill-queue.js';
@@ -118,7 +119,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         writer: pull.writer,
         deadLetters: pull.deadLetters,
         settings,
-        registry: config.webhook.autoRegister ? pull.registry : undefined,
+        registry: config.webhook.autoRegister ? new PushRegistration({ registry: pull.registry, platform: pull.platform, redis, prefix: config.prefix, logger }) : undefined,
         parseTime,
         pushOnlineCode: config.webhook.pushOnlineCode,
         logger,

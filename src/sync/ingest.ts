@@ -8,7 +8,8 @@ import type { PendingSettingsStore, SettingCommand } from '../settings/pending-s
 /**
  * What a validated push becomes: `msg_type` 2 rows -> `device_data`, `msg_type` 1 -> a
  * `device_status` point, `msg_type` 3 -> the state of a pending setting command. A device seen
- * with its key joins the registry so the nightly sync covers it too.
+ * with its key joins the registry so the nightly sync covers it too — through PushRegistration,
+ * only after one successful platform call for it (src/devices/push-registration.ts).
  */
 
 /**
@@ -69,7 +70,7 @@ export function settingPoint(cmd: SettingCommand): SinkPoint {
 export interface IngestorOptions {
   /** where points go; the ingest worker hands a PointBatcher so that many jobs share one write */
   writer: Pick<PointWriter, 'write'>;
-  /** absent when auto-registration is off (EXPEED_AUTO_REGISTER=false) */
+  /** absent when auto-registration is off (EXPEED_AUTO_REGISTER=false); the service hands a PushRegistration */
   registry?: Pick<DeviceRegistry, 'addIfMissing'>;
   settings: Pick<PendingSettingsStore, 'resolve'>;
   parseTime: (raw: string) => number;

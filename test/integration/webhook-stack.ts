@@ -8,6 +8,9 @@ import type { Redis } from 'ioredis';
 import type { WebhookConfig } from '../../src/config.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';
+import { PushRegistration } from '../../src/devices/push-registration.js';
+import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
+import { TokenBudget } from '../../src/platform/token-budget.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import type { RetryPolicy } from '../../src/influx/retry-policy.js';
 import { createLogger, type Logger } from '../../src/log.js';
@@ -89,6 +92,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const address = await server.listen();
   const url = `${address}${config.path}`;
 
+  const sim = options.sim
+    ? await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, from: 0, to: 0, gapRate: 0, ...options.sim, pushUrl: url, webhookToken: WEBHOOK_TOKEN, timezone: TZ })
+    : undefined;
+  // as the service: a pushed device joins the registry after one successful call to the platform
+  const tokens = sim ? new TokenBudget({ redis, prefix, fetchToken: createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ }) : undefined;
+  const platform = sim && tokens ? new ExpeedClient({ baseUrl: sim.url, tokens, timezone: TZ }) : undefined;
+  const verified = platform ? new PushRegistration({ registry, platform, redis, prefix, logger }) : registry;
+
   let worker: IngestWorker | undefined;
   let workerConnection: Redis | undefined;
   if (options.worker !== false) {
@@ -100,16 +111,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       writer,
       deadLetters,
       settings: pending,
-      registry: config.autoRegister ? registry : undefined,
+      registry: config.autoRegister ? verified : undefined,
       parseTime,
       pushOnlineCode: config.pushOnlineCode,
       logger,
       sweepEveryMs: options.sweepEveryMs ?? 200,
     });
   }
-  const sim = options.sim
-    ? await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, from: 0, to: 0, gapRate: 0, ...options.sim, pushUrl: url, webhookToken: WEBHOOK_TOKEN, timezone: TZ })
-    : undefined;
 
   const rows = (q: string) => influxRows(db.name, q, db.url);
   const until = async <T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 45_000): Promise<T> => {
@@ -142,6 +150,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     until,
     async close() {
       await sim?.close();
+      await platform?.close();
+      await tokens?.close();
       await server.close();
       await worker?.close();
       await queue.close();

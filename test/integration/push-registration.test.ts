@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { PushRegistration } from '../../src/devices/push-registration.js';
+import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
+import { TokenBudget } from '../../src/platform/token-budget.js';
+import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
+
+const T0 = Date.UTC(2026, 10, 20);
+let s: Stack;
+let client: ExpeedClient;
+let tokens: TokenBudget;
+
+beforeAll(async () => {
+  s = await startStack({ sim: { devices: [{ id: 'real-1', key: 'key-r1', cadenceSec: 60 }], from: T0, to: T0 + 3_600_000 } });
+  tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
+  client = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await tokens?.close();
+  await s?.close();
+});
+
+const statusCalls = () => s.sim!.stats.requests.device_status ?? 0;
+const push = (body: Record<string, unknown>) => fetch(s.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+/** Another process's view: a fresh instance sharing Redis (its in-memory caches empty). */
+function registration(options: Partial<ConstructorParameters<typeof PushRegistration>[0]> = {}) {
+  return new PushRegistration({ registry: s.registry, platform: client, redis: s.redis, prefix: s.prefix, logger: s.logger, ...options });
+}
+
+describe('pushes cannot invent devices', () => {
+  test('invented ids are stored but never registered, one platform call each; a real device with its key joins', async () => {
+    const before = statusCalls();
+    const ghosts = ['ghost-1', 'ghost-2', 'ghost-3', 'ghost-4', 'ghost-5'];
+    for (const id of ghosts) {
+      for (let i = 0; i < 3; i++) {
+        const row = { timestamp: `2026-11-20T08-00-0${i}-000`, temp: i };
+        expect((await push({ msg_type: 2, device_id: id, device_key: `made-up-${i}`, data: [row] })).status).toBe(200);
+      }
+    }
+    expect((await s.sim!.pushStatus('real-1', 0)).status).toBe(200);
+    await s.until('real device registered', () => s.registry.get('real-1'), (d) => d !== undefined);
+    // data is never lost: every row pushed for an unverified device landed
+    await s.until('ghost data points', () => s.rows(`SELECT * FROM device_data WHERE device_id =~ /^ghost-/`), (r) => r.length === 15);
+    expect((await s.registry.list()).map((d) => d.id)).toEqual(['real-1']);
+    expect(await s.registry.get('real-1')).toMatchObject({ key: 'key-r1', origin: 'push' });
+    // one call per invented id (the negative answer is cached) plus one for the real device
+    expect(statusCalls() - before).toBe(ghosts.length + 1);
+
+    // another process sees the cached negative answer: no call
+    const other = registration();
+    for (const id of ghosts) expect(await other.addIfMissing({ id, key: 'again' }, 'push')).toBe(false);
+    expect(statusCalls() - before).toBe(ghosts.length + 1);
+  });
+
+  test('after the negative answer expires, one more call per id; still not registered', async () => {
+    const short = registration({ negativeTtlMs: 300 });
+    const before = statusCalls();
+    expect(await short.addIfMissing({ id: 'ghost-x', key: 'k' }, 'push')).toBe(false);
+    expect(await short.addIfMissing({ id: 'ghost-x', key: 'k' }, 'push')).toBe(false);
+    expect(statusCalls() - before).toBe(1);
+    await s.until('negative answer expired', () => s.redis.exists(`${s.prefix}:devices:probe:ghost-x`), (n) => n === 0, 5000);
+    expect(await short.addIfMissing({ id: 'ghost-x', key: 'k' }, 'push')).toBe(false);
+    expect(statusCalls() - before).toBe(2);
+    expect(await s.registry.get('ghost-x')).toBeUndefined();
+  });
+
+  test('a flood of new ids is verified at most maxPerMinute times; ids left over are not blocked', async () => {
+    const minute = Date.UTC(2030, 0, 1, 0, 0);
+    const limited = registration({ maxPerMinute: 3, now: () => minute });
+    const before = statusCalls();
+    for (let i = 0; i < 20; i++) expect(await limited.addIfMissing({ id: `flood-${i}`, key: 'k' }, 'push')).toBe(false);
+    expect(statusCalls() - before).toBe(3);
+    // an id that did not get a verification this minute is tried in a later one
+    const later = registration({ maxPerMinute: 3, now: () => minute + 60_000 });
+    expect(await later.addIfMissing({ id: 'flood-19', key: 'k' }, 'push')).toBe(false);
+    expect(statusCalls() - before).toBe(4);
+  });
+
+  test('a verification that fails for a reason a retry can fix is not cached for long', async () => {
+    const failing = registration({
+      platform: { deviceStatus: async () => Promise.reject(Object.assign(new Error('HTTP 502'), { retryable: true })) },
+      retryAfterMs: 200,
+    });
+    expect(await failing.addIfMissing({ id: 'real-2', key: 'k2' }, 'push')).toBe(false);
+    const ttl = await s.redis.pttl(`${s.prefix}:devices:probe:real-2`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(200);
+  });
+});
