@@ -18,7 +18,7 @@ import { createWebhookServer, openIngestQueue, type WebhookServer } from './webh
 import { createIngestWorker, type IngestWorker } from '../workers/ingest.js';
 import { PendingSettingsStore } from './settings/pending-store.js';
 import { PushRegistration } from './devices/push-registration.js';
-import { createMetrics, meterPlatformClient, meterWriter, type Metrics } from './ops/metrics.js';
+import { createMetrics, DeviceLabels, meterPlatformClient, meterWriter, type Metrics } from './ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from './ops/http.js';
 import type { QueuedWindow } from './sync/backfill-queue.js';
 
@@ -78,6 +78,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const redis: Redis = createRedis(config.redisUrl);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   const closers: Array<{ name: string; close: () => Promise<void> }> = [];
+  // per-device series for registered devices only (read at start and at every scrape)
+  const labels = new DeviceLabels(() => pull.registry.list());
   const pull = createPullStack({
     config,
     logger,
@@ -85,7 +87,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     redis,
     tokenBudget: { onRefresh: () => metrics.tokenRefreshes.inc() },
     wrapPlatform: (p) => meterPlatformClient(p, metrics),
-    wrapWriter: (w) => meterWriter(w, metrics),
+    wrapWriter: (w) => meterWriter(w, metrics, { deviceLabel: labels.label }),
     onQuietSkip: () => metrics.walksSkipped.inc(),
   });
   const parseTime = (raw: string) => parsePlatformTime(raw, config.timezone);
@@ -99,6 +101,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       logger.info({ devices: n, file: config.devicesFile }, 'devices file merged into the registry');
     }
     for (const d of await pull.registry.list()) scrubber.add(d.key);
+    await labels.refresh();
 
     let ingestQueue: Awaited<ReturnType<typeof openIngestQueue>> | undefined;
     let webhook: WebhookServer | undefined;
@@ -206,6 +209,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       ...workers.map((w) => ({ name: `worker:${w.name}`, check: async () => w.isRunning() })),
     ];
     const collect = async () => {
+      await labels.refresh();
       const usage = await pull.tokens.usage();
       metrics.tokenCallsToday.set(usage.calls);
       metrics.tokenBudget.set(usage.limit);

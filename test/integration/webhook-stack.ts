@@ -13,6 +13,7 @@ import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js'
 import { TokenBudget } from '../../src/platform/token-budget.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import type { RetryPolicy } from '../../src/influx/retry-policy.js';
+import type { PointWriter } from '../../src/influx/api.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { createRedis } from '../../src/queues.js';
 import { SecretScrubber } from '../../src/secrets.js';
@@ -38,6 +39,8 @@ export interface StackOptions {
   worker?: boolean;
   writerRetry?: Partial<RetryPolicy>;
   sweepEveryMs?: number;
+  /** a decorator of the writer the ingest worker uses (the service meters it for /metrics) */
+  wrapWriter?: (writer: PointWriter) => PointWriter;
 }
 
 export interface Stack {
@@ -108,7 +111,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     worker = createIngestWorker({
       connection: workerConnection,
       prefix,
-      writer,
+      writer: options.wrapWriter ? options.wrapWriter(writer) : writer,
       deadLetters,
       settings: pending,
       registry: config.autoRegister ? verified : undefined,
