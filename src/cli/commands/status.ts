@@ -58,7 +58,7 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
 
 export const command: Command = {
   usage: 'status [--json]',
-  summary: 'one screen: devices (online, last data, checkpoint, failures), queues, token budget, dead letters',
+  summary: 'one screen: devices (online, last data, newest platform time, checkpoint, failures), queues, token budget, dead letters',
   async run(argv, ctx) {
     const args = parseArgs(argv, { flags: ['json'] });
     if (args.positionals.length) throw new UsageError(`status takes no arguments (got "${args.positionals[0]}")`);
