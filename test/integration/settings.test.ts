@@ -107,11 +107,11 @@ describe('device settings', () => {
         const before = { settings: s.sim!.stats.settings.length, requests: s.sim!.stats.requests.setting ?? 0 };
         const value = how === '502' ? 502 : 104;
         const err = await sendSetting({ ...deps, platform: c }, 'dev-s', { unsure: value }).catch((e: unknown) => e);
+        expect(s.sim!.stats.requests.setting - before.requests).toBe(1);
         expect(err).toBeInstanceOf(SettingOutcomeUnknownError);
         expect((err as SettingOutcomeUnknownError).retryable).toBe(false);
         expect((err as Error).message).toContain('may or may not have been applied');
         expect((err as Error).message).toContain(how === '502' ? 'HTTP 502' : 'ECONNRESET');
-        expect(s.sim!.stats.requests.setting - before.requests).toBe(1);
         expect(s.sim!.stats.settings.slice(before.settings)).toEqual([{ deviceId: 'dev-s', messageId: expect.any(String), settings: { unsure: value } }]);
         const rows = await s.until('unknown state', () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-s' AND state = 'unknown'`), (r) => r.some((x) => x.settings === `{"unsure":${value}}`));
         expect(rows.filter((x) => x.settings === `{"unsure":${value}}`)).toEqual([{ time: expect.any(Number), device_id: 'dev-s', message_id: '', state: 'unknown', settings: `{"unsure":${value}}` }]);
