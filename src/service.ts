@@ -17,7 +17,7 @@ import { catchUpOnStart } from './sync/catch-up.js';
 import { createWebhookServer, openIngestQueue, type WebhookServer } from './webhook/server.js';
 import { createIngestWorker, type IngestWorker } from '../workers/ingest.js';
 import { PendingSettingsStore } from './settings/pending-store.js';
-import { createMetrics, meterPlatformClient, meterWriter, type Metrics } from './ops/metrics.js';
+import { createMetrics, meterPlatformClient, meterWriter, setTokenUsage, type Metrics } from './ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from './ops/http.js';
 import type { QueuedWindow } from './sync/backfill-queue.js';
 
@@ -204,9 +204,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       ...workers.map((w) => ({ name: `worker:${w.name}`, check: async () => w.isRunning() })),
     ];
     const collect = async () => {
-      const usage = await pull.tokens.usage();
-      metrics.tokenCallsToday.set(usage.calls);
-      metrics.tokenBudget.set(usage.limit);
+      setTokenUsage(metrics, await pull.tokens.usage(), Date.now());
       for (const q of queues) {
         const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children');
         for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);
