@@ -118,7 +118,8 @@ export class TokenCooldownError extends PlatformError {
   ) {
     super(
       `token calls are paused until ${untilText} because the platform rejected a freshly fetched access token (${reason}); work resumes then, or run "expeed-sync token --clear-cooldown"`,
-      { endpoint: ENDPOINT.token, code: 1, retryable: true, retryAt: until },
+      // no code: no request was made (and /metrics counts it by name, not as a code 1 answer)
+      { endpoint: ENDPOINT.token, retryable: true, retryAt: until },
     );
   }
 }

@@ -108,6 +108,18 @@ describe('expeed-sync token', () => {
     ]);
   });
 
+  test('expeed-sync status shows the cool-down, its end and its reason', async () => {
+    const { renderStatus } = await import('../../src/cli/commands/status.js');
+    const at = Date.UTC(2024, 4, 1, 14);
+    const token = { day: '2024-05-01', calls: 3, limit: 200, reserve: 10, resetsAt: Date.UTC(2024, 4, 1, 16), refreshing: false };
+    const report = { at, devices: [], queues: {}, deadLetters: 0, errors: {} };
+    const paused = renderStatus({ ...report, token: { ...token, cooldownUntil: at + 900_000, cooldownKind: 'token', cooldownReason: 'code 1 "token过期" for a token that had never worked' } }, 'Asia/Shanghai', (x) => x);
+    expect(paused).toContain(
+      '  COOL-DOWN: no token calls until 2024-05-01 22:15:00 Asia/Shanghai — the platform rejected a freshly fetched access token (the pause doubles while that repeats): code 1 "token过期" for a token that had never worked',
+    );
+    expect(renderStatus({ ...report, token }, 'Asia/Shanghai', (x) => x)).not.toContain('COOL-DOWN');
+  });
+
   test('rejects arguments it does not know', async () => {
     await expect(command.run(['extra'], context([]))).rejects.toThrow('token takes no arguments (got "extra")');
     await expect(command.run(['--nope'], context([]))).rejects.toThrow('unknown option --nope');
