@@ -250,7 +250,9 @@ export function createTokenEndpoint(options: Partial<TokenEndpointOptions> & Pic
 /** A setting that may have reached the platform and was neither refused nor confirmed. */
 function outcomeUnknown(err: unknown): err is PlatformError {
   if (err instanceof PlatformUnavailableError) return err.mayHaveReached;
-  return err instanceof UnknownResultCodeError || err instanceof PlatformProtocolError;
+  // an unreadable 4xx answer (a proxy's "not found") refused the request; anything else may have been taken
+  if (err instanceof PlatformProtocolError) return err.status === undefined || err.status < 400 || err.status >= 500;
+  return err instanceof UnknownResultCodeError;
 }
 
 /** A path segment: Chinese characters, spaces and "/" in device ids must not change the path. */
