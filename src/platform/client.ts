@@ -188,9 +188,8 @@ export class ExpeedClient implements PlatformClient {
       }
       const err = resultCodeError(endpoint, answer.code, answer.message, device.id);
       // the vendor's code lists end in "…": an unknown code may pass, but a setting is not sent twice
-      if (!(err instanceof UnknownResultCodeError) || !idempotent || unknown >= this.options.unknownCodeRetries) {
-        throw err instanceof UnknownResultCodeError ? new UnknownResultCodeError(endpoint, answer.code, answer.message, unknown + 1) : err;
-      }
+      if (!(err instanceof UnknownResultCodeError)) throw err;
+      if (!idempotent || unknown >= this.options.unknownCodeRetries) throw new UnknownResultCodeError(endpoint, answer.code, answer.message, unknown + 1);
       const delayMs = backoffDelay(unknown, this.options);
       unknown++;
       await sleep(delayMs, signal);
