@@ -91,32 +91,48 @@ describe('device settings', () => {
 
   describe('never sent twice', () => {
     /** Lets the request reach the simulator, then loses its answer the way the test says. */
-    function answerLost(how: '502' | 'reset'): typeof fetch {
+    function answerLost(how: '502' | 'reset' | 'timeout'): typeof fetch {
       return async (input, init) => {
         const res = await fetch(input, init);
         if (!String(input).includes('/device_setting')) return res;
         await res.text();
         if (how === '502') return new Response('<html>502 Bad Gateway</html>', { status: 502 });
+        // the answer never comes: the client's timeout aborts the wait
+        if (how === 'timeout') await new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
         throw new TypeError('fetch failed', { cause: Object.assign(new Error('other side closed'), { code: 'ECONNRESET' }) });
       };
     }
 
-    for (const how of ['502', 'reset'] as const) {
+    const LOST = { '502': ['HTTP 502', 502], reset: ['ECONNRESET', 104], timeout: ['no answer within 300 ms', 300] } as const;
+    for (const how of ['502', 'reset', 'timeout'] as const) {
       test(`${how} after the request reached the platform: sent once, outcome unknown, recorded as "unknown"`, async () => {
-        const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, fetch: answerLost(how) });
+        const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, timeoutMs: 300, fetch: answerLost(how) });
         const before = { settings: s.sim!.stats.settings.length, requests: s.sim!.stats.requests.setting ?? 0 };
-        const value = how === '502' ? 502 : 104;
+        const [says, value] = LOST[how];
         const err = await sendSetting({ ...deps, platform: c }, 'dev-s', { unsure: value }).catch((e: unknown) => e);
         expect(s.sim!.stats.requests.setting - before.requests).toBe(1);
         expect(err).toBeInstanceOf(SettingOutcomeUnknownError);
         expect((err as SettingOutcomeUnknownError).retryable).toBe(false);
         expect((err as Error).message).toContain('may or may not have been applied');
-        expect((err as Error).message).toContain(how === '502' ? 'HTTP 502' : 'ECONNRESET');
+        expect((err as Error).message).toContain(says);
         expect(s.sim!.stats.settings.slice(before.settings)).toEqual([{ deviceId: 'dev-s', messageId: expect.any(String), settings: { unsure: value } }]);
         const rows = await s.until('unknown state', () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-s' AND state = 'unknown'`), (r) => r.some((x) => x.settings === `{"unsure":${value}}`));
         expect(rows.filter((x) => x.settings === `{"unsure":${value}}`)).toEqual([{ time: expect.any(Number), device_id: 'dev-s', message_id: '', state: 'unknown', settings: `{"unsure":${value}}` }]);
       });
     }
+
+    test('HTTP 429 or 408 (the platform did not take it) is retried', async () => {
+      let answered = 0;
+      const busy: typeof fetch = async (input, init) => {
+        if (String(input).includes('/device_setting') && answered < 2) return new Response('', { status: [429, 408][answered++] });
+        return fetch(input, init);
+      };
+      const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, fetch: busy });
+      const before = s.sim!.stats.settings.length;
+      const sent = await sendSetting({ ...deps, platform: c }, 'dev-s', { busyTwice: 1 });
+      expect(answered).toBe(2);
+      expect(s.sim!.stats.settings.slice(before)).toEqual([{ deviceId: 'dev-s', messageId: sent.messageId, settings: { busyTwice: 1 } }]);
+    });
 
     test('a connection refused never reached the platform: that one is retried', async () => {
       let refused = 0;
