@@ -180,7 +180,8 @@ export class ExpeedClient implements PlatformClient {
       if (answer.code === RESULT_CODE.tokenOrCredentials) {
         // the budget throws a retry-later error here when the token had never worked
         if (tokens.rejected) await tokens.rejected(token, answer.message);
-        if (refreshed) throw new TokenExpiredError(endpoint, answer.message, { afterRefresh: true });
+        // (the fresh token had worked elsewhere and was revoked again: a later attempt may work)
+        if (refreshed) throw new TokenExpiredError(endpoint, answer.message, { afterRefresh: true, retryable: tokens.rejected !== undefined });
         if (!tokens.rejected) await tokens.invalidate(token);
         token = await tokens.get({ useReserve: options.useReserve });
         refreshed = true;

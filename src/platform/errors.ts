@@ -69,14 +69,18 @@ function vendorText(endpoint: Endpoint, code: number | undefined, vendorMessage:
   return parts.join(', ');
 }
 
-/** Code 1 on a device call. Retryable once with a fresh token; the client does that itself. */
+/**
+ * Code 1 on a device call. Retryable once with a fresh token; the client does that itself. After
+ * that refresh it is final unless a token budget guards the refreshes (`retryable`): the budget's
+ * cool-down then stops a platform that rejects every token, and a later attempt may well work.
+ */
 export class TokenExpiredError extends PlatformError {
-  constructor(endpoint: Endpoint, vendorMessage: string | undefined, options: { afterRefresh: boolean }) {
+  constructor(endpoint: Endpoint, vendorMessage: string | undefined, options: { afterRefresh: boolean; retryable?: boolean }) {
     super(
       options.afterRefresh
         ? `the platform rejected a freshly fetched access token too (${vendorText(endpoint, 1, vendorMessage)}); stopping instead of spending more of the daily token budget`
         : `access token expired or revoked (${vendorText(endpoint, 1, vendorMessage)})`,
-      { endpoint, code: 1, vendorMessage, retryable: !options.afterRefresh },
+      { endpoint, code: 1, vendorMessage, retryable: options.retryable ?? !options.afterRefresh },
     );
   }
 }

@@ -247,6 +247,9 @@ export class TokenBudget implements TokenSource {
     const cached = await this.read();
     // another process may have stored a token between our look and our lock
     if (cached && this.fresh(cached)) return cached.token;
+    // a pause may have started while we waited for the lock
+    const paused = await this.pause.active(startedAt, this.o.credentialsId);
+    if (paused) throw this.cooldownError(paused);
     const day = platformDay(startedAt, this.o.timezone);
     const allowed = this.o.dailyLimit - (useReserve ? 0 : this.o.reserve);
     const [ok, calls] = (await this.o.redis.eval(CONSUME, 1, this.callsKey(day.day), allowed, DAY_KEY_TTL_MS)) as [number, number];

@@ -44,17 +44,18 @@ const STREAK_KEEP_MS = 86_400_000;
  * expired or was revoked; dropped), or the cool-down record this rejection started or belongs to.
  */
 const REJECT = `
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 'gone' end
+local s = redis.call('GET', KEYS[3])
+local streak = s and cjson.decode(s)
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  -- another call saw it rejected first: the pause it started, if it started one
+  if streak and streak.tokenId == ARGV[2] then return redis.call('GET', KEYS[2]) or 'gone' end
+  return 'gone'
+end
 local worked = redis.call('HGET', KEYS[1], 'worked')
 redis.call('DEL', KEYS[1])
 if worked == '1' then return 'worked' end
 local last = 0
-local s = redis.call('GET', KEYS[3])
-if s then
-  local d = cjson.decode(s)
-  if d.tokenId == ARGV[2] then return redis.call('GET', KEYS[2]) or 'gone' end
-  last = tonumber(d.ms)
-end
+if streak then last = tonumber(streak.ms) end
 local ms = tonumber(ARGV[4])
 if last > 0 then ms = math.min(last * 2, tonumber(ARGV[5])) end
 local rec = '{"until":' .. string.format('%d', tonumber(ARGV[3]) + ms) .. ',"ms":' .. string.format('%d', ms) ..

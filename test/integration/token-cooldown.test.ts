@@ -1,8 +1,11 @@
 import { afterAll, describe, expect, test } from 'vitest';
+import { Redis } from 'ioredis';
 import { startSimulator } from '../../src/simulator/index.js';
+import { createTokenEndpoint } from '../../src/platform/client.js';
+import { TokenBudget } from '../../src/platform/token-budget.js';
 import { createPullStack } from '../../src/sync/pull-stack.js';
 import { StatusPoller, type StatusPollResult } from '../../src/sync/status-poll.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix, until } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, REDIS_URL, testPrefix, until } from '../helpers/services.js';
 import { PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 
 /**
@@ -89,4 +92,40 @@ describe('token cool-down', () => {
     expect((await poller.poll({})).skipped).toMatchObject({ devices: 20, until: T0 + 122 * MIN });
     expect(sim.stats.tokenCalls).toBe(5);
   }, 120_000);
+
+  test('the pause doubles up to its maximum while fresh tokens are rejected, is shared by every process, and a token that works resets it', async () => {
+    let now = T0;
+    const clock = () => now;
+    const prefix = testPrefix('cooldown');
+    cleanups.push(() => deleteRedisPrefix(prefix));
+    const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: 1, from: T0 - HOUR, to: T0, now: clock });
+    cleanups.push(() => sim.close());
+    const processes = [0, 1].map(() => {
+      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
+      cleanups.push(async () => redis.disconnect());
+      const fetchToken = createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY });
+      return new TokenBudget({ redis, prefix, fetchToken, now: clock, cooldownMs: 10 * MIN, maxCooldownMs: 30 * MIN });
+    });
+    const [a, b] = processes;
+    const pauses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const token = await a.get();
+      // both processes had calls in flight with it: one pause, the same for both, counted once
+      const errors = await Promise.all([a.rejected(token, 'token过期').catch((e: unknown) => e), b.rejected(token).catch((e: unknown) => e)]);
+      const until = (errors[0] as { retryAt: number }).retryAt;
+      for (const e of errors) expect(e).toMatchObject({ name: 'TokenCooldownError', retryable: true, retryAt: until });
+      pauses.push((until - now) / MIN);
+      await expect(b.get()).rejects.toMatchObject({ name: 'TokenCooldownError', retryAt: until });
+      now = until;
+    }
+    expect(pauses).toEqual([10, 20, 30, 30]);
+    expect(sim.stats.tokenCalls).toBe(4);
+    // a token that works ends the streak
+    const working = await b.get();
+    await b.accepted(working);
+    await expect(a.rejected(working)).resolves.toBeUndefined(); // it had worked: expired, refresh allowed
+    const fresh = await a.get();
+    await expect(a.rejected(fresh)).rejects.toMatchObject({ name: 'TokenCooldownError', retryAt: now + 10 * MIN });
+    expect(sim.stats.tokenCalls).toBe(6);
+  });
 });
