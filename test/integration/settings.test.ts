@@ -192,7 +192,7 @@ describe('expeed-sync set', () => {
     EXPEED_SETTING_TIMEOUT: '3s',
   });
 
-  test('--wait exits 0 when applied, 3 when failed, 4 on timeout; 5 when the device is offline; 6 when the outcome is unknown', async () => {
+  test('--wait exits 0 when applied, 3 when failed, 4 on timeout; 5 when the device is offline', async () => {
     const applied = await runCli(['set', 'dev-cli', 'temp=26', 'mode=eco', '--wait'], env());
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
@@ -217,6 +217,12 @@ describe('expeed-sync set', () => {
     expect(offline.stderr).toContain('device "dev-off" is offline');
     expect(offline.stderr).not.toContain(SECRET_KEY);
 
+    const usage = await runCli(['set', 'dev-cli', 'temp'], env());
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('"temp" is not key=value');
+  });
+
+  test('exit 6 when the outcome is unknown (sent once); EXPEED_SETTING_BODY=data wraps the settings', async () => {
     // a 5xx once the request reached the platform: sent once, exit 6, "may or may not"
     await tokens.get(); // cached, so that only device_setting meets the 5xx
     const requests = s.sim!.stats.requests.setting ?? 0;
@@ -226,13 +232,11 @@ describe('expeed-sync set', () => {
     expect(unsure.stderr).toContain('MAY OR MAY NOT have been applied');
     expect(unsure.stderr).toContain('HTTP 503');
     expect(s.sim!.stats.requests.setting - requests).toBe(1);
+    const unknownRows = await s.until('unknown state', () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-cli' AND state = 'unknown'`), (r) => r.length > 0);
+    expect(unknownRows.map((r) => [r.message_id, r.settings])).toEqual([['', '{"temp":27}']]);
 
     const wrapped = await runCli(['set', 'dev-cli', 'temp=28'], { ...env(), EXPEED_SETTING_BODY: 'data' });
     expect(wrapped.code).toBe(0);
     expect(s.sim!.stats.settings.at(-1)?.settings).toEqual({ data: { temp: 28 } });
-
-    const usage = await runCli(['set', 'dev-cli', 'temp'], env());
-    expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('"temp" is not key=value');
   });
 });
