@@ -59,6 +59,14 @@ export interface Config {
   tokenDailyLimit: number;
   /** token calls kept back for commands an operator runs by hand; scheduled work stops before */
   tokenReserve: number;
+  /** first pause of token calls after the credentials or a fresh token were rejected, ms */
+  tokenCooldownMs: number;
+  /** the pause doubles while fresh tokens keep being rejected, up to this, ms */
+  tokenCooldownMaxMs: number;
+  /** answers with an undocumented result code retried before a call fails */
+  unknownCodeRetries: number;
+  /** device_setting body: `bare` settings object or `data`-wrapped */
+  settingBody: 'bare' | 'data';
   /** per platform request, ms */
   requestTimeoutMs: number;
   devicesFile?: string;
@@ -230,6 +238,15 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   if (tokenReserve >= tokenDailyLimit) {
     throw new ConfigError('EXPEED_TOKEN_RESERVE', `must be below EXPEED_TOKEN_DAILY_LIMIT (${tokenDailyLimit}), got ${tokenReserve}`);
   }
+  const tokenCooldownMs = duration(env, 'EXPEED_TOKEN_COOLDOWN', 15 * 60_000);
+  const tokenCooldownMaxMs = duration(env, 'EXPEED_TOKEN_COOLDOWN_MAX', Math.max(4 * 3_600_000, tokenCooldownMs));
+  if (tokenCooldownMaxMs < tokenCooldownMs) {
+    throw new ConfigError('EXPEED_TOKEN_COOLDOWN_MAX', `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`);
+  }
+  const settingBody = str(env, 'EXPEED_SETTING_BODY', 'bare').toLowerCase();
+  if (settingBody !== 'bare' && settingBody !== 'data') {
+    throw new ConfigError('EXPEED_SETTING_BODY', `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`);
+  }
 
   return {
     baseUrl: url(env, 'EXPEED_BASE_URL', 'https://api.iot-expeed.com', ['http:', 'https:']),
@@ -238,6 +255,10 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     timezone: timezone(env, 'EXPEED_TIMEZONE'),
     tokenDailyLimit,
     tokenReserve,
+    tokenCooldownMs,
+    tokenCooldownMaxMs,
+    unknownCodeRetries: int(env, 'EXPEED_UNKNOWN_CODE_RETRIES', 3, 0, 20),
+    settingBody,
     requestTimeoutMs: duration(env, 'EXPEED_REQUEST_TIMEOUT', 30_000),
     devicesFile: optional(env, 'EXPEED_DEVICES_FILE'),
     backfillStart: instant(env, 'EXPEED_BACKFILL_START', now - 30 * DAY_MS, now),

@@ -18,7 +18,7 @@ import { createWebhookServer, openIngestQueue, type WebhookServer } from './webh
 import { createIngestWorker, type IngestWorker } from '../workers/ingest.js';
 import { PendingSettingsStore } from './settings/pending-store.js';
 import { PushRegistration } from './devices/push-registration.js';
-import { createMetrics, DeviceLabels, meterPlatformClient, meterWriter, type Metrics } from './ops/metrics.js';
+import { createMetrics, DeviceLabels, meterPlatformClient, meterWriter, setTokenUsage, type Metrics } from './ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from './ops/http.js';
 import type { QueuedWindow } from './sync/backfill-queue.js';
 
@@ -210,9 +210,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ];
     const collect = async () => {
       await labels.refresh();
-      const usage = await pull.tokens.usage();
-      metrics.tokenCallsToday.set(usage.calls);
-      metrics.tokenBudget.set(usage.limit);
+      setTokenUsage(metrics, await pull.tokens.usage(), Date.now());
       for (const q of queues) {
         const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children');
         for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);

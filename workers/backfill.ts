@@ -93,7 +93,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
         throw new DelayedError();
       }
       if (!facts.retryable) {
-        if (facts.code !== undefined) await o.registry.markFailure(data.deviceId, { code: facts.code, message: facts.vendorMessage ?? messageOf(err) });
+        if (facts.marksDevice && facts.code !== undefined) await o.registry.markFailure(data.deviceId, { code: facts.code, message: facts.vendorMessage ?? messageOf(err) });
         throw new UnrecoverableError(`${where}: ${messageOf(err)}`);
       }
       log.warn({ jobId: job.id, deviceId: data.deviceId, attempt: job.attemptsMade + 1, reason: messageOf(err) }, 'backfill failed, will retry');

@@ -39,6 +39,7 @@ export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof
     try {
       const result = await poller.poll(job.data);
       for (const r of result.refused) log.warn({ deviceId: r.deviceId, reason: r.reason }, 'status poll: the platform refused the device; marked in the registry');
+      if (result.skipped) log.warn({ skipped: result.skipped.devices, until: new Date(result.skipped.until).toISOString(), reason: result.skipped.reason }, 'status poll skipped: token calls are paused');
       return result;
     } catch (err) {
       const resetsAt = budgetResetsAt(err);

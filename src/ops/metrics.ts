@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from '../platform/api.js';
 import type { PointWriter, SinkPoint, WriteOptions } from '../influx/api.js';
+import type { TokenUsage } from '../platform/token-budget.js';
 
 /**
  * The service's Prometheus metrics. Components stay unaware of them: the platform client and the
@@ -24,6 +25,7 @@ export interface Metrics {
   tokenCallsToday: Gauge;
   tokenBudget: Gauge;
   tokenRefreshes: Counter;
+  tokenCooldown: Gauge<'reason'>;
   queueDepth: Gauge<'queue' | 'state'>;
   deadLetters: Gauge;
 }
@@ -47,9 +49,25 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     tokenCallsToday: new Gauge({ name: 'expeed_token_calls_today', help: 'Token endpoint calls made this platform day', registers: r }),
     tokenBudget: new Gauge({ name: 'expeed_token_daily_limit', help: 'Token endpoint calls allowed per platform day', registers: r }),
     tokenRefreshes: new Counter({ name: 'expeed_token_refreshes_total', help: 'Token refreshes made by this process', registers: r }),
+    tokenCooldown: new Gauge({
+      name: 'expeed_token_cooldown_seconds',
+      help: 'Seconds left of the pause of token calls, by reason: credentials_rejected (the token call was refused) or fresh_token_rejected (the platform rejected a token that had never worked); 0 when none',
+      labelNames: ['reason'],
+      registers: r,
+    }),
     queueDepth: new Gauge({ name: 'expeed_queue_jobs', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: r }),
     deadLetters: new Gauge({ name: 'expeed_dead_letters', help: 'Dead letters currently kept', registers: r }),
   };
+}
+
+const COOLDOWN_REASON = { credentials: 'credentials_rejected', token: 'fresh_token_rejected' } as const;
+
+/** Mirrors the token budget (read at scrape time) into its gauges. */
+export function setTokenUsage(metrics: Metrics, usage: TokenUsage, now: number): void {
+  metrics.tokenCallsToday.set(usage.calls);
+  metrics.tokenBudget.set(usage.limit);
+  const left = usage.cooldownUntil === undefined ? 0 : Math.max(0, (usage.cooldownUntil - now) / 1000);
+  for (const [kind, reason] of Object.entries(COOLDOWN_REASON)) metrics.tokenCooldown.set({ reason }, usage.cooldownKind === kind ? left : 0);
 }
 
 function resultOf(err: unknown): string {

@@ -69,4 +69,11 @@ export interface TokenSource {
   get(options?: { useReserve?: boolean }): Promise<string>;
   /** the platform rejected `token` (code 1): drop it from the cache, but only if it is still the cached one */
   invalidate(token: string): Promise<void>;
+  /** the platform accepted `token` (optional: lets a later code 1 on it read as expiry) */
+  accepted?(token: string): Promise<void>;
+  /**
+   * the platform answered code 1 to `token` (optional; replaces invalidate): drops it, or throws a
+   * retry-later error when the token had never worked and token calls must pause
+   */
+  rejected?(token: string, vendorMessage?: string): Promise<void>;
 }

@@ -2,20 +2,27 @@
  * The Expeed platform client: one typed method per endpoint (SPEC.md), results read into our
  * types, result codes mapped per endpoint to typed errors. Device calls take their access token
  * from a TokenSource (the shared token budget); on code 1 the client drops that token, gets a fresh
- * one once and retries once. The token endpoint itself is a separate function used only by the
- * budget, so nothing else can spend token calls.
+ * one once and retries once (the budget pauses token calls instead when the token had never worked).
+ * Unknown result codes are retried with backoff a bounded number of times, except on device_setting,
+ * which is never sent twice once it may have reached the platform. The token endpoint itself is a
+ * separate function used only by the budget, so nothing else can spend token calls.
  */
+import type { Config } from '../config.js';
 import type { CallOptions, DataRow, DeviceRef, DeviceStatus, HistoryPage, HistoryQuery, PlatformClient, TokenSource, UnreadableRow } from './api.js';
 import {
   ENDPOINT,
   InvalidParametersError,
+  PlatformError,
   PlatformProtocolError,
+  PlatformUnavailableError,
+  SettingOutcomeUnknownError,
   TokenExpiredError,
+  UnknownResultCodeError,
   resultCodeError,
   RESULT_CODE,
   type Endpoint,
 } from './errors.js';
-import { DEFAULT_HTTP_OPTIONS, requestJson, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './http.js';
+import { backoffDelay, DEFAULT_HTTP_OPTIONS, requestJson, sleep, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './http.js';
 import { DEFAULT_TIMEZONE, formatPlatformTime, parsePlatformTime } from './timestamp.js';
 
 export interface PlatformClientOptions extends HttpOptions {
@@ -24,11 +31,19 @@ export interface PlatformClientOptions extends HttpOptions {
   tokens: TokenSource;
   /** zone of the platform's timestamps (default Asia/Shanghai) */
   timezone: string;
+  /** answers with an undocumented result code retried (with backoff) before the call fails (EXPEED_UNKNOWN_CODE_RETRIES, default 3) */
+  unknownCodeRetries: number;
+  /** device_setting body: the bare settings (the vendor example) or {"data": settings} (its parameter table) */
+  settingBody: SettingBody;
 }
+
+export type SettingBody = 'bare' | 'data';
 
 export const DEFAULT_PLATFORM_CLIENT_OPTIONS: Omit<PlatformClientOptions, 'baseUrl' | 'tokens'> = {
   ...DEFAULT_HTTP_OPTIONS,
   timezone: DEFAULT_TIMEZONE,
+  unknownCodeRetries: 3,
+  settingBody: 'bare',
 };
 
 /** The platform's page size limits (SPEC §2.3). */
@@ -96,16 +111,17 @@ export class ExpeedClient implements PlatformClient {
     if (settings === null || typeof settings !== 'object' || Array.isArray(settings) || Object.keys(settings).length === 0) {
       throw new InvalidParametersError(endpoint, 'request', undefined, undefined, 'settings must be a non-empty object such as {"temp":25}');
     }
-    const answer = await this.deviceCall(
-      endpoint,
-      device,
-      // a POST that timed out may have been applied: the caller decides whether to send it again
-      { path: `/v1/devices/${segment(device.id)}/device_setting`, method: 'POST', body: JSON.stringify(settings), retryTimeouts: false },
-      options,
-    );
-    const id = answer.body.message_id;
-    if ((typeof id !== 'string' || id === '') && typeof id !== 'number') throw missing(endpoint, 'message_id', id);
-    return { messageId: String(id) };
+    const body = JSON.stringify(this.options.settingBody === 'data' ? { data: settings } : settings);
+    try {
+      // not idempotent: sent again only after code 1 (refused, certainly not applied) or when it never left
+      const answer = await this.deviceCall(endpoint, device, { path: `/v1/devices/${segment(device.id)}/device_setting`, method: 'POST', body, idempotent: false }, options);
+      const id = answer.body.message_id;
+      if ((typeof id !== 'string' || id === '') && typeof id !== 'number') throw missing(endpoint, 'message_id', id);
+      return { messageId: String(id) };
+    } catch (err) {
+      if (outcomeUnknown(err)) throw new SettingOutcomeUnknownError(device.id, err);
+      throw err;
+    }
   }
 
   /** Nothing is pooled; close() stops calls still waiting (for an answer or a backoff). */
@@ -142,25 +158,55 @@ export class ExpeedClient implements PlatformClient {
   private async deviceCall(
     endpoint: Endpoint,
     device: DeviceRef,
-    req: { path: string } & Pick<JsonRequest, 'method' | 'body' | 'retryTimeouts'>,
+    req: { path: string } & Pick<JsonRequest, 'method' | 'body' | 'idempotent'>,
     options: CallOptions,
   ): Promise<VendorAnswer> {
     checkDevice(endpoint, device);
     this.options.scrubber?.add(device.key);
+    const { tokens } = this.options;
     const signal = options.signal ? AbortSignal.any([options.signal, this.closing.signal]) : this.closing.signal;
-    let token = await this.options.tokens.get({ useReserve: options.useReserve });
-    for (let refreshed = false; ; refreshed = true) {
+    const idempotent = req.idempotent ?? (req.method ?? 'GET') === 'GET';
+    let token = await tokens.get({ useReserve: options.useReserve });
+    let refreshed = false;
+    for (let unknown = 0; ; ) {
       const answer = await requestJson(
-        { endpoint, url: this.baseUrl + req.path, method: req.method, body: req.body, retryTimeouts: req.retryTimeouts, signal, headers: { access_token: token, device_key: device.key } },
+        { endpoint, url: this.baseUrl + req.path, method: req.method, body: req.body, idempotent, signal, headers: { access_token: token, device_key: device.key } },
         this.options,
       );
-      if (answer.code === RESULT_CODE.ok) return answer;
-      if (answer.code !== RESULT_CODE.tokenOrCredentials) throw resultCodeError(endpoint, answer.code, answer.message, device.id);
-      if (refreshed) throw new TokenExpiredError(endpoint, answer.message, { afterRefresh: true });
-      await this.options.tokens.invalidate(token);
-      token = await this.options.tokens.get({ useReserve: options.useReserve });
+      if (answer.code === RESULT_CODE.ok) {
+        await tokens.accepted?.(token);
+        return answer;
+      }
+      if (answer.code === RESULT_CODE.tokenOrCredentials) {
+        // the budget throws a retry-later error here when the token had never worked
+        if (tokens.rejected) await tokens.rejected(token, answer.message);
+        // (the fresh token had worked elsewhere and was revoked again: a later attempt may work)
+        if (refreshed) throw new TokenExpiredError(endpoint, answer.message, { afterRefresh: true, retryable: tokens.rejected !== undefined });
+        if (!tokens.rejected) await tokens.invalidate(token);
+        token = await tokens.get({ useReserve: options.useReserve });
+        refreshed = true;
+        continue;
+      }
+      const err = resultCodeError(endpoint, answer.code, answer.message, device.id);
+      // the vendor's code lists end in "…": an unknown code may pass, but a setting is not sent twice
+      if (!(err instanceof UnknownResultCodeError)) throw err;
+      if (!idempotent || unknown >= this.options.unknownCodeRetries) throw new UnknownResultCodeError(endpoint, answer.code, answer.message, unknown + 1);
+      const delayMs = backoffDelay(unknown, this.options);
+      unknown++;
+      await sleep(delayMs, signal);
     }
   }
+}
+
+/** The client's options as the service and the CLI wire them from the configuration. */
+export function clientOptionsFromConfig(config: Config): Pick<PlatformClientOptions, 'baseUrl' | 'timezone' | 'timeoutMs' | 'unknownCodeRetries' | 'settingBody'> {
+  return {
+    baseUrl: config.baseUrl,
+    timezone: config.timezone,
+    timeoutMs: config.requestTimeoutMs,
+    unknownCodeRetries: config.unknownCodeRetries,
+    settingBody: config.settingBody,
+  };
 }
 
 export interface TokenGrant {
@@ -199,6 +245,14 @@ export function createTokenEndpoint(options: Partial<TokenEndpointOptions> & Pic
     if (expiresIn === undefined || expiresIn <= 0) throw missing(endpoint, 'expires_in', answer.body.expires_in);
     return { accessToken: token, expiresIn };
   };
+}
+
+/** A setting that may have reached the platform and was neither refused nor confirmed. */
+function outcomeUnknown(err: unknown): err is PlatformError {
+  if (err instanceof PlatformUnavailableError) return err.mayHaveReached;
+  // an unreadable 4xx answer (a proxy's "not found") refused the request; anything else may have been taken
+  if (err instanceof PlatformProtocolError) return err.status === undefined || err.status < 400 || err.status >= 500;
+  return err instanceof UnknownResultCodeError;
 }
 
 /** A path segment: Chinese characters, spaces and "/" in device ids must not change the path. */

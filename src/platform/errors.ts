@@ -69,14 +69,18 @@ function vendorText(endpoint: Endpoint, code: number | undefined, vendorMessage:
   return parts.join(', ');
 }
 
-/** Code 1 on a device call. Retryable once with a fresh token; the client does that itself. */
+/**
+ * Code 1 on a device call. Retryable once with a fresh token; the client does that itself. After
+ * that refresh it is final unless a token budget guards the refreshes (`retryable`): the budget's
+ * cool-down then stops a platform that rejects every token, and a later attempt may well work.
+ */
 export class TokenExpiredError extends PlatformError {
-  constructor(endpoint: Endpoint, vendorMessage: string | undefined, options: { afterRefresh: boolean }) {
+  constructor(endpoint: Endpoint, vendorMessage: string | undefined, options: { afterRefresh: boolean; retryable?: boolean }) {
     super(
       options.afterRefresh
         ? `the platform rejected a freshly fetched access token too (${vendorText(endpoint, 1, vendorMessage)}); stopping instead of spending more of the daily token budget`
         : `access token expired or revoked (${vendorText(endpoint, 1, vendorMessage)})`,
-      { endpoint, code: 1, vendorMessage, retryable: !options.afterRefresh },
+      { endpoint, code: 1, vendorMessage, retryable: options.retryable ?? !options.afterRefresh },
     );
   }
 }
@@ -101,6 +105,25 @@ export class CredentialsCooldownError extends PlatformError {
     super(
       `token calls are paused until ${untilText} because the platform rejected the credentials (${reason}); fix EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY (new credentials are tried at once) or run "expeed-sync token --clear-cooldown"`,
       { endpoint: ENDPOINT.token, code: 1, retryable: false, retryAt: until },
+    );
+  }
+}
+
+/**
+ * The platform rejected an access token that had never worked (code 1 right after a refresh): the
+ * platform, not the token, is the problem. Every process pauses token calls until `retryAt`, so that
+ * a platform in that state cannot drain the daily budget; work waits for then, nothing is lost.
+ */
+export class TokenCooldownError extends PlatformError {
+  constructor(
+    readonly until: number,
+    readonly untilText: string,
+    reason: string,
+  ) {
+    super(
+      `token calls are paused until ${untilText} because the platform rejected a freshly fetched access token (${reason}); work resumes then, or run "expeed-sync token --clear-cooldown"`,
+      // no code: no request was made (and /metrics counts it by name, not as a code 1 answer)
+      { endpoint: ENDPOINT.token, retryable: true, retryAt: until },
     );
   }
 }
@@ -191,10 +214,21 @@ export class DeviceOfflineError extends PlatformError {
   }
 }
 
-/** A result code the vendor never documented for this endpoint. */
+/**
+ * A result code the vendor never documented for this endpoint (its lists end in "…"). The client
+ * retries it with backoff a bounded number of times first; `attempts` says how many answers carried
+ * it. Not retryable once thrown, but it says nothing about the device: it is never marked failed.
+ */
 export class UnknownResultCodeError extends PlatformError {
-  constructor(endpoint: Endpoint, code: number, vendorMessage: string | undefined) {
-    super(`unknown result code ${code} from the platform (${vendorText(endpoint, code, vendorMessage)})`, {
+  /** the code says nothing about the device: callers must not mark it failed */
+  readonly unknownCode = true;
+  constructor(
+    endpoint: Endpoint,
+    code: number,
+    vendorMessage: string | undefined,
+    readonly attempts = 1,
+  ) {
+    super(`unknown result code ${code} from the platform${attempts > 1 ? ` in ${attempts} answers in a row` : ''} (${vendorText(endpoint, code, vendorMessage)})`, {
       endpoint,
       code,
       vendorMessage,
@@ -202,6 +236,29 @@ export class UnknownResultCodeError extends PlatformError {
     });
   }
 }
+
+/**
+ * A device_setting request may have reached the platform, but we do not know whether it was
+ * applied (HTTP 5xx, connection reset or timeout after sending, an unknown result code, an
+ * unreadable answer). A setting is not idempotent, so it is never sent again automatically.
+ */
+export class SettingOutcomeUnknownError extends PlatformError {
+  constructor(
+    readonly deviceId: string,
+    cause: PlatformError,
+  ) {
+    super(`the setting for device "${deviceId}" may or may not have been applied: ${cause.message}; it was not sent again (a setting is not idempotent)`, {
+      endpoint: ENDPOINT.deviceSetting,
+      code: cause.code,
+      vendorMessage: cause.vendorMessage,
+      retryable: false,
+      cause,
+    });
+  }
+}
+
+/** Network error codes that mean the connection was never established: nothing was sent. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** HTTP 5xx/429, a network error or a timeout: the platform may answer later. */
 export class PlatformUnavailableError extends PlatformError {
@@ -212,6 +269,17 @@ export class PlatformUnavailableError extends PlatformError {
     cause?: unknown,
   ) {
     super(`the platform is unavailable (endpoint ${endpoint}): ${detail}`, { endpoint, retryable: true, cause });
+  }
+
+  /**
+   * Whether the request may have reached the platform: false only when the connection was never
+   * made (refused, unknown host, unreachable) or the platform said it did not take it (408, 429).
+   */
+  get mayHaveReached(): boolean {
+    if (this.status === 408 || this.status === 429) return false;
+    if (this.status !== undefined) return true;
+    const code = (this.cause as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+    return !(typeof code === 'string' && NOT_CONNECTED.has(code));
   }
 }
 

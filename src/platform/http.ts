@@ -41,6 +41,11 @@ export interface JsonRequest {
   signal?: AbortSignal;
   /** a timed-out POST may have been applied: retrying it is the caller's decision (default true) */
   retryTimeouts?: boolean;
+  /**
+   * May the request be sent again after it may have reached the platform? Default: GET yes, POST
+   * no — a POST is then retried only when it certainly never arrived (connection refused, 408, 429).
+   */
+  idempotent?: boolean;
   /** override of `HttpOptions.retries` (the token call must never be repeated behind the budget's back) */
   retries?: number;
 }
@@ -81,8 +86,11 @@ export async function requestJson(req: JsonRequest, options: HttpOptions): Promi
     try {
       return await attemptOnce(req, options);
     } catch (err) {
+      const idempotent = req.idempotent ?? (req.method ?? 'GET') === 'GET';
       const retryable =
-        err instanceof PlatformUnavailableError && (req.retryTimeouts !== false || !(err.cause instanceof TimeoutMarker));
+        err instanceof PlatformUnavailableError &&
+        (req.retryTimeouts !== false || !(err.cause instanceof TimeoutMarker)) &&
+        (idempotent || !err.mayHaveReached);
       if (!retryable || attempt >= retries || req.signal?.aborted) throw err;
       const delayMs = backoffDelay(attempt, options);
       options.onRetry?.({ endpoint: req.endpoint, attempt: attempt + 1, delayMs, error: err });

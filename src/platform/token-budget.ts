@@ -5,7 +5,8 @@
  *   <prefix>:token:current       hash {token, expiresAt, fetchedAt, ttlMs}
  *   <prefix>:token:lock          the refresh lock (owner id, expires after lockTtlMs)
  *   <prefix>:token:calls:<day>   token calls made on that platform day (counted before each call)
- *   <prefix>:token:cooldown      set when the platform rejected the credentials
+ *   <prefix>:token:cooldown      token calls paused: credentials rejected, or a fresh token rejected (token-cooldown.ts)
+ *   <prefix>:token:rejections    the streak of fresh tokens rejected, which doubles the pause
  *   <prefix>:token:failure       the last failed refresh, for processes that were waiting on it
  *
  * One process refreshes at a time; the others wait for its result. The count is checked and
@@ -25,8 +26,10 @@ import {
   ENDPOINT,
   PlatformError,
   TokenBudgetExhaustedError,
+  TokenCooldownError,
   TokenWaitTimeoutError,
 } from './errors.js';
+import { TokenCooldown, type Cooldown, type CooldownKind } from './token-cooldown.js';
 import { sleep } from './http.js';
 import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from './timestamp.js';
 
@@ -50,8 +53,10 @@ export interface TokenBudgetOptions {
   waitTimeoutMs: number;
   /** how often a waiting process looks for the new token (default 100 ms) */
   pollMs: number;
-  /** token calls pause this long after the credentials were rejected (default 15 min) */
+  /** token calls pause this long after the credentials or a fresh token were rejected (default 15 min) */
   cooldownMs: number;
+  /** the pause doubles while fresh tokens keep being rejected, up to this (default 4 h) */
+  maxCooldownMs: number;
   /** fingerprint of the credentials (credentialsFingerprint): new credentials are not held back by an old cool-down */
   credentialsId?: string;
   /** the clock of expiry and of the platform day (injectable for tests) */
@@ -72,6 +77,7 @@ export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'p
   waitTimeoutMs: 60_000,
   pollMs: 100,
   cooldownMs: 15 * 60_000,
+  maxCooldownMs: 4 * 3_600_000,
   now: Date.now,
 };
 
@@ -90,6 +96,8 @@ export interface TokenUsage {
   refreshing: boolean;
   cooldownUntil?: number;
   cooldownReason?: string;
+  /** credentials: the token call was refused; token: the platform rejected a freshly fetched token */
+  cooldownKind?: CooldownKind;
 }
 
 interface CachedToken {
@@ -120,7 +128,10 @@ const DAY_KEY_TTL_MS = 3 * 86_400_000;
 
 export class TokenBudget implements TokenSource {
   private readonly o: TokenBudgetOptions;
-  private readonly keys: { current: string; lock: string; cooldown: string; failure: string };
+  private readonly keys: { current: string; lock: string; cooldown: string; failure: string; rejections: string };
+  private readonly pause: TokenCooldown;
+  /** the last token this process saw work: marked once in Redis, not on every call */
+  private worked = '';
   /** one refresh per process and kind at a time; the Redis lock does the same across processes */
   private readonly inflight = new Map<boolean, Promise<string>>();
   private readonly closing = new AbortController();
@@ -132,7 +143,8 @@ export class TokenBudget implements TokenSource {
       throw new RangeError(`token reserve must be a whole number from 0 to dailyLimit - 1 (${this.o.dailyLimit - 1}), got ${this.o.reserve}`);
     }
     const k = (...parts: string[]) => redisKey(this.o.prefix, 'token', ...parts);
-    this.keys = { current: k('current'), lock: k('lock'), cooldown: k('cooldown'), failure: k('failure') };
+    this.keys = { current: k('current'), lock: k('lock'), cooldown: k('cooldown'), failure: k('failure'), rejections: k('rejections') };
+    this.pause = new TokenCooldown(this.o.redis, this.keys, { cooldownMs: this.o.cooldownMs, maxCooldownMs: this.o.maxCooldownMs });
   }
 
   async get(options: { useReserve?: boolean } = {}): Promise<string> {
@@ -151,6 +163,27 @@ export class TokenBudget implements TokenSource {
     await this.o.redis.eval(INVALIDATE, 1, this.keys.current, token);
   }
 
+  async accepted(token: string): Promise<void> {
+    if (token === this.worked) return;
+    await this.pause.tokenWorked(token);
+    this.worked = token;
+  }
+
+  /**
+   * Code 1 on a device call. A token that had worked has expired or was revoked: it is dropped and
+   * the caller fetches a fresh one. A token that never worked was rejected right after its refresh:
+   * every process pauses token calls (TokenCooldownError, thrown here) instead of draining the budget.
+   */
+  async rejected(token: string, vendorMessage?: string): Promise<void> {
+    const now = this.o.now();
+    const reason = `code 1${vendorMessage ? ` "${vendorMessage}"` : ''} for a token that had never worked`;
+    const r = await this.pause.tokenRejected(token, now, reason, this.o.credentialsId);
+    if (r.outcome !== 'cooldown') return;
+    const c = r.cooldown;
+    this.o.log?.warn({ until: new Date(c.until).toISOString(), pauseMs: c.ms }, 'the platform rejected a freshly fetched access token; token calls paused for every process');
+    throw this.cooldownError(c);
+  }
+
   async usage(): Promise<TokenUsage> {
     const now = this.o.now();
     const day = platformDay(now, this.o.timezone);
@@ -158,7 +191,7 @@ export class TokenBudget implements TokenSource {
       this.o.redis.get(this.callsKey(day.day)),
       this.read(),
       this.o.redis.exists(this.keys.lock),
-      this.cooldown(now),
+      this.pause.active(now, this.o.credentialsId),
     ]);
     const usage: TokenUsage = {
       day: day.day,
@@ -169,13 +202,13 @@ export class TokenBudget implements TokenSource {
       refreshing: lock === 1,
     };
     if (cached) Object.assign(usage, { tokenExpiresAt: cached.expiresAt, tokenFetchedAt: cached.fetchedAt });
-    if (cooldown) Object.assign(usage, { cooldownUntil: cooldown.until, cooldownReason: cooldown.reason });
+    if (cooldown) Object.assign(usage, { cooldownUntil: cooldown.until, cooldownReason: cooldown.reason, cooldownKind: cooldown.kind });
     return usage;
   }
 
-  /** Lifts a credentials cool-down (the operator fixed the credentials); true when there was one. */
+  /** Lifts a cool-down (the operator fixed the credentials or the platform); true when there was one. */
   async clearCooldown(): Promise<boolean> {
-    return (await this.o.redis.del(this.keys.cooldown)) === 1;
+    return this.pause.clear();
   }
 
   /** Stops waits in progress. The Redis connection belongs to the caller and stays open. */
@@ -190,8 +223,8 @@ export class TokenBudget implements TokenSource {
     const waitUntil = Date.now() + this.o.waitTimeoutMs;
     for (;;) {
       const now = this.o.now();
-      const cooldown = await this.cooldown(now);
-      if (cooldown) throw new CredentialsCooldownError(cooldown.until, formatLocalTime(cooldown.until, this.o.timezone), cooldown.reason);
+      const cooldown = await this.pause.active(now, this.o.credentialsId);
+      if (cooldown) throw this.cooldownError(cooldown);
       const cached = await this.read();
       if (cached && this.fresh(cached)) return cached.token;
       const owner = randomUUID();
@@ -214,6 +247,9 @@ export class TokenBudget implements TokenSource {
     const cached = await this.read();
     // another process may have stored a token between our look and our lock
     if (cached && this.fresh(cached)) return cached.token;
+    // a pause may have started while we waited for the lock
+    const paused = await this.pause.active(startedAt, this.o.credentialsId);
+    if (paused) throw this.cooldownError(paused);
     const day = platformDay(startedAt, this.o.timezone);
     const allowed = this.o.dailyLimit - (useReserve ? 0 : this.o.reserve);
     const [ok, calls] = (await this.o.redis.eval(CONSUME, 1, this.callsKey(day.day), allowed, DAY_KEY_TTL_MS)) as [number, number];
@@ -230,6 +266,8 @@ export class TokenBudget implements TokenSource {
       const fresh: CachedToken = { token: grant.accessToken, expiresAt: startedAt + ttlMs, fetchedAt: startedAt, ttlMs };
       await this.o.redis
         .multi()
+        // a new token has not worked yet: no field of the old one may carry over
+        .del(this.keys.current)
         .hset(this.keys.current, { ...fresh })
         .pexpire(this.keys.current, ttlMs)
         .del(this.keys.failure)
@@ -272,20 +310,15 @@ export class TokenBudget implements TokenSource {
     const writes = this.o.redis.multi();
     writes.set(this.keys.failure, JSON.stringify({ id: randomUUID(), at, message, retryable }), 'PX', this.o.waitTimeoutMs);
     if (err instanceof CredentialsRejectedError) {
-      const cooldown = { until: at + this.o.cooldownMs, reason: message, credentialsId: this.o.credentialsId ?? '' };
-      writes.set(this.keys.cooldown, JSON.stringify(cooldown), 'PX', this.o.cooldownMs);
+      const cooldown = this.pause.credentialsRejected(writes, at, message, this.o.credentialsId);
       this.o.log?.warn({ until: new Date(cooldown.until).toISOString() }, 'platform rejected the credentials; token calls paused');
     }
     await writes.exec();
   }
 
-  private async cooldown(now: number): Promise<{ until: number; reason: string } | undefined> {
-    const raw = await this.o.redis.get(this.keys.cooldown);
-    if (raw === null) return undefined;
-    const c = JSON.parse(raw) as { until: number; reason: string; credentialsId: string };
-    if (c.until <= now) return undefined;
-    if (c.credentialsId && this.o.credentialsId && c.credentialsId !== this.o.credentialsId) return undefined;
-    return c;
+  private cooldownError(c: Cooldown): PlatformError {
+    const at = formatLocalTime(c.until, this.o.timezone);
+    return c.kind === 'token' ? new TokenCooldownError(c.until, at, c.reason) : new CredentialsCooldownError(c.until, at, c.reason);
   }
 
   private async read(): Promise<CachedToken | undefined> {
@@ -333,6 +366,8 @@ export function tokenBudgetFromConfig(
     fetchToken,
     dailyLimit: config.tokenDailyLimit,
     reserve: config.tokenReserve,
+    cooldownMs: config.tokenCooldownMs,
+    maxCooldownMs: config.tokenCooldownMaxMs,
     timezone: config.timezone,
     credentialsId: platformKey && secretKey ? credentialsFingerprint(platformKey, secretKey) : undefined,
     // the lock must outlive a slow token call, or a second process would start one too

@@ -1,6 +1,7 @@
 import type { PointWriter } from '../influx/api.js';
 import type { Logger } from '../log.js';
 import type { PlatformClient } from '../platform/api.js';
+import { SettingOutcomeUnknownError } from '../platform/errors.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { settingPoint } from '../sync/ingest.js';
 import type { PendingSettingsStore, SettingCommand, SettingState } from './pending-store.js';
@@ -44,9 +45,12 @@ export interface SentSetting {
 export const SETTING_SOURCE = 'setting';
 
 /**
- * Sends a setting. Throws the platform's typed errors (DeviceOfflineError for code 3) before
+ * Sends a setting, once. Throws the platform's typed errors (DeviceOfflineError for code 3) before
  * anything is recorded; once the platform answered with a message id, the command is stored
- * before the `sent` point is written, so a result pushed right away finds it.
+ * before the `sent` point is written, so a result pushed right away finds it. When the request may
+ * have reached the platform without an answer (SettingOutcomeUnknownError), a point with state
+ * `unknown` and an empty message_id records the attempt, and the error is thrown: it is never sent
+ * again automatically.
  */
 export async function sendSetting(deps: SendSettingDeps, deviceId: string, settings: Record<string, unknown>): Promise<SentSetting> {
   const now = deps.now ?? Date.now;
@@ -55,7 +59,13 @@ export async function sendSetting(deps: SendSettingDeps, deviceId: string, setti
   if (!device) throw new UnknownDeviceError(deviceId);
   const sentAt = now();
   // an operator's command may spend the token reserve kept for manual work
-  const { messageId } = await deps.platform.deviceSetting({ id: device.id, key: device.key }, settings, { useReserve: true });
+  let messageId: string;
+  try {
+    ({ messageId } = await deps.platform.deviceSetting({ id: device.id, key: device.key }, settings, { useReserve: true }));
+  } catch (err) {
+    if (err instanceof SettingOutcomeUnknownError) await recordUnknown(deps, { messageId: '', deviceId, settings, sentAt, resolvedAt: now(), state: 'unknown' });
+    throw err;
+  }
   await deps.pending.add({ messageId, deviceId, settings, sentAt, deadline: sentAt + deps.timeoutMs });
   const command: SettingCommand = { messageId, deviceId, settings, sentAt, deadline: sentAt + deps.timeoutMs, state: 'sent' };
   let recorded = true;
@@ -66,6 +76,14 @@ export async function sendSetting(deps: SendSettingDeps, deviceId: string, setti
     deps.logger.error({ err, messageId, deviceId }, 'setting sent, but its "sent" state could not be written to InfluxDB');
   }
   return { messageId, command: (await deps.pending.get(messageId)) ?? command, recorded };
+}
+
+async function recordUnknown(deps: SendSettingDeps, command: SettingCommand): Promise<void> {
+  try {
+    await deps.writer.write([settingPoint(command)], { source: SETTING_SOURCE });
+  } catch (err) {
+    deps.logger.error({ err, deviceId: command.deviceId }, 'the "unknown" state of a setting could not be written to InfluxDB');
+  }
 }
 
 export interface ExpireDeps {

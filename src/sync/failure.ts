@@ -11,13 +11,21 @@ export interface FailureFacts {
   /** the vendor's own message */
   vendorMessage?: string;
   endpoint?: string;
+  /**
+   * The error is about the device (unknown id or key, parameters the platform refuses): mark it in
+   * the registry. Never for code 1 (the token) nor an undocumented code, which says nothing about it.
+   */
+  marksDevice: boolean;
 }
 
 export function failureFacts(err: unknown): FailureFacts {
-  const e = (err ?? {}) as { retryable?: unknown; code?: unknown; vendorMessage?: unknown; endpoint?: unknown };
+  const e = (err ?? {}) as { retryable?: unknown; code?: unknown; vendorMessage?: unknown; endpoint?: unknown; unknownCode?: unknown };
+  const retryable = e.retryable !== false;
+  const code = typeof e.code === 'number' ? e.code : undefined;
   return {
-    retryable: e.retryable !== false,
-    code: typeof e.code === 'number' ? e.code : undefined,
+    retryable,
+    code,
+    marksDevice: !retryable && code !== undefined && code !== 1 && e.unknownCode !== true,
     vendorMessage: typeof e.vendorMessage === 'string' ? e.vendorMessage : undefined,
     endpoint: typeof e.endpoint === 'string' ? e.endpoint : undefined,
   };
@@ -29,6 +37,14 @@ export function budgetResetsAt(err: unknown): number | undefined {
   if (!e || typeof e !== 'object') return undefined;
   if (e.name !== 'TokenBudgetExhaustedError') return undefined;
   return typeof e.resetsAt === 'number' && Number.isFinite(e.resetsAt) ? e.resetsAt : undefined;
+}
+
+/** When a token cool-down ends (epoch ms, on the budget's clock), or undefined for any other error. */
+export function cooldownUntil(err: unknown): number | undefined {
+  const e = err as { name?: unknown; until?: unknown } | null;
+  if (!e || typeof e !== 'object') return undefined;
+  if (e.name !== 'TokenCooldownError' && e.name !== 'CredentialsCooldownError') return undefined;
+  return typeof e.until === 'number' && Number.isFinite(e.until) ? e.until : undefined;
 }
 
 export function messageOf(err: unknown): string {

@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { SecretScrubber } from '../secrets.js';
 import { QUEUE, createRedis, type BackfillJob, type StatusJob } from '../queues.js';
 import { DeviceRegistry } from '../devices/registry.js';
-import { ExpeedClient } from '../platform/client.js';
+import { clientOptionsFromConfig, ExpeedClient } from '../platform/client.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
 import { tokenBudgetFromConfig, type TokenBudget, type TokenBudgetOptions } from '../platform/token-budget.js';
 import type { PlatformClient } from '../platform/api.js';
@@ -76,7 +76,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const registry = new DeviceRegistry(redis, config.prefix);
   const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
   const tokens = tokenBudgetFromConfig(config, redis, { scrubber, log: logger, ...options.tokenBudget });
-  const client = new ExpeedClient({ baseUrl: config.baseUrl, tokens, timezone: config.timezone, timeoutMs: config.requestTimeoutMs, scrubber });
+  const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
   const platform = (options.wrapPlatform ?? ((p) => p))(rateLimitedPlatform(client, rate));
   const deadLetters = new RedisDeadLetterStore(redis, config.prefix);

@@ -2,7 +2,7 @@ import type { PlatformClient } from '../platform/api.js';
 import { MEASUREMENT, type PointWriter, type SinkPoint } from '../influx/api.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { StatusJob } from '../queues.js';
-import { budgetResetsAt, failureFacts, messageOf } from './failure.js';
+import { budgetResetsAt, cooldownUntil, failureFacts, messageOf } from './failure.js';
 
 export interface StatusPollOptions {
   platform: Pick<PlatformClient, 'deviceStatus'>;
@@ -16,6 +16,8 @@ export interface StatusPollResult {
   online: number;
   /** devices the platform refused (wrong id or key): marked in the registry */
   refused: Array<{ deviceId: string; reason: string }>;
+  /** token calls are paused (cool-down): the devices not polled yet were skipped, until then */
+  skipped?: { devices: number; until: number; reason: string };
 }
 
 /** A poll that reached some devices but not others for a reason a retry can fix. */
@@ -45,7 +47,7 @@ export class StatusPoller {
     const points: SinkPoint[] = [];
     const result: StatusPollResult = { polled: 0, online: 0, refused: [] };
     const retryLater: Array<{ deviceId: string; reason: string }> = [];
-    for (const d of devices) {
+    for (const [i, d] of devices.entries()) {
       try {
         const status = await platform.deviceStatus({ id: d.id, key: d.key }, { signal });
         points.push({ measurement: MEASUREMENT.status, deviceId: d.id, time: this.now(), fields: { online: status.online, raw_status: status.raw, source: 'poll' } });
@@ -58,8 +60,15 @@ export class StatusPoller {
           if (points.length) await writer.write(points, { source: 'poll', signal });
           throw err;
         }
+        // a token cool-down: the next scheduled poll tries again; retrying this one cannot help
+        const until = cooldownUntil(err);
+        if (until !== undefined) {
+          result.skipped = { devices: devices.length - i, until, reason: messageOf(err) };
+          break;
+        }
         const facts = failureFacts(err);
-        if (facts.retryable) retryLater.push({ deviceId: d.id, reason: messageOf(err) });
+        // (an undocumented code or a token problem says nothing about the device: the poll is retried)
+        if (facts.retryable || !facts.marksDevice) retryLater.push({ deviceId: d.id, reason: messageOf(err) });
         else {
           await registry.markFailure(d.id, { code: facts.code ?? -1, message: facts.vendorMessage ?? messageOf(err) });
           result.refused.push({ deviceId: d.id, reason: messageOf(err) });

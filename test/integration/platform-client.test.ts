@@ -12,7 +12,7 @@ import {
   PlatformError,
   PlatformProtocolError,
   PlatformUnavailableError,
-  TokenExpiredError,
+  TokenCooldownError,
   UnknownResultCodeError,
 } from '../../src/platform/errors.js';
 import type { TokenSource } from '../../src/platform/api.js';
@@ -165,11 +165,25 @@ describe('ExpeedClient against the simulator', () => {
     expect(await client.deviceStatus(dev1).catch((e: unknown) => e)).toMatchObject({ kind: 'url', code: 4, retryable: false });
     sim.faults.codeStorm(5, 1, 'setting');
     expect(await client.deviceSetting(dev1, { a: 1 }).catch((e: unknown) => e)).toMatchObject({ kind: 'body', code: 5, endpoint: 'device_setting' });
-    sim.faults.codeStorm(42, 1, 'current');
+    // an undocumented code is retried (3 times by default), then fails naming the code and the message
+    sim.faults.codeStorm(42, 4, 'current');
+    const before = sim.stats.requests.current ?? 0;
     const unknown = (await client.currentDatapoints(dev1).catch((e: unknown) => e)) as UnknownResultCodeError;
     expect(unknown).toBeInstanceOf(UnknownResultCodeError);
-    expect(unknown.message).toContain('unknown result code 42');
-    expect(unknown.retryable).toBe(false);
+    expect(unknown.message).toContain('unknown result code 42 from the platform in 4 answers in a row');
+    expect(unknown.message).toContain(`vendor says "${unknown.vendorMessage}"`);
+    expect([unknown.code, unknown.attempts, unknown.retryable, unknown.unknownCode]).toEqual([42, 4, false, true]);
+    expect(sim.stats.requests.current - before).toBe(4);
+  });
+
+  test('an undocumented result code answered twice, then success: the call succeeds after backoff', async () => {
+    sim.faults.codeStorm(42, 2, 'device_status');
+    const before = sim.stats.requests.device_status ?? 0;
+    expect(await client.deviceStatus(dev1)).toEqual({ online: true, raw: 1 });
+    expect(sim.stats.requests.device_status - before).toBe(3);
+    // EXPEED_UNKNOWN_CODE_RETRIES=0: the first one fails
+    sim.faults.codeStorm(42, 1, 'device_status');
+    expect(await makeClient({ unknownCodeRetries: 0 }).deviceStatus(dev1).catch((e: unknown) => e)).toMatchObject({ code: 42, attempts: 1 });
   });
 
   test('code 1: the token is dropped, fetched again once and the call retried once', async () => {
@@ -178,13 +192,18 @@ describe('ExpeedClient against the simulator', () => {
     sim.faults.revokeTokens();
     expect(await client.deviceStatus(dev1)).toEqual({ online: true, raw: 1 });
     expect(sim.stats.tokenCalls).toBe(before + 1);
-    // a fresh token rejected too: stop instead of spending more
+    // a fresh token rejected too: stop instead of spending more, and pause token calls for everyone
     sim.faults.codeStorm(1, 5, 'device_status');
-    const err = (await client.deviceStatus(dev1).catch((e: unknown) => e)) as TokenExpiredError;
-    expect(err).toBeInstanceOf(TokenExpiredError);
-    expect(err.retryable).toBe(false);
-    expect(err.message).toContain('rejected a freshly fetched access token too');
+    const err = (await client.deviceStatus(dev1).catch((e: unknown) => e)) as TokenCooldownError;
+    expect(err).toBeInstanceOf(TokenCooldownError);
+    expect([err.retryable, err.retryAt]).toEqual([true, err.until]);
+    expect(err.message).toContain('rejected a freshly fetched access token');
     expect(sim.stats.tokenCalls).toBe(before + 2);
+    expect(await client.deviceStatus(dev1).catch((e: unknown) => e)).toBeInstanceOf(TokenCooldownError);
+    expect(sim.stats.tokenCalls).toBe(before + 2);
+    expect(await budget.clearCooldown()).toBe(true);
+    sim.faults.reset();
+    expect(await client.deviceStatus(dev1)).toEqual({ online: true, raw: 1 }); // a working token for the next tests
   });
 
   test('HTTP 5xx is retried with backoff a bounded number of times, then a retryable error', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
-import { DeviceOfflineError } from '../../src/platform/errors.js';
+import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../src/platform/errors.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
 import { sendSetting, UnknownDeviceError, waitForResult, type SendSettingDeps } from '../../src/settings/send-setting.js';
 import { runCli } from '../helpers/cli.js';
@@ -89,6 +89,91 @@ describe('device settings', () => {
     expect(await s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-off'`)).toEqual([]);
   });
 
+  describe('never sent twice', () => {
+    /** Lets the request reach the simulator, then loses its answer the way the test says. */
+    function answerLost(how: '502' | 'reset' | 'timeout'): typeof fetch {
+      return async (input, init) => {
+        const res = await fetch(input, init);
+        if (!String(input).includes('/device_setting')) return res;
+        await res.text();
+        if (how === '502') return new Response('<html>502 Bad Gateway</html>', { status: 502 });
+        // the answer never comes: the client's timeout aborts the wait
+        if (how === 'timeout') await new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+        throw new TypeError('fetch failed', { cause: Object.assign(new Error('other side closed'), { code: 'ECONNRESET' }) });
+      };
+    }
+
+    const LOST = { '502': ['HTTP 502', 502], reset: ['ECONNRESET', 104], timeout: ['no answer within 300 ms', 300] } as const;
+    for (const how of ['502', 'reset', 'timeout'] as const) {
+      test(`${how} after the request reached the platform: sent once, outcome unknown, recorded as "unknown"`, async () => {
+        const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, timeoutMs: 300, fetch: answerLost(how) });
+        const before = { settings: s.sim!.stats.settings.length, requests: s.sim!.stats.requests.setting ?? 0 };
+        const [says, value] = LOST[how];
+        const err = await sendSetting({ ...deps, platform: c }, 'dev-s', { unsure: value }).catch((e: unknown) => e);
+        expect(s.sim!.stats.requests.setting - before.requests).toBe(1);
+        expect(err).toBeInstanceOf(SettingOutcomeUnknownError);
+        expect((err as SettingOutcomeUnknownError).retryable).toBe(false);
+        expect((err as Error).message).toContain('may or may not have been applied');
+        expect((err as Error).message).toContain(says);
+        expect(s.sim!.stats.settings.slice(before.settings)).toEqual([{ deviceId: 'dev-s', messageId: expect.any(String), settings: { unsure: value } }]);
+        const rows = await s.until('unknown state', () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-s' AND state = 'unknown'`), (r) => r.some((x) => x.settings === `{"unsure":${value}}`));
+        expect(rows.filter((x) => x.settings === `{"unsure":${value}}`)).toEqual([{ time: expect.any(Number), device_id: 'dev-s', message_id: '', state: 'unknown', settings: `{"unsure":${value}}` }]);
+      });
+    }
+
+    test('HTTP 429 or 408 (the platform did not take it) is retried', async () => {
+      let answered = 0;
+      const busy: typeof fetch = async (input, init) => {
+        if (String(input).includes('/device_setting') && answered < 2) return new Response('', { status: [429, 408][answered++] });
+        return fetch(input, init);
+      };
+      const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, fetch: busy });
+      const before = s.sim!.stats.settings.length;
+      const sent = await sendSetting({ ...deps, platform: c }, 'dev-s', { busyTwice: 1 });
+      expect(answered).toBe(2);
+      expect(s.sim!.stats.settings.slice(before)).toEqual([{ deviceId: 'dev-s', messageId: sent.messageId, settings: { busyTwice: 1 } }]);
+    });
+
+    test('a connection refused never reached the platform: that one is retried', async () => {
+      let refused = 0;
+      const flaky: typeof fetch = async (input, init) => {
+        if (String(input).includes('/device_setting') && refused++ === 0) {
+          throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+        }
+        return fetch(input, init);
+      };
+      const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, fetch: flaky });
+      const before = s.sim!.stats.settings.length;
+      const sent = await sendSetting({ ...deps, platform: c }, 'dev-s', { refusedOnce: 1 });
+      expect(refused).toBe(2);
+      expect(s.sim!.stats.settings.slice(before)).toEqual([{ deviceId: 'dev-s', messageId: sent.messageId, settings: { refusedOnce: 1 } }]);
+    });
+
+    test('code 1 (certainly not applied) is retried once with a fresh token; an unknown code is not retried', async () => {
+      await client.deviceStatus({ id: 'dev-s', key: 'key-s' }); // the cached token has worked
+      s.sim!.faults.codeStorm(1, 1, 'setting');
+      const before = { settings: s.sim!.stats.settings.length, requests: s.sim!.stats.requests.setting ?? 0 };
+      const sent = await sendSetting(deps, 'dev-s', { afterCode1: 1 });
+      expect(s.sim!.stats.requests.setting - before.requests).toBe(2);
+      expect(s.sim!.stats.settings.slice(before.settings)).toEqual([{ deviceId: 'dev-s', messageId: sent.messageId, settings: { afterCode1: 1 } }]);
+
+      s.sim!.faults.codeStorm(42, 1, 'setting');
+      const requests = s.sim!.stats.requests.setting;
+      const err = await sendSetting(deps, 'dev-s', { afterCode42: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SettingOutcomeUnknownError);
+      expect((err as Error).message).toContain('unknown result code 42');
+      expect(s.sim!.stats.requests.setting - requests).toBe(1);
+    });
+
+    test('EXPEED_SETTING_BODY=data wraps the settings in {"data": ...}', async () => {
+      const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, settingBody: 'data' });
+      const sent = await sendSetting({ ...deps, platform: c }, 'dev-s', { temp: 21 });
+      expect(s.sim!.stats.settings).toContainEqual({ deviceId: 'dev-s', messageId: sent.messageId, settings: { data: { temp: 21 } } });
+      // what we record is what the operator asked for
+      expect(sent.command.settings).toEqual({ temp: 21 });
+    });
+  });
+
   test('an unregistered device is refused before anything is sent', async () => {
     await expect(sendSetting(deps, 'dev-nobody', { temp: 20 })).rejects.toBeInstanceOf(UnknownDeviceError);
   });
@@ -135,5 +220,23 @@ describe('expeed-sync set', () => {
     const usage = await runCli(['set', 'dev-cli', 'temp'], env());
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('"temp" is not key=value');
+  });
+
+  test('exit 6 when the outcome is unknown (sent once); EXPEED_SETTING_BODY=data wraps the settings', async () => {
+    // a 5xx once the request reached the platform: sent once, exit 6, "may or may not"
+    await tokens.get(); // cached, so that only device_setting meets the 5xx
+    const requests = s.sim!.stats.requests.setting ?? 0;
+    s.sim!.faults.http5xxRate = 1;
+    const unsure = await runCli(['set', 'dev-cli', 'temp=27'], env()).finally(() => (s.sim!.faults.http5xxRate = 0));
+    expect(unsure.code).toBe(6);
+    expect(unsure.stderr).toContain('MAY OR MAY NOT have been applied');
+    expect(unsure.stderr).toContain('HTTP 503');
+    expect(s.sim!.stats.requests.setting - requests).toBe(1);
+    const unknownRows = await s.until('unknown state', () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-cli' AND state = 'unknown'`), (r) => r.length > 0);
+    expect(unknownRows.map((r) => [r.message_id, r.settings])).toEqual([['', '{"temp":27}']]);
+
+    const wrapped = await runCli(['set', 'dev-cli', 'temp=28'], { ...env(), EXPEED_SETTING_BODY: 'data' });
+    expect(wrapped.code).toBe(0);
+    expect(s.sim!.stats.settings.at(-1)?.settings).toEqual({ data: { temp: 28 } });
   });
 });

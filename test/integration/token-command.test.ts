@@ -64,8 +64,29 @@ describe('expeed-sync token', () => {
     await redis.set(`${prefix}:token:cooldown`, JSON.stringify({ until: Date.now() + 600_000, reason: 'rejected', credentialsId: '' }), 'PX', 600_000);
     const out: string[] = [];
     expect(await command.run(['--clear-cooldown'], context(out))).toBe(0);
-    expect(out[0]).toBe('credentials cool-down lifted: the next platform call may fetch a token');
+    expect(out[0]).toBe('token cool-down lifted: the next platform call may fetch a token');
     expect(await redis.exists(`${prefix}:token:cooldown`)).toBe(0);
+  });
+
+  test('a fresh token rejected: the pause, its reason and its doubling are shown; --clear-cooldown also forgets the streak', async () => {
+    const { TokenBudget } = await import('../../src/platform/token-budget.js');
+    const budget = new TokenBudget({ redis, prefix, cooldownMs: 600_000 });
+    await redis.hset(`${prefix}:token:current`, { token: 'never-worked-token', expiresAt: Date.now() + 3_600_000, fetchedAt: Date.now(), ttlMs: 7_200_000 });
+    await expect(budget.rejected('never-worked-token', '令牌过期')).rejects.toMatchObject({ name: 'TokenCooldownError', retryable: true });
+    const out: string[] = [];
+    expect(await command.run([], context(out))).toBe(0);
+    const line = out.find((l) => l.startsWith('cool-down'));
+    expect(line).toMatch(/^cool-down     token calls paused until .* Asia\/Shanghai \(in 10m\), the platform rejected a freshly fetched access token \(the pause doubles while that repeats\): code 1 "令牌过期" for a token that had never worked$/);
+    expect(out.join('\n')).not.toContain('never-worked-token');
+    const json: string[] = [];
+    await command.run(['--json'], context(json));
+    expect(JSON.parse(json.join('\n'))).toMatchObject({ cooldownKind: 'token' });
+    expect(await redis.exists(`${prefix}:token:rejections`)).toBe(1);
+    const cleared: string[] = [];
+    await command.run(['--clear-cooldown'], context(cleared));
+    expect(cleared[0]).toBe('token cool-down lifted: the next platform call may fetch a token');
+    expect(await redis.exists(`${prefix}:token:rejections`)).toBe(0);
+    await budget.close();
   });
 
   test('states of the budget are spelled out', () => {
@@ -83,8 +104,20 @@ describe('expeed-sync token', () => {
       'access token  expired at 2024-05-01 21:59:59 Asia/Shanghai (the next platform call fetches one)',
       'refresh       a process is fetching a new token right now',
       'state         budget spent: no token can be fetched until the reset',
-      'cool-down     token calls paused until 2024-05-01 22:01:00 Asia/Shanghai: bad keys',
+      'cool-down     token calls paused until 2024-05-01 22:01:00 Asia/Shanghai (in 1m), the platform rejected EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY: bad keys',
     ]);
+  });
+
+  test('expeed-sync status shows the cool-down, its end and its reason', async () => {
+    const { renderStatus } = await import('../../src/cli/commands/status.js');
+    const at = Date.UTC(2024, 4, 1, 14);
+    const token = { day: '2024-05-01', calls: 3, limit: 200, reserve: 10, resetsAt: Date.UTC(2024, 4, 1, 16), refreshing: false };
+    const report = { at, devices: [], queues: {}, deadLetters: 0, errors: {} };
+    const paused = renderStatus({ ...report, token: { ...token, cooldownUntil: at + 900_000, cooldownKind: 'token', cooldownReason: 'code 1 "token过期" for a token that had never worked' } }, 'Asia/Shanghai', (x) => x);
+    expect(paused).toContain(
+      '  COOL-DOWN: no token calls until 2024-05-01 22:15:00 Asia/Shanghai — the platform rejected a freshly fetched access token (the pause doubles while that repeats): code 1 "token过期" for a token that had never worked',
+    );
+    expect(renderStatus({ ...report, token }, 'Asia/Shanghai', (x) => x)).not.toContain('COOL-DOWN');
   });
 
   test('rejects arguments it does not know', async () => {

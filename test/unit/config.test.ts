@@ -33,6 +33,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ EXPEED_SEMI_SPACE_MB: ' ' }, NOW).semiSpaceMb).toBeUndefined();
   });
 
+  test('token cool-down, unknown-code retries and the setting body', () => {
+    expect(loadConfig({}, NOW)).toMatchObject({ tokenCooldownMs: 15 * 60_000, tokenCooldownMaxMs: 4 * 3_600_000, unknownCodeRetries: 3, settingBody: 'bare' });
+    const c = loadConfig({ EXPEED_TOKEN_COOLDOWN: '5h', EXPEED_UNKNOWN_CODE_RETRIES: '0', EXPEED_SETTING_BODY: 'DATA' }, NOW);
+    // a first pause longer than the default maximum raises the maximum with it
+    expect(c).toMatchObject({ tokenCooldownMs: 5 * 3_600_000, tokenCooldownMaxMs: 5 * 3_600_000, unknownCodeRetries: 0, settingBody: 'data' });
+  });
+
   test('an empty schedule disables it', () => {
     expect(loadConfig({ EXPEED_SCHEDULE_GAPS: '' }, NOW).schedules.gaps).toBeUndefined();
   });
@@ -58,6 +65,10 @@ describe('loadConfig', () => {
     [{ EXPEED_HEAP_GROWTH_PERCENT: '-5' }, 'EXPEED_HEAP_GROWTH_PERCENT', 'between 0 and 1000'],
     [{ EXPEED_SEMI_SPACE_MB: '32MB' }, 'EXPEED_SEMI_SPACE_MB', 'whole number'],
     [{ EXPEED_SEMI_SPACE_MB: '1024' }, 'EXPEED_SEMI_SPACE_MB', 'between 0 and 256'],
+    [{ EXPEED_TOKEN_COOLDOWN: 'soon' }, 'EXPEED_TOKEN_COOLDOWN', 'duration'],
+    [{ EXPEED_TOKEN_COOLDOWN: '1h', EXPEED_TOKEN_COOLDOWN_MAX: '30m' }, 'EXPEED_TOKEN_COOLDOWN_MAX', 'not be shorter than EXPEED_TOKEN_COOLDOWN'],
+    [{ EXPEED_UNKNOWN_CODE_RETRIES: '-1' }, 'EXPEED_UNKNOWN_CODE_RETRIES', 'between 0 and 20'],
+    [{ EXPEED_SETTING_BODY: 'wrapped' }, 'EXPEED_SETTING_BODY', 'bare'],
   ])('%o is refused naming %s', (env, variable, problem) => {
     let error: unknown;
     try {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { bar, formatDuration, plainLine, rateAndEta, terminalLines } from '../../src/sync/progress-view.js';
-import { budgetResetsAt, failureFacts } from '../../src/sync/failure.js';
-import { DeviceNotFoundError, PlatformUnavailableError, TokenBudgetExhaustedError } from '../../src/platform/errors.js';
+import { budgetResetsAt, cooldownUntil, failureFacts } from '../../src/sync/failure.js';
+import { CredentialsCooldownError, DeviceNotFoundError, PlatformUnavailableError, TokenBudgetExhaustedError, TokenCooldownError, TokenExpiredError, UnknownResultCodeError } from '../../src/platform/errors.js';
 import type { ProgressSnapshot } from '../../src/sync/progress.js';
 
 const snap: ProgressSnapshot = {
@@ -42,7 +42,17 @@ describe('progress view', () => {
 
 describe('failure facts', () => {
   test('vendor errors: not retryable, with code and message', () => {
-    expect(failureFacts(new DeviceNotFoundError('datapoints', 'x', '设备不存在'))).toEqual({ retryable: false, code: 2, vendorMessage: '设备不存在', endpoint: 'datapoints' });
+    expect(failureFacts(new DeviceNotFoundError('datapoints', 'x', '设备不存在'))).toEqual({ retryable: false, code: 2, vendorMessage: '设备不存在', endpoint: 'datapoints', marksDevice: true });
+  });
+  test('an undocumented code or a token problem never marks the device', () => {
+    expect(failureFacts(new UnknownResultCodeError('datapoints', 42, '?', 4))).toMatchObject({ retryable: false, code: 42, marksDevice: false });
+    expect(failureFacts(new TokenExpiredError('datapoints', 'token过期', { afterRefresh: true }))).toMatchObject({ retryable: false, code: 1, marksDevice: false });
+    expect(failureFacts(new CredentialsCooldownError(1, 'then', 'bad keys'))).toMatchObject({ retryable: false, marksDevice: false });
+  });
+  test('a token cool-down says when it ends', () => {
+    expect(cooldownUntil(new TokenCooldownError(5678, 'then', 'code 1'))).toBe(5678);
+    expect(cooldownUntil(new CredentialsCooldownError(4321, 'then', 'bad keys'))).toBe(4321);
+    expect(cooldownUntil(new TokenBudgetExhaustedError(1234, 'then', 200, 200, 10))).toBeUndefined();
   });
   test('network and unknown errors are retried', () => {
     expect(failureFacts(new PlatformUnavailableError('datapoints', 'HTTP 503', 503)).retryable).toBe(true);

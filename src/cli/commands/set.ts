@@ -3,15 +3,16 @@ import type { Command } from '../main.js';
 import type { CommandContext } from '../context.js';
 import { RedisDeadLetterStore } from '../../dead-letters/store.js';
 import { InfluxPointWriter } from '../../influx/point-writer.js';
-import { ExpeedClient } from '../../platform/client.js';
-import { DeviceOfflineError } from '../../platform/errors.js';
+import { clientOptionsFromConfig, ExpeedClient } from '../../platform/client.js';
+import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../platform/errors.js';
 import { tokenBudgetFromConfig } from '../../platform/token-budget.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { PendingSettingsStore } from '../../settings/pending-store.js';
 import { sendSetting, waitForResult } from '../../settings/send-setting.js';
+import { rateLimitedPlatform, RequestRate } from '../../sync/request-rate.js';
 
 /** Exit codes of `set`, so scripts can tell the outcomes apart. */
-export const SET_EXIT = { ok: 0, error: 1, usage: 2, failed: 3, timeout: 4, offline: 5 } as const;
+export const SET_EXIT = { ok: 0, error: 1, usage: 2, failed: 3, timeout: 4, offline: 5, unknown: 6 } as const;
 
 /**
  * `key=value` -> settings. Values are read as JSON when they are JSON (`25`, `true`, `"25"`,
@@ -53,8 +54,12 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
   ctx.onClose(() => writer.close());
   const tokens = tokenBudgetFromConfig(config, redis, { scrubber });
   ctx.onClose(() => tokens.close());
-  const platform = new ExpeedClient({ baseUrl: config.baseUrl, tokens, timezone: config.timezone, timeoutMs: config.requestTimeoutMs, scrubber });
-  ctx.onClose(() => platform.close());
+  const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber });
+  ctx.onClose(() => client.close());
+  // the service's request rate applies to an operator's command too
+  const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
+  ctx.onClose(async () => rate.close());
+  const platform = rateLimitedPlatform(client, rate);
   const pending = new PendingSettingsStore(redis, config.prefix);
 
   let sent;
@@ -64,6 +69,12 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
     if (err instanceof DeviceOfflineError) {
       process.stderr.write(`expeed-sync set: ${scrubber.scrub(err.message)}; nothing was sent, try again when it is online\n`);
       return SET_EXIT.offline;
+    }
+    if (err instanceof SettingOutcomeUnknownError) {
+      process.stderr.write(
+        `expeed-sync set: ${scrubber.scrub(err.message)}.\nThe setting MAY OR MAY NOT have been applied; it was recorded as "unknown" in device_setting. Check the device before sending it again.\n`,
+      );
+      return SET_EXIT.unknown;
     }
     throw err;
   }
@@ -90,6 +101,6 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
 
 export const command: Command = {
   usage: 'set ID key=value... [--wait]',
-  summary: 'send a device setting; --wait waits for the pushed result (exit 0 applied, 3 failed, 4 timeout, 5 device offline)',
+  summary: 'send a device setting, never twice; --wait waits for the pushed result (exit 0 applied, 3 failed, 4 timeout, 5 device offline, 6 outcome unknown)',
   run,
 };

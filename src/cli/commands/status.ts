@@ -6,6 +6,7 @@ import { formatLocalTime } from '../../platform/timestamp.js';
 import { QUEUE } from '../../queues.js';
 import { openIngestQueue } from '../../webhook/server.js';
 import { table } from './devices.js';
+import { cooldownCause } from './token.js';
 
 function ago(at: number | undefined, now: number): string {
   if (at === undefined) return '-';
@@ -49,7 +50,8 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   if (r.token) {
     const k = r.token;
     out.push(`  ${k.calls}/${k.limit} calls on platform day ${k.day} (reserve ${k.reserve} for manual commands); resets ${t(k.resetsAt)}`);
-    out.push(`  cached token: ${k.tokenExpiresAt ? `expires ${t(k.tokenExpiresAt)}` : 'none'}${k.cooldownUntil ? `; credentials cool-down until ${t(k.cooldownUntil)}: ${scrub(k.cooldownReason ?? '')}` : ''}`);
+    out.push(`  cached token: ${k.tokenExpiresAt ? `expires ${t(k.tokenExpiresAt)}` : 'none'}`);
+    if (k.cooldownUntil) out.push(`  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`);
   }
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   for (const [section, why] of Object.entries(r.errors)) out.push(`! ${section} could not be read: ${scrub(why)}`);

@@ -20,7 +20,7 @@ export const command: Command = {
     ctx.onClose(() => budget.close());
     if (flag(args, 'clear-cooldown')) {
       const cleared = await budget.clearCooldown();
-      ctx.out(cleared ? 'credentials cool-down lifted: the next platform call may fetch a token' : 'there was no credentials cool-down');
+      ctx.out(cleared ? 'token cool-down lifted: the next platform call may fetch a token' : 'there was no token cool-down');
     }
     const usage = await budget.usage();
     if (flag(args, 'json')) {
@@ -56,9 +56,16 @@ export function describeUsage(u: TokenUsage, timezone: string, now: number): str
   if (u.calls >= u.limit) lines.push(['state', 'budget spent: no token can be fetched until the reset']);
   else if (u.calls >= scheduledLimit) lines.push(['state', 'scheduled work is stopped; only commands run by hand may fetch a token']);
   if (u.cooldownUntil !== undefined) {
-    lines.push(['cool-down', `token calls paused until ${formatLocalTime(u.cooldownUntil, timezone)}: ${u.cooldownReason ?? 'credentials rejected'}`]);
+    lines.push(['cool-down', `token calls paused until ${formatLocalTime(u.cooldownUntil, timezone)} (${inTime(u.cooldownUntil - now)}), ${cooldownCause(u)}: ${u.cooldownReason ?? ''}`]);
   }
   return lines.map(([label, value]) => `${label.padEnd(13)} ${value}`);
+}
+
+/** Why token calls are paused, in words (status and token show it). */
+export function cooldownCause(u: Pick<TokenUsage, 'cooldownKind'>): string {
+  return u.cooldownKind === 'token'
+    ? 'the platform rejected a freshly fetched access token (the pause doubles while that repeats)'
+    : 'the platform rejected EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY';
 }
 
 function inTime(ms: number): string {
