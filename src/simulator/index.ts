@@ -123,6 +123,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     requests: {},
     largestLimit: 0,
     historyRowsServed: 0,
+    deviceFailures: { '502': 0, reset: 0 },
     violations: [],
     pushes: [],
     settings: [],

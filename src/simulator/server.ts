@@ -91,6 +91,7 @@ async function handle(state: SimState, req: IncomingMessage, res: ServerResponse
   }
   if (r.endpoint !== 'token') {
     const failure = state.faults.drawDeviceFailure();
+    if (failure) state.stats.deviceFailures[failure]++;
     if (failure === '502') {
       res.writeHead(502, { 'content-type': 'text/html' });
       res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');

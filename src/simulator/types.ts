@@ -125,6 +125,8 @@ export interface SimulatorStats {
   /** largest `limit` seen on history */
   largestLimit: number;
   historyRowsServed: number;
+  /** device calls failed on purpose (deviceFailRate), by kind */
+  deviceFailures: { '502': number; reset: number };
   /** every request the real API would reject, with why */
   violations: string[];
   pushes: SimPushRecord[];
