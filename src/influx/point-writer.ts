@@ -164,8 +164,8 @@ export class InfluxPointWriter implements PointWriter {
       ),
     );
     if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
-    const { written, merged, deadLettered, absent } = result;
-    return { written, merged, deadLettered, absent };
+    const { written, merged, conflicts, deadLettered, absent } = result;
+    return { written, merged, conflicts, deadLettered, absent };
   }
 
   /** Like write(), but returns what InfluxDB refused instead of storing it (used to retry dead letters). */
@@ -181,8 +181,8 @@ export class InfluxPointWriter implements PointWriter {
   }
 
   private async run(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
-    const { points: unique, merged } = mergeDuplicates(points);
-    const result: DetailedWriteResult = { written: 0, merged, deadLettered: 0, absent: 0, rejected: [] };
+    const { points: unique, merged, conflicts } = mergeDuplicates(points);
+    const result: DetailedWriteResult = { written: 0, merged, conflicts, deadLettered: 0, absent: 0, rejected: [] };
     const { batchLines, maxBatchBytes, concurrency } = this.options;
     let cursor = 0;
     // one report for the whole call: a point that is fine adds nothing to it
