@@ -69,6 +69,24 @@ afterAll(async () => {
 beforeEach(() => sim.faults.reset());
 
 describe('ExpeedClient against the simulator', () => {
+  test.each(['502', 'reset'] as const)('GET calls are retried with backoff when the platform answers %s', async (kind) => {
+    const retries: number[] = [];
+    const c = makeClient({ onRetry: (r) => retries.push(r.attempt), retries: 8 });
+    sim.faults.deviceFailKind = kind;
+    sim.faults.deviceFailRate = 0.4;
+    try {
+      for (let i = 0; i < 6; i++) {
+        const page = await c.history(dev1, { start: FROM, end: FROM + 3_600_000, first: 1, limit: 100 });
+        expect(page.rows).toEqual(sim.rows('dev-0001', FROM, FROM + 3_600_000));
+      }
+    } finally {
+      await c.close();
+    }
+    expect(sim.stats.deviceFailures[kind]).toBeGreaterThan(0);
+    // every failure was retried by the client itself (none reached the caller)
+    expect(retries.length).toBe(sim.stats.deviceFailures[kind]);
+  });
+
   test('device status: 1 is online, 0 offline, raw code kept', async () => {
     expect(await client.deviceStatus(dev1)).toEqual({ online: true, raw: 1 });
     sim.setOnline('dev-0002', false);
