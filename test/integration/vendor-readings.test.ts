@@ -11,8 +11,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { startSimulator, type HistoryReading, type Simulator } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, randomName, testPrefix } from '../helpers/services.js';
-import { expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, testEnv } from '../fixtures/pull-env.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, randomName, testPrefix } from '../helpers/services.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
+import { loadConfig } from '../../src/config.js';
+import { createPullStack } from '../../src/sync/pull-stack.js';
+import { windowKey } from '../../src/sync/windows.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 3, 1);
@@ -122,5 +125,28 @@ describe('backfill --all --wait under every reading of the vendor document', () 
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/device crowded-1 window 2026-0[34]-\d\dT\d\d:00:00\.000Z\.\.2026-04-01T06:00:00\.000Z: history walk cannot make progress: .*more rows share that time than one page holds/);
     expect(sim.stats.requests.history ?? 0).toBeLessThan(10);
+  }, 70_000);
+
+  test('a resumed window asks from 1 ms before its saved position: an exclusive start loses no row of that millisecond', async () => {
+    const devices = [{ id: 'resume-1', key: 'key-resume', cadenceSec: 300 }];
+    const { sim, db, env } = await setUp('resume', { platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices, from: FROM, to: TO, seed: 4, history: { cursor: 'last-exclusive', start: 'exclusive' } }, 50);
+    const at = FROM + 5 * HOUR + 123;
+    // two rows at the saved position (one millisecond), as if the run before had written one of them
+    sim.addRows('resume-1', [{ time: at, values: { temp: 71.5 } }]);
+    sim.addRows('resume-1', [{ time: at, values: { humidity: 33 } }]);
+    const stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
+    cleanups.push(() => stack.close());
+    await stack.registry.mergeFile(env.EXPEED_DEVICES_FILE);
+    const window = { from: FROM, to: FROM + 16 * HOUR }; // the first window on the platform-local grid
+    await stack.checkpoints.setPosition(windowKey('resume-1', window), at);
+    const queued = await stack.backfills.enqueue({ deviceId: 'resume-1', from: window.from, to: window.to, reason: 'manual' });
+    expect(queued.map((q) => [q.from, q.to])).toEqual([[window.from, window.to]]);
+    stack.startBackfillWorker();
+    expect((await drained(stack.backfillQueue, 60_000)).failed).toBe(0);
+    const landed = await influxRows(db.name, `SELECT * FROM device_data WHERE device_id = 'resume-1' AND time <= ${at}ms`);
+    // nothing before the saved position was walked again; the saved millisecond landed whole
+    expect(landed.map((r) => [r.time, r.temp, r.humidity])).toEqual([[at, 71.5, 33]]);
+    const after = await influxRows(db.name, `SELECT count(temp) AS c FROM device_data WHERE device_id = 'resume-1' AND time > ${at}ms`);
+    expect(after[0]?.c).toBe(sim.rows('resume-1', at + 1, window.to).filter((r) => 'temp' in r.values).length);
   }, 70_000);
 });
