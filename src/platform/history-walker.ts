@@ -102,19 +102,11 @@ export async function* walkHistory(
     if (cursor !== undefined) lastCursor = cursor;
 
     let newest = -Infinity;
-    let points = 0;
-    for (let i = 0; i < page.rows.length; i++) {
-      const r = page.rows[i];
-      if (r.time > newest) newest = r.time;
-      for (const k in r.values) {
-        points++;
-        names.add(k);
-      }
-    }
-    const width = Math.max(1, names.size);
+    for (let i = 0; i < page.rows.length; i++) if (page.rows[i].time > newest) newest = page.rows[i].time;
     const count = page.rows.length + page.unreadable.length;
-    // a row the client could not read counts as the widest: unknown size must not look like room
-    const truncated = !(count < limit && points + page.unreadable.length * width + width <= limit);
+    // a page of `limit` rows may be truncated whatever limit counts: its datapoints are not needed
+    // (the bulk of a walk where limit counts rows costs no per-value work)
+    const truncated = count >= limit || !roomLeft(page, limit, names);
 
     const { rows, carried } = held.length ? againstHeld(page.rows, held) : { rows: page.rows, carried: NO_ROWS };
     const walked: WalkedPage = { ...page, rows, index, requestCursor, requestStart: start, duplicatesDropped: page.rows.length - rows.length, carried };
@@ -168,6 +160,25 @@ export async function collectHistory(
 }
 
 const NO_ROWS: DataRow[] = [];
+
+/**
+ * Whether a page of fewer rows than `limit` is certainly whole: its datapoints plus the widest row
+ * possible (W, the distinct names seen in this walk, which this counts) still fit in `limit`, so a
+ * platform counting datapoints would have served one more row. A row the client could not read
+ * counts as W: an unknown size must not look like room.
+ */
+function roomLeft(page: HistoryPage, limit: number, names: Set<string>): boolean {
+  let points = 0;
+  for (let i = 0; i < page.rows.length; i++) {
+    const values = page.rows[i].values;
+    for (const k in values) {
+      points++;
+      names.add(k);
+    }
+  }
+  const width = Math.max(1, names.size);
+  return points + page.unreadable.length * width + width <= limit;
+}
 
 function iso(t: number): string {
   return new Date(t).toISOString();
