@@ -69,7 +69,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
   const o: BackfillWorkerOptions = { ...DEFAULT_BACKFILL_WORKER, ...input };
   const platform = o.rate ? rateLimitedPlatform(o.platform as PlatformClient, o.rate) : o.platform;
   const walk: HistoryWalk =
-    o.walk ?? ((device, range, call) => walkHistory(platform, device, { from: range.from, to: range.to, limit: range.limit, call }));
+    o.walk ?? ((device, range, call) => walkHistory(platform, device, { from: range.from, to: range.to, limit: range.limit, resumeAt: range.resumeAt, call }));
   const runner = new BackfillRunner({ walk, writer: o.writer, deadLetters: o.deadLetters, registry: o.registry, checkpoints: o.checkpoints, pageLimit: o.pageLimit });
   const log = o.logger.child({ queue: QUEUE.backfill });
 

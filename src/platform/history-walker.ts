@@ -29,6 +29,8 @@ export interface HistoryWalkOptions {
   limit: number;
   /** datapoint names; all when omitted */
   ids?: string[];
+  /** a resumed walk: rows up to this time were written, the walk asks from 1 ms before it */
+  resumeAt?: number;
   /** requests in a row that do not move P before the walk fails (default 4) */
   maxStuckRequests: number;
   /** per call: signal, and whether the operator's token reserve may be used */
@@ -87,8 +89,9 @@ export async function* walkHistory(
 ): AsyncGenerator<WalkedPage, WalkEnd, undefined> {
   const o: HistoryWalkOptions = { ...DEFAULT_HISTORY_WALK_OPTIONS, ...options };
   const { from, to, limit } = o;
-  // P: rows at P and before (down to P - 1) are held; a fresh walk starts from - 1 (exclusive start)
-  let position = from - 1;
+  // P: rows at P and before (down to P - 1) are held; a fresh walk starts at from - 1 (so that an
+  // exclusive start still serves `from`), a resumed one at its saved position
+  let position = o.resumeAt !== undefined && o.resumeAt > from ? o.resumeAt : from - 1;
   let held: DataRow[] = [];
   // distinct datapoint names seen: no row of this device is wider, so it bounds the room a page leaves
   const names = new Set<string>();

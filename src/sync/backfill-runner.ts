@@ -11,9 +11,14 @@ import { windowKey } from './windows.js';
  * Pages of a device's history in [from, to), oldest first (rows outside may come too: they are
  * filtered here). The iteration ends normally ONLY when the window is known complete; a walk that
  * cannot complete throws (src/platform/history-walker.ts). `carried` rows, written before the
- * page's rows, are earlier rows a new row of the same millisecond disagrees with.
+ * page's rows, are earlier rows a new row of the same millisecond disagrees with. `resumeAt`: the
+ * window's saved position (rows up to it were written).
  */
-export type HistoryWalk = (device: DeviceRef, range: { from: number; to: number; limit: number }, options?: CallOptions) => AsyncIterable<HistoryPage & { carried?: DataRow[] }>;
+export type HistoryWalk = (
+  device: DeviceRef,
+  range: { from: number; to: number; limit: number; resumeAt?: number },
+  options?: CallOptions,
+) => AsyncIterable<HistoryPage & { carried?: DataRow[] }>;
 
 /** What a backfill job reports while it walks (BullMQ progress) and returns when done. */
 export interface BackfillProgress {
@@ -83,7 +88,7 @@ export class BackfillRunner {
     // document, and throws when it cannot; a resumed walk re-reads from just before its position.
     // One page is fetched ahead while the previous one is written: the platform and InfluxDB work
     // at the same time, and the checkpoint still moves only after InfluxDB acknowledged a page
-    const pages = walk({ id: device.id, key: device.key }, { from: start, to: job.to, limit: pageLimit }, { useReserve: job.useReserve, signal: hooks.signal })[Symbol.asyncIterator]();
+    const pages = walk({ id: device.id, key: device.key }, { from: job.from, to: job.to, limit: pageLimit, resumeAt: start > job.from ? start : undefined }, { useReserve: job.useReserve, signal: hooks.signal })[Symbol.asyncIterator]();
     let ahead = pages.next();
     try {
       for (;;) {

@@ -167,6 +167,14 @@ describe('walkHistory details', () => {
     expect(ok.unreadable).toEqual([{ reason: 'bad', raw: 1 }]);
   });
 
+  test('a resumed walk asks from 1 ms before its saved position, and a failure names the whole window', async () => {
+    const same = { rows: [row(5, { a: 1 }), row(5, { a: 2 })], unreadable: [] };
+    const client = scripted([same, { ...same }]);
+    const err = await collectHistory(client, device, { from: 0, to: 10, limit: 2, resumeAt: 5 }).catch((e) => e);
+    expect(client.queries.map((q) => q.start)).toEqual([4, 4]);
+    expect(err.message).toMatch(/^device dev-1 window 1970-01-01T00:00:00\.000Z\.\.1970-01-01T00:00:00\.010Z: history walk cannot make progress/);
+  });
+
   test('passes ids and the call options through, and the error is not retryable', async () => {
     const calls: unknown[] = [];
     const client: Pick<PlatformClient, 'history'> = {
