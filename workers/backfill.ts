@@ -72,7 +72,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
   const o: BackfillWorkerOptions = { ...DEFAULT_BACKFILL_WORKER, ...input };
   const platform = o.rate ? rateLimitedPlatform(o.platform as PlatformClient, o.rate) : o.platform;
   const walk: HistoryWalk =
-    o.walk ?? ((device, range, call) => walkHistory(platform, device, { from: range.from, to: range.to, first: 1, limit: range.limit, call }));
+    o.walk ?? ((device, range, call) => walkHistory(platform, device, { from: range.from, to: range.to, limit: range.limit, resumeAt: range.resumeAt, call }));
   const runner = new BackfillRunner({ walk, writer: o.writer, deadLetters: o.deadLetters, registry: o.registry, checkpoints: o.checkpoints, pageLimit: o.pageLimit });
   const log = o.logger.child({ queue: QUEUE.backfill });
 
@@ -94,7 +94,9 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       }
       if (!facts.retryable) {
         if (facts.marksDevice && facts.code !== undefined) await o.registry.markFailure(data.deviceId, { code: facts.code, message: facts.vendorMessage ?? messageOf(err) });
-        throw new UnrecoverableError(`${where}: ${messageOf(err)}`);
+        const message = messageOf(err);
+        // a walk that cannot make progress already names device and window
+        throw new UnrecoverableError(message.startsWith(where) ? message : `${where}: ${message}`);
       }
       log.warn({ jobId: job.id, deviceId: data.deviceId, attempt: job.attemptsMade + 1, reason: messageOf(err) }, 'backfill failed, will retry');
       throw err;

@@ -35,6 +35,8 @@ export interface WriteResult {
   written: number;
   /** points merged into another with the same series and timestamp before writing */
   merged: number;
+  /** fields two merged points (same series and time) both carried with different values; the later won */
+  conflicts?: number;
   /** points (or values) set aside as dead letters */
   deadLettered: number;
   /** null/undefined values left out of their rows (the field is absent there) */

@@ -16,6 +16,7 @@
  * with our own, see escapeKey); lines are built as plain strings because
  * building a `Point` object per row costs more than the rest of the write path together.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { escape } from '@influxdata/influxdb-client';
 import { MEASUREMENT, type SinkPoint } from './api.js';
 
@@ -262,8 +263,9 @@ export function withFields(point: NormalisedPoint, names: string[], keys: KeyCac
 /**
  * Merges points with the same measurement, device and time: a later value overwrites an earlier
  * one field by field; a later null does not erase an earlier value. Keeps first-seen order.
+ * `conflicts` counts fields two such points both carry with different values (the later one won).
  */
-export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; merged: number } {
+export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; merged: number; conflicts: number } {
   // Per series: the latest time seen and the indices of its points. While times only grow (history
   // pages, pushes in order) no duplicate is possible and no per-point map is built; the first time
   // that does not grow builds the series' time -> index map.
@@ -275,6 +277,7 @@ export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; mer
   const series = new Map<string, Map<string, SeriesState>>();
   const out: SinkPoint[] = [];
   let merged = 0;
+  let conflicts = 0;
   for (const p of points) {
     let devices = series.get(p.measurement);
     if (devices === undefined) series.set(p.measurement, (devices = new Map()));
@@ -303,10 +306,12 @@ export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; mer
     const fields = { ...out[at].fields };
     for (const name in p.fields) {
       const v = p.fields[name];
-      if ((v === null || v === undefined) && fields[name] !== undefined && fields[name] !== null) continue;
+      const was = fields[name];
+      if ((v === null || v === undefined) && was !== undefined && was !== null) continue;
+      if (was !== undefined && was !== null && !isDeepStrictEqual(was, v)) conflicts++;
       fields[name] = v;
     }
     out[at] = { ...out[at], fields };
   }
-  return { points: out, merged };
+  return { points: out, merged, conflicts };
 }

@@ -164,8 +164,9 @@ export class InfluxPointWriter implements PointWriter {
       ),
     );
     if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
-    const { written, merged, deadLettered, absent } = result;
-    return { written, merged, deadLettered, absent };
+    const { written, merged, conflicts, deadLettered, absent } = result;
+    // conflicts only when there were some: the common write's answer stays as it was
+    return conflicts ? { written, merged, conflicts, deadLettered, absent } : { written, merged, deadLettered, absent };
   }
 
   /** Like write(), but returns what InfluxDB refused instead of storing it (used to retry dead letters). */
@@ -181,8 +182,8 @@ export class InfluxPointWriter implements PointWriter {
   }
 
   private async run(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
-    const { points: unique, merged } = mergeDuplicates(points);
-    const result: DetailedWriteResult = { written: 0, merged, deadLettered: 0, absent: 0, rejected: [] };
+    const { points: unique, merged, conflicts } = mergeDuplicates(points);
+    const result: DetailedWriteResult = { written: 0, merged, deadLettered: 0, absent: 0, rejected: [], ...(conflicts ? { conflicts } : {}) };
     const { batchLines, maxBatchBytes, concurrency } = this.options;
     let cursor = 0;
     // one report for the whole call: a point that is fine adds nothing to it

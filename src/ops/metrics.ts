@@ -16,6 +16,7 @@ export interface Metrics {
   pointsWritten: Counter<'source'>;
   writeErrors: Counter<'source'>;
   deadLettered: Counter<'source'>;
+  sameTimeConflicts: Counter<'source'>;
   lastDataTime: Gauge<'device_id'>;
   gapsFound: Counter<'device_id'>;
   jobDuration: Histogram<'queue' | 'outcome'>;
@@ -42,6 +43,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     pointsWritten: new Counter({ name: 'expeed_points_written_total', help: 'Points acknowledged by InfluxDB, by source (pull, push, poll, setting)', labelNames: ['source'], registers: r }),
     writeErrors: new Counter({ name: 'expeed_write_errors_total', help: 'Writes to InfluxDB that failed (retryably) after the writer gave up', labelNames: ['source'], registers: r }),
     deadLettered: new Counter({ name: 'expeed_dead_lettered_total', help: 'Points or pushes set aside as dead letters, by source', labelNames: ['source'], registers: r }),
+    sameTimeConflicts: new Counter({ name: 'expeed_same_time_conflicts_total', help: 'Fields two rows of one device and millisecond both carried with different values (the later row won), by source', labelNames: ['source'], registers: r }),
     lastDataTime: new Gauge({ name: 'expeed_last_data_timestamp_seconds', help: 'Newest data point written per device (Unix seconds)', labelNames: ['device_id'], registers: r }),
     gapsFound: new Counter({ name: 'expeed_gaps_found_total', help: 'Gaps found in InfluxDB per device', labelNames: ['device_id'], registers: r }),
     jobDuration: new Histogram({ name: 'expeed_job_seconds', help: 'BullMQ job durations by queue and outcome', labelNames: ['queue', 'outcome'], buckets: [0.01, 0.05, 0.25, 1, 5, 15, 60, 300, 1800], registers: r }),
@@ -134,6 +136,7 @@ export function meterWriter(writer: PointWriter, metrics: Metrics, options: { de
         const result = await writer.write(points, options);
         metrics.pointsWritten.inc({ source: options.source }, result.written);
         if (result.deadLettered) metrics.deadLettered.inc({ source: options.source }, result.deadLettered);
+        if (result.conflicts) metrics.sameTimeConflicts.inc({ source: options.source }, result.conflicts);
         // newest time per device in this write first, then one gauge update per device: a history
         // page is 6000 points of one device, and a labelled gauge update costs far more than a compare
         const newest = new Map<string, number>();

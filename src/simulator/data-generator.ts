@@ -14,6 +14,8 @@ export interface SeriesOptions {
   gapRate: number;
   /** a full row at least every this many slots (and after a longer hole) */
   fullRowEvery: number;
+  /** probability that a slot's row is served as 2-3 rows at the same millisecond (default 0) */
+  sameMsRate?: number;
 }
 
 export const DEFAULT_FIELDS = ['temp', 'humidity', 'switch', 'mode', 'voltage'];
@@ -23,6 +25,7 @@ const MEMO = 4;
 const SALT_SLOT_GAP = 0x51;
 const SALT_BLOCK_GAP = 0xb1;
 const SALT_JITTER = 0x71;
+const SALT_SAME_MS = 0x93;
 const MODES = ['auto', 'manual', 'eco'];
 const DAY_MS = 86_400_000;
 
@@ -66,6 +69,12 @@ function fieldGen(name: string, base: number): FieldGen {
     case 'float1':
       return { name, value: (k) => (2200 + (mix(fb, Math.floor(k / 3)) % 61) - 30) / 10 };
   }
+}
+
+function otherValue(v: SimValue, i: number): SimValue {
+  if (typeof v === 'number') return v + i;
+  if (typeof v === 'boolean') return !v;
+  return `${v}${'*'.repeat(i)}`;
 }
 
 function lowerBound(rows: SimRow[], t: number): number {
@@ -175,7 +184,9 @@ export class DeviceSeries {
    * Visits the rows of [lo, hi) — generated rows only inside [genLo, genHi), added rows anywhere —
    * in time order (ascending or descending) until `visit` returns false.
    */
-  scan(lo: number, hi: number, genLo: number, genHi: number, ascending: boolean, visit: (row: SimRow) => boolean): void {
+  scan(lo: number, hi: number, genLo: number, genHi: number, ascending: boolean, visitRow: (row: SimRow) => boolean): void {
+    const rate = this.options.sameMsRate ?? 0;
+    const visit = rate > 0 ? (row: SimRow) => this.visitSplit(row, ascending, rate, visitRow) : visitRow;
     const gLo = Math.max(lo, genLo);
     const gHi = Math.min(hi, genHi);
     const hasGen = gLo < gHi && Number.isFinite(gLo) && Number.isFinite(gHi);
@@ -229,6 +240,34 @@ export class DeviceSeries {
         if (!visit(row)) return;
       }
     }
+  }
+
+  /**
+   * Serves a row as 2 or 3 rows at its millisecond when the (seed, time) hash says so: the fields
+   * are dealt round-robin over the parts, and a part left without a field repeats the first field
+   * with another value (two rows of one millisecond that disagree; the later one wins when merged).
+   * Descending scans visit the parts in reverse, so "later" means the same in both directions.
+   */
+  private visitSplit(row: SimRow, ascending: boolean, rate: number, visit: (row: SimRow) => boolean): boolean {
+    const h = mix(this.base, row.time, SALT_SAME_MS);
+    if (unit(h) >= rate) return visit(row);
+    const n = 2 + (h & 1);
+    const names = Object.keys(row.values);
+    const parts: SimRow[] = [];
+    for (let i = 0; i < n; i++) {
+      const values: Record<string, SimValue> = {};
+      for (let f = i; f < names.length; f += n) values[names[f]] = row.values[names[f]];
+      if (names.length > 0 && Object.keys(values).length === 0) {
+        // parts of one millisecond stay distinct (a boolean has only one other value)
+        const v = row.values[names[0]];
+        if (typeof v === 'boolean' && i > 1) continue;
+        values[names[0]] = otherValue(v, i);
+      }
+      parts.push({ time: row.time, values });
+    }
+    if (!ascending) parts.reverse();
+    for (const p of parts) if (!visit(p)) return false;
+    return true;
   }
 
   /** First present slot >= k (up to kEnd) whose row time is in [lo, hi). */

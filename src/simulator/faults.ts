@@ -1,6 +1,6 @@
 /** Fault switches a test flips to drive the client through the platform's bad days. */
 import { mulberry32 } from './prng.js';
-import type { SimEndpoint, SimulatorFaults } from './types.js';
+import type { DeviceFailKind, SimEndpoint, SimulatorFaults } from './types.js';
 import type { TokenIssuer } from './token-issuer.js';
 
 const ENDPOINTS: readonly string[] = ['token', 'device_status', 'current', 'history', 'setting'];
@@ -14,6 +14,8 @@ interface Storm {
 export class Faults implements SimulatorFaults {
   http5xxRate = 0;
   latencyMs = 0;
+  deviceFailRate = 0;
+  deviceFailKind: DeviceFailKind = 'mixed';
   private storms: Storm[] = [];
   private readonly random: () => number;
 
@@ -46,6 +48,8 @@ export class Faults implements SimulatorFaults {
   reset(): void {
     this.http5xxRate = 0;
     this.latencyMs = 0;
+    this.deviceFailRate = 0;
+    this.deviceFailKind = 'mixed';
     this.storms = [];
     this.tokens.expireEarly(undefined);
   }
@@ -54,6 +58,16 @@ export class Faults implements SimulatorFaults {
   draw5xx(): boolean {
     if (this.http5xxRate <= 0) return false;
     return this.random() < this.http5xxRate;
+  }
+
+  /** How this device call fails, if it does (one PRNG draw per device call while the rate is set). */
+  drawDeviceFailure(): '502' | 'reset' | undefined {
+    if (this.deviceFailRate <= 0) return undefined;
+    const r = this.random();
+    if (r >= this.deviceFailRate) return undefined;
+    if (this.deviceFailKind !== 'mixed') return this.deviceFailKind;
+    // the same draw decides the kind: the lower half of the failing range is a 502
+    return r < this.deviceFailRate / 2 ? '502' : 'reset';
   }
 
   /** The storm code this request answers, consuming one from the first storm that applies. */

@@ -1,13 +1,15 @@
 /**
  * The history endpoint: parameter validation as the vendor documents it, and cursor paging.
  *
- * Paging rules of the simulator (the vendor leaves them open; docs/platform-api.md records them):
- * - the range is [start, end): start inclusive, end exclusive; without both, all history;
- * - a page starts AT the cursor (inclusive) in the page direction (first=1 ascending, first=0
- *   descending) and holds at most `limit` rows (a row = one timestamp);
- * - the answer's `cursor` is the time of the next row not yet served, so pages do not overlap;
- *   with `boundaryRepeat` it is the time of the page's last row, which the next page repeats;
- * - the last page carries no `cursor`.
+ * The vendor leaves the paging rules open (docs/platform-api.md §2.3); the simulator serves each
+ * plausible reading, chosen by SimulatorOptions.history:
+ * - range bounds: `start` inclusive (default) or exclusive, `end` exclusive (default) or inclusive;
+ *   without both, all history;
+ * - `limit` counts rows (default) or datapoints (whole rows that fit, at least one row a page);
+ * - the answer's `cursor` (present only while rows remain, and never in reading `none`) is the time
+ *   of the next row not yet served (`next`, default: a page starts AT the cursor), of the page's
+ *   last row (`last-inclusive`: the next page repeats it; `last-exclusive`: the next page starts
+ *   after it) or of the page's first row (`first-row`, the vendor example read literally).
  */
 import { CODE, MESSAGE } from './result-codes.js';
 import { generatedEnd, violation, type Answer, type SimDeviceState, type SimRequest, type SimState } from './state.js';
@@ -60,7 +62,7 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   const idRaw = q.get('id');
   const ids = idRaw === null || idRaw.trim() === '' || idRaw.trim() === 'all' ? undefined : idRaw.split(',').map((s) => s.trim()).filter(Boolean);
 
-  const page = readPage(state, dev, { lo, hi, ascending, cursor, limit, ids });
+  const page = servePage(state, dev, { lo, hi, ascending, cursor, limit, ids });
   state.stats.historyRowsServed += page.rows.length;
   const json: Record<string, unknown> = { result_code: CODE.ok, result_message: MESSAGE.ok };
   if (page.cursor !== undefined) json.cursor = page.cursor;
@@ -77,15 +79,28 @@ export interface PageQuery {
   ids?: string[];
 }
 
-/** One page of rows and the cursor of the next page (undefined on the last page). */
+/** A page as the endpoint serves it: [lo, hi] are the raw `start`/`end`, read with the reading's bounds. */
+export function servePage(state: SimState, dev: SimDeviceState, p: PageQuery): { rows: SimRow[]; cursor?: number } {
+  const reading = state.history;
+  const lo = reading.start === 'exclusive' && p.lo > -Infinity ? p.lo + 1 : p.lo;
+  const hi = reading.end === 'inclusive' && p.hi < Infinity ? p.hi + 1 : p.hi;
+  return readPage(state, dev, { ...p, lo, hi });
+}
+
+/** One page of rows in [lo, hi) and the cursor of the next page (undefined on the last page, or never). */
 export function readPage(state: SimState, dev: SimDeviceState, p: PageQuery): { rows: SimRow[]; cursor?: number } {
+  const reading = state.history;
   let lo = p.lo;
   let hi = p.hi;
   if (p.cursor !== undefined) {
-    if (p.ascending) lo = Math.max(lo, p.cursor);
-    else hi = Math.min(hi, p.cursor + 1);
+    // last-exclusive: the cursor names the last row served, the page starts after it
+    const skip = reading.cursor === 'last-exclusive' ? 1 : 0;
+    if (p.ascending) lo = Math.max(lo, p.cursor + skip);
+    else hi = Math.min(hi, p.cursor + 1 - skip);
   }
+  const byPoints = reading.limit === 'datapoints';
   const rows: SimRow[] = [];
+  let points = 0;
   let next: SimRow | undefined;
   const ids = p.ids;
   dev.series.scan(lo, hi, state.range.from, generatedEnd(state), p.ascending, (row) => {
@@ -102,15 +117,24 @@ export function readPage(state: SimState, dev: SimDeviceState, p: PageQuery): { 
       if (!any) return true;
       out = { time: row.time, values };
     }
-    if (rows.length < p.limit) {
+    const width = byPoints ? Object.keys(out.values).length : 1;
+    if (rows.length === 0 || points + width <= p.limit) {
       rows.push(out);
+      points += width;
       return true;
     }
     next = out;
     return false;
   });
-  if (!next) return { rows };
-  // repeating needs a page of 2+, or a page of one row would be served forever
-  const cursor = state.boundaryRepeat && rows.length > 1 ? rows[rows.length - 1].time : (next as SimRow).time;
-  return { rows, cursor };
+  if (!next || reading.cursor === 'none') return { rows };
+  switch (reading.cursor) {
+    case 'next':
+      return { rows, cursor: (next as SimRow).time };
+    case 'first-row':
+      return { rows, cursor: rows[0].time };
+    default:
+      // last-inclusive repeats the last row: a page of one row would be served forever
+      if (reading.cursor === 'last-inclusive' && rows.length < 2) return { rows, cursor: (next as SimRow).time };
+      return { rows, cursor: rows[rows.length - 1].time };
+  }
 }

@@ -12,10 +12,13 @@ import { PushClient } from './push-client.js';
 import { createSimServer } from './server.js';
 import type { SimDeviceState, SimState } from './state.js';
 import { TokenIssuer } from './token-issuer.js';
-import type { SimDevice, SimDeviceSpec, SimRow, Simulator, SimulatorOptions, SimulatorStats } from './types.js';
+import type { CursorReading, HistoryReading, SimDevice, SimDeviceSpec, SimRow, Simulator, SimulatorOptions, SimulatorStats } from './types.js';
 import { VendorClock } from './vendor-time.js';
 
 export type {
+  CursorReading,
+  DeviceFailKind,
+  HistoryReading,
   SimDevice,
   SimDeviceSpec,
   SimEndpoint,
@@ -32,6 +35,25 @@ export { DEFAULT_FIELDS } from './data-generator.js';
 export { handshakeSignature } from './push-client.js';
 export { VendorClock } from './vendor-time.js';
 
+export const DEFAULT_HISTORY_READING: HistoryReading = { cursor: 'next', limit: 'rows', start: 'inclusive', end: 'exclusive' };
+
+const CURSOR_READINGS: readonly CursorReading[] = ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'];
+
+/** The history reading of the options, every value checked (an error names the wrong one). */
+export function resolveHistoryReading(o: Pick<SimulatorOptions, 'history' | 'boundaryRepeat'>): HistoryReading {
+  const r: HistoryReading = {
+    ...DEFAULT_HISTORY_READING,
+    ...(o.boundaryRepeat ? { cursor: 'last-inclusive' as const } : {}),
+    ...stripUndefined(o.history ?? {}),
+  };
+  if (!CURSOR_READINGS.includes(r.cursor)) throw new Error(`simulator: history.cursor must be one of ${CURSOR_READINGS.join(', ')}, got "${r.cursor}"`);
+  if (r.limit !== 'rows' && r.limit !== 'datapoints') throw new Error(`simulator: history.limit must be rows or datapoints, got "${r.limit}"`);
+  for (const bound of ['start', 'end'] as const) {
+    if (r[bound] !== 'inclusive' && r[bound] !== 'exclusive') throw new Error(`simulator: history.${bound} must be inclusive or exclusive, got "${r[bound]}"`);
+  }
+  return r;
+}
+
 export const DEFAULT_SIMULATOR_OPTIONS = {
   host: '127.0.0.1',
   port: 0,
@@ -41,6 +63,10 @@ export const DEFAULT_SIMULATOR_OPTIONS = {
   seed: 1,
   settingDelayMs: 200,
   boundaryRepeat: false,
+  sameMsRate: 0,
+  deviceFailRate: 0,
+  deviceFailKind: 'mixed',
+  latencyMs: 0,
   followClock: false,
   gapRate: 0.01,
   fullRowEvery: 10,
@@ -77,6 +103,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const o = { ...DEFAULT_SIMULATOR_OPTIONS, ...stripUndefined(options) };
   if (!(o.from <= o.to)) throw new Error(`simulator: from (${o.from}) must not be after to (${o.to})`);
   if (!(o.gapRate >= 0 && o.gapRate < 1)) throw new Error(`simulator: gapRate must be in [0, 1), got ${o.gapRate}`);
+  if (!(o.sameMsRate >= 0 && o.sameMsRate <= 1)) throw new Error(`simulator: sameMsRate must be in [0, 1], got ${o.sameMsRate}`);
+  if (!(o.deviceFailRate >= 0 && o.deviceFailRate < 1)) throw new Error(`simulator: deviceFailRate must be in [0, 1), got ${o.deviceFailRate}`);
+  if (!['502', 'reset', 'mixed'].includes(o.deviceFailKind)) throw new Error(`simulator: deviceFailKind must be 502, reset or mixed, got "${o.deviceFailKind}"`);
+  if (!(o.latencyMs >= 0)) throw new Error(`simulator: latencyMs must be >= 0, got ${o.latencyMs}`);
+  const history = resolveHistoryReading(o);
   if (!(Number.isInteger(o.fullRowEvery) && o.fullRowEvery >= 1)) throw new Error(`simulator: fullRowEvery must be a whole number >= 1, got ${o.fullRowEvery}`);
   const now = options.now ?? Date.now;
   let clock: VendorClock;
@@ -92,12 +123,13 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     requests: {},
     largestLimit: 0,
     historyRowsServed: 0,
+    deviceFailures: { '502': 0, reset: 0 },
     violations: [],
     pushes: [],
     settings: [],
   };
   const devices = new Map<string, SimDeviceState>();
-  const seriesOptions = { seed: o.seed, gapRate: o.gapRate, fullRowEvery: o.fullRowEvery };
+  const seriesOptions = { seed: o.seed, gapRate: o.gapRate, fullRowEvery: o.fullRowEvery, sameMsRate: o.sameMsRate };
   for (const spec of specs) {
     const device = resolveDevice(spec);
     if (devices.has(device.id)) throw new Error(`simulator: device id ${device.id} given twice`);
@@ -117,7 +149,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     devices,
     range: { from: o.from, to: o.to },
     followClock: o.followClock,
-    boundaryRepeat: o.boundaryRepeat,
+    history,
     currentTimestampSpace: o.currentTimestampSpace,
     settingDelayMs: o.settingDelayMs,
     settingResult: o.settingResult ?? (() => 0),
@@ -131,6 +163,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     timers: new Set(),
   };
 
+  state.faults.deviceFailRate = o.deviceFailRate;
+  state.faults.deviceFailKind = o.deviceFailKind;
+  state.faults.latencyMs = o.latencyMs;
   const server = createSimServer(state);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

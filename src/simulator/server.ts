@@ -89,6 +89,17 @@ async function handle(state: SimState, req: IncomingMessage, res: ServerResponse
     res.end('<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>');
     return;
   }
+  if (r.endpoint !== 'token') {
+    const failure = state.faults.drawDeviceFailure();
+    if (failure) state.stats.deviceFailures[failure]++;
+    if (failure === '502') {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
+      return;
+    }
+    // a connection reset: no answer at all
+    if (failure === 'reset') return void req.socket.destroy();
+  }
   const storm = state.faults.takeStorm(r.endpoint);
   if (storm !== undefined) return send(res, 200, { result_code: storm, result_message: messageOf(storm) });
   if (body === undefined) {

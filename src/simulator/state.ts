@@ -3,7 +3,7 @@ import type { DeviceSeries } from './data-generator.js';
 import type { Faults } from './faults.js';
 import type { PushClient } from './push-client.js';
 import type { TokenIssuer } from './token-issuer.js';
-import type { SimDevice, SimLogger, SimulatorStats } from './types.js';
+import type { HistoryReading, SimDevice, SimLogger, SimulatorStats } from './types.js';
 import type { VendorClock } from './vendor-time.js';
 
 export interface SimDeviceState {
@@ -16,7 +16,8 @@ export interface SimState {
   /** generated history range [from, to) */
   range: { from: number; to: number };
   followClock: boolean;
-  boundaryRepeat: boolean;
+  /** how history paging reads the vendor document */
+  history: HistoryReading;
   currentTimestampSpace: boolean;
   settingDelayMs: number;
   settingResult: (deviceId: string, settings: Record<string, unknown>) => 0 | 1 | 'never';

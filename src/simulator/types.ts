@@ -36,6 +36,21 @@ export interface SimLogger {
   warn(...a: unknown[]): void;
 }
 
+/** What the history answer's `cursor` points at (the vendor leaves it open). */
+export type CursorReading = 'next' | 'last-inclusive' | 'last-exclusive' | 'first-row' | 'none';
+
+/** How the simulator reads the open points of the vendor's history paging (docs/platform-api.md §2.3). */
+export interface HistoryReading {
+  /** default 'next' (or 'last-inclusive' with the older option boundaryRepeat) */
+  cursor: CursorReading;
+  /** what `limit` counts; default 'rows' */
+  limit: 'rows' | 'datapoints';
+  /** default 'inclusive' */
+  start: 'inclusive' | 'exclusive';
+  /** default 'exclusive' */
+  end: 'inclusive' | 'exclusive';
+}
+
 export interface SimulatorOptions {
   /** default '127.0.0.1' */
   host?: string;
@@ -67,8 +82,17 @@ export interface SimulatorOptions {
   /** injectable clock (token expiry, token day, current values); default Date.now */
   now?: () => number;
   logger?: SimLogger;
-  /** repeat the last row of a page at the start of the next one (exercises de-duplication); default false */
+  /** repeat the last row of a page at the start of the next one; the same as history.cursor 'last-inclusive'; default false */
   boundaryRepeat?: boolean;
+  /** how history paging reads the vendor document; defaults in DEFAULT_HISTORY_READING */
+  history?: Partial<HistoryReading>;
+  /** probability that a generated row is served as 2-3 rows sharing its millisecond (deterministic per seed); default 0 */
+  sameMsRate?: number;
+  /** faults from the start: probability a device call fails, and how (HTTP 502, a reset connection, or either); default 0 */
+  deviceFailRate?: number;
+  deviceFailKind?: DeviceFailKind;
+  /** ms added to each answer from the start (faults.latencyMs); default 0 */
+  latencyMs?: number;
   /** history grows with the clock: the end of generated history is max(to, now()); default false */
   followClock?: boolean;
   /** probability that a slot has no row (plus rarer 64-slot holes at a third of it); default 0.01, 0 = none */
@@ -101,12 +125,17 @@ export interface SimulatorStats {
   /** largest `limit` seen on history */
   largestLimit: number;
   historyRowsServed: number;
+  /** device calls failed on purpose (deviceFailRate), by kind */
+  deviceFailures: { '502': number; reset: number };
   /** every request the real API would reject, with why */
   violations: string[];
   pushes: SimPushRecord[];
   /** every accepted device_setting call */
   settings: Array<{ deviceId: string; messageId: string; settings: Record<string, unknown> }>;
 }
+
+/** How a failing device call fails: HTTP 502, the socket destroyed without an answer, or either at random. */
+export type DeviceFailKind = '502' | 'reset' | 'mixed';
 
 export type SimEndpoint = 'token' | 'device_status' | 'current' | 'history' | 'setting';
 
@@ -119,6 +148,9 @@ export interface SimulatorFaults {
   http5xxRate: number;
   /** added to each answer */
   latencyMs: number;
+  /** 0..1 probability a device call (not the token call) fails as `deviceFailKind` says (deterministic PRNG) */
+  deviceFailRate: number;
+  deviceFailKind: DeviceFailKind;
   /** the next `count` requests (of that endpoint) answer result_code `code` */
   codeStorm(code: number, count: number, endpoint?: SimEndpoint | string): void;
   reset(): void;

@@ -1,5 +1,5 @@
 import type { BackfillJob } from '../queues.js';
-import type { CallOptions, DeviceRef, HistoryPage } from '../platform/api.js';
+import type { CallOptions, DataRow, DeviceRef, HistoryPage } from '../platform/api.js';
 import type { DeadLetterStore, PointWriter, SinkPoint } from '../influx/api.js';
 import { MEASUREMENT } from '../influx/api.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -7,8 +7,18 @@ import type { Checkpoints } from './checkpoints.js';
 import { UnknownDeviceError } from './failure.js';
 import { windowKey } from './windows.js';
 
-/** Pages of a device's history in [from, to), oldest first, following the cursor. */
-export type HistoryWalk = (device: DeviceRef, range: { from: number; to: number; limit: number }, options?: CallOptions) => AsyncIterable<HistoryPage>;
+/**
+ * Pages of a device's history in [from, to), oldest first (rows outside may come too: they are
+ * filtered here). The iteration ends normally ONLY when the window is known complete; a walk that
+ * cannot complete throws (src/platform/history-walker.ts). `carried` rows, written before the
+ * page's rows, are earlier rows a new row of the same millisecond disagrees with. `resumeAt`: the
+ * window's saved position (rows up to it were written).
+ */
+export type HistoryWalk = (
+  device: DeviceRef,
+  range: { from: number; to: number; limit: number; resumeAt?: number },
+  options?: CallOptions,
+) => AsyncIterable<HistoryPage & { carried?: DataRow[] }>;
 
 /** What a backfill job reports while it walks (BullMQ progress) and returns when done. */
 export interface BackfillProgress {
@@ -74,9 +84,11 @@ export class BackfillRunner {
     let lastRowAt: number | undefined;
     await hooks.onProgress?.(progress);
 
-    // one page is fetched ahead while the previous one is written: the platform and InfluxDB work
+    // the walk completes the window only by a rule that holds under every reading of the vendor
+    // document, and throws when it cannot; a resumed walk re-reads from just before its position.
+    // One page is fetched ahead while the previous one is written: the platform and InfluxDB work
     // at the same time, and the checkpoint still moves only after InfluxDB acknowledged a page
-    const pages = walk({ id: device.id, key: device.key }, { from: start, to: job.to, limit: pageLimit }, { useReserve: job.useReserve, signal: hooks.signal })[Symbol.asyncIterator]();
+    const pages = walk({ id: device.id, key: device.key }, { from: job.from, to: job.to, limit: pageLimit, resumeAt: start > job.from ? start : undefined }, { useReserve: job.useReserve, signal: hooks.signal })[Symbol.asyncIterator]();
     let ahead = pages.next();
     try {
       for (;;) {
@@ -90,6 +102,9 @@ export class BackfillRunner {
         // One pass, no intermediate arrays: pages are large and the walk is allocation-bound.
         const points: SinkPoint[] = [];
         let newest: number | undefined;
+        // an earlier row of a millisecond a new row disagrees with goes first: the writer's merge
+        // then counts the conflict, and the later row wins as it does in InfluxDB
+        if (page.carried) for (const r of page.carried) if (r.time >= job.from && r.time < job.to) points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
         for (const r of page.rows) {
           if (r.time < job.from || r.time >= job.to) continue;
           points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });

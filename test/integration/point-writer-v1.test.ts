@@ -83,7 +83,7 @@ describe('InfluxDB 1.x writer', () => {
       ],
       { source: 'push' },
     );
-    expect(result).toEqual({ written: 2, merged: 1, deadLettered: 4, absent: 0 });
+    expect(result).toEqual({ written: 2, merged: 1, conflicts: 1, deadLettered: 4, absent: 0 }); // b: 2 then 3
     expect(await influxRows(db.name, `SELECT a, b, c, ok FROM device_data WHERE device_id = 'dup'`)).toEqual([
       { time: T0, a: 1, b: 3, c: null, ok: null },
       { time: T0 + 2, a: null, b: null, c: null, ok: 'yes' },

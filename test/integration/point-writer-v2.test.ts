@@ -78,7 +78,7 @@ describe('InfluxDB 2.x API writer (VictoriaMetrics /api/v2/write)', () => {
       ],
       { source: 'push' },
     );
-    expect(result).toEqual({ written: 3, merged: 1, deadLettered: 1, absent: 1 });
+    expect(result).toEqual({ written: 3, merged: 1, conflicts: 1, deadLettered: 1, absent: 1 }); // hum: 40.125 then 41.5
     expect(seen).toEqual([{ path: '/api/v2/write?bucket=expeed&precision=ms&org=acme', auth: 'Token v2-secret-token' }]);
 
     const series = await exported('{__name__=~"device_data_(temp|hum|on)"}');

@@ -1,8 +1,104 @@
 import { describe, expect, test } from 'vitest';
 import type { DataRow, HistoryPage, HistoryQuery, PlatformClient } from '../../src/platform/api.js';
-import { collectHistory, walkHistory, type WalkedPage } from '../../src/platform/history-walker.js';
+import { collectHistory, HistoryWalkError, walkHistory, type WalkedPage } from '../../src/platform/history-walker.js';
+import { DeviceSeries, DEFAULT_FIELDS } from '../../src/simulator/data-generator.js';
+import { servePage, readPage } from '../../src/simulator/history.js';
+import { resolveHistoryReading } from '../../src/simulator/index.js';
+import type { SimDeviceState, SimState } from '../../src/simulator/state.js';
+import type { CursorReading, HistoryReading, SimRow } from '../../src/simulator/types.js';
 
 const device = { id: 'dev-1', key: 'key-0001' };
+const FROM = Date.UTC(2026, 0, 1);
+const HOUR = 3_600_000;
+
+/**
+ * The simulator's own paging logic (servePage) as an in-memory platform: every reading of the
+ * vendor document, without HTTP. Counts the requests and remembers them.
+ */
+function platform(reading: Partial<HistoryReading>, opts: { sameMsRate?: number; cadenceSec?: number; fields?: string[]; extra?: SimRow[] } = {}) {
+  const sim = { id: device.id, key: device.key, fields: opts.fields ?? [...DEFAULT_FIELDS], cadenceSec: opts.cadenceSec ?? 20, online: true, offline: [] };
+  const series = new DeviceSeries(sim, { seed: 5, gapRate: 0.02, fullRowEvery: 6, sameMsRate: opts.sameMsRate ?? 0 });
+  if (opts.extra) series.add(opts.extra);
+  const state = { range: { from: FROM - HOUR, to: FROM + 3 * HOUR }, followClock: false, now: () => 0, history: resolveHistoryReading({ history: reading }) } as unknown as SimState;
+  const dev = { device: sim, series } as SimDeviceState;
+  const queries: HistoryQuery[] = [];
+  const client: Pick<PlatformClient, 'history'> = {
+    async history(_d, q) {
+      queries.push(q);
+      const page = servePage(state, dev, { lo: q.start!, hi: q.end!, ascending: q.first === 1, cursor: q.cursor, limit: q.limit!, ids: q.ids });
+      return { rows: page.rows, unreadable: [], cursor: page.cursor };
+    },
+  };
+  /** what the platform holds in [from, to), time ascending */
+  const holds = (from: number, to: number) => readPage(state, dev, { lo: from, hi: to, ascending: true, limit: Infinity }).rows;
+  return { client, queries, holds };
+}
+
+/** Rows of one millisecond merged as InfluxDB does: union of fields, the later row wins. */
+function merged(rows: DataRow[]): Map<number, Record<string, unknown>> {
+  const out = new Map<number, Record<string, unknown>>();
+  for (const r of rows) out.set(r.time, { ...(out.get(r.time) ?? {}), ...r.values });
+  return out;
+}
+
+const CURSORS: CursorReading[] = ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'];
+const VARIANTS: Array<{ name: string; reading: Partial<HistoryReading>; sameMsRate: number }> = [
+  { name: 'rows, inclusive start', reading: {}, sameMsRate: 0 },
+  { name: 'datapoints, same-ms rows', reading: { limit: 'datapoints' }, sameMsRate: 0.3 },
+  { name: 'exclusive start, inclusive end, same-ms rows', reading: { start: 'exclusive', end: 'inclusive' }, sameMsRate: 0.3 },
+  { name: 'datapoints, exclusive both, same-ms rows', reading: { limit: 'datapoints', start: 'exclusive', end: 'exclusive' }, sameMsRate: 0.5 },
+];
+
+describe('walkHistory under every reading of the vendor document', () => {
+  const from = FROM;
+  const to = FROM + 2 * HOUR;
+  for (const cursor of CURSORS) {
+    for (const v of VARIANTS) {
+      test(`cursor ${cursor}, ${v.name}: every row of [from, to) and nothing else, merged as InfluxDB merges`, async () => {
+        const p = platform({ ...v.reading, cursor }, { sameMsRate: v.sameMsRate });
+        const got = await collectHistory(p.client, device, { from, to, limit: 37 });
+        const inWindow = got.rows.filter((r) => r.time >= from && r.time < to);
+        const expected = p.holds(from, to);
+        expect(expected.length).toBeGreaterThan(300);
+        expect(merged(inWindow)).toEqual(merged(expected));
+        // nothing new from a re-read: no row of the window is yielded twice
+        expect(inWindow.length).toBe(expected.length);
+        expect(['complete', 'reached-end']).toContain(got.end);
+        // the walk ends on a range request, never on a cursor answer
+        expect(p.queries[p.queries.length - 1].cursor).toBeUndefined();
+        // cost: about one request per page, plus re-reads of the boundary millisecond
+        expect(p.queries.length).toBeLessThan((expected.length / 37) * (v.reading.limit === 'datapoints' ? 6 : 1.6) + 3);
+      });
+    }
+  }
+
+  test('the row at `from` is asked for with a start 1 ms before it (an exclusive start loses nothing)', async () => {
+    const p = platform({ start: 'exclusive' }, { extra: [{ time: FROM, values: { temp: 99 } }] });
+    const got = await collectHistory(p.client, device, { from: FROM, to: FROM + HOUR, limit: 50 });
+    expect(p.queries[0]).toMatchObject({ start: FROM - 1, end: FROM + HOUR, first: 1, limit: 50 });
+    expect(got.rows.find((r) => r.time === FROM)?.values).toMatchObject({ temp: 99 });
+  });
+
+  test('reading next follows the cursor and confirms the end with one range request', async () => {
+    const p = platform({ cursor: 'next' });
+    const got = await collectHistory(p.client, device, { from: FROM, to: FROM + HOUR, limit: 40 });
+    const withCursor = p.queries.filter((q) => q.cursor !== undefined).length;
+    expect(withCursor).toBe(p.queries.length - 2); // the first page and the confirmation are ranges
+    expect(got.end).toBe('complete');
+  });
+
+  test('more rows in one millisecond than a page holds: fails naming device, window and reason; bounded', async () => {
+    const t = FROM + 10 * 60_000;
+    // 6 rows at one millisecond (extra rows merged into one, so split them across fields and ms-rate 1)
+    const p = platform({ cursor: 'none' }, { fields: ['a', 'b', 'c', 'd', 'e', 'f'], sameMsRate: 1, cadenceSec: 60 });
+    const walk = collectHistory(p.client, device, { from: FROM, to: t, limit: 1 });
+    await expect(walk).rejects.toThrow(HistoryWalkError);
+    await expect(collectHistory(p.client, device, { from: FROM, to: t, limit: 1 })).rejects.toThrow(
+      /^device dev-1 window 2026-01-01T00:00:00\.000Z\.\.2026-01-01T00:10:00\.000Z: history walk cannot make progress: .*more rows share that time than one page holds/,
+    );
+    expect(p.queries.length).toBeLessThan(10);
+  });
+});
 
 /** The vendor side, scripted: the pages it answers in order, and the queries it was asked. */
 function scripted(pages: HistoryPage[]): Pick<PlatformClient, 'history'> & { queries: HistoryQuery[] } {
@@ -29,185 +125,67 @@ async function pagesOf(iter: AsyncGenerator<WalkedPage, unknown>): Promise<{ pag
   }
 }
 
-describe('walkHistory', () => {
-  test('uses limit 6000 oldest-first by default and follows the cursor until a page has none', async () => {
+describe('walkHistory details', () => {
+  test('a short page is not the end when limit may count datapoints: 3 rows of 2 points with limit 7 is possibly truncated', async () => {
     const client = scripted([
-      { rows: [row(1), row(2)], unreadable: [], cursor: 3 },
-      { rows: [row(3), row(4)], unreadable: [], cursor: 5 },
-      { rows: [row(5)], unreadable: [] },
+      { rows: [row(1, { a: 1, b: 1 }), row(2, { a: 2, b: 2 }), row(3, { a: 3, b: 3 })], unreadable: [] },
+      { rows: [row(3, { a: 3, b: 3 }), row(4, { a: 4 })], unreadable: [] },
     ]);
-    const { pages, end } = await pagesOf(walkHistory(client, device, { from: 0, to: 10, ids: ['t'] }));
-    expect(end).toBe('no-cursor');
-    expect(pages.map((p) => p.rows.map((r) => r.time))).toEqual([[1, 2], [3, 4], [5]]);
-    expect(pages.map((p) => [p.index, p.requestCursor, p.done])).toEqual([
-      [0, undefined, undefined],
-      [1, 3, undefined],
-      [2, 5, 'no-cursor'],
-    ]);
-    expect(client.queries).toEqual([
-      { ids: ['t'], start: 0, end: 10, first: 1, limit: 6000, cursor: undefined },
-      { ids: ['t'], start: 0, end: 10, first: 1, limit: 6000, cursor: 3 },
-      { ids: ['t'], start: 0, end: 10, first: 1, limit: 6000, cursor: 5 },
-    ]);
-  });
-
-  test('stops on an empty page without yielding it', async () => {
-    const client = scripted([
-      { rows: [row(1)], unreadable: [], cursor: 2 },
-      { rows: [], unreadable: [], cursor: 3 },
-    ]);
-    const { pages, end } = await pagesOf(walkHistory(client, device, { limit: 10 }));
-    expect(end).toBe('empty-page');
-    expect(pages.map((p) => p.rows.map((r) => r.time))).toEqual([[1]]);
-    expect(client.queries.map((q) => [q.limit, q.cursor])).toEqual([
-      [10, undefined],
-      [10, 2],
-    ]);
-  });
-
-  test('an empty first page yields nothing', async () => {
-    const { pages, end } = await pagesOf(walkHistory(scripted([{ rows: [], unreadable: [], cursor: 9 }]), device));
-    expect(pages).toEqual([]);
-    expect(end).toBe('empty-page');
-  });
-
-  test.each([
-    ['the same cursor again', 1 as const, [5, 5]],
-    ['a cursor going back (oldest first)', 1 as const, [5, 4]],
-    ['a cursor going up (newest first)', 0 as const, [5, 6]],
-  ])('stops on %s', async (_name, first, cursors) => {
-    const client = scripted([
-      { rows: [row(10)], unreadable: [], cursor: cursors[0] },
-      { rows: [row(20)], unreadable: [], cursor: cursors[1] },
-      { rows: [row(30)], unreadable: [], cursor: 1 },
-    ]);
-    const { pages, end } = await pagesOf(walkHistory(client, device, { first }));
-    expect(end).toBe('cursor-stuck');
-    expect(pages.map((p) => [p.rows[0].time, p.done])).toEqual([
-      [10, undefined],
-      [20, 'cursor-stuck'],
-    ]);
-    expect(client.queries).toHaveLength(2);
-  });
-
-  test('newest first follows a shrinking cursor', async () => {
-    const client = scripted([
-      { rows: [row(9), row(8)], unreadable: [], cursor: 7 },
-      { rows: [row(7), row(6)], unreadable: [], cursor: 5 },
-      { rows: [], unreadable: [] },
-    ]);
-    const { rows, pages, end } = await collectHistory(client, device, { first: 0 });
-    expect(rows.map((r) => r.time)).toEqual([9, 8, 7, 6]);
-    expect(pages).toBe(2);
-    expect(end).toBe('empty-page');
-    expect(client.queries.map((q) => [q.first, q.cursor])).toEqual([
+    const { pages, end } = await pagesOf(walkHistory(client, device, { from: 1, to: 10, limit: 7 }));
+    expect(end).toBe('complete');
+    expect(pages.map((p) => p.rows.map((r) => r.time))).toEqual([[1, 2, 3], [4]]);
+    expect(pages[1].duplicatesDropped).toBe(1);
+    expect(client.queries.map((q) => [q.start, q.cursor])).toEqual([
       [0, undefined],
-      [0, 7],
-      [0, 5],
+      [2, undefined],
     ]);
   });
 
-  test('drops a row that reappears at a page boundary, keeps a different row at the same time', async () => {
+  test('a row sharing a millisecond that disagrees with a held one is kept, and the held one carried', async () => {
+    const two = (t: number) => row(t, { a: t, b: t });
     const client = scripted([
-      { rows: [row(1, { a: 1 }), row(2, { a: 2, b: 'x' })], unreadable: [], cursor: 2 },
-      // the boundary row again (same values, keys in another order), and a different row at t=2
-      { rows: [row(2, { b: 'x', a: 2 }), row(2, { a: 3 }), row(3, { a: 4 })], unreadable: [], cursor: 4 },
-      { rows: [row(3, { a: 4 })], unreadable: [] },
+      // 10 datapoints with limit 10: possibly truncated
+      { rows: [two(1), two(2), two(3), two(4), row(5, { a: 5, b: 1 })], unreadable: [] },
+      { rows: [row(5, { a: 5, b: 1 }), row(5, { b: 7 }), row(5, { c: 1 })], unreadable: [] },
     ]);
-    const { pages } = await pagesOf(walkHistory(client, device));
-    expect(pages.map((p) => p.rows)).toEqual([
-      [row(1, { a: 1 }), row(2, { a: 2, b: 'x' })],
-      [row(2, { a: 3 }), row(3, { a: 4 })],
-      [],
-    ]);
-    expect(pages.map((p) => p.duplicatesDropped)).toEqual([0, 1, 1]);
+    const { pages, end } = await pagesOf(walkHistory(client, device, { from: 1, to: 10, limit: 10 }));
+    expect(end).toBe('complete');
+    expect(client.queries.map((q) => q.start)).toEqual([0, 4]);
+    expect(pages[1].rows).toEqual([row(5, { b: 7 }), row(5, { c: 1 })]);
+    expect(pages[1].carried).toEqual([row(5, { a: 5, b: 1 })]);
+    expect(pages[1].duplicatesDropped).toBe(1);
   });
 
-  test('newest first: the boundary row repeated is dropped, another row at the same time is kept', async () => {
+  test('unreadable rows are passed on and count as the widest row', async () => {
     const client = scripted([
-      { rows: [row(9, { a: 9 }), row(8, { a: 8 })], unreadable: [], cursor: 8 },
-      { rows: [row(8, { a: 8 }), row(8, { a: -8 }), row(7, { a: 7 })], unreadable: [], cursor: 7 },
-      { rows: [], unreadable: [] },
+      { rows: [row(1)], unreadable: [{ reason: 'bad timestamp', raw: { timestamp: 'x' } }] },
+      { rows: [row(1)], unreadable: [{ reason: 'bad timestamp', raw: { timestamp: 'x' } }] },
     ]);
-    const { pages } = await pagesOf(walkHistory(client, device, { first: 0 }));
-    expect(pages.map((p) => p.rows)).toEqual([
-      [row(9, { a: 9 }), row(8, { a: 8 })],
-      [row(8, { a: -8 }), row(7, { a: 7 })],
-    ]);
-    expect(pages.map((p) => p.duplicatesDropped)).toEqual([0, 1]);
+    // 1 point + 1 unreadable (as 1) + room for 1 > limit 2: possibly truncated; the re-read brings nothing new
+    await expect(collectHistory(client, device, { from: 1, to: 10, limit: 2 })).rejects.toThrow(/cannot make progress/);
+    const ok = await collectHistory(scripted([{ rows: [row(1)], unreadable: [{ reason: 'bad', raw: 1 }] }]), device, { from: 1, to: 10, limit: 5 });
+    expect(ok.unreadable).toEqual([{ reason: 'bad', raw: 1 }]);
   });
 
-  test('a page that does not overlap the previous one in time comes through as it is', async () => {
-    const second = [row(3, { a: 3 }), row(4, { a: 4 })];
-    const client = scripted([
-      { rows: [row(1, { a: 1 }), row(2, { a: 2 })], unreadable: [], cursor: 2 },
-      { rows: second, unreadable: [] },
-    ]);
-    const { pages } = await pagesOf(walkHistory(client, device));
-    expect(pages[1].rows).toBe(second);
-    expect(pages[1].duplicatesDropped).toBe(0);
+  test('a resumed walk asks from 1 ms before its saved position, and a failure names the whole window', async () => {
+    const same = { rows: [row(5, { a: 1 }), row(5, { a: 2 })], unreadable: [] };
+    const client = scripted([same, { ...same }]);
+    const err = await collectHistory(client, device, { from: 0, to: 10, limit: 2, resumeAt: 5 }).catch((e) => e);
+    expect(client.queries.map((q) => q.start)).toEqual([4, 4]);
+    expect(err.message).toMatch(/^device dev-1 window 1970-01-01T00:00:00\.000Z\.\.1970-01-01T00:00:00\.010Z: history walk cannot make progress/);
   });
 
-  test('repeats are found anywhere in the overlap, in pages out of order', async () => {
-    const client = scripted([
-      // a page whose rows are not sorted: the repeats of t=5 and t=3 are not at its end
-      { rows: [row(5, { a: 5 }), row(1, { a: 1 }), row(3, { a: 3 }), row(2, { a: 2 })], unreadable: [], cursor: 5 },
-      { rows: [row(6, { a: 6 }), row(3, { a: 3 }), row(5, { a: 5 }), row(4, { a: 4 }), row(3, { a: 33 })], unreadable: [] },
-    ]);
-    const { pages } = await pagesOf(walkHistory(client, device));
-    expect(pages[1].rows).toEqual([row(6, { a: 6 }), row(4, { a: 4 }), row(3, { a: 33 })]);
-    expect(pages[1].duplicatesDropped).toBe(2);
-  });
-
-  test('a row repeated twice within the new page is dropped both times, a value change is kept', async () => {
-    const client = scripted([
-      { rows: [row(1, { a: 1 }), row(2, { a: 2, b: null })], unreadable: [], cursor: 2 },
-      { rows: [row(2, { a: 2, b: null }), row(2, { a: 2, b: null }), row(2, { a: 2 }), row(3, { a: 3 })], unreadable: [] },
-    ]);
-    const { pages } = await pagesOf(walkHistory(client, device));
-    expect(pages[1].rows).toEqual([row(2, { a: 2 }), row(3, { a: 3 })]);
-    expect(pages[1].duplicatesDropped).toBe(2);
-  });
-
-  test('a row seen two pages earlier is not compared (only adjacent pages overlap)', async () => {
-    const client = scripted([
-      { rows: [row(1, { a: 1 })], unreadable: [], cursor: 2 },
-      { rows: [row(2, { a: 2 })], unreadable: [], cursor: 3 },
-      { rows: [row(1, { a: 1 })], unreadable: [] },
-    ]);
-    const { rows } = await collectHistory(client, device);
-    expect(rows).toEqual([row(1, { a: 1 }), row(2, { a: 2 }), row(1, { a: 1 })]);
-  });
-
-  test('unreadable rows are kept and count as data', async () => {
-    const bad = { reason: 'unreadable platform timestamp "x"', raw: { timestamp: 'x', a: 1 } };
-    const client = scripted([
-      { rows: [], unreadable: [bad], cursor: 5 },
-      { rows: [row(6)], unreadable: [] },
-    ]);
-    const { rows, unreadable, pages } = await collectHistory(client, device);
-    expect(unreadable).toEqual([bad]);
-    expect(rows).toEqual([row(6)]);
-    expect(pages).toBe(2);
-  });
-
-  test('resumes from a given cursor and passes call options', async () => {
+  test('passes ids and the call options through, and the error is not retryable', async () => {
     const calls: unknown[] = [];
     const client: Pick<PlatformClient, 'history'> = {
       async history(_d, q, o) {
-        calls.push([q.cursor, o?.useReserve]);
-        return { rows: [row(100)], unreadable: [] };
+        calls.push([q.ids, o]);
+        return { rows: [row(5), row(5, { t: 9 })], unreadable: [] };
       },
     };
-    const { rows } = await collectHistory(client, device, { cursor: 99, call: { useReserve: true } });
-    expect(rows).toEqual([row(100)]);
-    expect(calls).toEqual([[99, true]]);
-  });
-
-  test('an error from the platform ends the walk with that error', async () => {
-    const client = scripted([{ rows: [row(1)], unreadable: [], cursor: 2 }]);
-    const walk = walkHistory(client, device);
-    expect((await walk.next()).value).toMatchObject({ index: 0 });
-    await expect(walk.next()).rejects.toThrow('asked for a page the script does not have');
+    const err = await collectHistory(client, device, { from: 1, to: 10, limit: 2, ids: ['t'], call: { useReserve: true } }).catch((e) => e);
+    expect(err).toBeInstanceOf(HistoryWalkError);
+    expect(err.retryable).toBe(false);
+    expect(calls[0]).toEqual([['t'], { useReserve: true }]);
   });
 });

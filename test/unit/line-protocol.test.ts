@@ -196,6 +196,12 @@ describe('mergeDuplicates', () => {
     expect(points).toEqual([point({ a: 1, b: 3, c: 4 }), point({ x: 9 }, 'other'), point({ a: 5 }, 'dev-1', 1)]);
   });
 
+  test('counts fields two points of one series and time disagree on (not a repeat, not a null, not a new field)', () => {
+    const { points, conflicts } = mergeDuplicates([point({ a: 1, b: 2, j: { x: [1] } }), point({ a: 1, b: 3, c: 4, j: { x: [1] } }), point({ b: 5, a: null }), point({ a: 1 }, 'dev-2')]);
+    expect(conflicts).toBe(2); // b: 2 -> 3 -> 5
+    expect(points[0].fields).toEqual({ a: 1, b: 5, c: 4, j: { x: [1] } });
+  });
+
   test('out-of-order times still find their duplicates', () => {
     const { points, merged } = mergeDuplicates([
       point({ a: 1 }, 'd', 30),
@@ -213,6 +219,6 @@ describe('mergeDuplicates', () => {
   test('different measurements do not merge', () => {
     const a = point({ a: 1 });
     const b = { ...point({ online: true }), measurement: MEASUREMENT.status };
-    expect(mergeDuplicates([a, b])).toEqual({ points: [a, b], merged: 0 });
+    expect(mergeDuplicates([a, b])).toEqual({ points: [a, b], merged: 0, conflicts: 0 });
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
 import { createMetrics, meterWriter } from '../../src/ops/metrics.js';
+import { mergeDuplicates } from '../../src/influx/line-protocol.js';
 
 /** The inner writer: takes every point (the decorator's bookkeeping is what is tested here). */
 class TakingWriter implements PointWriter {
@@ -31,5 +32,23 @@ describe('meterWriter', () => {
     expect(await gauge(metrics, 'b')).toBe(3);
     const written = await metrics.registry.getSingleMetric('expeed_points_written_total')!.get();
     expect(written.values.find((v) => v.labels.source === 'pull')?.value).toBe(7);
+  });
+
+  test('expeed_same_time_conflicts_total counts fields that rows of one device and millisecond disagree on', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    // merges as the InfluxDB writer does before it writes
+    const merging: PointWriter = {
+      async write(points) {
+        const { points: unique, merged, conflicts } = mergeDuplicates(points);
+        return { written: unique.length, merged, conflicts, deadLettered: 0 };
+      },
+      async close() {},
+    };
+    const w = meterWriter(merging, metrics);
+    const at = (fields: Record<string, unknown>): SinkPoint => ({ measurement: 'device_data', deviceId: 'a', time: 1000, fields });
+    await w.write([at({ t: 1, h: 5 }), at({ t: 2, m: 'x' }), at({ t: 2, h: 6 })], { source: 'pull' });
+    const m = await metrics.registry.getSingleMetric('expeed_same_time_conflicts_total')!.get();
+    // t: 1 -> 2 (one), t: 2 -> 2 (a repeat, none), h: 5 -> 6 (one)
+    expect(m.values.find((v) => v.labels.source === 'pull')?.value).toBe(2);
   });
 });

@@ -6,10 +6,12 @@
 import { writeFileSync } from 'node:fs';
 import { one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
-import { startSimulator } from '../../simulator/index.js';
+import { resolveHistoryReading, startSimulator } from '../../simulator/index.js';
 
 const USAGE =
-  'simulate [--port N] [--host H] [--devices N] [--days D] [--platform-key K] [--secret-key S] [--push-url URL] [--webhook-token T] [--push-every SEC] [--seed N] [--timezone TZ] [--write-devices FILE]';
+  'simulate [--port N] [--host H] [--devices N] [--days D] [--platform-key K] [--secret-key S] [--push-url URL] [--webhook-token T] [--push-every SEC] [--seed N] [--timezone TZ] [--write-devices FILE]' +
+  ' [--cursor next|last-inclusive|last-exclusive|first-row|none] [--limit-unit rows|datapoints] [--start-bound inclusive|exclusive] [--end-bound inclusive|exclusive]' +
+  ' [--same-ms-rate P] [--fail-rate P] [--fail-kind 502|reset|mixed] [--latency-ms N]';
 
 const DAY_MS = 86_400_000;
 
@@ -21,13 +23,29 @@ function int(raw: string | undefined, name: string, dflt: number, min: number, m
   return n;
 }
 
+function choice<T extends string>(raw: string | undefined, name: string, choices: readonly T[]): T | undefined {
+  if (raw === undefined) return undefined;
+  if (!choices.includes(raw as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
+function rate(raw: string | undefined, name: string, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a number from 0 to ${max}, got "${raw}"`);
+  return n;
+}
+
 export const command: Command = {
   usage: USAGE,
   summary: 'run the platform simulator (a local stand-in for the Expeed cloud) until Ctrl-C',
   standalone: true,
   async run(argv, ctx) {
     const args = parseArgs(argv, {
-      values: ['port', 'host', 'devices', 'days', 'platform-key', 'secret-key', 'push-url', 'webhook-token', 'push-every', 'seed', 'timezone', 'write-devices'],
+      values: [
+        'port', 'host', 'devices', 'days', 'platform-key', 'secret-key', 'push-url', 'webhook-token', 'push-every', 'seed', 'timezone', 'write-devices',
+        'cursor', 'limit-unit', 'start-bound', 'end-bound', 'same-ms-rate', 'fail-rate', 'fail-kind', 'latency-ms',
+      ],
     });
     if (args.positionals.length) throw new UsageError(`simulate takes no arguments (got "${args.positionals[0]}")`);
     const port = int(one(args, 'port'), 'port', 8781, 0, 65535);
@@ -41,6 +59,18 @@ export const command: Command = {
     const secretKey = one(args, 'secret-key') ?? 'demo-secret-key';
     const timezone = one(args, 'timezone') ?? ctx.config.timezone;
     const webhookToken = one(args, 'webhook-token') ?? ctx.config.webhook.token;
+    // how history paging reads the open points of the vendor document (docs/platform-api.md §2.3)
+    const bounds = ['inclusive', 'exclusive'] as const;
+    const history = {
+      cursor: choice(one(args, 'cursor'), 'cursor', ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'] as const),
+      limit: choice(one(args, 'limit-unit'), 'limit-unit', ['rows', 'datapoints'] as const),
+      start: choice(one(args, 'start-bound'), 'start-bound', bounds),
+      end: choice(one(args, 'end-bound'), 'end-bound', bounds),
+    };
+    const sameMsRate = rate(one(args, 'same-ms-rate'), 'same-ms-rate', 1);
+    const deviceFailRate = rate(one(args, 'fail-rate'), 'fail-rate', 0.99);
+    const deviceFailKind = choice(one(args, 'fail-kind'), 'fail-kind', ['502', 'reset', 'mixed'] as const);
+    const latencyMs = int(one(args, 'latency-ms'), 'latency-ms', 0, 0, 60_000);
     const now = Date.now();
     const log = ctx.log.child({ component: 'simulator' });
     const sim = await startSimulator({
@@ -57,6 +87,11 @@ export const command: Command = {
       pushUrl,
       webhookToken,
       livePushMs: pushUrl ? pushEvery * 1000 : undefined,
+      history,
+      sameMsRate,
+      deviceFailRate,
+      deviceFailKind,
+      latencyMs,
       logger: {
         info: (obj, msg) => log.info(obj as object, String(msg ?? '')),
         warn: (obj, msg) => log.warn(obj as object, String(msg ?? '')),
@@ -67,6 +102,11 @@ export const command: Command = {
     if (devicesFile) writeFileSync(devicesFile, `${JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key })), null, 2)}\n`);
 
     ctx.out(`platform simulator listening on ${sim.url} (${days} days of history, ${deviceCount} devices, zone ${timezone})`);
+    const r = resolveHistoryReading({ history });
+    ctx.out(
+      `history paging: cursor ${r.cursor}, limit counts ${r.limit}, start ${r.start}, end ${r.end}` +
+        `${sameMsRate ? `, ${sameMsRate} of rows split at one millisecond` : ''}${deviceFailRate ? `, ${deviceFailRate} of device calls fail (${deviceFailKind ?? 'mixed'})` : ''}${latencyMs ? `, +${latencyMs} ms per answer` : ''}`,
+    );
     ctx.out('point expeed-sync at it with:');
     ctx.out(`  EXPEED_BASE_URL=${sim.url}`);
     ctx.out(`  EXPEED_PLATFORM_KEY=${platformKey}`);
@@ -92,7 +132,7 @@ export const command: Command = {
     const s = sim.stats;
     ctx.out(
       `stopped (${signal}): ${s.tokenCalls} token calls, ${Object.values(s.requests).reduce((a, b) => a + b, 0)} requests, ` +
-        `${s.historyRowsServed} history rows served, ${s.pushes.length} pushes, ${s.violations.length} violations`,
+        `${s.historyRowsServed} history rows served, ${s.pushes.length} pushes, ${s.deviceFailures['502'] + s.deviceFailures.reset} failed on purpose, ${s.violations.length} violations`,
     );
     for (const v of s.violations.slice(0, 20)) ctx.out(`  violation: ${v}`);
     return 0;
