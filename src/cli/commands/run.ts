@@ -93,6 +93,7 @@ async function showFirstSync(service: Service, ctx: CommandContext, stopped: () 
 
 export const command: Command = {
   usage: USAGE,
+  waitsForRedis: true,
   summary: 'the long-running service; all roles when none is named (demo against the built-in simulator without credentials)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['role', 'shutdown-grace', 'ops-port'] });
