@@ -127,6 +127,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       if (!close) continue;
       try {
         await close();
+        logger.debug({ component: name }, 'stopped');
       } catch (err) {
         logger.warn({ err, component: name }, 'shutdown step failed; going on with the next');
       }

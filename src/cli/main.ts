@@ -92,4 +92,8 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     await ctx?.close().catch(() => undefined);
   }
+  // After a failure everything we opened is closed, but a library may still hold a timer: BullMQ's
+  // stalled-job check, when a worker is closed right after it started, sleeps its 30 s out first.
+  // A supervisor must see the exit now, not then.
+  if (process.exitCode) process.exit();
 }
