@@ -1,4 +1,4 @@
-import cron from 'node-cron';
+import nodeCron from 'node-cron';
 
 /**
  * The whole configuration, read from the environment once at start and validated into one typed
@@ -194,13 +194,13 @@ function timezone(env: Env, name: string): string {
  * node-cron's own validator, the one the scheduler uses: it also refuses steps of 0, values out of
  * range and days that never occur in the named months (`0 0 31 2 *`), which would never fire.
  */
-function cronExpr(env: Env, name: string, dflt: string): string | undefined {
+function cron(env: Env, name: string, dflt: string): string | undefined {
   const raw = env[name];
   if (raw !== undefined && raw.trim() === '') return undefined; // empty disables
   const expr = raw === undefined ? dflt : raw.trim();
   const fields = expr.split(/\s+/);
   if (fields.length !== 5 && fields.length !== 6) throw new ConfigError(name, `not a cron expression (5 or 6 fields): "${expr}"`);
-  const checked = cron.validateDetailed(expr);
+  const checked = nodeCron.validateDetailed(expr);
   if (!checked.valid) {
     const why = checked.errors.map((e) => e.message).join('; ') || 'refused by the cron parser';
     throw new ConfigError(name, `invalid cron expression "${expr}": ${why}`);
@@ -306,9 +306,9 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       token: optional(env, 'INFLUX_TOKEN'),
     },
     schedules: {
-      nightly: cronExpr(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),
-      status: cronExpr(env, 'EXPEED_SCHEDULE_STATUS', '*/5 * * * *'),
-      gaps: cronExpr(env, 'EXPEED_SCHEDULE_GAPS', '17 * * * *'),
+      nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),
+      status: cron(env, 'EXPEED_SCHEDULE_STATUS', '*/5 * * * *'),
+      gaps: cron(env, 'EXPEED_SCHEDULE_GAPS', '17 * * * *'),
     },
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,
