@@ -124,5 +124,6 @@ describe('secrets in outputs', () => {
       for (const [what, value] of Object.entries(secrets)) if (text.includes(value)) leaks.push(`${what} in ${where}`);
     }
     expect(leaks).toEqual([]);
-  });
+    // a service start, a first sync and eleven CLI runs: over the default 60 s on a loaded machine
+  }, 180_000);
 });
