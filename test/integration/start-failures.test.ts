@@ -103,5 +103,5 @@ describe('Redis unreachable', () => {
     }
     const exited = await run.exited;
     expect(exited.code !== 0 || exited.signal === 'SIGTERM').toBe(true);
-  });
+  }, 120_000);
 });
