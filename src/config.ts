@@ -1,3 +1,5 @@
+import nodeCron from 'node-cron';
+
 /**
  * The whole configuration, read from the environment once at start and validated into one typed
  * object. Nothing else in src/ reads process.env: components get what they need from here.
@@ -98,6 +100,10 @@ export interface Config {
   heapGrowthPercent: number;
   /** V8 semi-space size in MB (0 = V8's default); undefined = chosen by the roles (see run) */
   semiSpaceMb?: number;
+  /** how long a command waits for Redis before it gives up (`run`: before each logged retry), ms */
+  redisConnectTimeoutMs: number;
+  /** how long `run` waits for InfluxDB to answer /ping at start before it exits, ms */
+  influxStartTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -111,6 +117,10 @@ export const DEFAULT_HEAP_GROWTH_PERCENT = 50;
  * EXPEED_SEMI_SPACE_MB is not set: measured with bench/webhook.ts, see docs/benchmarks.md
  */
 export const WEBHOOK_SEMI_SPACE_MB = 32;
+/** long enough for a Redis that is restarting, short enough that a typo in REDIS_URL is seen at once */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 10_000;
+/** InfluxDB started by the same compose file may take this long to answer */
+export const DEFAULT_INFLUX_START_TIMEOUT_MS = 30_000;
 
 function str(env: Env, name: string, dflt: string): string {
   const v = env[name];
@@ -140,13 +150,18 @@ function bool(env: Env, name: string, dflt: boolean): boolean {
   throw new ConfigError(name, `expected true or false, got "${raw}"`);
 }
 
+/** A URL as it may be shown: a user and password in it are secrets (REDIS_URL carries Redis's). */
+export function withoutCredentials(raw: string): string {
+  return raw.replace(/\/\/[^/?#]*@/, '//[REDACTED]@');
+}
+
 function url(env: Env, name: string, dflt: string, protocols: string[]): string {
   const raw = str(env, name, dflt);
   let parsed: URL;
   try {
     parsed = new URL(raw);
   } catch {
-    throw new ConfigError(name, `not a valid URL: "${raw}"`);
+    throw new ConfigError(name, `not a valid URL: "${withoutCredentials(raw)}"`);
   }
   if (!protocols.includes(parsed.protocol)) {
     throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got "${parsed.protocol}"`);
@@ -183,17 +198,40 @@ function timezone(env: Env, name: string): string {
   return tz;
 }
 
-const CRON_FIELD = /^[\d*,\-/A-Za-z?LW#]+$/;
-
+/**
+ * node-cron's own validator, the one the scheduler uses: it also refuses steps of 0, values out of
+ * range and days that never occur in the named months (`0 0 31 2 *`), which would never fire.
+ */
 function cron(env: Env, name: string, dflt: string): string | undefined {
   const raw = env[name];
   if (raw !== undefined && raw.trim() === '') return undefined; // empty disables
   const expr = raw === undefined ? dflt : raw.trim();
   const fields = expr.split(/\s+/);
-  if ((fields.length !== 5 && fields.length !== 6) || !fields.every((f) => CRON_FIELD.test(f))) {
-    throw new ConfigError(name, `not a cron expression (5 or 6 fields): "${expr}"`);
+  if (fields.length !== 5 && fields.length !== 6) throw new ConfigError(name, `not a cron expression (5 or 6 fields): "${expr}"`);
+  const checked = nodeCron.validateDetailed(expr);
+  if (!checked.valid) {
+    const why = checked.errors.map((e) => e.message).join('; ') || 'refused by the cron parser';
+    throw new ConfigError(name, `invalid cron expression "${expr}": ${why}`);
   }
   return expr;
+}
+
+/**
+ * InfluxDB credentials go in INFLUX_TOKEN, never in the URL: a URL is printed (logs, /readyz) and
+ * the client does not send its user part, so every write would fail while pushes were acknowledged.
+ */
+function influxUrl(env: Env): string {
+  const value = url(env, 'INFLUX_URL', 'http://127.0.0.1:8086', ['http:', 'https:']);
+  const parsed = new URL(value);
+  if (parsed.username || parsed.password) {
+    parsed.username = '';
+    parsed.password = '';
+    throw new ConfigError(
+      'INFLUX_URL',
+      `must not contain a user or password (got "${parsed.origin}" with credentials): set INFLUX_TOKEN=user:password (1.x) or the API token (2.x) instead`,
+    );
+  }
+  return value;
 }
 
 /** Reads an instant: ISO 8601 with or without zone, or a duration back from now such as `30d`. */
@@ -282,7 +320,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     prefix,
     influx: {
-      url: url(env, 'INFLUX_URL', 'http://127.0.0.1:8086', ['http:', 'https:']),
+      url: influxUrl(env),
       api,
       bucket: str(env, 'INFLUX_BUCKET', 'expeed'),
       org: optional(env, 'INFLUX_ORG'),
@@ -297,12 +335,16 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     logLevel,
     heapGrowthPercent: int(env, 'EXPEED_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
     semiSpaceMb: optional(env, 'EXPEED_SEMI_SPACE_MB') === undefined ? undefined : int(env, 'EXPEED_SEMI_SPACE_MB', 0, 0, 256),
+    redisConnectTimeoutMs: duration(env, 'EXPEED_REDIS_CONNECT_TIMEOUT', DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
+    influxStartTimeoutMs: duration(env, 'EXPEED_INFLUX_START_TIMEOUT', DEFAULT_INFLUX_START_TIMEOUT_MS),
   };
 }
 
 /** Every secret value of a configuration, for the log and error scrubber. */
 export function secretsOf(config: Config): string[] {
-  return [config.platformKey, config.secretKey, config.webhook.token, config.influx.token, config.admin?.password].filter(
+  const redis = new URL(config.redisUrl);
+  const redisPassword = redis.password ? decodeURIComponent(redis.password) : undefined;
+  return [config.platformKey, config.secretKey, config.webhook.token, config.influx.token, config.admin?.password, redisPassword].filter(
     (s): s is string => typeof s === 'string' && s.length > 0,
   );
 }

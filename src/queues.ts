@@ -76,7 +76,73 @@ export function redisKey(prefix: string, ...parts: string[]): string {
 /**
  * A Redis connection. BullMQ workers need `maxRetriesPerRequest: null` (blocking commands wait
  * through reconnects); commands that must fail fast (the webhook's enqueue) pass a number.
+ * Every connection gets an error listener here: without one ioredis prints a stack trace per failed
+ * reconnect ("Unhandled error event"). Pass `onError` to report; the last error also names the cause
+ * in `waitForRedis`.
  */
-export function createRedis(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
+export function createRedis(url: string, options: RedisOptions = {}, onError?: (err: Error) => void): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
+  redis.on('error', (err: Error) => {
+    lastErrors.set(redis, err);
+    onError?.(err);
+  });
+  return redis;
+}
+
+const lastErrors = new WeakMap<Redis, Error>();
+
+/** Redis did not answer within the connect timeout. Retrying later can help (it may be starting). */
+export class RedisUnreachableError extends Error {
+  readonly retryable = true;
+
+  constructor(
+    /** host:port, never the password */
+    readonly address: string,
+    /** the socket error code (ECONNREFUSED, ENOTFOUND...) or what Redis answered */
+    readonly reason: string,
+  ) {
+    super(`cannot reach Redis at ${address} (${reason})`);
+    this.name = 'RedisUnreachableError';
+  }
+}
+
+/** host:port of a Redis URL: what messages show of it (the URL may carry a password). */
+export function redisAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || '6379'}`;
+}
+
+function reasonOf(err: Error | undefined, timeoutMs: number): string {
+  if (!err) return `no answer within ${timeoutMs} ms`;
+  const code = (err as NodeJS.ErrnoException).code;
+  return code ?? err.message.split('\n')[0];
+}
+
+/**
+ * Resolves once `redis` answers PING; rejects with RedisUnreachableError after `timeoutMs`. The
+ * connection keeps reconnecting either way: the caller decides whether to wait again or give up.
+ */
+export async function waitForRedis(redis: Redis, address: string, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ping = redis.ping();
+  // a PING still queued when the caller gives up is rejected on disconnect: nobody waits for it then
+  ping.catch(() => undefined);
+  try {
+    await Promise.race([
+      ping.catch((err: Error) => {
+        throw new RedisUnreachableError(address, reasonOf(err, timeoutMs));
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RedisUnreachableError(address, reasonOf(lastErrors.get(redis), timeoutMs))), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Closes a connection: politely when it is up, at once when it is not (QUIT would wait for a reconnect). */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+  else redis.disconnect();
 }

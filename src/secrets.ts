@@ -23,6 +23,19 @@ export const SECRET_KEYS = [
   'signature',
 ];
 
+/**
+ * Fields whose values are secret inside text that holds JSON or a query string: a push body kept
+ * as a dead letter, a logged request. Their values are redacted by name, so a device key pushed by
+ * a device we never registered is hidden too (its value is not known in advance).
+ */
+export const SECRET_FIELDS = ['device_key', 'deviceKey', 'access_token', 'accessToken', 'secret_key', 'secretKey', 'platform_key', 'platformKey', 'password'];
+
+const names = SECRET_FIELDS.join('|');
+/** `"device_key": "…"` up to the closing quote (escapes included) or the end of a truncated text; also numbers */
+const JSON_FIELD = new RegExp(`("(?:${names})"\\s*:\\s*)(?:"(?:[^"\\\\]|\\\\.)*(?:"|\\\\?$)|-?[\\d.eE+-]+)`, 'g');
+/** `device_key=…` in a query string or form body */
+const QUERY_FIELD = new RegExp(`((?:^|[?&\\s])(?:${names})=)[^&\\s"]*`, 'g');
+
 export class SecretScrubber {
   private readonly values = new Set<string>();
   private pattern: RegExp | undefined;
@@ -42,6 +55,11 @@ export class SecretScrubber {
   }
 
   scrub(text: string): string {
+    const byName = text.replace(JSON_FIELD, `$1"${REDACTED}"`).replace(QUERY_FIELD, `$1${REDACTED}`);
+    return this.scrubValues(byName);
+  }
+
+  private scrubValues(text: string): string {
     if (this.values.size === 0) return text;
     this.pattern ??= new RegExp(
       [...this.values]

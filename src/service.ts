@@ -7,7 +7,8 @@ import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { createRedis } from './queues.js';
+import { closeRedis, createRedis } from './queues.js';
+import { waitForInflux } from './influx/ping.js';
 import type { SecretScrubber } from './secrets.js';
 import { parsePlatformTime } from './platform/timestamp.js';
 import { createPullStack, type PullStack } from './sync/pull-stack.js';
@@ -71,13 +72,30 @@ async function closeWithin(worker: { close(force?: boolean): Promise<void> }, gr
   if (outcome === 'late') await worker.close(true);
 }
 
+/** Says which address a listen failed on and which setting chose it, instead of a bare `listen EADDRINUSE`. */
+export class ListenError extends Error {
+  readonly retryable = false;
+
+  constructor(address: string, setting: string, cause: NodeJS.ErrnoException) {
+    const why: Record<string, string> = { EADDRINUSE: 'address already in use', EADDRNOTAVAIL: 'address not available on this machine', EACCES: 'permission denied' };
+    super(`cannot listen on ${address} (${setting}): ${why[cause.code ?? ''] ?? cause.message} (${cause.code ?? 'error'})`, { cause });
+    this.name = 'ListenError';
+  }
+}
+
+async function listening(listen: () => Promise<string>, address: string, setting: string): Promise<string> {
+  try {
+    return await listen();
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code ? new ListenError(address, setting, err as NodeJS.ErrnoException) : err;
+  }
+}
+
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, logger, scrubber, roles } = options;
   const grace = options.shutdownGraceMs ?? 20_000;
   const metrics = createMetrics();
-  const redis: Redis = createRedis(config.redisUrl);
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
-  const closers: Array<{ name: string; close: () => Promise<void> }> = [];
+  const redis: Redis = createRedis(config.redisUrl, {}, (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   // per-device series for registered devices only (read at start and at every scrape)
   const labels = new DeviceLabels(() => pull.registry.list());
   const pull = createPullStack({
@@ -94,8 +112,42 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const settings = new PendingSettingsStore(redis, config.prefix);
   const workers: Array<{ name: string; close(force?: boolean): Promise<void>; isRunning(): boolean }> = [];
   const startupBackfills: QueuedWindow[] = [];
+  // what has started so far: a failed start stops exactly these, in the same order as a normal stop
+  const started: { webhook?: WebhookServer; opsServer?: FastifyInstance; scheduler?: Scheduler; heartbeat?: Heartbeat; ingestQueue?: Awaited<ReturnType<typeof openIngestQueue>> } = {};
+
+  /** the order of shutdown: stop accepting, stop scheduling, let workers finish (or stop them at once), then the rest */
+  async function shutdown(force: boolean): Promise<void> {
+    const { webhook, opsServer, scheduler, heartbeat, ingestQueue } = started;
+    const steps: Array<[string, (() => Promise<void>) | undefined]> = [
+      ['webhook', webhook && (() => webhook.close())],
+      ['ops http', opsServer && (() => opsServer.close())],
+      ['scheduler', scheduler && (() => scheduler.close())],
+      ['heartbeat', heartbeat && (async () => heartbeat.close())],
+      ['workers', async () => void (await Promise.all(workers.splice(0).map((w) => (force ? w.close(true) : closeWithin(w, grace)))))],
+      ['ingest queue', ingestQueue && (() => ingestQueue.close())],
+      ['pull stack', () => pull.close()],
+    ];
+    for (const [name, close] of steps) {
+      if (!close) continue;
+      try {
+        await close();
+        logger.debug({ component: name }, 'stopped');
+      } catch (err) {
+        logger.warn({ err, component: name }, 'shutdown step failed; going on with the next');
+      }
+    }
+    await closeRedis(redis);
+  }
 
   try {
+    // a worker that cannot write would only fill the queues: wait a bounded time, then say why
+    if (roles.has('worker') || roles.has('scheduler')) {
+      await waitForInflux({
+        url: config.influx.url,
+        timeoutMs: config.influxStartTimeoutMs,
+        onRetry: (reason, attempt) => logger.warn({ influx: config.influx.url, reason, attempt }, 'InfluxDB not answering yet; waiting'),
+      });
+    }
     if (config.devicesFile) {
       const n = await pull.registry.mergeFile(config.devicesFile);
       logger.info({ devices: n, file: config.devicesFile }, 'devices file merged into the registry');
@@ -103,8 +155,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     for (const d of await pull.registry.list()) scrubber.add(d.key);
     await labels.refresh();
 
-    let ingestQueue: Awaited<ReturnType<typeof openIngestQueue>> | undefined;
-    let webhook: WebhookServer | undefined;
     let ingest: IngestWorker | undefined;
 
     if (roles.has('worker')) {
@@ -115,7 +165,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       observeJobs(st, 'status', metrics);
       workers.push({ name: 'status', close: (f) => st.close(f), isRunning: () => st.isRunning() });
       // BullMQ leaves a connection it was handed open: this one is closed with the worker below
-      const ingestConnection = createRedis(config.redisUrl);
+      const ingestConnection = createRedis(config.redisUrl, {}, (err) => logger.debug({ err: err.message }, 'ingest worker Redis connection error'));
       ingest = createIngestWorker({
         connection: ingestConnection,
         prefix: config.prefix,
@@ -133,13 +183,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         name: 'ingest',
         close: async (force) => {
           await (force ? iw.close(true) : ingest!.close());
-          await ingestConnection.quit().catch(() => ingestConnection.disconnect());
+          await closeRedis(ingestConnection);
         },
         isRunning: () => iw.isRunning(),
       });
     }
 
-    let scheduler: Scheduler | undefined;
     // the heartbeat says "the installation was pulling": the scheduler and the workers keep it
     const heartbeat =
       roles.has('scheduler') || roles.has('worker')
@@ -163,7 +212,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         startupBackfills.push(...(await pull.backfills.enqueue({ deviceId: d.id, from: config.backfillStart, to: now, reason: 'catch-up' })));
       }
       if (startupBackfills.length) logger.info({ windows: startupBackfills.length }, 'first sync of new devices queued');
-      scheduler = createScheduler({
+      const scheduler = (started.scheduler = createScheduler({
         redis,
         prefix: config.prefix,
         timezone: config.timezone,
@@ -181,7 +230,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         },
         backfillStart: config.backfillStart,
         logger,
-      });
+      }));
       scheduler.start();
       // online/offline is known from the start, not only after the first status slot
       if (config.schedules.status) {
@@ -190,12 +239,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       logger.info({ schedules: scheduler.active(), timezone: config.timezone }, 'scheduler started');
     }
     // after catch-up has read the previous beat
-    heartbeat?.start();
+    if (heartbeat) {
+      started.heartbeat = heartbeat;
+      heartbeat.start();
+    }
 
     const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue];
     if (roles.has('webhook')) {
-      ingestQueue = await openIngestQueue(config.redisUrl, config.prefix, logger);
-      queues.push(ingestQueue.queue as Queue);
+      started.ingestQueue = await openIngestQueue(config.redisUrl, config.prefix, logger);
+      queues.push(started.ingestQueue.queue as Queue);
     }
     const readiness: ReadinessCheck[] = [
       { name: 'redis', check: async () => (await redis.ping()) === 'PONG' },
@@ -219,55 +271,35 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     };
     const ops = opsRoutes({ metrics, collect, readiness, queues, admin: config.admin });
 
-    let opsServer: FastifyInstance | undefined;
     let address: string | undefined;
-    if (roles.has('webhook') && ingestQueue) {
-      webhook = await createWebhookServer({
+    if (roles.has('webhook') && started.ingestQueue) {
+      const webhook = (started.webhook = await createWebhookServer({
         config: config.webhook,
-        queue: ingestQueue.queue,
+        queue: started.ingestQueue.queue,
         deadLetters: pull.deadLetters,
         logger,
         scrubber,
         parseTime,
         plugins: [ops],
-      });
-      address = await webhook.listen();
+      }));
+      address = await listening(() => webhook.listen(), `${config.webhook.host}:${config.webhook.port}`, 'WEBHOOK_HOST, WEBHOOK_PORT');
       logger.info({ address, path: config.webhook.path, handshake: config.webhook.token ? 'on' : 'off (EXPEED_WEBHOOK_TOKEN unset)' }, 'webhook listening');
     } else if (options.opsPort) {
-      opsServer = Fastify({ logger: false });
+      const opsServer = (started.opsServer = Fastify({ logger: false }));
       await opsServer.register(ops);
-      address = await opsServer.listen({ host: config.webhook.host, port: options.opsPort });
+      address = await listening(() => opsServer.listen({ host: config.webhook.host, port: options.opsPort }), `${config.webhook.host}:${options.opsPort}`, 'WEBHOOK_HOST, --ops-port');
       logger.info({ address }, 'health and metrics listening');
     }
 
-    // the order of shutdown: stop accepting, stop scheduling, let workers finish, then the rest
-    if (webhook) closers.push({ name: 'webhook', close: () => webhook!.close() });
-    if (opsServer) closers.push({ name: 'ops http', close: () => opsServer!.close() });
-    if (scheduler) closers.push({ name: 'scheduler', close: () => scheduler!.close() });
-    if (heartbeat) closers.push({ name: 'heartbeat', close: async () => heartbeat.close() });
-    closers.push({ name: 'workers', close: async () => void (await Promise.all(workers.map((w) => closeWithin(w, grace)))) });
-    if (ingestQueue) closers.push({ name: 'ingest queue', close: () => ingestQueue!.close() });
-    closers.push({ name: 'pull stack', close: () => pull.close() });
     return {
       address,
       metrics,
       pull,
       startupBackfills,
-      async close() {
-        for (const c of closers.splice(0)) {
-          try {
-            await c.close();
-          } catch (err) {
-            logger.warn({ err, component: c.name }, 'shutdown step failed; going on with the next');
-          }
-        }
-        await redis.quit().catch(() => redis.disconnect());
-      },
+      close: () => shutdown(false),
     };
   } catch (err) {
-    await Promise.allSettled(workers.map((w) => w.close(true)));
-    await pull.close().catch(() => undefined);
-    redis.disconnect();
+    await shutdown(true);
     throw err;
   }
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { loadConfig, secretsOf, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
-import { createRedis } from '../queues.js';
+import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis } from '../queues.js';
 import { SecretScrubber } from '../secrets.js';
 import { DeviceRegistry } from '../devices/registry.js';
 
@@ -13,6 +13,12 @@ export interface CommandContext {
   /** opened on first use, closed by `close()` */
   redis(): Redis;
   registry(): DeviceRegistry;
+  /**
+   * Waits until Redis answers (EXPEED_REDIS_CONNECT_TIMEOUT) and makes every registered device key
+   * a secret of the scrubber. Throws RedisUnreachableError, or with `onRetry` waits again after
+   * telling it (the long-running service waits for Redis; one-shot commands give up).
+   */
+  connect(onRetry?: (err: RedisUnreachableError, attempt: number) => void): Promise<void>;
   /** standard output of the command (results), separate from the log (stderr) */
   out(line: string): void;
   /** closes what was opened, in order; every command calls it before returning */
@@ -33,8 +39,22 @@ export function createContext(env: Record<string, string | undefined> = process.
     log,
     scrubber,
     redis() {
-      redis ??= createRedis(config.redisUrl);
+      redis ??= createRedis(config.redisUrl, {}, (err) => log.debug({ err: err.message }, 'Redis connection error'));
       return redis;
+    },
+    async connect(onRetry) {
+      const address = redisAddress(config.redisUrl);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await waitForRedis(ctx.redis(), address, config.redisConnectTimeoutMs);
+          break;
+        } catch (err) {
+          if (!onRetry || !(err instanceof RedisUnreachableError)) throw err;
+          onRetry(err, attempt);
+        }
+      }
+      // device keys are secrets in every output: dead letters, errors, logs
+      for (const d of await ctx.registry().list()) scrubber.add(d.key);
     },
     registry() {
       registry ??= new DeviceRegistry(ctx.redis(), config.prefix);
@@ -48,7 +68,7 @@ export function createContext(env: Record<string, string | undefined> = process.
     },
     async close() {
       for (const fn of cleanups.reverse()) await fn();
-      if (redis) await redis.quit().catch(() => redis?.disconnect());
+      if (redis) await closeRedis(redis);
     },
   };
   return ctx;

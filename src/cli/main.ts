@@ -11,6 +11,8 @@ export interface Command {
   run(argv: string[], ctx: CommandContext): Promise<number>;
   /** commands that need no configuration/Redis context (e.g. simulate) get none */
   standalone?: boolean;
+  /** the long-running service waits for Redis (logging each attempt); one-shot commands give up */
+  waitsForRedis?: boolean;
 }
 
 type Loader = () => Promise<Command>;
@@ -74,6 +76,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     ctx = createContext();
     applyHeapGrowth(ctx.config.heapGrowthPercent);
+    const { log, config } = ctx;
+    if (!command.standalone) {
+      await ctx.connect(
+        command.waitsForRedis ? (err, attempt) => log.warn({ attempt, waitMs: config.redisConnectTimeoutMs }, `${err.message}; still waiting (attempt ${attempt})`) : undefined,
+      );
+    }
     process.exitCode = await command.run(rest, ctx);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -84,4 +92,8 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     await ctx?.close().catch(() => undefined);
   }
+  // After a failure everything we opened is closed, but a library may still hold a timer: BullMQ's
+  // stalled-job check, when a worker is closed right after it started, sleeps its 30 s out first.
+  // A supervisor must see the exit now, not then.
+  if (process.exitCode) process.exit();
 }

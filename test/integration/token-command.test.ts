@@ -22,6 +22,7 @@ function context(out: string[]): CommandContext {
     log: createLogger({ level: 'silent', scrubber }),
     redis: () => redis,
     registry: () => new DeviceRegistry(redis, prefix),
+    connect: async () => undefined,
     out: (line) => out.push(line),
     onClose: (fn) => cleanups.push(fn),
     close: async () => {

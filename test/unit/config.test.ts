@@ -93,6 +93,52 @@ describe('loadConfig', () => {
   });
 
   test.each([
+    ['99 99 99 99 99', 'invalid expression for minute'],
+    ['*/0 * * * *', '*/0 is a invalid expression for minute'],
+    ['61 * * * *', '61 is a invalid expression for minute'],
+    // 31 February never comes: the schedule would never fire
+    ['0 0 31 2 *', 'impossible day of month'],
+    ['0 0 30,31 2 *', 'impossible day of month'],
+  ])('cron "%s" is refused at load, naming the variable', (expr, why) => {
+    for (const variable of ['EXPEED_SCHEDULE_NIGHTLY', 'EXPEED_SCHEDULE_STATUS', 'EXPEED_SCHEDULE_GAPS']) {
+      expect(() => loadConfig({ [variable]: expr }, NOW)).toThrow(new RegExp(`^${variable}: invalid cron expression .*${why.replace(/[*]/g, '\\*')}`));
+    }
+  });
+
+  test('valid cron expressions pass, including ones that fire only in leap years or some months', () => {
+    const c = loadConfig({ EXPEED_SCHEDULE_NIGHTLY: '0 0 29 2 *', EXPEED_SCHEDULE_GAPS: '0 0 31 */2 *', EXPEED_SCHEDULE_STATUS: '*/10 * * * * *' }, NOW);
+    expect(c.schedules).toEqual({ nightly: '0 0 29 2 *', gaps: '0 0 31 */2 *', status: '*/10 * * * * *' });
+  });
+
+  test('INFLUX_URL with a user or password is refused, naming INFLUX_TOKEN, without printing the password', () => {
+    let error: unknown;
+    try {
+      loadConfig({ INFLUX_URL: 'http://admin:influx-pw-77@influx.local:8086' }, NOW);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe('INFLUX_URL');
+    expect((error as Error).message).toContain('INFLUX_TOKEN');
+    expect((error as Error).message).not.toContain('influx-pw-77');
+    expect(() => loadConfig({ INFLUX_URL: 'http://admin@influx.local:8086' }, NOW)).toThrow(/INFLUX_TOKEN/);
+  });
+
+  test('the Redis password is a secret, also in the error of an invalid REDIS_URL', () => {
+    const c = loadConfig({ REDIS_URL: 'redis://:redis%40pw-5@127.0.0.1:6379' }, NOW);
+    expect(secretsOf(c)).toContain('redis@pw-5');
+    expect(() => loadConfig({ REDIS_URL: 'redis://:redis-pw-6@127.0.0.1:notaport' }, NOW)).toThrow(/REDIS_URL/);
+    expect(() => loadConfig({ REDIS_URL: 'redis://:redis-pw-6@127.0.0.1:notaport' }, NOW)).not.toThrow(/redis-pw-6/);
+  });
+
+  test('connect and start timeouts: defaults and durations', () => {
+    expect(loadConfig({}, NOW)).toMatchObject({ redisConnectTimeoutMs: 10_000, influxStartTimeoutMs: 30_000 });
+    expect(loadConfig({ EXPEED_REDIS_CONNECT_TIMEOUT: '2s', EXPEED_INFLUX_START_TIMEOUT: '1m' }, NOW)).toMatchObject({ redisConnectTimeoutMs: 2000, influxStartTimeoutMs: 60_000 });
+    expect(() => loadConfig({ EXPEED_REDIS_CONNECT_TIMEOUT: 'soon' }, NOW)).toThrow(/^EXPEED_REDIS_CONNECT_TIMEOUT: /);
+    expect(() => loadConfig({ EXPEED_INFLUX_START_TIMEOUT: '0' }, NOW)).toThrow(/^EXPEED_INFLUX_START_TIMEOUT: /);
+  });
+
+  test.each([
     ['500ms', 500],
     ['30s', 30_000],
     ['15m', 900_000],

@@ -36,6 +36,30 @@ describe('SecretScrubber', () => {
   });
 });
 
+describe('SecretScrubber: secret fields inside text (push bodies kept as dead letters)', () => {
+  const s = new SecretScrubber(['registered-key-1']);
+
+  test('a pushed device_key in JSON text is redacted by field name, whatever its value', () => {
+    expect(s.scrub('{"device_id":"d1","device_key":"pushed-k-9","data":[]}')).toBe(`{"device_id":"d1","device_key":"${REDACTED}","data":[]}`);
+    expect(s.scrub('{"device_key" : "a\\"b-secret", "x":1}')).toBe(`{"device_key" : "${REDACTED}", "x":1}`);
+    expect(s.scrub('{"deviceKey":12345}')).toBe(`{"deviceKey":"${REDACTED}"}`);
+  });
+
+  test('a body cut short (kept head of a large letter) does not leak the tail of a key', () => {
+    expect(s.scrub('{"device_id":"d1","device_key":"trunc-secr')).toBe(`{"device_id":"d1","device_key":"${REDACTED}"`);
+  });
+
+  test('query strings and registered values by value', () => {
+    expect(s.scrub('POST /webhook?device_key=abc-secret&n=1')).toBe(`POST /webhook?device_key=${REDACTED}&n=1`);
+    expect(s.scrub('{"note":"registered-key-1"}')).toBe(`{"note":"${REDACTED}"}`);
+  });
+
+  test('scrubValue reaches strings nested in objects (a letter whose raw is the body text)', () => {
+    const out = JSON.stringify(s.scrubValue({ raw: '{"device_key":"pushed-k-10"}', reason: 'bad' }));
+    expect(out).not.toContain('pushed-k-10');
+  });
+});
+
 describe('logger', () => {
   test('no secret reaches the log: messages, objects, errors', () => {
     const scrubber = new SecretScrubber(['platform-key-XYZ']);

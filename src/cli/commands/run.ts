@@ -93,6 +93,7 @@ async function showFirstSync(service: Service, ctx: CommandContext, stopped: () 
 
 export const command: Command = {
   usage: USAGE,
+  waitsForRedis: true,
   summary: 'the long-running service; all roles when none is named (demo against the built-in simulator without credentials)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['role', 'shutdown-grace', 'ops-port'] });
@@ -116,19 +117,19 @@ export const command: Command = {
 
     let stopping = false;
     let service: Service | undefined;
-    const done = new Promise<void>((resolve) => {
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          ctx.log.warn({ signal }, 'second signal: exiting at once');
-          process.exit(130);
-        }
-        stopping = true;
-        ctx.log.info({ signal, graceMs: grace }, 'shutting down: no new requests or jobs; running jobs finish or stop at a checkpoint');
-        resolve();
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-    });
+    let stopped!: () => void;
+    const done = new Promise<void>((resolve) => (stopped = resolve));
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        ctx.log.warn({ signal }, 'second signal: exiting at once');
+        process.exit(130);
+      }
+      stopping = true;
+      ctx.log.info({ signal, graceMs: grace }, 'shutting down: no new requests or jobs; running jobs finish or stop at a checkpoint');
+      stopped();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
 
     try {
       // a bigger young generation where pushes arrive (see applySemiSpace), V8's default elsewhere:
@@ -141,6 +142,9 @@ export const command: Command = {
     } finally {
       await service?.close();
       await sim?.close();
+      // after a failed start nobody waits for a signal any more: the default (exit) applies again
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
     }
     ctx.log.info('stopped');
     return 0;
