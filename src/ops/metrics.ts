@@ -24,6 +24,12 @@ export interface Metrics {
   tokenRefreshes: Counter;
   queueDepth: Gauge<'queue' | 'state'>;
   deadLetters: Gauge;
+  /** the dead-letter budget, read from Redis at scrape time */
+  deadLetterBytes: Gauge;
+  deadLetterMaxBytes: Gauge;
+  deadLettersNotKept: Gauge<'kind' | 'source'>;
+  /** requests the webhook refused without keeping anything */
+  webhookRefused: Counter<'reason'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -46,6 +52,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     tokenRefreshes: new Counter({ name: 'expeed_token_refreshes_total', help: 'Token refreshes made by this process', registers: r }),
     queueDepth: new Gauge({ name: 'expeed_queue_jobs', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: r }),
     deadLetters: new Gauge({ name: 'expeed_dead_letters', help: 'Dead letters currently kept', registers: r }),
+    deadLetterBytes: new Gauge({ name: 'expeed_dead_letter_bytes', help: 'Bytes the kept dead letters take in Redis (accounted)', registers: r }),
+    deadLetterMaxBytes: new Gauge({ name: 'expeed_dead_letter_max_bytes', help: 'The dead-letter budget (EXPEED_DEAD_LETTER_MAX_BYTES)', registers: r }),
+    deadLettersNotKept: new Gauge({ name: 'expeed_dead_letters_not_kept', help: 'Letters counted but not kept because the budget was spent, by kind and source (all processes, ever)', labelNames: ['kind', 'source'], registers: r }),
+    webhookRefused: new Counter({ name: 'expeed_webhook_refused_total', help: 'Webhook requests refused without keeping anything: signature, replay, handshake, budget', labelNames: ['reason'], registers: r }),
   };
 }
 

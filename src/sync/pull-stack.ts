@@ -74,7 +74,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const client = new ExpeedClient({ baseUrl: config.baseUrl, tokens, timezone: config.timezone, timeoutMs: config.requestTimeoutMs, scrubber });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
   const platform = (options.wrapPlatform ?? ((p) => p))(rateLimitedPlatform(client, rate));
-  const deadLetters = new RedisDeadLetterStore(redis, config.prefix);
+  const deadLetters = new RedisDeadLetterStore(redis, config.prefix, { maxBytes: config.deadLetters.maxBytes });
   const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
   const writer = (options.wrapWriter ?? ((w) => w))(influxWriter);
   const influx = createInfluxQuery(config.influx);

@@ -20,7 +20,7 @@ const writers: InfluxPointWriter[] = [];
 function freshStore(now?: () => number): { store: RedisDeadLetterStore; prefix: string } {
   const prefix = testPrefix('dead-letters');
   prefixes.push(prefix);
-  return { store: new RedisDeadLetterStore(redis, prefix, now), prefix };
+  return { store: new RedisDeadLetterStore(redis, prefix, { now }), prefix };
 }
 
 function cli(store: RedisDeadLetterStore, handlers: RetryHandlers = {}) {
