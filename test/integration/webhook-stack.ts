@@ -33,6 +33,8 @@ export interface StackOptions {
   webhook?: Partial<WebhookConfig>;
   /** server options beyond the configuration (raw cap, JSON bounds) */
   server?: Partial<Pick<WebhookServerOptions, 'maxRawBytes' | 'jsonBounds'>>;
+  /** log lines (level info and up) go here instead of nowhere */
+  logTo?: { write(line: string): void };
   /** the dead-letter budget in bytes (EXPEED_DEAD_LETTER_MAX_BYTES) */
   deadLetterMaxBytes?: number;
   /** simulator options; no simulator when undefined */
@@ -71,7 +73,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const prefix = testPrefix('wh');
   const db = await createTestDatabase('wh', options.influxUrl ?? INFLUX_URL);
   const scrubber = new SecretScrubber([WEBHOOK_TOKEN, PLATFORM_KEY, SECRET_KEY]);
-  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', scrubber });
+  const logger = options.logTo
+    ? createLogger({ level: 'info', scrubber, destination: options.logTo })
+    : createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', scrubber });
   const redis = createRedis(redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   const deadLetters = new RedisDeadLetterStore(redis, prefix, options.deadLetterMaxBytes ? { maxBytes: options.deadLetterMaxBytes } : {});
