@@ -160,6 +160,11 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.idleTimeoutMs,
     keepAliveTimeout: Math.min(config.idleTimeoutMs, 72_000),
+    http: {
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      // Node checks request timeouts on this interval (30 s by default): a 30 s bound would be 60 s
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
+    },
   });
   // connections beyond the cap are closed by Node as soon as they are accepted
   app.server.maxConnections = config.maxConnections;

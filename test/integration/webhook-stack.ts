@@ -32,7 +32,7 @@ export interface StackOptions {
   influxUrl?: string;
   webhook?: Partial<WebhookConfig>;
   /** server options beyond the configuration (raw cap, JSON bounds) */
-  server?: Partial<Pick<WebhookServerOptions, 'maxRawBytes' | 'jsonBounds'>>;
+  server?: Partial<Pick<WebhookServerOptions, 'maxRawBytes' | 'jsonBounds' | 'plugins'>>;
   /** log lines (level info and up) go here instead of nowhere */
   logTo?: { write(line: string): void };
   /** the dead-letter budget in bytes (EXPEED_DEAD_LETTER_MAX_BYTES) */
