@@ -4,9 +4,12 @@
  */
 import type { Logger } from '../log.js';
 
-/** signature: missing, forged or stale; replay: a signed request seen before; handshake: a refused GET;
- *  budget: a refused body not kept because the dead-letter budget is spent */
-export type RefusalReason = 'signature' | 'replay' | 'handshake' | 'budget';
+/**
+ * signature: missing, forged or stale; replay: a signed request seen before; handshake: a refused
+ * GET (nothing kept for these three); body: refused for its content or size (kept as a dead letter
+ * when it could be read); budget: a refused body not kept because the dead-letter budget is spent
+ */
+export type RefusalReason = 'signature' | 'replay' | 'handshake' | 'body' | 'budget';
 
 export interface RefusalLogOptions {
   /** at most one log line per reason per this many ms (default 10 s) */

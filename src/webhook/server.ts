@@ -1,5 +1,3 @@
-import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -16,8 +14,10 @@ import { SignatureError, verifySignature, type SignatureParams } from './signatu
 import { checkJsonBounds, DEFAULT_JSON_BOUNDS, type JsonBounds } from './json-bounds.js';
 import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
 import { Refusals, type RefusalReason } from './refusals.js';
+import { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
 
 export { EnqueueError, type IngestQueue } from './ingest-producer.js';
+export { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, type TruncatedRaw } from './raw-body.js';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
@@ -55,39 +55,6 @@ export interface WebhookServer {
 // serialised once: it is the answer to nearly every request
 const OK_BODY = JSON.stringify({ result_code: RESULT_CODE.ok, result_message: 'ok' });
 
-type Raw = { encoding: 'utf8'; text: string } | { encoding: 'base64'; data: string };
-
-/** What is kept of a refused body longer than the cap: enough to recognise it, not to replay it. */
-export interface TruncatedRaw {
-  truncated: true;
-  /** length of the whole body */
-  bytes: number;
-  /** SHA-256 (hex) of the whole body */
-  sha256: string;
-  encoding: 'utf8' | 'base64';
-  /** the first `maxRawBytes` bytes */
-  head: string;
-}
-
-export const DEFAULT_MAX_RAW_BYTES = 64 * 1024;
-
-/** The body exactly as received (or, beyond `maxRawBytes`, its head and digest) in a form a JSON store can keep. */
-function rawOf(body: Buffer | undefined, maxRawBytes: number): string | Raw | TruncatedRaw {
-  if (!body || body.length === 0) return '';
-  if (body.length > maxRawBytes) {
-    const head = body.subarray(0, maxRawBytes);
-    const utf8 = isUtf8(body);
-    return {
-      truncated: true,
-      bytes: body.length,
-      sha256: createHash('sha256').update(body).digest('hex'),
-      encoding: utf8 ? 'utf8' : 'base64',
-      head: head.toString(utf8 ? 'utf8' : 'base64'),
-    };
-  }
-  return isUtf8(body) ? body.toString('utf8') : { encoding: 'base64', data: body.toString('base64') };
-}
-
 function hasSignatureParams(q: SignatureParams): boolean {
   return q.signature !== undefined || q.nonce !== undefined || q.timestamp !== undefined;
 }
@@ -110,17 +77,6 @@ function safeDeviceId(parsed: unknown): string | undefined {
 export async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: number, timeoutMs = 5000): Promise<void> {
   const producer = new IngestProducer(queue, { timeoutMs });
   await producer.add(push, receivedAt);
-}
-
-/** The bytes of a kept body, whichever form `rawOf` (or the ingest worker) gave it. */
-export function bodyOfLetter(raw: unknown): Buffer {
-  if (typeof raw === 'string') return Buffer.from(raw, 'utf8');
-  const r = raw as Partial<Raw & TruncatedRaw> | null;
-  if (r && r.truncated === true) {
-    throw new Error(`only the first part of this body was kept (${r.bytes} bytes, sha256 ${r.sha256}): it cannot be retried, the sender must send it again`);
-  }
-  if (r && r.encoding === 'base64' && typeof r.data === 'string') return Buffer.from(r.data, 'base64');
-  return Buffer.from(JSON.stringify(raw) ?? '', 'utf8');
 }
 
 /**
@@ -250,7 +206,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
         logger.error({ err: storeErr }, 'refused push could not be kept as a dead letter');
         return answer(reply, new EnqueueError('the refused body could not be kept'));
       }
-      logger.warn({ status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and kept as a dead letter');
+      refusals.note('body', { status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and kept as a dead letter');
       return answer(reply, err);
     }
     try {
@@ -267,7 +223,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   app.setErrorHandler((err, request, reply) => {
     const a = errorToHttp(err);
     if (a.status >= 500) logger.error({ err, url: request.routeOptions.url }, 'webhook request failed');
-    else logger.warn({ status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
+    else refusals.note('body', { status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
     return reply.code(a.status).send(answerBody({ resultCode: a.resultCode, message: scrub(a.message) }));
   });
 
