@@ -98,14 +98,34 @@ export interface DeadLetterBudget {
 }
 
 /**
+ * Bytes in use; letters kept by a version without the budget have no count yet: they are counted
+ * once (one pass over the hash), so the budget is right from the first add after an upgrade.
+ */
+const USED = `
+local function used(hash, bytes, overhead)
+  local u = redis.call('GET', bytes)
+  if u then return tonumber(u) end
+  local total = 0
+  for _, id in ipairs(redis.call('HKEYS', hash)) do total = total + redis.call('HSTRLEN', hash, id) + overhead end
+  redis.call('SET', bytes, total)
+  return total
+end
+`;
+
+/** Returns the bytes in use (counting them first when they never were). */
+const USED_BYTES = `${USED}
+return used(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+`;
+
+/**
  * Keeps a letter once and orders it by a shared insertion sequence, so that letters set aside in
  * the same millisecond (or by different processes) still list in the order they were added.
  * Returns 1 kept (or kept before), 0 counted but not kept (over budget).
  */
-const ADD = `
+const ADD = `${USED}
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
 local cost = string.len(ARGV[2]) + tonumber(ARGV[4])
-if tonumber(redis.call('GET', KEYS[4]) or '0') + cost > tonumber(ARGV[3]) then
+if used(KEYS[1], KEYS[4], tonumber(ARGV[4])) + cost > tonumber(ARGV[3]) then
   redis.call('SET', KEYS[5], ARGV[5], 'NX')
   redis.call('HINCRBY', KEYS[6], ARGV[6], 1)
   return 0
@@ -128,7 +148,8 @@ for i = 2, #ARGV do
   redis.call('ZREM', KEYS[2], ARGV[i])
 end
 if freed > 0 then
-  if redis.call('DECRBY', KEYS[3], freed) < 0 then redis.call('SET', KEYS[3], 0) end
+  -- a count that does not exist yet is computed whole when it is next needed
+  if redis.call('EXISTS', KEYS[3]) == 1 and redis.call('DECRBY', KEYS[3], freed) < 0 then redis.call('SET', KEYS[3], 0) end
   redis.call('DEL', KEYS[4])
 end
 return n
@@ -139,7 +160,7 @@ const UPDATE = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 local before = redis.call('HSTRLEN', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('INCRBY', KEYS[2], string.len(ARGV[2]) - before)
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBY', KEYS[2], string.len(ARGV[2]) - before) end
 return 1
 `;
 
@@ -196,7 +217,11 @@ export class RedisDeadLetterStore implements DeadLetterStore {
 
   /** How much of the budget is used, and what was not kept for lack of it. */
   async budget(): Promise<DeadLetterBudget> {
-    const [used, full, notKept] = await Promise.all([this.redis.get(this.bytes), this.redis.get(this.full), this.redis.hgetall(this.notKept)]);
+    const [used, full, notKept] = await Promise.all([
+      this.redis.eval(USED_BYTES, 2, this.hash, this.bytes, LETTER_OVERHEAD_BYTES),
+      this.redis.get(this.full),
+      this.redis.hgetall(this.notKept),
+    ]);
     return {
       usedBytes: Number(used ?? 0),
       maxBytes: this.options.maxBytes,

@@ -176,6 +176,21 @@ describe('the dead-letter budget', () => {
     expect(describeBudget(await store.budget())).toMatch(/^0\.0 MiB of 0\.0 MiB \(EXPEED_DEAD_LETTER_MAX_BYTES\)$/);
   });
 
+  test('letters kept by a version without the budget are counted on first use', async () => {
+    const { store, prefix } = freshStore(undefined, 10_000);
+    // as the previous version kept them: no byte count
+    await redis.hset(`${prefix}:dead-letters`, 'old1', JSON.stringify({ id: 'old1', kind: 'push', source: 'webhook', reason: 'x', raw: 'y'.repeat(3000), at: 1, attempts: 0 }));
+    await redis.zadd(`${prefix}:dead-letters:order`, 1, 'old1');
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+    expect((await store.budget()).usedBytes).toBeGreaterThan(3000);
+    await redis.del(`${prefix}:dead-letters:bytes`);
+    await store.add(letter(1));
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+    await redis.del(`${prefix}:dead-letters:bytes`);
+    await store.drop(['old1']);
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+  });
+
   test('replicas share one budget: concurrent adds from two stores never pass it, and the account matches', async () => {
     const { store: a, prefix } = freshStore(undefined, 10_000);
     const b = new RedisDeadLetterStore(new Redis(REDIS_URL), prefix, { maxBytes: 10_000 });
