@@ -35,14 +35,27 @@ export interface WebhookConfig {
   token?: string;
   /** largest accepted POST body in bytes (default 5 MB) */
   bodyLimit: number;
-  /** a handshake whose timestamp is further than this from now is refused (seconds, default 300) */
+  /** a signed request whose timestamp is further than this from now is refused (seconds, default 300; 0 = not checked) */
   timestampWindowSec: number;
+  /** the whole request (headers and body) must arrive within this, ms (default 30 s) */
+  requestTimeoutMs: number;
+  /** a connection silent for this long is closed, ms (default 10 s; also the keep-alive wait) */
+  idleTimeoutMs: number;
+  /** open connections at most; more are closed at once (default 1000) */
+  maxConnections: number;
   /** require signature/nonce/timestamp on POSTs too (default false: verified when present) */
   requirePostSignature: boolean;
   /** raw `device_status` code that means "online" in msg_type 1 pushes (vendor text: 0) */
   pushOnlineCode: number;
   /** add devices seen in pushes (with their key) to the registry (default true) */
   autoRegister: boolean;
+}
+
+export interface DeadLetterConfig {
+  /** bytes all dead letters may take in Redis together (default 256 MiB); over it new ones are counted, not kept */
+  maxBytes: number;
+  /** a kept push body longer than this keeps its head, length and SHA-256 only (default 64 KiB) */
+  maxRawBytes: number;
 }
 
 export interface SchedulesConfig {
@@ -86,6 +99,7 @@ export interface Config {
   /** a pending setting command becomes `timeout` after this many ms */
   settingTimeoutMs: number;
   webhook: WebhookConfig;
+  deadLetters: DeadLetterConfig;
   redisUrl: string;
   prefix: string;
   influx: InfluxConfig;
@@ -186,6 +200,18 @@ function duration(env: Env, name: string, dflt: number): number {
     throw new ConfigError(name, `expected a duration such as 500ms, 30s, 15m, 2h or 1d, got "${raw}"`);
   }
   return ms;
+}
+
+/** Seconds as a plain number (`300`) or a duration (`5m`); 0 is allowed (it turns the check off). */
+function seconds(env: Env, name: string, dflt: number): number {
+  const raw = optional(env, name);
+  if (raw === undefined) return dflt;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms % 1000 !== 0) {
+    throw new ConfigError(name, `expected whole seconds (300) or a duration such as 5m, got "${raw}"`);
+  }
+  return ms / 1000;
 }
 
 function timezone(env: Env, name: string): string {
@@ -312,10 +338,17 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       path,
       token: optional(env, 'EXPEED_WEBHOOK_TOKEN'),
       bodyLimit: int(env, 'WEBHOOK_BODY_LIMIT', 5 * 1024 * 1024, 1024),
-      timestampWindowSec: int(env, 'WEBHOOK_TIMESTAMP_WINDOW', 300, 1),
+      timestampWindowSec: seconds(env, 'WEBHOOK_TIMESTAMP_WINDOW', 300),
+      requestTimeoutMs: duration(env, 'WEBHOOK_REQUEST_TIMEOUT', 30_000),
+      idleTimeoutMs: duration(env, 'WEBHOOK_IDLE_TIMEOUT', 10_000),
+      maxConnections: int(env, 'WEBHOOK_MAX_CONNECTIONS', 1000, 1),
       requirePostSignature: bool(env, 'WEBHOOK_REQUIRE_SIGNATURE', false),
       pushOnlineCode: int(env, 'EXPEED_PUSH_ONLINE_CODE', 0, 0, 1),
       autoRegister: bool(env, 'EXPEED_AUTO_REGISTER', true),
+    },
+    deadLetters: {
+      maxBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_BYTES', 256 * 1024 * 1024, 1024),
+      maxRawBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_RAW_BYTES', 64 * 1024, 256),
     },
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     prefix,

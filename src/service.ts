@@ -16,6 +16,8 @@ import { createScheduler, type Scheduler } from './sync/scheduler.js';
 import { Heartbeat } from './sync/heartbeat.js';
 import { catchUpOnStart } from './sync/catch-up.js';
 import { createWebhookServer, openIngestQueue, type WebhookServer } from './webhook/server.js';
+import { RedisNonceStore } from './webhook/replay.js';
+import { budgetCheck } from './dead-letters/budget-report.js';
 import { createIngestWorker, type IngestWorker } from '../workers/ingest.js';
 import { PendingSettingsStore } from './settings/pending-store.js';
 import { PushRegistration } from './devices/push-registration.js';
@@ -259,6 +261,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         },
       },
       ...workers.map((w) => ({ name: `worker:${w.name}`, check: async () => w.isRunning() })),
+      budgetCheck(pull.deadLetters),
     ];
     const collect = async () => {
       await labels.refresh();
@@ -268,6 +271,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);
       }
       metrics.deadLetters.set(await pull.deadLetters.count());
+      const budget = await pull.deadLetters.budget();
+      metrics.deadLetterBytes.set(budget.usedBytes);
+      metrics.deadLetterMaxBytes.set(budget.maxBytes);
+      for (const [kindSource, n] of Object.entries(budget.notKept)) {
+        const [kind, source] = kindSource.split('/');
+        metrics.deadLettersNotKept.set({ kind, source }, n);
+      }
     };
     const ops = opsRoutes({ metrics, collect, readiness, queues, admin: config.admin });
 
@@ -277,6 +287,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         config: config.webhook,
         queue: started.ingestQueue.queue,
         deadLetters: pull.deadLetters,
+        nonces: new RedisNonceStore(started.ingestQueue.connection, config.prefix),
+        maxRawBytes: config.deadLetters.maxRawBytes,
+        onRefused: (reason) => metrics.webhookRefused.inc({ reason }),
         logger,
         scrubber,
         parseTime,

@@ -3,10 +3,18 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { Queue } from 'bullmq';
 import type { Metrics } from './metrics.js';
 
-/** One dependency that /readyz checks; `check` throws (or resolves false) when it is not ready. */
+/** What a check may say besides ok and failed: working, but an operator should look. */
+export interface Degraded {
+  degraded: string;
+}
+
+/**
+ * One dependency that /readyz checks; `check` throws (or resolves false) when it is not ready, and
+ * resolves `{ degraded }` when it works but not fully (/readyz stays 200 then, status "degraded").
+ */
 export interface ReadinessCheck {
   name: string;
-  check(): Promise<boolean | void>;
+  check(): Promise<boolean | void | Degraded>;
 }
 
 export interface OpsRoutesOptions {
@@ -60,17 +68,19 @@ export function opsRoutes(options: OpsRoutesOptions): FastifyPluginAsync {
         options.readiness.map(async (c) => {
           try {
             const ok = await withTimeout(c.check(), timeout, c.name);
-            return { name: c.name, ok: ok !== false, error: ok === false ? 'not ready' : undefined };
+            if (ok && typeof ok === 'object') return { name: c.name, ok: true, say: `degraded: ${ok.degraded}`, degraded: true };
+            return { name: c.name, ok: ok !== false, say: ok === false ? 'not ready' : 'ok', degraded: false };
           } catch (err) {
-            return { name: c.name, ok: false, error: (err as Error).message };
+            return { name: c.name, ok: false, say: (err as Error).message, degraded: false };
           }
         }),
       );
       const ready = results.every((r) => r.ok);
+      const status = !ready ? 'not ready' : results.some((r) => r.degraded) ? 'degraded' : 'ready';
       return reply
         .code(ready ? 200 : 503)
         .type('application/json')
-        .send({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'ok' : r.error])) });
+        .send({ status, checks: Object.fromEntries(results.map((r) => [r.name, r.say])) });
     });
 
     app.get('/metrics', async (_req, reply) => {

@@ -6,6 +6,7 @@
 import type { Queue } from 'bullmq';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { DeadLetterStore } from '../influx/api.js';
+import type { DeadLetterBudget, RedisDeadLetterStore } from '../dead-letters/store.js';
 import type { InfluxQuery } from '../influx/query.js';
 import type { TokenUsage } from '../platform/token-budget.js';
 import type { Checkpoints } from '../sync/checkpoints.js';
@@ -36,6 +37,7 @@ export interface StatusReport {
   queues: Record<string, Record<string, number>>;
   token?: TokenUsage;
   deadLetters?: number;
+  deadLetterBudget?: DeadLetterBudget;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -47,7 +49,7 @@ export interface StatusSources {
   queues: Array<Pick<Queue, 'name' | 'getJobCounts' | 'getFailed'>>;
   backfillQueueName: string;
   tokens: { usage(): Promise<TokenUsage> };
-  deadLetters: Pick<DeadLetterStore, 'count'>;
+  deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   now?: () => number;
 }
@@ -100,6 +102,7 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     guard('dead letters', () => src.deadLetters.count()),
     guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
   ]);
+  const deadLetterBudget = src.deadLetters.budget ? await guard('dead letters', () => src.deadLetters.budget!()) : undefined;
   const rows: DeviceStatusRow[] = [];
   for (const d of devices ?? []) {
     const status = lastStatus?.get(d.id);
@@ -117,5 +120,5 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       failedJobs: failedJobs?.get(d.id) ?? 0,
     });
   }
-  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, errors };
+  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, errors };
 }

@@ -24,7 +24,7 @@ export function rowRetryHandler(options: { writer: Pick<InfluxPointWriter, 'writ
 }
 
 export function createRetryHandler(ctx: CommandContext): RetryHandler {
-  const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix);
+  const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
   const writer = new InfluxPointWriter({ ...ctx.config.influx, deadLetters: store, logger: ctx.log });
   ctx.onClose(() => writer.close());
   return rowRetryHandler({ writer, timezone: ctx.config.timezone });

@@ -79,7 +79,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
   const platform = (options.wrapPlatform ?? ((p) => p))(rateLimitedPlatform(client, rate));
-  const deadLetters = new RedisDeadLetterStore(redis, config.prefix);
+  const deadLetters = new RedisDeadLetterStore(redis, config.prefix, { maxBytes: config.deadLetters.maxBytes });
   const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
   const writer = (options.wrapWriter ?? ((w) => w))(influxWriter);
   const influx = createInfluxQuery(config.influx);

@@ -1,5 +1,6 @@
 import { NotPlaintextError, PushValidationError } from './push-schema.js';
 import { SignatureError } from './signature.js';
+import { ReplayError } from './replay.js';
 
 /**
  * The one place where errors become HTTP answers. Domain code throws typed errors that know
@@ -60,6 +61,7 @@ export function errorToHttp(err: unknown): HttpAnswer {
     if (err.problem === 'no-token') return { status: 503, resultCode: RESULT_CODE.unavailable, message: err.message };
     return { status: 403, resultCode: RESULT_CODE.badSignature, message: `signature refused: ${err.message}` };
   }
+  if (err instanceof ReplayError) return { status: 403, resultCode: RESULT_CODE.badSignature, message: `signature refused: ${err.message}` };
   if (err instanceof NotPlaintextError) return { status: 415, resultCode: RESULT_CODE.badBody, message: err.message };
   if (err instanceof PushValidationError) return { status: 400, resultCode: RESULT_CODE.badBody, message: err.message };
   if (err instanceof Error) {

@@ -1,19 +1,23 @@
-import { isUtf8 } from 'node:buffer';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { WebhookConfig } from '../config.js';
 import type { DeadLetterStore } from '../influx/api.js';
-import type { RetryHandler } from '../dead-letters/store.js';
+import { DeadLetterBudgetError, type RetryHandler } from '../dead-letters/store.js';
 import type { Logger } from '../log.js';
 import { QUEUE, createRedis, type IngestBatchJob } from '../queues.js';
 import type { SecretScrubber } from '../secrets.js';
 import { EnqueueError, IngestProducer, type IngestProducerOptions, type IngestQueue } from './ingest-producer.js';
 import { answerBody, errorToHttp, RESULT_CODE } from './errors-to-http.js';
 import { deviceIdOf, readPushBody, validatePush, type ValidatedPush } from './push-schema.js';
-import { verifySignature, type SignatureParams } from './signature.js';
+import { SignatureError, verifySignature, type SignatureParams } from './signature.js';
+import { checkJsonBounds, DEFAULT_JSON_BOUNDS, type JsonBounds } from './json-bounds.js';
+import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
+import { Refusals, type RefusalReason } from './refusals.js';
+import { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
 
 export { EnqueueError, type IngestQueue } from './ingest-producer.js';
+export { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, type TruncatedRaw } from './raw-body.js';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
@@ -23,6 +27,14 @@ export interface WebhookServerOptions {
   producer?: Partial<IngestProducerOptions>;
   /** where refused bodies are kept, raw, with the reason */
   deadLetters: Pick<DeadLetterStore, 'add'>;
+  /** signed POSTs seen within the timestamp window: a repeat is a replay */
+  nonces: NonceStore;
+  /** a refused body longer than this is kept as its head, length and SHA-256 (default 64 KiB) */
+  maxRawBytes?: number;
+  /** nesting and size bounds checked on the raw bytes before JSON.parse */
+  jsonBounds?: JsonBounds;
+  /** counts each request refused without keeping anything (signature, replay, handshake, budget) */
+  onRefused?: (reason: RefusalReason) => void;
   logger: Logger;
   /** vendor timestamp -> epoch ms in the platform zone; throws on an unreadable one */
   parseTime: (raw: string) => number;
@@ -43,22 +55,17 @@ export interface WebhookServer {
 // serialised once: it is the answer to nearly every request
 const OK_BODY = JSON.stringify({ result_code: RESULT_CODE.ok, result_message: 'ok' });
 
-type Raw = { encoding: 'utf8'; text: string } | { encoding: 'base64'; data: string };
-
-/** The body exactly as received, in a form a JSON store can keep. */
-function rawOf(body: Buffer | undefined): string | Raw {
-  if (!body || body.length === 0) return '';
-  return isUtf8(body) ? body.toString('utf8') : { encoding: 'base64', data: body.toString('base64') };
-}
-
 function hasSignatureParams(q: SignatureParams): boolean {
   return q.signature !== undefined || q.nonce !== undefined || q.timestamp !== undefined;
 }
 
-/** A device id safe to keep as dead-letter metadata, when the body has one (a mangled id is left out). */
-function safeDeviceId(body: Buffer | undefined, parsed: unknown): string | undefined {
+/**
+ * A device id safe to keep as dead-letter metadata, when the parsed body has one (a mangled id is
+ * left out). A body that did not parse is not parsed again: it may be one built to be expensive.
+ */
+function safeDeviceId(parsed: unknown): string | undefined {
   try {
-    const value = parsed ?? (body && body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined);
+    const value = parsed;
     if (value === null || typeof value !== 'object') return undefined;
     return deviceIdOf((value as { device_id?: unknown }).device_id);
   } catch {
@@ -70,14 +77,6 @@ function safeDeviceId(body: Buffer | undefined, parsed: unknown): string | undef
 export async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: number, timeoutMs = 5000): Promise<void> {
   const producer = new IngestProducer(queue, { timeoutMs });
   await producer.add(push, receivedAt);
-}
-
-/** The bytes of a kept body, whichever form `rawOf` (or the ingest worker) gave it. */
-export function bodyOfLetter(raw: unknown): Buffer {
-  if (typeof raw === 'string') return Buffer.from(raw, 'utf8');
-  const r = raw as Partial<Raw> | null;
-  if (r && r.encoding === 'base64' && typeof r.data === 'string') return Buffer.from(r.data, 'base64');
-  return Buffer.from(JSON.stringify(raw) ?? '', 'utf8');
 }
 
 /**
@@ -98,10 +97,14 @@ export function pushRetryHandler(options: { queue: IngestQueue; parseTime: (raw:
  * `result_code` 0 only after BullMQ stored it in Redis; a body we refuse is kept as a dead letter.
  */
 export async function createWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
-  const { config, queue, deadLetters, logger, parseTime } = options;
+  const { config, queue, deadLetters, logger, parseTime, nonces } = options;
   const now = options.now ?? Date.now;
+  const maxRawBytes = options.maxRawBytes ?? DEFAULT_MAX_RAW_BYTES;
+  const jsonBounds = options.jsonBounds ?? DEFAULT_JSON_BOUNDS;
   const scrub = (s: string) => (options.scrubber ? options.scrubber.scrub(s) : s);
   const producer = new IngestProducer(queue, options.producer);
+  const refusals = new Refusals(logger, { now, onRefused: options.onRefused });
+  const verify = (q: SignatureParams) => verifySignature(q, { token: config.token, windowSec: config.timestampWindowSec, now: now(), parseTime });
 
   const app: FastifyInstance = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast keeps the instance type the default one
@@ -109,7 +112,18 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     // the default request log prints the URL, signature included; we log what matters ourselves
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
+    // Fastify's defaults (0) let slow bodies and silent connections stay open for ever
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.idleTimeoutMs,
+    keepAliveTimeout: Math.min(config.idleTimeoutMs, 72_000),
+    http: {
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      // Node checks request timeouts on this interval (30 s by default): a 30 s bound would be 60 s
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
+    },
   });
+  // connections beyond the cap are closed by Node as soon as they are accepted
+  app.server.maxConnections = config.maxConnections;
 
   // Bodies are read as bytes whatever the content type says: the vendor's content type is not
   // documented, and an unreadable body must still be kept exactly as it came.
@@ -122,31 +136,59 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   };
 
   const keep = async (reason: string, body: Buffer | undefined, parsed?: unknown): Promise<void> => {
-    await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body), deviceId: safeDeviceId(body, parsed) });
+    await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body, maxRawBytes), deviceId: safeDeviceId(parsed) });
   };
 
   const enqueue = (push: ValidatedPush, bytes: number) => producer.add(push, now(), bytes);
 
   app.get(config.path, async (request: FastifyRequest<{ Querystring: SignatureParams }>, reply) => {
     try {
-      const nonce = verifySignature(request.query ?? {}, { token: config.token, windowSec: config.timestampWindowSec, now: now() });
+      const nonce = verify(request.query ?? {});
       logger.info('webhook handshake verified');
       return reply.code(200).type('text/plain; charset=utf-8').send(nonce);
     } catch (err) {
-      logger.warn({ reason: scrub((err as Error).message), ip: request.ip }, 'webhook handshake refused');
+      // the reason says skew, format or signature; neither the token nor the signature is logged
+      const problem = err instanceof SignatureError ? err.problem : 'error';
+      refusals.note('handshake', { problem, reason: scrub((err as Error).message), ip: request.ip }, 'webhook handshake refused');
       return answer(reply, err);
     }
   });
 
+  /**
+   * Checks the signature of a POST when there is one (or one is required) and claims its nonce;
+   * returns the claimed signature (to release if the push cannot be stored), undefined when unsigned.
+   */
+  const authenticate = async (q: SignatureParams): Promise<string | undefined> => {
+    if (!config.requirePostSignature && !hasSignatureParams(q)) return undefined;
+    verify(q);
+    const signature = String(q.signature).toLowerCase();
+    let fresh: boolean;
+    try {
+      fresh = await nonces.claim(signature, nonceTtlSec(config.timestampWindowSec));
+    } catch (err) {
+      throw new EnqueueError('the nonce could not be checked in Redis', { cause: err });
+    }
+    if (!fresh) throw new ReplayError();
+    return signature;
+  };
+
   app.post(config.path, async (request: FastifyRequest<{ Querystring: SignatureParams }>, reply) => {
     const body = request.body as Buffer | undefined;
+    let signed: string | undefined;
+    try {
+      signed = await authenticate(request.query ?? {});
+    } catch (err) {
+      if (err instanceof SignatureError || err instanceof ReplayError) {
+        // unauthenticated: nothing of the body is kept, whatever its size
+        const reason: RefusalReason = err instanceof ReplayError ? 'replay' : 'signature';
+        refusals.note(reason, { reason: scrub(err.message), bytes: body?.length ?? 0, ip: request.ip }, 'push refused before reading: not authenticated, body not kept');
+      } else logger.error({ err }, 'push not checked: answered with an error so that the platform sends it again');
+      return answer(reply, err);
+    }
     let parsed: unknown;
     let push: ValidatedPush;
     try {
-      const q = request.query ?? {};
-      if (config.requirePostSignature || hasSignatureParams(q)) {
-        verifySignature(q, { token: config.token, windowSec: config.timestampWindowSec, now: now() });
-      }
+      if (body) checkJsonBounds(body, jsonBounds);
       parsed = readPushBody(body);
       push = validatePush(parsed, { parseTime });
     } catch (err) {
@@ -155,16 +197,23 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
       try {
         await keep(a.message, body, parsed);
       } catch (storeErr) {
+        if (storeErr instanceof DeadLetterBudgetError) {
+          // counted by the store; the sender hears why its body was refused, as it would have
+          refusals.note('budget', { status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and NOT kept: the dead-letter budget is spent');
+          return answer(reply, err);
+        }
         // we could neither take nor keep it: ask the platform to send it again
         logger.error({ err: storeErr }, 'refused push could not be kept as a dead letter');
         return answer(reply, new EnqueueError('the refused body could not be kept'));
       }
-      logger.warn({ status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and kept as a dead letter');
+      refusals.note('body', { status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and kept as a dead letter');
       return answer(reply, err);
     }
     try {
       await enqueue(push, body?.length ?? 0);
     } catch (err) {
+      // the platform sends the same signed request again: its nonce must then be accepted
+      if (signed) await nonces.release(signed).catch(() => undefined);
       logger.error({ err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
       return answer(reply, err);
     }
@@ -174,7 +223,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   app.setErrorHandler((err, request, reply) => {
     const a = errorToHttp(err);
     if (a.status >= 500) logger.error({ err, url: request.routeOptions.url }, 'webhook request failed');
-    else logger.warn({ status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
+    else refusals.note('body', { status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
     return reply.code(a.status).send(answerBody({ resultCode: a.resultCode, message: scrub(a.message) }));
   });
 

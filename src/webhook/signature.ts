@@ -36,23 +36,33 @@ export interface SignatureParams {
 export interface VerifyOptions {
   /** the token entered in the vendor console */
   token: string | undefined;
-  /** a timestamp further than this from `now` is refused, so a captured request cannot be replayed */
+  /** a timestamp further than this from `now` is refused, so a captured request cannot be replayed; 0 = not checked */
   windowSec: number;
   now: number;
+  /** reads the platform's own `YYYY-MM-DDTHH-mm-ss-SSS` (platform-local) as epoch ms; throws on anything else */
+  parseTime?: (raw: string) => number;
 }
 
 // Above this the number can only be milliseconds: 1e11 seconds is the year 5138.
 const MS_THRESHOLD = 1e11;
 
 /**
- * Reads the vendor's "current timestamp" as epoch ms. The vendor does not say whether it sends
- * seconds or milliseconds, so both are accepted (told apart by magnitude).
+ * Reads the vendor's "current timestamp" as epoch ms. The vendor does not say which form it sends:
+ * epoch seconds and milliseconds are told apart by magnitude, and the platform's own wall-clock
+ * form (`2017-02-13T12-00-00-000`, read by `parseTime`) is accepted too.
  */
-export function parseSignatureTimestamp(raw: string): number | undefined {
-  if (!/^\d{1,16}(\.\d+)?$/.test(raw)) return undefined;
-  const n = Number(raw);
-  if (!Number.isFinite(n)) return undefined;
-  return n >= MS_THRESHOLD ? n : n * 1000;
+export function parseSignatureTimestamp(raw: string, parseTime?: (raw: string) => number): number | undefined {
+  if (/^\d{1,16}(\.\d+)?$/.test(raw)) {
+    const n = Number(raw);
+    if (!Number.isFinite(n)) return undefined;
+    return n >= MS_THRESHOLD ? n : n * 1000;
+  }
+  if (!parseTime || !/^\d{4}-/.test(raw)) return undefined;
+  try {
+    return parseTime(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 function single(v: unknown): string | undefined {
@@ -74,10 +84,12 @@ export function verifySignature(params: SignatureParams, options: VerifyOptions)
   const missing = [!signature && 'signature', !nonce && 'nonce', !timestamp && 'timestamp'].filter(Boolean);
   if (missing.length > 0) throw new SignatureError('missing', `missing or repeated query parameter: ${missing.join(', ')}`);
 
-  const at = parseSignatureTimestamp(timestamp!);
-  if (at === undefined) throw new SignatureError('bad-timestamp', 'timestamp is not epoch seconds or milliseconds');
+  const at = parseSignatureTimestamp(timestamp!, options.parseTime);
+  if (at === undefined) {
+    throw new SignatureError('bad-timestamp', 'timestamp is not epoch seconds, epoch milliseconds or YYYY-MM-DDTHH-mm-ss-SSS');
+  }
   const skewSec = Math.abs(options.now - at) / 1000;
-  if (skewSec > options.windowSec) {
+  if (options.windowSec > 0 && skewSec > options.windowSec) {
     throw new SignatureError('stale', `timestamp is ${Math.round(skewSec)} s away from now (allowed: ${options.windowSec} s)`);
   }
 

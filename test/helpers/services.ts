@@ -183,8 +183,8 @@ bind-address = "127.0.0.1:${rpc}"
   return childServer('influxd', port, url, dir, 'influxd', ['-config', join(dir, 'influxdb.conf')], async () => (await fetch(`${url}/ping`)).status === 204);
 }
 
-/** A private redis-server on a free port, no persistence (for outage tests). */
-export async function startRedisServer(): Promise<ChildServer> {
+/** A private redis-server on a free port, no persistence (for outage tests); `extraArgs` such as `--maxmemory 64mb`. */
+export async function startRedisServer(extraArgs: string[] = []): Promise<ChildServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'expeed-redis-'));
   const url = `redis://127.0.0.1:${port}`;
@@ -194,9 +194,10 @@ export async function startRedisServer(): Promise<ChildServer> {
     url,
     dir,
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
     async () => {
       const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      r.on('error', () => undefined); // "not up yet" is the rejected connect(), not an unhandled event
       try {
         await r.connect();
         return (await r.ping()) === 'PONG';

@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { MEASUREMENT, type DeadLetter, type SinkPoint } from '../../src/influx/api.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
-import { RedisDeadLetterStore, type RetryHandlers } from '../../src/dead-letters/store.js';
+import Fastify from 'fastify';
+import { DeadLetterBudgetError, LETTER_OVERHEAD_BYTES, RedisDeadLetterStore, type RetryHandlers } from '../../src/dead-letters/store.js';
+import { budgetCheck, describeBudget } from '../../src/dead-letters/budget-report.js';
+import { opsRoutes } from '../../src/ops/http.js';
+import { createMetrics } from '../../src/ops/metrics.js';
 import { pointRetryHandler } from '../../src/dead-letters/point-handler.js';
 import { deadLetters, type DeadLettersDeps } from '../../src/cli/commands/dead-letters.js';
 import { SecretScrubber } from '../../src/secrets.js';
@@ -17,10 +21,16 @@ let db: Awaited<ReturnType<typeof createTestDatabase>>;
 const prefixes: string[] = [];
 const writers: InfluxPointWriter[] = [];
 
-function freshStore(now?: () => number): { store: RedisDeadLetterStore; prefix: string } {
+function freshStore(now?: () => number, maxBytes?: number): { store: RedisDeadLetterStore; prefix: string } {
   const prefix = testPrefix('dead-letters');
   prefixes.push(prefix);
-  return { store: new RedisDeadLetterStore(redis, prefix, now), prefix };
+  return { store: new RedisDeadLetterStore(redis, prefix, maxBytes ? { now, maxBytes } : { now }), prefix };
+}
+
+/** What the kept letters really take by the store's measure: their JSON plus the per-letter overhead. */
+async function actualBytes(prefix: string): Promise<number> {
+  const values = await redis.hvals(`${prefix}:dead-letters`);
+  return values.reduce((n, v) => n + Buffer.byteLength(v) + LETTER_OVERHEAD_BYTES, 0);
 }
 
 function cli(store: RedisDeadLetterStore, handlers: RetryHandlers = {}) {
@@ -115,6 +125,116 @@ describe('RedisDeadLetterStore', () => {
     expect(await store.retry([letter.id], handlers)).toEqual([{ id: letter.id, ok: true }]);
     expect(await store.get(letter.id)).toBeUndefined();
     expect(await influxRows(db.name, `SELECT level, ok FROM device_data WHERE device_id = 'r1'`)).toEqual([{ time: T0 + 1000, level: 3, ok: 1 }]);
+  });
+});
+
+describe('the dead-letter budget', () => {
+  const letter = (i: number) => ({ kind: 'push' as const, source: 'webhook', reason: `bad body ${i}`, raw: `${'x'.repeat(400)}${i}` });
+
+  test('bytes are accounted on add and given back by drop and retry; over budget a letter is counted, not kept, nothing evicted', async () => {
+    const { store, prefix } = freshStore(() => 5_000, 2_500);
+    const ids: string[] = [];
+    let refused: unknown;
+    for (let i = 0; i < 10 && !refused; i++) {
+      try {
+        ids.push(await store.add(letter(i)));
+      } catch (err) {
+        refused = err;
+      }
+    }
+    expect(refused).toBeInstanceOf(DeadLetterBudgetError);
+    expect((refused as DeadLetterBudgetError).canRetry()).toBe(true);
+    expect(ids.length).toBe(4); // ~600 bytes each against 2,500
+    const used = (await store.budget()).usedBytes;
+    expect(used).toBe(await actualBytes(prefix));
+    expect(used).toBeLessThanOrEqual(2_500);
+    // a second refusal is counted too; every letter kept before is still there
+    await expect(store.add(letter(99))).rejects.toBeInstanceOf(DeadLetterBudgetError);
+    expect(await store.budget()).toEqual({ usedBytes: used, maxBytes: 2_500, fullSince: 5_000, notKept: { 'push/webhook': 2 } });
+    expect((await store.list()).map((l) => l.id)).toEqual(ids);
+    // the same letter again is no new letter: it is "kept" without new bytes
+    expect(await store.add(letter(0))).toBe(ids[0]);
+    expect(await budgetCheck(store).check()).toEqual({ degraded: expect.stringContaining('FULL since 1970-01-01T00:00:05.000Z: 2 not kept (push/webhook 2)') });
+
+    // drop gives the bytes back and clears "full"
+    expect(await store.drop([ids[0]])).toBe(1);
+    const afterDrop = await store.budget();
+    expect(afterDrop.usedBytes).toBe(await actualBytes(prefix));
+    expect(afterDrop.usedBytes).toBeLessThan(used);
+    expect(afterDrop.fullSince).toBeUndefined();
+    expect(afterDrop.notKept).toEqual({ 'push/webhook': 2 }); // the count stays: those letters were never kept
+    expect(await budgetCheck(store).check()).toBe(true);
+    ids.push(await store.add(letter(10)));
+
+    // a failed retry accounts the longer letter, a successful one gives its bytes back
+    const failing: RetryHandlers = { push: async () => Promise.reject(new Error('still refused: ' + 'y'.repeat(50))) };
+    await store.retry([ids[1]], failing);
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+    await store.retry([ids[2]], { push: async () => undefined });
+    expect(await store.get(ids[2])).toBeUndefined();
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+    expect(describeBudget(await store.budget())).toMatch(/^0\.0 MiB of 0\.0 MiB \(EXPEED_DEAD_LETTER_MAX_BYTES\)$/);
+  });
+
+  test('letters kept by a version without the budget are counted on first use', async () => {
+    const { store, prefix } = freshStore(undefined, 10_000);
+    // as the previous version kept them: no byte count
+    await redis.hset(`${prefix}:dead-letters`, 'old1', JSON.stringify({ id: 'old1', kind: 'push', source: 'webhook', reason: 'x', raw: 'y'.repeat(3000), at: 1, attempts: 0 }));
+    await redis.zadd(`${prefix}:dead-letters:order`, 1, 'old1');
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+    expect((await store.budget()).usedBytes).toBeGreaterThan(3000);
+    await redis.del(`${prefix}:dead-letters:bytes`);
+    await store.add(letter(1));
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+    await redis.del(`${prefix}:dead-letters:bytes`);
+    await store.drop(['old1']);
+    expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
+  });
+
+  test('replicas share one budget: concurrent adds from two stores never pass it, and the account matches', async () => {
+    const { store: a, prefix } = freshStore(undefined, 10_000);
+    const b = new RedisDeadLetterStore(new Redis(REDIS_URL), prefix, { maxBytes: 10_000 });
+    try {
+      const outcomes = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).add(letter(i))));
+      const kept = outcomes.filter((o) => o.status === 'fulfilled').length;
+      expect(kept).toBeGreaterThan(10);
+      expect(kept).toBeLessThan(60);
+      expect(outcomes.filter((o) => o.status === 'rejected').every((o) => (o as PromiseRejectedResult).reason instanceof DeadLetterBudgetError)).toBe(true);
+      const budget = await a.budget();
+      expect(budget.usedBytes).toBe(await actualBytes(prefix));
+      expect(budget.usedBytes).toBeLessThanOrEqual(10_000);
+      expect(await a.count()).toBe(kept);
+      expect(budget.notKept).toEqual({ 'push/webhook': 60 - kept });
+    } finally {
+      (b as unknown as { redis: Redis }).redis.disconnect();
+    }
+  });
+
+  test('a point InfluxDB refuses while the budget is spent is not lost: the write fails retryably and is counted', async () => {
+    const { store } = freshStore(undefined, 200);
+    const writer = new InfluxPointWriter({ url: INFLUX_URL, api: 'v1', bucket: db.name, deadLetters: store });
+    writers.push(writer);
+    await writer.write([data('b1', T0, { mode: 'auto' })], { source: 'pull' });
+    const err = await writer.write([data('b1', T0 + 1000, { mode: 5 })], { source: 'pull' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeadLetterBudgetError);
+    expect((err as DeadLetterBudgetError).canRetry()).toBe(true);
+    expect(await store.count()).toBe(0);
+    expect((await store.budget()).notKept).toEqual({ 'point/pull': 1 });
+  });
+
+  test('/readyz says degraded (200), not failed, while letters are not kept', async () => {
+    const { store } = freshStore(undefined, 300);
+    const app = Fastify();
+    await app.register(opsRoutes({ metrics: createMetrics({ defaultMetrics: false }), collect: async () => undefined, readiness: [budgetCheck(store)], queues: [] }));
+    try {
+      expect((await app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready', checks: { 'dead-letters': 'ok' } });
+      await expect(store.add(letter(1))).rejects.toBeInstanceOf(DeadLetterBudgetError);
+      const res = await app.inject({ url: '/readyz' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ status: 'degraded', checks: { 'dead-letters': expect.stringMatching(/^degraded: .* FULL since .*: 1 not kept \(push\/webhook 1\)/) } });
+    } finally {
+      await app.close();
+    }
   });
 });
 

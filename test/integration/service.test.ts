@@ -73,7 +73,7 @@ describe('expeed-sync run', () => {
     const first = start();
     await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
     const ready = await (await fetch(`http://127.0.0.1:${port}/readyz`)).json();
-    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:ingest': 'ok' } });
+    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:ingest': 'ok', 'dead-letters': 'ok' } });
     expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toEqual({ status: 'ok' });
 
     // Bull Board is behind basic auth
@@ -91,6 +91,12 @@ describe('expeed-sync run', () => {
     expect(await metric('expeed_token_daily_limit')).toBe(200);
     expect(await metric('expeed_token_refreshes_total')).toBe(1);
     expect(await metric('expeed_platform_requests_total', '{endpoint="history",result="code_0"}')).toBeGreaterThan(0);
+    // the dead-letter budget, and a signed POST refused without keeping anything (no token configured here)
+    expect(await metric('expeed_dead_letter_max_bytes')).toBe(256 * 1024 * 1024);
+    expect(await metric('expeed_dead_letter_bytes')).toBe(0);
+    const signed = await fetch(`http://127.0.0.1:${port}/webhook?signature=${'f'.repeat(32)}&nonce=n&timestamp=1`, { method: 'POST', body: '{}' });
+    expect(signed.status).toBe(503);
+    expect(await metric('expeed_webhook_refused_total', '{reason="signature"}')).toBe(1);
 
     first.child.kill('SIGTERM');
     const exit = await Promise.race([first.exited, new Promise<'late'>((r) => setTimeout(() => r('late'), 20_000))]);

@@ -12,7 +12,8 @@ import { mulberry32 } from '../../src/simulator/prng.js';
 
 let s: Stack;
 beforeAll(async () => {
-  s = await startStack({ webhook: { bodyLimit: 5 * 1024 * 1024 } });
+  // the raw cap is raised so that every body here is kept whole (the cap has its own test in webhook-abuse)
+  s = await startStack({ webhook: { bodyLimit: 5 * 1024 * 1024 }, server: { maxRawBytes: 2 * 1024 * 1024 } });
 });
 afterAll(async () => {
   await s?.close();

@@ -20,7 +20,8 @@ import { SecretScrubber } from '../../src/secrets.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
-import { createWebhookServer, openIngestQueue, type WebhookServer } from '../../src/webhook/server.js';
+import { createWebhookServer, openIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/webhook/server.js';
+import { RedisNonceStore } from '../../src/webhook/replay.js';
 import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 
@@ -34,6 +35,12 @@ export interface StackOptions {
   redisUrl?: string;
   influxUrl?: string;
   webhook?: Partial<WebhookConfig>;
+  /** server options beyond the configuration (raw cap, JSON bounds) */
+  server?: Partial<Pick<WebhookServerOptions, 'maxRawBytes' | 'jsonBounds' | 'plugins'>>;
+  /** log lines (level info and up) go here instead of nowhere */
+  logTo?: { write(line: string): void };
+  /** the dead-letter budget in bytes (EXPEED_DEAD_LETTER_MAX_BYTES) */
+  deadLetterMaxBytes?: number;
   /** simulator options; no simulator when undefined */
   sim?: Partial<SimulatorOptions> & Pick<SimulatorOptions, 'devices'>;
   worker?: boolean;
@@ -54,6 +61,8 @@ export interface Stack {
   queue: Awaited<ReturnType<typeof openIngestQueue>>;
   writer: InfluxPointWriter;
   deadLetters: RedisDeadLetterStore;
+  /** requests refused without keeping anything, by reason (the server's onRefused) */
+  refused: Record<string, number>;
   registry: DeviceRegistry;
   pending: PendingSettingsStore;
   worker?: IngestWorker;
@@ -70,10 +79,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const prefix = testPrefix('wh');
   const db = await createTestDatabase('wh', options.influxUrl ?? INFLUX_URL);
   const scrubber = new SecretScrubber([WEBHOOK_TOKEN, PLATFORM_KEY, SECRET_KEY]);
-  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', scrubber });
+  const logger = options.logTo
+    ? createLogger({ level: 'info', scrubber, destination: options.logTo })
+    : createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', scrubber });
   const redis = createRedis(redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
-  const deadLetters = new RedisDeadLetterStore(redis, prefix);
+  const deadLetters = new RedisDeadLetterStore(redis, prefix, options.deadLetterMaxBytes ? { maxBytes: options.deadLetterMaxBytes } : {});
+  const refused: Record<string, number> = {};
   const registry = new DeviceRegistry(redis, prefix);
   const pending = new PendingSettingsStore(redis, prefix);
   const writer = new InfluxPointWriter({ url: db.url, api: 'v1', bucket: db.name, deadLetters, logger, retry: options.writerRetry as RetryPolicy | undefined });
@@ -85,13 +97,26 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     token: WEBHOOK_TOKEN,
     bodyLimit: 5 * 1024 * 1024,
     timestampWindowSec: 300,
+    requestTimeoutMs: 30_000,
+    idleTimeoutMs: 10_000,
+    maxConnections: 1000,
     requirePostSignature: false,
     pushOnlineCode: 0,
     autoRegister: true,
     ...options.webhook,
   };
   const queue = await openIngestQueue(redisUrl, prefix, logger);
-  const server = await createWebhookServer({ config, queue: queue.queue, deadLetters, logger, parseTime, scrubber });
+  const server = await createWebhookServer({
+    config,
+    queue: queue.queue,
+    deadLetters,
+    nonces: new RedisNonceStore(redis, prefix),
+    onRefused: (reason) => void (refused[reason] = (refused[reason] ?? 0) + 1),
+    logger,
+    parseTime,
+    scrubber,
+    ...options.server,
+  });
   const address = await server.listen();
   const url = `${address}${config.path}`;
 
@@ -145,6 +170,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     queue,
     writer,
     deadLetters,
+    refused,
     registry,
     pending,
     worker,

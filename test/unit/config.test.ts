@@ -22,6 +22,27 @@ describe('loadConfig', () => {
     expect(c.semiSpaceMb).toBeUndefined(); // chosen by the roles of `run`
   });
 
+  test('the webhook timestamp window takes seconds or a duration, and 0 turns it off', () => {
+    expect(loadConfig({}, NOW).webhook.timestampWindowSec).toBe(300);
+    expect(loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '0' }, NOW).webhook.timestampWindowSec).toBe(0);
+    expect(loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '120' }, NOW).webhook.timestampWindowSec).toBe(120);
+    expect(loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '10m' }, NOW).webhook.timestampWindowSec).toBe(600);
+    expect(() => loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '-5' }, NOW)).toThrow(/^WEBHOOK_TIMESTAMP_WINDOW: /);
+    expect(() => loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '1500ms' }, NOW)).toThrow(/^WEBHOOK_TIMESTAMP_WINDOW: expected whole seconds/);
+  });
+
+  test('webhook timeouts, connection cap and the dead-letter budget have bounded defaults and are validated', () => {
+    const c = loadConfig({}, NOW);
+    expect(c.webhook).toMatchObject({ requestTimeoutMs: 30_000, idleTimeoutMs: 10_000, maxConnections: 1000 });
+    expect(c.deadLetters).toEqual({ maxBytes: 256 * 1024 * 1024, maxRawBytes: 64 * 1024 });
+    const set = loadConfig({ WEBHOOK_REQUEST_TIMEOUT: '5s', WEBHOOK_IDLE_TIMEOUT: '2s', WEBHOOK_MAX_CONNECTIONS: '50', EXPEED_DEAD_LETTER_MAX_BYTES: '1048576', EXPEED_DEAD_LETTER_MAX_RAW_BYTES: '4096' }, NOW);
+    expect(set.webhook).toMatchObject({ requestTimeoutMs: 5000, idleTimeoutMs: 2000, maxConnections: 50 });
+    expect(set.deadLetters).toEqual({ maxBytes: 1_048_576, maxRawBytes: 4096 });
+    expect(() => loadConfig({ WEBHOOK_REQUEST_TIMEOUT: '0' }, NOW)).toThrow(/^WEBHOOK_REQUEST_TIMEOUT: /);
+    expect(() => loadConfig({ WEBHOOK_MAX_CONNECTIONS: '0' }, NOW)).toThrow(/^WEBHOOK_MAX_CONNECTIONS: /);
+    expect(() => loadConfig({ EXPEED_DEAD_LETTER_MAX_BYTES: '10MB' }, NOW)).toThrow(/^EXPEED_DEAD_LETTER_MAX_BYTES: /);
+  });
+
   test('the heap growth takes 0 (V8 default) to 1000 percent', () => {
     expect(loadConfig({ EXPEED_HEAP_GROWTH_PERCENT: '0' }, NOW).heapGrowthPercent).toBe(0);
     expect(loadConfig({ EXPEED_HEAP_GROWTH_PERCENT: '20' }, NOW).heapGrowthPercent).toBe(20);

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { computeSignature, parseSignatureTimestamp, SignatureError, verifySignature } from '../../src/webhook/signature.js';
 
 // computed independently: printf 'tok-secret-1abc1231700000000' | sha1sum | (hex) | md5sum
@@ -88,5 +89,32 @@ describe('parseSignatureTimestamp', () => {
     ['12345678901234567', undefined],
   ])('%s -> %s', (raw, ms) => {
     expect(parseSignatureTimestamp(raw)).toBe(ms);
+  });
+});
+
+describe('timestamp forms and the window', () => {
+  const TZ = 'Asia/Shanghai';
+  const parseTime = (raw: string) => parsePlatformTime(raw, TZ);
+
+  test("the platform's own form (platform-local) is accepted, and signed exactly as received", () => {
+    // NOW is 2023-11-14T22:13:20Z = 2023-11-15 06:13:20 in Shanghai
+    const ts = '2023-11-15T06-13-20-000';
+    const signature = computeSignature(VECTOR.token, 'n-p', ts);
+    expect(verifySignature({ signature, nonce: 'n-p', timestamp: ts }, { ...opts, parseTime })).toBe('n-p');
+    expect(parseSignatureTimestamp(ts, parseTime)).toBe(NOW);
+    // an hour off in that form is stale like any other
+    const old = '2023-11-15T05-13-20-000';
+    expect(problemOf(() => verifySignature({ signature: computeSignature(VECTOR.token, 'n-p', old), nonce: 'n-p', timestamp: old }, { ...opts, parseTime }))).toBe('stale');
+    // not a valid wall-clock time: a format problem
+    const bad = '2023-13-15T06-13-20-000';
+    expect(problemOf(() => verifySignature({ signature: computeSignature(VECTOR.token, 'n-p', bad), nonce: 'n-p', timestamp: bad }, { ...opts, parseTime }))).toBe('bad-timestamp');
+  });
+
+  test('a window of 0 turns the freshness check off (the signature is still checked)', () => {
+    const old = String(NOW / 1000 - 30 * 86_400);
+    const signature = computeSignature(VECTOR.token, 'n-old', old);
+    expect(problemOf(() => verifySignature({ signature, nonce: 'n-old', timestamp: old }, opts))).toBe('stale');
+    expect(verifySignature({ signature, nonce: 'n-old', timestamp: old }, { ...opts, windowSec: 0 })).toBe('n-old');
+    expect(problemOf(() => verifySignature({ signature: 'f'.repeat(32), nonce: 'n-old', timestamp: old }, { ...opts, windowSec: 0 }))).toBe('mismatch');
   });
 });

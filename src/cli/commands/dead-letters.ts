@@ -164,7 +164,7 @@ export const command: Command = {
   usage: USAGE,
   summary: 'what could not be written, with its reason and raw content; retry or drop it',
   async run(argv, ctx) {
-    const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix);
+    const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
     return deadLetters(argv, {
       store,
       handlers: () => cliHandlers(ctx, store),

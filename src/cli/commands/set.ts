@@ -49,7 +49,7 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
   const { config, log, scrubber } = ctx;
   const redis = ctx.redis();
 
-  const deadLetters = new RedisDeadLetterStore(redis, config.prefix);
+  const deadLetters = new RedisDeadLetterStore(redis, config.prefix, { maxBytes: config.deadLetters.maxBytes });
   const writer = new InfluxPointWriter({ ...config.influx, deadLetters, logger: log });
   ctx.onClose(() => writer.close());
   const tokens = tokenBudgetFromConfig(config, redis, { scrubber });

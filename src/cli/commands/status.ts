@@ -1,4 +1,5 @@
 import { flag, parseArgs, UsageError } from '../args.js';
+import { describeBudget } from '../../dead-letters/budget-report.js';
 import type { Command } from '../main.js';
 import { createPullStack } from '../../sync/pull-stack.js';
 import { gatherStatus, type StatusReport } from '../../status/report.js';
@@ -54,6 +55,7 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
     if (k.cooldownUntil) out.push(`  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`);
   }
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
+  if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
   for (const [section, why] of Object.entries(r.errors)) out.push(`! ${section} could not be read: ${scrub(why)}`);
   return out.join('\n');
 }
