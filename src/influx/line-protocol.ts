@@ -1,3 +1,4 @@
+/// <reference lib="es2024.string" />
 /**
  * SinkPoint -> InfluxDB line protocol, and the value rules of the schema (docs/influxdb.md):
  *
@@ -9,11 +10,11 @@
  * - objects and arrays are stored as their JSON text in a string field;
  * - NaN, ±Infinity and values of other JS types cannot be stored: the value becomes a dead letter
  *   and the rest of the row is written;
- * - a device id or field name that line protocol cannot carry exactly (empty, a newline, or a
- *   backslash that InfluxDB versions read differently) makes a dead letter too.
+ * - a device id or field name that line protocol cannot carry exactly (empty, a line break, a
+ *   trailing backslash, a lone UTF-16 surrogate) or a reserved field name makes a dead letter too.
  *
  * Measurements and string values are escaped with the client library's `escape` helpers (keys
- * with our own, see escapeKey); lines are built as plain strings because
+ * with our own, see escapeTagValue); lines are built as plain strings because
  * building a `Point` object per row costs more than the rest of the write path together.
  */
 import { escape } from '@influxdata/influxdb-client';
@@ -42,7 +43,8 @@ export interface NormalisedPoint {
  * when needed (only when InfluxDB refused something) instead of being kept for every point.
  */
 export function storableFields(point: NormalisedPoint, keys: KeyCache): Record<string, FieldValue> {
-  const fields: Record<string, FieldValue> = {};
+  // no prototype: a field named "__proto__" or "toString" is data like any other
+  const fields: Record<string, FieldValue> = Object.create(null);
   for (const name of point.only ?? Object.keys(point.raw.fields)) {
     const value = normaliseValue(point.raw.fields[name]);
     if (value === null || typeof value === 'object' || typeof keys.get(name, 'field name') !== 'string') continue;
@@ -61,49 +63,83 @@ export interface Normalisation {
 }
 
 /**
- * Why a key (device id or field name) cannot be written, or undefined when it can. InfluxDB 1.x
- * keeps `\\` as two characters while 2.x reads it as one, and a backslash before a space, comma,
- * `=` or at the end escapes the separator: such names would not come back as they were sent.
+ * Field names InfluxDB would confuse with the point's own parts: `time` (refused by 1.x), the tag
+ * `device_id` (a field of that name makes every query of the tag ambiguous) and the names 2.x+
+ * reserves for its own columns. A value under one of them becomes a dead letter.
+ */
+export const RESERVED_FIELD_NAMES: ReadonlySet<string> = new Set(['time', 'device_id', '_measurement', '_field', '_value', '_time', '_start', '_stop']);
+
+/**
+ * Why a key cannot be written, whatever its role, or undefined: empty, a line break, or a lone
+ * UTF-16 surrogate (it would be sent as U+FFFD, merging distinct names into one).
  */
 export function keyProblem(key: string, what: string): string | undefined {
   if (key.length === 0) return `${what} is empty`;
   if (/[\n\r]/.test(key)) return `${what} contains a line break, which line protocol cannot carry`;
-  if (/\\(?:[\\ ,=]|$)/.test(key)) {
-    return `${what} has a backslash at its end or before a backslash, space, comma or "=", which InfluxDB versions read differently`;
-  }
+  if (!key.isWellFormed()) return `${what} is not well-formed Unicode (it holds a lone UTF-16 surrogate)`;
   return undefined;
 }
 
-/**
- * Escapes a tag value or field key. Not the library's `escape.tag`: that one turns a tab into the
- * two characters `\t`, which InfluxDB 1.x keeps as they are, so a name with a tab would not come
- * back as sent. A raw tab is carried exactly; line breaks and ambiguous backslashes are refused
- * before this runs (keyProblem).
+/*
+ * Backslashes, as InfluxDB 1.x parses line protocol (tested against 1.6.7; 2.x OSS shares the
+ * parser). A tag value ends at the first space or comma whose preceding character is not a
+ * backslash, and only `\,` `\ ` `\=` are unescaped: every other backslash is kept as it is. The
+ * field set is scanned in pairs (a backslash and the character after it), a field key then ends at
+ * the first `=` not preceded by a backslash, and only `\,` `\ ` `\=` `\"` are unescaped. So
+ * backslashes are written as they are and the special characters after them escaped, which
+ * carries every name except:
+ * - a device id or field name ending in a backslash (it would escape the separator after it);
+ * - a field name with an odd run of backslashes before a space, comma or `=`.
  */
-export function escapeKey(key: string): string {
+const TRAILING_BACKSLASH = /\\$/;
+const ODD_BACKSLASHES_BEFORE_SEPARATOR = /(?:^|[^\\])(?:\\\\)*\\[ ,=]/;
+
+/**
+ * Escapes a tag value (the device id): `a\,b` is written `a\\,b` (see above). Not the library's
+ * `escape.tag`: that one turns a tab into the two characters `\t`, which InfluxDB keeps as they are.
+ */
+export function escapeTagValue(key: string): string {
   return /[ ,=]/.test(key) ? key.replace(/[ ,=]/g, '\\$&') : key;
 }
 
-function describe(key: string, what: 'device id' | 'field name'): string {
-  return what === 'field name' ? `field name "${key}"` : what;
+/** Escapes a field key: as a tag value, and `"` too, because InfluxDB unescapes `\"` in field keys. */
+export function escapeFieldKey(key: string): string {
+  return /[ ,="]/.test(key) ? key.replace(/[ ,="]/g, '\\$&') : key;
 }
 
-/** Escaped keys, cached: the same device ids and field names repeat on every row. */
+export type KeyRole = 'device id' | 'field name';
+
+/** Why a device id or a field name cannot be written, or undefined. */
+export function nameProblem(key: string, what: KeyRole): string | undefined {
+  if (what === 'device id') {
+    return keyProblem(key, what) ?? (TRAILING_BACKSLASH.test(key) ? "device id ends with a backslash, which InfluxDB's line protocol cannot carry" : undefined);
+  }
+  const label = `field name ${JSON.stringify(key)}`;
+  const problem = keyProblem(key, label);
+  if (problem !== undefined) return problem;
+  if (key.includes('\\')) {
+    if (TRAILING_BACKSLASH.test(key)) return `${label} ends with a backslash, which InfluxDB's line protocol cannot carry`;
+    if (ODD_BACKSLASHES_BEFORE_SEPARATOR.test(key)) return `${label} has an odd number of backslashes before a space, comma or "=", which InfluxDB's line protocol cannot carry`;
+  }
+  return RESERVED_FIELD_NAMES.has(key) ? `${label} is reserved in InfluxDB` : undefined;
+}
+
+/** Escaped keys, cached per role: the same device ids and field names repeat on every row. */
 export class KeyCache {
-  private readonly map = new Map<string, string | { problem: string }>();
+  private readonly ids = new Map<string, string | { problem: string }>();
+  private readonly fields = new Map<string, string | { problem: string }>();
 
   constructor(private readonly maxEntries = 50_000) {}
 
-  /** The escaped key, or `{problem}` when it cannot be written. */
-  /** `what` names the key in a problem: 'device id', or 'field name' (the name is then quoted). */
-  get(key: string, what: 'device id' | 'field name'): string | { problem: string } {
-    const hit = this.map.get(key);
-    // the cached problem may have been worded for another role (device id vs field name)
-    if (hit !== undefined) return typeof hit === 'string' ? hit : { problem: keyProblem(key, describe(key, what)) ?? hit.problem };
-    const problem = keyProblem(key, describe(key, what));
-    const value = problem ? { problem } : escapeKey(key);
-    if (this.map.size >= this.maxEntries) this.map.clear(); // bounded: ids from pushes are open-ended
-    this.map.set(key, value);
+  /** The escaped key, or `{problem}` when it cannot be written; `what` says which kind of key it is. */
+  get(key: string, what: KeyRole): string | { problem: string } {
+    const map = what === 'device id' ? this.ids : this.fields;
+    const hit = map.get(key);
+    if (hit !== undefined) return hit;
+    const problem = nameProblem(key, what);
+    const value = problem ? { problem } : what === 'device id' ? escapeTagValue(key) : escapeFieldKey(key);
+    if (map.size >= this.maxEntries) map.clear(); // bounded: ids from pushes are open-ended
+    map.set(key, value);
     return value;
   }
 }
@@ -300,7 +336,9 @@ export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; mer
       continue;
     }
     merged++;
-    const fields = { ...out[at].fields };
+    // Object.assign onto a prototype-less object: a spread copy would turn a later "__proto__"
+    // assignment into a prototype change instead of a field
+    const fields: Record<string, unknown> = Object.assign(Object.create(null), out[at].fields);
     for (const name in p.fields) {
       const v = p.fields[name];
       if ((v === null || v === undefined) && fields[name] !== undefined && fields[name] !== null) continue;

@@ -94,7 +94,7 @@ function suspects(message: string, batch: NormalisedPoint[], keys: KeyCache): Se
   if (conflict) {
     const [, field, measurement, type] = conflict;
     for (const p of batch) {
-      if (p.raw.measurement !== measurement || !(field in p.raw.fields)) continue;
+      if (p.raw.measurement !== measurement || !Object.hasOwn(p.raw.fields, field)) continue;
       const fields = storableFields(p, keys);
       if (field in fields && (type === undefined || typeof fields[field] === TYPE_OF[type])) found.add(p);
     }
