@@ -69,6 +69,8 @@ export interface DetailedWriteResult extends WriteResult {
   /** null/undefined values left out of their rows */
   absent: number;
   rejected: Rejection[];
+  /** points of which nothing landed (a subset of the points in `rejected`) */
+  refused?: SinkPoint[];
 }
 
 /** Lines encoded for one request, and the points they came from (same index). */
@@ -164,8 +166,8 @@ export class InfluxPointWriter implements PointWriter {
       ),
     );
     if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
-    const { written, merged, deadLettered, absent } = result;
-    return { written, merged, deadLettered, absent };
+    const { written, merged, deadLettered, absent, refused } = result;
+    return refused?.length ? { written, merged, deadLettered, absent, refused } : { written, merged, deadLettered, absent };
   }
 
   /** Like write(), but returns what InfluxDB refused instead of storing it (used to retry dead letters). */
@@ -200,6 +202,7 @@ export class InfluxPointWriter implements PointWriter {
         if (report.problems.length) {
           for (const p of report.problems) result.rejected.push({ point: raw, reason: p.reason });
           report.problems.length = 0;
+          if (line === undefined) (result.refused ??= []).push(raw);
         }
         if (line !== undefined) {
           lines.push(line);
@@ -286,6 +289,7 @@ export class InfluxPointWriter implements PointWriter {
     const names = Object.keys(fields);
     if (names.length === 1) {
       result.rejected.push({ point: point.raw, reason: `${part ? `field "${names[0]}" ` : ''}refused by InfluxDB: ${message}` });
+      if (!part) (result.refused ??= []).push(point.raw);
       return;
     }
     const named = namedField(message, fields);
@@ -300,6 +304,7 @@ export class InfluxPointWriter implements PointWriter {
       result.rejected.push(...sub.rejected);
     }
     if (landed) result.written++;
+    else if (!part) (result.refused ??= []).push(point.raw);
   }
 
   /** Waits for writes in progress, then releases the connection. */

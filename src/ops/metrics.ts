@@ -81,6 +81,14 @@ export function meterPlatformClient(client: PlatformClient, metrics: Metrics): P
   };
 }
 
+/** `time \n device` of the refused data points, or undefined when there are none (the common case). */
+function refusedKeys(refused: SinkPoint[] | undefined): Set<string> | undefined {
+  if (!refused?.length) return undefined;
+  const keys = new Set<string>();
+  for (const p of refused) if (p.measurement === 'device_data') keys.add(`${p.time}\n${p.deviceId}`);
+  return keys;
+}
+
 /** Wraps a writer so that points written, write errors and dead letters are counted by source. */
 export function meterWriter(writer: PointWriter, metrics: Metrics): PointWriter {
   const newestSeen = new Map<string, number>();
@@ -91,10 +99,13 @@ export function meterWriter(writer: PointWriter, metrics: Metrics): PointWriter 
         metrics.pointsWritten.inc({ source: options.source }, result.written);
         if (result.deadLettered) metrics.deadLettered.inc({ source: options.source }, result.deadLettered);
         // newest time per device in this write first, then one gauge update per device: a history
-        // page is 6000 points of one device, and a labelled gauge update costs far more than a compare
+        // page is 6000 points of one device, and a labelled gauge update costs far more than a compare.
+        // Only acknowledged points count: one InfluxDB refused (say, in year 9999) must not move it.
+        const refused = refusedKeys(result.refused);
         const newest = new Map<string, number>();
         for (const p of points) {
           if (p.measurement !== 'device_data') continue;
+          if (refused?.has(`${p.time}\n${p.deviceId}`)) continue;
           const t = newest.get(p.deviceId);
           if (t === undefined || p.time > t) newest.set(p.deviceId, p.time);
         }

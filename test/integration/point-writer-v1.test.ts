@@ -83,7 +83,7 @@ describe('InfluxDB 1.x writer', () => {
       ],
       { source: 'push' },
     );
-    expect(result).toEqual({ written: 2, merged: 1, deadLettered: 4, absent: 0 });
+    expect(result).toEqual({ written: 2, merged: 1, deadLettered: 4, absent: 0, refused: [data('dup', T0 + 1, { x: Number.POSITIVE_INFINITY }), data('', T0, { a: 1 })] });
     expect(await influxRows(db.name, `SELECT a, b, c, ok FROM device_data WHERE device_id = 'dup'`)).toEqual([
       { time: T0, a: 1, b: 3, c: null, ok: null },
       { time: T0 + 2, a: null, b: null, c: null, ok: 'yes' },
@@ -139,6 +139,16 @@ describe('InfluxDB 1.x writer', () => {
     ]);
   });
 
+  test('the result names the points of which nothing landed (year 9999: outside what InfluxDB can store)', async () => {
+    const y9999 = Date.UTC(9999, 0, 1);
+    const far = data('refused', y9999, { v: 1, w: 2 });
+    const result = await writer().write([data('refused', T0 + 30_000, { v: 1 }), far, data('refused', T0 + 30_001, { v: Number.NaN, w: 3 })], { source: 'pull' });
+    expect(result).toMatchObject({ written: 2, refused: [far] });
+    expect((await influxRows(db.name, `SELECT v, w FROM device_data WHERE device_id = 'refused'`)).map((r) => r.time)).toEqual([T0 + 30_000, T0 + 30_001]);
+    const clean = await writer().write([data('refused', T0 + 30_002, { v: 1 })], { source: 'pull' });
+    expect(clean).not.toHaveProperty('refused');
+  });
+
   test('field type conflicts: only the conflicting values are set aside, everything else lands', async () => {
     const w = writer();
     await w.write([data('c1', T0, { level: 1, state: 'idle' })], { source: 'pull' });
@@ -192,7 +202,8 @@ describe('InfluxDB 1.x writer', () => {
     points.push(data('bis', T0 + 100, { time: 5 }));
     const before = await store.count();
     const result = await writer({ transport }).write(points, { source: 'pull' });
-    expect(result).toEqual({ written: 64, merged: 0, deadLettered: 3, absent: 64 });
+    // the points of "text" kept their other fields: only the "time" point landed nothing
+    expect(result).toEqual({ written: 64, merged: 0, deadLettered: 3, absent: 64, refused: [points[64]] });
     expect(calls).toBeGreaterThan(3);
     const rows = await influxRows(db.name, `SELECT kind, n FROM device_data WHERE device_id = 'bis' AND time > ${T0}ms`);
     expect(rows.map((r) => [r.time, r.kind, r.n])).toEqual(points.slice(0, 64).map((p, i) => [p.time, i === 17 || i === 40 ? null : i, i]));
