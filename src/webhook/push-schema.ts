@@ -129,6 +129,7 @@ function messageIdOf(v: unknown): string {
   if (v.length > 256 || /[\u0000-\u001f\u007f]/.test(v)) {
     throw new PushValidationError(`"message_id" ${preview(v)} is longer than 256 characters or contains a control character`);
   }
+  if (!v.isWellFormed()) throw new PushValidationError(`"message_id" ${preview(v)} is not well-formed Unicode (a lone UTF-16 surrogate)`);
   return v;
 }
 

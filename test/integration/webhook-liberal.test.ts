@@ -8,6 +8,7 @@ import { Checkpoints } from '../../src/sync/checkpoints.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
 import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
+import { rowRetryHandler } from '../../src/sync/dead-letter-retry.js';
 import { parseTime, PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
 
 /**
@@ -111,6 +112,10 @@ describe('text that is not well-formed Unicode is refused, never stored as U+FFF
     expect(letter).toMatchObject({ kind: 'row', deviceId: 'surr', reason: '"data[1].s" "x\\udc00y" is not well-formed Unicode (a lone UTF-16 surrogate)' });
     // kept as the code unit it was: JSON of the letter carries the escape, not U+FFFD
     expect((letter.raw as { s: string }).s).toBe('x\udc00y');
+    // a retry reads the row by the same rules: still refused, never written as U+FFFD
+    const [outcome] = await s.deadLetters.retry([letter.id], { row: rowRetryHandler({ writer: s.writer, timezone: TZ }) });
+    expect(outcome).toMatchObject({ ok: false, error: 'datapoint "s" has the value "x\\udc00y", which is not well-formed Unicode (a lone UTF-16 surrogate)' });
+    expect((await pointsOf('surr', 1)).map((p) => p.s)).toEqual(['ok']);
     await s.deadLetters.drop([letter.id]);
   });
 });
