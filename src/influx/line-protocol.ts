@@ -86,7 +86,7 @@ export function keyProblem(key: string, what: string): string | undefined {
  * backslash, and only `\,` `\ ` `\=` are unescaped: every other backslash is kept as it is. The
  * field set is scanned in pairs (a backslash and the character after it), a field key then ends at
  * the first `=` not preceded by a backslash, and only `\,` `\ ` `\=` `\"` are unescaped. So
- * backslashes are written as they are and the special characters after them escaped, which
+ * backslashes are written as they are and the special characters (and a quote) after them escaped, which
  * carries every name except:
  * - a device id or field name ending in a backslash (it would escape the separator after it);
  * - a field name with an odd run of backslashes before a space, comma or `=`.
@@ -102,9 +102,12 @@ export function escapeTagValue(key: string): string {
   return /[ ,=]/.test(key) ? key.replace(/[ ,=]/g, '\\$&') : key;
 }
 
-/** Escapes a field key: as a tag value, and `"` too, because InfluxDB unescapes `\"` in field keys. */
+/**
+ * Escapes a field key: as a tag value, and a `"` that follows a backslash, because InfluxDB
+ * unescapes `\"` in field keys. Other quotes stay as they are (every reader keeps them).
+ */
 export function escapeFieldKey(key: string): string {
-  return /[ ,="]/.test(key) ? key.replace(/[ ,="]/g, '\\$&') : key;
+  return /[ ,=]|\\"/.test(key) ? key.replace(/[ ,=]|(?<=\\)"/g, '\\$&') : key;
 }
 
 export type KeyRole = 'device id' | 'field name';

@@ -101,12 +101,14 @@ describe('nameProblem: backslashes InfluxDB cannot carry', () => {
     expect(nameProblem(key, role)).toEqual(expected);
   });
 
-  test('escaping: backslashes as they are, separators escaped; quotes only in field keys', () => {
+  test('escaping: backslashes as they are, separators escaped; in field keys a quote after a backslash too', () => {
     expect(escapeTagValue('a\\,b "c"=d e')).toBe('a\\\\,b\\ "c"\\=d\\ e');
-    expect(escapeFieldKey('a\\,b "c"=d e')).toBe('a\\\\,b\\ \\"c\\"\\=d\\ e');
+    expect(escapeFieldKey('a\\,b "c"=d e')).toBe('a\\\\,b\\ "c"\\=d\\ e');
+    // a quote after a backslash is escaped: InfluxDB would read `\"` as `"`
+    expect(escapeFieldKey('a\\"b\\\\"c')).toBe('a\\\\"b\\\\\\"c');
     const keys = new KeyCache();
     const report: EncodeReport = { absent: 0, problems: [] };
-    expect(encodePoint({ measurement: 'device_data', deviceId: 'x\\ y', time: 1, fields: { 'k"q': 'v\\' } }, keys, report)).toBe('device_data,device_id=x\\\\ y k\\"q="v\\\\" 1');
+    expect(encodePoint({ measurement: 'device_data', deviceId: 'x\\ y', time: 1, fields: { 'k"q': 'v\\' } }, keys, report)).toBe('device_data,device_id=x\\\\ y k"q="v\\\\" 1');
   });
 });
 
