@@ -47,6 +47,13 @@ function retryable(err: unknown): boolean {
   return true;
 }
 
+/** A validated push back in the form the platform sent it (unreadable rows back among the rows). */
+function asSent(push: IngestJob): Record<string, unknown> {
+  if (push.msgType !== 2 || !push.body.unreadable?.length) return { msg_type: push.msgType, ...push.body };
+  const { unreadable, ...body } = push.body;
+  return { msg_type: push.msgType, ...body, data: [...body.data, ...unreadable.map((u) => u.raw)] };
+}
+
 export interface IngestWorker {
   worker: Worker<IngestBatchJob, IngestResult>;
   /** marks overdue setting commands `timeout` now (also runs on a timer) */
@@ -62,6 +69,7 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     writer: batcher,
     registry: o.registry,
     settings: o.settings,
+    deadLetters: o.deadLetters,
     parseTime: o.parseTime,
     pushOnlineCode: o.pushOnlineCode,
     logger: o.logger,
@@ -79,7 +87,7 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
         source: 'webhook',
         reason: `ingest failed: ${(err as Error).message}`,
         // the body as the platform would send it, so that a retry of the letter re-reads it like a push
-        raw: JSON.stringify({ msg_type: push.msgType, ...push.body }),
+        raw: JSON.stringify(asSent(push)),
         deviceId: push.body.device_id,
       });
       return { points: 0, registered: false };

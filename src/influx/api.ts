@@ -41,6 +41,11 @@ export interface WriteResult {
   deadLettered: number;
   /** null/undefined values left out of their rows (the field is absent there) */
   absent?: number;
+  /**
+   * points of which nothing was acknowledged (every value set aside as a dead letter), as merged
+   * before writing; absent when there are none. A point with some values written is not here.
+   */
+  refused?: SinkPoint[];
 }
 
 export interface PointWriter {

@@ -9,16 +9,19 @@
  * - objects and arrays are stored as their JSON text in a string field;
  * - NaN, ±Infinity and values of other JS types cannot be stored: the value becomes a dead letter
  *   and the rest of the row is written;
- * - a device id or field name that line protocol cannot carry exactly (empty, a newline, or a
- *   backslash that InfluxDB versions read differently) makes a dead letter too.
+ * - a device id or field name that line protocol cannot carry exactly (empty, a line break, a
+ *   trailing backslash, a lone UTF-16 surrogate) or a reserved field name makes a dead letter too.
  *
  * Measurements and string values are escaped with the client library's `escape` helpers (keys
- * with our own, see escapeKey); lines are built as plain strings because
+ * with our own, see keys.ts); lines are built as plain strings because
  * building a `Point` object per row costs more than the rest of the write path together.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { escape } from '@influxdata/influxdb-client';
 import { MEASUREMENT, type SinkPoint } from './api.js';
+import { KeyCache } from './keys.js';
+
+export { escapeFieldKey, escapeTagValue, KeyCache, keyProblem, nameProblem, RESERVED_FIELD_NAMES, type KeyRole } from './keys.js';
 
 export type FieldValue = number | boolean | string;
 
@@ -43,7 +46,8 @@ export interface NormalisedPoint {
  * when needed (only when InfluxDB refused something) instead of being kept for every point.
  */
 export function storableFields(point: NormalisedPoint, keys: KeyCache): Record<string, FieldValue> {
-  const fields: Record<string, FieldValue> = {};
+  // no prototype: a field named "__proto__" or "toString" is data like any other
+  const fields: Record<string, FieldValue> = Object.create(null);
   for (const name of point.only ?? Object.keys(point.raw.fields)) {
     const value = normaliseValue(point.raw.fields[name]);
     if (value === null || typeof value === 'object' || typeof keys.get(name, 'field name') !== 'string') continue;
@@ -59,54 +63,6 @@ export interface Normalisation {
   problems: ValueProblem[];
   /** null/undefined values left out */
   absent: number;
-}
-
-/**
- * Why a key (device id or field name) cannot be written, or undefined when it can. InfluxDB 1.x
- * keeps `\\` as two characters while 2.x reads it as one, and a backslash before a space, comma,
- * `=` or at the end escapes the separator: such names would not come back as they were sent.
- */
-export function keyProblem(key: string, what: string): string | undefined {
-  if (key.length === 0) return `${what} is empty`;
-  if (/[\n\r]/.test(key)) return `${what} contains a line break, which line protocol cannot carry`;
-  if (/\\(?:[\\ ,=]|$)/.test(key)) {
-    return `${what} has a backslash at its end or before a backslash, space, comma or "=", which InfluxDB versions read differently`;
-  }
-  return undefined;
-}
-
-/**
- * Escapes a tag value or field key. Not the library's `escape.tag`: that one turns a tab into the
- * two characters `\t`, which InfluxDB 1.x keeps as they are, so a name with a tab would not come
- * back as sent. A raw tab is carried exactly; line breaks and ambiguous backslashes are refused
- * before this runs (keyProblem).
- */
-export function escapeKey(key: string): string {
-  return /[ ,=]/.test(key) ? key.replace(/[ ,=]/g, '\\$&') : key;
-}
-
-function describe(key: string, what: 'device id' | 'field name'): string {
-  return what === 'field name' ? `field name "${key}"` : what;
-}
-
-/** Escaped keys, cached: the same device ids and field names repeat on every row. */
-export class KeyCache {
-  private readonly map = new Map<string, string | { problem: string }>();
-
-  constructor(private readonly maxEntries = 50_000) {}
-
-  /** The escaped key, or `{problem}` when it cannot be written. */
-  /** `what` names the key in a problem: 'device id', or 'field name' (the name is then quoted). */
-  get(key: string, what: 'device id' | 'field name'): string | { problem: string } {
-    const hit = this.map.get(key);
-    // the cached problem may have been worded for another role (device id vs field name)
-    if (hit !== undefined) return typeof hit === 'string' ? hit : { problem: keyProblem(key, describe(key, what)) ?? hit.problem };
-    const problem = keyProblem(key, describe(key, what));
-    const value = problem ? { problem } : escapeKey(key);
-    if (this.map.size >= this.maxEntries) this.map.clear(); // bounded: ids from pushes are open-ended
-    this.map.set(key, value);
-    return value;
-  }
 }
 
 /** The storable form of one value, `null` for absent, or a problem. */
@@ -303,7 +259,9 @@ export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; mer
       continue;
     }
     merged++;
-    const fields = { ...out[at].fields };
+    // Object.assign onto a prototype-less object: a spread copy would turn a later "__proto__"
+    // assignment into a prototype change instead of a field
+    const fields: Record<string, unknown> = Object.assign(Object.create(null), out[at].fields);
     for (const name in p.fields) {
       const v = p.fields[name];
       const was = fields[name];

@@ -69,6 +69,8 @@ export interface DetailedWriteResult extends WriteResult {
   /** null/undefined values left out of their rows */
   absent: number;
   rejected: Rejection[];
+  /** points of which nothing landed (a subset of the points in `rejected`) */
+  refused?: SinkPoint[];
 }
 
 /** Lines encoded for one request, and the points they came from (same index). */
@@ -94,7 +96,7 @@ function suspects(message: string, batch: NormalisedPoint[], keys: KeyCache): Se
   if (conflict) {
     const [, field, measurement, type] = conflict;
     for (const p of batch) {
-      if (p.raw.measurement !== measurement || !(field in p.raw.fields)) continue;
+      if (p.raw.measurement !== measurement || !Object.hasOwn(p.raw.fields, field)) continue;
       const fields = storableFields(p, keys);
       if (field in fields && (type === undefined || typeof fields[field] === TYPE_OF[type])) found.add(p);
     }
@@ -164,9 +166,12 @@ export class InfluxPointWriter implements PointWriter {
       ),
     );
     if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
-    const { written, merged, conflicts, deadLettered, absent } = result;
-    // conflicts only when there were some: the common write's answer stays as it was
-    return conflicts ? { written, merged, conflicts, deadLettered, absent } : { written, merged, deadLettered, absent };
+    const { written, merged, conflicts, deadLettered, absent, refused } = result;
+    // conflicts and refused only when there were some: the common write's answer stays as it was
+    const answer: WriteResult = { written, merged, deadLettered, absent };
+    if (conflicts) answer.conflicts = conflicts;
+    if (refused?.length) answer.refused = refused;
+    return answer;
   }
 
   /** Like write(), but returns what InfluxDB refused instead of storing it (used to retry dead letters). */
@@ -201,6 +206,7 @@ export class InfluxPointWriter implements PointWriter {
         if (report.problems.length) {
           for (const p of report.problems) result.rejected.push({ point: raw, reason: p.reason });
           report.problems.length = 0;
+          if (line === undefined) (result.refused ??= []).push(raw);
         }
         if (line !== undefined) {
           lines.push(line);
@@ -287,6 +293,7 @@ export class InfluxPointWriter implements PointWriter {
     const names = Object.keys(fields);
     if (names.length === 1) {
       result.rejected.push({ point: point.raw, reason: `${part ? `field "${names[0]}" ` : ''}refused by InfluxDB: ${message}` });
+      if (!part) (result.refused ??= []).push(point.raw);
       return;
     }
     const named = namedField(message, fields);
@@ -301,6 +308,7 @@ export class InfluxPointWriter implements PointWriter {
       result.rejected.push(...sub.rejected);
     }
     if (landed) result.written++;
+    else if (!part) (result.refused ??= []).push(point.raw);
   }
 
   /** Waits for writes in progress, then releases the connection. */

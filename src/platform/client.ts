@@ -1,3 +1,4 @@
+/// <reference lib="es2024.string" />
 /**
  * The Expeed platform client: one typed method per endpoint (SPEC.md), results read into our
  * types, result codes mapped per endpoint to typed errors. Device calls take their access token
@@ -289,7 +290,11 @@ function describe(value: unknown): string {
   return s.length > 80 ? `${s.slice(0, 80)}…` : s;
 }
 
-/** Reads one vendor row `{timestamp, name: value...}`; what cannot be read is kept with its reason. */
+/**
+ * Reads one vendor row `{timestamp, name: value...}`; what cannot be read is kept with its reason.
+ * Names and string values must be well-formed Unicode: a lone UTF-16 surrogate (JSON can carry one
+ * as an escape) would be stored as U+FFFD, merging distinct names or values into one.
+ */
 export function readRow(raw: unknown, timezone: string, rows: DataRow[], unreadable: UnreadableRow[]): void {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     unreadable.push({ reason: 'row is not an object', raw });
@@ -303,12 +308,16 @@ export function readRow(raw: unknown, timezone: string, rows: DataRow[], unreada
     unreadable.push({ reason: (err as Error).message, raw });
     return;
   }
-  const values: Record<string, unknown> = {};
+  // no prototype: datapoints named "__proto__" or "toString" are plain values like any other
+  const values: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(record)) {
     if (key === 'timestamp') continue;
-    // a datapoint named "__proto__" must stay a plain value, not change the object's prototype
-    if (key === '__proto__') Object.defineProperty(values, key, { value: record[key], enumerable: true, writable: true, configurable: true });
-    else values[key] = record[key];
+    const value = record[key];
+    if (!key.isWellFormed() || (typeof value === 'string' && !value.isWellFormed())) {
+      unreadable.push({ reason: `datapoint ${describe(key)} ${key.isWellFormed() ? `has the value ${describe(value)}, which is` : 'has a name that is'} not well-formed Unicode (a lone UTF-16 surrogate)`, raw });
+      return;
+    }
+    values[key] = value;
   }
   rows.push({ time, values });
 }

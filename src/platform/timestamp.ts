@@ -25,6 +25,17 @@ function describe(input: unknown): string {
 
 const PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})$/;
 
+/**
+ * `Date.UTC` for every year: `Date.UTC` itself reads years 0-99 as 1900-1999, which put the
+ * vendor's `0050-...` (and the zone offsets around it) 1900 years off.
+ */
+export function utcMs(year: number, month0: number, day = 1, hour = 0, minute = 0, second = 0, ms = 0): number {
+  if (year < 0 || year >= 100) return Date.UTC(year, month0, day, hour, minute, second, ms);
+  // 400 Gregorian years are exactly 146 097 days, so the calendar (leap days, day overflow) repeats
+  return Date.UTC(year + 400, month0, day, hour, minute, second, ms) - GREGORIAN_CYCLE_MS;
+}
+const GREGORIAN_CYCLE_MS = 146_097 * 86_400_000;
+
 interface WallClock {
   year: number;
   month: number;
@@ -50,6 +61,8 @@ function formatter(timezone: string): Intl.DateTimeFormat {
         hour: 'numeric',
         minute: 'numeric',
         second: 'numeric',
+        // without the era, 1 BC and AD 1 would both read as year 1
+        era: 'short',
       });
     } catch {
       throw new RangeError(`unknown time zone "${timezone}" (use an IANA name such as Asia/Shanghai)`);
@@ -102,14 +115,18 @@ export function zoneOffsetMs(ms: number, timezone: string): number {
 
 function offsetAt(at: number, timezone: string): number {
   const p = wallClockParts(at, timezone);
-  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - (at - (((at % 1000) + 1000) % 1000));
+  return utcMs(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - (at - (((at % 1000) + 1000) % 1000));
 }
 
 function wallClockParts(ms: number, timezone: string): WallClock {
   const out = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, ms: 0 };
+  let bc = false;
   for (const part of formatter(timezone).formatToParts(ms)) {
-    if (part.type in out) out[part.type as keyof WallClock] = Number(part.value);
+    if (part.type === 'era') bc = part.value === 'BC';
+    else if (part.type in out) out[part.type as keyof WallClock] = Number(part.value);
   }
+  // astronomical year numbering, as Date uses: 1 BC is year 0
+  if (bc) out.year = 1 - out.year;
   out.ms = ((ms % 1000) + 1000) % 1000;
   return out;
 }
@@ -211,7 +228,7 @@ function rememberHour(text: string, epoch: number, timezone: string): void {
   // the hour is kept only when one offset holds through all of it and is the offset the wall
   // clock actually shows (a time in a spring-forward gap is read with the offset from before it)
   const offset = zoneOffsetMs(base, timezone);
-  const localHour = Date.UTC(Math.floor(key / 1_000_000), (Math.floor(key / 10_000) % 100) - 1, Math.floor(key / 100) % 100, key % 100);
+  const localHour = utcMs(Math.floor(key / 1_000_000), (Math.floor(key / 10_000) % 100) - 1, Math.floor(key / 100) % 100, key % 100);
   if (key < 100_000_000 || localHour - base !== offset || zoneOffsetMs(base + HOUR - 1, timezone) !== offset) return;
   let cache = hourCaches.get(timezone);
   if (!cache) hourCaches.set(timezone, (cache = new Map()));
@@ -225,15 +242,12 @@ function parseFully(input: string, text: string, timezone: string): number {
   if (!m) throw new TimestampError(input, 'expected the form YYYY-MM-DDTHH-mm-ss-SSS, e.g. 2017-02-13T12-00-00-000');
   const [year, month, day, hour, minute, second, ms] = m.slice(1).map(Number);
   if (month < 1 || month > 12) throw new TimestampError(input, `month ${m[2]} is out of range 01-12`);
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const daysInMonth = new Date(utcMs(year, month, 0)).getUTCDate();
   if (day < 1 || day > daysInMonth) throw new TimestampError(input, `day ${m[3]} does not exist in ${m[1]}-${m[2]}`);
   if (hour > 23) throw new TimestampError(input, `hour ${m[4]} is out of range 00-23`);
   if (minute > 59) throw new TimestampError(input, `minute ${m[5]} is out of range 00-59`);
   if (second > 59) throw new TimestampError(input, `second ${m[6]} is out of range 00-59`);
-  const local = Date.UTC(year, month - 1, day, hour, minute, second, ms);
-  // Date.UTC maps years 0-99 to 1900-1999; the pattern allows them, so set the year explicitly
-  const fixed = year < 100 ? new Date(local).setUTCFullYear(year) : local;
-  return localToEpoch(fixed, timezone);
+  return localToEpoch(utcMs(year, month - 1, day, hour, minute, second, ms), timezone);
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
@@ -254,7 +268,7 @@ export function formatLocalTime(ms: number, timezone: string = DEFAULT_TIMEZONE)
 /** The platform calendar day of instant `ms`, `YYYY-MM-DD`, and when it starts and ends (epoch ms). */
 export function platformDay(ms: number, timezone: string = DEFAULT_TIMEZONE): { day: string; start: number; end: number } {
   const w = wallClock(ms, timezone);
-  const start = localToEpoch(Date.UTC(w.year, w.month - 1, w.day), timezone);
-  const end = localToEpoch(Date.UTC(w.year, w.month - 1, w.day + 1), timezone);
+  const start = localToEpoch(utcMs(w.year, w.month - 1, w.day), timezone);
+  const end = localToEpoch(utcMs(w.year, w.month - 1, w.day + 1), timezone);
   return { day: `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)}`, start, end };
 }

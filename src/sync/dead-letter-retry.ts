@@ -9,15 +9,20 @@ import type { RetryHandler } from '../dead-letters/store.js';
 import { MEASUREMENT } from '../influx/api.js';
 import { InfluxPointWriter } from '../influx/point-writer.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
-import { parsePlatformTime } from '../platform/timestamp.js';
+import { readRow } from '../platform/client.js';
+import type { DataRow, UnreadableRow } from '../platform/api.js';
 
 export function rowRetryHandler(options: { writer: Pick<InfluxPointWriter, 'write'>; timezone: string }): RetryHandler {
   return async (letter) => {
     const raw = letter.raw;
     if (!letter.deviceId) throw new Error('the letter names no device: the row cannot be attributed');
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('the kept row is not an object');
-    const { timestamp, ...values } = raw as Record<string, unknown>;
-    const time = parsePlatformTime(timestamp, options.timezone);
+    // read by the same rules as a history page's rows (time, well-formed text, prototype names)
+    const rows: DataRow[] = [];
+    const unreadable: UnreadableRow[] = [];
+    readRow(raw, options.timezone, rows, unreadable);
+    if (unreadable.length > 0) throw new Error(unreadable[0].reason);
+    const { time, values } = rows[0];
     const result = await options.writer.write([{ measurement: MEASUREMENT.data, deviceId: letter.deviceId, time, fields: values }], { source: 'pull' });
     if (result.written === 0) throw new Error('InfluxDB took none of the row\'s values (see the new dead letters)');
   };

@@ -1,5 +1,5 @@
 import type { JobsOptions } from 'bullmq';
-import { MEASUREMENT, type PointWriter, type SinkPoint } from '../influx/api.js';
+import { MEASUREMENT, type DeadLetterStore, type PointWriter, type SinkPoint } from '../influx/api.js';
 import type { DataPush, IngestJob, StatusPush } from '../queues.js';
 import type { Logger } from '../log.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -47,7 +47,8 @@ export function statusPoint(body: StatusPush, receivedAt: number, onlineCode: nu
 export function dataPoints(body: DataPush, parseTime: (raw: string) => number): SinkPoint[] {
   const out: SinkPoint[] = [];
   for (const row of body.data) {
-    const fields: Record<string, unknown> = {};
+    // no prototype: a datapoint named "__proto__" must be stored, not change the object's prototype
+    const fields: Record<string, unknown> = Object.create(null);
     let n = 0;
     for (const name in row) {
       if (name === 'timestamp') continue;
@@ -73,6 +74,8 @@ export interface IngestorOptions {
   /** absent when auto-registration is off (EXPEED_AUTO_REGISTER=false); the service hands a PushRegistration */
   registry?: Pick<DeviceRegistry, 'addIfMissing'>;
   settings: Pick<PendingSettingsStore, 'resolve'>;
+  /** where the rows of a push that could not be read are kept */
+  deadLetters: Pick<DeadLetterStore, 'add'>;
   parseTime: (raw: string) => number;
   /** raw `device_status` of msg_type 1 that means online (vendor text: 0) */
   pushOnlineCode: number;
@@ -108,6 +111,7 @@ export class Ingestor {
       case 2: {
         const registered = await this.register(job.body.device_id, job.body.device_key);
         const points = dataPoints(job.body, this.options.parseTime);
+        await this.keepUnreadable(job.body);
         await this.options.writer.write(points, { source: PUSH_SOURCE });
         return { points: points.length, registered };
       }
@@ -125,6 +129,18 @@ export class Ingestor {
       default:
         throw new Error(`unknown msg_type ${(job as { msgType: unknown }).msgType} in ingest job`);
     }
+  }
+
+  /**
+   * Rows the webhook could not read, kept like unreadable history rows (kind 'row': a retry reads
+   * the row again and writes it). A retried job adds the same letters again, which the store
+   * keeps once.
+   */
+  private async keepUnreadable(body: DataPush): Promise<void> {
+    if (!body.unreadable?.length) return;
+    const { deadLetters, logger } = this.options;
+    await Promise.all(body.unreadable.map((u) => deadLetters.add({ kind: 'row', source: PUSH_SOURCE, reason: u.reason, deviceId: body.device_id, raw: u.raw })));
+    logger.warn({ deviceId: body.device_id, rows: body.unreadable.length }, 'unreadable rows of a push kept as dead letters; the other rows are written');
   }
 
   private async register(id: string, key: string | undefined): Promise<boolean> {

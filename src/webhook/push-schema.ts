@@ -1,9 +1,17 @@
+/// <reference lib="es2024.string" />
 import { isUtf8 } from 'node:buffer';
 import type { DataPush, IngestJob, SettingResultPush, StatusPush } from '../queues.js';
 
 /**
  * Hand-written validators of the platform's push bodies (SPEC section 5). Every refusal names
  * the field and what is wrong with it, so the dead letter explains itself.
+ *
+ * As liberal as the pull path: a push is refused only when nothing of it can be stored (not JSON,
+ * no usable device id, no readable row). Values are not judged here — `null` leaves the field out,
+ * objects and arrays are stored as JSON text, names are escaped by the writer, and a name or value
+ * InfluxDB cannot take becomes a dead letter there. A row that cannot be read (not an object, an
+ * unreadable timestamp, text that is not well-formed Unicode) is set aside with its reason while
+ * the other rows of the push land.
  */
 
 /** A push body that can never be accepted as it is: retrying the same body cannot help. */
@@ -36,16 +44,10 @@ export type ValidatedPush = { msgType: 1; body: StatusPush } | { msgType: 2; bod
 
 /** The longest device id accepted; the vendor's ids are short serial-like strings. */
 export const MAX_DEVICE_ID_LENGTH = 128;
-export const MAX_FIELD_NAME_LENGTH = 256;
 
-// Whitespace, control characters, quotes, backslash, comma and `=` would have to be escaped in a
-// series key (and some cannot be at all): an id that needs them is not one the vendor issues.
-const BAD_ID_CHARS = /[\s,="'\\\u0000-\u001f\u007f]/;
-// Field names are escaped by the writer; control characters and backslashes cannot round-trip.
-const BAD_FIELD_CHARS = /[\\\u0000-\u001f\u007f]/;
-// `time` and the tag name would collide with the point's own time and series key in InfluxDB;
-// the underscore names are reserved by InfluxDB 2.x+.
-const RESERVED_FIELDS = new Set(['time', 'device_id', '_measurement', '_field', '_value', '_time', '_start', '_stop']);
+// A device id is a tag value: line breaks cannot be carried, a trailing backslash would escape the
+// separator after it (docs/influxdb.md), and other control characters are no id the vendor issues.
+const BAD_ID_CHARS = /[\u0000-\u001f\u007f]|\\$/;
 const CIPHER_FIELDS = ['encrypt', 'Encrypt', 'encrypted', 'ciphertext', 'cipher_text', 'encrypt_data'];
 
 /** Text of a body for messages: short, one line, with control characters shown as escapes. */
@@ -101,8 +103,9 @@ export function deviceIdOf(v: unknown, field = 'device_id'): string {
   if (typeof id !== 'string' || id.length === 0) fail(field, 'a non-empty string', v);
   if (id.length > MAX_DEVICE_ID_LENGTH) throw new PushValidationError(`"${field}" is longer than ${MAX_DEVICE_ID_LENGTH} characters`);
   if (BAD_ID_CHARS.test(id)) {
-    throw new PushValidationError(`"${field}" ${preview(id)} contains whitespace, a control character, a quote, a backslash, "," or "="`);
+    throw new PushValidationError(`"${field}" ${preview(id)} contains a control character or ends with a backslash, which InfluxDB cannot store in a tag`);
   }
+  if (!id.isWellFormed()) throw new PushValidationError(`"${field}" ${preview(id)} is not well-formed Unicode (a lone UTF-16 surrogate)`);
   return id;
 }
 
@@ -126,43 +129,66 @@ function messageIdOf(v: unknown): string {
   if (v.length > 256 || /[\u0000-\u001f\u007f]/.test(v)) {
     throw new PushValidationError(`"message_id" ${preview(v)} is longer than 256 characters or contains a control character`);
   }
+  if (!v.isWellFormed()) throw new PushValidationError(`"message_id" ${preview(v)} is not well-formed Unicode (a lone UTF-16 surrogate)`);
   return v;
 }
 
-function rowOf(row: unknown, i: number, options: PushSchemaOptions): DataPush['data'][number] {
+type Row = DataPush['data'][number];
+
+/** Why a row of a push cannot be read, or undefined when it can (checked once per row, cheaply). */
+function rowProblem(row: unknown, i: number, options: PushSchemaOptions): string | undefined {
   const where = `data[${i}]`;
-  if (row === null || typeof row !== 'object' || Array.isArray(row)) fail(where, 'an object', row);
+  if (row === null || typeof row !== 'object' || Array.isArray(row)) return `"${where}" must be an object, got ${describe(row)}`;
   const r = row as Record<string, unknown>;
-  if (typeof r.timestamp !== 'string') fail(`${where}.timestamp`, 'a string such as "2017-02-13T12-00-00-000"', r.timestamp);
+  if (typeof r.timestamp !== 'string') return `"${where}.timestamp" must be a string such as "2017-02-13T12-00-00-000", got ${r.timestamp === undefined ? 'nothing (missing)' : describe(r.timestamp)}`;
   try {
     const t = options.parseTime(r.timestamp);
     if (!Number.isFinite(t)) throw new Error('not a finite time');
   } catch (err) {
-    throw new PushValidationError(`"${where}.timestamp" ${preview(r.timestamp)} cannot be read: ${(err as Error).message}`);
+    return `"${where}.timestamp" ${preview(r.timestamp)} cannot be read: ${(err as Error).message}`;
   }
   for (const name in r) {
-    if (name === 'timestamp') continue;
-    if (!GOOD_FIELD_NAMES.has(name)) checkFieldName(name, where);
+    if (!GOOD_FIELD_NAMES.has(name)) {
+      if (!name.isWellFormed()) return `${where}: datapoint name ${preview(name)} is not well-formed Unicode (a lone UTF-16 surrogate)`;
+      rememberName(name);
+    }
     const value = r[name];
-    const ok = typeof value === 'boolean' || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
-    if (!ok) fail(`${where}.${name}`, 'a number, a boolean or a string', value);
+    // a lone surrogate would be stored as U+FFFD: two different values would become one
+    if (typeof value === 'string' && !value.isWellFormed()) return `"${where}.${name}" ${preview(value)} is not well-formed Unicode (a lone UTF-16 surrogate)`;
   }
-  return r as DataPush['data'][number];
+  return undefined;
 }
 
 /**
- * Datapoint names already found valid: the same few names come in every row of every push, so
- * each is checked once (bounded: names in pushes are open-ended).
+ * Datapoint names already found well-formed: the same few names come in every row of every push,
+ * so each is checked once (bounded: names in pushes are open-ended).
  */
 const GOOD_FIELD_NAMES = new Set<string>();
 
-function checkFieldName(name: string, where: string): void {
-  if (name.length === 0 || name.length > MAX_FIELD_NAME_LENGTH || BAD_FIELD_CHARS.test(name)) {
-    throw new PushValidationError(`${where}: datapoint name ${preview(name)} is empty, longer than ${MAX_FIELD_NAME_LENGTH} or contains a control character or backslash`);
-  }
-  if (RESERVED_FIELDS.has(name)) throw new PushValidationError(`${where}: datapoint name "${name}" is reserved in InfluxDB`);
+function rememberName(name: string): void {
   if (GOOD_FIELD_NAMES.size >= 10_000) GOOD_FIELD_NAMES.clear();
   GOOD_FIELD_NAMES.add(name);
+}
+
+/** The readable rows of `data`, and the others with their reasons; throws when no row is readable. */
+function rowsOf(data: unknown[], options: PushSchemaOptions): Pick<DataPush, 'data' | 'unreadable'> {
+  let unreadable: DataPush['unreadable'];
+  let good: Row[] | undefined;
+  for (let i = 0; i < data.length; i++) {
+    const reason = rowProblem(data[i], i, options);
+    if (reason === undefined) {
+      good?.push(data[i] as Row);
+      continue;
+    }
+    // the common case (every row readable) returns `data` itself without copying
+    good ??= data.slice(0, i) as Row[];
+    (unreadable ??= []).push({ reason, raw: data[i] });
+  }
+  if (unreadable === undefined) return { data: data as Row[] };
+  if (good!.length === 0) {
+    throw new PushValidationError(unreadable.length === 1 ? unreadable[0].reason : `no row can be read: ${unreadable[0].reason} (and ${unreadable.length - 1} more)`);
+  }
+  return { data: good!, unreadable };
 }
 
 /**
@@ -187,7 +213,7 @@ export function validatePush(value: unknown, options: PushSchemaOptions): Valida
   if (msgType === 2) {
     const deviceId = deviceIdOf(b.device_id);
     if (!Array.isArray(b.data)) fail('data', 'an array of rows', b.data);
-    const body: DataPush = { device_id: deviceId, data: b.data.map((row, i) => rowOf(row, i, options)) };
+    const body: DataPush = { device_id: deviceId, ...rowsOf(b.data, options) };
     const key = optionalString(b.device_key, 'device_key');
     if (key !== undefined) body.device_key = key;
     return { msgType, body };

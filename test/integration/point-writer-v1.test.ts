@@ -83,7 +83,7 @@ describe('InfluxDB 1.x writer', () => {
       ],
       { source: 'push' },
     );
-    expect(result).toEqual({ written: 2, merged: 1, conflicts: 1, deadLettered: 4, absent: 0 }); // b: 2 then 3
+    expect(result).toEqual({ written: 2, merged: 1, conflicts: 1, deadLettered: 4, absent: 0, refused: [data('dup', T0 + 1, { x: Number.POSITIVE_INFINITY }), data('', T0, { a: 1 })] }); // b: 2 then 3
     expect(await influxRows(db.name, `SELECT a, b, c, ok FROM device_data WHERE device_id = 'dup'`)).toEqual([
       { time: T0, a: 1, b: 3, c: null, ok: null },
       { time: T0 + 2, a: null, b: null, c: null, ok: 'yes' },
@@ -93,12 +93,60 @@ describe('InfluxDB 1.x writer', () => {
     expect(letters.map((l) => [l.kind, l.source, l.deviceId, l.reason])).toEqual([
       ['point', 'push', '', 'device id is empty'],
       ['point', 'push', 'dup', 'field "c": value NaN is not a finite number'],
-      ['point', 'push', 'dup', 'field name "bad\nname" contains a line break, which line protocol cannot carry'],
+      ['point', 'push', 'dup', 'field name "bad\\nname" contains a line break, which line protocol cannot carry'],
       ['point', 'push', 'dup', 'no storable field: field "x": value Infinity is not a finite number'],
     ]);
     expect(letters[1].raw).toEqual(data('dup', T0, { a: 1, b: 3, c: Number.NaN }));
     expect(letters[3].raw).toEqual(data('dup', T0 + 1, { x: Number.POSITIVE_INFINITY }));
     expect(letters[0].raw).toEqual(data('', T0, { a: 1 }));
+  });
+
+  test('names with spaces, commas, =, quotes, backslashes, non-ASCII and prototype names come back exactly; values too', async () => {
+    const ids = ['a\\b', 'a\\\\b', 'a\\ b', 'a\\,b', 'a\\=b', 'a\\"b', '"quoted"', 'x"', 'x\\\\\\ y', '\\lead', '温度计 一号', 'a b,c=d', 'tab\there', 'emoji 😀', '= ,'];
+    // a field name may not have an odd run of backslashes before a separator (see nameProblem)
+    const names = ['a\\b', 'a\\\\b', 'a\\\\ b', 'a\\\\,b', 'a\\"b', '"quoted"', 'x"', '\\lead', '温度计 一号', 'a b,c=d', 'tab\there', 'emoji 😀', '= ,', 'x\\\\=y'];
+    const protoNames = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf'];
+    const all = [...names, ...protoNames];
+    const values = ['ends with \\', '\\"', '\\\\', '"', 'line\nbreak', '温度 😀', '\\', 'a\\nb'];
+    const expected = (i: number, k: number) => (k % 3 === 0 ? values[(i + k) % values.length] : i * 100 + k);
+    const points: SinkPoint[] = ids.map((id, i) => {
+      const fields: Record<string, unknown> = Object.create(null);
+      for (const [k, name] of all.entries()) fields[name] = expected(i, k);
+      return data(id, T0 + 10_000 + i, fields);
+    });
+    const result = await writer().write(points, { source: 'pull' });
+    expect(result).toMatchObject({ written: ids.length, deadLettered: 0 });
+    const series = await influxQuery(db.name, `SELECT * FROM device_data WHERE time >= ${T0 + 10_000}ms AND time < ${T0 + 11_000}ms`);
+    const rows = series[0].values.map((v) => Object.fromEntries(series[0].columns.map((c, i) => [c, v[i]])));
+    expect(rows.map((r) => r.device_id)).toEqual(ids);
+    for (const [i, row] of rows.entries()) {
+      for (const [k, name] of all.entries()) expect(row[name], `${JSON.stringify(ids[i])} ${JSON.stringify(name)}`).toBe(expected(i, k));
+    }
+    const keys = await influxRows(db.name, 'SHOW FIELD KEYS FROM device_data');
+    for (const name of all) expect(keys.map((k) => k.fieldKey)).toContain(name);
+  });
+
+  test('names line protocol cannot carry are dead letters; the rest of the row lands', async () => {
+    const before = await store.count();
+    const result = await writer().write([data('ends\\', T0 + 20_000, { v: 1 }), data('tail-ok', T0 + 20_000, { 'x\\': 1, 'a\\ b': 3, fine: 2 })], { source: 'pull' });
+    expect(result).toMatchObject({ written: 1, deadLettered: 3 });
+    expect(await influxRows(db.name, `SELECT fine FROM device_data WHERE device_id = 'tail-ok'`)).toEqual([{ time: T0 + 20_000, fine: 2 }]);
+    const reasons = (await store.list()).slice(before).map((l) => l.reason).sort();
+    expect(reasons).toEqual([
+      "device id ends with a backslash, which InfluxDB's line protocol cannot carry",
+      'field name "a\\\\ b" has an odd number of backslashes before a space, comma or "=", which InfluxDB\'s line protocol cannot carry',
+      'field name "x\\\\" ends with a backslash, which InfluxDB\'s line protocol cannot carry',
+    ]);
+  });
+
+  test('the result names the points of which nothing landed (year 9999: outside what InfluxDB can store)', async () => {
+    const y9999 = Date.UTC(9999, 0, 1);
+    const far = data('refused', y9999, { v: 1, w: 2 });
+    const result = await writer().write([data('refused', T0 + 30_000, { v: 1 }), far, data('refused', T0 + 30_001, { v: Number.NaN, w: 3 })], { source: 'pull' });
+    expect(result).toMatchObject({ written: 2, refused: [far] });
+    expect((await influxRows(db.name, `SELECT v, w FROM device_data WHERE device_id = 'refused'`)).map((r) => r.time)).toEqual([T0 + 30_000, T0 + 30_001]);
+    const clean = await writer().write([data('refused', T0 + 30_002, { v: 1 })], { source: 'pull' });
+    expect(clean).not.toHaveProperty('refused');
   });
 
   test('field type conflicts: only the conflicting values are set aside, everything else lands', async () => {
@@ -154,13 +202,17 @@ describe('InfluxDB 1.x writer', () => {
     points.push(data('bis', T0 + 100, { time: 5 }));
     const before = await store.count();
     const result = await writer({ transport }).write(points, { source: 'pull' });
-    expect(result).toEqual({ written: 64, merged: 0, deadLettered: 3, absent: 64 });
+    // the points of "text" kept their other fields: only the "time" point landed nothing
+    expect(result).toEqual({ written: 64, merged: 0, deadLettered: 3, absent: 64, refused: [points[64]] });
     expect(calls).toBeGreaterThan(3);
     const rows = await influxRows(db.name, `SELECT kind, n FROM device_data WHERE device_id = 'bis' AND time > ${T0}ms`);
     expect(rows.map((r) => [r.time, r.kind, r.n])).toEqual(points.slice(0, 64).map((p, i) => [p.time, i === 17 || i === 40 ? null : i, i]));
     const letters = (await store.list()).slice(before);
     expect(letters.map((l) => (l.raw as SinkPoint).time).sort()).toEqual([T0 + 18, T0 + 41, T0 + 100]);
-    expect(letters.every((l) => l.reason.includes('HTTP 422: failure writing points'))).toBe(true);
+    const reasons = letters.sort((a, b) => (a.raw as SinkPoint).time - (b.raw as SinkPoint).time).map((l) => l.reason);
+    expect(reasons.slice(0, 2).every((r) => r.includes('HTTP 422: failure writing points'))).toBe(true);
+    // a field named "time" is known to be refused: set aside before it is sent
+    expect(reasons[2]).toBe('no storable field: field name "time" is reserved in InfluxDB');
   });
 
   test('auto detects 1.x and creates a missing database', async () => {

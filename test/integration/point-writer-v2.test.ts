@@ -93,6 +93,16 @@ describe('InfluxDB 2.x API writer (VictoriaMetrics /api/v2/write)', () => {
     expect(letter.raw).toEqual(data('v2-a', T0 + 2000, { temp: 1e-7, bad: Number.NaN }));
   });
 
+  test('ids with quotes, non-ASCII, spaces, commas and = and such field names reach the 2.x API exactly', async () => {
+    const ids = ['温度计 一号', 'q"uote,x=1', "it's = 2"];
+    const result = await writer().write(ids.map((id, i) => data(id, T0 + 5000 + i, { 'a b,c="d"': i + 1 })), { source: 'pull' });
+    expect(result).toMatchObject({ written: 3, deadLettered: 0 });
+    const series = await exported('{__name__=~"device_data_a.*"}');
+    expect(series.map((s) => [s.metric.__name__, s.metric.device_id, s.values])).toEqual(
+      ids.map((id, i) => ['device_data_a b,c="d"', id, [i + 1]]).sort((a, b) => JSON.stringify({ __name__: a[0], device_id: a[1] }).localeCompare(JSON.stringify({ __name__: b[0], device_id: b[1] }))),
+    );
+  });
+
   test('12,000 points go as 5000-line batches and every value lands', async () => {
     const real = new InfluxDB({ url: vm.url }).transport;
     let requests = 0;

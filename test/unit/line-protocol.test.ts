@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { MEASUREMENT, type SinkPoint } from '../../src/influx/api.js';
-import { encodePoint, encodeValue, KeyCache, keyProblem, mergeDuplicates, normalisePoint, normaliseValue, storableFields, withFields } from '../../src/influx/line-protocol.js';
+import { encodePoint, encodeValue, escapeFieldKey, escapeTagValue, KeyCache, keyProblem, mergeDuplicates, nameProblem, normalisePoint, normaliseValue, storableFields, withFields, type EncodeReport } from '../../src/influx/line-protocol.js';
 
 const point = (fields: Record<string, unknown>, deviceId = 'dev-1', time = 1_486_958_400_000): SinkPoint => ({
   measurement: MEASUREMENT.data,
@@ -65,13 +65,77 @@ describe('keyProblem', () => {
     ['', 'x is empty'],
     ['new\nline', 'x contains a line break, which line protocol cannot carry'],
     ['carriage\rreturn', 'x contains a line break, which line protocol cannot carry'],
-    ['ends with \\', expect.stringContaining('backslash at its end')],
-    ['double \\\\ backslash', expect.stringContaining('backslash at its end or before a backslash')],
-    ['slash before\\ space', expect.stringContaining('read differently')],
-    ['slash before\\,comma', expect.stringContaining('read differently')],
-    ['slash before\\=eq', expect.stringContaining('read differently')],
+    // backslashes depend on the role of the name: see nameProblem
+    ['ends with \\', undefined],
+    ['double \\\\ backslash', undefined],
+    ['slash before\\ space', undefined],
+    ['slash before\\,comma', undefined],
+    ['slash before\\=eq', undefined],
+    ['温度计 一号', undefined],
+    ['lone \ud800 surrogate', 'x is not well-formed Unicode (it holds a lone UTF-16 surrogate)'],
+    ['lone \udfff low surrogate', 'x is not well-formed Unicode (it holds a lone UTF-16 surrogate)'],
+    ['a pair \ud83d\ude00 is fine', undefined],
   ])('%j', (key, expected) => {
     expect(keyProblem(key, 'x')).toEqual(expected);
+  });
+});
+
+describe('nameProblem: backslashes InfluxDB cannot carry', () => {
+  test.each([
+    ['a\\b', 'device id', undefined],
+    ['a\\ b', 'device id', undefined],
+    ['a\\,b', 'device id', undefined],
+    ['a\\', 'device id', "device id ends with a backslash, which InfluxDB's line protocol cannot carry"],
+    ['a\\b', 'field name', undefined],
+    ['a\\"b', 'field name', undefined],
+    ['a\\\\ b', 'field name', undefined],
+    ['a\\\\', 'field name', expect.stringContaining('ends with a backslash')],
+    ['a\\ b', 'field name', expect.stringContaining('odd number of backslashes before a space, comma or "="')],
+    ['\\,b', 'field name', expect.stringContaining('odd number of backslashes')],
+    ['a\\\\\\=b', 'field name', expect.stringContaining('odd number of backslashes')],
+    ['a\\', 'field name', expect.stringContaining('ends with a backslash')],
+    ['time', 'field name', 'field name "time" is reserved in InfluxDB'],
+    ['time', 'device id', undefined],
+    ['__proto__', 'field name', undefined],
+  ] as const)('%j as %s', (key, role, expected) => {
+    expect(nameProblem(key, role)).toEqual(expected);
+  });
+
+  test('escaping: backslashes as they are, separators escaped; in field keys a quote after a backslash too', () => {
+    expect(escapeTagValue('a\\,b "c"=d e')).toBe('a\\\\,b\\ "c"\\=d\\ e');
+    expect(escapeFieldKey('a\\,b "c"=d e')).toBe('a\\\\,b\\ "c"\\=d\\ e');
+    // a quote after a backslash is escaped: InfluxDB would read `\"` as `"`
+    expect(escapeFieldKey('a\\"b\\\\"c')).toBe('a\\\\"b\\\\\\"c');
+    const keys = new KeyCache();
+    const report: EncodeReport = { absent: 0, problems: [] };
+    expect(encodePoint({ measurement: 'device_data', deviceId: 'x\\ y', time: 1, fields: { 'k"q': 'v\\' } }, keys, report)).toBe('device_data,device_id=x\\\\ y k"q="v\\\\" 1');
+  });
+});
+
+describe('prototype names are data', () => {
+  const names = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty'];
+  const point = (time: number, values: unknown[]): SinkPoint => {
+    const fields: Record<string, unknown> = Object.create(null);
+    names.forEach((n, i) => (fields[n] = values[i]));
+    return { measurement: 'device_data', deviceId: 'd', time, fields };
+  };
+
+  test('merging duplicates keeps every name, a later value wins, a later null does not erase', () => {
+    const { points } = mergeDuplicates([point(5, [1, 2, 3, 4, 5]), point(5, [10, null, 30, 40, null])]);
+    expect(points).toHaveLength(1);
+    expect(Object.entries(points[0].fields)).toEqual([['__proto__', 10], ['constructor', 2], ['prototype', 30], ['toString', 40], ['hasOwnProperty', 5]]);
+  });
+
+  test('encoded, and isolated field by field', () => {
+    const keys = new KeyCache();
+    const report: EncodeReport = { absent: 0, problems: [] };
+    const p = point(7, [1, 'two', true, 4, 5]);
+    const line = encodePoint(p, keys, report)!;
+    expect(line).toBe('device_data,device_id=d __proto__=1,constructor="two",prototype=true,toString=4,hasOwnProperty=5 7');
+    expect(Object.entries(storableFields({ raw: p, line }, keys))).toEqual([['__proto__', 1], ['constructor', 'two'], ['prototype', true], ['toString', 4], ['hasOwnProperty', 5]]);
+    // a name the point does not have is not found on Object.prototype either
+    const sparse = { raw: { measurement: 'device_data', deviceId: 'd', time: 7, fields: { a: 1 } } as SinkPoint, line: 'x' };
+    expect(withFields(sparse, ['toString', 'a'], keys)?.line).toBe('device_data,device_id=d a=1 7');
   });
 });
 

@@ -51,4 +51,23 @@ describe('meterWriter', () => {
     // t: 1 -> 2 (one), t: 2 -> 2 (a repeat, none), h: 5 -> 6 (one)
     expect(m.values.find((v) => v.labels.source === 'pull')?.value).toBe(2);
   });
+
+  test('points InfluxDB refused do not move the gauge; a point with some values written does', async () => {
+    /** refuses every point later than year 3000, as InfluxDB refuses times it cannot store */
+    class RefusingWriter implements PointWriter {
+      async write(points: SinkPoint[], _options: WriteOptions): Promise<WriteResult> {
+        const refused = points.filter((p) => p.time > Date.UTC(3000, 0, 1));
+        return { written: points.length - refused.length, merged: 0, deadLettered: refused.length, ...(refused.length ? { refused } : {}) };
+      }
+      async close(): Promise<void> {}
+    }
+    const metrics = createMetrics({ defaultMetrics: false });
+    const w = meterWriter(new RefusingWriter(), metrics);
+    const y9999 = Date.UTC(9999, 0, 1);
+    await w.write([data('a', 5000), data('a', y9999), data('b', y9999)], { source: 'push' });
+    expect(await gauge(metrics, 'a')).toBe(5);
+    expect(await gauge(metrics, 'b')).toBeUndefined();
+    await w.write([data('a', 8000)], { source: 'push' });
+    expect(await gauge(metrics, 'a')).toBe(8);
+  });
 });

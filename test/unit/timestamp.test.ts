@@ -158,3 +158,42 @@ describe('parsePlatformTime: the per-hour fast path gives exactly what the full 
     }
   });
 });
+
+describe('years 0000-0099 (Date.UTC would read them as 1900-1999)', () => {
+  /** epoch ms of a UTC calendar time in any year, computed without Date.UTC's two-digit rule */
+  const utc = (year: number, month0: number, day: number, hour = 0): number => {
+    const d = new Date(0);
+    d.setUTCFullYear(year, month0, day);
+    d.setUTCHours(hour, 0, 0, 0);
+    return d.getTime();
+  };
+  // Asia/Shanghai used local mean time (+08:05:43) before 1901
+  const LMT = (8 * 3600 + 5 * 60 + 43) * 1000;
+
+  test.each([
+    ['0050-06-01T00-00-00-000', 'UTC', utc(50, 5, 1)],
+    ['0000-02-29T12-00-00-000', 'UTC', utc(0, 1, 29, 12)],
+    ['0099-12-31T23-00-00-000', 'UTC', utc(99, 11, 31, 23)],
+    ['0100-01-01T00-00-00-000', 'UTC', utc(100, 0, 1)],
+    ['0050-06-01T00-00-00-000', 'Asia/Shanghai', utc(50, 5, 1) - LMT],
+    ['0001-01-01T00-00-00-000', 'Asia/Shanghai', utc(1, 0, 1) - LMT],
+  ])('%s in %s is parsed, and formatted back', (text, zone, ms) => {
+    expect(parsePlatformTime(text, zone)).toBe(ms);
+    // twice: the second read comes from the known-hour cache
+    expect(parsePlatformTime(text, zone)).toBe(ms);
+    expect(formatPlatformTime(ms, zone)).toBe(text);
+  });
+
+  test('leap days follow the year itself, not 19xx (0000 is a leap year, 1900 is not; 0001 is not)', () => {
+    expect(() => parsePlatformTime('0000-02-29T00-00-00-000', 'UTC')).not.toThrow();
+    expect(() => parsePlatformTime('0004-02-29T00-00-00-000', 'UTC')).not.toThrow();
+    expect(() => parsePlatformTime('0001-02-29T00-00-00-000', 'UTC')).toThrow('day 29 does not exist in 0001-02');
+  });
+
+  test('the platform day and local time of an instant in year 50', () => {
+    const ms = utc(50, 5, 1, 12);
+    expect(platformDay(ms, 'UTC')).toEqual({ day: '0050-06-01', start: utc(50, 5, 1), end: utc(50, 5, 2) });
+    expect(formatLocalTime(ms, 'UTC')).toBe('0050-06-01 12:00:00 UTC');
+    expect(zoneOffsetMs(ms, 'Asia/Shanghai')).toBe(LMT);
+  });
+});

@@ -18,6 +18,13 @@ describe('push -> points', () => {
     ]);
   });
 
+  test('datapoints named like Object.prototype members become fields with their values', () => {
+    // as JSON.parse (and so BullMQ) gives a pushed row: "__proto__" is an own property
+    const row = JSON.parse('{"timestamp":"2017-02-13T12-00-00-000","__proto__":1,"constructor":"c","prototype":true,"toString":4,"hasOwnProperty":5}');
+    const [point] = dataPoints({ device_id: 'd1', data: [row] }, parseTime);
+    expect(Object.entries(point.fields)).toEqual([['__proto__', 1], ['constructor', 'c'], ['prototype', true], ['toString', 4], ['hasOwnProperty', 5]]);
+  });
+
   test.each([
     [0, 0, true],
     [1, 0, false],

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { NotPlaintextError, PushValidationError, readPushBody, validatePush } from '../../src/webhook/push-schema.js';
 import { errorToHttp, RESULT_CODE } from '../../src/webhook/errors-to-http.js';
+import type { DataPush } from '../../src/queues.js';
 import { SignatureError } from '../../src/webhook/signature.js';
 
 const opts = { parseTime: (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai') };
@@ -43,33 +44,77 @@ describe('validatePush names what is wrong', () => {
     [{ msg_type: 1, device_id: 'd1', device_status: 0, device_key: {} }, '"device_key" must be a string, got an object'],
     [{ msg_type: 2, device_id: 'd1' }, '"data" must be an array of rows, got nothing (missing)'],
     [{ msg_type: 2, device_id: 'd1', data: {} }, '"data" must be an array of rows, got an object'],
-    [{ msg_type: 2, device_id: 'd1', data: [5] }, '"data[0]" must be an object, got the number 5'],
     [{ msg_type: 2, device_id: 'd1', data: [{ a: 1 }] }, '"data[0].timestamp" must be a string such as "2017-02-13T12-00-00-000", got nothing (missing)'],
-    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, a: 1 }, { timestamp: '2017-02-30T00-00-00-000', a: 2 }] }, '"data[1].timestamp" "2017-02-30T00-00-00-000" cannot be read'],
+    // every row unreadable: nothing of the push can be stored
+    [{ msg_type: 2, device_id: 'd1', data: [5] }, '"data[0]" must be an object, got the number 5'],
+    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: '2017-02-30T00-00-00-000', a: 2 }] }, '"data[0].timestamp" "2017-02-30T00-00-00-000" cannot be read'],
+    [{ msg_type: 2, device_id: 'd1', data: [null, { timestamp: TS, a: '\ud800' }] }, 'no row can be read: "data[0]" must be an object, got null (and 1 more)'],
+    [{ msg_type: 2, device_id: '\udc00', data: [] }, '"device_id" "\\udc00" is not well-formed Unicode'],
+    [{ msg_type: 1, device_id: 'a\ud800b', device_status: 0 }, '"device_id" "a\\ud800b" is not well-formed Unicode'],
     [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: 1486958400000, a: 1 }] }, '"data[0].timestamp" must be a string'],
-    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, a: { x: 1 } }] }, '"data[0].a" must be a number, a boolean or a string, got an object'],
-    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, a: null }] }, '"data[0].a" must be a number, a boolean or a string, got null'],
-    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, time: 1 }] }, 'datapoint name "time" is reserved'],
-    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, 'a\nb': 1 }] }, 'data[0]: datapoint name "a\\nb" is empty'],
     [{ msg_type: 3, device_id: 'd1', set_result: 0 }, '"message_id" must be a non-empty string, got nothing (missing)'],
     [{ msg_type: 3, device_id: 'd1', message_id: 'm', set_result: 'ok' }, '"set_result" must be one of 0, 1 (number or string), got the string "ok"'],
   ])('%j', (input, message) => {
     expect(refusal(input)).toContain(message);
   });
 
-  test.each(['d 1', 'd,1', 'd"1', "d'1", 'd=1', 'd\n1', 'd\t1', 'd\\1', ' d1', 'x'.repeat(129), ''])('device id %j is refused', (id) => {
+  test.each(['d\n1', 'd\t1', 'd\u00001', 'ends\\', 'x'.repeat(129), '', 'lone \ud800'])('device id %j is refused', (id) => {
     expect(refusal({ msg_type: 1, device_id: id, device_status: 0 })).toMatch(/device_id/);
+  });
+
+  test.each(['d 1', 'd,1', 'd"1', "d'1", 'd=1', 'd\\1', 'a\\ b', ' d1', '温度计 一号', 'emoji 😀'])('device id %j is accepted as it is (the writer escapes it)', (id) => {
+    expect(validatePush({ msg_type: 1, device_id: id, device_status: 0 }, opts).body.device_id).toBe(id);
   });
 });
 
-describe('validatePush checks datapoint names on every push', () => {
-  test('names found valid once are remembered; bad names are refused every time, even among good ones', () => {
-    const push = (row: Record<string, unknown>) => ({ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, temp: 1, ...row }] });
-    for (let i = 0; i < 3; i++) expect(validatePush(push({ hum: i }), opts).msgType).toBe(2);
+describe('validatePush is as liberal as the pull path', () => {
+  test('null, objects, arrays and any name are accepted: the writer leaves out, stores as JSON or sets aside', () => {
+    const row = { timestamp: TS, a: null, o: { x: 1 }, l: [1, 'b'], time: 1, 'a b,c="d"\\': 2, '温度': 3, constructor: 4 };
+    // as JSON.parse reads it: "__proto__" becomes an own property
+    const input = JSON.parse(JSON.stringify({ msg_type: 2, device_id: 'd1', data: [row] }).replace('"constructor"', '"__proto__"'));
+    expect(Object.keys(input.data[0])).toContain('__proto__');
+    const push = validatePush(input, opts);
+    expect(push.msgType).toBe(2);
+    expect(push.body).toEqual({ device_id: 'd1', data: input.data });
+    expect('unreadable' in push.body).toBe(false);
+  });
+
+  test('unreadable rows are set aside with their reason and raw content; the readable ones are kept in order', () => {
+    const rows = [
+      { timestamp: TS, a: 1 },
+      7,
+      { timestamp: '2017-02-30T00-00-00-000', a: 2 },
+      { timestamp: TS, a: 3 },
+      { a: 4 },
+      { timestamp: TS, s: 'x\udfffy' },
+      { timestamp: TS, ['n\ud800']: 5 },
+      { timestamp: TS, a: 6 },
+    ];
+    const push = validatePush({ msg_type: 2, device_id: 'd1', data: rows }, opts);
+    expect(push.msgType).toBe(2);
+    const body = push.body as DataPush;
+    expect(body.data).toEqual([rows[0], rows[3], rows[7]]);
+    expect(body.unreadable).toEqual([
+      { reason: '"data[1]" must be an object, got the number 7', raw: 7 },
+      { reason: expect.stringContaining('"data[2].timestamp" "2017-02-30T00-00-00-000" cannot be read'), raw: rows[2] },
+      { reason: '"data[4].timestamp" must be a string such as "2017-02-13T12-00-00-000", got nothing (missing)', raw: rows[4] },
+      { reason: '"data[5].s" "x\\udfffy" is not well-formed Unicode (a lone UTF-16 surrogate)', raw: rows[5] },
+      { reason: 'data[6]: datapoint name "n\\ud800" is not well-formed Unicode (a lone UTF-16 surrogate)', raw: rows[6] },
+    ]);
+  });
+
+  test('a lone surrogate as sent in JSON (an escape) is refused; a well-formed pair is not', () => {
+    const text = '{"msg_type":2,"device_id":"d1","data":[{"timestamp":"2017-02-13T12-00-00-000","a":"\\ud83d\\ude00","b":"\\ud83d"}]}';
+    expect(() => validatePush(readPushBody(Buffer.from(text)), opts)).toThrow('"data[0].b" "\\ud83d" is not well-formed Unicode');
+    const ok = validatePush(readPushBody(Buffer.from(text.replace(',"b":"\\ud83d"', ''))), opts);
+    expect((ok.body as DataPush).data[0].a).toBe('😀');
+  });
+
+  test('names found well-formed once are remembered; ill-formed ones are caught every time', () => {
+    const push = (row: Record<string, unknown>) => ({ msg_type: 2, device_id: 'd1', data: [{ timestamp: TS, temp: 1 }, { timestamp: TS, temp: 1, ...row }] });
     for (let i = 0; i < 2; i++) {
-      expect(() => validatePush(push({ time: 5 }), opts)).toThrow('data[0]: datapoint name "time" is reserved in InfluxDB');
-      expect(() => validatePush(push({ 'a\\b': 5 }), opts)).toThrow(/datapoint name "a\\\\b" is empty, longer than 256 or contains a control character or backslash/);
-      expect(() => validatePush(push({ hum: null }), opts)).toThrow('"data[0].hum" must be a number, a boolean or a string, got null');
+      expect((validatePush(push({ hum: i }), opts).body as DataPush).unreadable).toBeUndefined();
+      expect((validatePush(push({ ['x\udc00']: i }), opts).body as DataPush).unreadable).toHaveLength(1);
     }
   });
 });
