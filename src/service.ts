@@ -20,6 +20,7 @@ import { PendingSettingsStore } from './settings/pending-store.js';
 import { createMetrics, meterPlatformClient, meterWriter, type Metrics } from './ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from './ops/http.js';
 import type { QueuedWindow } from './sync/backfill-queue.js';
+import type { RollupDispatcher } from './rollup/dispatcher.js';
 
 export const ROLES = ['webhook', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
@@ -109,6 +110,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       const st = pull.startStatusWorker();
       observeJobs(st, 'status', metrics);
       workers.push({ name: 'status', close: (f) => st.close(f), isRunning: () => st.isRunning() });
+      const ru = pull.rollup.startWorker();
+      observeJobs(ru, 'rollup', metrics);
+      workers.push({ name: 'rollup', close: (f) => ru.close(f), isRunning: () => ru.isRunning() });
       // BullMQ leaves a connection it was handed open: this one is closed with the worker below
       const ingestConnection = createRedis(config.redisUrl);
       ingest = createIngestWorker({
@@ -135,6 +139,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
 
     let scheduler: Scheduler | undefined;
+    let rollupDispatcher: RollupDispatcher | undefined;
     // the heartbeat says "the installation was pulling": the scheduler and the workers keep it
     const heartbeat =
       roles.has('scheduler') || roles.has('worker')
@@ -178,6 +183,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
       });
       scheduler.start();
+      // settled dirty hours become rollup jobs where the schedules run (one job per device at a time)
+      rollupDispatcher = pull.rollup.startDispatcher();
       // online/offline is known from the start, not only after the first status slot
       if (config.schedules.status) {
         await pull.statusQueue.add('poll', {}, { jobId: `status|start|${Math.floor(now / 60_000)}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 } });
@@ -187,7 +194,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     // after catch-up has read the previous beat
     heartbeat?.start();
 
-    const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue];
+    const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue, pull.rollup.queue as Queue];
     if (roles.has('webhook')) {
       ingestQueue = await openIngestQueue(config.redisUrl, config.prefix, logger);
       queues.push(ingestQueue.queue as Queue);
@@ -240,6 +247,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (webhook) closers.push({ name: 'webhook', close: () => webhook!.close() });
     if (opsServer) closers.push({ name: 'ops http', close: () => opsServer!.close() });
     if (scheduler) closers.push({ name: 'scheduler', close: () => scheduler!.close() });
+    if (rollupDispatcher) closers.push({ name: 'rollup dispatch', close: () => rollupDispatcher!.close() });
     if (heartbeat) closers.push({ name: 'heartbeat', close: async () => heartbeat.close() });
     closers.push({ name: 'workers', close: async () => void (await Promise.all(workers.map((w) => closeWithin(w, grace)))) });
     if (ingestQueue) closers.push({ name: 'ingest queue', close: () => ingestQueue!.close() });

@@ -9,6 +9,7 @@ import type { DeadLetterStore } from '../influx/api.js';
 import type { InfluxQuery } from '../influx/query.js';
 import type { TokenUsage } from '../platform/token-budget.js';
 import type { Checkpoints } from '../sync/checkpoints.js';
+import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -31,6 +32,8 @@ export interface StatusReport {
   queues: Record<string, Record<string, number>>;
   token?: TokenUsage;
   deadLetters?: number;
+  /** dirty hours waiting for their rollup */
+  rollupBacklog?: RollupBacklog;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -43,6 +46,7 @@ export interface StatusSources {
   backfillQueueName: string;
   tokens: { usage(): Promise<TokenUsage> };
   deadLetters: Pick<DeadLetterStore, 'count'>;
+  rollups?: Pick<DirtyHours, 'backlog'>;
   now?: () => number;
 }
 
@@ -108,5 +112,6 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       failedJobs: failedJobs?.get(d.id) ?? 0,
     });
   }
-  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, errors };
+  const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
+  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, rollupBacklog, errors };
 }

@@ -25,6 +25,8 @@ import { BackfillQueue } from './backfill-queue.js';
 import { Checkpoints } from './checkpoints.js';
 import { GapFinder } from './gap-finder.js';
 import { RequestRate, rateLimitedPlatform } from './request-rate.js';
+import { markingWriter } from '../rollup/hour-marker.js';
+import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';
 
 export interface PullStackOptions {
   config: Config;
@@ -39,6 +41,8 @@ export interface PullStackOptions {
   /** decorators of the platform client and the writer (the service meters them for /metrics) */
   wrapPlatform?: (platform: PlatformClient) => PlatformClient;
   wrapWriter?: (writer: PointWriter) => PointWriter;
+  /** the clock of the dirty-hour set (tests inject one) */
+  rollupClock?: () => number;
 }
 
 export interface PullStack {
@@ -57,6 +61,8 @@ export interface PullStack {
   backfillQueue: Queue<BackfillJob>;
   statusQueue: Queue<StatusJob>;
   backfills: BackfillQueue;
+  /** hourly rollups: the dirty hours `writer` marks, their queue, worker and dispatcher */
+  rollup: RollupStack;
   /** starts a backfill worker on this process (closed by close()) */
   startBackfillWorker(overrides?: Partial<BackfillWorkerOptions>): BackfillWorker;
   startStatusWorker(): ReturnType<typeof createStatusWorker>;
@@ -76,8 +82,10 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const platform = (options.wrapPlatform ?? ((p) => p))(rateLimitedPlatform(client, rate));
   const deadLetters = new RedisDeadLetterStore(redis, config.prefix);
   const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
-  const writer = (options.wrapWriter ?? ((w) => w))(influxWriter);
   const influx = createInfluxQuery(config.influx);
+  const rollup = createRollupStack({ redis, prefix: config.prefix, influx: config.influx, query: influx, writer: influxWriter, settleMs: config.rollupSettleMs, logger, now: options.rollupClock });
+  // every raw write, pulled or pushed, marks the hours it touched once InfluxDB acknowledged it
+  const writer = (options.wrapWriter ?? ((w) => w))(markingWriter(influxWriter, rollup.dirty));
   const gapFinder = new GapFinder({ query: influx });
   const connection = redis.options;
   const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
@@ -99,6 +107,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
     backfillQueue,
     statusQueue,
     backfills,
+    rollup,
     startBackfillWorker(overrides = {}) {
       const w = createBackfillWorker({
         connection: { ...redis.options, maxRetriesPerRequest: null },
@@ -126,6 +135,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
     },
     async close() {
       await Promise.allSettled(workers.splice(0).map((w) => w.close()));
+      await rollup.close();
       rate.close();
       await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);
       await writer.close();

@@ -49,6 +49,10 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
     out.push(`  ${k.calls}/${k.limit} calls on platform day ${k.day} (reserve ${k.reserve} for manual commands); resets ${t(k.resetsAt)}`);
     out.push(`  cached token: ${k.tokenExpiresAt ? `expires ${t(k.tokenExpiresAt)}` : 'none'}${k.cooldownUntil ? `; credentials cool-down until ${t(k.cooldownUntil)}: ${scrub(k.cooldownReason ?? '')}` : ''}`);
   }
+  if (r.rollupBacklog) {
+    const b = r.rollupBacklog;
+    out.push('', `ROLLUPS  ${b.hours} hour(s) waiting${b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`}`);
+  }
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   for (const [section, why] of Object.entries(r.errors)) out.push(`! ${section} could not be read: ${scrub(why)}`);
   return out.join('\n');
@@ -69,10 +73,11 @@ export const command: Command = {
       registry: stack.registry,
       checkpoints: stack.checkpoints,
       influx: stack.influx,
-      queues: [stack.backfillQueue, stack.statusQueue, ingest.queue],
+      queues: [stack.backfillQueue, stack.statusQueue, ingest.queue, stack.rollup.queue],
       backfillQueueName: QUEUE.backfill,
       tokens: stack.tokens,
       deadLetters: stack.deadLetters,
+      rollups: stack.rollup.dirty,
     });
     if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(report), null, 2));
     else ctx.out(renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s)));
