@@ -98,13 +98,14 @@ export class DirtyHours {
     return marked;
   }
 
-  /** Whether any of these hours of a device is still dirty. */
-  async anyDirty(deviceId: string, hours: readonly number[]): Promise<boolean> {
+  /** How many of these hours of a device are still dirty. */
+  async count(deviceId: string, hours: readonly number[]): Promise<number> {
+    let n = 0;
     for (let i = 0; i < hours.length; i += 1000) {
       const scores = await this.o.redis.zmscore(this.key, ...hours.slice(i, i + 1000).map((h) => member(deviceId, hourOf(h))));
-      if (scores.some((s) => s !== null)) return true;
+      n += scores.filter((s) => s !== null).length;
     }
-    return false;
+    return n;
   }
 
   /** Hours due by `now - settleMs` (ended and untouched that long), longest-waiting first. */
