@@ -58,6 +58,8 @@ describe('loadConfig', () => {
     [{ EXPEED_HEAP_GROWTH_PERCENT: '-5' }, 'EXPEED_HEAP_GROWTH_PERCENT', 'between 0 and 1000'],
     [{ EXPEED_SEMI_SPACE_MB: '32MB' }, 'EXPEED_SEMI_SPACE_MB', 'whole number'],
     [{ EXPEED_SEMI_SPACE_MB: '1024' }, 'EXPEED_SEMI_SPACE_MB', 'between 0 and 256'],
+    [{ EXPEED_ROLLUP_SETTLE: 'soon' }, 'EXPEED_ROLLUP_SETTLE', 'duration'],
+    [{ EXPEED_ROLLUP_SETTLE: '0' }, 'EXPEED_ROLLUP_SETTLE', 'duration'],
   ])('%o is refused naming %s', (env, variable, problem) => {
     let error: unknown;
     try {
@@ -74,6 +76,11 @@ describe('loadConfig', () => {
   test('backfill start takes ISO times and durations', () => {
     expect(loadConfig({ EXPEED_BACKFILL_START: '7d' }, NOW).backfillStart).toBe(NOW - 7 * 86_400_000);
     expect(loadConfig({ EXPEED_BACKFILL_START: '2026-01-01T00:00:00Z' }, NOW).backfillStart).toBe(Date.UTC(2026, 0, 1));
+  });
+
+  test('the rollup settle delay defaults to 5 minutes', () => {
+    expect(loadConfig({}, NOW).rollupSettleMs).toBe(300_000);
+    expect(loadConfig({ EXPEED_ROLLUP_SETTLE: '30s' }, NOW).rollupSettleMs).toBe(30_000);
   });
 
   test('secrets are collected for redaction', () => {
