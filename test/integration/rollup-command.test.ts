@@ -7,6 +7,10 @@ import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPref
 import { runCli } from '../helpers/cli.js';
 import { testEnv } from '../fixtures/pull-env.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';
+import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
+import { DirtyHours } from '../../src/rollup/dirty-hours.js';
+import { createRedis } from '../../src/queues.js';
+import { REDIS_URL } from '../helpers/services.js';
 
 const HOUR = 3_600_000;
 const NOW_HOUR = Math.floor(Date.now() / HOUR) * HOUR;
@@ -59,5 +63,23 @@ describe('expeed-sync rollup', () => {
     const bad = await runCli(['rollup', '--from', 'whenever'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('--from: expected ISO 8601');
+  });
+
+  test('a dead letter retried into an hour already rolled up marks that hour dirty', async () => {
+    const redis = createRedis(REDIS_URL);
+    try {
+      const hour = NOW_HOUR - 10 * HOUR;
+      const id = await new RedisDeadLetterStore(redis, prefix).add({
+        kind: 'point', source: 'pull', reason: 'test', deviceId: 'old-1',
+        raw: { measurement: 'device_data', deviceId: 'old-1', time: hour + 1234, fields: { temperature: 99 } },
+      });
+      const dirty = new DirtyHours({ redis, prefix });
+      expect(await dirty.count('old-1', [hour])).toBe(0);
+      const r = await runCli(['dead-letters', 'retry', id], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await dirty.count('old-1', [hour])).toBe(1);
+    } finally {
+      await redis.quit();
+    }
   });
 });
