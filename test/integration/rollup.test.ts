@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
+import { DirtyHours } from '../../src/rollup/dirty-hours.js';
 import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
 import { openIngestQueue } from '../../src/webhook/server.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
@@ -174,7 +175,6 @@ describe('the dirty-hour set', () => {
 
   test('an hour touched while it was being computed stays dirty; an untouched one is cleared', async () => {
     let t = Date.UTC(2026, 5, 1, 12);
-    const { DirtyHours } = await import('../../src/rollup/dirty-hours.js');
     const dirty = new DirtyHours({ redis, prefix, now: () => t });
     const h1 = Date.UTC(2026, 4, 1, 3);
     const h2 = Date.UTC(2026, 4, 1, 4);
