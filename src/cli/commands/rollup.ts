@@ -16,7 +16,7 @@ const USAGE = 'rollup [--device ID]... [--from T] [--to T]';
  */
 export const command: Command = {
   usage: USAGE,
-  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row until now)',
+  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended and settled)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
