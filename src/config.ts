@@ -98,6 +98,8 @@ export interface Config {
   catchUpThresholdMs: number;
   /** a pending setting command becomes `timeout` after this many ms */
   settingTimeoutMs: number;
+  /** an hour is rolled up once it has ended and nothing touched it for this long, ms (default 5 min) */
+  rollupSettleMs: number;
   webhook: WebhookConfig;
   deadLetters: DeadLetterConfig;
   redisUrl: string;
@@ -332,6 +334,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 4, 1, 256),
     catchUpThresholdMs: duration(env, 'EXPEED_CATCHUP_AFTER', 15 * 60_000),
     settingTimeoutMs: duration(env, 'EXPEED_SETTING_TIMEOUT', 5 * 60_000),
+    rollupSettleMs: duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000),
     webhook: {
       host: str(env, 'WEBHOOK_HOST', '127.0.0.1'),
       port: int(env, 'WEBHOOK_PORT', 8780, 0, 65535),

@@ -8,6 +8,7 @@ export const QUEUE = {
   backfill: 'backfill',
   status: 'status',
   ingest: 'ingest',
+  rollup: 'rollup',
 } as const;
 
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
@@ -64,10 +65,20 @@ export interface IngestBatchJob {
   pushes: IngestJob[];
 }
 
+/**
+ * Settled dirty hours of one device to roll up, each with its dirty-set score when read (the hour
+ * is cleared only if that score is unchanged after the rollup was written).
+ */
+export interface RollupJob {
+  deviceId: string;
+  hours: Array<[hour: number, score: string]>;
+}
+
 export interface JobTypes {
   [QUEUE.backfill]: BackfillJob;
   [QUEUE.status]: StatusJob;
   [QUEUE.ingest]: IngestBatchJob;
+  [QUEUE.rollup]: RollupJob;
 }
 
 /** Redis key of shared state, under the installation's prefix: `redisKey('expeed', 'token')` -> `expeed:token`. */

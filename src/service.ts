@@ -24,6 +24,7 @@ import { PushRegistration } from './devices/push-registration.js';
 import { createMetrics, DeviceLabels, meterPlatformClient, meterWriter, setTokenUsage, type Metrics } from './ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from './ops/http.js';
 import type { QueuedWindow } from './sync/backfill-queue.js';
+import type { RollupDispatcher } from './rollup/dispatcher.js';
 
 export const ROLES = ['webhook', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
@@ -115,15 +116,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const workers: Array<{ name: string; close(force?: boolean): Promise<void>; isRunning(): boolean }> = [];
   const startupBackfills: QueuedWindow[] = [];
   // what has started so far: a failed start stops exactly these, in the same order as a normal stop
-  const started: { webhook?: WebhookServer; opsServer?: FastifyInstance; scheduler?: Scheduler; heartbeat?: Heartbeat; ingestQueue?: Awaited<ReturnType<typeof openIngestQueue>> } = {};
+  const started: { webhook?: WebhookServer; opsServer?: FastifyInstance; scheduler?: Scheduler; heartbeat?: Heartbeat; rollupDispatcher?: RollupDispatcher; ingestQueue?: Awaited<ReturnType<typeof openIngestQueue>> } = {};
 
   /** the order of shutdown: stop accepting, stop scheduling, let workers finish (or stop them at once), then the rest */
   async function shutdown(force: boolean): Promise<void> {
-    const { webhook, opsServer, scheduler, heartbeat, ingestQueue } = started;
+    const { webhook, opsServer, scheduler, rollupDispatcher, heartbeat, ingestQueue } = started;
     const steps: Array<[string, (() => Promise<void>) | undefined]> = [
       ['webhook', webhook && (() => webhook.close())],
       ['ops http', opsServer && (() => opsServer.close())],
       ['scheduler', scheduler && (() => scheduler.close())],
+      ['rollup dispatch', rollupDispatcher && (() => rollupDispatcher.close())],
       ['heartbeat', heartbeat && (async () => heartbeat.close())],
       ['workers', async () => void (await Promise.all(workers.splice(0).map((w) => (force ? w.close(true) : closeWithin(w, grace)))))],
       ['ingest queue', ingestQueue && (() => ingestQueue.close())],
@@ -166,6 +168,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       const st = pull.startStatusWorker();
       observeJobs(st, 'status', metrics);
       workers.push({ name: 'status', close: (f) => st.close(f), isRunning: () => st.isRunning() });
+      const ru = pull.rollup.startWorker();
+      observeJobs(ru, 'rollup', metrics);
+      workers.push({ name: 'rollup', close: (f) => ru.close(f), isRunning: () => ru.isRunning() });
       // BullMQ leaves a connection it was handed open: this one is closed with the worker below
       const ingestConnection = createRedis(config.redisUrl, {}, (err) => logger.debug({ err: err.message }, 'ingest worker Redis connection error'));
       ingest = createIngestWorker({
@@ -234,6 +239,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
       }));
       scheduler.start();
+      // settled dirty hours become rollup jobs where the schedules run (one job per device at a time)
+      started.rollupDispatcher = pull.rollup.startDispatcher();
       // online/offline is known from the start, not only after the first status slot
       if (config.schedules.status) {
         await pull.statusQueue.add('poll', {}, { jobId: `status|start|${Math.floor(now / 60_000)}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 } });
@@ -246,7 +253,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       heartbeat.start();
     }
 
-    const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue];
+    const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue, pull.rollup.queue as Queue];
     if (roles.has('webhook')) {
       started.ingestQueue = await openIngestQueue(config.redisUrl, config.prefix, logger);
       queues.push(started.ingestQueue.queue as Queue);

@@ -26,6 +26,7 @@ export const COMMANDS: Record<string, Loader> = {
   gaps: async () => (await import('./commands/gaps.js')).command,
   set: async () => (await import('./commands/set.js')).command,
   'dead-letters': async () => (await import('./commands/dead-letters.js')).command,
+  rollup: async () => (await import('./commands/rollup.js')).command,
   status: async () => (await import('./commands/status.js')).command,
   simulate: async () => (await import('./commands/simulate.js')).command,
 };

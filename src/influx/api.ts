@@ -7,6 +7,8 @@ export const MEASUREMENT = {
   data: 'device_data',
   status: 'device_status',
   setting: 'device_setting',
+  /** hourly rollups of `device_data`, written by src/rollup */
+  rollup: 'device_data_1h',
 } as const;
 
 export type Measurement = (typeof MEASUREMENT)[keyof typeof MEASUREMENT];

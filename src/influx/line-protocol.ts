@@ -117,16 +117,22 @@ export function encodeLine(measurement: string, escapedDevice: string, fields: A
   return `${line} ${time}`;
 }
 
+/** Which fields of a measurement are integers. */
+export interface IntegerFields {
+  has(field: string): boolean;
+}
+
 /**
- * Fields the schema stores as integers (the status code exactly as received); every other number
- * is a float. A value there that is not a whole number is refused rather than rounded.
+ * Fields the schema stores as integers (the status code exactly as received, the rollups' counts);
+ * every other number is a float. A value there that is not a whole number is refused rather than rounded.
  */
-export const INTEGER_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
+export const INTEGER_FIELDS: Readonly<Record<string, IntegerFields>> = {
   [MEASUREMENT.status]: new Set(['raw_status']),
+  [MEASUREMENT.rollup]: { has: (field) => field.endsWith('_count') },
 };
 
 /** A value in line protocol for a field of a measurement: `<n>i` for the schema's integer fields. */
-function encodeFor(integers: ReadonlySet<string> | undefined, name: string, value: FieldValue): string | { problem: string } {
+function encodeFor(integers: IntegerFields | undefined, name: string, value: FieldValue): string | { problem: string } {
   if (integers === undefined || typeof value !== 'number' || !integers.has(name)) return encodeValue(value);
   return Number.isSafeInteger(value) ? `${value}i` : { problem: `value ${value} is not a whole number (the schema stores "${name}" as integer)` };
 }

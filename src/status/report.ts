@@ -11,6 +11,7 @@ import type { InfluxQuery } from '../influx/query.js';
 import type { TokenUsage } from '../platform/token-budget.js';
 import type { Checkpoints } from '../sync/checkpoints.js';
 import type { PlatformNewestStore } from '../sync/quiet-check.js';
+import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -38,6 +39,8 @@ export interface StatusReport {
   token?: TokenUsage;
   deadLetters?: number;
   deadLetterBudget?: DeadLetterBudget;
+  /** dirty hours waiting for their rollup */
+  rollupBacklog?: RollupBacklog;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -51,6 +54,7 @@ export interface StatusSources {
   tokens: { usage(): Promise<TokenUsage> };
   deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
+  rollups?: Pick<DirtyHours, 'backlog'>;
   now?: () => number;
 }
 
@@ -120,5 +124,6 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       failedJobs: failedJobs?.get(d.id) ?? 0,
     });
   }
-  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, errors };
+  const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
+  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, errors };
 }

@@ -11,6 +11,8 @@ import { InfluxPointWriter } from '../influx/point-writer.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
 import { readRow } from '../platform/client.js';
 import type { DataRow, UnreadableRow } from '../platform/api.js';
+import { DirtyHours } from '../rollup/dirty-hours.js';
+import { markingWriter } from '../rollup/hour-marker.js';
 
 export function rowRetryHandler(options: { writer: Pick<InfluxPointWriter, 'write'>; timezone: string }): RetryHandler {
   return async (letter) => {
@@ -32,5 +34,7 @@ export function createRetryHandler(ctx: CommandContext): RetryHandler {
   const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
   const writer = new InfluxPointWriter({ ...ctx.config.influx, deadLetters: store, logger: ctx.log });
   ctx.onClose(() => writer.close());
-  return rowRetryHandler({ writer, timezone: ctx.config.timezone });
+  // the row's hour gets its rollup recomputed, like after any other write
+  const marked = markingWriter(writer, new DirtyHours({ redis: ctx.redis(), prefix: ctx.config.prefix }));
+  return rowRetryHandler({ writer: marked, timezone: ctx.config.timezone });
 }

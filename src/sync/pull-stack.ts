@@ -26,6 +26,8 @@ import { Checkpoints } from './checkpoints.js';
 import { GapFinder } from './gap-finder.js';
 import { RequestRate, rateLimitedPlatform } from './request-rate.js';
 import { PlatformNewestStore, QuietCheck } from './quiet-check.js';
+import { markingWriter } from '../rollup/hour-marker.js';
+import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';
 
 export interface PullStackOptions {
   config: Config;
@@ -42,6 +44,8 @@ export interface PullStackOptions {
   wrapWriter?: (writer: PointWriter) => PointWriter;
   /** a nightly or catch-up window was complete without a walk (the service counts it) */
   onQuietSkip?: () => void;
+  /** the clock of the dirty-hour set (tests inject one) */
+  rollupClock?: () => number;
 }
 
 export interface PullStack {
@@ -62,6 +66,8 @@ export interface PullStack {
   backfills: BackfillQueue;
   /** each device's newest platform time from the last currentDatapoints call */
   platformNewest: PlatformNewestStore;
+  /** hourly rollups: the dirty hours `writer` marks, their queue, worker and dispatcher */
+  rollup: RollupStack;
   /** starts a backfill worker on this process (closed by close()) */
   startBackfillWorker(overrides?: Partial<BackfillWorkerOptions>): BackfillWorker;
   startStatusWorker(): ReturnType<typeof createStatusWorker>;
@@ -81,8 +87,10 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const platform = (options.wrapPlatform ?? ((p) => p))(rateLimitedPlatform(client, rate));
   const deadLetters = new RedisDeadLetterStore(redis, config.prefix, { maxBytes: config.deadLetters.maxBytes });
   const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
-  const writer = (options.wrapWriter ?? ((w) => w))(influxWriter);
   const influx = createInfluxQuery(config.influx);
+  const rollup = createRollupStack({ redis, prefix: config.prefix, influx: config.influx, query: influx, writer: influxWriter, settleMs: config.rollupSettleMs, logger, now: options.rollupClock });
+  // every raw write, pulled or pushed, marks the hours it touched once InfluxDB acknowledged it
+  const writer = (options.wrapWriter ?? ((w) => w))(markingWriter(influxWriter, rollup.dirty));
   const gapFinder = new GapFinder({ query: influx });
   const connection = redis.options;
   const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
@@ -108,6 +116,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
     statusQueue,
     backfills,
     platformNewest,
+    rollup,
     startBackfillWorker(overrides = {}) {
       const w = createBackfillWorker({
         connection: { ...redis.options, maxRetriesPerRequest: null },
@@ -136,6 +145,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
     },
     async close() {
       await Promise.allSettled(workers.splice(0).map((w) => w.close()));
+      await rollup.close();
       rate.close();
       await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);
       await writer.close();

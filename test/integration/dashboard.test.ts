@@ -9,6 +9,10 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, influxQuery, INFLUX_URL } from '../helpers/services.js';
 import { dashboardCheck, panelTargets, specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
+import { RollupComputer } from '../../src/rollup/rollup-computer.js';
+import { createInfluxQuery } from '../../src/influx/query.js';
+import type { PointWriter } from '../../src/influx/api.js';
+import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed.json', ROOT), 'utf8'));
@@ -114,16 +118,25 @@ function dashboardQueries(): Query[] {
 type Series = Awaited<ReturnType<typeof influxQuery>>;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 const run = (q: string): Promise<Series> => influxQuery(db.name, q, INFLUX_URL);
-const byTitle = (title: string): Query => {
-  const found = dashboardQueries().find((q) => q.where.startsWith(`panel "${title}`) || q.where.startsWith(`annotation "${title}`));
-  if (!found) throw new Error(`dashboard has no panel "${title}"`);
+/** Every query of a panel (raw and rollup targets) or annotation. */
+const byTitle = (title: string): Query[] => {
+  const found = dashboardQueries().filter((q) => q.where.startsWith(`panel "${title}`) || q.where.startsWith(`annotation "${title}`));
+  if (!found.length) throw new Error(`dashboard has no panel "${title}"`);
   return found;
 };
+/** A rollup column as the raw one it stands for: `mean_x_mean` -> `mean_x`, `sum_x_count` -> `count_x`. */
+const asRaw = (column: string) => column.replace(/^(mean|last)_(.*)_(mean|last)$/, '$1_$2').replace(/^sum_(.*)_count$/, 'count_$1');
 
 beforeAll(async () => {
   db = await createTestDatabase('dashboard');
   const res = await fetch(`${db.url}/write?db=${encodeURIComponent(db.name)}&precision=ms`, { method: 'POST', body: points.map(lineProtocol).join('\n') });
   expect(res.status, await res.text()).toBe(204);
+  // the hourly rollups, computed by the real rollup code from the raw fixture
+  const influx = { url: db.url, api: 'v1' as const, bucket: db.name };
+  const writer: PointWriter = new InfluxPointWriter({ ...influx, deadLetters: { add: async () => 'x' } });
+  const computed = await new RollupComputer({ query: createInfluxQuery(influx), writer, canDelete: async () => true }).range(undefined, BASE, BASE + 6 * HOUR);
+  await writer.close();
+  expect(computed.points).toBe(2 * 6);
 });
 afterAll(async () => {
   await db?.drop();
@@ -144,7 +157,7 @@ describe('provisioning', () => {
     const ds = provisioned.datasources[0];
     expect(ds).toMatchObject({ uid: 'expeed-influxdb', type: 'influxdb', access: 'proxy', jsonData: { version: 'InfluxQL', httpMode: 'POST', httpHeaderName1: 'Authorization' } });
     expect(ds.secureJsonData.httpHeaderValue1).toBe('Token ${EXPEED_GRAFANA_INFLUX_TOKEN}');
-    expect(dashboardQueries().length).toBe(9);
+    expect(dashboardQueries().length).toBe(12);
   });
   test('the dashboard is well-formed for provisioning', () => {
     expect(dashboard).toMatchObject({ uid: 'expeed-devices', title: 'Expeed devices' });
@@ -174,6 +187,12 @@ describe.each(SELECTIONS)('every query runs and honours the selection: $name', (
   const chosen = (name: string, every: string[]) => (Array.isArray(sel.values[name]) ? (sel.values[name] as string[]) : every);
   test.each(dashboardQueries())('$where', async (q) => {
     const series = await run(interpolate(q.query, sel, FROM, NOW));
+    // a target for another resolution (raw below 1 h, rollups from 1 h up) answers nothing, by design
+    const gate = /\$__interval_ms (<|>=) (\d+)/.exec(q.query);
+    if (gate && !(gate[1] === '<' ? sel.intervalMs < Number(gate[2]) : sel.intervalMs >= Number(gate[2]))) {
+      expect(series, `${q.where} answered for an interval it is not meant for`).toEqual([]);
+      return;
+    }
     expect(series.length, `${q.where} returned nothing`).toBeGreaterThan(0);
     const devices = chosen('device', DEVICES);
     for (const s of series) {
@@ -182,7 +201,7 @@ describe.each(SELECTIONS)('every query runs and honours the selection: $name', (
       const ids = s.tags?.device_id !== undefined ? [s.tags.device_id] : s.values.map((r) => String(r[s.columns.indexOf('device_id')]));
       for (const id of ids) expect(devices).toContain(id);
       // aggregate columns are named <function>_<datapoint>: only chosen datapoints may appear
-      const aggregated = s.columns.filter((c) => /^(mean|last|count)_/.test(c)).map((c) => c.replace(/^[a-z]+_/, ''));
+      const aggregated = s.columns.map(asRaw).filter((c) => /^(mean|last|count)_/.test(c)).map((c) => c.replace(/^[a-z]+_/, ''));
       const variable = /last\(/.test(q.query) ? 'state' : 'field';
       for (const f of aggregated) expect(chosen(variable, FIELDS)).toContain(f);
     }
@@ -192,8 +211,8 @@ describe.each(SELECTIONS)('every query runs and honours the selection: $name', (
 describe('values match the fixture (All selected, 1h interval)', () => {
   const sel = SELECTIONS[0];
   const rows = async (title: string) => {
-    const series = await run(interpolate(byTitle(title).query, sel, FROM, NOW));
-    return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) }) as Record<string, any>));
+    const series = (await Promise.all(byTitle(title).map((q) => run(interpolate(q.query, sel, FROM, NOW))))).flat();
+    return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [asRaw(c), v[i]])) }) as Record<string, any>));
   };
   const hourly = (m: string, device: string, field: string) => {
     const buckets = new Map<number, Value[]>();
@@ -271,5 +290,16 @@ describe('values match the fixture (All selected, 1h interval)', () => {
     const perDevice = (d: string) => reports.filter((r) => r.device_id === d).reduce((n, r) => n + r.reports, 0);
     expect([perDevice('pump-01'), perDevice('meter_02'), perDevice('gw-03')]).toEqual([3, 1, 12]);
     expect(reports.filter((r) => r.device_id === 'gw-03' && r.time >= BASE).map((r) => r.reports)).toEqual([2, 2, 2, 2, 2, 2, 0]); // the current hour: nothing yet, a visible zero
+  });
+});
+
+describe('the source follows the interval: raw below one hour, hourly rollups from one hour up', () => {
+  const panels = ['Datapoints: mean', 'Datapoints: states', 'Values per hour'];
+  test.each(SELECTIONS.map((sel) => ({ name: sel.name, sel })))('$name', async ({ sel }) => {
+    for (const title of panels) {
+      const answered = [];
+      for (const q of byTitle(title)) if ((await run(interpolate(q.query, sel, FROM, NOW))).length) answered.push(/"device_data_1h"/.test(q.query) ? 'rollup' : 'raw');
+      expect(answered, title).toEqual([sel.intervalMs >= HOUR ? 'rollup' : 'raw']);
+    }
   });
 });

@@ -259,7 +259,7 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
           expect(values).toEqual([0]);
           break;
         case 'Queue jobs by state A': {
-          expect([...new Set(by('queue'))].sort()).toEqual(['backfill', 'ingest', 'status']);
+          expect([...new Set(by('queue'))].sort()).toEqual(['backfill', 'ingest', 'rollup', 'status']);
           expect(by('state')).not.toContain('completed');
           expect(new Set(by('state'))).toEqual(new Set(['active', 'delayed', 'failed', 'paused', 'prioritized', 'waiting', 'waiting-children']));
           expect(Math.min(...values)).toBeGreaterThanOrEqual(0);

@@ -73,7 +73,7 @@ describe('expeed-sync run', () => {
     const first = start();
     await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
     const ready = await (await fetch(`http://127.0.0.1:${port}/readyz`)).json();
-    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:ingest': 'ok', 'dead-letters': 'ok' } });
+    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:rollup': 'ok', 'worker:ingest': 'ok', 'dead-letters': 'ok' } });
     expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toEqual({ status: 'ok' });
 
     // Bull Board is behind basic auth
@@ -83,7 +83,7 @@ describe('expeed-sync run', () => {
     const right = { authorization: `Basic ${Buffer.from('ops:ops-password-123').toString('base64')}` };
     const board = await fetch(`http://127.0.0.1:${port}/admin/queues/api/queues`, { headers: right });
     expect(board.status).toBe(200);
-    expect(((await board.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort()).toEqual(['backfill', 'ingest', 'status']);
+    expect(((await board.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort()).toEqual(['backfill', 'ingest', 'rollup', 'status']);
 
     // part of the history is written, not all of it
     await until('some pull points', async () => ((await metric('expeed_points_written_total', '{source="pull"}')) ?? 0) > 300);

@@ -90,6 +90,8 @@ describe('loadConfig', () => {
     [{ EXPEED_TOKEN_COOLDOWN: '1h', EXPEED_TOKEN_COOLDOWN_MAX: '30m' }, 'EXPEED_TOKEN_COOLDOWN_MAX', 'not be shorter than EXPEED_TOKEN_COOLDOWN'],
     [{ EXPEED_UNKNOWN_CODE_RETRIES: '-1' }, 'EXPEED_UNKNOWN_CODE_RETRIES', 'between 0 and 20'],
     [{ EXPEED_SETTING_BODY: 'wrapped' }, 'EXPEED_SETTING_BODY', 'bare'],
+    [{ EXPEED_ROLLUP_SETTLE: 'soon' }, 'EXPEED_ROLLUP_SETTLE', 'duration'],
+    [{ EXPEED_ROLLUP_SETTLE: '0' }, 'EXPEED_ROLLUP_SETTLE', 'duration'],
   ])('%o is refused naming %s', (env, variable, problem) => {
     let error: unknown;
     try {
@@ -106,6 +108,11 @@ describe('loadConfig', () => {
   test('backfill start takes ISO times and durations', () => {
     expect(loadConfig({ EXPEED_BACKFILL_START: '7d' }, NOW).backfillStart).toBe(NOW - 7 * 86_400_000);
     expect(loadConfig({ EXPEED_BACKFILL_START: '2026-01-01T00:00:00Z' }, NOW).backfillStart).toBe(Date.UTC(2026, 0, 1));
+  });
+
+  test('the rollup settle delay defaults to 5 minutes', () => {
+    expect(loadConfig({}, NOW).rollupSettleMs).toBe(300_000);
+    expect(loadConfig({ EXPEED_ROLLUP_SETTLE: '30s' }, NOW).rollupSettleMs).toBe(30_000);
   });
 
   test('secrets are collected for redaction', () => {

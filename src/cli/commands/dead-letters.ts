@@ -12,7 +12,9 @@ import type { CommandContext } from '../context.js';
 import type { Command } from '../main.js';
 import type { DeadLetterKind } from '../../influx/api.js';
 import { InfluxPointWriter } from '../../influx/point-writer.js';
-import { pointRetryHandler } from '../../dead-letters/point-handler.js';
+import { pointOfLetter, pointRetryHandler } from '../../dead-letters/point-handler.js';
+import { DirtyHours } from '../../rollup/dirty-hours.js';
+import { touchedHours } from '../../rollup/hour-marker.js';
 import { RedisDeadLetterStore, type RetryHandler, type RetryHandlers } from '../../dead-letters/store.js';
 
 const USAGE = 'dead-letters list [--json] [--limit N] [--offset N] | retry [ID...] | drop ID...';
@@ -152,7 +154,15 @@ async function loadHandler(kind: DeadLetterKind, ctx: CommandContext): Promise<R
 export async function cliHandlers(ctx: CommandContext, store: RedisDeadLetterStore): Promise<RetryHandlers> {
   const writer = new InfluxPointWriter({ ...ctx.config.influx, deadLetters: store, logger: ctx.log });
   ctx.onClose(() => writer.close());
-  const handlers: RetryHandlers = { point: pointRetryHandler(writer) };
+  const retryPoint = pointRetryHandler(writer);
+  const dirty = new DirtyHours({ redis: ctx.redis(), prefix: ctx.config.prefix });
+  // a point written now changes its hour's rollup, like any other write
+  const handlers: RetryHandlers = {
+    point: async (letter) => {
+      await retryPoint(letter);
+      await dirty.mark(touchedHours([pointOfLetter(letter)]));
+    },
+  };
   for (const kind of Object.keys(HANDLER_MODULES) as DeadLetterKind[]) {
     const h = await loadHandler(kind, ctx);
     if (h) handlers[kind] = h;

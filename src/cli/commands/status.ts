@@ -54,6 +54,10 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
     out.push(`  cached token: ${k.tokenExpiresAt ? `expires ${t(k.tokenExpiresAt)}` : 'none'}`);
     if (k.cooldownUntil) out.push(`  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`);
   }
+  if (r.rollupBacklog) {
+    const b = r.rollupBacklog;
+    out.push('', `ROLLUPS  ${b.hours} hour(s) waiting${b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`}`);
+  }
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
   for (const [section, why] of Object.entries(r.errors)) out.push(`! ${section} could not be read: ${scrub(why)}`);
@@ -75,11 +79,12 @@ export const command: Command = {
       registry: stack.registry,
       checkpoints: stack.checkpoints,
       influx: stack.influx,
-      queues: [stack.backfillQueue, stack.statusQueue, ingest.queue],
+      queues: [stack.backfillQueue, stack.statusQueue, ingest.queue, stack.rollup.queue],
       backfillQueueName: QUEUE.backfill,
       tokens: stack.tokens,
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
+      rollups: stack.rollup.dirty,
     });
     if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(report), null, 2));
     else ctx.out(renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s)));

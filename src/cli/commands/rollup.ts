@@ -1,0 +1,84 @@
+import { all, one, parseArgs, UsageError } from '../args.js';
+import type { Command } from '../main.js';
+import { createPullStack } from '../../sync/pull-stack.js';
+import { parseInstant } from '../../sync/instant.js';
+import { formatLocalTime } from '../../platform/timestamp.js';
+import { MEASUREMENT } from '../../influx/api.js';
+import { influxIdent, influxString } from '../../influx/query.js';
+import { HOUR_MS, hourOf } from '../../rollup/dirty-hours.js';
+
+const USAGE = 'rollup [--device ID]... [--from T] [--to T]';
+
+/**
+ * Marks the range's hours dirty (as due at once) and runs a rollup worker and dispatcher here
+ * until none of them is dirty: the same path as the service's, so a rollup requested by hand never
+ * races one the service runs for the same device.
+ */
+export const command: Command = {
+  usage: USAGE,
+  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended and settled)',
+  async run(argv, ctx) {
+    const args = parseArgs(argv, { values: ['device', 'from', 'to'] });
+    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
+    const { config } = ctx;
+    const tz = config.timezone;
+    const toArg = one(args, 'to');
+    const fromArg = one(args, 'from');
+    // an hour still open (or not yet settled) is rolled up by the service once it is
+    const newest = hourOf(Date.now() - config.rollupSettleMs);
+    const to = Math.min(toArg === undefined ? newest : parseInstant(toArg, tz, '--to'), newest);
+    const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
+    ctx.onClose(() => stack.close());
+
+    let devices = all(args, 'device');
+    if (devices.length === 0) {
+      const tags = await stack.influx.rows(`SHOW TAG VALUES FROM ${influxIdent(MEASUREMENT.data)} WITH KEY = ${influxIdent('device_id')}`);
+      devices = tags.map((r) => String(r.value));
+      if (devices.length === 0) throw new Error(`no device has rows in ${MEASUREMENT.data} yet: nothing to roll up`);
+    }
+    const ranges = new Map<string, number[]>();
+    for (const id of devices) {
+      let from = fromArg === undefined ? undefined : parseInstant(fromArg, tz, '--from');
+      if (from === undefined) {
+        const first = await stack.influx.rows(`SELECT * FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(id)} ORDER BY time ASC LIMIT 1`);
+        if (first.length === 0) {
+          ctx.out(`${id}: no rows in ${MEASUREMENT.data}, skipped`);
+          continue;
+        }
+        from = first[0].time as number;
+      }
+      const hours: number[] = [];
+      for (let h = hourOf(from); h < to; h += HOUR_MS) hours.push(h);
+      if (hours.length === 0) {
+        ctx.out(`${id}: no ended and settled hour in the range (the newest is ${formatLocalTime(newest - HOUR_MS, tz)})`);
+        continue;
+      }
+      ranges.set(id, hours);
+      await stack.rollup.dirty.mark(new Map([[id, hours]]), { manual: true });
+      ctx.out(`${id}: ${hours.length} hour(s) from ${formatLocalTime(hours[0], tz)} to ${formatLocalTime(hours.at(-1)! + HOUR_MS, tz)}`);
+    }
+    if (ranges.size === 0) return 0;
+
+    const worker = stack.rollup.startWorker();
+    let failure: string | undefined;
+    worker.on('failed', (job, err) => {
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) failure = `device ${job.data.deviceId}: ${err.message}`;
+    });
+    stack.rollup.startDispatcher({ everyMs: 500 });
+    const total = [...ranges.values()].reduce((n, h) => n + h.length, 0);
+    let lastShown = 0;
+    for (;;) {
+      let left = 0;
+      for (const [id, hours] of ranges) left += await stack.rollup.dirty.count(id, hours);
+      if (left === 0) break;
+      if (failure) throw new Error(`rollup failed (its hours stay dirty and are retried by the service): ${failure}`);
+      if (Date.now() - lastShown >= 5000) {
+        ctx.out(`${total - left}/${total} hour(s) rolled up`);
+        lastShown = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    ctx.out(`${total}/${total} hour(s) rolled up into ${MEASUREMENT.rollup}`);
+    return 0;
+  },
+};

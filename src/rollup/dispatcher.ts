@@ -1,0 +1,80 @@
+/**
+ * Turns settled dirty hours into `rollup` jobs; runs where the scheduler runs. One job per device
+ * at a time (its job id is the device's), so two rollups of the same hour never race each other:
+ * a later one could otherwise finish first and be overwritten by an older answer. Jobs are removed
+ * when done or failed; the dirty set, not the queue, is what must be done — a lost job is
+ * dispatched again on the next tick.
+ */
+import type { Queue } from 'bullmq';
+import type { Logger } from '../log.js';
+import type { RollupJob } from '../queues.js';
+import type { DirtyHours } from './dirty-hours.js';
+
+export interface RollupDispatcherOptions {
+  dirty: Pick<DirtyHours, 'settled'>;
+  queue: Pick<Queue<RollupJob>, 'add'>;
+  /** an hour is due once ended and untouched this long, ms */
+  settleMs: number;
+  /** how often settled hours are looked for, ms (default 15 s) */
+  everyMs: number;
+  /** hours per job (default 744, a month: one job stays short) */
+  hoursPerJob: number;
+  /** settled hours read per tick (default 20000) */
+  scanLimit: number;
+  logger: Logger;
+}
+
+export const DEFAULT_ROLLUP_DISPATCHER: Pick<RollupDispatcherOptions, 'everyMs' | 'hoursPerJob' | 'scanLimit'> = {
+  everyMs: 15_000,
+  hoursPerJob: 744,
+  scanLimit: 20_000,
+};
+
+/** The job id of a device's rollup job (BullMQ refuses `:` in ids). */
+export function rollupJobId(deviceId: string): string {
+  return `rollup|${encodeURIComponent(deviceId)}`;
+}
+
+export class RollupDispatcher {
+  private readonly o: RollupDispatcherOptions;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<number>;
+
+  constructor(options: Omit<RollupDispatcherOptions, keyof typeof DEFAULT_ROLLUP_DISPATCHER> & Partial<RollupDispatcherOptions>) {
+    this.o = { ...DEFAULT_ROLLUP_DISPATCHER, ...options };
+  }
+
+  /** Queues a job for every device with settled hours (a no-op for a device whose job is queued or running). */
+  async tick(): Promise<number> {
+    const due = await this.o.dirty.settled(this.o.settleMs, this.o.scanLimit);
+    const byDevice = new Map<string, RollupJob['hours']>();
+    for (const d of due) {
+      const hours = byDevice.get(d.deviceId) ?? [];
+      if (hours.length < this.o.hoursPerJob) hours.push([d.hour, d.score]);
+      byDevice.set(d.deviceId, hours);
+    }
+    for (const [deviceId, hours] of byDevice) {
+      await this.o.queue.add('rollup', { deviceId, hours }, { jobId: rollupJobId(deviceId), removeOnComplete: true, removeOnFail: true, attempts: 3, backoff: { type: 'exponential', delay: 5000 } });
+    }
+    return byDevice.size;
+  }
+
+  start(): void {
+    const beat = () => {
+      if (this.running) return;
+      this.running = this.tick()
+        .catch((err: unknown) => {
+          this.o.logger.warn({ err: (err as Error).message }, 'rollup dispatch failed; trying again on the next tick');
+          return 0;
+        })
+        .finally(() => (this.running = undefined));
+    };
+    beat();
+    this.timer = setInterval(beat, this.o.everyMs);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+}

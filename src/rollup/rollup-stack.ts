@@ -1,0 +1,81 @@
+/**
+ * The rollup parts of one installation, built in one place: the dirty-hour set (marked by the
+ * writer decorator in pull-stack), the computer, the `rollup` queue, and on demand its worker
+ * (role `worker`) and its dispatcher (role `scheduler`).
+ */
+import { Queue, type Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { InfluxConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { PointWriter } from '../influx/api.js';
+import { detectInfluxApi } from '../influx/api-detect.js';
+import type { InfluxQuery } from '../influx/query.js';
+import { QUEUE, type RollupJob } from '../queues.js';
+import { createRollupWorker, type RollupJobResult, type RollupWorkerOptions } from '../../workers/rollup.js';
+import { DirtyHours } from './dirty-hours.js';
+import { RollupComputer } from './rollup-computer.js';
+import { RollupDispatcher, type RollupDispatcherOptions } from './dispatcher.js';
+
+export interface RollupStackOptions {
+  redis: Redis;
+  prefix: string;
+  influx: Pick<InfluxConfig, 'url' | 'api'>;
+  query: InfluxQuery;
+  /** the unmarked writer: rollups are not raw rows */
+  writer: Pick<PointWriter, 'write'>;
+  settleMs: number;
+  logger: Logger;
+  /** the dirty set's clock (tests inject one) */
+  now?: () => number;
+}
+
+export interface RollupStack {
+  dirty: DirtyHours;
+  computer: RollupComputer;
+  queue: Queue<RollupJob>;
+  startWorker(overrides?: Partial<RollupWorkerOptions>): Worker<RollupJob, RollupJobResult>;
+  startDispatcher(overrides?: Partial<RollupDispatcherOptions>): RollupDispatcher;
+  /** dispatcher, workers, then the queue */
+  close(): Promise<void>;
+}
+
+export function createRollupStack(o: RollupStackOptions): RollupStack {
+  const dirty = new DirtyHours({ redis: o.redis, prefix: o.prefix, ...(o.now ? { now: o.now } : {}) });
+  let v1: Promise<boolean> | undefined;
+  const canDelete = (): Promise<boolean> => {
+    if (o.influx.api !== 'auto') return Promise.resolve(o.influx.api === 'v1');
+    v1 ??= detectInfluxApi({ url: o.influx.url }).then(
+      (d) => d.api === 'v1',
+      (err) => {
+        v1 = undefined;
+        throw err;
+      },
+    );
+    return v1;
+  };
+  const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete });
+  const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: o.redis.options, prefix: o.prefix });
+  const workers: Array<{ close(): Promise<void> }> = [];
+  const dispatchers: RollupDispatcher[] = [];
+  return {
+    dirty,
+    computer,
+    queue,
+    startWorker(overrides = {}) {
+      const w = createRollupWorker({ connection: { ...o.redis.options, maxRetriesPerRequest: null }, prefix: o.prefix, computer, dirty, logger: o.logger, ...overrides });
+      workers.push(w);
+      return w;
+    },
+    startDispatcher(overrides = {}) {
+      const d = new RollupDispatcher({ dirty, queue, settleMs: o.settleMs, logger: o.logger, ...overrides });
+      d.start();
+      dispatchers.push(d);
+      return d;
+    },
+    async close() {
+      await Promise.allSettled(dispatchers.splice(0).map((d) => d.close()));
+      await Promise.allSettled(workers.splice(0).map((w) => w.close()));
+      await queue.close();
+    },
+  };
+}
