@@ -14,7 +14,7 @@ import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, St
 export type ScheduleName = keyof SchedulesConfig;
 
 export interface SchedulerOptions {
-  redis: Pick<Redis, 'set' | 'get' | 'hset' | 'hgetall' | 'hdel'>;
+  redis: Pick<Redis, 'set' | 'get' | 'eval' | 'hgetall' | 'hdel'>;
   prefix: string;
   /** IANA zone the cron expressions are read in (EXPEED_TIMEZONE) */
   timezone: string;

@@ -13,10 +13,17 @@ export const DEFAULT_STATUS_SLOT = {
   chunkSize: 100,
 };
 
+// pushes are ingested concurrently: an older arrival must not overwrite a newer one
+const RECORD_NEWER = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur or tonumber(cur) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+`;
+
 /** `<prefix>:status:pushed`: device id -> epoch ms of its newest msg_type 1 push (one hash, one HGETALL a slot). */
 export class StatusPushLog {
   constructor(
-    private readonly redis: Pick<Redis, 'hset' | 'hgetall' | 'hdel'>,
+    private readonly redis: Pick<Redis, 'eval' | 'hgetall' | 'hdel'>,
     private readonly prefix: string,
   ) {}
 
@@ -25,7 +32,7 @@ export class StatusPushLog {
   }
 
   async record(deviceId: string, at: number): Promise<void> {
-    await this.redis.hset(this.key, deviceId, String(at));
+    await this.redis.eval(RECORD_NEWER, 1, this.key, deviceId, String(at));
   }
 
   /** drops ids no longer (or never) registered, so pushes with invented ids do not grow the hash */

@@ -124,6 +124,8 @@ describe('status polls at scale', () => {
     });
     await ingestor.ingest({ msgType: 1, receivedAt: base - 60_000, body: { device_id: 'p-1', device_status: 0 } });
     await ingestor.ingest({ msgType: 1, receivedAt: base - 301_000, body: { device_id: 'p-2', device_status: 0 } });
+    // an older push ingested later (jobs run concurrently) does not hide the newer arrival
+    await ingestor.ingest({ msgType: 1, receivedAt: base - 900_000, body: { device_id: 'p-1', device_status: 0 } });
     const r = await scheduler({ statusIntervalMs: 300_000 }).fire('status', new Date(base));
     expect(r.jobs).toBe(1);
     expect(await polledIds()).toEqual(['p-2', 'p-3', 'p-4', 'p-5']);
