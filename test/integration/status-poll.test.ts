@@ -5,6 +5,7 @@ import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../../src/sync/scheduler.js';
 import { StatusPushLog } from '../../src/sync/status-slot.js';
 import { Ingestor } from '../../src/sync/ingest.js';
+import { StatusPoller } from '../../src/sync/status-poll.js';
 import { createStatusWorker } from '../../workers/status.js';
 import type { PlatformClient } from '../../src/platform/api.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
@@ -97,6 +98,24 @@ describe('status polls at scale', () => {
     const rows = await influxRows(db.name, `SELECT online, source FROM device_status WHERE time >= ${(slot.slot - HOUR) * 1e6} GROUP BY device_id`);
     expect(rows.map((r) => r.device_id).sort()).toEqual(DEVICES.map((d) => d.id));
   }, 30_000);
+
+  test('a job polls its devices concurrently, up to its bound', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const counting: Pick<PlatformClient, 'deviceStatus'> = {
+      deviceStatus: async (d, o) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await stack.platform.deviceStatus(d, o);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const result = await new StatusPoller({ platform: counting, writer: stack.writer, registry: stack.registry, concurrency: 3 }).poll({ deviceIds: DEVICES.map((d) => d.id) });
+    expect(result.polled).toBe(5);
+    expect(most).toBe(3);
+  });
 
   test('a slot is skipped (and counted) while the previous slot is still being polled', async () => {
     const s = scheduler();
