@@ -236,15 +236,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           },
         },
         backfillStart: config.backfillStart,
+        statusRatePerSecond: config.platformRateLimit,
+        onStatusSkipped: () => metrics.statusSlotsSkipped.inc(),
         logger,
       }));
       scheduler.start();
       // settled dirty hours become rollup jobs where the schedules run (one job per device at a time)
       started.rollupDispatcher = pull.rollup.startDispatcher();
-      // online/offline is known from the start, not only after the first status slot
-      if (config.schedules.status) {
-        await pull.statusQueue.add('poll', {}, { jobId: `status|start|${Math.floor(now / 60_000)}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 } });
-      }
+      // online/offline is known from the start, not only after the first status slot; the minute is
+      // the slot, so scheduler processes starting together make one poll
+      if (config.schedules.status) await scheduler.fire('status', new Date(Math.floor(now / 60_000) * 60_000));
       logger.info({ schedules: scheduler.active(), timezone: config.timezone }, 'scheduler started');
     }
     // after catch-up has read the previous beat

@@ -13,6 +13,7 @@ import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type I
 import { PointBatcher, type PointBatcherOptions } from '../src/sync/point-batcher.js';
 import { expireSettings } from '../src/settings/send-setting.js';
 import type { PendingSettingsStore } from '../src/settings/pending-store.js';
+import { StatusPushLog } from '../src/sync/status-slot.js';
 
 export interface IngestWorkerOptions {
   /** a blocking-capable connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking reads */
@@ -74,6 +75,7 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     pushOnlineCode: o.pushOnlineCode,
     logger: o.logger,
     now: o.now,
+    statusPushes: new StatusPushLog(o.connection, o.prefix),
   });
 
   const one = async (push: IngestJob): Promise<IngestResult> => {

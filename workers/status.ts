@@ -1,6 +1,7 @@
 /**
  * The `status` queue's processor: polls `device_status` for the job's devices (all by default) and
- * writes it with `source` = `poll`. A spent token budget delays the job until the reset.
+ * writes it with `source` = `poll`. A spent token budget delays the job until the reset. A job that
+ * failed for some devices is retried for those devices only (its data is narrowed before the retry).
  */
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from '../src/log.js';
@@ -8,7 +9,7 @@ import { QUEUE, type StatusJob } from '../src/queues.js';
 import type { PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import type { DeviceRegistry } from '../src/devices/registry.js';
-import { StatusPoller, type StatusPollResult } from '../src/sync/status-poll.js';
+import { StatusBudgetError, StatusPollError, StatusPoller, type StatusPollResult } from '../src/sync/status-poll.js';
 import { budgetResetsAt, failureFacts, messageOf } from '../src/sync/failure.js';
 import { rateLimitedPlatform, type RequestRate } from '../src/sync/request-rate.js';
 
@@ -24,15 +25,17 @@ export interface StatusWorkerOptions {
   clock: () => number;
   /** the time written on polled status points (default Date.now) */
   now: () => number;
+  /** devices one job polls at once (bounded further by the shared request rate) */
+  pollConcurrency: number;
   autorun: boolean;
 }
 
-export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 'autorun'> = { clock: Date.now, now: Date.now, autorun: true };
+export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 'autorun' | 'pollConcurrency'> = { clock: Date.now, now: Date.now, autorun: true, pollConcurrency: 8 };
 
 export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof DEFAULT_STATUS_WORKER> & Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult> {
   const o: StatusWorkerOptions = { ...DEFAULT_STATUS_WORKER, ...input };
   const platform = o.rate ? rateLimitedPlatform(o.platform as PlatformClient, o.rate) : o.platform;
-  const poller = new StatusPoller({ platform, writer: o.writer, registry: o.registry, now: o.now });
+  const poller = new StatusPoller({ platform, writer: o.writer, registry: o.registry, now: o.now, concurrency: o.pollConcurrency });
   const log = o.logger.child({ queue: QUEUE.status });
 
   async function process(job: Job<StatusJob, StatusPollResult>, token?: string): Promise<StatusPollResult> {
@@ -42,7 +45,10 @@ export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof
       if (result.skipped) log.warn({ skipped: result.skipped.devices, until: new Date(result.skipped.until).toISOString(), reason: result.skipped.reason }, 'status poll skipped: token calls are paused');
       return result;
     } catch (err) {
-      const resetsAt = budgetResetsAt(err);
+      // the retry (or the delayed run) polls only the devices still owed a poll, not the whole job
+      if (err instanceof StatusPollError) await job.updateData({ ...job.data, deviceIds: err.failures.map((f) => f.deviceId) });
+      if (err instanceof StatusBudgetError) await job.updateData({ ...job.data, deviceIds: err.remaining });
+      const resetsAt = err instanceof StatusBudgetError ? err.resetsAt : budgetResetsAt(err);
       if (resetsAt !== undefined && token) {
         await job.moveToDelayed(Date.now() + Math.max(0, resetsAt - o.clock()), token);
         throw new DelayedError();

@@ -22,6 +22,7 @@ export interface Metrics {
   jobDuration: Histogram<'queue' | 'outcome'>;
   /** nightly/catch-up windows complete without a walk: currentDatapoints showed nothing new */
   walksSkipped: Counter;
+  statusSlotsSkipped: Counter;
   /** set by the scrape-time collectors */
   tokenCallsToday: Gauge;
   tokenBudget: Gauge;
@@ -54,6 +55,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     gapsFound: new Counter({ name: 'expeed_gaps_found_total', help: 'Gaps found in InfluxDB per device', labelNames: ['device_id'], registers: r }),
     jobDuration: new Histogram({ name: 'expeed_job_seconds', help: 'BullMQ job durations by queue and outcome', labelNames: ['queue', 'outcome'], buckets: [0.01, 0.05, 0.25, 1, 5, 15, 60, 300, 1800], registers: r }),
     walksSkipped: new Counter({ name: 'expeed_walks_skipped_total', help: 'Nightly and catch-up windows marked complete without a history walk (currentDatapoints showed no newer row)', registers: r }),
+    statusSlotsSkipped: new Counter({ name: 'expeed_status_slots_skipped_total', help: 'Status poll slots skipped because the previous slot\'s poll was still running', registers: r }),
     tokenCallsToday: new Gauge({ name: 'expeed_token_calls_today', help: 'Token endpoint calls made this platform day', registers: r }),
     tokenBudget: new Gauge({ name: 'expeed_token_daily_limit', help: 'Token endpoint calls allowed per platform day', registers: r }),
     tokenRefreshes: new Counter({ name: 'expeed_token_refreshes_total', help: 'Token refreshes made by this process', registers: r }),

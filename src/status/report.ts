@@ -30,10 +30,31 @@ export interface DeviceStatusRow {
   failure?: { code: number; message: string; at: number };
   /** failed backfill jobs of this device kept in the queue */
   failedJobs: number;
+  /** see deviceState */
+  state: DeviceState;
+}
+
+/**
+ * failing: the platform refused it (registry mark) or backfill jobs of it failed; never synced: no
+ * checkpoint and no data yet; stale: its checkpoint (or, without one, its newest data) is older
+ * than `staleAfterMs` (default 2 x the nightly interval: the nightly run is not keeping up).
+ */
+export type DeviceState = 'ok' | 'failing' | 'stale' | 'never synced';
+export const DEVICE_STATES: readonly DeviceState[] = ['ok', 'failing', 'stale', 'never synced'];
+
+export function deviceState(d: Omit<DeviceStatusRow, 'state'>, now: number, staleAfterMs: number): DeviceState {
+  if (d.failure || d.failedJobs > 0) return 'failing';
+  const synced = d.checkpoint ?? d.lastDataAt;
+  if (synced === undefined) return 'never synced';
+  return now - synced > staleAfterMs ? 'stale' : 'ok';
 }
 
 export interface StatusReport {
   at: number;
+  /** devices by state; every device is counted once */
+  summary: Record<DeviceState, number>;
+  /** the age past which a device is stale, ms */
+  staleAfterMs: number;
   devices: DeviceStatusRow[];
   queues: Record<string, Record<string, number>>;
   token?: TokenUsage;
@@ -56,7 +77,12 @@ export interface StatusSources {
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
   now?: () => number;
+  /** default DEFAULT_STALE_AFTER_MS */
+  staleAfterMs?: number;
 }
+
+/** 2 x the default nightly interval (one day) */
+export const DEFAULT_STALE_AFTER_MS = 2 * 86_400_000;
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -107,11 +133,13 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
   ]);
   const deadLetterBudget = src.deadLetters.budget ? await guard('dead letters', () => src.deadLetters.budget!()) : undefined;
+  const at = (src.now ?? Date.now)();
+  const staleAfterMs = src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const rows: DeviceStatusRow[] = [];
   for (const d of devices ?? []) {
     const status = lastStatus?.get(d.id);
     const checkpoint = await guard('checkpoints', () => src.checkpoints.get(d.id));
-    rows.push({
+    const row: Omit<DeviceStatusRow, 'state'> = {
       id: d.id,
       name: d.name,
       online: typeof status?.online === 'boolean' ? status.online : undefined,
@@ -122,8 +150,11 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       checkpoint: checkpoint?.upTo,
       failure: d.failure,
       failedJobs: failedJobs?.get(d.id) ?? 0,
-    });
+    };
+    rows.push({ ...row, state: deviceState(row, at, staleAfterMs) });
   }
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
-  return { at: (src.now ?? Date.now)(), devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, errors };
+  const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
+  for (const r of rows) summary[r.state]++;
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, errors };
 }

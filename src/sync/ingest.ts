@@ -83,6 +83,8 @@ export interface IngestorOptions {
   /** how long a device id stays known to this process before the registry is asked again, ms (default 60 s) */
   registryCacheMs: number;
   now: () => number;
+  /** where msg_type 1 arrival times go, so the status poll can leave those devices out */
+  statusPushes?: { record(deviceId: string, at: number): Promise<void> };
 }
 
 export const DEFAULT_INGESTOR_OPTIONS = { registryCacheMs: 60_000, now: Date.now };
@@ -106,6 +108,7 @@ export class Ingestor {
       case 1: {
         const registered = await this.register(job.body.device_id, job.body.device_key);
         await this.options.writer.write([statusPoint(job.body, job.receivedAt, this.options.pushOnlineCode)], { source: PUSH_SOURCE });
+        await this.options.statusPushes?.record(job.body.device_id, job.receivedAt);
         return { points: 1, registered };
       }
       case 2: {

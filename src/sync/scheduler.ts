@@ -9,11 +9,12 @@ import type { BackfillQueue } from './backfill-queue.js';
 import type { Checkpoints } from './checkpoints.js';
 import type { GapFinder } from './gap-finder.js';
 import { messageOf } from './failure.js';
+import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
 export type ScheduleName = keyof SchedulesConfig;
 
 export interface SchedulerOptions {
-  redis: Pick<Redis, 'set'>;
+  redis: Pick<Redis, 'set' | 'get' | 'eval' | 'hgetall' | 'hdel'>;
   prefix: string;
   /** IANA zone the cron expressions are read in (EXPEED_TIMEZONE) */
   timezone: string;
@@ -21,7 +22,7 @@ export interface SchedulerOptions {
   registry: Pick<DeviceRegistry, 'list'>;
   checkpoints: Pick<Checkpoints, 'get'>;
   backfills: Pick<BackfillQueue, 'enqueue'>;
-  statusQueue: Pick<Queue<StatusJob>, 'add'>;
+  statusQueue: Pick<Queue<StatusJob>, 'addBulk' | 'getJobCounts'>;
   gapFinder: Pick<GapFinder, 'scan'>;
   /** where a device without a checkpoint starts (EXPEED_BACKFILL_START) */
   backfillStart: number;
@@ -30,9 +31,22 @@ export interface SchedulerOptions {
   gapLookbackMs: number;
   /** and leaves out the newest ms, which pushes and the nightly run may still fill (default 10 min) */
   gapSettleMs: number;
+  /** platform requests a second (EXPEED_RATE_LIMIT): how many devices one status slot can poll */
+  statusRatePerSecond: number;
+  /** devices per status job */
+  statusChunkSize: number;
+  /** the status interval; default: the shortest gap between runs of the status cron expression */
+  statusIntervalMs?: number;
+  /** a status slot was skipped because the previous slot's poll still runs (expeed_status_slots_skipped_total) */
+  onStatusSkipped?: () => void;
 }
 
-export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSettleMs'> = { gapLookbackMs: 86_400_000, gapSettleMs: 10 * 60_000 };
+export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSettleMs' | 'statusRatePerSecond' | 'statusChunkSize'> = {
+  gapLookbackMs: 86_400_000,
+  gapSettleMs: 10 * 60_000,
+  statusRatePerSecond: 20,
+  statusChunkSize: DEFAULT_STATUS_SLOT.chunkSize,
+};
 
 export interface SlotResult {
   schedule: ScheduleName;
@@ -46,6 +60,8 @@ export interface Scheduler {
   start(): void;
   /** what one schedule slot does; cron calls it, tests and the CLI may too */
   fire(schedule: ScheduleName, at: Date): Promise<SlotResult>;
+  /** whether the rate can poll the whole fleet within one status interval, and if not how many slots a round takes */
+  statusCapacity(): Promise<StatusCapacity | undefined>;
   /** the schedules running (an empty expression disables one) */
   active(): ScheduleName[];
   close(): Promise<void>;
@@ -75,9 +91,48 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     return jobs;
   }
 
+  const pushes = new StatusPushLog(o.redis, o.prefix);
+  const cursorKey = redisKey(o.prefix, 'status', 'cursor');
+  const intervalMs = (): number | undefined => o.statusIntervalMs ?? (o.schedules.status ? cronIntervalMs(o.schedules.status, o.timezone) : undefined);
+
+  async function capacity(): Promise<StatusCapacity | undefined> {
+    const every = intervalMs();
+    return every === undefined ? undefined : statusCapacity((await o.registry.list()).length, o.statusRatePerSecond, every);
+  }
+
   async function status(slot: number): Promise<number> {
-    await o.statusQueue.add('poll', {}, { jobId: `status|${slot}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 }, attempts: 3, backoff: { type: 'exponential', delay: 5000 } });
-    return 1;
+    // the previous slot's chunks (or their retries, or a poll delayed to the budget reset) still run
+    const counts = await o.statusQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused', 'waiting-children');
+    const pending = Object.values(counts).reduce((a, b) => a + b, 0);
+    if (pending > 0) {
+      o.onStatusSkipped?.();
+      o.logger.warn({ slot: new Date(slot).toISOString(), pending }, 'status slot skipped: the previous poll is still running');
+      return 0;
+    }
+    const devices = await o.registry.list();
+    const every = intervalMs() ?? 5 * 60_000;
+    const cap = statusCapacity(devices.length, o.statusRatePerSecond, every);
+    const pushedAt = await pushes.all();
+    await pushes.prune(new Set(devices.map((d) => d.id)), pushedAt.keys());
+    const plan = planStatusSlot({
+      deviceIds: devices.map((d) => d.id),
+      pushedAt,
+      slot,
+      intervalMs: every,
+      perInterval: cap.perInterval,
+      chunkSize: o.statusChunkSize,
+      cursor: (await o.redis.get(cursorKey)) ?? undefined,
+    });
+    if (plan.cursor !== undefined) await o.redis.set(cursorKey, plan.cursor);
+    await o.statusQueue.addBulk(
+      plan.chunks.map((deviceIds, i) => ({
+        name: 'poll',
+        data: { deviceIds },
+        opts: { jobId: `status|${slot}|${i}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 }, attempts: 3, backoff: { type: 'exponential', delay: 5000 } },
+      })),
+    );
+    if (plan.pushed || plan.deferred) o.logger.info({ chunks: plan.chunks.length, pushed: plan.pushed, deferred: plan.deferred }, 'status slot: devices left out (fresh push, or round-robin)');
+    return plan.chunks.length;
   }
 
   async function gaps(slot: number): Promise<number> {
@@ -109,6 +164,7 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
 
   return {
     fire,
+    statusCapacity: capacity,
     active: () => tasks.map((t) => t.name),
     start() {
       if (tasks.length) return;
@@ -126,6 +182,18 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
           { timezone: o.timezone, name: `expeed-${name}`, noOverlap: true },
         );
         tasks.push({ name, task });
+      }
+      if (o.schedules.status) {
+        capacity()
+          .then((c) => {
+            if (c && c.slotsPerRound > 1) {
+              o.logger.warn(
+                { ...c, intervalSeconds: c.intervalMs / 1000 },
+                `status poll: ${c.devices} devices cannot be polled within one interval at ${c.ratePerSecond} requests/s (${c.perInterval} calls per ${c.intervalMs / 1000} s); polling round-robin, every device at least every ${c.slotsPerRound} intervals`,
+              );
+            }
+          })
+          .catch((err) => o.logger.warn({ err: messageOf(err) }, 'status poll capacity could not be checked'));
       }
     },
     async close() {

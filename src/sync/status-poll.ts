@@ -9,7 +9,11 @@ export interface StatusPollOptions {
   writer: Pick<PointWriter, 'write'>;
   registry: Pick<DeviceRegistry, 'list' | 'markFailure' | 'clearFailure'>;
   now?: () => number;
+  /** devices of one job polled at once; the shared request rate still bounds the calls a second */
+  concurrency?: number;
 }
+
+export const DEFAULT_STATUS_POLL = { concurrency: 8 };
 
 export interface StatusPollResult {
   polled: number;
@@ -20,12 +24,28 @@ export interface StatusPollResult {
   skipped?: { devices: number; until: number; reason: string };
 }
 
-/** A poll that reached some devices but not others for a reason a retry can fix. */
+/**
+ * A poll that reached some devices but not others for a reason a retry can fix. `failures` names
+ * only those devices: the retry polls them and nothing else.
+ */
 export class StatusPollError extends Error {
   readonly retryable = true;
   constructor(readonly failures: Array<{ deviceId: string; reason: string }>) {
     super(`status poll failed for ${failures.length} device(s), retryable: ${failures.map((f) => `${f.deviceId}: ${f.reason}`).join('; ')}`);
     this.name = 'StatusPollError';
+  }
+}
+
+/** The token budget ran out mid-poll; `remaining` are the devices not polled yet. */
+export class StatusBudgetError extends Error {
+  readonly retryable = true;
+  constructor(
+    readonly budgetError: unknown,
+    readonly resetsAt: number,
+    readonly remaining: string[],
+  ) {
+    super(`status poll stopped: ${messageOf(budgetError)} (${remaining.length} device(s) left)`);
+    this.name = 'StatusBudgetError';
   }
 }
 
@@ -35,9 +55,11 @@ export class StatusPollError extends Error {
  */
 export class StatusPoller {
   private readonly now: () => number;
+  private readonly concurrency: number;
 
   constructor(private readonly options: StatusPollOptions) {
     this.now = options.now ?? Date.now;
+    this.concurrency = Math.max(1, options.concurrency ?? DEFAULT_STATUS_POLL.concurrency);
   }
 
   async poll(job: StatusJob, signal?: AbortSignal): Promise<StatusPollResult> {
@@ -47,25 +69,33 @@ export class StatusPoller {
     const points: SinkPoint[] = [];
     const result: StatusPollResult = { polled: 0, online: 0, refused: [] };
     const retryLater: Array<{ deviceId: string; reason: string }> = [];
-    for (const [i, d] of devices.entries()) {
+    const done = new Set<string>();
+    let budget: { err: unknown; resetsAt: number } | undefined;
+    let cooldown: { until: number; reason: string } | undefined;
+    let next = 0;
+
+    const pollOne = async (d: (typeof devices)[number]): Promise<void> => {
       try {
         const status = await platform.deviceStatus({ id: d.id, key: d.key }, { signal });
         points.push({ measurement: MEASUREMENT.status, deviceId: d.id, time: this.now(), fields: { online: status.online, raw_status: status.raw, source: 'poll' } });
         result.polled++;
         if (status.online) result.online++;
+        done.add(d.id);
         if (d.failure) await registry.clearFailure(d.id);
       } catch (err) {
-        // a spent budget stops the whole poll: the worker delays the job until the reset
-        if (budgetResetsAt(err) !== undefined) {
-          if (points.length) await writer.write(points, { source: 'poll', signal });
-          throw err;
+        const resetsAt = budgetResetsAt(err);
+        // a spent budget stops the whole poll: no lane starts another device
+        if (resetsAt !== undefined) {
+          budget ??= { err, resetsAt };
+          return;
         }
         // a token cool-down: the next scheduled poll tries again; retrying this one cannot help
         const until = cooldownUntil(err);
         if (until !== undefined) {
-          result.skipped = { devices: devices.length - i, until, reason: messageOf(err) };
-          break;
+          cooldown ??= { until, reason: messageOf(err) };
+          return;
         }
+        done.add(d.id);
         const facts = failureFacts(err);
         // (an undocumented code or a token problem says nothing about the device: the poll is retried)
         if (facts.retryable || !facts.marksDevice) retryLater.push({ deviceId: d.id, reason: messageOf(err) });
@@ -74,8 +104,18 @@ export class StatusPoller {
           result.refused.push({ deviceId: d.id, reason: messageOf(err) });
         }
       }
-    }
+    };
+    const lane = async (): Promise<void> => {
+      while (!budget && !cooldown && next < devices.length) await pollOne(devices[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, devices.length) }, lane));
+
     if (points.length) await writer.write(points, { source: 'poll', signal });
+    if (budget) {
+      const remaining = devices.filter((d) => !done.has(d.id)).map((d) => d.id).concat(retryLater.map((f) => f.deviceId));
+      throw new StatusBudgetError(budget.err, budget.resetsAt, remaining);
+    }
+    if (cooldown) result.skipped = { devices: devices.length - done.size, ...cooldown };
     if (retryLater.length) throw new StatusPollError(retryLater);
     return result;
   }

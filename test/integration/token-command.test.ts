@@ -113,7 +113,7 @@ describe('expeed-sync token', () => {
     const { renderStatus } = await import('../../src/cli/commands/status.js');
     const at = Date.UTC(2024, 4, 1, 14);
     const token = { day: '2024-05-01', calls: 3, limit: 200, reserve: 10, resetsAt: Date.UTC(2024, 4, 1, 16), refreshing: false };
-    const report = { at, devices: [], queues: {}, deadLetters: 0, errors: {} };
+    const report = { at, summary: { ok: 0, failing: 0, stale: 0, 'never synced': 0 }, staleAfterMs: 2 * 86_400_000, devices: [], queues: {}, deadLetters: 0, errors: {} };
     const paused = renderStatus({ ...report, token: { ...token, cooldownUntil: at + 900_000, cooldownKind: 'token', cooldownReason: 'code 1 "token过期" for a token that had never worked' } }, 'Asia/Shanghai', (x) => x);
     expect(paused).toContain(
       '  COOL-DOWN: no token calls until 2024-05-01 22:15:00 Asia/Shanghai — the platform rejected a freshly fetched access token (the pause doubles while that repeats): code 1 "token过期" for a token that had never worked',

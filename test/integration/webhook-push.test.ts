@@ -50,6 +50,9 @@ describe('pushes from the simulator land in InfluxDB', () => {
     }
     const device = await s.registry.get('dev-a');
     expect(device).toMatchObject({ id: 'dev-a', key: 'key-a', origin: 'push' });
+    // the status poll leaves out devices pushed within its interval: the arrival of the last push is kept
+    const pushedAt = Number(await s.redis.hget(`${s.prefix}:status:pushed`, 'dev-a'));
+    expect(pushedAt).toBe(Math.max(...points.map((p) => p.time as number)));
   });
 
   test('msg_type 2 rows land with exact values and times', async () => {

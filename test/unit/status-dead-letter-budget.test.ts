@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { renderStatus } from '../../src/cli/commands/status.js';
 import type { StatusReport } from '../../src/status/report.js';
 
-const base: StatusReport = { at: Date.UTC(2026, 11, 2), devices: [], queues: {}, deadLetters: 3, errors: {} };
+const base: StatusReport = { at: Date.UTC(2026, 11, 2), summary: { ok: 0, failing: 0, stale: 0, 'never synced': 0 }, staleAfterMs: 2 * 86_400_000, devices: [], queues: {}, deadLetters: 3, errors: {} };
 
 describe('status: the dead-letter budget line', () => {
   test('shows what is used of the budget', () => {

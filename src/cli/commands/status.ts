@@ -1,8 +1,9 @@
-import { flag, parseArgs, UsageError } from '../args.js';
+import { flag, one, parseArgs, UsageError } from '../args.js';
 import { describeBudget } from '../../dead-letters/budget-report.js';
 import type { Command } from '../main.js';
 import { createPullStack } from '../../sync/pull-stack.js';
-import { gatherStatus, type StatusReport } from '../../status/report.js';
+import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
+import { cronIntervalMs } from '../../sync/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { QUEUE } from '../../queues.js';
 import { openIngestQueue } from '../../webhook/server.js';
@@ -18,19 +19,40 @@ function ago(at: number | undefined, now: number): string {
   return `${Math.round(s / 86_400)}d ago`;
 }
 
-/** The one screen an operator reads at a glance. */
-export function renderStatus(r: StatusReport, timezone: string, scrub: (s: string) => string): string {
+export interface StatusView {
+  /** every device, not only those with problems */
+  all?: boolean;
+  /** this device only */
+  device?: string;
+}
+
+function days(ms: number): string {
+  return ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${Math.round(ms / 3_600_000)}h`;
+}
+
+/**
+ * The one screen an operator reads at a glance: a summary of devices by state, then only the
+ * devices with problems (thousands of healthy devices would bury them), queues, token budget.
+ */
+export function renderStatus(r: StatusReport, timezone: string, scrub: (s: string) => string, view: StatusView = {}): string {
   const out: string[] = [];
   const t = (ms: number | undefined) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
   out.push(`expeed-sync status at ${t(r.at)} (${timezone})`, '');
   out.push(`DEVICES (${r.devices.length})`);
+  const shown: DeviceStatusRow[] = view.device !== undefined ? r.devices.filter((d) => d.id === view.device) : view.all ? r.devices : r.devices.filter((d) => d.state !== 'ok');
   if (r.devices.length === 0) out.push('  none registered: expeed-sync devices add ID --key KEY');
-  else
+  else {
+    out.push(`  ${DEVICE_STATES.map((st) => `${st} ${r.summary[st]}`).join('  ')}  (stale: synced more than ${days(r.staleAfterMs)} ago)`);
+    if (shown.length === 0) out.push('  no device has a problem (--all lists every device)');
+    else if (view.device === undefined && !view.all) out.push(`  with problems (${shown.length}; --all lists every device):`);
+  }
+  if (shown.length)
     out.push(
       table(
-        ['ID', 'ONLINE', 'LAST DATA', 'PLATFORM NEWEST', 'SYNCED UP TO', 'PROBLEMS'],
-        r.devices.map((d) => [
+        ['ID', 'STATE', 'ONLINE', 'LAST DATA', 'PLATFORM NEWEST', 'SYNCED UP TO', 'PROBLEMS'],
+        shown.map((d) => [
           d.name ? `${d.id} (${d.name})` : d.id,
+          d.state,
           d.online === undefined ? '?' : d.online ? 'online' : 'OFFLINE',
           d.lastDataAt === undefined ? 'none' : `${t(d.lastDataAt)} (${ago(d.lastDataAt, r.at)})`,
           // '-': not asked yet (asked before nightly and catch-up walks); 'none': asked, never reported
@@ -65,14 +87,18 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
 }
 
 export const command: Command = {
-  usage: 'status [--json]',
-  summary: 'one screen: devices (online, last data, newest platform time, checkpoint, failures), queues, token budget, dead letters',
+  usage: 'status [--all] [--device ID] [--json]',
+  summary: 'one screen: devices by state (ok, failing, stale, never synced) and those with problems (--all: every device), queues, token budget, dead letters',
   async run(argv, ctx) {
-    const args = parseArgs(argv, { flags: ['json'] });
+    const args = parseArgs(argv, { flags: ['json', 'all'], values: ['device'] });
     if (args.positionals.length) throw new UsageError(`status takes no arguments (got "${args.positionals[0]}")`);
+    const device = one(args, 'device');
     const { config } = ctx;
     const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
     ctx.onClose(() => stack.close());
+    // the same registry the service and the other commands see, even if none of them ran yet
+    if (config.devicesFile) await stack.registry.mergeFile(config.devicesFile);
+    if (device !== undefined && !(await stack.registry.get(device))) throw new UsageError(`--device: device "${device}" is not registered`);
     const ingest = await openIngestQueue(config.redisUrl, config.prefix, ctx.log);
     ctx.onClose(() => ingest.close());
     const report = await gatherStatus({
@@ -85,9 +111,11 @@ export const command: Command = {
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
+      staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
     });
-    if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(report), null, 2));
-    else ctx.out(renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s)));
+    // JSON keeps every device (scripts rely on it) unless one was asked for
+    if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(device === undefined ? report : { ...report, devices: report.devices.filter((d) => d.id === device) }), null, 2));
+    else ctx.out(renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s), { all: flag(args, 'all'), device }));
     // a section that could not be read is a failure for scripts
     return Object.keys(report.errors).length ? 1 : 0;
   },
