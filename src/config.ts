@@ -25,6 +25,8 @@ export interface InfluxConfig {
   org?: string;
   /** 2.x+ token, or `user:password` for 1.x with auth */
   token?: string;
+  /** EXPEED_RAW_RETENTION: raw rows expire after this many ms (1.x only); undefined = kept forever */
+  rawRetentionMs?: number;
 }
 
 export interface WebhookConfig {
@@ -216,6 +218,21 @@ function seconds(env: Env, name: string, dflt: number): number {
   return ms / 1000;
 }
 
+/**
+ * EXPEED_RAW_RETENTION: empty = off. An hour must settle and a backfill window must land before
+ * its raw rows may expire, or a rollup would be computed from rows already gone.
+ */
+function rawRetention(env: Env, settleMs: number, backfillWindowMs: number): number | undefined {
+  const name = 'EXPEED_RAW_RETENTION';
+  if (optional(env, name) === undefined) return undefined;
+  const ms = duration(env, name, 0);
+  const floor = Math.max(DAY_MS, settleMs + backfillWindowMs + 3_600_000);
+  if (ms < floor) {
+    throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (1d, and longer than EXPEED_ROLLUP_SETTLE + EXPEED_BACKFILL_WINDOW + 1h), got "${optional(env, name)}"`);
+  }
+  return ms;
+}
+
 function timezone(env: Env, name: string): string {
   const tz = str(env, name, 'Asia/Shanghai');
   try {
@@ -361,6 +378,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       bucket: str(env, 'INFLUX_BUCKET', 'expeed'),
       org: optional(env, 'INFLUX_ORG'),
       token: optional(env, 'INFLUX_TOKEN'),
+      rawRetentionMs: rawRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000), duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS)),
     },
     schedules: {
       nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),

@@ -18,7 +18,12 @@ export interface DatabaseOptions {
   headers?: Record<string, string>;
   fetch?: typeof fetch;
   signal?: AbortSignal;
+  /** EXPEED_RAW_RETENTION: the default RP's duration (1.x); refused on 2.x+ */
+  rawRetentionMs?: number;
 }
+
+/** Where rollups live when raw rows expire (1.x): an RP without duration, not the default. */
+export const ROLLUP_RP = 'rollups_forever';
 
 async function call(options: DatabaseOptions, path: string, init: RequestInit): Promise<{ status: number; text: string }> {
   const http = options.fetch ?? fetch;
@@ -54,18 +59,61 @@ async function ensureV1(options: DatabaseOptions): Promise<void> {
     });
   const created = await query(`CREATE DATABASE ${escape.quoted(db)}`);
   const createError = created.status === 200 ? influxqlError(created.text) : influxqlError(created.text) ?? `HTTP ${created.status}`;
-  if (!createError) return;
+  if (!createError) return ensureRetention(options, query);
   // a user without admin rights cannot create databases, but may write to an existing one
   const shown = await query('SHOW DATABASES');
   if (shown.status === 200 && !influxqlError(shown.text)) {
     const body = JSON.parse(shown.text) as { results?: Array<{ series?: Array<{ values?: string[][] }> }> };
     const names = body.results?.[0]?.series?.[0]?.values?.map((v) => v[0]) ?? [];
-    if (names.includes(db)) return;
+    if (names.includes(db)) return ensureRetention(options, query);
   }
   throw new InfluxRejectedError(`InfluxDB database "${db}" does not exist and could not be created: ${createError}`, created.status, 'request');
 }
 
+type Query = (q: string) => Promise<{ status: number; text: string }>;
+
+/**
+ * With EXPEED_RAW_RETENTION on 1.x: the default RP (where raw rows are written and read
+ * unqualified) gets the retention as its duration, and `rollups_forever` (no duration) holds the
+ * rollups. Both statements are idempotent, so this runs at every start and follows a changed value.
+ */
+/** InfluxDB's own default shard group duration for a retention (a shard must not outlast it). */
+function shardDuration(retentionMs: number): string {
+  const DAY = 86_400_000;
+  return retentionMs < 2 * DAY ? '1h' : retentionMs <= 180 * DAY ? '1d' : '7d';
+}
+
+async function ensureRetention(options: DatabaseOptions, query: Query): Promise<void> {
+  if (options.rawRetentionMs === undefined) return;
+  const db = escape.quoted(options.bucket);
+  const run = async (q: string) => {
+    const res = await query(q);
+    const error = res.status === 200 ? influxqlError(res.text) : influxqlError(res.text) ?? `HTTP ${res.status}`;
+    if (error) throw new InfluxRejectedError(`EXPEED_RAW_RETENTION: InfluxDB refused "${q}" (the user needs admin rights): ${error}`, res.status, 'request');
+    return res.text;
+  };
+  const shown = JSON.parse(await run(`SHOW RETENTION POLICIES ON ${db}`)) as { results?: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }> }> };
+  const series = shown.results?.[0]?.series?.[0];
+  const rows = (series?.values ?? []).map((v) => Object.fromEntries(series!.columns.map((c, i) => [c, v[i]])));
+  const dflt = rows.find((r) => r.default === true)?.name;
+  if (typeof dflt !== 'string' || dflt === ROLLUP_RP) {
+    throw new InfluxRejectedError(`EXPEED_RAW_RETENTION: database "${options.bucket}" has no usable default retention policy (found ${String(dflt)})`, undefined, 'request');
+  }
+  const rollups = rows.find((r) => r.name === ROLLUP_RP);
+  if (!rollups) await run(`CREATE RETENTION POLICY ${escape.quoted(ROLLUP_RP)} ON ${db} DURATION INF REPLICATION 1`);
+  else if (rollups.duration !== '0s') await run(`ALTER RETENTION POLICY ${escape.quoted(ROLLUP_RP)} ON ${db} DURATION INF`);
+  await run(`ALTER RETENTION POLICY ${escape.quoted(dflt)} ON ${db} DURATION ${Math.round(options.rawRetentionMs / 1000)}s SHARD DURATION ${shardDuration(options.rawRetentionMs)}`);
+}
+
 async function ensureV2(options: DatabaseOptions): Promise<void> {
+  if (options.rawRetentionMs !== undefined) {
+    // one bucket holds raw rows and rollups: its retention would expire the rollups too
+    throw new InfluxRejectedError(
+      'EXPEED_RAW_RETENTION works on InfluxDB 1.x only; on 2.x/3.x unset it (raw rows and rollups share INFLUX_BUCKET, so a bucket retention would expire the rollups too; see docs/rollups.md)',
+      undefined,
+      'request',
+    );
+  }
   const params = new URLSearchParams({ name: options.bucket });
   if (options.org) params.set('org', options.org);
   const res = await call(options, `/api/v2/buckets?${params}`, { method: 'GET' });

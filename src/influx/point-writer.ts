@@ -25,6 +25,10 @@ export interface PointWriterOptions {
   org?: string;
   /** 2.x+ token, or `user:password` for 1.x with authentication */
   token?: string;
+  /** 1.x retention policy written into (rollups when raw rows expire); default the database's default */
+  rp?: string;
+  /** EXPEED_RAW_RETENTION, applied where the database is ensured */
+  rawRetentionMs?: number;
   /** lines per request, default 5000 */
   batchLines: number;
   /** bytes per request, default 8 MiB (below InfluxDB 1.x's default max-body-size of 25 MB) */
@@ -136,8 +140,8 @@ export class InfluxPointWriter implements PointWriter {
       const o = this.options;
       const signal = AbortSignal.timeout(o.timeoutMs);
       const api = o.api === 'auto' ? (await detectInfluxApi({ url: o.url, fetch: o.fetch, signal, headers: authHeaders({ api: 'v2', token: o.token?.includes(':') ? undefined : o.token }) })).api : o.api;
-      const target = { url: o.url, api, bucket: o.bucket, org: o.org, token: o.token };
-      const prepare = () => ensureDatabase({ ...target, headers: authHeaders(target), fetch: o.fetch, signal: AbortSignal.timeout(o.timeoutMs) });
+      const target = { url: o.url, api, bucket: o.bucket, org: o.org, token: o.token, rp: o.rp };
+      const prepare = () => ensureDatabase({ ...target, rawRetentionMs: o.rawRetentionMs, headers: authHeaders(target), fetch: o.fetch, signal: AbortSignal.timeout(o.timeoutMs) });
       if (o.ensureDatabase) await prepare();
       this.resolvedApi = api;
       this.request = new WriteRequest(target, {

@@ -19,6 +19,8 @@ export interface WriteTarget {
   org?: string;
   /** 2.x+ token, or `user:password` for 1.x with authentication */
   token?: string;
+  /** 1.x retention policy to write into (default: the database's default RP) */
+  rp?: string;
 }
 
 /** The authorization header of a target: `Token` for 2.x+ (and 1.8+), Basic for 1.x `user:password`. */
@@ -31,7 +33,7 @@ export function authHeaders(target: Pick<WriteTarget, 'api' | 'token'>): Record<
 }
 
 export function writePath(target: WriteTarget): string {
-  if (target.api === 'v1') return `/write?${new URLSearchParams({ db: target.bucket, precision: 'ms' })}`;
+  if (target.api === 'v1') return `/write?${new URLSearchParams({ db: target.bucket, precision: 'ms', ...(target.rp ? { rp: target.rp } : {}) })}`;
   const params = new URLSearchParams({ bucket: target.bucket, precision: 'ms' });
   if (target.org) params.set('org', target.org);
   return `/api/v2/write?${params}`;

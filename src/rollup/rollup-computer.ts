@@ -3,7 +3,8 @@
  * Reads are InfluxQL over `/query`: 1.x natively, 2.x and Cloud through the v1 compatibility
  * endpoint (a DBRP mapping of the bucket); InfluxDB 3 Core/Enterprise answers InfluxQL on the same
  * `/query` path (see docs/grafana.md). An hour whose raw rows are all gone loses its rollup where
- * InfluxQL `DELETE` exists (1.x); elsewhere the old rollup stays (documented).
+ * InfluxQL `DELETE` exists (1.x); elsewhere the old rollup stays (documented). With a raw retention,
+ * hours older than it are left alone: their rollup outlives the raw rows on purpose.
  */
 import type { PointWriter } from '../influx/api.js';
 import type { InfluxQuery } from '../influx/query.js';
@@ -20,9 +21,12 @@ export interface RollupComputerOptions {
   canDelete: () => Promise<boolean>;
   /** hours per InfluxQL query (default 31 days): bounds the answer's size */
   hoursPerQuery: number;
+  /** EXPEED_RAW_RETENTION, ms: hours starting before now − this are never recomputed (their raw rows may be gone) */
+  rawRetentionMs?: number;
+  now: () => number;
 }
 
-export const DEFAULT_ROLLUP_COMPUTER: Pick<RollupComputerOptions, 'hoursPerQuery'> = { hoursPerQuery: 31 * 24 };
+export const DEFAULT_ROLLUP_COMPUTER: Pick<RollupComputerOptions, 'hoursPerQuery' | 'now'> = { hoursPerQuery: 31 * 24, now: Date.now };
 
 export interface RollupResult {
   /** hours computed */
@@ -31,6 +35,8 @@ export interface RollupResult {
   points: number;
   /** hours without any raw row whose rollup was deleted */
   emptied: number;
+  /** hours left alone because they start before the raw retention (their rollup is all that is left) */
+  expired: number;
 }
 
 /** Sorted, distinct hour starts grouped into runs of consecutive hours, each at most `max` long: [from, to). */
@@ -59,8 +65,13 @@ export class RollupComputer {
   /** Recomputes the given hours (any ms inside them) of one device, or of every device when undefined. */
   async hours(deviceId: string | undefined, hours: Iterable<number>, signal?: AbortSignal): Promise<RollupResult> {
     const fields = await this.fields(signal);
-    const total: RollupResult = { hours: 0, points: 0, emptied: 0 };
-    for (const [from, to] of hourRuns(hours, this.o.hoursPerQuery)) {
+    const total: RollupResult = { hours: 0, points: 0, emptied: 0, expired: 0 };
+    // an hour whose raw rows (partly) expired would be rolled up short, or deleted as empty
+    const cutoff = this.o.rawRetentionMs === undefined ? -Infinity : this.o.now() - this.o.rawRetentionMs;
+    const all = [...new Set([...hours].map(hourOf))];
+    const kept = all.filter((h) => h >= cutoff);
+    total.expired = all.length - kept.length;
+    for (const [from, to] of hourRuns(kept, this.o.hoursPerQuery)) {
       const r = await this.run(fields, deviceId, from, to, signal);
       total.hours += r.hours;
       total.points += r.points;
@@ -93,6 +104,6 @@ export class RollupComputer {
         emptied += (b - a) / HOUR_MS;
       }
     }
-    return { hours, points: points.length, emptied };
+    return { hours, points: points.length, emptied, expired: 0 };
   }
 }

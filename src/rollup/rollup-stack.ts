@@ -19,7 +19,7 @@ import { RollupDispatcher, type RollupDispatcherOptions } from './dispatcher.js'
 export interface RollupStackOptions {
   redis: Redis;
   prefix: string;
-  influx: Pick<InfluxConfig, 'url' | 'api'>;
+  influx: Pick<InfluxConfig, 'url' | 'api' | 'rawRetentionMs'>;
   query: InfluxQuery;
   /** the unmarked writer: rollups are not raw rows */
   writer: Pick<PointWriter, 'write'>;
@@ -53,7 +53,7 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
     );
     return v1;
   };
-  const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete });
+  const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete, rawRetentionMs: o.influx.rawRetentionMs, ...(o.now ? { now: o.now } : {}) });
   const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: o.redis.options, prefix: o.prefix });
   const workers: Array<{ close(): Promise<void> }> = [];
   const dispatchers: RollupDispatcher[] = [];

@@ -21,6 +21,9 @@ export interface DeviceGaps {
 export interface GapFinderOptions {
   query: Pick<InfluxQuery, 'rows'>;
   rules?: Partial<GapRules>;
+  /** EXPEED_RAW_RETENTION, ms: nothing older than now − this is a gap (InfluxDB expired it) */
+  rawRetentionMs?: number;
+  now?: () => number;
 }
 
 /** Most buckets asked for in one query: a month at one-minute buckets is ~43k. */
@@ -39,6 +42,8 @@ export class GapFinder {
 
   async scan(deviceId: string, from: number, to: number, signal?: AbortSignal): Promise<DeviceGaps> {
     const q = this.options.query;
+    // a hole older than the retention is expired data: reporting (and refilling) it would fight InfluxDB
+    if (this.options.rawRetentionMs !== undefined) from = Math.max(from, (this.options.now ?? Date.now)() - this.options.rawRetentionMs);
     const dev = `"device_id" = ${influxString(deviceId)}`;
     const base: DeviceGaps = { deviceId, from, to, gaps: [], offlineMs: 0 };
     if (!(from < to)) return { ...base, note: 'empty range' };

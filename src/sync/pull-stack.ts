@@ -27,6 +27,7 @@ import { GapFinder } from './gap-finder.js';
 import { RequestRate, rateLimitedPlatform } from './request-rate.js';
 import { PlatformNewestStore, QuietCheck } from './quiet-check.js';
 import { markingWriter } from '../rollup/hour-marker.js';
+import { ROLLUP_RP } from '../influx/database.js';
 import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';
 
 export interface PullStackOptions {
@@ -88,10 +89,12 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const deadLetters = new RedisDeadLetterStore(redis, config.prefix, { maxBytes: config.deadLetters.maxBytes });
   const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger });
   const influx = createInfluxQuery(config.influx);
-  const rollup = createRollupStack({ redis, prefix: config.prefix, influx: config.influx, query: influx, writer: influxWriter, settleMs: config.rollupSettleMs, logger, now: options.rollupClock });
+  // with a raw retention (1.x) rollups go to the RP without duration; otherwise next to the raw rows
+  const rollupWriter = config.influx.rawRetentionMs === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp: ROLLUP_RP, deadLetters, logger });
+  const rollup = createRollupStack({ redis, prefix: config.prefix, influx: config.influx, query: influx, writer: rollupWriter, settleMs: config.rollupSettleMs, logger, now: options.rollupClock });
   // every raw write, pulled or pushed, marks the hours it touched once InfluxDB acknowledged it
   const writer = (options.wrapWriter ?? ((w) => w))(markingWriter(influxWriter, rollup.dirty));
-  const gapFinder = new GapFinder({ query: influx });
+  const gapFinder = new GapFinder({ query: influx, rawRetentionMs: config.influx.rawRetentionMs });
   const connection = redis.options;
   const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
   const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
@@ -149,6 +152,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
       rate.close();
       await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);
       await writer.close();
+      if (rollupWriter !== influxWriter) await rollupWriter.close();
       await client.close();
       await tokens.close();
       await influx.close();
