@@ -13,6 +13,7 @@ import { RollupComputer } from '../../src/rollup/rollup-computer.js';
 import { createInfluxQuery } from '../../src/influx/query.js';
 import type { PointWriter } from '../../src/influx/api.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
+import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed.json', ROOT), 'utf8'));
@@ -90,7 +91,7 @@ function interpolate(query: string, sel: Selection, from: number, to: number): s
     ['timeFilter', sel.timeFilter], ['__timeFilter', sel.timeFilter], ['__from', String(from)], ['__to', String(to)],
   ];
   for (const v of dashboard.templating.list as Variable[]) {
-    const every = v.name === 'device' ? DEVICES : FIELDS;
+    const every = v.name === 'device' ? DEVICES : v.name === 'rollup_rp' ? [rollupRp] : FIELDS;
     vars.push([v.name, formatVariable(v, sel.values[v.name] ?? 'all', every, sel.join)]);
   }
   return substituteVariables(query, vars);
@@ -117,6 +118,15 @@ function dashboardQueries(): Query[] {
 
 type Series = Awaited<ReturnType<typeof influxQuery>>;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
+/** what Grafana picks for $rollup_rp in the current database (its query, regex, sort 2 = descending; first wins) */
+let rollupRp: string;
+const rollupRpOptions = async (): Promise<string[]> => {
+  const v = (dashboard.templating.list as Array<GrafanaVariable & { query: string; regex: string; sort: number }>).find((x) => x.name === 'rollup_rp')!;
+  const regex = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
+  const names = (await run(v.query)).flatMap((s) => s.values.map((r) => String(r[0]))).filter((n) => regex.test(n));
+  expect(v.sort).toBe(2);
+  return names.sort().reverse();
+};
 const run = (q: string): Promise<Series> => influxQuery(db.name, q, INFLUX_URL);
 /** Every query of a panel (raw and rollup targets) or annotation. */
 const byTitle = (title: string): Query[] => {
@@ -127,179 +137,194 @@ const byTitle = (title: string): Query[] => {
 /** A rollup column as the raw one it stands for: `mean_x_mean` -> `mean_x`, `sum_x_count` -> `count_x`. */
 const asRaw = (column: string) => column.replace(/^(mean|last)_(.*)_(mean|last)$/, '$1_$2').replace(/^sum_(.*)_count$/, 'count_$1');
 
-beforeAll(async () => {
-  db = await createTestDatabase('dashboard');
-  const res = await fetch(`${db.url}/write?db=${encodeURIComponent(db.name)}&precision=ms`, { method: 'POST', body: points.map(lineProtocol).join('\n') });
-  expect(res.status, await res.text()).toBe(204);
-  // the hourly rollups, computed by the real rollup code from the raw fixture
-  const influx = { url: db.url, api: 'v1' as const, bucket: db.name };
-  const writer: PointWriter = new InfluxPointWriter({ ...influx, deadLetters: { add: async () => 'x' } });
-  const computed = await new RollupComputer({ query: createInfluxQuery(influx), writer, canDelete: async () => true }).range(undefined, BASE, BASE + 6 * HOUR);
-  await writer.close();
-  expect(computed.points).toBe(2 * 6);
-});
-afterAll(async () => {
-  await db?.drop();
-});
+const MODES = [{ name: 'default RP (no raw retention)', retention: false }, { name: 'rollups_forever (EXPEED_RAW_RETENTION=90d)', retention: true }];
 
-const FROM = NOW - 24 * HOUR;
-const absolute = `time >= ${FROM}ms and time <= ${NOW}ms`;
-const SELECTIONS: Selection[] = [
-  { name: 'All (allValue .*), 1h', values: { device: 'all', field: 'all', state: 'all' }, join: 'bare', timeFilter: absolute, intervalMs: HOUR },
-  { name: 'All expanded to every value, (a|b) join', values: { device: 'all-expanded', field: 'all-expanded', state: 'all-expanded' }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
-  { name: 'one device, one datapoint, relative range, 1m', values: { device: ['pump-01'], field: ['temperature'], state: ['switch'] }, join: 'bare', timeFilter: 'time >= now() - 24h and time <= now()', intervalMs: MIN },
-  { name: 'two of each, a|b join (Grafana 10+)', values: { device: ['pump-01', 'meter_02'], field: ['temperature', 'energy'], state: ['switch', 'mode'] }, join: 'bare', timeFilter: absolute, intervalMs: 10 * MIN },
-  { name: 'two of each, (a|b) join (older Grafana)', values: { device: ['pump-01', 'meter_02'], field: ['humidity', 'energy'], state: ['mode'] }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
-];
-
-describe('provisioning', () => {
-  test('the data source is InfluxQL with a fixed uid that every panel uses', () => {
-    const ds = provisioned.datasources[0];
-    expect(ds).toMatchObject({ uid: 'expeed-influxdb', type: 'influxdb', access: 'proxy', jsonData: { version: 'InfluxQL', httpMode: 'POST', httpHeaderName1: 'Authorization' } });
-    expect(ds.secureJsonData.httpHeaderValue1).toBe('Token ${EXPEED_GRAFANA_INFLUX_TOKEN}');
-    expect(dashboardQueries().length).toBe(12);
+describe.each(MODES)('rollups in $name', ({ retention }) => {
+  beforeAll(async () => {
+    db = await createTestDatabase('dashboard');
+    const res = await fetch(`${db.url}/write?db=${encodeURIComponent(db.name)}&precision=ms`, { method: 'POST', body: points.map(lineProtocol).join('\n') });
+    expect(res.status, await res.text()).toBe(204);
+    // the hourly rollups, computed by the real rollup code from the raw fixture
+    const influx = { url: db.url, api: 'v1' as const, bucket: db.name };
+    // with a raw retention the database gets its RPs where the writer ensures it, and rollups go to rollups_forever
+    if (retention) await ensureDatabase({ ...influx, rawRetentionMs: 90 * 24 * HOUR });
+    const writer: PointWriter = new InfluxPointWriter({ ...influx, deadLetters: { add: async () => 'x' }, ...(retention ? { rp: ROLLUP_RP } : {}) });
+    const computed = await new RollupComputer({ query: createInfluxQuery(influx), writer, canDelete: async () => true }).range(undefined, BASE, BASE + 6 * HOUR);
+    await writer.close();
+    expect(computed.points).toBe(2 * 6);
+    rollupRp = (await rollupRpOptions())[0];
   });
-  test('the dashboard is well-formed for provisioning', () => {
-    expect(dashboard).toMatchObject({ uid: 'expeed-devices', title: 'Expeed devices' });
-    const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> => panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
-    const ids = all(dashboard.panels).map((p) => p.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'field', 'state']);
-    for (const v of dashboard.templating.list) expect(v.datasource.uid).toBe(DS_UID);
+  afterAll(async () => {
+    await db?.drop();
   });
-  test('an unknown macro fails the check instead of reaching InfluxDB', () => {
-    expect(() => interpolate('SELECT 1 FROM x WHERE $timeFilter AND $__range', SELECTIONS[0], FROM, NOW)).toThrow(/unsubstituted Grafana macro or variable "\$__range"/);
-    expect(() => interpolate('SELECT [[nope]]', SELECTIONS[0], FROM, NOW)).toThrow(/"\[\[nope\]\]"/);
+
+  const FROM = NOW - 24 * HOUR;
+  const absolute = `time >= ${FROM}ms and time <= ${NOW}ms`;
+  const SELECTIONS: Selection[] = [
+    { name: 'All (allValue .*), 1h', values: { device: 'all', field: 'all', state: 'all' }, join: 'bare', timeFilter: absolute, intervalMs: HOUR },
+    { name: 'All expanded to every value, (a|b) join', values: { device: 'all-expanded', field: 'all-expanded', state: 'all-expanded' }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
+    { name: 'one device, one datapoint, relative range, 1m', values: { device: ['pump-01'], field: ['temperature'], state: ['switch'] }, join: 'bare', timeFilter: 'time >= now() - 24h and time <= now()', intervalMs: MIN },
+    { name: 'two of each, a|b join (Grafana 10+)', values: { device: ['pump-01', 'meter_02'], field: ['temperature', 'energy'], state: ['switch', 'mode'] }, join: 'bare', timeFilter: absolute, intervalMs: 10 * MIN },
+    { name: 'two of each, (a|b) join (older Grafana)', values: { device: ['pump-01', 'meter_02'], field: ['humidity', 'energy'], state: ['mode'] }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
+  ];
+
+  describe('provisioning', () => {
+    test('the data source is InfluxQL with a fixed uid that every panel uses', () => {
+      const ds = provisioned.datasources[0];
+      expect(ds).toMatchObject({ uid: 'expeed-influxdb', type: 'influxdb', access: 'proxy', jsonData: { version: 'InfluxQL', httpMode: 'POST', httpHeaderName1: 'Authorization' } });
+      expect(ds.secureJsonData.httpHeaderValue1).toBe('Token ${EXPEED_GRAFANA_INFLUX_TOKEN}');
+      expect(dashboardQueries().length).toBe(12);
+    });
+    test('the dashboard is well-formed for provisioning', () => {
+      expect(dashboard).toMatchObject({ uid: 'expeed-devices', title: 'Expeed devices' });
+      const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> => panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
+      const ids = all(dashboard.panels).map((p) => p.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'field', 'state', 'rollup_rp']);
+      for (const v of dashboard.templating.list) expect(v.datasource.uid).toBe(DS_UID);
+    });
+    test('an unknown macro fails the check instead of reaching InfluxDB', () => {
+      expect(() => interpolate('SELECT 1 FROM x WHERE $timeFilter AND $__range', SELECTIONS[0], FROM, NOW)).toThrow(/unsubstituted Grafana macro or variable "\$__range"/);
+      expect(() => interpolate('SELECT [[nope]]', SELECTIONS[0], FROM, NOW)).toThrow(/"\[\[nope\]\]"/);
+    });
   });
-});
 
-describe('template variables', () => {
-  const variables = (dashboard.templating.list as Array<{ name: string; query: string }>).map((v) => ({ name: v.name, query: v.query }));
-  test.each(variables)('$name lists what is in InfluxDB', async ({ name, query }) => {
-    const series = await run(interpolate(query, SELECTIONS[0], FROM, NOW));
-    // Grafana shows the value column of SHOW TAG VALUES and the first column of SHOW FIELD KEYS
-    const values = series.flatMap((s) => s.values.map((v) => String(/show field keys/i.test(query) ? v[0] : v[1])));
-    expect([...new Set(values)].sort()).toEqual(name === 'device' ? DEVICES : FIELDS);
+  describe('template variables', () => {
+    const variables = (dashboard.templating.list as Array<{ name: string; query: string }>).map((v) => ({ name: v.name, query: v.query }));
+    test('$rollup_rp resolves to the retention policy the rollups were written to', async () => {
+      expect(await rollupRpOptions()).toEqual(retention ? [ROLLUP_RP, 'autogen'] : ['autogen']);
+      expect(rollupRp).toBe(retention ? ROLLUP_RP : 'autogen');
+      const [where] = await run(`SELECT count(*) FROM "${rollupRp}"."device_data_1h"`);
+      expect(where?.values.length).toBe(1);
+      // and nowhere else: with the retention on, the default RP holds no rollup
+      expect(await run('SELECT count(*) FROM "autogen"."device_data_1h"')).toEqual(retention ? [] : [where]);
+    });
+    test.each(variables.filter((v) => v.name !== 'rollup_rp'))('$name lists what is in InfluxDB', async ({ name, query }) => {
+      const series = await run(interpolate(query, SELECTIONS[0], FROM, NOW));
+      // Grafana shows the value column of SHOW TAG VALUES and the first column of SHOW FIELD KEYS
+      const values = series.flatMap((s) => s.values.map((v) => String(/show field keys/i.test(query) ? v[0] : v[1])));
+      expect([...new Set(values)].sort()).toEqual(name === 'device' ? DEVICES : FIELDS);
+    });
   });
-});
 
-describe.each(SELECTIONS)('every query runs and honours the selection: $name', (sel) => {
-  const chosen = (name: string, every: string[]) => (Array.isArray(sel.values[name]) ? (sel.values[name] as string[]) : every);
-  test.each(dashboardQueries())('$where', async (q) => {
-    const series = await run(interpolate(q.query, sel, FROM, NOW));
-    // a target for another resolution (raw below 1 h, rollups from 1 h up) answers nothing, by design
-    const gate = /\$__interval_ms (<|>=) (\d+)/.exec(q.query);
-    if (gate && !(gate[1] === '<' ? sel.intervalMs < Number(gate[2]) : sel.intervalMs >= Number(gate[2]))) {
-      expect(series, `${q.where} answered for an interval it is not meant for`).toEqual([]);
-      return;
-    }
-    expect(series.length, `${q.where} returned nothing`).toBeGreaterThan(0);
-    const devices = chosen('device', DEVICES);
-    for (const s of series) {
-      expect(s.values.length).toBeGreaterThan(0);
-      expect(s.values.some((row) => row.slice(1).some((v) => v !== null))).toBe(true);
-      const ids = s.tags?.device_id !== undefined ? [s.tags.device_id] : s.values.map((r) => String(r[s.columns.indexOf('device_id')]));
-      for (const id of ids) expect(devices).toContain(id);
-      // aggregate columns are named <function>_<datapoint>: only chosen datapoints may appear
-      const aggregated = s.columns.map(asRaw).filter((c) => /^(mean|last|count)_/.test(c)).map((c) => c.replace(/^[a-z]+_/, ''));
-      const variable = /last\(/.test(q.query) ? 'state' : 'field';
-      for (const f of aggregated) expect(chosen(variable, FIELDS)).toContain(f);
-    }
-  });
-});
-
-describe('values match the fixture (All selected, 1h interval)', () => {
-  const sel = SELECTIONS[0];
-  const rows = async (title: string) => {
-    const series = (await Promise.all(byTitle(title).map((q) => run(interpolate(q.query, sel, FROM, NOW))))).flat();
-    return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [asRaw(c), v[i]])) }) as Record<string, any>));
-  };
-  const hourly = (m: string, device: string, field: string) => {
-    const buckets = new Map<number, Value[]>();
-    for (const p of points) if (p.m === m && p.device === device && p.f[field] !== undefined) {
-      const b = Math.floor(p.t / HOUR) * HOUR;
-      buckets.set(b, [...(buckets.get(b) ?? []), p.f[field]]);
-    }
-    return buckets;
-  };
-
-  test('numeric datapoints are averaged per hour and per device; text and booleans are left out', async () => {
-    const got = await rows('Datapoints: mean');
-    expect(Object.keys(got[0]).filter((k) => k.startsWith('mean_')).sort()).toEqual(['mean_energy', 'mean_humidity', 'mean_temperature']);
-    for (const [device, fields] of [['pump-01', ['temperature', 'humidity']], ['meter_02', ['temperature', 'energy']]] as const) {
-      for (const field of fields) {
-        const expected = [...hourly('device_data', device, field)].map(([t, vs]) => [t, (vs as number[]).reduce((a, b) => a + b, 0) / vs.length]);
-        const actual = got.filter((r) => r.device_id === device && r[`mean_${field}`] !== null).map((r) => [r.time, r[`mean_${field}`]]);
-        expect(actual.length).toBe(6);
-        actual.forEach(([t, v], i) => {
-          expect(t).toBe(expected[i][0]);
-          expect(v).toBeCloseTo(expected[i][1] as number, 9);
-        });
+  describe.each(SELECTIONS)('every query runs and honours the selection: $name', (sel) => {
+    const chosen = (name: string, every: string[]) => (Array.isArray(sel.values[name]) ? (sel.values[name] as string[]) : every);
+    test.each(dashboardQueries())('$where', async (q) => {
+      const series = await run(interpolate(q.query, sel, FROM, NOW));
+      // a target for another resolution (raw below 1 h, rollups from 1 h up) answers nothing, by design
+      const gate = /\$__interval_ms (<|>=) (\d+)/.exec(q.query);
+      if (gate && !(gate[1] === '<' ? sel.intervalMs < Number(gate[2]) : sel.intervalMs >= Number(gate[2]))) {
+        expect(series, `${q.where} answered for an interval it is not meant for`).toEqual([]);
+        return;
       }
-    }
+      expect(series.length, `${q.where} returned nothing`).toBeGreaterThan(0);
+      const devices = chosen('device', DEVICES);
+      for (const s of series) {
+        expect(s.values.length).toBeGreaterThan(0);
+        expect(s.values.some((row) => row.slice(1).some((v) => v !== null))).toBe(true);
+        const ids = s.tags?.device_id !== undefined ? [s.tags.device_id] : s.values.map((r) => String(r[s.columns.indexOf('device_id')]));
+        for (const id of ids) expect(devices).toContain(id);
+        // aggregate columns are named <function>_<datapoint>: only chosen datapoints may appear
+        const aggregated = s.columns.map(asRaw).filter((c) => /^(mean|last|count)_/.test(c)).map((c) => c.replace(/^[a-z]+_/, ''));
+        const variable = /last\(/.test(q.query) ? 'state' : 'field';
+        for (const f of aggregated) expect(chosen(variable, FIELDS)).toContain(f);
+      }
+    });
   });
 
-  test('the states timeline carries the last boolean and text value of each hour', async () => {
-    const got = (await rows('Datapoints: states')).filter((r) => r.device_id === 'pump-01');
-    const last = (field: string) => [...hourly('device_data', 'pump-01', field)].map(([t, vs]) => [t, vs.at(-1)]);
-    expect(got.filter((r) => r.last_switch !== null).map((r) => [r.time, r.last_switch])).toEqual(last('switch'));
-    expect(got.filter((r) => r.last_mode !== null).map((r) => [r.time, r.last_mode])).toEqual([[BASE, 'auto'], [BASE + 2 * HOUR, 'auto'], [BASE + 4 * HOUR, 'eco']]);
+  describe('values match the fixture (All selected, 1h interval)', () => {
+    const sel = SELECTIONS[0];
+    const rows = async (title: string) => {
+      const series = (await Promise.all(byTitle(title).map((q) => run(interpolate(q.query, sel, FROM, NOW))))).flat();
+      return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [asRaw(c), v[i]])) }) as Record<string, any>));
+    };
+    const hourly = (m: string, device: string, field: string) => {
+      const buckets = new Map<number, Value[]>();
+      for (const p of points) if (p.m === m && p.device === device && p.f[field] !== undefined) {
+        const b = Math.floor(p.t / HOUR) * HOUR;
+        buckets.set(b, [...(buckets.get(b) ?? []), p.f[field]]);
+      }
+      return buckets;
+    };
+
+    test('numeric datapoints are averaged per hour and per device; text and booleans are left out', async () => {
+      const got = await rows('Datapoints: mean');
+      expect(Object.keys(got[0]).filter((k) => k.startsWith('mean_')).sort()).toEqual(['mean_energy', 'mean_humidity', 'mean_temperature']);
+      for (const [device, fields] of [['pump-01', ['temperature', 'humidity']], ['meter_02', ['temperature', 'energy']]] as const) {
+        for (const field of fields) {
+          const expected = [...hourly('device_data', device, field)].map(([t, vs]) => [t, (vs as number[]).reduce((a, b) => a + b, 0) / vs.length]);
+          const actual = got.filter((r) => r.device_id === device && r[`mean_${field}`] !== null).map((r) => [r.time, r[`mean_${field}`]]);
+          expect(actual.length).toBe(6);
+          actual.forEach(([t, v], i) => {
+            expect(t).toBe(expected[i][0]);
+            expect(v).toBeCloseTo(expected[i][1] as number, 9);
+          });
+        }
+      }
+    });
+
+    test('the states timeline carries the last boolean and text value of each hour', async () => {
+      const got = (await rows('Datapoints: states')).filter((r) => r.device_id === 'pump-01');
+      const last = (field: string) => [...hourly('device_data', 'pump-01', field)].map(([t, vs]) => [t, vs.at(-1)]);
+      expect(got.filter((r) => r.last_switch !== null).map((r) => [r.time, r.last_switch])).toEqual(last('switch'));
+      expect(got.filter((r) => r.last_mode !== null).map((r) => [r.time, r.last_mode])).toEqual([[BASE, 'auto'], [BASE + 2 * HOUR, 'auto'], [BASE + 4 * HOUR, 'eco']]);
+    });
+
+    test('online/offline is a boolean per device and interval', async () => {
+      const got = await rows('Online / offline');
+      expect(got.filter((r) => r.device_id === 'pump-01').map((r) => [r.time, r.online])).toEqual([[BASE, true], [BASE + 2 * HOUR, false], [BASE + 4 * HOUR, true]]);
+      expect(got.filter((r) => r.device_id === 'gw-03').map((r) => r.online)).toEqual([true, true, true, true, true, true]);
+    });
+
+    test('last status per device keeps the raw code and the source', async () => {
+      const got = await rows('Last status per device');
+      expect(got.map((r) => [r.device_id, r.time, r.online, r.raw_status, r.source]).sort()).toEqual([
+        ['gw-03', BASE + 11 * 30 * MIN, true, 1, 'poll'], ['meter_02', BASE + HOUR, true, 1, 'poll'], ['pump-01', BASE + 4 * HOUR, true, 0, 'push'],
+      ]);
+    });
+
+    test('setting results list every state, newest first per device', async () => {
+      const got = await rows('Setting results');
+      expect(got.filter((r) => r.device_id === 'pump-01').map((r) => [r.message_id, r.state, JSON.parse(r.settings)])).toEqual([
+        ['m-2', 'failed', { switch: 1 }], ['m-2', 'sent', { switch: 1 }], ['m-1', 'applied', { temp: 25 }], ['m-1', 'sent', { temp: 25 }],
+      ]);
+      expect(got.filter((r) => r.device_id === 'meter_02').map((r) => [r.time, r.message_id, r.state])).toEqual([[BASE + 5 * HOUR, 'm-3', 'timeout']]);
+      const notes = await rows('Settings');
+      expect(notes.map((r) => [r.device_id, r.message_id, r.state]).sort()).toEqual([
+        ['meter_02', 'm-3', 'timeout'], ['pump-01', 'm-1', 'applied'], ['pump-01', 'm-1', 'sent'], ['pump-01', 'm-2', 'failed'], ['pump-01', 'm-2', 'sent'],
+      ]);
+    });
+
+    test('last data per device is the newest row with its time', async () => {
+      const got = await rows('Last data per device');
+      const last = BASE + 35 * 10 * MIN;
+      expect(got.map((r) => [r.device_id, r.time, r.temperature, r.energy ?? null]).sort()).toEqual([
+        ['meter_02', last, 13.5, 52.5], ['pump-01', last, 25, null],
+      ]);
+    });
+
+    test('values and status reports per hour add up to what was written', async () => {
+      const values = await rows('Values per hour');
+      for (const device of ['pump-01', 'meter_02']) {
+        const written = points.filter((p) => p.m === 'device_data' && p.device === device).reduce((n, p) => n + Object.keys(p.f).length, 0);
+        const counted = values.filter((r) => r.device_id === device).reduce((n, r) => n + FIELDS.reduce((m, f) => m + (r[`count_${f}`] ?? 0), 0), 0);
+        expect(counted).toBe(written);
+      }
+      const reports = await rows('Status reports per hour');
+      const perDevice = (d: string) => reports.filter((r) => r.device_id === d).reduce((n, r) => n + r.reports, 0);
+      expect([perDevice('pump-01'), perDevice('meter_02'), perDevice('gw-03')]).toEqual([3, 1, 12]);
+      expect(reports.filter((r) => r.device_id === 'gw-03' && r.time >= BASE).map((r) => r.reports)).toEqual([2, 2, 2, 2, 2, 2, 0]); // the current hour: nothing yet, a visible zero
+    });
   });
 
-  test('online/offline is a boolean per device and interval', async () => {
-    const got = await rows('Online / offline');
-    expect(got.filter((r) => r.device_id === 'pump-01').map((r) => [r.time, r.online])).toEqual([[BASE, true], [BASE + 2 * HOUR, false], [BASE + 4 * HOUR, true]]);
-    expect(got.filter((r) => r.device_id === 'gw-03').map((r) => r.online)).toEqual([true, true, true, true, true, true]);
-  });
-
-  test('last status per device keeps the raw code and the source', async () => {
-    const got = await rows('Last status per device');
-    expect(got.map((r) => [r.device_id, r.time, r.online, r.raw_status, r.source]).sort()).toEqual([
-      ['gw-03', BASE + 11 * 30 * MIN, true, 1, 'poll'], ['meter_02', BASE + HOUR, true, 1, 'poll'], ['pump-01', BASE + 4 * HOUR, true, 0, 'push'],
-    ]);
-  });
-
-  test('setting results list every state, newest first per device', async () => {
-    const got = await rows('Setting results');
-    expect(got.filter((r) => r.device_id === 'pump-01').map((r) => [r.message_id, r.state, JSON.parse(r.settings)])).toEqual([
-      ['m-2', 'failed', { switch: 1 }], ['m-2', 'sent', { switch: 1 }], ['m-1', 'applied', { temp: 25 }], ['m-1', 'sent', { temp: 25 }],
-    ]);
-    expect(got.filter((r) => r.device_id === 'meter_02').map((r) => [r.time, r.message_id, r.state])).toEqual([[BASE + 5 * HOUR, 'm-3', 'timeout']]);
-    const notes = await rows('Settings');
-    expect(notes.map((r) => [r.device_id, r.message_id, r.state]).sort()).toEqual([
-      ['meter_02', 'm-3', 'timeout'], ['pump-01', 'm-1', 'applied'], ['pump-01', 'm-1', 'sent'], ['pump-01', 'm-2', 'failed'], ['pump-01', 'm-2', 'sent'],
-    ]);
-  });
-
-  test('last data per device is the newest row with its time', async () => {
-    const got = await rows('Last data per device');
-    const last = BASE + 35 * 10 * MIN;
-    expect(got.map((r) => [r.device_id, r.time, r.temperature, r.energy ?? null]).sort()).toEqual([
-      ['meter_02', last, 13.5, 52.5], ['pump-01', last, 25, null],
-    ]);
-  });
-
-  test('values and status reports per hour add up to what was written', async () => {
-    const values = await rows('Values per hour');
-    for (const device of ['pump-01', 'meter_02']) {
-      const written = points.filter((p) => p.m === 'device_data' && p.device === device).reduce((n, p) => n + Object.keys(p.f).length, 0);
-      const counted = values.filter((r) => r.device_id === device).reduce((n, r) => n + FIELDS.reduce((m, f) => m + (r[`count_${f}`] ?? 0), 0), 0);
-      expect(counted).toBe(written);
-    }
-    const reports = await rows('Status reports per hour');
-    const perDevice = (d: string) => reports.filter((r) => r.device_id === d).reduce((n, r) => n + r.reports, 0);
-    expect([perDevice('pump-01'), perDevice('meter_02'), perDevice('gw-03')]).toEqual([3, 1, 12]);
-    expect(reports.filter((r) => r.device_id === 'gw-03' && r.time >= BASE).map((r) => r.reports)).toEqual([2, 2, 2, 2, 2, 2, 0]); // the current hour: nothing yet, a visible zero
-  });
-});
-
-describe('the source follows the interval: raw below one hour, hourly rollups from one hour up', () => {
-  const panels = ['Datapoints: mean', 'Datapoints: states', 'Values per hour'];
-  test.each(SELECTIONS.map((sel) => ({ name: sel.name, sel })))('$name', async ({ sel }) => {
-    for (const title of panels) {
-      const answered = [];
-      for (const q of byTitle(title)) if ((await run(interpolate(q.query, sel, FROM, NOW))).length) answered.push(/"device_data_1h"/.test(q.query) ? 'rollup' : 'raw');
-      expect(answered, title).toEqual([sel.intervalMs >= HOUR ? 'rollup' : 'raw']);
-    }
+  describe('the source follows the interval: raw below one hour, hourly rollups from one hour up', () => {
+    const panels = ['Datapoints: mean', 'Datapoints: states', 'Values per hour'];
+    test.each(SELECTIONS.map((sel) => ({ name: sel.name, sel })))('$name', async ({ sel }) => {
+      for (const title of panels) {
+        const answered = [];
+        for (const q of byTitle(title)) if ((await run(interpolate(q.query, sel, FROM, NOW))).length) answered.push(/"device_data_1h"/.test(q.query) ? 'rollup' : 'raw');
+        expect(answered, title).toEqual([sel.intervalMs >= HOUR ? 'rollup' : 'raw']);
+      }
+    });
   });
 });
