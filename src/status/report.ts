@@ -62,6 +62,8 @@ export interface StatusReport {
   deadLetterBudget?: DeadLetterBudget;
   /** dirty hours waiting for their rollup */
   rollupBacklog?: RollupBacklog;
+  /** EXPEED_RAW_RETENTION in effect, ms (absent: raw rows are kept forever) */
+  rawRetentionMs?: number;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -76,6 +78,7 @@ export interface StatusSources {
   deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
+  rawRetentionMs?: number;
   now?: () => number;
   /** default DEFAULT_STALE_AFTER_MS */
   staleAfterMs?: number;
@@ -156,5 +159,5 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, errors };
 }

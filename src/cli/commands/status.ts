@@ -79,6 +79,8 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   if (r.rollupBacklog) {
     const b = r.rollupBacklog;
     out.push('', `ROLLUPS  ${b.hours} hour(s) waiting${b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`}`);
+    const kept = r.rawRetentionMs === undefined ? 'forever' : r.rawRetentionMs % 86_400_000 ? `${r.rawRetentionMs / 3_600_000}h` : `${r.rawRetentionMs / 86_400_000}d`;
+    out.push(`  raw rows kept ${kept} (EXPEED_RAW_RETENTION), rollups forever`);
   }
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
@@ -111,6 +113,7 @@ export const command: Command = {
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
+      rawRetentionMs: config.influx.rawRetentionMs,
       staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
     });
     // JSON keeps every device (scripts rely on it) unless one was asked for
