@@ -28,6 +28,11 @@ export interface BackfillQueueOptions {
   gridOffset?: (t: number) => number;
   jobOptions?: JobsOptions;
   now?: () => number;
+  /**
+   * EXPEED_RAW_RETENTION, ms: InfluxDB 1.x refuses rows older than it (they would all become dead
+   * letters), so a backfill starts no earlier than one window after the cut-off
+   */
+  rawRetentionMs?: number;
 }
 
 export interface QueuedWindow extends Window {
@@ -51,7 +56,9 @@ export class BackfillQueue {
   }
 
   async enqueue(request: BackfillJob): Promise<QueuedWindow[]> {
-    const { deviceId, from, to } = request;
+    const { deviceId, to } = request;
+    const retention = this.options.rawRetentionMs;
+    const from = retention === undefined ? request.from : Math.max(request.from, this.now() - retention + this.options.windowMs);
     if (typeof deviceId !== 'string' || deviceId === '') throw new Error('backfill: device id must be a non-empty string');
     if (!(from < to)) return [];
     // the first backfill of a device defines where its checkpoint starts

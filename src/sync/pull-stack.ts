@@ -100,7 +100,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
   // BullMQ opens its own connections from these options; an unheard error is printed as a stack trace per reconnect
   for (const q of [backfillQueue, statusQueue]) q.on('error', (err) => logger.debug({ err: err.message, queue: q.name }, 'queue Redis connection error'));
-  const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
+  const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, rawRetentionMs: config.influx.rawRetentionMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
   const workers: Array<{ close(): Promise<void> }> = [];
   const platformNewest = new PlatformNewestStore(redis, config.prefix);
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
 import { GapFinder } from '../../src/sync/gap-finder.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
-import { ROLLUP_RP } from '../../src/influx/database.js';
+import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
 import { loadConfig } from '../../src/config.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
@@ -61,12 +61,22 @@ describe('EXPEED_RAW_RETENTION (InfluxDB 1.x)', () => {
     await deleteRedisPrefix(prefix);
   });
 
-  test('at start the default RP has the retention and rollups_forever keeps forever', async () => {
-    const rps = await influxRows(db.name, `SHOW RETENTION POLICIES ON "${db.name}"`);
-    expect(rps.map((r) => [r.name, r.duration, r.shardGroupDuration, r.default])).toEqual([
+  test('at start the default RP has the retention and rollups_forever keeps forever; a new value is followed', async () => {
+    const rps = async () => (await influxRows(db.name, `SHOW RETENTION POLICIES ON "${db.name}"`)).map((r) => [r.name, r.duration, r.shardGroupDuration, r.default]);
+    expect(await rps()).toEqual([
       ['autogen', '48h0m0s', '24h0m0s', true],
       [ROLLUP_RP, '0s', '168h0m0s', false],
     ]);
+    // every start ensures it again: idempotent, and a changed EXPEED_RAW_RETENTION is applied
+    const target = { url: INFLUX_URL, api: 'v1' as const, bucket: db.name };
+    await ensureDatabase({ ...target, rawRetentionMs: 365 * DAY });
+    await ensureDatabase({ ...target, rawRetentionMs: 365 * DAY });
+    expect(await rps()).toEqual([
+      ['autogen', '8760h0m0s', '168h0m0s', true],
+      [ROLLUP_RP, '0s', '168h0m0s', false],
+    ]);
+    await ensureDatabase({ ...target, rawRetentionMs: 2 * DAY });
+    expect((await rps())[0]).toEqual(['autogen', '48h0m0s', '24h0m0s', true]);
   });
 
   test('rollups land in rollups_forever and equal GROUP BY time(1h) of the raw rows', async () => {
@@ -92,6 +102,15 @@ describe('EXPEED_RAW_RETENTION (InfluxDB 1.x)', () => {
     expect(later.gaps[0].from).toBeLessThanOrEqual(recent.from);
     expect(later.gaps[0].to).toBeGreaterThanOrEqual(recent.to);
     expect(later.gaps[0].from).toBeGreaterThan(NOW - 7 * HOUR);
+  });
+
+  test('a backfill starts one window after the cut-off: InfluxDB would refuse older rows', async () => {
+    const before = Date.now();
+    const windows = await stack.backfills.enqueue({ deviceId: 'ret-b', from: NOW - 10 * DAY, to: NOW, reason: 'manual' });
+    expect(windows[0].from).toBeGreaterThanOrEqual(before - 2 * DAY + HOUR);
+    expect(windows[0].from).toBeLessThan(NOW - 2 * DAY + 3 * HOUR);
+    expect(windows.at(-1)!.to).toBe(NOW);
+    expect((await stack.checkpoints.get('ret-b'))?.upTo).toBe(windows[0].from);
   });
 
   test('the rollup of an hour older than the retention is never deleted, a recent empty hour loses its rollup', async () => {
