@@ -198,6 +198,8 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
       expect(where?.values.length).toBe(1);
       // and nowhere else: with the retention on, the default RP holds no rollup
       expect(await run('SELECT count(*) FROM "autogen"."device_data_1h"')).toEqual(retention ? [] : [where]);
+      // a database whose default RP has another name: Grafana's "None" (value '') reads the default RP
+      if (!retention) expect(await run('SELECT count(*) FROM ""."device_data_1h"')).toEqual([where]);
     });
     test.each(variables.filter((v) => v.name !== 'rollup_rp'))('$name lists what is in InfluxDB', async ({ name, query }) => {
       const series = await run(interpolate(query, SELECTIONS[0], FROM, NOW));
