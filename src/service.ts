@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { closeRedis, createRedis } from './queues.js';
 import { waitForInflux } from './influx/ping.js';
+import { ROLLUP_RP } from './influx/database.js';
 import type { SecretScrubber } from './secrets.js';
 import { parsePlatformTime } from './platform/timestamp.js';
 import { createPullStack, type PullStack } from './sync/pull-stack.js';
@@ -151,6 +152,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         timeoutMs: config.influxStartTimeoutMs,
         onRetry: (reason, attempt) => logger.warn({ influx: config.influx.url, reason, attempt }, 'InfluxDB not answering yet; waiting'),
       });
+      if (config.influx.rawRetentionMs !== undefined) {
+        // set the retention policies now (and refuse 2.x+), not at the first write
+        await pull.influxWriter.api();
+        logger.info({ rawRetentionMs: config.influx.rawRetentionMs, rollupRp: ROLLUP_RP }, 'raw rows expire after EXPEED_RAW_RETENTION; rollups are kept forever');
+      }
     }
     if (config.devicesFile) {
       const n = await pull.registry.mergeFile(config.devicesFile);

@@ -68,6 +68,16 @@ describe('run exits after a failed start', () => {
     expect(lines(r.stderr)).toEqual([`expeed-sync run: cannot reach InfluxDB at http://127.0.0.1:${dead} within 2 s (ECONNREFUSED; EXPEED_INFLUX_START_TIMEOUT)`]);
   });
 
+  test('EXPEED_RAW_RETENTION on InfluxDB 2.x+: refused at start, naming the variable', async () => {
+    // INFLUX_API=v2 is taken as given: the refusal comes before any bucket request
+    const r = await runCli(['run'], { ...env, INFLUX_API: 'v2', INFLUX_TOKEN: 'start-token-secret', EXPEED_RAW_RETENTION: '90d' });
+    expect(r.code).toBe(1);
+    const out = lines(r.stderr);
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(/^expeed-sync run: EXPEED_RAW_RETENTION works on InfluxDB 1\.x only/);
+    expect(r.stderr).not.toContain('start-token-secret');
+  });
+
   test('a start step that throws (devices file missing)', async () => {
     const r = await runCli(['run'], { ...env, EXPEED_DEVICES_FILE: '/nonexistent/devices.yaml' });
     expect(r.code).toBe(1);
