@@ -72,17 +72,17 @@ async function ensureV1(options: DatabaseOptions): Promise<void> {
 
 type Query = (q: string) => Promise<{ status: number; text: string }>;
 
-/**
- * With EXPEED_RAW_RETENTION on 1.x: the default RP (where raw rows are written and read
- * unqualified) gets the retention as its duration, and `rollups_forever` (no duration) holds the
- * rollups. Both statements are idempotent, so this runs at every start and follows a changed value.
- */
 /** InfluxDB's own default shard group duration for a retention (a shard must not outlast it). */
 function shardDuration(retentionMs: number): string {
   const DAY = 86_400_000;
   return retentionMs < 2 * DAY ? '1h' : retentionMs <= 180 * DAY ? '1d' : '7d';
 }
 
+/**
+ * With EXPEED_RAW_RETENTION on 1.x: the default RP (where raw rows are written and read
+ * unqualified) gets the retention as its duration, and `rollups_forever` (no duration) holds the
+ * rollups. Both statements are idempotent, so this runs at every start and follows a changed value.
+ */
 async function ensureRetention(options: DatabaseOptions, query: Query): Promise<void> {
   if (options.rawRetentionMs === undefined) return;
   const db = escape.quoted(options.bucket);
