@@ -89,7 +89,8 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     // only the quiet device's one-second window was skipped
     expect(skipped - skippedBefore).toBe(1);
     const expected = expectedTotals(sim, BUSY.id, now - 3 * HOUR, slot.getTime());
-    expect(Object.values(expected)[0].count).toBeGreaterThan(100);
+    // the walk had real work: rows are sparse, so count rows, not one field's values (which vary with the clock)
+    expect(sim.rows(BUSY.id, now - 3 * HOUR, slot.getTime()).length).toBeGreaterThan(100);
     const landed = await influxTotals(db.name, INFLUX_URL, BUSY.id, Object.keys(expected), numericFields(sim, BUSY.id, now - 3 * HOUR, now));
     expect(landed).toEqual(expected);
     expect((await stack.checkpoints.get(BUSY.id))?.upTo).toBe(slot.getTime());
