@@ -4,10 +4,9 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { closeRedis, createRedis } from './queues.js';
+import { closeRedis, createRedis, type RedisConnection } from './queues.js';
 import { waitForInflux } from './influx/ping.js';
 import type { SecretScrubber } from './secrets.js';
 import { parsePlatformTime } from './platform/timestamp.js';
@@ -94,7 +93,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, logger, scrubber, roles } = options;
   const grace = options.shutdownGraceMs ?? 20_000;
   const metrics = createMetrics();
-  const redis: Redis = createRedis(config.redisUrl, {}, (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  const redis: RedisConnection = createRedis(config, {}, (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   const pull = createPullStack({
     config,
     logger,
@@ -160,7 +159,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       observeJobs(st, 'status', metrics);
       workers.push({ name: 'status', close: (f) => st.close(f), isRunning: () => st.isRunning() });
       // BullMQ leaves a connection it was handed open: this one is closed with the worker below
-      const ingestConnection = createRedis(config.redisUrl, {}, (err) => logger.debug({ err: err.message }, 'ingest worker Redis connection error'));
+      const ingestConnection = createRedis(config, {}, (err) => logger.debug({ err: err.message }, 'ingest worker Redis connection error'));
       ingest = createIngestWorker({
         connection: ingestConnection,
         prefix: config.prefix,
@@ -241,7 +240,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
     const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue];
     if (roles.has('webhook')) {
-      started.ingestQueue = await openIngestQueue(config.redisUrl, config.prefix, logger);
+      started.ingestQueue = await openIngestQueue(config, config.prefix, logger);
       queues.push(started.ingestQueue.queue as Queue);
     }
     const readiness: ReadinessCheck[] = [

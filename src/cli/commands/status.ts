@@ -63,7 +63,7 @@ export const command: Command = {
     const { config } = ctx;
     const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
     ctx.onClose(() => stack.close());
-    const ingest = await openIngestQueue(config.redisUrl, config.prefix, ctx.log);
+    const ingest = await openIngestQueue(config, config.prefix, ctx.log);
     ctx.onClose(() => ingest.close());
     const report = await gatherStatus({
       registry: stack.registry,
