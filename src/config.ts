@@ -244,8 +244,7 @@ function instant(env: Env, name: string, dflt: number, now: number): number {
 }
 
 /** `host:port,host:port,...`; a cluster knows the rest of its nodes, so one answering is enough to start. */
-function clusterNodes(env: Env, name: string): ClusterNode[] | undefined {
-  const raw = optional(env, name);
+function clusterNodes(name: string, raw: string | undefined): ClusterNode[] | undefined {
   if (raw === undefined) return undefined;
   return raw.split(',').map((entry) => {
     const m = /^\s*(\[[0-9a-fA-F:.]+\]|[^\s:,[\]]+):(\d{1,5})\s*$/.exec(entry);
@@ -276,7 +275,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   if (!path.startsWith('/')) throw new ConfigError('WEBHOOK_PATH', `must start with "/", got "${path}"`);
   const givenPrefix = str(env, 'EXPEED_PREFIX', 'expeed');
   if (/[\s:]/.test(givenPrefix)) throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
-  const redisClusterNodes = clusterNodes(env, 'REDIS_CLUSTER_NODES');
+  const redisClusterNodes = clusterNodes('REDIS_CLUSTER_NODES', optional(env, 'REDIS_CLUSTER_NODES'));
   const prefix = redisClusterNodes ? clusterPrefix(givenPrefix) : givenPrefix;
   const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
   if (redisClusterNodes && !['', '/', '/0'].includes(new URL(redisUrl).pathname)) {
