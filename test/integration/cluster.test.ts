@@ -17,6 +17,8 @@ import type { Config } from '../../src/config.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 import { startStack, type Stack } from './webhook-stack.js';
+import { runCli } from '../helpers/cli.js';
+import { testEnv } from '../fixtures/pull-env.js';
 
 const clusterUp = await hasRedisCluster();
 if (!clusterUp && process.env.CI) {
@@ -141,6 +143,17 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     const landed = await webhook.until('pushed rows landed', () => webhook!.rows(`SELECT count("temperature") AS n FROM "device_data" WHERE "device_id" = 'dev-p'`), (r) => r[0]?.n === 25);
     expect(landed[0].n).toBe(25);
     expect(await webhook.deadLetters.count()).toBe(0);
+  });
+
+  test('a command on the cluster says once that the prefix got a hash tag, and reads what the others wrote', async () => {
+    const env = { ...testEnv({ simUrl: sim.url, prefix: plainPrefix, db: db.name, influxUrl: INFLUX_URL }), REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES, LOG_LEVEL: 'info' };
+    const res = await runCli(['status', '--json'], env);
+    expect(res.code, res.stderr).toBe(0);
+    const notices = res.stderr.split('\n').filter((l) => l.includes('EXPEED_PREFIX is used as'));
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toContain(`"{${plainPrefix}}"`);
+    // the registry the stack wrote under the wrapped prefix is the one the command sees
+    for (const d of DEVICES) expect(res.stdout).toContain(JSON.stringify(d.id));
   });
 
   test('every key written under the prefix lives in one slot, on one master', async () => {
