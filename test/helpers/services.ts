@@ -230,18 +230,21 @@ bind-address = "127.0.0.1:${rpc}"
   return childServer('influxd', port, url, dir, 'influxd', ['-config', join(dir, 'influxdb.conf')], async () => (await fetch(`${url}/ping`)).status === 204);
 }
 
-/** A private redis-server on a free port, no persistence (for outage tests). */
-export async function startRedisServer(): Promise<ChildServer> {
+/**
+ * A private redis-server on a free port, no persistence (for outage tests); `password` sets
+ * requirepass (the URL carries it), `args` are passed on (e.g. cluster mode).
+ */
+export async function startRedisServer(options: { password?: string; args?: string[] } = {}): Promise<ChildServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'expeed-redis-'));
-  const url = `redis://127.0.0.1:${port}`;
+  const url = `redis://${options.password ? `:${options.password}@` : ''}127.0.0.1:${port}`;
   return childServer(
     'redis-server',
     port,
     url,
     dir,
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password ? ['--requirepass', options.password] : []), ...(options.args ?? [])],
     async () => {
       const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       try {

@@ -6,15 +6,15 @@
  * or a "non local key" script error; the last test checks that every key we wrote shares one slot.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
 import { Heartbeat } from '../../src/sync/heartbeat.js';
 import { RequestRate } from '../../src/sync/request-rate.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
-import { isCluster, redisKey } from '../../src/queues.js';
-import type { Config } from '../../src/config.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
+import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/queues.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 import { startStack, type Stack } from './webhook-stack.js';
 import { runCli } from '../helpers/cli.js';
@@ -182,6 +182,51 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
       expect(slots.size).toBe(1);
     } finally {
       direct.disconnect();
+    }
+  });
+});
+
+describe.skipIf(!clusterUp)('a password-protected cluster', () => {
+  const PASSWORD = 'cl-pw-4711';
+  let node: Awaited<ReturnType<typeof startRedisServer>>;
+
+  beforeAll(async () => {
+    // a private one-node cluster holding every slot, behind requirepass (announcing its address:
+    // a node that never met another one reports none in CLUSTER SLOTS)
+    node = await startRedisServer({ password: PASSWORD, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1'] });
+    const admin = new Redis(node.url);
+    try {
+      await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      for (let i = 0; i < 100 && !/cluster_state:ok/.test(await admin.cluster('INFO')); i++) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  afterAll(async () => {
+    await node?.close();
+  });
+
+  test('credentials come from REDIS_URL; a wrong one fails naming the nodes, never the password', async () => {
+    const config = loadConfig({ REDIS_URL: `redis://:${PASSWORD}@ignored-host:1`, REDIS_CLUSTER_NODES: `127.0.0.1:${node.port}`, EXPEED_PREFIX: 'pw' });
+    const redis = createRedis(config);
+    try {
+      expect(isCluster(redis)).toBe(true);
+      await redis.set(redisKey(config.prefix, 'probe'), 'yes');
+      expect(await redis.get('{pw}:probe')).toBe('yes');
+    } finally {
+      await closeRedis(redis);
+    }
+
+    const wrong = loadConfig({ REDIS_URL: 'redis://:not-the-pw-99@ignored-host:1', REDIS_CLUSTER_NODES: `127.0.0.1:${node.port}` });
+    const refused = createRedis(wrong, { maxRetriesPerRequest: 1 });
+    try {
+      const err = await waitForRedis(refused, redisAddress(wrong), 3000).then(() => undefined, (e: Error) => e);
+      expect(err).toBeInstanceOf(RedisUnreachableError);
+      expect(err!.message).toContain(`cluster 127.0.0.1:${node.port}`);
+      expect(err!.message).not.toContain('not-the-pw-99');
+    } finally {
+      await closeRedis(refused);
     }
   });
 });
