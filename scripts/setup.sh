@@ -2,7 +2,8 @@
 # Installs and starts what expeed-sync and its tests need on a Debian machine, idempotently:
 # Debian packages (InfluxDB 1.x, Redis, VictoriaMetrics for the 2.x write-path tests,
 # docker-compose to validate the compose file), the npm dependencies, then a local InfluxDB on
-# 127.0.0.1:8086 and Redis on 127.0.0.1:6379 when nothing answers there.
+# 127.0.0.1:8086 and Redis on 127.0.0.1:6379 when nothing answers there; with WITH_TEST_TOOLS=1 also a
+# local 3-master Redis Cluster (127.0.0.1:7001-7003) for the cluster tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ INFLUX_PORT="${EXPEED_LOCAL_INFLUX_PORT:-8086}"
 REDIS_PORT="${EXPEED_LOCAL_REDIS_PORT:-6379}"
 STATE_DIR="${EXPEED_LOCAL_DIR:-${TMPDIR:-/tmp}/expeed-sync-local}"
 WITH_TEST_TOOLS="${WITH_TEST_TOOLS:-0}"
+# first port of the test cluster's three masters (TEST_REDIS_CLUSTER_NODES in the tests)
+CLUSTER_PORT="${EXPEED_LOCAL_CLUSTER_PORT:-7001}"
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -59,6 +62,35 @@ if ! answers "$REDIS_PORT"; then
   for _ in $(seq 50); do answers "$REDIS_PORT" && break; sleep 0.1; done
 fi
 
+# --- Redis Cluster for the tests -----------------------------------------------------------------
+cluster_ok() { [ "$(redis-cli -p "$CLUSTER_PORT" cluster info 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p')" = ok ]; }
+if [ "$WITH_TEST_TOOLS" = 1 ] && ! cluster_ok; then
+  ports=("$CLUSTER_PORT" "$((CLUSTER_PORT + 1))" "$((CLUSTER_PORT + 2))")
+  say "starting a 3-master Redis Cluster on 127.0.0.1:${ports[0]}-${ports[2]} (data in $STATE_DIR/redis-cluster)"
+  for port in "${ports[@]}"; do
+    dir="$STATE_DIR/redis-cluster/$port"
+    if ! answers "$port"; then
+      # a node left from an earlier, unfinished run keeps a nodes.conf that would not join a new cluster
+      rm -rf "$dir" && mkdir -p "$dir"
+      redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$dir" --cluster-enabled yes \
+        --cluster-config-file nodes.conf --cluster-node-timeout 5000 --appendonly no --save '' \
+        --maxmemory-policy noeviction --logfile "$dir/redis.log"
+    fi
+  done
+  for port in "${ports[@]}"; do
+    for _ in $(seq 50); do answers "$port" && break; sleep 0.1; done
+    answers "$port" || { say "redis-server on $port did not start; see $STATE_DIR/redis-cluster/$port/redis.log"; exit 1; }
+  done
+  # nodes that answer but hold no slots (fresh) are joined; a half-made cluster is reset first
+  if [ "$(redis-cli -p "$CLUSTER_PORT" cluster info | tr -d '\r' | sed -n 's/^cluster_slots_assigned://p')" != 0 ]; then
+    for port in "${ports[@]}"; do redis-cli -p "$port" flushall >/dev/null; redis-cli -p "$port" cluster reset hard >/dev/null; done
+  fi
+  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$STATE_DIR/redis-cluster/create.log" 2>&1 \
+    || { say "redis-cli --cluster create failed; see $STATE_DIR/redis-cluster/create.log"; tail -20 "$STATE_DIR/redis-cluster/create.log" >&2; exit 1; }
+  for _ in $(seq 100); do cluster_ok && break; sleep 0.1; done
+  cluster_ok || { say "the Redis Cluster did not become ok: $(redis-cli -p "$CLUSTER_PORT" cluster info | head -1)"; exit 1; }
+fi
+
 # --- InfluxDB 1.x ----------------------------------------------------------------------------
 if ! curl -fsS -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping" 2>/dev/null; then
   say "starting influxd on 127.0.0.1:$INFLUX_PORT (data in $STATE_DIR/influxdb)"
@@ -92,4 +124,4 @@ CONF
   done
   curl -fsS -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping" || { say "influxd did not start; see $dir/influxd.log"; tail -20 "$dir/influxd.log" >&2; exit 1; }
 fi
-say "ready: Redis 127.0.0.1:$REDIS_PORT, InfluxDB http://127.0.0.1:$INFLUX_PORT"
+say "ready: Redis 127.0.0.1:$REDIS_PORT, InfluxDB http://127.0.0.1:$INFLUX_PORT$([ "$WITH_TEST_TOOLS" = 1 ] && echo ", Redis Cluster 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + 2))")"

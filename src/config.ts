@@ -1,4 +1,5 @@
 import nodeCron from 'node-cron';
+import { clusterPrefix, type ClusterNode } from './queues.js';
 
 /**
  * The whole configuration, read from the environment once at start and validated into one typed
@@ -105,7 +106,12 @@ export interface Config {
   webhook: WebhookConfig;
   deadLetters: DeadLetterConfig;
   redisUrl: string;
+  /** a Redis Cluster's startup nodes (REDIS_CLUSTER_NODES); REDIS_URL then gives only credentials and TLS */
+  redisClusterNodes?: ClusterNode[];
+  /** EXPEED_PREFIX; on a cluster in a hash tag (`expeed` -> `{expeed}`) */
   prefix: string;
+  /** the prefix was wrapped in a hash tag here: the start log says so */
+  prefixWrapped: boolean;
   influx: InfluxConfig;
   schedules: SchedulesConfig;
   admin?: { user: string; password: string };
@@ -290,6 +296,17 @@ function instant(env: Env, name: string, dflt: number, now: number): number {
   return t;
 }
 
+/** `host:port,host:port,...`; a cluster knows the rest of its nodes, so one answering is enough to start. */
+function clusterNodes(name: string, raw: string | undefined): ClusterNode[] | undefined {
+  if (raw === undefined) return undefined;
+  return raw.split(',').map((entry) => {
+    const m = /^\s*(\[[0-9a-fA-F:.]+\]|[^\s:,[\]]+):(\d{1,5})\s*$/.exec(entry);
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) throw new ConfigError(name, `expected host:port,host:port,..., got "${entry.trim()}" in "${raw}"`);
+    return { host: m[1].replace(/^\[|\]$/g, ''), port };
+  });
+}
+
 export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   const platformKey = optional(env, 'EXPEED_PLATFORM_KEY');
   const secretKey = optional(env, 'EXPEED_SECRET_KEY');
@@ -309,8 +326,14 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   }
   const path = str(env, 'WEBHOOK_PATH', '/webhook');
   if (!path.startsWith('/')) throw new ConfigError('WEBHOOK_PATH', `must start with "/", got "${path}"`);
-  const prefix = str(env, 'EXPEED_PREFIX', 'expeed');
-  if (/[\s:]/.test(prefix)) throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${prefix}"`);
+  const givenPrefix = str(env, 'EXPEED_PREFIX', 'expeed');
+  if (/[\s:]/.test(givenPrefix)) throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
+  const redisClusterNodes = clusterNodes('REDIS_CLUSTER_NODES', optional(env, 'REDIS_CLUSTER_NODES'));
+  const prefix = redisClusterNodes ? clusterPrefix(givenPrefix) : givenPrefix;
+  const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
+  if (redisClusterNodes && !['', '/', '/0'].includes(new URL(redisUrl).pathname)) {
+    throw new ConfigError('REDIS_URL', `a Redis Cluster has only database 0; REDIS_URL names database "${new URL(redisUrl).pathname.slice(1)}" while REDIS_CLUSTER_NODES is set`);
+  }
   const adminUser = optional(env, 'ADMIN_USER');
   const adminPassword = optional(env, 'ADMIN_PASSWORD');
   if ((adminUser === undefined) !== (adminPassword === undefined)) {
@@ -370,8 +393,10 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       maxBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_BYTES', 256 * 1024 * 1024, 1024),
       maxRawBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_RAW_BYTES', 64 * 1024, 256),
     },
-    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisUrl,
+    redisClusterNodes,
     prefix,
+    prefixWrapped: prefix !== givenPrefix,
     influx: {
       url: influxUrl(env),
       api,

@@ -4,10 +4,9 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { closeRedis, createRedis } from './queues.js';
+import { closeRedis, createRedis, type RedisConnection } from './queues.js';
 import { waitForInflux } from './influx/ping.js';
 import { ROLLUP_RP } from './influx/database.js';
 import type { SecretScrubber } from './secrets.js';
@@ -99,7 +98,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, logger, scrubber, roles } = options;
   const grace = options.shutdownGraceMs ?? 20_000;
   const metrics = createMetrics();
-  const redis: Redis = createRedis(config.redisUrl, {}, (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  const redis: RedisConnection = createRedis(config, {}, (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   // per-device series for registered devices only (read at start and at every scrape)
   const labels = new DeviceLabels(() => pull.registry.list());
   const pull = createPullStack({
@@ -178,7 +177,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       observeJobs(ru, 'rollup', metrics);
       workers.push({ name: 'rollup', close: (f) => ru.close(f), isRunning: () => ru.isRunning() });
       // BullMQ leaves a connection it was handed open: this one is closed with the worker below
-      const ingestConnection = createRedis(config.redisUrl, {}, (err) => logger.debug({ err: err.message }, 'ingest worker Redis connection error'));
+      const ingestConnection = createRedis(config, {}, (err) => logger.debug({ err: err.message }, 'ingest worker Redis connection error'));
       ingest = createIngestWorker({
         connection: ingestConnection,
         prefix: config.prefix,
@@ -262,7 +261,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
     const queues: Queue[] = [pull.backfillQueue as Queue, pull.statusQueue as Queue, pull.rollup.queue as Queue];
     if (roles.has('webhook')) {
-      started.ingestQueue = await openIngestQueue(config.redisUrl, config.prefix, logger);
+      started.ingestQueue = await openIngestQueue(config, config.prefix, logger);
       queues.push(started.ingestQueue.queue as Queue);
     }
     const readiness: ReadinessCheck[] = [

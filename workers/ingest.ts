@@ -5,10 +5,9 @@
  * large writes; a job completes only after its own points were acknowledged.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
 import type { Logger } from '../src/log.js';
-import { QUEUE, type IngestBatchJob, type IngestJob } from '../src/queues.js';
+import { QUEUE, type IngestBatchJob, type IngestJob, type RedisConnection } from '../src/queues.js';
 import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/sync/ingest.js';
 import { PointBatcher, type PointBatcherOptions } from '../src/sync/point-batcher.js';
 import { expireSettings } from '../src/settings/send-setting.js';
@@ -17,7 +16,7 @@ import { StatusPushLog } from '../src/sync/status-slot.js';
 
 export interface IngestWorkerOptions {
   /** a blocking-capable connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking reads */
-  connection: Redis;
+  connection: RedisConnection;
   prefix: string;
   /** the one write path; wrapped in a PointBatcher here */
   writer: Pick<PointWriter, 'write'>;

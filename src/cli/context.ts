@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import { loadConfig, secretsOf, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
-import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis } from '../queues.js';
+import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../queues.js';
 import { SecretScrubber } from '../secrets.js';
 import { DeviceRegistry } from '../devices/registry.js';
 
@@ -11,7 +10,7 @@ export interface CommandContext {
   log: Logger;
   scrubber: SecretScrubber;
   /** opened on first use, closed by `close()` */
-  redis(): Redis;
+  redis(): RedisConnection;
   registry(): DeviceRegistry;
   /**
    * Waits until Redis answers (EXPEED_REDIS_CONNECT_TIMEOUT) and makes every registered device key
@@ -31,7 +30,7 @@ export function createContext(env: Record<string, string | undefined> = process.
   const config = loadConfig(env);
   const scrubber = new SecretScrubber(secretsOf(config));
   const log = createLogger({ level: config.logLevel, scrubber });
-  let redis: Redis | undefined;
+  let redis: RedisConnection | undefined;
   let registry: DeviceRegistry | undefined;
   const cleanups: Array<() => Promise<void> | void> = [];
   const ctx: CommandContext = {
@@ -39,11 +38,11 @@ export function createContext(env: Record<string, string | undefined> = process.
     log,
     scrubber,
     redis() {
-      redis ??= createRedis(config.redisUrl, {}, (err) => log.debug({ err: err.message }, 'Redis connection error'));
+      redis ??= createRedis(config, {}, (err) => log.debug({ err: err.message }, 'Redis connection error'));
       return redis;
     },
     async connect(onRetry) {
-      const address = redisAddress(config.redisUrl);
+      const address = redisAddress(config);
       for (let attempt = 1; ; attempt++) {
         try {
           await waitForRedis(ctx.redis(), address, config.redisConnectTimeoutMs);
@@ -53,6 +52,8 @@ export function createContext(env: Record<string, string | undefined> = process.
           onRetry(err, attempt);
         }
       }
+      // said once per process: keys and queues live under the wrapped name, not the configured one
+      if (config.prefixWrapped) log.info({ prefix: config.prefix, redis: address }, `Redis Cluster: EXPEED_PREFIX is used as "${config.prefix}" (a hash tag keeps every key of a queue in one slot)`);
       // device keys are secrets in every output: dead letters, errors, logs
       for (const d of await ctx.registry().list()) scrubber.add(d.key);
     },

@@ -13,7 +13,7 @@
  * incremented in one Lua script, so the limit holds however many processes race.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../queues.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { redisKey } from '../queues.js';
@@ -34,7 +34,7 @@ import { sleep } from './http.js';
 import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from './timestamp.js';
 
 export interface TokenBudgetOptions {
-  redis: Redis;
+  redis: RedisConnection;
   /** EXPEED_PREFIX */
   prefix: string;
   /** the token call (createTokenEndpoint); nothing else may call it. Absent without credentials: get() then fails without spending a call */
@@ -351,7 +351,7 @@ export function credentialsFingerprint(platformKey: string, secretKey: string): 
 /** The budget as the service wires it from the configuration. */
 export function tokenBudgetFromConfig(
   config: Config,
-  redis: Redis,
+  redis: RedisConnection,
   extras: Partial<Omit<TokenBudgetOptions, 'redis' | 'prefix'>> = {},
 ): TokenBudget {
   const { platformKey, secretKey } = config;

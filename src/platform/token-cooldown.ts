@@ -12,7 +12,7 @@
  *   <prefix>:token:rejections {tokenId, ms}: the last pause started by a rejected token
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '../queues.js';
 
 export type CooldownKind = 'credentials' | 'token';
 

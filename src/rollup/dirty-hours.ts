@@ -5,7 +5,7 @@
  * one compare: an hour is removed only if its score is still the one read before computing
  * (compare-and-delete in Lua). A crash anywhere leaves the hour dirty; it is computed again.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '../queues.js';
 import { redisKey } from '../queues.js';
 
 export const HOUR_MS = 3_600_000;

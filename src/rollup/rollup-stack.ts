@@ -4,13 +4,12 @@
  * (role `worker`) and its dispatcher (role `scheduler`).
  */
 import { Queue, type Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { InfluxConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { PointWriter } from '../influx/api.js';
 import { detectInfluxApi } from '../influx/api-detect.js';
 import type { InfluxQuery } from '../influx/query.js';
-import { QUEUE, type RollupJob } from '../queues.js';
+import { QUEUE, bullConnection, type RedisConnection as Redis, type RollupJob } from '../queues.js';
 import { createRollupWorker, type RollupJobResult, type RollupWorkerOptions } from '../../workers/rollup.js';
 import { DirtyHours } from './dirty-hours.js';
 import { RollupComputer } from './rollup-computer.js';
@@ -54,7 +53,7 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
     return v1;
   };
   const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete, rawRetentionMs: o.influx.rawRetentionMs, ...(o.now ? { now: o.now } : {}) });
-  const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: o.redis.options, prefix: o.prefix });
+  const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: bullConnection(o.redis), prefix: o.prefix });
   const workers: Array<{ close(): Promise<void> }> = [];
   const dispatchers: RollupDispatcher[] = [];
   return {
@@ -62,7 +61,7 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
     computer,
     queue,
     startWorker(overrides = {}) {
-      const w = createRollupWorker({ connection: { ...o.redis.options, maxRetriesPerRequest: null }, prefix: o.prefix, computer, dirty, logger: o.logger, ...overrides });
+      const w = createRollupWorker({ connection: bullConnection(o.redis), prefix: o.prefix, computer, dirty, logger: o.logger, ...overrides });
       workers.push(w);
       return w;
     },

@@ -5,11 +5,10 @@
  * tests and the benchmark all wire pull sync through it, so they cannot drift apart.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { SecretScrubber } from '../secrets.js';
-import { QUEUE, createRedis, type BackfillJob, type StatusJob } from '../queues.js';
+import { QUEUE, bullConnection, closeRedis, createRedis, type RedisConnection, type BackfillJob, type StatusJob } from '../queues.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { clientOptionsFromConfig, ExpeedClient } from '../platform/client.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
@@ -35,7 +34,7 @@ export interface PullStackOptions {
   logger: Logger;
   scrubber: SecretScrubber;
   /** a shared non-blocking connection; opened (and closed) here when not given */
-  redis?: Redis;
+  redis?: RedisConnection;
   /** overrides of the token budget (tests inject its clock) */
   tokenBudget?: Partial<Omit<TokenBudgetOptions, 'redis' | 'prefix'>>;
   /** overrides of the backfill worker (tests shorten lock and stall times) */
@@ -50,7 +49,7 @@ export interface PullStackOptions {
 }
 
 export interface PullStack {
-  redis: Redis;
+  redis: RedisConnection;
   registry: DeviceRegistry;
   checkpoints: Checkpoints;
   tokens: TokenBudget;
@@ -79,7 +78,7 @@ export interface PullStack {
 export function createPullStack(options: PullStackOptions): PullStack {
   const { config, logger, scrubber } = options;
   const ownRedis = !options.redis;
-  const redis = options.redis ?? createRedis(config.redisUrl);
+  const redis = options.redis ?? createRedis(config);
   const registry = new DeviceRegistry(redis, config.prefix);
   const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
   const tokens = tokenBudgetFromConfig(config, redis, { scrubber, log: logger, ...options.tokenBudget });
@@ -95,7 +94,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
   // every raw write, pulled or pushed, marks the hours it touched once InfluxDB acknowledged it
   const writer = (options.wrapWriter ?? ((w) => w))(markingWriter(influxWriter, rollup.dirty));
   const gapFinder = new GapFinder({ query: influx, rawRetentionMs: config.influx.rawRetentionMs });
-  const connection = redis.options;
+  const connection = bullConnection(redis);
   const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
   const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
   // BullMQ opens its own connections from these options; an unheard error is printed as a stack trace per reconnect
@@ -122,7 +121,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
     rollup,
     startBackfillWorker(overrides = {}) {
       const w = createBackfillWorker({
-        connection: { ...redis.options, maxRetriesPerRequest: null },
+        connection,
         prefix: config.prefix,
         platform,
         writer,
@@ -142,7 +141,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
       return w;
     },
     startStatusWorker() {
-      const w = createStatusWorker({ connection: { ...redis.options, maxRetriesPerRequest: null }, prefix: config.prefix, platform, writer, registry, logger });
+      const w = createStatusWorker({ connection, prefix: config.prefix, platform, writer, registry, logger });
       workers.push(w);
       return w;
     },
@@ -156,7 +155,7 @@ export function createPullStack(options: PullStackOptions): PullStack {
       await client.close();
       await tokens.close();
       await influx.close();
-      if (ownRedis) await redis.quit().catch(() => redis.disconnect());
+      if (ownRedis) await closeRedis(redis);
     },
   };
 }

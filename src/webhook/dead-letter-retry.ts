@@ -8,7 +8,7 @@ import { parsePlatformTime } from '../platform/timestamp.js';
 import { openIngestQueue, pushRetryHandler } from './server.js';
 
 export async function createRetryHandler(ctx: CommandContext): Promise<RetryHandler> {
-  const ingest = await openIngestQueue(ctx.config.redisUrl, ctx.config.prefix, ctx.log);
+  const ingest = await openIngestQueue(ctx.config, ctx.config.prefix, ctx.log);
   ctx.onClose(() => ingest.close());
   return pushRetryHandler({ queue: ingest.queue, parseTime: (raw) => parsePlatformTime(raw, ctx.config.timezone) });
 }

@@ -1,11 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { WebhookConfig } from '../config.js';
 import type { DeadLetterStore } from '../influx/api.js';
 import { DeadLetterBudgetError, type RetryHandler } from '../dead-letters/store.js';
 import type { Logger } from '../log.js';
-import { QUEUE, createRedis, type IngestBatchJob } from '../queues.js';
+import { QUEUE, createRedis, type IngestBatchJob, type RedisConnection, type RedisTarget } from '../queues.js';
 import type { SecretScrubber } from '../secrets.js';
 import { EnqueueError, IngestProducer, type IngestProducerOptions, type IngestQueue } from './ingest-producer.js';
 import { answerBody, errorToHttp, RESULT_CODE } from './errors-to-http.js';
@@ -247,11 +246,11 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
  * once instead of hanging until the platform times out.
  */
 export async function openIngestQueue(
-  redisUrl: string,
+  redis: string | RedisTarget,
   prefix: string,
   logger?: Pick<Logger, 'warn'>,
-): Promise<{ queue: Queue<IngestBatchJob>; connection: Redis; close(): Promise<void> }> {
-  const connection = createRedis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+): Promise<{ queue: Queue<IngestBatchJob>; connection: RedisConnection; close(): Promise<void> }> {
+  const connection = createRedis(redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   const queue = new Queue<IngestBatchJob>(QUEUE.ingest, { connection, prefix });
   // an unheard 'error' event would crash the process; Redis being down is reported per push (503)
   let lastReport = 0;

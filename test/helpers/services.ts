@@ -9,7 +9,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import type { ClusterNode } from '../../src/queues.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const INFLUX_URL = process.env.TEST_INFLUX_URL ?? 'http://127.0.0.1:8086';
@@ -23,20 +24,66 @@ export function testPrefix(stem = 'test'): string {
   return randomName(`t${stem}`).replace(/_/g, '-');
 }
 
-export async function deleteRedisPrefix(prefix: string, url = REDIS_URL): Promise<number> {
+/**
+ * The test Redis Cluster (scripts/setup.sh with WITH_TEST_TOOLS=1 starts three masters). Tests
+ * against it skip when it does not answer, and fail instead in CI, where setup.sh must have started it.
+ */
+export const TEST_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES ?? '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
+
+export function clusterNodes(spec = TEST_CLUSTER_NODES): ClusterNode[] {
+  return spec.split(',').map((n) => {
+    const [host, port] = n.trim().split(':');
+    return { host, port: Number(port) };
+  });
+}
+
+/** Whether the test cluster answers with `cluster_state:ok`. */
+export async function hasRedisCluster(spec = TEST_CLUSTER_NODES): Promise<boolean> {
+  const { host, port } = clusterNodes(spec)[0];
+  const r = new Redis(port, host, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    return /cluster_state:ok/.test(await r.cluster('INFO'));
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Deletes every key under `prefix` on one Redis (a URL) or on every master of a cluster (its nodes). */
+export async function deleteRedisPrefix(prefix: string, url: string | ClusterNode[] = REDIS_URL): Promise<number> {
+  if (typeof url !== 'string') {
+    const cluster = new Cluster(url, { lazyConnect: true });
+    await cluster.connect();
+    try {
+      let deleted = 0;
+      // each key on its own: the keys of one master may still span slots (a prefix without a hash tag)
+      for (const node of cluster.nodes('master')) deleted += await deleteMatching(node, prefix, (keys) => Promise.all(keys.map((k) => cluster.del(k))).then((n) => n.reduce((a, b) => a + b, 0)));
+      return deleted;
+    } finally {
+      cluster.disconnect();
+    }
+  }
   const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
   await redis.connect();
-  let deleted = 0;
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
+    return await deleteMatching(redis, prefix, (keys) => redis.del(...keys));
   } finally {
     redis.disconnect();
   }
+}
+
+async function deleteMatching(node: Redis, prefix: string, del: (keys: string[]) => Promise<number>): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    // SCAN MATCH treats braces literally but brackets as a class: escape what glob would read
+    const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) deleted += await del(keys);
+  } while (cursor !== '0');
   return deleted;
 }
 
@@ -183,18 +230,21 @@ bind-address = "127.0.0.1:${rpc}"
   return childServer('influxd', port, url, dir, 'influxd', ['-config', join(dir, 'influxdb.conf')], async () => (await fetch(`${url}/ping`)).status === 204);
 }
 
-/** A private redis-server on a free port, no persistence (for outage tests); `extraArgs` such as `--maxmemory 64mb`. */
-export async function startRedisServer(extraArgs: string[] = []): Promise<ChildServer> {
+/**
+ * A private redis-server on a free port, no persistence (for outage tests); `password` sets
+ * requirepass (the URL carries it), `args` are passed on (e.g. cluster mode).
+ */
+export async function startRedisServer(options: { password?: string; args?: string[] } = {}): Promise<ChildServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'expeed-redis-'));
-  const url = `redis://127.0.0.1:${port}`;
+  const url = `redis://${options.password ? `:${options.password}@` : ''}127.0.0.1:${port}`;
   return childServer(
     'redis-server',
     port,
     url,
     dir,
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password ? ['--requirepass', options.password] : []), ...(options.args ?? [])],
     async () => {
       const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       r.on('error', () => undefined); // "not up yet" is the rejected connect(), not an unhandled event

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
 import { splitWindows } from '../../src/sync/windows.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, REDIS_URL, testPrefix } from '../helpers/services.js';
+import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, influxRows, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { loadConfig } from '../../src/config.js';
 
@@ -34,7 +34,10 @@ async function kill9(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-describe('a worker killed with SIGKILL mid-walk', () => {
+// the same on the test cluster when it answers (cluster.test.ts fails in CI when it does not)
+const TARGETS = [{ on: 'one Redis', cluster: false }, ...((await hasRedisCluster()) ? [{ on: 'a Redis Cluster', cluster: true }] : [])];
+
+describe.each(TARGETS)('a worker killed with SIGKILL mid-walk, on $on', ({ cluster }) => {
   let sim: Simulator;
   let stack: PullStack;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -46,7 +49,7 @@ describe('a worker killed with SIGKILL mid-walk', () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 3, boundaryRepeat: true });
     sim.faults.latencyMs = 40; // slow pages, so that the kill lands mid-walk
     db = await createTestDatabase('kill');
-    env = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '150', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2' } });
+    env = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '150', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2', ...(cluster ? { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES } : {}) } });
     stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
@@ -56,7 +59,7 @@ describe('a worker killed with SIGKILL mid-walk', () => {
     await stack?.close();
     await sim?.close();
     await db?.drop();
-    await deleteRedisPrefix(prefix);
+    await deleteRedisPrefix(cluster ? `{${prefix}}` : prefix, cluster ? clusterNodes() : REDIS_URL);
   });
 
   test('loses nothing: the next worker resumes from the checkpoint, exact counts, checkpoint never ahead of the data', async () => {

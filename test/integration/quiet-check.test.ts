@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { createScheduler } from '../../src/sync/scheduler.js';
 import { PlatformNewestStore, QuietCheck } from '../../src/sync/quiet-check.js';
 import { gatherStatus } from '../../src/status/report.js';
 import { renderStatus } from '../../src/cli/commands/status.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 import type { BackfillJob } from '../../src/queues.js';
 
 const HOUR = 3_600_000;
@@ -37,19 +36,7 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
   });
 
   const scheduler = () =>
-    createScheduler({
-      redis: stack.redis,
-      prefix,
-      timezone: 'Asia/Shanghai',
-      schedules: {},
-      registry: stack.registry,
-      checkpoints: stack.checkpoints,
-      backfills: stack.backfills,
-      statusQueue: stack.statusQueue,
-      gapFinder: stack.gapFinder,
-      backfillStart: now - 24 * HOUR,
-      logger: silentLogger(),
-    });
+    stackScheduler(stack, prefix, now - 24 * HOUR);
 
   test('a quiet device costs one current call a night and no history call; its checkpoint still reaches the slot', async () => {
     await stack.registry.upsert(QUIET, 'cli');
@@ -89,7 +76,8 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     // only the quiet device's one-second window was skipped
     expect(skipped - skippedBefore).toBe(1);
     const expected = expectedTotals(sim, BUSY.id, now - 3 * HOUR, slot.getTime());
-    expect(Object.values(expected)[0].count).toBeGreaterThan(100);
+    // the walk had real work: rows are sparse, so count rows, not one field's values (which vary with the clock)
+    expect(sim.rows(BUSY.id, now - 3 * HOUR, slot.getTime()).length).toBeGreaterThan(100);
     const landed = await influxTotals(db.name, INFLUX_URL, BUSY.id, Object.keys(expected), numericFields(sim, BUSY.id, now - 3 * HOUR, now));
     expect(landed).toEqual(expected);
     expect((await stack.checkpoints.get(BUSY.id))?.upTo).toBe(slot.getTime());

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { createScheduler, type Scheduler } from '../../src/sync/scheduler.js';
+import type { Scheduler } from '../../src/sync/scheduler.js';
 import { Heartbeat } from '../../src/sync/heartbeat.js';
 import { catchUpOnStart } from '../../src/sync/catch-up.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const DEVICES = [
@@ -38,19 +38,7 @@ describe('schedules and catch-up', () => {
   });
 
   function scheduler(schedules: { nightly?: string; status?: string; gaps?: string }): Scheduler {
-    const s = createScheduler({
-      redis: stack.redis,
-      prefix,
-      timezone: 'Asia/Shanghai',
-      schedules,
-      registry: stack.registry,
-      checkpoints: stack.checkpoints,
-      backfills: stack.backfills,
-      statusQueue: stack.statusQueue,
-      gapFinder: stack.gapFinder,
-      backfillStart: now - 24 * HOUR,
-      logger: silentLogger(),
-    });
+    const s = stackScheduler(stack, prefix, now - 24 * HOUR, { schedules });
     schedulers.push(s);
     return s;
   }

@@ -25,7 +25,7 @@ let redis: Redis;
 
 beforeAll(async () => {
   // noeviction: a full Redis refuses writes, which is what made real pushes fail with 503
-  redisServer = await startRedisServer(['--maxmemory', '48mb', '--maxmemory-policy', 'noeviction']);
+  redisServer = await startRedisServer({ args: ['--maxmemory', '48mb', '--maxmemory-policy', 'noeviction'] });
   redis = new Redis(redisServer.url);
   // /healthz and /readyz on the webhook's port, as `run` serves them
   let prefix = '';

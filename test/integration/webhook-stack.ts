@@ -4,7 +4,6 @@
  * writer, the platform simulator pushing for real. Each stack has its own Redis prefix and its
  * own InfluxDB database, and `close()` removes both.
  */
-import type { Redis } from 'ioredis';
 import type { WebhookConfig } from '../../src/config.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';
@@ -15,7 +14,7 @@ import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import type { RetryPolicy } from '../../src/influx/retry-policy.js';
 import type { PointWriter } from '../../src/influx/api.js';
 import { createLogger, type Logger } from '../../src/log.js';
-import { createRedis } from '../../src/queues.js';
+import { clusterPrefix, createRedis, type ClusterNode, type RedisConnection } from '../../src/queues.js';
 import { SecretScrubber } from '../../src/secrets.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
@@ -33,6 +32,8 @@ export const parseTime = (raw: string) => parsePlatformTime(raw, TZ);
 
 export interface StackOptions {
   redisUrl?: string;
+  /** run on a Redis Cluster (REDIS_URL then only gives credentials); the prefix gets a hash tag */
+  redisClusterNodes?: ClusterNode[];
   influxUrl?: string;
   webhook?: Partial<WebhookConfig>;
   /** server options beyond the configuration (raw cap, JSON bounds) */
@@ -55,7 +56,7 @@ export interface Stack {
   db: { name: string; url: string; drop(): Promise<void> };
   url: string;
   config: WebhookConfig;
-  redis: Redis;
+  redis: RedisConnection;
   logger: Logger;
   server: WebhookServer;
   queue: Awaited<ReturnType<typeof openIngestQueue>>;
@@ -76,13 +77,14 @@ export interface Stack {
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisUrl = options.redisUrl ?? REDIS_URL;
-  const prefix = testPrefix('wh');
+  const target = { redisUrl, redisClusterNodes: options.redisClusterNodes };
+  const prefix = options.redisClusterNodes ? clusterPrefix(testPrefix('wh')) : testPrefix('wh');
   const db = await createTestDatabase('wh', options.influxUrl ?? INFLUX_URL);
   const scrubber = new SecretScrubber([WEBHOOK_TOKEN, PLATFORM_KEY, SECRET_KEY]);
   const logger = options.logTo
     ? createLogger({ level: 'info', scrubber, destination: options.logTo })
     : createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', scrubber });
-  const redis = createRedis(redisUrl, { maxRetriesPerRequest: 1 });
+  const redis = createRedis(target, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   const deadLetters = new RedisDeadLetterStore(redis, prefix, options.deadLetterMaxBytes ? { maxBytes: options.deadLetterMaxBytes } : {});
   const refused: Record<string, number> = {};
@@ -105,7 +107,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     autoRegister: true,
     ...options.webhook,
   };
-  const queue = await openIngestQueue(redisUrl, prefix, logger);
+  const queue = await openIngestQueue(target, prefix, logger);
   const server = await createWebhookServer({
     config,
     queue: queue.queue,
@@ -129,9 +131,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const verified = platform ? new PushRegistration({ registry, platform, redis, prefix, logger }) : registry;
 
   let worker: IngestWorker | undefined;
-  let workerConnection: Redis | undefined;
+  let workerConnection: RedisConnection | undefined;
   if (options.worker !== false) {
-    workerConnection = createRedis(redisUrl);
+    workerConnection = createRedis(target);
     workerConnection.on('error', () => undefined);
     worker = createIngestWorker({
       connection: workerConnection,
@@ -186,7 +188,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await queue.close();
       await writer.close();
       workerConnection?.disconnect();
-      await deleteRedisPrefix(prefix, redisUrl).catch(() => undefined);
+      await deleteRedisPrefix(prefix, options.redisClusterNodes ?? redisUrl).catch(() => undefined);
       redis.disconnect();
       await db.drop().catch(() => undefined);
     },

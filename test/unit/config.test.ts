@@ -177,4 +177,39 @@ describe('loadConfig', () => {
   ])('parseDuration(%s) = %s', (raw, ms) => {
     expect(parseDuration(raw)).toBe(ms);
   });
+
+  describe('REDIS_CLUSTER_NODES', () => {
+    test('a cluster is off by default, and the prefix is kept as given', () => {
+      const c = loadConfig({}, NOW);
+      expect(c.redisClusterNodes).toBeUndefined();
+      expect(c.prefixWrapped).toBe(false);
+    });
+
+    test('nodes are parsed; a plain prefix gets a hash tag, one with a tag is kept', () => {
+      const c = loadConfig({ REDIS_CLUSTER_NODES: ' redis-a:7001, 10.0.0.2:7002,[::1]:7003 ' }, NOW);
+      expect(c.redisClusterNodes).toEqual([
+        { host: 'redis-a', port: 7001 },
+        { host: '10.0.0.2', port: 7002 },
+        { host: '::1', port: 7003 },
+      ]);
+      expect(c.prefix).toBe('{expeed}');
+      expect(c.prefixWrapped).toBe(true);
+      expect(loadConfig({ REDIS_CLUSTER_NODES: 'h:1', EXPEED_PREFIX: 'site-b' }, NOW).prefix).toBe('{site-b}');
+      const tagged = loadConfig({ REDIS_CLUSTER_NODES: 'h:1', EXPEED_PREFIX: 'prod{expeed}' }, NOW);
+      expect(tagged.prefix).toBe('prod{expeed}');
+      expect(tagged.prefixWrapped).toBe(false);
+      // an empty tag hashes the whole key: it is no tag
+      expect(loadConfig({ REDIS_CLUSTER_NODES: 'h:1', EXPEED_PREFIX: 'x{}' }, NOW).prefix).toBe('{x{}}');
+    });
+
+    test('bad entries and a database other than 0 are refused, naming the variable and not the password', () => {
+      for (const bad of ['redis-a', 'redis-a:', 'redis-a:0', 'redis-a:70000', 'a:1,,b:2', 'redis://a:1']) {
+        expect(() => loadConfig({ REDIS_CLUSTER_NODES: bad }, NOW)).toThrow(/^REDIS_CLUSTER_NODES: expected host:port,host:port/);
+      }
+      const env = { REDIS_CLUSTER_NODES: 'h:7001', REDIS_URL: 'redis://:redis-pw-9@h:7001/2' };
+      expect(() => loadConfig(env, NOW)).toThrow(/^REDIS_URL: a Redis Cluster has only database 0/);
+      expect(() => loadConfig(env, NOW)).not.toThrow(/redis-pw-9/);
+      expect(loadConfig({ ...env, REDIS_URL: 'rediss://:redis-pw-9@h:7001/0' }, NOW).redisClusterNodes).toHaveLength(1);
+    });
+  });
 });

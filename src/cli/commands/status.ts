@@ -101,7 +101,7 @@ export const command: Command = {
     // the same registry the service and the other commands see, even if none of them ran yet
     if (config.devicesFile) await stack.registry.mergeFile(config.devicesFile);
     if (device !== undefined && !(await stack.registry.get(device))) throw new UsageError(`--device: device "${device}" is not registered`);
-    const ingest = await openIngestQueue(config.redisUrl, config.prefix, ctx.log);
+    const ingest = await openIngestQueue(config, config.prefix, ctx.log);
     ctx.onClose(() => ingest.close());
     const report = await gatherStatus({
       registry: stack.registry,
