@@ -43,7 +43,9 @@ export class GapFinder {
   async scan(deviceId: string, from: number, to: number, signal?: AbortSignal): Promise<DeviceGaps> {
     const q = this.options.query;
     // a hole older than the retention is expired data: reporting (and refilling) it would fight InfluxDB
-    if (this.options.rawRetentionMs !== undefined) from = Math.max(from, (this.options.now ?? Date.now)() - this.options.rawRetentionMs);
+    const cutoff = this.options.rawRetentionMs === undefined ? -Infinity : (this.options.now ?? Date.now)() - this.options.rawRetentionMs;
+    if (to <= cutoff) return { deviceId, from, to, gaps: [], offlineMs: 0, note: 'older than EXPEED_RAW_RETENTION: its raw rows have expired' };
+    from = Math.max(from, cutoff);
     const dev = `"device_id" = ${influxString(deviceId)}`;
     const base: DeviceGaps = { deviceId, from, to, gaps: [], offlineMs: 0 };
     if (!(from < to)) return { ...base, note: 'empty range' };

@@ -102,6 +102,9 @@ describe('EXPEED_RAW_RETENTION (InfluxDB 1.x)', () => {
     expect(later.gaps[0].from).toBeLessThanOrEqual(recent.from);
     expect(later.gaps[0].to).toBeGreaterThanOrEqual(recent.to);
     expect(later.gaps[0].from).toBeGreaterThan(NOW - 7 * HOUR);
+    // a range wholly before the cut-off is not scanned at all
+    const expired = await new GapFinder({ query: stack.influx, rawRetentionMs: 2 * DAY, now: () => NOW + DAY }).scan('ret-a', FROM, NOW - 25 * HOUR);
+    expect(expired).toMatchObject({ gaps: [], note: 'older than EXPEED_RAW_RETENTION: its raw rows have expired' });
   });
 
   test('a backfill starts one window after the cut-off: InfluxDB would refuse older rows', async () => {
