@@ -163,7 +163,6 @@ export class ExpeedClient implements PlatformClient {
     options: CallOptions,
   ): Promise<VendorAnswer> {
     checkDevice(endpoint, device);
-    this.options.scrubber?.add(device.key);
     const { tokens } = this.options;
     const signal = options.signal ? AbortSignal.any([options.signal, this.closing.signal]) : this.closing.signal;
     const idempotent = req.idempotent ?? (req.method ?? 'GET') === 'GET';
@@ -175,6 +174,10 @@ export class ExpeedClient implements PlatformClient {
         this.options,
       );
       if (answer.code === RESULT_CODE.ok) {
+        // a key the platform accepted is a secret from now on (registered keys are known from the
+        // start); a refused one is not learned: pushes naming invented ids with invented keys must
+        // not grow the scrubber's pattern without bound (it is matched against every log line)
+        this.options.scrubber?.add(device.key);
         await tokens.accepted?.(token);
         return answer;
       }

@@ -263,8 +263,15 @@ describe('ExpeedClient against the simulator', () => {
   test('device keys and tokens are registered with the scrubber', async () => {
     await client.deviceStatus({ id: 'dev-0002', key: 'key-0002' });
     expect(scrubber.scrub('device_key=key-0002')).toBe(`device_key=${REDACTED}`);
+    // by value too, wherever it stands (not only after a field name)
+    expect(scrubber.scrub('the key key-0002 was used')).toBe(`the key ${REDACTED} was used`);
     const token = await budget.get();
     expect(scrubber.scrub(`t=${token}`)).toBe(`t=${REDACTED}`);
+  });
+
+  test('a key the platform refused is not learned: invented keys in pushes cannot grow the pattern', async () => {
+    await expect(client.deviceStatus({ id: 'dev-0002', key: 'made-up-9z9z' })).rejects.toThrow(/device_key|code 3/);
+    expect(scrubber.scrub('the key made-up-9z9z was refused')).toBe('the key made-up-9z9z was refused');
   });
 
   test('no request the real platform would reject was sent', () => {
