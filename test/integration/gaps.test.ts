@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { createScheduler } from '../../src/sync/scheduler.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testEnv } from '../fixtures/pull-env.js';
 import { loadConfig } from '../../src/config.js';
 
 const HOUR = 3_600_000;
@@ -110,21 +109,8 @@ describe('gaps', () => {
 
   test('the gap check schedule queues backfills for recent holes, once per slot', async () => {
     await influxQuery(db.name, `DELETE FROM device_data WHERE device_id = 'g-1' AND time >= ${HOLE[0]}ms AND time < ${HOLE[1]}ms`);
-    const opts = {
-      redis: stack.redis,
-      prefix,
-      timezone: 'Asia/Shanghai',
-      schedules: {},
-      registry: stack.registry,
-      checkpoints: stack.checkpoints,
-      backfills: stack.backfills,
-      statusQueue: stack.statusQueue,
-      gapFinder: stack.gapFinder,
-      backfillStart: FROM,
-      logger: silentLogger(),
-    };
-    const a = createScheduler(opts);
-    const b = createScheduler(opts);
+    const a = stackScheduler(stack, prefix, FROM);
+    const b = stackScheduler(stack, prefix, FROM);
     // the check covers the 24 h before the slot, leaving out the newest 10 minutes
     const slot = new Date(FROM + 24 * HOUR + 10 * 60_000);
     const t0 = Date.now();
