@@ -3,13 +3,8 @@ import { formatPlatformTime } from '../../src/platform/timestamp.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { bodyOfLetter } from '../../src/webhook/server.js';
 import { influxQuery } from '../helpers/services.js';
-import { BackfillRunner } from '../../src/sync/backfill-runner.js';
-import { Checkpoints } from '../../src/sync/checkpoints.js';
-import { walkHistory } from '../../src/platform/history-walker.js';
-import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
 import { rowRetryHandler } from '../../src/sync/dead-letter-retry.js';
-import { parseTime, PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
+import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';
 
 /**
  * The push path takes what the pull path takes (issue 10) and alters nothing (issue 13 §4): odd
@@ -143,21 +138,12 @@ describe('the pull path keeps prototype names and refuses lone surrogates too', 
     const row = (i: number) => JSON.parse(`{${names.map((n, k) => `"${n}":${JSON.stringify(value(i, k))}`).join(',')}}`) as Record<string, unknown>;
     const bad = JSON.parse('{"s":"x\\ud800"}') as Record<string, unknown>;
     s.sim!.addRows('pull-dev', [{ time: T + 1000, values: row(1) }, { time: T + 2000, values: bad }, { time: T + 3000, values: row(3) }]);
-    const tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
-    const client = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ });
-    const runner = new BackfillRunner({
-      walk: (device, range, call) => walkHistory(client, device, { from: range.from, to: range.to, limit: range.limit, call }),
-      writer: s.writer,
-      deadLetters: s.deadLetters,
-      registry: s.registry,
-      checkpoints: new Checkpoints({ redis: s.redis, prefix: s.prefix }),
-    });
+    const { runner, close } = simBackfillRunner(s);
     await s.registry.upsert({ id: 'pull-dev', key: 'key-pull' }, 'cli');
     try {
       await runner.run({ deviceId: 'pull-dev', from: T, to: T + 60_000, reason: 'manual' });
     } finally {
-      await client.close();
-      await tokens.close();
+      await close();
     }
     const points = await pointsOf('pull-dev', 2);
     expect(points.map((p) => [p.time, ...names.map((n) => p[n])])).toEqual([

@@ -1,11 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { BackfillRunner } from '../../src/sync/backfill-runner.js';
-import { Checkpoints } from '../../src/sync/checkpoints.js';
-import { walkHistory } from '../../src/platform/history-walker.js';
-import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
 import { pushRetryHandler } from '../../src/webhook/server.js';
-import { parseTime, PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
+import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';
 
 const T0 = Date.UTC(2026, 10, 20, 0, 0, 0);
 const HOUR = 3_600_000;
@@ -74,19 +69,10 @@ describe('pushes from the simulator land in InfluxDB', () => {
     expect((await s.sim!.pushData('dev-a', rows)).status).toBe(200);
     await s.until('pushed rows', () => s.rows(`SELECT * FROM device_data WHERE device_id = 'dev-a'`), (r) => r.length === 10);
 
-    const tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
-    const client = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ });
-    const runner = new BackfillRunner({
-      walk: (device, range, call) => walkHistory(client, device, { from: range.from, to: range.to, limit: range.limit, call }),
-      writer: s.writer,
-      deadLetters: s.deadLetters,
-      registry: s.registry,
-      checkpoints: new Checkpoints({ redis: s.redis, prefix: s.prefix }),
-    });
+    const { runner, close } = simBackfillRunner(s);
     // a wider window than the push: the backfill adds the rows around it
     const progress = await runner.run({ deviceId: 'dev-a', from: from - 10 * 60_000, to: to + 10 * 60_000, reason: 'manual' });
-    await client.close();
-    await tokens.close();
+    await close();
     expect(progress.points).toBe(30);
     const fields = s.sim!.devices.find((d) => d.id === 'dev-a')!.fields;
     const all = await s.rows(`SELECT * FROM device_data WHERE device_id = 'dev-a'`);

@@ -22,6 +22,9 @@ import { startSimulator, type Simulator, type SimulatorOptions } from '../../src
 import { createWebhookServer, openIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/webhook/server.js';
 import { RedisNonceStore } from '../../src/webhook/replay.js';
 import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
+import { BackfillRunner } from '../../src/sync/backfill-runner.js';
+import { Checkpoints } from '../../src/sync/checkpoints.js';
+import { walkHistory } from '../../src/platform/history-walker.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 
 export const TZ = 'Asia/Shanghai';
@@ -191,6 +194,30 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await deleteRedisPrefix(prefix, options.redisClusterNodes ?? redisUrl).catch(() => undefined);
       redis.disconnect();
       await db.drop().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * A backfill runner reading the stack's simulator (started with `sim`) and writing through the
+ * stack's writer; `close` ends its platform client and token budget.
+ */
+export function simBackfillRunner(s: Stack): { runner: BackfillRunner; close(): Promise<void> } {
+  if (!s.sim) throw new Error('simBackfillRunner needs a stack started with the `sim` option');
+  const tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
+  const client = new ExpeedClient({ baseUrl: s.sim.url, tokens, timezone: TZ });
+  const runner = new BackfillRunner({
+    walk: (device, range, call) => walkHistory(client, device, { from: range.from, to: range.to, limit: range.limit, call }),
+    writer: s.writer,
+    deadLetters: s.deadLetters,
+    registry: s.registry,
+    checkpoints: new Checkpoints({ redis: s.redis, prefix: s.prefix }),
+  });
+  return {
+    runner,
+    async close() {
+      await client.close();
+      await tokens.close();
     },
   };
 }
