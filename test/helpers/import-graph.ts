@@ -89,9 +89,20 @@ function resolveSpecifier(root: string, from: string, specifier: string): string
   return undefined;
 }
 
+const parsed = new Map<string, ts.SourceFile>();
+
+/** One parse per file and text: the import scan and the construction scan share it. */
+function parse(file: string, text: string): ts.SourceFile {
+  const seen = parsed.get(file);
+  if (seen !== undefined && seen.text === text) return seen;
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  parsed.set(file, sf);
+  return sf;
+}
+
 /** Every import of one file's text: static, type-only, `export ... from`, `import()`, `import('x').T`, require(). */
 export function importsOf(root: string, file: string, text: string): Import[] {
-  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const sf = parse(file, text);
   const found: Import[] = [];
   const add = (spec: ts.Node, kind: Import['kind']): void => {
     if (!ts.isStringLiteralLike(spec)) return;
@@ -122,7 +133,7 @@ export function importsOf(root: string, file: string, text: string): Import[] {
 
 /** `new X(` expressions of the given class names in one file's text, with their lines. */
 export function constructionsOf(file: string, text: string, classNames: string[]): { name: string; line: number }[] {
-  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const sf = parse(file, text);
   const out: { name: string; line: number }[] = [];
   const visit = (node: ts.Node): void => {
     if (ts.isNewExpression(node)) {
