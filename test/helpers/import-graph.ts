@@ -16,7 +16,7 @@ export const LAYER_NAMES: Record<number, string> = {
   0: 'L0 base', 1: 'L1 foundation', 2: 'L2 flows', 3: 'L3 views', 4: 'L4 workers', 5: 'L5 app', 6: 'L6 cli',
 };
 
-const LAYERS: Record<string, number | 'tool'> = {
+export const LAYERS: Readonly<Record<string, number | 'tool'>> = {
   'src/base': 0,
   'src/platform': 1, 'src/influx': 1, 'src/dead-letters': 1, 'src/devices': 1, 'src/ops': 1,
   'src/pull': 2, 'src/push': 2, 'src/settings': 2, 'src/rollup': 2,

@@ -4,9 +4,11 @@
 // and the platform client, and no file is over 300 lines. Each failure names the file, the line and
 // the rule. The first block checks the rule functions themselves on made-up edges, so this test is
 // known to be able to fail.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import {
-  REPO_ROOT, constructionsOf, folderCycles, importsOf, lineCount, readText, ruleBroken, sourceFiles, unitOf, type Import,
+  LAYERS, REPO_ROOT, constructionsOf, folderCycles, importsOf, lineCount, readText, ruleBroken, sourceFiles, unitOf, type Import,
 } from '../helpers/import-graph.js';
 
 const MAX_LINES = 300;
@@ -148,5 +150,33 @@ describe('the tree of src/ and workers/', () => {
       .filter(({ n }) => n > MAX_LINES)
       .map(({ f, n }) => `${f}: ${n} lines`);
     expect(long).toEqual([]);
+  });
+});
+
+describe('the documents name the tree as it is', () => {
+  const DOCS = ['README.md', 'docs/architecture.md'];
+  const exists = (p: string) => existsSync(join(REPO_ROOT, p)) || existsSync(join(REPO_ROOT, `${p}.ts`));
+
+  test.each(DOCS)('every src/ and workers/ path in %s exists', (doc) => {
+    const text = readText(REPO_ROOT, doc);
+    const paths = [...new Set(text.match(/(?<![\w./-])(?:src|workers)\/[\w./-]*[\w-]/g) ?? [])];
+    expect(paths.length).toBeGreaterThan(5);
+    expect(paths.filter((p) => !exists(p))).toEqual([]);
+  });
+
+  test("README's where table has a row for every folder of src/ and workers/", () => {
+    const rows = readText(REPO_ROOT, 'README.md').split('\n').flatMap((l) => /^\| `((?:src\/[\w-]+|workers))\/` \|/.exec(l)?.[1] ?? []);
+    const folders = [...readdirSync(join(REPO_ROOT, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `src/${d.name}`), 'workers'];
+    expect(rows.sort()).toEqual(folders.sort());
+  });
+
+  test("docs/architecture.md's layer table is the one the rules use", () => {
+    const table: Record<string, number | 'tool'> = {};
+    for (const line of readText(REPO_ROOT, 'docs/architecture.md').split('\n')) {
+      const m = /^\| (?:L(\d) \w+|(tool)) \| ([^|]+) \|/.exec(line);
+      if (!m) continue;
+      for (const [, folder] of m[3]!.matchAll(/`([^`]+)`/g)) table[folder!] = m[2] ? 'tool' : Number(m[1]);
+    }
+    expect(table).toEqual(LAYERS);
   });
 });
