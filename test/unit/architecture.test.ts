@@ -3,7 +3,8 @@
 // never import each other, folders form no cycle, only the composition root constructs the writer
 // and the platform client, and no file is over 300 lines. Each failure names the file, the line and
 // the rule. The first block checks the rule functions themselves on made-up edges, so this test is
-// known to be able to fail.
+// known to be able to fail; the last checks that README.md and docs/architecture.md name only paths
+// that exist and list the folders the rules know.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
