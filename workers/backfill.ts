@@ -119,7 +119,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
         const base = typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number' ? ((job?.opts.backoff as { delay: number }).delay) : 1000;
         if (type !== BACKOFF_TYPE) return base;
-        // InfluxDB's Retry-After is the floor; no jitter (jobs of one run fail at different times anyway)
+        // exponential from the job's delay, capped, no jitter (as before); InfluxDB's Retry-After is the floor
         const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
         return backoffDelay(attemptsMade - 1, { baseMs: base, maxMs: o.maxBackoffMs, jitter: NO_JITTER }, asked);
       },
