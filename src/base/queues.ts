@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ConnectionOptions } from 'bullmq';
+import { ExpeedError } from './retry.js';
 
 /**
  * One typed map of queue names to job payloads. Every producer and processor goes through these
@@ -164,17 +165,14 @@ export function clusterPrefix(prefix: string): string {
 const lastErrors = new WeakMap<RedisConnection, Error>();
 
 /** Redis did not answer within the connect timeout. Retrying later can help (it may be starting). */
-export class RedisUnreachableError extends Error {
-  readonly retryable = true;
-
+export class RedisUnreachableError extends ExpeedError {
   constructor(
     /** host:port, never the password */
     readonly address: string,
     /** the socket error code (ECONNREFUSED, ENOTFOUND...) or what Redis answered */
     readonly reason: string,
   ) {
-    super(`cannot reach Redis at ${address} (${reason})`);
-    this.name = 'RedisUnreachableError';
+    super(`cannot reach Redis at ${address} (${reason})`, { retryable: true });
   }
 }
 

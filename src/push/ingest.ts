@@ -1,4 +1,5 @@
 import type { JobsOptions } from 'bullmq';
+import { backoffDelay, type Backoff } from '../base/backoff.js';
 import { MEASUREMENT, type DeadLetterStore, type PointWriter, type SinkPoint } from '../influx/api.js';
 import type { DataPush, IngestJob, StatusPush } from '../base/queues.js';
 import type { Logger } from '../base/log.js';
@@ -27,9 +28,11 @@ export const INGEST_JOB_OPTIONS: JobsOptions = {
 };
 
 /** Exponential backoff from 1 s, capped at one minute, with ±20 % jitter so retries spread out. */
-export function ingestBackoff(attemptsMade: number): number {
-  const base = Math.min(60_000, 1000 * 2 ** Math.min(16, Math.max(0, attemptsMade - 1)));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
+export const INGEST_BACKOFF: Backoff = { baseMs: 1000, maxMs: 60_000, jitter: [0.8, 1.2] };
+
+/** The wait before an ingest job's next attempt (BullMQ's `attemptsMade` counts the failed ones). */
+export function ingestBackoff(attemptsMade: number, random?: () => number): number {
+  return backoffDelay(attemptsMade - 1, random ? { ...INGEST_BACKOFF, random } : INGEST_BACKOFF);
 }
 
 export const PUSH_SOURCE = 'push';
