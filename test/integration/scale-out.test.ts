@@ -189,13 +189,13 @@ describe.skipIf(!clusterUp)('replicas on a Redis Cluster: 3 workers, 2 webhooks,
     // --- each schedule slot: claimed once, run once, by a scheduler that was there
     const pids = new Set(schedulers.map((s) => s.pid));
     const ran = logs.flatMap((l) => l.ran);
-    expect(logs.flatMap((l) => l.failed)).toEqual([]);
+    expect.soft(logs.flatMap((l) => l.failed)).toEqual([]);
     for (const name of ['nightly', 'status', 'gaps'] as const) {
       const claims = await claimedSlots(cluster, config.prefix, name);
       const runs = ran.filter((r) => r.schedule === name);
-      expect(runs.map((r) => r.slot).sort((a, b) => a - b)).toEqual([...claims.keys()].sort((a, b) => a - b)); // each slot once, none lost
-      for (const r of runs) expect({ slot: r.slot, by: Number(claims.get(r.slot)) }).toEqual({ slot: r.slot, by: r.pid });
-      for (const pid of claims.values()) expect(pids).toContain(Number(pid));
+      expect.soft(runs.map((r) => r.slot).sort((a, b) => a - b)).toEqual([...claims.keys()].sort((a, b) => a - b)); // each slot once, none lost
+      for (const r of runs) expect.soft({ slot: r.slot, by: Number(claims.get(r.slot)) }).toEqual({ slot: r.slot, by: r.pid });
+      for (const pid of claims.values()) expect.soft(pids).toContain(Number(pid));
     }
 
     // status: each slot's chunk jobs `status|<slot>|<i>` added once, none again; all 200 devices in 2 chunks
@@ -203,21 +203,21 @@ describe.skipIf(!clusterUp)('replicas on a Redis Cluster: 3 workers, 2 webhooks,
     const statusRuns = ran.filter((r) => r.schedule === 'status');
     for (const r of statusRuns) {
       const ids = statusIds.filter((id) => id.startsWith(`status|${r.slot}|`));
-      expect({ slot: r.slot, ids: ids.sort() }).toEqual({ slot: r.slot, ids: Array.from({ length: r.jobs }, (_, i) => `status|${r.slot}|${i}`).sort() });
-      expect([0, 2]).toContain(r.jobs); // 0: skipped, the previous slot's poll still ran
+      expect.soft({ slot: r.slot, ids: ids.sort() }).toEqual({ slot: r.slot, ids: Array.from({ length: r.jobs }, (_, i) => `status|${r.slot}|${i}`).sort() });
+      expect.soft([0, 2]).toContain(r.jobs); // 0: skipped, the previous slot's poll still ran
     }
-    expect(statusRuns.filter((r) => r.jobs === 2).length).toBeGreaterThanOrEqual(2);
-    expect(statusIds.length).toBe(statusRuns.reduce((n, r) => n + r.jobs, 0)); // no status job from anywhere else
+    expect.soft(statusRuns.filter((r) => r.jobs === 2).length).toBeGreaterThanOrEqual(2);
+    expect.soft(statusIds.length).toBe(statusRuns.reduce((n, r) => n + r.jobs, 0)); // no status job from anywhere else
 
     // nightly: per slot, every device's window ending at the slot was asked for exactly once
     const windows = attempts.windows();
     const nightlyRuns = ran.filter((r) => r.schedule === 'nightly');
-    expect(nightlyRuns.length).toBeGreaterThanOrEqual(2);
+    expect.soft(nightlyRuns.length).toBeGreaterThanOrEqual(2);
     for (const r of nightlyRuns) {
       const perDevice = new Map<string, number>();
       for (const w of windows) if (w.to === r.slot) perDevice.set(w.deviceId, (perDevice.get(w.deviceId) ?? 0) + 1);
-      expect({ slot: r.slot, devices: perDevice.size, most: Math.max(...perDevice.values()) }).toEqual({ slot: r.slot, devices: DEVICES.length, most: 1 });
-      expect(r.jobs).toBeGreaterThanOrEqual(DEVICES.length);
+      expect.soft({ slot: r.slot, devices: perDevice.size, most: Math.max(...perDevice.values()) }).toEqual({ slot: r.slot, devices: DEVICES.length, most: 1 });
+      expect.soft(r.jobs).toBeGreaterThanOrEqual(DEVICES.length);
     }
   }, 420_000);
 });
