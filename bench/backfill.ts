@@ -20,10 +20,10 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
-import { SecretScrubber } from '../src/secrets.js';
-import { createPullStack } from '../src/sync/pull-stack.js';
-import { createRedis } from '../src/queues.js';
+import { loadConfig } from '../src/base/config.js';
+import { SecretScrubber } from '../src/base/secrets.js';
+import { createPullStack } from '../src/app/pull-stack.js';
+import { createRedis } from '../src/base/queues.js';
 import { buildIfStale, cpuSeconds, freePort, influxql as influxqlAt, pidOf } from './lib.js';
 
 const env = process.env;
