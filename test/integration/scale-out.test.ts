@@ -13,8 +13,8 @@
  *
  * Size: 200 devices × 6 h of history at a 5–8 min cadence (≈ 12k rows, 1–2 twelve-hour windows a
  * device), 20 ms simulated round trip; nightly every 20 s, status every 5 s, gaps every 15 s.
- * Measured on 2 shared cores: 1.5 min with the machine to itself, 2.5–3 min at a load of ~22 (seven
- * node processes start through tsx; the killed worker's locks take ~30–60 s to lapse).
+ * Measured on 2 shared cores: 88 s at a moderate load, 156–186 s at a load average of ~22 (seven node
+ * processes start through tsx; the killed worker's locks take ~30–60 s to lapse).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
