@@ -19,10 +19,10 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
-import { SecretScrubber } from '../src/secrets.js';
-import { createPullStack } from '../src/sync/pull-stack.js';
-import { createRedis } from '../src/queues.js';
+import { loadConfig } from '../src/base/config.js';
+import { SecretScrubber } from '../src/base/secrets.js';
+import { createPullStack } from '../src/app/pull-stack.js';
+import { createRedis } from '../src/base/queues.js';
 import { buildIfStale, cpuSeconds, influxql as influxqlAt, mb, memory, pidOf, startService } from './lib.js';
 
 const env = process.env;

@@ -8,18 +8,18 @@
  *   the vendor's code and message, and the device marked in the registry.
  */
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job, type RateLimiterOptions } from 'bullmq';
-import type { Logger } from '../src/log.js';
-import { QUEUE, type BackfillJob } from '../src/queues.js';
+import type { Logger } from '../src/base/log.js';
+import { QUEUE, type BackfillJob } from '../src/base/queues.js';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import { walkHistory } from '../src/platform/history-walker.js';
 import type { DeviceRegistry } from '../src/devices/registry.js';
-import type { Checkpoints } from '../src/sync/checkpoints.js';
-import { BackfillRunner, type BackfillProgress, type HistoryWalk } from '../src/sync/backfill-runner.js';
-import { BACKOFF_TYPE } from '../src/sync/backfill-queue.js';
-import { budgetResetsAt, failureFacts, messageOf } from '../src/sync/failure.js';
-import { rateLimitedPlatform, type RequestRate } from '../src/sync/request-rate.js';
-import { skippedProgress, type QuietCheck } from '../src/sync/quiet-check.js';
+import type { Checkpoints } from '../src/pull/checkpoints.js';
+import { BackfillRunner, type BackfillProgress, type HistoryWalk } from '../src/pull/backfill-runner.js';
+import { BACKOFF_TYPE } from '../src/pull/backfill-queue.js';
+import { budgetResetsAt, failureFacts, messageOf } from '../src/base/failure.js';
+import { rateLimitedPlatform, type RequestRate } from '../src/platform/request-rate.js';
+import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;

@@ -1,18 +1,18 @@
 /**
  * The `ingest` queue's processor: pushes stored by the webhook become points, registry entries
- * and setting states. Thin on purpose — the logic is in src/sync/ingest.ts. Many jobs run at
+ * and setting states. Thin on purpose — the logic is in src/push/ingest.ts. Many jobs run at
  * once (each a ~10-row push) and hand their points to one PointBatcher, so InfluxDB gets few
  * large writes; a job completes only after its own points were acknowledged.
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
-import type { Logger } from '../src/log.js';
-import { QUEUE, type IngestBatchJob, type IngestJob, type RedisConnection } from '../src/queues.js';
-import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/sync/ingest.js';
-import { PointBatcher, type PointBatcherOptions } from '../src/sync/point-batcher.js';
+import type { Logger } from '../src/base/log.js';
+import { QUEUE, type IngestBatchJob, type IngestJob, type RedisConnection } from '../src/base/queues.js';
+import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/push/ingest.js';
+import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batcher.js';
 import { expireSettings } from '../src/settings/send-setting.js';
 import type { PendingSettingsStore } from '../src/settings/pending-store.js';
-import { StatusPushLog } from '../src/sync/status-slot.js';
+import { StatusPushLog } from '../src/pull/status-slot.js';
 
 export interface IngestWorkerOptions {
   /** a blocking-capable connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking reads */

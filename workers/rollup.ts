@@ -5,11 +5,11 @@
  * dispatched anew).
  */
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { Logger } from '../src/log.js';
-import { QUEUE, type RollupJob } from '../src/queues.js';
+import type { Logger } from '../src/base/log.js';
+import { QUEUE, type RollupJob } from '../src/base/queues.js';
 import type { DirtyHours } from '../src/rollup/dirty-hours.js';
 import type { RollupComputer, RollupResult } from '../src/rollup/rollup-computer.js';
-import { messageOf } from '../src/sync/failure.js';
+import { messageOf } from '../src/base/failure.js';
 
 export interface RollupWorkerOptions {
   connection: ConnectionOptions;

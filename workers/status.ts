@@ -4,14 +4,14 @@
  * failed for some devices is retried for those devices only (its data is narrowed before the retry).
  */
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { Logger } from '../src/log.js';
-import { QUEUE, type StatusJob } from '../src/queues.js';
+import type { Logger } from '../src/base/log.js';
+import { QUEUE, type StatusJob } from '../src/base/queues.js';
 import type { PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import type { DeviceRegistry } from '../src/devices/registry.js';
-import { StatusBudgetError, StatusPollError, StatusPoller, statusPollConcurrency, type StatusPollResult } from '../src/sync/status-poll.js';
-import { budgetResetsAt, failureFacts, messageOf } from '../src/sync/failure.js';
-import { rateLimitedPlatform, type RequestRate } from '../src/sync/request-rate.js';
+import { StatusBudgetError, StatusPollError, StatusPoller, statusPollConcurrency, type StatusPollResult } from '../src/pull/status-poll.js';
+import { budgetResetsAt, failureFacts, messageOf } from '../src/base/failure.js';
+import { rateLimitedPlatform, type RequestRate } from '../src/platform/request-rate.js';
 
 export interface StatusWorkerOptions {
   connection: ConnectionOptions;

@@ -1,7 +1,7 @@
-import { loadConfig, secretsOf, type Config } from '../config.js';
-import { createLogger, type Logger } from '../log.js';
-import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../queues.js';
-import { SecretScrubber } from '../secrets.js';
+import { loadConfig, secretsOf, type Config } from '../base/config.js';
+import { createLogger, type Logger } from '../base/log.js';
+import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
+import { SecretScrubber } from '../base/secrets.js';
 import { DeviceRegistry } from '../devices/registry.js';
 
 /** What every command gets: the validated config, a scrubbing logger and lazily opened Redis. */

@@ -1,5 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../base/config.js';
 import { UsageError } from './args.js';
 import { createContext, type CommandContext } from './context.js';
 

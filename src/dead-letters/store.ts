@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { redisKey } from '../queues.js';
+import { redisKey } from '../base/queues.js';
 import type { DeadLetter, DeadLetterKind, DeadLetterStore } from '../influx/api.js';
 
 /** Re-submits one letter; resolves when it went through, throws (with the reason) when it did not. */

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log.js';
-import { redisKey } from '../queues.js';
+import type { Logger } from '../base/log.js';
+import { redisKey } from '../base/queues.js';
 import type { PlatformClient } from '../platform/api.js';
 import { RESULT_CODE } from '../platform/errors.js';
-import { failureFacts, messageOf } from '../sync/failure.js';
+import { failureFacts, messageOf } from '../base/failure.js';
 import type { Device, DeviceRegistry } from './registry.js';
 
 export interface PushRegistrationOptions {

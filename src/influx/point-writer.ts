@@ -5,8 +5,8 @@
  * the batch — guided by the server's message when it names the culprit — and set aside as dead
  * letters with their reason and raw content; the rest of the batch is written.
  */
-import type { InfluxApi } from '../config.js';
-import type { Logger } from '../log.js';
+import type { InfluxApi } from '../base/config.js';
+import type { Logger } from '../base/log.js';
 import type { DeadLetterStore, PointWriter, SinkPoint, WriteOptions, WriteResult } from './api.js';
 import { detectInfluxApi, type WriteApiVersion } from './api-detect.js';
 import { ensureDatabase } from './database.js';

@@ -3,7 +3,7 @@
  * `user:password`) and on 2.x/Cloud through the DBRP mapping (the bucket as `db`, `Token` auth),
  * so one small helper serves both.
  */
-import type { InfluxConfig } from '../config.js';
+import type { InfluxConfig } from '../base/config.js';
 import { detectInfluxApi, type WriteApiVersion } from './api-detect.js';
 import { InfluxRejectedError, InfluxUnavailableError } from './errors.js';
 

@@ -7,7 +7,7 @@
 import { InfluxDB, HttpError, type Transport } from '@influxdata/influxdb-client';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Logger } from '../log.js';
+import type { Logger } from '../base/log.js';
 import type { WriteApiVersion } from './api-detect.js';
 import { InfluxRejectedError, InfluxUnavailableError } from './errors.js';
 import { backoffDelay, parseRetryAfter, sleep, type RetryPolicy } from './retry-policy.js';

@@ -8,7 +8,7 @@
  * which is never sent twice once it may have reached the platform. The token endpoint itself is a
  * separate function used only by the budget, so nothing else can spend token calls.
  */
-import type { Config } from '../config.js';
+import type { Config } from '../base/config.js';
 import type { CallOptions, DataRow, DeviceRef, DeviceStatus, HistoryPage, HistoryQuery, PlatformClient, TokenSource, UnreadableRow } from './api.js';
 import {
   ENDPOINT,

@@ -3,7 +3,7 @@
  * and jitter for what may pass (HTTP 5xx/429/408, network errors, timeouts). Result codes are not
  * interpreted here: the answer comes back as a checked object with its numeric `result_code`.
  */
-import type { SecretScrubber } from '../secrets.js';
+import type { SecretScrubber } from '../base/secrets.js';
 import { PlatformProtocolError, PlatformUnavailableError, type Endpoint } from './errors.js';
 
 export interface HttpOptions {

@@ -13,11 +13,11 @@
  * incremented in one Lua script, so the limit holds however many processes race.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { RedisConnection } from '../queues.js';
-import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
-import { redisKey } from '../queues.js';
-import type { SecretScrubber } from '../secrets.js';
+import type { RedisConnection } from '../base/queues.js';
+import type { Config } from '../base/config.js';
+import type { Logger } from '../base/log.js';
+import { redisKey } from '../base/queues.js';
+import type { SecretScrubber } from '../base/secrets.js';
 import type { TokenSource } from './api.js';
 import { createTokenEndpoint, type TokenEndpoint } from './client.js';
 import {

@@ -6,8 +6,8 @@
  * dispatched again on the next tick.
  */
 import type { Queue } from 'bullmq';
-import type { Logger } from '../log.js';
-import type { RollupJob } from '../queues.js';
+import type { Logger } from '../base/log.js';
+import type { RollupJob } from '../base/queues.js';
 import type { DirtyHours } from './dirty-hours.js';
 
 export interface RollupDispatcherOptions {

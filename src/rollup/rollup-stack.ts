@@ -4,12 +4,12 @@
  * (role `worker`) and its dispatcher (role `scheduler`).
  */
 import { Queue, type Worker } from 'bullmq';
-import type { InfluxConfig } from '../config.js';
-import type { Logger } from '../log.js';
+import type { InfluxConfig } from '../base/config.js';
+import type { Logger } from '../base/log.js';
 import type { PointWriter } from '../influx/api.js';
 import { detectInfluxApi } from '../influx/api-detect.js';
 import type { InfluxQuery } from '../influx/query.js';
-import { QUEUE, bullConnection, type RedisConnection as Redis, type RollupJob } from '../queues.js';
+import { QUEUE, bullConnection, type RedisConnection as Redis, type RollupJob } from '../base/queues.js';
 import { createRollupWorker, type RollupJobResult, type RollupWorkerOptions } from '../../workers/rollup.js';
 import { DirtyHours } from './dirty-hours.js';
 import { RollupComputer } from './rollup-computer.js';

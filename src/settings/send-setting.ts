@@ -1,14 +1,14 @@
 import type { PointWriter } from '../influx/api.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../base/log.js';
 import type { PlatformClient } from '../platform/api.js';
 import { SettingOutcomeUnknownError } from '../platform/errors.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import { settingPoint } from '../sync/ingest.js';
+import { settingPoint } from '../push/ingest.js';
 import type { PendingSettingsStore, SettingCommand, SettingState } from './pending-store.js';
 
 /**
  * A device setting's round trip: POST device_setting, remember the command (Redis), record each
- * state in `device_setting`; the result arrives later as a `msg_type` 3 push (src/sync/ingest.ts),
+ * state in `device_setting`; the result arrives later as a `msg_type` 3 push (src/push/ingest.ts),
  * or the command times out (`expireSettings`, run by the ingest worker and by `set --wait`).
  */
 

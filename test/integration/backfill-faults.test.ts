@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { platformDay } from '../../src/platform/timestamp.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, startInfluxd, testPrefix, type ChildServer } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';

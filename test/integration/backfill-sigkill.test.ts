@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { splitWindows } from '../../src/sync/windows.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { splitWindows } from '../../src/pull/windows.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, influxRows, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/base/config.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 1, 1);

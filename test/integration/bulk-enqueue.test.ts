@@ -6,11 +6,11 @@
  * 3-master Redis Cluster (pipelines and addBulk must stay in the prefix's slot there).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { splitWindows, windowKey } from '../../src/sync/windows.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { splitWindows, windowKey } from '../../src/pull/windows.js';
 import { zoneOffsetMs } from '../../src/platform/timestamp.js';
-import type { Config } from '../../src/config.js';
-import type { BackfillJob } from '../../src/queues.js';
+import type { Config } from '../../src/base/config.js';
+import type { BackfillJob } from '../../src/base/queues.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 

@@ -8,12 +8,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Cluster, Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { Heartbeat } from '../../src/sync/heartbeat.js';
-import { RequestRate } from '../../src/sync/request-rate.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { Heartbeat } from '../../src/pull/heartbeat.js';
+import { RequestRate } from '../../src/platform/request-rate.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
-import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/queues.js';
-import { loadConfig, type Config } from '../../src/config.js';
+import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
+import { loadConfig, type Config } from '../../src/base/config.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 import { startStack, type Stack } from './webhook-stack.js';

@@ -9,7 +9,7 @@ import { opsRoutes } from '../../src/ops/http.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { pointRetryHandler } from '../../src/dead-letters/point-handler.js';
 import { deadLetters, type DeadLettersDeps } from '../../src/cli/commands/dead-letters.js';
-import { SecretScrubber } from '../../src/secrets.js';
+import { SecretScrubber } from '../../src/base/secrets.js';
 import { createTestDatabase, deleteRedisPrefix, influxQuery, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { runCli } from '../helpers/cli.js';
 

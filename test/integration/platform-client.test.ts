@@ -16,7 +16,7 @@ import {
   UnknownResultCodeError,
 } from '../../src/platform/errors.js';
 import type { TokenSource } from '../../src/platform/api.js';
-import { REDACTED, SecretScrubber } from '../../src/secrets.js';
+import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
 import { REDIS_URL, deleteRedisPrefix, freePort, testPrefix } from '../helpers/services.js';
 
 const PLATFORM_KEY = 'pk-client-test';

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { PlatformNewestStore, QuietCheck } from '../../src/sync/quiet-check.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { PlatformNewestStore, QuietCheck } from '../../src/pull/quiet-check.js';
 import { gatherStatus } from '../../src/status/report.js';
 import { renderStatus } from '../../src/cli/commands/status.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
-import type { BackfillJob } from '../../src/queues.js';
+import type { BackfillJob } from '../../src/base/queues.js';
 
 const HOUR = 3_600_000;
 const now = Date.now();

@@ -6,11 +6,11 @@
  * clocks of the gap finder and the rollups are moved forward instead.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { GapFinder } from '../../src/sync/gap-finder.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { GapFinder } from '../../src/pull/gap-finder.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/base/config.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
 import { drained, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';

@@ -9,7 +9,7 @@ import { testEnv } from '../fixtures/pull-env.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';
-import { createRedis } from '../../src/queues.js';
+import { createRedis } from '../../src/base/queues.js';
 import { REDIS_URL } from '../helpers/services.js';
 
 const HOUR = 3_600_000;

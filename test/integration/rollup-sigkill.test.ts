@@ -4,10 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import type { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import type { SinkPoint } from '../../src/influx/api.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/base/config.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix, until } from '../helpers/services.js';
 import { scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';

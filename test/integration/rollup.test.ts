@@ -5,13 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';
 import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
-import { openIngestQueue } from '../../src/webhook/server.js';
+import { openIngestQueue } from '../../src/push/server.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
-import { createRedis, type DataPush } from '../../src/queues.js';
+import { createRedis, type DataPush } from '../../src/base/queues.js';
 import { formatPlatformTime, parsePlatformTime } from '../../src/platform/timestamp.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { drained, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';

@@ -6,10 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/base/config.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { isCluster } from '../../src/queues.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { isCluster } from '../../src/base/queues.js';
 import { BIN } from '../helpers/cli.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, freePort, hasRedisCluster, INFLUX_URL, influxRows, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';

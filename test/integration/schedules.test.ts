@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import type { Scheduler } from '../../src/sync/scheduler.js';
-import { Heartbeat } from '../../src/sync/heartbeat.js';
-import { catchUpOnStart } from '../../src/sync/catch-up.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import type { Scheduler } from '../../src/pull/scheduler.js';
+import { Heartbeat } from '../../src/pull/heartbeat.js';
+import { catchUpOnStart } from '../../src/pull/catch-up.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 

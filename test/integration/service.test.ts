@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { Checkpoints } from '../../src/sync/checkpoints.js';
+import { Checkpoints } from '../../src/pull/checkpoints.js';
 import { metricValue, runCli, startRun } from '../helpers/cli.js';
 import { fieldValuesInInflux, fieldValuesInSim } from '../fixtures/pull-env.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix, until } from '../helpers/services.js';

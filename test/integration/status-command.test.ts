@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { DeviceRegistry } from '../../src/devices/registry.js';
-import { Checkpoints } from '../../src/sync/checkpoints.js';
+import { Checkpoints } from '../../src/pull/checkpoints.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { testEnv } from '../fixtures/pull-env.js';

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Worker } from 'bullmq';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/sync/pull-stack.js';
-import { createScheduler, type Scheduler, type SchedulerOptions } from '../../src/sync/scheduler.js';
-import { StatusPushLog } from '../../src/sync/status-slot.js';
-import { Ingestor } from '../../src/sync/ingest.js';
-import { StatusPoller } from '../../src/sync/status-poll.js';
+import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createScheduler, type Scheduler, type SchedulerOptions } from '../../src/pull/scheduler.js';
+import { StatusPushLog } from '../../src/pull/status-slot.js';
+import { Ingestor } from '../../src/push/ingest.js';
+import { StatusPoller } from '../../src/pull/status-poll.js';
 import { createStatusWorker } from '../../workers/status.js';
 import type { PlatformClient } from '../../src/platform/api.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';

@@ -10,7 +10,7 @@ import {
   PlatformUnavailableError,
   TokenBudgetExhaustedError,
 } from '../../src/platform/errors.js';
-import { REDACTED, SecretScrubber } from '../../src/secrets.js';
+import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
 import { REDIS_URL, deleteRedisPrefix, testPrefix } from '../helpers/services.js';
 
 const PLATFORM_KEY = 'pk-budget-test';

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
-import { loadConfig, secretsOf } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
-import { SecretScrubber } from '../../src/secrets.js';
+import { loadConfig, secretsOf } from '../../src/base/config.js';
+import { createLogger } from '../../src/base/log.js';
+import { SecretScrubber } from '../../src/base/secrets.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';
 import type { CommandContext } from '../../src/cli/context.js';
 import { command, describeUsage } from '../../src/cli/commands/token.js';

@@ -3,8 +3,8 @@ import { Redis } from 'ioredis';
 import { startSimulator } from '../../src/simulator/index.js';
 import { createTokenEndpoint } from '../../src/platform/client.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
-import { createPullStack } from '../../src/sync/pull-stack.js';
-import { DEFAULT_STATUS_POLL, StatusPoller, type StatusPollResult } from '../../src/sync/status-poll.js';
+import { createPullStack } from '../../src/app/pull-stack.js';
+import { DEFAULT_STATUS_POLL, StatusPoller, type StatusPollResult } from '../../src/pull/status-poll.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, REDIS_URL, testPrefix, until } from '../helpers/services.js';
 import { PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { computeSignature } from '../../src/webhook/signature.js';
+import { computeSignature } from '../../src/push/signature.js';
 import { formatPlatformTime } from '../../src/platform/timestamp.js';
 import { startStack, TZ, WEBHOOK_TOKEN, type Stack } from './webhook-stack.js';
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { formatPlatformTime } from '../../src/platform/timestamp.js';
 import type { SinkPoint } from '../../src/influx/api.js';
-import { bodyOfLetter } from '../../src/webhook/server.js';
+import { bodyOfLetter } from '../../src/push/server.js';
 import { influxQuery } from '../helpers/services.js';
-import { rowRetryHandler } from '../../src/sync/dead-letter-retry.js';
+import { rowRetryHandler } from '../../src/app/retry-point-dead-letters.js';
 import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bodyOfLetter } from '../../src/webhook/server.js';
-import { deviceIdOf } from '../../src/webhook/push-schema.js';
+import { bodyOfLetter } from '../../src/push/server.js';
+import { deviceIdOf } from '../../src/push/push-schema.js';
 import { startStack, type Stack } from './webhook-stack.js';
 import { mulberry32 } from '../../src/simulator/prng.js';
 

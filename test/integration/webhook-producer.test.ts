@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createRedis, QUEUE, type IngestBatchJob } from '../../src/queues.js';
-import { EnqueueError, IngestProducer } from '../../src/webhook/ingest-producer.js';
+import { createRedis, QUEUE, type IngestBatchJob } from '../../src/base/queues.js';
+import { EnqueueError, IngestProducer } from '../../src/push/ingest-producer.js';
 import { deleteRedisPrefix, REDIS_URL, testPrefix } from '../helpers/services.js';
 
 /** The webhook's group commit against real Redis/BullMQ: every push stored exactly once, in few jobs. */

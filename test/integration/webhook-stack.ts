@@ -4,7 +4,7 @@
  * writer, the platform simulator pushing for real. Each stack has its own Redis prefix and its
  * own InfluxDB database, and `close()` removes both.
  */
-import type { WebhookConfig } from '../../src/config.js';
+import type { WebhookConfig } from '../../src/base/config.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';
 import { PushRegistration } from '../../src/devices/push-registration.js';
@@ -13,17 +13,17 @@ import { TokenBudget } from '../../src/platform/token-budget.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import type { RetryPolicy } from '../../src/influx/retry-policy.js';
 import type { PointWriter } from '../../src/influx/api.js';
-import { createLogger, type Logger } from '../../src/log.js';
-import { clusterPrefix, createRedis, type ClusterNode, type RedisConnection } from '../../src/queues.js';
-import { SecretScrubber } from '../../src/secrets.js';
+import { createLogger, type Logger } from '../../src/base/log.js';
+import { clusterPrefix, createRedis, type ClusterNode, type RedisConnection } from '../../src/base/queues.js';
+import { SecretScrubber } from '../../src/base/secrets.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
-import { createWebhookServer, openIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/webhook/server.js';
-import { RedisNonceStore } from '../../src/webhook/replay.js';
+import { createWebhookServer, openIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/push/server.js';
+import { RedisNonceStore } from '../../src/push/replay.js';
 import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
-import { BackfillRunner } from '../../src/sync/backfill-runner.js';
-import { Checkpoints } from '../../src/sync/checkpoints.js';
+import { BackfillRunner } from '../../src/pull/backfill-runner.js';
+import { Checkpoints } from '../../src/pull/checkpoints.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, loadConfig, parseDuration, secretsOf } from '../../src/config.js';
+import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, loadConfig, parseDuration, secretsOf } from '../../src/base/config.js';
 
 const NOW = Date.UTC(2026, 10, 26, 0, 0, 0);
 

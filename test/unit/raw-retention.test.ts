@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/base/config.js';
 import { ensureDatabase } from '../../src/influx/database.js';
 import { writePath } from '../../src/influx/write-request.js';
 import { renderStatus } from '../../src/cli/commands/status.js';

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
-import { createLogger } from '../../src/log.js';
-import { REDACTED, SecretScrubber } from '../../src/secrets.js';
+import { createLogger } from '../../src/base/log.js';
+import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
 
 function capture() {
   const lines: string[] = [];

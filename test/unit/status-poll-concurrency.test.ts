@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { MAX_STATUS_POLL_CONCURRENCY, statusPollConcurrency } from '../../src/sync/status-poll.js';
+import { MAX_STATUS_POLL_CONCURRENCY, statusPollConcurrency } from '../../src/pull/status-poll.js';
 
 describe('status poll lanes from the request rate', () => {
   test('enough lanes to keep the rate busy up to a 500 ms round trip, at least 8, at most one chunk', () => {

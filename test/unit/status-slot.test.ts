@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { cronIntervalMs, planStatusSlot, statusCapacity } from '../../src/sync/status-slot.js';
+import { cronIntervalMs, planStatusSlot, statusCapacity } from '../../src/pull/status-slot.js';
 
 describe('status slot planning', () => {
   test('10k devices at 20 requests/s over 5 minutes: 6,000 a slot in chunks of 100, all polled after ceil(10000 / 6000) = 2 slots', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { estimateCadence, findHoles, gapThreshold, offlineWindows, subtractWindows } from '../../src/sync/gaps.js';
+import { estimateCadence, findHoles, gapThreshold, offlineWindows, subtractWindows } from '../../src/pull/gaps.js';
 
 const M = 60_000;
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { parseWindowKey, splitWindows, windowKey } from '../../src/sync/windows.js';
-import { parseInstant } from '../../src/sync/instant.js';
+import { parseWindowKey, splitWindows, windowKey } from '../../src/pull/windows.js';
+import { parseInstant } from '../../src/cli/instant.js';
 
 const H = 3_600_000;
 const D = 24 * H;

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import type { SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
-import { dataPoints, ingestBackoff, settingPoint, statusPoint } from '../../src/sync/ingest.js';
-import { PointBatcher } from '../../src/sync/point-batcher.js';
+import { dataPoints, ingestBackoff, settingPoint, statusPoint } from '../../src/push/ingest.js';
+import { PointBatcher } from '../../src/push/point-batcher.js';
 
 const parseTime = (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai');
 

@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
-import { NotPlaintextError, PushValidationError, readPushBody, validatePush } from '../../src/webhook/push-schema.js';
-import { errorToHttp, RESULT_CODE } from '../../src/webhook/errors-to-http.js';
-import type { DataPush } from '../../src/queues.js';
-import { SignatureError } from '../../src/webhook/signature.js';
+import { NotPlaintextError, PushValidationError, readPushBody, validatePush } from '../../src/push/push-schema.js';
+import { errorToHttp, RESULT_CODE } from '../../src/push/errors-to-http.js';
+import type { DataPush } from '../../src/base/queues.js';
+import { SignatureError } from '../../src/push/signature.js';
 
 const opts = { parseTime: (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai') };
 const TS = '2017-02-13T12-00-00-000';

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
-import { computeSignature, parseSignatureTimestamp, SignatureError, verifySignature } from '../../src/webhook/signature.js';
+import { computeSignature, parseSignatureTimestamp, SignatureError, verifySignature } from '../../src/push/signature.js';
 
 // computed independently: printf 'tok-secret-1abc1231700000000' | sha1sum | (hex) | md5sum
 const VECTOR = { token: 'tok-secret-1', nonce: 'abc123', timestamp: '1700000000', signature: 'd89dbef6cf4d1c8597da3ba3c709083f' };

@@ -1,11 +1,11 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
 import type { CommandContext } from '../context.js';
-import { createPullStack } from '../../sync/pull-stack.js';
-import { parseInstant } from '../../sync/instant.js';
-import { BackfillTracker, type ProgressSnapshot } from '../../sync/progress.js';
-import { plainLine, terminalLines } from '../../sync/progress-view.js';
-import type { QueuedWindow } from '../../sync/backfill-queue.js';
+import { createPullStack } from '../../app/pull-stack.js';
+import { parseInstant } from '../instant.js';
+import { BackfillTracker, type ProgressSnapshot } from '../progress.js';
+import { plainLine, terminalLines } from '../progress-view.js';
+import type { QueuedWindow } from '../../pull/backfill-queue.js';
 
 const USAGE = 'backfill (--all | --device ID...) [--from T] [--to T] [--wait]';
 

@@ -21,8 +21,8 @@ const USAGE = 'dead-letters list [--json] [--limit N] [--offset N] | retry [ID..
 
 /** Modules (relative to this file) that provide the retry handler of a kind other than 'point'. */
 export const HANDLER_MODULES: Partial<Record<DeadLetterKind, string>> = {
-  push: '../../webhook/dead-letter-retry.js',
-  row: '../../sync/dead-letter-retry.js',
+  push: '../../app/retry-push-dead-letters.js',
+  row: '../../app/retry-point-dead-letters.js',
 };
 
 export interface DeadLettersDeps {

@@ -1,8 +1,8 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
-import { createPullStack } from '../../sync/pull-stack.js';
-import { parseInstant } from '../../sync/instant.js';
-import { formatDuration } from '../../sync/progress-view.js';
+import { createPullStack } from '../../app/pull-stack.js';
+import { parseInstant } from '../instant.js';
+import { formatDuration } from '../progress-view.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 
 const USAGE = 'gaps [--device ID]... [--from T] [--to T] [--fill]';

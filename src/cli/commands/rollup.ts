@@ -1,7 +1,7 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
-import { createPullStack } from '../../sync/pull-stack.js';
-import { parseInstant } from '../../sync/instant.js';
+import { createPullStack } from '../../app/pull-stack.js';
+import { parseInstant } from '../instant.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { MEASUREMENT } from '../../influx/api.js';
 import { influxIdent, influxString } from '../../influx/query.js';

@@ -2,11 +2,11 @@ import { all, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
 import type { CommandContext } from '../context.js';
 import { setFlagsFromString } from 'node:v8';
-import { parseDuration, WEBHOOK_SEMI_SPACE_MB, type Config } from '../../config.js';
-import { ROLES, startService, type Role, type Service } from '../../service.js';
+import { parseDuration, WEBHOOK_SEMI_SPACE_MB, type Config } from '../../base/config.js';
+import { ROLES, startService, type Role, type Service } from '../../app/service.js';
 import { startSimulator, type Simulator } from '../../simulator/index.js';
-import { BackfillTracker } from '../../sync/progress.js';
-import { plainLine, terminalLines } from '../../sync/progress-view.js';
+import { BackfillTracker } from '../progress.js';
+import { plainLine, terminalLines } from '../progress-view.js';
 
 /**
  * The young generation (EXPEED_SEMI_SPACE_MB): a larger one lets the short-lived objects of pushes

@@ -9,7 +9,7 @@ import { tokenBudgetFromConfig } from '../../platform/token-budget.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { PendingSettingsStore } from '../../settings/pending-store.js';
 import { sendSetting, waitForResult } from '../../settings/send-setting.js';
-import { rateLimitedPlatform, RequestRate } from '../../sync/request-rate.js';
+import { rateLimitedPlatform, RequestRate } from '../../platform/request-rate.js';
 
 /** Exit codes of `set`, so scripts can tell the outcomes apart. */
 export const SET_EXIT = { ok: 0, error: 1, usage: 2, failed: 3, timeout: 4, offline: 5, unknown: 6 } as const;

@@ -1,12 +1,12 @@
 import { flag, one, parseArgs, UsageError } from '../args.js';
 import { describeBudget } from '../../dead-letters/budget-report.js';
 import type { Command } from '../main.js';
-import { createPullStack } from '../../sync/pull-stack.js';
+import { createPullStack } from '../../app/pull-stack.js';
 import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
-import { cronIntervalMs } from '../../sync/status-slot.js';
+import { cronIntervalMs } from '../../pull/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
-import { QUEUE } from '../../queues.js';
-import { openIngestQueue } from '../../webhook/server.js';
+import { QUEUE } from '../../base/queues.js';
+import { openIngestQueue } from '../../push/server.js';
 import { table } from './devices.js';
 import { cooldownCause } from './token.js';
 

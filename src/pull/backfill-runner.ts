@@ -1,10 +1,10 @@
-import type { BackfillJob } from '../queues.js';
+import type { BackfillJob } from '../base/queues.js';
 import type { CallOptions, DataRow, DeviceRef, HistoryPage } from '../platform/api.js';
 import type { DeadLetterStore, PointWriter, SinkPoint } from '../influx/api.js';
 import { MEASUREMENT } from '../influx/api.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Checkpoints } from './checkpoints.js';
-import { UnknownDeviceError } from './failure.js';
+import { UnknownDeviceError } from '../base/failure.js';
 import { windowKey } from './windows.js';
 
 /**

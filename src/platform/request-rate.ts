@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from '../platform/api.js';
-import { redisKey } from '../queues.js';
+import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from './api.js';
+import { redisKey } from '../base/queues.js';
 
 /**
  * A platform request rate shared by every worker process: at most `perSecond` requests start in

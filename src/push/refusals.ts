@@ -2,7 +2,7 @@
  * Requests refused before anything is kept: counted (for /metrics) and logged at most once per
  * interval per reason, so a flood of forged or oversized requests cannot flood the log either.
  */
-import type { Logger } from '../log.js';
+import type { Logger } from '../base/log.js';
 
 /**
  * signature: missing, forged or stale; replay: a signed request seen before; handshake: a refused

@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log.js';
-import { redisKey, type BackfillJob } from '../queues.js';
+import type { Logger } from '../base/log.js';
+import { redisKey, type BackfillJob } from '../base/queues.js';
 import type { CallOptions, PlatformClient } from '../platform/api.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { BackfillProgress } from './backfill-runner.js';
 import type { Checkpoints } from './checkpoints.js';
-import { messageOf } from './failure.js';
+import { messageOf } from '../base/failure.js';
 import { windowKey } from './windows.js';
 
 /** What the platform said a device's newest row is, and when we asked (both epoch ms, our clock for `askedAt`). */

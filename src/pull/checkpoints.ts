@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { redisKey } from '../queues.js';
+import { redisKey } from '../base/queues.js';
 
 /**
  * Per-device sync checkpoints in Redis, shared by every worker.

@@ -1,7 +1,7 @@
 import type { JobsOptions } from 'bullmq';
 import { MEASUREMENT, type DeadLetterStore, type PointWriter, type SinkPoint } from '../influx/api.js';
-import type { DataPush, IngestJob, StatusPush } from '../queues.js';
-import type { Logger } from '../log.js';
+import type { DataPush, IngestJob, StatusPush } from '../base/queues.js';
+import type { Logger } from '../base/log.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { PendingSettingsStore, SettingCommand } from '../settings/pending-store.js';
 

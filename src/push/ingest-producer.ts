@@ -1,6 +1,6 @@
 import type { JobsOptions, Queue } from 'bullmq';
-import type { IngestBatchJob, IngestJob } from '../queues.js';
-import { INGEST_JOB_OPTIONS } from '../sync/ingest.js';
+import type { IngestBatchJob, IngestJob } from '../base/queues.js';
+import { INGEST_JOB_OPTIONS } from './ingest.js';
 import type { ValidatedPush } from './push-schema.js';
 
 /** The push could not be stored in Redis. The platform should send it again. */

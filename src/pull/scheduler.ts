@@ -1,14 +1,14 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { SchedulesConfig } from '../config.js';
-import type { Logger } from '../log.js';
-import { redisKey, type BackfillJob, type StatusJob } from '../queues.js';
+import type { SchedulesConfig } from '../base/config.js';
+import type { Logger } from '../base/log.js';
+import { redisKey, type BackfillJob, type StatusJob } from '../base/queues.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { BackfillQueue } from './backfill-queue.js';
 import type { Checkpoints } from './checkpoints.js';
 import type { GapFinder } from './gap-finder.js';
-import { messageOf } from './failure.js';
+import { messageOf } from '../base/failure.js';
 import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
 export type ScheduleName = keyof SchedulesConfig;

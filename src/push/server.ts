@@ -1,11 +1,11 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Queue } from 'bullmq';
-import type { WebhookConfig } from '../config.js';
+import type { WebhookConfig } from '../base/config.js';
 import type { DeadLetterStore } from '../influx/api.js';
 import { DeadLetterBudgetError, type RetryHandler } from '../dead-letters/store.js';
-import type { Logger } from '../log.js';
-import { QUEUE, createRedis, type IngestBatchJob, type RedisConnection, type RedisTarget } from '../queues.js';
-import type { SecretScrubber } from '../secrets.js';
+import type { Logger } from '../base/log.js';
+import { QUEUE, createRedis, type IngestBatchJob, type RedisConnection, type RedisTarget } from '../base/queues.js';
+import type { SecretScrubber } from '../base/secrets.js';
 import { EnqueueError, IngestProducer, type IngestProducerOptions, type IngestQueue } from './ingest-producer.js';
 import { answerBody, errorToHttp, RESULT_CODE } from './errors-to-http.js';
 import { deviceIdOf, readPushBody, validatePush, type ValidatedPush } from './push-schema.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { redisKey } from '../queues.js';
+import { redisKey } from '../base/queues.js';
 
 /**
  * The service's heartbeat in Redis (`<prefix>:heartbeat`, epoch ms): while any process of the

@@ -1,6 +1,6 @@
 import type { Job, Queue } from 'bullmq';
-import type { BackfillJob } from '../queues.js';
-import type { BackfillProgress } from './backfill-runner.js';
+import type { BackfillJob } from '../base/queues.js';
+import type { BackfillProgress } from '../pull/backfill-runner.js';
 
 /** Where one device's backfill stands, summed over its windows. */
 export interface DeviceProgress {

@@ -5,7 +5,7 @@
 import type { CommandContext } from '../cli/context.js';
 import type { RetryHandler } from '../dead-letters/store.js';
 import { parsePlatformTime } from '../platform/timestamp.js';
-import { openIngestQueue, pushRetryHandler } from './server.js';
+import { openIngestQueue, pushRetryHandler } from '../push/server.js';
 
 export async function createRetryHandler(ctx: CommandContext): Promise<RetryHandler> {
   const ingest = await openIngestQueue(ctx.config, ctx.config.prefix, ctx.log);

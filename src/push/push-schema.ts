@@ -1,6 +1,6 @@
 /// <reference lib="es2024.string" />
 import { isUtf8 } from 'node:buffer';
-import type { DataPush, IngestJob, SettingResultPush, StatusPush } from '../queues.js';
+import type { DataPush, IngestJob, SettingResultPush, StatusPush } from '../base/queues.js';
 
 /**
  * Hand-written validators of the platform's push bodies (SPEC section 5). Every refusal names

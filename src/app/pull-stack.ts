@@ -5,10 +5,10 @@
  * tests and the benchmark all wire pull sync through it, so they cannot drift apart.
  */
 import { Queue } from 'bullmq';
-import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
-import type { SecretScrubber } from '../secrets.js';
-import { QUEUE, bullConnection, closeRedis, createRedis, type RedisConnection, type BackfillJob, type StatusJob } from '../queues.js';
+import type { Config } from '../base/config.js';
+import type { Logger } from '../base/log.js';
+import type { SecretScrubber } from '../base/secrets.js';
+import { QUEUE, bullConnection, closeRedis, createRedis, type RedisConnection, type BackfillJob, type StatusJob } from '../base/queues.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { clientOptionsFromConfig, ExpeedClient } from '../platform/client.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
@@ -20,12 +20,12 @@ import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
 import { createBackfillWorker, type BackfillWorker, type BackfillWorkerOptions } from '../../workers/backfill.js';
 import { createStatusWorker } from '../../workers/status.js';
-import { BackfillQueue } from './backfill-queue.js';
-import { Checkpoints } from './checkpoints.js';
-import { GapFinder } from './gap-finder.js';
-import { statusPollConcurrency } from './status-poll.js';
-import { RequestRate, rateLimitedPlatform } from './request-rate.js';
-import { PlatformNewestStore, QuietCheck } from './quiet-check.js';
+import { BackfillQueue } from '../pull/backfill-queue.js';
+import { Checkpoints } from '../pull/checkpoints.js';
+import { GapFinder } from '../pull/gap-finder.js';
+import { statusPollConcurrency } from '../pull/status-poll.js';
+import { RequestRate, rateLimitedPlatform } from '../platform/request-rate.js';
+import { PlatformNewestStore, QuietCheck } from '../pull/quiet-check.js';
 import { markingWriter } from '../rollup/hour-marker.js';
 import { ROLLUP_RP } from '../influx/database.js';
 import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';

@@ -1,8 +1,8 @@
 import type { PlatformClient } from '../platform/api.js';
 import { MEASUREMENT, type PointWriter, type SinkPoint } from '../influx/api.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import type { StatusJob } from '../queues.js';
-import { budgetResetsAt, cooldownUntil, failureFacts, messageOf } from './failure.js';
+import type { StatusJob } from '../base/queues.js';
+import { budgetResetsAt, cooldownUntil, failureFacts, messageOf } from '../base/failure.js';
 
 export interface StatusPollOptions {
   platform: Pick<PlatformClient, 'deviceStatus'>;
