@@ -11,7 +11,7 @@ import { QUEUE, type IngestBatchJob, type IngestJob, type RedisConnection } from
 import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/push/ingest.js';
 import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batcher.js';
 import { expireSettings } from '../src/settings/send-setting.js';
-import type { PendingSettingsStore } from '../src/settings/pending-store.js';
+import type { PendingSettingsStore } from '../src/devices/pending-settings.js';
 import { StatusPushLog } from '../src/pull/status-slot.js';
 
 export interface IngestWorkerOptions {

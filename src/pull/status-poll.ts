@@ -1,5 +1,6 @@
 import type { PlatformClient } from '../platform/api.js';
-import { MEASUREMENT, type PointWriter, type SinkPoint } from '../influx/api.js';
+import type { PointWriter, SinkPoint } from '../influx/api.js';
+import { statusPoint } from '../influx/points.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { StatusJob } from '../base/queues.js';
 import { budgetResetsAt, cooldownUntil, failureFacts, messageOf } from '../base/failure.js';
@@ -94,7 +95,7 @@ export class StatusPoller {
     const pollOne = async (d: (typeof devices)[number]): Promise<void> => {
       try {
         const status = await platform.deviceStatus({ id: d.id, key: d.key }, { signal });
-        points.push({ measurement: MEASUREMENT.status, deviceId: d.id, time: this.now(), fields: { online: status.online, raw_status: status.raw, source: 'poll' } });
+        points.push(statusPoint(d.id, this.now(), status.online, status.raw, 'poll'));
         result.polled++;
         if (status.online) result.online++;
         done.add(d.id);

@@ -3,8 +3,8 @@ import type { Logger } from '../base/log.js';
 import type { PlatformClient } from '../platform/api.js';
 import { SettingOutcomeUnknownError } from '../platform/errors.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import { settingPoint } from '../push/ingest.js';
-import type { PendingSettingsStore, SettingCommand, SettingState } from './pending-store.js';
+import { settingPoint } from '../influx/points.js';
+import type { PendingSettingsStore, SettingCommand, SettingState } from '../devices/pending-settings.js';
 
 /**
  * A device setting's round trip: POST device_setting, remember the command (Redis), record each
