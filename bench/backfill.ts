@@ -15,8 +15,7 @@
  * bottleneck), EXPEED_HEAP_GROWTH_PERCENT, INFLUX_URL, REDIS_URL. BENCH_NODE_OPTIONS: node flags
  * for the worker process (e.g. --max-semi-space-size=16).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
@@ -24,7 +23,7 @@ import { loadConfig } from '../src/base/config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
 import { createPullStack } from '../src/app/pull-stack.js';
 import { createRedis } from '../src/base/queues.js';
-import { buildIfStale, cpuSeconds, freePort, influxql as influxqlAt, pidOf } from './lib.js';
+import { buildIfStale, cpuSeconds, influxql as influxqlAt, mb, memory, pidOf, startService } from './lib.js';
 
 const env = process.env;
 const DEVICES = Number(env.BENCH_DEVICES ?? 100);
@@ -64,47 +63,6 @@ function startSim(): Promise<{ url: string; pid: number; stats(): Promise<Record
   }));
 }
 
-function mb(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(0)} MB`;
-}
-
-/** A field of /proc/PID/status in bytes (VmHWM: peak resident set, VmRSS: current). */
-function memory(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-/**
- * `node bin/expeed-sync.js run --role worker` with the given environment, as a user runs it; ready
- * once its /readyz (on --ops-port) answers 200: Redis, InfluxDB and every worker running. The worker
- * role queues nothing by itself (catch-up and the first sync of new devices are the scheduler's).
- */
-async function startWorker(env: Record<string, string | undefined>): Promise<{ child: ChildProcess; pid: number; stop(): Promise<number | null> }> {
-  const port = await freePort();
-  const nodeArgs = (env.BENCH_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, 'bin/expeed-sync.js', 'run', '--role', 'worker', '--ops-port', String(port)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the worker exited at start with code ${child.exitCode}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error('the worker was not ready within 60 s');
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    child,
-    pid: child.pid!,
-    stop: () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
-
 async function main(): Promise<void> {
   const sim = await startSim();
   // the worker gets this benchmark's environment, exactly as a user would set it
@@ -129,7 +87,7 @@ async function main(): Promise<void> {
     lines.push(l);
     process.stdout.write(`${l}\n`);
   };
-  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  let worker: Awaited<ReturnType<typeof startService>> | undefined;
   try {
     const entry = buildIfStale(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
     say(`backfill benchmark: ${DEVICES} devices x ${POINTS} points (${CADENCE} s cadence, ${((TO - FROM) / 86_400_000).toFixed(1)} days), window ${config.backfillWindowMs / 3_600_000} h, page ${config.pageLimit}, concurrency ${config.workerConcurrency}, rate ${config.platformRateLimit} req/s`);
@@ -137,7 +95,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < DEVICES; i++) await stack.registry.upsert({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}` }, 'cli');
 
     // 1. the jobs, in the worker process
-    worker = await startWorker(workerEnv);
+    worker = await startService(workerEnv, ['worker']);
     const baseline = memory(worker.pid, 'VmRSS');
     const others = { simulator: sim.pid, influxd: pidOf('influxd'), redis: pidOf('redis-server'), 'this process': process.pid };
     const w = worker;

@@ -1,8 +1,9 @@
-/** What the benchmarks share: /proc readings, a free port, InfluxQL, and the compiled build. */
-import { spawnSync } from 'node:child_process';
+/** What the benchmarks share: /proc readings, a free port, InfluxQL, the compiled build, the service as a child process. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { freshCompiledMain } from '../bin/compiled.js';
 
 /** USER_HZ: /proc/PID/stat counts CPU time in these ticks (100 on Linux). */
@@ -72,4 +73,58 @@ export function buildIfStale(root: string): boolean {
   const r = spawnSync(process.execPath, [join(root, 'bin/build.js')], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('npm run build failed');
   return freshCompiledMain(root) !== undefined;
+}
+
+export function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+}
+
+/** A field of /proc/PID/status in bytes (VmHWM: peak resident set, VmRSS: current). */
+export function memory(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  pid: number;
+  /** SIGTERM; resolves to the exit code */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * `node bin/expeed-sync.js run --role R...` with the given environment, as a user runs it (node flags
+ * from BENCH_NODE_OPTIONS); ready once its /readyz (on --ops-port) answers 200: Redis, InfluxDB and
+ * every worker running. `onLine` receives its stdout (the JSON log) line by line; without it the
+ * output is passed through. The worker role queues nothing by itself (catch-up, the first sync of
+ * new devices and the status slot at start are the scheduler's).
+ */
+export async function startService(env: Record<string, string | undefined>, roles: string[], options: { args?: string[]; onLine?: (line: string) => void } = {}): Promise<ServiceProcess> {
+  const port = await freePort();
+  const nodeArgs = (env.BENCH_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+  const roleArgs = roles.flatMap((r) => ['--role', r]);
+  const args = [...nodeArgs, 'bin/expeed-sync.js', 'run', ...roleArgs, '--ops-port', String(port), ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', options.onLine ? 'pipe' : 'inherit', 'inherit'] });
+  if (options.onLine) createInterface({ input: child.stdout! }).on('line', options.onLine);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const what = `the service (${roles.join(', ')})`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited at start with code ${child.exitCode}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${what} was not ready within 60 s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    pid: child.pid!,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }

@@ -9,7 +9,7 @@ import { QUEUE, type StatusJob } from '../src/base/queues.js';
 import type { PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import type { DeviceRegistry } from '../src/devices/registry.js';
-import { StatusBudgetError, StatusPollError, StatusPoller, type StatusPollResult } from '../src/pull/status-poll.js';
+import { StatusBudgetError, StatusPollError, StatusPoller, statusPollConcurrency, type StatusPollResult } from '../src/pull/status-poll.js';
 import { messageOf } from '../src/base/failure.js';
 import { isRetryable, retryAt } from '../src/base/retry.js';
 import { rateLimitedPlatform, type RequestRate } from '../src/platform/request-rate.js';
@@ -26,12 +26,12 @@ export interface StatusWorkerOptions {
   clock: () => number;
   /** the time written on polled status points (default Date.now) */
   now: () => number;
-  /** devices one job polls at once (bounded further by the shared request rate) */
+  /** devices one job polls at once (bounded further by the shared request rate); default statusPollConcurrency(20), the default rate */
   pollConcurrency: number;
   autorun: boolean;
 }
 
-export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 'autorun' | 'pollConcurrency'> = { clock: Date.now, now: Date.now, autorun: true, pollConcurrency: 8 };
+export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 'autorun' | 'pollConcurrency'> = { clock: Date.now, now: Date.now, autorun: true, pollConcurrency: statusPollConcurrency(20) };
 
 export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof DEFAULT_STATUS_WORKER> & Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult> {
   const o: StatusWorkerOptions = { ...DEFAULT_STATUS_WORKER, ...input };

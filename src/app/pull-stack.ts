@@ -23,6 +23,7 @@ import { createStatusWorker } from '../../workers/status.js';
 import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
+import { statusPollConcurrency } from '../pull/status-poll.js';
 import { RequestRate, rateLimitedPlatform } from '../platform/request-rate.js';
 import { PlatformNewestStore, QuietCheck } from '../pull/quiet-check.js';
 import { markingWriter } from '../rollup/hour-marker.js';
@@ -141,7 +142,8 @@ export function createPullStack(options: PullStackOptions): PullStack {
       return w;
     },
     startStatusWorker() {
-      const w = createStatusWorker({ connection, prefix: config.prefix, platform, writer, registry, logger });
+      // lanes from the rate: the rate, not a fixed lane count, bounds the calls a second
+      const w = createStatusWorker({ connection, prefix: config.prefix, platform, writer, registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit) });
       workers.push(w);
       return w;
     },

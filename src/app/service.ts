@@ -219,10 +219,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       if (caught.jobs) logger.info({ downMs: caught.downMs, window: caught.window, jobs: caught.jobs }, 'catch-up: missed window queued');
       // a device never synced is not left waiting for the night
       const now = Date.now();
-      for (const d of await pull.registry.list()) {
-        if (await pull.checkpoints.get(d.id)) continue;
-        startupBackfills.push(...(await pull.backfills.enqueue({ deviceId: d.id, from: config.backfillStart, to: now, reason: 'catch-up' })));
-      }
+      const ids = (await pull.registry.list()).map((d) => d.id);
+      const synced = await pull.checkpoints.getMany(ids);
+      startupBackfills.push(...(await pull.backfills.enqueueMany(ids.filter((id) => !synced.has(id)).map((id) => ({ deviceId: id, from: config.backfillStart, to: now, reason: 'catch-up' as const })))));
       if (startupBackfills.length) logger.info({ windows: startupBackfills.length }, 'first sync of new devices queued');
       const scheduler = (started.scheduler = createScheduler({
         redis,

@@ -4,6 +4,9 @@ import type { BackfillJob } from '../base/queues.js';
 import type { Checkpoints } from './checkpoints.js';
 import { splitWindows, windowKey, type Window } from './windows.js';
 
+/** jobs added in one `addBulk` (one pipeline round trip) */
+export const ADD_BULK_CHUNK = 1000;
+
 /** The backoff type that workers/backfill.ts registers: exponential from `delay`, capped. */
 export const BACKOFF_TYPE = 'expeed-capped';
 
@@ -20,8 +23,8 @@ export const DEFAULT_BACKFILL_JOB_OPTIONS: JobsOptions = {
 };
 
 export interface BackfillQueueOptions {
-  queue: Pick<Queue<BackfillJob>, 'add'>;
-  checkpoints: Pick<Checkpoints, 'initialise'>;
+  queue: Pick<Queue<BackfillJob>, 'addBulk'>;
+  checkpoints: Pick<Checkpoints, 'initialiseMany'>;
   /** window length in ms (EXPEED_BACKFILL_WINDOW, default one day) */
   windowMs: number;
   /** the zone's UTC offset at an instant (zoneOffsetMs): windows then follow local midnights; default UTC */
@@ -55,31 +58,45 @@ export class BackfillQueue {
     this.now = options.now ?? Date.now;
   }
 
+  /** Queues one request's windows (see enqueueMany). */
   async enqueue(request: BackfillJob): Promise<QueuedWindow[]> {
-    const { deviceId, to } = request;
+    return this.enqueueMany([request]);
+  }
+
+  /**
+   * Queues the windows of many requests at once: the checkpoints of devices without one are started
+   * in pipelines, the jobs are added with `addBulk` (ADD_BULK_CHUNK a round trip). Each window's job
+   * is the same as one `enqueue` makes: a window already waiting, delayed or active is not queued
+   * again (deduplicated on its window key); the answer says which. Requests with an empty range (after
+   * the raw retention) queue nothing; a request without a device id fails the whole call before
+   * anything is queued.
+   */
+  async enqueueMany(requests: readonly BackfillJob[]): Promise<QueuedWindow[]> {
     const retention = this.options.rawRetentionMs;
-    const from = retention === undefined ? request.from : Math.max(request.from, this.now() - retention + this.options.windowMs);
-    if (typeof deviceId !== 'string' || deviceId === '') throw new Error('backfill: device id must be a non-empty string');
-    if (!(from < to)) return [];
+    const earliest = retention === undefined ? -Infinity : this.now() - retention + this.options.windowMs;
+    for (const r of requests) if (typeof r.deviceId !== 'string' || r.deviceId === '') throw new Error('backfill: device id must be a non-empty string');
+    const wanted = requests.map((r) => ({ ...r, from: Math.max(r.from, earliest) })).filter((r) => r.from < r.to);
+    if (!wanted.length) return [];
     // the first backfill of a device defines where its checkpoint starts
-    await this.options.checkpoints.initialise(deviceId, from);
-    const windows = splitWindows(from, to, this.options.windowMs, this.options.gridOffset);
+    await this.options.checkpoints.initialiseMany(wanted.map((r) => ({ deviceId: r.deviceId, from: r.from })));
     const stamp = `${this.now()}-${randomBytes(3).toString('hex')}`;
+    const jobs: Array<{ name: string; data: BackfillJob; opts: JobsOptions }> = [];
     const out: QueuedWindow[] = [];
-    for (let i = 0; i < windows.length; i += 100) {
-      const chunk = windows.slice(i, i + 100);
-      out.push(
-        ...(await Promise.all(
-          chunk.map(async (w) => {
-            const key = windowKey(deviceId, w);
-            const wanted = `${key}|${stamp}`;
-            const data: BackfillJob = { deviceId, from: w.from, to: w.to, reason: request.reason, ...(request.useReserve ? { useReserve: true } : {}) };
-            const job = await this.options.queue.add(deviceId, data, { ...this.jobOptions, jobId: wanted, deduplication: { id: key } });
-            const jobId = job.id ?? wanted;
-            return { deviceId, ...w, jobId, deduplicated: jobId !== wanted };
-          }),
-        )),
-      );
+    for (const r of wanted) {
+      for (const w of splitWindows(r.from, r.to, this.options.windowMs, this.options.gridOffset)) {
+        const key = windowKey(r.deviceId, w);
+        const data: BackfillJob = { deviceId: r.deviceId, from: w.from, to: w.to, reason: r.reason, ...(r.useReserve ? { useReserve: true } : {}) };
+        jobs.push({ name: r.deviceId, data, opts: { ...this.jobOptions, jobId: `${key}|${stamp}`, deduplication: { id: key } } });
+        out.push({ deviceId: r.deviceId, ...w, jobId: `${key}|${stamp}`, deduplicated: false });
+      }
+    }
+    for (let i = 0; i < jobs.length; i += ADD_BULK_CHUNK) {
+      const added = await this.options.queue.addBulk(jobs.slice(i, i + ADD_BULK_CHUNK));
+      added.forEach((job, j) => {
+        const q = out[i + j]!;
+        // a deduplicated add answers the id of the job already queued for the window
+        if (job.id !== undefined && job.id !== q.jobId) Object.assign(q, { jobId: job.id, deduplicated: true });
+      });
     }
     return out;
   }

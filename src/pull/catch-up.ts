@@ -10,7 +10,7 @@ export interface CatchUpOptions {
   prefix: string;
   heartbeat: Pick<Heartbeat, 'last' | 'beat' | 'intervalMs'>;
   registry: Pick<DeviceRegistry, 'list'>;
-  backfills: Pick<BackfillQueue, 'enqueue'>;
+  backfills: Pick<BackfillQueue, 'enqueueMany'>;
   /** down longer than this (ms) = catch up now instead of waiting for the night */
   thresholdMs: number;
   logger?: Pick<Logger, 'info' | 'warn'>;
@@ -45,10 +45,7 @@ export async function catchUpOnStart(options: CatchUpOptions): Promise<CatchUpRe
   const window = { from: last - options.heartbeat.intervalMs, to: now };
   try {
     const devices = await options.registry.list();
-    for (const d of devices) {
-      const queued = await options.backfills.enqueue({ deviceId: d.id, from: window.from, to: window.to, reason: 'catch-up' });
-      result.jobs += queued.length;
-    }
+    result.jobs = (await options.backfills.enqueueMany(devices.map((d) => ({ deviceId: d.id, from: window.from, to: window.to, reason: 'catch-up' as const })))).length;
     result.window = window;
     result.devices = devices.length;
   } catch (err) {

@@ -23,7 +23,7 @@ export interface Checkpoint {
 }
 
 export interface CheckpointsOptions {
-  redis: Pick<Redis, 'hgetall' | 'hsetnx' | 'get' | 'set' | 'del' | 'eval' | 'hset'>;
+  redis: Pick<Redis, 'hgetall' | 'hsetnx' | 'get' | 'set' | 'del' | 'eval' | 'hset' | 'pipeline'>;
   prefix: string;
   now?: () => number;
   /** how long a window's resume position is kept when its job never finishes (ms, default 30 days) */
@@ -58,6 +58,14 @@ if moved then redis.call('HSET', KEYS[1], 'upTo', tostring(upTo), 'updatedAt', n
 return tostring(upTo)
 `;
 
+/** commands sent in one pipeline round trip */
+const PIPELINE_CHUNK = 1000;
+
+function parseCheckpoint(h: Record<string, string>): Checkpoint | undefined {
+  if (h.upTo === undefined) return undefined;
+  return { upTo: Number(h.upTo), lastRowAt: h.lastRowAt === undefined ? undefined : Number(h.lastRowAt), updatedAt: Number(h.updatedAt ?? 0) };
+}
+
 export class Checkpoints {
   private readonly now: () => number;
   private readonly positionTtlMs: number;
@@ -72,15 +80,52 @@ export class Checkpoints {
   }
 
   async get(deviceId: string): Promise<Checkpoint | undefined> {
-    const h = await this.options.redis.hgetall(this.key(deviceId));
-    if (h.upTo === undefined) return undefined;
-    return { upTo: Number(h.upTo), lastRowAt: h.lastRowAt === undefined ? undefined : Number(h.lastRowAt), updatedAt: Number(h.updatedAt ?? 0) };
+    return parseCheckpoint(await this.options.redis.hgetall(this.key(deviceId)));
+  }
+
+  /**
+   * The checkpoints of many devices, pipelined (PIPELINE_CHUNK commands a round trip): a fleet's
+   * checkpoints in a few round trips instead of one each. On a cluster every key carries the
+   * prefix's hash tag, so a pipeline stays in one slot.
+   */
+  async getMany(deviceIds: readonly string[]): Promise<Map<string, Checkpoint>> {
+    const out = new Map<string, Checkpoint>();
+    const replies = await this.pipelined(deviceIds, (p, id) => p.hgetall(this.key(id)));
+    deviceIds.forEach((id, i) => {
+      const c = parseCheckpoint(replies[i] as Record<string, string>);
+      if (c) out.set(id, c);
+    });
+    return out;
   }
 
   /** Starts a device's checkpoint at `from` unless it has one: the first backfill of a device defines where its copy begins. */
   async initialise(deviceId: string, from: number): Promise<void> {
     const created = await this.options.redis.hsetnx(this.key(deviceId), 'upTo', String(from));
     if (created === 1) await this.options.redis.hset(this.key(deviceId), 'updatedAt', String(this.now()));
+  }
+
+  /** `initialise` for many devices, pipelined; the first entry of a device wins, as in a row of `initialise` calls. */
+  async initialiseMany(starts: ReadonlyArray<{ deviceId: string; from: number }>): Promise<void> {
+    const created = await this.pipelined(starts, (p, s) => p.hsetnx(this.key(s.deviceId), 'upTo', String(s.from)));
+    const fresh = starts.filter((_, i) => created[i] === 1);
+    const now = String(this.now());
+    await this.pipelined(fresh, (p, s) => p.hset(this.key(s.deviceId), 'updatedAt', now));
+  }
+
+  /** One command per item, PIPELINE_CHUNK a round trip; the replies in order; the first failed command throws. */
+  private async pipelined<T>(items: readonly T[], add: (p: ReturnType<Redis['pipeline']>, item: T) => unknown): Promise<unknown[]> {
+    const replies: unknown[] = [];
+    for (let i = 0; i < items.length; i += PIPELINE_CHUNK) {
+      const p = this.options.redis.pipeline();
+      for (const item of items.slice(i, i + PIPELINE_CHUNK)) add(p, item);
+      const res = await p.exec();
+      if (!res) throw new Error('Redis answered a checkpoint pipeline with no replies');
+      for (const [err, reply] of res) {
+        if (err) throw err;
+        replies.push(reply);
+      }
+    }
+    return replies;
   }
 
   /** Rows of window [from, …) up to `position` are acknowledged. */

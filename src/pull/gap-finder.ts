@@ -61,7 +61,9 @@ export class GapFinder {
     }
     const { thresholdMs, bucketMs } = gapThreshold(cadenceMs, this.rules);
 
-    const before = await q.rows(`SELECT * FROM "${MEASUREMENT.data}" WHERE ${dev} AND time < ${from}ms ORDER BY time DESC LIMIT 1`, signal);
+    // the cadence sample often reaches back past `from` already (slow devices): then no query is needed to know
+    const sampledBefore = recent.some((r) => Number(r.time) < from);
+    const before = sampledBefore ? [true] : await q.rows(`SELECT * FROM "${MEASUREMENT.data}" WHERE ${dev} AND time < ${from}ms ORDER BY time DESC LIMIT 1`, signal);
     const buckets: BucketCount[] = [];
     const start = Math.floor(from / bucketMs) * bucketMs;
     for (let a = start; a < to; a += bucketMs * BUCKETS_PER_QUERY) {

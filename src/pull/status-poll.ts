@@ -18,6 +18,23 @@ export interface StatusPollOptions {
 
 export const DEFAULT_STATUS_POLL = { concurrency: 8 };
 
+/** The platform round trip a status job is sized for (s): slower answers than this leave part of the rate unused. */
+export const STATUS_ROUND_TRIP_BUDGET_S = 0.5;
+/** More lanes than devices in one status job (DEFAULT_STATUS_SLOT.chunkSize) would never start. */
+export const MAX_STATUS_POLL_CONCURRENCY = 100;
+
+/**
+ * Devices one status job polls at once, from the shared request rate: each lane makes at most
+ * 1 / round-trip calls a second, so rate × STATUS_ROUND_TRIP_BUDGET_S lanes keep the rate busy for
+ * any round trip up to that budget (20 req/s: 10 lanes, enough for 20/s up to 500 ms); the rate
+ * itself (RequestRate) still decides how many calls start each second. At least the old fixed 8,
+ * at most one chunk.
+ */
+export function statusPollConcurrency(ratePerSecond: number): number {
+  if (!(ratePerSecond >= 1)) throw new RangeError(`status poll: request rate must be >= 1 a second, got ${ratePerSecond}`);
+  return Math.min(MAX_STATUS_POLL_CONCURRENCY, Math.max(DEFAULT_STATUS_POLL.concurrency, Math.ceil(ratePerSecond * STATUS_ROUND_TRIP_BUDGET_S)));
+}
+
 export interface StatusPollResult {
   polled: number;
   online: number;
