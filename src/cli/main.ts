@@ -9,7 +9,10 @@ export interface Command {
   summary: string;
   /** returns the process exit code */
   run(argv: string[], ctx: CommandContext): Promise<number>;
-  /** commands that need no configuration/Redis context (e.g. simulate) get none */
+  /**
+   * commands that never use Redis (simulate): no connection is made before they run. They still get
+   * the context (configuration from the environment with its defaults, log, scrubber, output).
+   */
   standalone?: boolean;
   /** the long-running service waits for Redis (logging each attempt); one-shot commands give up */
   waitsForRedis?: boolean;
