@@ -17,7 +17,10 @@ import type { DeviceRegistry } from '../src/devices/registry.js';
 import type { Checkpoints } from '../src/pull/checkpoints.js';
 import { BackfillRunner, type BackfillProgress, type HistoryWalk } from '../src/pull/backfill-runner.js';
 import { BACKOFF_TYPE } from '../src/pull/backfill-queue.js';
-import { budgetResetsAt, failureFacts, messageOf } from '../src/base/failure.js';
+import { failureFacts, messageOf } from '../src/base/failure.js';
+import { backoffDelay, NO_JITTER } from '../src/base/backoff.js';
+import { retryAt } from '../src/base/retry.js';
+import { InfluxUnavailableError } from '../src/influx/errors.js';
 import { rateLimitedPlatform, type RequestRate } from '../src/platform/request-rate.js';
 import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 
@@ -84,10 +87,10 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
     } catch (err) {
       const facts = failureFacts(err);
-      const retryAt = budgetResetsAt(err) ?? (facts.retryable ? (err as { retryAt?: unknown }).retryAt : undefined);
-      if (typeof retryAt === 'number' && token) {
+      const at = retryAt(err);
+      if (at !== undefined && token) {
         // on the budget's clock; a little spread so that waiting jobs do not all ask at the same instant
-        const delay = Math.max(0, retryAt - o.clock()) + Math.floor(Math.random() * 1000);
+        const delay = Math.max(0, at - o.clock()) + Math.floor(Math.random() * 1000);
         log.warn({ jobId: job.id, deviceId: data.deviceId, delayMs: delay, reason: messageOf(err) }, 'backfill delayed until a retry can work');
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
@@ -115,16 +118,16 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     settings: {
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
         const base = typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number' ? ((job?.opts.backoff as { delay: number }).delay) : 1000;
-        const exp = Math.min(o.maxBackoffMs, base * 2 ** Math.max(0, attemptsMade - 1));
-        const asked = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-        const delay = typeof asked === 'number' ? Math.max(exp, asked) : exp;
-        return type === BACKOFF_TYPE ? delay : base;
+        if (type !== BACKOFF_TYPE) return base;
+        // exponential from the job's delay, capped, no jitter (as before); InfluxDB's Retry-After is the floor
+        const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
+        return backoffDelay(attemptsMade - 1, { baseMs: base, maxMs: o.maxBackoffMs, jitter: NO_JITTER }, asked);
       },
     },
   });
   worker.on('failed', (job, err) => {
-    if (!job || err instanceof DelayedError || err.name === 'DelayedError') return;
-    const final = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!job || err instanceof DelayedError) return;
+    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
     if (final) log.error({ jobId: job.id, deviceId: job.data.deviceId, reason: err.message }, 'backfill failed for good');
   });
   worker.on('error', (err) => log.error({ err: messageOf(err) }, 'backfill worker error; it keeps running'));

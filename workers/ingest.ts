@@ -7,11 +7,12 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
 import type { Logger } from '../src/base/log.js';
+import { isRetryable } from '../src/base/retry.js';
 import { QUEUE, type IngestBatchJob, type IngestJob, type RedisConnection } from '../src/base/queues.js';
 import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/push/ingest.js';
 import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batcher.js';
 import { expireSettings } from '../src/settings/send-setting.js';
-import type { PendingSettingsStore } from '../src/settings/pending-store.js';
+import type { PendingSettingsStore } from '../src/devices/pending-settings.js';
 import { StatusPushLog } from '../src/pull/status-slot.js';
 
 export interface IngestWorkerOptions {
@@ -37,15 +38,6 @@ export interface IngestWorkerOptions {
 export const DEFAULT_INGEST_WORKER_OPTIONS = { concurrency: 256, batcher: {}, sweepEveryMs: 5000, now: Date.now };
 
 type Required = Omit<IngestWorkerOptions, keyof typeof DEFAULT_INGEST_WORKER_OPTIONS>;
-
-function retryable(err: unknown): boolean {
-  const e = err as { retryable?: unknown; canRetry?: () => boolean } | null;
-  if (!e || typeof e !== 'object') return true;
-  if (typeof e.canRetry === 'function') return e.canRetry();
-  if (typeof e.retryable === 'boolean') return e.retryable;
-  // an error that does not say (Redis, network) is treated as passing
-  return true;
-}
 
 /** A validated push back in the form the platform sent it (unreadable rows back among the rows). */
 function asSent(push: IngestJob): Record<string, unknown> {
@@ -81,7 +73,8 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     try {
       return await ingestor.ingest(push);
     } catch (err) {
-      if (retryable(err)) throw err;
+      // an error that does not say (Redis, network) is treated as passing
+      if (isRetryable(err)) throw err;
       // it can never succeed as it is: keep the push where an operator can see and retry it
       await o.deadLetters.add({
         kind: 'push',

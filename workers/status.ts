@@ -10,7 +10,8 @@ import type { PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import type { DeviceRegistry } from '../src/devices/registry.js';
 import { StatusBudgetError, StatusPollError, StatusPoller, type StatusPollResult } from '../src/pull/status-poll.js';
-import { budgetResetsAt, failureFacts, messageOf } from '../src/base/failure.js';
+import { messageOf } from '../src/base/failure.js';
+import { isRetryable, retryAt } from '../src/base/retry.js';
 import { rateLimitedPlatform, type RequestRate } from '../src/platform/request-rate.js';
 
 export interface StatusWorkerOptions {
@@ -48,12 +49,13 @@ export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof
       // the retry (or the delayed run) polls only the devices still owed a poll, not the whole job
       if (err instanceof StatusPollError) await job.updateData({ ...job.data, deviceIds: err.failures.map((f) => f.deviceId) });
       if (err instanceof StatusBudgetError) await job.updateData({ ...job.data, deviceIds: err.remaining });
-      const resetsAt = err instanceof StatusBudgetError ? err.resetsAt : budgetResetsAt(err);
-      if (resetsAt !== undefined && token) {
-        await job.moveToDelayed(Date.now() + Math.max(0, resetsAt - o.clock()), token);
+      // a spent budget (StatusBudgetError) says when it resets: the job waits until then
+      const at = retryAt(err);
+      if (at !== undefined && token) {
+        await job.moveToDelayed(Date.now() + Math.max(0, at - o.clock()), token);
         throw new DelayedError();
       }
-      if (!failureFacts(err).retryable) throw new UnrecoverableError(`status poll: ${messageOf(err)}`);
+      if (!isRetryable(err)) throw new UnrecoverableError(`status poll: ${messageOf(err)}`);
       throw err;
     }
   }

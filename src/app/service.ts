@@ -19,7 +19,7 @@ import { createWebhookServer, openIngestQueue, type WebhookServer } from '../pus
 import { RedisNonceStore } from '../push/replay.js';
 import { budgetCheck } from '../dead-letters/budget-report.js';
 import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
-import { PendingSettingsStore } from '../settings/pending-store.js';
+import { PendingSettingsStore } from '../devices/pending-settings.js';
 import { PushRegistration } from '../devices/push-registration.js';
 import { createMetrics, DeviceLabels, meterPlatformClient, meterWriter, setTokenUsage, type Metrics } from '../ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from '../ops/http.js';

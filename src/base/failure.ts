@@ -1,8 +1,9 @@
 /**
- * How the sync reads errors from the platform client and the writer without depending on their
- * classes: every error of theirs carries `retryable`; a spent token budget carries `resetsAt`.
- * Anything without `retryable: false` (network, HTTP 5xx, InfluxDB down, unknown) is retried.
+ * How the flows read a failure of the platform client or the writer without depending on their
+ * classes: whether a retry can help comes from the one protocol (./retry.ts); the vendor's code
+ * and message, when the error carries them, say whether the device is at fault.
  */
+import { ExpeedError, isRetryable } from './retry.js';
 
 export interface FailureFacts {
   retryable: boolean;
@@ -19,8 +20,8 @@ export interface FailureFacts {
 }
 
 export function failureFacts(err: unknown): FailureFacts {
-  const e = (err ?? {}) as { retryable?: unknown; code?: unknown; vendorMessage?: unknown; endpoint?: unknown; unknownCode?: unknown };
-  const retryable = e.retryable !== false;
+  const e = (err ?? {}) as { code?: unknown; vendorMessage?: unknown; endpoint?: unknown; unknownCode?: unknown };
+  const retryable = isRetryable(err);
   const code = typeof e.code === 'number' ? e.code : undefined;
   return {
     retryable,
@@ -31,31 +32,16 @@ export function failureFacts(err: unknown): FailureFacts {
   };
 }
 
-/** When a spent token budget comes back (epoch ms), or undefined for any other error. */
-export function budgetResetsAt(err: unknown): number | undefined {
-  const e = err as { name?: unknown; resetsAt?: unknown } | null;
-  if (!e || typeof e !== 'object') return undefined;
-  if (e.name !== 'TokenBudgetExhaustedError') return undefined;
-  return typeof e.resetsAt === 'number' && Number.isFinite(e.resetsAt) ? e.resetsAt : undefined;
-}
-
-/** When a token cool-down ends (epoch ms, on the budget's clock), or undefined for any other error. */
-export function cooldownUntil(err: unknown): number | undefined {
-  const e = err as { name?: unknown; until?: unknown } | null;
-  if (!e || typeof e !== 'object') return undefined;
-  if (e.name !== 'TokenCooldownError' && e.name !== 'CredentialsCooldownError') return undefined;
-  return typeof e.until === 'number' && Number.isFinite(e.until) ? e.until : undefined;
-}
-
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A device the registry does not hold: queuing or running work for it cannot succeed. */
-export class UnknownDeviceError extends Error {
-  readonly retryable = false;
+/**
+ * A device the registry does not hold, so its key is unknown: queuing or running work for it, or
+ * sending it a setting, cannot succeed until an operator adds it.
+ */
+export class UnknownDeviceError extends ExpeedError {
   constructor(readonly deviceId: string) {
-    super(`device "${deviceId}" is not in the registry (add it with: expeed-sync devices add ${deviceId} --key KEY); not retryable`);
-    this.name = 'UnknownDeviceError';
+    super(`device "${deviceId}" is not registered, so its key is unknown: add it with "expeed-sync devices add ${deviceId} --key KEY"`, { retryable: false });
   }
 }

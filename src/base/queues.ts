@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ConnectionOptions } from 'bullmq';
+import { ExpeedError } from './retry.js';
 
 /**
  * The queue names every producer and processor goes through; BullMQ's `prefix` is the
@@ -156,17 +157,14 @@ export function clusterPrefix(prefix: string): string {
 const lastErrors = new WeakMap<RedisConnection, Error>();
 
 /** Redis did not answer within the connect timeout. Retrying later can help (it may be starting). */
-export class RedisUnreachableError extends Error {
-  readonly retryable = true;
-
+export class RedisUnreachableError extends ExpeedError {
   constructor(
     /** host:port, never the password */
     readonly address: string,
     /** the socket error code (ECONNREFUSED, ENOTFOUND...) or what Redis answered */
     readonly reason: string,
   ) {
-    super(`cannot reach Redis at ${address} (${reason})`);
-    this.name = 'RedisUnreachableError';
+    super(`cannot reach Redis at ${address} (${reason})`, { retryable: true });
   }
 }
 

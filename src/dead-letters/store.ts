@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { redisKey } from '../base/queues.js';
+import { ExpeedError } from '../base/retry.js';
 import type { DeadLetter, DeadLetterKind, DeadLetterStore } from '../influx/api.js';
 
 /** Re-submits one letter; resolves when it went through, throws (with the reason) when it did not. */
@@ -77,14 +78,9 @@ export const DEFAULT_DEAD_LETTER_STORE_OPTIONS: DeadLetterStoreOptions = { maxBy
 export const LETTER_OVERHEAD_BYTES = 96;
 
 /** A letter that was counted but not kept: the dead-letter budget is spent. Retrying later can help. */
-export class DeadLetterBudgetError extends Error {
+export class DeadLetterBudgetError extends ExpeedError {
   constructor(readonly maxBytes: number) {
-    super(`dead-letter budget of ${maxBytes} bytes is spent (EXPEED_DEAD_LETTER_MAX_BYTES): letter counted, not kept; drop or retry dead letters`);
-    this.name = 'DeadLetterBudgetError';
-  }
-
-  canRetry(): boolean {
-    return true;
+    super(`dead-letter budget of ${maxBytes} bytes is spent (EXPEED_DEAD_LETTER_MAX_BYTES): letter counted, not kept; drop or retry dead letters`, { retryable: true });
   }
 }
 

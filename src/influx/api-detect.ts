@@ -4,6 +4,7 @@
  * `/ping` may carry no usable version) identifies itself on `/health` as `{"name":"influxdb"}`.
  */
 import { InfluxRejectedError, InfluxUnavailableError } from './errors.js';
+import { isRetryableStatus } from '../base/retry.js';
 
 export type WriteApiVersion = 'v1' | 'v2';
 
@@ -40,7 +41,7 @@ export async function detectInfluxApi(options: ApiDetectOptions): Promise<Detect
 
   const ping = await get('/ping');
   await ping.arrayBuffer().catch(() => undefined);
-  if (ping.status >= 500 || ping.status === 429) {
+  if (isRetryableStatus(ping.status)) {
     throw new InfluxUnavailableError(`InfluxDB at ${options.url} answered /ping with HTTP ${ping.status}`);
   }
   const version = ping.headers.get('x-influxdb-version') ?? undefined;

@@ -7,6 +7,7 @@
 import { escape } from '@influxdata/influxdb-client';
 import { InfluxRejectedError, InfluxUnavailableError } from './errors.js';
 import type { WriteApiVersion } from './api-detect.js';
+import { isRetryableStatus } from '../base/retry.js';
 
 export interface DatabaseOptions {
   url: string;
@@ -34,7 +35,7 @@ async function call(options: DatabaseOptions, path: string, init: RequestInit): 
     throw new InfluxUnavailableError(`InfluxDB at ${options.url} did not answer: ${(err as Error).message}`, undefined, { cause: err });
   }
   const text = await res.text().catch(() => '');
-  if (res.status >= 500 || res.status === 429) {
+  if (isRetryableStatus(res.status)) {
     throw new InfluxUnavailableError(`InfluxDB at ${options.url} answered ${path.split('?')[0]} with HTTP ${res.status}: ${text.slice(0, 200)}`);
   }
   return { status: res.status, text };

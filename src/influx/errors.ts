@@ -2,19 +2,17 @@
  * What can go wrong when writing to InfluxDB, and whether trying again can help. Neither error
  * carries a token or password: messages are built from the server's answer and our own text.
  */
+import { ExpeedError } from '../base/retry.js';
 
-/** InfluxDB did not answer, or answered 429/5xx, for longer than the retry policy allows. A later retry can help. */
-export class InfluxUnavailableError extends Error {
-  readonly retryable = true;
-
+/** InfluxDB did not answer, or answered 408/429/5xx, for longer than the retry policy allows. A later retry can help. */
+export class InfluxUnavailableError extends ExpeedError {
   constructor(
     message: string,
-    /** how long the server asked us to wait (Retry-After), when it said */
+    /** how long the server asked us to wait (Retry-After), when it said: the floor of the job's next backoff */
     readonly retryAfterMs?: number,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = 'InfluxUnavailableError';
+    super(message, { retryable: true, cause: options?.cause });
   }
 }
 
@@ -24,16 +22,13 @@ export class InfluxUnavailableError extends Error {
  * means the configuration is (wrong token, missing bucket, unknown server): retrying the same
  * request cannot help until an operator fixes it.
  */
-export class InfluxRejectedError extends Error {
-  readonly retryable = false;
-
+export class InfluxRejectedError extends ExpeedError {
   constructor(
     message: string,
     readonly status: number | undefined,
     readonly scope: 'points' | 'request',
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = 'InfluxRejectedError';
+    super(message, { retryable: false, cause: options?.cause });
   }
 }

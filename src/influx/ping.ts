@@ -2,6 +2,8 @@
  * The start-up check of InfluxDB: `run` waits a bounded time for /ping to answer, then exits with
  * the cause instead of acknowledging pushes it could never write.
  */
+import { sleep } from '../base/backoff.js';
+import { isRetryableStatus } from '../base/retry.js';
 import { InfluxUnavailableError } from './errors.js';
 
 export interface WaitForInfluxOptions {
@@ -36,8 +38,8 @@ export async function waitForInflux(options: WaitForInfluxOptions): Promise<void
     try {
       const res = await http(`${o.url}/ping`, { signal: AbortSignal.timeout(o.attemptTimeoutMs) });
       await res.arrayBuffer().catch(() => undefined);
-      // any answer but 5xx/429 means a server is there; auth and the API are the writer's business
-      if (res.status < 500 && res.status !== 429) return;
+      // any answer but 408/429/5xx means a server is there; auth and the API are the writer's business
+      if (!isRetryableStatus(res.status)) return;
       reason = `HTTP ${res.status}`;
     } catch (err) {
       reason = reasonOf(err);
@@ -46,6 +48,6 @@ export async function waitForInflux(options: WaitForInfluxOptions): Promise<void
       throw new InfluxUnavailableError(`cannot reach InfluxDB at ${o.url} within ${Math.round(o.timeoutMs / 1000)} s (${reason}; EXPEED_INFLUX_START_TIMEOUT)`);
     }
     o.onRetry?.(reason, attempt);
-    await new Promise((r) => setTimeout(r, Math.min(o.intervalMs, Math.max(0, deadline - now()))));
+    await sleep(Math.min(o.intervalMs, Math.max(0, deadline - now())));
   }
 }

@@ -6,6 +6,7 @@
 import type { InfluxConfig } from '../base/config.js';
 import { detectInfluxApi, type WriteApiVersion } from './api-detect.js';
 import { InfluxRejectedError, InfluxUnavailableError } from './errors.js';
+import { isRetryableStatus } from '../base/retry.js';
 
 export interface InfluxSeries {
   name: string;
@@ -76,7 +77,7 @@ export function createInfluxQuery(options: InfluxQueryOptions): InfluxQuery {
       throw new InfluxUnavailableError(`InfluxDB at ${options.url} did not answer a query: ${(err as Error).message}`, undefined, { cause: err });
     }
     const text = await res.text();
-    if (res.status >= 500 || res.status === 429) throw new InfluxUnavailableError(`InfluxDB at ${options.url} answered a query with HTTP ${res.status}: ${text.slice(0, 200)}`);
+    if (isRetryableStatus(res.status)) throw new InfluxUnavailableError(`InfluxDB at ${options.url} answered a query with HTTP ${res.status}: ${text.slice(0, 200)}`);
     let body: { results?: Array<{ series?: InfluxSeries[]; error?: string }>; error?: string };
     try {
       body = JSON.parse(text);

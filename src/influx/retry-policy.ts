@@ -1,3 +1,5 @@
+import { EQUAL_JITTER, type Backoff } from '../base/backoff.js';
+
 /**
  * How long the writer keeps trying while InfluxDB is unreachable or overloaded (429/5xx), before
  * it gives up with a retryable error and lets the caller's job try again later.
@@ -21,14 +23,11 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
 };
 
 /**
- * Delay before attempt `attempt + 1` (attempt counts from 1): exponential with jitter between half
- * and the full value, so that many workers do not hit a recovering server in lockstep. A server's
- * Retry-After is a floor, never shortened.
+ * The writer's backoff: equal jitter (between half and the full ceiling), so that many workers do
+ * not hit a recovering server in lockstep. A server's Retry-After is passed as the floor.
  */
-export function backoffDelay(policy: RetryPolicy, attempt: number, retryAfterMs?: number, random = Math.random): number {
-  const exp = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  const jittered = Math.round(exp * (0.5 + random() * 0.5));
-  return retryAfterMs !== undefined ? Math.max(jittered, retryAfterMs) : jittered;
+export function influxBackoff(policy: RetryPolicy, random?: () => number): Backoff {
+  return { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: EQUAL_JITTER, random };
 }
 
 /** Retry-After as milliseconds: delay-seconds or an HTTP date; undefined when absent or unreadable. */
@@ -38,20 +37,4 @@ export function parseRetryAfter(value: string | string[] | null | undefined, now
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** setTimeout as a promise that an AbortSignal ends early (rejecting with the signal's reason). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,16 +1,18 @@
 /**
  * One line-protocol body POSTed to InfluxDB until it is acknowledged: `/write` (1.x) or
  * `/api/v2/write` (2.x, 3.x, Cloud), through the client library's transport, retried with backoff
- * on network errors, 429 and 5xx (honouring Retry-After). Everything else is classified so the
+ * on network errors, 408, 429 and 5xx (honouring Retry-After). Everything else is classified so the
  * writer knows whether the lines or the configuration are at fault.
  */
 import { InfluxDB, HttpError, type Transport } from '@influxdata/influxdb-client';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { backoffDelay, sleep } from '../base/backoff.js';
 import type { Logger } from '../base/log.js';
+import { isRetryableStatus } from '../base/retry.js';
 import type { WriteApiVersion } from './api-detect.js';
 import { InfluxRejectedError, InfluxUnavailableError } from './errors.js';
-import { backoffDelay, parseRetryAfter, sleep, type RetryPolicy } from './retry-policy.js';
+import { influxBackoff, parseRetryAfter, type RetryPolicy } from './retry-policy.js';
 
 export interface WriteTarget {
   url: string;
@@ -72,7 +74,7 @@ function classify(err: unknown, api: WriteApiVersion): Outcome {
     const status = err.statusCode;
     const message = `HTTP ${status}: ${serverMessage(err)}`;
     const headers = err.headers as Record<string, string | string[] | undefined> | undefined;
-    if (status === 429 || status >= 500) return { kind: 'retry', message, retryAfterMs: parseRetryAfter(headers?.['retry-after']) };
+    if (isRetryableStatus(status)) return { kind: 'retry', message, retryAfterMs: parseRetryAfter(headers?.['retry-after']) };
     if (status === 400 || status === 413 || status === 422) return { kind: 'points', status, message };
     if (status === 404 && api === 'v1' && /database not found/i.test(message)) return { kind: 'missing-database', message };
     if (status === 401 || status === 403) return { kind: 'request', status, message: `${message} (check INFLUX_TOKEN / INFLUX_ORG)` };
@@ -136,7 +138,7 @@ export class WriteRequest {
         await this.options.onMissingDatabase();
         continue;
       }
-      const delay = backoffDelay(retry, attempt, outcome.retryAfterMs);
+      const delay = backoffDelay(attempt - 1, influxBackoff(retry), outcome.retryAfterMs);
       const elapsed = Date.now() - started;
       if (attempt >= retry.maxAttempts || elapsed + delay > retry.maxElapsedMs) {
         throw new InfluxUnavailableError(

@@ -23,7 +23,8 @@ import {
   RESULT_CODE,
   type Endpoint,
 } from './errors.js';
-import { backoffDelay, DEFAULT_HTTP_OPTIONS, requestJson, sleep, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './http.js';
+import { backoffDelay, sleep } from '../base/backoff.js';
+import { DEFAULT_HTTP_OPTIONS, platformBackoff, requestJson, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './http.js';
 import { DEFAULT_TIMEZONE, formatPlatformTime, parsePlatformTime } from './timestamp.js';
 
 export interface PlatformClientOptions extends HttpOptions {
@@ -195,7 +196,7 @@ export class ExpeedClient implements PlatformClient {
       // the vendor's code lists end in "…": an unknown code may pass, but a setting is not sent twice
       if (!(err instanceof UnknownResultCodeError)) throw err;
       if (!idempotent || unknown >= this.options.unknownCodeRetries) throw new UnknownResultCodeError(endpoint, answer.code, answer.message, unknown + 1);
-      const delayMs = backoffDelay(unknown, this.options);
+      const delayMs = backoffDelay(unknown, platformBackoff(this.options));
       unknown++;
       await sleep(delayMs, signal);
     }

@@ -1,8 +1,11 @@
 /**
  * Typed errors of the Expeed platform. Each carries the endpoint, the vendor's result code and
  * message when there was one, and whether a retry can help (`retryable`; `retryAt` when a retry can
- * only help after a known instant). Nothing here knows about HTTP statuses of our own server.
+ * only help after a known instant). Nothing here knows about HTTP statuses of our own server. The
+ * errors of our own guards on token calls (budget, cool-downs, the refresh lock) are in
+ * token-errors.ts.
  */
+import { ExpeedError, type ExpeedErrorOptions } from '../base/retry.js';
 
 /** The platform's endpoints, named as in the vendor document. */
 export const ENDPOINT = {
@@ -27,38 +30,24 @@ export const RESULT_CODE = {
   bodyParameters: 5,
 } as const;
 
-export interface PlatformErrorDetails {
+export interface PlatformErrorDetails extends ExpeedErrorOptions {
   endpoint: Endpoint;
   code?: number;
   vendorMessage?: string;
-  retryable: boolean;
-  /** epoch ms before which a retry cannot succeed */
-  retryAt?: number;
-  cause?: unknown;
 }
 
-export class PlatformError extends Error {
+export class PlatformError extends ExpeedError {
   readonly endpoint: Endpoint;
   /** the vendor's result_code, when the platform answered with one */
   readonly code?: number;
   /** the vendor's result_message, verbatim */
   readonly vendorMessage?: string;
-  readonly retryable: boolean;
-  readonly retryAt?: number;
 
   constructor(message: string, details: PlatformErrorDetails) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.name = new.target.name;
+    super(message, details);
     this.endpoint = details.endpoint;
     this.code = details.code;
     this.vendorMessage = details.vendorMessage;
-    this.retryable = details.retryable;
-    this.retryAt = details.retryAt;
-  }
-
-  /** influxdb-client-js style: can a retry help at all? */
-  canRetry(): boolean {
-    return this.retryable;
   }
 }
 
@@ -91,57 +80,6 @@ export class CredentialsRejectedError extends PlatformError {
     super(
       `the platform rejected EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY (${vendorText(ENDPOINT.token, 1, vendorMessage)}); fix the configuration — retrying would only spend the daily token budget`,
       { endpoint: ENDPOINT.token, code: 1, vendorMessage, retryable: false },
-    );
-  }
-}
-
-/** Token calls are paused after the credentials were rejected, so that a crash loop cannot burn the budget. */
-export class CredentialsCooldownError extends PlatformError {
-  constructor(
-    readonly until: number,
-    readonly untilText: string,
-    reason: string,
-  ) {
-    super(
-      `token calls are paused until ${untilText} because the platform rejected the credentials (${reason}); fix EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY (new credentials are tried at once) or run "expeed-sync token --clear-cooldown"`,
-      { endpoint: ENDPOINT.token, code: 1, retryable: false, retryAt: until },
-    );
-  }
-}
-
-/**
- * The platform rejected an access token that had never worked (code 1 right after a refresh): the
- * platform, not the token, is the problem. Every process pauses token calls until `retryAt`, so that
- * a platform in that state cannot drain the daily budget; work waits for then, nothing is lost.
- */
-export class TokenCooldownError extends PlatformError {
-  constructor(
-    readonly until: number,
-    readonly untilText: string,
-    reason: string,
-  ) {
-    super(
-      `token calls are paused until ${untilText} because the platform rejected a freshly fetched access token (${reason}); work resumes then, or run "expeed-sync token --clear-cooldown"`,
-      // no code: no request was made (and /metrics counts it by name, not as a code 1 answer)
-      { endpoint: ENDPOINT.token, retryable: true, retryAt: until },
-    );
-  }
-}
-
-/** The day's token calls are spent. Retryable only after the platform day ends. */
-export class TokenBudgetExhaustedError extends PlatformError {
-  constructor(
-    readonly resetsAt: number,
-    readonly resetsAtText: string,
-    readonly calls: number,
-    readonly limit: number,
-    readonly reserved: number,
-  ) {
-    super(
-      reserved > 0
-        ? `token budget for scheduled work is spent: ${calls} of ${limit} token calls made today, the last ${reserved} are kept for commands run by hand; the count resets at ${resetsAtText}`
-        : `daily token budget is spent: ${calls} of ${limit} token calls made today; the count resets at ${resetsAtText}`,
-      { endpoint: ENDPOINT.token, retryable: true, retryAt: resetsAt },
     );
   }
 }
@@ -291,13 +229,6 @@ export class PlatformProtocolError extends PlatformError {
     readonly status?: number,
   ) {
     super(`unreadable answer from the platform (endpoint ${endpoint}): ${detail}`, { endpoint, retryable: false });
-  }
-}
-
-/** Another process held the token refresh lock longer than we may wait. */
-export class TokenWaitTimeoutError extends PlatformError {
-  constructor(waitedMs: number) {
-    super(`gave up waiting ${waitedMs} ms for another process to refresh the access token`, { endpoint: ENDPOINT.token, retryable: true });
   }
 }
 

@@ -19,6 +19,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { CallOptions, DataRow, DeviceRef, HistoryPage, PlatformClient } from './api.js';
+import { ExpeedError } from '../base/retry.js';
 import { HISTORY_LIMIT } from './client.js';
 
 export interface HistoryWalkOptions {
@@ -64,16 +65,14 @@ export interface WalkedPage extends HistoryPage {
 }
 
 /** The walk cannot go on under any reading: not retryable, names device, window and reason. */
-export class HistoryWalkError extends Error {
-  readonly retryable = false;
+export class HistoryWalkError extends ExpeedError {
   constructor(
     readonly deviceId: string,
     readonly from: number,
     readonly to: number,
     readonly reason: string,
   ) {
-    super(`device ${deviceId} window ${new Date(from).toISOString()}..${new Date(to).toISOString()}: history walk cannot make progress: ${reason}; not retryable`);
-    this.name = 'HistoryWalkError';
+    super(`device ${deviceId} window ${new Date(from).toISOString()}..${new Date(to).toISOString()}: history walk cannot make progress: ${reason}; not retryable`, { retryable: false });
   }
 }
 

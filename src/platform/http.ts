@@ -3,6 +3,8 @@
  * and jitter for what may pass (HTTP 5xx/429/408, network errors, timeouts). Result codes are not
  * interpreted here: the answer comes back as a checked object with its numeric `result_code`.
  */
+import { backoffDelay, EQUAL_JITTER, sleep, type Backoff } from '../base/backoff.js';
+import { isRetryableStatus } from '../base/retry.js';
 import type { SecretScrubber } from '../base/secrets.js';
 import { PlatformProtocolError, PlatformUnavailableError, type Endpoint } from './errors.js';
 
@@ -57,27 +59,9 @@ export interface VendorAnswer {
   body: Record<string, unknown>;
 }
 
-const RETRY_STATUS = new Set([408, 429]);
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-export function backoffDelay(attempt: number, options: Pick<HttpOptions, 'backoffMs' | 'maxBackoffMs' | 'random'>): number {
-  const ceiling = Math.min(options.maxBackoffMs, options.backoffMs * 2 ** attempt);
-  // "equal jitter": never less than half the ceiling, so retries still back off
-  return Math.round(ceiling / 2 + (options.random() * ceiling) / 2);
+/** The platform's backoff: equal jitter, so a retry never comes sooner than half its ceiling. */
+export function platformBackoff(options: Pick<HttpOptions, 'backoffMs' | 'maxBackoffMs' | 'random'>): Backoff {
+  return { baseMs: options.backoffMs, maxMs: options.maxBackoffMs, jitter: EQUAL_JITTER, random: options.random };
 }
 
 export async function requestJson(req: JsonRequest, options: HttpOptions): Promise<VendorAnswer> {
@@ -92,7 +76,7 @@ export async function requestJson(req: JsonRequest, options: HttpOptions): Promi
         (req.retryTimeouts !== false || !(err.cause instanceof TimeoutMarker)) &&
         (idempotent || !err.mayHaveReached);
       if (!retryable || attempt >= retries || req.signal?.aborted) throw err;
-      const delayMs = backoffDelay(attempt, options);
+      const delayMs = backoffDelay(attempt, platformBackoff(options));
       options.onRetry?.({ endpoint: req.endpoint, attempt: attempt + 1, delayMs, error: err });
       await sleep(delayMs, req.signal);
     }
@@ -130,7 +114,7 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
   } finally {
     clearTimeout(clock);
   }
-  if (status >= 500 || RETRY_STATUS.has(status)) {
+  if (isRetryableStatus(status)) {
     throw new PlatformUnavailableError(endpoint, `HTTP ${status}${snippet(text, scrub)}`, status);
   }
   let body: unknown;

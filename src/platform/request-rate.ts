@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from './api.js';
+import { sleep } from '../base/backoff.js';
 import { redisKey } from '../base/queues.js';
 
 /**
@@ -31,7 +32,7 @@ export class RequestRate {
   constructor(private readonly options: RequestRateOptions) {
     if (!Number.isInteger(options.perSecond) || options.perSecond < 1) throw new RangeError(`request rate must be a whole number >= 1, got ${options.perSecond}`);
     this.now = options.now ?? Date.now;
-    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.sleep = options.sleep ?? sleep;
   }
 
   /** Resolves when this process may send one request. */

@@ -17,20 +17,14 @@ import type { RedisConnection } from '../base/queues.js';
 import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
 import { redisKey } from '../base/queues.js';
+import { sleep } from '../base/backoff.js';
+import { isRetryable } from '../base/retry.js';
 import type { SecretScrubber } from '../base/secrets.js';
 import type { TokenSource } from './api.js';
 import { createTokenEndpoint, type TokenEndpoint } from './client.js';
-import {
-  CredentialsCooldownError,
-  CredentialsRejectedError,
-  ENDPOINT,
-  PlatformError,
-  TokenBudgetExhaustedError,
-  TokenCooldownError,
-  TokenWaitTimeoutError,
-} from './errors.js';
+import { CredentialsRejectedError, ENDPOINT, PlatformError } from './errors.js';
+import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError, TokenWaitTimeoutError } from './token-errors.js';
 import { TokenCooldown, type Cooldown, type CooldownKind } from './token-cooldown.js';
-import { sleep } from './http.js';
 import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from './timestamp.js';
 
 export interface TokenBudgetOptions {
@@ -306,7 +300,7 @@ export class TokenBudget implements TokenSource {
 
   private async recordFailure(err: unknown, at: number): Promise<void> {
     const message = err instanceof Error ? err.message : String(err);
-    const retryable = err instanceof PlatformError ? err.retryable : true;
+    const retryable = isRetryable(err);
     const writes = this.o.redis.multi();
     writes.set(this.keys.failure, JSON.stringify({ id: randomUUID(), at, message, retryable }), 'PX', this.o.waitTimeoutMs);
     if (err instanceof CredentialsRejectedError) {

@@ -1,8 +1,11 @@
 import type { PlatformClient } from '../platform/api.js';
-import { MEASUREMENT, type PointWriter, type SinkPoint } from '../influx/api.js';
+import type { PointWriter, SinkPoint } from '../influx/api.js';
+import { statusPoint } from '../influx/points.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { StatusJob } from '../base/queues.js';
-import { budgetResetsAt, cooldownUntil, failureFacts, messageOf } from '../base/failure.js';
+import { failureFacts, messageOf } from '../base/failure.js';
+import { ExpeedError } from '../base/retry.js';
+import { budgetResetsAt, cooldownUntil } from '../platform/token-errors.js';
 
 export interface StatusPollOptions {
   platform: Pick<PlatformClient, 'deviceStatus'>;
@@ -28,24 +31,20 @@ export interface StatusPollResult {
  * A poll that reached some devices but not others for a reason a retry can fix. `failures` names
  * only those devices: the retry polls them and nothing else.
  */
-export class StatusPollError extends Error {
-  readonly retryable = true;
+export class StatusPollError extends ExpeedError {
   constructor(readonly failures: Array<{ deviceId: string; reason: string }>) {
-    super(`status poll failed for ${failures.length} device(s), retryable: ${failures.map((f) => `${f.deviceId}: ${f.reason}`).join('; ')}`);
-    this.name = 'StatusPollError';
+    super(`status poll failed for ${failures.length} device(s), retryable: ${failures.map((f) => `${f.deviceId}: ${f.reason}`).join('; ')}`, { retryable: true });
   }
 }
 
-/** The token budget ran out mid-poll; `remaining` are the devices not polled yet. */
-export class StatusBudgetError extends Error {
-  readonly retryable = true;
+/** The token budget ran out mid-poll; `remaining` are the devices not polled yet, at `retryAt`. */
+export class StatusBudgetError extends ExpeedError {
   constructor(
     readonly budgetError: unknown,
     readonly resetsAt: number,
     readonly remaining: string[],
   ) {
-    super(`status poll stopped: ${messageOf(budgetError)} (${remaining.length} device(s) left)`);
-    this.name = 'StatusBudgetError';
+    super(`status poll stopped: ${messageOf(budgetError)} (${remaining.length} device(s) left)`, { retryable: true, retryAt: resetsAt });
   }
 }
 
@@ -77,7 +76,7 @@ export class StatusPoller {
     const pollOne = async (d: (typeof devices)[number]): Promise<void> => {
       try {
         const status = await platform.deviceStatus({ id: d.id, key: d.key }, { signal });
-        points.push({ measurement: MEASUREMENT.status, deviceId: d.id, time: this.now(), fields: { online: status.online, raw_status: status.raw, source: 'poll' } });
+        points.push(statusPoint(d.id, this.now(), status.online, status.raw, 'poll'));
         result.polled++;
         if (status.online) result.online++;
         done.add(d.id);

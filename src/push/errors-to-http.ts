@@ -1,3 +1,4 @@
+import { ExpeedError, retryVerdict } from '../base/retry.js';
 import { NotPlaintextError, PushValidationError } from './push-schema.js';
 import { SignatureError } from './signature.js';
 import { ReplayError } from './replay.js';
@@ -25,14 +26,6 @@ export interface HttpAnswer {
   status: number;
   resultCode: number;
   message: string;
-}
-
-interface RetryableError extends Error {
-  canRetry(): boolean;
-}
-
-function canRetry(err: unknown): err is RetryableError {
-  return err instanceof Error && typeof (err as Partial<RetryableError>).canRetry === 'function' && (err as RetryableError).canRetry();
 }
 
 /** Fastify's own errors (body parsing and limits) carry a `code` such as FST_ERR_CTP_BODY_TOO_LARGE. */
@@ -68,7 +61,13 @@ export function errorToHttp(err: unknown): HttpAnswer {
     const fst = fastifyAnswer(err);
     if (fst) return fst;
   }
-  if (canRetry(err)) return { status: 503, resultCode: RESULT_CODE.unavailable, message: `temporarily unavailable, send again: ${err.message}` };
+  // only an error known to pass asks for the push again; one nothing is known about is our fault.
+  // A library's message (addresses, internals) is not sent out; ours are written to be.
+  const verdict = retryVerdict(err);
+  if (verdict.declared && verdict.retryable) {
+    const why = err instanceof ExpeedError ? `: ${err.message}` : '';
+    return { status: 503, resultCode: RESULT_CODE.unavailable, message: `temporarily unavailable, send again${why}` };
+  }
   return { status: 500, resultCode: RESULT_CODE.internal, message: 'internal error' };
 }
 

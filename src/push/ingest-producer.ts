@@ -1,17 +1,13 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import type { IngestBatchJob, IngestJob } from '../base/queues.js';
+import { ExpeedError } from '../base/retry.js';
 import { INGEST_JOB_OPTIONS } from './ingest.js';
 import type { ValidatedPush } from './push-schema.js';
 
 /** The push could not be stored in Redis. The platform should send it again. */
-export class EnqueueError extends Error {
+export class EnqueueError extends ExpeedError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'EnqueueError';
-  }
-
-  canRetry(): boolean {
-    return true;
+    super(message, { retryable: true, cause: options?.cause });
   }
 }
 

@@ -1,9 +1,11 @@
 import type { JobsOptions } from 'bullmq';
+import { backoffDelay, type Backoff } from '../base/backoff.js';
 import { MEASUREMENT, type DeadLetterStore, type PointWriter, type SinkPoint } from '../influx/api.js';
 import type { DataPush, IngestJob, StatusPush } from '../base/queues.js';
 import type { Logger } from '../base/log.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import type { PendingSettingsStore, SettingCommand } from '../settings/pending-store.js';
+import { settingPoint, statusPoint } from '../influx/points.js';
+import type { PendingSettingsStore } from '../devices/pending-settings.js';
 
 /**
  * What a validated push becomes: `msg_type` 2 rows -> `device_data`, `msg_type` 1 -> a
@@ -26,21 +28,18 @@ export const INGEST_JOB_OPTIONS: JobsOptions = {
 };
 
 /** Exponential backoff from 1 s, capped at one minute, with ±20 % jitter so retries spread out. */
-export function ingestBackoff(attemptsMade: number): number {
-  const base = Math.min(60_000, 1000 * 2 ** Math.min(16, Math.max(0, attemptsMade - 1)));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
+export const INGEST_BACKOFF: Backoff = { baseMs: 1000, maxMs: 60_000, jitter: [0.8, 1.2] };
+
+/** The wait before an ingest job's next attempt (BullMQ's `attemptsMade` counts the failed ones). */
+export function ingestBackoff(attemptsMade: number, random?: () => number): number {
+  return backoffDelay(attemptsMade - 1, random ? { ...INGEST_BACKOFF, random } : INGEST_BACKOFF);
 }
 
 export const PUSH_SOURCE = 'push';
 
 /** `msg_type` 1 -> one `device_status` point at the time the push arrived (the push has no time). */
-export function statusPoint(body: StatusPush, receivedAt: number, onlineCode: number): SinkPoint {
-  return {
-    measurement: MEASUREMENT.status,
-    deviceId: body.device_id,
-    time: receivedAt,
-    fields: { online: body.device_status === onlineCode, raw_status: body.device_status, source: PUSH_SOURCE },
-  };
+export function pushStatusPoint(body: StatusPush, receivedAt: number, onlineCode: number): SinkPoint {
+  return statusPoint(body.device_id, receivedAt, body.device_status === onlineCode, body.device_status, PUSH_SOURCE);
 }
 
 /** `msg_type` 2 -> one `device_data` point per row that carries at least one datapoint. */
@@ -58,14 +57,6 @@ export function dataPoints(body: DataPush, parseTime: (raw: string) => number): 
     if (n > 0) out.push({ measurement: MEASUREMENT.data, deviceId: body.device_id, time: parseTime(row.timestamp), fields });
   }
   return out;
-}
-
-/** A setting command's state as a `device_setting` point, at the time of that state. */
-export function settingPoint(cmd: SettingCommand): SinkPoint {
-  const time = cmd.state === 'sent' ? cmd.sentAt : cmd.resolvedAt;
-  const fields: Record<string, unknown> = { message_id: cmd.messageId, state: cmd.state };
-  if (cmd.settings !== undefined) fields.settings = JSON.stringify(cmd.settings);
-  return { measurement: MEASUREMENT.setting, deviceId: cmd.deviceId, time: time ?? Date.now(), fields };
 }
 
 export interface IngestorOptions {
@@ -107,7 +98,7 @@ export class Ingestor {
     switch (job.msgType) {
       case 1: {
         const registered = await this.register(job.body.device_id, job.body.device_key);
-        await this.options.writer.write([statusPoint(job.body, job.receivedAt, this.options.pushOnlineCode)], { source: PUSH_SOURCE });
+        await this.options.writer.write([pushStatusPoint(job.body, job.receivedAt, this.options.pushOnlineCode)], { source: PUSH_SOURCE });
         await this.options.statusPushes?.record(job.body.device_id, job.receivedAt);
         return { points: 1, registered };
       }

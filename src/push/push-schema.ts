@@ -1,6 +1,7 @@
 /// <reference lib="es2024.string" />
 import { isUtf8 } from 'node:buffer';
 import type { DataPush, SettingResultPush, StatusPush } from '../base/queues.js';
+import { ExpeedError } from '../base/retry.js';
 
 /**
  * Hand-written validators of the platform's push bodies (SPEC section 5). Every refusal names
@@ -15,24 +16,14 @@ import type { DataPush, SettingResultPush, StatusPush } from '../base/queues.js'
  */
 
 /** A push body that can never be accepted as it is: retrying the same body cannot help. */
-export class PushValidationError extends Error {
+export class PushValidationError extends ExpeedError {
   constructor(message: string) {
-    super(message);
-    this.name = 'PushValidationError';
-  }
-
-  canRetry(): boolean {
-    return false;
+    super(message, { retryable: false });
   }
 }
 
 /** A body that is not plaintext JSON: most likely the vendor's (unspecified) ciphertext mode. */
-export class NotPlaintextError extends PushValidationError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NotPlaintextError';
-  }
-}
+export class NotPlaintextError extends PushValidationError {}
 
 export interface PushSchemaOptions {
   /** parses a vendor timestamp (`YYYY-MM-DDTHH-mm-ss-SSS`, platform-local) to epoch ms; throws when it cannot */

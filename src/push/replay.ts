@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { redisKey } from '../base/queues.js';
+import { ExpeedError } from '../base/retry.js';
 
 /** How long a nonce is remembered when the timestamp window is off (WEBHOOK_TIMESTAMP_WINDOW=0). */
 export const DEFAULT_NONCE_TTL_SEC = 86_400;
@@ -18,14 +19,9 @@ export interface NonceStore {
 }
 
 /** A signed request seen before: retrying it cannot help. */
-export class ReplayError extends Error {
+export class ReplayError extends ExpeedError {
   constructor() {
-    super('this signed request was already received (a replay): nonce and timestamp are used once');
-    this.name = 'ReplayError';
-  }
-
-  canRetry(): boolean {
-    return false;
+    super('this signed request was already received (a replay): nonce and timestamp are used once', { retryable: false });
   }
 }
 

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { ExpeedError } from '../base/retry.js';
 
 /**
  * The vendor's webhook signature: `MD5(SHA1(token + nonce + timestamp))`, each digest as lowercase
@@ -13,17 +14,12 @@ export function computeSignature(token: string, nonce: string, timestamp: string
 export type SignatureProblem = 'missing' | 'mismatch' | 'bad-timestamp' | 'stale' | 'no-token';
 
 /** A request whose signature cannot be accepted. Retrying the same request cannot help. */
-export class SignatureError extends Error {
+export class SignatureError extends ExpeedError {
   constructor(
     readonly problem: SignatureProblem,
     message: string,
   ) {
-    super(message);
-    this.name = 'SignatureError';
-  }
-
-  canRetry(): boolean {
-    return false;
+    super(message, { retryable: false });
   }
 }
 

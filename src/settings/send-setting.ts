@@ -1,28 +1,18 @@
+import { sleep } from '../base/backoff.js';
+import { UnknownDeviceError } from '../base/failure.js';
 import type { PointWriter } from '../influx/api.js';
 import type { Logger } from '../base/log.js';
 import type { PlatformClient } from '../platform/api.js';
 import { SettingOutcomeUnknownError } from '../platform/errors.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import { settingPoint } from '../push/ingest.js';
-import type { PendingSettingsStore, SettingCommand, SettingState } from './pending-store.js';
+import { settingPoint } from '../influx/points.js';
+import type { PendingSettingsStore, SettingCommand, SettingState } from '../devices/pending-settings.js';
 
 /**
  * A device setting's round trip: POST device_setting, remember the command (Redis), record each
  * state in `device_setting`; the result arrives later as a `msg_type` 3 push (src/push/ingest.ts),
  * or the command times out (`expireSettings`, run by the ingest worker and by `set --wait`).
  */
-
-/** The device is not in the registry, so its key is unknown. An operator must add it first. */
-export class UnknownDeviceError extends Error {
-  constructor(readonly deviceId: string) {
-    super(`device "${deviceId}" is not registered, so its key is unknown: add it with "expeed-sync devices add ${deviceId} --key KEY"`);
-    this.name = 'UnknownDeviceError';
-  }
-
-  canRetry(): boolean {
-    return false;
-  }
-}
 
 export interface SendSettingDeps {
   platform: Pick<PlatformClient, 'deviceSetting'>;
@@ -134,6 +124,6 @@ export async function waitForResult(
     let wait = pollMs;
     if (cmd.deadline !== undefined && now() >= cmd.deadline) await expireSettings(deps);
     else if (cmd.deadline !== undefined) wait = Math.max(1, Math.min(pollMs, cmd.deadline - now()));
-    await new Promise((r) => setTimeout(r, wait));
+    await sleep(wait, options.signal);
   }
 }

@@ -11,7 +11,7 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { RequestRate } from '../../src/platform/request-rate.js';
-import { PendingSettingsStore } from '../../src/settings/pending-store.js';
+import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
 import { loadConfig, type Config } from '../../src/base/config.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';

@@ -12,6 +12,7 @@ import { deadLetters, type DeadLettersDeps } from '../../src/cli/commands/dead-l
 import { SecretScrubber } from '../../src/base/secrets.js';
 import { createTestDatabase, deleteRedisPrefix, influxQuery, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { runCli } from '../helpers/cli.js';
+import { isRetryable } from '../../src/base/retry.js';
 
 const T0 = Date.UTC(2024, 2, 1);
 const data = (deviceId: string, time: number, fields: Record<string, unknown>): SinkPoint => ({ measurement: MEASUREMENT.data, deviceId, time, fields });
@@ -143,7 +144,7 @@ describe('the dead-letter budget', () => {
       }
     }
     expect(refused).toBeInstanceOf(DeadLetterBudgetError);
-    expect((refused as DeadLetterBudgetError).canRetry()).toBe(true);
+    expect(isRetryable(refused)).toBe(true);
     expect(ids.length).toBe(4); // ~600 bytes each against 2,500
     const used = (await store.budget()).usedBytes;
     expect(used).toBe(await actualBytes(prefix));
@@ -217,7 +218,7 @@ describe('the dead-letter budget', () => {
     await writer.write([data('b1', T0, { mode: 'auto' })], { source: 'pull' });
     const err = await writer.write([data('b1', T0 + 1000, { mode: 5 })], { source: 'pull' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeadLetterBudgetError);
-    expect((err as DeadLetterBudgetError).canRetry()).toBe(true);
+    expect(isRetryable(err)).toBe(true);
     expect(await store.count()).toBe(0);
     expect((await store.budget()).notKept).toEqual({ 'point/pull': 1 });
   });

@@ -12,9 +12,9 @@ import {
   PlatformError,
   PlatformProtocolError,
   PlatformUnavailableError,
-  TokenCooldownError,
   UnknownResultCodeError,
 } from '../../src/platform/errors.js';
+import { TokenCooldownError } from '../../src/platform/token-errors.js';
 import type { TokenSource } from '../../src/platform/api.js';
 import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
 import { REDIS_URL, deleteRedisPrefix, freePort, testPrefix } from '../helpers/services.js';

@@ -10,7 +10,7 @@ import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';
 import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
 import { openIngestQueue } from '../../src/push/server.js';
-import { PendingSettingsStore } from '../../src/settings/pending-store.js';
+import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { createRedis, type DataPush } from '../../src/base/queues.js';
 import { formatPlatformTime, parsePlatformTime } from '../../src/platform/timestamp.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, REDIS_URL, testPrefix } from '../helpers/services.js';

@@ -3,13 +3,8 @@ import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createTokenEndpoint, ExpeedClient, type TokenEndpoint } from '../../src/platform/client.js';
 import { TokenBudget, credentialsFingerprint, type TokenBudgetOptions } from '../../src/platform/token-budget.js';
-import {
-  CredentialsCooldownError,
-  CredentialsRejectedError,
-  PlatformError,
-  PlatformUnavailableError,
-  TokenBudgetExhaustedError,
-} from '../../src/platform/errors.js';
+import { CredentialsRejectedError, PlatformError, PlatformUnavailableError } from '../../src/platform/errors.js';
+import { CredentialsCooldownError, TokenBudgetExhaustedError } from '../../src/platform/token-errors.js';
 import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
 import { REDIS_URL, deleteRedisPrefix, testPrefix } from '../helpers/services.js';
 

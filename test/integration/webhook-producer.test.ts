@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createRedis, QUEUE, type IngestBatchJob } from '../../src/base/queues.js';
 import { EnqueueError, IngestProducer } from '../../src/push/ingest-producer.js';
 import { deleteRedisPrefix, REDIS_URL, testPrefix } from '../helpers/services.js';
+import { isRetryable } from '../../src/base/retry.js';
 
 /** The webhook's group commit against real Redis/BullMQ: every push stored exactly once, in few jobs. */
 
@@ -66,7 +67,7 @@ describe('IngestProducer', () => {
     dead.on('error', () => undefined);
     const producer = new IngestProducer(dead, { timeoutMs: 2000 });
     const outcomes = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => producer.add(push(i), i)));
-    expect(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof EnqueueError && o.reason.canRetry())).toBe(true);
+    expect(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof EnqueueError && isRetryable(o.reason))).toBe(true);
     await dead.close().catch(() => undefined);
     closed.disconnect();
   });

@@ -17,7 +17,7 @@ import { createLogger, type Logger } from '../../src/base/log.js';
 import { clusterPrefix, createRedis, type ClusterNode, type RedisConnection } from '../../src/base/queues.js';
 import { SecretScrubber } from '../../src/base/secrets.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
-import { PendingSettingsStore } from '../../src/settings/pending-store.js';
+import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
 import { createWebhookServer, openIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/push/server.js';
 import { RedisNonceStore } from '../../src/push/replay.js';

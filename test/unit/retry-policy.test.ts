@@ -1,11 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { backoffDelay, DEFAULT_RETRY_POLICY, parseRetryAfter, sleep } from '../../src/influx/retry-policy.js';
+import { backoffDelay } from '../../src/base/backoff.js';
+import { DEFAULT_RETRY_POLICY, influxBackoff, parseRetryAfter } from '../../src/influx/retry-policy.js';
 import { apiOfVersion } from '../../src/influx/api-detect.js';
 import { authHeaders, writePath } from '../../src/influx/write-request.js';
 
 const policy = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 100, maxDelayMs: 1000 };
 
-describe('backoffDelay', () => {
+describe('the writer\'s backoff (attempt counts from 1)', () => {
   test.each([
     [1, 0, 50],
     [1, 1, 100],
@@ -14,14 +15,14 @@ describe('backoffDelay', () => {
     [5, 1, 1000],
     [9, 0.999999, 1000],
   ])('attempt %i, random %d -> %i ms', (attempt, random, expected) => {
-    expect(backoffDelay(policy, attempt, undefined, () => random)).toBe(expected);
+    expect(backoffDelay(attempt - 1, influxBackoff(policy, () => random))).toBe(expected);
   });
 
   test.each([
     [1, 5000, 5000],
     [4, 10, 800],
   ])('Retry-After is a floor: attempt %i, retry-after %i -> %i', (attempt, after, expected) => {
-    expect(backoffDelay(policy, attempt, after, () => 1)).toBe(expected);
+    expect(backoffDelay(attempt - 1, influxBackoff(policy, () => 1), after)).toBe(expected);
   });
 });
 
@@ -40,13 +41,6 @@ describe('parseRetryAfter', () => {
   ])('%j -> %j', (value, expected) => {
     expect(parseRetryAfter(value as string | string[] | null | undefined, now)).toBe(expected);
   });
-});
-
-test('sleep ends early with the abort reason', async () => {
-  const ac = new AbortController();
-  const slept = sleep(60_000, ac.signal);
-  ac.abort(new Error('stop'));
-  await expect(slept).rejects.toThrow('stop');
 });
 
 describe('apiOfVersion', () => {

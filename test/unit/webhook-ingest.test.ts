@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
-import { dataPoints, ingestBackoff, settingPoint, statusPoint } from '../../src/push/ingest.js';
+import { dataPoints, ingestBackoff, pushStatusPoint } from '../../src/push/ingest.js';
 import { PointBatcher } from '../../src/push/point-batcher.js';
 
 const parseTime = (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai');
@@ -31,19 +31,12 @@ describe('push -> points', () => {
     [1, 1, true],
     [0, 1, false],
   ])('msg_type 1 raw %i with online code %i -> online %s, raw kept', (raw, onlineCode, online) => {
-    expect(statusPoint({ device_id: 'd1', device_status: raw }, 1234, onlineCode)).toEqual({
+    expect(pushStatusPoint({ device_id: 'd1', device_status: raw }, 1234, onlineCode)).toEqual({
       measurement: 'device_status',
       deviceId: 'd1',
       time: 1234,
       fields: { online, raw_status: raw, source: 'push' },
     });
-  });
-
-  test('a setting state becomes a device_setting point at the time of that state', () => {
-    const base = { messageId: 'm1', deviceId: 'd1', settings: { temp: 25 }, sentAt: 100, deadline: 200 };
-    expect(settingPoint({ ...base, state: 'sent' })).toEqual({ measurement: 'device_setting', deviceId: 'd1', time: 100, fields: { message_id: 'm1', state: 'sent', settings: '{"temp":25}' } });
-    expect(settingPoint({ ...base, state: 'applied', resolvedAt: 150 })).toEqual({ measurement: 'device_setting', deviceId: 'd1', time: 150, fields: { message_id: 'm1', state: 'applied', settings: '{"temp":25}' } });
-    expect(settingPoint({ messageId: 'm2', deviceId: 'd1', state: 'failed', resolvedAt: 7 }).fields).toEqual({ message_id: 'm2', state: 'failed' });
   });
 
   test('backoff grows from about a second and is capped at about a minute', () => {

@@ -4,6 +4,8 @@ import { NotPlaintextError, PushValidationError, readPushBody, validatePush } fr
 import { errorToHttp, RESULT_CODE } from '../../src/push/errors-to-http.js';
 import type { DataPush } from '../../src/base/queues.js';
 import { SignatureError } from '../../src/push/signature.js';
+import { EnqueueError } from '../../src/push/ingest-producer.js';
+import { UnknownDeviceError } from '../../src/base/failure.js';
 
 const opts = { parseTime: (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai') };
 const TS = '2017-02-13T12-00-00-000';
@@ -144,12 +146,20 @@ describe('errorToHttp', () => {
     [new SignatureError('mismatch', 'x'), 403, RESULT_CODE.badSignature],
     [new SignatureError('no-token', 'x'), 503, RESULT_CODE.unavailable],
     [Object.assign(new Error('too big'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }), 413, RESULT_CODE.badBody],
-    [Object.assign(new Error('redis down'), { canRetry: () => true }), 503, RESULT_CODE.unavailable],
+    [new EnqueueError('redis down'), 503, RESULT_CODE.unavailable],
+    [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' }), 503, RESULT_CODE.unavailable],
+    [new UnknownDeviceError('d1'), 500, RESULT_CODE.internal],
     [new Error('bug'), 500, RESULT_CODE.internal],
   ])('%s -> %i', (err, status, code) => {
     const a = errorToHttp(err);
     expect(a.status).toBe(status);
     expect(a.resultCode).toBe(code);
     expect(a.resultCode).not.toBe(0);
+  });
+
+  test('a 503 carries our own message, never a library\'s (addresses, internals)', () => {
+    expect(errorToHttp(new EnqueueError('the push could not be stored')).message).toBe('temporarily unavailable, send again: the push could not be stored');
+    const lib = errorToHttp(Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:6379'), { code: 'ECONNREFUSED' }));
+    expect(lib.message).toBe('temporarily unavailable, send again');
   });
 });

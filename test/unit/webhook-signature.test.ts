@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { computeSignature, parseSignatureTimestamp, SignatureError, verifySignature } from '../../src/push/signature.js';
+import { isRetryable } from '../../src/base/retry.js';
 
 // computed independently: printf 'tok-secret-1abc1231700000000' | sha1sum | (hex) | md5sum
 const VECTOR = { token: 'tok-secret-1', nonce: 'abc123', timestamp: '1700000000', signature: 'd89dbef6cf4d1c8597da3ba3c709083f' };
@@ -12,7 +13,7 @@ function problemOf(fn: () => unknown): string {
     fn();
   } catch (err) {
     expect(err).toBeInstanceOf(SignatureError);
-    expect((err as SignatureError).canRetry()).toBe(false);
+    expect(isRetryable(err)).toBe(false);
     return (err as SignatureError).problem;
   }
   return 'accepted';

@@ -7,7 +7,7 @@ import { clientOptionsFromConfig, ExpeedClient } from '../../platform/client.js'
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../platform/errors.js';
 import { tokenBudgetFromConfig } from '../../platform/token-budget.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
-import { PendingSettingsStore } from '../../settings/pending-store.js';
+import { PendingSettingsStore } from '../../devices/pending-settings.js';
 import { sendSetting, waitForResult } from '../../settings/send-setting.js';
 import { rateLimitedPlatform, RequestRate } from '../../platform/request-rate.js';
 
