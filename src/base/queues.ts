@@ -3,8 +3,9 @@ import type { ConnectionOptions } from 'bullmq';
 import { ExpeedError } from './retry.js';
 
 /**
- * One typed map of queue names to job payloads. Every producer and processor goes through these
- * names; BullMQ's `prefix` is the installation's EXPEED_PREFIX.
+ * The queue names every producer and processor goes through; BullMQ's `prefix` is the
+ * installation's EXPEED_PREFIX. Each queue's payload is one of the job types below, named where
+ * the queue or worker is made (`Queue<BackfillJob>`, `Worker<RollupJob>`...).
  */
 export const QUEUE = {
   backfill: 'backfill',
@@ -12,8 +13,6 @@ export const QUEUE = {
   ingest: 'ingest',
   rollup: 'rollup',
 } as const;
-
-export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
 
 /** A history window of one device, [from, to) in epoch ms. */
 export interface BackfillJob {
@@ -74,13 +73,6 @@ export interface IngestBatchJob {
 export interface RollupJob {
   deviceId: string;
   hours: Array<[hour: number, score: string]>;
-}
-
-export interface JobTypes {
-  [QUEUE.backfill]: BackfillJob;
-  [QUEUE.status]: StatusJob;
-  [QUEUE.ingest]: IngestBatchJob;
-  [QUEUE.rollup]: RollupJob;
 }
 
 /** Redis key of shared state, under the installation's prefix: `redisKey('expeed', 'token')` -> `expeed:token`. */

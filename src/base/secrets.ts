@@ -7,7 +7,7 @@
 export const REDACTED = '[REDACTED]';
 
 /** Keys whose values are secret wherever they appear in a logged object. */
-export const SECRET_KEYS = [
+const SECRET_KEYS = [
   'platform_key',
   'platformKey',
   'secret_key',
@@ -28,7 +28,7 @@ export const SECRET_KEYS = [
  * as a dead letter, a logged request. Their values are redacted by name, so a device key pushed by
  * a device we never registered is hidden too (its value is not known in advance).
  */
-export const SECRET_FIELDS = ['device_key', 'deviceKey', 'access_token', 'accessToken', 'secret_key', 'secretKey', 'platform_key', 'platformKey', 'password'];
+const SECRET_FIELDS = ['device_key', 'deviceKey', 'access_token', 'accessToken', 'secret_key', 'secretKey', 'platform_key', 'platformKey', 'password'];
 
 const names = SECRET_FIELDS.join('|');
 /** `"device_key": "…"` up to the closing quote (escapes included) or the end of a truncated text; also numbers */

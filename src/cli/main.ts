@@ -9,7 +9,10 @@ export interface Command {
   summary: string;
   /** returns the process exit code */
   run(argv: string[], ctx: CommandContext): Promise<number>;
-  /** commands that need no configuration/Redis context (e.g. simulate) get none */
+  /**
+   * commands that never use Redis (simulate): no connection is made before they run. They still get
+   * the context (configuration from the environment with its defaults, log, scrubber, output).
+   */
   standalone?: boolean;
   /** the long-running service waits for Redis (logging each attempt); one-shot commands give up */
   waitsForRedis?: boolean;
@@ -18,7 +21,7 @@ export interface Command {
 type Loader = () => Promise<Command>;
 
 /** The command table; modules load only when their command runs. */
-export const COMMANDS: Record<string, Loader> = {
+const COMMANDS: Record<string, Loader> = {
   run: async () => (await import('./commands/run.js')).command,
   backfill: async () => (await import('./commands/backfill.js')).command,
   devices: async () => (await import('./commands/devices.js')).command,
@@ -50,7 +53,7 @@ async function help(): Promise<string> {
  * past what the last full GC kept, instead of its default factor that lets a process whose live
  * heap is 30 MB grow to ~200 MB. Set at run time, before the service allocates; 0 keeps V8's default.
  */
-export function applyHeapGrowth(percent: number): void {
+function applyHeapGrowth(percent: number): void {
   if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 

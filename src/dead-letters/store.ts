@@ -56,11 +56,11 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
-export function encodeLetter(letter: DeadLetter): string {
+function encodeLetter(letter: DeadLetter): string {
   return JSON.stringify(letter, replacer);
 }
 
-export function decodeLetter(text: string): DeadLetter {
+function decodeLetter(text: string): DeadLetter {
   return JSON.parse(text, reviver) as DeadLetter;
 }
 

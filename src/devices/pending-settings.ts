@@ -15,7 +15,7 @@ import { redisKey } from '../base/queues.js';
  * `unknown` is never stored here (the platform gave no message id to key it by): it is the state
  * of the `device_setting` point written when a request may have reached the platform unanswered.
  */
-export const SETTING_STATE = { sent: 'sent', applied: 'applied', failed: 'failed', timeout: 'timeout', unknown: 'unknown' } as const;
+const SETTING_STATE = { sent: 'sent', applied: 'applied', failed: 'failed', timeout: 'timeout', unknown: 'unknown' } as const;
 export type SettingState = (typeof SETTING_STATE)[keyof typeof SETTING_STATE];
 
 export interface SettingCommand {

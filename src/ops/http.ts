@@ -33,7 +33,7 @@ export interface OpsRoutesOptions {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Constant-time check of an `Authorization: Basic` header. */
-export function basicAuthOk(header: string | undefined, admin: { user: string; password: string }): boolean {
+function basicAuthOk(header: string | undefined, admin: { user: string; password: string }): boolean {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)$/.exec(header ?? '');
   if (!m) return false;
   const given = Buffer.from(m[1], 'base64').toString('utf8');

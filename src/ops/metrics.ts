@@ -117,7 +117,7 @@ export function meterPlatformClient(client: PlatformClient, metrics: Metrics): P
 }
 
 /** The one `device_id` label value of every device not in the registry. */
-export const UNREGISTERED_DEVICE = '_unregistered';
+const UNREGISTERED_DEVICE = '_unregistered';
 
 /**
  * The `device_id` label of per-device series: the id for registered devices, `_unregistered` for

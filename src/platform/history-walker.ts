@@ -142,25 +142,6 @@ export async function* walkHistory(
   }
 }
 
-/** Reads every page of the walk and returns the rows (for small ranges and tools). */
-export async function collectHistory(
-  client: Pick<PlatformClient, 'history'>,
-  device: DeviceRef,
-  options: Pick<HistoryWalkOptions, 'from' | 'to'> & Partial<HistoryWalkOptions>,
-): Promise<{ rows: DataRow[]; unreadable: HistoryPage['unreadable']; pages: number; end: WalkEnd }> {
-  const rows: DataRow[] = [];
-  const unreadable: HistoryPage['unreadable'] = [];
-  let pages = 0;
-  const walk = walkHistory(client, device, options);
-  for (;;) {
-    const next = await walk.next();
-    if (next.done) return { rows, unreadable, pages, end: next.value };
-    pages++;
-    for (const r of next.value.rows) rows.push(r);
-    for (const u of next.value.unreadable) unreadable.push(u);
-  }
-}
-
 const NO_ROWS: DataRow[] = [];
 
 /**

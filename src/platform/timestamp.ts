@@ -29,7 +29,7 @@ const PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})$/;
  * `Date.UTC` for every year: `Date.UTC` itself reads years 0-99 as 1900-1999, which put the
  * vendor's `0050-...` (and the zone offsets around it) 1900 years off.
  */
-export function utcMs(year: number, month0: number, day = 1, hour = 0, minute = 0, second = 0, ms = 0): number {
+function utcMs(year: number, month0: number, day = 1, hour = 0, minute = 0, second = 0, ms = 0): number {
   if (year < 0 || year >= 100) return Date.UTC(year, month0, day, hour, minute, second, ms);
   // 400 Gregorian years are exactly 146 097 days, so the calendar (leap days, day overflow) repeats
   return Date.UTC(year + 400, month0, day, hour, minute, second, ms) - GREGORIAN_CYCLE_MS;

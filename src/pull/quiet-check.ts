@@ -73,7 +73,7 @@ export interface QuietCheckOptions {
 export const DEFAULT_QUIET_CHECK: Pick<QuietCheckOptions, 'now'> = { now: Date.now };
 
 /** The reasons whose windows may be skipped: operator backfills and gap fills always walk. */
-export const QUIET_REASONS: ReadonlySet<BackfillJob['reason']> = new Set(['nightly', 'catch-up']);
+const QUIET_REASONS: ReadonlySet<BackfillJob['reason']> = new Set(['nightly', 'catch-up']);
 
 /**
  * Before a nightly or catch-up window is walked: one `currentDatapoints` call (no paging) tells the

@@ -38,10 +38,3 @@ export function splitWindows(from: number, to: number, windowMs: number, offsetO
 export function windowKey(deviceId: string, window: Window): string {
   return `bf|${Buffer.from(deviceId, 'utf8').toString('base64url')}|${window.from}|${window.to}`;
 }
-
-/** The device id back from a window key (for dashboards and error reports). */
-export function parseWindowKey(key: string): { deviceId: string; from: number; to: number } | undefined {
-  const m = /^bf\|([A-Za-z0-9_-]*)\|(-?\d+)\|(-?\d+)$/.exec(key);
-  if (!m) return undefined;
-  return { deviceId: Buffer.from(m[1], 'base64url').toString('utf8'), from: Number(m[2]), to: Number(m[3]) };
-}

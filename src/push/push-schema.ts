@@ -1,6 +1,6 @@
 /// <reference lib="es2024.string" />
 import { isUtf8 } from 'node:buffer';
-import type { DataPush, IngestJob, SettingResultPush, StatusPush } from '../base/queues.js';
+import type { DataPush, SettingResultPush, StatusPush } from '../base/queues.js';
 import { ExpeedError } from '../base/retry.js';
 
 /**
@@ -30,11 +30,10 @@ export interface PushSchemaOptions {
   parseTime: (raw: string) => number;
 }
 
-export type PushBody = IngestJob['body'];
 export type ValidatedPush = { msgType: 1; body: StatusPush } | { msgType: 2; body: DataPush } | { msgType: 3; body: SettingResultPush };
 
 /** The longest device id accepted; the vendor's ids are short serial-like strings. */
-export const MAX_DEVICE_ID_LENGTH = 128;
+const MAX_DEVICE_ID_LENGTH = 128;
 
 // A device id is a tag value: line breaks cannot be carried, a trailing backslash would escape the
 // separator after it (docs/influxdb.md), and other control characters are no id the vendor issues.
@@ -42,7 +41,7 @@ const BAD_ID_CHARS = /[\u0000-\u001f\u007f]|\\$/;
 const CIPHER_FIELDS = ['encrypt', 'Encrypt', 'encrypted', 'ciphertext', 'cipher_text', 'encrypt_data'];
 
 /** Text of a body for messages: short, one line, with control characters shown as escapes. */
-export function preview(value: string, max = 60): string {
+function preview(value: string, max = 60): string {
   const s = JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
   return s;
 }
@@ -184,7 +183,8 @@ function rowsOf(data: unknown[], options: PushSchemaOptions): Pick<DataPush, 'da
 
 /**
  * Validates a parsed push body and returns it normalised (msg_type as a number, ids as strings,
- * codes as numbers); unknown extra fields are kept for the record but ignored.
+ * codes as numbers). The result holds only the fields named here: other top-level fields of the
+ * push are dropped, not stored (a row keeps every datapoint it carries).
  */
 export function validatePush(value: unknown, options: PushSchemaOptions): ValidatedPush {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('body', 'a JSON object', value);

@@ -15,9 +15,6 @@ import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
 import { Refusals, type RefusalReason } from './refusals.js';
 import { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
 
-export { EnqueueError, type IngestQueue } from './ingest-producer.js';
-export { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, type TruncatedRaw } from './raw-body.js';
-
 export interface WebhookServerOptions {
   config: WebhookConfig;
   /** the `ingest` queue; `add` resolving means Redis stored the job */
@@ -73,7 +70,7 @@ function safeDeviceId(parsed: unknown): string | undefined {
 }
 
 /** Stores one validated push (a job of its own); throws EnqueueError (retryable) when Redis cannot. */
-export async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: number, timeoutMs = 5000): Promise<void> {
+async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: number, timeoutMs = 5000): Promise<void> {
   const producer = new IngestProducer(queue, { timeoutMs });
   await producer.add(push, receivedAt);
 }

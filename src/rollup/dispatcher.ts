@@ -31,7 +31,7 @@ export const DEFAULT_ROLLUP_DISPATCHER: Pick<RollupDispatcherOptions, 'everyMs' 
 };
 
 /** The job id of a device's rollup job (BullMQ refuses `:` in ids). */
-export function rollupJobId(deviceId: string): string {
+function rollupJobId(deviceId: string): string {
   return `rollup|${encodeURIComponent(deviceId)}`;
 }
 

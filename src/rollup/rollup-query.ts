@@ -14,8 +14,8 @@ export interface FieldKinds {
   other: string[];
 }
 
-export const NUMERIC_AGGREGATES = ['mean', 'min', 'max', 'count'] as const;
-export const OTHER_AGGREGATES = ['last', 'count'] as const;
+const NUMERIC_AGGREGATES = ['mean', 'min', 'max', 'count'] as const;
+const OTHER_AGGREGATES = ['last', 'count'] as const;
 
 /** The rows of `SHOW FIELD KEYS FROM device_data`: a field with a numeric type anywhere counts as numeric. */
 export function fieldKinds(rows: ReadonlyArray<Record<string, unknown>>): FieldKinds {

@@ -32,7 +32,7 @@ export interface SentSetting {
   recorded: boolean;
 }
 
-export const SETTING_SOURCE = 'setting';
+const SETTING_SOURCE = 'setting';
 
 /**
  * Sends a setting, once. Throws the platform's typed errors (DeviceOfflineError for code 3) before

@@ -15,8 +15,8 @@ import { CODE, MESSAGE } from './result-codes.js';
 import { generatedEnd, violation, type Answer, type SimDeviceState, type SimRequest, type SimState } from './state.js';
 import type { SimRow } from './types.js';
 
-export const MAX_LIMIT = 6000;
-export const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 6000;
+const DEFAULT_LIMIT = 100;
 
 function invalid(state: SimState, why: string): Answer {
   violation(state, 'history', why);

@@ -31,9 +31,6 @@ export type {
   SimulatorOptions,
   SimulatorStats,
 } from './types.js';
-export { DEFAULT_FIELDS } from './data-generator.js';
-export { handshakeSignature } from './push-client.js';
-export { VendorClock } from './vendor-time.js';
 
 export const DEFAULT_HISTORY_READING: HistoryReading = { cursor: 'next', limit: 'rows', start: 'inclusive', end: 'exclusive' };
 
@@ -74,7 +71,7 @@ export const DEFAULT_SIMULATOR_OPTIONS = {
 } as const;
 
 /** `n` generated devices: dev-0001/key-0001, dev-0002/key-0002, ... */
-export function generatedDevices(n: number): SimDeviceSpec[] {
+function generatedDevices(n: number): SimDeviceSpec[] {
   return Array.from({ length: n }, (_, i) => {
     const num = String(i + 1).padStart(4, '0');
     return { id: `dev-${num}`, key: `key-${num}` };

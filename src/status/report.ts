@@ -42,7 +42,7 @@ export interface DeviceStatusRow {
 export type DeviceState = 'ok' | 'failing' | 'stale' | 'never synced';
 export const DEVICE_STATES: readonly DeviceState[] = ['ok', 'failing', 'stale', 'never synced'];
 
-export function deviceState(d: Omit<DeviceStatusRow, 'state'>, now: number, staleAfterMs: number): DeviceState {
+function deviceState(d: Omit<DeviceStatusRow, 'state'>, now: number, staleAfterMs: number): DeviceState {
   if (d.failure || d.failedJobs > 0) return 'failing';
   const synced = d.checkpoint ?? d.lastDataAt;
   if (synced === undefined) return 'never synced';

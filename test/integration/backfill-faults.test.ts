@@ -1,4 +1,6 @@
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { pino } from 'pino';
+import type { Logger } from '../../src/base/log.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { platformDay } from '../../src/platform/timestamp.js';
@@ -21,6 +23,16 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
   }
 }
 
+/** What the writer logs each time InfluxDB refuses or cannot take a write it will try again. */
+const INFLUX_RETRY = 'InfluxDB write failed, retrying';
+
+/** A warn-level logger that keeps the message of every line, to wait for what the stack did. */
+function recordingLogger(): { logger: Logger; messages: string[] } {
+  const messages: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void messages.push(String(JSON.parse(line).msg)) });
+  return { logger, messages };
+}
+
 async function expectExact(sim: Simulator, stack: PullStack, db: string, influxUrl: string): Promise<void> {
   for (const d of DEVICES) {
     const expected = expectedTotals(sim, d.id, FROM, TO);
@@ -40,7 +52,7 @@ describe('backfill under faults', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function setUp(opts: { clock?: () => number; env?: Record<string, string>; influxUrl?: string; tokenDailyLimit?: number }) {
+  async function setUp(opts: { clock?: () => number; env?: Record<string, string>; influxUrl?: string; tokenDailyLimit?: number; logger?: Logger }) {
     const prefix = testPrefix('fault');
     const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 11, now: opts.clock, tokenDailyLimit: opts.tokenDailyLimit });
     sim.faults.latencyMs = 25;
@@ -50,13 +62,14 @@ describe('backfill under faults', () => {
     cleanups.push(() => db.drop().catch(() => undefined));
     cleanups.push(() => deleteRedisPrefix(prefix));
     const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl, env: { EXPEED_PAGE_LIMIT: '300', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2', ...opts.env } });
-    const stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber(), tokenBudget: opts.clock ? { now: opts.clock } : {}, worker: opts.clock ? { clock: opts.clock } : {} });
+    const stack = createPullStack({ config, logger: opts.logger ?? silentLogger(), scrubber: scrubber(), tokenBudget: opts.clock ? { now: opts.clock } : {}, worker: opts.clock ? { clock: opts.clock } : {} });
     cleanups.push(() => stack.close());
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
     for (const d of DEVICES) await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' });
     return { sim, stack, db, influxUrl };
   }
 
+  const upTos = async (stack: PullStack) => Promise.all(DEVICES.map(async (d) => (await stack.checkpoints.get(d.id))?.upTo ?? 0));
   const moved = (stack: PullStack, id: string, beyond: number) => async () => ((await stack.checkpoints.get(id))?.upTo ?? 0) > beyond;
 
   test('token revoked mid-walk: one refresh, the walk completes', async () => {
@@ -72,10 +85,13 @@ describe('backfill under faults', () => {
   });
 
   test('token budget spent: jobs wait for the reset (injectable clock) and finish, never above the limit', async () => {
-    // the platform day ends 6 s from now on this clock
+    // the platform day ends 4 s from now on this clock, but the clock stops 1 s before the end until
+    // the test has seen the budget spent: a slow machine cannot carry the walk into the new day first
     const realStart = Date.now();
-    const offset = platformDay(realStart, 'Asia/Shanghai').end - 6000 - realStart;
-    const clock = () => Date.now() + offset;
+    const dayEnd = platformDay(realStart, 'Asia/Shanghai').end;
+    let offset = dayEnd - 4000 - realStart;
+    let held = true;
+    const clock = () => (held ? Math.min(Date.now() + offset, dayEnd - 1000) : Date.now() + offset);
     const { sim, stack, db, influxUrl } = await setUp({ clock, tokenDailyLimit: 2, env: { EXPEED_TOKEN_DAILY_LIMIT: '2', EXPEED_TOKEN_RESERVE: '0' } });
     const dayBefore = platformDay(clock(), 'Asia/Shanghai').day;
     sim.faults.latencyMs = 60; // a walk long enough for two revocations
@@ -92,9 +108,12 @@ describe('backfill under faults', () => {
       const failed = await stack.backfillQueue.getJobs(['failed']);
       throw new Error(`${(e as Error).message}; token calls ${sim.stats.tokenCalls}, failed: ${failed.map((j) => j.failedReason).join('; ')}`);
     });
-    expect(platformDay(clock(), 'Asia/Shanghai').day).toBe(dayBefore);
     const delayed = await stack.backfillQueue.getJobs(['delayed']);
     expect(delayed.every((j) => j.attemptsMade === 0)).toBe(true); // waiting is not a failed attempt
+    expect(sim.stats.tokenCalls).toBe(2); // a delayed job did not ask for a token it cannot have
+    // the new day begins now: the clock runs on from the day's end
+    offset = Math.max(offset, dayEnd - Date.now());
+    held = false;
 
     const counts = await drained(stack.backfillQueue);
     expect((await stack.backfillQueue.getJobs(['failed'])).map((j) => j.failedReason)).toEqual([]);
@@ -108,15 +127,18 @@ describe('backfill under faults', () => {
   test('InfluxDB stopped mid-walk: jobs wait, then complete after it is back; nothing lost', async () => {
     const influxd: ChildServer = await startInfluxd();
     cleanups.push(() => influxd.close());
-    const { sim, stack, db, influxUrl } = await setUp({ influxUrl: influxd.url });
+    const { logger, messages } = recordingLogger();
+    const { sim, stack, db, influxUrl } = await setUp({ influxUrl: influxd.url, logger });
     stack.startBackfillWorker({ maxBackoffMs: 2000 });
     await until('first progress', moved(stack, 'f-1', FROM));
     await influxd.kill();
-    const upToWhileDown = (await stack.checkpoints.get('f-1'))!.upTo;
-    await new Promise((r) => setTimeout(r, 3000));
-    // nothing was acknowledged while InfluxDB was down: the checkpoint stood still
-    expect((await stack.checkpoints.get('f-1'))!.upTo).toBeLessThan(TO);
-    expect(((await stack.checkpoints.get('f-1'))!.upTo)).toBeGreaterThanOrEqual(upToWhileDown);
+    const refused = () => messages.filter((m) => m === INFLUX_RETRY).length;
+    await until('a write refused', async () => refused() >= 1);
+    const atFirstRefusal = await upTos(stack);
+    await until('writes retried while InfluxDB is down', async () => refused() >= 4);
+    // nothing was acknowledged while InfluxDB was down: the checkpoints stood still
+    expect(await upTos(stack)).toEqual(atFirstRefusal);
+    expect(atFirstRefusal.every((upTo) => upTo < TO)).toBe(true);
     await influxd.start();
     const counts = await drained(stack.backfillQueue, 180_000);
     expect(counts.failed).toBe(0);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createTokenEndpoint, ExpeedClient, type PlatformClientOptions } from '../../src/platform/client.js';
-import { collectHistory } from '../../src/platform/history-walker.js';
+import { walkAll } from '../helpers/walk.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
 import {
   DeviceKeyError,
@@ -121,7 +121,7 @@ describe('ExpeedClient against the simulator', () => {
     const expected = sim.rows('dev-0002', FROM, TO);
     expect(expected.length).toBeGreaterThan(4000);
     const served = sim.stats.requests.history ?? 0;
-    const up = await collectHistory(client, { id: 'dev-0002', key: 'key-0002' }, { from: FROM, to: TO, limit: 1000 });
+    const up = await walkAll(client, { id: 'dev-0002', key: 'key-0002' }, { from: FROM, to: TO, limit: 1000 });
     expect(up.rows.filter((r) => r.time >= FROM && r.time < TO)).toEqual(expected);
     // reading "next": the cursor is followed, then one range request confirms the end
     expect(up.pages).toBe(Math.ceil(expected.length / 1000) + 1);
@@ -133,7 +133,7 @@ describe('ExpeedClient against the simulator', () => {
       const p2 = testPrefix('client-repeat');
       const b2 = new TokenBudget({ redis, prefix: p2, fetchToken: createTokenEndpoint({ baseUrl: repeating.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }) });
       const c2 = new ExpeedClient({ baseUrl: repeating.url, tokens: b2 });
-      const walked = await collectHistory(c2, { id: 'dev-0002', key: 'key-0002' }, { from: FROM, to: TO, limit: 1000 });
+      const walked = await walkAll(c2, { id: 'dev-0002', key: 'key-0002' }, { from: FROM, to: TO, limit: 1000 });
       expect(walked.rows.filter((r) => r.time >= FROM && r.time < TO)).toEqual(expected);
       // every page after the first is a range request from 1 ms before the newest row held: it
       // re-serves the boundary row (or two, when one sits 1 ms earlier)

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createPullStack } from '../../src/app/pull-stack.js';
 import type { Scheduler } from '../../src/pull/scheduler.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { catchUpOnStart } from '../../src/pull/catch-up.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
@@ -15,35 +15,45 @@ const DEVICES = [
 
 describe('schedules and catch-up', () => {
   let sim: Simulator;
-  let stack: PullStack;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  const prefix = testPrefix('sched');
   const now = Date.now();
-  const schedulers: Scheduler[] = [];
+  const cleanups: Array<() => Promise<unknown>> = [];
 
   beforeAll(async () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: now - 48 * HOUR, to: now + HOUR, seed: 5 });
-    db = await createTestDatabase('sched');
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '6h' } });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
-    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
+  });
+
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
   });
 
   afterAll(async () => {
-    for (const s of schedulers) await s.close();
-    await stack?.close();
+    for (const c of cleanups.splice(0).reverse()) await c();
     await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
   });
 
-  function scheduler(schedules: { nightly?: string; status?: string; gaps?: string }): Scheduler {
-    const s = stackScheduler(stack, prefix, now - 24 * HOUR, { schedules });
-    schedulers.push(s);
-    return s;
+  /**
+   * A test's own prefix, database and pull stack over the shared simulator: no test sees another's
+   * jobs, workers, checkpoints, claimed slots or points, so each passes alone and in any order.
+   */
+  async function fresh() {
+    const prefix = testPrefix('sched');
+    cleanups.push(() => deleteRedisPrefix(prefix));
+    const db = await createTestDatabase('sched');
+    cleanups.push(() => db.drop());
+    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '6h' } });
+    const stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    cleanups.push(() => stack.close());
+    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
+    const scheduler = (schedules: { nightly?: string; status?: string; gaps?: string }): Scheduler => {
+      const s = stackScheduler(stack, prefix, now - 24 * HOUR, { schedules });
+      cleanups.push(() => s.close());
+      return s;
+    };
+    return { prefix, db, stack, scheduler };
   }
 
   test('two schedulers firing the same nightly slot create one set of jobs', async () => {
+    const { stack, scheduler } = await fresh();
     const a = scheduler({});
     const b = scheduler({});
     const slot = new Date(Math.floor(now / 60_000) * 60_000);
@@ -62,10 +72,10 @@ describe('schedules and catch-up', () => {
     }
     // firing the same slot again later does nothing either
     expect((await a.fire('nightly', slot)).ran).toBe(false);
-    await stack.backfillQueue.obliterate({ force: true });
   });
 
   test('status schedule on real cron: one set of jobs per slot however many schedulers run, later slots skipped while it waits', async () => {
+    const { prefix, stack, scheduler } = await fresh();
     const a = scheduler({ status: '* * * * * *' });
     const b = scheduler({ status: '* * * * * *', nightly: undefined });
     expect(a.active()).toEqual([]);
@@ -83,15 +93,16 @@ describe('schedules and catch-up', () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0].id).toMatch(/^status\|\d+\|0$/);
     expect(jobs[0].data.deviceIds?.sort()).toEqual(DEVICES.map((d) => d.id));
-    await stack.statusQueue.obliterate({ force: true });
   });
 
   test('status poll writes device_status with source=poll', async () => {
+    const { db, stack } = await fresh();
+    sim.setOnline('s-1', true);
     sim.setOnline('s-2', false);
+    cleanups.push(async () => sim.setOnline('s-2', true));
     await stack.statusQueue.add('poll', {});
     stack.startStatusWorker();
     await drained(stack.statusQueue);
-    const { influxRows } = await import('../helpers/services.js');
     const rows = await influxRows(db.name, `SELECT online, raw_status, source FROM device_status GROUP BY device_id`);
     const byDevice = Object.fromEntries(rows.map((r) => [r.device_id, r]));
     expect(byDevice['s-1']).toMatchObject({ online: true, raw_status: 1, source: 'poll' });
@@ -99,6 +110,7 @@ describe('schedules and catch-up', () => {
   });
 
   test('restart after an outage: the missed window is queued once for every device and lands', async () => {
+    const { prefix, db, stack } = await fresh();
     const heartbeat = new Heartbeat({ redis: stack.redis, prefix, intervalMs: 30_000 });
     await heartbeat.beat(now - 2 * HOUR); // the service stopped two hours ago
     const opts = { redis: stack.redis, prefix, heartbeat, registry: stack.registry, backfills: stack.backfills, thresholdMs: 15 * 60_000, now: () => now };

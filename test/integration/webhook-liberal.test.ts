@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { formatPlatformTime } from '../../src/platform/timestamp.js';
 import type { SinkPoint } from '../../src/influx/api.js';
-import { bodyOfLetter } from '../../src/push/server.js';
+import { bodyOfLetter } from '../../src/push/raw-body.js';
 import { influxQuery } from '../helpers/services.js';
 import { rowRetryHandler } from '../../src/app/retry-point-dead-letters.js';
 import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { DataRow, HistoryPage, HistoryQuery, PlatformClient } from '../../src/platform/api.js';
-import { collectHistory, HistoryWalkError, walkHistory, type WalkedPage } from '../../src/platform/history-walker.js';
+import { HistoryWalkError, walkHistory, type WalkedPage } from '../../src/platform/history-walker.js';
+import { walkAll } from '../helpers/walk.js';
 import { DeviceSeries, DEFAULT_FIELDS } from '../../src/simulator/data-generator.js';
 import { servePage, readPage } from '../../src/simulator/history.js';
 import { resolveHistoryReading } from '../../src/simulator/index.js';
@@ -56,7 +57,7 @@ describe('walkHistory under every reading of the vendor document', () => {
     for (const v of VARIANTS) {
       test(`cursor ${cursor}, ${v.name}: every row of [from, to) and nothing else, merged as InfluxDB merges`, async () => {
         const p = platform({ ...v.reading, cursor }, { sameMsRate: v.sameMsRate });
-        const got = await collectHistory(p.client, device, { from, to, limit: 37 });
+        const got = await walkAll(p.client, device, { from, to, limit: 37 });
         const inWindow = got.rows.filter((r) => r.time >= from && r.time < to);
         const expected = p.holds(from, to);
         expect(expected.length).toBeGreaterThan(300);
@@ -74,14 +75,14 @@ describe('walkHistory under every reading of the vendor document', () => {
 
   test('the row at `from` is asked for with a start 1 ms before it (an exclusive start loses nothing)', async () => {
     const p = platform({ start: 'exclusive' }, { extra: [{ time: FROM, values: { temp: 99 } }] });
-    const got = await collectHistory(p.client, device, { from: FROM, to: FROM + HOUR, limit: 50 });
+    const got = await walkAll(p.client, device, { from: FROM, to: FROM + HOUR, limit: 50 });
     expect(p.queries[0]).toMatchObject({ start: FROM - 1, end: FROM + HOUR, first: 1, limit: 50 });
     expect(got.rows.find((r) => r.time === FROM)?.values).toMatchObject({ temp: 99 });
   });
 
   test('reading next follows the cursor and confirms the end with one range request', async () => {
     const p = platform({ cursor: 'next' });
-    const got = await collectHistory(p.client, device, { from: FROM, to: FROM + HOUR, limit: 40 });
+    const got = await walkAll(p.client, device, { from: FROM, to: FROM + HOUR, limit: 40 });
     const withCursor = p.queries.filter((q) => q.cursor !== undefined).length;
     expect(withCursor).toBe(p.queries.length - 2); // the first page and the confirmation are ranges
     expect(got.end).toBe('complete');
@@ -91,9 +92,9 @@ describe('walkHistory under every reading of the vendor document', () => {
     const t = FROM + 10 * 60_000;
     // 6 rows at one millisecond (extra rows merged into one, so split them across fields and ms-rate 1)
     const p = platform({ cursor: 'none' }, { fields: ['a', 'b', 'c', 'd', 'e', 'f'], sameMsRate: 1, cadenceSec: 60 });
-    const walk = collectHistory(p.client, device, { from: FROM, to: t, limit: 1 });
+    const walk = walkAll(p.client, device, { from: FROM, to: t, limit: 1 });
     await expect(walk).rejects.toThrow(HistoryWalkError);
-    await expect(collectHistory(p.client, device, { from: FROM, to: t, limit: 1 })).rejects.toThrow(
+    await expect(walkAll(p.client, device, { from: FROM, to: t, limit: 1 })).rejects.toThrow(
       /^device dev-1 window 2026-01-01T00:00:00\.000Z\.\.2026-01-01T00:10:00\.000Z: history walk cannot make progress: .*more rows share that time than one page holds/,
     );
     expect(p.queries.length).toBeLessThan(10);
@@ -162,15 +163,15 @@ describe('walkHistory details', () => {
       { rows: [row(1)], unreadable: [{ reason: 'bad timestamp', raw: { timestamp: 'x' } }] },
     ]);
     // 1 point + 1 unreadable (as 1) + room for 1 > limit 2: possibly truncated; the re-read brings nothing new
-    await expect(collectHistory(client, device, { from: 1, to: 10, limit: 2 })).rejects.toThrow(/cannot make progress/);
-    const ok = await collectHistory(scripted([{ rows: [row(1)], unreadable: [{ reason: 'bad', raw: 1 }] }]), device, { from: 1, to: 10, limit: 5 });
+    await expect(walkAll(client, device, { from: 1, to: 10, limit: 2 })).rejects.toThrow(/cannot make progress/);
+    const ok = await walkAll(scripted([{ rows: [row(1)], unreadable: [{ reason: 'bad', raw: 1 }] }]), device, { from: 1, to: 10, limit: 5 });
     expect(ok.unreadable).toEqual([{ reason: 'bad', raw: 1 }]);
   });
 
   test('a resumed walk asks from 1 ms before its saved position, and a failure names the whole window', async () => {
     const same = { rows: [row(5, { a: 1 }), row(5, { a: 2 })], unreadable: [] };
     const client = scripted([same, { ...same }]);
-    const err = await collectHistory(client, device, { from: 0, to: 10, limit: 2, resumeAt: 5 }).catch((e) => e);
+    const err = await walkAll(client, device, { from: 0, to: 10, limit: 2, resumeAt: 5 }).catch((e) => e);
     expect(client.queries.map((q) => q.start)).toEqual([4, 4]);
     expect(err.message).toMatch(/^device dev-1 window 1970-01-01T00:00:00\.000Z\.\.1970-01-01T00:00:00\.010Z: history walk cannot make progress/);
   });
@@ -183,7 +184,7 @@ describe('walkHistory details', () => {
         return { rows: [row(5), row(5, { t: 9 })], unreadable: [] };
       },
     };
-    const err = await collectHistory(client, device, { from: 1, to: 10, limit: 2, ids: ['t'], call: { useReserve: true } }).catch((e) => e);
+    const err = await walkAll(client, device, { from: 1, to: 10, limit: 2, ids: ['t'], call: { useReserve: true } }).catch((e) => e);
     expect(err).toBeInstanceOf(HistoryWalkError);
     expect(err.retryable).toBe(false);
     expect(calls[0]).toEqual([['t'], { useReserve: true }]);

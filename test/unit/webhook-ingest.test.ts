@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { dataPoints, ingestBackoff, pushStatusPoint } from '../../src/push/ingest.js';
@@ -64,6 +64,10 @@ class RecordingWriter {
 const point = (i: number): SinkPoint => ({ measurement: 'device_data', deviceId: 'd', time: i, fields: { v: i } });
 
 describe('PointBatcher', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   test('many small writes become one, and each caller resolves after it', async () => {
     const w = new RecordingWriter();
     const b = new PointBatcher(w, { maxPoints: 1000 });
@@ -90,10 +94,19 @@ describe('PointBatcher', () => {
     const w = new RecordingWriter();
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    const slow = { write: async (points: SinkPoint[], options: WriteOptions) => (w.calls.length === 0 ? (await gate, w.write(points, options)) : w.write(points, options)) };
+    let started!: () => void;
+    const firstRunning = new Promise<void>((r) => (started = r));
+    const slow = {
+      write: async (points: SinkPoint[], options: WriteOptions) => {
+        if (w.calls.length > 0) return w.write(points, options);
+        started();
+        await gate;
+        return w.write(points, options);
+      },
+    };
     const b = new PointBatcher(slow, { maxPoints: 1000, maxInFlight: 1, lingerMs: 0 });
     const first = b.write([point(0)], { source: 'push' });
-    await new Promise((r) => setTimeout(r, 5)); // the first write is running now
+    await firstRunning;
     const later: Array<Promise<WriteResult>> = [];
     for (let i = 1; i <= 30; i++) {
       later.push(b.write([point(i)], { source: 'push' }));
@@ -107,16 +120,24 @@ describe('PointBatcher', () => {
   });
 
   test('points that arrive within the linger time go out as one write, the next ones as another', async () => {
+    // the batcher's clock and timers are the test's: under load, real 2 ms waits can add up past the linger
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const w = new RecordingWriter();
     const b = new PointBatcher(w, { maxPoints: 1000, lingerMs: 40 });
     const first: Array<Promise<WriteResult>> = [];
     for (let i = 0; i < 5; i++) {
       first.push(b.write([point(i)], { source: 'push' }));
-      await new Promise((r) => setTimeout(r, 2)); // callers spread over several turns
+      await vi.advanceTimersByTimeAsync(i < 4 ? 9 : 3); // callers at 0, 9, 18, 27, 36 ms; now 39 ms
     }
     expect(w.calls).toHaveLength(0); // nothing written before the first point lingered 40 ms
+    await vi.advanceTimersByTimeAsync(1);
     await Promise.all(first);
-    await b.write([point(5)], { source: 'push' });
+    expect(w.calls.map((c) => c.points.map((p) => p.time))).toEqual([[0, 1, 2, 3, 4]]);
+    const next = b.write([point(5)], { source: 'push' });
+    await vi.advanceTimersByTimeAsync(39);
+    expect(w.calls).toHaveLength(1); // the next point lingers its own 40 ms
+    await vi.advanceTimersByTimeAsync(1);
+    await next;
     expect(w.calls.map((c) => c.points.map((p) => p.time))).toEqual([[0, 1, 2, 3, 4], [5]]);
     await b.close();
   });
