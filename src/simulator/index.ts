@@ -71,7 +71,7 @@ export const DEFAULT_SIMULATOR_OPTIONS = {
 } as const;
 
 /** `n` generated devices: dev-0001/key-0001, dev-0002/key-0002, ... */
-function generatedDevices(n: number): SimDeviceSpec[] {
+export function generatedDevices(n: number): SimDeviceSpec[] {
   return Array.from({ length: n }, (_, i) => {
     const num = String(i + 1).padStart(4, '0');
     return { id: `dev-${num}`, key: `key-${num}` };
