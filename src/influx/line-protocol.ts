@@ -7,6 +7,7 @@
  * Lines are built as plain strings because building a `Point` object per row costs more than the
  * rest of the write path together.
  */
+import { fieldRecord } from '../base/field-record.js';
 import type { SinkPoint } from './api.js';
 import { encodeFor, encodeValue, INTEGER_FIELDS, normaliseValue, type FieldValue, type ValueProblem } from './field-values.js';
 import { escapedMeasurement, type KeyCache } from './keys.js';
@@ -84,8 +85,8 @@ export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport
  * when needed (only when InfluxDB refused something) instead of being kept for every point.
  */
 export function storableFields(point: NormalisedPoint, keys: KeyCache): Record<string, FieldValue> {
-  // no prototype: a field named "__proto__" or "toString" is data like any other
-  const fields: Record<string, FieldValue> = Object.create(null);
+  // a field named "__proto__" or "toString" is data like any other
+  const fields = fieldRecord<FieldValue>();
   for (const name of point.only ?? Object.keys(point.raw.fields)) {
     const value = normaliseValue(point.raw.fields[name]);
     if (value === null || typeof value === 'object' || typeof keys.get(name, 'field name') !== 'string') continue;

@@ -4,6 +4,7 @@
  * keeps `written` honest.
  */
 import { isDeepStrictEqual } from 'node:util';
+import { fieldRecord } from '../base/field-record.js';
 import type { SinkPoint } from './api.js';
 
 /**
@@ -49,9 +50,9 @@ export function mergeDuplicates(points: SinkPoint[]): { points: SinkPoint[]; mer
       continue;
     }
     merged++;
-    // Object.assign onto a prototype-less object: a spread copy would turn a later "__proto__"
+    // Object.assign onto a field record: a spread copy would turn a later "__proto__"
     // assignment into a prototype change instead of a field
-    const fields: Record<string, unknown> = Object.assign(Object.create(null), out[at].fields);
+    const fields: Record<string, unknown> = Object.assign(fieldRecord<unknown>(), out[at].fields);
     for (const name in p.fields) {
       const v = p.fields[name];
       const was = fields[name];
