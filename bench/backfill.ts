@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { loadConfig } from '../src/base/config.js';
+import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
 import { createPullStack } from '../src/app/pull-stack.js';
 import { createRedis } from '../src/base/queues.js';
