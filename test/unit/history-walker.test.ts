@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import type { DataRow, HistoryPage, HistoryQuery, PlatformClient } from '../../src/platform/api.js';
 import { collectHistory, HistoryWalkError, walkHistory, type WalkedPage } from '../../src/platform/history-walker.js';
-import { DeviceSeries, DEFAULT_FIELDS } from '../../src/simulator/data-generator.js';
+import { DeviceSeries } from '../../src/simulator/data-generator.js';
+import { DEFAULT_FIELDS } from '../../src/simulator/field-generators.js';
 import { servePage, readPage } from '../../src/simulator/history.js';
 import { resolveHistoryReading } from '../../src/simulator/index.js';
 import type { SimDeviceState, SimState } from '../../src/simulator/state.js';
