@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { loadConfig } from '../src/base/config.js';
+import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
 import { createPullStack } from '../src/app/pull-stack.js';
 import { createRedis } from '../src/base/queues.js';

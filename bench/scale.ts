@@ -24,7 +24,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import { loadConfig } from '../src/base/config.js';
+import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
 import { createPullStack, type PullStack } from '../src/app/pull-stack.js';
 import { createScheduler } from '../src/pull/scheduler.js';

@@ -12,7 +12,8 @@ import { QUEUE, bullConnection, closeRedis, createRedis, type RedisConnection, t
 import { DeviceRegistry } from '../devices/registry.js';
 import { clientOptionsFromConfig, ExpeedClient } from '../platform/client.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
-import { tokenBudgetFromConfig, type TokenBudget, type TokenBudgetOptions } from '../platform/token-budget.js';
+import type { TokenBudget, TokenBudgetOptions } from '../platform/token-budget.js';
+import { tokenBudgetFromConfig } from '../platform/token-budget-config.js';
 import type { PlatformClient } from '../platform/api.js';
 import { InfluxPointWriter } from '../influx/point-writer.js';
 import type { PointWriter } from '../influx/api.js';

@@ -9,7 +9,7 @@ import type { RetryHandler } from '../dead-letters/store.js';
 import { MEASUREMENT } from '../influx/api.js';
 import { InfluxPointWriter } from '../influx/point-writer.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
-import { readRow } from '../platform/client.js';
+import { readRow } from '../platform/answers.js';
 import type { DataRow, UnreadableRow } from '../platform/api.js';
 import { DirtyHours } from '../rollup/dirty-hours.js';
 import { markingWriter } from '../rollup/hour-marker.js';

@@ -1,4 +1,5 @@
-import { loadConfig, secretsOf, type Config } from '../base/config.js';
+import { secretsOf, type Config } from '../base/config.js';
+import { loadConfig } from '../base/load-config.js';
 import { createLogger, type Logger } from '../base/log.js';
 import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
 import { SecretScrubber } from '../base/secrets.js';

@@ -50,6 +50,21 @@ export interface WriteResult {
   refused?: SinkPoint[];
 }
 
+/** A point (or one value of it) InfluxDB will not take, with the reason. */
+export interface Rejection {
+  point: SinkPoint;
+  reason: string;
+}
+
+/** The writer's result before the rejections are stored as dead letters. */
+export interface DetailedWriteResult extends WriteResult {
+  /** null/undefined values left out of their rows */
+  absent: number;
+  rejected: Rejection[];
+  /** points of which nothing landed (a subset of the points in `rejected`) */
+  refused?: SinkPoint[];
+}
+
 export interface PointWriter {
   /**
    * Resolves only after InfluxDB acknowledged every point it was given (or the point was set aside

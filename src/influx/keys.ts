@@ -1,8 +1,21 @@
 /// <reference lib="es2024.string" />
 /**
- * Device ids and field names in line protocol: how they are escaped, which cannot be carried, and
- * a cache of both (the same names repeat on every row). See docs/influxdb.md, "Names".
+ * Names in line protocol: how measurements, device ids and field names are escaped, which cannot
+ * be carried, and caches of them (the same names repeat on every row). See docs/influxdb.md, "Names".
  */
+import { escape } from '@influxdata/influxdb-client';
+
+const measurementCache = new Map<string, string>();
+
+/** A measurement escaped by the client library's helper (the schema's few names, cached). */
+export function escapedMeasurement(name: string): string {
+  let e = measurementCache.get(name);
+  if (e === undefined) {
+    e = escape.measurement(name);
+    measurementCache.set(name, e);
+  }
+  return e;
+}
 
 /**
  * Field names InfluxDB would confuse with the point's own parts: `time` (refused by 1.x), the tag

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from '../platform/api.js';
 import type { PointWriter, SinkPoint, WriteOptions } from '../influx/api.js';
-import type { TokenUsage } from '../platform/token-budget.js';
+import type { TokenUsage } from '../platform/token-usage.js';
 
 /**
  * The service's Prometheus metrics. Components stay unaware of them: the platform client and the

@@ -20,7 +20,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { CallOptions, DataRow, DeviceRef, HistoryPage, PlatformClient } from './api.js';
 import { ExpeedError } from '../base/retry.js';
-import { HISTORY_LIMIT } from './client.js';
+import { HISTORY_LIMIT } from './requests.js';
 
 export interface HistoryWalkOptions {
   /** epoch ms, window [from, to); rows from `from - 1` and at `to` may be yielded (callers filter) */

@@ -1,30 +1,26 @@
 /**
  * The shared access token and the daily budget of token calls — the scarcest resource of the
- * system (200 calls per platform day). Every process of an installation shares, in Redis:
- *
- *   <prefix>:token:current       hash {token, expiresAt, fetchedAt, ttlMs}
- *   <prefix>:token:lock          the refresh lock (owner id, expires after lockTtlMs)
- *   <prefix>:token:calls:<day>   token calls made on that platform day (counted before each call)
- *   <prefix>:token:cooldown      token calls paused: credentials rejected, or a fresh token rejected (token-cooldown.ts)
- *   <prefix>:token:rejections    the streak of fresh tokens rejected, which doubles the pause
- *   <prefix>:token:failure       the last failed refresh, for processes that were waiting on it
- *
- * One process refreshes at a time; the others wait for its result. The count is checked and
- * incremented in one Lua script, so the limit holds however many processes race.
+ * system (200 calls per platform day). This class decides when a token is fetched, by whom and
+ * whether the day's allowance permits it; the state it keeps in Redis, shared by every process,
+ * lives in its parts: the cached token (token-cache.ts), the refresh lock and the last failed
+ * refresh (token-refresh-lock.ts), the day's count (token-calls.ts) and the cool-down after a
+ * rejection (token-cooldown.ts). `expeed-sync token` reads them through token-usage.ts.
  */
-import { createHash, randomUUID } from 'node:crypto';
 import type { RedisConnection } from '../base/queues.js';
-import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
 import { redisKey } from '../base/queues.js';
 import { sleep } from '../base/backoff.js';
 import { isRetryable } from '../base/retry.js';
 import type { SecretScrubber } from '../base/secrets.js';
 import type { TokenSource } from './api.js';
-import { createTokenEndpoint, type TokenEndpoint } from './client.js';
 import { CredentialsRejectedError, ENDPOINT, PlatformError } from './errors.js';
-import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError, TokenWaitTimeoutError } from './token-errors.js';
-import { TokenCooldown, type Cooldown, type CooldownKind } from './token-cooldown.js';
+import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from './token-errors.js';
+import { DailyTokenCalls } from './token-calls.js';
+import { isFresh, isValid, TokenCache, type CachedToken } from './token-cache.js';
+import { TokenCooldown, type Cooldown } from './token-cooldown.js';
+import type { TokenEndpoint } from './token-endpoint.js';
+import { TokenRefreshLock } from './token-refresh-lock.js';
+import { readTokenUsage, type TokenUsage } from './token-usage.js';
 import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from './timestamp.js';
 
 export interface TokenBudgetOptions {
@@ -75,54 +71,11 @@ export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'p
   now: Date.now,
 };
 
-/** What `expeed-sync token` shows — never the token itself. */
-export interface TokenUsage {
-  /** platform day, YYYY-MM-DD */
-  day: string;
-  calls: number;
-  limit: number;
-  reserve: number;
-  /** epoch ms: the next platform midnight */
-  resetsAt: number;
-  tokenExpiresAt?: number;
-  tokenFetchedAt?: number;
-  /** a process is fetching a token right now */
-  refreshing: boolean;
-  cooldownUntil?: number;
-  cooldownReason?: string;
-  /** credentials: the token call was refused; token: the platform rejected a freshly fetched token */
-  cooldownKind?: CooldownKind;
-}
-
-interface CachedToken {
-  token: string;
-  expiresAt: number;
-  fetchedAt: number;
-  ttlMs: number;
-}
-
-/** Counts one call if the day's allowance is not spent: {1, count} or {0, count}. */
-const CONSUME = `
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[1]) then return {0, n} end
-n = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, n}`;
-
-/** Drops the cached token only if it is still the one that failed. */
-const INVALIDATE = `
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
-
-const DAY_KEY_TTL_MS = 3 * 86_400_000;
-
 export class TokenBudget implements TokenSource {
   private readonly o: TokenBudgetOptions;
-  private readonly keys: { current: string; lock: string; cooldown: string; failure: string; rejections: string };
+  private readonly cache: TokenCache;
+  private readonly lock: TokenRefreshLock;
+  private readonly calls: DailyTokenCalls;
   private readonly pause: TokenCooldown;
   /** the last token this process saw work: marked once in Redis, not on every call */
   private worked = '';
@@ -136,13 +89,16 @@ export class TokenBudget implements TokenSource {
     if (!Number.isInteger(this.o.reserve) || this.o.reserve < 0 || this.o.reserve >= this.o.dailyLimit) {
       throw new RangeError(`token reserve must be a whole number from 0 to dailyLimit - 1 (${this.o.dailyLimit - 1}), got ${this.o.reserve}`);
     }
-    const k = (...parts: string[]) => redisKey(this.o.prefix, 'token', ...parts);
-    this.keys = { current: k('current'), lock: k('lock'), cooldown: k('cooldown'), failure: k('failure'), rejections: k('rejections') };
-    this.pause = new TokenCooldown(this.o.redis, this.keys, { cooldownMs: this.o.cooldownMs, maxCooldownMs: this.o.maxCooldownMs });
+    const { redis, prefix } = this.o;
+    const k = (part: string) => redisKey(prefix, 'token', part);
+    this.cache = new TokenCache(redis, k('current'), this.o.scrubber);
+    this.lock = new TokenRefreshLock(redis, { lock: k('lock'), failure: k('failure') }, this.o.lockTtlMs);
+    this.calls = new DailyTokenCalls(redis, prefix);
+    this.pause = new TokenCooldown(redis, { current: k('current'), cooldown: k('cooldown'), rejections: k('rejections') }, { cooldownMs: this.o.cooldownMs, maxCooldownMs: this.o.maxCooldownMs });
   }
 
   async get(options: { useReserve?: boolean } = {}): Promise<string> {
-    const cached = await this.read();
+    const cached = await this.cache.read();
     if (cached && this.fresh(cached)) return cached.token;
     const useReserve = options.useReserve === true;
     let running = this.inflight.get(useReserve);
@@ -154,7 +110,7 @@ export class TokenBudget implements TokenSource {
   }
 
   async invalidate(token: string): Promise<void> {
-    await this.o.redis.eval(INVALIDATE, 1, this.keys.current, token);
+    await this.cache.invalidate(token);
   }
 
   async accepted(token: string): Promise<void> {
@@ -179,25 +135,8 @@ export class TokenBudget implements TokenSource {
   }
 
   async usage(): Promise<TokenUsage> {
-    const now = this.o.now();
-    const day = platformDay(now, this.o.timezone);
-    const [calls, cached, lock, cooldown] = await Promise.all([
-      this.o.redis.get(this.callsKey(day.day)),
-      this.read(),
-      this.o.redis.exists(this.keys.lock),
-      this.pause.active(now, this.o.credentialsId),
-    ]);
-    const usage: TokenUsage = {
-      day: day.day,
-      calls: Number(calls ?? 0),
-      limit: this.o.dailyLimit,
-      reserve: this.o.reserve,
-      resetsAt: day.end,
-      refreshing: lock === 1,
-    };
-    if (cached) Object.assign(usage, { tokenExpiresAt: cached.expiresAt, tokenFetchedAt: cached.fetchedAt });
-    if (cooldown) Object.assign(usage, { cooldownUntil: cooldown.until, cooldownReason: cooldown.reason, cooldownKind: cooldown.kind });
-    return usage;
+    const { dailyLimit: limit, reserve, timezone, credentialsId } = this.o;
+    return readTokenUsage({ calls: this.calls, cache: this.cache, lock: this.lock, pause: this.pause, limit, reserve, timezone, credentialsId }, this.o.now());
   }
 
   /** Lifts a cool-down (the operator fixed the credentials or the platform); true when there was one. */
@@ -219,35 +158,43 @@ export class TokenBudget implements TokenSource {
       const now = this.o.now();
       const cooldown = await this.pause.active(now, this.o.credentialsId);
       if (cooldown) throw this.cooldownError(cooldown);
-      const cached = await this.read();
+      const cached = await this.cache.read();
       if (cached && this.fresh(cached)) return cached.token;
-      const owner = randomUUID();
-      if ((await this.o.redis.set(this.keys.lock, owner, 'PX', this.o.lockTtlMs, 'NX')) === 'OK') {
+      const owner = await this.lock.acquire();
+      if (owner !== undefined) {
         try {
           return await this.fetchUnderLock(useReserve);
         } finally {
-          await this.o.redis.eval(RELEASE, 1, this.keys.lock, owner);
+          await this.lock.release(owner);
         }
       }
       // someone else is refreshing: a token that is still valid serves until they are done
       if (cached && this.valid(cached)) return cached.token;
-      const token = await this.waitForOther(waitUntil);
+      const token = await this.lock.waitForHolder({
+        until: waitUntil,
+        timeoutMs: this.o.waitTimeoutMs,
+        pollMs: this.o.pollMs,
+        signal: this.closing.signal,
+        stored: async () => {
+          const t = await this.cache.read();
+          return t && this.valid(t) ? t.token : undefined;
+        },
+      });
       if (token !== undefined) return token;
     }
   }
 
   private async fetchUnderLock(useReserve: boolean): Promise<string> {
     const startedAt = this.o.now();
-    const cached = await this.read();
+    const cached = await this.cache.read();
     // another process may have stored a token between our look and our lock
     if (cached && this.fresh(cached)) return cached.token;
     // a pause may have started while we waited for the lock
     const paused = await this.pause.active(startedAt, this.o.credentialsId);
     if (paused) throw this.cooldownError(paused);
     const day = platformDay(startedAt, this.o.timezone);
-    const allowed = this.o.dailyLimit - (useReserve ? 0 : this.o.reserve);
-    const [ok, calls] = (await this.o.redis.eval(CONSUME, 1, this.callsKey(day.day), allowed, DAY_KEY_TTL_MS)) as [number, number];
-    if (ok !== 1) {
+    const { ok, calls } = await this.calls.consume(day.day, this.o.dailyLimit - (useReserve ? 0 : this.o.reserve));
+    if (!ok) {
       if (cached && this.valid(cached)) return cached.token;
       const err = new TokenBudgetExhaustedError(day.end, formatLocalTime(day.end, this.o.timezone), calls, this.o.dailyLimit, useReserve ? 0 : this.o.reserve);
       this.o.log?.warn({ day: day.day, calls, limit: this.o.dailyLimit, resetsAt: new Date(day.end).toISOString() }, err.message);
@@ -258,14 +205,10 @@ export class TokenBudget implements TokenSource {
       this.o.scrubber?.add(grant.accessToken);
       const ttlMs = grant.expiresIn * 1000;
       const fresh: CachedToken = { token: grant.accessToken, expiresAt: startedAt + ttlMs, fetchedAt: startedAt, ttlMs };
-      await this.o.redis
-        .multi()
-        // a new token has not worked yet: no field of the old one may carry over
-        .del(this.keys.current)
-        .hset(this.keys.current, { ...fresh })
-        .pexpire(this.keys.current, ttlMs)
-        .del(this.keys.failure)
-        .exec();
+      const writes = this.o.redis.multi();
+      this.cache.store(writes, fresh);
+      this.lock.clearFailure(writes);
+      await writes.exec();
       this.o.log?.info({ day: day.day, calls, limit: this.o.dailyLimit, expiresAt: new Date(fresh.expiresAt).toISOString() }, 'fetched a new platform access token');
       this.o.onRefresh?.();
       return fresh.token;
@@ -280,29 +223,9 @@ export class TokenBudget implements TokenSource {
     }
   }
 
-  /** Waits for the lock holder's result: the token, undefined (lock free: try ourselves), or its error. */
-  private async waitForOther(waitUntil: number): Promise<string | undefined> {
-    const failureBefore = await this.o.redis.get(this.keys.failure);
-    for (;;) {
-      if (Date.now() >= waitUntil) throw new TokenWaitTimeoutError(this.o.waitTimeoutMs);
-      await sleep(this.o.pollMs, this.closing.signal);
-      const cached = await this.read();
-      if (cached && this.valid(cached)) return cached.token;
-      const failure = await this.o.redis.get(this.keys.failure);
-      if (failure !== null && failure !== failureBefore) {
-        // (a spent budget is not recorded here: each caller checks it against its own allowance)
-        const f = JSON.parse(failure) as { message: string; retryable: boolean };
-        throw new PlatformError(`another process failed to fetch the access token: ${f.message}`, { endpoint: ENDPOINT.token, retryable: f.retryable });
-      }
-      if ((await this.o.redis.exists(this.keys.lock)) === 0) return undefined;
-    }
-  }
-
   private async recordFailure(err: unknown, at: number): Promise<void> {
-    const message = err instanceof Error ? err.message : String(err);
-    const retryable = isRetryable(err);
     const writes = this.o.redis.multi();
-    writes.set(this.keys.failure, JSON.stringify({ id: randomUUID(), at, message, retryable }), 'PX', this.o.waitTimeoutMs);
+    const message = this.lock.recordFailure(writes, err, at, this.o.waitTimeoutMs);
     if (err instanceof CredentialsRejectedError) {
       const cooldown = this.pause.credentialsRejected(writes, at, message, this.o.credentialsId);
       this.o.log?.warn({ until: new Date(cooldown.until).toISOString() }, 'platform rejected the credentials; token calls paused');
@@ -315,59 +238,11 @@ export class TokenBudget implements TokenSource {
     return c.kind === 'token' ? new TokenCooldownError(c.until, at, c.reason) : new CredentialsCooldownError(c.until, at, c.reason);
   }
 
-  private async read(): Promise<CachedToken | undefined> {
-    const h = await this.o.redis.hgetall(this.keys.current);
-    if (!h.token) return undefined;
-    // a token another process fetched must be scrubbed from this process's logs too
-    this.o.scrubber?.add(h.token);
-    return { token: h.token, expiresAt: Number(h.expiresAt), fetchedAt: Number(h.fetchedAt), ttlMs: Number(h.ttlMs) };
-  }
-
   private fresh(t: CachedToken): boolean {
-    const window = Math.min(this.o.refreshBeforeMs, t.ttlMs / 4);
-    return this.o.now() < t.expiresAt - window;
+    return isFresh(t, this.o.now(), this.o.refreshBeforeMs);
   }
 
   private valid(t: CachedToken): boolean {
-    return this.o.now() < t.expiresAt;
+    return isValid(t, this.o.now());
   }
-
-  private callsKey(day: string): string {
-    return redisKey(this.o.prefix, 'token', 'calls', day);
-  }
-}
-
-/** A short, one-way fingerprint of the credentials (never the credentials themselves). */
-export function credentialsFingerprint(platformKey: string, secretKey: string): string {
-  return createHash('sha256').update(`${platformKey}\0${secretKey}`).digest('hex').slice(0, 16);
-}
-
-/** The budget as the service wires it from the configuration. */
-export function tokenBudgetFromConfig(
-  config: Config,
-  redis: RedisConnection,
-  extras: Partial<Omit<TokenBudgetOptions, 'redis' | 'prefix'>> = {},
-): TokenBudget {
-  const { platformKey, secretKey } = config;
-  const fetchToken =
-    platformKey && secretKey
-      ? createTokenEndpoint({ baseUrl: config.baseUrl, platformKey, secretKey, timeoutMs: config.requestTimeoutMs, scrubber: extras.scrubber })
-      : undefined;
-  const lockTtlMs = Math.max(DEFAULT_TOKEN_BUDGET_OPTIONS.lockTtlMs, config.requestTimeoutMs + 15_000);
-  return new TokenBudget({
-    redis,
-    prefix: config.prefix,
-    fetchToken,
-    dailyLimit: config.tokenDailyLimit,
-    reserve: config.tokenReserve,
-    cooldownMs: config.tokenCooldownMs,
-    maxCooldownMs: config.tokenCooldownMaxMs,
-    timezone: config.timezone,
-    credentialsId: platformKey && secretKey ? credentialsFingerprint(platformKey, secretKey) : undefined,
-    // the lock must outlive a slow token call, or a second process would start one too
-    lockTtlMs,
-    // and a waiter outlives the lock, so that it can take over from a process that died holding it
-    waitTimeoutMs: Math.max(DEFAULT_TOKEN_BUDGET_OPTIONS.waitTimeoutMs, lockTtlMs + 15_000),
-    ...extras,
-  });
 }

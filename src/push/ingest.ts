@@ -1,5 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import { backoffDelay, type Backoff } from '../base/backoff.js';
+import { fieldRecord } from '../base/field-record.js';
 import { MEASUREMENT, type DeadLetterStore, type PointWriter, type SinkPoint } from '../influx/api.js';
 import type { DataPush, IngestJob, StatusPush } from '../base/queues.js';
 import type { Logger } from '../base/log.js';
@@ -46,8 +47,8 @@ export function pushStatusPoint(body: StatusPush, receivedAt: number, onlineCode
 export function dataPoints(body: DataPush, parseTime: (raw: string) => number): SinkPoint[] {
   const out: SinkPoint[] = [];
   for (const row of body.data) {
-    // no prototype: a datapoint named "__proto__" must be stored, not change the object's prototype
-    const fields: Record<string, unknown> = Object.create(null);
+    // a datapoint named "__proto__" must be stored, not change the object's prototype
+    const fields = fieldRecord<unknown>();
     let n = 0;
     for (const name in row) {
       if (name === 'timestamp') continue;

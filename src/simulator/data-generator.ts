@@ -3,9 +3,14 @@
  * device's cadence; whether a slot has a row, the row's jitter and every value are hashes of
  * (seed, device, slot), so any range is computed on its own, cheaply, and always identically —
  * which is what lets `rows()` promise exactly what the history endpoint serves, and lets a
- * benchmark serve 100 devices x 100k rows without holding them.
+ * benchmark serve 100 devices x 100k rows without holding them. The values of each field come from
+ * field-generators.ts, rows split within one millisecond from same-ms-rows.ts, and rows added from
+ * outside (pushed data) are merged in from added-rows.ts.
  */
+import { AddedRows, lowerBound } from './added-rows.js';
+import { fieldGen, type FieldGen } from './field-generators.js';
 import { hashString, mix, unit } from './prng.js';
+import { sameMsParts } from './same-ms-rows.js';
 import type { SimDevice, SimRow, SimValue } from './types.js';
 
 export interface SeriesOptions {
@@ -18,75 +23,12 @@ export interface SeriesOptions {
   sameMsRate?: number;
 }
 
-export const DEFAULT_FIELDS = ['temp', 'humidity', 'switch', 'mode', 'voltage'];
-
 const BLOCK = 64;
 const MEMO = 4;
 const SALT_SLOT_GAP = 0x51;
 const SALT_BLOCK_GAP = 0xb1;
 const SALT_JITTER = 0x71;
 const SALT_SAME_MS = 0x93;
-const MODES = ['auto', 'manual', 'eco'];
-const DAY_MS = 86_400_000;
-
-type Kind = 'float2' | 'int' | 'switch' | 'string' | 'float1';
-
-function kindOf(name: string): Kind {
-  const n = name.toLowerCase();
-  if (n.includes('temp')) return 'float2';
-  if (n.includes('humid')) return 'int';
-  if (n.includes('switch')) return 'switch';
-  if (n.includes('mode')) return 'string';
-  if (n.includes('volt')) return 'float1';
-  return (['float2', 'int', 'switch', 'string'] as const)[hashString(name) % 4];
-}
-
-interface FieldGen {
-  name: string;
-  value(k: number, slotTime: number): SimValue;
-}
-
-function fieldGen(name: string, base: number): FieldGen {
-  const fb = mix(base, hashString(name));
-  const phase = unit(mix(fb, 1)) * 2 * Math.PI;
-  switch (kindOf(name)) {
-    case 'float2': {
-      const center = 18 + (fb % 10);
-      return {
-        name,
-        value: (k, t) => Math.round((center + 5 * Math.sin((2 * Math.PI * t) / DAY_MS + phase) + unit(mix(fb, k)) - 0.5) * 100) / 100,
-      };
-    }
-    case 'int':
-      return {
-        name,
-        value: (k, t) => 50 + Math.round(15 * Math.sin((2 * Math.PI * t) / (3 * DAY_MS) + phase)) + (mix(fb, Math.floor(k / 7)) % 3) - 1,
-      };
-    case 'switch':
-      return { name, value: (k) => mix(fb, Math.floor(k / 37)) & 1 };
-    case 'string':
-      return { name, value: (k) => MODES[mix(fb, Math.floor(k / 113)) % MODES.length] };
-    case 'float1':
-      return { name, value: (k) => (2200 + (mix(fb, Math.floor(k / 3)) % 61) - 30) / 10 };
-  }
-}
-
-function otherValue(v: SimValue, i: number): SimValue {
-  if (typeof v === 'number') return v + i;
-  if (typeof v === 'boolean') return !v;
-  return `${v}${'*'.repeat(i)}`;
-}
-
-function lowerBound(rows: SimRow[], t: number): number {
-  let lo = 0;
-  let hi = rows.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (rows[mid].time < t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 export class DeviceSeries {
   readonly cadMs: number;
@@ -94,8 +36,8 @@ export class DeviceSeries {
   private readonly gens: FieldGen[];
   private readonly slotGap: number;
   private readonly blockGap: number;
-  /** rows added from outside (pushed data), time ascending, unique times */
-  private readonly extra: SimRow[] = [];
+  /** rows added from outside (pushed data) */
+  private readonly added = new AddedRows();
   private readonly memoK: number[] = new Array<number>(MEMO).fill(Number.NaN);
   private readonly memoV: SimValue[][] = new Array<SimValue[]>(MEMO).fill([]);
   private memoNext = 0;
@@ -190,7 +132,7 @@ export class DeviceSeries {
     const gLo = Math.max(lo, genLo);
     const gHi = Math.min(hi, genHi);
     const hasGen = gLo < gHi && Number.isFinite(gLo) && Number.isFinite(gHi);
-    const extra = this.extra;
+    const extra = this.added.rows;
     if (ascending) {
       let k = hasGen ? this.slotOf(gLo) : 0;
       const kEnd = hasGen ? this.slotOf(gHi - 1) : -1;
@@ -243,28 +185,13 @@ export class DeviceSeries {
   }
 
   /**
-   * Serves a row as 2 or 3 rows at its millisecond when the (seed, time) hash says so: the fields
-   * are dealt round-robin over the parts, and a part left without a field repeats the first field
-   * with another value (two rows of one millisecond that disagree; the later one wins when merged).
-   * Descending scans visit the parts in reverse, so "later" means the same in both directions.
+   * Serves a row as 2 or 3 rows at its millisecond when the (seed, time) hash says so. Descending
+   * scans visit the parts in reverse, so "later" means the same in both directions.
    */
   private visitSplit(row: SimRow, ascending: boolean, rate: number, visit: (row: SimRow) => boolean): boolean {
     const h = mix(this.base, row.time, SALT_SAME_MS);
     if (unit(h) >= rate) return visit(row);
-    const n = 2 + (h & 1);
-    const names = Object.keys(row.values);
-    const parts: SimRow[] = [];
-    for (let i = 0; i < n; i++) {
-      const values: Record<string, SimValue> = {};
-      for (let f = i; f < names.length; f += n) values[names[f]] = row.values[names[f]];
-      if (names.length > 0 && Object.keys(values).length === 0) {
-        // parts of one millisecond stay distinct (a boolean has only one other value)
-        const v = row.values[names[0]];
-        if (typeof v === 'boolean' && i > 1) continue;
-        values[names[0]] = otherValue(v, i);
-      }
-      parts.push({ time: row.time, values });
-    }
+    const parts = sameMsParts(row, h);
     if (!ascending) parts.reverse();
     for (const p of parts) if (!visit(p)) return false;
     return true;
@@ -312,15 +239,6 @@ export class DeviceSeries {
 
   /** Adds rows (merged into any row already at the same time). */
   add(rows: Array<{ time: number; values: Record<string, unknown> }>): void {
-    for (const r of rows) {
-      if (!Number.isFinite(r.time)) throw new Error(`addRows: row time must be epoch ms, got ${String(r.time)}`);
-      const i = lowerBound(this.extra, r.time);
-      const values = r.values as Record<string, SimValue>;
-      if (i < this.extra.length && this.extra[i].time === r.time) {
-        this.extra[i] = { time: r.time, values: { ...this.extra[i].values, ...values } };
-      } else {
-        this.extra.splice(i, 0, { time: r.time, values: { ...values } });
-      }
-    }
+    this.added.add(rows);
   }
 }

@@ -4,7 +4,8 @@
  * deterministic for (seed, device, time).
  */
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_FIELDS, DeviceSeries } from './data-generator.js';
+import { DeviceSeries } from './data-generator.js';
+import { DEFAULT_FIELDS } from './field-generators.js';
 import { Faults } from './faults.js';
 import { readPage } from './history.js';
 import { LiveFeed } from './live-feed.js';

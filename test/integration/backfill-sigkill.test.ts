@@ -5,7 +5,7 @@ import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { splitWindows } from '../../src/pull/windows.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, influxRows, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
-import { loadConfig } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 1, 1);

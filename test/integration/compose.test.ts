@@ -10,7 +10,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadConfig } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -21,8 +21,8 @@ if (!hasCompose) {
   console.warn('compose.test.ts: docker-compose is not installed, skipping (scripts/test.sh installs it: WITH_TEST_TOOLS=1 bash scripts/setup.sh)');
 }
 
-/** Variables src/base/config.ts reads: every call of its readers names one. */
-const CONFIG_VARIABLES = [...read('src/base/config.ts').matchAll(/\b(?:str|optional|int|bool|url|duration|timezone|cron|instant)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]);
+/** Variables src/base/load-config.ts reads: every call of its readers names one. */
+const CONFIG_VARIABLES = [...read('src/base/load-config.ts').matchAll(/\b(?:str|optional|int|bool|url|duration|timezone|cron|instant)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]);
 
 type Service = {
   image?: string;
@@ -43,7 +43,7 @@ function documentedValues(): Record<string, string> {
   return out;
 }
 
-test('.env.example documents the true defaults of src/base/config.ts', () => {
+test('.env.example documents the true defaults of src/base/load-config.ts', () => {
   const now = Date.UTC(2026, 0, 15, 12);
   const documented = Object.fromEntries(Object.entries(documentedValues()).filter(([k]) => CONFIG_VARIABLES.includes(k)));
   expect(Object.keys(documented).sort()).toEqual([...new Set(CONFIG_VARIABLES)].sort());
@@ -188,7 +188,7 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(count).toBe(5);
   });
 
-  test('the worker gets every variable src/base/config.ts reads, and each is documented in .env.example', () => {
+  test('the worker gets every variable src/base/load-config.ts reads, and each is documented in .env.example', () => {
     expect(CONFIG_VARIABLES.length).toBeGreaterThan(30);
     const example = read('.env.example');
     for (const v of CONFIG_VARIABLES) {

@@ -4,7 +4,7 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testEnv } from '../fixtures/pull-env.js';
-import { loadConfig } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 3, 1);

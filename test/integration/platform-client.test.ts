@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createTokenEndpoint, ExpeedClient, type PlatformClientOptions } from '../../src/platform/client.js';
+import { ExpeedClient, type PlatformClientOptions } from '../../src/platform/client.js';
+import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
 import { walkAll } from '../helpers/walk.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
 import {

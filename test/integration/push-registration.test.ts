@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { PushRegistration } from '../../src/devices/push-registration.js';
-import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
+import { ExpeedClient } from '../../src/platform/client.js';
+import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
 import { createMetrics, DeviceLabels, meterWriter } from '../../src/ops/metrics.js';
 import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';

@@ -10,7 +10,7 @@ import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { GapFinder } from '../../src/pull/gap-finder.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
-import { loadConfig } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
 import { drained, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';

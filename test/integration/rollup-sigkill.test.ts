@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import type { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import type { SinkPoint } from '../../src/influx/api.js';
-import { loadConfig } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix, until } from '../helpers/services.js';
 import { scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';

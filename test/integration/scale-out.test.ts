@@ -19,7 +19,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Cluster } from 'ioredis';
-import { loadConfig, type Config } from '../../src/base/config.js';
+import type { Config } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
 import { createRedis, isCluster } from '../../src/base/queues.js';

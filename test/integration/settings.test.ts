@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTokenEndpoint, ExpeedClient } from '../../src/platform/client.js';
+import { ExpeedClient } from '../../src/platform/client.js';
+import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../src/platform/errors.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
 import { sendSetting, waitForResult, type SendSettingDeps } from '../../src/settings/send-setting.js';

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
-import { loadConfig, secretsOf } from '../../src/base/config.js';
+import { secretsOf } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 import { createLogger } from '../../src/base/log.js';
 import { SecretScrubber } from '../../src/base/secrets.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';

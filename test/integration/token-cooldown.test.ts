@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator } from '../../src/simulator/index.js';
-import { createTokenEndpoint } from '../../src/platform/client.js';
+import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
 import { createPullStack } from '../../src/app/pull-stack.js';
 import { DEFAULT_STATUS_POLL, StatusPoller, type StatusPollResult } from '../../src/pull/status-poll.js';

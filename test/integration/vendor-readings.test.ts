@@ -13,7 +13,7 @@ import { startSimulator, type HistoryReading, type Simulator } from '../../src/s
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, randomName, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
-import { loadConfig } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 import { createPullStack } from '../../src/app/pull-stack.js';
 import { windowKey } from '../../src/pull/windows.js';
 

@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, loadConfig, parseDuration, secretsOf } from '../../src/base/config.js';
+import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, secretsOf } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
+import { parseDuration } from '../../src/base/env-readers.js';
 
 const NOW = Date.UTC(2026, 10, 26, 0, 0, 0);
 

@@ -1,6 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { MEASUREMENT, type SinkPoint } from '../../src/influx/api.js';
-import { encodePoint, encodeValue, escapeFieldKey, escapeTagValue, KeyCache, keyProblem, mergeDuplicates, nameProblem, normalisePoint, normaliseValue, storableFields, withFields, type EncodeReport } from '../../src/influx/line-protocol.js';
+import { encodeValue, normaliseValue } from '../../src/influx/field-values.js';
+import { escapeFieldKey, escapeTagValue, KeyCache, keyProblem, nameProblem } from '../../src/influx/keys.js';
+import { encodePoint, storableFields, withFields, type EncodeReport } from '../../src/influx/line-protocol.js';
+import { mergeDuplicates } from '../../src/influx/merge-duplicates.js';
 
 const point = (fields: Record<string, unknown>, deviceId = 'dev-1', time = 1_486_958_400_000): SinkPoint => ({
   measurement: MEASUREMENT.data,
@@ -139,8 +142,14 @@ describe('prototype names are data', () => {
   });
 });
 
-describe('normalisePoint', () => {
+describe('encodePoint', () => {
   const keys = new KeyCache();
+  /** One point encoded with a report of its own; `point` is what withFields and storableFields take. */
+  const encode = (raw: SinkPoint) => {
+    const report: EncodeReport = { absent: 0, problems: [] };
+    const line = encodePoint(raw, keys, report);
+    return { point: line === undefined ? undefined : { raw, line }, ...report };
+  };
 
   test.each([
     ['numbers are floats without suffix', { t: 1, h: 45.5 }, 'device_data,device_id=dev-1 t=1,h=45.5 1486958400000'],
@@ -150,31 +159,31 @@ describe('normalisePoint', () => {
     ['field name escaping', { 'a b,c=d': 1 }, 'device_data,device_id=dev-1 a\\ b\\,c\\=d=1 1486958400000'],
     ['a tab and a lone backslash are carried raw', { 'a\tb\\c': 1 }, 'device_data,device_id=dev-1 a\tb\\c=1 1486958400000'],
   ])('%s', (_name, fields, line) => {
-    const n = normalisePoint(point(fields), keys);
+    const n = encode(point(fields));
     expect(n.problems).toEqual([]);
     expect(n.point?.line).toBe(line);
   });
 
   test('device id escaping', () => {
-    expect(normalisePoint(point({ v: 1 }, 'room 1,a=b'), keys).point?.line).toBe('device_data,device_id=room\\ 1\\,a\\=b v=1 1486958400000');
+    expect(encode(point({ v: 1 }, 'room 1,a=b')).point?.line).toBe('device_data,device_id=room\\ 1\\,a\\=b v=1 1486958400000');
   });
 
   test('the status code is the one integer field of the schema', () => {
     const status = { measurement: MEASUREMENT.status, deviceId: 'd', time: 5, fields: { online: true, raw_status: 1, source: 'poll' } };
-    expect(normalisePoint(status, keys).point?.line).toBe('device_status,device_id=d online=true,raw_status=1i,source="poll" 5');
-    const odd = normalisePoint({ ...status, fields: { online: false, raw_status: 1.5 } }, keys);
+    expect(encode(status).point?.line).toBe('device_status,device_id=d online=true,raw_status=1i,source="poll" 5');
+    const odd = encode({ ...status, fields: { online: false, raw_status: 1.5 } });
     expect(odd.point?.line).toBe('device_status,device_id=d online=false 5');
     expect(odd.problems).toEqual([{ field: 'raw_status', reason: 'field "raw_status": value 1.5 is not a whole number (the schema stores "raw_status" as integer)' }]);
-    expect(normalisePoint(point({ raw_status: 1 }), keys).point?.line).toBe('device_data,device_id=dev-1 raw_status=1 1486958400000');
-    expect(withFields(normalisePoint(status, keys).point!, ['raw_status'], keys)?.line).toBe('device_status,device_id=d raw_status=1i 5');
+    expect(encode(point({ raw_status: 1 })).point?.line).toBe('device_data,device_id=dev-1 raw_status=1 1486958400000');
+    expect(withFields(encode(status).point!, ['raw_status'], keys)?.line).toBe('device_status,device_id=d raw_status=1i 5');
   });
 
   test('counts absent values', () => {
-    expect(normalisePoint(point({ a: 1, b: null, c: undefined }), keys).absent).toBe(2);
+    expect(encode(point({ a: 1, b: null, c: undefined })).absent).toBe(2);
   });
 
   test('NaN and Infinity are problems; the rest of the row is written', () => {
-    const n = normalisePoint(point({ a: Number.NaN, b: 2, c: Number.POSITIVE_INFINITY }), keys);
+    const n = encode(point({ a: Number.NaN, b: 2, c: Number.POSITIVE_INFINITY }));
     expect(n.point?.line).toBe('device_data,device_id=dev-1 b=2 1486958400000');
     expect(storableFields(n.point!, keys)).toEqual({ b: 2 });
     expect(n.problems).toEqual([
@@ -192,19 +201,19 @@ describe('normalisePoint', () => {
     ['fractional time', point({ a: 1 }, 'd', 1.5), 'time 1.5 is not whole epoch milliseconds'],
     ['NaN time', point({ a: 1 }, 'd', Number.NaN), 'time NaN is not whole epoch milliseconds'],
   ])('whole point unusable: %s', (_name, p, reason) => {
-    const n = normalisePoint(p, keys);
+    const n = encode(p);
     expect(n.point).toBeUndefined();
     expect(n.problems).toEqual([{ reason }]);
   });
 
   test('empty field name is a problem for that value only', () => {
-    const n = normalisePoint(point({ '': 1, ok: 2 }), keys);
+    const n = encode(point({ '': 1, ok: 2 }));
     expect(n.point?.line).toBe('device_data,device_id=dev-1 ok=2 1486958400000');
     expect(n.problems).toEqual([{ field: '', reason: 'field name "" is empty' }]);
   });
 
   test('withFields rebuilds the line with some fields only', () => {
-    const n = normalisePoint(point({ a: 1, b: 'x', c: true }), keys);
+    const n = encode(point({ a: 1, b: 'x', c: true }));
     expect(withFields(n.point!, ['c', 'b'], keys)?.line).toBe('device_data,device_id=dev-1 c=true,b="x" 1486958400000');
     expect(withFields(n.point!, ['zzz'], keys)).toBeUndefined();
   });
@@ -235,16 +244,6 @@ describe('encodePoint (one report for many points)', () => {
       { reason: 'earlier' },
       { reason: 'no storable field: field "x": value Infinity is not a finite number; field name "" is empty' },
     ]);
-  });
-
-  test('gives the same line and problems as normalisePoint', () => {
-    for (const fields of [{ t: 1, h: 45.5 }, { on: true, bad: Number.NaN }, { gps: { lat: 1 } }, {}]) {
-      const report = { absent: 0, problems: [] };
-      const line = encodePoint(point(fields), keys, report);
-      const n = normalisePoint(point(fields), keys);
-      expect(line).toBe(n.point?.line);
-      expect(report).toEqual({ absent: n.absent, problems: n.problems });
-    }
   });
 });
 

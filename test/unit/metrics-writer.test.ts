@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
 import { createMetrics, meterWriter } from '../../src/ops/metrics.js';
-import { mergeDuplicates } from '../../src/influx/line-protocol.js';
+import { mergeDuplicates } from '../../src/influx/merge-duplicates.js';
 
 /** The inner writer: takes every point (the decorator's bookkeeping is what is tested here). */
 class TakingWriter implements PointWriter {

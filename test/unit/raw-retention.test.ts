@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/base/config.js';
+import { ConfigError } from '../../src/base/config.js';
+import { loadConfig } from '../../src/base/load-config.js';
 import { ensureDatabase } from '../../src/influx/database.js';
 import { writePath } from '../../src/influx/write-request.js';
 import { renderStatus } from '../../src/cli/commands/status.js';

@@ -2,8 +2,9 @@ import { describe, expect, test } from 'vitest';
 import { fieldKinds, rollupPoints, rollupQuery } from '../../src/rollup/rollup-query.js';
 import { hourRuns } from '../../src/rollup/rollup-computer.js';
 import { touchedHours } from '../../src/rollup/hour-marker.js';
-import { INTEGER_FIELDS } from '../../src/influx/line-protocol.js';
-import { encodePoint, KeyCache } from '../../src/influx/line-protocol.js';
+import { INTEGER_FIELDS } from '../../src/influx/field-values.js';
+import { KeyCache } from '../../src/influx/keys.js';
+import { encodePoint } from '../../src/influx/line-protocol.js';
 
 const H = 3_600_000;
 

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { DeviceSeries, DEFAULT_FIELDS } from '../../src/simulator/data-generator.js';
+import { DeviceSeries } from '../../src/simulator/data-generator.js';
+import { DEFAULT_FIELDS } from '../../src/simulator/field-generators.js';
 import type { SimDevice, SimRow } from '../../src/simulator/types.js';
 
 const FROM = Date.UTC(2024, 0, 1);

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { DeviceSeries, DEFAULT_FIELDS } from '../../src/simulator/data-generator.js';
+import { DeviceSeries } from '../../src/simulator/data-generator.js';
+import { DEFAULT_FIELDS } from '../../src/simulator/field-generators.js';
 import { readPage, servePage } from '../../src/simulator/history.js';
 import { resolveHistoryReading } from '../../src/simulator/index.js';
 import type { SimDeviceState, SimState } from '../../src/simulator/state.js';

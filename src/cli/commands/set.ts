@@ -5,7 +5,7 @@ import { RedisDeadLetterStore } from '../../dead-letters/store.js';
 import { InfluxPointWriter } from '../../influx/point-writer.js';
 import { clientOptionsFromConfig, ExpeedClient } from '../../platform/client.js';
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../platform/errors.js';
-import { tokenBudgetFromConfig } from '../../platform/token-budget.js';
+import { tokenBudgetFromConfig } from '../../platform/token-budget-config.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { PendingSettingsStore } from '../../devices/pending-settings.js';
 import { sendSetting, waitForResult } from '../../settings/send-setting.js';

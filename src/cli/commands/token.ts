@@ -5,7 +5,8 @@
  */
 import { flag, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
-import { tokenBudgetFromConfig, type TokenUsage } from '../../platform/token-budget.js';
+import { tokenBudgetFromConfig } from '../../platform/token-budget-config.js';
+import type { TokenUsage } from '../../platform/token-usage.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 
 const USAGE = 'token [--json] [--clear-cooldown]';
