@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { loadConfig } from '../src/base/config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
-import { createPullStack } from '../src/app/pull-stack.js';
+import { createApp } from '../src/app/app.js';
 import { createRedis } from '../src/base/queues.js';
 import { buildIfStale, cpuSeconds, freePort, influxql as influxqlAt, pidOf } from './lib.js';
 
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   };
   const config = loadConfig(workerEnv);
   const logger = pino({ level: config.logLevel }, pino.destination(2));
-  const stack = createPullStack({ config, logger, scrubber: new SecretScrubber([PK, SK]) });
+  const stack = createApp(config, { logger, scrubber: new SecretScrubber([PK, SK]) });
   const lines: string[] = [];
   const say = (l: string) => {
     lines.push(l);

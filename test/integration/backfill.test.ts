@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { windowKey } from '../../src/pull/windows.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
@@ -16,7 +16,7 @@ const DEVICES = [
 
 describe('backfill of several devices over several days', () => {
   let sim: Simulator;
-  let stack: PullStack;
+  let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const prefix = testPrefix('bf');
 
@@ -24,7 +24,7 @@ describe('backfill of several devices over several days', () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM - 2 * 24 * HOUR, to: TO + 24 * HOUR, seed: 7, boundaryRepeat: true });
     db = await createTestDatabase('bf');
     const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '700', WORKER_CONCURRENCY: '3' } });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
 

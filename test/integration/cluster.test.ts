@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Cluster, Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { RequestRate } from '../../src/platform/request-rate.js';
 import { PendingSettingsStore } from '../../src/settings/pending-store.js';
@@ -36,7 +36,7 @@ const DEVICES = [
 
 describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
   let sim: Simulator;
-  let stack: PullStack;
+  let stack: App;
   let config: Config;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let webhook: Stack | undefined;
@@ -47,7 +47,7 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM - 24 * HOUR, to: TO + 24 * HOUR, seed: 11 });
     db = await createTestDatabase('cl');
     config = testConfig({ simUrl: sim.url, prefix: plainPrefix, db: db.name, influxUrl: INFLUX_URL, env: { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES, EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '500', WORKER_CONCURRENCY: '3' } });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testEnv } from '../fixtures/pull-env.js';
 import { loadConfig } from '../../src/base/config.js';
@@ -29,7 +29,7 @@ function cli(args: string[], env: Record<string, string>): Promise<{ code: numbe
 
 describe('gaps', () => {
   let sim: Simulator;
-  let stack: PullStack;
+  let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const prefix = testPrefix('gaps');
   let env: Record<string, string>;
@@ -38,7 +38,7 @@ describe('gaps', () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 9, gapRate: 0 });
     db = await createTestDatabase('gaps');
     env = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL });
-    stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(loadConfig(env), { logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
     for (const d of DEVICES) await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' });
     stack.startBackfillWorker();

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig } from '../../src/base/config.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { isCluster } from '../../src/base/queues.js';
 import { BIN } from '../helpers/cli.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, freePort, hasRedisCluster, INFLUX_URL, influxRows, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
@@ -31,7 +31,7 @@ function kill9(child: ChildProcess): Promise<void> {
 describe.skipIf(!clusterUp)('replicas on a Redis Cluster: 3 workers, 2 webhooks, one of each killed', () => {
   let sim: Simulator;
   const pushSims: Simulator[] = [];
-  let stack: PullStack;
+  let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let env: Record<string, string>;
   const children: ChildProcess[] = [];
@@ -54,7 +54,7 @@ describe.skipIf(!clusterUp)('replicas on a Redis Cluster: 3 workers, 2 webhooks,
       influxUrl: INFLUX_URL,
       env: { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES, EXPEED_PAGE_LIMIT: '200', EXPEED_BACKFILL_WINDOW: '12h', WORKER_CONCURRENCY: '2', EXPEED_WEBHOOK_TOKEN: TOKEN, EXPEED_SCHEDULE_NIGHTLY: '', EXPEED_SCHEDULE_STATUS: '', EXPEED_SCHEDULE_GAPS: '', LOG_LEVEL: 'warn' },
     });
-    stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(loadConfig(env), { logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
 

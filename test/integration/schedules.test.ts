@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import type { Scheduler } from '../../src/pull/scheduler.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { catchUpOnStart } from '../../src/pull/catch-up.js';
@@ -15,7 +15,7 @@ const DEVICES = [
 
 describe('schedules and catch-up', () => {
   let sim: Simulator;
-  let stack: PullStack;
+  let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const prefix = testPrefix('sched');
   const now = Date.now();
@@ -25,7 +25,7 @@ describe('schedules and catch-up', () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: now - 48 * HOUR, to: now + HOUR, seed: 5 });
     db = await createTestDatabase('sched');
     const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '6h' } });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
 

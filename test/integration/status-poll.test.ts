@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Worker } from 'bullmq';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../../src/pull/scheduler.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
 import { Ingestor } from '../../src/push/ingest.js';
@@ -16,7 +16,7 @@ const DEVICES = Array.from({ length: 5 }, (_, i) => ({ id: `p-${i + 1}`, key: `k
 
 describe('status polls at scale', () => {
   let sim: Simulator;
-  let stack: PullStack;
+  let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const prefix = testPrefix('spoll');
   const now = Date.now();
@@ -28,7 +28,7 @@ describe('status polls at scale', () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: now - 2 * HOUR, to: now + HOUR, seed: 11 });
     db = await createTestDatabase('spoll');
     const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
 
