@@ -30,6 +30,7 @@ import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
 import { ingestQueueOn, INGEST_QUEUE_REDIS, type OpenIngestQueue } from '../push/server.js';
+import { RedisNonceStore } from '../push/replay.js';
 import { markingWriter } from '../rollup/hour-marker.js';
 import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';
 import { PendingSettingsStore } from '../settings/pending-store.js';
@@ -88,8 +89,19 @@ export interface App extends AppWorkers {
   pushRegistration: PushRegistration;
   /** the producer side of the `ingest` queue on its own fail-fast connection, opened on first use */
   ingestQueue(): Promise<OpenIngestQueue>;
+  /**
+   * What the webhook keeps in Redis, all on the ingest queue's fail-fast connection: a push that
+   * cannot be stored while Redis is down is answered 503 at once, never left hanging.
+   */
+  webhookIntake(): Promise<WebhookIntake>;
   /** workers, the ingest queue, rollups, queues, the writers, the client, the budget, then Redis */
   close(): Promise<void>;
+}
+
+export interface WebhookIntake {
+  ingest: OpenIngestQueue;
+  deadLetters: RedisDeadLetterStore;
+  nonces: RedisNonceStore;
 }
 
 export function createApp(config: Config, overrides: AppOverrides = {}): App {
@@ -128,7 +140,16 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const settings = new PendingSettingsStore(redis, config.prefix);
   const pushRegistration = new PushRegistration({ registry, platform, redis, prefix: config.prefix, logger });
 
-  let ingestQueue: Promise<OpenIngestQueue> | undefined;
+  let opened: Promise<OpenIngestQueue> | undefined;
+  const ingestQueue = (): Promise<OpenIngestQueue> => {
+    if (!opened) {
+      const opening = ingestQueueOn(createRedis(config, INGEST_QUEUE_REDIS), config.prefix, logger);
+      // a failed open is tried again by the next call
+      opening.catch(() => (opened = undefined));
+      opened = opening;
+    }
+    return opened;
+  };
   const parts = { config, logger, metrics, redis, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
   const workers = appWorkers(parts);
 
@@ -156,19 +177,19 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     settings,
     pushRegistration,
     ...workers,
-    ingestQueue() {
-      if (!ingestQueue) {
-        const opening = ingestQueueOn(createRedis(config, INGEST_QUEUE_REDIS), config.prefix, logger);
-        // a failed open is tried again by the next call
-        opening.catch(() => (ingestQueue = undefined));
-        ingestQueue = opening;
-      }
-      return ingestQueue;
+    ingestQueue,
+    async webhookIntake() {
+      const ingest = await ingestQueue();
+      return {
+        ingest,
+        deadLetters: new RedisDeadLetterStore(ingest.connection, config.prefix, { maxBytes: config.deadLetters.maxBytes }),
+        nonces: new RedisNonceStore(ingest.connection, config.prefix),
+      };
     },
     async close() {
       await workers.closeWorkers();
-      const ingest = ingestQueue;
-      ingestQueue = undefined;
+      const ingest = opened;
+      opened = undefined;
       if (ingest) await ingest.then((q) => q.close(), () => undefined);
       await rollup.close();
       rate.close();

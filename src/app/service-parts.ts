@@ -15,9 +15,8 @@ import { catchUpOnStart } from '../pull/catch-up.js';
 import type { Heartbeat } from '../pull/heartbeat.js';
 import type { QueuedWindow } from '../pull/backfill-queue.js';
 import { createScheduler, type Scheduler } from '../pull/scheduler.js';
-import { createWebhookServer, type OpenIngestQueue, type WebhookServer } from '../push/server.js';
-import { RedisNonceStore } from '../push/replay.js';
-import type { App } from './app.js';
+import { createWebhookServer, type WebhookServer } from '../push/server.js';
+import type { App, WebhookIntake } from './app.js';
 
 /** A worker as the service stops it: gracefully within the grace, or at once. */
 export interface RunningWorker {
@@ -199,13 +198,13 @@ async function listening(listen: () => Promise<string>, address: string, setting
 }
 
 /** The webhook (with the ops routes) on WEBHOOK_HOST:WEBHOOK_PORT. */
-export async function listenWebhook(app: App, ingest: OpenIngestQueue, ops: ReturnType<typeof opsPlugin>, started: { webhook?: WebhookServer }): Promise<string> {
+export async function listenWebhook(app: App, intake: WebhookIntake, ops: ReturnType<typeof opsPlugin>, started: { webhook?: WebhookServer }): Promise<string> {
   const { config, logger, metrics } = app;
   const webhook = (started.webhook = await createWebhookServer({
     config: config.webhook,
-    queue: ingest.queue,
-    deadLetters: app.deadLetters,
-    nonces: new RedisNonceStore(ingest.connection, config.prefix),
+    queue: intake.ingest.queue,
+    deadLetters: intake.deadLetters,
+    nonces: intake.nonces,
     maxRawBytes: config.deadLetters.maxRawBytes,
     onRefused: (reason) => metrics.webhookRefused.inc({ reason }),
     logger,

@@ -12,9 +12,9 @@ import { createMetrics, type Metrics } from '../ops/metrics.js';
 import { Heartbeat } from '../pull/heartbeat.js';
 import type { QueuedWindow } from '../pull/backfill-queue.js';
 import type { Scheduler } from '../pull/scheduler.js';
-import type { OpenIngestQueue, WebhookServer } from '../push/server.js';
+import type { WebhookServer } from '../push/server.js';
 import { SettingTimeoutSweep } from '../settings/timeout-sweep.js';
-import { createApp, type App } from './app.js';
+import { createApp, type App, type WebhookIntake } from './app.js';
 import { closeWithin, influxReady, listenOps, listenWebhook, loadDevices, opsPlugin, startScheduling, startWorkers, type RunningWorker } from './service-parts.js';
 
 export { ListenError } from './service-parts.js';
@@ -53,7 +53,8 @@ interface Started {
   heartbeat?: Heartbeat;
   settingSweep?: SettingTimeoutSweep;
   workers: RunningWorker[];
-  ingestQueue?: OpenIngestQueue;
+  /** the webhook's queue, dead letters and nonces (the app closes them) */
+  intake?: WebhookIntake;
 }
 
 /** Stop accepting, stop scheduling, let the workers finish (or stop them at once), then close the app. */
@@ -102,12 +103,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
     const queues: Queue[] = [app.backfillQueue as Queue, app.statusQueue as Queue, app.rollup.queue as Queue];
     if (roles.has('webhook')) {
-      started.ingestQueue = await app.ingestQueue();
-      queues.push(started.ingestQueue.queue as Queue);
+      started.intake = await app.webhookIntake();
+      queues.push(started.intake.ingest.queue as Queue);
     }
     const ops = opsPlugin(app, started.workers, queues);
     let address: string | undefined;
-    if (started.ingestQueue) address = await listenWebhook(app, started.ingestQueue, ops, started);
+    if (started.intake) address = await listenWebhook(app, started.intake, ops, started);
     else if (options.opsPort) address = await listenOps(app, options.opsPort, ops, started);
     return { address, metrics, app, startupBackfills, close: () => shutdown(app, started, false, graceMs) };
   } catch (err) {

@@ -17,7 +17,6 @@ import type { PendingSettingsStore } from '../../src/settings/pending-store.js';
 import { SettingTimeoutSweep } from '../../src/settings/timeout-sweep.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
 import { createWebhookServer, type OpenIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/push/server.js';
-import { RedisNonceStore } from '../../src/push/replay.js';
 import type { IngestWorker } from '../../workers/ingest.js';
 import { BackfillRunner } from '../../src/pull/backfill-runner.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
@@ -124,12 +123,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const app = createApp({ ...loaded, webhook: config }, { logger, scrubber, writerRetry: options.writerRetry });
   const { prefix } = app.config;
   const refused: Record<string, number> = {};
-  const queue = await app.ingestQueue();
+  // as the service: what the webhook keeps goes over the ingest queue's fail-fast connection
+  const intake = await app.webhookIntake();
+  const queue = intake.ingest;
   const server = await createWebhookServer({
     config,
     queue: queue.queue,
-    deadLetters: app.deadLetters,
-    nonces: new RedisNonceStore(queue.connection, prefix),
+    deadLetters: intake.deadLetters,
+    nonces: intake.nonces,
     onRefused: (reason) => void (refused[reason] = (refused[reason] ?? 0) + 1),
     logger,
     parseTime,
