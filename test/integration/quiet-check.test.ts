@@ -4,8 +4,8 @@ import { createApp, type App } from '../../src/app/app.js';
 import { PlatformNewestStore, QuietCheck } from '../../src/pull/quiet-check.js';
 import { gatherStatus } from '../../src/status/report.js';
 import { renderStatus } from '../../src/cli/commands/status.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
+import { deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, startPullEnv, testConfig, type PullEnv } from '../fixtures/pull-env.js';
 import type { BackfillJob } from '../../src/base/queues.js';
 
 const HOUR = 3_600_000;
@@ -15,25 +15,21 @@ const QUIET = { id: 'q-quiet', key: 'key-q1', cadenceSec: 60, offline: [[now - 6
 const BUSY = { id: 'q-busy', key: 'key-q2', cadenceSec: 45 };
 
 describe('currentDatapoints before nightly and catch-up walks', () => {
+  let env: PullEnv;
   let sim: Simulator;
   let stack: App;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  const prefix = testPrefix('quiet');
+  let db: PullEnv['db'];
+  let prefix: string;
   // the app counts skipped walks in its metrics (expeed_walks_skipped_total)
   const skipped = async () => (await stack.metrics.walksSkipped.get()).values[0]?.value ?? 0;
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: [QUIET, BUSY], from: now - 48 * HOUR, to: now + HOUR, seed: 11 });
-    db = await createTestDatabase('quiet');
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '2h' } });
-    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
+    env = await startPullEnv({ name: 'quiet', sim: { devices: [QUIET, BUSY], from: now - 48 * HOUR, to: now + HOUR, seed: 11 }, env: { EXPEED_BACKFILL_WINDOW: '2h' }, register: false });
+    ({ sim, app: stack, db, prefix } = env);
   });
 
   afterAll(async () => {
-    await stack?.close();
-    await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
+    await env?.close();
   });
 
   const scheduler = () =>
