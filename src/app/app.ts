@@ -29,7 +29,7 @@ import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
-import { ingestQueueOn, INGEST_QUEUE_REDIS, type OpenIngestQueue } from '../push/server.js';
+import { ingestQueueOn, INGEST_QUEUE_REDIS, type OpenIngestQueue } from '../push/ingest-queue.js';
 import { RedisNonceStore } from '../push/replay.js';
 import { markingWriter } from '../rollup/hour-marker.js';
 import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';

@@ -3,7 +3,7 @@ import { createLogger, type Logger } from '../base/log.js';
 import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
 import { SecretScrubber } from '../base/secrets.js';
 import { DeviceRegistry } from '../devices/registry.js';
-import { createApp, type App } from '../app/app.js';
+import type { App } from '../app/app.js';
 
 /** What every command gets: the validated config, a scrubbing logger and lazily opened Redis. */
 export interface CommandContext {
@@ -13,8 +13,11 @@ export interface CommandContext {
   /** opened on first use, closed by `close()` */
   redis(): RedisConnection;
   registry(): DeviceRegistry;
-  /** the installation's object graph (./app) over this context's Redis, built on first use, closed by `close()` */
-  app(): App;
+  /**
+   * The installation's object graph (src/app) over this context's Redis, built on first use and
+   * closed by `close()`; loaded on demand, so that light commands do not load it.
+   */
+  app(): Promise<App>;
   /**
    * Waits until Redis answers (EXPEED_REDIS_CONNECT_TIMEOUT) and makes every registered device key
    * a secret of the scrubber. Throws RedisUnreachableError, or with `onRetry` waits again after
@@ -35,7 +38,7 @@ export function createContext(env: Record<string, string | undefined> = process.
   const log = createLogger({ level: config.logLevel, scrubber });
   let redis: RedisConnection | undefined;
   let registry: DeviceRegistry | undefined;
-  let app: App | undefined;
+  let app: Promise<App> | undefined;
   const cleanups: Array<() => Promise<void> | void> = [];
   const ctx: CommandContext = {
     config,
@@ -66,10 +69,11 @@ export function createContext(env: Record<string, string | undefined> = process.
       return registry;
     },
     app() {
-      if (!app) {
-        const opened = (app = createApp(config, { logger: log, scrubber, redis: ctx.redis() }));
+      app ??= import('../app/app.js').then(({ createApp }) => {
+        const opened = createApp(config, { logger: log, scrubber, redis: ctx.redis() });
         ctx.onClose(() => opened.close());
-      }
+        return opened;
+      });
       return app;
     },
     out(line) {

@@ -205,7 +205,7 @@ describe('expeed-sync set', () => {
       expect(out[0]).toMatch(/^sent \{"temp":21\} to dev-cli: message_id [0-9a-f]+/);
       expect(s.sim!.stats.requests.setting - before).toBe(1);
       // the call is in the app's metrics (the service's /metrics counts settings the same way)
-      const calls = (await ctx.app().metrics.platformRequests.get()).values.filter((v) => v.labels.endpoint === 'device_setting');
+      const calls = (await (await ctx.app()).metrics.platformRequests.get()).values.filter((v) => v.labels.endpoint === 'device_setting');
       expect(calls.map((v) => [v.labels.result, v.value])).toEqual([['code_0', 1]]);
     } finally {
       await ctx.close();

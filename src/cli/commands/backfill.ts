@@ -30,7 +30,7 @@ export const command: Command = {
     for (const id of ids) if (!(await registry.get(id))) throw new Error(`device "${id}" is not registered (add it with: expeed-sync devices add ${id} --key KEY)`);
     if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
 
-    const stack = ctx.app();
+    const stack = await ctx.app();
     const queued: QueuedWindow[] = [];
     for (const id of devices) {
       const start = from ?? (await stack.checkpoints.get(id))?.upTo ?? config.backfillStart;

@@ -174,7 +174,7 @@ export const command: Command = {
     const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
     return deadLetters(argv, {
       store,
-      handlers: () => cliHandlers(ctx.app()),
+      handlers: async () => cliHandlers(await ctx.app()),
       out: (line) => ctx.out(line),
       err: (line) => process.stderr.write(`${line}\n`),
       scrubValue: (v) => ctx.scrubber.scrubValue(v),

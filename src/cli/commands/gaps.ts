@@ -27,7 +27,7 @@ export const command: Command = {
     const devices = ids.length ? ids : (await registry.list()).map((d) => d.id);
     if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
 
-    const stack = ctx.app();
+    const stack = await ctx.app();
     const tz = config.timezone;
     let total = 0;
     let queued = 0;

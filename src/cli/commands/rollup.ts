@@ -26,7 +26,7 @@ export const command: Command = {
     // an hour still open (or not yet settled) is rolled up by the service once it is
     const newest = hourOf(Date.now() - config.rollupSettleMs);
     const to = Math.min(toArg === undefined ? newest : parseInstant(toArg, tz, '--to'), newest);
-    const stack = ctx.app();
+    const stack = await ctx.app();
 
     let devices = all(args, 'device');
     if (devices.length === 0) {

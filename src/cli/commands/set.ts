@@ -42,7 +42,7 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
   const settings = parseSettings(pairs);
   const { config, log, scrubber } = ctx;
   // the app's client: the service's request rate and token budget apply to an operator's command too
-  const { platform, registry, settings: pending, writer } = ctx.app();
+  const { platform, registry, settings: pending, writer } = await ctx.app();
 
   let sent;
   try {

@@ -94,7 +94,7 @@ export const command: Command = {
     if (args.positionals.length) throw new UsageError(`status takes no arguments (got "${args.positionals[0]}")`);
     const device = one(args, 'device');
     const { config } = ctx;
-    const stack = ctx.app();
+    const stack = await ctx.app();
     // the same registry the service and the other commands see, even if none of them ran yet
     if (config.devicesFile) await stack.registry.mergeFile(config.devicesFile);
     if (device !== undefined && !(await stack.registry.get(device))) throw new UsageError(`--device: device "${device}" is not registered`);
