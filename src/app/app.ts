@@ -10,7 +10,7 @@ import { Queue } from 'bullmq';
 import { secretsOf, type Config } from '../base/config.js';
 import { createLogger, type Logger } from '../base/log.js';
 import { SecretScrubber } from '../base/secrets.js';
-import { QUEUE, bullConnection, closeRedis, createRedis, type RedisConnection, type BackfillJob, type StatusJob } from '../base/queues.js';
+import { QUEUE, bullConnection, closeRedis, type RedisConnection, type BackfillJob, type StatusJob } from '../base/queues.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { PushRegistration } from '../devices/push-registration.js';
 import { clientOptionsFromConfig, ExpeedClient } from '../platform/client.js';
@@ -29,12 +29,13 @@ import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
-import { ingestQueueOn, INGEST_QUEUE_REDIS, type OpenIngestQueue } from '../push/ingest-queue.js';
+import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
 import { RedisNonceStore } from '../push/replay.js';
 import { markingWriter } from '../rollup/hour-marker.js';
 import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';
 import { PendingSettingsStore } from '../settings/pending-store.js';
 import { appWorkers, type AppWorkers } from './workers.js';
+import { failFastRedis, mainRedis } from './connections.js';
 
 /** What a caller may supply instead of what the configuration would build (tests inject these). */
 export interface AppOverrides {
@@ -109,7 +110,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel, scrubber });
   const metrics = overrides.metrics ?? createMetrics({ defaultMetrics: false });
   const ownRedis = !overrides.redis;
-  const redis = overrides.redis ?? createRedis(config, {}, (err) => logger.warn({ err: err.message }, 'Redis connection error'));
+  const redis = overrides.redis ?? mainRedis(config, logger);
   const registry = new DeviceRegistry(redis, config.prefix);
   const labels = new DeviceLabels(() => registry.list());
   const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
@@ -143,7 +144,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   let opened: Promise<OpenIngestQueue> | undefined;
   const ingestQueue = (): Promise<OpenIngestQueue> => {
     if (!opened) {
-      const opening = ingestQueueOn(createRedis(config, INGEST_QUEUE_REDIS), config.prefix, logger);
+      const opening = ingestQueueOn(failFastRedis(config), config.prefix, logger);
       // a failed open is tried again by the next call
       opening.catch(() => (opened = undefined));
       opened = opening;

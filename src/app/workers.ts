@@ -6,7 +6,7 @@
 import type { Worker } from 'bullmq';
 import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
-import { bullConnection, closeRedis, createRedis, type RedisConnection, type RollupJob, type StatusJob } from '../base/queues.js';
+import { bullConnection, closeRedis, type RedisConnection, type RollupJob, type StatusJob } from '../base/queues.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { PushRegistration } from '../devices/push-registration.js';
 import type { PointWriter } from '../influx/api.js';
@@ -23,6 +23,7 @@ import { createBackfillWorker, type BackfillWorker, type BackfillWorkerOptions }
 import { createIngestWorker, type IngestWorker, type IngestWorkerOptions } from '../../workers/ingest.js';
 import { createRollupWorker, type RollupJobResult, type RollupWorkerOptions } from '../../workers/rollup.js';
 import { createStatusWorker, type StatusWorkerOptions } from '../../workers/status.js';
+import { workerRedis } from './connections.js';
 
 export interface WorkerParts {
   config: Config;
@@ -92,7 +93,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
     },
     startIngestWorker(overrides = {}) {
       // BullMQ leaves a connection it was handed open: this one is closed with the worker
-      const connection = createRedis(config, {}, (err) => logger.debug({ err: err.message }, 'ingest worker Redis connection error'));
+      const connection = workerRedis(config, logger);
       const ingest = createIngestWorker({
         connection,
         prefix: config.prefix,

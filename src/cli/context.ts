@@ -1,9 +1,10 @@
 import { loadConfig, secretsOf, type Config } from '../base/config.js';
 import { createLogger, type Logger } from '../base/log.js';
-import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
+import { closeRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
 import { SecretScrubber } from '../base/secrets.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import type { App } from '../app/app.js';
+import { mainRedis } from '../app/connections.js';
 
 /** What every command gets: the validated config, a scrubbing logger and lazily opened Redis. */
 export interface CommandContext {
@@ -45,7 +46,7 @@ export function createContext(env: Record<string, string | undefined> = process.
     log,
     scrubber,
     redis() {
-      redis ??= createRedis(config, {}, (err) => log.debug({ err: err.message }, 'Redis connection error'));
+      redis ??= mainRedis(config, log, 'debug');
       return redis;
     },
     async connect(onRetry) {

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Logger } from '../base/log.js';
-import { QUEUE, createRedis, type IngestBatchJob, type RedisConnection, type RedisTarget } from '../base/queues.js';
+import { QUEUE, type IngestBatchJob, type RedisConnection } from '../base/queues.js';
 
 /**
  * The producer side of the `ingest` queue for the webhook. Its Redis connection fails fast
@@ -8,11 +8,6 @@ import { QUEUE, createRedis, type IngestBatchJob, type RedisConnection, type Red
  * once instead of hanging until the platform times out.
  */
 export type OpenIngestQueue = { queue: Queue<IngestBatchJob>; connection: RedisConnection; close(): Promise<void> };
-
-/** Opens the connection too (tests and tools; the app opens its own and calls `ingestQueueOn`). */
-export async function openIngestQueue(redis: string | RedisTarget, prefix: string, logger?: Pick<Logger, 'warn'>): Promise<OpenIngestQueue> {
-  return ingestQueueOn(createRedis(redis, INGEST_QUEUE_REDIS), prefix, logger);
-}
 
 /** Options of the connection the `ingest` queue is opened on (see `ingestQueueOn`). */
 export const INGEST_QUEUE_REDIS = { maxRetriesPerRequest: 1, enableOfflineQueue: false } as const;

@@ -238,4 +238,4 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   };
 }
 
-export { ingestQueueOn, INGEST_QUEUE_REDIS, openIngestQueue, type OpenIngestQueue } from './ingest-queue.js';
+export { ingestQueueOn, INGEST_QUEUE_REDIS, type OpenIngestQueue } from './ingest-queue.js';
