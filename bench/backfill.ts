@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
-import { createPullStack } from '../src/app/pull-stack.js';
+import { createApp } from '../src/app/app.js';
 import { createRedis } from '../src/base/queues.js';
 import { buildIfStale, cpuSeconds, influxql as influxqlAt, mb, memory, pidOf, startService } from './lib.js';
 
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   };
   const config = loadConfig(workerEnv);
   const logger = pino({ level: config.logLevel }, pino.destination(2));
-  const stack = createPullStack({ config, logger, scrubber: new SecretScrubber([PK, SK]) });
+  const stack = createApp(config, { logger, scrubber: new SecretScrubber([PK, SK]) });
   const lines: string[] = [];
   const say = (l: string) => {
     lines.push(l);

@@ -26,7 +26,7 @@ import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
-import { createPullStack, type PullStack } from '../src/app/pull-stack.js';
+import { createApp, type App } from '../src/app/app.js';
 import { createScheduler } from '../src/pull/scheduler.js';
 import { generatedDevices } from '../src/simulator/index.js';
 import { zoneOffsetMs } from '../src/platform/timestamp.js';
@@ -79,7 +79,7 @@ function startSim(devices: number): Promise<{ url: string; requests(): Promise<R
   }));
 }
 
-async function usedMemory(stack: PullStack): Promise<number> {
+async function usedMemory(stack: App): Promise<number> {
   const info = await stack.redis.info('memory');
   return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN);
 }
@@ -125,7 +125,7 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
   };
   const config = loadConfig(serviceEnv);
   const logger = pino({ level: config.logLevel }, pino.destination(2));
-  const stack = createPullStack({ config, logger, scrubber: new SecretScrubber([PK, SK]) });
+  const stack = createApp(config, { logger, scrubber: new SecretScrubber([PK, SK]) });
   let service: Awaited<ReturnType<typeof startService>> | undefined;
   try {
     await influxql(INFLUX, db, `CREATE DATABASE "${db}"`);

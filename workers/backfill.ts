@@ -21,12 +21,12 @@ import { failureFacts, messageOf } from '../src/base/failure.js';
 import { backoffDelay, NO_JITTER } from '../src/base/backoff.js';
 import { retryAt } from '../src/base/retry.js';
 import { InfluxUnavailableError } from '../src/influx/errors.js';
-import { rateLimitedPlatform, type RequestRate } from '../src/platform/request-rate.js';
 import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
   prefix: string;
+  /** the app's client: behind the shared request rate (EXPEED_RATE_LIMIT) */
   platform: Pick<PlatformClient, 'history'>;
   writer: Pick<PointWriter, 'write'>;
   deadLetters: Pick<DeadLetterStore, 'add'>;
@@ -35,8 +35,6 @@ export interface BackfillWorkerOptions {
   logger: Logger;
   /** jobs processed at once by this worker (WORKER_CONCURRENCY, default 4) */
   concurrency: number;
-  /** shared platform request rate (EXPEED_RATE_LIMIT); every history call takes its place first */
-  rate?: Pick<RequestRate, 'take'>;
   /** BullMQ limiter on job starts, across all workers of the queue */
   limiter?: RateLimiterOptions;
   /** history page size (EXPEED_PAGE_LIMIT, default 6000) */
@@ -73,9 +71,8 @@ export type BackfillWorker = Worker<BackfillJob, BackfillProgress>;
 
 export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof typeof DEFAULT_BACKFILL_WORKER> & Partial<BackfillWorkerOptions>): BackfillWorker {
   const o: BackfillWorkerOptions = { ...DEFAULT_BACKFILL_WORKER, ...input };
-  const platform = o.rate ? rateLimitedPlatform(o.platform as PlatformClient, o.rate) : o.platform;
   const walk: HistoryWalk =
-    o.walk ?? ((device, range, call) => walkHistory(platform, device, { from: range.from, to: range.to, limit: range.limit, resumeAt: range.resumeAt, call }));
+    o.walk ?? ((device, range, call) => walkHistory(o.platform, device, { from: range.from, to: range.to, limit: range.limit, resumeAt: range.resumeAt, call }));
   const runner = new BackfillRunner({ walk, writer: o.writer, deadLetters: o.deadLetters, registry: o.registry, checkpoints: o.checkpoints, pageLimit: o.pageLimit });
   const log = o.logger.child({ queue: QUEUE.backfill });
 

@@ -11,7 +11,6 @@ import { isRetryable } from '../src/base/retry.js';
 import { QUEUE, type IngestBatchJob, type IngestJob, type RedisConnection } from '../src/base/queues.js';
 import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/push/ingest.js';
 import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batcher.js';
-import { expireSettings } from '../src/settings/send-setting.js';
 import type { PendingSettingsStore } from '../src/devices/pending-settings.js';
 import { StatusPushLog } from '../src/pull/status-slot.js';
 
@@ -30,12 +29,10 @@ export interface IngestWorkerOptions {
   /** jobs processed at once (default 256): more jobs per batching window means fewer, larger writes */
   concurrency: number;
   batcher: Partial<PointBatcherOptions>;
-  /** how often commands past their deadline are marked `timeout`, ms (default 5 s); 0 = never */
-  sweepEveryMs: number;
   now: () => number;
 }
 
-export const DEFAULT_INGEST_WORKER_OPTIONS = { concurrency: 256, batcher: {}, sweepEveryMs: 5000, now: Date.now };
+export const DEFAULT_INGEST_WORKER_OPTIONS = { concurrency: 256, batcher: {}, now: Date.now };
 
 type Required = Omit<IngestWorkerOptions, keyof typeof DEFAULT_INGEST_WORKER_OPTIONS>;
 
@@ -48,8 +45,6 @@ function asSent(push: IngestJob): Record<string, unknown> {
 
 export interface IngestWorker {
   worker: Worker<IngestBatchJob, IngestResult>;
-  /** marks overdue setting commands `timeout` now (also runs on a timer) */
-  sweep(): Promise<number>;
   /** stops taking jobs, lets running ones finish, writes what is batched */
   close(): Promise<void>;
 }
@@ -113,24 +108,15 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     if (job && job.attemptsMade <= 1) o.logger.warn({ err, jobId: job.id, pushes: job.data.pushes?.length }, 'ingest job failed; it is retried with backoff');
   });
 
-  const sweep = () => expireSettings({ pending: o.settings, writer: o.writer, now: o.now, logger: o.logger });
-  let sweeping: Promise<unknown> = Promise.resolve();
-  const timer =
-    o.sweepEveryMs > 0
-      ? setInterval(() => {
-          sweeping = sweep().catch((err: unknown) => o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'));
-        }, o.sweepEveryMs)
-      : undefined;
-  timer?.unref();
-
+  let closing: Promise<void> | undefined;
   return {
     worker,
-    sweep,
-    async close() {
-      clearInterval(timer);
-      await worker.close();
-      await sweeping;
-      await batcher.close();
+    close() {
+      closing ??= (async () => {
+        await worker.close();
+        await batcher.close();
+      })();
+      return closing;
     },
   };
 }

@@ -12,16 +12,15 @@ import type { DeviceRegistry } from '../src/devices/registry.js';
 import { StatusBudgetError, StatusPollError, StatusPoller, statusPollConcurrency, type StatusPollResult } from '../src/pull/status-poll.js';
 import { messageOf } from '../src/base/failure.js';
 import { isRetryable, retryAt } from '../src/base/retry.js';
-import { rateLimitedPlatform, type RequestRate } from '../src/platform/request-rate.js';
 
 export interface StatusWorkerOptions {
   connection: ConnectionOptions;
   prefix: string;
+  /** the app's client: behind the shared request rate (EXPEED_RATE_LIMIT) */
   platform: Pick<PlatformClient, 'deviceStatus'>;
   writer: Pick<PointWriter, 'write'>;
   registry: Pick<DeviceRegistry, 'list' | 'markFailure' | 'clearFailure'>;
   logger: Logger;
-  rate?: Pick<RequestRate, 'take'>;
   /** the clock of the token budget (default Date.now) */
   clock: () => number;
   /** the time written on polled status points (default Date.now) */
@@ -35,8 +34,7 @@ export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 
 
 export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof DEFAULT_STATUS_WORKER> & Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult> {
   const o: StatusWorkerOptions = { ...DEFAULT_STATUS_WORKER, ...input };
-  const platform = o.rate ? rateLimitedPlatform(o.platform as PlatformClient, o.rate) : o.platform;
-  const poller = new StatusPoller({ platform, writer: o.writer, registry: o.registry, now: o.now, concurrency: o.pollConcurrency });
+  const poller = new StatusPoller({ platform: o.platform, writer: o.writer, registry: o.registry, now: o.now, concurrency: o.pollConcurrency });
   const log = o.logger.child({ queue: QUEUE.status });
 
   async function process(job: Job<StatusJob, StatusPollResult>, token?: string): Promise<StatusPollResult> {

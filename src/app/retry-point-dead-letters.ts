@@ -1,20 +1,17 @@
 /**
  * Dead-letter retry of kind 'row' (a history row the platform sent that could not be read, e.g.
  * an unparseable timestamp): the row is read again — with the configuration as it is now, say a
- * corrected EXPEED_TIMEZONE — and written as a `device_data` point. A row that is still unreadable
+ * corrected EXPEED_TIMEZONE — and written as a `device_data` point through the app's writer (so
+ * its hour's rollup is recomputed like after any other write). A row that is still unreadable
  * throws, so the letter stays with its attempt counted.
  */
-import type { CommandContext } from '../cli/context.js';
 import type { RetryHandler } from '../dead-letters/store.js';
-import { MEASUREMENT } from '../influx/api.js';
-import { InfluxPointWriter } from '../influx/point-writer.js';
-import { RedisDeadLetterStore } from '../dead-letters/store.js';
+import { MEASUREMENT, type PointWriter } from '../influx/api.js';
 import { readRow } from '../platform/answers.js';
 import type { DataRow, UnreadableRow } from '../platform/api.js';
-import { DirtyHours } from '../rollup/dirty-hours.js';
-import { markingWriter } from '../rollup/hour-marker.js';
+import type { App } from './app.js';
 
-export function rowRetryHandler(options: { writer: Pick<InfluxPointWriter, 'write'>; timezone: string }): RetryHandler {
+export function rowRetryHandler(options: { writer: Pick<PointWriter, 'write'>; timezone: string }): RetryHandler {
   return async (letter) => {
     const raw = letter.raw;
     if (!letter.deviceId) throw new Error('the letter names no device: the row cannot be attributed');
@@ -30,11 +27,6 @@ export function rowRetryHandler(options: { writer: Pick<InfluxPointWriter, 'writ
   };
 }
 
-export function createRetryHandler(ctx: CommandContext): RetryHandler {
-  const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
-  const writer = new InfluxPointWriter({ ...ctx.config.influx, deadLetters: store, logger: ctx.log });
-  ctx.onClose(() => writer.close());
-  // the row's hour gets its rollup recomputed, like after any other write
-  const marked = markingWriter(writer, new DirtyHours({ redis: ctx.redis(), prefix: ctx.config.prefix }));
-  return rowRetryHandler({ writer: marked, timezone: ctx.config.timezone });
+export function createRetryHandler(app: Pick<App, 'writer' | 'config'>): RetryHandler {
+  return rowRetryHandler({ writer: app.writer, timezone: app.config.timezone });
 }

@@ -1,14 +1,13 @@
 /**
  * Dead-letter retry of kind 'push' for `expeed-sync dead-letters retry`: the kept body is
- * validated again and enqueued on the `ingest` queue, where the service's workers take it.
+ * validated again and enqueued on the app's `ingest` queue, where the service's workers take it.
  */
-import type { CommandContext } from '../cli/context.js';
 import type { RetryHandler } from '../dead-letters/store.js';
 import { parsePlatformTime } from '../platform/timestamp.js';
-import { openIngestQueue, pushRetryHandler } from '../push/server.js';
+import { pushRetryHandler } from '../push/server.js';
+import type { App } from './app.js';
 
-export async function createRetryHandler(ctx: CommandContext): Promise<RetryHandler> {
-  const ingest = await openIngestQueue(ctx.config, ctx.config.prefix, ctx.log);
-  ctx.onClose(() => ingest.close());
-  return pushRetryHandler({ queue: ingest.queue, parseTime: (raw) => parsePlatformTime(raw, ctx.config.timezone) });
+export async function createRetryHandler(app: Pick<App, 'ingestQueue' | 'config'>): Promise<RetryHandler> {
+  const ingest = await app.ingestQueue();
+  return pushRetryHandler({ queue: ingest.queue, parseTime: (raw) => parsePlatformTime(raw, app.config.timezone) });
 }

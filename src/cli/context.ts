@@ -1,9 +1,11 @@
 import { secretsOf, type Config } from '../base/config.js';
 import { loadConfig } from '../base/load-config.js';
 import { createLogger, type Logger } from '../base/log.js';
-import { closeRedis, createRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
+import { closeRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
 import { SecretScrubber } from '../base/secrets.js';
 import { DeviceRegistry } from '../devices/registry.js';
+import type { App } from '../app/app.js';
+import { mainRedis } from '../app/connections.js';
 
 /** What every command gets: the validated config, a scrubbing logger and lazily opened Redis. */
 export interface CommandContext {
@@ -13,6 +15,11 @@ export interface CommandContext {
   /** opened on first use, closed by `close()` */
   redis(): RedisConnection;
   registry(): DeviceRegistry;
+  /**
+   * The installation's object graph (src/app) over this context's Redis, built on first use and
+   * closed by `close()`; loaded on demand, so that light commands do not load it.
+   */
+  app(): Promise<App>;
   /**
    * Waits until Redis answers (EXPEED_REDIS_CONNECT_TIMEOUT) and makes every registered device key
    * a secret of the scrubber. Throws RedisUnreachableError, or with `onRetry` waits again after
@@ -33,13 +40,14 @@ export function createContext(env: Record<string, string | undefined> = process.
   const log = createLogger({ level: config.logLevel, scrubber });
   let redis: RedisConnection | undefined;
   let registry: DeviceRegistry | undefined;
+  let app: Promise<App> | undefined;
   const cleanups: Array<() => Promise<void> | void> = [];
   const ctx: CommandContext = {
     config,
     log,
     scrubber,
     redis() {
-      redis ??= createRedis(config, {}, (err) => log.debug({ err: err.message }, 'Redis connection error'));
+      redis ??= mainRedis(config, log, 'debug');
       return redis;
     },
     async connect(onRetry) {
@@ -61,6 +69,14 @@ export function createContext(env: Record<string, string | undefined> = process.
     registry() {
       registry ??= new DeviceRegistry(ctx.redis(), config.prefix);
       return registry;
+    },
+    app() {
+      app ??= import('../app/app.js').then(({ createApp }) => {
+        const opened = createApp(config, { logger: log, scrubber, redis: ctx.redis() });
+        ctx.onClose(() => opened.close());
+        return opened;
+      });
+      return app;
     },
     out(line) {
       process.stdout.write(`${line}\n`);

@@ -9,6 +9,7 @@ import type { BackfillQueue } from './backfill-queue.js';
 import type { Checkpoints } from './checkpoints.js';
 import type { GapFinder } from './gap-finder.js';
 import { messageOf } from '../base/failure.js';
+import { statusJobs } from './status-job.js';
 import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
 export type ScheduleName = keyof SchedulesConfig;
@@ -126,13 +127,7 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
       cursor: (await o.redis.get(cursorKey)) ?? undefined,
     });
     if (plan.cursor !== undefined) await o.redis.set(cursorKey, plan.cursor);
-    await o.statusQueue.addBulk(
-      plan.chunks.map((deviceIds, i) => ({
-        name: 'poll',
-        data: { deviceIds },
-        opts: { jobId: `status|${slot}|${i}`, removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 }, attempts: 3, backoff: { type: 'exponential', delay: 5000 } },
-      })),
-    );
+    await o.statusQueue.addBulk(statusJobs(slot, plan.chunks));
     if (plan.pushed || plan.deferred) o.logger.info({ chunks: plan.chunks.length, pushed: plan.pushed, deferred: plan.deferred }, 'status slot: devices left out (fresh push, or round-robin)');
     return plan.chunks.length;
   }

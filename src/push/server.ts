@@ -1,10 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Queue } from 'bullmq';
 import type { WebhookConfig } from '../base/config.js';
 import type { DeadLetterStore } from '../influx/api.js';
 import { DeadLetterBudgetError, type RetryHandler } from '../dead-letters/store.js';
 import type { Logger } from '../base/log.js';
-import { QUEUE, createRedis, type IngestBatchJob, type RedisConnection, type RedisTarget } from '../base/queues.js';
 import type { SecretScrubber } from '../base/secrets.js';
 import { EnqueueError, IngestProducer, type IngestProducerOptions, type IngestQueue } from './ingest-producer.js';
 import { answerBody, errorToHttp, RESULT_CODE } from './errors-to-http.js';
@@ -237,34 +235,4 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   };
 }
 
-/**
- * The producer side of the `ingest` queue for the webhook. Its Redis connection fails fast
- * (no offline queue, one retry) so that a push arriving while Redis is down is answered 503 at
- * once instead of hanging until the platform times out.
- */
-export async function openIngestQueue(
-  redis: string | RedisTarget,
-  prefix: string,
-  logger?: Pick<Logger, 'warn'>,
-): Promise<{ queue: Queue<IngestBatchJob>; connection: RedisConnection; close(): Promise<void> }> {
-  const connection = createRedis(redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  const queue = new Queue<IngestBatchJob>(QUEUE.ingest, { connection, prefix });
-  // an unheard 'error' event would crash the process; Redis being down is reported per push (503)
-  let lastReport = 0;
-  const report = (err: Error) => {
-    if (Date.now() - lastReport < 10_000) return;
-    lastReport = Date.now();
-    logger?.warn({ err }, 'webhook Redis connection error');
-  };
-  queue.on('error', report);
-  connection.on('error', report);
-  await queue.waitUntilReady();
-  return {
-    queue,
-    connection,
-    async close() {
-      await queue.close();
-      await connection.quit().catch(() => connection.disconnect());
-    },
-  };
-}
+export { ingestQueueOn, INGEST_QUEUE_REDIS, type OpenIngestQueue } from './ingest-queue.js';

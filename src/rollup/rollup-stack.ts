@@ -1,16 +1,15 @@
 /**
  * The rollup parts of one installation, built in one place: the dirty-hour set (marked by the
- * writer decorator in pull-stack), the computer, the `rollup` queue, and on demand its worker
- * (role `worker`) and its dispatcher (role `scheduler`).
+ * writer decorator the app puts on every raw write), the computer, the `rollup` queue, and on
+ * demand its dispatcher (role `scheduler`). The app builds the worker over `computer` and `dirty`.
  */
-import { Queue, type Worker } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { InfluxConfig } from '../base/config.js';
 import type { Logger } from '../base/log.js';
 import type { PointWriter } from '../influx/api.js';
 import { detectInfluxApi } from '../influx/api-detect.js';
 import type { InfluxQuery } from '../influx/query.js';
 import { QUEUE, bullConnection, type RedisConnection as Redis, type RollupJob } from '../base/queues.js';
-import { createRollupWorker, type RollupJobResult, type RollupWorkerOptions } from '../../workers/rollup.js';
 import { DirtyHours } from './dirty-hours.js';
 import { RollupComputer } from './rollup-computer.js';
 import { RollupDispatcher, type RollupDispatcherOptions } from './dispatcher.js';
@@ -32,9 +31,8 @@ export interface RollupStack {
   dirty: DirtyHours;
   computer: RollupComputer;
   queue: Queue<RollupJob>;
-  startWorker(overrides?: Partial<RollupWorkerOptions>): Worker<RollupJob, RollupJobResult>;
   startDispatcher(overrides?: Partial<RollupDispatcherOptions>): RollupDispatcher;
-  /** dispatcher, workers, then the queue */
+  /** dispatchers, then the queue (the app closes the workers first) */
   close(): Promise<void>;
 }
 
@@ -54,17 +52,11 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
   };
   const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete, rawRetentionMs: o.influx.rawRetentionMs, ...(o.now ? { now: o.now } : {}) });
   const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: bullConnection(o.redis), prefix: o.prefix });
-  const workers: Array<{ close(): Promise<void> }> = [];
   const dispatchers: RollupDispatcher[] = [];
   return {
     dirty,
     computer,
     queue,
-    startWorker(overrides = {}) {
-      const w = createRollupWorker({ connection: bullConnection(o.redis), prefix: o.prefix, computer, dirty, logger: o.logger, ...overrides });
-      workers.push(w);
-      return w;
-    },
     startDispatcher(overrides = {}) {
       const d = new RollupDispatcher({ dirty, queue, settleMs: o.settleMs, logger: o.logger, ...overrides });
       d.start();
@@ -73,7 +65,6 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
     },
     async close() {
       await Promise.allSettled(dispatchers.splice(0).map((d) => d.close()));
-      await Promise.allSettled(workers.splice(0).map((w) => w.close()));
       await queue.close();
     },
   };

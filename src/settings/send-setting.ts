@@ -11,7 +11,7 @@ import type { PendingSettingsStore, SettingCommand, SettingState } from '../devi
 /**
  * A device setting's round trip: POST device_setting, remember the command (Redis), record each
  * state in `device_setting`; the result arrives later as a `msg_type` 3 push (src/push/ingest.ts),
- * or the command times out (`expireSettings`, run by the ingest worker and by `set --wait`).
+ * or the command times out (`expireSettings`, run by SettingTimeoutSweep where the workers run and by `set --wait`).
  */
 
 export interface SendSettingDeps {

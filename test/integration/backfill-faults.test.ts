@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { pino } from 'pino';
 import type { Logger } from '../../src/base/log.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { platformDay } from '../../src/platform/timestamp.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, startInfluxd, testPrefix, type ChildServer } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
@@ -33,7 +33,7 @@ function recordingLogger(): { logger: Logger; messages: string[] } {
   return { logger, messages };
 }
 
-async function expectExact(sim: Simulator, stack: PullStack, db: string, influxUrl: string): Promise<void> {
+async function expectExact(sim: Simulator, stack: App, db: string, influxUrl: string): Promise<void> {
   for (const d of DEVICES) {
     const expected = expectedTotals(sim, d.id, FROM, TO);
     const landed = await influxTotals(db, influxUrl, d.id, Object.keys(expected), numericFields(sim, d.id, FROM, TO));
@@ -62,15 +62,15 @@ describe('backfill under faults', () => {
     cleanups.push(() => db.drop().catch(() => undefined));
     cleanups.push(() => deleteRedisPrefix(prefix));
     const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl, env: { EXPEED_PAGE_LIMIT: '300', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2', ...opts.env } });
-    const stack = createPullStack({ config, logger: opts.logger ?? silentLogger(), scrubber: scrubber(), tokenBudget: opts.clock ? { now: opts.clock } : {}, worker: opts.clock ? { clock: opts.clock } : {} });
+    const stack = createApp(config, { logger: opts.logger ?? silentLogger(), scrubber: scrubber(), clock: opts.clock });
     cleanups.push(() => stack.close());
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
     for (const d of DEVICES) await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' });
     return { sim, stack, db, influxUrl };
   }
 
-  const upTos = async (stack: PullStack) => Promise.all(DEVICES.map(async (d) => (await stack.checkpoints.get(d.id))?.upTo ?? 0));
-  const moved = (stack: PullStack, id: string, beyond: number) => async () => ((await stack.checkpoints.get(id))?.upTo ?? 0) > beyond;
+  const upTos = async (stack: App) => Promise.all(DEVICES.map(async (d) => (await stack.checkpoints.get(d.id))?.upTo ?? 0));
+  const moved = (stack: App, id: string, beyond: number) => async () => ((await stack.checkpoints.get(id))?.upTo ?? 0) > beyond;
 
   test('token revoked mid-walk: one refresh, the walk completes', async () => {
     const { sim, stack, db, influxUrl } = await setUp({});

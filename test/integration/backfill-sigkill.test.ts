@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { splitWindows } from '../../src/pull/windows.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, influxRows, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
@@ -39,7 +39,7 @@ const TARGETS = [{ on: 'one Redis', cluster: false }, ...((await hasRedisCluster
 
 describe.each(TARGETS)('a worker killed with SIGKILL mid-walk, on $on', ({ cluster }) => {
   let sim: Simulator;
-  let stack: PullStack;
+  let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const children: ChildProcess[] = [];
   const prefix = testPrefix('kill');
@@ -50,7 +50,7 @@ describe.each(TARGETS)('a worker killed with SIGKILL mid-walk, on $on', ({ clust
     sim.faults.latencyMs = 40; // slow pages, so that the kill lands mid-walk
     db = await createTestDatabase('kill');
     env = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '150', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2', ...(cluster ? { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES } : {}) } });
-    stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(loadConfig(env), { logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import type { Simulator } from '../../src/simulator/index.js';
+import type { App } from '../../src/app/app.js';
 import { windowKey } from '../../src/pull/windows.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import { INFLUX_URL } from '../helpers/services.js';
+import { drained, expectedTotals, influxTotals, numericFields, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 0, 10); // 2026-01-10T00:00Z
@@ -15,24 +15,22 @@ const DEVICES = [
 ];
 
 describe('backfill of several devices over several days', () => {
+  let env: PullEnv;
   let sim: Simulator;
-  let stack: PullStack;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  const prefix = testPrefix('bf');
+  let stack: App;
+  let db: PullEnv['db'];
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM - 2 * 24 * HOUR, to: TO + 24 * HOUR, seed: 7, boundaryRepeat: true });
-    db = await createTestDatabase('bf');
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '700', WORKER_CONCURRENCY: '3' } });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
-    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
+    env = await startPullEnv({
+      name: 'bf',
+      sim: { devices: DEVICES, from: FROM - 2 * 24 * HOUR, to: TO + 24 * HOUR, seed: 7, boundaryRepeat: true },
+      env: { EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '700', WORKER_CONCURRENCY: '3' },
+    });
+    ({ sim, app: stack, db } = env);
   });
 
   afterAll(async () => {
-    await stack?.close();
-    await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
+    await env?.close();
   });
 
   test('lands exactly what the simulator holds, per device and field', async () => {

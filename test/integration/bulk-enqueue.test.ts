@@ -6,7 +6,7 @@
  * 3-master Redis Cluster (pipelines and addBulk must stay in the prefix's slot there).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { splitWindows, windowKey } from '../../src/pull/windows.js';
 import { zoneOffsetMs } from '../../src/platform/timestamp.js';
 import type { Config } from '../../src/base/config.js';
@@ -21,7 +21,7 @@ const clusterUp = await hasRedisCluster();
 const targets = [{ name: 'one Redis node', cluster: false }, ...(clusterUp ? [{ name: 'a Redis Cluster', cluster: true }] : [])];
 
 describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) => {
-  let stack: PullStack;
+  let stack: App;
   let config: Config;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const prefix = testPrefix('bulk');
@@ -34,7 +34,7 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
     db = await createTestDatabase('bulk');
     // nothing here calls the platform: the URL only has to parse
     config = testConfig({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: cluster ? { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES } : {} });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     for (const id of ids) await stack.registry.upsert({ id, key: `k-${id}` }, 'cli');
   });
 

@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, REDIS_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testEnv } from '../fixtures/pull-env.js';
-import { loadConfig } from '../../src/base/load-config.js';
+import type { Simulator } from '../../src/simulator/index.js';
+import type { App } from '../../src/app/app.js';
+import { INFLUX_URL, influxQuery } from '../helpers/services.js';
+import { drained, expectedTotals, influxTotals, numericFields, stackScheduler, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 3, 1);
@@ -28,18 +27,16 @@ function cli(args: string[], env: Record<string, string>): Promise<{ code: numbe
 }
 
 describe('gaps', () => {
+  let pullEnv: PullEnv;
   let sim: Simulator;
-  let stack: PullStack;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  const prefix = testPrefix('gaps');
+  let stack: App;
+  let db: PullEnv['db'];
+  let prefix: string;
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 9, gapRate: 0 });
-    db = await createTestDatabase('gaps');
-    env = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL });
-    stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
-    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
+    pullEnv = await startPullEnv({ name: 'gaps', sim: { devices: DEVICES, from: FROM, to: TO, seed: 9, gapRate: 0 } });
+    ({ sim, app: stack, db, prefix, env } = pullEnv);
     for (const d of DEVICES) await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' });
     stack.startBackfillWorker();
     await drained(stack.backfillQueue);
@@ -55,10 +52,7 @@ describe('gaps', () => {
   });
 
   afterAll(async () => {
-    await stack?.close();
-    await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
+    await pullEnv?.close();
   });
 
   test('finds the hole, not the offline hours, judged by the device cadence', async () => {

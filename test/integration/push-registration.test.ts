@@ -3,7 +3,6 @@ import { PushRegistration } from '../../src/devices/push-registration.js';
 import { ExpeedClient } from '../../src/platform/client.js';
 import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
-import { createMetrics, DeviceLabels, meterWriter } from '../../src/ops/metrics.js';
 import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
 
 const T0 = Date.UTC(2026, 10, 20);
@@ -94,15 +93,10 @@ describe('pushes cannot invent devices', () => {
 
 describe('per-device metric series only for registered devices', () => {
   let m: Stack;
-  const metrics = createMetrics({ defaultMetrics: false });
-  let labels: DeviceLabels;
 
   beforeAll(async () => {
-    m = await startStack({
-      sim: { devices: [{ id: 'reg-1', key: 'key-reg1', cadenceSec: 60 }], from: T0, to: T0 + 3_600_000 },
-      wrapWriter: (w) => meterWriter(w, metrics, { deviceLabel: (id) => labels.label(id) }),
-    });
-    labels = new DeviceLabels(() => m.registry.list());
+    // the app meters its writer as the service does, labels from the registry
+    m = await startStack({ sim: { devices: [{ id: 'reg-1', key: 'key-reg1', cadenceSec: 60 }], from: T0, to: T0 + 3_600_000 } });
   });
 
   afterAll(async () => {
@@ -111,7 +105,7 @@ describe('per-device metric series only for registered devices', () => {
 
   test('2,000 pushes with invented ids keep /metrics small; the registered device keeps its own series', async () => {
     await m.registry.upsert({ id: 'reg-1', key: 'key-reg1' }, 'cli');
-    await labels.refresh();
+    await m.app.labels.refresh();
     const rows = m.sim!.rows('reg-1', T0, T0 + 10 * 60_000);
     expect((await m.sim!.pushData('reg-1', rows)).status).toBe(200);
     const send = (i: number) =>
@@ -121,8 +115,8 @@ describe('per-device metric series only for registered devices', () => {
       expect(answers.every((a) => a.status === 200)).toBe(true);
     }
     await m.until('2,000 invented devices written', () => m.rows(`SELECT count(temp) FROM device_data WHERE device_id =~ /^inv-/`), (r) => r[0]?.count === 2000, 120_000);
-    await labels.refresh();
-    const text = await metrics.registry.metrics();
+    await m.app.labels.refresh();
+    const text = await m.app.metrics.registry.metrics();
     const series = text.split('\n').filter((l) => l.startsWith('expeed_last_data_timestamp_seconds{'));
     expect(series.sort()).toEqual([
       `expeed_last_data_timestamp_seconds{device_id="_unregistered"} ${Date.UTC(2026, 10, 20, 1) / 1000}`,

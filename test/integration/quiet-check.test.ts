@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { PlatformNewestStore, QuietCheck } from '../../src/pull/quiet-check.js';
 import { gatherStatus } from '../../src/status/report.js';
 import { renderStatus } from '../../src/cli/commands/status.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
+import { deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
+import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, startPullEnv, testConfig, type PullEnv } from '../fixtures/pull-env.js';
 import type { BackfillJob } from '../../src/base/queues.js';
 
 const HOUR = 3_600_000;
@@ -15,24 +15,21 @@ const QUIET = { id: 'q-quiet', key: 'key-q1', cadenceSec: 60, offline: [[now - 6
 const BUSY = { id: 'q-busy', key: 'key-q2', cadenceSec: 45 };
 
 describe('currentDatapoints before nightly and catch-up walks', () => {
+  let env: PullEnv;
   let sim: Simulator;
-  let stack: PullStack;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  const prefix = testPrefix('quiet');
-  let skipped = 0;
+  let stack: App;
+  let db: PullEnv['db'];
+  let prefix: string;
+  // the app counts skipped walks in its metrics (expeed_walks_skipped_total)
+  const skipped = async () => (await stack.metrics.walksSkipped.get()).values[0]?.value ?? 0;
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: [QUIET, BUSY], from: now - 48 * HOUR, to: now + HOUR, seed: 11 });
-    db = await createTestDatabase('quiet');
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '2h' } });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber(), onQuietSkip: () => skipped++ });
+    env = await startPullEnv({ name: 'quiet', sim: { devices: [QUIET, BUSY], from: now - 48 * HOUR, to: now + HOUR, seed: 11 }, env: { EXPEED_BACKFILL_WINDOW: '2h' }, register: false });
+    ({ sim, app: stack, db, prefix } = env);
   });
 
   afterAll(async () => {
-    await stack?.close();
-    await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
+    await env?.close();
   });
 
   const scheduler = () =>
@@ -51,7 +48,7 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     expect(counts.failed).toBe(0);
     expect((sim.stats.requests.current ?? 0) - (before.current ?? 0)).toBe(1);
     expect((sim.stats.requests.history ?? 0) - (before.history ?? 0)).toBe(0);
-    expect(skipped).toBe(fired.jobs);
+    expect(await skipped()).toBe(fired.jobs);
     expect((await stack.checkpoints.get(QUIET.id))?.upTo).toBe(slot.getTime());
     const seen = await stack.platformNewest.get(QUIET.id);
     const newest = sim.rows(QUIET.id, now - 48 * HOUR, now).at(-1)!.time;
@@ -63,7 +60,7 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     await stack.registry.upsert(BUSY, 'cli');
     await stack.checkpoints.initialise(BUSY.id, now - 3 * HOUR);
     const before = { ...sim.stats.requests };
-    const skippedBefore = skipped;
+    const skippedBefore = await skipped();
     const slot = new Date(Math.floor(Date.now() / 1000) * 1000 + 1000);
     while (Date.now() < slot.getTime()) await new Promise((r) => setTimeout(r, 50));
     const fired = await scheduler().fire('nightly', slot);
@@ -74,7 +71,7 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     expect((sim.stats.requests.current ?? 0) - (before.current ?? 0)).toBe(2);
     expect((sim.stats.requests.history ?? 0) - (before.history ?? 0)).toBeGreaterThan(0);
     // only the quiet device's one-second window was skipped
-    expect(skipped - skippedBefore).toBe(1);
+    expect((await skipped()) - skippedBefore).toBe(1);
     const expected = expectedTotals(sim, BUSY.id, now - 3 * HOUR, slot.getTime());
     // the walk had real work: rows are sparse, so count rows, not one field's values (which vary with the clock)
     expect(sim.rows(BUSY.id, now - 3 * HOUR, slot.getTime()).length).toBeGreaterThan(100);
@@ -105,14 +102,14 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
 
 describe('the quiet check never skips on doubt', () => {
   const prefix = testPrefix('quiet-unit');
-  let stack: PullStack;
+  let stack: App;
   let sim: Simulator;
   const T = Date.UTC(2026, 10, 1);
   const job = (reason: BackfillJob['reason'], from = T, to = T + HOUR): BackfillJob => ({ deviceId: 'd1', from, to, reason });
 
   beforeAll(async () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: 1, from: T - HOUR, to: T });
-    stack = createPullStack({ config: testConfig({ simUrl: sim.url, prefix, db: 'unused', influxUrl: INFLUX_URL }), logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(testConfig({ simUrl: sim.url, prefix, db: 'unused', influxUrl: INFLUX_URL }), { logger: silentLogger(), scrubber: scrubber() });
     await stack.registry.upsert({ id: 'd1', key: 'k1' }, 'cli');
     await stack.checkpoints.initialise('d1', T);
   });

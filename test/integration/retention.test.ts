@@ -6,7 +6,7 @@
  * clocks of the gap finder and the rollups are moved forward instead.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { GapFinder } from '../../src/pull/gap-finder.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
@@ -27,7 +27,7 @@ const inHole = (t: number) => (t >= NOW - 28 * HOUR && t < NOW - 26 * HOUR) || (
 const ROLLUPS = `"${ROLLUP_RP}"."device_data_1h"`;
 
 describe('EXPEED_RAW_RETENTION (InfluxDB 1.x)', () => {
-  let stack: PullStack;
+  let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let dispatcher: RollupDispatcher;
   const prefix = testPrefix('ret');
@@ -46,12 +46,12 @@ describe('EXPEED_RAW_RETENTION (InfluxDB 1.x)', () => {
     db = await createTestDatabase('ret');
     const config = loadConfig(testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_RAW_RETENTION: '2d', EXPEED_BACKFILL_WINDOW: '1h' } }));
     expect(config.influx.rawRetentionMs).toBe(2 * DAY);
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber(), rollupClock: now });
+    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber(), rollupClock: now });
     const points: SinkPoint[] = [];
     for (let t = FROM; t < TO; t += MIN) if (!inHole(t)) points.push({ measurement: 'device_data', deviceId: 'ret-a', time: t, fields: { temperature: 20 + ((t / MIN) % 7), mode: t % (2 * MIN) ? 'eco' : 'auto' } });
     // through the marking writer, as every sync path writes: ensures the database and marks the hours
     await stack.writer.write(points, { source: 'test' });
-    stack.rollup.startWorker();
+    stack.startRollupWorker();
     dispatcher = new RollupDispatcher({ dirty: stack.rollup.dirty, queue: stack.rollup.queue, settleMs: config.rollupSettleMs, logger: silentLogger() });
   });
 

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import type { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { loadConfig } from '../../src/base/load-config.js';
@@ -47,7 +47,7 @@ function rows(deviceId: string, from: number, to: number, step = 10_000): SinkPo
 }
 
 describe('a rollup worker killed with SIGKILL mid-way', () => {
-  let stack: PullStack;
+  let stack: App;
   let dispatcher: RollupDispatcher;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const children: ChildProcess[] = [];
@@ -57,7 +57,7 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
   beforeAll(async () => {
     db = await createTestDatabase('rkill');
     env = testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_ROLLUP_SETTLE: '1ms' } });
-    stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(loadConfig(env), { logger: silentLogger(), scrubber: scrubber() });
   });
 
   afterAll(async () => {

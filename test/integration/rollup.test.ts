@@ -4,17 +4,14 @@
  * that must wait until it has ended and settled. The reference is InfluxDB's own GROUP BY time(1h).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import type { App } from '../../src/app/app.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';
-import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
-import { openIngestQueue } from '../../src/push/server.js';
-import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
+import type { OpenIngestQueue } from '../../src/push/server.js';
 import { createRedis, type DataPush } from '../../src/base/queues.js';
-import { formatPlatformTime, parsePlatformTime } from '../../src/platform/timestamp.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, REDIS_URL, testPrefix } from '../helpers/services.js';
-import { drained, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import { formatPlatformTime } from '../../src/platform/timestamp.js';
+import { deleteRedisPrefix, INFLUX_URL, influxRows, REDIS_URL, testPrefix } from '../helpers/services.js';
+import { drained, silentLogger, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';
 
 const HOUR = 3_600_000;
@@ -29,14 +26,11 @@ const DEVICES = [
 ];
 
 describe('hourly rollups', () => {
-  let sim: Simulator;
-  let stack: PullStack;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  let ingest: IngestWorker;
-  let ingestQueue: Awaited<ReturnType<typeof openIngestQueue>>;
+  let env: PullEnv;
+  let stack: App;
+  let db: PullEnv['db'];
+  let ingestQueue: OpenIngestQueue;
   let dispatcher: RollupDispatcher;
-  const connection = createRedis(REDIS_URL);
-  const prefix = testPrefix('roll');
   // the dirty set's clock: real time unless a test moves it
   let clock: number | undefined;
   const now = () => clock ?? Date.now();
@@ -56,34 +50,21 @@ describe('hourly rollups', () => {
   });
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM - 24 * HOUR, to: TO + 24 * HOUR, seed: 11, boundaryRepeat: true });
-    db = await createTestDatabase('roll');
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '1000', EXPEED_ROLLUP_SETTLE: '5m' } });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber(), rollupClock: now });
-    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
-    ingestQueue = await openIngestQueue(REDIS_URL, prefix);
-    ingest = createIngestWorker({
-      connection,
-      prefix,
-      writer: stack.writer,
-      deadLetters: stack.deadLetters,
-      settings: new PendingSettingsStore(stack.redis, prefix),
-      parseTime: (raw) => parsePlatformTime(raw, TZ),
-      pushOnlineCode: 0,
-      logger: silentLogger(),
+    env = await startPullEnv({
+      name: 'roll',
+      sim: { devices: DEVICES, from: FROM - 24 * HOUR, to: TO + 24 * HOUR, seed: 11, boundaryRepeat: true },
+      env: { EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '1000', EXPEED_ROLLUP_SETTLE: '5m' },
+      app: { rollupClock: now },
     });
-    stack.rollup.startWorker();
-    dispatcher = new RollupDispatcher({ dirty: stack.rollup.dirty, queue: stack.rollup.queue, settleMs: config.rollupSettleMs, logger: silentLogger() });
+    ({ app: stack, db } = env);
+    ingestQueue = await stack.ingestQueue();
+    stack.startIngestWorker();
+    stack.startRollupWorker();
+    dispatcher = new RollupDispatcher({ dirty: stack.rollup.dirty, queue: stack.rollup.queue, settleMs: env.config.rollupSettleMs, logger: silentLogger() });
   });
 
   afterAll(async () => {
-    await ingest?.close();
-    await ingestQueue?.close();
-    await stack?.close();
-    await connection.quit();
-    await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
+    await env?.close();
   });
 
   test('a multi-day backfill, a burst of pushes and late rows: every hourly rollup equals GROUP BY time(1h) over raw', async () => {

@@ -22,7 +22,7 @@ import type { Cluster } from 'ioredis';
 import type { Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { createRedis, isCluster } from '../../src/base/queues.js';
 import { BIN } from '../helpers/cli.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, freePort, hasRedisCluster, INFLUX_URL, influxRows, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
@@ -74,7 +74,7 @@ async function landedTotals(db: string, numeric: string[]): Promise<Map<string, 
 describe.skipIf(!clusterUp)('replicas on a Redis Cluster: 3 workers, 2 webhooks, 2 schedulers, 200 devices', () => {
   let sim: Simulator;
   const pushSims: Simulator[] = [];
-  let stack: PullStack;
+  let stack: App;
   let config: Config;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let env: Record<string, string>;
@@ -100,7 +100,7 @@ describe.skipIf(!clusterUp)('replicas on a Redis Cluster: 3 workers, 2 webhooks,
       env: { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES, EXPEED_PAGE_LIMIT: '200', EXPEED_BACKFILL_WINDOW: '12h', EXPEED_BACKFILL_START: new Date(FROM).toISOString(), WORKER_CONCURRENCY: '2', EXPEED_WEBHOOK_TOKEN: TOKEN, EXPEED_SCHEDULE_NIGHTLY: '', EXPEED_SCHEDULE_STATUS: '', EXPEED_SCHEDULE_GAPS: '', LOG_LEVEL: 'warn' },
     });
     config = loadConfig(env);
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   });
 

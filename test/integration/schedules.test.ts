@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack } from '../../src/app/pull-stack.js';
+import { createApp } from '../../src/app/app.js';
 import type { Scheduler } from '../../src/pull/scheduler.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { catchUpOnStart } from '../../src/pull/catch-up.js';
@@ -41,7 +41,7 @@ describe('schedules and catch-up', () => {
     const db = await createTestDatabase('sched');
     cleanups.push(() => db.drop());
     const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '6h' } });
-    const stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+    const stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     cleanups.push(() => stack.close());
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
     const scheduler = (schedules: { nightly?: string; status?: string; gaps?: string }): Scheduler => {

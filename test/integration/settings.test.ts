@@ -6,6 +6,8 @@ import { TokenBudget } from '../../src/platform/token-budget.js';
 import { sendSetting, waitForResult, type SendSettingDeps } from '../../src/settings/send-setting.js';
 import { UnknownDeviceError } from '../../src/base/failure.js';
 import { runCli } from '../helpers/cli.js';
+import { createContext } from '../../src/cli/context.js';
+import { command as setCommand, SET_EXIT } from '../../src/cli/commands/set.js';
 import { REDIS_URL } from '../helpers/services.js';
 import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
 
@@ -192,6 +194,24 @@ describe('expeed-sync set', () => {
     INFLUX_API: 'v1',
     INFLUX_BUCKET: s.db.name,
     EXPEED_SETTING_TIMEOUT: '3s',
+  });
+
+  test('set sends through the app: its one metered, rate-limited client counts the call like every other', async () => {
+    const ctx = createContext({ ...env(), LOG_LEVEL: 'silent' });
+    const out: string[] = [];
+    ctx.out = (line) => out.push(line);
+    try {
+      await ctx.connect();
+      const before = s.sim!.stats.requests.setting ?? 0;
+      expect(await setCommand.run(['dev-cli', 'temp=21'], ctx)).toBe(SET_EXIT.ok);
+      expect(out[0]).toMatch(/^sent \{"temp":21\} to dev-cli: message_id [0-9a-f]+/);
+      expect(s.sim!.stats.requests.setting - before).toBe(1);
+      // the call is in the app's metrics (the service's /metrics counts settings the same way)
+      const calls = (await (await ctx.app()).metrics.platformRequests.get()).values.filter((v) => v.labels.endpoint === 'device_setting');
+      expect(calls.map((v) => [v.labels.result, v.value])).toEqual([['code_0', 1]]);
+    } finally {
+      await ctx.close();
+    }
   });
 
   test('--wait exits 0 when applied, 3 when failed, 4 on timeout; 5 when the device is offline', async () => {

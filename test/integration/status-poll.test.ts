@@ -1,35 +1,32 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Worker } from 'bullmq';
-import { startSimulator, type Simulator } from '../../src/simulator/index.js';
-import { createPullStack, type PullStack } from '../../src/app/pull-stack.js';
-import { createScheduler, type Scheduler, type SchedulerOptions } from '../../src/pull/scheduler.js';
+import type { Simulator } from '../../src/simulator/index.js';
+import type { App } from '../../src/app/app.js';
+import type { Scheduler, SchedulerOptions } from '../../src/pull/scheduler.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
 import { Ingestor } from '../../src/push/ingest.js';
 import { StatusPoller } from '../../src/pull/status-poll.js';
-import { createStatusWorker } from '../../workers/status.js';
 import type { PlatformClient } from '../../src/platform/api.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
-import { drained, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import { influxRows } from '../helpers/services.js';
+import { drained, silentLogger, stackScheduler, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const DEVICES = Array.from({ length: 5 }, (_, i) => ({ id: `p-${i + 1}`, key: `key-p${i + 1}`, cadenceSec: 300 }));
 
 describe('status polls at scale', () => {
+  let env: PullEnv;
   let sim: Simulator;
-  let stack: PullStack;
-  let db: Awaited<ReturnType<typeof createTestDatabase>>;
-  const prefix = testPrefix('spoll');
+  let stack: App;
+  let db: PullEnv['db'];
+  let prefix: string;
   const now = Date.now();
   const schedulers: Scheduler[] = [];
   const workers: Worker[] = [];
   let skipped = 0;
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: now - 2 * HOUR, to: now + HOUR, seed: 11 });
-    db = await createTestDatabase('spoll');
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL });
-    stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
-    for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
+    env = await startPullEnv({ name: 'spoll', sim: { devices: DEVICES, from: now - 2 * HOUR, to: now + HOUR, seed: 11 } });
+    ({ sim, app: stack, db, prefix } = env);
   });
 
   afterEach(async () => {
@@ -40,34 +37,17 @@ describe('status polls at scale', () => {
   });
 
   afterAll(async () => {
-    await stack?.close();
-    await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
+    await env?.close();
   });
 
   function scheduler(extra: Partial<SchedulerOptions> = {}): Scheduler {
-    const s = createScheduler({
-      redis: stack.redis,
-      prefix,
-      timezone: 'Asia/Shanghai',
-      schedules: { status: '*/5 * * * *' },
-      registry: stack.registry,
-      checkpoints: stack.checkpoints,
-      backfills: stack.backfills,
-      statusQueue: stack.statusQueue,
-      gapFinder: stack.gapFinder,
-      backfillStart: now - HOUR,
-      logger: silentLogger(),
-      onStatusSkipped: () => skipped++,
-      ...extra,
-    });
+    const s = stackScheduler(stack, prefix, now - HOUR, { schedules: { status: '*/5 * * * *' }, onStatusSkipped: () => skipped++, ...extra });
     schedulers.push(s);
     return s;
   }
 
   function worker(platform: Pick<PlatformClient, 'deviceStatus'> = stack.platform): Worker {
-    const w = createStatusWorker({ connection: { ...stack.redis.options, maxRetriesPerRequest: null }, prefix, platform, writer: stack.writer, registry: stack.registry, logger: silentLogger() });
+    const w = stack.startStatusWorker({ platform });
     workers.push(w);
     return w;
   }

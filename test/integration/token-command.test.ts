@@ -23,6 +23,9 @@ function context(out: string[]): CommandContext {
     log: createLogger({ level: 'silent', scrubber }),
     redis: () => redis,
     registry: () => new DeviceRegistry(redis, prefix),
+    app: () => {
+      throw new Error('the token commands build no app');
+    },
     connect: async () => undefined,
     out: (line) => out.push(line),
     onClose: (fn) => cleanups.push(fn),

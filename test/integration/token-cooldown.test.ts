@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { startSimulator } from '../../src/simulator/index.js';
 import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
-import { createPullStack } from '../../src/app/pull-stack.js';
+import { createApp } from '../../src/app/app.js';
 import { DEFAULT_STATUS_POLL, StatusPoller, type StatusPollResult } from '../../src/pull/status-poll.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, REDIS_URL, testPrefix, until } from '../helpers/services.js';
 import { PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
@@ -35,7 +35,7 @@ describe('token cool-down', () => {
     cleanups.push(() => db.drop().catch(() => undefined));
     cleanups.push(() => deleteRedisPrefix(prefix));
     const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '1000' } });
-    const stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber(), tokenBudget: { now: clock }, worker: { clock } });
+    const stack = createApp(config, { logger: silentLogger(), scrubber: scrubber(), clock });
     cleanups.push(() => stack.close());
     for (const d of sim.devices) await stack.registry.upsert({ id: d.id, key: d.key }, 'cli');
     for (const ep of DEVICE_ENDPOINTS) sim.faults.codeStorm(1, 1e9, ep);

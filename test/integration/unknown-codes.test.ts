@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { startSimulator } from '../../src/simulator/index.js';
-import { createPullStack } from '../../src/app/pull-stack.js';
+import { createApp } from '../../src/app/app.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 
@@ -28,7 +28,7 @@ async function setUp(env: Record<string, string> = {}) {
   cleanups.push(() => db.drop().catch(() => undefined));
   cleanups.push(() => deleteRedisPrefix(prefix));
   const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '500', ...env } });
-  const stack = createPullStack({ config, logger: silentLogger(), scrubber: scrubber() });
+  const stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
   cleanups.push(() => stack.close());
   for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
   await stack.backfills.enqueue({ deviceId: 'u-1', from: FROM, to: TO, reason: 'manual' });

@@ -14,7 +14,7 @@ import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, randomName, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { createPullStack } from '../../src/app/pull-stack.js';
+import { createApp } from '../../src/app/app.js';
 import { windowKey } from '../../src/pull/windows.js';
 
 const HOUR = 3_600_000;
@@ -134,7 +134,7 @@ describe('backfill --all --wait under every reading of the vendor document', () 
     // two rows at the saved position (one millisecond), as if the run before had written one of them
     sim.addRows('resume-1', [{ time: at, values: { temp: 71.5 } }]);
     sim.addRows('resume-1', [{ time: at, values: { humidity: 33 } }]);
-    const stack = createPullStack({ config: loadConfig(env), logger: silentLogger(), scrubber: scrubber() });
+    const stack = createApp(loadConfig(env), { logger: silentLogger(), scrubber: scrubber() });
     cleanups.push(() => stack.close());
     await stack.registry.mergeFile(env.EXPEED_DEVICES_FILE);
     const window = { from: FROM, to: FROM + 16 * HOUR }; // the first window on the platform-local grid

@@ -5,27 +5,23 @@
  * own InfluxDB database, and `close()` removes both.
  */
 import type { WebhookConfig } from '../../src/base/config.js';
-import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
-import { DeviceRegistry } from '../../src/devices/registry.js';
-import { PushRegistration } from '../../src/devices/push-registration.js';
-import { ExpeedClient } from '../../src/platform/client.js';
-import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
-import { InfluxPointWriter } from '../../src/influx/point-writer.js';
+import { loadConfig } from '../../src/base/load-config.js';
+import type { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
+import type { DeviceRegistry } from '../../src/devices/registry.js';
 import type { RetryPolicy } from '../../src/influx/retry-policy.js';
 import type { PointWriter } from '../../src/influx/api.js';
 import { createLogger, type Logger } from '../../src/base/log.js';
-import { clusterPrefix, createRedis, type ClusterNode, type RedisConnection } from '../../src/base/queues.js';
+import type { ClusterNode, RedisConnection } from '../../src/base/queues.js';
 import { SecretScrubber } from '../../src/base/secrets.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
-import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
+import type { PendingSettingsStore } from '../../src/devices/pending-settings.js';
+import { SettingTimeoutSweep } from '../../src/settings/timeout-sweep.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
-import { createWebhookServer, openIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/push/server.js';
-import { RedisNonceStore } from '../../src/push/replay.js';
-import { createIngestWorker, type IngestWorker } from '../../workers/ingest.js';
+import { createWebhookServer, type OpenIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/push/server.js';
+import type { IngestWorker } from '../../workers/ingest.js';
 import { BackfillRunner } from '../../src/pull/backfill-runner.js';
-import { Checkpoints } from '../../src/pull/checkpoints.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 
 export const TZ = 'Asia/Shanghai';
@@ -50,9 +46,8 @@ export interface StackOptions {
   sim?: Partial<SimulatorOptions> & Pick<SimulatorOptions, 'devices'>;
   worker?: boolean;
   writerRetry?: Partial<RetryPolicy>;
+  /** how often overdue settings become `timeout` (default 200 ms) */
   sweepEveryMs?: number;
-  /** a decorator of the writer the ingest worker uses (the service meters it for /metrics) */
-  wrapWriter?: (writer: PointWriter) => PointWriter;
 }
 
 export interface Stack {
@@ -63,8 +58,11 @@ export interface Stack {
   redis: RedisConnection;
   logger: Logger;
   server: WebhookServer;
-  queue: Awaited<ReturnType<typeof openIngestQueue>>;
-  writer: InfluxPointWriter;
+  /** the stack's object graph, built by the composition root as the service builds it */
+  app: App;
+  queue: OpenIngestQueue;
+  /** the app's write path (rollup hours marked, metered in app.metrics) */
+  writer: PointWriter;
   deadLetters: RedisDeadLetterStore;
   /** requests refused without keeping anything, by reason (the server's onRefused) */
   refused: Record<string, number>;
@@ -81,21 +79,33 @@ export interface Stack {
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const redisUrl = options.redisUrl ?? REDIS_URL;
-  const target = { redisUrl, redisClusterNodes: options.redisClusterNodes };
-  const prefix = options.redisClusterNodes ? clusterPrefix(testPrefix('wh')) : testPrefix('wh');
   const db = await createTestDatabase('wh', options.influxUrl ?? INFLUX_URL);
   const scrubber = new SecretScrubber([WEBHOOK_TOKEN, PLATFORM_KEY, SECRET_KEY]);
   const logger = options.logTo
     ? createLogger({ level: 'info', scrubber, destination: options.logTo })
     : createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', scrubber });
-  const redis = createRedis(target, { maxRetriesPerRequest: 1 });
-  redis.on('error', () => undefined);
-  const deadLetters = new RedisDeadLetterStore(redis, prefix, options.deadLetterMaxBytes ? { maxBytes: options.deadLetterMaxBytes } : {});
-  const refused: Record<string, number> = {};
-  const registry = new DeviceRegistry(redis, prefix);
-  const pending = new PendingSettingsStore(redis, prefix);
-  const writer = new InfluxPointWriter({ url: db.url, api: 'v1', bucket: db.name, deadLetters, logger, retry: options.writerRetry as RetryPolicy | undefined });
+  // the simulator pushes to the webhook and the webhook's app calls the simulator: the port comes first
   const port = await freePort();
+  const webhookPath = options.webhook?.path ?? '/webhook';
+  const sim = options.sim
+    ? await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, from: 0, to: 0, gapRate: 0, ...options.sim, pushUrl: `http://127.0.0.1:${port}${webhookPath}`, webhookToken: WEBHOOK_TOKEN, timezone: TZ })
+    : undefined;
+  const loaded = loadConfig({
+    // without a simulator nothing may reach a real platform: an address nobody listens on
+    EXPEED_BASE_URL: sim?.url ?? 'http://127.0.0.1:9',
+    EXPEED_PLATFORM_KEY: PLATFORM_KEY,
+    EXPEED_SECRET_KEY: SECRET_KEY,
+    EXPEED_TIMEZONE: TZ,
+    EXPEED_PREFIX: testPrefix('wh'),
+    REDIS_URL: redisUrl,
+    ...(options.redisClusterNodes ? { REDIS_CLUSTER_NODES: options.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(',') } : {}),
+    INFLUX_URL: db.url,
+    INFLUX_API: 'v1',
+    INFLUX_BUCKET: db.name,
+    EXPEED_RATE_LIMIT: '1000',
+    LOG_LEVEL: 'silent',
+    ...(options.deadLetterMaxBytes ? { EXPEED_DEAD_LETTER_MAX_BYTES: String(options.deadLetterMaxBytes) } : {}),
+  });
   const config: WebhookConfig = {
     host: '127.0.0.1',
     port,
@@ -111,12 +121,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     autoRegister: true,
     ...options.webhook,
   };
-  const queue = await openIngestQueue(target, prefix, logger);
+  const app = createApp({ ...loaded, webhook: config }, { logger, scrubber, writerRetry: options.writerRetry });
+  const { prefix } = app.config;
+  const refused: Record<string, number> = {};
+  // as the service: what the webhook keeps goes over the ingest queue's fail-fast connection
+  const intake = await app.webhookIntake();
+  const queue = intake.ingest;
   const server = await createWebhookServer({
     config,
     queue: queue.queue,
-    deadLetters,
-    nonces: new RedisNonceStore(redis, prefix),
+    deadLetters: intake.deadLetters,
+    nonces: intake.nonces,
     onRefused: (reason) => void (refused[reason] = (refused[reason] ?? 0) + 1),
     logger,
     parseTime,
@@ -126,31 +141,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const address = await server.listen();
   const url = `${address}${config.path}`;
 
-  const sim = options.sim
-    ? await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, from: 0, to: 0, gapRate: 0, ...options.sim, pushUrl: url, webhookToken: WEBHOOK_TOKEN, timezone: TZ })
-    : undefined;
-  // as the service: a pushed device joins the registry after one successful call to the platform
-  const tokens = sim ? new TokenBudget({ redis, prefix, fetchToken: createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ }) : undefined;
-  const platform = sim && tokens ? new ExpeedClient({ baseUrl: sim.url, tokens, timezone: TZ }) : undefined;
-  const verified = platform ? new PushRegistration({ registry, platform, redis, prefix, logger }) : registry;
-
   let worker: IngestWorker | undefined;
-  let workerConnection: RedisConnection | undefined;
+  let sweep: SettingTimeoutSweep | undefined;
   if (options.worker !== false) {
-    workerConnection = createRedis(target);
-    workerConnection.on('error', () => undefined);
-    worker = createIngestWorker({
-      connection: workerConnection,
-      prefix,
-      writer: options.wrapWriter ? options.wrapWriter(writer) : writer,
-      deadLetters,
-      settings: pending,
-      registry: config.autoRegister ? verified : undefined,
-      parseTime,
-      pushOnlineCode: config.pushOnlineCode,
-      logger,
-      sweepEveryMs: options.sweepEveryMs ?? 200,
-    });
+    // as the service: a pushed device joins the registry after one successful call to the platform;
+    // without a simulator there is no platform to ask, and the registry takes it unverified
+    worker = app.startIngestWorker(sim ? {} : { registry: config.autoRegister ? app.registry : undefined });
+    sweep = new SettingTimeoutSweep({ pending: app.settings, writer: app.writer, logger, everyMs: options.sweepEveryMs ?? 200 });
+    sweep.start();
   }
 
   const rows = (q: string) => influxRows(db.name, q, db.url);
@@ -170,55 +168,43 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     db,
     url,
     config,
-    redis,
+    redis: app.redis,
     logger,
     server,
+    app,
     queue,
-    writer,
-    deadLetters,
+    writer: app.writer,
+    deadLetters: app.deadLetters,
     refused,
-    registry,
-    pending,
+    registry: app.registry,
+    pending: app.settings,
     worker,
     sim,
     rows,
     until,
     async close() {
       await sim?.close();
-      await platform?.close();
-      await tokens?.close();
       await server.close();
-      await worker?.close();
-      await queue.close();
-      await writer.close();
-      workerConnection?.disconnect();
+      await sweep?.stop();
+      await app.close();
       await deleteRedisPrefix(prefix, options.redisClusterNodes ?? redisUrl).catch(() => undefined);
-      redis.disconnect();
       await db.drop().catch(() => undefined);
     },
   };
 }
 
 /**
- * A backfill runner reading the stack's simulator (started with `sim`) and writing through the
- * stack's writer; `close` ends its platform client and token budget.
+ * A backfill runner reading the stack's simulator (started with `sim`) through the app's platform
+ * client and writing through its writer; `close` has nothing of its own to end (the app does).
  */
 export function simBackfillRunner(s: Stack): { runner: BackfillRunner; close(): Promise<void> } {
   if (!s.sim) throw new Error('simBackfillRunner needs a stack started with the `sim` option');
-  const tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
-  const client = new ExpeedClient({ baseUrl: s.sim.url, tokens, timezone: TZ });
   const runner = new BackfillRunner({
-    walk: (device, range, call) => walkHistory(client, device, { from: range.from, to: range.to, limit: range.limit, call }),
-    writer: s.writer,
+    walk: (device, range, call) => walkHistory(s.app.platform, device, { from: range.from, to: range.to, limit: range.limit, call }),
+    writer: s.app.writer,
     deadLetters: s.deadLetters,
     registry: s.registry,
-    checkpoints: new Checkpoints({ redis: s.redis, prefix: s.prefix }),
+    checkpoints: s.app.checkpoints,
   });
-  return {
-    runner,
-    async close() {
-      await client.close();
-      await tokens.close();
-    },
-  };
+  return { runner, close: async () => undefined };
 }

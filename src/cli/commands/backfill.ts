@@ -1,7 +1,7 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
+import type { App } from '../../app/app.js';
 import type { CommandContext } from '../context.js';
-import { createPullStack } from '../../app/pull-stack.js';
 import { parseInstant } from '../instant.js';
 import { BackfillTracker, type ProgressSnapshot } from '../progress.js';
 import { plainLine, terminalLines } from '../progress-view.js';
@@ -30,8 +30,7 @@ export const command: Command = {
     for (const id of ids) if (!(await registry.get(id))) throw new Error(`device "${id}" is not registered (add it with: expeed-sync devices add ${id} --key KEY)`);
     if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
 
-    const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
-    ctx.onClose(() => stack.close());
+    const stack = await ctx.app();
     const queued: QueuedWindow[] = [];
     for (const id of devices) {
       const start = from ?? (await stack.checkpoints.get(id))?.upTo ?? config.backfillStart;
@@ -49,7 +48,7 @@ export const command: Command = {
   },
 };
 
-async function waitFor(ctx: CommandContext, stack: ReturnType<typeof createPullStack>, queued: QueuedWindow[]): Promise<number> {
+async function waitFor(ctx: CommandContext, stack: App, queued: QueuedWindow[]): Promise<number> {
   // a worker here makes --wait work without a running service; other workers share the jobs
   stack.startBackfillWorker();
   const tracker = new BackfillTracker(stack.backfillQueue, queued);

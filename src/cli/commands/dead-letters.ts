@@ -3,17 +3,15 @@
  * its reason and raw content, and the operator's two ways out: write it again, or let it go.
  *
  * Retrying needs a handler per kind of letter. 'point' letters are written again through the
- * InfluxDB writer here; other kinds are handled by the module that owns them, which exports
- * `createRetryHandler(ctx)` from the path listed in HANDLER_MODULES (a push is re-enqueued by the
- * webhook's module, for instance). A kind whose module is missing is reported and left in place.
+ * app's InfluxDB writer here; other kinds are handled by the module that owns them, which exports
+ * `createRetryHandler(app)` from the path listed in HANDLER_MODULES (a push is re-enqueued on the
+ * `ingest` queue, for instance). A kind whose module is missing is reported and left in place.
  */
 import { flag, one, parseArgs, UsageError } from '../args.js';
-import type { CommandContext } from '../context.js';
+import type { App } from '../../app/app.js';
 import type { Command } from '../main.js';
 import type { DeadLetterKind } from '../../influx/api.js';
-import { InfluxPointWriter } from '../../influx/point-writer.js';
 import { pointOfLetter, pointRetryHandler } from '../../dead-letters/point-handler.js';
-import { DirtyHours } from '../../rollup/dirty-hours.js';
 import { touchedHours } from '../../rollup/hour-marker.js';
 import { RedisDeadLetterStore, type RetryHandler, type RetryHandlers } from '../../dead-letters/store.js';
 
@@ -138,33 +136,31 @@ export async function deadLetters(argv: string[], deps: DeadLettersDeps): Promis
   }
 }
 
-async function loadHandler(kind: DeadLetterKind, ctx: CommandContext): Promise<RetryHandler | undefined> {
+async function loadHandler(kind: DeadLetterKind, app: App): Promise<RetryHandler | undefined> {
   const path = HANDLER_MODULES[kind];
   if (!path) return undefined;
   try {
-    const mod = (await import(path)) as { createRetryHandler?: (ctx: CommandContext) => RetryHandler | Promise<RetryHandler> };
-    return await mod.createRetryHandler?.(ctx);
+    const mod = (await import(path)) as { createRetryHandler?: (app: App) => RetryHandler | Promise<RetryHandler> };
+    return await mod.createRetryHandler?.(app);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
     throw err;
   }
 }
 
-/** Retry handlers for a CLI run: the writer for points, owners' modules for the rest. */
-export async function cliHandlers(ctx: CommandContext, store: RedisDeadLetterStore): Promise<RetryHandlers> {
-  const writer = new InfluxPointWriter({ ...ctx.config.influx, deadLetters: store, logger: ctx.log });
-  ctx.onClose(() => writer.close());
-  const retryPoint = pointRetryHandler(writer);
-  const dirty = new DirtyHours({ redis: ctx.redis(), prefix: ctx.config.prefix });
+/** Retry handlers for a CLI run: the app's writer for points, owners' modules for the rest. */
+export async function cliHandlers(app: App): Promise<RetryHandlers> {
+  // the detailed write tells which points InfluxDB refused (the letter then stays)
+  const retryPoint = pointRetryHandler(app.influxWriter);
   // a point written now changes its hour's rollup, like any other write
   const handlers: RetryHandlers = {
     point: async (letter) => {
       await retryPoint(letter);
-      await dirty.mark(touchedHours([pointOfLetter(letter)]));
+      await app.rollup.dirty.mark(touchedHours([pointOfLetter(letter)]));
     },
   };
   for (const kind of Object.keys(HANDLER_MODULES) as DeadLetterKind[]) {
-    const h = await loadHandler(kind, ctx);
+    const h = await loadHandler(kind, app);
     if (h) handlers[kind] = h;
   }
   return handlers;
@@ -174,10 +170,11 @@ export const command: Command = {
   usage: USAGE,
   summary: 'what could not be written, with its reason and raw content; retry or drop it',
   async run(argv, ctx) {
+    // the app is built only when a letter is retried (it opens InfluxDB and the ingest queue)
     const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
     return deadLetters(argv, {
       store,
-      handlers: () => cliHandlers(ctx, store),
+      handlers: async () => cliHandlers(await ctx.app()),
       out: (line) => ctx.out(line),
       err: (line) => process.stderr.write(`${line}\n`),
       scrubValue: (v) => ctx.scrubber.scrubValue(v),

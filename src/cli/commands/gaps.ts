@@ -1,6 +1,5 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
-import { createPullStack } from '../../app/pull-stack.js';
 import { parseInstant } from '../instant.js';
 import { formatDuration } from '../progress-view.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
@@ -28,8 +27,7 @@ export const command: Command = {
     const devices = ids.length ? ids : (await registry.list()).map((d) => d.id);
     if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
 
-    const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
-    ctx.onClose(() => stack.close());
+    const stack = await ctx.app();
     const tz = config.timezone;
     let total = 0;
     let queued = 0;

@@ -1,6 +1,5 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../main.js';
-import { createPullStack } from '../../app/pull-stack.js';
 import { parseInstant } from '../instant.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { MEASUREMENT } from '../../influx/api.js';
@@ -27,8 +26,7 @@ export const command: Command = {
     // an hour still open (or not yet settled) is rolled up by the service once it is
     const newest = hourOf(Date.now() - config.rollupSettleMs);
     const to = Math.min(toArg === undefined ? newest : parseInstant(toArg, tz, '--to'), newest);
-    const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
-    ctx.onClose(() => stack.close());
+    const stack = await ctx.app();
 
     let devices = all(args, 'device');
     if (devices.length === 0) {
@@ -59,7 +57,7 @@ export const command: Command = {
     }
     if (ranges.size === 0) return 0;
 
-    const worker = stack.rollup.startWorker();
+    const worker = stack.startRollupWorker();
     let failure: string | undefined;
     worker.on('failed', (job, err) => {
       if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) failure = `device ${job.data.deviceId}: ${err.message}`;

@@ -54,7 +54,7 @@ async function startDemoPlatform(config: Config, ctx: CommandContext): Promise<{
 }
 
 async function showFirstSync(service: Service, ctx: CommandContext, stopped: () => boolean): Promise<void> {
-  const tracker = new BackfillTracker(service.pull.backfillQueue, service.startupBackfills);
+  const tracker = new BackfillTracker(service.app.backfillQueue, service.startupBackfills);
   const tty = process.stderr.isTTY === true;
   const started = Date.now();
   let drawn = 0;

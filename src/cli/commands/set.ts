@@ -1,15 +1,9 @@
 import { parseArgs, flag, UsageError } from '../args.js';
 import type { Command } from '../main.js';
 import type { CommandContext } from '../context.js';
-import { RedisDeadLetterStore } from '../../dead-letters/store.js';
-import { InfluxPointWriter } from '../../influx/point-writer.js';
-import { clientOptionsFromConfig, ExpeedClient } from '../../platform/client.js';
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../platform/errors.js';
-import { tokenBudgetFromConfig } from '../../platform/token-budget-config.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
-import { PendingSettingsStore } from '../../devices/pending-settings.js';
 import { sendSetting, waitForResult } from '../../settings/send-setting.js';
-import { rateLimitedPlatform, RequestRate } from '../../platform/request-rate.js';
 
 /** Exit codes of `set`, so scripts can tell the outcomes apart. */
 export const SET_EXIT = { ok: 0, error: 1, usage: 2, failed: 3, timeout: 4, offline: 5, unknown: 6 } as const;
@@ -47,24 +41,12 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
   if (!deviceId) throw new UsageError('set ID key=value... [--wait]: the device id is missing');
   const settings = parseSettings(pairs);
   const { config, log, scrubber } = ctx;
-  const redis = ctx.redis();
-
-  const deadLetters = new RedisDeadLetterStore(redis, config.prefix, { maxBytes: config.deadLetters.maxBytes });
-  const writer = new InfluxPointWriter({ ...config.influx, deadLetters, logger: log });
-  ctx.onClose(() => writer.close());
-  const tokens = tokenBudgetFromConfig(config, redis, { scrubber });
-  ctx.onClose(() => tokens.close());
-  const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber });
-  ctx.onClose(() => client.close());
-  // the service's request rate applies to an operator's command too
-  const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
-  ctx.onClose(async () => rate.close());
-  const platform = rateLimitedPlatform(client, rate);
-  const pending = new PendingSettingsStore(redis, config.prefix);
+  // the app's client: the service's request rate and token budget apply to an operator's command too
+  const { platform, registry, settings: pending, writer } = await ctx.app();
 
   let sent;
   try {
-    sent = await sendSetting({ platform, registry: ctx.registry(), pending, writer, logger: log, timeoutMs: config.settingTimeoutMs }, deviceId, settings);
+    sent = await sendSetting({ platform, registry, pending, writer, logger: log, timeoutMs: config.settingTimeoutMs }, deviceId, settings);
   } catch (err) {
     if (err instanceof DeviceOfflineError) {
       process.stderr.write(`expeed-sync set: ${scrubber.scrub(err.message)}; nothing was sent, try again when it is online\n`);

@@ -1,12 +1,10 @@
 import { flag, one, parseArgs, UsageError } from '../args.js';
 import { describeBudget } from '../../dead-letters/budget-report.js';
 import type { Command } from '../main.js';
-import { createPullStack } from '../../app/pull-stack.js';
 import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
 import { cronIntervalMs } from '../../pull/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { QUEUE } from '../../base/queues.js';
-import { openIngestQueue } from '../../push/server.js';
 import { table } from './devices.js';
 import { cooldownCause } from './token.js';
 
@@ -96,13 +94,11 @@ export const command: Command = {
     if (args.positionals.length) throw new UsageError(`status takes no arguments (got "${args.positionals[0]}")`);
     const device = one(args, 'device');
     const { config } = ctx;
-    const stack = createPullStack({ config, logger: ctx.log, scrubber: ctx.scrubber, redis: ctx.redis() });
-    ctx.onClose(() => stack.close());
+    const stack = await ctx.app();
     // the same registry the service and the other commands see, even if none of them ran yet
     if (config.devicesFile) await stack.registry.mergeFile(config.devicesFile);
     if (device !== undefined && !(await stack.registry.get(device))) throw new UsageError(`--device: device "${device}" is not registered`);
-    const ingest = await openIngestQueue(config, config.prefix, ctx.log);
-    ctx.onClose(() => ingest.close());
+    const ingest = await stack.ingestQueue();
     const report = await gatherStatus({
       registry: stack.registry,
       checkpoints: stack.checkpoints,

@@ -1,0 +1,122 @@
+/**
+ * The workers of an app, built on demand over its collaborators: backfill (with the quiet check),
+ * status poll, rollup and ingest. Each start returns the worker; `closeWorkers()` closes every one
+ * still open (the service closes them itself first, within its grace period).
+ */
+import type { Worker } from 'bullmq';
+import type { Config } from '../base/config.js';
+import type { Logger } from '../base/log.js';
+import { bullConnection, closeRedis, type RedisConnection, type RollupJob, type StatusJob } from '../base/queues.js';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { PushRegistration } from '../devices/push-registration.js';
+import type { PointWriter } from '../influx/api.js';
+import type { RedisDeadLetterStore } from '../dead-letters/store.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { PlatformClient } from '../platform/api.js';
+import { parsePlatformTime } from '../platform/timestamp.js';
+import type { Checkpoints } from '../pull/checkpoints.js';
+import { PlatformNewestStore, QuietCheck } from '../pull/quiet-check.js';
+import type { StatusPollResult } from '../pull/status-poll.js';
+import type { RollupStack } from '../rollup/rollup-stack.js';
+import type { PendingSettingsStore } from '../devices/pending-settings.js';
+import { createBackfillWorker, type BackfillWorker, type BackfillWorkerOptions } from '../../workers/backfill.js';
+import { createIngestWorker, type IngestWorker, type IngestWorkerOptions } from '../../workers/ingest.js';
+import { createRollupWorker, type RollupJobResult, type RollupWorkerOptions } from '../../workers/rollup.js';
+import { createStatusWorker, type StatusWorkerOptions } from '../../workers/status.js';
+import { statusPollConcurrency } from '../pull/status-poll.js';
+import { workerRedis } from './connections.js';
+
+export interface WorkerParts {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  redis: RedisConnection;
+  registry: DeviceRegistry;
+  checkpoints: Checkpoints;
+  platform: PlatformClient;
+  writer: PointWriter;
+  deadLetters: RedisDeadLetterStore;
+  rollup: RollupStack;
+  settings: PendingSettingsStore;
+  pushRegistration: PushRegistration;
+  platformNewest: PlatformNewestStore;
+  /** the token budget's clock (the workers delay jobs to its reset on it) */
+  clock?: () => number;
+}
+
+export interface AppWorkers {
+  /** a backfill worker on this process (WORKER_CONCURRENCY, job starts limited to EXPEED_RATE_LIMIT) */
+  startBackfillWorker(overrides?: Partial<BackfillWorkerOptions>): BackfillWorker;
+  startStatusWorker(overrides?: Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult>;
+  startRollupWorker(overrides?: Partial<RollupWorkerOptions>): Worker<RollupJob, RollupJobResult>;
+  /** the ingest worker on a blocking connection of its own (closed with it); registers pushed devices when EXPEED_WEBHOOK_AUTO_REGISTER */
+  startIngestWorker(overrides?: Partial<IngestWorkerOptions>): IngestWorker;
+  /** closes every worker started here and not closed yet */
+  closeWorkers(): Promise<void>;
+}
+
+export function appWorkers(p: WorkerParts): AppWorkers {
+  const { config, logger } = p;
+  const open: Array<{ close(): Promise<void> }> = [];
+  const clock = p.clock ? { clock: p.clock } : {};
+  function started<W extends { close(): Promise<void> }>(w: W): W {
+    open.push(w);
+    return w;
+  }
+
+  return {
+    startBackfillWorker(overrides = {}) {
+      return started(
+        createBackfillWorker({
+          connection: bullConnection(p.redis),
+          prefix: config.prefix,
+          platform: p.platform,
+          writer: p.writer,
+          deadLetters: p.deadLetters,
+          registry: p.registry,
+          checkpoints: p.checkpoints,
+          logger,
+          concurrency: config.workerConcurrency,
+          // each job makes at least one request: job starts cannot outrun the request rate either
+          limiter: { max: config.platformRateLimit, duration: 1000 },
+          pageLimit: config.pageLimit,
+          quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc() }),
+          ...clock,
+          ...overrides,
+        }),
+      );
+    },
+    startStatusWorker(overrides = {}) {
+      return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), ...clock, ...overrides }));
+    },
+    startRollupWorker(overrides = {}) {
+      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, logger, ...overrides }));
+    },
+    startIngestWorker(overrides = {}) {
+      // BullMQ leaves a connection it was handed open: this one is closed with the worker
+      const connection = workerRedis(config, logger);
+      const ingest = createIngestWorker({
+        connection,
+        prefix: config.prefix,
+        writer: p.writer,
+        deadLetters: p.deadLetters,
+        settings: p.settings,
+        registry: config.webhook.autoRegister ? p.pushRegistration : undefined,
+        parseTime: (raw) => parsePlatformTime(raw, config.timezone),
+        pushOnlineCode: config.webhook.pushOnlineCode,
+        logger,
+        ...overrides,
+      });
+      let closing: Promise<void> | undefined;
+      const close = () =>
+        (closing ??= (async () => {
+          await ingest.close();
+          await closeRedis(connection);
+        })());
+      return started({ worker: ingest.worker, close });
+    },
+    async closeWorkers() {
+      await Promise.allSettled(open.splice(0).map((w) => w.close()));
+    },
+  };
+}

@@ -1,0 +1,36 @@
+import { Queue } from 'bullmq';
+import type { Logger } from '../base/log.js';
+import { QUEUE, type IngestBatchJob, type RedisConnection } from '../base/queues.js';
+
+/**
+ * The producer side of the `ingest` queue for the webhook. Its Redis connection fails fast
+ * (no offline queue, one retry) so that a push arriving while Redis is down is answered 503 at
+ * once instead of hanging until the platform times out.
+ */
+export type OpenIngestQueue = { queue: Queue<IngestBatchJob>; connection: RedisConnection; close(): Promise<void> };
+
+/** Options of the connection the `ingest` queue is opened on (see `ingestQueueOn`). */
+export const INGEST_QUEUE_REDIS = { maxRetriesPerRequest: 1, enableOfflineQueue: false } as const;
+
+/** The `ingest` queue over a connection opened with INGEST_QUEUE_REDIS; `close()` closes both. */
+export async function ingestQueueOn(connection: RedisConnection, prefix: string, logger?: Pick<Logger, 'warn'>): Promise<OpenIngestQueue> {
+  const queue = new Queue<IngestBatchJob>(QUEUE.ingest, { connection, prefix });
+  // an unheard 'error' event would crash the process; Redis being down is reported per push (503)
+  let lastReport = 0;
+  const report = (err: Error) => {
+    if (Date.now() - lastReport < 10_000) return;
+    lastReport = Date.now();
+    logger?.warn({ err }, 'webhook Redis connection error');
+  };
+  queue.on('error', report);
+  connection.on('error', report);
+  await queue.waitUntilReady();
+  return {
+    queue,
+    connection,
+    async close() {
+      await queue.close();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}
