@@ -4,7 +4,7 @@
  * default request rate (EXPEED_RATE_LIMIT, 20/s unless set). For each size, on a fresh Redis prefix
  * and InfluxDB database:
  *
- * - nightly: one nightly slot's enqueue (createScheduler().fire, the code the scheduler role runs),
+ * - nightly: one nightly slot's enqueue (app.scheduler().fire, the code the scheduler role runs),
  *   its time and the Redis memory it adds (INFO used_memory delta, per device); every device has a
  *   checkpoint one day old, as after the previous night, so a slot queues one window per device;
  * - gaps: one gap-check slot against InfluxDB holding 26 h of data every 10 minutes per device,
@@ -27,7 +27,6 @@ import { pino } from 'pino';
 import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
 import { createApp, type App } from '../src/app/app.js';
-import { createScheduler } from '../src/pull/scheduler.js';
 import { generatedDevices } from '../src/simulator/index.js';
 import { zoneOffsetMs } from '../src/platform/timestamp.js';
 import { buildIfStale, cpuSeconds, influxql, mb, memory, pidOf, startService } from './lib.js';
@@ -143,20 +142,7 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
     const fleetBytes = (m1 - m0) / n;
     say(`  fleet:    registry + checkpoints ${mb(m1 - m0)} in Redis = ${Math.round(fleetBytes)} B/device`);
 
-    const scheduler = createScheduler({
-      redis: stack.redis,
-      prefix: config.prefix,
-      timezone: config.timezone,
-      schedules: {},
-      registry: stack.registry,
-      checkpoints: stack.checkpoints,
-      backfills: stack.backfills,
-      statusQueue: stack.statusQueue,
-      gapFinder: stack.gapFinder,
-      backfillStart: config.backfillStart,
-      statusRatePerSecond: config.platformRateLimit,
-      logger,
-    });
+    const scheduler = stack.scheduler({ schedules: {}, logger });
     let t = performance.now();
     const nightly = await scheduler.fire('nightly', new Date(slot));
     const nightlySeconds = (performance.now() - t) / 1000;

@@ -30,6 +30,7 @@ import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
+import { createScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
 import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
 import { RedisNonceStore } from '../push/replay.js';
 import { markingWriter } from '../rollup/hour-marker.js';
@@ -96,6 +97,11 @@ export interface App extends AppWorkers {
    * cannot be stored while Redis is down is answered 503 at once, never left hanging.
    */
   webhookIntake(): Promise<WebhookIntake>;
+  /**
+   * The schedules over this app's stores and queues (the configuration's zone, cron expressions,
+   * rate and backfill start; gaps found and skipped status slots counted in `metrics`), not started.
+   */
+  scheduler(overrides?: Partial<SchedulerOptions>): Scheduler;
   /** workers, the ingest queue, rollups, queues, the writers, the client, the budget, then Redis */
   close(): Promise<void>;
 }
@@ -187,6 +193,30 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         deadLetters: new RedisDeadLetterStore(ingest.connection, config.prefix, { maxBytes: config.deadLetters.maxBytes }),
         nonces: new RedisNonceStore(ingest.connection, config.prefix),
       };
+    },
+    scheduler(schedulerOverrides = {}) {
+      return createScheduler({
+        redis,
+        prefix: config.prefix,
+        timezone: config.timezone,
+        schedules: config.schedules,
+        registry,
+        checkpoints,
+        backfills,
+        statusQueue,
+        gapFinder: {
+          scan: async (deviceId, from, to) => {
+            const found = await gapFinder.scan(deviceId, from, to);
+            if (found.gaps.length) metrics.gapsFound.inc({ device_id: deviceId }, found.gaps.length);
+            return found;
+          },
+        },
+        backfillStart: config.backfillStart,
+        statusRatePerSecond: config.platformRateLimit,
+        onStatusSkipped: () => metrics.statusSlotsSkipped.inc(),
+        logger,
+        ...schedulerOverrides,
+      });
     },
     async close() {
       await workers.closeWorkers();

@@ -14,7 +14,7 @@ import { parsePlatformTime } from '../platform/timestamp.js';
 import { catchUpOnStart } from '../pull/catch-up.js';
 import type { Heartbeat } from '../pull/heartbeat.js';
 import type { QueuedWindow } from '../pull/backfill-queue.js';
-import { createScheduler, type Scheduler } from '../pull/scheduler.js';
+import type { Scheduler } from '../pull/scheduler.js';
 import { createWebhookServer, type WebhookServer } from '../push/server.js';
 import type { App, WebhookIntake } from './app.js';
 
@@ -102,7 +102,7 @@ export function startWorkers(app: App): RunningWorker[] {
  * synced, then the schedules, the rollup dispatcher and a first status poll.
  */
 export async function startScheduling(app: App, heartbeat: Heartbeat, started: { scheduler?: Scheduler; rollupDispatcher?: { close(): Promise<void> } }): Promise<QueuedWindow[]> {
-  const { config, logger, metrics } = app;
+  const { config, logger } = app;
   const caught = await catchUpOnStart({ redis: app.redis, prefix: config.prefix, heartbeat, registry: app.registry, backfills: app.backfills, thresholdMs: config.catchUpThresholdMs, logger });
   if (caught.jobs) logger.info({ downMs: caught.downMs, window: caught.window, jobs: caught.jobs }, 'catch-up: missed window queued');
   // a device never synced is not left waiting for the night
@@ -111,27 +111,7 @@ export async function startScheduling(app: App, heartbeat: Heartbeat, started: {
   const synced = await app.checkpoints.getMany(ids);
   const firstSyncs: QueuedWindow[] = await app.backfills.enqueueMany(ids.filter((id) => !synced.has(id)).map((id) => ({ deviceId: id, from: config.backfillStart, to: now, reason: 'catch-up' as const })));
   if (firstSyncs.length) logger.info({ windows: firstSyncs.length }, 'first sync of new devices queued');
-  const scheduler = (started.scheduler = createScheduler({
-    redis: app.redis,
-    prefix: config.prefix,
-    timezone: config.timezone,
-    schedules: config.schedules,
-    registry: app.registry,
-    checkpoints: app.checkpoints,
-    backfills: app.backfills,
-    statusQueue: app.statusQueue,
-    gapFinder: {
-      scan: async (deviceId, from, to) => {
-        const found = await app.gapFinder.scan(deviceId, from, to);
-        if (found.gaps.length) metrics.gapsFound.inc({ device_id: deviceId }, found.gaps.length);
-        return found;
-      },
-    },
-    backfillStart: config.backfillStart,
-    statusRatePerSecond: config.platformRateLimit,
-    onStatusSkipped: () => metrics.statusSlotsSkipped.inc(),
-    logger,
-  }));
+  const scheduler = (started.scheduler = app.scheduler());
   scheduler.start();
   // settled dirty hours become rollup jobs where the schedules run (one job per device at a time)
   started.rollupDispatcher = app.rollup.startDispatcher();
