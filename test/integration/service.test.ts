@@ -78,18 +78,33 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-describe('expeed-sync run', () => {
-  test('health, metrics, admin auth; SIGTERM mid-backfill exits 0 with a consistent checkpoint; the next start finishes exactly', async () => {
-    // the first sync's windows wait in the paused queue until the checks below are done
-    const backfillQueue = new Queue(QUEUE.backfill, { connection: redis, prefix });
+/**
+ * One operator's session, in order: each step is its own test (a failure names the concern), and
+ * they share the two `run` processes. vitest runs a file's tests in sequence.
+ */
+describe.sequential('expeed-sync run', () => {
+  let backfillQueue: Queue;
+  let first: ReturnType<typeof start>;
+  let metrics = '';
+  const metric = (name: string, labels = '') => metricValue(metrics, name, labels);
+
+  afterAll(async () => {
+    first?.child.kill('SIGKILL');
+    await backfillQueue?.close();
+  });
+
+  test('starts ready: Redis, InfluxDB, every worker and the dead-letter budget', async () => {
+    // the first sync's windows wait in the paused queue until the checks that need no progress are done
+    backfillQueue = new Queue(QUEUE.backfill, { connection: redis, prefix });
     await backfillQueue.pause();
-    const first = start();
+    first = start();
     await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
     const ready = await (await fetch(`http://127.0.0.1:${port}/readyz`)).json();
     expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:rollup': 'ok', 'worker:ingest': 'ok', 'dead-letters': 'ok' } });
     expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toEqual({ status: 'ok' });
+  }, 60_000);
 
-    // Bull Board is behind basic auth
+  test('Bull Board is behind basic auth', async () => {
     expect((await fetch(`http://127.0.0.1:${port}/admin/queues`)).status).toBe(401);
     const wrong = { authorization: `Basic ${Buffer.from('ops:nope').toString('base64')}` };
     expect((await fetch(`http://127.0.0.1:${port}/admin/queues`, { headers: wrong })).status).toBe(401);
@@ -97,15 +112,18 @@ describe('expeed-sync run', () => {
     const board = await fetch(`http://127.0.0.1:${port}/admin/queues/api/queues`, { headers: right });
     expect(board.status).toBe(200);
     expect(((await board.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort()).toEqual(['backfill', 'ingest', 'rollup', 'status']);
-    // a signed POST refused without keeping anything (no token configured here)
+  });
+
+  test('a signed POST is refused without keeping anything (no webhook token configured)', async () => {
     const signed = await fetch(`http://127.0.0.1:${port}/webhook?signature=${'f'.repeat(32)}&nonce=n&timestamp=1`, { method: 'POST', body: '{}' });
     expect(signed.status).toBe(503);
     expect(await backfillQueue.getJobCounts('active', 'completed')).toEqual({ active: 0, completed: 0 });
+  });
 
+  test('SIGTERM mid-backfill: exit 0 within the grace, no secret in the log', async () => {
     // part of the history is written, not all of it: SIGTERM as soon as that is seen
     await backfillQueue.resume();
-    await backfillQueue.close();
-    const metrics = await until('some pull points', async () => {
+    metrics = await until('some pull points', async () => {
       const text = await metricsText();
       return (metricValue(text, 'expeed_points_written_total', '{source="pull"}') ?? 0) > 300 && text;
     });
@@ -114,18 +132,19 @@ describe('expeed-sync run', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(first.stderr()).toContain('"msg":"stopped"');
     expect(first.stderr()).not.toContain('svc-sk-secret');
+  }, 90_000);
 
-    const metric = (name: string, labels = '') => metricValue(metrics, name, labels);
+  test('the metrics read before the SIGTERM: one token call, history requests, the dead-letter budget, the refused POST', () => {
     expect(metric('expeed_token_calls_today')).toBe(1);
     expect(metric('expeed_token_daily_limit')).toBe(200);
     expect(metric('expeed_token_refreshes_total')).toBe(1);
     expect(metric('expeed_platform_requests_total', '{endpoint="history",result="code_0"}')).toBeGreaterThan(0);
-    // the dead-letter budget, and the signed POST counted as refused
     expect(metric('expeed_dead_letter_max_bytes')).toBe(256 * 1024 * 1024);
     expect(metric('expeed_dead_letter_bytes')).toBe(0);
     expect(metric('expeed_webhook_refused_total', '{reason="signature"}')).toBe(1);
+  });
 
-    // nothing before a device's checkpoint is missing; at least one device is not finished yet
+  test('after the SIGTERM nothing before a checkpoint is missing, and the backfill is not finished', async () => {
     const checkpoints = new Checkpoints({ redis, prefix });
     let unfinished = 0;
     for (const d of sim.devices) {
@@ -135,27 +154,30 @@ describe('expeed-sync run', () => {
       if (cp!.upTo < to) unfinished++;
     }
     expect(unfinished).toBeGreaterThan(0);
+  });
 
-    // the next start resumes and lands everything, once
+  test('the next start resumes and lands everything once; status shows both devices and the surviving token', async () => {
     sim.faults.latencyMs = 0;
     const second = start();
-    await until(
-      'the backfill to finish',
-      async () => {
-        for (const d of sim.devices) if ((await valuesInInflux(d.id)) !== valuesInSim(d.id)) return false;
-        return true;
-      },
-      { timeoutMs: 90_000 },
-    );
-    const status = await runCli(['status', '--all'], env);
-    expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(/^DEVICES \(2\)$/m);
-    for (const d of sim.devices) expect(status.stdout).toMatch(new RegExp(`^ {2}${d.id} `, 'm'));
-    expect(status.stdout).toMatch(/^ {2}backfill +waiting \d+ +active \d+/m);
-    expect(status.stdout).toContain('1/200 calls on platform day'); // the cached token survived the restart
-    expect(status.stdout).toMatch(/^DEAD LETTERS {2}0$/m);
-
-    second.child.kill('SIGINT');
+    try {
+      await until(
+        'the backfill to finish',
+        async () => {
+          for (const d of sim.devices) if ((await valuesInInflux(d.id)) !== valuesInSim(d.id)) return false;
+          return true;
+        },
+        { timeoutMs: 90_000 },
+      );
+      const status = await runCli(['status', '--all'], env);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/^DEVICES \(2\)$/m);
+      for (const d of sim.devices) expect(status.stdout).toMatch(new RegExp(`^ {2}${d.id} `, 'm'));
+      expect(status.stdout).toMatch(/^ {2}backfill +waiting \d+ +active \d+/m);
+      expect(status.stdout).toContain('1/200 calls on platform day'); // the cached token survived the restart
+      expect(status.stdout).toMatch(/^DEAD LETTERS {2}0$/m);
+    } finally {
+      second.child.kill('SIGINT');
+    }
     expect(await second.exited).toEqual({ code: 0, signal: null });
     for (const d of sim.devices) expect(await valuesInInflux(d.id)).toBe(valuesInSim(d.id));
     expect(sim.stats.violations).toEqual([]);
