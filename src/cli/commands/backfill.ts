@@ -6,6 +6,7 @@ import { parseInstant } from '../instant.js';
 import { BackfillTracker, type ProgressSnapshot } from '../progress.js';
 import { plainLine, terminalLines } from '../progress-view.js';
 import type { QueuedWindow } from '../../pull/backfill-queue.js';
+import type { BackfillJob } from '../../base/queues.js';
 
 const USAGE = 'backfill (--all | --device ID...) [--from T] [--to T] [--wait]';
 
@@ -31,16 +32,19 @@ export const command: Command = {
     if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
 
     const stack = await ctx.app();
-    const queued: QueuedWindow[] = [];
+    // checkpoints read and windows queued in bulk (pipelines, addBulk): `--all` over a large fleet
+    const checkpoints = from === undefined ? await stack.checkpoints.getMany(devices) : new Map<string, { upTo: number }>();
+    const requests: BackfillJob[] = [];
     for (const id of devices) {
-      const start = from ?? (await stack.checkpoints.get(id))?.upTo ?? config.backfillStart;
+      const start = from ?? checkpoints.get(id)?.upTo ?? config.backfillStart;
       if (start >= to) {
         ctx.out(`${id}: already synced up to ${new Date(start).toISOString()}; nothing to queue`);
         continue;
       }
       // an operator's command may spend the token reserve that scheduled work leaves alone
-      queued.push(...(await stack.backfills.enqueue({ deviceId: id, from: start, to, reason: 'manual', useReserve: true })));
+      requests.push({ deviceId: id, from: start, to, reason: 'manual', useReserve: true });
     }
+    const queued: QueuedWindow[] = await stack.backfills.enqueueMany(requests);
     const dup = queued.filter((q) => q.deduplicated).length;
     ctx.out(`queued ${queued.length - dup} backfill window(s) for ${new Set(queued.map((q) => q.deviceId)).size} device(s)${dup ? ` (${dup} already queued or running: following those)` : ''}`);
     if (!flag(args, 'wait') || queued.length === 0) return 0;
