@@ -183,7 +183,7 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
             void p.finally(() => running.delete(p));
             return p;
           },
-          { timezone: o.timezone, name: `expeed-${name}`, noOverlap: true },
+          { timezone: o.timezone, name: `expeed-${name}`, noOverlap: true, logger: cronLogger(o.logger, name) },
         );
         tasks.push({ name, task });
       }
@@ -204,5 +204,20 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
       for (const t of tasks.splice(0)) await t.task.destroy();
       await Promise.allSettled([...running]);
     },
+  };
+}
+
+/**
+ * node-cron's own messages (a slot still running when the next one is due, a missed slot) as our
+ * JSON log lines with the schedule's name, instead of its coloured text on the console.
+ */
+export function cronLogger(logger: Pick<Logger, 'error' | 'info' | 'warn'> & Partial<Pick<Logger, 'debug'>>, schedule: string): NonNullable<Parameters<typeof cron.schedule>[2]>['logger'] {
+  const at = { schedule, source: 'node-cron' };
+  const text = (m: string | Error) => (m instanceof Error ? m.message : m);
+  return {
+    info: (m) => logger.info(at, m),
+    warn: (m) => logger.warn(at, m),
+    error: (m, err) => logger.error({ ...at, err: messageOf(err ?? m) }, text(m)),
+    debug: (m, err) => logger.debug?.(err ? { ...at, err: messageOf(err) } : at, text(m)),
   };
 }
