@@ -9,6 +9,7 @@ import type { BackfillQueue } from './backfill-queue.js';
 import type { Checkpoints } from './checkpoints.js';
 import type { GapFinder } from './gap-finder.js';
 import { messageOf } from '../base/failure.js';
+import { inLanes } from '../base/lanes.js';
 import { statusJobs } from './status-job.js';
 import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
@@ -137,22 +138,17 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     const from = to - o.gapLookbackMs;
     const devices = await o.registry.list();
     const requests: BackfillJob[] = [];
-    let next = 0;
     // a few devices' scans at once (InfluxDB answers each in a few queries); their gaps queued together
-    const lane = async (): Promise<void> => {
-      while (next < devices.length) {
-        const d = devices[next++]!;
-        try {
-          const found = await o.gapFinder.scan(d.id, from, to);
-          for (const g of found.gaps) requests.push({ deviceId: d.id, from: g.from, to: g.to, reason: 'gap' });
-          if (found.gaps.length) o.logger.info({ deviceId: d.id, gaps: found.gaps.length, cadenceMs: found.cadenceMs }, 'gap check: backfills queued');
-        } catch (err) {
-          // one device's failed scan must not hide the others' gaps
-          o.logger.warn({ deviceId: d.id, err: messageOf(err) }, 'gap check failed for a device; the next slot tries again');
-        }
+    await inLanes(devices, o.gapConcurrency, async (d) => {
+      try {
+        const found = await o.gapFinder.scan(d.id, from, to);
+        for (const g of found.gaps) requests.push({ deviceId: d.id, from: g.from, to: g.to, reason: 'gap' });
+        if (found.gaps.length) o.logger.info({ deviceId: d.id, gaps: found.gaps.length, cadenceMs: found.cadenceMs }, 'gap check: backfills queued');
+      } catch (err) {
+        // one device's failed scan must not hide the others' gaps
+        o.logger.warn({ deviceId: d.id, err: messageOf(err) }, 'gap check failed for a device; the next slot tries again');
       }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.gapConcurrency, devices.length)) }, lane));
+    });
     return (await o.backfills.enqueueMany(requests)).length;
   }
 

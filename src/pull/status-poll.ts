@@ -4,6 +4,7 @@ import { statusPoint } from '../influx/points.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { StatusJob } from '../base/queues.js';
 import { failureFacts, messageOf } from '../base/failure.js';
+import { inLanes } from '../base/lanes.js';
 import { ExpeedError } from '../base/retry.js';
 import { budgetResetsAt, cooldownUntil } from '../platform/token-errors.js';
 
@@ -88,7 +89,6 @@ export class StatusPoller {
     const done = new Set<string>();
     let budget: { err: unknown; resetsAt: number } | undefined;
     let cooldown: { until: number; reason: string } | undefined;
-    let next = 0;
 
     const pollOne = async (d: (typeof devices)[number]): Promise<void> => {
       try {
@@ -121,10 +121,7 @@ export class StatusPoller {
         }
       }
     };
-    const lane = async (): Promise<void> => {
-      while (!budget && !cooldown && next < devices.length) await pollOne(devices[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, devices.length) }, lane));
+    await inLanes(devices, this.concurrency, pollOne, () => budget !== undefined || cooldown !== undefined);
 
     if (points.length) await writer.write(points, { source: 'poll', signal });
     if (budget) {
