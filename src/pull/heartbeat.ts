@@ -1,3 +1,4 @@
+import { repeat, type Repeating } from '../base/repeat.js';
 import type { Redis } from 'ioredis';
 import { redisKey } from '../base/queues.js';
 
@@ -25,8 +26,7 @@ return 1
 export class Heartbeat {
   readonly intervalMs: number;
   private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> | undefined;
+  private beating: Repeating | undefined;
 
   constructor(private readonly options: HeartbeatOptions) {
     this.intervalMs = options.intervalMs ?? 30_000;
@@ -48,19 +48,12 @@ export class Heartbeat {
 
   /** Beats every `intervalMs` until close(); a failed beat is reported and the next one tried. */
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (this.inFlight) return;
-      this.inFlight = this.beat()
-        .catch((err) => this.options.onError?.(err))
-        .finally(() => (this.inFlight = undefined));
-    }, this.intervalMs);
-    this.timer.unref();
+    this.beating ??= repeat(() => this.beat(), { everyMs: this.intervalMs, onError: (err) => this.options.onError?.(err), unref: true });
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.inFlight;
+    const beating = this.beating;
+    this.beating = undefined;
+    await beating?.stop();
   }
 }

@@ -5,6 +5,7 @@
  * when done or failed; the dirty set, not the queue, is what must be done — a lost job is
  * dispatched again on the next tick.
  */
+import { repeat, type Repeating } from '../base/repeat.js';
 import type { Queue } from 'bullmq';
 import type { Logger } from '../base/log.js';
 import type { RollupJob } from '../base/queues.js';
@@ -37,8 +38,7 @@ function rollupJobId(deviceId: string): string {
 
 export class RollupDispatcher {
   private readonly o: RollupDispatcherOptions;
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<number>;
+  private ticking?: Repeating;
 
   constructor(options: Omit<RollupDispatcherOptions, keyof typeof DEFAULT_ROLLUP_DISPATCHER> & Partial<RollupDispatcherOptions>) {
     this.o = { ...DEFAULT_ROLLUP_DISPATCHER, ...options };
@@ -60,21 +60,16 @@ export class RollupDispatcher {
   }
 
   start(): void {
-    const beat = () => {
-      if (this.running) return;
-      this.running = this.tick()
-        .catch((err: unknown) => {
-          this.o.logger.warn({ err: (err as Error).message }, 'rollup dispatch failed; trying again on the next tick');
-          return 0;
-        })
-        .finally(() => (this.running = undefined));
-    };
-    beat();
-    this.timer = setInterval(beat, this.o.everyMs);
+    this.ticking ??= repeat(() => this.tick(), {
+      everyMs: this.o.everyMs,
+      onError: (err) => this.o.logger.warn({ err: (err as Error).message }, 'rollup dispatch failed; trying again on the next tick'),
+      immediately: true,
+    });
   }
 
   async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    const ticking = this.ticking;
+    this.ticking = undefined;
+    await ticking?.stop();
   }
 }

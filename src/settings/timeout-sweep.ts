@@ -3,6 +3,7 @@
  * `device_setting`), on a timer. The service runs one where the workers run; several processes may
  * sweep at once (the pending store's compare-and-set decides who records a timeout).
  */
+import { repeat, type Repeating } from '../base/repeat.js';
 import type { Logger } from '../base/log.js';
 import type { PointWriter } from '../influx/api.js';
 import type { PendingSettingsStore } from '../devices/pending-settings.js';
@@ -21,8 +22,7 @@ export const DEFAULT_SETTING_TIMEOUT_SWEEP: Pick<SettingTimeoutSweepOptions, 'ev
 
 export class SettingTimeoutSweep {
   private readonly o: SettingTimeoutSweepOptions;
-  private timer?: NodeJS.Timeout;
-  private running: Promise<unknown> = Promise.resolve();
+  private sweeping?: Repeating;
 
   constructor(options: Omit<SettingTimeoutSweepOptions, keyof typeof DEFAULT_SETTING_TIMEOUT_SWEEP> & Partial<SettingTimeoutSweepOptions>) {
     this.o = { ...DEFAULT_SETTING_TIMEOUT_SWEEP, ...options };
@@ -35,18 +35,14 @@ export class SettingTimeoutSweep {
   }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      // one round at a time: a slow write is not overtaken by the next tick
-      this.running = this.running.then(() => this.sweep()).catch((err: unknown) => this.o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'));
-    }, this.o.everyMs);
-    this.timer.unref();
+    // one round at a time: a slow write is not overtaken by the next tick
+    this.sweeping ??= repeat(() => this.sweep(), { everyMs: this.o.everyMs, onError: (err) => this.o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'), unref: true });
   }
 
   /** Stops the timer and waits for a round under way. */
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+    const sweeping = this.sweeping;
+    this.sweeping = undefined;
+    await sweeping?.stop();
   }
 }
