@@ -1,26 +1,29 @@
 /**
- * Walks a device's history in [from, to), oldest first, complete under every reading of the vendor
- * document (SPEC §2.3, docs/platform-api.md): whatever the returned cursor points at (the next row,
- * the last row served and re-read or not, the page's first row, or nothing at all), whether `limit`
- * counts rows or datapoints, and whether `start`/`end` are inclusive.
+ * Walks a device's history in [from, to) and proves that it read all of it, whatever the platform
+ * really does with each open point of the vendor document (SPEC §2.3, docs/platform-api.md): what
+ * the cursor points at (or whether it comes), whether `limit` counts rows or datapoints, whether
+ * `start`/`end` are inclusive, whether `first=1` is honoured, ignored or read the other way round,
+ * and whether the platform serves fewer rows than `limit` asks (a cap of its own). Nothing about a
+ * page's shape is taken on faith: its order is checked, and its size and cursor are only hints.
  *
- * The cursor is only a hint. The trusted position P is time: the newest row received in this walk.
- * - A cursor strictly past P is followed (the reading "next row not yet served", the cheap path).
- * - Otherwise (no cursor, a cursor at or before P, a cursor request that brought nothing new) the
- *   walk asks the explicit range [P - 1 ms, to] without a cursor: inclusive and exclusive `start`
- *   both re-serve every row at P, and rows already held (same time, deep-equal values) are dropped;
- *   rows that share a millisecond but differ are kept.
- * - The window is complete ONLY when an answer to a range request is certainly not truncated (or
- *   holds a row at or after `to`): that answer holds every row from P - 1 to the end under every
- *   reading. A cursor answer never completes the window; its end is confirmed by one range request.
- * - A range answer that may be truncated and brings nothing new cannot make progress (e.g. more rows
- *   in one millisecond than `limit`): the walk fails with HistoryWalkError, never loops, never ends
- *   quietly.
+ * - Every page's order is checked. Oldest first: the covered position P is the newest row read,
+ *   and the next request is [P - 1 ms, to] (or a cursor strictly past P). Newest first (the
+ *   platform ignores `first`): the walk turns round, the covered position L is the oldest row read,
+ *   and the next request is [from - 1, L + 1]. A page in no order fails the window.
+ * - The window is complete ONLY when a range answer brings nothing new past the covered position
+ *   (an empty tail), or holds a row past the window's far end in its own order. A short page, a
+ *   missing cursor, a cursor answer: none of them ends a walk.
+ * - A range answer that brings nothing new but may be cut short (as many rows as `limit`, or as the
+ *   largest page the platform served before more rows came) cannot prove anything: the walk fails
+ *   with HistoryWalkError (e.g. more rows share one millisecond than a page holds), never loops,
+ *   never ends quietly.
+ * - Rows sharing a millisecond keep the platform's order (src/platform/boundary-rows.ts).
  */
-import { isDeepStrictEqual } from 'node:util';
 import type { CallOptions, DataRow, DeviceRef, HistoryPage, PlatformClient } from './api.js';
 import { ExpeedError } from '../base/retry.js';
 import { HISTORY_LIMIT } from './requests.js';
+import { againstHeld, boundary, NO_ROWS } from './boundary-rows.js';
+import { orderBreak, pageOrder } from './page-order.js';
 
 export interface HistoryWalkOptions {
   /** epoch ms, window [from, to); rows from `from - 1` and at `to` may be yielded (callers filter) */
@@ -43,7 +46,7 @@ export const DEFAULT_HISTORY_WALK_OPTIONS: Pick<HistoryWalkOptions, 'limit' | 'm
   maxStuckRequests: 4,
 };
 
-/** Why the walk ended: a range answer not truncated, or one that reached `to`. */
+/** Why the walk ended: an empty tail (nothing new past the covered position), or a row past the window's far end. */
 export type WalkEnd = 'complete' | 'reached-end';
 
 export interface WalkedPage extends HistoryPage {
@@ -60,6 +63,14 @@ export interface WalkedPage extends HistoryPage {
    * written again before the new row, so the writer's merge sees (and counts) the conflict
    */
   carried: DataRow[];
+  /**
+   * every row of the window up to this time (epoch ms) is in this page or an earlier one, except
+   * rows at this very millisecond that a later page may add; undefined while a newest-first walk
+   * has not reached the window's start (nothing is proven before the walk ends)
+   */
+  provenThrough?: number;
+  /** the order the platform served this page in */
+  order: 'oldest-first' | 'newest-first';
   /** set on the last page: why the walk stops after it */
   done?: WalkEnd;
 }
@@ -88,67 +99,121 @@ export async function* walkHistory(
 ): AsyncGenerator<WalkedPage, WalkEnd, undefined> {
   const o: HistoryWalkOptions = { ...DEFAULT_HISTORY_WALK_OPTIONS, ...options };
   const { from, to, limit } = o;
-  // P: rows at P and before (down to P - 1) are held; a fresh walk starts at from - 1 (so that an
-  // exclusive start still serves `from`), a resumed one at its saved position
+  const fail = (reason: string) => new HistoryWalkError(device.id, from, to, reason);
+  // oldest first: rows before P are held, rows at P may be partial; a fresh walk starts at from - 1
+  // (so that an exclusive start still serves `from`), a resumed one at its saved position
   let position = o.resumeAt !== undefined && o.resumeAt > from ? o.resumeAt : from - 1;
+  // newest first: rows after L are held (L = to while nothing is read)
+  let low = to;
+  let descending = false;
+  // rows of the boundary millisecond(s), oldest first, in the platform's order
   let held: DataRow[] = [];
   // distinct datapoint names seen: no row of this device is wider, so it bounds the room a page leaves
   const names = new Set<string>();
+  // the largest page after which the platform still had rows: a cap of its own, below `limit`
+  let capSeen: number | undefined;
+  let previousCount = 0;
+  let previousShort = false;
+  // unreadable rows already passed on (by raw content): a re-read serves them again
+  const unreadableSeen = new Set<string>();
   let cursor: number | undefined;
   let lastCursor = -Infinity;
   let stuck = 0;
   for (let index = 0; ; index++) {
-    const start = Math.max(position - 1, from - 1);
-    const page = await client.history(device, { ids: o.ids, start, end: to, first: 1, limit, cursor }, o.call);
+    const start = descending ? from - 1 : Math.max(position - 1, from - 1);
+    const end = descending ? Math.min(low + 1, to) : to;
+    const page = await client.history(device, { ids: o.ids, start, end, first: 1, limit, cursor }, o.call);
     const requestCursor = cursor;
     if (cursor !== undefined) lastCursor = cursor;
 
-    let newest = -Infinity;
-    for (let i = 0; i < page.rows.length; i++) if (page.rows[i].time > newest) newest = page.rows[i].time;
-    const count = page.rows.length + page.unreadable.length;
-    // a page of `limit` rows may be truncated whatever limit counts: its datapoints are not needed
-    // (the bulk of a walk where limit counts rows costs no per-value work)
-    const truncated = count >= limit || !roomLeft(page, limit, names);
-
-    const { rows, carried } = held.length ? againstHeld(page.rows, held) : { rows: page.rows, carried: NO_ROWS };
-    const walked: WalkedPage = { ...page, rows, index, requestCursor, requestStart: start, duplicatesDropped: page.rows.length - rows.length, carried };
-
-    const advanced = newest > position;
-    if (advanced) {
-      position = newest;
-      stuck = 0;
-    } else {
-      stuck++;
+    const order = pageOrder(page.rows);
+    if (order === 'none') throw fail(`a page from ${iso(start)} is in no time order (${orderBreak(page.rows)})`);
+    if (order === 'descending' && !descending) {
+      if (index > 0 && position >= from) throw fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
+      descending = true;
+    } else if (order === 'ascending' && descending) {
+      throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
     }
-    held = holdFrom(held, page.rows, position - 1);
+    // one sequence, oldest first, in the platform's order (a newest-first page is it reversed)
+    const served = order === 'descending' ? page.rows.slice().reverse() : page.rows;
+    const count = page.rows.length + page.unreadable.length;
+    const fits = roomLeft(page, limit, names);
+    const cutShort = count >= limit || !fits || (capSeen !== undefined && count >= capSeen);
+
+    const matched = againstHeld(served, held);
+    const unreadable = page.unreadable.filter((u) => {
+      const k = JSON.stringify(u.raw) ?? String(u.raw);
+      if (unreadableSeen.has(k)) return false;
+      unreadableSeen.add(k);
+      return true;
+    });
+    const walked: WalkedPage = {
+      ...page,
+      rows: matched.rows,
+      unreadable,
+      index,
+      requestCursor,
+      requestStart: start,
+      duplicatesDropped: matched.dropped,
+      carried: matched.carried,
+      order: descending ? 'newest-first' : 'oldest-first',
+    };
+
+    let advanced: boolean;
+    if (descending) {
+      const oldest = served.length ? served[0].time : Infinity;
+      advanced = oldest < low;
+      if (advanced) low = oldest;
+      held = boundary(held, served, low, low + 1);
+    } else {
+      const newest = served.length ? served[served.length - 1].time : -Infinity;
+      advanced = newest > position;
+      if (advanced) position = newest;
+      held = boundary(held, served, position - 1, position);
+      walked.provenThrough = position;
+    }
+    // a page short of `limit` after which the platform still had rows: it caps pages at that size
+    if (advanced && index > 0 && previousShort) capSeen = Math.max(capSeen ?? 0, previousCount);
+    previousCount = count;
+    previousShort = count < limit && fits;
+    const brought = advanced || matched.rows.length > 0 || unreadable.length > 0;
+    stuck = brought ? 0 : stuck + 1;
 
     if (requestCursor === undefined) {
-      const end: WalkEnd | undefined = newest >= to ? 'reached-end' : !truncated ? 'complete' : undefined;
-      if (end) {
-        walked.done = end;
+      const farEnd = descending ? low <= from - 1 : position >= to;
+      const emptyTail = !brought;
+      if (farEnd || (emptyTail && !cutShort)) {
+        const done: WalkEnd = farEnd ? 'reached-end' : 'complete';
+        walked.done = done;
+        if (descending) walked.provenThrough = to;
         yield walked;
-        return end;
+        return done;
       }
-      if (!advanced && rows.length === 0) {
-        throw new HistoryWalkError(device.id, from, to, `a range answer from ${iso(start)} held ${count} rows (limit ${limit}) and none newer than ${iso(position)}: more rows share that time than one page holds`);
+      if (emptyTail) {
+        const past = descending ? `older than ${iso(low)}` : `newer than ${iso(position)}`;
+        const cap = `limit ${limit}${capSeen !== undefined ? `, pages capped at ${capSeen}` : ''}`;
+        throw fail(
+          page.unreadable.length
+            ? `a range answer from ${iso(start)} held ${count} rows (${cap}), ${page.unreadable.length} of them unreadable (${page.unreadable[0].reason}), and no readable row ${past}: the walk cannot tell where the unreadable rows stand`
+            : `a range answer from ${iso(start)} held ${count} rows (${cap}) and none ${past}: more rows share that time than one page holds`,
+        );
       }
     }
     if (stuck >= o.maxStuckRequests) {
-      throw new HistoryWalkError(device.id, from, to, `${stuck} requests in a row did not move past ${iso(position)}`);
+      throw fail(`${stuck} requests in a row did not move past ${iso(descending ? low : position)}`);
     }
     yield walked;
-    // follow the cursor only when it points past everything held, and never twice to the same place
-    cursor = page.cursor !== undefined && page.cursor > position && page.cursor > lastCursor && page.cursor < to ? page.cursor : undefined;
+    // follow the cursor only oldest first, only when it points past everything held, and never
+    // twice to the same place; newest first, ranges only
+    cursor = !descending && page.cursor !== undefined && page.cursor > position && page.cursor > lastCursor && page.cursor < to ? page.cursor : undefined;
   }
 }
 
-const NO_ROWS: DataRow[] = [];
-
 /**
- * Whether a page of fewer rows than `limit` is certainly whole: its datapoints plus the widest row
- * possible (W, the distinct names seen in this walk, which this counts) still fit in `limit`, so a
- * platform counting datapoints would have served one more row. A row the client could not read
- * counts as W: an unknown size must not look like room.
+ * Whether a page of fewer rows than `limit` leaves room for one more row: its datapoints plus the
+ * widest row possible (W, the distinct names seen in this walk, which this counts) still fit in
+ * `limit`, so a platform counting datapoints would have served one more row. A row the client
+ * could not read counts as W: an unknown size must not look like room.
  */
 function roomLeft(page: HistoryPage, limit: number, names: Set<string>): boolean {
   let points = 0;
@@ -167,49 +232,4 @@ function iso(t: number): string {
   return new Date(t).toISOString();
 }
 
-/**
- * The rows of `page` minus those already held (same time, deep-equal values), and the held rows a
- * new row shares its millisecond with and disagrees with on a field. The common page (no row at or
- * before the newest held time) is returned as it is, with no copy.
- */
-function againstHeld(page: DataRow[], held: DataRow[]): { rows: DataRow[]; carried: DataRow[] } {
-  let heldMax = -Infinity;
-  for (const h of held) if (h.time > heldMax) heldMax = h.time;
-  let overlap = false;
-  for (let i = 0; i < page.length && !overlap; i++) overlap = page[i].time <= heldMax;
-  if (!overlap) return { rows: page, carried: NO_ROWS };
-  const rows: DataRow[] = [];
-  let carried = NO_ROWS;
-  for (const r of page) {
-    if (r.time > heldMax) {
-      rows.push(r);
-      continue;
-    }
-    let repeat = false;
-    for (const h of held) if (h.time === r.time && isDeepStrictEqual(h.values, r.values)) repeat = true;
-    if (repeat) continue;
-    rows.push(r);
-    for (const h of held) {
-      if (h.time !== r.time || !disagree(h.values, r.values) || carried.includes(h)) continue;
-      if (carried === NO_ROWS) carried = [];
-      carried.push(h);
-    }
-  }
-  return { rows, carried };
-}
-
-function disagree(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
-  for (const k in b) if (k in a && !isDeepStrictEqual(a[k], b[k])) return true;
-  return false;
-}
-
-/** The rows at or after `since`: those still held plus those of the page (a page's rows are few there). */
-function holdFrom(held: DataRow[], page: DataRow[], since: number): DataRow[] {
-  const out: DataRow[] = [];
-  for (const h of held) if (h.time >= since) out.push(h);
-  // pages come oldest first: only the tail can reach `since`
-  let i = page.length;
-  while (i > 0 && page[i - 1].time >= since) i--;
-  for (; i < page.length; i++) if (!out.some((h) => h.time === page[i].time && isDeepStrictEqual(h.values, page[i].values))) out.push(page[i]);
-  return out;
-}
+export { NO_ROWS };

@@ -132,14 +132,18 @@ describe('walkHistory details', () => {
     const client = scripted([
       { rows: [row(1, { a: 1, b: 1 }), row(2, { a: 2, b: 2 }), row(3, { a: 3, b: 3 })], unreadable: [] },
       { rows: [row(3, { a: 3, b: 3 }), row(4, { a: 4 })], unreadable: [] },
+      // a short page proves nothing either: only an answer with nothing new past 4 ends the walk
+      { rows: [row(4, { a: 4 })], unreadable: [] },
     ]);
     const { pages, end } = await pagesOf(walkHistory(client, device, { from: 1, to: 10, limit: 7 }));
     expect(end).toBe('complete');
-    expect(pages.map((p) => p.rows.map((r) => r.time))).toEqual([[1, 2, 3], [4]]);
+    expect(pages.map((p) => p.rows.map((r) => r.time))).toEqual([[1, 2, 3], [4], []]);
     expect(pages[1].duplicatesDropped).toBe(1);
+    expect(pages.map((p) => p.provenThrough)).toEqual([3, 4, 4]);
     expect(client.queries.map((q) => [q.start, q.cursor])).toEqual([
       [0, undefined],
       [2, undefined],
+      [3, undefined],
     ]);
   });
 
@@ -149,10 +153,13 @@ describe('walkHistory details', () => {
       // 10 datapoints with limit 10: possibly truncated
       { rows: [two(1), two(2), two(3), two(4), row(5, { a: 5, b: 1 })], unreadable: [] },
       { rows: [row(5, { a: 5, b: 1 }), row(5, { b: 7 }), row(5, { c: 1 })], unreadable: [] },
+      { rows: [row(5, { a: 5, b: 1 }), row(5, { b: 7 }), row(5, { c: 1 })], unreadable: [] },
     ]);
     const { pages, end } = await pagesOf(walkHistory(client, device, { from: 1, to: 10, limit: 10 }));
     expect(end).toBe('complete');
-    expect(client.queries.map((q) => q.start)).toEqual([0, 4]);
+    expect(client.queries.map((q) => q.start)).toEqual([0, 4, 4]);
+    expect(pages[2].rows).toEqual([]);
+    expect(pages[2].duplicatesDropped).toBe(3);
     expect(pages[1].rows).toEqual([row(5, { b: 7 }), row(5, { c: 1 })]);
     expect(pages[1].carried).toEqual([row(5, { a: 5, b: 1 })]);
     expect(pages[1].duplicatesDropped).toBe(1);
@@ -165,7 +172,8 @@ describe('walkHistory details', () => {
     ]);
     // 1 point + 1 unreadable (as 1) + room for 1 > limit 2: possibly truncated; the re-read brings nothing new
     await expect(walkAll(client, device, { from: 1, to: 10, limit: 2 })).rejects.toThrow(/cannot make progress/);
-    const ok = await walkAll(scripted([{ rows: [row(1)], unreadable: [{ reason: 'bad', raw: 1 }] }]), device, { from: 1, to: 10, limit: 5 });
+    const again = { rows: [row(1)], unreadable: [{ reason: 'bad', raw: 1 }] };
+    const ok = await walkAll(scripted([again, { ...again }]), device, { from: 1, to: 10, limit: 5 });
     expect(ok.unreadable).toEqual([{ reason: 'bad', raw: 1 }]);
   });
 
