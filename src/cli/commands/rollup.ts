@@ -1,5 +1,5 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import { parseInstant } from '../instant.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { MEASUREMENT } from '../../influx/api.js';
