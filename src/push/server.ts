@@ -12,6 +12,7 @@ import { checkJsonBounds, DEFAULT_JSON_BOUNDS, type JsonBounds } from './json-bo
 import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
 import { Refusals, type RefusalReason } from './refusals.js';
 import { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
+import type { RedisHeadroom } from './redis-headroom.js';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
@@ -35,6 +36,8 @@ export interface WebhookServerOptions {
   scrubber?: Pick<SecretScrubber, 'scrub'>;
   /** more routes on the same server (metrics, health, admin); registered before listening */
   plugins?: FastifyPluginAsync[];
+  /** refuses pushes (503, unread) while Redis is near full, so that the workers can drain it */
+  headroom?: Pick<RedisHeadroom, 'refusal'>;
   now?: () => number;
 }
 
@@ -132,6 +135,18 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   const keep = async (reason: string, body: Buffer | undefined, parsed?: unknown): Promise<void> => {
     await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body, maxRawBytes), deviceId: safeDeviceId(parsed) });
   };
+
+  // Redis near full: refused before the body is read, nothing kept, so that the workers can drain it
+  const headroom = options.headroom;
+  if (headroom) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.method !== 'POST' || request.routeOptions.url !== config.path) return;
+      const why = headroom.refusal();
+      if (why === undefined) return;
+      refusals.note('redis-full', { reason: why, ip: request.ip }, 'push refused unread: Redis near full; the platform sends it again');
+      return reply.code(503).send(answerBody({ resultCode: RESULT_CODE.unavailable, message: `temporarily unavailable, send again: ${why}` }));
+    });
+  }
 
   const enqueue = (push: ValidatedPush, bytes: number) => producer.add(push, now(), bytes);
 
