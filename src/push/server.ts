@@ -13,6 +13,7 @@ import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
 import { Refusals, type RefusalReason } from './refusals.js';
 import { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
 import type { RedisHeadroom } from './redis-headroom.js';
+import { LogLimiter } from '../base/log-limiter.js';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
@@ -101,6 +102,8 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   const scrub = (s: string) => (options.scrubber ? options.scrubber.scrub(s) : s);
   const producer = new IngestProducer(queue, options.producer);
   const refusals = new Refusals(logger, { now, onRefused: options.onRefused });
+  // a Redis outage fails every push alike: one line per 10 s per kind, with the count not logged
+  const faults = new LogLimiter({ now });
   const verify = (q: SignatureParams) => verifySignature(q, { token: config.token, windowSec: config.timestampWindowSec, now: now(), parseTime });
 
   const app: FastifyInstance = Fastify({
@@ -191,7 +194,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
         // unauthenticated: nothing of the body is kept, whatever its size
         const reason: RefusalReason = err instanceof ReplayError ? 'replay' : 'signature';
         refusals.note(reason, { reason: scrub(err.message), bytes: body?.length ?? 0, ip: request.ip }, 'push refused before reading: not authenticated, body not kept');
-      } else logger.error({ err }, 'push not checked: answered with an error so that the platform sends it again');
+      } else faults.log(logger, 'error', 'push-not-checked', { err }, 'push not checked: answered with an error so that the platform sends it again');
       return answer(reply, err);
     }
     let parsed: unknown;
@@ -212,7 +215,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
           return answer(reply, err);
         }
         // we could neither take nor keep it: ask the platform to send it again
-        logger.error({ err: storeErr }, 'refused push could not be kept as a dead letter');
+        faults.log(logger, 'error', 'refused-not-kept', { err: storeErr }, 'refused push could not be kept as a dead letter');
         return answer(reply, new EnqueueError('the refused body could not be kept'));
       }
       refusals.note('body', { status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and kept as a dead letter');
@@ -223,7 +226,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     } catch (err) {
       // the platform sends the same signed request again: its nonce must then be accepted
       if (signed) await nonces.release(signed).catch(() => undefined);
-      logger.error({ err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
+      faults.log(logger, 'error', 'push-not-stored', { err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
       return answer(reply, err);
     }
     return reply.code(200).type('application/json; charset=utf-8').send(OK_BODY);
@@ -231,7 +234,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
 
   app.setErrorHandler((err, request, reply) => {
     const a = errorToHttp(err);
-    if (a.status >= 500) logger.error({ err, url: request.routeOptions.url }, 'webhook request failed');
+    if (a.status >= 500) faults.log(logger, 'error', 'request-failed', { err, url: request.routeOptions.url }, 'webhook request failed');
     else refusals.note('body', { status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
     return reply.code(a.status).send(answerBody({ resultCode: a.resultCode, message: scrub(a.message) }));
   });

@@ -78,7 +78,7 @@ describe('Redis near maxmemory (noeviction)', () => {
     expect(back.message).toBe('ok');
     acked++;
     expect(await headroomCheck(s.headroom).check()).toBe(true);
-    expect((await probe.config('GET', 'maxmemory'))[1]).toBe(String(48 * 1024 * 1024));
+    expect(((await probe.config('GET', 'maxmemory')) as string[])[1]).toBe(String(48 * 1024 * 1024));
 
     const counted = await s.until('every acknowledged row in InfluxDB', () => s.rows('SELECT count(v) FROM device_data'), (r) => Number(r[0]?.count) >= acked * ROWS, 120_000);
     expect(Number(counted[0].count)).toBe(acked * ROWS);
