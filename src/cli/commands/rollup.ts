@@ -15,15 +15,16 @@ const USAGE = 'rollup [--device ID]... [--from T] [--to T]';
  */
 export const command: Command = {
   usage: USAGE,
-  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended and settled)',
+  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended; due at once, without waiting for EXPEED_ROLLUP_SETTLE)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
     const { config } = ctx;
     const tz = config.timezone;
-    // an hour still open (or not yet settled) is rolled up by the service once it is
-    const newest = hourOf(Date.now() - config.rollupSettleMs);
-    const range = readRange(one(args, 'from'), one(args, 'to'), { timezone: tz, latest: newest, latestName: 'the newest ended and settled hour' });
+    // a request by hand is due at once (EXPEED_ROLLUP_SETTLE does not apply); the open hour is
+    // rolled up by the service once it has ended
+    const newest = hourOf(Date.now());
+    const range = readRange(one(args, 'from'), one(args, 'to'), { timezone: tz, latest: newest, latestName: 'the newest ended hour' });
     const to = range.to;
     if (range.capped) ctx.out(range.capped);
     const stack = await ctx.app();
@@ -54,7 +55,7 @@ export const command: Command = {
       const hours: number[] = [];
       for (let h = from; h < to; h += HOUR_MS) hours.push(h);
       if (hours.length === 0) {
-        ctx.out(`${id}: no ended and settled hour in the range (the newest is ${formatLocalTime(newest - HOUR_MS, tz)})`);
+        ctx.out(`${id}: no ended hour in the range (the newest is ${formatLocalTime(newest - HOUR_MS, tz)})`);
         continue;
       }
       ranges.set(id, hours);
