@@ -10,7 +10,9 @@ import { windowKey } from './windows.js';
 /**
  * Pages of a device's history in [from, to), oldest first (rows outside may come too: they are
  * filtered here). The iteration ends normally ONLY when the window is known complete; a walk that
- * cannot complete throws (src/platform/history-walker.ts). `carried` rows, written before the
+ * cannot complete throws (src/platform/history-walker.ts). A page's `provenThrough` is how far the
+ * window is proven once it is written (none: nothing is proven before the walk ends, as when the
+ * platform serves newest first); only that moves the checkpoint. `carried` rows, written before the
  * page's rows, are earlier rows a new row of the same millisecond disagrees with. `resumeAt`: the
  * window's saved position (rows up to it were written).
  */
@@ -18,7 +20,7 @@ export type HistoryWalk = (
   device: DeviceRef,
   range: { from: number; to: number; limit: number; resumeAt?: number },
   options?: CallOptions,
-) => AsyncIterable<HistoryPage & { carried?: DataRow[] }>;
+) => AsyncIterable<HistoryPage & { carried?: DataRow[]; provenThrough?: number }>;
 
 /** What a backfill job reports while it walks (BullMQ progress) and returns when done. */
 export interface BackfillProgress {
@@ -117,14 +119,13 @@ export class BackfillRunner {
         progress.pages++;
         progress.points += points.length;
         progress.unreadable += page.unreadable.length;
-        if (newest !== undefined) {
-          lastRowAt = Math.max(lastRowAt ?? newest, newest);
-          if (newest > progress.position) {
-            progress.position = newest;
-            await checkpoints.setPosition(key, newest);
-            // rows at `newest` itself are in, but a later row may share that millisecond: stay at it
-            await checkpoints.advance(job.deviceId, job.from, newest, lastRowAt);
-          }
+        if (newest !== undefined) lastRowAt = Math.max(lastRowAt ?? newest, newest);
+        const proven = page.provenThrough !== undefined && page.provenThrough < job.to ? page.provenThrough : undefined;
+        if (proven !== undefined && proven > progress.position && lastRowAt !== undefined) {
+          progress.position = proven;
+          await checkpoints.setPosition(key, proven);
+          // rows at `proven` itself are in, but a later row may share that millisecond: stay at it
+          await checkpoints.advance(job.deviceId, job.from, proven, Math.min(lastRowAt, proven));
         }
         progress.fraction = (progress.position - job.from) / span;
         await hooks.onProgress?.(progress);

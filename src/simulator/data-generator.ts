@@ -21,6 +21,8 @@ export interface SeriesOptions {
   fullRowEvery: number;
   /** probability that a slot's row is served as 2-3 rows at the same millisecond (default 0) */
   sameMsRate?: number;
+  /** a split row also repeats its first part last (A, B, A: the platform's last value is A's); default false */
+  sameMsRepeat?: boolean;
 }
 
 const BLOCK = 64;
@@ -192,6 +194,7 @@ export class DeviceSeries {
     const h = mix(this.base, row.time, SALT_SAME_MS);
     if (unit(h) >= rate) return visit(row);
     const parts = sameMsParts(row, h);
+    if (this.options.sameMsRepeat && parts.length > 1) parts.push({ time: row.time, values: { ...parts[0].values } });
     if (!ascending) parts.reverse();
     for (const p of parts) if (!visit(p)) return false;
     return true;

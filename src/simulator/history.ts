@@ -36,7 +36,8 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   }
   const firstRaw = q.get('first');
   if (firstRaw !== null && firstRaw !== '0' && firstRaw !== '1') return invalid(state, `first must be 0 or 1, got ${JSON.stringify(firstRaw)}`);
-  const ascending = firstRaw === '1';
+  const order = state.history.order;
+  const ascending = order === 'newest-first' ? false : order === 'inverted' ? firstRaw !== '1' : firstRaw === '1';
   const startRaw = q.get('start');
   const endRaw = q.get('end');
   if ((startRaw === null) !== (endRaw === null)) {
@@ -118,7 +119,7 @@ export function readPage(state: SimState, dev: SimDeviceState, p: PageQuery): { 
       out = { time: row.time, values };
     }
     const width = byPoints ? Object.keys(out.values).length : 1;
-    if (rows.length === 0 || points + width <= p.limit) {
+    if (rows.length === 0 || (points + width <= p.limit && (reading.pageCap === 0 || rows.length < reading.pageCap))) {
       rows.push(out);
       points += width;
       return true;

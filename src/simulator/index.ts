@@ -33,7 +33,8 @@ export type {
   SimulatorStats,
 } from './types.js';
 
-export const DEFAULT_HISTORY_READING: HistoryReading = { cursor: 'next', limit: 'rows', start: 'inclusive', end: 'exclusive' };
+export const DEFAULT_HISTORY_READING: HistoryReading = { cursor: 'next', limit: 'rows', start: 'inclusive', end: 'exclusive', order: 'asked', pageCap: 0 };
+const ORDERS: readonly HistoryReading['order'][] = ['asked', 'newest-first', 'inverted'];
 
 const CURSOR_READINGS: readonly CursorReading[] = ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'];
 
@@ -49,6 +50,8 @@ export function resolveHistoryReading(o: Pick<SimulatorOptions, 'history' | 'bou
   for (const bound of ['start', 'end'] as const) {
     if (r[bound] !== 'inclusive' && r[bound] !== 'exclusive') throw new Error(`simulator: history.${bound} must be inclusive or exclusive, got "${r[bound]}"`);
   }
+  if (!ORDERS.includes(r.order)) throw new Error(`simulator: history.order must be one of ${ORDERS.join(', ')}, got "${r.order}"`);
+  if (!(Number.isInteger(r.pageCap) && r.pageCap >= 0)) throw new Error(`simulator: history.pageCap must be a whole number >= 0, got ${r.pageCap}`);
   return r;
 }
 
@@ -127,7 +130,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     settings: [],
   };
   const devices = new Map<string, SimDeviceState>();
-  const seriesOptions = { seed: o.seed, gapRate: o.gapRate, fullRowEvery: o.fullRowEvery, sameMsRate: o.sameMsRate };
+  const seriesOptions = { seed: o.seed, gapRate: o.gapRate, fullRowEvery: o.fullRowEvery, sameMsRate: o.sameMsRate, sameMsRepeat: o.sameMsRepeat };
   for (const spec of specs) {
     const device = resolveDevice(spec);
     if (devices.has(device.id)) throw new Error(`simulator: device id ${device.id} given twice`);

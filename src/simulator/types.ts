@@ -49,6 +49,13 @@ export interface HistoryReading {
   start: 'inclusive' | 'exclusive';
   /** default 'exclusive' */
   end: 'inclusive' | 'exclusive';
+  /**
+   * the order pages are served in: as `first` asks (default; `first` absent = newest first, as the
+   * vendor documents), `newest-first` whatever `first` says, or `inverted` (`first=1` read as newest first)
+   */
+  order: 'asked' | 'newest-first' | 'inverted';
+  /** the platform's own cap on rows per page, below `limit`, without an error; 0 (default) = none */
+  pageCap: number;
 }
 
 export interface SimulatorOptions {
@@ -88,6 +95,8 @@ export interface SimulatorOptions {
   history?: Partial<HistoryReading>;
   /** probability that a generated row is served as 2-3 rows sharing its millisecond (deterministic per seed); default 0 */
   sameMsRate?: number;
+  /** rows split by sameMsRate also repeat their first part last: A, B, A in one millisecond; default false */
+  sameMsRepeat?: boolean;
   /** faults from the start: probability a device call fails, and how (HTTP 502, a reset connection, or either); default 0 */
   deviceFailRate?: number;
   deviceFailKind?: DeviceFailKind;

@@ -17,9 +17,9 @@ const HOUR = 3_600_000;
  * The simulator's own paging logic (servePage) as an in-memory platform: every reading of the
  * vendor document, without HTTP. Counts the requests and remembers them.
  */
-function platform(reading: Partial<HistoryReading>, opts: { sameMsRate?: number; cadenceSec?: number; fields?: string[]; extra?: SimRow[] } = {}) {
+function platform(reading: Partial<HistoryReading>, opts: { sameMsRate?: number; sameMsRepeat?: boolean; cadenceSec?: number; fields?: string[]; extra?: SimRow[] } = {}) {
   const sim = { id: device.id, key: device.key, fields: opts.fields ?? [...DEFAULT_FIELDS], cadenceSec: opts.cadenceSec ?? 20, online: true, offline: [] };
-  const series = new DeviceSeries(sim, { seed: 5, gapRate: 0.02, fullRowEvery: 6, sameMsRate: opts.sameMsRate ?? 0 });
+  const series = new DeviceSeries(sim, { seed: 5, gapRate: 0.02, fullRowEvery: 6, sameMsRate: opts.sameMsRate ?? 0, sameMsRepeat: opts.sameMsRepeat });
   if (opts.extra) series.add(opts.extra);
   const state = { range: { from: FROM - HOUR, to: FROM + 3 * HOUR }, followClock: false, now: () => 0, history: resolveHistoryReading({ history: reading }) } as unknown as SimState;
   const dev = { device: sim, series } as SimDeviceState;
@@ -27,17 +27,20 @@ function platform(reading: Partial<HistoryReading>, opts: { sameMsRate?: number;
   const client: Pick<PlatformClient, 'history'> = {
     async history(_d, q) {
       queries.push(q);
-      const page = servePage(state, dev, { lo: q.start!, hi: q.end!, ascending: q.first === 1, cursor: q.cursor, limit: q.limit!, ids: q.ids });
+      const order = state.history.order;
+      const ascending = order === 'newest-first' ? false : order === 'inverted' ? q.first !== 1 : q.first === 1;
+      const page = servePage(state, dev, { lo: q.start!, hi: q.end!, ascending, cursor: q.cursor, limit: q.limit!, ids: q.ids });
       return { rows: page.rows, unreadable: [], cursor: page.cursor };
     },
   };
   /** what the platform holds in [from, to), time ascending */
-  const holds = (from: number, to: number) => readPage(state, dev, { lo: from, hi: to, ascending: true, limit: Infinity }).rows;
+  const holds = (from: number, to: number) => readPage({ ...state, history: { ...state.history, pageCap: 0 } }, dev, { lo: from, hi: to, ascending: true, limit: Infinity }).rows;
   return { client, queries, holds };
 }
 
 /** Rows of one millisecond merged as InfluxDB does: union of fields, the later row wins. */
 function merged(rows: DataRow[]): Map<number, Record<string, unknown>> {
+  // InfluxDB keeps, per time and field, the value written last
   const out = new Map<number, Record<string, unknown>>();
   for (const r of rows) out.set(r.time, { ...(out.get(r.time) ?? {}), ...r.values });
   return out;
@@ -50,6 +53,46 @@ const VARIANTS: Array<{ name: string; reading: Partial<HistoryReading>; sameMsRa
   { name: 'exclusive start, inclusive end, same-ms rows', reading: { start: 'exclusive', end: 'inclusive' }, sameMsRate: 0.3 },
   { name: 'datapoints, exclusive both, same-ms rows', reading: { limit: 'datapoints', start: 'exclusive', end: 'exclusive' }, sameMsRate: 0.5 },
 ];
+
+// what a platform may do beyond the readings: pages newest first whatever `first` asks (or `first`
+// read the other way round), a cap of its own below `limit`, A,B,A in one millisecond
+const SHAPES: Array<{ name: string; reading: Partial<HistoryReading>; sameMsRate: number; sameMsRepeat?: boolean; pageRows: number }> = [
+  { name: 'newest first whatever first asks, same-ms rows', reading: { order: 'newest-first' }, sameMsRate: 0.3, pageRows: 37 },
+  { name: 'first read inverted, datapoints, exclusive both', reading: { order: 'inverted', limit: 'datapoints', start: 'exclusive', end: 'exclusive' }, sameMsRate: 0.3, pageRows: 10 },
+  { name: 'a page cap of 13 below limit 37, same-ms rows', reading: { pageCap: 13 }, sameMsRate: 0.3, pageRows: 13 },
+  { name: 'page cap, newest first, inclusive end', reading: { pageCap: 11, order: 'newest-first', end: 'inclusive' }, sameMsRate: 0.3, pageRows: 11 },
+  { name: 'A,B,A in one millisecond across page boundaries', reading: {}, sameMsRate: 0.5, sameMsRepeat: true, pageRows: 37 },
+  { name: 'A,B,A, newest first, page cap', reading: { order: 'newest-first', pageCap: 9 }, sameMsRate: 0.5, sameMsRepeat: true, pageRows: 9 },
+];
+
+describe('walkHistory whatever the shape of the answers', () => {
+  const from = FROM;
+  const to = FROM + 2 * HOUR;
+  for (const cursor of ['next', 'last-inclusive', 'none'] as CursorReading[]) {
+    for (const v of SHAPES) {
+      test(`cursor ${cursor}, ${v.name}: the platform's last value at every millisecond, and an end proven by a range answer`, async () => {
+        const p = platform({ ...v.reading, cursor }, { sameMsRate: v.sameMsRate, sameMsRepeat: v.sameMsRepeat });
+        const got = await walkAll(p.client, device, { from, to, limit: 37 });
+        const inWindow = got.rows.filter((r) => r.time >= from && r.time < to);
+        const expected = p.holds(from, to);
+        expect(expected.length).toBeGreaterThan(300);
+        expect(merged(inWindow)).toEqual(merged(expected));
+        // a row is yielded again only where a page re-served the millisecond it was cut in
+        expect(inWindow.length).toBeLessThanOrEqual(expected.length + 4 * got.pages);
+        expect(['complete', 'reached-end']).toContain(got.end);
+        expect(p.queries[p.queries.length - 1].cursor).toBeUndefined();
+        expect(p.queries.length).toBeLessThan((expected.length / v.pageRows) * 1.6 + 4);
+      });
+    }
+  }
+
+  test('a page in no time order fails the window, naming device, window and where the order breaks', async () => {
+    const client = { async history() { return { rows: [row(1), row(5), row(3)], unreadable: [] }; } };
+    await expect(walkAll(client, device, { from: 0, to: 10, limit: 50 })).rejects.toThrow(
+      /^device dev-1 window 1970-01-01T00:00:00\.000Z\.\.1970-01-01T00:00:00\.010Z: history walk cannot make progress: a page from .* is in no time order \(row 2 .* after rising times\)/,
+    );
+  });
+});
 
 describe('walkHistory under every reading of the vendor document', () => {
   const from = FROM;
