@@ -22,6 +22,7 @@ import { backoffDelay, NO_JITTER } from '../src/base/backoff.js';
 import { retryAt } from '../src/base/retry.js';
 import { InfluxUnavailableError } from '../src/influx/errors.js';
 import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
+import type { LookbackRunner } from '../src/pull/lookback.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
@@ -51,6 +52,8 @@ export interface BackfillWorkerOptions {
   clock: () => number;
   /** replaces the history walk (default: the platform's cursor walker) */
   walk?: HistoryWalk;
+  /** runs `lookback` jobs: compared with InfluxDB, only late rows written (src/pull/lookback.ts) */
+  lookback?: Pick<LookbackRunner, 'run'>;
   /** asks currentDatapoints before nightly and catch-up windows; a quiet device's window is not walked */
   quiet?: Pick<QuietCheck, 'skip'>;
   autorun: boolean;
@@ -80,6 +83,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     const data = job.data;
     const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
     try {
+      if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
       if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
     } catch (err) {

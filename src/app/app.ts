@@ -158,7 +158,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     }
     return opened;
   };
-  const parts = { config, logger, metrics, redis, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
+  const parts = { config, logger, metrics, influx, redis, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
   const workers = appWorkers(parts);
 
   return {
@@ -212,6 +212,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           },
         },
         backfillStart: config.backfillStart,
+        lookbackMs: config.lookbackMs,
         statusRatePerSecond: config.platformRateLimit,
         onStatusSkipped: () => metrics.statusSlotsSkipped.inc(),
         logger,

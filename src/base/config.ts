@@ -102,6 +102,8 @@ export interface Config {
   settingTimeoutMs: number;
   /** an hour is rolled up once it has ended and nothing touched it for this long, ms (default 5 min) */
   rollupSettleMs: number;
+  /** EXPEED_LOOKBACK: each nightly sync re-reads this much before each device's checkpoint, ms (default 2 days; 0 = off) */
+  lookbackMs: number;
   webhook: WebhookConfig;
   deadLetters: DeadLetterConfig;
   redisUrl: string;

@@ -11,6 +11,7 @@ import type { GapFinder } from './gap-finder.js';
 import { messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
 import { statusJobs } from './status-job.js';
+import { lookbackRequests } from './lookback.js';
 import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
 export type ScheduleName = keyof SchedulesConfig;
@@ -26,6 +27,8 @@ export interface SchedulerOptions {
   backfills: Pick<BackfillQueue, 'enqueueMany'>;
   statusQueue: Pick<Queue<StatusJob>, 'addBulk' | 'getJobCounts'>;
   gapFinder: Pick<GapFinder, 'scan'>;
+  /** EXPEED_LOOKBACK, ms: the nightly slot also re-reads this much before each checkpoint (0 = off) */
+  lookbackMs?: number;
   /** where a device without a checkpoint starts (EXPEED_BACKFILL_START) */
   backfillStart: number;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -92,6 +95,7 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     const ids = (await o.registry.list()).map((d) => d.id);
     const checkpoints = await o.checkpoints.getMany(ids);
     const requests = ids.map((id): BackfillJob => ({ deviceId: id, from: checkpoints.get(id)?.upTo ?? o.backfillStart, to: slot, reason: 'nightly' }));
+    requests.push(...lookbackRequests(ids, checkpoints, o.lookbackMs));
     return (await o.backfills.enqueueMany(requests)).length;
   }
 
