@@ -23,6 +23,7 @@ import { retryAt } from '../src/base/retry.js';
 import { InfluxUnavailableError } from '../src/influx/errors.js';
 import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 import type { LookbackRunner } from '../src/pull/lookback.js';
+import type { VerifyJobRunner } from '../src/pull/verify-run.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
@@ -54,6 +55,8 @@ export interface BackfillWorkerOptions {
   walk?: HistoryWalk;
   /** runs `lookback` jobs: compared with InfluxDB, only late rows written (src/pull/lookback.ts) */
   lookback?: Pick<LookbackRunner, 'run'>;
+  /** runs scheduled `verify` jobs: verified and repaired (src/pull/verify-run.ts) */
+  verify?: Pick<VerifyJobRunner, 'run'>;
   /** asks currentDatapoints before nightly and catch-up windows; a quiet device's window is not walked */
   quiet?: Pick<QuietCheck, 'skip'>;
   autorun: boolean;
@@ -84,6 +87,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
     try {
       if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
+      if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
       if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
     } catch (err) {

@@ -30,6 +30,7 @@ import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
+import { VerifyLedger } from '../pull/verify-run.js';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
 import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
 import { RedisNonceStore } from '../push/replay.js';
@@ -213,6 +214,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         },
         backfillStart: config.backfillStart,
         lookbackMs: config.lookbackMs,
+        verifyLedger: new VerifyLedger(redis, config.prefix),
         statusRatePerSecond: config.platformRateLimit,
         onStatusSkipped: () => metrics.statusSlotsSkipped.inc(),
         logger,

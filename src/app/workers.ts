@@ -27,6 +27,7 @@ import { statusPollConcurrency } from '../pull/status-poll.js';
 import { workerRedis } from './connections.js';
 import type { InfluxQuery } from '../influx/query.js';
 import { LateRows, LookbackRunner } from '../pull/lookback.js';
+import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
 import { walkHistory } from '../platform/history-walker.js';
 
 export interface WorkerParts {
@@ -93,6 +94,19 @@ export function appWorkers(p: WorkerParts): AppWorkers {
             registry: p.registry,
             lateRows: new LateRows(p.redis, config.prefix),
             onLateRows: (deviceId, n) => p.metrics.lateRows.inc({ device_id: deviceId }, n),
+          }),
+          verify: new VerifyJobRunner({
+            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+            query: p.influx,
+            pageLimit: config.pageLimit,
+            writer: p.writer,
+            markHours: (touched) => p.rollup.dirty.mark(touched),
+            windowMs: config.backfillWindowMs,
+            registry: p.registry,
+            ledger: new VerifyLedger(p.redis, config.prefix),
+            onTotals: (t) => {
+              for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
+            },
           }),
           quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc() }),
           ...clock,

@@ -65,6 +65,8 @@ export interface SchedulesConfig {
   nightly?: string;
   status?: string;
   gaps?: string;
+  /** EXPEED_SCHEDULE_VERIFY: each device's previous 7 days verified and repaired */
+  verify?: string;
 }
 
 export interface Config {

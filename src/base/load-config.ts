@@ -146,6 +146,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),
       status: cron(env, 'EXPEED_SCHEDULE_STATUS', '*/5 * * * *'),
       gaps: cron(env, 'EXPEED_SCHEDULE_GAPS', '17 * * * *'),
+      verify: cron(env, 'EXPEED_SCHEDULE_VERIFY', '30 3 * * 0'),
     },
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,

@@ -96,6 +96,9 @@ export function totalsOf(hours: readonly VerifiedHour[]): VerifyTotals {
   return t;
 }
 
+/** the range the scheduled verification checks: each device's previous 7 days */
+export const VERIFY_SPAN_MS = 7 * 86_400_000;
+
 export interface LastVerification extends VerifyTotals {
   at: number;
   devices: number;
@@ -106,7 +109,7 @@ export interface LastVerification extends VerifyTotals {
 /** The last verification's totals in Redis (`<prefix>:verify:last`), for `status`. */
 export class VerifyLedger {
   constructor(
-    private readonly redis: Pick<Redis, 'hset' | 'hgetall'>,
+    private readonly redis: Pick<Redis, 'hset' | 'hgetall' | 'hincrby' | 'del'>,
     private readonly prefix: string,
   ) {}
 
@@ -114,10 +117,44 @@ export class VerifyLedger {
     await this.redis.hset(redisKey(this.prefix, 'verify', 'last'), Object.fromEntries(Object.entries(v).map(([k, n]) => [k, String(n)])));
   }
 
+  /** A scheduled run begins: its totals start at zero and grow as its jobs end (`add`). */
+  async start(run: Pick<LastVerification, 'at' | 'devices' | 'from' | 'to'>): Promise<void> {
+    const key = redisKey(this.prefix, 'verify', 'last');
+    await this.redis.del(key);
+    await this.redis.hset(key, { at: String(run.at), devices: String(run.devices), from: String(run.from), to: String(run.to) });
+  }
+
+  async add(t: VerifyTotals): Promise<void> {
+    const key = redisKey(this.prefix, 'verify', 'last');
+    for (const [k, n] of Object.entries(t)) if (n) await this.redis.hincrby(key, k, n);
+  }
+
   async last(): Promise<LastVerification | undefined> {
     const h = await this.redis.hgetall(redisKey(this.prefix, 'verify', 'last'));
     if (h.at === undefined) return undefined;
     const n = (k: string) => Number(h[k] ?? 0);
     return { at: n('at'), devices: n('devices'), from: n('from'), to: n('to'), equal: n('equal'), missing: n('missing'), extra: n('extra'), differing: n('differing'), repaired: n('repaired') };
+  }
+}
+
+/** A scheduled `verify` window as a backfill-queue job: verified and repaired, its totals added to the ledger. */
+export class VerifyJobRunner {
+  constructor(
+    private readonly o: VerifyOptions & {
+      registry: { get(id: string): Promise<DeviceRef | undefined> };
+      ledger: Pick<VerifyLedger, 'add'>;
+      /** hours by result (expeed_verify_hours_total); repaired hours as 'repaired' */
+      onTotals?: (t: VerifyTotals) => void;
+    },
+  ) {}
+
+  async run(job: { deviceId: string; from: number; to: number; useReserve?: boolean }): Promise<VerifyTotals & { deviceId: string; from: number; to: number }> {
+    const device = await this.o.registry.get(job.deviceId);
+    if (!device) throw new Error(`verify: device ${job.deviceId} is not in the registry`);
+    const v = await verifyDevice(this.o, { id: device.id, key: device.key }, job.from, job.to, { repair: true, call: { useReserve: job.useReserve } });
+    const totals = totalsOf(v.hours);
+    await this.o.ledger.add(totals);
+    this.o.onTotals?.(totals);
+    return { deviceId: job.deviceId, from: job.from, to: job.to, ...totals };
   }
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { drained, stackScheduler, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 import { influxRows } from '../helpers/services.js';
 import { LateRows } from '../../src/pull/lookback.js';
+import { VerifyLedger } from '../../src/pull/verify-run.js';
 
 const HOUR = 3_600_000;
 const T2 = Math.floor(Date.now() / HOUR) * HOUR - HOUR;
@@ -70,5 +71,28 @@ describe('nightly lookback', () => {
     // the lookback day was read once, not once per worker: 8640 rows a day at 6000 a page
     const historyRequests = (env.sim.stats.requests.history ?? 0) - historyBefore;
     expect(historyRequests).toBeLessThan(12);
+  }, 180_000);
+
+  test('the scheduled verification (two workers) finds an extra point and a changed value, repairs them, and records its totals once', async () => {
+    const field = Object.keys(env.sim.rows(DEVICE, FROM, FROM + 60_000)[0].values)[0];
+    const held = env.sim.rows(DEVICE, T1 - 4 * HOUR, T1 - 3.5 * HOUR).find((r) => field in r.values)!;
+    const lines = [`device_data,device_id=${DEVICE} ${field}=-1 ${held.time}`, `device_data,device_id=${DEVICE} ${field}=5 ${T1 - 2 * HOUR + 1}`];
+    const res = await fetch(`${env.config.influx.url}/write?db=${env.db.name}&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    expect(res.status).toBe(204);
+    const scheduler = stackScheduler(env.app, env.prefix, FROM, { lookbackMs: 0 });
+    const workers = [env.app.startBackfillWorker(), env.app.startBackfillWorker()];
+    const slot = await scheduler.fire('verify', new Date(T2));
+    expect(slot.jobs).toBeGreaterThanOrEqual(7);
+    const counts = await drained(env.app.backfillQueue);
+    expect(counts.failed).toBe(0);
+    await Promise.all(workers.map((w) => w.close()));
+    await scheduler.close();
+    const last = await new VerifyLedger(env.app.redis, env.prefix).last();
+    // 7 days of hours: the simulator's 18 hours with rows and the empty ones are equal, the two changed hours repaired
+    expect(last).toMatchObject({ at: T2, devices: 1, from: T2 - 7 * 86_400_000, to: T2, missing: 0, extra: 0, differing: 0, repaired: 2 });
+    expect(last!.equal).toBe(7 * 24 - 2);
+    expect(await influxRows(env.db.name, `SELECT * FROM device_data WHERE time = ${T1 - 2 * HOUR + 1}ms`)).toEqual([]);
+    const metric = await env.app.metrics.registry.getSingleMetricAsString('expeed_verify_hours_total');
+    expect(metric).toContain('expeed_verify_hours_total{result="repaired"} 2');
   }, 180_000);
 });
