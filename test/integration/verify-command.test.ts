@@ -101,5 +101,7 @@ describe('expeed-sync verify', () => {
     const again = await runCli(['verify', ...range], env.env, { timeoutMs: 120_000 });
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('equal: 12 hour(s) equal');
+    const status = await runCli(['status'], env.env, { timeoutMs: 60_000 });
+    expect(status.stdout).toMatch(/last verified .*\(1 device\(s\), .*\): 12 hours equal, 0 repaired\n/);
   }, 120_000);
 });
