@@ -8,7 +8,7 @@ import type { Queue, Worker } from 'bullmq';
 import { waitForInflux } from '../influx/ping.js';
 import { ROLLUP_RP } from '../influx/database.js';
 import { budgetCheck } from '../dead-letters/budget-report.js';
-import { setTokenUsage, type Metrics } from '../ops/metrics.js';
+import { setRollupBacklog, setTokenUsage, type Metrics } from '../ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from '../ops/http.js';
 import { parsePlatformTime } from '../platform/timestamp.js';
 import { catchUpOnStart } from '../pull/catch-up.js';
@@ -145,6 +145,7 @@ export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[]) {
       for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);
     }
     metrics.deadLetters.set(await deadLetters.count());
+    setRollupBacklog(metrics, await app.rollup.dirty.backlog(), Date.now());
     const budget = await deadLetters.budget();
     metrics.deadLetterBytes.set(budget.usedBytes);
     metrics.deadLetterMaxBytes.set(budget.maxBytes);

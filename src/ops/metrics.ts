@@ -6,7 +6,7 @@ import type { TokenUsage } from '../platform/token-usage.js';
 /**
  * The service's Prometheus metrics. Components stay unaware of them: the platform client and the
  * writer are wrapped by decorators here, and gauges that mirror Redis state (token budget, queue
- * depths, dead letters) are read at scrape time through `collectors`.
+ * depths, dead letters, the rollup backlog) are read at scrape time through `collectors`.
  */
 export interface Metrics {
   registry: Registry;
@@ -36,6 +36,8 @@ export interface Metrics {
   deadLetterBytes: Gauge;
   deadLetterMaxBytes: Gauge;
   deadLettersNotKept: Gauge<'kind' | 'source'>;
+  rollupBacklog: Gauge<'tier'>;
+  rollupBacklogOldest: Gauge;
   /** requests the webhook refused, by reason (see RefusalReason) */
   webhookRefused: Counter<'reason'>;
 }
@@ -73,9 +75,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     deadLetters: new Gauge({ name: 'expeed_dead_letters', help: 'Dead letters currently kept', registers: r }),
     deadLetterBytes: new Gauge({ name: 'expeed_dead_letter_bytes', help: 'Bytes the kept dead letters take in Redis (accounted)', registers: r }),
     deadLetterMaxBytes: new Gauge({ name: 'expeed_dead_letter_max_bytes', help: 'The dead-letter budget (EXPEED_DEAD_LETTER_MAX_BYTES)', registers: r }),
+    rollupBacklog: new Gauge({ name: 'expeed_rollup_backlog', help: 'Rollup buckets waiting to be (re)computed, by tier (hour: dirty device-hours)', labelNames: ['tier'], registers: r }),
+    rollupBacklogOldest: new Gauge({ name: 'expeed_rollup_backlog_oldest_seconds', help: 'Seconds since the longest-waiting dirty hour ended or was last touched (its dirty-set score; 0 without a backlog)', registers: r }),
     deadLettersNotKept: new Gauge({ name: 'expeed_dead_letters_not_kept', help: 'Letters counted but not kept because the budget was spent, by kind and source (all processes, ever)', labelNames: ['kind', 'source'], registers: r }),
     webhookRefused: new Counter({ name: 'expeed_webhook_refused_total', help: 'Webhook requests refused, by reason: signature, replay, handshake (nothing kept), body (kept as a dead letter when readable), budget (not kept: dead-letter budget spent)', labelNames: ['reason'], registers: r }),
   };
+}
+
+/** Mirrors the rollup backlog (read at scrape time) into its gauges. */
+export function setRollupBacklog(metrics: Metrics, backlog: { hours: number; oldestDue?: number }, now: number): void {
+  metrics.rollupBacklog.set({ tier: 'hour' }, backlog.hours);
+  metrics.rollupBacklogOldest.set(backlog.oldestDue === undefined ? 0 : Math.max(0, (now - backlog.oldestDue) / 1000));
 }
 
 const COOLDOWN_REASON = { credentials: 'credentials_rejected', token: 'fresh_token_rejected' } as const;
