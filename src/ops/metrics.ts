@@ -1,11 +1,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from '../platform/api.js';
 import type { PointWriter, SinkPoint, WriteOptions } from '../influx/api.js';
 import type { TokenUsage } from '../platform/token-usage.js';
 
 /**
- * The service's Prometheus metrics. Components stay unaware of them: the platform client and the
- * writer are wrapped by decorators here, and gauges that mirror Redis state (token budget, queue
+ * The service's Prometheus metrics. Components stay unaware of them: the platform client (src/ops/platform-metering.ts)
+ * and the writer (here) are wrapped by decorators, and gauges that mirror Redis state (token budget, queue
  * depths, dead letters, the rollup backlog) are read at scrape time through `collectors`.
  */
 export interface Metrics {
@@ -96,38 +95,6 @@ export function setTokenUsage(metrics: Metrics, usage: TokenUsage, now: number):
   metrics.tokenBudget.set(usage.limit);
   const left = usage.cooldownUntil === undefined ? 0 : Math.max(0, (usage.cooldownUntil - now) / 1000);
   for (const [kind, reason] of Object.entries(COOLDOWN_REASON)) metrics.tokenCooldown.set({ reason }, usage.cooldownKind === kind ? left : 0);
-}
-
-function resultOf(err: unknown): string {
-  const e = err as { code?: unknown; name?: string };
-  return typeof e?.code === 'number' ? `code_${e.code}` : (e?.name ?? 'error');
-}
-
-/** Wraps a platform client so that every call is counted by endpoint and result, and timed. */
-export function meterPlatformClient(client: PlatformClient, metrics: Metrics): PlatformClient {
-  async function timed<T>(endpoint: string, call: () => Promise<T>): Promise<T> {
-    const end = metrics.platformLatency.startTimer({ endpoint });
-    try {
-      const out = await call();
-      metrics.platformRequests.inc({ endpoint, result: 'code_0' });
-      return out;
-    } catch (err) {
-      metrics.platformRequests.inc({ endpoint, result: resultOf(err) });
-      throw err;
-    } finally {
-      end();
-    }
-  }
-  return {
-    deviceStatus: (d: DeviceRef, o?: CallOptions) => timed('device_status', () => client.deviceStatus(d, o)),
-    currentDatapoints: (d: DeviceRef, ids?: string[], o?: CallOptions) => timed('current', () => client.currentDatapoints(d, ids, o)),
-    history: async (d: DeviceRef, q: HistoryQuery, o?: CallOptions) => {
-      const page = await timed('history', () => client.history(d, q, o));
-      metrics.pagesFetched.inc();
-      return page;
-    },
-    deviceSetting: (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => timed('device_setting', () => client.deviceSetting(d, s, o)),
-  };
 }
 
 /** The one `device_id` label value of every device not in the registry. */
