@@ -14,6 +14,9 @@ export interface DeviceProgress {
   span: number;
   points: number;
   pages: number;
+  /** rows set aside as dead letters, and why (reason -> rows) */
+  unreadable: number;
+  setAside: Record<string, number>;
 }
 
 export interface BackfillFailure {
@@ -87,10 +90,10 @@ export class BackfillTracker {
 
   private snapshot(): ProgressSnapshot {
     const byDevice = new Map<string, DeviceProgress>();
-    const total: DeviceProgress = { deviceId: '*', windows: 0, completed: 0, failed: 0, covered: 0, span: 0, points: 0, pages: 0 };
+    const total: DeviceProgress = { deviceId: '*', windows: 0, completed: 0, failed: 0, covered: 0, span: 0, points: 0, pages: 0, unreadable: 0, setAside: {} };
     for (const t of this.jobs) {
       let d = byDevice.get(t.deviceId);
-      if (!d) byDevice.set(t.deviceId, (d = { deviceId: t.deviceId, windows: 0, completed: 0, failed: 0, covered: 0, span: 0, points: 0, pages: 0 }));
+      if (!d) byDevice.set(t.deviceId, (d = { deviceId: t.deviceId, windows: 0, completed: 0, failed: 0, covered: 0, span: 0, points: 0, pages: 0, unreadable: 0, setAside: {} }));
       const span = t.to - t.from;
       const covered = t.state === 'pending' ? Math.max(0, Math.min(span, (t.progress?.position ?? t.from) - t.from)) : span;
       for (const p of [d, total]) {
@@ -101,6 +104,8 @@ export class BackfillTracker {
         p.covered += covered;
         p.points += t.progress?.points ?? 0;
         p.pages += t.progress?.pages ?? 0;
+        p.unreadable += t.progress?.unreadable ?? 0;
+        for (const [reason, n] of Object.entries(t.progress?.setAside ?? {})) p.setAside[reason] = (p.setAside[reason] ?? 0) + n;
       }
     }
     return { devices: [...byDevice.values()], total, failures: [...this.failures], finished: this.jobs.every((j) => j.state !== 'pending') };

@@ -36,6 +36,8 @@ export interface BackfillProgress {
   points: number;
   /** rows set aside as dead letters */
   unreadable: number;
+  /** why they were set aside: reason -> rows (at most SET_ASIDE_REASONS reasons, the rest under "other reasons") */
+  setAside?: Record<string, number>;
   /** where this run started (a resumed job starts past `from`) */
   resumedFrom: number;
 }
@@ -44,7 +46,7 @@ export interface BackfillRunnerOptions {
   walk: HistoryWalk;
   writer: Pick<PointWriter, 'write'>;
   deadLetters: Pick<DeadLetterStore, 'add'>;
-  registry: Pick<DeviceRegistry, 'get' | 'clearFailure'>;
+  registry: Pick<DeviceRegistry, 'get' | 'clearFailure' | 'markFailure'>;
   checkpoints: Checkpoints;
   /** history page size, 1–6000 (default 6000) */
   pageLimit: number;
@@ -114,6 +116,7 @@ export class BackfillRunner {
         }
         for (const bad of page.unreadable) {
           await deadLetters.add({ kind: 'row', source: 'pull', reason: bad.reason, deviceId: job.deviceId, raw: bad.raw });
+          tally(progress, bad.reason);
         }
         if (points.length) await writer.write(points, { source: 'pull', signal: hooks.signal });
         progress.pages++;
@@ -137,10 +140,29 @@ export class BackfillRunner {
 
     await checkpoints.complete(job.deviceId, job.from, job.to, lastRowAt);
     await checkpoints.clearPosition(key);
-    if (device.failure) await registry.clearFailure(job.deviceId);
+    // rows set aside are not in InfluxDB: the device is not "ok" until they are dealt with
+    if (progress.unreadable > 0) await registry.markFailure(job.deviceId, { code: SET_ASIDE_CODE, message: describeSetAside(progress) });
+    else if (device.failure) await registry.clearFailure(job.deviceId);
     progress.position = job.to;
     progress.fraction = 1;
     await hooks.onProgress?.(progress);
     return progress;
   }
+}
+
+/** The failure code a device is marked with when a walk set rows aside (not a vendor code). */
+export const SET_ASIDE_CODE = -2;
+const SET_ASIDE_REASONS = 5;
+const OTHER_REASONS = 'other reasons';
+
+function tally(p: BackfillProgress, reason: string): void {
+  const set = (p.setAside ??= {});
+  const key = reason in set || Object.keys(set).length < SET_ASIDE_REASONS ? reason : OTHER_REASONS;
+  set[key] = (set[key] ?? 0) + 1;
+}
+
+/** "12 row(s) set aside as dead letters: <reason> (10); <reason> (2)" */
+export function describeSetAside(p: Pick<BackfillProgress, 'unreadable' | 'setAside'>): string {
+  const reasons = Object.entries(p.setAside ?? {}).sort((a, b) => b[1] - a[1]);
+  return `${p.unreadable} row(s) set aside as dead letters (expeed-sync dead-letters list): ${reasons.map(([r, n]) => `${r} (${n})`).join('; ')}`;
 }

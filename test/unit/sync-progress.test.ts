@@ -7,10 +7,10 @@ import type { ProgressSnapshot } from '../../src/cli/progress.js';
 
 const snap: ProgressSnapshot = {
   devices: [
-    { deviceId: 'a', windows: 2, completed: 2, failed: 0, covered: 100, span: 100, points: 6000, pages: 2 },
-    { deviceId: 'b', windows: 2, completed: 0, failed: 0, covered: 0, span: 100, points: 0, pages: 0 },
+    { deviceId: 'a', windows: 2, completed: 2, failed: 0, covered: 100, span: 100, points: 6000, pages: 2, unreadable: 0, setAside: {} },
+    { deviceId: 'b', windows: 2, completed: 0, failed: 0, covered: 0, span: 100, points: 0, pages: 0, unreadable: 0, setAside: {} },
   ],
-  total: { deviceId: '*', windows: 4, completed: 2, failed: 0, covered: 100, span: 200, points: 6000, pages: 2 },
+  total: { deviceId: '*', windows: 4, completed: 2, failed: 0, covered: 100, span: 200, points: 6000, pages: 2, unreadable: 0, setAside: {} },
   failures: [],
   finished: false,
 };

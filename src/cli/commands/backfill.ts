@@ -7,12 +7,16 @@ import { BackfillTracker, type ProgressSnapshot } from '../progress.js';
 import { plainLine, terminalLines } from '../progress-view.js';
 import type { QueuedWindow } from '../../pull/backfill-queue.js';
 import type { BackfillJob } from '../../base/queues.js';
+import { describeSetAside } from '../../pull/backfill-runner.js';
+
+/** `backfill --wait` exit code when every job ended but rows were set aside as dead letters */
+export const EXIT_SET_ASIDE = 3;
 
 const USAGE = 'backfill (--all | --device ID...) [--from T] [--to T] [--wait]';
 
 export const command: Command = {
   usage: USAGE,
-  summary: 'queue history backfills (T: ISO 8601; without a zone it is platform-local time); --wait runs them here and shows progress',
+  summary: 'queue history backfills (T: ISO 8601; without a zone it is platform-local time); --wait runs them here and shows progress, and exits 3 when rows were set aside as dead letters',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'], flags: ['all', 'wait'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
@@ -92,6 +96,13 @@ async function waitFor(ctx: CommandContext, stack: App, queued: QueuedWindow[]):
   if (snap.failures.length) {
     const devices = [...new Set(snap.failures.map((f) => f.deviceId))];
     throw new Error(`${snap.failures.length} backfill job(s) failed, for device(s) ${devices.join(', ')}: ${snap.failures[0].reason}`);
+  }
+  // exit 0 means every row the platform served is in InfluxDB: rows set aside are said, per device
+  const setAside = snap.devices.filter((d) => d.unreadable > 0);
+  for (const d of setAside) process.stderr.write(`backfill: device ${d.deviceId}: ${ctx.scrubber.scrub(describeSetAside(d))}\n`);
+  if (setAside.length) {
+    ctx.out(`done with rows set aside: ${snap.total.points} points written, ${snap.total.unreadable} row(s) of ${setAside.length} device(s) set aside as dead letters`);
+    return EXIT_SET_ASIDE;
   }
   ctx.out(`done: ${snap.total.points} points in ${snap.total.pages} pages, ${snap.total.windows} window(s), ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return 0;
