@@ -134,8 +134,9 @@ export async function* walkHistory(
     } else if (order === 'ascending' && descending) {
       throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
     }
-    // one sequence, oldest first, in the platform's order (a newest-first page is it reversed)
-    const served = order === 'descending' ? page.rows.slice().reverse() : page.rows;
+    // one sequence, oldest first, in the platform's order (a newest-first page is it reversed, even
+    // a page of one millisecond: its rows come last first too)
+    const served = descending ? page.rows.slice().reverse() : page.rows;
     const count = page.rows.length + page.unreadable.length;
     const fits = roomLeft(page, limit, names);
     const cutShort = count >= limit || !fits || (capSeen !== undefined && count >= capSeen);

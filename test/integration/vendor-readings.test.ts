@@ -24,6 +24,8 @@ const TO = FROM + 36 * HOUR;
 interface Combo {
   name: string;
   history: Partial<HistoryReading>;
+  /** A, B, A in one millisecond */
+  sameMsRepeat?: boolean;
 }
 
 // every cursor reading of the table in issue 10, each with other open points read the other way
@@ -34,6 +36,12 @@ const COMBOS: Combo[] = [
   { name: 'last-exclusive', history: { cursor: 'last-exclusive', limit: 'datapoints', start: 'exclusive' } },
   { name: 'first-row', history: { cursor: 'first-row', start: 'exclusive', end: 'inclusive' } },
   { name: 'none', history: { cursor: 'none', limit: 'datapoints', start: 'exclusive' } },
+  // the shapes a platform may give beyond the readings (issue 18): newest first whatever `first`
+  // asks, `first` read inverted, a page cap of its own below `limit`, A,B,A in one millisecond
+  { name: 'newest-first', history: { cursor: 'next', order: 'newest-first', end: 'inclusive' }, sameMsRepeat: true },
+  { name: 'capped', history: { cursor: 'next', pageCap: 23 }, sameMsRepeat: true },
+  { name: 'inverted-capped', history: { cursor: 'none', order: 'inverted', pageCap: 17, limit: 'datapoints', start: 'exclusive' } },
+  { name: 'aba-last', history: { cursor: 'last-inclusive', limit: 'datapoints' }, sameMsRepeat: true },
 ];
 
 const devicesOf = (name: string) => [
@@ -76,6 +84,7 @@ describe('backfill --all --wait under every reading of the vendor document', () 
       seed: 21,
       history: c.history,
       sameMsRate: 0.15,
+      sameMsRepeat: c.sameMsRepeat,
       deviceFailRate: 0.05,
       deviceFailKind: 'mixed',
     }, 60);
