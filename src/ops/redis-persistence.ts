@@ -59,6 +59,8 @@ export async function readNodePersistence(node: Redis): Promise<NodePersistence>
 
 /** The persistence of a single Redis, or of every master of a cluster. */
 export async function readPersistence(redis: RedisConnection): Promise<RedisPersistence> {
+  // a cluster knows its masters only once connected: the PING waits for that (offline queue)
+  if (redis instanceof Cluster && redis.status !== 'ready') await redis.ping();
   const nodes = await Promise.all((redis instanceof Cluster ? redis.nodes('master') : [redis]).map(readNodePersistence));
   const mode = WEAKEST_FIRST.find((m) => nodes.some((n) => n.mode === m)) ?? 'unknown';
   return { mode, nodes };
@@ -101,8 +103,10 @@ export class RedisPersistenceWatch {
   private started = false;
   private running: Promise<PersistenceCheck | undefined> = Promise.resolve(undefined);
   private readonly onReady = () => void this.recheck();
-  /** the newest check, for tests and the service */
+  /** the newest check */
   last?: PersistenceCheck;
+  /** checks done so far (the start check is the first) */
+  checks = 0;
 
   constructor(private readonly options: PersistenceWatchOptions) {
     this.markerKey = redisKey(options.prefix, 'redis-marker');
@@ -114,6 +118,11 @@ export class RedisPersistenceWatch {
     const check = await this.check('start');
     this.started = true;
     return check;
+  }
+
+  /** Resolves once the reconnect checks begun so far are done. */
+  async idle(): Promise<void> {
+    await this.running;
   }
 
   stop(): void {
@@ -145,6 +154,7 @@ export class RedisPersistenceWatch {
     } else if (when === 'start' && persistence.mode === 'unknown') {
       logger.info({ persistence: persistence.mode, nodes: persistence.nodes.map((n) => `${n.node}: ${n.error ?? n.mode}`) }, 'Redis persistence could not be read (CONFIG refused); make sure AOF or snapshots are on');
     }
+    this.checks++;
     return (this.last = { persistence, emptied, warned });
   }
 }
