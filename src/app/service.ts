@@ -14,6 +14,7 @@ import type { QueuedWindow } from '../pull/backfill-queue.js';
 import type { Scheduler } from '../pull/scheduler.js';
 import type { WebhookServer } from '../push/server.js';
 import { SettingTimeoutSweep } from '../settings/timeout-sweep.js';
+import { RedisPersistenceWatch } from '../ops/redis-persistence.js';
 import { createApp, type App, type WebhookIntake } from './app.js';
 import { closeWithin, influxReady, listenOps, listenWebhook, loadDevices, opsPlugin, startScheduling, startWorkers, type RunningWorker } from './service-parts.js';
 
@@ -52,6 +53,8 @@ interface Started {
   rollupDispatcher?: { close(): Promise<void> };
   heartbeat?: Heartbeat;
   settingSweep?: SettingTimeoutSweep;
+  /** warns when Redis has no persistence or came back empty, at start and on every reconnect */
+  persistence?: RedisPersistenceWatch;
   workers: RunningWorker[];
   /** the webhook's queue, dead letters and nonces (the app closes them) */
   intake?: WebhookIntake;
@@ -67,6 +70,7 @@ async function shutdown(app: App, started: Started, force: boolean, graceMs: num
     ['rollup dispatch', rollupDispatcher && (() => rollupDispatcher.close())],
     ['heartbeat', heartbeat && (async () => heartbeat.close())],
     ['setting timeout sweep', settingSweep && (() => settingSweep.stop())],
+    ['redis persistence watch', started.persistence && (async () => started.persistence!.stop())],
     ['workers', async () => void (await Promise.all(started.workers.splice(0).map((w) => (force ? w.close(true) : closeWithin(w, graceMs)))))],
     ['app', () => app.close()],
   ];
@@ -88,6 +92,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const app = createApp(config, { logger, scrubber, metrics });
   const started: Started = { workers: [] };
   try {
+    await (started.persistence = new RedisPersistenceWatch({ redis: app.redis, prefix: config.prefix, logger })).start();
     if (roles.has('worker') || roles.has('scheduler')) await influxReady(app);
     await loadDevices(app);
     if (roles.has('worker')) {

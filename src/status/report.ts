@@ -12,6 +12,7 @@ import type { TokenUsage } from '../platform/token-usage.js';
 import type { Checkpoints } from '../pull/checkpoints.js';
 import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
+import type { RedisPersistence } from '../ops/redis-persistence.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -64,6 +65,8 @@ export interface StatusReport {
   rollupBacklog?: RollupBacklog;
   /** EXPEED_RAW_RETENTION in effect, ms (absent: raw rows are kept forever) */
   rawRetentionMs?: number;
+  /** Redis persistence (AOF, RDB, none, unknown), read from every master of a cluster */
+  redisPersistence?: RedisPersistence;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -79,6 +82,8 @@ export interface StatusSources {
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
   rawRetentionMs?: number;
+  /** reads the Redis persistence mode (src/ops/redis-persistence.ts) */
+  persistence?: () => Promise<RedisPersistence>;
   now?: () => number;
   /** default DEFAULT_STALE_AFTER_MS */
   staleAfterMs?: number;
@@ -159,7 +164,8 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     rows.push({ ...row, state: deviceState(row, at, staleAfterMs) });
   }
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
+  const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
 }

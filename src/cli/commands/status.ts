@@ -9,6 +9,7 @@ import { QUEUE } from '../../base/queues.js';
 import { table } from '../table.js';
 import { problemGroups } from '../../status/problem-groups.js';
 import { cooldownCause } from '../token-cooldown.js';
+import { describePersistence, readPersistence } from '../../ops/redis-persistence.js';
 
 function ago(at: number | undefined, now: number): string {
   if (at === undefined) return '-';
@@ -93,13 +94,14 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   }
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
+  if (r.redisPersistence) out.push('', `REDIS PERSISTENCE  ${describePersistence(r.redisPersistence)}`);
   for (const [section, why] of Object.entries(r.errors)) out.push(`! ${section} could not be read: ${scrub(why)}`);
   return out.join('\n');
 }
 
 export const command: Command = {
   usage: 'status [--all] [--device ID] [--json]',
-  summary: 'one screen: devices by state (ok, failing, stale, never synced), the devices with problems by state, the first 10 of each (--all: every device), queues, token budget, dead letters',
+  summary: 'one screen: devices by state (ok, failing, stale, never synced), the devices with problems by state, the first 10 of each (--all: every device), queues, token budget, dead letters, Redis persistence',
   async run(argv, ctx) {
     const args = parseArgs(argv, { flags: ['json', 'all'], values: ['device'] });
     if (args.positionals.length) throw new UsageError(`status takes no arguments (got "${args.positionals[0]}")`);
@@ -121,6 +123,7 @@ export const command: Command = {
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
       rawRetentionMs: config.influx.rawRetentionMs,
+      persistence: () => readPersistence(stack.redis),
       staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
     });
     const recheck = await gatherRecheck(stack.redis, config.prefix);
