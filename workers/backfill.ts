@@ -22,6 +22,8 @@ import { backoffDelay, NO_JITTER } from '../src/base/backoff.js';
 import { retryAt } from '../src/base/retry.js';
 import { InfluxUnavailableError } from '../src/influx/errors.js';
 import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
+import type { LookbackRunner } from '../src/pull/lookback.js';
+import type { VerifyJobRunner } from '../src/pull/verify-run.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
@@ -51,6 +53,10 @@ export interface BackfillWorkerOptions {
   clock: () => number;
   /** replaces the history walk (default: the platform's cursor walker) */
   walk?: HistoryWalk;
+  /** runs `lookback` jobs: compared with InfluxDB, only late rows written (src/pull/lookback.ts) */
+  lookback?: Pick<LookbackRunner, 'run'>;
+  /** runs scheduled `verify` jobs: verified and repaired (src/pull/verify-run.ts) */
+  verify?: Pick<VerifyJobRunner, 'run'>;
   /** asks currentDatapoints before nightly and catch-up windows; a quiet device's window is not walked */
   quiet?: Pick<QuietCheck, 'skip'>;
   autorun: boolean;
@@ -80,6 +86,8 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     const data = job.data;
     const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
     try {
+      if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
+      if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
       if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
     } catch (err) {

@@ -31,6 +31,7 @@ import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
+import { VerifyLedger } from '../pull/verify-run.js';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
 import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
 import { RedisNonceStore } from '../push/replay.js';
@@ -162,7 +163,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     }
     return opened;
   };
-  const parts = { config, logger, metrics, redis, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
+  const parts = { config, logger, metrics, influx, redis, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
   const workers = appWorkers(parts);
 
   return {
@@ -217,6 +218,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           },
         },
         backfillStart: config.backfillStart,
+        lookbackMs: config.lookbackMs,
+        verifyLedger: new VerifyLedger(redis, config.prefix),
         statusRatePerSecond: config.platformRateLimit,
         onStatusSkipped: () => metrics.statusSlotsSkipped.inc(),
         logger,

@@ -25,6 +25,10 @@ import { createRollupWorker, type RollupJobResult, type RollupWorkerOptions } fr
 import { createStatusWorker, type StatusWorkerOptions } from '../../workers/status.js';
 import { statusPollConcurrency } from '../pull/status-poll.js';
 import { workerRedis } from './connections.js';
+import type { InfluxQuery } from '../influx/query.js';
+import { LateRows, LookbackRunner } from '../pull/lookback.js';
+import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
+import { walkHistory } from '../platform/history-walker.js';
 
 export interface WorkerParts {
   config: Config;
@@ -40,6 +44,8 @@ export interface WorkerParts {
   settings: PendingSettingsStore;
   pushRegistration: PushRegistration;
   platformNewest: PlatformNewestStore;
+  /** InfluxQL reads (the lookback compares with what InfluxDB holds) */
+  influx: Pick<InfluxQuery, 'rows'>;
   /** the token budget's clock (the workers delay jobs to its reset on it) */
   clock?: () => number;
 }
@@ -80,6 +86,28 @@ export function appWorkers(p: WorkerParts): AppWorkers {
           // each job makes at least one request: job starts cannot outrun the request rate either
           limiter: { max: config.platformRateLimit, duration: 1000 },
           pageLimit: config.pageLimit,
+          lookback: new LookbackRunner({
+            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+            query: p.influx,
+            pageLimit: config.pageLimit,
+            writer: p.writer,
+            registry: p.registry,
+            lateRows: new LateRows(p.redis, config.prefix),
+            onLateRows: (deviceId, n) => p.metrics.lateRows.inc({ device_id: deviceId }, n),
+          }),
+          verify: new VerifyJobRunner({
+            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+            query: p.influx,
+            pageLimit: config.pageLimit,
+            writer: p.writer,
+            markHours: (touched) => p.rollup.dirty.mark(touched),
+            windowMs: config.backfillWindowMs,
+            registry: p.registry,
+            ledger: new VerifyLedger(p.redis, config.prefix),
+            onTotals: (t) => {
+              for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
+            },
+          }),
           quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc() }),
           ...clock,
           ...overrides,

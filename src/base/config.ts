@@ -69,6 +69,8 @@ export interface SchedulesConfig {
   nightly?: string;
   status?: string;
   gaps?: string;
+  /** EXPEED_SCHEDULE_VERIFY: each device's previous 7 days verified and repaired */
+  verify?: string;
 }
 
 export interface Config {
@@ -106,6 +108,8 @@ export interface Config {
   settingTimeoutMs: number;
   /** an hour is rolled up once it has ended and nothing touched it for this long, ms (default 5 min) */
   rollupSettleMs: number;
+  /** EXPEED_LOOKBACK: each nightly sync re-reads this much before each device's checkpoint, ms (default 2 days; 0 = off) */
+  lookbackMs: number;
   webhook: WebhookConfig;
   deadLetters: DeadLetterConfig;
   redisUrl: string;

@@ -111,6 +111,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     catchUpThresholdMs: duration(env, 'EXPEED_CATCHUP_AFTER', 15 * 60_000),
     settingTimeoutMs: duration(env, 'EXPEED_SETTING_TIMEOUT', 5 * 60_000),
     rollupSettleMs: duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000),
+    lookbackMs: optional(env, 'EXPEED_LOOKBACK') === '0' ? 0 : duration(env, 'EXPEED_LOOKBACK', 2 * DAY_MS),
     webhook: {
       host: str(env, 'WEBHOOK_HOST', '127.0.0.1'),
       port: int(env, 'WEBHOOK_PORT', 8780, 0, 65535),
@@ -147,6 +148,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),
       status: cron(env, 'EXPEED_SCHEDULE_STATUS', '*/5 * * * *'),
       gaps: cron(env, 'EXPEED_SCHEDULE_GAPS', '17 * * * *'),
+      verify: cron(env, 'EXPEED_SCHEDULE_VERIFY', '30 3 * * 0'),
     },
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,

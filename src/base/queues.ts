@@ -19,8 +19,8 @@ export interface BackfillJob {
   deviceId: string;
   from: number;
   to: number;
-  /** what asked for it: nightly, catch-up, gap, manual */
-  reason: 'nightly' | 'catch-up' | 'gap' | 'manual';
+  /** what asked for it: nightly, catch-up, gap, manual; lookback: re-read of held history, only late rows written; verify: the scheduled verification (repairs) */
+  reason: 'nightly' | 'catch-up' | 'gap' | 'manual' | 'lookback' | 'verify';
   /** the job may spend the operator's token reserve (manual commands only) */
   useReserve?: boolean;
 }

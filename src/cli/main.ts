@@ -16,6 +16,7 @@ const COMMANDS: Record<string, Loader> = {
   set: async () => (await import('./commands/set.js')).command,
   'dead-letters': async () => (await import('./commands/dead-letters.js')).command,
   rollup: async () => (await import('./commands/rollup.js')).command,
+  verify: async () => (await import('./commands/verify.js')).command,
   status: async () => (await import('./commands/status.js')).command,
   simulate: async () => (await import('./commands/simulate.js')).command,
 };

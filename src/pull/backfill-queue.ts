@@ -4,6 +4,12 @@ import type { BackfillJob } from '../base/queues.js';
 import type { Checkpoints } from './checkpoints.js';
 import { splitWindows, windowKey, type Window } from './windows.js';
 
+/**
+ * BullMQ priority of lookback and verify windows: a prioritised job starts only when no job without
+ * one waits, so they use the request rate that nightly, catch-up, gap and manual windows leave over
+ */
+export const RECHECK_PRIORITY = 10;
+
 /** jobs added in one `addBulk` (one pipeline round trip) */
 export const ADD_BULK_CHUNK = 1000;
 
@@ -84,9 +90,11 @@ export class BackfillQueue {
     const out: QueuedWindow[] = [];
     for (const r of wanted) {
       for (const w of splitWindows(r.from, r.to, this.options.windowMs, this.options.gridOffset)) {
-        const key = windowKey(r.deviceId, w);
+        // a re-check of a window is not the same job as its backfill: its own deduplication id
+        const recheck = r.reason === 'lookback' || r.reason === 'verify';
+        const key = recheck ? `${r.reason}|${windowKey(r.deviceId, w)}` : windowKey(r.deviceId, w);
         const data: BackfillJob = { deviceId: r.deviceId, from: w.from, to: w.to, reason: r.reason, ...(r.useReserve ? { useReserve: true } : {}) };
-        jobs.push({ name: r.deviceId, data, opts: { ...this.jobOptions, jobId: `${key}|${stamp}`, deduplication: { id: key } } });
+        jobs.push({ name: r.deviceId, data, opts: { ...this.jobOptions, ...(recheck ? { priority: RECHECK_PRIORITY } : {}), jobId: `${key}|${stamp}`, deduplication: { id: key } } });
         out.push({ deviceId: r.deviceId, ...w, jobId: `${key}|${stamp}`, deduplicated: false });
       }
     }

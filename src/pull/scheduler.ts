@@ -11,6 +11,8 @@ import type { GapFinder } from './gap-finder.js';
 import { messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
 import { statusJobs } from './status-job.js';
+import { lookbackRequests } from './lookback.js';
+import { VERIFY_SPAN_MS, type VerifyLedger } from './verify-run.js';
 import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
 export type ScheduleName = keyof SchedulesConfig;
@@ -26,6 +28,10 @@ export interface SchedulerOptions {
   backfills: Pick<BackfillQueue, 'enqueueMany'>;
   statusQueue: Pick<Queue<StatusJob>, 'addBulk' | 'getJobCounts'>;
   gapFinder: Pick<GapFinder, 'scan'>;
+  /** where the scheduled verification's totals are kept (status shows them) */
+  verifyLedger?: Pick<VerifyLedger, 'start'>;
+  /** EXPEED_LOOKBACK, ms: the nightly slot also re-reads this much before each checkpoint (0 = off) */
+  lookbackMs?: number;
   /** where a device without a checkpoint starts (EXPEED_BACKFILL_START) */
   backfillStart: number;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -92,6 +98,7 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     const ids = (await o.registry.list()).map((d) => d.id);
     const checkpoints = await o.checkpoints.getMany(ids);
     const requests = ids.map((id): BackfillJob => ({ deviceId: id, from: checkpoints.get(id)?.upTo ?? o.backfillStart, to: slot, reason: 'nightly' }));
+    requests.push(...lookbackRequests(ids, checkpoints, o.lookbackMs));
     return (await o.backfills.enqueueMany(requests)).length;
   }
 
@@ -152,7 +159,14 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     return (await o.backfills.enqueueMany(requests)).length;
   }
 
-  const actions: Record<ScheduleName, (slot: number) => Promise<number>> = { nightly, status, gaps };
+  // each device's previous 7 days, verified and repaired by the backfill workers at low priority
+  async function verify(slot: number): Promise<number> {
+    const ids = (await o.registry.list()).map((d) => d.id);
+    await o.verifyLedger?.start({ at: slot, devices: ids.length, from: slot - VERIFY_SPAN_MS, to: slot });
+    return (await o.backfills.enqueueMany(ids.map((id): BackfillJob => ({ deviceId: id, from: slot - VERIFY_SPAN_MS, to: slot, reason: 'verify' })))).length;
+  }
+
+  const actions: Record<ScheduleName, (slot: number) => Promise<number>> = { nightly, status, gaps, verify };
 
   async function fire(schedule: ScheduleName, at: Date): Promise<SlotResult> {
     const slot = Math.floor(at.getTime() / 1000) * 1000;

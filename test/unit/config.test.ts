@@ -17,7 +17,9 @@ describe('loadConfig', () => {
     expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(c.prefix).toBe('expeed');
     expect(c.influx).toEqual({ url: 'http://127.0.0.1:8086', api: 'auto', bucket: 'expeed', org: undefined, token: undefined });
-    expect(c.schedules).toEqual({ nightly: '0 2 * * *', status: '*/5 * * * *', gaps: '17 * * * *' });
+    expect(c.schedules).toEqual({ nightly: '0 2 * * *', status: '*/5 * * * *', gaps: '17 * * * *', verify: '30 3 * * 0' });
+    expect(c.lookbackMs).toBe(2 * 86_400_000);
+    expect(loadConfig({ EXPEED_LOOKBACK: '0' }, NOW).lookbackMs).toBe(0);
     expect(c.admin).toBeUndefined();
     expect(c.logLevel).toBe('info');
     expect(c.heapGrowthPercent).toBe(DEFAULT_HEAP_GROWTH_PERCENT);
@@ -137,7 +139,7 @@ describe('loadConfig', () => {
 
   test('valid cron expressions pass, including ones that fire only in leap years or some months', () => {
     const c = loadConfig({ EXPEED_SCHEDULE_NIGHTLY: '0 0 29 2 *', EXPEED_SCHEDULE_GAPS: '0 0 31 */2 *', EXPEED_SCHEDULE_STATUS: '*/10 * * * * *' }, NOW);
-    expect(c.schedules).toEqual({ nightly: '0 0 29 2 *', gaps: '0 0 31 */2 *', status: '*/10 * * * * *' });
+    expect(c.schedules).toEqual({ nightly: '0 0 29 2 *', gaps: '0 0 31 */2 *', status: '*/10 * * * * *', verify: '30 3 * * 0' });
   });
 
   test('INFLUX_URL with a user or password is refused, naming INFLUX_TOKEN, without printing the password', () => {

@@ -1,3 +1,4 @@
+import { gatherRecheck, renderRecheck } from '../../status/recheck.js';
 import { flag, one, parseArgs, UsageError } from '../args.js';
 import { describeBudget } from '../../dead-letters/budget-report.js';
 import type { Command } from '../command.js';
@@ -122,9 +123,10 @@ export const command: Command = {
       rawRetentionMs: config.influx.rawRetentionMs,
       staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
     });
+    const recheck = await gatherRecheck(stack.redis, config.prefix);
     // JSON keeps every device (scripts rely on it) unless one was asked for
-    if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(device === undefined ? report : { ...report, devices: report.devices.filter((d) => d.id === device) }), null, 2));
-    else ctx.out(renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s), { all: flag(args, 'all'), device }));
+    if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(device === undefined ? { ...report, ...recheck } : { ...report, ...recheck, devices: report.devices.filter((d) => d.id === device) }), null, 2));
+    else ctx.out(`${renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s), { all: flag(args, 'all'), device })}\n${ctx.scrubber.scrub(renderRecheck(recheck, config.timezone, device))}`);
     // a section that could not be read is a failure for scripts
     return Object.keys(report.errors).length ? 1 : 0;
   },

@@ -1,0 +1,102 @@
+import { all, flag, one, parseArgs, UsageError } from '../args.js';
+import type { Command } from '../command.js';
+import { parseInstant } from '../instant.js';
+import { bar } from '../progress-view.js';
+import { formatLocalTime, zoneOffsetMs } from '../../platform/timestamp.js';
+import { walkHistory } from '../../platform/history-walker.js';
+import { totalsOf, verifyDevice, VerifyLedger, type DeviceVerification, type VerifiedHour } from '../../pull/verify-run.js';
+
+const USAGE = 'verify [--device ID]... [--from T] [--to T] [--repair] [--json]';
+/** the range verified when --from is not given */
+const DEFAULT_SPAN_MS = 7 * 86_400_000;
+/** differing hours listed with their examples in the text output */
+const LISTED_HOURS = 20;
+
+/**
+ * Re-reads a range from the platform (through the app's rate-limited client and shared token) with
+ * the backfill's walk and compares it with InfluxDB hour by hour; `--repair` writes what is missing
+ * or different through the one write path, deletes extra points, and compares again. Exit 0 only
+ * when every hour is equal (after the repair); 1 otherwise.
+ */
+export const command: Command = {
+  usage: USAGE,
+  summary: 'compare a range (default: the last 7 days, every device) with the platform hour by hour: equal, rows missing, points extra, values differing; --repair writes what is missing or different (rollups re-marked) and deletes extra points, then verifies again; exit 0 only when equal',
+  async run(argv, ctx) {
+    const args = parseArgs(argv, { values: ['device', 'from', 'to'], flags: ['repair', 'json'] });
+    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
+    const { config } = ctx;
+    const tz = config.timezone;
+    const now = Date.now();
+    const toArg = one(args, 'to');
+    const fromArg = one(args, 'from');
+    const to = Math.min(toArg === undefined ? now : parseInstant(toArg, tz, '--to'), now);
+    const from = fromArg === undefined ? to - DEFAULT_SPAN_MS : parseInstant(fromArg, tz, '--from');
+    if (!(from < to)) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()}, capped at now)`);
+    const repair = flag(args, 'repair');
+    const json = flag(args, 'json');
+    const app = await ctx.app();
+
+    const registered = await app.registry.list();
+    const wanted = all(args, 'device');
+    for (const id of wanted) if (!registered.some((d) => d.id === id)) throw new Error(`device "${id}" is not in the registry (expeed-sync devices list)`);
+    const devices = wanted.length ? registered.filter((d) => wanted.includes(d.id)) : registered;
+    if (devices.length === 0) throw new Error('no device in the registry: nothing to verify');
+
+    const options = {
+      walk: (device: { id: string; key: string }, range: { from: number; to: number; limit: number }, call?: { useReserve?: boolean; signal?: AbortSignal }) => walkHistory(app.platform, device, { ...range, call }),
+      query: app.influx,
+      writer: app.writer,
+      markHours: (touched: Map<string, number[]>) => app.rollup.dirty.mark(touched, { manual: true }),
+      pageLimit: config.pageLimit,
+      windowMs: config.backfillWindowMs,
+      gridOffset: (t: number) => zoneOffsetMs(t, tz),
+    };
+    const tty = process.stdout.isTTY === true && !json;
+    const totalHours = devices.length * Math.ceil((to - from) / 3_600_000);
+    let doneHours = 0;
+    const results: DeviceVerification[] = [];
+    for (const d of devices) {
+      const v = await verifyDevice(options, { id: d.id, key: d.key }, from, to, {
+        repair,
+        call: { useReserve: true },
+        onWindow: (hours) => {
+          doneHours += hours.length;
+          const line = `${d.id}: ${doneHours}/${totalHours} hours verified`;
+          if (tty) process.stdout.write(`\r${bar(doneHours / Math.max(1, totalHours), 30)} ${line}`);
+          else if (!json) ctx.out(line);
+        },
+      });
+      results.push(v);
+    }
+    if (tty) process.stdout.write('\n');
+    const hours = results.flatMap((r) => r.hours);
+    const totals = totalsOf(hours);
+    await new VerifyLedger(app.redis, config.prefix).record({ at: Date.now(), devices: devices.length, from, to, ...totals });
+    const equal = totals.missing + totals.extra + totals.differing === 0;
+
+    if (json) {
+      ctx.out(JSON.stringify({ from, to, repair, equal, totals, devices: results.map((r) => ({ ...r, hours: r.hours.filter((h) => h.result !== 'equal') })) }));
+      return equal ? 0 : 1;
+    }
+    ctx.out('');
+    ctx.out('device            hours  equal  missing  extra  differing  repaired  written  removed');
+    for (const r of results) {
+      const t = totalsOf(r.hours);
+      ctx.out(`${r.deviceId.padEnd(16)}  ${String(r.hours.length).padStart(5)}  ${String(t.equal).padStart(5)}  ${String(t.missing).padStart(7)}  ${String(t.extra).padStart(5)}  ${String(t.differing).padStart(9)}  ${String(t.repaired).padStart(8)}  ${String(r.written).padStart(7)}  ${String(r.removed).padStart(7)}`);
+    }
+    const listed: VerifiedHour[] = hours.filter((h) => h.result !== 'equal').slice(0, LISTED_HOURS);
+    for (const h of listed) {
+      ctx.out(`${h.deviceId} ${formatLocalTime(h.hour, tz)}: ${h.repaired ? 'repaired, was ' : ''}${h.result} (missing ${h.missing}, extra ${h.extra}, differing ${h.differing})`);
+      for (const e of h.examples) ctx.out(`    ${e}`);
+    }
+    if (repair) {
+      const written = results.reduce((n, r) => n + r.written, 0);
+      const removed = results.reduce((n, r) => n + r.removed, 0);
+      ctx.out(`repair: wrote ${written} point(s) from the platform; removed ${removed} point(s) from device_data that the platform does not hold (or that held fields the platform row lacks, then rewritten)`);
+    } else if (totals.extra) {
+      ctx.out('extra points are only reported; --repair deletes them');
+    }
+    ctx.out(equal ? `equal: ${totals.equal + totals.repaired} hour(s) equal${totals.repaired ? `, ${totals.repaired} of them repaired` : ''}` : `not equal: ${totals.missing} hour(s) with rows missing, ${totals.extra} with extra points, ${totals.differing} with values differing${repair ? '' : ' (--repair fixes them)'}`);
+    return equal ? 0 : 1;
+  },
+};
