@@ -179,7 +179,7 @@ describe('throttled answers pause platform calls', () => {
     const pause = new PlatformPause({ redis, prefix: pausePrefix(), now: clock.now, sleep: clock.sleep, log: w.log });
     const first = await pause.throttled({ endpoint: 'datapoints', status: 429, retryAfter: '2' });
     const longer = await pause.throttled({ endpoint: 'datapoints', status: 429, retryAfter: '4' });
-    const shorter = await pause.throttled({ endpoint: 'current_datapoints', status: 503, retryAfter: '1' });
+    const shorter = await pause.throttled({ endpoint: 'currentDatapoints', status: 503, retryAfter: '1' });
     expect([first.effect, longer.effect, shorter.effect]).toEqual(['began', 'extended', 'within']);
     expect(w.lines).toHaveLength(1);
     expect(w.lines[0]!.msg).toContain('pause for 2 s');
@@ -188,7 +188,7 @@ describe('throttled answers pause platform calls', () => {
     expect(clock.sleeps).toEqual([4000]);
     expect(await pause.pausedUntil()).toBeUndefined();
     // the pause ended: the next throttled answer begins (and logs) a new one
-    expect((await pause.throttled({ endpoint: 'history', status: 429, retryAfter: '1' })).effect).toBe('began');
+    expect((await pause.throttled({ endpoint: 'datapoints', status: 429, retryAfter: '1' })).effect).toBe('began');
     expect(w.lines).toHaveLength(2);
   });
 
