@@ -1,5 +1,5 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import type { App } from '../../app/app.js';
 import type { CommandContext } from '../context.js';
 import { parseInstant } from '../instant.js';

@@ -1,5 +1,5 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import { parseInstant } from '../instant.js';
 import { formatDuration } from '../progress-view.js';
 import { formatLocalTime } from '../../platform/timestamp.js';

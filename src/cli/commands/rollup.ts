@@ -1,5 +1,5 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import { parseInstant } from '../instant.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { MEASUREMENT } from '../../influx/api.js';
@@ -15,7 +15,7 @@ const USAGE = 'rollup [--device ID]... [--from T] [--to T]';
  */
 export const command: Command = {
   usage: USAGE,
-  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended and settled)',
+  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended; due at once, without waiting for EXPEED_ROLLUP_SETTLE)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
@@ -23,8 +23,9 @@ export const command: Command = {
     const tz = config.timezone;
     const toArg = one(args, 'to');
     const fromArg = one(args, 'from');
-    // an hour still open (or not yet settled) is rolled up by the service once it is
-    const newest = hourOf(Date.now() - config.rollupSettleMs);
+    // a request by hand is due at once (EXPEED_ROLLUP_SETTLE does not apply); the open hour is
+    // rolled up by the service once it has ended
+    const newest = hourOf(Date.now());
     const to = Math.min(toArg === undefined ? newest : parseInstant(toArg, tz, '--to'), newest);
     const stack = await ctx.app();
 
@@ -48,7 +49,7 @@ export const command: Command = {
       const hours: number[] = [];
       for (let h = hourOf(from); h < to; h += HOUR_MS) hours.push(h);
       if (hours.length === 0) {
-        ctx.out(`${id}: no ended and settled hour in the range (the newest is ${formatLocalTime(newest - HOUR_MS, tz)})`);
+        ctx.out(`${id}: no ended hour in the range (the newest is ${formatLocalTime(newest - HOUR_MS, tz)})`);
         continue;
       }
       ranges.set(id, hours);

@@ -1,12 +1,12 @@
 import { flag, one, parseArgs, UsageError } from '../args.js';
 import { describeBudget } from '../../dead-letters/budget-report.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
 import { cronIntervalMs } from '../../pull/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { QUEUE } from '../../base/queues.js';
-import { table } from './devices.js';
-import { cooldownCause } from './token.js';
+import { table } from '../table.js';
+import { cooldownCause } from '../token-cooldown.js';
 
 function ago(at: number | undefined, now: number): string {
   if (at === undefined) return '-';
