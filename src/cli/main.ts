@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Loader> = {
   rollup: async () => (await import('./commands/rollup.js')).command,
   status: async () => (await import('./commands/status.js')).command,
   simulate: async () => (await import('./commands/simulate.js')).command,
+  check: async () => (await import('./commands/check.js')).command,
 };
 
 async function help(): Promise<string> {
