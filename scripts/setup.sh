@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what expeed-sync and its tests need on a Debian machine, idempotently:
 # Debian packages (InfluxDB 1.x, Redis, VictoriaMetrics for the 2.x write-path tests,
-# docker-compose to validate the compose file), the npm dependencies, then a local InfluxDB on
+# docker-compose to validate the compose file; podman and debootstrap to build the image), the npm dependencies, then a local InfluxDB on
 # 127.0.0.1:8086 and Redis on 127.0.0.1:6379 when nothing answers there; with WITH_TEST_TOOLS=1 also a
 # local 3-master Redis Cluster (127.0.0.1:7001-7003) for the cluster tests.
 set -euo pipefail
@@ -36,6 +36,10 @@ if [ "$WITH_TEST_TOOLS" = 1 ]; then
   command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
   command -v docker-compose >/dev/null || need+=(docker-compose)
   command -v prometheus >/dev/null || need+=(prometheus)
+  # podman builds and runs the container image from the Dockerfile;
+  # debootstrap makes the stand-in for node:20-slim where no registry image can be pulled
+  command -v podman >/dev/null || need+=(podman)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Loader> = {
   verify: async () => (await import('./commands/verify.js')).command,
   status: async () => (await import('./commands/status.js')).command,
   simulate: async () => (await import('./commands/simulate.js')).command,
+  check: async () => (await import('./commands/check.js')).command,
 };
 
 async function help(): Promise<string> {
