@@ -1,3 +1,6 @@
+/** Devices per GapFinder.scanMany call in the gap check and `expeed-sync gaps`. */
+export const GAP_CHUNK_SIZE = 250;
+
 /**
  * The gap check's device chunks: `ids` in order, at most `size` per chunk (at least one device
  * per chunk whatever `size` says), so one GapFinder.scanMany call covers a chunk.

@@ -10,7 +10,7 @@ import type { Checkpoints } from './checkpoints.js';
 import type { GapFinder } from './gap-finder.js';
 import { messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
-import { gapChunks } from './gap-chunks.js';
+import { GAP_CHUNK_SIZE, gapChunks } from './gap-chunks.js';
 import { statusJobs } from './status-job.js';
 import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
@@ -34,7 +34,7 @@ export interface SchedulerOptions {
   gapLookbackMs: number;
   /** and leaves out the newest ms, which pushes and the nightly run may still fill (default 10 min) */
   gapSettleMs: number;
-  /** devices per GapFinder.scanMany call in a gap check: a failed call loses only its chunk (default 250) */
+  /** devices per GapFinder.scanMany call in a gap check: a failed call loses only its chunk (default GAP_CHUNK_SIZE, 250) */
   gapChunkSize: number;
   /** chunks whose InfluxDB scans run at once in a gap check (default 2) */
   gapConcurrency: number;
@@ -51,7 +51,7 @@ export interface SchedulerOptions {
 export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSettleMs' | 'gapChunkSize' | 'gapConcurrency' | 'statusRatePerSecond' | 'statusChunkSize'> = {
   gapLookbackMs: 86_400_000,
   gapSettleMs: 10 * 60_000,
-  gapChunkSize: 250,
+  gapChunkSize: GAP_CHUNK_SIZE,
   gapConcurrency: 2,
   statusRatePerSecond: 20,
   statusChunkSize: DEFAULT_STATUS_SLOT.chunkSize,
