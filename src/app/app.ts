@@ -213,9 +213,9 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         backfills,
         statusQueue,
         gapFinder: {
-          scan: async (deviceId, from, to) => {
-            const found = await gapFinder.scan(deviceId, from, to);
-            if (found.gaps.length) metrics.gapsFound.inc({ device_id: deviceId }, found.gaps.length);
+          scanMany: async (ids, from, to) => {
+            const found = await gapFinder.scanMany(ids, from, to);
+            for (const f of found) if (f.gaps.length) metrics.gapsFound.inc({ device_id: f.deviceId }, f.gaps.length);
             return found;
           },
         },

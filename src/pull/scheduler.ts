@@ -10,6 +10,7 @@ import type { Checkpoints } from './checkpoints.js';
 import type { GapFinder } from './gap-finder.js';
 import { messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
+import { GAP_CHUNK_SIZE, gapChunks } from './gap-chunks.js';
 import { statusJobs } from './status-job.js';
 import { lookbackRequests } from './lookback.js';
 import { VERIFY_SPAN_MS, type VerifyLedger } from './verify-run.js';
@@ -27,7 +28,7 @@ export interface SchedulerOptions {
   checkpoints: Pick<Checkpoints, 'getMany'>;
   backfills: Pick<BackfillQueue, 'enqueueMany'>;
   statusQueue: Pick<Queue<StatusJob>, 'addBulk' | 'getJobCounts'>;
-  gapFinder: Pick<GapFinder, 'scan'>;
+  gapFinder: Pick<GapFinder, 'scanMany'>;
   /** where the scheduled verification's totals are kept (status shows them) */
   verifyLedger?: Pick<VerifyLedger, 'start'>;
   /** EXPEED_LOOKBACK, ms: the nightly slot also re-reads this much before each checkpoint (0 = off) */
@@ -39,7 +40,9 @@ export interface SchedulerOptions {
   gapLookbackMs: number;
   /** and leaves out the newest ms, which pushes and the nightly run may still fill (default 10 min) */
   gapSettleMs: number;
-  /** devices whose InfluxDB scans run at once in a gap check (default 8) */
+  /** devices per GapFinder.scanMany call in a gap check: a failed call loses only its chunk (default GAP_CHUNK_SIZE, 250) */
+  gapChunkSize: number;
+  /** chunks whose InfluxDB scans run at once in a gap check (default 2) */
   gapConcurrency: number;
   /** platform requests a second (EXPEED_RATE_LIMIT): how many devices one status slot can poll */
   statusRatePerSecond: number;
@@ -51,10 +54,11 @@ export interface SchedulerOptions {
   onStatusSkipped?: () => void;
 }
 
-export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSettleMs' | 'gapConcurrency' | 'statusRatePerSecond' | 'statusChunkSize'> = {
+export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSettleMs' | 'gapChunkSize' | 'gapConcurrency' | 'statusRatePerSecond' | 'statusChunkSize'> = {
   gapLookbackMs: 86_400_000,
   gapSettleMs: 10 * 60_000,
-  gapConcurrency: 8,
+  gapChunkSize: GAP_CHUNK_SIZE,
+  gapConcurrency: 2,
   statusRatePerSecond: 20,
   statusChunkSize: DEFAULT_STATUS_SLOT.chunkSize,
 };
@@ -145,15 +149,17 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     const from = to - o.gapLookbackMs;
     const devices = await o.registry.list();
     const requests: BackfillJob[] = [];
-    // a few devices' scans at once (InfluxDB answers each in a few queries); their gaps queued together
-    await inLanes(devices, o.gapConcurrency, async (d) => {
+    const chunks = gapChunks(devices.map((d) => d.id), o.gapChunkSize);
+    // a few chunks scanned at once (InfluxDB answers each chunk in a few GROUP BY "device_id" queries); all gaps queued together
+    await inLanes(chunks, o.gapConcurrency, async (chunk) => {
       try {
-        const found = await o.gapFinder.scan(d.id, from, to);
-        for (const g of found.gaps) requests.push({ deviceId: d.id, from: g.from, to: g.to, reason: 'gap' });
-        if (found.gaps.length) o.logger.info({ deviceId: d.id, gaps: found.gaps.length, cadenceMs: found.cadenceMs }, 'gap check: backfills queued');
+        for (const found of await o.gapFinder.scanMany(chunk, from, to)) {
+          for (const g of found.gaps) requests.push({ deviceId: found.deviceId, from: g.from, to: g.to, reason: 'gap' });
+          if (found.gaps.length) o.logger.info({ deviceId: found.deviceId, gaps: found.gaps.length, cadenceMs: found.cadenceMs }, 'gap check: backfills queued');
+        }
       } catch (err) {
-        // one device's failed scan must not hide the others' gaps
-        o.logger.warn({ deviceId: d.id, err: messageOf(err) }, 'gap check failed for a device; the next slot tries again');
+        // one chunk's failed scan must not hide the other chunks' gaps
+        o.logger.warn({ devices: chunk.length, first: chunk[0], last: chunk[chunk.length - 1], err: messageOf(err) }, 'gap check failed for a chunk of devices; the next slot tries again');
       }
     });
     return (await o.backfills.enqueueMany(requests)).length;

@@ -100,7 +100,7 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
     await stack.backfillQueue.obliterate({ force: true });
   }, 60_000);
 
-  test('a gap-check slot scans devices concurrently, queues their gaps together, and one failed scan hides no other', async () => {
+  test('a gap-check slot scans the fleet in chunks, a few at once, queues their gaps together, and one failed chunk hides no other', async () => {
     // 40 devices with a point every 10 minutes over the 26 h before the slot; every fourth has a 3 h hole
     const fleet = ids.slice(0, 40);
     const to = slot - 10 * 60_000;
@@ -112,22 +112,23 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
     const res = await fetch(`${INFLUX_URL}/write?db=${db.name}&precision=ms`, { method: 'POST', body: lines.join('\n') });
     expect(res.status).toBe(204);
 
-    const broken = fleet[8]!; // has a hole, but its scan fails
+    const broken = fleet[8]!; // has a hole, but the scan of its chunk fails
     const warned: unknown[] = [];
-    const scanned: string[] = [];
+    const chunks: string[][] = [];
     let inFlight = 0;
     let most = 0;
     const scheduler = (log: unknown[]) =>
       stackScheduler(stack, config.prefix, backfillStart, {
+        gapChunkSize: 10,
         gapConcurrency: 4,
         logger: { info: () => undefined, error: () => undefined, warn: (o: unknown) => void log.push(o) } as never,
         gapFinder: {
-          scan: async (id, f, t) => {
-            scanned.push(id);
+          scanMany: async (chunk, f, t) => {
+            chunks.push([...chunk]);
             most = Math.max(most, ++inFlight);
             try {
-              if (id === broken) throw new Error('InfluxDB answered 500 for this device');
-              return await stack.gapFinder.scan(id, f, t);
+              if (chunk.includes(broken)) throw new Error('InfluxDB answered 500 for this chunk');
+              return await stack.gapFinder.scanMany(chunk, f, t);
             } finally {
               inFlight--;
             }
@@ -138,13 +139,19 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
     const b = scheduler(warned);
     const [ra, rb] = await Promise.all([a.fire('gaps', new Date(slot)), b.fire('gaps', new Date(slot))]);
     expect([ra.ran, rb.ran].sort()).toEqual([false, true]);
-    // every registered device was scanned once (the 460 without data say so and queue nothing), at most 4 at a time
-    expect(scanned.sort()).toEqual(ids);
+    // every registered device was scanned once (the 460 without data say so and queue nothing), in 50 chunks of 10, at most 4 chunks at a time
+    expect(chunks.flat().sort()).toEqual(ids);
+    expect(chunks.map((c) => c.length)).toEqual(Array.from({ length: FLEET / 10 }, () => 10));
     expect(most).toBe(4);
-    expect(warned).toEqual([expect.objectContaining({ deviceId: broken, err: 'InfluxDB answered 500 for this device' })]);
+    const lost = chunks.find((c) => c.includes(broken))!;
+    expect(warned).toEqual([expect.objectContaining({ devices: 10, first: lost[0], last: lost[9], err: 'InfluxDB answered 500 for this chunk' })]);
+    // the failed chunk held other holed devices too; the holed devices of the other chunks are all queued
+    const holedAll = fleet.filter((_, i) => i % 4 === 0);
+    expect(holedAll.filter((id) => lost.includes(id)).length).toBeGreaterThan(1);
+    expect(holedAll.filter((id) => !lost.includes(id)).length).toBeGreaterThan(3);
 
     const jobs = await stack.backfillQueue.getJobs(['waiting']);
-    const holed = fleet.filter((id, i) => i % 4 === 0 && id !== broken).sort();
+    const holed = holedAll.filter((id) => !lost.includes(id)).sort();
     expect([...new Set(jobs.map((j) => j.data.deviceId))].sort()).toEqual(holed);
     expect(jobs).toHaveLength(ra.jobs + rb.jobs);
     for (const id of holed) {
