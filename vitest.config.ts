@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // dist/ built once per run: tests that spawn the CLI run the compiled code, not tsx
+    globalSetup: ['test/global-setup.ts'],
     // unhandled rejections fail the run (vitest's default); keep it explicit
     dangerouslyIgnoreUnhandledErrors: false,
   },

@@ -13,6 +13,7 @@ import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type I
 import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batcher.js';
 import type { PendingSettingsStore } from '../src/devices/pending-settings.js';
 import { StatusPushLog } from '../src/pull/status-slot.js';
+import { LogLimiter } from '../src/base/log-limiter.js';
 
 export interface IngestWorkerOptions {
   /** a blocking-capable connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking reads */
@@ -98,14 +99,11 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     concurrency: o.concurrency,
     settings: { backoffStrategy: (attemptsMade, type) => (type === INGEST_BACKOFF_TYPE ? ingestBackoff(attemptsMade) : 1000) },
   });
-  let lastReport = 0;
-  worker.on('error', (err) => {
-    if (Date.now() - lastReport < 10_000) return;
-    lastReport = Date.now();
-    o.logger.warn({ err }, 'ingest worker: Redis error');
-  });
+  // Redis or InfluxDB refusing fails every job alike: one line per 10 s per kind, with the count not logged
+  const faults = new LogLimiter({ now: o.now });
+  worker.on('error', (err) => faults.log(o.logger, 'warn', 'ingest-redis', { err }, 'ingest worker: Redis error'));
   worker.on('failed', (job, err) => {
-    if (job && job.attemptsMade <= 1) o.logger.warn({ err, jobId: job.id, pushes: job.data.pushes?.length }, 'ingest job failed; it is retried with backoff');
+    if (job && job.attemptsMade <= 1) faults.log(o.logger, 'warn', 'ingest-job-failed', { err, jobId: job.id, pushes: job.data.pushes?.length }, 'ingest job failed; it is retried with backoff');
   });
 
   let closing: Promise<void> | undefined;

@@ -25,7 +25,8 @@ import type { PointWriter } from '../influx/api.js';
 import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
 import { ROLLUP_RP } from '../influx/database.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
-import { createMetrics, DeviceLabels, meterPlatformClient, meterWriter, type Metrics } from '../ops/metrics.js';
+import { createMetrics, DeviceLabels, meterWriter, type Metrics } from '../ops/metrics.js';
+import { meterPlatformClient } from '../ops/platform-metering.js';
 import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
@@ -33,6 +34,7 @@ import { PlatformNewestStore } from '../pull/quiet-check.js';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
 import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
 import { RedisNonceStore } from '../push/replay.js';
+import { RedisHeadroom } from '../push/redis-headroom.js';
 import { markingWriter } from '../rollup/hour-marker.js';
 import { createRollupStack, type RollupStack } from '../rollup/rollup-stack.js';
 import { PendingSettingsStore } from '../devices/pending-settings.js';
@@ -110,6 +112,8 @@ export interface WebhookIntake {
   ingest: OpenIngestQueue;
   deadLetters: RedisDeadLetterStore;
   nonces: RedisNonceStore;
+  /** Redis near full (WEBHOOK_REDIS_MEMORY_PERCENT, WEBHOOK_MAX_BACKLOG): pushes are refused until the workers drain it */
+  headroom: RedisHeadroom;
 }
 
 export function createApp(config: Config, overrides: AppOverrides = {}): App {
@@ -192,6 +196,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         ingest,
         deadLetters: new RedisDeadLetterStore(ingest.connection, config.prefix, { maxBytes: config.deadLetters.maxBytes }),
         nonces: new RedisNonceStore(ingest.connection, config.prefix),
+        headroom: new RedisHeadroom(ingest.connection, () => ingest.queue.count(), { memoryPercent: config.webhook.redisMemoryPercent, maxBacklog: config.webhook.maxBacklog }),
       };
     },
     scheduler(schedulerOverrides = {}) {

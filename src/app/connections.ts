@@ -6,12 +6,18 @@
  */
 import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
+import { LogLimiter } from '../base/log-limiter.js';
 import { createRedis, type RedisConnection } from '../base/queues.js';
 import { INGEST_QUEUE_REDIS } from '../push/ingest-queue.js';
 
 /** Stores, queues and the token budget; commands wait (offline queue) while Redis reconnects. */
 export function mainRedis(config: Config, logger: Pick<Logger, 'warn' | 'debug'>, level: 'warn' | 'debug' = 'warn'): RedisConnection {
-  return createRedis(config, {}, (err) => logger[level]({ err: err.message }, 'Redis connection error'));
+  // one line per 10 s while Redis is away, with the count of errors not logged
+  const limiter = new LogLimiter();
+  return createRedis(config, {}, (err) => {
+    const notLoggedBefore = limiter.admit('redis');
+    if (notLoggedBefore !== undefined) logger[level]({ err: err.message, notLoggedBefore }, 'Redis connection error');
+  });
 }
 
 /** The webhook's: one retry, no offline queue, so that a push is answered 503 at once while Redis is down. */

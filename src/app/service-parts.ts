@@ -8,7 +8,7 @@ import type { Queue, Worker } from 'bullmq';
 import { waitForInflux } from '../influx/ping.js';
 import { ROLLUP_RP } from '../influx/database.js';
 import { budgetCheck } from '../dead-letters/budget-report.js';
-import { setTokenUsage, type Metrics } from '../ops/metrics.js';
+import { setRollupBacklog, setTokenUsage, type Metrics } from '../ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from '../ops/http.js';
 import { parsePlatformTime } from '../platform/timestamp.js';
 import { catchUpOnStart } from '../pull/catch-up.js';
@@ -16,6 +16,7 @@ import type { Heartbeat } from '../pull/heartbeat.js';
 import type { QueuedWindow } from '../pull/backfill-queue.js';
 import type { Scheduler } from '../pull/scheduler.js';
 import { createWebhookServer, type WebhookServer } from '../push/server.js';
+import { headroomCheck } from '../push/redis-headroom.js';
 import type { App, WebhookIntake } from './app.js';
 
 /** A worker as the service stops it: gracefully within the grace, or at once. */
@@ -123,7 +124,7 @@ export async function startScheduling(app: App, heartbeat: Heartbeat, started: {
 }
 
 /** /healthz, /readyz (Redis, InfluxDB, each worker, the dead-letter budget) and /metrics (read at scrape time). */
-export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[]) {
+export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[], intake?: WebhookIntake) {
   const { config, metrics, deadLetters } = app;
   const readiness: ReadinessCheck[] = [
     { name: 'redis', check: async () => (await app.redis.ping()) === 'PONG' },
@@ -136,6 +137,7 @@ export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[]) {
     },
     ...workers.map((w) => ({ name: `worker:${w.name}`, check: async () => w.isRunning() })),
     budgetCheck(deadLetters),
+    ...(intake ? [headroomCheck(intake.headroom)] : []),
   ];
   const collect = async () => {
     await app.labels.refresh();
@@ -145,6 +147,7 @@ export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[]) {
       for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);
     }
     metrics.deadLetters.set(await deadLetters.count());
+    setRollupBacklog(metrics, await app.rollup.dirty.backlog(), Date.now());
     const budget = await deadLetters.budget();
     metrics.deadLetterBytes.set(budget.usedBytes);
     metrics.deadLetterMaxBytes.set(budget.maxBytes);
@@ -183,6 +186,7 @@ export async function listenWebhook(app: App, intake: WebhookIntake, ops: Return
     queue: intake.ingest.queue,
     deadLetters: intake.deadLetters,
     nonces: intake.nonces,
+    headroom: intake.headroom,
     maxRawBytes: config.deadLetters.maxRawBytes,
     onRefused: (reason) => metrics.webhookRefused.inc({ reason }),
     logger,

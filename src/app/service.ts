@@ -106,7 +106,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       started.intake = await app.webhookIntake();
       queues.push(started.intake.ingest.queue as Queue);
     }
-    const ops = opsPlugin(app, started.workers, queues);
+    const ops = opsPlugin(app, started.workers, queues, started.intake);
     let address: string | undefined;
     if (started.intake) address = await listenWebhook(app, started.intake, ops, started);
     else if (options.opsPort) address = await listenOps(app, options.opsPort, ops, started);

@@ -49,7 +49,7 @@ export interface AppWorkers {
   startBackfillWorker(overrides?: Partial<BackfillWorkerOptions>): BackfillWorker;
   startStatusWorker(overrides?: Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult>;
   startRollupWorker(overrides?: Partial<RollupWorkerOptions>): Worker<RollupJob, RollupJobResult>;
-  /** the ingest worker on a blocking connection of its own (closed with it); registers pushed devices when EXPEED_WEBHOOK_AUTO_REGISTER */
+  /** the ingest worker on a blocking connection of its own (closed with it); registers pushed devices when EXPEED_AUTO_REGISTER */
   startIngestWorker(overrides?: Partial<IngestWorkerOptions>): IngestWorker;
   /** closes every worker started here and not closed yet */
   closeWorkers(): Promise<void>;

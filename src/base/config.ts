@@ -51,6 +51,10 @@ export interface WebhookConfig {
   pushOnlineCode: number;
   /** add devices seen in pushes (with their key) to the registry (default true) */
   autoRegister: boolean;
+  /** WEBHOOK_REDIS_MEMORY_PERCENT: pushes are refused (503) once Redis uses this % of maxmemory (default 80; 100 = off) */
+  redisMemoryPercent: number;
+  /** WEBHOOK_MAX_BACKLOG: pushes are refused (503) once this many ingest jobs wait (default 0 = off) */
+  maxBacklog: number;
 }
 
 export interface DeadLetterConfig {

@@ -124,6 +124,8 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       requirePostSignature: bool(env, 'WEBHOOK_REQUIRE_SIGNATURE', false),
       pushOnlineCode: int(env, 'EXPEED_PUSH_ONLINE_CODE', 0, 0, 1),
       autoRegister: bool(env, 'EXPEED_AUTO_REGISTER', true),
+      redisMemoryPercent: int(env, 'WEBHOOK_REDIS_MEMORY_PERCENT', 80, 1, 100),
+      maxBacklog: int(env, 'WEBHOOK_MAX_BACKLOG', 0, 0),
     },
     deadLetters: {
       maxBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_BYTES', 256 * 1024 * 1024, 1024),

@@ -23,6 +23,7 @@ import type { Redis } from 'ioredis';
 import { redisKey } from '../base/queues.js';
 import { ExpeedError } from '../base/retry.js';
 import type { DeadLetter, DeadLetterKind, DeadLetterStore } from '../influx/api.js';
+import { decodeLetter, encodeLetter, replacer } from './letter-codec.js';
 
 /** Re-submits one letter; resolves when it went through, throws (with the reason) when it did not. */
 export type RetryHandler = (letter: DeadLetter) => Promise<void>;
@@ -33,35 +34,6 @@ export interface RetryOutcome {
   ok: boolean;
   /** why it is still a dead letter */
   error?: string;
-}
-
-// JSON cannot carry NaN, ±Infinity, undefined or bigint, and those are often the very reason a
-// value was set aside: they are tagged on the way in and restored on the way out.
-const TAG = '$expeed';
-
-function replacer(this: unknown, _key: string, value: unknown): unknown {
-  if (typeof value === 'number' && !Number.isFinite(value)) return { [TAG]: 'number', value: String(value) };
-  if (typeof value === 'bigint') return { [TAG]: 'bigint', value: value.toString() };
-  if (value === undefined) return { [TAG]: 'undefined' };
-  return value;
-}
-
-function reviver(_key: string, value: unknown): unknown {
-  if (value !== null && typeof value === 'object' && TAG in value) {
-    const v = value as { [TAG]: string; value?: string };
-    if (v[TAG] === 'number') return Number(v.value);
-    if (v[TAG] === 'bigint') return BigInt(v.value ?? '0');
-    if (v[TAG] === 'undefined') return undefined;
-  }
-  return value;
-}
-
-function encodeLetter(letter: DeadLetter): string {
-  return JSON.stringify(letter, replacer);
-}
-
-function decodeLetter(text: string): DeadLetter {
-  return JSON.parse(text, reviver) as DeadLetter;
 }
 
 type StoreRedis = Pick<Redis, 'eval' | 'get' | 'hget' | 'hgetall' | 'hmget' | 'zrange' | 'zcard'>;

@@ -25,12 +25,14 @@ export function escapedMeasurement(name: string): string {
 export const RESERVED_FIELD_NAMES: ReadonlySet<string> = new Set(['time', 'device_id', '_measurement', '_field', '_value', '_time', '_start', '_stop']);
 
 /**
- * Why a key cannot be written, whatever its role, or undefined: empty, a line break, or a lone
+ * Why a key cannot be written, whatever its role, or undefined: empty, a line break, a NUL, or a lone
  * UTF-16 surrogate (it would be sent as U+FFFD, merging distinct names into one).
  */
 export function keyProblem(key: string, what: string): string | undefined {
   if (key.length === 0) return `${what} is empty`;
   if (/[\n\r]/.test(key)) return `${what} contains a line break, which line protocol cannot carry`;
+  // InfluxQL 1.x reads a NUL as the end of the query: no quoting carries it, so every query naming it fails
+  if (key.includes('\u0000')) return `${what} contains a NUL character, which no InfluxQL query can quote`;
   if (!key.isWellFormed()) return `${what} is not well-formed Unicode (it holds a lone UTF-16 surrogate)`;
   return undefined;
 }

@@ -1,12 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from '../platform/api.js';
 import type { PointWriter, SinkPoint, WriteOptions } from '../influx/api.js';
 import type { TokenUsage } from '../platform/token-usage.js';
 
 /**
- * The service's Prometheus metrics. Components stay unaware of them: the platform client and the
- * writer are wrapped by decorators here, and gauges that mirror Redis state (token budget, queue
- * depths, dead letters) are read at scrape time through `collectors`.
+ * The service's Prometheus metrics. Components stay unaware of them: the platform client (src/ops/platform-metering.ts)
+ * and the writer (here) are wrapped by decorators, and gauges that mirror Redis state (token budget, queue
+ * depths, dead letters, the rollup backlog) are read at scrape time through `collectors`.
  */
 export interface Metrics {
   registry: Registry;
@@ -34,6 +33,8 @@ export interface Metrics {
   deadLetterBytes: Gauge;
   deadLetterMaxBytes: Gauge;
   deadLettersNotKept: Gauge<'kind' | 'source'>;
+  rollupBacklog: Gauge<'tier'>;
+  rollupBacklogOldest: Gauge;
   /** requests the webhook refused, by reason (see RefusalReason) */
   webhookRefused: Counter<'reason'>;
 }
@@ -69,9 +70,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     deadLetters: new Gauge({ name: 'expeed_dead_letters', help: 'Dead letters currently kept', registers: r }),
     deadLetterBytes: new Gauge({ name: 'expeed_dead_letter_bytes', help: 'Bytes the kept dead letters take in Redis (accounted)', registers: r }),
     deadLetterMaxBytes: new Gauge({ name: 'expeed_dead_letter_max_bytes', help: 'The dead-letter budget (EXPEED_DEAD_LETTER_MAX_BYTES)', registers: r }),
+    rollupBacklog: new Gauge({ name: 'expeed_rollup_backlog', help: 'Rollup buckets waiting to be (re)computed, by tier (hour: dirty device-hours)', labelNames: ['tier'], registers: r }),
+    rollupBacklogOldest: new Gauge({ name: 'expeed_rollup_backlog_oldest_seconds', help: 'Seconds since the longest-waiting dirty hour ended or was last touched (its dirty-set score; 0 without a backlog)', registers: r }),
     deadLettersNotKept: new Gauge({ name: 'expeed_dead_letters_not_kept', help: 'Letters counted but not kept because the budget was spent, by kind and source (all processes, ever)', labelNames: ['kind', 'source'], registers: r }),
     webhookRefused: new Counter({ name: 'expeed_webhook_refused_total', help: 'Webhook requests refused, by reason: signature, replay, handshake (nothing kept), body (kept as a dead letter when readable), budget (not kept: dead-letter budget spent)', labelNames: ['reason'], registers: r }),
   };
+}
+
+/** Mirrors the rollup backlog (read at scrape time) into its gauges. */
+export function setRollupBacklog(metrics: Metrics, backlog: { hours: number; oldestDue?: number }, now: number): void {
+  metrics.rollupBacklog.set({ tier: 'hour' }, backlog.hours);
+  metrics.rollupBacklogOldest.set(backlog.oldestDue === undefined ? 0 : Math.max(0, (now - backlog.oldestDue) / 1000));
 }
 
 const COOLDOWN_REASON = { credentials: 'credentials_rejected', token: 'fresh_token_rejected' } as const;
@@ -82,38 +91,6 @@ export function setTokenUsage(metrics: Metrics, usage: TokenUsage, now: number):
   metrics.tokenBudget.set(usage.limit);
   const left = usage.cooldownUntil === undefined ? 0 : Math.max(0, (usage.cooldownUntil - now) / 1000);
   for (const [kind, reason] of Object.entries(COOLDOWN_REASON)) metrics.tokenCooldown.set({ reason }, usage.cooldownKind === kind ? left : 0);
-}
-
-function resultOf(err: unknown): string {
-  const e = err as { code?: unknown; name?: string };
-  return typeof e?.code === 'number' ? `code_${e.code}` : (e?.name ?? 'error');
-}
-
-/** Wraps a platform client so that every call is counted by endpoint and result, and timed. */
-export function meterPlatformClient(client: PlatformClient, metrics: Metrics): PlatformClient {
-  async function timed<T>(endpoint: string, call: () => Promise<T>): Promise<T> {
-    const end = metrics.platformLatency.startTimer({ endpoint });
-    try {
-      const out = await call();
-      metrics.platformRequests.inc({ endpoint, result: 'code_0' });
-      return out;
-    } catch (err) {
-      metrics.platformRequests.inc({ endpoint, result: resultOf(err) });
-      throw err;
-    } finally {
-      end();
-    }
-  }
-  return {
-    deviceStatus: (d: DeviceRef, o?: CallOptions) => timed('device_status', () => client.deviceStatus(d, o)),
-    currentDatapoints: (d: DeviceRef, ids?: string[], o?: CallOptions) => timed('current', () => client.currentDatapoints(d, ids, o)),
-    history: async (d: DeviceRef, q: HistoryQuery, o?: CallOptions) => {
-      const page = await timed('history', () => client.history(d, q, o));
-      metrics.pagesFetched.inc();
-      return page;
-    },
-    deviceSetting: (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => timed('device_setting', () => client.deviceSetting(d, s, o)),
-  };
 }
 
 /** The one `device_id` label value of every device not in the registry. */

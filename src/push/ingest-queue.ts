@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Logger } from '../base/log.js';
+import { LogLimiter } from '../base/log-limiter.js';
 import { QUEUE, type IngestBatchJob, type RedisConnection } from '../base/queues.js';
 
 /**
@@ -16,11 +17,9 @@ export const INGEST_QUEUE_REDIS = { maxRetriesPerRequest: 1, enableOfflineQueue:
 export async function ingestQueueOn(connection: RedisConnection, prefix: string, logger?: Pick<Logger, 'warn'>): Promise<OpenIngestQueue> {
   const queue = new Queue<IngestBatchJob>(QUEUE.ingest, { connection, prefix });
   // an unheard 'error' event would crash the process; Redis being down is reported per push (503)
-  let lastReport = 0;
+  const limiter = new LogLimiter();
   const report = (err: Error) => {
-    if (Date.now() - lastReport < 10_000) return;
-    lastReport = Date.now();
-    logger?.warn({ err }, 'webhook Redis connection error');
+    if (logger) limiter.log(logger as Pick<Logger, 'warn' | 'error'>, 'warn', 'webhook-redis', { err }, 'webhook Redis connection error');
   };
   queue.on('error', report);
   connection.on('error', report);

@@ -143,6 +143,8 @@ function rowProblem(row: unknown, i: number, options: PushSchemaOptions): string
       rememberName(name);
     }
     const value = r[name];
+    // JSON.parse reads 1e400 as Infinity, which the ingest queue's JSON would turn into null
+    if (typeof value === 'number' && !Number.isFinite(value)) return `"${where}.${name}" is not a finite number (${value}: too large for a double, such as 1e400)`;
     // a lone surrogate would be stored as U+FFFD: two different values would become one
     if (typeof value === 'string' && !value.isWellFormed()) return `"${where}.${name}" ${preview(value)} is not well-formed Unicode (a lone UTF-16 surrogate)`;
   }

@@ -12,6 +12,8 @@ import { checkJsonBounds, DEFAULT_JSON_BOUNDS, type JsonBounds } from './json-bo
 import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
 import { Refusals, type RefusalReason } from './refusals.js';
 import { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
+import type { RedisHeadroom } from './redis-headroom.js';
+import { LogLimiter } from '../base/log-limiter.js';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
@@ -35,6 +37,8 @@ export interface WebhookServerOptions {
   scrubber?: Pick<SecretScrubber, 'scrub'>;
   /** more routes on the same server (metrics, health, admin); registered before listening */
   plugins?: FastifyPluginAsync[];
+  /** refuses pushes (503, unread) while Redis is near full, so that the workers can drain it */
+  headroom?: Pick<RedisHeadroom, 'refusal'>;
   now?: () => number;
 }
 
@@ -98,6 +102,8 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   const scrub = (s: string) => (options.scrubber ? options.scrubber.scrub(s) : s);
   const producer = new IngestProducer(queue, options.producer);
   const refusals = new Refusals(logger, { now, onRefused: options.onRefused });
+  // a Redis outage fails every push alike: one line per 10 s per kind, with the count not logged
+  const faults = new LogLimiter({ now });
   const verify = (q: SignatureParams) => verifySignature(q, { token: config.token, windowSec: config.timestampWindowSec, now: now(), parseTime });
 
   const app: FastifyInstance = Fastify({
@@ -132,6 +138,18 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   const keep = async (reason: string, body: Buffer | undefined, parsed?: unknown): Promise<void> => {
     await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body, maxRawBytes), deviceId: safeDeviceId(parsed) });
   };
+
+  // Redis near full: refused before the body is read, nothing kept, so that the workers can drain it
+  const headroom = options.headroom;
+  if (headroom) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.method !== 'POST' || request.routeOptions.url !== config.path) return;
+      const why = headroom.refusal();
+      if (why === undefined) return;
+      refusals.note('redis-full', { reason: why, ip: request.ip }, 'push refused unread: Redis near full; the platform sends it again');
+      return reply.code(503).send(answerBody({ resultCode: RESULT_CODE.unavailable, message: `temporarily unavailable, send again: ${why}` }));
+    });
+  }
 
   const enqueue = (push: ValidatedPush, bytes: number) => producer.add(push, now(), bytes);
 
@@ -176,7 +194,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
         // unauthenticated: nothing of the body is kept, whatever its size
         const reason: RefusalReason = err instanceof ReplayError ? 'replay' : 'signature';
         refusals.note(reason, { reason: scrub(err.message), bytes: body?.length ?? 0, ip: request.ip }, 'push refused before reading: not authenticated, body not kept');
-      } else logger.error({ err }, 'push not checked: answered with an error so that the platform sends it again');
+      } else faults.log(logger, 'error', 'push-not-checked', { err }, 'push not checked: answered with an error so that the platform sends it again');
       return answer(reply, err);
     }
     let parsed: unknown;
@@ -197,7 +215,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
           return answer(reply, err);
         }
         // we could neither take nor keep it: ask the platform to send it again
-        logger.error({ err: storeErr }, 'refused push could not be kept as a dead letter');
+        faults.log(logger, 'error', 'refused-not-kept', { err: storeErr }, 'refused push could not be kept as a dead letter');
         return answer(reply, new EnqueueError('the refused body could not be kept'));
       }
       refusals.note('body', { status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and kept as a dead letter');
@@ -208,7 +226,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     } catch (err) {
       // the platform sends the same signed request again: its nonce must then be accepted
       if (signed) await nonces.release(signed).catch(() => undefined);
-      logger.error({ err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
+      faults.log(logger, 'error', 'push-not-stored', { err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
       return answer(reply, err);
     }
     return reply.code(200).type('application/json; charset=utf-8').send(OK_BODY);
@@ -216,7 +234,7 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
 
   app.setErrorHandler((err, request, reply) => {
     const a = errorToHttp(err);
-    if (a.status >= 500) logger.error({ err, url: request.routeOptions.url }, 'webhook request failed');
+    if (a.status >= 500) faults.log(logger, 'error', 'request-failed', { err, url: request.routeOptions.url }, 'webhook request failed');
     else refusals.note('body', { status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
     return reply.code(a.status).send(answerBody({ resultCode: a.resultCode, message: scrub(a.message) }));
   });

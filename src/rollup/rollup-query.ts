@@ -8,13 +8,13 @@ import { influxIdent, influxString, type InfluxSeries } from '../influx/query.js
 
 /** `device_data`'s fields by what their rollup holds. */
 export interface FieldKinds {
-  /** float/integer: `_mean`, `_min`, `_max`, `_count` */
+  /** float/integer: `_mean`, `_min`, `_max`, `_sum`, `_count` (`_sum / _count` over any range is the exact mean) */
   numeric: string[];
   /** string/boolean: `_last`, `_count` */
   other: string[];
 }
 
-const NUMERIC_AGGREGATES = ['mean', 'min', 'max', 'count'] as const;
+const NUMERIC_AGGREGATES = ['mean', 'min', 'max', 'sum', 'count'] as const;
 const OTHER_AGGREGATES = ['last', 'count'] as const;
 
 /** The rows of `SHOW FIELD KEYS FROM device_data`: a field with a numeric type anywhere counts as numeric. */

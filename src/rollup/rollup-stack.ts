@@ -37,7 +37,7 @@ export interface RollupStack {
 }
 
 export function createRollupStack(o: RollupStackOptions): RollupStack {
-  const dirty = new DirtyHours({ redis: o.redis, prefix: o.prefix, ...(o.now ? { now: o.now } : {}) });
+  const dirty = new DirtyHours({ redis: o.redis, prefix: o.prefix, settleMs: o.settleMs, ...(o.now ? { now: o.now } : {}) });
   let v1: Promise<boolean> | undefined;
   const canDelete = (): Promise<boolean> => {
     if (o.influx.api !== 'auto') return Promise.resolve(o.influx.api === 'v1');

@@ -305,22 +305,41 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
       ]);
     });
 
-    test('values and status reports per hour add up to what was written', async () => {
-      const values = await rows('Values per hour');
+    test('values and status reports per interval (1 h here) add up to what was written', async () => {
+      const values = await rows('Values per interval');
       for (const device of ['pump-01', 'meter_02']) {
         const written = points.filter((p) => p.m === 'device_data' && p.device === device).reduce((n, p) => n + Object.keys(p.f).length, 0);
         const counted = values.filter((r) => r.device_id === device).reduce((n, r) => n + FIELDS.reduce((m, f) => m + (r[`count_${f}`] ?? 0), 0), 0);
         expect(counted).toBe(written);
       }
-      const reports = await rows('Status reports per hour');
+      const reports = await rows('Status reports per interval');
       const perDevice = (d: string) => reports.filter((r) => r.device_id === d).reduce((n, r) => n + r.reports, 0);
       expect([perDevice('pump-01'), perDevice('meter_02'), perDevice('gw-03')]).toEqual([3, 1, 12]);
       expect(reports.filter((r) => r.device_id === 'gw-03' && r.time >= BASE).map((r) => r.reports)).toEqual([2, 2, 2, 2, 2, 2, 0]); // the current hour: nothing yet, a visible zero
     });
   });
 
+  describe('counts are grouped by $__interval, never by a fixed hour', () => {
+    test.each([{ ms: 10 * MIN, source: 'raw' }, { ms: 24 * HOUR, source: 'rollup' }])('$ms ms from $source', async ({ ms }) => {
+      const sel: Selection = { ...SELECTIONS[0], intervalMs: ms };
+      const series = (await Promise.all(byTitle('Values per interval').map((q) => run(interpolate(q.query, sel, FROM, NOW))))).flat();
+      const perDevice = new Map<string, number[]>();
+      let counted = 0;
+      for (const s of series) {
+        const times = s.values.map((v) => v[0] as number);
+        perDevice.set(s.tags!.device_id, times);
+        for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBe(ms);
+        counted += s.values.reduce((n, v) => n + v.slice(1).reduce((m: number, x) => m + ((x as number) ?? 0), 0), 0);
+      }
+      // every bucket of the 24 h range (fill(0)), its partial ends included: 145 of 10 min, or 2 days
+      for (const times of perDevice.values()) expect(times.length).toBe(Math.floor(NOW / ms) - Math.floor(FROM / ms) + 1);
+      const written = points.filter((p) => p.m === 'device_data').reduce((n, p) => n + Object.keys(p.f).length, 0);
+      expect(counted).toBe(written);
+    });
+  });
+
   describe('the source follows the interval: raw below one hour, hourly rollups from one hour up', () => {
-    const panels = ['Datapoints: mean', 'Datapoints: states', 'Values per hour'];
+    const panels = ['Datapoints: mean', 'Datapoints: states', 'Values per interval'];
     test.each(SELECTIONS.map((sel) => ({ name: sel.name, sel })))('$name', async ({ sel }) => {
       for (const title of panels) {
         const answered = [];

@@ -197,7 +197,7 @@ describe('provisioning', () => {
     const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> => panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
     const ids = all(dashboard.panels).map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(TARGETS.length).toBe(14);
+    expect(TARGETS.length).toBe(16);
     expect(dashboard.templating.list.map((v: { name: string; datasource: { uid: string } }) => [v.name, v.datasource.uid])).toEqual([['device', DS_UID]]);
   });
   test('an unknown macro fails the check instead of reaching Prometheus', () => {
@@ -252,6 +252,16 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
         case 'Points written/s by source A':
           expect(max).toBeGreaterThan(0);
           if (t.title.startsWith('Points')) expect(by('source')).toEqual(['pull']);
+          break;
+        case 'Rollup backlog A':
+          expect(by('tier')).toEqual(['hour']);
+          expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
+          expect(values.every(Number.isInteger)).toBe(true);
+          break;
+        case 'Rollup backlog B':
+          expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
+          // the oldest dirty hour was touched by this run's backfill
+          expect(max).toBeLessThan(3600);
           break;
         case 'Write errors A':
         case 'Dead letters A':

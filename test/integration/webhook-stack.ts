@@ -21,7 +21,7 @@ import { createWebhookServer, type OpenIngestQueue, type WebhookServer, type Web
 import type { IngestWorker } from '../../workers/ingest.js';
 import { BackfillRunner } from '../../src/pull/backfill-runner.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
-import { createApp, type App } from '../../src/app/app.js';
+import { createApp, type App, type WebhookIntake } from '../../src/app/app.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 
 export const TZ = 'Asia/Shanghai';
@@ -61,6 +61,8 @@ export interface Stack {
   /** the stack's object graph, built by the composition root as the service builds it */
   app: App;
   queue: OpenIngestQueue;
+  /** the webhook's Redis headroom (WEBHOOK_REDIS_MEMORY_PERCENT, WEBHOOK_MAX_BACKLOG) */
+  headroom: WebhookIntake['headroom'];
   /** the app's write path (rollup hours marked, metered in app.metrics) */
   writer: PointWriter;
   deadLetters: RedisDeadLetterStore;
@@ -119,6 +121,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     requirePostSignature: false,
     pushOnlineCode: 0,
     autoRegister: true,
+    redisMemoryPercent: 80,
+    maxBacklog: 0,
     ...options.webhook,
   };
   const app = createApp({ ...loaded, webhook: config }, { logger, scrubber, writerRetry: options.writerRetry });
@@ -132,6 +136,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     queue: queue.queue,
     deadLetters: intake.deadLetters,
     nonces: intake.nonces,
+    headroom: intake.headroom,
     onRefused: (reason) => void (refused[reason] = (refused[reason] ?? 0) + 1),
     logger,
     parseTime,
@@ -173,6 +178,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     server,
     app,
     queue,
+    headroom: intake.headroom,
     writer: app.writer,
     deadLetters: app.deadLetters,
     refused,

@@ -1,6 +1,6 @@
 // The layer rules of docs/architecture.md, checked on the tree as it is: every import of src/ and
 // workers/ (static, type-only, `export ... from`, `import()`, `import('x').T`) points down, flows
-// never import each other, folders form no cycle, only the composition root constructs the writer
+// never import each other, neither folders nor the files inside one form a cycle, only the composition root constructs the writer
 // and the platform client, and no file is over 300 lines. Each failure names the file, the line and
 // the rule. The first block checks the rule functions themselves on made-up edges, so this test is
 // known to be able to fail; the last checks that README.md and docs/architecture.md name only paths
@@ -83,6 +83,14 @@ describe('the rules themselves', () => {
     expect(folderCycles([['a', 'b'], ['b', 'c'], ['a', 'c']])).toEqual([]);
   });
 
+  test('a circle of files inside one folder is found', () => {
+    const edges: [string, string][] = [
+      ['src/cli/main.ts', 'src/cli/commands/run.ts'], ['src/cli/commands/run.ts', 'src/cli/main.ts'],
+      ['src/cli/commands/status.ts', 'src/cli/table.ts'],
+    ];
+    expect(folderCycles(edges)).toEqual([['src/cli/commands/run.ts', 'src/cli/main.ts']]);
+  });
+
   test('constructions are found by class name', () => {
     const text = 'const w = new InfluxPointWriter({});\nconst c = new platform.ExpeedClient({});\nconst q = new Queue("x");';
     expect(constructionsOf('x.ts', text, BUILT_ONLY_BY_THE_ROOT)).toEqual([
@@ -136,6 +144,12 @@ describe('the tree of src/ and workers/', () => {
       return `${group.join(' <-> ')}: ${inside.map((i) => `${i.from} -> ${i.to}`).join(', ')}`;
     });
     expect(cycles).toEqual([]);
+  });
+
+  test('no import cycle between files, inside a folder or across the sub-folders of one (src/cli/commands)', () => {
+    // folderCycles is Tarjan's over any names: with files as the names it finds file circles
+    const edges = imports.flatMap((i): [string, string][] => (i.to === undefined ? [] : [[i.from, i.to]]));
+    expect(folderCycles(edges).map((group) => group.join(' -> '))).toEqual([]);
   });
 
   test(`only the composition root (${COMPOSITION_ROOT}) constructs ${BUILT_ONLY_BY_THE_ROOT.join(' and ')}`, () => {

@@ -68,6 +68,8 @@ describe('keyProblem', () => {
     ['', 'x is empty'],
     ['new\nline', 'x contains a line break, which line protocol cannot carry'],
     ['carriage\rreturn', 'x contains a line break, which line protocol cannot carry'],
+    ['nul\u0000inside', 'x contains a NUL character, which no InfluxQL query can quote'],
+    ['other \u0001 control', undefined],
     // backslashes depend on the role of the name: see nameProblem
     ['ends with \\', undefined],
     ['double \\\\ backslash', undefined],
@@ -204,6 +206,12 @@ describe('encodePoint', () => {
     const n = encode(p);
     expect(n.point).toBeUndefined();
     expect(n.problems).toEqual([{ reason }]);
+  });
+
+  test('a field name with a NUL is a problem for that value only (no InfluxQL query could quote it)', () => {
+    const n = encode(point({ 'a\u0000b': 1, ok: 2 }));
+    expect(n.point?.line).toBe('device_data,device_id=dev-1 ok=2 1486958400000');
+    expect(n.problems).toEqual([{ field: 'a\u0000b', reason: 'field name "a\\u0000b" contains a NUL character, which no InfluxQL query can quote' }]);
   });
 
   test('empty field name is a problem for that value only', () => {

@@ -25,7 +25,7 @@ describe('rollup query', () => {
   test('one statement: numeric mean/min/max/count, other last/count, quoted names, hour grid, one device', () => {
     const q = rollupQuery({ numeric: ['t"x'], other: ['mode'] }, 2 * H, 5 * H, "dev'1");
     expect(q).toBe(
-      'SELECT mean("t\\"x") AS "t\\"x_mean", min("t\\"x") AS "t\\"x_min", max("t\\"x") AS "t\\"x_max", count("t\\"x") AS "t\\"x_count", ' +
+      'SELECT mean("t\\"x") AS "t\\"x_mean", min("t\\"x") AS "t\\"x_min", max("t\\"x") AS "t\\"x_max", sum("t\\"x") AS "t\\"x_sum", count("t\\"x") AS "t\\"x_count", ' +
         'last("mode") AS "mode_last", count("mode") AS "mode_count" FROM "device_data" ' +
         `WHERE "device_id" = 'dev\\'1' AND time >= ${2 * H}ms AND time < ${5 * H}ms GROUP BY time(1h), "device_id" fill(none)`,
     );

@@ -105,6 +105,14 @@ describe('validatePush is as liberal as the pull path', () => {
     ]);
   });
 
+  test('a number too large for a double (1e400) is set aside as not a finite number, not as null', () => {
+    const text = '{"msg_type":2,"device_id":"d1","data":[{"timestamp":"2017-02-13T12-00-00-000","a":1e400},{"timestamp":"2017-02-13T12-00-00-000","a":1}]}';
+    const body = validatePush(readPushBody(Buffer.from(text)), opts).body as DataPush;
+    expect(body.data).toEqual([{ timestamp: TS, a: 1 }]);
+    expect(body.unreadable?.map((u) => u.reason)).toEqual(['"data[0].a" is not a finite number (Infinity: too large for a double, such as 1e400)']);
+    expect(refusal(JSON.parse(text.replace(',{"timestamp":"2017-02-13T12-00-00-000","a":1}', '')))).toBe('"data[0].a" is not a finite number (Infinity: too large for a double, such as 1e400)');
+  });
+
   test('a lone surrogate as sent in JSON (an escape) is refused; a well-formed pair is not', () => {
     const text = '{"msg_type":2,"device_id":"d1","data":[{"timestamp":"2017-02-13T12-00-00-000","a":"\\ud83d\\ude00","b":"\\ud83d"}]}';
     expect(() => validatePush(readPushBody(Buffer.from(text)), opts)).toThrow('"data[0].b" "\\ud83d" is not well-formed Unicode');

@@ -1,8 +1,8 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import type { App } from '../../app/app.js';
 import type { CommandContext } from '../context.js';
-import { parseInstant } from '../instant.js';
+import { BACKFILL_LIMIT, checkRangeSize, readRange } from '../range.js';
 import { BackfillTracker, type ProgressSnapshot } from '../progress.js';
 import { plainLine, terminalLines } from '../progress-view.js';
 import type { QueuedWindow } from '../../pull/backfill-queue.js';
@@ -19,11 +19,8 @@ export const command: Command = {
     const ids = all(args, 'device');
     if (flag(args, 'all') === (ids.length > 0)) throw new UsageError(`give either --all or --device ID (${USAGE})`);
     const { config } = ctx;
-    const fromArg = one(args, 'from');
-    const toArg = one(args, 'to');
-    const from = fromArg === undefined ? undefined : parseInstant(fromArg, config.timezone, '--from');
-    const to = toArg === undefined ? Date.now() : parseInstant(toArg, config.timezone, '--to');
-    if (from !== undefined && from >= to) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()})`);
+    const { from, to, capped } = readRange(one(args, 'from'), one(args, 'to'), { timezone: config.timezone });
+    if (capped) ctx.out(capped);
 
     const registry = ctx.registry();
     if (config.devicesFile) await registry.mergeFile(config.devicesFile);
@@ -44,6 +41,7 @@ export const command: Command = {
       // an operator's command may spend the token reserve that scheduled work leaves alone
       requests.push({ deviceId: id, from: start, to, reason: 'manual', useReserve: true });
     }
+    checkRangeSize(requests.map((r) => ({ deviceId: r.deviceId, from: r.from, to: r.to })), { ...BACKFILL_LIMIT, unitMs: config.backfillWindowMs });
     const queued: QueuedWindow[] = await stack.backfills.enqueueMany(requests);
     const dup = queued.filter((q) => q.deduplicated).length;
     ctx.out(`queued ${queued.length - dup} backfill window(s) for ${new Set(queued.map((q) => q.deviceId)).size} device(s)${dup ? ` (${dup} already queued or running: following those)` : ''}`);

@@ -9,7 +9,7 @@
  */
 import { flag, one, parseArgs, UsageError } from '../args.js';
 import type { App } from '../../app/app.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import type { DeadLetterKind } from '../../influx/api.js';
 import { pointOfLetter, pointRetryHandler } from '../../dead-letters/point-handler.js';
 import { touchedHours } from '../../rollup/hour-marker.js';

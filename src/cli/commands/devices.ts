@@ -1,5 +1,6 @@
 import { one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
+import { table } from '../table.js';
 
 const USAGE = 'devices list [--json] | add ID --key KEY [--name N] | remove ID';
 
@@ -63,10 +64,3 @@ export const command: Command = {
     }
   },
 };
-
-/** Plain aligned columns for terminal output. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
-  return [line(header), ...rows.map(line)].join('\n');
-}

@@ -1,6 +1,6 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
-import { parseInstant } from '../instant.js';
+import type { Command } from '../command.js';
+import { checkRangeSize, GAPS_LIMIT, readRange } from '../range.js';
 import { formatDuration } from '../progress-view.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 
@@ -14,11 +14,10 @@ export const command: Command = {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'], flags: ['fill'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
     const { config } = ctx;
-    const toArg = one(args, 'to');
-    const fromArg = one(args, 'from');
-    const to = toArg === undefined ? Date.now() : parseInstant(toArg, config.timezone, '--to');
-    const from = fromArg === undefined ? to - WEEK : parseInstant(fromArg, config.timezone, '--from');
-    if (from >= to) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()})`);
+    const range = readRange(one(args, 'from'), one(args, 'to'), { timezone: config.timezone, defaultFrom: (end) => end - WEEK });
+    const { to, capped } = range;
+    const from = range.from!;
+    if (capped) ctx.out(capped);
 
     const registry = ctx.registry();
     if (config.devicesFile) await registry.mergeFile(config.devicesFile);
@@ -27,6 +26,7 @@ export const command: Command = {
     const devices = ids.length ? ids : (await registry.list()).map((d) => d.id);
     if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
 
+    checkRangeSize(devices.map((deviceId) => ({ deviceId, from, to })), GAPS_LIMIT);
     const stack = await ctx.app();
     const tz = config.timezone;
     let total = 0;

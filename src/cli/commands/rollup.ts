@@ -1,6 +1,6 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
-import { parseInstant } from '../instant.js';
+import type { Command } from '../command.js';
+import { checkRangeSize, readRange, ROLLUP_LIMIT, type RangeSpan } from '../range.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { MEASUREMENT } from '../../influx/api.js';
 import { influxIdent, influxString } from '../../influx/query.js';
@@ -15,17 +15,18 @@ const USAGE = 'rollup [--device ID]... [--from T] [--to T]';
  */
 export const command: Command = {
   usage: USAGE,
-  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended and settled)',
+  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended; due at once, without waiting for EXPEED_ROLLUP_SETTLE)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
     const { config } = ctx;
     const tz = config.timezone;
-    const toArg = one(args, 'to');
-    const fromArg = one(args, 'from');
-    // an hour still open (or not yet settled) is rolled up by the service once it is
-    const newest = hourOf(Date.now() - config.rollupSettleMs);
-    const to = Math.min(toArg === undefined ? newest : parseInstant(toArg, tz, '--to'), newest);
+    // a request by hand is due at once (EXPEED_ROLLUP_SETTLE does not apply); the open hour is
+    // rolled up by the service once it has ended
+    const newest = hourOf(Date.now());
+    const range = readRange(one(args, 'from'), one(args, 'to'), { timezone: tz, latest: newest, latestName: 'the newest ended hour' });
+    const to = range.to;
+    if (range.capped) ctx.out(range.capped);
     const stack = await ctx.app();
 
     let devices = all(args, 'device');
@@ -34,9 +35,9 @@ export const command: Command = {
       devices = tags.map((r) => String(r.value));
       if (devices.length === 0) throw new Error(`no device has rows in ${MEASUREMENT.data} yet: nothing to roll up`);
     }
-    const ranges = new Map<string, number[]>();
+    const spans: RangeSpan[] = [];
     for (const id of devices) {
-      let from = fromArg === undefined ? undefined : parseInstant(fromArg, tz, '--from');
+      let from = range.from;
       if (from === undefined) {
         const first = await stack.influx.rows(`SELECT * FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(id)} ORDER BY time ASC LIMIT 1`);
         if (first.length === 0) {
@@ -45,10 +46,16 @@ export const command: Command = {
         }
         from = first[0].time as number;
       }
+      spans.push({ deviceId: id, from: hourOf(from), to });
+    }
+    // every device's range is checked before the first hour is marked
+    checkRangeSize(spans, ROLLUP_LIMIT);
+    const ranges = new Map<string, number[]>();
+    for (const { deviceId: id, from } of spans) {
       const hours: number[] = [];
-      for (let h = hourOf(from); h < to; h += HOUR_MS) hours.push(h);
+      for (let h = from; h < to; h += HOUR_MS) hours.push(h);
       if (hours.length === 0) {
-        ctx.out(`${id}: no ended and settled hour in the range (the newest is ${formatLocalTime(newest - HOUR_MS, tz)})`);
+        ctx.out(`${id}: no ended hour in the range (the newest is ${formatLocalTime(newest - HOUR_MS, tz)})`);
         continue;
       }
       ranges.set(id, hours);

@@ -1,5 +1,5 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { setFlagsFromString } from 'node:v8';
 import { WEBHOOK_SEMI_SPACE_MB, type Config } from '../../base/config.js';

@@ -1,5 +1,5 @@
 import { parseArgs, flag, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../platform/errors.js';
 import { formatLocalTime } from '../../platform/timestamp.js';

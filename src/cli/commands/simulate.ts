@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { one, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import { resolveHistoryReading, startSimulator } from '../../simulator/index.js';
 
 const USAGE =

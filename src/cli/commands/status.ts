@@ -1,12 +1,13 @@
 import { flag, one, parseArgs, UsageError } from '../args.js';
 import { describeBudget } from '../../dead-letters/budget-report.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
 import { cronIntervalMs } from '../../pull/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { QUEUE } from '../../base/queues.js';
-import { table } from './devices.js';
-import { cooldownCause } from './token.js';
+import { table } from '../table.js';
+import { problemGroups } from '../../status/problem-groups.js';
+import { cooldownCause } from '../token-cooldown.js';
 
 function ago(at: number | undefined, now: number): string {
   if (at === undefined) return '-';
@@ -29,40 +30,49 @@ function days(ms: number): string {
 }
 
 /**
- * The one screen an operator reads at a glance: a summary of devices by state, then only the
- * devices with problems (thousands of healthy devices would bury them), queues, token budget.
+ * The one screen an operator reads at a glance: a summary of devices by state, then the devices
+ * with problems grouped by state, the first few of each (thousands of healthy or never-synced
+ * devices would bury the rest), queues, token budget. `--all` and `--device` list without caps.
  */
 export function renderStatus(r: StatusReport, timezone: string, scrub: (s: string) => string, view: StatusView = {}): string {
   const out: string[] = [];
   const t = (ms: number | undefined) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
   out.push(`expeed-sync status at ${t(r.at)} (${timezone})`, '');
   out.push(`DEVICES (${r.devices.length})`);
-  const shown: DeviceStatusRow[] = view.device !== undefined ? r.devices.filter((d) => d.id === view.device) : view.all ? r.devices : r.devices.filter((d) => d.state !== 'ok');
+  const problems = r.devices.length - r.summary.ok;
+  const list = view.device !== undefined || view.all;
   if (r.devices.length === 0) out.push('  none registered: expeed-sync devices add ID --key KEY');
   else {
     out.push(`  ${DEVICE_STATES.map((st) => `${st} ${r.summary[st]}`).join('  ')}  (stale: synced more than ${days(r.staleAfterMs)} ago)`);
-    if (shown.length === 0) out.push('  no device has a problem (--all lists every device)');
-    else if (view.device === undefined && !view.all) out.push(`  with problems (${shown.length}; --all lists every device):`);
+    if (!list && problems === 0) out.push('  no device has a problem (--all lists every device)');
+    else if (!list) out.push(`  with problems (${problems}; --all lists every device):`);
   }
-  if (shown.length)
-    out.push(
-      table(
-        ['ID', 'STATE', 'ONLINE', 'LAST DATA', 'PLATFORM NEWEST', 'SYNCED UP TO', 'PROBLEMS'],
-        shown.map((d) => [
-          d.name ? `${d.id} (${d.name})` : d.id,
-          d.state,
-          d.online === undefined ? '?' : d.online ? 'online' : 'OFFLINE',
-          d.lastDataAt === undefined ? 'none' : `${t(d.lastDataAt)} (${ago(d.lastDataAt, r.at)})`,
-          // '-': not asked yet (asked before nightly and catch-up walks); 'none': asked, never reported
-          d.platformAskedAt === undefined ? '-' : d.platformNewestAt === undefined ? 'none' : `${t(d.platformNewestAt)} (asked ${ago(d.platformAskedAt, r.at)})`,
-          t(d.checkpoint),
-          [d.failure ? `code ${d.failure.code}: ${scrub(d.failure.message)}` : '', d.failedJobs ? `${d.failedJobs} failed job(s)` : ''].filter(Boolean).join('; ') || 'ok',
-        ]),
-      )
-        .split('\n')
-        .map((l) => `  ${l}`)
-        .join('\n'),
-    );
+  const rowsOf = (shown: DeviceStatusRow[]) =>
+    table(
+      ['ID', 'STATE', 'ONLINE', 'LAST DATA', 'PLATFORM NEWEST', 'SYNCED UP TO', 'PROBLEMS'],
+      shown.map((d) => [
+        d.name ? `${d.id} (${d.name})` : d.id,
+        d.state,
+        d.online === undefined ? '?' : d.online ? 'online' : 'OFFLINE',
+        d.lastDataAt === undefined ? 'none' : `${t(d.lastDataAt)} (${ago(d.lastDataAt, r.at)})`,
+        // '-': not asked yet (asked before nightly and catch-up walks); 'none': asked, never reported
+        d.platformAskedAt === undefined ? '-' : d.platformNewestAt === undefined ? 'none' : `${t(d.platformNewestAt)} (asked ${ago(d.platformAskedAt, r.at)})`,
+        t(d.checkpoint),
+        [d.failure ? `code ${d.failure.code}: ${scrub(d.failure.message)}` : '', d.failedJobs ? `${d.failedJobs} failed job(s)` : ''].filter(Boolean).join('; ') || 'ok',
+      ]),
+    )
+      .split('\n')
+      .map((l) => `  ${l}`);
+  if (list) {
+    const shown = view.device !== undefined ? r.devices.filter((d) => d.id === view.device) : r.devices;
+    if (shown.length) out.push(...rowsOf(shown));
+  } else {
+    // by state, the first few of each: thousands of never-synced devices stay one screen
+    for (const g of problemGroups(r.devices)) {
+      out.push(`  ${g.state} (${g.total}):`, ...rowsOf(g.shown));
+      if (g.more) out.push(`  and ${g.more} more — \`--all\``);
+    }
+  }
   out.push('', 'QUEUES');
   for (const [name, c] of Object.entries(r.queues)) {
     out.push(`  ${name.padEnd(9)} waiting ${c.waiting ?? 0}  active ${c.active ?? 0}  delayed ${c.delayed ?? 0}  failed ${c.failed ?? 0}  completed ${c.completed ?? 0}`);
@@ -88,7 +98,7 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
 
 export const command: Command = {
   usage: 'status [--all] [--device ID] [--json]',
-  summary: 'one screen: devices by state (ok, failing, stale, never synced) and those with problems (--all: every device), queues, token budget, dead letters',
+  summary: 'one screen: devices by state (ok, failing, stale, never synced), the devices with problems by state, the first 10 of each (--all: every device), queues, token budget, dead letters',
   async run(argv, ctx) {
     const args = parseArgs(argv, { flags: ['json', 'all'], values: ['device'] });
     if (args.positionals.length) throw new UsageError(`status takes no arguments (got "${args.positionals[0]}")`);

@@ -4,7 +4,8 @@
  * no token call.
  */
 import { flag, parseArgs, UsageError } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
+import { cooldownCause } from '../token-cooldown.js';
 import { tokenBudgetFromConfig } from '../../platform/token-budget-config.js';
 import type { TokenUsage } from '../../platform/token-usage.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
@@ -60,13 +61,6 @@ export function describeUsage(u: TokenUsage, timezone: string, now: number): str
     lines.push(['cool-down', `token calls paused until ${formatLocalTime(u.cooldownUntil, timezone)} (${inTime(u.cooldownUntil - now)}), ${cooldownCause(u)}: ${u.cooldownReason ?? ''}`]);
   }
   return lines.map(([label, value]) => `${label.padEnd(13)} ${value}`);
-}
-
-/** Why token calls are paused, in words (status and token show it). */
-export function cooldownCause(u: Pick<TokenUsage, 'cooldownKind'>): string {
-  return u.cooldownKind === 'token'
-    ? 'the platform rejected a freshly fetched access token (the pause doubles while that repeats)'
-    : 'the platform rejected EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY';
 }
 
 function inTime(ms: number): string {
