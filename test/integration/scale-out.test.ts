@@ -41,7 +41,7 @@ const HOUR = 60 * MINUTE;
 const TO = Math.floor(Date.now() / MINUTE) * MINUTE;
 const FROM = TO - 6 * HOUR;
 const DEVICES = Array.from({ length: 200 }, (_, i) => ({ id: `rp-${i}`, key: `key-rp-${i}`, cadenceSec: 300 + 60 * (i % 4) }));
-const SCHEDULES = { EXPEED_SCHEDULE_NIGHTLY: '*/20 * * * * *', EXPEED_SCHEDULE_STATUS: '*/5 * * * * *', EXPEED_SCHEDULE_GAPS: '*/15 * * * * *' };
+const SCHEDULES = { EXPEED_SCHEDULE_NIGHTLY: '*/20 * * * * *', EXPEED_SCHEDULE_STATUS: '*/5 * * * * *', EXPEED_SCHEDULE_GAPS: '*/15 * * * * *', EXPEED_LOOKBACK: '0' };
 const TOKEN = 'wh-scale-out-token';
 
 function exited(child: ChildProcess): Promise<number | null> {

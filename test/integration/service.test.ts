@@ -100,7 +100,7 @@ describe.sequential('expeed-sync run', () => {
     first = start();
     await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
     const ready = await (await fetch(`http://127.0.0.1:${port}/readyz`)).json();
-    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:rollup': 'ok', 'worker:ingest': 'ok', 'dead-letters': 'ok' } });
+    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:rollup': 'ok', 'worker:ingest': 'ok', 'dead-letters': 'ok', 'redis-headroom': 'ok' } });
     expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toEqual({ status: 'ok' });
   }, 60_000);
 
