@@ -24,7 +24,7 @@ export interface IngestWorkerOptions {
   deadLetters: Pick<DeadLetterStore, 'add'>;
   settings: PendingSettingsStore;
   registry?: IngestorOptions['registry'];
-  parseTime: (raw: string) => number;
+  parseTime: (raw: string | number) => number;
   pushOnlineCode: number;
   logger: Logger;
   /** jobs processed at once (default 256): more jobs per batching window means fewer, larger writes */

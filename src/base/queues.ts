@@ -46,7 +46,7 @@ export interface StatusPush {
 export interface DataPush {
   device_id: string;
   device_key?: string;
-  data: Array<Record<string, unknown> & { timestamp: string }>;
+  data: Array<Record<string, unknown> & { timestamp: string | number }>;
   /** rows of the push that cannot be read, with the reason: the ingest worker keeps them as dead letters */
   unreadable?: Array<{ reason: string; raw: unknown }>;
 }

@@ -2,7 +2,9 @@
  * Vendor timestamps <-> epoch ms. The platform writes local wall-clock time without a zone, as
  * `YYYY-MM-DDTHH-mm-ss-SSS` (dashes inside the time); the zone is configured (EXPEED_TIMEZONE,
  * default Asia/Shanghai). The same zone decides the platform day that the token budget counts.
+ * ISO 8601 and epoch numbers are read too (timestamp-forms.ts).
  */
+import { fromEpochNumber, fromOtherForm } from './timestamp-forms.js';
 
 export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
 
@@ -20,7 +22,7 @@ export class TimestampError extends Error {
 function describe(input: unknown): string {
   if (typeof input === 'string') return JSON.stringify(input.length > 60 ? `${input.slice(0, 60)}…` : input);
   if (input === undefined) return '(missing)';
-  return `${JSON.stringify(input) ?? String(input)} (a ${input === null ? 'null' : typeof input}, expected a string)`;
+  return `${JSON.stringify(input) ?? String(input)} (a ${input === null ? 'null' : typeof input}, expected a string or a number)`;
 }
 
 const PATTERN = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})$/;
@@ -165,12 +167,18 @@ export function localToEpoch(localAsUtcMs: number, timezone: string): number {
 }
 
 /**
- * Parses a vendor timestamp (`2017-02-13T12-00-00-000`, platform-local) into epoch ms. Leading and
- * trailing whitespace is ignored (one vendor example has a leading space); anything else that is
- * not exactly this shape, or names an impossible date or time, throws a TimestampError.
+ * Parses a vendor timestamp into epoch ms: the documented form (`2017-02-13T12-00-00-000`,
+ * platform-local), ISO 8601 (`Z`, an offset, or none = platform-local), or epoch milliseconds or
+ * seconds as a number or a numeric string. Leading and trailing whitespace is ignored (one vendor
+ * example has a leading space); anything else, or an impossible date or time, throws a TimestampError.
  */
 export function parsePlatformTime(input: unknown, timezone: string = DEFAULT_TIMEZONE): number {
-  if (typeof input !== 'string') throw new TimestampError(input, 'not a string');
+  if (typeof input === 'number') {
+    const epoch = fromEpochNumber(input);
+    if (typeof epoch === 'string') throw new TimestampError(input, epoch);
+    return epoch;
+  }
+  if (typeof input !== 'string') throw new TimestampError(input, 'not a string or a number');
   const text = input.trim();
   const fast = fromKnownHour(text, timezone);
   if (fast !== undefined) return fast;
@@ -239,7 +247,11 @@ function rememberHour(text: string, epoch: number, timezone: string): void {
 function parseFully(input: string, text: string, timezone: string): number {
   if (text === '') throw new TimestampError(input, 'empty');
   const m = PATTERN.exec(text);
-  if (!m) throw new TimestampError(input, 'expected the form YYYY-MM-DDTHH-mm-ss-SSS, e.g. 2017-02-13T12-00-00-000');
+  if (!m) {
+    const other = fromOtherForm(text, (local) => localToEpoch(local, timezone));
+    if (typeof other === 'number') return other;
+    throw new TimestampError(input, other ?? 'expected the form YYYY-MM-DDTHH-mm-ss-SSS (e.g. 2017-02-13T12-00-00-000), ISO 8601 or epoch milliseconds or seconds');
+  }
   const [year, month, day, hour, minute, second, ms] = m.slice(1).map(Number);
   if (month < 1 || month > 12) throw new TimestampError(input, `month ${m[2]} is out of range 01-12`);
   const daysInMonth = new Date(utcMs(year, month, 0)).getUTCDate();

@@ -44,7 +44,7 @@ export function pushStatusPoint(body: StatusPush, receivedAt: number, onlineCode
 }
 
 /** `msg_type` 2 -> one `device_data` point per row that carries at least one datapoint. */
-export function dataPoints(body: DataPush, parseTime: (raw: string) => number): SinkPoint[] {
+export function dataPoints(body: DataPush, parseTime: (raw: string | number) => number): SinkPoint[] {
   const out: SinkPoint[] = [];
   for (const row of body.data) {
     // a datapoint named "__proto__" must be stored, not change the object's prototype
@@ -68,7 +68,7 @@ export interface IngestorOptions {
   settings: Pick<PendingSettingsStore, 'resolve'>;
   /** where the rows of a push that could not be read are kept */
   deadLetters: Pick<DeadLetterStore, 'add'>;
-  parseTime: (raw: string) => number;
+  parseTime: (raw: string | number) => number;
   /** raw `device_status` of msg_type 1 that means online (vendor text: 0) */
   pushOnlineCode: number;
   logger: Logger;

@@ -26,8 +26,8 @@ export class PushValidationError extends ExpeedError {
 export class NotPlaintextError extends PushValidationError {}
 
 export interface PushSchemaOptions {
-  /** parses a vendor timestamp (`YYYY-MM-DDTHH-mm-ss-SSS`, platform-local) to epoch ms; throws when it cannot */
-  parseTime: (raw: string) => number;
+  /** parses a vendor timestamp (`YYYY-MM-DDTHH-mm-ss-SSS`, ISO 8601 or epoch ms/s) to epoch ms; throws when it cannot */
+  parseTime: (raw: string | number) => number;
 }
 
 export type ValidatedPush = { msgType: 1; body: StatusPush } | { msgType: 2; body: DataPush } | { msgType: 3; body: SettingResultPush };
@@ -130,12 +130,12 @@ function rowProblem(row: unknown, i: number, options: PushSchemaOptions): string
   const where = `data[${i}]`;
   if (row === null || typeof row !== 'object' || Array.isArray(row)) return `"${where}" must be an object, got ${describe(row)}`;
   const r = row as Record<string, unknown>;
-  if (typeof r.timestamp !== 'string') return `"${where}.timestamp" must be a string such as "2017-02-13T12-00-00-000", got ${r.timestamp === undefined ? 'nothing (missing)' : describe(r.timestamp)}`;
+  if (typeof r.timestamp !== 'string' && typeof r.timestamp !== 'number') return `"${where}.timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got ${r.timestamp === undefined ? 'nothing (missing)' : describe(r.timestamp)}`;
   try {
     const t = options.parseTime(r.timestamp);
     if (!Number.isFinite(t)) throw new Error('not a finite time');
   } catch (err) {
-    return `"${where}.timestamp" ${preview(r.timestamp)} cannot be read: ${(err as Error).message}`;
+    return `"${where}.timestamp" ${typeof r.timestamp === 'string' ? preview(r.timestamp) : r.timestamp} cannot be read: ${(err as Error).message}`;
   }
   for (const name in r) {
     if (!GOOD_FIELD_NAMES.has(name)) {

@@ -33,7 +33,7 @@ export interface WebhookServerOptions {
   onRefused?: (reason: RefusalReason) => void;
   logger: Logger;
   /** vendor timestamp -> epoch ms in the platform zone; throws on an unreadable one */
-  parseTime: (raw: string) => number;
+  parseTime: (raw: string | number) => number;
   scrubber?: Pick<SecretScrubber, 'scrub'>;
   /** more routes on the same server (metrics, health, admin); registered before listening */
   plugins?: FastifyPluginAsync[];
@@ -83,7 +83,7 @@ async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: 
  * time it was set aside, so a status push keeps its original time. Signatures are not checked
  * again: the operator retrying it vouches for it.
  */
-export function pushRetryHandler(options: { queue: IngestQueue; parseTime: (raw: string) => number }): RetryHandler {
+export function pushRetryHandler(options: { queue: IngestQueue; parseTime: (raw: string | number) => number }): RetryHandler {
   return async (letter) => {
     const push = validatePush(readPushBody(bodyOfLetter(letter.raw)), { parseTime: options.parseTime });
     await enqueuePush(options.queue, push, letter.at);

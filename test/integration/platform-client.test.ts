@@ -316,13 +316,13 @@ describe('answers that break the contract', () => {
         result_code: '0',
         result_msg: 'ok',
         cursor: '1486958460000',
-        data: [{ timestamp: ' 2017-02-13T12-00-00-000', xxx: 0, yyy: 2 }, { timestamp: '2017-02-13 12:00:01', xxx: 2 }, 'junk'],
+        data: [{ timestamp: ' 2017-02-13T12-00-00-000', xxx: 0, yyy: 2 }, { timestamp: '2017-02-13 12-00-01', xxx: 2 }, 'junk'],
       }),
     ).history(dev1, {});
     expect(page.rows).toEqual([{ time: 1486958400000, values: { xxx: 0, yyy: 2 } }]);
     expect(page.cursor).toBe(1486958460000);
     expect(page.unreadable).toEqual([
-      { reason: expect.stringContaining('unreadable platform timestamp "2017-02-13 12:00:01"'), raw: { timestamp: '2017-02-13 12:00:01', xxx: 2 } },
+      { reason: expect.stringContaining('unreadable platform timestamp "2017-02-13 12-00-01"'), raw: { timestamp: '2017-02-13 12-00-01', xxx: 2 } },
       { reason: 'row is not an object', raw: 'junk' },
     ]);
     expect(await c('{"result_code":0,"data":null}').history(dev1, {})).toEqual({ rows: [], unreadable: [] });

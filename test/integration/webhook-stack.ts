@@ -28,7 +28,7 @@ export const TZ = 'Asia/Shanghai';
 export const WEBHOOK_TOKEN = 'wh-token-7f3a9c';
 export const PLATFORM_KEY = 'pk-test-1234';
 export const SECRET_KEY = 'sk-test-5678';
-export const parseTime = (raw: string) => parsePlatformTime(raw, TZ);
+export const parseTime = (raw: string | number) => parsePlatformTime(raw, TZ);
 
 export interface StackOptions {
   redisUrl?: string;

@@ -27,6 +27,59 @@ describe('parsePlatformTime', () => {
     expect(parsePlatformTime(input, zone)).toBe(expected);
   });
 
+  test.each([
+    // ISO 8601: Z or an offset name the instant; without a zone it is platform-local
+    ['2017-02-13T04:00:00Z', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13T04:00:00.000Z', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13t04:00:00.123z', 'Asia/Shanghai', 1486958400123],
+    ['2017-02-13T04:00:00.123456789Z', 'Asia/Shanghai', 1486958400123],
+    ['2017-02-13T04:00:00,5Z', 'Asia/Shanghai', 1486958400500],
+    ['2017-02-13T04:00Z', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13T12:00:00+08:00', 'UTC', 1486958400000],
+    ['2017-02-13T12:00:00+0800', 'UTC', 1486958400000],
+    ['2017-02-13T12:00:00+08', 'UTC', 1486958400000],
+    ['2017-02-13T01:30:00-02:30', 'UTC', 1486958400000],
+    ['2017-02-13T12:00:00', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13 12:00:00', 'Asia/Shanghai', 1486958400000],
+    ['2017-02-13T12:00:00.000', 'Europe/Berlin', Date.UTC(2017, 1, 13, 11)],
+    ['2017-11-05T01:30:00', 'America/New_York', Date.UTC(2017, 10, 5, 5, 30)],
+    ['  2017-02-13T04:00:00Z ', 'Asia/Shanghai', 1486958400000],
+    ['0050-06-01T00:00:00Z', 'UTC', Date.UTC(2050, 5, 1) - 146_097 * 86_400_000 * 5],
+    // epoch numbers as numeric strings: seconds below 1e11, milliseconds above
+    ['1486958400000', 'Asia/Shanghai', 1486958400000],
+    [' 1486958400000 ', 'Asia/Shanghai', 1486958400000],
+    ['1486958400', 'Asia/Shanghai', 1486958400000],
+    ['1486958400.123', 'Asia/Shanghai', 1486958400123],
+    ['99999999999', 'UTC', 99999999999000],
+    ['100000000000', 'UTC', 100000000000],
+    ['0', 'UTC', 0],
+    ['-86400', 'UTC', -86400000],
+    ['+1486958400', 'UTC', 1486958400000],
+  ])('%j in %s -> %d', (input, zone, expected) => {
+    expect(parsePlatformTime(input, zone)).toBe(expected);
+  });
+
+  test.each([
+    [1486958400000, 1486958400000],
+    [1486958400, 1486958400000],
+    [1486958400.5, 1486958400500],
+    [1486958400.123, 1486958400123],
+    [99999999999, 99999999999000],
+    [1e11, 1e11],
+    [0, 0],
+    [-0, 0],
+    [-1486958400, -1486958400000],
+  ])('the JSON number %d -> %d (seconds below 1e11)', (input, expected) => {
+    expect(Object.is(parsePlatformTime(input, 'Asia/Shanghai'), expected)).toBe(true);
+  });
+
+  test('the documented form still wins over its own hour cache and across forms', () => {
+    // an hour cached by the documented form does not change what another form of it reads
+    expect(parsePlatformTime('2017-02-13T12-59-59-999', 'Asia/Shanghai')).toBe(1486961999999);
+    expect(parsePlatformTime('2017-02-13T12:59:59.999', 'Asia/Shanghai')).toBe(1486961999999);
+    expect(parsePlatformTime('2017-02-13T12:59:59.999Z', 'Asia/Shanghai')).toBe(1486990799999);
+  });
+
   test('defaults to Asia/Shanghai', () => {
     expect(parsePlatformTime('2017-02-13T12-00-00-000')).toBe(1486958400000);
   });
@@ -34,9 +87,8 @@ describe('parsePlatformTime', () => {
   test.each([
     ['', 'empty'],
     ['   ', 'empty'],
-    ['2017-02-13 12:00:00', 'expected the form YYYY-MM-DDTHH-mm-ss-SSS'],
-    ['2017-02-13T12:00:00.000', 'expected the form'],
-    ['2017-02-13T12-00-00', 'expected the form'],
+    ['2017-02-13T12-00-00', 'expected the form YYYY-MM-DDTHH-mm-ss-SSS'],
+    ['2017-02-13T12-00-00', 'ISO 8601 or epoch milliseconds or seconds'],
     ['2017-02-13T12-00-00-000Z', 'expected the form'],
     ['2017-2-13T12-00-00-000', 'expected the form'],
     ['x2017-02-13T12-00-00-000', 'expected the form'],
@@ -49,6 +101,17 @@ describe('parsePlatformTime', () => {
     ['2017-02-13T12-60-00-000', 'minute 60 is out of range'],
     ['2017-02-13T12-00-60-000', 'second 60 is out of range'],
     ['now', 'expected the form'],
+    ['2017-02-13T12:00:00+24:00', 'offset +24:00 is out of range'],
+    ['2017-02-30T12:00:00Z', 'day 30 does not exist in 2017-02'],
+    ['2017-02-13T25:00:00Z', 'hour 25 is out of range'],
+    ['2017-02-13T12:61Z', 'minute 61 is out of range'],
+    ['2017-02-13T12:00:60Z', 'second 60 is out of range'],
+    ['2017-02-13T12:00:00 Z', 'expected the form'],
+    ['1486958400000.5', 'epoch milliseconds 1486958400000.5 are not whole milliseconds'],
+    ['1486958400.0005', 'epoch seconds 1486958400.0005 are not whole milliseconds'],
+    ['9e15', 'expected the form'],
+    ['9000000000000000', 'outside the dates a timestamp can hold'],
+    ['1,486,958,400', 'expected the form'],
   ])('%j is refused: %s', (input, problem) => {
     let err: unknown;
     try {
@@ -65,8 +128,11 @@ describe('parsePlatformTime', () => {
   test.each([
     [undefined, '(missing)'],
     [null, 'null'],
-    [1486958400000, '1486958400000'],
     [{ t: 1 }, '{"t":1}'],
+    [true, 'true'],
+    [Number.NaN, 'not a finite number'],
+    [Number.POSITIVE_INFINITY, 'not a finite number'],
+    [1486958400000.25, 'not whole milliseconds'],
   ])('non-string %j is refused, never read as now', (input, shown) => {
     expect(() => parsePlatformTime(input, 'Asia/Shanghai')).toThrow(TimestampError);
     expect(() => parsePlatformTime(input, 'Asia/Shanghai')).toThrow(shown);

@@ -4,7 +4,7 @@ import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { dataPoints, ingestBackoff, pushStatusPoint } from '../../src/push/ingest.js';
 import { PointBatcher } from '../../src/push/point-batcher.js';
 
-const parseTime = (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai');
+const parseTime = (raw: string | number) => parsePlatformTime(raw, 'Asia/Shanghai');
 
 describe('push -> points', () => {
   test('msg_type 2 rows become device_data points at platform-local time, empty rows skipped', () => {

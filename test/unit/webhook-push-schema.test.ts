@@ -7,7 +7,7 @@ import { SignatureError } from '../../src/push/signature.js';
 import { EnqueueError } from '../../src/push/ingest-producer.js';
 import { UnknownDeviceError } from '../../src/base/failure.js';
 
-const opts = { parseTime: (raw: string) => parsePlatformTime(raw, 'Asia/Shanghai') };
+const opts = { parseTime: (raw: string | number) => parsePlatformTime(raw, 'Asia/Shanghai') };
 const TS = '2017-02-13T12-00-00-000';
 
 function refusal(value: unknown): string {
@@ -46,14 +46,15 @@ describe('validatePush names what is wrong', () => {
     [{ msg_type: 1, device_id: 'd1', device_status: 0, device_key: {} }, '"device_key" must be a string, got an object'],
     [{ msg_type: 2, device_id: 'd1' }, '"data" must be an array of rows, got nothing (missing)'],
     [{ msg_type: 2, device_id: 'd1', data: {} }, '"data" must be an array of rows, got an object'],
-    [{ msg_type: 2, device_id: 'd1', data: [{ a: 1 }] }, '"data[0].timestamp" must be a string such as "2017-02-13T12-00-00-000", got nothing (missing)'],
+    [{ msg_type: 2, device_id: 'd1', data: [{ a: 1 }] }, '"data[0].timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got nothing (missing)'],
     // every row unreadable: nothing of the push can be stored
     [{ msg_type: 2, device_id: 'd1', data: [5] }, '"data[0]" must be an object, got the number 5'],
     [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: '2017-02-30T00-00-00-000', a: 2 }] }, '"data[0].timestamp" "2017-02-30T00-00-00-000" cannot be read'],
     [{ msg_type: 2, device_id: 'd1', data: [null, { timestamp: TS, a: '\ud800' }] }, 'no row can be read: "data[0]" must be an object, got null (and 1 more)'],
     [{ msg_type: 2, device_id: '\udc00', data: [] }, '"device_id" "\\udc00" is not well-formed Unicode'],
     [{ msg_type: 1, device_id: 'a\ud800b', device_status: 0 }, '"device_id" "a\\ud800b" is not well-formed Unicode'],
-    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: 1486958400000, a: 1 }] }, '"data[0].timestamp" must be a string'],
+    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: true, a: 1 }] }, '"data[0].timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got'],
+    [{ msg_type: 2, device_id: 'd1', data: [{ timestamp: 1486958400000.5, a: 1 }] }, 'not whole milliseconds'],
     [{ msg_type: 3, device_id: 'd1', set_result: 0 }, '"message_id" must be a non-empty string, got nothing (missing)'],
     [{ msg_type: 3, device_id: 'd1', message_id: 'm', set_result: 'ok' }, '"set_result" must be one of 0, 1 (number or string), got the string "ok"'],
   ])('%j', (input, message) => {
@@ -99,7 +100,7 @@ describe('validatePush is as liberal as the pull path', () => {
     expect(body.unreadable).toEqual([
       { reason: '"data[1]" must be an object, got the number 7', raw: 7 },
       { reason: expect.stringContaining('"data[2].timestamp" "2017-02-30T00-00-00-000" cannot be read'), raw: rows[2] },
-      { reason: '"data[4].timestamp" must be a string such as "2017-02-13T12-00-00-000", got nothing (missing)', raw: rows[4] },
+      { reason: '"data[4].timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got nothing (missing)', raw: rows[4] },
       { reason: '"data[5].s" "x\\udfffy" is not well-formed Unicode (a lone UTF-16 surrogate)', raw: rows[5] },
       { reason: 'data[6]: datapoint name "n\\ud800" is not well-formed Unicode (a lone UTF-16 surrogate)', raw: rows[6] },
     ]);
