@@ -19,6 +19,7 @@ import type { TokenBudget } from '../platform/token-budget.js';
 import { tokenBudgetFromConfig } from '../platform/token-budget-config.js';
 import type { PlatformClient } from '../platform/api.js';
 import { RequestRate, rateLimitedPlatform } from '../platform/request-rate.js';
+import { PlatformPause } from '../platform/platform-pause.js';
 import { InfluxPointWriter } from '../influx/point-writer.js';
 import type { RetryPolicy } from '../influx/retry-policy.js';
 import type { PointWriter } from '../influx/api.js';
@@ -26,7 +27,7 @@ import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
 import { ROLLUP_RP } from '../influx/database.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
 import { createMetrics, DeviceLabels, meterWriter, type Metrics } from '../ops/metrics.js';
-import { meterPlatformClient } from '../ops/platform-metering.js';
+import { countThrottled, meterPlatformClient } from '../ops/platform-metering.js';
 import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
@@ -128,7 +129,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
 
   const tokens = tokenBudgetFromConfig(config, redis, { scrubber, log: logger, onRefresh: () => metrics.tokenRefreshes.inc(), ...(overrides.clock ? { now: overrides.clock } : {}) });
-  const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) });
+  const throttle = new PlatformPause({ redis, prefix: config.prefix, log: logger, onThrottled: countThrottled(metrics) });
+  const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber, throttle, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
   const platform = meterPlatformClient(rateLimitedPlatform(client, rate), metrics);
 

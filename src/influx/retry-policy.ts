@@ -30,11 +30,4 @@ export function influxBackoff(policy: RetryPolicy, random?: () => number): Backo
   return { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs, jitter: EQUAL_JITTER, random };
 }
 
-/** Retry-After as milliseconds: delay-seconds or an HTTP date; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | string[] | null | undefined, now = Date.now()): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v === null || v.trim() === '') return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
+export { parseRetryAfter } from '../base/retry.js';

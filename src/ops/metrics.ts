@@ -11,6 +11,7 @@ export interface Metrics {
   registry: Registry;
   platformRequests: Counter<'endpoint' | 'result'>;
   platformLatency: Histogram<'endpoint'>;
+  platformThrottled: Counter<'endpoint' | 'status'>;
   pagesFetched: Counter;
   pointsWritten: Counter<'source'>;
   writeErrors: Counter<'source'>;
@@ -49,6 +50,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     registry,
     platformRequests: new Counter({ name: 'expeed_platform_requests_total', help: 'Platform API requests by endpoint and result code (or error class)', labelNames: ['endpoint', 'result'], registers: r }),
     platformLatency: new Histogram({ name: 'expeed_platform_request_seconds', help: 'Platform API request latency', labelNames: ['endpoint'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r }),
+    platformThrottled: new Counter({ name: 'expeed_platform_throttled_total', help: 'Platform answers HTTP 429 or 503 with Retry-After (every process\'s platform calls then pause for that long, at most 5 min), by endpoint and status', labelNames: ['endpoint', 'status'], registers: r }),
     pagesFetched: new Counter({ name: 'expeed_history_pages_total', help: 'History pages fetched', registers: r }),
     pointsWritten: new Counter({ name: 'expeed_points_written_total', help: 'Points acknowledged by InfluxDB, by source (pull, push, poll, setting)', labelNames: ['source'], registers: r }),
     writeErrors: new Counter({ name: 'expeed_write_errors_total', help: 'Writes to InfluxDB that failed (retryably) after the writer gave up', labelNames: ['source'], registers: r }),

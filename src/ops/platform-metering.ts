@@ -32,3 +32,8 @@ export function meterPlatformClient(client: PlatformClient, metrics: Metrics): P
     deviceSetting: (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => timed('device_setting', () => client.deviceSetting(d, s, o)),
   };
 }
+
+/** The PlatformPause's onThrottled: counts each 429/503 with Retry-After by endpoint and status. */
+export function countThrottled(metrics: Metrics): (info: { endpoint: string; status: number }) => void {
+  return ({ endpoint, status }) => metrics.platformThrottled.inc({ endpoint, status: String(status) });
+}

@@ -221,6 +221,19 @@ export class PlatformUnavailableError extends PlatformError {
   }
 }
 
+/** HTTP 429 or 503 with a Retry-After header: the platform said how long to wait (every process waits). */
+export class PlatformThrottledError extends PlatformUnavailableError {
+  constructor(
+    endpoint: Endpoint,
+    detail: string,
+    status: number,
+    /** the header as sent: delay-seconds or an HTTP date */
+    readonly retryAfter: string,
+  ) {
+    super(endpoint, `${detail} (Retry-After: ${retryAfter})`, status);
+  }
+}
+
 /** The answer is not JSON, or lacks a field the endpoint must send. */
 export class PlatformProtocolError extends PlatformError {
   constructor(

@@ -2,11 +2,14 @@
  * One JSON request to the platform, with a timeout, and bounded retries with exponential backoff
  * and jitter for what may pass (HTTP 5xx/429/408, network errors, timeouts). Result codes are not
  * interpreted here: the answer comes back as a checked object with its numeric `result_code`.
+ * HTTP 429 and 503 with Retry-After are a PlatformThrottledError: with a `throttle` (the shared
+ * pause, platform-pause.ts) the retry waits for every process's pause instead of the backoff;
+ * without one, for the header's time (at most MAX_RETRY_AFTER_MS).
  */
 import { backoffDelay, EQUAL_JITTER, sleep, type Backoff } from '../base/backoff.js';
-import { isRetryableStatus } from '../base/retry.js';
+import { isRetryableStatus, parseRetryAfter } from '../base/retry.js';
 import type { SecretScrubber } from '../base/secrets.js';
-import { PlatformProtocolError, PlatformUnavailableError, type Endpoint } from './errors.js';
+import { PlatformProtocolError, PlatformThrottledError, PlatformUnavailableError, type Endpoint } from './errors.js';
 
 export interface HttpOptions {
   /** per attempt, ms (default 30 000) */
@@ -23,7 +26,27 @@ export interface HttpOptions {
   scrubber?: SecretScrubber;
   /** told about each retry (for logs/metrics) */
   onRetry?: (info: { endpoint: Endpoint; attempt: number; delayMs: number; error: PlatformUnavailableError }) => void;
+  /** the pause every process honours after a 429/503 with Retry-After (platform-pause.ts) */
+  throttle?: Throttle;
 }
+
+export interface ThrottleInfo {
+  endpoint: Endpoint;
+  status: number;
+  /** the header as sent */
+  retryAfter: string;
+}
+
+/** A pause of platform calls shared by every process. */
+export interface Throttle {
+  /** records a throttled answer: the pause lasts the header's time (capped) */
+  throttled(info: ThrottleInfo): Promise<unknown>;
+  /** resolves once no pause is in force */
+  wait(signal?: AbortSignal): Promise<void>;
+}
+
+/** The longest wait a Retry-After header causes when no shared throttle is given (as MAX_PLATFORM_PAUSE_MS). */
+export const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 export const DEFAULT_HTTP_OPTIONS: HttpOptions = {
   timeoutMs: 30_000,
@@ -70,15 +93,19 @@ export async function requestJson(req: JsonRequest, options: HttpOptions): Promi
     try {
       return await attemptOnce(req, options);
     } catch (err) {
+      const throttled = err instanceof PlatformThrottledError ? err : undefined;
+      if (throttled && options.throttle) await options.throttle.throttled({ endpoint: req.endpoint, status: throttled.status ?? 429, retryAfter: throttled.retryAfter });
       const idempotent = req.idempotent ?? (req.method ?? 'GET') === 'GET';
       const retryable =
         err instanceof PlatformUnavailableError &&
         (req.retryTimeouts !== false || !(err.cause instanceof TimeoutMarker)) &&
         (idempotent || !err.mayHaveReached);
       if (!retryable || attempt >= retries || req.signal?.aborted) throw err;
-      const delayMs = backoffDelay(attempt, platformBackoff(options));
+      const asked = throttled ? parseRetryAfter(throttled.retryAfter) : undefined;
+      const delayMs = asked !== undefined ? Math.min(asked, MAX_RETRY_AFTER_MS) : backoffDelay(attempt, platformBackoff(options));
       options.onRetry?.({ endpoint: req.endpoint, attempt: attempt + 1, delayMs, error: err });
-      await sleep(delayMs, req.signal);
+      if (asked !== undefined && options.throttle) await options.throttle.wait(req.signal);
+      else await sleep(delayMs, req.signal);
     }
   }
 }
@@ -96,6 +123,7 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
   const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
   let status: number;
   let text: string;
+  let retryAfter: string | null = null;
   try {
     const res = await options.fetch(req.url, {
       method: req.method ?? 'GET',
@@ -104,6 +132,7 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
       signal,
     });
     status = res.status;
+    if (status === 429 || status === 503) retryAfter = res.headers.get('retry-after');
     text = await res.text();
   } catch (err) {
     if (req.signal?.aborted) throw req.signal.reason;
@@ -113,6 +142,11 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
     throw new PlatformUnavailableError(endpoint, scrub(networkReason(err)), undefined, err);
   } finally {
     clearTimeout(clock);
+  }
+  if (retryAfter !== null && retryAfter.trim() !== '') {
+    // the header is shown as sent, bounded: it is the platform's text
+    const header = scrub(retryAfter.trim().slice(0, 64));
+    throw new PlatformThrottledError(endpoint, `HTTP ${status}${snippet(text, scrub)}`, status, header);
   }
   if (isRetryableStatus(status)) {
     throw new PlatformUnavailableError(endpoint, `HTTP ${status}${snippet(text, scrub)}`, status);

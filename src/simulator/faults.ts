@@ -1,9 +1,22 @@
 /** Fault switches a test flips to drive the client through the platform's bad days. */
 import { mulberry32 } from './prng.js';
-import type { DeviceFailKind, SimEndpoint, SimulatorFaults } from './types.js';
+import type { DeviceFailKind, SimEndpoint, SimulatorFaults, ThrottleStatus } from './types.js';
 import type { TokenIssuer } from './token-issuer.js';
 
 const ENDPOINTS: readonly string[] = ['token', 'device_status', 'current', 'history', 'setting'];
+
+interface ThrottleBurst {
+  remaining: number;
+  retryAfter: string;
+  status: ThrottleStatus;
+  endpoint?: SimEndpoint;
+}
+
+/** A throttled answer: the HTTP status and the Retry-After header. */
+export interface Throttled {
+  status: ThrottleStatus;
+  retryAfter: string;
+}
 
 interface Storm {
   code: number;
@@ -16,7 +29,12 @@ export class Faults implements SimulatorFaults {
   latencyMs = 0;
   deviceFailRate = 0;
   deviceFailKind: DeviceFailKind = 'mixed';
+  throttleRate = 0;
+  throttleStatus: ThrottleStatus = 429;
+  throttleRetryAfter = '1';
+  throttledServed = 0;
   private storms: Storm[] = [];
+  private bursts: ThrottleBurst[] = [];
   private readonly random: () => number;
 
   constructor(
@@ -45,7 +63,34 @@ export class Faults implements SimulatorFaults {
     this.storms.push({ code, remaining: count, endpoint });
   }
 
+  throttleNext(count: number, options: { retryAfter?: string; status?: ThrottleStatus; endpoint?: SimEndpoint } = {}): void {
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`throttleNext: count must be a whole number, got ${count}`);
+    if (options.status !== undefined && options.status !== 429 && options.status !== 503) throw new RangeError(`throttleNext: status must be 429 or 503, got ${options.status}`);
+    if (options.endpoint !== undefined && !ENDPOINTS.includes(options.endpoint)) {
+      throw new RangeError(`throttleNext: unknown endpoint "${options.endpoint}" (one of ${ENDPOINTS.join(', ')})`);
+    }
+    this.bursts.push({ remaining: count, retryAfter: options.retryAfter ?? this.throttleRetryAfter, status: options.status ?? this.throttleStatus, endpoint: options.endpoint });
+  }
+
+  /** Whether this request is throttled: first a burst that applies (consumed), then one PRNG draw per device call while the rate is set. */
+  takeThrottle(endpoint: string): Throttled | undefined {
+    const burst = this.bursts.find((b) => b.remaining > 0 && (b.endpoint === undefined ? endpoint !== 'token' : b.endpoint === endpoint));
+    if (burst) {
+      burst.remaining--;
+      this.bursts = this.bursts.filter((b) => b.remaining > 0);
+      this.throttledServed++;
+      return { status: burst.status, retryAfter: burst.retryAfter };
+    }
+    if (this.throttleRate <= 0 || endpoint === 'token' || this.random() >= this.throttleRate) return undefined;
+    this.throttledServed++;
+    return { status: this.throttleStatus, retryAfter: this.throttleRetryAfter };
+  }
+
   reset(): void {
+    this.throttleRate = 0;
+    this.throttleStatus = 429;
+    this.throttleRetryAfter = '1';
+    this.bursts = [];
     this.http5xxRate = 0;
     this.latencyMs = 0;
     this.deviceFailRate = 0;

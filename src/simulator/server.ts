@@ -100,6 +100,12 @@ async function handle(state: SimState, req: IncomingMessage, res: ServerResponse
     // a connection reset: no answer at all
     if (failure === 'reset') return void req.socket.destroy();
   }
+  const throttled = state.faults.takeThrottle(r.endpoint);
+  if (throttled) {
+    res.writeHead(throttled.status, { 'content-type': 'text/html', 'retry-after': throttled.retryAfter });
+    res.end(`<html><body><h1>${throttled.status === 429 ? '429 Too Many Requests' : '503 Service Temporarily Unavailable'}</h1></body></html>`);
+    return;
+  }
   const storm = state.faults.takeStorm(r.endpoint);
   if (storm !== undefined) return send(res, 200, { result_code: storm, result_message: messageOf(storm) });
   if (body === undefined) {

@@ -146,6 +146,9 @@ export interface SimulatorStats {
 /** How a failing device call fails: HTTP 502, the socket destroyed without an answer, or either at random. */
 export type DeviceFailKind = '502' | 'reset' | 'mixed';
 
+/** The statuses a throttled answer carries. */
+export type ThrottleStatus = 429 | 503;
+
 export type SimEndpoint = 'token' | 'device_status' | 'current' | 'history' | 'setting';
 
 export interface SimulatorFaults {
@@ -162,6 +165,16 @@ export interface SimulatorFaults {
   deviceFailKind: DeviceFailKind;
   /** the next `count` requests (of that endpoint) answer result_code `code` */
   codeStorm(code: number, count: number, endpoint?: SimEndpoint | string): void;
+  /** 0..1 probability a device call answers HTTP `throttleStatus` with `Retry-After: throttleRetryAfter` (deterministic PRNG) */
+  throttleRate: number;
+  /** 429 (default) or 503 */
+  throttleStatus: ThrottleStatus;
+  /** the header sent: delay-seconds or an HTTP date (default "1") */
+  throttleRetryAfter: string;
+  /** the next `count` device calls (or calls of `endpoint`) answer HTTP 429/503 with Retry-After */
+  throttleNext(count: number, options?: { retryAfter?: string; status?: ThrottleStatus; endpoint?: SimEndpoint }): void;
+  /** throttled answers served so far */
+  readonly throttledServed: number;
   reset(): void;
 }
 

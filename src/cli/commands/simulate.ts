@@ -11,7 +11,7 @@ import { resolveHistoryReading, startSimulator } from '../../simulator/index.js'
 const USAGE =
   'simulate [--port N] [--host H] [--devices N] [--days D] [--platform-key K] [--secret-key S] [--push-url URL] [--webhook-token T] [--push-every SEC] [--seed N] [--timezone TZ] [--write-devices FILE]' +
   ' [--cursor next|last-inclusive|last-exclusive|first-row|none] [--limit-unit rows|datapoints] [--start-bound inclusive|exclusive] [--end-bound inclusive|exclusive]' +
-  ' [--same-ms-rate P] [--fail-rate P] [--fail-kind 502|reset|mixed] [--latency-ms N]';
+  ' [--same-ms-rate P] [--fail-rate P] [--fail-kind 502|reset|mixed] [--latency-ms N] [--throttle-rate P] [--throttle-status 429|503] [--retry-after SEC|HTTP-DATE]';
 
 const DAY_MS = 86_400_000;
 
@@ -45,6 +45,7 @@ export const command: Command = {
       values: [
         'port', 'host', 'devices', 'days', 'platform-key', 'secret-key', 'push-url', 'webhook-token', 'push-every', 'seed', 'timezone', 'write-devices',
         'cursor', 'limit-unit', 'start-bound', 'end-bound', 'same-ms-rate', 'fail-rate', 'fail-kind', 'latency-ms',
+        'throttle-rate', 'throttle-status', 'retry-after',
       ],
     });
     if (args.positionals.length) throw new UsageError(`simulate takes no arguments (got "${args.positionals[0]}")`);
@@ -71,6 +72,12 @@ export const command: Command = {
     const deviceFailRate = rate(one(args, 'fail-rate'), 'fail-rate', 0.99);
     const deviceFailKind = choice(one(args, 'fail-kind'), 'fail-kind', ['502', 'reset', 'mixed'] as const);
     const latencyMs = int(one(args, 'latency-ms'), 'latency-ms', 0, 0, 60_000);
+    const throttleRate = rate(one(args, 'throttle-rate'), 'throttle-rate', 0.99);
+    const throttleStatus = choice(one(args, 'throttle-status'), 'throttle-status', ['429', '503'] as const);
+    const retryAfter = one(args, 'retry-after');
+    if (retryAfter !== undefined && !/^\d+$/.test(retryAfter) && Number.isNaN(Date.parse(retryAfter))) {
+      throw new UsageError(`--retry-after must be whole seconds or an HTTP date (e.g. "Tue, 08 Dec 2026 01:30:00 GMT"), got "${retryAfter}"`);
+    }
     const now = Date.now();
     const log = ctx.log.child({ component: 'simulator' });
     const sim = await startSimulator({
@@ -98,6 +105,9 @@ export const command: Command = {
       },
     });
     ctx.onClose(() => sim.close());
+    if (throttleRate) sim.faults.throttleRate = throttleRate;
+    if (throttleStatus) sim.faults.throttleStatus = Number(throttleStatus) as 429 | 503;
+    if (retryAfter !== undefined) sim.faults.throttleRetryAfter = retryAfter;
     const devicesFile = one(args, 'write-devices');
     if (devicesFile) writeFileSync(devicesFile, `${JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key })), null, 2)}\n`);
 
@@ -105,7 +115,8 @@ export const command: Command = {
     const r = resolveHistoryReading({ history });
     ctx.out(
       `history paging: cursor ${r.cursor}, limit counts ${r.limit}, start ${r.start}, end ${r.end}` +
-        `${sameMsRate ? `, ${sameMsRate} of rows split at one millisecond` : ''}${deviceFailRate ? `, ${deviceFailRate} of device calls fail (${deviceFailKind ?? 'mixed'})` : ''}${latencyMs ? `, +${latencyMs} ms per answer` : ''}`,
+        `${sameMsRate ? `, ${sameMsRate} of rows split at one millisecond` : ''}${deviceFailRate ? `, ${deviceFailRate} of device calls fail (${deviceFailKind ?? 'mixed'})` : ''}${latencyMs ? `, +${latencyMs} ms per answer` : ''}` +
+        `${throttleRate ? `, ${throttleRate} of device calls answer HTTP ${sim.faults.throttleStatus} with Retry-After: ${sim.faults.throttleRetryAfter}` : ''}`,
     );
     ctx.out('point expeed-sync at it with:');
     ctx.out(`  EXPEED_BASE_URL=${sim.url}`);
