@@ -76,7 +76,7 @@ describe('a push may contain what a history page may', () => {
     expect(byReason).toEqual([
       ['row', 'push', 'partial', rows[1], expect.stringContaining('"data[1].timestamp" "2026-02-30T00-00-00-000" cannot be read')],
       ['row', 'push', 'partial', rows[2], '"data[2]" must be an object, got the number 7'],
-      ['row', 'push', 'partial', rows[3], '"data[3].timestamp" must be a string such as "2017-02-13T12-00-00-000", got nothing (missing)'],
+      ['row', 'push', 'partial', rows[3], '"data[3].timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got nothing (missing)'],
     ]);
     await s.deadLetters.drop(letters.map((l) => l.id));
   });
