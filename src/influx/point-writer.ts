@@ -74,6 +74,7 @@ export class InfluxPointWriter implements PointWriter {
 
   async write(points: SinkPoint[], options: WriteOptions): Promise<WriteResult> {
     const result = await this.writeDetailed(points, options.signal);
+    if (options.setAside === false) return { ...result, deadLettered: 0 };
     // letters are stored only once the whole write succeeded; a write that throws is re-run by its job
     await Promise.all(
       result.rejected.map((r) =>
@@ -89,7 +90,7 @@ export class InfluxPointWriter implements PointWriter {
     return answer;
   }
 
-  /** Like write(), but returns what InfluxDB refused instead of storing it (used to retry dead letters). */
+  /** The write itself: returns what InfluxDB refused; write() stores that as dead letters unless told not to. */
   async writeDetailed(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
     if (this.closed) throw new Error('the InfluxDB writer is closed');
     const { batchLines, maxBatchBytes, concurrency } = this.options;
