@@ -83,7 +83,7 @@ export class InfluxPointWriter implements PointWriter {
     );
     if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
     const { written, merged, conflicts, deadLettered, absent, refused } = result;
-    // conflicts and refused only when there were some: the common write's answer stays as it was
+    // conflicts and refused only when there were some: the common answer carries the four counts
     const answer: WriteResult = { written, merged, deadLettered, absent };
     if (conflicts) answer.conflicts = conflicts;
     if (refused?.length) answer.refused = refused;
