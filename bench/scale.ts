@@ -147,8 +147,10 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
     const nightly = await scheduler.fire('nightly', new Date(slot));
     const nightlySeconds = (performance.now() - t) / 1000;
     const m2 = await usedMemory(stack);
-    if (nightly.jobs !== n) throw new Error(`the nightly slot queued ${nightly.jobs} windows, expected one per device (${n})`);
-    say(`  nightly:  ${nightly.jobs} windows queued in ${nightlySeconds.toFixed(2)} s (${Math.round(n / nightlySeconds)} devices/s); Redis +${mb(m2 - m1)} = ${Math.round((m2 - m1) / n)} B/device (waiting jobs)`);
+    // per device: the night's window, and the EXPEED_LOOKBACK re-read before the checkpoint in backfill windows
+    const perDevice = 1 + Math.ceil(config.lookbackMs / config.backfillWindowMs);
+    if (nightly.jobs !== n * perDevice) throw new Error(`the nightly slot queued ${nightly.jobs} windows, expected ${perDevice} per device (${n * perDevice}: the night and the lookback)`);
+    say(`  nightly:  ${nightly.jobs} windows queued in ${nightlySeconds.toFixed(2)} s (${Math.round(n / nightlySeconds)} devices/s, ${perDevice} windows each: the night and the lookback); Redis +${mb(m2 - m1)} = ${Math.round((m2 - m1) / n)} B/device (waiting jobs)`);
     await stack.backfillQueue.obliterate({ force: true });
 
     const to = slot - 10 * 60_000;

@@ -39,6 +39,8 @@ if [ "$WITH_TEST_TOOLS" = 1 ]; then
   # podman builds and runs the container image from the Dockerfile;
   # debootstrap makes the stand-in for node:20-slim where no registry image can be pulled
   command -v podman >/dev/null || need+=(podman)
+  # the image runs under runc: podman's default crun fails on these VMs (test/integration/image.test.ts)
+  command -v runc >/dev/null || need+=(runc)
   command -v debootstrap >/dev/null || need+=(debootstrap)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
