@@ -1,7 +1,7 @@
 /**
  * The container image built and run with Debian's podman, as test/integration/image.test.ts does
- * it on these machines: the runc runtime (crun cannot set the VM's rlimits), explicit ulimits
- * (the VM refuses podman's defaults), the Docker image format (OCI drops HEALTHCHECK), and
+ * it on these machines: the runc runtime (podman's default crun refuses the VM's hybrid cgroups),
+ * explicit ulimits (the VM refuses podman's defaults), the Docker format (OCI drops HEALTHCHECK), and
  * docker.io/library/node:20-slim from scripts/node-standin-image.sh (a real pull, or the stand-in).
  */
 import { spawn, spawnSync } from 'node:child_process';
