@@ -6,9 +6,11 @@
  *
  * - nightly: one nightly slot's enqueue (app.scheduler().fire, the code the scheduler role runs),
  *   its time and the Redis memory it adds (INFO used_memory delta, per device); every device has a
- *   checkpoint one day old, as after the previous night, so a slot queues one window per device;
- * - gaps: one gap-check slot against InfluxDB holding 26 h of data every 10 minutes per device,
- *   every tenth device with a 3 h hole (the slot must queue exactly those);
+ *   checkpoint one day old, as after the previous night, so a slot queues the night's window and
+ *   the EXPEED_LOOKBACK windows before the checkpoint (3 per device with the defaults);
+ * - gaps: one gap-check slot (chunks of GAP_CHUNK_SIZE devices, each scanned by GapFinder.scanMany)
+ *   against InfluxDB holding 26 h of data every 10 minutes per device, every tenth device with a
+ *   3 h hole (the slot must queue exactly those);
  * - status: the service (`run --role worker --role scheduler`, compiled, a child process) polls the
  *   status slot it queues at start; device_status calls counted by the simulator over whole seconds
  *   of steady polling (BENCH_STATUS_SECONDS, 20), as requests/s against the rate; the whole slot's
