@@ -4,7 +4,7 @@
  */
 import type { RetryHandler } from '../dead-letters/store.js';
 import { parsePlatformTime } from '../platform/timestamp.js';
-import { pushRetryHandler } from '../push/server.js';
+import { pushRetryHandler } from '../push/push-retry.js';
 import type { App } from './app.js';
 
 export function retryPush(app: Pick<App, 'ingestQueue' | 'config'>): RetryHandler {
