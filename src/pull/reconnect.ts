@@ -69,6 +69,14 @@ export function reconnectJobId(deviceId: string, offlineSince: number): string {
   return `reconnect|${Buffer.from(deviceId, 'utf8').toString('base64url')}|${offlineSince}`;
 }
 
+/** Drops the presence of ids no longer (or never) registered, so that pushes of unknown ids do not grow the hash. */
+export async function prunePresence(redis: Pick<Redis, 'hgetall' | 'hdel'>, prefix: string, keep: ReadonlySet<string>): Promise<number> {
+  const key = redisKey(prefix, 'presence');
+  const gone = Object.keys(await redis.hgetall(key)).filter((id) => !keep.has(id));
+  if (gone.length) await redis.hdel(key, ...gone);
+  return gone.length;
+}
+
 export interface ReconnectWatchOptions {
   redis: Pick<Redis, 'hget' | 'eval'>;
   prefix: string;

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Queue } from 'bullmq';
-import { drained, scrubber, silentLogger, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
+import { drained, scrubber, silentLogger, stackScheduler, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 import { influxRows } from '../helpers/services.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { bullConnection, QUEUE, type IngestBatchJob } from '../../src/base/queues.js';
@@ -129,5 +129,11 @@ describe('re-read after a reconnect', () => {
     const jobs = (await env.app.backfillQueue.getJobs(['delayed'])).filter((j) => j.data.deviceId === 'dev-blip');
     expect(jobs.map((j) => j.id)).toEqual([reconnectJobId('dev-blip', t0 + 2 * MINUTE)]);
     await jobs[0]!.remove();
+    // a status slot drops the presence of ids not registered (dev-blip never was), keeps the registered device's
+    const scheduler = stackScheduler(env.app, env.prefix, FROM, { statusIntervalMs: 5 * MINUTE });
+    expect((await scheduler.fire('status', new Date())).ran).toBe(true);
+    await scheduler.close();
+    expect(await watch.presence('dev-blip')).toBeUndefined();
+    expect((await watch.presence(DEVICE))?.online).toBe(true);
   });
 });
