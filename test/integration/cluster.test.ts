@@ -25,7 +25,7 @@ import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js
 import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
 import { type Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
+import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 import { startStack, type Stack } from './webhook-stack.js';
 import { runCli } from '../helpers/cli.js';
@@ -325,7 +325,7 @@ describe.skipIf(!clusterUp)('a password-protected cluster', () => {
     const admin = new Redis(node.url);
     try {
       await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-      for (let i = 0; i < 100 && !/cluster_state:ok/.test(await admin.cluster('INFO')); i++) await new Promise((r) => setTimeout(r, 100));
+      await until('the cluster to be ok', async () => /cluster_state:ok/.test(await admin.cluster('INFO')), { timeoutMs: 10_000, intervalMs: 100 });
     } finally {
       admin.disconnect();
     }
