@@ -123,7 +123,10 @@ describe('re-read after a reconnect', () => {
     await watch.observe('dev-blip', false, t0);
     expect(await watch.observe('dev-blip', true, t0 + RECONNECT_MIN_OFFLINE_MS)).toBeUndefined();
     await watch.observe('dev-blip', false, t0 + 2 * MINUTE);
-    expect(await watch.observe('dev-blip', true, t0 + 4 * MINUTE)).toEqual({ deviceId: 'dev-blip', from: t0 + 2 * MINUTE, to: t0 + 4 * MINUTE, reason: 'reconnect' });
+    // two replicas see the reconnect at once: both read the device offline, both add the same job id
+    const other = new ReconnectWatch({ redis: env.app.redis, prefix: env.prefix, queue: env.app.backfillQueue, settleMs: 3_600_000 });
+    const both = await Promise.all([watch.observe('dev-blip', true, t0 + 4 * MINUTE), other.observe('dev-blip', true, t0 + 4 * MINUTE)]);
+    expect(both).toEqual(Array(2).fill({ deviceId: 'dev-blip', from: t0 + 2 * MINUTE, to: t0 + 4 * MINUTE, reason: 'reconnect' }));
     // the same reconnect seen again (a replica, a retried job) adds nothing
     expect(await watch.observe('dev-blip', true, t0 + 5 * MINUTE)).toBeUndefined();
     const jobs = (await env.app.backfillQueue.getJobs(['delayed'])).filter((j) => j.data.deviceId === 'dev-blip');
