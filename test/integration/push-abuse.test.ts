@@ -7,7 +7,7 @@ import { budgetCheck } from '../../src/dead-letters/budget-report.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { opsRoutes } from '../../src/ops/http.js';
 import { createMetrics } from '../../src/ops/metrics.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 
 /**
  * The attack classes of issue 13 replayed at a bounded rate against a Redis with `maxmemory`:
