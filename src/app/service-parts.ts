@@ -59,7 +59,7 @@ export async function influxReady(app: App): Promise<void> {
   const { rawRetentionMs, hourlyRetentionMs } = config.influx;
   if (rawRetentionMs === undefined && hourlyRetentionMs === undefined) return;
   // set the retention policies now (and refuse 2.x+), not at the first write
-  await app.influxWriter.api();
+  await app.influxApi();
   logger.info({ rawRetentionMs, hourlyRetentionMs, ...rollupRps(config.influx) }, 'retention policies set: raw rows expire after EXPEED_RAW_RETENTION, hourly rollups after EXPEED_HOURLY_RETENTION (when set); daily rollups are kept forever');
 }
 

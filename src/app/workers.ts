@@ -108,7 +108,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
               for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
             },
           }),
-          quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc() }),
+          quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc(), ...(p.clock ? { now: p.clock } : {}) }),
           ...clock,
           ...overrides,
         }),

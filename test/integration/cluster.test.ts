@@ -16,16 +16,17 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { RequestRate } from '../../src/platform/request-rate.js';
+import { PlatformPause } from '../../src/platform/platform-pause.js';
 import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
-import { CredentialsRejectedError } from '../../src/platform/errors.js';
+import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js';
 import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
 import { type Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
+import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 import { runCli } from '../helpers/cli.js';
 import { testEnv } from '../fixtures/pull-env.js';
 
@@ -205,6 +206,20 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     expect(counted).toBeGreaterThanOrEqual(2);
   });
 
+  test('platform pause: a Retry-After begins a shared pause, a longer one extends it, a shorter one is within it', async () => {
+    const t0 = Date.now();
+    let now = t0;
+    const pause = new PlatformPause({ redis: stack.redis, prefix: config.prefix, now: () => now });
+    const info = (retryAfter: string) => ({ endpoint: ENDPOINT.history, status: 429, retryAfter });
+    expect((await pause.throttled(info('2'))).effect).toBe('began');
+    expect(await pause.pausedUntil()).toBe(t0 + 2000);
+    expect((await pause.throttled(info('5'))).effect).toBe('extended');
+    expect((await pause.throttled(info('1'))).effect).toBe('within');
+    expect(await pause.pausedUntil()).toBe(t0 + 5000);
+    now = t0 + 5001;
+    expect(await pause.pausedUntil()).toBeUndefined();
+  });
+
   test('dead letters: add, list, drop', async () => {
     const ids = [
       await stack.deadLetters.add({ kind: 'push', source: 'webhook', reason: 'cluster test one', raw: '{"a":1}' }),
@@ -307,7 +322,7 @@ describe.skipIf(!clusterUp)('a password-protected cluster', () => {
     const admin = new Redis(node.url);
     try {
       await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-      for (let i = 0; i < 100 && !/cluster_state:ok/.test(await admin.cluster('INFO')); i++) await new Promise((r) => setTimeout(r, 100));
+      await until('the cluster to be ok', async () => /cluster_state:ok/.test(await admin.cluster('INFO')), { timeoutMs: 10_000, intervalMs: 100 });
     } finally {
       admin.disconnect();
     }

@@ -12,7 +12,7 @@ import type { Worker } from 'bullmq';
 import { createApp, type App } from '../../src/app/app.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { cliHandlers } from '../../src/cli/commands/dead-letters.js';
+import { retryHandlers } from '../../src/app/retry-handlers.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix, until } from '../helpers/services.js';
 import { scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { dayDiffs } from '../fixtures/rollup-check.js';
@@ -112,7 +112,7 @@ describe('daily rollups (Asia/Shanghai)', () => {
     const before = await day('d-2', FROM + 2 * DAY);
     const point: SinkPoint = { measurement: 'device_data', deviceId: 'd-2', time: FROM + 2 * DAY + 9 * HOUR + 15_000, fields: { temperature: -40 } };
     const id = await r.app.deadLetters.add({ kind: 'point', source: 'pull', reason: 'InfluxDB was unavailable', deviceId: 'd-2', raw: point });
-    expect(await r.app.deadLetters.retry([id], await cliHandlers(r.app))).toEqual([{ id, ok: true }]);
+    expect(await r.app.deadLetters.retry([id], retryHandlers(r.app))).toEqual([{ id, ok: true }]);
     await r.rolledUp();
     const after = await day('d-2', FROM + 2 * DAY);
     expect(after.temperature_count).toBe((before.temperature_count as number) + 1);
