@@ -1,6 +1,6 @@
 /**
  * The daily tier end to end: rows arrive through the app's writer (backfilled, pushed, late, a
- * dead-letter retry), the service's dispatcher and rollup worker roll up their hours and then
+ * dead-letter retry; the webhook path is rollup-daily-push.test.ts), the service's dispatcher and rollup worker roll up their hours and then
  * their days, and every `device_data_1d` row equals InfluxDB's own `GROUP BY time(1d) tz(zone)`
  * over the raw rows — count, sum, min, max, last and the mean exactly (the values are quarters, so
  * every sum is exact), also for a device whose cadence changes within the day. Zones: Asia/Shanghai
@@ -90,7 +90,7 @@ describe('daily rollups (Asia/Shanghai)', () => {
     expect(Math.abs((ofMeans.mean as number) - (raw.mean as number))).toBeGreaterThan(1);
   });
 
-  test('pushed rows reach their day', async () => {
+  test('rows written as pushes reach their day (through the webhook: rollup-daily-push.test.ts)', async () => {
     await r.app.writer.write(rows('p-1', FROM + DAY + 5 * HOUR, FROM + DAY + 7 * HOUR, 60_000, quarter), { source: 'push' });
     await r.rolledUp();
     await check(7);
