@@ -1,7 +1,7 @@
 /**
  * The daily tier end to end: rows arrive through the app's writer (backfilled, pushed, late, a
- * dead-letter retry; the webhook path is rollup-daily-push.test.ts), the service's dispatcher and rollup worker roll up their hours and then
- * their days, and every `device_data_1d` row equals InfluxDB's own `GROUP BY time(1d) tz(zone)`
+ * dead-letter retry; the webhook path is rollup-daily-push.test.ts), the service's dispatcher and
+ * rollup worker roll up their hours and then their days, and every `device_data_1d` row equals InfluxDB's own `GROUP BY time(1d) tz(zone)`
  * over the raw rows — count, sum, min, max, last and the mean exactly (the values are quarters, so
  * every sum is exact), also for a device whose cadence changes within the day. Zones: Asia/Shanghai
  * (no DST), Europe/Berlin (days of 23 and 25 hours) and Asia/Kolkata (midnight at :30 UTC: the
