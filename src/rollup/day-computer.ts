@@ -112,14 +112,15 @@ export class DayComputer {
       if (points.length) await this.o.writer.write(points, { source: 'rollup', signal });
       total.days += run.days.length;
       total.points += points.length;
-      total.emptied += await this.deleteEmpty(deviceId, run, new Set(points.map((p) => p.time)), signal);
+      total.emptied += await this.deleteEmpty(deviceId, run, points.map((p) => p.time), signal);
     }
     return total;
   }
 
   /** Deletes the daily rollup of the run's days that got no point (their hours are all gone). */
-  private async deleteEmpty(deviceId: string, run: DayRun, full: ReadonlySet<number>, signal?: AbortSignal): Promise<number> {
-    const empty = run.days.filter((d) => !full.has(d.start));
+  private async deleteEmpty(deviceId: string, run: DayRun, written: readonly number[], signal?: AbortSignal): Promise<number> {
+    // by range, not by start: where a midnight falls into a DST gap InfluxDB may stamp the day otherwise
+    const empty = run.days.filter((d) => !written.some((t) => t >= d.start && t < d.end));
     if (empty.length === 0 || !(await this.o.canDelete())) return 0;
     // one DELETE per run of consecutive empty days
     const spans: Array<{ start: number; end: number }> = [];
