@@ -112,6 +112,8 @@ export interface Config {
   rollupSettleMs: number;
   /** EXPEED_LOOKBACK: each nightly sync re-reads this much before each device's checkpoint, ms (default 2 days; 0 = off) */
   lookbackMs: number;
+  /** EXPEED_RECONNECT_SETTLE: a device back online after an offline span is re-read over that span once it has been online this long, ms (default 10 min) */
+  reconnectSettleMs: number;
   webhook: WebhookConfig;
   deadLetters: DeadLetterConfig;
   redisUrl: string;

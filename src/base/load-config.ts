@@ -127,6 +127,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     settingTimeoutMs: duration(env, 'EXPEED_SETTING_TIMEOUT', 5 * 60_000),
     rollupSettleMs: duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000),
     lookbackMs: optional(env, 'EXPEED_LOOKBACK') === '0' ? 0 : duration(env, 'EXPEED_LOOKBACK', 2 * DAY_MS),
+    reconnectSettleMs: duration(env, 'EXPEED_RECONNECT_SETTLE', 10 * 60_000),
     webhook: {
       host: str(env, 'WEBHOOK_HOST', '127.0.0.1'),
       port: int(env, 'WEBHOOK_PORT', 8780, 0, 65535),

@@ -15,6 +15,7 @@ import { Cluster, Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
+import { ReconnectWatch, reconnectJobId } from '../../src/pull/reconnect.js';
 import { RequestRate } from '../../src/platform/request-rate.js';
 import { PlatformPause } from '../../src/platform/platform-pause.js';
 import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
@@ -250,6 +251,19 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     const hb = new Heartbeat({ redis: stack.redis, prefix: config.prefix });
     await hb.beat(1_234_567);
     expect(await hb.last()).toBe(1_234_567);
+  });
+
+  test('presence: a reconnect seen twice queues one delayed re-read; an older observation changes nothing', async () => {
+    const watch = new ReconnectWatch({ redis: stack.redis, prefix: config.prefix, queue: stack.backfillQueue, settleMs: 3_600_000 });
+    const t0 = Date.now() - 10 * 60_000;
+    await watch.observe('dev-r', false, t0);
+    const seen = await Promise.all([watch.observe('dev-r', true, t0 + 5 * 60_000), watch.observe('dev-r', true, t0 + 5 * 60_000)]);
+    expect(seen.filter(Boolean)).toHaveLength(2);
+    await watch.observe('dev-r', false, t0 + 60_000);
+    expect(await watch.presence('dev-r')).toEqual({ online: true, since: t0 + 5 * 60_000, seen: t0 + 5 * 60_000 });
+    const delayed = (await stack.backfillQueue.getJobs(['delayed'])).filter((j) => j.data.reason === 'reconnect');
+    expect(delayed.map((j) => [j.id, j.data.from, j.data.to])).toEqual([[reconnectJobId('dev-r', t0), t0, t0 + 5 * 60_000]]);
+    await delayed[0]!.remove();
   });
 
   test('webhook: pushes are stored by the producer and written by the ingest worker, exactly', async () => {
