@@ -73,6 +73,17 @@ export async function loadDevices(app: App): Promise<void> {
   await app.labels.refresh();
 }
 
+/**
+ * Backfill jobs delayed for a credentials cool-down start at once when the pause no longer holds
+ * for this process's credentials (they were fixed, or the pause was lifted or ended).
+ */
+export async function releaseCooldownWaits(app: App): Promise<void> {
+  const usage = await app.tokens.usage();
+  if (usage.cooldownKind === 'credentials') return;
+  const promoted = await app.cooldownWaits.release(app.backfillQueue);
+  if (promoted) app.logger.info({ jobs: promoted }, 'backfill jobs that waited for the credentials cool-down start now');
+}
+
 /** The four workers of role `worker`, their job durations metered. */
 export function startWorkers(app: App): RunningWorker[] {
   const started: Array<[string, Worker, RunningWorker['close']]> = [];

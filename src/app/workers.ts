@@ -29,6 +29,7 @@ import type { InfluxQuery } from '../influx/query.js';
 import { LateRows, LookbackRunner } from '../pull/lookback.js';
 import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
 import { walkHistory } from '../platform/history-walker.js';
+import type { CooldownWaits } from '../pull/cooldown-waits.js';
 
 export interface WorkerParts {
   config: Config;
@@ -44,6 +45,8 @@ export interface WorkerParts {
   settings: PendingSettingsStore;
   pushRegistration: PushRegistration;
   platformNewest: PlatformNewestStore;
+  /** backfill jobs waiting for a credentials cool-down */
+  cooldownWaits: CooldownWaits;
   /** InfluxQL reads (the lookback compares with what InfluxDB holds) */
   influx: Pick<InfluxQuery, 'rows'>;
   /** the token budget's clock (the workers delay jobs to its reset on it) */
@@ -108,6 +111,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
               for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
             },
           }),
+          waits: p.cooldownWaits,
           quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc() }),
           ...clock,
           ...overrides,

@@ -13,6 +13,7 @@ import type { Checkpoints } from '../pull/checkpoints.js';
 import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
 import type { RedisPersistence } from '../ops/redis-persistence.js';
+import type { CooldownWaits } from '../pull/cooldown-waits.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -59,6 +60,8 @@ export interface StatusReport {
   devices: DeviceStatusRow[];
   queues: Record<string, Record<string, number>>;
   token?: TokenUsage;
+  /** backfill jobs delayed until a credentials cool-down ends */
+  cooldownWaits?: { jobs: number; until?: number };
   deadLetters?: number;
   deadLetterBudget?: DeadLetterBudget;
   /** dirty hours waiting for their rollup */
@@ -78,6 +81,7 @@ export interface StatusSources {
   queues: Array<Pick<Queue, 'name' | 'getJobCounts' | 'getFailed'>>;
   backfillQueueName: string;
   tokens: { usage(): Promise<TokenUsage> };
+  cooldownWaits?: Pick<CooldownWaits, 'waiting'>;
   deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
@@ -140,6 +144,7 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     guard('dead letters', () => src.deadLetters.count()),
     guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
   ]);
+  const cooldownWaits = src.cooldownWaits ? await guard('token', () => src.cooldownWaits!.waiting()) : undefined;
   const deadLetterBudget = src.deadLetters.budget ? await guard('dead letters', () => src.deadLetters.budget!()) : undefined;
   const at = (src.now ?? Date.now)();
   const staleAfterMs = src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
@@ -167,5 +172,5 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
   const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
 }

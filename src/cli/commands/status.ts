@@ -20,6 +20,17 @@ function ago(at: number | undefined, now: number): string {
   return `${Math.round(s / 86_400)}d ago`;
 }
 
+/**
+ * The one line of a credentials refusal: when the platform refused them and how many jobs wait for
+ * the cool-down (they keep their devices' state: nothing about the devices is known).
+ */
+export function credentialsLine(r: Pick<StatusReport, 'token' | 'cooldownWaits'>, t: (ms: number | undefined) => string): string | undefined {
+  const k = r.token;
+  if (k?.cooldownKind !== 'credentials' || k.cooldownUntil === undefined) return undefined;
+  const jobs = r.cooldownWaits?.jobs ?? 0;
+  return `platform refused the credentials at ${t(k.cooldownSince)}; ${jobs} ${jobs === 1 ? 'job waits' : 'jobs wait'} for the cool-down until ${t(k.cooldownUntil)}`;
+}
+
 export interface StatusView {
   /** every device, not only those with problems */
   all?: boolean;
@@ -40,6 +51,8 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   const out: string[] = [];
   const t = (ms: number | undefined) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
   out.push(`expeed-sync status at ${t(r.at)} (${timezone})`, '');
+  const refused = credentialsLine(r, t);
+  if (refused) out.push(refused, '');
   out.push(`DEVICES (${r.devices.length})`);
   const problems = r.devices.length - r.summary.ok;
   const list = view.device !== undefined || view.all;
@@ -119,6 +132,7 @@ export const command: Command = {
       queues: [stack.backfillQueue, stack.statusQueue, ingest.queue, stack.rollup.queue],
       backfillQueueName: QUEUE.backfill,
       tokens: stack.tokens,
+      cooldownWaits: stack.cooldownWaits,
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
