@@ -1,7 +1,8 @@
 /**
  * The rollup parts of one installation, built in one place: the dirty-hour set (marked by the
- * writer decorator the app puts on every raw write), the computer, the `rollup` queue, and on
- * demand its dispatcher (role `scheduler`). The app builds the worker over `computer` and `dirty`.
+ * writer decorator the app puts on every raw write), the computer, the `rollup` queue, the record
+ * of failing devices (their backoff), and on demand its dispatcher (role `scheduler`). The app
+ * builds the worker over `computer`, `dirty` and `failures`.
  */
 import { Queue } from 'bullmq';
 import type { InfluxConfig } from '../base/config.js';
@@ -13,6 +14,7 @@ import { QUEUE, bullConnection, type RedisConnection as Redis, type RollupJob } 
 import { DirtyHours } from './dirty-hours.js';
 import { RollupComputer } from './rollup-computer.js';
 import { RollupDispatcher, type RollupDispatcherOptions } from './dispatcher.js';
+import { RollupFailures, type RollupBackoff } from './rollup-failures.js';
 
 export interface RollupStackOptions {
   redis: Redis;
@@ -25,12 +27,15 @@ export interface RollupStackOptions {
   logger: Logger;
   /** the dirty set's clock (tests inject one) */
   now?: () => number;
+  /** the backoff of a failing device's rollup (default 1 min doubling to 1 h) */
+  failureBackoff?: Partial<RollupBackoff>;
 }
 
 export interface RollupStack {
   dirty: DirtyHours;
   computer: RollupComputer;
   queue: Queue<RollupJob>;
+  failures: RollupFailures;
   startDispatcher(overrides?: Partial<RollupDispatcherOptions>): RollupDispatcher;
   /** dispatchers, then the queue (the app closes the workers first) */
   close(): Promise<void>;
@@ -52,13 +57,15 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
   };
   const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete, rawRetentionMs: o.influx.rawRetentionMs, ...(o.now ? { now: o.now } : {}) });
   const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: bullConnection(o.redis), prefix: o.prefix });
+  const failures = new RollupFailures(o.redis, o.prefix, o.failureBackoff);
   const dispatchers: RollupDispatcher[] = [];
   return {
     dirty,
     computer,
     queue,
+    failures,
     startDispatcher(overrides = {}) {
-      const d = new RollupDispatcher({ dirty, queue, settleMs: o.settleMs, logger: o.logger, ...overrides });
+      const d = new RollupDispatcher({ dirty, queue, failures, settleMs: o.settleMs, logger: o.logger, ...(o.now ? { now: o.now } : {}), ...overrides });
       d.start();
       dispatchers.push(d);
       return d;

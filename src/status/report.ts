@@ -14,6 +14,7 @@ import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
 import type { RedisPersistence } from '../ops/redis-persistence.js';
 import type { CooldownWaits } from '../pull/cooldown-waits.js';
+import type { RollupFailure, RollupFailures } from '../rollup/rollup-failures.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -66,6 +67,8 @@ export interface StatusReport {
   deadLetterBudget?: DeadLetterBudget;
   /** dirty hours waiting for their rollup */
   rollupBacklog?: RollupBacklog;
+  /** devices whose rollup keeps failing (backing off), the most failures first */
+  rollupFailures?: RollupFailure[];
   /** EXPEED_RAW_RETENTION in effect, ms (absent: raw rows are kept forever) */
   rawRetentionMs?: number;
   /** Redis persistence (AOF, RDB, none, unknown), read from every master of a cluster */
@@ -85,6 +88,7 @@ export interface StatusSources {
   deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
+  rollupFailures?: Pick<RollupFailures, 'list'>;
   rawRetentionMs?: number;
   /** reads the Redis persistence mode (src/ops/redis-persistence.ts) */
   persistence?: () => Promise<RedisPersistence>;
@@ -169,8 +173,9 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     rows.push({ ...row, state: deviceState(row, at, staleAfterMs) });
   }
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
+  const rollupFailures = src.rollupFailures ? await guard('rollups', () => src.rollupFailures!.list()) : undefined;
   const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rollupFailures, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
 }

@@ -31,6 +31,20 @@ export function credentialsLine(r: Pick<StatusReport, 'token' | 'cooldownWaits'>
   return `platform refused the credentials at ${t(k.cooldownSince)}; ${jobs} ${jobs === 1 ? 'job waits' : 'jobs wait'} for the cool-down until ${t(k.cooldownUntil)}`;
 }
 
+/** The devices whose rollup keeps failing, the first ROLLUP_FAILURES_SHOWN (most failures first). */
+export function rollupFailureLines(r: Pick<StatusReport, 'rollupFailures'>, t: (ms: number | undefined) => string, scrub: (s: string) => string): string[] {
+  const failing = r.rollupFailures ?? [];
+  if (failing.length === 0) return [];
+  const out = [`  FAILING (${failing.length} device${failing.length === 1 ? '' : 's'}; tried again after a backoff, 1 min doubling to 1 h):`];
+  for (const f of failing.slice(0, ROLLUP_FAILURES_SHOWN)) {
+    out.push(`    ${f.deviceId}: ${f.count} failure${f.count === 1 ? '' : 's'} since ${t(f.firstAt)}, ${f.hours} hour(s) from ${t(f.firstHour)}, next try ${t(f.nextAt)}: ${scrub(f.reason)}`);
+  }
+  if (failing.length > ROLLUP_FAILURES_SHOWN) out.push(`    and ${failing.length - ROLLUP_FAILURES_SHOWN} more (status --json lists them)`);
+  return out;
+}
+
+const ROLLUP_FAILURES_SHOWN = 10;
+
 export interface StatusView {
   /** every device, not only those with problems */
   all?: boolean;
@@ -105,6 +119,7 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
     const kept = r.rawRetentionMs === undefined ? 'forever' : r.rawRetentionMs % 86_400_000 ? `${r.rawRetentionMs / 3_600_000}h` : `${r.rawRetentionMs / 86_400_000}d`;
     out.push(`  raw rows kept ${kept} (EXPEED_RAW_RETENTION), rollups forever`);
   }
+  out.push(...rollupFailureLines(r, t, scrub));
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
   if (r.redisPersistence) out.push('', `REDIS PERSISTENCE  ${describePersistence(r.redisPersistence)}`);
@@ -136,6 +151,7 @@ export const command: Command = {
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
+      rollupFailures: stack.rollup.failures,
       rawRetentionMs: config.influx.rawRetentionMs,
       persistence: () => readPersistence(stack.redis),
       staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
