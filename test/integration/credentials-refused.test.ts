@@ -119,6 +119,18 @@ describe.sequential('run with credentials the platform refuses', () => {
     running = undefined;
   }, 30_000);
 
+  test('started again with the same key during the pause: no token call, the jobs keep waiting, one line says why', async () => {
+    const again = (running = startRun(env));
+    await until('the restarted service says why it waits', async () => again.stderr().includes('refused these credentials'), { timeoutMs: 60_000, detail: () => again.stderr().slice(-2000) });
+    expect(sim.stats.tokenCalls).toBe(1);
+    expect(await queue.getJobCounts('delayed', 'failed', 'completed')).toEqual({ delayed: jobs, failed: 0, completed: 0 });
+    const said = again.stderr().split('\n').filter((l) => l.includes('refused the') || l.includes('refused these'));
+    expect(said, said.join('\n')).toHaveLength(1);
+    expect(said[0]).toContain(`"jobs":${jobs}`);
+    await stop(again);
+    running = undefined;
+  }, 90_000);
+
   test('started with the right key, the waiting jobs start at once and the first sync completes', async () => {
     running = startRun({ ...env, EXPEED_SECRET_KEY: 'cr-sk-right' });
     const r = running;
