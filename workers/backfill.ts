@@ -28,6 +28,7 @@ import type { LookbackRunner } from '../src/pull/lookback.js';
 import type { VerifyJobRunner } from '../src/pull/verify-run.js';
 import type { CooldownWaits } from '../src/pull/cooldown-waits.js';
 import { credentialsWaitUntil } from '../src/platform/token-errors.js';
+import type { ReconnectRunner } from '../src/pull/reconnect.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
@@ -59,6 +60,8 @@ export interface BackfillWorkerOptions {
   walk?: HistoryWalk;
   /** runs `lookback` jobs: compared with InfluxDB, only late rows written (src/pull/lookback.ts) */
   lookback?: Pick<LookbackRunner, 'run'>;
+  /** runs `reconnect` jobs: a device's offline span re-read through the lookback (src/pull/reconnect.ts) */
+  reconnect?: Pick<ReconnectRunner, 'run'>;
   /** runs scheduled `verify` jobs: verified and repaired (src/pull/verify-run.ts) */
   verify?: Pick<VerifyJobRunner, 'run'>;
   /** asks currentDatapoints before nightly and catch-up windows; a quiet device's window is not walked */
@@ -95,6 +98,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       // started again after a wait (for the cool-down, a budget, a backoff): no longer waiting
       if (job.attemptsStarted > 1 && job.id) await o.waits?.done(job.id);
       if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
+      if (data.reason === 'reconnect' && o.reconnect) return await o.reconnect.run(data, { useReserve: data.useReserve });
       if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
       if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
@@ -140,7 +144,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
         const base = typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number' ? ((job?.opts.backoff as { delay: number }).delay) : 1000;
         if (type !== BACKOFF_TYPE) return base;
-        // exponential from the job's delay, capped, no jitter (as before); InfluxDB's Retry-After is the floor
+        // exponential from the job's delay, capped, no jitter; InfluxDB's Retry-After is the floor
         const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
         return backoffDelay(attemptsMade - 1, { baseMs: base, maxMs: o.maxBackoffMs, jitter: NO_JITTER }, asked);
       },
