@@ -68,9 +68,12 @@ export function budgetResetsAt(err: unknown): number | undefined {
   return err instanceof TokenBudgetExhaustedError ? err.resetsAt : undefined;
 }
 
-/** When a token cool-down ends (epoch ms, on the budget's clock), or undefined for any other error. */
+/**
+ * When a token cool-down ends (epoch ms, on the budget's clock), or undefined for any other error:
+ * a call held back by a pause, or the refused credentials that started one.
+ */
 export function cooldownUntil(err: unknown): number | undefined {
-  return err instanceof TokenCooldownError || err instanceof CredentialsCooldownError ? err.until : undefined;
+  return err instanceof TokenCooldownError ? err.until : credentialsWaitUntil(err);
 }
 
 /**

@@ -44,7 +44,7 @@ beforeAll(async () => {
     EXPEED_RATE_LIMIT: '1000',
     EXPEED_SCHEDULE_NIGHTLY: '',
     EXPEED_SCHEDULE_GAPS: '',
-    EXPEED_SCHEDULE_STATUS: '',
+    // the status slot stays on: its first poll at start meets the refusal too
     LOG_LEVEL: 'info',
   };
   const registry = new DeviceRegistry(redis, prefix);
@@ -83,6 +83,11 @@ describe.sequential('run with credentials the platform refuses', () => {
     );
     const counts = await queue.getJobCounts('delayed', 'failed', 'completed');
     expect(counts).toEqual({ delayed: jobs, failed: 0, completed: 0 });
+    // the status poll at start was skipped for the pause, not failed
+    const statusQueue = new Queue(QUEUE.status, { connection: redis, prefix });
+    await until('the first status poll ended', async () => (await statusQueue.getJobCounts('completed', 'failed')).completed + (await statusQueue.getJobCounts('failed')).failed > 0);
+    expect(await statusQueue.getJobCounts('failed', 'completed', 'delayed')).toEqual({ failed: 0, completed: 1, delayed: 0 });
+    await statusQueue.close();
     expect(sim.stats.tokenCalls).toBe(1);
     expect(sim.stats.requests.history ?? 0).toBe(0);
     const delayed = await queue.getJobs(['delayed']);
