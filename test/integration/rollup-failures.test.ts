@@ -55,9 +55,9 @@ describe('a failing rollup', () => {
 
   test('backs off 1 min doubling (6 tries in an hour), the other devices land, status names it, log lines are short', async () => {
     const failures = new RollupFailures(app.redis, prefix, { baseMs: MIN, maxMs: HOUR });
-    const worker = app.startRollupWorker({ failures, now });
     let failedJobs = 0;
-    worker.on('failed', () => failedJobs++);
+    const startWorker = () => app.startRollupWorker({ failures, now }).on('failed', () => failedJobs++);
+    let worker = startWorker();
     const dispatcher = new RollupDispatcher({ dirty: app.rollup.dirty, queue: app.rollup.queue, failures, settleMs: 0, logger: app.logger, now });
     const start = clock;
     const dispatchedAt: number[] = [];
@@ -104,11 +104,23 @@ describe('a failing rollup', () => {
     const json = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { rollupFailures: Array<{ deviceId: string; count: number }> };
     expect(json.rollupFailures.map((f) => [f.deviceId, f.count])).toEqual([['bad', 6]]);
 
+    // asked for by hand while it backs off: tried at once, and the command says why it failed
+    // (this process's worker is stopped meanwhile: the command's own worker takes the job)
+    await worker.close();
+    const manual = await runCli(['rollup', '--device', 'bad', '--from', new Date(BAD_HOUR).toISOString(), '--to', new Date(BAD_HOUR + HOUR).toISOString()], env);
+    expect(manual.code).toBe(1);
+    expect(manual.stderr).toMatch(/rollup failed \(its hours stay dirty and are retried by the service\): device bad: InfluxDB refused the query/);
+    expect(manual.stderr.length).toBeLessThan(1000);
+    expect((await failures.get('bad'))?.count).toBe(7);
+
     // the cause removed, the next try after the backoff succeeds and clears the record
     await influxQuery(db.name, `DELETE FROM "device_data" WHERE "device_id" = 'bad'`);
-    clock = start + 63 * MIN;
+    // (the command's try was on the real clock: its backoff ends within the hour after now)
+    clock = Date.now() + 61 * MIN;
+    worker = startWorker();
     await dispatcher.tick();
     await drained(app.rollup.queue);
+    // no failure in this process since the hour of tries
     expect(failedJobs).toBe(6);
     expect(await failures.list()).toEqual([]);
     expect(await app.rollup.dirty.count('bad', [BAD_HOUR])).toBe(0);
