@@ -53,6 +53,23 @@ describe('a failing rollup', () => {
     await deleteRedisPrefix(prefix);
   });
 
+  test('the pause doubles from 1 min and stops at 1 h; the reason is cut to 200 characters; a success forgets the device', async () => {
+    const f = new RollupFailures(app.redis, `${prefix}:unit`);
+    const pauses: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const r = await f.failed('dev-x', [BAD_HOUR, BAD_HOUR + HOUR], 'x'.repeat(5000), 1_000_000 + i);
+      pauses.push((r.nextAt - r.lastAt) / MIN);
+    }
+    expect(pauses).toEqual([1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    const r = (await f.get('dev-x'))!;
+    expect(r).toMatchObject({ count: 9, firstAt: 1_000_000, lastAt: 1_000_008, hours: 2, firstHour: BAD_HOUR });
+    expect(r.reason).toBe(`${'x'.repeat(REASON_CHARS)}… (5000 chars)`);
+    expect(await f.backingOff(1_000_008 + HOUR - 1)).toEqual(new Set(['dev-x']));
+    expect(await f.backingOff(1_000_008 + HOUR)).toEqual(new Set());
+    await f.succeeded('dev-x');
+    expect(await f.list()).toEqual([]);
+  });
+
   test('backs off 1 min doubling (6 tries in an hour), the other devices land, status names it, log lines are short', async () => {
     const failures = new RollupFailures(app.redis, prefix, { baseMs: MIN, maxMs: HOUR });
     let failedJobs = 0;
