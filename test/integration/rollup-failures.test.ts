@@ -11,7 +11,7 @@ import { createApp, type App } from '../../src/app/app.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { RollupFailures, REASON_CHARS } from '../../src/rollup/rollup-failures.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, influxRows, testPrefix } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, influxRows, testPrefix, until } from '../helpers/services.js';
 import { drained, scrubber, testConfig, testEnv } from '../fixtures/pull-env.js';
 
 const MIN = 60_000;
@@ -81,13 +81,15 @@ describe('a failing rollup', () => {
     // an hour of the backoff's clock, the dispatcher ticking every minute
     for (let t = 0; t <= 60; t++) {
       clock = start + t * MIN;
-      const before = failedJobs;
+      const before = (await failures.get('bad'))?.count ?? 0;
       await dispatcher.tick();
       await drained(app.rollup.queue);
-      if (failedJobs > before) dispatchedAt.push(t);
+      // the record is written inside the job, before it ends (the worker's event may come later)
+      if (((await failures.get('bad'))?.count ?? 0) > before) dispatchedAt.push(t);
     }
     // failures at 0, 1, 3, 7, 15, 31 min: pauses of 1, 2, 4, 8, 16, then 32 min (the next at 63)
     expect(dispatchedAt).toEqual([0, 1, 3, 7, 15, 31]);
+    await until('the six failed events', async () => failedJobs >= 6);
     expect(failedJobs).toBe(6);
     const record = await failures.get('bad');
     expect(record).toMatchObject({ deviceId: 'bad', count: 6, firstAt: start, lastAt: start + 31 * MIN, nextAt: start + 63 * MIN, hours: 1, firstHour: BAD_HOUR });
