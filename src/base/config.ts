@@ -27,7 +27,13 @@ export interface InfluxConfig {
   token?: string;
   /** EXPEED_RAW_RETENTION: raw rows expire after this many ms (1.x only); undefined = kept forever */
   rawRetentionMs?: number;
+  /** EXPEED_NUMERIC_STRINGS: a datapoint string that is a plain decimal number is written as a float (`number`) or as it came (`string`) */
+  numericStrings: NumericStringsMode;
 }
+
+export type NumericStringsMode = 'number' | 'string';
+/** EXPEED_NUMERIC_STRINGS when unset: numbers sent as JSON strings ("21.5") land as floats */
+export const DEFAULT_NUMERIC_STRINGS: NumericStringsMode = 'number';
 
 export interface WebhookConfig {
   host: string;

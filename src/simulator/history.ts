@@ -13,6 +13,7 @@
  */
 import { CODE, MESSAGE } from './result-codes.js';
 import { generatedEnd, violation, type Answer, type SimDeviceState, type SimRequest, type SimState } from './state.js';
+import { servedValues } from './served-values.js';
 import type { SimRow } from './types.js';
 
 const MAX_LIMIT = 6000;
@@ -67,7 +68,7 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   state.stats.historyRowsServed += page.rows.length;
   const json: Record<string, unknown> = { result_code: CODE.ok, result_message: MESSAGE.ok };
   if (page.cursor !== undefined) json.cursor = page.cursor;
-  json.data = page.rows.map((r) => ({ timestamp: state.clock.format(r.time), ...r.values }));
+  json.data = page.rows.map((r) => ({ timestamp: state.clock.format(r.time), ...servedValues(r.values, state.numericStrings) }));
   return { json };
 }
 

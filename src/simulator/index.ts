@@ -10,6 +10,7 @@ import { Faults } from './faults.js';
 import { readPage } from './history.js';
 import { LiveFeed } from './live-feed.js';
 import { PushClient } from './push-client.js';
+import { servedValues } from './served-values.js';
 import { createSimServer } from './server.js';
 import type { SimDeviceState, SimState } from './state.js';
 import { TokenIssuer } from './token-issuer.js';
@@ -72,6 +73,7 @@ export const DEFAULT_SIMULATOR_OPTIONS = {
   gapRate: 0.01,
   fullRowEvery: 10,
   currentTimestampSpace: true,
+  numericStrings: false,
 } as const;
 
 /** `n` generated devices: dev-0001/key-0001, dev-0002/key-0002, ... */
@@ -152,6 +154,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     followClock: o.followClock,
     history,
     currentTimestampSpace: o.currentTimestampSpace,
+    numericStrings: o.numericStrings,
     settingDelayMs: o.settingDelayMs,
     settingResult: o.settingResult ?? (() => 0),
     now,
@@ -202,7 +205,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     pushData(deviceId, rows) {
       const d = deviceOf(deviceId).device;
-      const data = rows.map((r) => ({ timestamp: clock.format(r.time), ...r.values }));
+      const data = rows.map((r) => ({ timestamp: clock.format(r.time), ...servedValues(r.values, state.numericStrings) }));
       return push.push(2, { device_id: d.id, device_key: d.key, data });
     },
     addRows(deviceId, rows) {

@@ -19,6 +19,8 @@ export interface SimState {
   /** how history paging reads the vendor document */
   history: HistoryReading;
   currentTimestampSpace: boolean;
+  /** history pages and data pushes carry numbers as JSON strings */
+  numericStrings: boolean;
   settingDelayMs: number;
   settingResult: (deviceId: string, settings: Record<string, unknown>) => 0 | 1 | 'never';
   now: () => number;
