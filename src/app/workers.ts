@@ -28,7 +28,7 @@ import { workerRedis } from './connections.js';
 import type { InfluxQuery } from '../influx/query.js';
 import { LateRows, LookbackRunner } from '../pull/lookback.js';
 import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
-import { walkHistory } from '../platform/history-walker.js';
+import { learningWalk, PlatformProfileStore } from '../platform/platform-profile.js';
 
 export interface WorkerParts {
   config: Config;
@@ -70,6 +70,8 @@ export function appWorkers(p: WorkerParts): AppWorkers {
     return w;
   }
 
+  // every walk starts with what earlier walks (of any replica) learned about the platform, and adds to it
+  const profiled = learningWalk(p.platform, new PlatformProfileStore({ redis: p.redis, prefix: config.prefix, log: logger }), logger);
   return {
     startBackfillWorker(overrides = {}) {
       return started(
@@ -86,8 +88,9 @@ export function appWorkers(p: WorkerParts): AppWorkers {
           // each job makes at least one request: job starts cannot outrun the request rate either
           limiter: { max: config.platformRateLimit, duration: 1000 },
           pageLimit: config.pageLimit,
+          walk: (device, range, call) => profiled(device, { ...range, call }),
           lookback: new LookbackRunner({
-            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+            walk: (device, range, call) => profiled(device, { ...range, call }),
             query: p.influx,
             pageLimit: config.pageLimit,
             writer: p.writer,
@@ -96,7 +99,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
             onLateRows: (deviceId, n) => p.metrics.lateRows.inc({ device_id: deviceId }, n),
           }),
           verify: new VerifyJobRunner({
-            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+            walk: (device, range, call) => profiled(device, { ...range, call }),
             query: p.influx,
             pageLimit: config.pageLimit,
             writer: p.writer,

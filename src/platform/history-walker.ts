@@ -18,6 +18,10 @@
  *   with HistoryWalkError (e.g. more rows share one millisecond than a page holds), never loops,
  *   never ends quietly.
  * - Rows sharing a millisecond keep the platform's order (src/platform/boundary-rows.ts).
+ * - What earlier walks learned (`learned`, src/platform/platform-profile.ts) is where a walk
+ *   starts: a known page cap makes a page of that size "maybe cut short" from the first request,
+ *   and a platform known to serve newest first is walked that way from a first page of one
+ *   millisecond. What this walk saw is told to `observe` when it ends.
  */
 import type { CallOptions, DataRow, DeviceRef, HistoryPage, PlatformClient } from './api.js';
 import { ExpeedError } from '../base/retry.js';
@@ -39,6 +43,20 @@ export interface HistoryWalkOptions {
   maxStuckRequests: number;
   /** per call: signal, and whether the operator's token reserve may be used */
   call?: CallOptions;
+  /** what earlier walks learned about the platform */
+  learned?: PlatformBehaviour;
+  /** told what this walk saw of the platform, once, when it ends */
+  observe?: (seen: PlatformBehaviour) => void;
+}
+
+/** How the platform serves history pages, as walks see it. */
+export interface PlatformBehaviour {
+  /** `newest-first` whatever `first` asks, or `asked` (oldest first, as `first=1` asks); unknown until a page spans two times */
+  order?: 'newest-first' | 'asked';
+  /** the largest page after which the platform still had rows, below `limit`: a cap of its own */
+  pageCap?: number;
+  /** the most rows (readable or not) one page held */
+  largestPage?: number;
 }
 
 export const DEFAULT_HISTORY_WALK_OPTIONS: Pick<HistoryWalkOptions, 'limit' | 'maxStuckRequests'> = {
@@ -105,13 +123,17 @@ export async function* walkHistory(
   let position = o.resumeAt !== undefined && o.resumeAt > from ? o.resumeAt : from - 1;
   // newest first: rows after L are held (L = to while nothing is read)
   let low = to;
-  let descending = false;
+  let descending = o.learned?.order === 'newest-first';
+  let orderSeen: PlatformBehaviour['order'];
+  let largestPage = 0;
   // rows of the boundary millisecond(s), oldest first, in the platform's order
   let held: DataRow[] = [];
   // distinct datapoint names seen: no row of this device is wider, so it bounds the room a page leaves
   const names = new Set<string>();
   // the largest page after which the platform still had rows: a cap of its own, below `limit`
-  let capSeen: number | undefined;
+  let capSeen: number | undefined = o.learned?.pageCap;
+  // the cap this walk itself saw (what it tells `observe`)
+  let capObserved: number | undefined;
   let previousCount = 0;
   let previousShort = false;
   // unreadable rows already passed on (by raw content): a re-read serves them again
@@ -132,12 +154,16 @@ export async function* walkHistory(
       if (index > 0 && position >= from) throw fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
       descending = true;
     } else if (order === 'ascending' && descending) {
-      throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      // a first page oldest first: the platform no longer does what an earlier walk learned
+      if (index > 0 || orderSeen !== undefined) throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      descending = false;
     }
+    if (order === 'ascending' || order === 'descending') orderSeen = descending ? 'newest-first' : 'asked';
     // one sequence, oldest first, in the platform's order (a newest-first page is it reversed, even
     // a page of one millisecond: its rows come last first too)
     const served = descending ? page.rows.slice().reverse() : page.rows;
     const count = page.rows.length + page.unreadable.length;
+    largestPage = Math.max(largestPage, count);
     const fits = roomLeft(page, limit, names);
     const cutShort = count >= limit || !fits || (capSeen !== undefined && count >= capSeen);
 
@@ -174,7 +200,10 @@ export async function* walkHistory(
       walked.provenThrough = position;
     }
     // a page short of `limit` after which the platform still had rows: it caps pages at that size
-    if (advanced && index > 0 && previousShort) capSeen = Math.max(capSeen ?? 0, previousCount);
+    if (advanced && index > 0 && previousShort) {
+      capObserved = Math.max(capObserved ?? 0, previousCount);
+      capSeen = Math.max(capSeen ?? 0, previousCount);
+    }
     previousCount = count;
     previousShort = count < limit && fits;
     const brought = advanced || matched.rows.length > 0 || unreadable.length > 0;
@@ -187,6 +216,7 @@ export async function* walkHistory(
         const done: WalkEnd = farEnd ? 'reached-end' : 'complete';
         walked.done = done;
         if (descending) walked.provenThrough = to;
+        o.observe?.({ order: orderSeen, pageCap: capObserved, largestPage });
         yield walked;
         return done;
       }

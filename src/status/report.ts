@@ -13,6 +13,7 @@ import type { Checkpoints } from '../pull/checkpoints.js';
 import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
 import type { RedisPersistence } from '../ops/redis-persistence.js';
+import type { PlatformProfile, PlatformProfileStore } from '../platform/platform-profile.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -67,6 +68,8 @@ export interface StatusReport {
   rawRetentionMs?: number;
   /** Redis persistence (AOF, RDB, none, unknown), read from every master of a cluster */
   redisPersistence?: RedisPersistence;
+  /** what the history walks learned about the platform (src/platform/platform-profile.ts); absent before any walk ended */
+  platform?: PlatformProfile;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -84,6 +87,7 @@ export interface StatusSources {
   rawRetentionMs?: number;
   /** reads the Redis persistence mode (src/ops/redis-persistence.ts) */
   persistence?: () => Promise<RedisPersistence>;
+  platformProfile?: Pick<PlatformProfileStore, 'get'>;
   now?: () => number;
   /** default DEFAULT_STALE_AFTER_MS */
   staleAfterMs?: number;
@@ -165,7 +169,8 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
   }
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
   const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
+  const platform = src.platformProfile ? await guard('platform profile', () => src.platformProfile!.get()) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, platform, errors };
 }
