@@ -15,6 +15,7 @@ import { Cluster, Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
+import { ReconnectWatch, reconnectJobId } from '../../src/pull/reconnect.js';
 import { RequestRate } from '../../src/platform/request-rate.js';
 import { PlatformPause } from '../../src/platform/platform-pause.js';
 import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
@@ -24,9 +25,9 @@ import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js
 import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
 import { type Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
+import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 import { runCli } from '../helpers/cli.js';
 import { testEnv } from '../fixtures/pull-env.js';
 
@@ -241,6 +242,19 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     expect(await hb.last()).toBe(1_234_567);
   });
 
+  test('presence: a reconnect seen twice queues one delayed re-read; an older observation changes nothing', async () => {
+    const watch = new ReconnectWatch({ redis: stack.redis, prefix: config.prefix, queue: stack.backfillQueue, settleMs: 3_600_000 });
+    const t0 = Date.now() - 10 * 60_000;
+    await watch.observe('dev-r', false, t0);
+    const seen = await Promise.all([watch.observe('dev-r', true, t0 + 5 * 60_000), watch.observe('dev-r', true, t0 + 5 * 60_000)]);
+    expect(seen.filter(Boolean)).toHaveLength(2);
+    await watch.observe('dev-r', false, t0 + 60_000);
+    expect(await watch.presence('dev-r')).toEqual({ online: true, since: t0 + 5 * 60_000, seen: t0 + 5 * 60_000 });
+    const delayed = (await stack.backfillQueue.getJobs(['delayed'])).filter((j) => j.data.reason === 'reconnect');
+    expect(delayed.map((j) => [j.id, j.data.from, j.data.to])).toEqual([[reconnectJobId('dev-r', t0), t0, t0 + 5 * 60_000]]);
+    await delayed[0]!.remove();
+  });
+
   test('webhook: pushes are stored by the producer and written by the ingest worker, exactly', async () => {
     webhook = await startStack({ redisClusterNodes: nodes, sim: { devices: [{ id: 'dev-p', key: 'key-p', cadenceSec: 60 }] } });
     expect(webhook.prefix).toMatch(/^\{.*\}$/);
@@ -311,7 +325,7 @@ describe.skipIf(!clusterUp)('a password-protected cluster', () => {
     const admin = new Redis(node.url);
     try {
       await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-      for (let i = 0; i < 100 && !/cluster_state:ok/.test(await admin.cluster('INFO')); i++) await new Promise((r) => setTimeout(r, 100));
+      await until('the cluster to be ok', async () => /cluster_state:ok/.test(await admin.cluster('INFO')), { timeoutMs: 10_000, intervalMs: 100 });
     } finally {
       admin.disconnect();
     }

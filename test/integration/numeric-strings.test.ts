@@ -16,7 +16,7 @@ import { startSimulator, type HistoryReading, type Simulator } from '../../src/s
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, influxRows, randomName, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, testEnv } from '../fixtures/pull-env.js';
-import { startStack } from './webhook-stack.js';
+import { startStack } from './push-stack.js';
 
 const HOUR = 3_600_000;
 // Thursday 12:00 UTC: the whole range lies in one of InfluxDB's 7-day shard groups (they start on Thursdays)
