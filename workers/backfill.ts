@@ -27,7 +27,7 @@ import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 import type { LookbackRunner } from '../src/pull/lookback.js';
 import type { VerifyJobRunner } from '../src/pull/verify-run.js';
 import type { CooldownWaits } from '../src/pull/cooldown-waits.js';
-import { credentialsWaitUntil } from '../src/platform/token-errors.js';
+import { credentialsWaitUntil } from '../src/platform/token/errors.js';
 import type { ReconnectRunner } from '../src/pull/reconnect.js';
 
 export interface BackfillWorkerOptions {

@@ -10,7 +10,7 @@ import { readDevicesFile } from '../devices/registry.js';
 import { detectInfluxApi, type WriteApiVersion } from '../influx/api-detect.js';
 import { createInfluxQuery, influxIdent } from '../influx/query.js';
 import { authHeaders } from '../influx/write-request.js';
-import { tokenBudgetFromConfig } from '../platform/token-budget-config.js';
+import { tokenBudgetFromConfig } from '../platform/token/budget-config.js';
 import type { SecretScrubber } from '../base/secrets.js';
 import { describePersistence, readPersistence } from '../ops/redis-persistence.js';
 

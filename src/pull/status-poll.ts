@@ -6,7 +6,7 @@ import type { StatusJob } from '../base/queues.js';
 import { failureFacts, messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
 import { ExpeedError } from '../base/retry.js';
-import { budgetResetsAt, cooldownUntil } from '../platform/token-errors.js';
+import { budgetResetsAt, cooldownUntil } from '../platform/token/errors.js';
 import type { ReconnectWatch } from './reconnect.js';
 
 export interface StatusPollOptions {

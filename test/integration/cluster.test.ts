@@ -20,7 +20,7 @@ import { RequestRate } from '../../src/platform/request-rate.js';
 import { PlatformPause } from '../../src/platform/platform-pause.js';
 import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
+import { TokenBudget } from '../../src/platform/token/budget.js';
 import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js';
 import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
 import { type Config } from '../../src/base/config.js';

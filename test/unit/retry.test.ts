@@ -17,7 +17,7 @@ import {
   TokenExpiredError,
   UnknownResultCodeError,
 } from '../../src/platform/errors.js';
-import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError, TokenWaitTimeoutError } from '../../src/platform/token-errors.js';
+import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError, TokenWaitTimeoutError } from '../../src/platform/token/errors.js';
 import { HistoryWalkError } from '../../src/platform/history-walker.js';
 import { platformBackoff } from '../../src/platform/http.js';
 import { InfluxRejectedError, InfluxUnavailableError } from '../../src/influx/errors.js';

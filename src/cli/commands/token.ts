@@ -6,8 +6,8 @@
 import { flag, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { cooldownCause } from '../token-cooldown.js';
-import { tokenBudgetFromConfig } from '../../platform/token-budget-config.js';
-import type { TokenUsage } from '../../platform/token-usage.js';
+import { tokenBudgetFromConfig } from '../../platform/token/budget-config.js';
+import type { TokenUsage } from '../../platform/token/usage.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { Queue } from 'bullmq';
 import { bullConnection, QUEUE, type BackfillJob, type RedisConnection } from '../../base/queues.js';
