@@ -3,7 +3,7 @@
  * the platform's daily limit, so nothing else may hold this function.
  */
 import { ENDPOINT, RESULT_CODE, resultCodeError } from '../errors.js';
-import { DEFAULT_HTTP_OPTIONS, requestJson, toInteger, type HttpOptions } from '../http.js';
+import { DEFAULT_HTTP_OPTIONS, requestJson, toInteger, type HttpOptions } from '../platform-request.js';
 import { missing } from '../answers.js';
 
 export interface TokenGrant {
