@@ -11,7 +11,7 @@
  */
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job, type RateLimiterOptions } from 'bullmq';
 import type { Logger } from '../src/base/log.js';
-import { QUEUE, type BackfillJob } from '../src/base/queues.js';
+import { QUEUE, type BackfillJob } from '../src/base/jobs.js';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import { walkHistory } from '../src/platform/history-walker.js';

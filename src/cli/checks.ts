@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:net';
 import type { Config } from '../base/config.js';
-import { isCluster, redisAddress, waitForRedis, type RedisConnection } from '../base/queues.js';
+import { isCluster, redisAddress, waitForRedis, type RedisConnection } from '../base/redis.js';
 import { readDevicesFile } from '../devices/registry.js';
 import { detectInfluxApi, type WriteApiVersion } from '../influx/api-detect.js';
 import { createInfluxQuery, influxIdent } from '../influx/query.js';

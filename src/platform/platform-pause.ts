@@ -9,7 +9,7 @@
 import type { Redis } from 'ioredis';
 import { sleep } from '../base/backoff.js';
 import type { Logger } from '../base/log.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import { parseRetryAfter } from '../base/retry.js';
 import type { Endpoint } from './errors.js';
 import type { Throttle, ThrottleInfo } from './platform-request.js';

@@ -8,7 +8,7 @@
  * `sampleEveryMs`, in the background), never read per push.
  */
 import { Cluster, type Redis } from 'ioredis';
-import type { RedisConnection } from '../base/queues.js';
+import type { RedisConnection } from '../base/redis.js';
 import type { Degraded, ReadinessCheck } from '../ops/ops-routes.js';
 
 export interface HeadroomOptions {

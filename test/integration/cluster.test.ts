@@ -22,7 +22,7 @@ import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
 import { TokenBudget } from '../../src/platform/token/budget.js';
 import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js';
-import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
+import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/redis.js';
 import { type Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';

@@ -4,7 +4,7 @@ import { UnrecoverableError } from 'bullmq';
 import { ExpeedError, isRetryable, isRetryableStatus, retryAt, retryVerdict } from '../../src/base/retry.js';
 import { backoffDelay, EQUAL_JITTER, NO_JITTER, sleep, type Backoff } from '../../src/base/backoff.js';
 import { UnknownDeviceError } from '../../src/base/failure.js';
-import { RedisUnreachableError } from '../../src/base/queues.js';
+import { RedisUnreachableError } from '../../src/base/redis.js';
 import {
   CredentialsRejectedError,
   DeviceKeyError,

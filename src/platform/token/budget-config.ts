@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Config } from '../../base/config.js';
-import type { RedisConnection } from '../../base/queues.js';
+import type { RedisConnection } from '../../base/redis.js';
 import { createTokenEndpoint } from './endpoint.js';
 import { DEFAULT_TOKEN_BUDGET_OPTIONS, TokenBudget, type TokenBudgetOptions } from './budget.js';
 

@@ -6,9 +6,9 @@
  * refresh (token-refresh-lock.ts), the day's count (token-calls.ts) and the cool-down after a
  * rejection (token-cooldown.ts). `expeed-sync token` reads them through token-usage.ts.
  */
-import type { RedisConnection } from '../../base/queues.js';
+import type { RedisConnection } from '../../base/redis.js';
 import type { Logger } from '../../base/log.js';
-import { redisKey } from '../../base/queues.js';
+import { redisKey } from '../../base/redis.js';
 import { sleep } from '../../base/backoff.js';
 import { isRetryable } from '../../base/retry.js';
 import type { SecretScrubber } from '../../base/secrets.js';

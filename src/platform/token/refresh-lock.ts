@@ -5,7 +5,7 @@
  *   <prefix>:token:failure   the holder's last failed refresh, for the processes waiting on it
  */
 import { randomUUID } from 'node:crypto';
-import type { RedisConnection } from '../../base/queues.js';
+import type { RedisConnection } from '../../base/redis.js';
 import { sleep } from '../../base/backoff.js';
 import { isRetryable } from '../../base/retry.js';
 import { ENDPOINT, PlatformError } from '../errors.js';
