@@ -7,7 +7,8 @@
  * it runs the target each panel sends at Grafana's interval for that range (1 min, 30 min, 12 h,
  * 2 d on a panel about 1,000 px wide) and prints its time (median of BENCH_QUERY_RUNS, default 1)
  * and answer size against the target (< 1 s, < 2 MB), and for rollup targets with one device the
- * ratio to the panel's raw target over the same range. The database is dropped at the end.
+ * ratio to the panel's raw target over the same range. A query is given up after
+ * BENCH_QUERY_TIMEOUT_S (120) and printed as over it. The database is dropped at the end.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ const FLEET = Number(process.env.BENCH_FLEET ?? 1000);
 const RAW_DEVICES = Number(process.env.BENCH_RAW_DEVICES ?? 10);
 const RAW_DAYS = Number(process.env.BENCH_RAW_DAYS ?? 365);
 const RUNS = Number(process.env.BENCH_QUERY_RUNS ?? 1);
+const QUERY_TIMEOUT_MS = Number(process.env.BENCH_QUERY_TIMEOUT_S ?? 120) * 1000;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const TZ_OFFSET = 8 * HOUR; // Asia/Shanghai, the dashboards' $timezone
@@ -80,7 +82,11 @@ async function timedQuery(q: string): Promise<{ seconds: number; bytes: number }
   const runs: Array<{ seconds: number; bytes: number }> = [];
   for (let i = 0; i < RUNS; i++) {
     const start = process.hrtime.bigint();
-    const res = await fetch(`${URL_}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`, { method: 'POST' });
+    const res = await fetch(`${URL_}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`, { method: 'POST', signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) }).catch((err: Error) => {
+      if (err.name === 'TimeoutError') return undefined;
+      throw err;
+    });
+    if (!res) return { seconds: Infinity, bytes: NaN }; // printed as "> BENCH_QUERY_TIMEOUT_S"
     const body = await res.text();
     if (!res.ok || body.includes('"error"')) throw new Error(`InfluxQL "${q}" failed: ${body.slice(0, 300)}`);
     runs.push({ seconds: Number(process.hrtime.bigint() - start) / 1e9, bytes: Buffer.byteLength(body) });
@@ -112,11 +118,12 @@ async function measure(): Promise<void> {
           if (tier !== 'raw' && devices === 'one' && rawTarget) {
             const ungated = rawTarget.query.replace(/ AND \$__interval_ms < \d+/, '');
             const rm = await timedQuery(interpolate(ungated, sel, from, END, scoped));
-            raw = rm.seconds.toFixed(3);
-            ratio = `${(rm.seconds / m.seconds).toFixed(0)}x`;
+            raw = Number.isFinite(rm.seconds) ? rm.seconds.toFixed(3) : `> ${QUERY_TIMEOUT_MS / 1000}`;
+            ratio = Number.isFinite(rm.seconds) && Number.isFinite(m.seconds) ? `${(rm.seconds / m.seconds).toFixed(1)}x` : '';
           }
           const ok = m.seconds < 1 && m.bytes < 2 * 1024 * 1024 ? 'yes' : '**no**';
-          console.log(`| ${t.dashboard} | ${t.title} | ${t.refId} | ${r.name} | ${devices} | ${tier} | ${m.seconds.toFixed(3)} | ${(m.bytes / 1024).toFixed(1)} | ${raw} | ${ratio} | ${ok} |`);
+          const secs = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : `> ${QUERY_TIMEOUT_MS / 1000}`);
+          console.log(`| ${t.dashboard} | ${t.title} | ${t.refId} | ${r.name} | ${devices} | ${tier} | ${secs(m.seconds)} | ${Number.isNaN(m.bytes) ? '?' : (m.bytes / 1024).toFixed(1)} | ${raw} | ${ratio} | ${ok} |`);
         }
       }
     }
