@@ -124,7 +124,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
         const base = typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number' ? ((job?.opts.backoff as { delay: number }).delay) : 1000;
         if (type !== BACKOFF_TYPE) return base;
-        // exponential from the job's delay, capped, no jitter (as before); InfluxDB's Retry-After is the floor
+        // exponential from the job's delay, capped, no jitter; InfluxDB's Retry-After is the floor
         const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
         return backoffDelay(attemptsMade - 1, { baseMs: base, maxMs: o.maxBackoffMs, jitter: NO_JITTER }, asked);
       },

@@ -137,6 +137,23 @@ export interface Config {
   influxStartTimeoutMs: number;
 }
 
+/**
+ * The platform's documented facts, and the defaults built on them, stated once: the zone of its
+ * timestamps and token day, its daily token calls, the largest history page, and the request rate
+ * this product keeps to by default. The configuration, the token budget, the walk and the
+ * schedules all take them from here.
+ */
+export const PLATFORM_DEFAULTS = {
+  timezone: 'Asia/Shanghai',
+  tokenDailyLimit: 200,
+  /** token calls kept back for the operator's commands (below the daily limit) */
+  tokenReserve: 10,
+  /** the largest `limit` of a history page, and the page size asked for by default */
+  historyPageMax: 6000,
+  /** platform requests a second, across processes */
+  requestRate: 20,
+} as const;
+
 /** measured with bench/backfill.ts: see docs/benchmarks.md, "Memory" */
 export const DEFAULT_HEAP_GROWTH_PERCENT = 50;
 /**

@@ -1,7 +1,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { SchedulesConfig } from '../base/config.js';
+import { PLATFORM_DEFAULTS, type SchedulesConfig } from '../base/config.js';
 import type { Logger } from '../base/log.js';
 import { redisKey, type BackfillJob, type StatusJob } from '../base/queues.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -59,7 +59,7 @@ export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSet
   gapSettleMs: 10 * 60_000,
   gapChunkSize: GAP_CHUNK_SIZE,
   gapConcurrency: 2,
-  statusRatePerSecond: 20,
+  statusRatePerSecond: PLATFORM_DEFAULTS.requestRate,
   statusChunkSize: DEFAULT_STATUS_SLOT.chunkSize,
 };
 

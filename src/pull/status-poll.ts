@@ -28,7 +28,7 @@ export const MAX_STATUS_POLL_CONCURRENCY = 100;
  * Devices one status job polls at once, from the shared request rate: each lane makes at most
  * 1 / round-trip calls a second, so rate × STATUS_ROUND_TRIP_BUDGET_S lanes keep the rate busy for
  * any round trip up to that budget (20 req/s: 10 lanes, enough for 20/s up to 500 ms); the rate
- * itself (RequestRate) still decides how many calls start each second. At least the old fixed 8,
+ * itself (RequestRate) still decides how many calls start each second. At least the default (8),
  * at most one chunk.
  */
 export function statusPollConcurrency(ratePerSecond: number): number {

@@ -16,10 +16,11 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { RequestRate } from '../../src/platform/request-rate.js';
+import { PlatformPause } from '../../src/platform/platform-pause.js';
 import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
-import { CredentialsRejectedError } from '../../src/platform/errors.js';
+import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js';
 import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
 import { type Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
@@ -192,6 +193,20 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     const keys = [before, before + 1].map((s) => redisKey(config.prefix, 'rate', 'platform', String(s)));
     const counted = (await Promise.all(keys.map((k) => stack.redis.get(k)))).reduce((n, v) => n + Number(v ?? 0), 0);
     expect(counted).toBeGreaterThanOrEqual(2);
+  });
+
+  test('platform pause: a Retry-After begins a shared pause, a longer one extends it, a shorter one is within it', async () => {
+    const t0 = Date.now();
+    let now = t0;
+    const pause = new PlatformPause({ redis: stack.redis, prefix: config.prefix, now: () => now });
+    const info = (retryAfter: string) => ({ endpoint: ENDPOINT.history, status: 429, retryAfter });
+    expect((await pause.throttled(info('2'))).effect).toBe('began');
+    expect(await pause.pausedUntil()).toBe(t0 + 2000);
+    expect((await pause.throttled(info('5'))).effect).toBe('extended');
+    expect((await pause.throttled(info('1'))).effect).toBe('within');
+    expect(await pause.pausedUntil()).toBe(t0 + 5000);
+    now = t0 + 5001;
+    expect(await pause.pausedUntil()).toBeUndefined();
   });
 
   test('dead letters: add, list, drop', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { pushRetryHandler } from '../../src/push/server.js';
+import { pushRetryHandler } from '../../src/push/push-retry.js';
 import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';
 
 const T0 = Date.UTC(2026, 10, 20, 0, 0, 0);
