@@ -4,8 +4,8 @@
  * of daily rollups, x 1 year of hourly rollups, and BENCH_RAW_DEVICES (10) x BENCH_RAW_DAYS (365)
  * of raw 10 s rows (two numeric datapoints and a text one, like the first part), timing each load.
  * Then, for ranges of 1 d, 30 d, 1 y and 5 y ending with the data, with all devices and with one,
- * it runs the target each panel sends at Grafana's interval for that range (1 min, 30 min, 12 h,
- * 2 d on a panel about 1,000 px wide) and prints its time (median of BENCH_QUERY_RUNS, default 1)
+ * it runs the target each panel sends at Grafana's interval for that range (range / the panel's max
+ * data points, else 1,000, rounded as Grafana does: 1 min, 30 min, 6 h, 1 d on a wide panel) and prints its time (median of BENCH_QUERY_RUNS, default 1)
  * and answer size against the target (< 1 s, < 2 MB), and for rollup targets with one device the
  * ratio to the panel's raw target over the same range. A query is given up after
  * BENCH_QUERY_TIMEOUT_S (120) and printed as over it. The database is dropped at the end.
@@ -63,14 +63,14 @@ function rollupLine(measurement: string, d: number, t: number, n: number, base: 
   return `${measurement},device_id=${device(d)} ${num('temperature', base)},${num('humidity', 50 + (d % 21))},mode_last="${t % 2 ? 'eco' : 'boost'}",mode_count=${n}i ${t}`;
 }
 
-interface Target { dashboard: string; title: string; refId: string; query: string; repeat?: string }
+interface Target { dashboard: string; title: string; refId: string; query: string; repeat?: string; maxDataPoints?: number }
 function targets(file: string): { list: Target[]; dashboard: any } {
   const dashboard = JSON.parse(readFileSync(new URL(`../grafana/dashboards/${file}`, import.meta.url), 'utf8'));
   const list: Target[] = [];
   const walk = (panels: any[]) => {
     for (const p of panels) {
       if (p.panels) walk(p.panels);
-      for (const t of p.targets ?? []) if (t.datasource?.type === 'influxdb') list.push({ dashboard: file, title: p.title, refId: t.refId, query: t.query, repeat: p.repeat });
+      for (const t of p.targets ?? []) if (t.datasource?.type === 'influxdb') list.push({ dashboard: file, title: p.title, refId: t.refId, query: t.query, repeat: p.repeat, maxDataPoints: p.maxDataPoints });
     }
   };
   walk(dashboard.panels);
@@ -95,21 +95,34 @@ async function timedQuery(q: string): Promise<{ seconds: number; bytes: number }
   return runs[Math.floor(runs.length / 2)];
 }
 
-const RANGES = [{ name: '1 d', ms: DAY, interval: 60_000 }, { name: '30 d', ms: 30 * DAY, interval: 30 * 60_000 }, { name: '1 y', ms: 365 * DAY, interval: 12 * HOUR }, { name: '5 y', ms: 5 * 365 * DAY, interval: 2 * DAY }];
+const RANGES = [{ name: '1 d', ms: DAY }, { name: '30 d', ms: 30 * DAY }, { name: '1 y', ms: 365 * DAY }, { name: '5 y', ms: 5 * 365 * DAY }];
+/** A panel's points per line: its max data points, else its width in pixels (about 1,000 on a wide panel). */
+const DEFAULT_MAX_DATA_POINTS = 1000;
+/** Grafana's rounding of range / max data points to `$__interval` (rangeutil.roundInterval), from 1 min up. */
+const ROUNDED: Array<[below: number, interval: number]> = [
+  [90_000, 60_000], [210_000, 120_000], [450_000, 300_000], [750_000, 600_000], [1_050_000, 900_000], [1_500_000, 1_200_000],
+  [2_700_000, 1_800_000], [5_400_000, 3_600_000], [9_000_000, 7_200_000], [16_200_000, 10_800_000], [32_400_000, 21_600_000],
+  [86_400_000, 43_200_000], [604_800_000, 86_400_000], [1_814_400_000, 604_800_000], [3_628_800_000, 2_592_000_000],
+];
+const grafanaIntervalMs = (rangeMs: number, maxDataPoints = DEFAULT_MAX_DATA_POINTS) => {
+  const raw = rangeMs / maxDataPoints;
+  return ROUNDED.find(([below]) => raw < below)?.[1] ?? 31_536_000_000;
+};
 
 async function measure(): Promise<void> {
   const dashboards = [targets('expeed.json'), targets('expeed-fleet.json')];
-  console.log('| dashboard | panel | target | range | devices | source | time s | answer KB | raw time s | ratio | target met |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| dashboard | panel | target | range | devices | interval | source | time s | answer KB | raw time s | ratio | target met |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const { list, dashboard } of dashboards) {
     const every = (name: string) => (name === 'device' ? [device(0)] : name === 'rollup_rp' ? ['autogen'] : name === 'numeric' || name === 'datapoint' ? ['temperature'] : ['temperature', 'humidity', 'mode']);
     const interpolate = influxInterpolator(dashboard, every);
     for (const r of RANGES) {
       for (const devices of ['all', 'one'] as const) {
         const from = END - r.ms;
-        const sel: InfluxSelection = { name: r.name, values: { device: devices === 'all' ? 'all' : [device(0)], datapoint: ['temperature'], numeric: ['temperature'] }, join: 'bare', intervalMs: r.interval, timeFilter: `time >= ${from}ms and time < ${END}ms` };
         const scoped = { numeric: 'temperature', datapoint: 'temperature' };
-        for (const t of list.filter((x) => gateOpen(x.query, r.interval))) {
+        for (const t of list.filter((x) => gateOpen(x.query, grafanaIntervalMs(r.ms, x.maxDataPoints)))) {
+          const intervalMs = grafanaIntervalMs(r.ms, t.maxDataPoints);
+          const sel: InfluxSelection = { name: r.name, values: { device: devices === 'all' ? 'all' : [device(0)], datapoint: ['temperature'], numeric: ['temperature'] }, join: 'bare', intervalMs, timeFilter: `time >= ${from}ms and time < ${END}ms` };
           const m = await timedQuery(interpolate(t.query, sel, from, END, scoped));
           let raw = '';
           let ratio = '';
@@ -123,7 +136,7 @@ async function measure(): Promise<void> {
           }
           const ok = m.seconds < 1 && m.bytes < 2 * 1024 * 1024 ? 'yes' : '**no**';
           const secs = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : `> ${QUERY_TIMEOUT_MS / 1000}`);
-          console.log(`| ${t.dashboard} | ${t.title} | ${t.refId} | ${r.name} | ${devices} | ${tier} | ${secs(m.seconds)} | ${Number.isNaN(m.bytes) ? '?' : (m.bytes / 1024).toFixed(1)} | ${raw} | ${ratio} | ${ok} |`);
+          console.log(`| ${t.dashboard} | ${t.title} | ${t.refId} | ${r.name} | ${devices} | ${intervalMs / 60_000} min | ${tier} | ${secs(m.seconds)} | ${Number.isNaN(m.bytes) ? '?' : (m.bytes / 1024).toFixed(1)} | ${raw} | ${ratio} | ${ok} |`);
         }
       }
     }
