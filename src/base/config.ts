@@ -27,7 +27,15 @@ export interface InfluxConfig {
   token?: string;
   /** EXPEED_RAW_RETENTION: raw rows expire after this many ms (1.x only); undefined = kept forever */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION: hourly rollups expire after this many ms (1.x only); undefined = kept forever (daily rollups always are) */
+  hourlyRetentionMs?: number;
+  /** EXPEED_NUMERIC_STRINGS: a datapoint string that is a plain decimal number is written as a float (`number`) or as it came (`string`) */
+  numericStrings: NumericStringsMode;
 }
+
+export type NumericStringsMode = 'number' | 'string';
+/** EXPEED_NUMERIC_STRINGS when unset: numbers sent as JSON strings ("21.5") land as floats */
+export const DEFAULT_NUMERIC_STRINGS: NumericStringsMode = 'number';
 
 export interface WebhookConfig {
   host: string;
@@ -110,6 +118,8 @@ export interface Config {
   rollupSettleMs: number;
   /** EXPEED_LOOKBACK: each nightly sync re-reads this much before each device's checkpoint, ms (default 2 days; 0 = off) */
   lookbackMs: number;
+  /** EXPEED_RECONNECT_SETTLE: a device back online after an offline span is re-read over that span once it has been online this long, ms (default 10 min) */
+  reconnectSettleMs: number;
   webhook: WebhookConfig;
   deadLetters: DeadLetterConfig;
   redisUrl: string;

@@ -6,7 +6,8 @@ import type { StatusJob } from '../base/queues.js';
 import { failureFacts, messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
 import { ExpeedError } from '../base/retry.js';
-import { budgetResetsAt, cooldownUntil } from '../platform/token-errors.js';
+import { budgetResetsAt, cooldownUntil } from '../platform/token/errors.js';
+import type { ReconnectWatch } from './reconnect.js';
 
 export interface StatusPollOptions {
   platform: Pick<PlatformClient, 'deviceStatus'>;
@@ -15,6 +16,8 @@ export interface StatusPollOptions {
   now?: () => number;
   /** devices of one job polled at once; the shared request rate still bounds the calls a second */
   concurrency?: number;
+  /** each answer, once written: a device back online after an offline span gets its re-read queued (src/pull/reconnect.ts) */
+  presence?: Pick<ReconnectWatch, 'observe'>;
 }
 
 export const DEFAULT_STATUS_POLL = { concurrency: 8 };
@@ -124,6 +127,7 @@ export class StatusPoller {
     await inLanes(devices, this.concurrency, pollOne, () => budget !== undefined || cooldown !== undefined);
 
     if (points.length) await writer.write(points, { source: 'poll', signal });
+    for (const p of points) await this.options.presence?.observe(p.deviceId, p.fields.online === true, p.time);
     if (budget) {
       const remaining = devices.filter((d) => !done.has(d.id)).map((d) => d.id).concat(retryLater.map((f) => f.deviceId));
       throw new StatusBudgetError(budget.err, budget.resetsAt, remaining);

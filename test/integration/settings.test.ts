@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ExpeedClient } from '../../src/platform/client.js';
-import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
+import { createTokenEndpoint } from '../../src/platform/token/endpoint.js';
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../src/platform/errors.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
+import { TokenBudget } from '../../src/platform/token/budget.js';
 import { sendSetting, waitForResult, type SendSettingDeps } from '../../src/settings/send-setting.js';
 import { UnknownDeviceError } from '../../src/base/failure.js';
 import { runCli } from '../helpers/cli.js';
 import { createContext } from '../../src/cli/context.js';
 import { command as setCommand, SET_EXIT } from '../../src/cli/commands/set.js';
 import { REDIS_URL } from '../helpers/services.js';
-import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
+import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './push-stack.js';
 
 /**
  * The setting round trip through the simulator: POST device_setting, the pending command in

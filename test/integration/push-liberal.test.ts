@@ -4,7 +4,7 @@ import type { SinkPoint } from '../../src/influx/api.js';
 import { bodyOfLetter } from '../../src/push/raw-body.js';
 import { influxQuery } from '../helpers/services.js';
 import { retryRow } from '../../src/app/retry-row.js';
-import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';
+import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './push-stack.js';
 
 /**
  * The push path takes what the pull path takes (issue 10) and alters nothing (issue 13 §4): odd

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { bodyOfLetter } from '../../src/push/raw-body.js';
 import { deviceIdOf } from '../../src/push/push-schema.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 import { mulberry32 } from '../../src/simulator/prng.js';
 
 /**
