@@ -15,6 +15,7 @@ import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batche
 import type { PendingSettingsStore } from '../src/devices/pending-settings.js';
 import { StatusPushLog } from '../src/pull/status-slot.js';
 import { LogLimiter } from '../src/base/log-limiter.js';
+import { withDefaults } from '../src/base/options.js';
 
 export interface IngestWorkerOptions {
   /** a blocking-capable connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking reads */
@@ -77,7 +78,7 @@ export class IngestWorker extends Worker<IngestBatchJob, IngestResult> {
 }
 
 export function createIngestWorker(options: Required & Partial<IngestWorkerOptions>): IngestWorker {
-  const o = { ...DEFAULT_INGEST_WORKER_OPTIONS, ...options };
+  const o = withDefaults(DEFAULT_INGEST_WORKER_OPTIONS, options);
   const batcher = new PointBatcher(o.writer, o.batcher);
   const ingestor = new Ingestor({
     writer: batcher,
