@@ -4,14 +4,15 @@
  * the production worker (`node bin/expeed-sync.js run --role worker`, compiled) and "phases": a set
  * of backfill-queue requests (backfill, nightly, lookback windows) queued and run to the end, with
  * the history requests the simulator answered, the wall time, the CPU of the worker, the simulator
- * and influxd, and what the jobs reported (points written, late rows).
+ * and influxd, what the jobs reported (points written, late rows) and the hours they marked dirty
+ * for the rollups.
  */
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import type { Config } from '../src/base/config.js';
 import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
-import type { BackfillJob } from '../src/base/queues.js';
+import { redisKey, type BackfillJob } from '../src/base/queues.js';
 import { createApp } from '../src/app/app.js';
 import { buildIfStale, cpuSeconds, drained, influxql, memory, pidOf, removePrefix, startService, startSimProcess, type ServiceProcess, type SimProcess } from './lib.js';
 
@@ -36,6 +37,8 @@ export interface PhaseResult {
   /** points the jobs wrote (a lookback job: its late rows) */
   points: number;
   lateRows: number;
+  /** (device, hour) pairs the phase marked dirty for the rollups (the set is emptied before each phase) */
+  dirtyHours: number;
   /** CPU seconds over the phase */
   cpu: { worker: number; simulator: number; influxd: number };
 }
@@ -84,6 +87,7 @@ export async function startPullBench(o: PullBenchOptions): Promise<PullBench> {
   const influx = env.INFLUX_URL!;
   let worker: ServiceProcess | undefined;
   const influxd = pidOf('influxd');
+  const dirtyKey = redisKey(prefix, 'rollup', 'dirty');
   const startWorker = async () => (worker ??= await startService(env, ['worker']));
 
   return {
@@ -100,6 +104,8 @@ export async function startPullBench(o: PullBenchOptions): Promise<PullBench> {
       const cpu = () => ({ worker: cpuSeconds(w.pid) ?? NaN, simulator: cpuSeconds(sim.pid) ?? NaN, influxd: cpuSeconds(influxd) ?? NaN });
       const before = await stack.backfillQueue.getJobs(['completed', 'failed'], 0, -1);
       const seen = new Set(before.map((j) => j.id));
+      // the bench's own prefix: emptied so that what the phase marks can be counted
+      await stack.redis.del(dirtyKey);
       const h0 = (await sim.stats()).requests.history ?? 0;
       const c0 = cpu();
       const started = performance.now();
@@ -110,8 +116,9 @@ export async function startPullBench(o: PullBenchOptions): Promise<PullBench> {
       const h1 = (await sim.stats()).requests.history ?? 0;
       const done = (await stack.backfillQueue.getJobs(['completed'], 0, -1)).filter((j) => !seen.has(j.id));
       const failed = (await stack.backfillQueue.getJobs(['failed'], 0, -1)).filter((j) => !seen.has(j.id)).length;
+      const dirtyHours = await stack.redis.zcard(dirtyKey);
       const sum = (k: 'points' | 'lateRows') => done.reduce((s, j) => s + Number((j.returnvalue as Record<string, unknown> | undefined)?.[k] ?? 0), 0);
-      return { seconds, requests: h1 - h0, windows, failed, points: sum('points'), lateRows: sum('lateRows'), cpu: { worker: c1.worker - c0.worker, simulator: c1.simulator - c0.simulator, influxd: c1.influxd - c0.influxd } };
+      return { seconds, requests: h1 - h0, windows, failed, points: sum('points'), lateRows: sum('lateRows'), dirtyHours, cpu: { worker: c1.worker - c0.worker, simulator: c1.simulator - c0.simulator, influxd: c1.influxd - c0.influxd } };
     },
     influxql: (q) => influxql(influx, db, q),
     async close() {
