@@ -135,6 +135,8 @@ export interface SimProcess {
   pid: number;
   /** the simulator's stats (requests per endpoint, token calls) */
   stats(): Promise<{ tokenCalls: number; requests: Record<string, number> } & Record<string, unknown>>;
+  /** adds rows to a device's history at the platform (rows that arrive late) */
+  addRows(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): Promise<void>;
   close(): void;
 }
 
@@ -156,6 +158,11 @@ export async function startSimProcess(options: Record<string, unknown>): Promise
       const p = next();
       child.stdin!.write('stats\n');
       return JSON.parse(await p) as Awaited<ReturnType<SimProcess['stats']>>;
+    },
+    async addRows(deviceId, rows) {
+      const p = next();
+      child.stdin!.write(`add ${JSON.stringify({ deviceId, rows })}\n`);
+      await p;
     },
     close: () => child.kill('SIGTERM'),
   };

@@ -5,18 +5,18 @@
  * BENCH_FLEET (10,000) devices. Phases, each run to the end before the next, from a platform-local
  * midnight A and the lookback L:
  *
- * 1. seed: a backfill of [A, A+L) (the history the checkpoint already covers);
- *    then a 5-minute block of every 10th device is deleted from InfluxDB (rows that arrive late);
+ * 1. seed: a backfill of [A, A+L) (the history the checkpoint already covers); then a 5-minute block
+ *    of 10 s rows is added at the platform for every 10th device, between the held rows (late rows);
  * 2. nightly: the night's new history [A+L, A+L+1d), the part of a night without the lookback;
  * 3. lookback with late rows: the lookback windows the nightly slot queues (lookbackRequests, the
- *    scheduler's function) for a checkpoint at A+L; only the deleted rows may be written;
+ *    scheduler's function) for a checkpoint at A+L; exactly the added rows must be written;
  * 4. lookback, nothing late: the same windows again (the usual night: compared, nothing written);
  * 5. rewrite: the same range as a plain backfill, which writes every row it reads: what the
  *    lookback would cost without comparing hour by hour first.
  *
  * Every phase at EXPEED_RATE_LIMIT (1000 here); the wall time at the default rate is computed from
  * the requests (requests x fleet / devices / default rate). The run fails unless phase 3 wrote
- * exactly the deleted rows, phase 4 none, phase 5 every row.
+ * exactly the added rows, phase 4 none, phase 5 every row.
  */
 import { lookbackRequests } from '../src/pull/lookback.js';
 import type { Checkpoint } from '../src/pull/checkpoints.js';
@@ -31,7 +31,7 @@ const CADENCE = Number(env.BENCH_CADENCE_SEC ?? 60);
 const TIMEZONE = env.EXPEED_TIMEZONE ?? 'Asia/Shanghai';
 const DAY = 86_400_000;
 const A = localToEpoch(Date.UTC(2025, 0, 1), TIMEZONE);
-/** rows deleted per late device: a 5-minute block */
+/** late rows per late device: a 5-minute block */
 const BLOCK_MS = 5 * 60_000;
 
 async function main(): Promise<void> {
@@ -58,20 +58,22 @@ async function main(): Promise<void> {
 
     const seed = await run('seed', b.phase(b.ids.map((deviceId) => ({ deviceId, from: A, to: checkpoint, reason: 'manual' }))));
     if (seed.points !== DEVICES * rowsPerDevice) throw new Error(`the seed wrote ${seed.points} points, expected ${DEVICES * rowsPerDevice}`);
+    // late rows: a 5-minute block of 10 s rows (between the held ones, 5 s after each slot) for every 10th device, added at the platform
     const late = b.ids.filter((_, i) => i % 10 === 0);
-    const blockFrom = checkpoint - DAY - 2 * 3_600_000;
-    await b.influxql(`DELETE FROM device_data WHERE device_id =~ /^(${late.join('|')})$/ AND time >= ${blockFrom}ms AND time < ${blockFrom + BLOCK_MS}ms`);
-    const deleted = late.length * (BLOCK_MS / (CADENCE * 1000));
-    say(`late rows: ${deleted} (a 5-minute block of ${late.length} devices) deleted from InfluxDB`);
+    const blockFrom = checkpoint - DAY - 2 * 3_600_000 + 5_000;
+    const block = Array.from({ length: BLOCK_MS / 10_000 }, (_, k) => ({ time: blockFrom + k * 10_000, values: { temp: 99.5 } }));
+    for (const id of late) await b.sim.addRows(id, block);
+    const added = late.length * block.length;
+    say(`late rows: ${added} (a 5-minute block of 10 s rows for ${late.length} devices) added to the platform's history before the checkpoint`);
 
     await run('nightly (new history, 1 day)', b.phase(b.ids.map((deviceId) => ({ deviceId, from: checkpoint, to: checkpoint + DAY, reason: 'nightly' }))));
     const checkpoints = new Map<string, Checkpoint>(b.ids.map((id) => [id, { upTo: checkpoint, updatedAt: Date.now() }]));
     const withLate = await run('lookback, late rows', b.phase(lookbackRequests(b.ids, checkpoints, L)));
-    if (withLate.lateRows !== deleted) throw new Error(`the lookback wrote ${withLate.lateRows} late rows, expected the ${deleted} deleted`);
+    if (withLate.lateRows !== added) throw new Error(`the lookback wrote ${withLate.lateRows} late rows, expected the ${added} added`);
     const clean = await run('lookback, nothing late', b.phase(lookbackRequests(b.ids, checkpoints, L)));
     if (clean.points !== 0) throw new Error(`the second lookback wrote ${clean.points} points, expected none`);
     const rewrite = await run('rewrite (backfill of the lookback range)', b.phase(b.ids.map((deviceId) => ({ deviceId, from: A, to: checkpoint, reason: 'manual' }))));
-    if (rewrite.points !== DEVICES * rowsPerDevice) throw new Error(`the rewrite wrote ${rewrite.points} points, expected ${DEVICES * rowsPerDevice}`);
+    if (rewrite.points !== DEVICES * rowsPerDevice + added) throw new Error(`the rewrite wrote ${rewrite.points} points, expected ${DEVICES * rowsPerDevice + added}`);
 
     const scale = FLEET / DEVICES;
     const ms = (s: number) => ((s * 1000) / DEVICES).toFixed(2);
