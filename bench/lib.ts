@@ -76,6 +76,25 @@ export function buildIfStale(root: string): boolean {
   return freshCompiledMain(root) !== undefined;
 }
 
+/**
+ * The webhook benchmark's load generator: `autocannon` only when BENCH_LOADGEN says so, otherwise
+ * wrk, installed from Debian when missing (as `WITH_BENCH_TOOLS=1 bash scripts/setup.sh` does; sudo
+ * when not root). Throws with one line naming what failed when wrk cannot be installed, rather than
+ * measuring with another tool than the figures in docs/benchmarks.md.
+ */
+export function loadGenerator(choice = process.env.BENCH_LOADGEN): 'wrk' | 'autocannon' {
+  if (choice === 'autocannon') return 'autocannon';
+  if (choice !== undefined && choice !== '' && choice !== 'wrk') throw new Error(`BENCH_LOADGEN: wrk or autocannon (got "${choice}")`);
+  const hasWrk = () => spawnSync('wrk', ['--version']).error === undefined;
+  if (hasWrk()) return 'wrk';
+  process.stderr.write('bench: wrk is not installed; installing Debian\'s wrk (apt-get install -y wrk)\n');
+  const sudo = process.getuid?.() === 0 ? '' : 'sudo ';
+  const r = spawnSync('sh', ['-c', `${sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${sudo}apt-get install -y -qq --no-install-recommends wrk`], { encoding: 'utf8' });
+  if (r.status === 0 && hasWrk()) return 'wrk';
+  const why = `${r.error?.message ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' / ') || `exit ${r.status}`;
+  throw new Error(`wrk is not installed and installing it failed (apt-get install -y wrk: ${why}); install wrk, or set BENCH_LOADGEN=autocannon to measure with autocannon instead`);
+}
+
 export function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 }

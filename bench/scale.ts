@@ -6,9 +6,11 @@
  *
  * - nightly: one nightly slot's enqueue (app.scheduler().fire, the code the scheduler role runs),
  *   its time and the Redis memory it adds (INFO used_memory delta, per device); every device has a
- *   checkpoint one day old, as after the previous night, so a slot queues one window per device;
- * - gaps: one gap-check slot against InfluxDB holding 26 h of data every 10 minutes per device,
- *   every tenth device with a 3 h hole (the slot must queue exactly those);
+ *   checkpoint one day old, as after the previous night, so a slot queues the night's window and
+ *   the EXPEED_LOOKBACK windows before the checkpoint (3 per device with the defaults);
+ * - gaps: one gap-check slot (chunks of GAP_CHUNK_SIZE devices, each scanned by GapFinder.scanMany)
+ *   against InfluxDB holding 26 h of data every 10 minutes per device, every tenth device with a
+ *   3 h hole (the slot must queue exactly those);
  * - status: the service (`run --role worker --role scheduler`, compiled, a child process) polls the
  *   status slot it queues at start; device_status calls counted by the simulator over whole seconds
  *   of steady polling (BENCH_STATUS_SECONDS, 20), as requests/s against the rate; the whole slot's
@@ -147,8 +149,10 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
     const nightly = await scheduler.fire('nightly', new Date(slot));
     const nightlySeconds = (performance.now() - t) / 1000;
     const m2 = await usedMemory(stack);
-    if (nightly.jobs !== n) throw new Error(`the nightly slot queued ${nightly.jobs} windows, expected one per device (${n})`);
-    say(`  nightly:  ${nightly.jobs} windows queued in ${nightlySeconds.toFixed(2)} s (${Math.round(n / nightlySeconds)} devices/s); Redis +${mb(m2 - m1)} = ${Math.round((m2 - m1) / n)} B/device (waiting jobs)`);
+    // per device: the night's window, and the EXPEED_LOOKBACK re-read before the checkpoint in backfill windows
+    const perDevice = 1 + Math.ceil(config.lookbackMs / config.backfillWindowMs);
+    if (nightly.jobs !== n * perDevice) throw new Error(`the nightly slot queued ${nightly.jobs} windows, expected ${perDevice} per device (${n * perDevice}: the night and the lookback)`);
+    say(`  nightly:  ${nightly.jobs} windows queued in ${nightlySeconds.toFixed(2)} s (${Math.round(n / nightlySeconds)} devices/s, ${perDevice} windows each: the night and the lookback); Redis +${mb(m2 - m1)} = ${Math.round((m2 - m1) / n)} B/device (waiting jobs)`);
     await stack.backfillQueue.obliterate({ force: true });
 
     const to = slot - 10 * 60_000;

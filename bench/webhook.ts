@@ -1,5 +1,5 @@
 /**
- * `npm run bench:webhook`: wrk (or autocannon) POSTs msg_type 2 pushes (10 rows each, every push a new
+ * `npm run bench:webhook`: wrk (autocannon when BENCH_LOADGEN=autocannon) POSTs msg_type 2 pushes (10 rows each, every push a new
  * device/time, so every point is distinct) at three receivers, one after the other, each in its
  * own process:
  *
@@ -16,7 +16,8 @@
  * Needs Redis and InfluxDB 1.x (`bash scripts/setup.sh`): REDIS_URL and INFLUX_URL as usual.
  * Options (environment): BENCH_DURATION seconds per target (default 10), BENCH_CONNECTIONS (20),
  * BENCH_NODERED_DIR (default /tmp/expeed-bench-nodered), BENCH_SKIP_NODERED=1, BENCH_LAYOUTS
- * (default "single,split,ack"), BENCH_LOADGEN (wrk | autocannon; wrk when installed),
+ * (default "single,split,ack"), BENCH_LOADGEN (wrk | autocannon; default wrk, installed from Debian
+ * when missing; the run stops naming the cause when it cannot be),
  * BENCH_CHILD_NODE_ARGS (node flags for the receivers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
  * BENCH_VERBOSE=1 (the receivers' output). EXPEED_*, WORKER_* and WEBHOOK_* variables are passed
  * to expeed-sync, like a user's configuration.
@@ -28,7 +29,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
-import { buildIfStale, cpuSeconds, freePort, influxql, pidOf } from './lib.js';
+import { buildIfStale, cpuSeconds, freePort, influxql, loadGenerator, pidOf } from './lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = join(dirname(SELF), '..');
@@ -55,8 +56,8 @@ const LAYOUT_LABEL: Record<string, string> = {
   ack: 'expeed-sync, webhook role alone (worker drains after the load)',
 };
 const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'single,split,ack').split(',').filter((l) => l in LAYOUT_LABEL);
-/** the load generator: wrk when installed (far less CPU per request, left to the receivers), else autocannon */
-const LOADGEN = process.env.BENCH_LOADGEN ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
+/** the load generator (far less CPU per request with wrk, left to the receivers), chosen in main() */
+let LOADGEN: 'wrk' | 'autocannon' = 'wrk';
 const ROWS = 10;
 const DEVICES = 100;
 const T0 = Date.UTC(2025, 0, 1) - 8 * 3_600_000; // 2025-01-01 00:00 in Asia/Shanghai
@@ -397,6 +398,12 @@ async function main(): Promise<void> {
   const prefix = `bench-webhook-${tag}`;
   const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const tsxArgs = [...nodeArgs, '--import', 'tsx', SELF];
+  try {
+    LOADGEN = loadGenerator();
+  } catch (err) {
+    process.stderr.write(`bench:webhook: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   if (!buildIfStale(ROOT)) throw new Error('npm run build failed');
   try {
     // 1. expeed-sync: webhook + ingest worker in one process (the `run` default), and the same

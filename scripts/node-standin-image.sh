@@ -4,18 +4,22 @@
 # (debootstrap --variant=minbase) with this machine's Node.js and npm, a `node` user (uid 1000) and
 # this machine's extra CA bundle (NODE_EXTRA_CA_CERTS) in its environment, since registry traffic
 # may be TLS-intercepted. The debootstrapped root file system is cached in
-# ${EXPEED_IMAGE_CACHE:-$HOME/.cache/expeed-sync} and reused while it exists.
+# ${EXPEED_IMAGE_CACHE:-$HOME/.cache/expeed-sync} and reused while it exists. Runs of this script
+# at the same time take turns (flock on the cache folder), so one of them makes the stand-in.
+# The pull gives up after ${NODE_IMAGE_PULL_TIMEOUT:-30} seconds.
 set -euo pipefail
 IMAGE=docker.io/library/node:20-slim
 CACHE="${EXPEED_IMAGE_CACHE:-${HOME:-/tmp}/.cache/expeed-sync}"
 say() { printf 'node-standin: %s\n' "$*" >&2; }
 
+mkdir -p "$CACHE"
+exec 9>"$CACHE/node-standin.lock"
+flock 9
 if podman image exists "$IMAGE"; then say "$IMAGE is present"; exit 0; fi
-if timeout 60 podman pull -q "$IMAGE" >/dev/null 2>&1; then say "pulled $IMAGE"; exit 0; fi
+if timeout "${NODE_IMAGE_PULL_TIMEOUT:-30}" podman pull -q "$IMAGE" >/dev/null 2>&1; then say "pulled $IMAGE"; exit 0; fi
 say "cannot pull $IMAGE; building a stand-in from Debian bookworm"
 
 base="$CACHE/bookworm-minbase.tar"
-mkdir -p "$CACHE"
 if [ ! -s "$base" ]; then
   tmp="$(mktemp -d)"
   debootstrap --variant=minbase bookworm "$tmp/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1 \
@@ -41,7 +45,7 @@ grep -q '^node:' "$work/rootfs/etc/group" || echo 'node:x:1000:' >>"$work/rootfs
 grep -q '^node:' "$work/rootfs/etc/passwd" || echo 'node:x:1000:1000::/home/node:/bin/sh' >>"$work/rootfs/etc/passwd"
 mkdir -p "$work/rootfs/home/node" && chown 1000:1000 "$work/rootfs/home/node"
 
-tar -C "$work/rootfs" -c . | podman import \
+tar -C "$work/rootfs" -c . | podman import -q \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/host-extra.pem' \
   --change 'CMD ["node"]' - "$IMAGE" >/dev/null

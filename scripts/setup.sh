@@ -3,7 +3,8 @@
 # Debian packages (InfluxDB 1.x, Redis, VictoriaMetrics for the 2.x write-path tests,
 # docker-compose to validate the compose file; podman and debootstrap to build the image), the npm dependencies, then a local InfluxDB on
 # 127.0.0.1:8086 and Redis on 127.0.0.1:6379 when nothing answers there; with WITH_TEST_TOOLS=1 also a
-# local 3-master Redis Cluster (127.0.0.1:7001-7003) for the cluster tests.
+# local 3-master Redis Cluster (127.0.0.1:7001-7003) for the cluster tests; with WITH_BENCH_TOOLS=1
+# also wrk, the load generator of `npm run bench:webhook`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ INFLUX_PORT="${EXPEED_LOCAL_INFLUX_PORT:-8086}"
 REDIS_PORT="${EXPEED_LOCAL_REDIS_PORT:-6379}"
 STATE_DIR="${EXPEED_LOCAL_DIR:-${TMPDIR:-/tmp}/expeed-sync-local}"
 WITH_TEST_TOOLS="${WITH_TEST_TOOLS:-0}"
+WITH_BENCH_TOOLS="${WITH_BENCH_TOOLS:-0}"
 # first port of the test cluster's three masters (TEST_REDIS_CLUSTER_NODES in the tests)
 CLUSTER_PORT="${EXPEED_LOCAL_CLUSTER_PORT:-7001}"
 
@@ -39,7 +41,12 @@ if [ "$WITH_TEST_TOOLS" = 1 ]; then
   # podman builds and runs the container image from the Dockerfile;
   # debootstrap makes the stand-in for node:20-slim where no registry image can be pulled
   command -v podman >/dev/null || need+=(podman)
+  # the image runs under runc: podman's default crun fails on these VMs (test/integration/image.test.ts)
+  command -v runc >/dev/null || need+=(runc)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+fi
+if [ "$WITH_BENCH_TOOLS" = 1 ]; then
+  command -v wrk >/dev/null || need+=(wrk)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"

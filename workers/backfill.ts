@@ -24,6 +24,7 @@ import { InfluxUnavailableError } from '../src/influx/errors.js';
 import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 import type { LookbackRunner } from '../src/pull/lookback.js';
 import type { VerifyJobRunner } from '../src/pull/verify-run.js';
+import type { ReconnectRunner } from '../src/pull/reconnect.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
@@ -55,6 +56,8 @@ export interface BackfillWorkerOptions {
   walk?: HistoryWalk;
   /** runs `lookback` jobs: compared with InfluxDB, only late rows written (src/pull/lookback.ts) */
   lookback?: Pick<LookbackRunner, 'run'>;
+  /** runs `reconnect` jobs: a device's offline span re-read through the lookback (src/pull/reconnect.ts) */
+  reconnect?: Pick<ReconnectRunner, 'run'>;
   /** runs scheduled `verify` jobs: verified and repaired (src/pull/verify-run.ts) */
   verify?: Pick<VerifyJobRunner, 'run'>;
   /** asks currentDatapoints before nightly and catch-up windows; a quiet device's window is not walked */
@@ -87,6 +90,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
     try {
       if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
+      if (data.reason === 'reconnect' && o.reconnect) return await o.reconnect.run(data, { useReserve: data.useReserve });
       if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
       if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
@@ -124,7 +128,7 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
         const base = typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number' ? ((job?.opts.backoff as { delay: number }).delay) : 1000;
         if (type !== BACKOFF_TYPE) return base;
-        // exponential from the job's delay, capped, no jitter (as before); InfluxDB's Retry-After is the floor
+        // exponential from the job's delay, capped, no jitter; InfluxDB's Retry-After is the floor
         const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
         return backoffDelay(attemptsMade - 1, { baseMs: base, maxMs: o.maxBackoffMs, jitter: NO_JITTER }, asked);
       },

@@ -24,6 +24,8 @@ export interface IngestWorkerOptions {
   deadLetters: Pick<DeadLetterStore, 'add'>;
   settings: PendingSettingsStore;
   registry?: IngestorOptions['registry'];
+  /** status pushes go here: a reconnect queues its re-read */
+  presence?: IngestorOptions['presence'];
   parseTime: (raw: string | number) => number;
   pushOnlineCode: number;
   logger: Logger;
@@ -63,6 +65,7 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     logger: o.logger,
     now: o.now,
     statusPushes: new StatusPushLog(o.connection, o.prefix),
+    presence: o.presence,
   });
 
   const one = async (push: IngestJob): Promise<IngestResult> => {

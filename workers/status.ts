@@ -11,6 +11,7 @@ import type { PlatformClient } from '../src/platform/api.js';
 import type { DeviceRegistry } from '../src/devices/registry.js';
 import { StatusBudgetError, StatusPollError, StatusPoller, statusPollConcurrency, type StatusPollResult } from '../src/pull/status-poll.js';
 import { messageOf } from '../src/base/failure.js';
+import type { ReconnectWatch } from '../src/pull/reconnect.js';
 import { isRetryable, retryAt } from '../src/base/retry.js';
 
 export interface StatusWorkerOptions {
@@ -27,6 +28,8 @@ export interface StatusWorkerOptions {
   now: () => number;
   /** devices one job polls at once (bounded further by the shared request rate); default statusPollConcurrency(20), the default rate */
   pollConcurrency: number;
+  /** status answers go here: a reconnect queues its re-read */
+  presence?: Pick<ReconnectWatch, 'observe'>;
   autorun: boolean;
 }
 
@@ -34,7 +37,7 @@ export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 
 
 export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof DEFAULT_STATUS_WORKER> & Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult> {
   const o: StatusWorkerOptions = { ...DEFAULT_STATUS_WORKER, ...input };
-  const poller = new StatusPoller({ platform: o.platform, writer: o.writer, registry: o.registry, now: o.now, concurrency: o.pollConcurrency });
+  const poller = new StatusPoller({ platform: o.platform, writer: o.writer, registry: o.registry, now: o.now, concurrency: o.pollConcurrency, presence: o.presence });
   const log = o.logger.child({ queue: QUEUE.status });
 
   async function process(job: Job<StatusJob, StatusPollResult>, token?: string): Promise<StatusPollResult> {

@@ -23,6 +23,7 @@ import { PlatformPause } from '../platform/platform-pause.js';
 import { InfluxPointWriter } from '../influx/point-writer.js';
 import type { RetryPolicy } from '../influx/retry-policy.js';
 import type { PointWriter } from '../influx/api.js';
+import type { WriteApiVersion } from '../influx/api-detect.js';
 import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
 import { ROLLUP_RP } from '../influx/database.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
@@ -78,8 +79,11 @@ export interface App extends AppWorkers {
   platform: PlatformClient;
   /** the write path of raw rows: marks rollup hours after acknowledged writes, metered */
   writer: PointWriter;
-  /** the writer itself, unwrapped (detailed writes for dead-letter retry, retention set-up) */
-  influxWriter: InfluxPointWriter;
+  /**
+   * The write API InfluxDB speaks, asked once; on 1.x with EXPEED_RAW_RETENTION this also sets the
+   * retention policies. (The writer itself stays inside: every raw write goes through `writer`.)
+   */
+  influxApi(): Promise<WriteApiVersion>;
   deadLetters: RedisDeadLetterStore;
   influx: InfluxQuery;
   gapFinder: GapFinder;
@@ -165,7 +169,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     }
     return opened;
   };
-  const parts = { config, logger, metrics, influx, redis, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
+  const parts = { config, logger, metrics, influx, redis, backfillQueue, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
   const workers = appWorkers(parts);
 
   return {
@@ -180,7 +184,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     tokens,
     platform,
     writer,
-    influxWriter,
+    influxApi: () => influxWriter.api(),
     deadLetters,
     influx,
     gapFinder,

@@ -58,7 +58,7 @@ export async function influxReady(app: App): Promise<void> {
   });
   if (config.influx.rawRetentionMs === undefined) return;
   // set the retention policies now (and refuse 2.x+), not at the first write
-  await app.influxWriter.api();
+  await app.influxApi();
   logger.info({ rawRetentionMs: config.influx.rawRetentionMs, rollupRp: ROLLUP_RP }, 'raw rows expire after EXPEED_RAW_RETENTION; rollups are kept forever');
 }
 

@@ -3,10 +3,10 @@
  * status poll, rollup and ingest. Each start returns the worker; `closeWorkers()` closes every one
  * still open (the service closes them itself first, within its grace period).
  */
-import type { Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
-import { bullConnection, closeRedis, type RedisConnection, type RollupJob, type StatusJob } from '../base/queues.js';
+import { bullConnection, closeRedis, type BackfillJob, type RedisConnection, type RollupJob, type StatusJob } from '../base/queues.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { PushRegistration } from '../devices/push-registration.js';
 import type { PointWriter } from '../influx/api.js';
@@ -29,6 +29,8 @@ import type { InfluxQuery } from '../influx/query.js';
 import { LateRows, LookbackRunner } from '../pull/lookback.js';
 import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
 import { walkHistory } from '../platform/history-walker.js';
+import { ReconnectRunner, ReconnectWatch } from '../pull/reconnect.js';
+import { zoneOffsetMs } from '../platform/timestamp.js';
 
 export interface WorkerParts {
   config: Config;
@@ -44,6 +46,8 @@ export interface WorkerParts {
   settings: PendingSettingsStore;
   pushRegistration: PushRegistration;
   platformNewest: PlatformNewestStore;
+  /** where status observations queue reconnect re-reads (delayed `reconnect` jobs) */
+  backfillQueue: Queue<BackfillJob>;
   /** InfluxQL reads (the lookback compares with what InfluxDB holds) */
   influx: Pick<InfluxQuery, 'rows'>;
   /** the token budget's clock (the workers delay jobs to its reset on it) */
@@ -65,6 +69,17 @@ export function appWorkers(p: WorkerParts): AppWorkers {
   const { config, logger } = p;
   const open: Array<{ close(): Promise<void> }> = [];
   const clock = p.clock ? { clock: p.clock } : {};
+  const presence = new ReconnectWatch({ redis: p.redis, prefix: config.prefix, queue: p.backfillQueue, settleMs: config.reconnectSettleMs });
+  const lookback = (): LookbackRunner =>
+    new LookbackRunner({
+      walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+      query: p.influx,
+      pageLimit: config.pageLimit,
+      writer: p.writer,
+      registry: p.registry,
+      lateRows: new LateRows(p.redis, config.prefix),
+      onLateRows: (deviceId, n) => p.metrics.lateRows.inc({ device_id: deviceId }, n),
+    });
   function started<W extends { close(): Promise<void> }>(w: W): W {
     open.push(w);
     return w;
@@ -86,15 +101,8 @@ export function appWorkers(p: WorkerParts): AppWorkers {
           // each job makes at least one request: job starts cannot outrun the request rate either
           limiter: { max: config.platformRateLimit, duration: 1000 },
           pageLimit: config.pageLimit,
-          lookback: new LookbackRunner({
-            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
-            query: p.influx,
-            pageLimit: config.pageLimit,
-            writer: p.writer,
-            registry: p.registry,
-            lateRows: new LateRows(p.redis, config.prefix),
-            onLateRows: (deviceId, n) => p.metrics.lateRows.inc({ device_id: deviceId }, n),
-          }),
+          lookback: lookback(),
+          reconnect: new ReconnectRunner({ query: p.influx, lookback: lookback(), windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) }),
           verify: new VerifyJobRunner({
             walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
             query: p.influx,
@@ -108,14 +116,14 @@ export function appWorkers(p: WorkerParts): AppWorkers {
               for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
             },
           }),
-          quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc() }),
+          quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc(), ...(p.clock ? { now: p.clock } : {}) }),
           ...clock,
           ...overrides,
         }),
       );
     },
     startStatusWorker(overrides = {}) {
-      return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), ...clock, ...overrides }));
+      return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), presence, ...clock, ...overrides }));
     },
     startRollupWorker(overrides = {}) {
       return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, logger, ...overrides }));
@@ -132,6 +140,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
         registry: config.webhook.autoRegister ? p.pushRegistration : undefined,
         parseTime: (raw) => parsePlatformTime(raw, config.timezone),
         pushOnlineCode: config.webhook.pushOnlineCode,
+        presence,
         logger,
         ...overrides,
       });

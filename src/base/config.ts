@@ -110,6 +110,8 @@ export interface Config {
   rollupSettleMs: number;
   /** EXPEED_LOOKBACK: each nightly sync re-reads this much before each device's checkpoint, ms (default 2 days; 0 = off) */
   lookbackMs: number;
+  /** EXPEED_RECONNECT_SETTLE: a device back online after an offline span is re-read over that span once it has been online this long, ms (default 10 min) */
+  reconnectSettleMs: number;
   webhook: WebhookConfig;
   deadLetters: DeadLetterConfig;
   redisUrl: string;
@@ -136,6 +138,23 @@ export interface Config {
   /** how long `run` waits for InfluxDB to answer /ping at start before it exits, ms */
   influxStartTimeoutMs: number;
 }
+
+/**
+ * The platform's documented facts, and the defaults built on them, stated once: the zone of its
+ * timestamps and token day, its daily token calls, the largest history page, and the request rate
+ * this product keeps to by default. The configuration, the token budget, the walk and the
+ * schedules all take them from here.
+ */
+export const PLATFORM_DEFAULTS = {
+  timezone: 'Asia/Shanghai',
+  tokenDailyLimit: 200,
+  /** token calls kept back for the operator's commands (below the daily limit) */
+  tokenReserve: 10,
+  /** the largest `limit` of a history page, and the page size asked for by default */
+  historyPageMax: 6000,
+  /** platform requests a second, across processes */
+  requestRate: 20,
+} as const;
 
 /** measured with bench/backfill.ts: see docs/benchmarks.md, "Memory" */
 export const DEFAULT_HEAP_GROWTH_PERCENT = 50;

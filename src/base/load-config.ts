@@ -4,7 +4,7 @@
  * enough for rollups, a Redis Cluster with database 0 only). Defaults match .env.example (tested).
  */
 import { clusterPrefix } from './queues.js';
-import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
+import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
 import { bool, clusterNodes, cron, duration, instant, int, optional, seconds, str, timezone, url, type Env } from './env-readers.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -75,8 +75,8 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   if ((adminUser === undefined) !== (adminPassword === undefined)) {
     throw new ConfigError(adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD', 'ADMIN_USER and ADMIN_PASSWORD must be set together');
   }
-  const tokenDailyLimit = int(env, 'EXPEED_TOKEN_DAILY_LIMIT', 200, 1);
-  const tokenReserve = int(env, 'EXPEED_TOKEN_RESERVE', Math.min(10, tokenDailyLimit - 1), 0);
+  const tokenDailyLimit = int(env, 'EXPEED_TOKEN_DAILY_LIMIT', PLATFORM_DEFAULTS.tokenDailyLimit, 1);
+  const tokenReserve = int(env, 'EXPEED_TOKEN_RESERVE', Math.min(PLATFORM_DEFAULTS.tokenReserve, tokenDailyLimit - 1), 0);
   if (tokenReserve >= tokenDailyLimit) {
     throw new ConfigError('EXPEED_TOKEN_RESERVE', `must be below EXPEED_TOKEN_DAILY_LIMIT (${tokenDailyLimit}), got ${tokenReserve}`);
   }
@@ -94,7 +94,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     baseUrl: url(env, 'EXPEED_BASE_URL', 'https://api.iot-expeed.com', ['http:', 'https:']),
     platformKey,
     secretKey,
-    timezone: timezone(env, 'EXPEED_TIMEZONE', 'Asia/Shanghai'),
+    timezone: timezone(env, 'EXPEED_TIMEZONE', PLATFORM_DEFAULTS.timezone),
     tokenDailyLimit,
     tokenReserve,
     tokenCooldownMs,
@@ -105,13 +105,14 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     devicesFile: optional(env, 'EXPEED_DEVICES_FILE'),
     backfillStart: instant(env, 'EXPEED_BACKFILL_START', now - 30 * DAY_MS, now),
     backfillWindowMs: duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS),
-    pageLimit: int(env, 'EXPEED_PAGE_LIMIT', 6000, 1, 6000),
-    platformRateLimit: int(env, 'EXPEED_RATE_LIMIT', 20, 1),
+    pageLimit: int(env, 'EXPEED_PAGE_LIMIT', PLATFORM_DEFAULTS.historyPageMax, 1, PLATFORM_DEFAULTS.historyPageMax),
+    platformRateLimit: int(env, 'EXPEED_RATE_LIMIT', PLATFORM_DEFAULTS.requestRate, 1),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 4, 1, 256),
     catchUpThresholdMs: duration(env, 'EXPEED_CATCHUP_AFTER', 15 * 60_000),
     settingTimeoutMs: duration(env, 'EXPEED_SETTING_TIMEOUT', 5 * 60_000),
     rollupSettleMs: duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000),
     lookbackMs: optional(env, 'EXPEED_LOOKBACK') === '0' ? 0 : duration(env, 'EXPEED_LOOKBACK', 2 * DAY_MS),
+    reconnectSettleMs: duration(env, 'EXPEED_RECONNECT_SETTLE', 10 * 60_000),
     webhook: {
       host: str(env, 'WEBHOOK_HOST', '127.0.0.1'),
       port: int(env, 'WEBHOOK_PORT', 8780, 0, 65535),

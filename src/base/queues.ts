@@ -19,8 +19,12 @@ export interface BackfillJob {
   deviceId: string;
   from: number;
   to: number;
-  /** what asked for it: nightly, catch-up, gap, manual; lookback: re-read of held history, only late rows written; verify: the scheduled verification (repairs) */
-  reason: 'nightly' | 'catch-up' | 'gap' | 'manual' | 'lookback' | 'verify';
+  /**
+   * what asked for it: nightly, catch-up, gap, manual; lookback: re-read of held history, only late
+   * rows written; verify: the scheduled verification (repairs); reconnect: a device's offline span,
+   * [offline observed, online observed), re-read as lookback windows once it has settled (src/pull/reconnect.ts)
+   */
+  reason: 'nightly' | 'catch-up' | 'gap' | 'manual' | 'lookback' | 'verify' | 'reconnect';
   /** the job may spend the operator's token reserve (manual commands only) */
   useReserve?: boolean;
 }

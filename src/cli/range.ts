@@ -68,6 +68,8 @@ export const BACKFILL_LIMIT = { unit: 'backfill window', perDevice: 3_660, total
 export const GAPS_LIMIT = { unitMs: 86_400_000, unit: 'day', perDevice: 366, total: 366_000 } as const satisfies RangeLimit;
 /** About ten years of hours for one device, two million dirty hours over all devices. */
 export const ROLLUP_LIMIT = { unitMs: 3_600_000, unit: 'hour', perDevice: 87_840, total: 2_000_000 } as const satisfies RangeLimit;
+/** `verify` re-reads every hour it compares from the platform: a year of hours per device, two million over all devices. */
+export const VERIFY_LIMIT = { unitMs: 3_600_000, unit: 'hour', perDevice: 8_784, total: 2_000_000 } as const satisfies RangeLimit;
 
 export interface RangeSpan {
   deviceId: string;

@@ -30,6 +30,11 @@ export interface WriteOptions {
   /** where the points came from, for dead letters and metrics: pull, push, poll, setting */
   source: string;
   signal?: AbortSignal;
+  /**
+   * false: what InfluxDB refuses is returned in `rejected` instead of being stored as a dead letter
+   * (a dead-letter retry keeps its own letter). Default true.
+   */
+  setAside?: boolean;
 }
 
 export interface WriteResult {
@@ -48,6 +53,8 @@ export interface WriteResult {
    * before writing; absent when there are none. A point with some values written is not here.
    */
   refused?: SinkPoint[];
+  /** what InfluxDB refused, with the reasons: only when the write was asked not to set it aside */
+  rejected?: Rejection[];
 }
 
 /** A point (or one value of it) InfluxDB will not take, with the reason. */

@@ -74,6 +74,7 @@ export class InfluxPointWriter implements PointWriter {
 
   async write(points: SinkPoint[], options: WriteOptions): Promise<WriteResult> {
     const result = await this.writeDetailed(points, options.signal);
+    if (options.setAside === false) return { ...result, deadLettered: 0 };
     // letters are stored only once the whole write succeeded; a write that throws is re-run by its job
     await Promise.all(
       result.rejected.map((r) =>
@@ -82,14 +83,14 @@ export class InfluxPointWriter implements PointWriter {
     );
     if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
     const { written, merged, conflicts, deadLettered, absent, refused } = result;
-    // conflicts and refused only when there were some: the common write's answer stays as it was
+    // conflicts and refused only when there were some: the common answer carries the four counts
     const answer: WriteResult = { written, merged, deadLettered, absent };
     if (conflicts) answer.conflicts = conflicts;
     if (refused?.length) answer.refused = refused;
     return answer;
   }
 
-  /** Like write(), but returns what InfluxDB refused instead of storing it (used to retry dead letters). */
+  /** The write itself: returns what InfluxDB refused; write() stores that as dead letters unless told not to. */
   async writeDetailed(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
     if (this.closed) throw new Error('the InfluxDB writer is closed');
     const { batchLines, maxBatchBytes, concurrency } = this.options;

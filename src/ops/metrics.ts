@@ -46,6 +46,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'expeed_process_' });
   const r = [registry];
+  const verifyHours = new Counter({ name: 'expeed_verify_hours_total', help: 'Device hours checked by the scheduled verification, by result (equal, missing, extra, differing, repaired)', labelNames: ['result'], registers: r });
+  // every result at 0 from the start: increase() then counts the hours of the process's first verification too
+  for (const result of ['equal', 'missing', 'extra', 'differing', 'repaired']) verifyHours.inc({ result }, 0);
   return {
     registry,
     platformRequests: new Counter({ name: 'expeed_platform_requests_total', help: 'Platform API requests by endpoint and result code (or error class)', labelNames: ['endpoint', 'result'], registers: r }),
@@ -57,8 +60,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     deadLettered: new Counter({ name: 'expeed_dead_lettered_total', help: 'Points or pushes set aside as dead letters, by source', labelNames: ['source'], registers: r }),
     sameTimeConflicts: new Counter({ name: 'expeed_same_time_conflicts_total', help: 'Fields two rows of one device and millisecond both carried with different values (the later row won), by source', labelNames: ['source'], registers: r }),
     lastDataTime: new Gauge({ name: 'expeed_last_data_timestamp_seconds', help: 'Newest data point written per device (Unix seconds)', labelNames: ['device_id'], registers: r }),
-    lateRows: new Counter({ name: 'expeed_late_rows_total', help: 'Rows the nightly lookback found at the platform before a device\'s checkpoint that InfluxDB lacked (or held with other values), written', labelNames: ['device_id'], registers: r }),
-    verifyHours: new Counter({ name: 'expeed_verify_hours_total', help: 'Device hours checked by the scheduled verification, by result (equal, missing, extra, differing, repaired)', labelNames: ['result'], registers: r }),
+    lateRows: new Counter({ name: 'expeed_late_rows_total', help: 'Rows the lookback (the nightly\'s, before a device\'s checkpoint, and the re-read of an offline span after a reconnect) found at the platform that InfluxDB lacked (or held with other values), written', labelNames: ['device_id'], registers: r }),
+    verifyHours,
     gapsFound: new Counter({ name: 'expeed_gaps_found_total', help: 'Gaps found in InfluxDB per device', labelNames: ['device_id'], registers: r }),
     jobDuration: new Histogram({ name: 'expeed_job_seconds', help: 'BullMQ job durations by queue and outcome', labelNames: ['queue', 'outcome'], buckets: [0.01, 0.05, 0.25, 1, 5, 15, 60, 300, 1800], registers: r }),
     walksSkipped: new Counter({ name: 'expeed_walks_skipped_total', help: 'Nightly and catch-up windows marked complete without a history walk (currentDatapoints showed no newer row)', registers: r }),

@@ -6,9 +6,10 @@
 import type { DeviceRef, HistoryQuery } from './api.js';
 import { ENDPOINT, InvalidParametersError, type Endpoint } from './errors.js';
 import { formatPlatformTime } from './timestamp.js';
+import { PLATFORM_DEFAULTS } from '../base/config.js';
 
 /** The platform's page size limits (SPEC §2.3). */
-export const HISTORY_LIMIT = { min: 1, max: 6000 } as const;
+export const HISTORY_LIMIT = { min: 1, max: PLATFORM_DEFAULTS.historyPageMax } as const;
 
 /** A path segment: Chinese characters, spaces and "/" in device ids must not change the path. */
 export function segment(id: string): string {
@@ -45,7 +46,7 @@ export function historyQuery(q: HistoryQuery, timezone: string): string {
   }
   if (q.limit !== undefined) {
     if (!Number.isInteger(q.limit) || q.limit < HISTORY_LIMIT.min || q.limit > HISTORY_LIMIT.max) {
-      throw invalid(endpoint, `limit must be a whole number from 1 to 6000, got ${q.limit}`);
+      throw invalid(endpoint, `limit must be a whole number from ${HISTORY_LIMIT.min} to ${HISTORY_LIMIT.max}, got ${q.limit}`);
     }
     parts.push(`limit=${q.limit}`);
   }

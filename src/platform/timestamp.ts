@@ -5,8 +5,9 @@
  * ISO 8601 and epoch numbers are read too (timestamp-forms.ts).
  */
 import { fromEpochNumber, fromOtherForm } from './timestamp-forms.js';
+import { PLATFORM_DEFAULTS } from '../base/config.js';
 
-export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
+export const DEFAULT_TIMEZONE = PLATFORM_DEFAULTS.timezone;
 
 /** A vendor timestamp that cannot be read. Never replaced by "now": the row is kept as unreadable. */
 export class TimestampError extends Error {

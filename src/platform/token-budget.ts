@@ -22,6 +22,7 @@ import type { TokenEndpoint } from './token-endpoint.js';
 import { TokenRefreshLock } from './token-refresh-lock.js';
 import { readTokenUsage, type TokenUsage } from './token-usage.js';
 import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from './timestamp.js';
+import { PLATFORM_DEFAULTS } from '../base/config.js';
 
 export interface TokenBudgetOptions {
   redis: RedisConnection;
@@ -59,8 +60,8 @@ export interface TokenBudgetOptions {
 }
 
 export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log' | 'onRefresh'> = {
-  dailyLimit: 200,
-  reserve: 10,
+  dailyLimit: PLATFORM_DEFAULTS.tokenDailyLimit,
+  reserve: PLATFORM_DEFAULTS.tokenReserve,
   timezone: DEFAULT_TIMEZONE,
   refreshBeforeMs: 5 * 60_000,
   lockTtlMs: 45_000,

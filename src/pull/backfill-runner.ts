@@ -6,6 +6,7 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import type { Checkpoints } from './checkpoints.js';
 import { UnknownDeviceError } from '../base/failure.js';
 import { windowKey } from './windows.js';
+import { PLATFORM_DEFAULTS } from '../base/config.js';
 
 /**
  * Pages of a device's history in [from, to), oldest first (rows outside may come too: they are
@@ -52,7 +53,7 @@ export interface BackfillRunnerOptions {
   pageLimit: number;
 }
 
-export const DEFAULT_BACKFILL_RUNNER: Pick<BackfillRunnerOptions, 'pageLimit'> = { pageLimit: 6000 };
+export const DEFAULT_BACKFILL_RUNNER: Pick<BackfillRunnerOptions, 'pageLimit'> = { pageLimit: PLATFORM_DEFAULTS.historyPageMax };
 
 /**
  * Walks one device window and writes it. Every page is acknowledged by InfluxDB before the

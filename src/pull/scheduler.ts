@@ -1,7 +1,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { SchedulesConfig } from '../base/config.js';
+import { PLATFORM_DEFAULTS, type SchedulesConfig } from '../base/config.js';
 import type { Logger } from '../base/log.js';
 import { redisKey, type BackfillJob, type StatusJob } from '../base/queues.js';
 import type { DeviceRegistry } from '../devices/registry.js';
@@ -13,6 +13,7 @@ import { inLanes } from '../base/lanes.js';
 import { GAP_CHUNK_SIZE, gapChunks } from './gap-chunks.js';
 import { statusJobs } from './status-job.js';
 import { lookbackRequests } from './lookback.js';
+import { prunePresence } from './reconnect.js';
 import { VERIFY_SPAN_MS, type VerifyLedger } from './verify-run.js';
 import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
 
@@ -59,7 +60,7 @@ export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSet
   gapSettleMs: 10 * 60_000,
   gapChunkSize: GAP_CHUNK_SIZE,
   gapConcurrency: 2,
-  statusRatePerSecond: 20,
+  statusRatePerSecond: PLATFORM_DEFAULTS.requestRate,
   statusChunkSize: DEFAULT_STATUS_SLOT.chunkSize,
 };
 
@@ -128,7 +129,9 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     const every = intervalMs() ?? 5 * 60_000;
     const cap = statusCapacity(devices.length, o.statusRatePerSecond, every);
     const pushedAt = await pushes.all();
-    await pushes.prune(new Set(devices.map((d) => d.id)), pushedAt.keys());
+    const registered = new Set(devices.map((d) => d.id));
+    await pushes.prune(registered, pushedAt.keys());
+    await prunePresence(o.redis, o.prefix, registered);
     const plan = planStatusSlot({
       deviceIds: devices.map((d) => d.id),
       pushedAt,

@@ -7,6 +7,7 @@ import { failureFacts, messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
 import { ExpeedError } from '../base/retry.js';
 import { budgetResetsAt, cooldownUntil } from '../platform/token-errors.js';
+import type { ReconnectWatch } from './reconnect.js';
 
 export interface StatusPollOptions {
   platform: Pick<PlatformClient, 'deviceStatus'>;
@@ -15,6 +16,8 @@ export interface StatusPollOptions {
   now?: () => number;
   /** devices of one job polled at once; the shared request rate still bounds the calls a second */
   concurrency?: number;
+  /** each answer, once written: a device back online after an offline span gets its re-read queued (src/pull/reconnect.ts) */
+  presence?: Pick<ReconnectWatch, 'observe'>;
 }
 
 export const DEFAULT_STATUS_POLL = { concurrency: 8 };
@@ -28,7 +31,7 @@ export const MAX_STATUS_POLL_CONCURRENCY = 100;
  * Devices one status job polls at once, from the shared request rate: each lane makes at most
  * 1 / round-trip calls a second, so rate × STATUS_ROUND_TRIP_BUDGET_S lanes keep the rate busy for
  * any round trip up to that budget (20 req/s: 10 lanes, enough for 20/s up to 500 ms); the rate
- * itself (RequestRate) still decides how many calls start each second. At least the old fixed 8,
+ * itself (RequestRate) still decides how many calls start each second. At least the default (8),
  * at most one chunk.
  */
 export function statusPollConcurrency(ratePerSecond: number): number {
@@ -124,6 +127,7 @@ export class StatusPoller {
     await inLanes(devices, this.concurrency, pollOne, () => budget !== undefined || cooldown !== undefined);
 
     if (points.length) await writer.write(points, { source: 'poll', signal });
+    for (const p of points) await this.options.presence?.observe(p.deviceId, p.fields.online === true, p.time);
     if (budget) {
       const remaining = devices.filter((d) => !done.has(d.id)).map((d) => d.id).concat(retryLater.map((f) => f.deviceId));
       throw new StatusBudgetError(budget.err, budget.resetsAt, remaining);

@@ -9,6 +9,7 @@ import type { CallOptions, DeviceRef } from '../platform/api.js';
 import { MEASUREMENT, type PointWriter } from '../influx/api.js';
 import { influxIdent, influxString, type InfluxQuery } from '../influx/query.js';
 import { redisKey } from '../base/queues.js';
+import { UnknownDeviceError } from '../base/failure.js';
 import { compareWindow, HOUR, type HistoryCompareOptions, type HourComparison, type HourResult } from './history-compare.js';
 import { splitWindows } from './windows.js';
 
@@ -150,7 +151,8 @@ export class VerifyJobRunner {
 
   async run(job: { deviceId: string; from: number; to: number; useReserve?: boolean }): Promise<VerifyTotals & { deviceId: string; from: number; to: number }> {
     const device = await this.o.registry.get(job.deviceId);
-    if (!device) throw new Error(`verify: device ${job.deviceId} is not in the registry`);
+    // not retryable: the worker ends the job at once (UnrecoverableError) instead of retrying it
+    if (!device) throw new UnknownDeviceError(job.deviceId);
     const v = await verifyDevice(this.o, { id: device.id, key: device.key }, job.from, job.to, { repair: true, call: { useReserve: job.useReserve } });
     const totals = totalsOf(v.hours);
     await this.o.ledger.add(totals);

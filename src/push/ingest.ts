@@ -77,6 +77,8 @@ export interface IngestorOptions {
   now: () => number;
   /** where msg_type 1 arrival times go, so the status poll can leave those devices out */
   statusPushes?: { record(deviceId: string, at: number): Promise<void> };
+  /** each status push, once written: a device back online after an offline span gets its re-read queued (src/pull/reconnect.ts) */
+  presence?: { observe(deviceId: string, online: boolean, at: number): Promise<unknown> };
 }
 
 export const DEFAULT_INGESTOR_OPTIONS = { registryCacheMs: 60_000, now: Date.now };
@@ -101,6 +103,7 @@ export class Ingestor {
         const registered = await this.register(job.body.device_id, job.body.device_key);
         await this.options.writer.write([pushStatusPoint(job.body, job.receivedAt, this.options.pushOnlineCode)], { source: PUSH_SOURCE });
         await this.options.statusPushes?.record(job.body.device_id, job.receivedAt);
+        await this.options.presence?.observe(job.body.device_id, job.body.device_status === this.options.pushOnlineCode, job.receivedAt);
         return { points: 1, registered };
       }
       case 2: {

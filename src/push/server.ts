@@ -1,19 +1,27 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
+/**
+ * The webhook: GET = the vendor's URL verification handshake, POST = pushes. A push is answered
+ * `result_code` 0 only after BullMQ stored it in Redis; a body we refuse is kept as a dead letter.
+ * Authentication is a hook of the POST route; every refusal and fault is thrown to the one error
+ * handler (push-failures.ts), which counts, logs and scrubs it once.
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebhookConfig } from '../base/config.js';
 import type { DeadLetterStore } from '../influx/api.js';
-import { DeadLetterBudgetError, type RetryHandler } from '../dead-letters/store.js';
+import { DeadLetterBudgetError } from '../dead-letters/store.js';
 import type { Logger } from '../base/log.js';
 import type { SecretScrubber } from '../base/secrets.js';
 import { EnqueueError, IngestProducer, type IngestProducerOptions, type IngestQueue } from './ingest-producer.js';
 import { answerBody, errorToHttp, RESULT_CODE } from './errors-to-http.js';
 import { deviceIdOf, readPushBody, validatePush, type ValidatedPush } from './push-schema.js';
-import { SignatureError, verifySignature, type SignatureParams } from './signature.js';
+import { verifySignature, type SignatureParams } from './signature.js';
 import { checkJsonBounds, DEFAULT_JSON_BOUNDS, type JsonBounds } from './json-bounds.js';
 import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
 import { Refusals, type RefusalReason } from './refusals.js';
-import { bodyOfLetter, DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
+import { DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
 import type { RedisHeadroom } from './redis-headroom.js';
 import { LogLimiter } from '../base/log-limiter.js';
+import { webhookFastify } from './fastify-instance.js';
+import { PushFailure, webhookErrorHandler } from './push-failures.js';
 
 export interface WebhookServerOptions {
   config: WebhookConfig;
@@ -50,6 +58,8 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
+type PushRequest = FastifyRequest<{ Querystring: SignatureParams }>;
+
 // serialised once: it is the answer to nearly every request
 const OK_BODY = JSON.stringify({ result_code: RESULT_CODE.ok, result_message: 'ok' });
 
@@ -63,81 +73,92 @@ function hasSignatureParams(q: SignatureParams): boolean {
  */
 function safeDeviceId(parsed: unknown): string | undefined {
   try {
-    const value = parsed;
-    if (value === null || typeof value !== 'object') return undefined;
-    return deviceIdOf((value as { device_id?: unknown }).device_id);
+    if (parsed === null || typeof parsed !== 'object') return undefined;
+    return deviceIdOf((parsed as { device_id?: unknown }).device_id);
   } catch {
     return undefined;
   }
 }
 
-/** Stores one validated push (a job of its own); throws EnqueueError (retryable) when Redis cannot. */
-async function enqueuePush(queue: IngestQueue, push: ValidatedPush, receivedAt: number, timeoutMs = 5000): Promise<void> {
-  const producer = new IngestProducer(queue, { timeoutMs });
-  await producer.add(push, receivedAt);
-}
+/** The parts of the POST route: authentication (a hook), reading a push, storing it. */
+class PushRoute {
+  /** the claimed signature of a request, released when its push cannot be stored */
+  private readonly signed = new WeakMap<FastifyRequest, string>();
+  readonly producer: IngestProducer;
+  private readonly now: () => number;
 
-/**
- * Dead-letter retry of kind 'push': the kept body is read and validated again (the code or the
- * configuration may have been fixed since) and enqueued as if it had just arrived — with the
- * time it was set aside, so a status push keeps its original time. Signatures are not checked
- * again: the operator retrying it vouches for it.
- */
-export function pushRetryHandler(options: { queue: IngestQueue; parseTime: (raw: string | number) => number }): RetryHandler {
-  return async (letter) => {
-    const push = validatePush(readPushBody(bodyOfLetter(letter.raw)), { parseTime: options.parseTime });
-    await enqueuePush(options.queue, push, letter.at);
+  constructor(private readonly o: WebhookServerOptions) {
+    this.producer = new IngestProducer(o.queue, o.producer);
+    this.now = o.now ?? Date.now;
+  }
+
+  verify(q: SignatureParams): string {
+    const { config, parseTime } = this.o;
+    return verifySignature(q, { token: config.token, windowSec: config.timestampWindowSec, now: this.now(), parseTime });
+  }
+
+  /** preHandler: checks the signature of a POST when there is one (or one is required) and claims its nonce. */
+  readonly authenticate = async (request: PushRequest): Promise<void> => {
+    const { config, nonces } = this.o;
+    const q = request.query ?? {};
+    if (!config.requirePostSignature && !hasSignatureParams(q)) return;
+    this.verify(q);
+    const signature = String(q.signature).toLowerCase();
+    let fresh: boolean;
+    try {
+      fresh = await nonces.claim(signature, nonceTtlSec(config.timestampWindowSec));
+    } catch (err) {
+      throw new PushFailure('not-checked', new EnqueueError('the nonce could not be checked in Redis', { cause: err }));
+    }
+    if (!fresh) throw new ReplayError();
+    this.signed.set(request, signature);
+  };
+
+  /** The validated push of a body; a refused one is kept as a dead letter and thrown as a PushFailure. */
+  async read(body: Buffer | undefined): Promise<ValidatedPush> {
+    let parsed: unknown;
+    try {
+      if (body) checkJsonBounds(body, this.o.jsonBounds ?? DEFAULT_JSON_BOUNDS);
+      parsed = readPushBody(body);
+      return validatePush(parsed, { parseTime: this.o.parseTime });
+    } catch (err) {
+      const a = errorToHttp(err);
+      if (a.status >= 500) throw err;
+      try {
+        await this.o.deadLetters.add({ kind: 'push', source: 'webhook', reason: a.message, raw: rawOf(body, this.o.maxRawBytes ?? DEFAULT_MAX_RAW_BYTES), deviceId: safeDeviceId(parsed) });
+      } catch (storeErr) {
+        if (storeErr instanceof DeadLetterBudgetError) throw new PushFailure('budget', err);
+        throw new PushFailure('not-kept', new EnqueueError('the refused body could not be kept'), { storeError: storeErr });
+      }
+      throw new PushFailure('kept', err);
+    }
+  }
+
+  /** The POST handler: read, store, answer 0 once Redis holds the push. */
+  readonly handle = async (request: PushRequest, reply: FastifyReply) => {
+    const body = request.body as Buffer | undefined;
+    const push = await this.read(body);
+    try {
+      await this.producer.add(push, this.now(), body?.length ?? 0);
+    } catch (err) {
+      // the platform sends the same signed request again: its nonce must then be accepted
+      const signed = this.signed.get(request);
+      if (signed) await this.o.nonces.release(signed).catch(() => undefined);
+      throw new PushFailure('not-stored', err, { msgType: push.msgType });
+    }
+    return reply.code(200).type('application/json; charset=utf-8').send(OK_BODY);
   };
 }
 
-/**
- * The webhook: GET = the vendor's URL verification handshake, POST = pushes. A push is answered
- * `result_code` 0 only after BullMQ stored it in Redis; a body we refuse is kept as a dead letter.
- */
 export async function createWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
-  const { config, queue, deadLetters, logger, parseTime, nonces } = options;
+  const { config, logger } = options;
   const now = options.now ?? Date.now;
-  const maxRawBytes = options.maxRawBytes ?? DEFAULT_MAX_RAW_BYTES;
-  const jsonBounds = options.jsonBounds ?? DEFAULT_JSON_BOUNDS;
   const scrub = (s: string) => (options.scrubber ? options.scrubber.scrub(s) : s);
-  const producer = new IngestProducer(queue, options.producer);
   const refusals = new Refusals(logger, { now, onRefused: options.onRefused });
+  const app = webhookFastify(config, logger);
+  const route = new PushRoute(options);
   // a Redis outage fails every push alike: one line per 10 s per kind, with the count not logged
-  const faults = new LogLimiter({ now });
-  const verify = (q: SignatureParams) => verifySignature(q, { token: config.token, windowSec: config.timestampWindowSec, now: now(), parseTime });
-
-  const app: FastifyInstance = Fastify({
-    // pino's Logger is a FastifyBaseLogger; the cast keeps the instance type the default one
-    loggerInstance: logger as FastifyBaseLogger,
-    // the default request log prints the URL, signature included; we log what matters ourselves
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.bodyLimit,
-    // Fastify's defaults (0) let slow bodies and silent connections stay open for ever
-    requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: config.idleTimeoutMs,
-    keepAliveTimeout: Math.min(config.idleTimeoutMs, 72_000),
-    http: {
-      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
-      // Node checks request timeouts on this interval (30 s by default): a 30 s bound would be 60 s
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
-    },
-  });
-  // connections beyond the cap are closed by Node as soon as they are accepted
-  app.server.maxConnections = config.maxConnections;
-
-  // Bodies are read as bytes whatever the content type says: the vendor's content type is not
-  // documented, and an unreadable body must still be kept exactly as it came.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_req, body, done) => done(null, body));
-
-  const answer = (reply: FastifyReply, err: unknown) => {
-    const a = errorToHttp(err);
-    return reply.code(a.status).send(answerBody({ resultCode: a.resultCode, message: scrub(a.message) }));
-  };
-
-  const keep = async (reason: string, body: Buffer | undefined, parsed?: unknown): Promise<void> => {
-    await deadLetters.add({ kind: 'push', source: 'webhook', reason, raw: rawOf(body, maxRawBytes), deviceId: safeDeviceId(parsed) });
-  };
+  app.setErrorHandler(webhookErrorHandler({ logger, refusals, faults: new LogLimiter({ now }), scrub, path: config.path }));
 
   // Redis near full: refused before the body is read, nothing kept, so that the workers can drain it
   const headroom = options.headroom;
@@ -151,104 +172,21 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
     });
   }
 
-  const enqueue = (push: ValidatedPush, bytes: number) => producer.add(push, now(), bytes);
-
-  app.get(config.path, async (request: FastifyRequest<{ Querystring: SignatureParams }>, reply) => {
-    try {
-      const nonce = verify(request.query ?? {});
-      logger.info('webhook handshake verified');
-      return reply.code(200).type('text/plain; charset=utf-8').send(nonce);
-    } catch (err) {
-      // the reason says skew, format or signature; neither the token nor the signature is logged
-      const problem = err instanceof SignatureError ? err.problem : 'error';
-      refusals.note('handshake', { problem, reason: scrub((err as Error).message), ip: request.ip }, 'webhook handshake refused');
-      return answer(reply, err);
-    }
+  app.get(config.path, async (request: PushRequest, reply) => {
+    const nonce = route.verify(request.query ?? {});
+    logger.info('webhook handshake verified');
+    return reply.code(200).type('text/plain; charset=utf-8').send(nonce);
   });
-
-  /**
-   * Checks the signature of a POST when there is one (or one is required) and claims its nonce;
-   * returns the claimed signature (to release if the push cannot be stored), undefined when unsigned.
-   */
-  const authenticate = async (q: SignatureParams): Promise<string | undefined> => {
-    if (!config.requirePostSignature && !hasSignatureParams(q)) return undefined;
-    verify(q);
-    const signature = String(q.signature).toLowerCase();
-    let fresh: boolean;
-    try {
-      fresh = await nonces.claim(signature, nonceTtlSec(config.timestampWindowSec));
-    } catch (err) {
-      throw new EnqueueError('the nonce could not be checked in Redis', { cause: err });
-    }
-    if (!fresh) throw new ReplayError();
-    return signature;
-  };
-
-  app.post(config.path, async (request: FastifyRequest<{ Querystring: SignatureParams }>, reply) => {
-    const body = request.body as Buffer | undefined;
-    let signed: string | undefined;
-    try {
-      signed = await authenticate(request.query ?? {});
-    } catch (err) {
-      if (err instanceof SignatureError || err instanceof ReplayError) {
-        // unauthenticated: nothing of the body is kept, whatever its size
-        const reason: RefusalReason = err instanceof ReplayError ? 'replay' : 'signature';
-        refusals.note(reason, { reason: scrub(err.message), bytes: body?.length ?? 0, ip: request.ip }, 'push refused before reading: not authenticated, body not kept');
-      } else faults.log(logger, 'error', 'push-not-checked', { err }, 'push not checked: answered with an error so that the platform sends it again');
-      return answer(reply, err);
-    }
-    let parsed: unknown;
-    let push: ValidatedPush;
-    try {
-      if (body) checkJsonBounds(body, jsonBounds);
-      parsed = readPushBody(body);
-      push = validatePush(parsed, { parseTime });
-    } catch (err) {
-      const a = errorToHttp(err);
-      if (a.status >= 500) return answer(reply, err);
-      try {
-        await keep(a.message, body, parsed);
-      } catch (storeErr) {
-        if (storeErr instanceof DeadLetterBudgetError) {
-          // counted by the store; the sender hears why its body was refused, as it would have
-          refusals.note('budget', { status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and NOT kept: the dead-letter budget is spent');
-          return answer(reply, err);
-        }
-        // we could neither take nor keep it: ask the platform to send it again
-        faults.log(logger, 'error', 'refused-not-kept', { err: storeErr }, 'refused push could not be kept as a dead letter');
-        return answer(reply, new EnqueueError('the refused body could not be kept'));
-      }
-      refusals.note('body', { status: a.status, reason: scrub(a.message), bytes: body?.length ?? 0 }, 'push refused and kept as a dead letter');
-      return answer(reply, err);
-    }
-    try {
-      await enqueue(push, body?.length ?? 0);
-    } catch (err) {
-      // the platform sends the same signed request again: its nonce must then be accepted
-      if (signed) await nonces.release(signed).catch(() => undefined);
-      faults.log(logger, 'error', 'push-not-stored', { err, msgType: push.msgType }, 'push not stored: answered with an error so that the platform sends it again');
-      return answer(reply, err);
-    }
-    return reply.code(200).type('application/json; charset=utf-8').send(OK_BODY);
-  });
-
-  app.setErrorHandler((err, request, reply) => {
-    const a = errorToHttp(err);
-    if (a.status >= 500) faults.log(logger, 'error', 'request-failed', { err, url: request.routeOptions.url }, 'webhook request failed');
-    else refusals.note('body', { status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
-    return reply.code(a.status).send(answerBody({ resultCode: a.resultCode, message: scrub(a.message) }));
-  });
+  app.post(config.path, { preHandler: route.authenticate }, route.handle);
 
   for (const plugin of options.plugins ?? []) await app.register(plugin);
 
   return {
     app,
-    async listen() {
-      return app.listen({ host: config.host, port: config.port });
-    },
+    listen: () => app.listen({ host: config.host, port: config.port }),
     async close() {
       await app.close();
-      await producer.close();
+      await route.producer.close();
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CODE, MESSAGE } from './result-codes.js';
+import { servedTime } from './served-times.js';
 import { generatedEnd, violation, type Answer, type SimDeviceState, type SimRequest, type SimState } from './state.js';
 import type { SimValue } from './types.js';
 
@@ -77,7 +78,10 @@ export function currentEndpoint(state: SimState, req: SimRequest, dev: SimDevice
     return ++scanned < CURRENT_SCAN_ROWS && found < want;
   });
   const data: Record<string, unknown> = {};
-  if (latest !== undefined) data.timestamp = `${state.currentTimestampSpace ? ' ' : ''}${state.clock.format(latest)}`;
+  if (latest !== undefined) {
+    // the leading space of the vendor's example belongs to its documented form
+    data.timestamp = state.timestampForm === 'documented' ? `${state.currentTimestampSpace ? ' ' : ''}${state.clock.format(latest)}` : servedTime(state.clock, state.timestampForm, latest);
+  }
   Object.assign(data, values);
   return { json: { result_code: CODE.ok, result_message: MESSAGE.ok, data } };
 }

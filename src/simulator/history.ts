@@ -10,8 +10,12 @@
  *   of the next row not yet served (`next`, default: a page starts AT the cursor), of the page's
  *   last row (`last-inclusive`: the next page repeats it; `last-exclusive`: the next page starts
  *   after it) or of the page's first row (`first-row`, the vendor example read literally).
+ * Pages come in the order `history.order` says (with `unordered`, a page's rows shuffled), with
+ * timestamps in the form `timestampForm` says (served-times.ts).
  */
 import { CODE, MESSAGE } from './result-codes.js';
+import { mix } from './prng.js';
+import { servedTime } from './served-times.js';
 import { generatedEnd, violation, type Answer, type SimDeviceState, type SimRequest, type SimState } from './state.js';
 import type { SimRow } from './types.js';
 
@@ -67,7 +71,7 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   state.stats.historyRowsServed += page.rows.length;
   const json: Record<string, unknown> = { result_code: CODE.ok, result_message: MESSAGE.ok };
   if (page.cursor !== undefined) json.cursor = page.cursor;
-  json.data = page.rows.map((r) => ({ timestamp: state.clock.format(r.time), ...r.values }));
+  json.data = page.rows.map((r) => ({ timestamp: servedTime(state.clock, state.timestampForm, r.time), ...r.values }));
   return { json };
 }
 
@@ -85,7 +89,19 @@ export function servePage(state: SimState, dev: SimDeviceState, p: PageQuery): {
   const reading = state.history;
   const lo = reading.start === 'exclusive' && p.lo > -Infinity ? p.lo + 1 : p.lo;
   const hi = reading.end === 'inclusive' && p.hi < Infinity ? p.hi + 1 : p.hi;
-  return readPage(state, dev, { ...p, lo, hi });
+  const page = readPage(state, dev, { ...p, lo, hi });
+  if (reading.order === 'unordered') shuffle(page.rows);
+  return page;
+}
+
+/** Shuffles a page's rows in place, the same way for the same page (the hash of its first row's time). */
+function shuffle(rows: SimRow[]): void {
+  if (rows.length < 2) return;
+  const base = mix(0x5eed, rows[0].time);
+  for (let i = rows.length - 1; i > 0; i--) {
+    const j = mix(base, i) % (i + 1);
+    [rows[i], rows[j]] = [rows[j], rows[i]];
+  }
 }
 
 /** One page of rows in [lo, hi) and the cursor of the next page (undefined on the last page, or never). */

@@ -10,6 +10,7 @@ import { Faults } from './faults.js';
 import { readPage } from './history.js';
 import { LiveFeed } from './live-feed.js';
 import { PushClient } from './push-client.js';
+import { servedTime, TIMESTAMP_FORMS } from './served-times.js';
 import { createSimServer } from './server.js';
 import type { SimDeviceState, SimState } from './state.js';
 import { TokenIssuer } from './token-issuer.js';
@@ -31,10 +32,12 @@ export type {
   SimulatorFaults,
   SimulatorOptions,
   SimulatorStats,
+  TimestampForm,
 } from './types.js';
+export { TIMESTAMP_FORMS } from './served-times.js';
 
 export const DEFAULT_HISTORY_READING: HistoryReading = { cursor: 'next', limit: 'rows', start: 'inclusive', end: 'exclusive', order: 'asked', pageCap: 0 };
-const ORDERS: readonly HistoryReading['order'][] = ['asked', 'newest-first', 'inverted'];
+const ORDERS: readonly HistoryReading['order'][] = ['asked', 'newest-first', 'inverted', 'unordered'];
 
 const CURSOR_READINGS: readonly CursorReading[] = ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'];
 
@@ -72,6 +75,7 @@ export const DEFAULT_SIMULATOR_OPTIONS = {
   gapRate: 0.01,
   fullRowEvery: 10,
   currentTimestampSpace: true,
+  timestampForm: 'documented',
 } as const;
 
 /** `n` generated devices: dev-0001/key-0001, dev-0002/key-0002, ... */
@@ -109,6 +113,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   if (!['502', 'reset', 'mixed'].includes(o.deviceFailKind)) throw new Error(`simulator: deviceFailKind must be 502, reset or mixed, got "${o.deviceFailKind}"`);
   if (!(o.latencyMs >= 0)) throw new Error(`simulator: latencyMs must be >= 0, got ${o.latencyMs}`);
   const history = resolveHistoryReading(o);
+  if (!TIMESTAMP_FORMS.includes(o.timestampForm)) throw new Error(`simulator: timestampForm must be one of ${TIMESTAMP_FORMS.join(', ')}, got "${o.timestampForm}"`);
   if (!(Number.isInteger(o.fullRowEvery) && o.fullRowEvery >= 1)) throw new Error(`simulator: fullRowEvery must be a whole number >= 1, got ${o.fullRowEvery}`);
   const now = options.now ?? Date.now;
   let clock: VendorClock;
@@ -151,6 +156,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     range: { from: o.from, to: o.to },
     followClock: o.followClock,
     history,
+    timestampForm: o.timestampForm,
     currentTimestampSpace: o.currentTimestampSpace,
     settingDelayMs: o.settingDelayMs,
     settingResult: o.settingResult ?? (() => 0),
@@ -202,7 +208,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     pushData(deviceId, rows) {
       const d = deviceOf(deviceId).device;
-      const data = rows.map((r) => ({ timestamp: clock.format(r.time), ...r.values }));
+      const data = rows.map((r) => ({ timestamp: servedTime(clock, state.timestampForm, r.time), ...r.values }));
       return push.push(2, { device_id: d.id, device_key: d.key, data });
     },
     addRows(deviceId, rows) {

@@ -3,7 +3,7 @@ import type { DeviceSeries } from './data-generator.js';
 import type { Faults } from './faults.js';
 import type { PushClient } from './push-client.js';
 import type { TokenIssuer } from './token-issuer.js';
-import type { HistoryReading, SimDevice, SimLogger, SimulatorStats } from './types.js';
+import type { HistoryReading, SimDevice, SimLogger, SimulatorStats, TimestampForm } from './types.js';
 import type { VendorClock } from './vendor-time.js';
 
 export interface SimDeviceState {
@@ -18,6 +18,8 @@ export interface SimState {
   followClock: boolean;
   /** how history paging reads the vendor document */
   history: HistoryReading;
+  /** the form of every timestamp served (history, currentDatapoints, data pushes) */
+  timestampForm: TimestampForm;
   currentTimestampSpace: boolean;
   settingDelayMs: number;
   settingResult: (deviceId: string, settings: Record<string, unknown>) => 0 | 1 | 'never';

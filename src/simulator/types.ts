@@ -51,12 +51,16 @@ export interface HistoryReading {
   end: 'inclusive' | 'exclusive';
   /**
    * the order pages are served in: as `first` asks (default; `first` absent = newest first, as the
-   * vendor documents), `newest-first` whatever `first` says, or `inverted` (`first=1` read as newest first)
+   * vendor documents), `newest-first` whatever `first` says, `inverted` (`first=1` read as newest
+   * first), or `unordered` (the rows `first` asks for, shuffled within each page: no walk can be exact)
    */
-  order: 'asked' | 'newest-first' | 'inverted';
+  order: 'asked' | 'newest-first' | 'inverted' | 'unordered';
   /** the platform's own cap on rows per page, below `limit`, without an error; 0 (default) = none */
   pageCap: number;
 }
+
+/** How the simulator writes timestamps (served-times.ts): the vendor's form, epoch numbers or ISO 8601. */
+export type TimestampForm = 'documented' | 'epoch-ms' | 'epoch-s' | 'epoch-ms-string' | 'iso-z' | 'iso-offset' | 'iso-local';
 
 export interface SimulatorOptions {
   /** default '127.0.0.1' */
@@ -97,6 +101,8 @@ export interface SimulatorOptions {
   sameMsRate?: number;
   /** rows split by sameMsRate also repeat their first part last: A, B, A in one millisecond; default false */
   sameMsRepeat?: boolean;
+  /** the form of the timestamps in history rows, currentDatapoints and data pushes; default 'documented' */
+  timestampForm?: TimestampForm;
   /** faults from the start: probability a device call fails, and how (HTTP 502, a reset connection, or either); default 0 */
   deviceFailRate?: number;
   deviceFailKind?: DeviceFailKind;
@@ -190,7 +196,7 @@ export interface Simulator {
   handshake(opts?: { token?: string; timestamp?: number; nonce?: string }): Promise<{ status: number; body: string }>;
   /** POST a msg_type 1 push; `status` is the raw code sent (vendor text: 0 = online, 1 = offline) */
   pushStatus(deviceId: string, status: 0 | 1): Promise<{ status: number; body: string }>;
-  /** POST a msg_type 2 push of the given rows (vendor timestamp format, in the simulator zone) */
+  /** POST a msg_type 2 push of the given rows (timestamps in the form `timestampForm` says, in the simulator zone) */
   pushData(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): Promise<{ status: number; body: string }>;
   /** add rows to a device's history, visible to history queries whatever the range */
   addRows(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): void;

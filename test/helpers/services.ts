@@ -133,19 +133,21 @@ export async function createTestDatabase(stem = 'test', url = INFLUX_URL): Promi
 }
 
 /**
- * Polls `fn` until it returns a truthy value, which it resolves to. An error thrown by `fn` counts
- * as "not yet" (a server still starting refuses connections); the last one is named on timeout.
+ * The tests' one wait for a condition: polls `fn` until it returns a truthy value, which it
+ * resolves to. An error thrown by `fn` counts as "not yet" (a server still starting refuses
+ * connections) and the last one is named on timeout — unless `errors: 'throw'`, when it ends the wait.
  */
 export async function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false | null>,
-  options: { timeoutMs?: number; intervalMs?: number; detail?: () => string } = {},
+  options: { timeoutMs?: number; intervalMs?: number; detail?: () => string; errors?: 'retry' | 'throw' } = {},
 ): Promise<T> {
   const { timeoutMs = 60_000, intervalMs = 200 } = options;
   const end = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     const v = await fn().catch((err: unknown) => {
+      if (options.errors === 'throw') throw err;
       lastError = err;
       return undefined;
     });
@@ -155,6 +157,17 @@ export async function until<T>(
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** Polls `probe` until `check` holds for its value, which it resolves to; the last value is named on timeout. */
+export async function untilValue<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+  let last: T | undefined;
+  const found = await until(what, async () => ((last = await probe()), check(last) ? { value: last } : undefined), {
+    ...options,
+    errors: 'throw',
+    detail: () => `last value: ${JSON.stringify(last)?.slice(0, 500)}`,
+  });
+  return found.value;
 }
 
 export interface ChildServer {

@@ -4,7 +4,7 @@ import type { Logger } from '../../src/base/log.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { platformDay } from '../../src/platform/timestamp.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, startInfluxd, testPrefix, type ChildServer } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, startInfluxd, testPrefix, type ChildServer, until } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
@@ -15,13 +15,8 @@ const DEVICES = [
   { id: 'f-2', key: 'key-f2', cadenceSec: 15 },
 ];
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Waits for a condition of the stack (the one wait helper, 20 s, polled every 20 ms). */
+const waitFor = (what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<boolean> => until(what, check, { timeoutMs, intervalMs: 20 });
 
 /** What the writer logs each time InfluxDB refuses or cannot take a write it will try again. */
 const INFLUX_RETRY = 'InfluxDB write failed, retrying';
@@ -75,7 +70,7 @@ describe('backfill under faults', () => {
   test('token revoked mid-walk: one refresh, the walk completes', async () => {
     const { sim, stack, db, influxUrl } = await setUp({});
     stack.startBackfillWorker();
-    await until('first progress', moved(stack, 'f-1', FROM));
+    await waitFor('first progress', moved(stack, 'f-1', FROM));
     expect(sim.stats.tokenCalls).toBe(1);
     sim.faults.revokeTokens();
     const counts = await drained(stack.backfillQueue);
@@ -96,15 +91,15 @@ describe('backfill under faults', () => {
     const dayBefore = platformDay(clock(), 'Asia/Shanghai').day;
     sim.faults.latencyMs = 60; // a walk long enough for two revocations
     stack.startBackfillWorker();
-    await until('first progress', moved(stack, 'f-1', FROM));
+    await waitFor('first progress', moved(stack, 'f-1', FROM));
     sim.faults.revokeTokens(); // refresh: the 2nd and last call of the day
-    await until('refresh', async () => sim.stats.tokenCalls === 2);
+    await waitFor('refresh', async () => sim.stats.tokenCalls === 2);
     // every call in flight has moved to the new token (a call rejected with the old token and then
     // with a new one too stops for good, by the client's rule: that would be a different test)
     const served = sim.stats.requests.history ?? 0;
-    await until('new token in use', async () => (sim.stats.requests.history ?? 0) >= served + 6);
+    await waitFor('new token in use', async () => (sim.stats.requests.history ?? 0) >= served + 6);
     sim.faults.revokeTokens(); // now the budget is spent: jobs must wait for the new day
-    await until('a job delayed', async () => (await stack.backfillQueue.getJobCounts('delayed')).delayed > 0).catch(async (e) => {
+    await waitFor('a job delayed', async () => (await stack.backfillQueue.getJobCounts('delayed')).delayed > 0).catch(async (e) => {
       const failed = await stack.backfillQueue.getJobs(['failed']);
       throw new Error(`${(e as Error).message}; token calls ${sim.stats.tokenCalls}, failed: ${failed.map((j) => j.failedReason).join('; ')}`);
     });
@@ -130,12 +125,12 @@ describe('backfill under faults', () => {
     const { logger, messages } = recordingLogger();
     const { sim, stack, db, influxUrl } = await setUp({ influxUrl: influxd.url, logger });
     stack.startBackfillWorker({ maxBackoffMs: 2000 });
-    await until('first progress', moved(stack, 'f-1', FROM));
+    await waitFor('first progress', moved(stack, 'f-1', FROM));
     await influxd.kill();
     const refused = () => messages.filter((m) => m === INFLUX_RETRY).length;
-    await until('a write refused', async () => refused() >= 1);
+    await waitFor('a write refused', async () => refused() >= 1);
     const atFirstRefusal = await upTos(stack);
-    await until('writes retried while InfluxDB is down', async () => refused() >= 4);
+    await waitFor('writes retried while InfluxDB is down', async () => refused() >= 4);
     // nothing was acknowledged while InfluxDB was down: the checkpoints stood still
     expect(await upTos(stack)).toEqual(atFirstRefusal);
     expect(atFirstRefusal.every((upTo) => upTo < TO)).toBe(true);

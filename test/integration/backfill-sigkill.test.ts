@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { splitWindows } from '../../src/pull/windows.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, influxRows, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
+import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, influxRows, REDIS_URL, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { loadConfig } from '../../src/base/load-config.js';
 
@@ -68,14 +68,7 @@ describe.each(TARGETS)('a worker killed with SIGKILL mid-walk, on $on', ({ clust
     children.push(first);
 
     // wait until the checkpoint of the first device has moved at least once, then kill -9
-    const until = Date.now() + 60_000;
-    let moved = false;
-    while (!moved && Date.now() < until) {
-      const cp = await stack.checkpoints.get('kill-1');
-      moved = cp !== undefined && cp.upTo > FROM;
-      if (!moved) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(moved).toBe(true);
+    await until('the first device\'s checkpoint to move', async () => ((await stack.checkpoints.get('kill-1'))?.upTo ?? FROM) > FROM, { timeoutMs: 60_000, intervalMs: 20 });
     await kill9(first);
 
     const active = await stack.backfillQueue.getJobCounts('active', 'completed');

@@ -15,17 +15,19 @@ import { Cluster, Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
+import { ReconnectWatch, reconnectJobId } from '../../src/pull/reconnect.js';
 import { RequestRate } from '../../src/platform/request-rate.js';
+import { PlatformPause } from '../../src/platform/platform-pause.js';
 import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
 import { TokenBudget } from '../../src/platform/token-budget.js';
-import { CredentialsRejectedError } from '../../src/platform/errors.js';
+import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js';
 import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/queues.js';
 import { type Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
+import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 import { runCli } from '../helpers/cli.js';
 import { testEnv } from '../fixtures/pull-env.js';
 
@@ -194,6 +196,20 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     expect(counted).toBeGreaterThanOrEqual(2);
   });
 
+  test('platform pause: a Retry-After begins a shared pause, a longer one extends it, a shorter one is within it', async () => {
+    const t0 = Date.now();
+    let now = t0;
+    const pause = new PlatformPause({ redis: stack.redis, prefix: config.prefix, now: () => now });
+    const info = (retryAfter: string) => ({ endpoint: ENDPOINT.history, status: 429, retryAfter });
+    expect((await pause.throttled(info('2'))).effect).toBe('began');
+    expect(await pause.pausedUntil()).toBe(t0 + 2000);
+    expect((await pause.throttled(info('5'))).effect).toBe('extended');
+    expect((await pause.throttled(info('1'))).effect).toBe('within');
+    expect(await pause.pausedUntil()).toBe(t0 + 5000);
+    now = t0 + 5001;
+    expect(await pause.pausedUntil()).toBeUndefined();
+  });
+
   test('dead letters: add, list, drop', async () => {
     const ids = [
       await stack.deadLetters.add({ kind: 'push', source: 'webhook', reason: 'cluster test one', raw: '{"a":1}' }),
@@ -224,6 +240,19 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     const hb = new Heartbeat({ redis: stack.redis, prefix: config.prefix });
     await hb.beat(1_234_567);
     expect(await hb.last()).toBe(1_234_567);
+  });
+
+  test('presence: a reconnect seen twice queues one delayed re-read; an older observation changes nothing', async () => {
+    const watch = new ReconnectWatch({ redis: stack.redis, prefix: config.prefix, queue: stack.backfillQueue, settleMs: 3_600_000 });
+    const t0 = Date.now() - 10 * 60_000;
+    await watch.observe('dev-r', false, t0);
+    const seen = await Promise.all([watch.observe('dev-r', true, t0 + 5 * 60_000), watch.observe('dev-r', true, t0 + 5 * 60_000)]);
+    expect(seen.filter(Boolean)).toHaveLength(2);
+    await watch.observe('dev-r', false, t0 + 60_000);
+    expect(await watch.presence('dev-r')).toEqual({ online: true, since: t0 + 5 * 60_000, seen: t0 + 5 * 60_000 });
+    const delayed = (await stack.backfillQueue.getJobs(['delayed'])).filter((j) => j.data.reason === 'reconnect');
+    expect(delayed.map((j) => [j.id, j.data.from, j.data.to])).toEqual([[reconnectJobId('dev-r', t0), t0, t0 + 5 * 60_000]]);
+    await delayed[0]!.remove();
   });
 
   test('webhook: pushes are stored by the producer and written by the ingest worker, exactly', async () => {
@@ -296,7 +325,7 @@ describe.skipIf(!clusterUp)('a password-protected cluster', () => {
     const admin = new Redis(node.url);
     try {
       await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-      for (let i = 0; i < 100 && !/cluster_state:ok/.test(await admin.cluster('INFO')); i++) await new Promise((r) => setTimeout(r, 100));
+      await until('the cluster to be ok', async () => /cluster_state:ok/.test(await admin.cluster('INFO')), { timeoutMs: 10_000, intervalMs: 100 });
     } finally {
       admin.disconnect();
     }

@@ -7,7 +7,8 @@ import { DeadLetterBudgetError, LETTER_OVERHEAD_BYTES, RedisDeadLetterStore, typ
 import { budgetCheck, describeBudget } from '../../src/dead-letters/budget-report.js';
 import { opsRoutes } from '../../src/ops/http.js';
 import { createMetrics } from '../../src/ops/metrics.js';
-import { pointRetryHandler } from '../../src/dead-letters/point-handler.js';
+import { retryPoint } from '../../src/dead-letters/retry-point.js';
+import { DirtyHours } from '../../src/rollup/dirty-hours.js';
 import { deadLetters, type DeadLettersDeps } from '../../src/cli/commands/dead-letters.js';
 import { SecretScrubber } from '../../src/base/secrets.js';
 import { createTestDatabase, deleteRedisPrefix, influxQuery, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
@@ -102,7 +103,7 @@ describe('RedisDeadLetterStore', () => {
 
     const pushed: DeadLetter[] = [];
     const handlers: RetryHandlers = {
-      point: pointRetryHandler(writer),
+      point: retryPoint(writer),
       push: async (l) => {
         pushed.push(l);
       },
@@ -299,6 +300,10 @@ describe('dead-letters command', () => {
     const retried = await runCli(['dead-letters', 'retry', pointId], env);
     expect({ code: retried.code, stdout: retried.stdout }).toEqual({ code: 0, stdout: `${pointId}: written, removed\nretried 1: 1 written, 0 still dead letters\n` });
     expect(await influxRows(db.name, `SELECT v FROM device_data WHERE device_id = 'cli-dev'`)).toEqual([{ time: T0 + 5, v: 42 }]);
+    // through the one write path: the retried point's hour is marked for its rollup, no other hour
+    const dirty = new DirtyHours({ redis, prefix, settleMs: 0 });
+    expect(await dirty.count('cli-dev', [T0 + 5])).toBe(1);
+    expect(await dirty.count('cli-dev', [T0 + 5 - 3_600_000, T0 + 5 + 3_600_000])).toBe(0);
 
     const dropped = await runCli(['dead-letters', 'drop', otherId], env);
     expect({ code: dropped.code, stdout: dropped.stdout }).toEqual({ code: 0, stdout: 'dropped 1 of 1\n' });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startRedisServer, type ChildServer } from '../helpers/services.js';
 import { LogLimiter } from '../../src/base/log-limiter.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 
 /** A fault repeated under load writes one line per interval per kind, not one per request. */
 

@@ -95,4 +95,18 @@ describe('nightly lookback', () => {
     const metric = await env.app.metrics.registry.getSingleMetricAsString('expeed_verify_hours_total');
     expect(metric).toContain('expeed_verify_hours_total{result="repaired"} 2');
   }, 180_000);
+
+  test('a scheduled verify job for a device no longer registered ends at once (one attempt), naming the device', async () => {
+    const worker = env.app.startBackfillWorker();
+    const [queued] = await env.app.backfills.enqueue({ deviceId: 'dev-gone', from: T1, to: T1 + HOUR, reason: 'verify' });
+    const counts = await drained(env.app.backfillQueue);
+    await worker.close();
+    expect(counts.failed).toBe(1);
+    const job = await env.app.backfillQueue.getJob(queued!.jobId);
+    // not retried: the default job options allow 40 attempts
+    expect(job?.attemptsMade).toBe(1);
+    expect(job?.failedReason).toBe(
+      `device dev-gone window ${new Date(T1).toISOString()}..${new Date(T1 + HOUR).toISOString()}: device "dev-gone" is not registered, so its key is unknown: add it with "expeed-sync devices add dev-gone --key KEY"`,
+    );
+  }, 60_000);
 });

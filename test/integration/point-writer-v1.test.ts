@@ -260,10 +260,9 @@ describe('InfluxDB 1.x outage', () => {
       const transport: Pick<Transport, 'request'> = {
         request: async (path, body, options) => {
           calls++;
-          if (calls === 4) {
-            await server.kill();
-            restarted = new Promise((r) => setTimeout(r, 500)).then(() => server.start());
-          }
+          // down at the 4th request; back once the writer was refused twice (its retries met the outage)
+          if (calls === 4) await server.kill();
+          if (calls === 7) restarted = server.start();
           return real.request(path, body, options);
         },
       };

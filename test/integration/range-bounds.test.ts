@@ -56,4 +56,21 @@ describe('range bounds', () => {
     const rollup = await runCli(['rollup', '--device', 'dev-1', '--from', '1900-01-01'], env, { timeoutMs: 30_000 });
     expect(rollup.stderr).toMatch(/range too large: device dev-1 from \S+ to \S+ is [\d,]+ hours, more than the 87,840 one command takes per device/);
   });
+
+  test('verify caps --to at now with a line, and refuses a huge range with one line before reading anything', async () => {
+    // the platform address is unreachable: a verify that began its work would fail on a request instead
+    const r = await runCli(['verify', '--device', 'dev-1', '--from', '2000-01-01', '--to', '9999-01-01'], env, { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/^--to 9999-01-01 is later than now: capped at \d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/range too large: device dev-1 from \S+ to \S+ is [\d,]+ hours, more than the 8,784 one command takes per device; nothing was queued/);
+    // --json keeps stdout for the one JSON document: the capping line goes to stderr
+    const json = await runCli(['verify', '--device', 'dev-1', '--from', '2000-01-01', '--to', '9999-01-01', '--json'], env, { timeoutMs: 30_000 });
+    expect(json.code).toBe(2);
+    expect(json.stdout).toBe('');
+    const lines = json.stderr.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^--to 9999-01-01 is later than now: capped at \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    expect(lines[1]).toMatch(/range too large: device dev-1 .* hours, more than the 8,784/);
+  });
 });

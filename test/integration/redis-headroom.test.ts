@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedisServer, type ChildServer } from '../helpers/services.js';
 import { headroomCheck } from '../../src/push/redis-headroom.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 
 /**
  * A Redis with maxmemory 48 MB and noeviction filled by pushes: the webhook refuses new pushes

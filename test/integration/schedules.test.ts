@@ -4,7 +4,7 @@ import { createApp } from '../../src/app/app.js';
 import type { Scheduler } from '../../src/pull/scheduler.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { catchUpOnStart } from '../../src/pull/catch-up.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix, until } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
@@ -83,8 +83,7 @@ describe('schedules and catch-up', () => {
     b.start();
     expect(a.active()).toEqual(['status']); // the others have no expression: disabled
     const claimedSlots = async () => (await stack.redis.keys(`${prefix}:schedule:status:*`)).length;
-    const until = Date.now() + 20_000;
-    while ((await claimedSlots()) < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await until('three status slots claimed', async () => (await claimedSlots()) >= 3, { timeoutMs: 20_000, intervalMs: 100 });
     await a.close();
     await b.close();
     expect(await claimedSlots()).toBeGreaterThanOrEqual(3);

@@ -97,6 +97,7 @@ const finite = (s: Series) => s.values.filter((v) => Number.isFinite(v));
 // ---- the service and Prometheus --------------------------------------------------------------
 const DAY = 86_400_000;
 const SCRAPE_S = 1;
+const VERIFY_EVERY_S = 30;
 const prefix = testPrefix('svcdash');
 const to = Math.floor(Date.now() / 60_000) * 60_000 - 2 * DAY;
 const from = to - 3 * DAY;
@@ -147,6 +148,8 @@ beforeAll(async () => {
     EXPEED_SCHEDULE_NIGHTLY: '',
     EXPEED_SCHEDULE_GAPS: '',
     EXPEED_SCHEDULE_STATUS: '',
+    // the scheduled verification every 30 s (seconds field), so that its panel has real numbers
+    EXPEED_SCHEDULE_VERIFY: `*/${VERIFY_EVERY_S} * * * * *`,
     LOG_LEVEL: 'warn',
   };
   for (const d of sim.devices) expect((await runCli(['devices', 'add', d.id, '--key', d.key], env)).code).toBe(0);
@@ -176,7 +179,10 @@ beforeAll(async () => {
       if (!series.some((s) => finite(s).length > 0)) throw new Error(`no data yet for "${t.title}" ${t.refId}`);
     }
     const jobs = await runTarget(TARGETS.find((t) => t.title.startsWith('Job duration'))!, { name: 'all', device: 'all' }, w, devices);
-    return jobs.some((s) => s.metric.queue === 'backfill' && finite(s).some((v) => v > 0));
+    if (!jobs.some((s) => s.metric.queue === 'backfill' && finite(s).some((v) => v > 0))) return false;
+    // and a scheduled verification has finished some windows (its jobs wait for the backfill: low priority)
+    const verified = await runTarget(TARGETS.find((t) => t.title === 'Verified hours by result')!, { name: 'all', device: 'all' }, w, devices);
+    return verified.some((s) => s.metric.result === 'equal' && finite(s).some((v) => v > 0));
   }, 150_000);
   window = { startS: promStartS, endS: Math.floor(Date.now() / 1000), stepS: 2, scrapeS: SCRAPE_S };
 }, 240_000);
@@ -197,7 +203,7 @@ describe('provisioning', () => {
     const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> => panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
     const ids = all(dashboard.panels).map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(TARGETS.length).toBe(16);
+    expect(TARGETS.length).toBe(17);
     expect(dashboard.templating.list.map((v: { name: string; datasource: { uid: string } }) => [v.name, v.datasource.uid])).toEqual([['device', DS_UID]]);
   });
   test('an unknown macro fails the check instead of reaching Prometheus', () => {
@@ -292,6 +298,18 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
           // the gap schedule is off and no `gaps` command ran: the fallback 0, not "No data"
           expect(series).toEqual([{ metric: {}, values: [0] }]);
           break;
+        case 'Verified hours by result A': {
+          // every result is there from the start (at 0); the verified hours are equal or were repaired
+          // (a verify job may meet a window the backfill is still writing), none still different
+          expect(by('result')).toEqual(['differing', 'equal', 'extra', 'missing', 'repaired']);
+          expect(series.find((s) => s.metric.result === 'equal')!.values[0]).toBeGreaterThan(0);
+          for (const r of ['differing', 'extra', 'missing']) expect(series.find((s) => s.metric.result === r)!.values).toEqual([0]);
+          expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
+          // each slot verifies 2 devices × 7 days (169 hours, the first and last partial), at most one slot per 30 s
+          const slots = Math.ceil((window.endS - promStartS) / VERIFY_EVERY_S) + 1;
+          expect(values.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(slots * 2 * 169 * 1.1);
+          break;
+        }
         default:
           throw new Error(`no expectation for panel "${t.title}" target ${t.refId}: add one`);
       }

@@ -9,7 +9,7 @@ import { runCli } from '../helpers/cli.js';
 import { createContext } from '../../src/cli/context.js';
 import { command as setCommand, SET_EXIT } from '../../src/cli/commands/set.js';
 import { REDIS_URL } from '../helpers/services.js';
-import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './webhook-stack.js';
+import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './push-stack.js';
 
 /**
  * The setting round trip through the simulator: POST device_setting, the pending command in

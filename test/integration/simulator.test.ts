@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
 import { VendorClock } from '../../src/simulator/vendor-time.js';
-import { freePort } from '../helpers/services.js';
+import { freePort, until } from '../helpers/services.js';
 
 const PK = 'test-platform-key';
 const SK = 'test-secret-key';
@@ -373,7 +373,7 @@ describe('pushes', () => {
       expect(json.message_id).toMatch(/^[0-9a-f]{16}$/);
       ids.push(json.message_id);
     }
-    for (let i = 0; i < 200 && s.stats.pushes.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+    await until('two setting results pushed', async () => s.stats.pushes.length >= 2, { timeoutMs: 5_000, intervalMs: 25 });
     const bodies = rx.got.filter((g) => g.method === 'POST').map((g) => JSON.parse(g.body));
     const byId = Object.fromEntries(bodies.map((b) => [b.message_id, b]));
     expect(Number(byId[ids[0]].msg_type)).toBe(3);
@@ -402,7 +402,7 @@ describe('pushes', () => {
     });
     const start = now;
     now += 10 * 60_000;
-    for (let i = 0; i < 400 && s.stats.pushes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until('a data push', async () => s.stats.pushes.length > 0, { timeoutMs: 4_000, intervalMs: 10 });
     const posted = rx.got.filter((g) => g.method === 'POST').map((g) => JSON.parse(g.body));
     expect(posted.length).toBe(1);
     expect(Number(posted[0].msg_type)).toBe(2);

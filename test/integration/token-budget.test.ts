@@ -8,7 +8,7 @@ import { credentialsFingerprint } from '../../src/platform/token-budget-config.j
 import { CredentialsRejectedError, PlatformError, PlatformUnavailableError } from '../../src/platform/errors.js';
 import { CredentialsCooldownError, TokenBudgetExhaustedError } from '../../src/platform/token-errors.js';
 import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
-import { REDIS_URL, deleteRedisPrefix, testPrefix } from '../helpers/services.js';
+import { REDIS_URL, deleteRedisPrefix, testPrefix, until } from '../helpers/services.js';
 
 const PLATFORM_KEY = 'pk-budget-test';
 const SECRET_KEY = 'sk-budget-test-secret';
@@ -268,13 +268,22 @@ describe('TokenBudget', () => {
     const sim = await simulator(c.now);
     const prefix = newPrefix();
     let calls = 0;
-    // the vendor side, slow and failing
+    // Redis commands each budget sent: a waiter polls the lock and the cache again and again
+    const sent = [0, 0, 0, 0];
+    const counted = (i: number): Redis => {
+      const r = connection();
+      const send = r.sendCommand.bind(r);
+      r.sendCommand = ((cmd: Parameters<Redis['sendCommand']>[0]) => (sent[i]++, send(cmd))) as Redis['sendCommand'];
+      return r;
+    };
+    // the vendor side, failing once the three others wait for it: each has polled a few times since
     const failing: TokenEndpoint = async () => {
       calls++;
-      await new Promise((r) => setTimeout(r, 300));
+      const at = [...sent];
+      await until('three budgets waiting for the refresher', async () => sent.filter((n, i) => n - at[i] >= 5).length >= 3, { timeoutMs: 10_000, intervalMs: 10 });
       throw new PlatformUnavailableError('token', 'HTTP 503');
     };
-    const budgets = Array.from({ length: 4 }, () => budget(sim, prefix, c.now, { fetchToken: failing }));
+    const budgets = Array.from({ length: 4 }, (_, i) => budget(sim, prefix, c.now, { fetchToken: failing, redis: counted(i) }));
     const results = await Promise.allSettled(budgets.map((b) => b.get()));
     expect(calls).toBe(1);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);

@@ -20,6 +20,8 @@ describe('loadConfig', () => {
     expect(c.schedules).toEqual({ nightly: '0 2 * * *', status: '*/5 * * * *', gaps: '17 * * * *', verify: '30 3 * * 0' });
     expect(c.lookbackMs).toBe(2 * 86_400_000);
     expect(loadConfig({ EXPEED_LOOKBACK: '0' }, NOW).lookbackMs).toBe(0);
+    expect(c.reconnectSettleMs).toBe(10 * 60_000);
+    expect(loadConfig({ EXPEED_RECONNECT_SETTLE: '90s' }, NOW).reconnectSettleMs).toBe(90_000);
     expect(c.admin).toBeUndefined();
     expect(c.logLevel).toBe('info');
     expect(c.heapGrowthPercent).toBe(DEFAULT_HEAP_GROWTH_PERCENT);

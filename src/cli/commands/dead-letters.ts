@@ -2,26 +2,15 @@
  * `expeed-sync dead-letters list | retry [ID...] | drop ID...` — what could not be written, with
  * its reason and raw content, and the operator's two ways out: write it again, or let it go.
  *
- * Retrying needs a handler per kind of letter. 'point' letters are written again through the
- * app's InfluxDB writer here; other kinds are handled by the module that owns them, which exports
- * `createRetryHandler(app)` from the path listed in HANDLER_MODULES (a push is re-enqueued on the
- * `ingest` queue, for instance). A kind whose module is missing is reported and left in place.
+ * Retrying takes the app's handler for each kind of letter (src/app/retry-handlers.ts): points and
+ * rows are written again through the app's one write path, pushes go back on the `ingest` queue.
  */
 import { flag, one, parseArgs, UsageError } from '../args.js';
-import type { App } from '../../app/app.js';
+import { retryHandlers } from '../../app/retry-handlers.js';
 import type { Command } from '../command.js';
-import type { DeadLetterKind } from '../../influx/api.js';
-import { pointOfLetter, pointRetryHandler } from '../../dead-letters/point-handler.js';
-import { touchedHours } from '../../rollup/hour-marker.js';
-import { RedisDeadLetterStore, type RetryHandler, type RetryHandlers } from '../../dead-letters/store.js';
+import { RedisDeadLetterStore, type RetryHandlers } from '../../dead-letters/store.js';
 
 const USAGE = 'dead-letters list [--json] [--limit N] [--offset N] | retry [ID...] | drop ID...';
-
-/** Modules (relative to this file) that provide the retry handler of a kind other than 'point'. */
-export const HANDLER_MODULES: Partial<Record<DeadLetterKind, string>> = {
-  push: '../../app/retry-push-dead-letters.js',
-  row: '../../app/retry-point-dead-letters.js',
-};
 
 export interface DeadLettersDeps {
   store: Pick<RedisDeadLetterStore, 'list' | 'count' | 'retry' | 'drop'>;
@@ -136,36 +125,6 @@ export async function deadLetters(argv: string[], deps: DeadLettersDeps): Promis
   }
 }
 
-async function loadHandler(kind: DeadLetterKind, app: App): Promise<RetryHandler | undefined> {
-  const path = HANDLER_MODULES[kind];
-  if (!path) return undefined;
-  try {
-    const mod = (await import(path)) as { createRetryHandler?: (app: App) => RetryHandler | Promise<RetryHandler> };
-    return await mod.createRetryHandler?.(app);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    throw err;
-  }
-}
-
-/** Retry handlers for a CLI run: the app's writer for points, owners' modules for the rest. */
-export async function cliHandlers(app: App): Promise<RetryHandlers> {
-  // the detailed write tells which points InfluxDB refused (the letter then stays)
-  const retryPoint = pointRetryHandler(app.influxWriter);
-  // a point written now changes its hour's rollup, like any other write
-  const handlers: RetryHandlers = {
-    point: async (letter) => {
-      await retryPoint(letter);
-      await app.rollup.dirty.mark(touchedHours([pointOfLetter(letter)]));
-    },
-  };
-  for (const kind of Object.keys(HANDLER_MODULES) as DeadLetterKind[]) {
-    const h = await loadHandler(kind, app);
-    if (h) handlers[kind] = h;
-  }
-  return handlers;
-}
-
 export const command: Command = {
   usage: USAGE,
   summary: 'what could not be written, with its reason and raw content; retry or drop it',
@@ -174,7 +133,7 @@ export const command: Command = {
     const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
     return deadLetters(argv, {
       store,
-      handlers: async () => cliHandlers(await ctx.app()),
+      handlers: async () => retryHandlers(await ctx.app()),
       out: (line) => ctx.out(line),
       err: (line) => process.stderr.write(`${line}\n`),
       scrubValue: (v) => ctx.scrubber.scrubValue(v),

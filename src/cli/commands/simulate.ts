@@ -4,14 +4,15 @@
  * --push-url, newly generated rows are also pushed there (msg_type 2), as the platform does.
  */
 import { writeFileSync } from 'node:fs';
-import { one, parseArgs, UsageError } from '../args.js';
+import { flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
-import { resolveHistoryReading, startSimulator } from '../../simulator/index.js';
+import { resolveHistoryReading, startSimulator, TIMESTAMP_FORMS } from '../../simulator/index.js';
 
 const USAGE =
   'simulate [--port N] [--host H] [--devices N] [--days D] [--platform-key K] [--secret-key S] [--push-url URL] [--webhook-token T] [--push-every SEC] [--seed N] [--timezone TZ] [--write-devices FILE]' +
   ' [--cursor next|last-inclusive|last-exclusive|first-row|none] [--limit-unit rows|datapoints] [--start-bound inclusive|exclusive] [--end-bound inclusive|exclusive]' +
-  ' [--same-ms-rate P] [--fail-rate P] [--fail-kind 502|reset|mixed] [--latency-ms N] [--throttle-rate P] [--throttle-status 429|503] [--retry-after SEC|HTTP-DATE]';
+  ' [--order asked|newest-first|inverted|unordered] [--page-cap N] [--timestamp-form documented|epoch-ms|epoch-s|epoch-ms-string|iso-z|iso-offset|iso-local]' +
+  ' [--same-ms-rate P] [--same-ms-repeat] [--fail-rate P] [--fail-kind 502|reset|mixed] [--latency-ms N] [--throttle-rate P] [--throttle-status 429|503] [--retry-after SEC|HTTP-DATE]';
 
 const DAY_MS = 86_400_000;
 
@@ -45,8 +46,9 @@ export const command: Command = {
       values: [
         'port', 'host', 'devices', 'days', 'platform-key', 'secret-key', 'push-url', 'webhook-token', 'push-every', 'seed', 'timezone', 'write-devices',
         'cursor', 'limit-unit', 'start-bound', 'end-bound', 'same-ms-rate', 'fail-rate', 'fail-kind', 'latency-ms',
-        'throttle-rate', 'throttle-status', 'retry-after',
+        'throttle-rate', 'throttle-status', 'retry-after', 'order', 'page-cap', 'timestamp-form',
       ],
+      flags: ['same-ms-repeat'],
     });
     if (args.positionals.length) throw new UsageError(`simulate takes no arguments (got "${args.positionals[0]}")`);
     const port = int(one(args, 'port'), 'port', 8781, 0, 65535);
@@ -67,8 +69,13 @@ export const command: Command = {
       limit: choice(one(args, 'limit-unit'), 'limit-unit', ['rows', 'datapoints'] as const),
       start: choice(one(args, 'start-bound'), 'start-bound', bounds),
       end: choice(one(args, 'end-bound'), 'end-bound', bounds),
+      order: choice(one(args, 'order'), 'order', ['asked', 'newest-first', 'inverted', 'unordered'] as const),
+      pageCap: int(one(args, 'page-cap'), 'page-cap', 0, 0, 6000),
     };
+    const timestampForm = choice(one(args, 'timestamp-form'), 'timestamp-form', TIMESTAMP_FORMS);
     const sameMsRate = rate(one(args, 'same-ms-rate'), 'same-ms-rate', 1);
+    const sameMsRepeat = flag(args, 'same-ms-repeat');
+    if (sameMsRepeat && !sameMsRate) throw new UsageError('--same-ms-repeat repeats a part of the rows --same-ms-rate splits: give --same-ms-rate above 0 too');
     const deviceFailRate = rate(one(args, 'fail-rate'), 'fail-rate', 0.99);
     const deviceFailKind = choice(one(args, 'fail-kind'), 'fail-kind', ['502', 'reset', 'mixed'] as const);
     const latencyMs = int(one(args, 'latency-ms'), 'latency-ms', 0, 0, 60_000);
@@ -95,7 +102,9 @@ export const command: Command = {
       webhookToken,
       livePushMs: pushUrl ? pushEvery * 1000 : undefined,
       history,
+      timestampForm,
       sameMsRate,
+      sameMsRepeat,
       deviceFailRate,
       deviceFailKind,
       latencyMs,
@@ -115,7 +124,8 @@ export const command: Command = {
     const r = resolveHistoryReading({ history });
     ctx.out(
       `history paging: cursor ${r.cursor}, limit counts ${r.limit}, start ${r.start}, end ${r.end}` +
-        `${sameMsRate ? `, ${sameMsRate} of rows split at one millisecond` : ''}${deviceFailRate ? `, ${deviceFailRate} of device calls fail (${deviceFailKind ?? 'mixed'})` : ''}${latencyMs ? `, +${latencyMs} ms per answer` : ''}` +
+        `${r.order === 'asked' ? '' : `, pages ${r.order}`}${r.pageCap ? `, at most ${r.pageCap} rows a page` : ''}${timestampForm && timestampForm !== 'documented' ? `, timestamps ${timestampForm}` : ''}` +
+        `${sameMsRate ? `, ${sameMsRate} of rows split at one millisecond${sameMsRepeat ? ' (A, B, A)' : ''}` : ''}${deviceFailRate ? `, ${deviceFailRate} of device calls fail (${deviceFailKind ?? 'mixed'})` : ''}${latencyMs ? `, +${latencyMs} ms per answer` : ''}` +
         `${throttleRate ? `, ${throttleRate} of device calls answer HTTP ${sim.faults.throttleStatus} with Retry-After: ${sim.faults.throttleRetryAfter}` : ''}`,
     );
     ctx.out('point expeed-sync at it with:');

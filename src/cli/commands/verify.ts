@@ -1,6 +1,6 @@
 import { all, flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
-import { parseInstant } from '../instant.js';
+import { checkRangeSize, readRange, VERIFY_LIMIT } from '../range.js';
 import { bar } from '../progress-view.js';
 import { formatLocalTime, zoneOffsetMs } from '../../platform/timestamp.js';
 import { walkHistory } from '../../platform/history-walker.js';
@@ -26,21 +26,22 @@ export const command: Command = {
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
     const { config } = ctx;
     const tz = config.timezone;
-    const now = Date.now();
-    const toArg = one(args, 'to');
-    const fromArg = one(args, 'from');
-    const to = Math.min(toArg === undefined ? now : parseInstant(toArg, tz, '--to'), now);
-    const from = fromArg === undefined ? to - DEFAULT_SPAN_MS : parseInstant(fromArg, tz, '--from');
-    if (!(from < to)) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()}, capped at now)`);
+    const range = readRange(one(args, 'from'), one(args, 'to'), { timezone: tz, defaultFrom: (end) => end - DEFAULT_SPAN_MS });
+    const { to, capped } = range;
+    const from = range.from!;
     const repair = flag(args, 'repair');
     const json = flag(args, 'json');
-    const app = await ctx.app();
-
-    const registered = await app.registry.list();
+    // --json prints one JSON document: the capping line goes to stderr there
+    if (capped) (json ? process.stderr.write(`${capped}\n`) : ctx.out(capped));
+    const registry = ctx.registry();
+    if (config.devicesFile) await registry.mergeFile(config.devicesFile);
+    const registered = await registry.list();
     const wanted = all(args, 'device');
     for (const id of wanted) if (!registered.some((d) => d.id === id)) throw new Error(`device "${id}" is not in the registry (expeed-sync devices list)`);
     const devices = wanted.length ? registered.filter((d) => wanted.includes(d.id)) : registered;
     if (devices.length === 0) throw new Error('no device in the registry: nothing to verify');
+    checkRangeSize(devices.map((d) => ({ deviceId: d.id, from, to })), VERIFY_LIMIT);
+    const app = await ctx.app();
 
     const options = {
       walk: (device: { id: string; key: string }, range: { from: number; to: number; limit: number }, call?: { useReserve?: boolean; signal?: AbortSignal }) => walkHistory(app.platform, device, { ...range, call }),

@@ -7,7 +7,7 @@ import { budgetCheck } from '../../src/dead-letters/budget-report.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { opsRoutes } from '../../src/ops/http.js';
 import { createMetrics } from '../../src/ops/metrics.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 
 /**
  * The attack classes of issue 13 replayed at a bounded rate against a Redis with `maxmemory`:
@@ -97,6 +97,7 @@ describe('webhook under abuse', () => {
         fetch(`${origin}/healthz`).then(async (r) => (await r.arrayBuffer(), statuses.probe.push(r.status))),
       ]);
       expect(results.length).toBe(6);
+      // paces the rounds over the 10 s (not a wait for anything)
       await new Promise((r) => setTimeout(r, 100));
     }
 
@@ -175,7 +176,8 @@ describe('connection bounds', () => {
     const held = Array.from({ length: 5 }, () => open(bounded.url));
     await Promise.all(held.map((h) => h.connected));
     // the server has accepted them all before the sixth arrives
-    await new Promise((r) => setTimeout(r, 200));
+    const connections = () => new Promise<number>((resolve, reject) => bounded.server.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    await until('the server to hold the five connections', async () => (await connections()) === 5, { timeoutMs: 10_000, intervalMs: 20 });
     const extra = open(bounded.url);
     await until('the sixth connection to be closed', async () => extra.isClosed(), { timeoutMs: 10_000 });
     expect(held.some((h) => h.isClosed())).toBe(false);

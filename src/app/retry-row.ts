@@ -1,17 +1,16 @@
 /**
  * Dead-letter retry of kind 'row' (a history row the platform sent that could not be read, e.g.
  * an unparseable timestamp): the row is read again — with the configuration as it is now, say a
- * corrected EXPEED_TIMEZONE — and written as a `device_data` point through the app's writer (so
- * its hour's rollup is recomputed like after any other write). A row that is still unreadable
- * throws, so the letter stays with its attempt counted.
+ * corrected EXPEED_TIMEZONE — and written as a `device_data` point through the writer it is
+ * given (the app's one write path: its hour's rollup is recomputed like after any other write). A
+ * row that is still unreadable throws, so the letter stays with its attempt counted.
  */
 import type { RetryHandler } from '../dead-letters/store.js';
 import { MEASUREMENT, type PointWriter } from '../influx/api.js';
 import { readRow } from '../platform/answers.js';
 import type { DataRow, UnreadableRow } from '../platform/api.js';
-import type { App } from './app.js';
 
-export function rowRetryHandler(options: { writer: Pick<PointWriter, 'write'>; timezone: string }): RetryHandler {
+export function retryRow(options: { writer: Pick<PointWriter, 'write'>; timezone: string }): RetryHandler {
   return async (letter) => {
     const raw = letter.raw;
     if (!letter.deviceId) throw new Error('the letter names no device: the row cannot be attributed');
@@ -27,6 +26,3 @@ export function rowRetryHandler(options: { writer: Pick<PointWriter, 'write'>; t
   };
 }
 
-export function createRetryHandler(app: Pick<App, 'writer' | 'config'>): RetryHandler {
-  return rowRetryHandler({ writer: app.writer, timezone: app.config.timezone });
-}

@@ -22,7 +22,7 @@ import type { IngestWorker } from '../../workers/ingest.js';
 import { BackfillRunner } from '../../src/pull/backfill-runner.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
 import { createApp, type App, type WebhookIntake } from '../../src/app/app.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix, untilValue } from '../helpers/services.js';
 
 export const TZ = 'Asia/Shanghai';
 export const WEBHOOK_TOKEN = 'wh-token-7f3a9c';
@@ -157,16 +157,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
 
   const rows = (q: string) => influxRows(db.name, q, db.url);
-  const until = async <T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 45_000): Promise<T> => {
-    const end = Date.now() + timeoutMs;
-    let last: T | undefined;
-    while (Date.now() < end) {
-      last = await probe();
-      if (check(last)) return last;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${what}: not reached within ${timeoutMs} ms; last value ${JSON.stringify(last)?.slice(0, 500)}`);
-  };
+  const until = <T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 45_000): Promise<T> => untilValue(what, probe, check, { timeoutMs, intervalMs: 100 });
 
   return {
     prefix,

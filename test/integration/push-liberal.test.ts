@@ -3,8 +3,8 @@ import { formatPlatformTime } from '../../src/platform/timestamp.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { bodyOfLetter } from '../../src/push/raw-body.js';
 import { influxQuery } from '../helpers/services.js';
-import { rowRetryHandler } from '../../src/app/retry-point-dead-letters.js';
-import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';
+import { retryRow } from '../../src/app/retry-row.js';
+import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './push-stack.js';
 
 /**
  * The push path takes what the pull path takes (issue 10) and alters nothing (issue 13 §4): odd
@@ -76,7 +76,7 @@ describe('a push may contain what a history page may', () => {
     expect(byReason).toEqual([
       ['row', 'push', 'partial', rows[1], expect.stringContaining('"data[1].timestamp" "2026-02-30T00-00-00-000" cannot be read')],
       ['row', 'push', 'partial', rows[2], '"data[2]" must be an object, got the number 7'],
-      ['row', 'push', 'partial', rows[3], '"data[3].timestamp" must be a string such as "2017-02-13T12-00-00-000", got nothing (missing)'],
+      ['row', 'push', 'partial', rows[3], '"data[3].timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got nothing (missing)'],
     ]);
     await s.deadLetters.drop(letters.map((l) => l.id));
   });
@@ -108,7 +108,7 @@ describe('text that is not well-formed Unicode is refused, never stored as U+FFF
     // kept as the code unit it was: JSON of the letter carries the escape, not U+FFFD
     expect((letter.raw as { s: string }).s).toBe('x\udc00y');
     // a retry reads the row by the same rules: still refused, never written as U+FFFD
-    const [outcome] = await s.deadLetters.retry([letter.id], { row: rowRetryHandler({ writer: s.writer, timezone: TZ }) });
+    const [outcome] = await s.deadLetters.retry([letter.id], { row: retryRow({ writer: s.writer, timezone: TZ }) });
     expect(outcome).toMatchObject({ ok: false, error: 'datapoint "s" has the value "x\\udc00y", which is not well-formed Unicode (a lone UTF-16 surrogate)' });
     expect((await pointsOf('surr', 1)).map((p) => p.s)).toEqual(['ok']);
     await s.deadLetters.drop([letter.id]);

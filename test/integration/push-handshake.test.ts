@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { computeSignature } from '../../src/push/signature.js';
 import { formatPlatformTime } from '../../src/platform/timestamp.js';
-import { startStack, TZ, WEBHOOK_TOKEN, type Stack } from './webhook-stack.js';
+import { startStack, TZ, WEBHOOK_TOKEN, type Stack } from './push-stack.js';
 
 let s: Stack;
 let strict: Stack;

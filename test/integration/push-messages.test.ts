@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { pushRetryHandler } from '../../src/push/server.js';
-import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './webhook-stack.js';
+import { pushRetryHandler } from '../../src/push/push-retry.js';
+import { parseTime, PLATFORM_KEY, SECRET_KEY, simBackfillRunner, startStack, TZ, type Stack } from './push-stack.js';
 
 const T0 = Date.UTC(2026, 10, 20, 0, 0, 0);
 const HOUR = 3_600_000;
@@ -30,8 +30,8 @@ describe('pushes from the simulator land in InfluxDB', () => {
   test('msg_type 1 becomes device_status points with the raw code, source push; the device is registered', async () => {
     const before = Date.now();
     expect(await s.sim!.pushStatus('dev-a', 0)).toEqual({ status: 200, body: '{"result_code":0,"result_message":"ok"}' });
-    // distinct arrival milliseconds: the second point must not overwrite the first
-    await new Promise((r) => setTimeout(r, 5));
+    // distinct arrival milliseconds: the second push is sent once the first has landed
+    await s.until('the first status point', () => s.rows(`SELECT * FROM device_status WHERE device_id = 'dev-a'`), (r) => r.length === 1);
     expect((await s.sim!.pushStatus('dev-a', 1)).status).toBe(200);
     const after = Date.now();
     const points = await s.until('two status points', () => s.rows(`SELECT * FROM device_status WHERE device_id = 'dev-a'`), (r) => r.length === 2);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startInfluxd, startRedisServer, type ChildServer } from '../helpers/services.js';
-import { startStack, type Stack } from './webhook-stack.js';
+import { startStack, type Stack } from './push-stack.js';
 
 /**
  * Outages: with Redis down no answer may say ok (the platform must send again); with InfluxDB down
