@@ -26,6 +26,8 @@ export interface PullBenchOptions {
   /** generated history [from, to) */
   from: number;
   to: number;
+  /** ms the simulator waits before each answer (a platform round trip); default 0 */
+  latencyMs?: number;
 }
 
 export interface PhaseResult {
@@ -65,7 +67,7 @@ export async function startPullBench(o: PullBenchOptions): Promise<PullBench> {
   const db = `bench_${o.name}_${tag}`;
   const ids = Array.from({ length: o.devices }, (_, i) => `bench-${String(i).padStart(4, '0')}`);
   const entry = buildIfStale(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
-  const sim = await startSimProcess({ platformKey: PK, secretKey: SK, devices: ids.map((id, i) => ({ id, key: `key-${i}`, cadenceSec: o.cadenceSec })), from: o.from, to: o.to, seed: 1, gapRate: 0 });
+  const sim = await startSimProcess({ platformKey: PK, secretKey: SK, devices: ids.map((id, i) => ({ id, key: `key-${i}`, cadenceSec: o.cadenceSec })), from: o.from, to: o.to, seed: 1, gapRate: 0, latencyMs: o.latencyMs ?? 0 });
   const env: Record<string, string | undefined> = {
     ...process.env,
     EXPEED_BASE_URL: sim.url,

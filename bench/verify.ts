@@ -7,7 +7,8 @@
  * under GNU time (`/usr/bin/time`: CPU seconds and peak RSS of the verify process). Both at
  * EXPEED_RATE_LIMIT (1000 here, so that the run ends in minutes); the wall time at the default rate
  * is computed from the requests made (requests / default rate), and with BENCH_VERIFY_AT_DEFAULT=1
- * the verify runs a second time at the default rate, measured. The run fails unless the backfill
+ * the verify runs a second time at the default rate, measured. BENCH_LATENCY_MS (0) makes the simulator
+ * wait that long before each answer (a platform round trip: the verify has one request in flight). The run fails unless the backfill
  * wrote every generated row and the verify found every hour equal.
  */
 import { spawn } from 'node:child_process';
@@ -22,6 +23,7 @@ const env = process.env;
 const DEVICES = Number(env.BENCH_DEVICES ?? 100);
 const DAYS = Number(env.BENCH_DAYS ?? 30);
 const CADENCE = Number(env.BENCH_CADENCE_SEC ?? 60);
+const LATENCY = Number(env.BENCH_LATENCY_MS ?? 0);
 const TIMEZONE = env.EXPEED_TIMEZONE ?? 'Asia/Shanghai';
 /** platform-local midnight: the range is DAYS whole windows of the backfill grid */
 const FROM = localToEpoch(Date.UTC(2025, 0, 1), TIMEZONE);
@@ -77,11 +79,11 @@ async function runVerify(b: PullBench, rate?: number): Promise<VerifyRun> {
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
 async function main(): Promise<void> {
-  const b = await startPullBench({ name: 'verify', devices: DEVICES, cadenceSec: CADENCE, from: FROM, to: TO });
+  const b = await startPullBench({ name: 'verify', devices: DEVICES, cadenceSec: CADENCE, from: FROM, to: TO, latencyMs: LATENCY });
   const say = (l: string) => process.stdout.write(`${l}\n`);
   try {
     const rate = b.config.platformRateLimit;
-    say(`verify benchmark: ${DEVICES} devices x ${DAYS} days (${CADENCE} s cadence, ${(DEVICES * DAYS * 86_400) / CADENCE} rows), window ${b.config.backfillWindowMs / 3_600_000} h, page ${b.config.pageLimit}, rate ${rate} req/s (default ${b.defaultRate}), ${b.entry}`);
+    say(`verify benchmark: ${DEVICES} devices x ${DAYS} days (${CADENCE} s cadence, ${(DEVICES * DAYS * 86_400) / CADENCE} rows), round trip +${LATENCY} ms, window ${b.config.backfillWindowMs / 3_600_000} h, page ${b.config.pageLimit}, rate ${rate} req/s (default ${b.defaultRate}), ${b.entry}`);
     say(`load average at start: ${loadAverage()}`);
     // 1. the baseline: a real backfill of the range, which also seeds InfluxDB
     const w = await b.worker();
