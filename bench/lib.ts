@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freshCompiledMain } from '../bin/compiled.js';
-import { createRedis } from '../src/base/queues.js';
+import { createRedis } from '../src/base/redis.js';
 
 /** USER_HZ: /proc/PID/stat counts CPU time in these ticks (100 on Linux). */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;

@@ -12,7 +12,8 @@ import { pino } from 'pino';
 import type { Config } from '../src/base/config.js';
 import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
-import { redisKey, type BackfillJob } from '../src/base/queues.js';
+import { redisKey } from '../src/base/redis.js';
+import type { BackfillJob } from '../src/base/jobs.js';
 import { createApp } from '../src/app/app.js';
 import { buildIfStale, cpuSeconds, drained, influxql, memory, pidOf, removePrefix, startService, startSimProcess, type ServiceProcess, type SimProcess } from './lib.js';
 

@@ -10,13 +10,14 @@ import { Queue } from 'bullmq';
 import { secretsOf, type Config } from '../base/config.js';
 import { createLogger, type Logger } from '../base/log.js';
 import { SecretScrubber } from '../base/secrets.js';
-import { QUEUE, bullConnection, closeRedis, type RedisConnection, type BackfillJob, type StatusJob } from '../base/queues.js';
+import { bullConnection, closeRedis, type RedisConnection } from '../base/redis.js';
+import { QUEUE, type BackfillJob, type StatusJob } from '../base/jobs.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { PushRegistration } from '../devices/push-registration.js';
 import { clientOptionsFromConfig, ExpeedClient } from '../platform/client.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
-import type { TokenBudget } from '../platform/token-budget.js';
-import { tokenBudgetFromConfig } from '../platform/token-budget-config.js';
+import type { TokenBudget } from '../platform/token/budget.js';
+import { tokenBudgetFromConfig } from '../platform/token/budget-config.js';
 import type { PlatformClient } from '../platform/api.js';
 import { RequestRate, rateLimitedPlatform } from '../platform/request-rate.js';
 import { PlatformPause } from '../platform/platform-pause.js';
@@ -25,7 +26,7 @@ import type { RetryPolicy } from '../influx/retry-policy.js';
 import type { PointWriter } from '../influx/api.js';
 import type { WriteApiVersion } from '../influx/api-detect.js';
 import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
-import { ROLLUP_RP } from '../influx/database.js';
+import { rollupRps } from '../influx/database.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
 import { createMetrics, DeviceLabels, meterWriter, type Metrics } from '../ops/metrics.js';
 import { countThrottled, meterPlatformClient } from '../ops/platform-metering.js';
@@ -33,6 +34,7 @@ import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
+import { CooldownWaits } from '../pull/cooldown-waits.js';
 import { VerifyLedger } from '../pull/verify-run.js';
 import { createScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
 import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
@@ -92,7 +94,9 @@ export interface App extends AppWorkers {
   backfills: BackfillQueue;
   /** each device's newest platform time from the last currentDatapoints call */
   platformNewest: PlatformNewestStore;
-  /** hourly rollups: the dirty hours `writer` marks, the computer, the queue, the dispatcher */
+  /** backfill jobs waiting for a credentials cool-down */
+  cooldownWaits: CooldownWaits;
+  /** rollups: the dirty hours `writer` marks, the dirty days, the computers, the queue, the dispatcher, failing devices */
   rollup: RollupStack;
   /** commands sent with `set`, until their result or timeout */
   settings: PendingSettingsStore;
@@ -142,9 +146,24 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const retry = overrides.writerRetry ? { retry: overrides.writerRetry as RetryPolicy } : {};
   const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger, ...retry });
   const influx = createInfluxQuery(config.influx);
-  // with a raw retention (1.x) rollups go to the RP without duration; otherwise next to the raw rows
-  const rollupWriter = config.influx.rawRetentionMs === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp: ROLLUP_RP, deadLetters, logger, ...retry });
-  const rollup = createRollupStack({ redis, prefix: config.prefix, influx: config.influx, query: influx, writer: rollupWriter, settleMs: config.rollupSettleMs, logger, now: overrides.rollupClock });
+  // with a retention (1.x) rollups go to their own RPs (src/influx/database.ts); otherwise next to the raw rows
+  const rps = rollupRps(config.influx);
+  const rpWriter = (rp: string | undefined) => (rp === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp, deadLetters, logger, ...retry }));
+  const rollupWriter = rpWriter(rps.hourly);
+  const dayWriter = rps.daily === rps.hourly ? rollupWriter : rpWriter(rps.daily);
+  const rollup = createRollupStack({
+    redis,
+    prefix: config.prefix,
+    influx: config.influx,
+    query: influx,
+    writer: rollupWriter,
+    dayWriter,
+    hourlyRp: rps.hourly,
+    timezone: config.timezone,
+    settleMs: config.rollupSettleMs,
+    logger,
+    now: overrides.rollupClock,
+  });
   // every raw write, pulled, pushed or polled, marks the hours it touched once InfluxDB acknowledged it
   const writer = meterWriter(markingWriter(influxWriter, rollup.dirty), metrics, { deviceLabel: labels.label });
   const gapFinder = new GapFinder({ query: influx, rawRetentionMs: config.influx.rawRetentionMs });
@@ -156,6 +175,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   for (const q of [backfillQueue, statusQueue]) q.on('error', (err) => logger.debug({ err: err.message, queue: q.name }, 'queue Redis connection error'));
   const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, rawRetentionMs: config.influx.rawRetentionMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
   const platformNewest = new PlatformNewestStore(redis, config.prefix);
+  const cooldownWaits = new CooldownWaits(redis, config.prefix);
   const settings = new PendingSettingsStore(redis, config.prefix);
   const pushRegistration = new PushRegistration({ registry, platform, redis, prefix: config.prefix, logger });
 
@@ -169,7 +189,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     }
     return opened;
   };
-  const parts = { config, logger, metrics, influx, redis, backfillQueue, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
+  const parts = { config, logger, metrics, influx, redis, backfillQueue, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, cooldownWaits, clock: overrides.clock };
   const workers = appWorkers(parts);
 
   return {
@@ -192,6 +212,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     statusQueue,
     backfills,
     platformNewest,
+    cooldownWaits,
     rollup,
     settings,
     pushRegistration,
@@ -241,7 +262,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       rate.close();
       await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);
       await writer.close();
-      if (rollupWriter !== influxWriter) await rollupWriter.close();
+      for (const w of new Set([rollupWriter, dayWriter])) if (w !== influxWriter) await w.close();
       await client.close();
       await tokens.close();
       await influx.close();

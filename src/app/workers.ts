@@ -6,7 +6,8 @@
 import type { Queue, Worker } from 'bullmq';
 import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
-import { bullConnection, closeRedis, type BackfillJob, type RedisConnection, type RollupJob, type StatusJob } from '../base/queues.js';
+import { bullConnection, closeRedis, type RedisConnection } from '../base/redis.js';
+import { type BackfillJob, type RollupJob, type StatusJob } from '../base/jobs.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { PushRegistration } from '../devices/push-registration.js';
 import type { PointWriter } from '../influx/api.js';
@@ -28,7 +29,8 @@ import { workerRedis } from './connections.js';
 import type { InfluxQuery } from '../influx/query.js';
 import { LateRows, LookbackRunner } from '../pull/lookback.js';
 import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
-import { walkHistory } from '../platform/history-walker.js';
+import type { CooldownWaits } from '../pull/cooldown-waits.js';
+import { learningWalk, PlatformProfileStore } from '../platform/platform-profile.js';
 import { ReconnectRunner, ReconnectWatch } from '../pull/reconnect.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
 
@@ -46,6 +48,8 @@ export interface WorkerParts {
   settings: PendingSettingsStore;
   pushRegistration: PushRegistration;
   platformNewest: PlatformNewestStore;
+  /** backfill jobs waiting for a credentials cool-down */
+  cooldownWaits: CooldownWaits;
   /** where status observations queue reconnect re-reads (delayed `reconnect` jobs) */
   backfillQueue: Queue<BackfillJob>;
   /** InfluxQL reads (the lookback compares with what InfluxDB holds) */
@@ -70,9 +74,11 @@ export function appWorkers(p: WorkerParts): AppWorkers {
   const open: Array<{ close(): Promise<void> }> = [];
   const clock = p.clock ? { clock: p.clock } : {};
   const presence = new ReconnectWatch({ redis: p.redis, prefix: config.prefix, queue: p.backfillQueue, settleMs: config.reconnectSettleMs });
+  // every walk starts with what earlier walks (of any replica) learned about the platform, and adds to it
+  const profiled = learningWalk(p.platform, new PlatformProfileStore({ redis: p.redis, prefix: config.prefix, log: logger }), logger);
   const lookback = (): LookbackRunner =>
     new LookbackRunner({
-      walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+      walk: (device, range, call) => profiled(device, { ...range, call }),
       query: p.influx,
       pageLimit: config.pageLimit,
       writer: p.writer,
@@ -101,10 +107,11 @@ export function appWorkers(p: WorkerParts): AppWorkers {
           // each job makes at least one request: job starts cannot outrun the request rate either
           limiter: { max: config.platformRateLimit, duration: 1000 },
           pageLimit: config.pageLimit,
+          walk: (device, range, call) => profiled(device, { ...range, call }),
           lookback: lookback(),
           reconnect: new ReconnectRunner({ query: p.influx, lookback: lookback(), windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) }),
           verify: new VerifyJobRunner({
-            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+            walk: (device, range, call) => profiled(device, { ...range, call }),
             query: p.influx,
             pageLimit: config.pageLimit,
             writer: p.writer,
@@ -116,6 +123,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
               for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
             },
           }),
+          waits: p.cooldownWaits,
           quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc(), ...(p.clock ? { now: p.clock } : {}) }),
           ...clock,
           ...overrides,
@@ -126,7 +134,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
       return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), presence, ...clock, ...overrides }));
     },
     startRollupWorker(overrides = {}) {
-      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, logger, ...overrides }));
+      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, dayComputer: p.rollup.dayComputer, days: p.rollup.days, failures: p.rollup.failures, logger, ...overrides }));
     },
     startIngestWorker(overrides = {}) {
       // BullMQ leaves a connection it was handed open: this one is closed with the worker

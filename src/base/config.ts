@@ -3,7 +3,7 @@
  * It is read from the environment once at start (load-config.ts, with the readers of env-readers.ts);
  * nothing else in src/ reads process.env: components get what they need from here.
  */
-import type { ClusterNode } from './queues.js';
+import type { ClusterNode } from './redis.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -27,7 +27,15 @@ export interface InfluxConfig {
   token?: string;
   /** EXPEED_RAW_RETENTION: raw rows expire after this many ms (1.x only); undefined = kept forever */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION: hourly rollups expire after this many ms (1.x only); undefined = kept forever (daily rollups always are) */
+  hourlyRetentionMs?: number;
+  /** EXPEED_NUMERIC_STRINGS: a datapoint string that is a plain decimal number is written as a float (`number`) or as it came (`string`) */
+  numericStrings: NumericStringsMode;
 }
+
+export type NumericStringsMode = 'number' | 'string';
+/** EXPEED_NUMERIC_STRINGS when unset: numbers sent as JSON strings ("21.5") land as floats */
+export const DEFAULT_NUMERIC_STRINGS: NumericStringsMode = 'number';
 
 export interface WebhookConfig {
   host: string;

@@ -3,8 +3,8 @@
  * tie variables together (credentials set in pairs, a reserve below the limit, a retention long
  * enough for rollups, a Redis Cluster with database 0 only). Defaults match .env.example (tested).
  */
-import { clusterPrefix } from './queues.js';
-import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
+import { clusterPrefix } from './redis.js';
+import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_NUMERIC_STRINGS, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
 import { bool, clusterNodes, cron, duration, instant, int, optional, seconds, str, timezone, url, type Env } from './env-readers.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -21,6 +21,21 @@ function rawRetention(env: Env, settleMs: number, backfillWindowMs: number): num
   const floor = Math.max(DAY_MS, settleMs + backfillWindowMs + 3_600_000);
   if (ms < floor) {
     throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (1d, and longer than EXPEED_ROLLUP_SETTLE + EXPEED_BACKFILL_WINDOW + 1h), got "${optional(env, name)}"`);
+  }
+  return ms;
+}
+
+/**
+ * EXPEED_HOURLY_RETENTION: empty = off (hourly rollups kept forever). A day is built from its
+ * hours once they have settled, so they must outlive a day and the settle time.
+ */
+function hourlyRetention(env: Env, settleMs: number): number | undefined {
+  const name = 'EXPEED_HOURLY_RETENTION';
+  if (optional(env, name) === undefined) return undefined;
+  const ms = duration(env, name, 0);
+  const floor = Math.max(2 * DAY_MS, settleMs + DAY_MS + 3_600_000);
+  if (ms < floor) {
+    throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (2d, and longer than 1d + EXPEED_ROLLUP_SETTLE + 1h), got "${optional(env, name)}"`);
   }
   return ms;
 }
@@ -85,6 +100,10 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   if (tokenCooldownMaxMs < tokenCooldownMs) {
     throw new ConfigError('EXPEED_TOKEN_COOLDOWN_MAX', `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`);
   }
+  const numericStrings = str(env, 'EXPEED_NUMERIC_STRINGS', DEFAULT_NUMERIC_STRINGS).toLowerCase();
+  if (numericStrings !== 'number' && numericStrings !== 'string') {
+    throw new ConfigError('EXPEED_NUMERIC_STRINGS', `expected number (a numeric string such as "21.5" is written as a float) or string (kept as it came), got "${numericStrings}"`);
+  }
   const settingBody = str(env, 'EXPEED_SETTING_BODY', 'bare').toLowerCase();
   if (settingBody !== 'bare' && settingBody !== 'data') {
     throw new ConfigError('EXPEED_SETTING_BODY', `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`);
@@ -144,6 +163,8 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       org: optional(env, 'INFLUX_ORG'),
       token: optional(env, 'INFLUX_TOKEN'),
       rawRetentionMs: rawRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000), duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS)),
+      hourlyRetentionMs: hourlyRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000)),
+      numericStrings,
     },
     schedules: {
       nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),

@@ -18,12 +18,17 @@
  *   with HistoryWalkError (e.g. more rows share one millisecond than a page holds), never loops,
  *   never ends quietly.
  * - Rows sharing a millisecond keep the platform's order (src/platform/boundary-rows.ts).
+ * - What earlier walks learned (`learned`, src/platform/platform-profile.ts) is where a walk
+ *   starts: a known page cap makes a page of that size "maybe cut short" from the first request,
+ *   and a platform known to serve newest first is walked that way from a first page of one
+ *   millisecond. What this walk saw is told to `observe` when it ends.
  */
 import type { CallOptions, DataRow, DeviceRef, HistoryPage, PlatformClient } from './api.js';
 import { ExpeedError } from '../base/retry.js';
 import { HISTORY_LIMIT } from './requests.js';
 import { againstHeld, boundary, NO_ROWS } from './boundary-rows.js';
 import { orderBreak, pageOrder } from './page-order.js';
+import { checkTail, roomLeft, type Check } from './walk-checks.js';
 
 export interface HistoryWalkOptions {
   /** epoch ms, window [from, to); rows from `from - 1` and at `to` may be yielded (callers filter) */
@@ -39,6 +44,20 @@ export interface HistoryWalkOptions {
   maxStuckRequests: number;
   /** per call: signal, and whether the operator's token reserve may be used */
   call?: CallOptions;
+  /** what earlier walks learned about the platform */
+  learned?: PlatformBehaviour;
+  /** told what this walk saw of the platform, once, when it ends */
+  observe?: (seen: PlatformBehaviour) => void;
+}
+
+/** How the platform serves history pages, as walks see it. */
+export interface PlatformBehaviour {
+  /** `newest-first` whatever `first` asks, or `asked` (oldest first, as `first=1` asks); unknown until a page spans two times */
+  order?: 'newest-first' | 'asked';
+  /** the largest page after which the platform still had rows, below `limit`: a cap of its own */
+  pageCap?: number;
+  /** the most rows (readable or not) one page held */
+  largestPage?: number;
 }
 
 export const DEFAULT_HISTORY_WALK_OPTIONS: Pick<HistoryWalkOptions, 'limit' | 'maxStuckRequests'> = {
@@ -105,13 +124,17 @@ export async function* walkHistory(
   let position = o.resumeAt !== undefined && o.resumeAt > from ? o.resumeAt : from - 1;
   // newest first: rows after L are held (L = to while nothing is read)
   let low = to;
-  let descending = false;
+  let descending = o.learned?.order === 'newest-first';
+  let orderSeen: PlatformBehaviour['order'];
+  let largestPage = 0;
   // rows of the boundary millisecond(s), oldest first, in the platform's order
   let held: DataRow[] = [];
   // distinct datapoint names seen: no row of this device is wider, so it bounds the room a page leaves
   const names = new Set<string>();
   // the largest page after which the platform still had rows: a cap of its own, below `limit`
-  let capSeen: number | undefined;
+  let capSeen: number | undefined = o.learned?.pageCap;
+  // the cap this walk itself saw (what it tells `observe`)
+  let capObserved: number | undefined;
   let previousCount = 0;
   let previousShort = false;
   // unreadable rows already passed on (by raw content): a re-read serves them again
@@ -119,25 +142,46 @@ export async function* walkHistory(
   let cursor: number | undefined;
   let lastCursor = -Infinity;
   let stuck = 0;
+  // the most rows a page held so far (in earlier walks too): the platform's cap, if any, is no smaller
+  let largest = o.learned?.largestPage ?? 0;
+  // a request that checks what a page of one millisecond cannot tell (see checkRequest)
+  let check: Check | undefined;
   for (let index = 0; ; index++) {
-    const start = descending ? from - 1 : Math.max(position - 1, from - 1);
-    const end = descending ? Math.min(low + 1, to) : to;
+    const start = check?.kind === 'confirm' ? check.at + check.step - 1 : descending ? from - 1 : Math.max(position - 1, from - 1);
+    const end = check?.kind === 'probe' ? check.at - check.step + 1 : descending ? Math.min(low + 1, to) : to;
     const page = await client.history(device, { ids: o.ids, start, end, first: 1, limit, cursor }, o.call);
     const requestCursor = cursor;
     if (cursor !== undefined) lastCursor = cursor;
+    const checking = check;
+    check = undefined;
 
     const order = pageOrder(page.rows);
     if (order === 'none') throw fail(`a page from ${iso(start)} is in no time order (${orderBreak(page.rows)})`);
+    let probing = false;
+    if (checking?.kind === 'probe') {
+      if (page.rows.some((r) => r.time < checking.at)) {
+        // rows before T: the first page held the newest rows only, cut to its size, so T may hold more
+        throw fail(`the platform served newest first and its first page held only ${iso(checking.at)}, the window's newest millisecond: more rows may share it than one page holds`);
+      } else if (page.rows.length > 0 && checking.step === 1) {
+        // only rows at T (an inclusive end): ask up to T - 1
+        check = { kind: 'probe', at: checking.at, step: 2 };
+        probing = true;
+      } else position = checking.at;
+    }
     if (order === 'descending' && !descending) {
       if (index > 0 && position >= from) throw fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
       descending = true;
     } else if (order === 'ascending' && descending) {
-      throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      // a first page oldest first: the platform no longer does what an earlier walk learned
+      if (index > 0 || orderSeen !== undefined) throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      descending = false;
     }
+    if (order === 'ascending' || order === 'descending') orderSeen = descending ? 'newest-first' : 'asked';
     // one sequence, oldest first, in the platform's order (a newest-first page is it reversed, even
     // a page of one millisecond: its rows come last first too)
     const served = descending ? page.rows.slice().reverse() : page.rows;
     const count = page.rows.length + page.unreadable.length;
+    largestPage = Math.max(largestPage, count);
     const fits = roomLeft(page, limit, names);
     const cutShort = count >= limit || !fits || (capSeen !== undefined && count >= capSeen);
 
@@ -160,8 +204,19 @@ export async function* walkHistory(
       order: descending ? 'newest-first' : 'oldest-first',
     };
 
+    const first = served[0]?.time;
+    if (index === 0 && !descending && o.learned?.order !== 'asked' && order === 'single' && first !== undefined && first > start + 1 && requestCursor === undefined && count >= largest) {
+      // a first page of one millisecond T tells no order: oldest first nothing lies before T, newest
+      // first it is the window's newest rows. What lies before T is asked before either is believed
+      check = { kind: 'probe', at: first, step: 1 };
+      probing = true;
+    }
     let advanced: boolean;
-    if (descending) {
+    if (probing) {
+      // nothing proven: the rows are passed on, the boundary held
+      advanced = false;
+      held = boundary(held, served, served[0]?.time ?? first ?? start, served[0]?.time ?? first ?? start);
+    } else if (descending) {
       const oldest = served.length ? served[0].time : Infinity;
       advanced = oldest < low;
       if (advanced) low = oldest;
@@ -173,20 +228,36 @@ export async function* walkHistory(
       held = boundary(held, served, position - 1, position);
       walked.provenThrough = position;
     }
-    // a page short of `limit` after which the platform still had rows: it caps pages at that size
-    if (advanced && index > 0 && previousShort) capSeen = Math.max(capSeen ?? 0, previousCount);
-    previousCount = count;
-    previousShort = count < limit && fits;
+    // a page short of `limit` after which the platform still had rows (past it, or more of its last
+    // millisecond): it caps pages at that size. Answers to checks end early by design: no size
+    if ((advanced || matched.rows.length > 0) && index > 0 && previousShort) {
+      capObserved = Math.max(capObserved ?? 0, previousCount);
+      capSeen = Math.max(capSeen ?? 0, previousCount);
+    }
+    const largestBefore = largest;
+    if (!checking) {
+      previousCount = count;
+      previousShort = count < limit && fits;
+      largest = Math.max(largest, count);
+    }
     const brought = advanced || matched.rows.length > 0 || unreadable.length > 0;
-    stuck = brought ? 0 : stuck + 1;
+    if (!checking && !probing) stuck = brought ? 0 : stuck + 1;
 
-    if (requestCursor === undefined) {
+    if (requestCursor === undefined && !probing && checking?.kind !== 'probe') {
       const farEnd = descending ? low <= from - 1 : position >= to;
       const emptyTail = !brought;
+      const confirm = checkTail(checking, emptyTail && !cutShort && !farEnd && !descending, count, largestBefore, position);
+      if (confirm === 'fail') throw fail(`a range answer from ${iso(start)} served rows at ${iso(position)} again`);
+      if (confirm) {
+        check = confirm;
+        yield walked;
+        continue;
+      }
       if (farEnd || (emptyTail && !cutShort)) {
         const done: WalkEnd = farEnd ? 'reached-end' : 'complete';
         walked.done = done;
         if (descending) walked.provenThrough = to;
+        o.observe?.({ order: orderSeen, pageCap: capObserved, largestPage });
         yield walked;
         return done;
       }
@@ -208,25 +279,6 @@ export async function* walkHistory(
     // twice to the same place; newest first, ranges only
     cursor = !descending && page.cursor !== undefined && page.cursor > position && page.cursor > lastCursor && page.cursor < to ? page.cursor : undefined;
   }
-}
-
-/**
- * Whether a page of fewer rows than `limit` leaves room for one more row: its datapoints plus the
- * widest row possible (W, the distinct names seen in this walk, which this counts) still fit in
- * `limit`, so a platform counting datapoints would have served one more row. A row the client
- * could not read counts as W: an unknown size must not look like room.
- */
-function roomLeft(page: HistoryPage, limit: number, names: Set<string>): boolean {
-  let points = 0;
-  for (let i = 0; i < page.rows.length; i++) {
-    const values = page.rows[i].values;
-    for (const k in values) {
-      points++;
-      names.add(k);
-    }
-  }
-  const width = Math.max(1, names.size);
-  return points + page.unreadable.length * width + width <= limit;
 }
 
 function iso(t: number): string {

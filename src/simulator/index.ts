@@ -10,6 +10,7 @@ import { Faults } from './faults.js';
 import { readPage } from './history.js';
 import { LiveFeed } from './live-feed.js';
 import { PushClient } from './push-client.js';
+import { servedValues } from './served-values.js';
 import { servedTime, TIMESTAMP_FORMS } from './served-times.js';
 import { createSimServer } from './server.js';
 import type { SimDeviceState, SimState } from './state.js';
@@ -76,6 +77,7 @@ export const DEFAULT_SIMULATOR_OPTIONS = {
   fullRowEvery: 10,
   currentTimestampSpace: true,
   timestampForm: 'documented',
+  numericStrings: false,
 } as const;
 
 /** `n` generated devices: dev-0001/key-0001, dev-0002/key-0002, ... */
@@ -158,6 +160,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     history,
     timestampForm: o.timestampForm,
     currentTimestampSpace: o.currentTimestampSpace,
+    numericStrings: o.numericStrings,
     settingDelayMs: o.settingDelayMs,
     settingResult: o.settingResult ?? (() => 0),
     now,
@@ -208,7 +211,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     pushData(deviceId, rows) {
       const d = deviceOf(deviceId).device;
-      const data = rows.map((r) => ({ timestamp: servedTime(clock, state.timestampForm, r.time), ...r.values }));
+      const data = rows.map((r) => ({ timestamp: servedTime(clock, state.timestampForm, r.time), ...servedValues(r.values, state.numericStrings) }));
       return push.push(2, { device_id: d.id, device_key: d.key, data });
     },
     addRows(deviceId, rows) {

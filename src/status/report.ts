@@ -8,11 +8,15 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import type { DeadLetterStore } from '../influx/api.js';
 import type { DeadLetterBudget, RedisDeadLetterStore } from '../dead-letters/store.js';
 import type { InfluxQuery } from '../influx/query.js';
-import type { TokenUsage } from '../platform/token-usage.js';
+import type { TokenUsage } from '../platform/token/usage.js';
 import type { Checkpoints } from '../pull/checkpoints.js';
 import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
+import type { DirtyDays } from '../rollup/dirty-days.js';
 import type { RedisPersistence } from '../ops/redis-persistence.js';
+import type { CooldownWaits } from '../pull/cooldown-waits.js';
+import type { RollupFailure, RollupFailures } from '../rollup/rollup-failures.js';
+import type { PlatformProfile, PlatformProfileStore } from '../platform/platform-profile.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -59,14 +63,24 @@ export interface StatusReport {
   devices: DeviceStatusRow[];
   queues: Record<string, Record<string, number>>;
   token?: TokenUsage;
+  /** backfill jobs delayed until a credentials cool-down ends */
+  cooldownWaits?: { jobs: number; until?: number };
   deadLetters?: number;
   deadLetterBudget?: DeadLetterBudget;
   /** dirty hours waiting for their rollup */
   rollupBacklog?: RollupBacklog;
+  /** dirty days waiting for their daily rollup (`hours` counts days) */
+  rollupDayBacklog?: RollupBacklog;
+  /** devices whose rollup keeps failing (backing off), the most failures first */
+  rollupFailures?: RollupFailure[];
   /** EXPEED_RAW_RETENTION in effect, ms (absent: raw rows are kept forever) */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION in effect, ms (absent: hourly rollups are kept forever) */
+  hourlyRetentionMs?: number;
   /** Redis persistence (AOF, RDB, none, unknown), read from every master of a cluster */
   redisPersistence?: RedisPersistence;
+  /** what the history walks learned about the platform (src/platform/platform-profile.ts); absent before any walk ended */
+  platform?: PlatformProfile;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -78,12 +92,17 @@ export interface StatusSources {
   queues: Array<Pick<Queue, 'name' | 'getJobCounts' | 'getFailed'>>;
   backfillQueueName: string;
   tokens: { usage(): Promise<TokenUsage> };
+  cooldownWaits?: Pick<CooldownWaits, 'waiting'>;
   deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
+  rollupDays?: Pick<DirtyDays, 'backlog'>;
+  rollupFailures?: Pick<RollupFailures, 'list'>;
   rawRetentionMs?: number;
+  hourlyRetentionMs?: number;
   /** reads the Redis persistence mode (src/ops/redis-persistence.ts) */
   persistence?: () => Promise<RedisPersistence>;
+  platformProfile?: Pick<PlatformProfileStore, 'get'>;
   now?: () => number;
   /** default DEFAULT_STALE_AFTER_MS */
   staleAfterMs?: number;
@@ -140,6 +159,7 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     guard('dead letters', () => src.deadLetters.count()),
     guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
   ]);
+  const cooldownWaits = src.cooldownWaits ? await guard('token', () => src.cooldownWaits!.waiting()) : undefined;
   const deadLetterBudget = src.deadLetters.budget ? await guard('dead letters', () => src.deadLetters.budget!()) : undefined;
   const at = (src.now ?? Date.now)();
   const staleAfterMs = src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
@@ -164,8 +184,11 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     rows.push({ ...row, state: deviceState(row, at, staleAfterMs) });
   }
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
+  const rollupDayBacklog = src.rollupDays ? await guard('rollups', () => src.rollupDays!.backlog()) : undefined;
+  const rollupFailures = src.rollupFailures ? await guard('rollups', () => src.rollupFailures!.list()) : undefined;
   const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
+  const platform = src.platformProfile ? await guard('platform profile', () => src.platformProfile!.get()) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rollupDayBacklog, rollupFailures, rawRetentionMs: src.rawRetentionMs, hourlyRetentionMs: src.hourlyRetentionMs, redisPersistence, platform, errors };
 }

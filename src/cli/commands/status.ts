@@ -5,11 +5,12 @@ import type { Command } from '../command.js';
 import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
 import { cronIntervalMs } from '../../pull/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
-import { QUEUE } from '../../base/queues.js';
+import { QUEUE } from '../../base/jobs.js';
 import { table } from '../table.js';
 import { problemGroups } from '../../status/problem-groups.js';
 import { cooldownCause } from '../token-cooldown.js';
 import { describePersistence, readPersistence } from '../../ops/redis-persistence.js';
+import { PlatformProfileStore, type PlatformProfile } from '../../platform/platform-profile.js';
 
 function ago(at: number | undefined, now: number): string {
   if (at === undefined) return '-';
@@ -20,11 +21,44 @@ function ago(at: number | undefined, now: number): string {
   return `${Math.round(s / 86_400)}d ago`;
 }
 
+/**
+ * The one line of a credentials refusal: when the platform refused them and how many jobs wait for
+ * the cool-down (they keep their devices' state: nothing about the devices is known).
+ */
+export function credentialsLine(r: Pick<StatusReport, 'token' | 'cooldownWaits'>, t: (ms: number | undefined) => string): string | undefined {
+  const k = r.token;
+  if (k?.cooldownKind !== 'credentials' || k.cooldownUntil === undefined) return undefined;
+  const jobs = r.cooldownWaits?.jobs ?? 0;
+  return `platform refused the credentials at ${t(k.cooldownSince)}; ${jobs} ${jobs === 1 ? 'job waits' : 'jobs wait'} for the cool-down until ${t(k.cooldownUntil)}`;
+}
+
+/** The devices whose rollup keeps failing, the first ROLLUP_FAILURES_SHOWN (most failures first). */
+export function rollupFailureLines(r: Pick<StatusReport, 'rollupFailures'>, t: (ms: number | undefined) => string, scrub: (s: string) => string): string[] {
+  const failing = r.rollupFailures ?? [];
+  if (failing.length === 0) return [];
+  const out = [`  FAILING (${failing.length} device${failing.length === 1 ? '' : 's'}; tried again after a backoff, 1 min doubling to 1 h):`];
+  for (const f of failing.slice(0, ROLLUP_FAILURES_SHOWN)) {
+    out.push(`    ${f.deviceId}: ${f.count} failure${f.count === 1 ? '' : 's'} since ${t(f.firstAt)}, ${f.hours} hour(s) from ${t(f.firstHour)}, next try ${t(f.nextAt)}: ${scrub(f.reason)}`);
+  }
+  if (failing.length > ROLLUP_FAILURES_SHOWN) out.push(`    and ${failing.length - ROLLUP_FAILURES_SHOWN} more (status --json lists them)`);
+  return out;
+}
+
+const ROLLUP_FAILURES_SHOWN = 10;
+
 export interface StatusView {
   /** every device, not only those with problems */
   all?: boolean;
   /** this device only */
   device?: string;
+}
+
+/** The one line of what the walks learned about the platform's history pages. */
+export function describePlatform(p: PlatformProfile | undefined, when: string): string {
+  if (p === undefined) return 'platform: nothing learned yet (no history walk has ended)';
+  const order = p.order === 'newest-first' ? 'pages newest first' : p.order === 'asked' ? 'pages oldest first, as asked' : 'page order not seen yet';
+  const size = p.pageCap !== undefined ? `at most ${p.pageCap} rows per page` : `no page cap seen${p.largestPage ? ` (largest page ${p.largestPage} rows)` : ''}`;
+  return `platform: ${order}, ${size} (learned ${when})`;
 }
 
 function days(ms: number): string {
@@ -40,6 +74,8 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   const out: string[] = [];
   const t = (ms: number | undefined) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
   out.push(`expeed-sync status at ${t(r.at)} (${timezone})`, '');
+  const refused = credentialsLine(r, t);
+  if (refused) out.push(refused, '');
   out.push(`DEVICES (${r.devices.length})`);
   const problems = r.devices.length - r.summary.ok;
   const list = view.device !== undefined || view.all;
@@ -75,6 +111,7 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
       if (g.more) out.push(`  and ${g.more} more — \`--all\``);
     }
   }
+  out.push('', describePlatform(r.platform, r.platform ? `${t(r.platform.learnedAt)}, ${ago(r.platform.learnedAt, r.at)}` : ''));
   out.push('', 'QUEUES');
   for (const [name, c] of Object.entries(r.queues)) {
     out.push(`  ${name.padEnd(9)} waiting ${c.waiting ?? 0}  active ${c.active ?? 0}  delayed ${c.delayed ?? 0}  failed ${c.failed ?? 0}  completed ${c.completed ?? 0}`);
@@ -87,11 +124,14 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
     if (k.cooldownUntil) out.push(`  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`);
   }
   if (r.rollupBacklog) {
-    const b = r.rollupBacklog;
-    out.push('', `ROLLUPS  ${b.hours} hour(s) waiting${b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`}`);
-    const kept = r.rawRetentionMs === undefined ? 'forever' : r.rawRetentionMs % 86_400_000 ? `${r.rawRetentionMs / 3_600_000}h` : `${r.rawRetentionMs / 86_400_000}d`;
-    out.push(`  raw rows kept ${kept} (EXPEED_RAW_RETENTION), rollups forever`);
+    const due = (b: { oldestDue?: number }) => (b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`);
+    const d = r.rollupDayBacklog;
+    out.push('', `ROLLUPS  ${r.rollupBacklog.hours} hour(s) waiting${due(r.rollupBacklog)}${d ? `; ${d.hours} day(s) waiting${due(d)}` : ''}`);
+    const kept = (ms: number) => (ms % 86_400_000 ? `${ms / 3_600_000}h` : `${ms / 86_400_000}d`);
+    const hourly = r.hourlyRetentionMs === undefined ? 'rollups forever' : `hourly rollups ${kept(r.hourlyRetentionMs)} (EXPEED_HOURLY_RETENTION), daily rollups forever`;
+    out.push(`  raw rows kept ${r.rawRetentionMs === undefined ? 'forever' : kept(r.rawRetentionMs)} (EXPEED_RAW_RETENTION), ${hourly}`);
   }
+  out.push(...rollupFailureLines(r, t, scrub));
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
   if (r.redisPersistence) out.push('', `REDIS PERSISTENCE  ${describePersistence(r.redisPersistence)}`);
@@ -119,11 +159,16 @@ export const command: Command = {
       queues: [stack.backfillQueue, stack.statusQueue, ingest.queue, stack.rollup.queue],
       backfillQueueName: QUEUE.backfill,
       tokens: stack.tokens,
+      cooldownWaits: stack.cooldownWaits,
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
+      rollupDays: stack.rollup.days,
+      rollupFailures: stack.rollup.failures,
       rawRetentionMs: config.influx.rawRetentionMs,
+      hourlyRetentionMs: config.influx.hourlyRetentionMs,
       persistence: () => readPersistence(stack.redis),
+      platformProfile: new PlatformProfileStore({ redis: stack.redis, prefix: config.prefix }),
       staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
     });
     const recheck = await gatherRecheck(stack.redis, config.prefix);
