@@ -193,7 +193,9 @@ export interface SimProcess {
  * ours: `options` are its SimulatorOptions; ready once it printed its url.
  */
 export async function startSimProcess(options: Record<string, unknown>): Promise<SimProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sim-server.ts', JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sim-server.ts', JSON.stringify(options)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout! });
   const waiting: Array<(l: string) => void> = [];
   lines.on('line', (l) => waiting.shift()?.(l));
@@ -217,7 +219,9 @@ export async function startSimProcess(options: Record<string, unknown>): Promise
 }
 
 /** Resolves once a BullMQ queue has no job waiting, active, delayed or prioritised (polled every 200 ms). */
-export async function drained(queue: { getJobCounts(...types: string[]): Promise<Record<string, number>> }): Promise<void> {
+export async function drained(queue: {
+  getJobCounts(...types: string[]): Promise<Record<string, number>>;
+}): Promise<void> {
   for (;;) {
     const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     if (c.waiting + c.active + c.delayed + c.prioritized === 0) return;

@@ -36,7 +36,13 @@ const BLOCK_MS = 5 * 60_000;
 
 async function main(): Promise<void> {
   // history is generated lazily: 30 days cover any lookback the service's configuration gives
-  const b = await startPullBench({ name: 'lookback', devices: DEVICES, cadenceSec: CADENCE, from: A, to: A + 30 * DAY });
+  const b = await startPullBench({
+    name: 'lookback',
+    devices: DEVICES,
+    cadenceSec: CADENCE,
+    from: A,
+    to: A + 30 * DAY,
+  });
   // EXPEED_LOOKBACK as the service reads it (default 2d)
   const L = b.config.lookbackMs;
   const say = (l: string) => process.stdout.write(`${l}\n`);
@@ -44,7 +50,9 @@ async function main(): Promise<void> {
     if (!(L > 0)) throw new Error('EXPEED_LOOKBACK is 0: nothing to measure');
     const checkpoint = A + L;
     const rowsPerDevice = L / (CADENCE * 1000);
-    say(`lookback benchmark: ${DEVICES} devices (${CADENCE} s cadence), lookback ${L / 3_600_000} h, window ${b.config.backfillWindowMs / 3_600_000} h, page ${b.config.pageLimit}, worker concurrency ${b.config.workerConcurrency}, rate ${b.config.platformRateLimit} req/s (default ${b.defaultRate}), ${b.entry}; scaled to ${FLEET} devices`);
+    say(
+      `lookback benchmark: ${DEVICES} devices (${CADENCE} s cadence), lookback ${L / 3_600_000} h, window ${b.config.backfillWindowMs / 3_600_000} h, page ${b.config.pageLimit}, worker concurrency ${b.config.workerConcurrency}, rate ${b.config.platformRateLimit} req/s (default ${b.defaultRate}), ${b.entry}; scaled to ${FLEET} devices`,
+    );
     say(`load average at start: ${loadAverage()}`);
     const w = await b.worker();
     const phases: Array<[string, PhaseResult]> = [];
@@ -52,41 +60,68 @@ async function main(): Promise<void> {
       const r = await p;
       if (r.failed) throw new Error(`${name}: ${r.failed} jobs failed`);
       phases.push([name, r]);
-      say(`${name}: ${r.windows} windows, ${r.requests} history requests, ${r.points} points written (${r.lateRows} late rows), ${r.dirtyHours} hours marked for the rollups, in ${r.seconds.toFixed(1)} s; load average ${loadAverage()}`);
+      say(
+        `${name}: ${r.windows} windows, ${r.requests} history requests, ${r.points} points written (${r.lateRows} late rows), ${r.dirtyHours} hours marked for the rollups, in ${r.seconds.toFixed(1)} s; load average ${loadAverage()}`,
+      );
       return r;
     };
 
-    const seed = await run('seed', b.phase(b.ids.map((deviceId) => ({ deviceId, from: A, to: checkpoint, reason: 'manual' }))));
-    if (seed.points !== DEVICES * rowsPerDevice) throw new Error(`the seed wrote ${seed.points} points, expected ${DEVICES * rowsPerDevice}`);
+    const seed = await run(
+      'seed',
+      b.phase(b.ids.map((deviceId) => ({ deviceId, from: A, to: checkpoint, reason: 'manual' }))),
+    );
+    if (seed.points !== DEVICES * rowsPerDevice)
+      throw new Error(`the seed wrote ${seed.points} points, expected ${DEVICES * rowsPerDevice}`);
     // late rows: a 5-minute block of 10 s rows (between the held ones, 5 s after each slot) for every 10th device, added at the platform
     const late = b.ids.filter((_, i) => i % 10 === 0);
     const blockFrom = checkpoint - DAY - 2 * 3_600_000 + 5_000;
-    const block = Array.from({ length: BLOCK_MS / 10_000 }, (_, k) => ({ time: blockFrom + k * 10_000, values: { temp: 99.5 } }));
+    const block = Array.from({ length: BLOCK_MS / 10_000 }, (_, k) => ({
+      time: blockFrom + k * 10_000,
+      values: { temp: 99.5 },
+    }));
     for (const id of late) await b.sim.addRows(id, block);
     const added = late.length * block.length;
-    say(`late rows: ${added} (a 5-minute block of 10 s rows for ${late.length} devices) added to the platform's history before the checkpoint`);
+    say(
+      `late rows: ${added} (a 5-minute block of 10 s rows for ${late.length} devices) added to the platform's history before the checkpoint`,
+    );
 
-    await run('nightly (new history, 1 day)', b.phase(b.ids.map((deviceId) => ({ deviceId, from: checkpoint, to: checkpoint + DAY, reason: 'nightly' }))));
-    const checkpoints = new Map<string, Checkpoint>(b.ids.map((id) => [id, { upTo: checkpoint, updatedAt: Date.now() }]));
+    await run(
+      'nightly (new history, 1 day)',
+      b.phase(b.ids.map((deviceId) => ({ deviceId, from: checkpoint, to: checkpoint + DAY, reason: 'nightly' }))),
+    );
+    const checkpoints = new Map<string, Checkpoint>(
+      b.ids.map((id) => [id, { upTo: checkpoint, updatedAt: Date.now() }]),
+    );
     const withLate = await run('lookback, late rows', b.phase(lookbackRequests(b.ids, checkpoints, L)));
-    if (withLate.lateRows !== added) throw new Error(`the lookback wrote ${withLate.lateRows} late rows, expected the ${added} added`);
+    if (withLate.lateRows !== added)
+      throw new Error(`the lookback wrote ${withLate.lateRows} late rows, expected the ${added} added`);
     const clean = await run('lookback, nothing late', b.phase(lookbackRequests(b.ids, checkpoints, L)));
     if (clean.points !== 0) throw new Error(`the second lookback wrote ${clean.points} points, expected none`);
-    const rewrite = await run('rewrite (backfill of the lookback range)', b.phase(b.ids.map((deviceId) => ({ deviceId, from: A, to: checkpoint, reason: 'manual' }))));
-    if (rewrite.points !== DEVICES * rowsPerDevice + added) throw new Error(`the rewrite wrote ${rewrite.points} points, expected ${DEVICES * rowsPerDevice + added}`);
+    const rewrite = await run(
+      'rewrite (backfill of the lookback range)',
+      b.phase(b.ids.map((deviceId) => ({ deviceId, from: A, to: checkpoint, reason: 'manual' }))),
+    );
+    if (rewrite.points !== DEVICES * rowsPerDevice + added)
+      throw new Error(`the rewrite wrote ${rewrite.points} points, expected ${DEVICES * rowsPerDevice + added}`);
 
     const scale = FLEET / DEVICES;
     const ms = (s: number) => ((s * 1000) / DEVICES).toFixed(2);
     say('');
-    say(`| phase (${DEVICES} devices) | windows / device | requests / device | points written | hours marked for rollups | wall | worker CPU ms / device | influxd CPU ms / device | simulator CPU ms / device | ${FLEET} devices at ${b.defaultRate} req/s |`);
+    say(
+      `| phase (${DEVICES} devices) | windows / device | requests / device | points written | hours marked for rollups | wall | worker CPU ms / device | influxd CPU ms / device | simulator CPU ms / device | ${FLEET} devices at ${b.defaultRate} req/s |`,
+    );
     say('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const [name, r] of phases.slice(1)) {
       const atDefault = (r.requests * scale) / b.defaultRate;
-      say(`| ${name} | ${(r.windows / DEVICES).toFixed(2)} | ${(r.requests / DEVICES).toFixed(2)} | ${r.points} | ${r.dirtyHours} | ${r.seconds.toFixed(1)} s | ${ms(r.cpu.worker)} | ${ms(r.cpu.influxd)} | ${ms(r.cpu.simulator)} | ${(atDefault / 60).toFixed(1)} min (${Math.round(r.requests * scale)} requests) |`);
+      say(
+        `| ${name} | ${(r.windows / DEVICES).toFixed(2)} | ${(r.requests / DEVICES).toFixed(2)} | ${r.points} | ${r.dirtyHours} | ${r.seconds.toFixed(1)} s | ${ms(r.cpu.worker)} | ${ms(r.cpu.influxd)} | ${ms(r.cpu.simulator)} | ${(atDefault / 60).toFixed(1)} min (${Math.round(r.requests * scale)} requests) |`,
+      );
     }
     const cost = (r: PhaseResult) => r.cpu.worker + r.cpu.influxd;
     say('');
-    say(`compare before writing (nothing late) vs rewriting every row: worker + influxd CPU ${ms(cost(clean))} vs ${ms(cost(rewrite))} ms per device (${(cost(clean) / cost(rewrite)).toFixed(2)}×); points written 0 vs ${rewrite.points / DEVICES} and hours marked for the rollups ${clean.dirtyHours / DEVICES} vs ${rewrite.dirtyHours / DEVICES} per device`);
+    say(
+      `compare before writing (nothing late) vs rewriting every row: worker + influxd CPU ${ms(cost(clean))} vs ${ms(cost(rewrite))} ms per device (${(cost(clean) / cost(rewrite)).toFixed(2)}×); points written 0 vs ${rewrite.points / DEVICES} and hours marked for the rollups ${clean.dirtyHours / DEVICES} vs ${rewrite.dirtyHours / DEVICES} per device`,
+    );
     say(`worker peak RSS ${mb(peakRss(w))}; load average at the end: ${loadAverage()}`);
   } finally {
     await b.close();

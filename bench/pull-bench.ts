@@ -15,7 +15,19 @@ import { SecretScrubber } from '../src/base/secrets.js';
 import { redisKey } from '../src/base/redis.js';
 import type { BackfillJob } from '../src/base/jobs.js';
 import { createApp } from '../src/app/app.js';
-import { buildIfStale, cpuSeconds, drained, influxql, memory, pidOf, removePrefix, startService, startSimProcess, type ServiceProcess, type SimProcess } from './lib.js';
+import {
+  buildIfStale,
+  cpuSeconds,
+  drained,
+  influxql,
+  memory,
+  pidOf,
+  removePrefix,
+  startService,
+  startSimProcess,
+  type ServiceProcess,
+  type SimProcess,
+} from './lib.js';
 
 const PK = 'bench-platform-key';
 const SK = 'bench-secret-key';
@@ -68,7 +80,16 @@ export async function startPullBench(o: PullBenchOptions): Promise<PullBench> {
   const db = `bench_${o.name}_${tag}`;
   const ids = Array.from({ length: o.devices }, (_, i) => `bench-${String(i).padStart(4, '0')}`);
   const entry = buildIfStale(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
-  const sim = await startSimProcess({ platformKey: PK, secretKey: SK, devices: ids.map((id, i) => ({ id, key: `key-${i}`, cadenceSec: o.cadenceSec })), from: o.from, to: o.to, seed: 1, gapRate: 0, latencyMs: o.latencyMs ?? 0 });
+  const sim = await startSimProcess({
+    platformKey: PK,
+    secretKey: SK,
+    devices: ids.map((id, i) => ({ id, key: `key-${i}`, cadenceSec: o.cadenceSec })),
+    from: o.from,
+    to: o.to,
+    seed: 1,
+    gapRate: 0,
+    latencyMs: o.latencyMs ?? 0,
+  });
   const env: Record<string, string | undefined> = {
     ...process.env,
     EXPEED_BASE_URL: sim.url,
@@ -104,7 +125,11 @@ export async function startPullBench(o: PullBenchOptions): Promise<PullBench> {
     worker: startWorker,
     async phase(requests) {
       const w = await startWorker();
-      const cpu = () => ({ worker: cpuSeconds(w.pid) ?? NaN, simulator: cpuSeconds(sim.pid) ?? NaN, influxd: cpuSeconds(influxd) ?? NaN });
+      const cpu = () => ({
+        worker: cpuSeconds(w.pid) ?? NaN,
+        simulator: cpuSeconds(sim.pid) ?? NaN,
+        influxd: cpuSeconds(influxd) ?? NaN,
+      });
       const before = await stack.backfillQueue.getJobs(['completed', 'failed'], 0, -1);
       const seen = new Set(before.map((j) => j.id));
       // the bench's own prefix: emptied so that what the phase marks can be counted
@@ -120,8 +145,22 @@ export async function startPullBench(o: PullBenchOptions): Promise<PullBench> {
       const done = (await stack.backfillQueue.getJobs(['completed'], 0, -1)).filter((j) => !seen.has(j.id));
       const failed = (await stack.backfillQueue.getJobs(['failed'], 0, -1)).filter((j) => !seen.has(j.id)).length;
       const dirtyHours = await stack.redis.zcard(dirtyKey);
-      const sum = (k: 'points' | 'lateRows') => done.reduce((s, j) => s + Number((j.returnvalue as Record<string, unknown> | undefined)?.[k] ?? 0), 0);
-      return { seconds, requests: h1 - h0, windows, failed, points: sum('points'), lateRows: sum('lateRows'), dirtyHours, cpu: { worker: c1.worker - c0.worker, simulator: c1.simulator - c0.simulator, influxd: c1.influxd - c0.influxd } };
+      const sum = (k: 'points' | 'lateRows') =>
+        done.reduce((s, j) => s + Number((j.returnvalue as Record<string, unknown> | undefined)?.[k] ?? 0), 0);
+      return {
+        seconds,
+        requests: h1 - h0,
+        windows,
+        failed,
+        points: sum('points'),
+        lateRows: sum('lateRows'),
+        dirtyHours,
+        cpu: {
+          worker: c1.worker - c0.worker,
+          simulator: c1.simulator - c0.simulator,
+          influxd: c1.influxd - c0.influxd,
+        },
+      };
     },
     influxql: (q) => influxql(influx, db, q),
     async close() {

@@ -46,13 +46,29 @@ interface VerifyRun {
 async function runVerify(b: PullBench, rate?: number): Promise<VerifyRun> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-verify-'));
   const timeFile = join(dir, 'time');
-  const args = ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, 'bin/expeed-sync.js', 'verify', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString(), '--json'];
+  const args = [
+    '-f',
+    '%e %U %S %M',
+    '-o',
+    timeFile,
+    process.execPath,
+    'bin/expeed-sync.js',
+    'verify',
+    '--from',
+    new Date(FROM).toISOString(),
+    '--to',
+    new Date(TO).toISOString(),
+    '--json',
+  ];
   const influxd = pidOf('influxd');
   const h0 = (await b.sim.stats()).requests.history ?? 0;
   const i0 = cpuSeconds(influxd) ?? NaN;
   const s0 = cpuSeconds(b.sim.pid) ?? NaN;
   const started = performance.now();
-  const child = spawn('/usr/bin/time', args, { env: { ...b.env, ...(rate ? { EXPEED_RATE_LIMIT: String(rate) } : {}) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('/usr/bin/time', args, {
+    env: { ...b.env, ...(rate ? { EXPEED_RATE_LIMIT: String(rate) } : {}) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -79,31 +95,50 @@ async function runVerify(b: PullBench, rate?: number): Promise<VerifyRun> {
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
 async function main(): Promise<void> {
-  const b = await startPullBench({ name: 'verify', devices: DEVICES, cadenceSec: CADENCE, from: FROM, to: TO, latencyMs: LATENCY });
+  const b = await startPullBench({
+    name: 'verify',
+    devices: DEVICES,
+    cadenceSec: CADENCE,
+    from: FROM,
+    to: TO,
+    latencyMs: LATENCY,
+  });
   const say = (l: string) => process.stdout.write(`${l}\n`);
   try {
     const rate = b.config.platformRateLimit;
-    say(`verify benchmark: ${DEVICES} devices x ${DAYS} days (${CADENCE} s cadence, ${(DEVICES * DAYS * 86_400) / CADENCE} rows), round trip +${LATENCY} ms, window ${b.config.backfillWindowMs / 3_600_000} h, page ${b.config.pageLimit}, rate ${rate} req/s (default ${b.defaultRate}), ${b.entry}`);
+    say(
+      `verify benchmark: ${DEVICES} devices x ${DAYS} days (${CADENCE} s cadence, ${(DEVICES * DAYS * 86_400) / CADENCE} rows), round trip +${LATENCY} ms, window ${b.config.backfillWindowMs / 3_600_000} h, page ${b.config.pageLimit}, rate ${rate} req/s (default ${b.defaultRate}), ${b.entry}`,
+    );
     say(`load average at start: ${loadAverage()}`);
     // 1. the baseline: a real backfill of the range, which also seeds InfluxDB
     const w = await b.worker();
     const backfill = await b.phase(b.ids.map((deviceId) => ({ deviceId, from: FROM, to: TO, reason: 'manual' })));
     const workerPeak = peakRss(w);
     const rows = (DEVICES * DAYS * 86_400) / CADENCE;
-    if (backfill.points !== rows || backfill.failed) throw new Error(`the backfill wrote ${backfill.points} points (expected ${rows}), ${backfill.failed} jobs failed`);
-    say(`backfill:  ${backfill.points} points, ${backfill.windows} windows, ${backfill.requests} history requests in ${backfill.seconds.toFixed(1)} s; load average ${loadAverage()}`);
+    if (backfill.points !== rows || backfill.failed)
+      throw new Error(
+        `the backfill wrote ${backfill.points} points (expected ${rows}), ${backfill.failed} jobs failed`,
+      );
+    say(
+      `backfill:  ${backfill.points} points, ${backfill.windows} windows, ${backfill.requests} history requests in ${backfill.seconds.toFixed(1)} s; load average ${loadAverage()}`,
+    );
     await w.stop();
 
     // 2. verify, the built CLI
     const v = await runVerify(b);
     const hours = DEVICES * DAYS * 24;
-    say(`verify:    ${v.equalHours} of ${hours} hours equal, ${v.requests} history requests (the CLI counted ${v.pages}) in ${v.seconds.toFixed(1)} s, CPU ${v.cpu.toFixed(1)} s, peak RSS ${mb(v.peakRss)}; load average ${loadAverage()}`);
-    if (!v.equal || v.equalHours !== hours) throw new Error(`verify did not find the copy equal: ${v.equalHours} of ${hours} hours equal`);
+    say(
+      `verify:    ${v.equalHours} of ${hours} hours equal, ${v.requests} history requests (the CLI counted ${v.pages}) in ${v.seconds.toFixed(1)} s, CPU ${v.cpu.toFixed(1)} s, peak RSS ${mb(v.peakRss)}; load average ${loadAverage()}`,
+    );
+    if (!v.equal || v.equalHours !== hours)
+      throw new Error(`verify did not find the copy equal: ${v.equalHours} of ${hours} hours equal`);
 
     let atDefault: VerifyRun | undefined;
     if (env.BENCH_VERIFY_AT_DEFAULT === '1') {
       atDefault = await runVerify(b, b.defaultRate);
-      say(`verify at the default ${b.defaultRate} req/s: ${atDefault.requests} requests in ${atDefault.seconds.toFixed(1)} s (${(atDefault.requests / atDefault.seconds).toFixed(1)} req/s), CPU ${atDefault.cpu.toFixed(1)} s, peak RSS ${mb(atDefault.peakRss)}; load average ${loadAverage()}`);
+      say(
+        `verify at the default ${b.defaultRate} req/s: ${atDefault.requests} requests in ${atDefault.seconds.toFixed(1)} s (${(atDefault.requests / atDefault.seconds).toFixed(1)} req/s), CPU ${atDefault.cpu.toFixed(1)} s, peak RSS ${mb(atDefault.peakRss)}; load average ${loadAverage()}`,
+      );
       if (!atDefault.equal) throw new Error('verify at the default rate did not find the copy equal');
     }
 
@@ -112,14 +147,30 @@ async function main(): Promise<void> {
     say(`| figure | backfill (baseline) | verify | verify / backfill |`);
     say(`|---|---:|---:|---:|`);
     say(`| history requests | ${backfill.requests} | ${v.requests} | ${ratio(v.requests, backfill.requests)} |`);
-    say(`| requests per device-day | ${(backfill.requests / DEVICES / DAYS).toFixed(2)} | ${(v.requests / DEVICES / DAYS).toFixed(2)} | |`);
-    say(`| wall at ${rate} req/s (measured) | ${backfill.seconds.toFixed(1)} s | ${v.seconds.toFixed(1)} s | ${ratio(v.seconds, backfill.seconds)} |`);
-    say(`| wall at the default ${b.defaultRate} req/s (requests / rate) | ${wallAt(backfill.requests).toFixed(0)} s | ${wallAt(v.requests).toFixed(0)} s${atDefault ? ` (measured ${atDefault.seconds.toFixed(0)} s)` : ''} | ${ratio(v.requests, backfill.requests)} |`);
-    say(`| CPU of the process | worker ${backfill.cpu.worker.toFixed(1)} s | verify ${v.cpu.toFixed(1)} s | ${ratio(v.cpu, backfill.cpu.worker)} |`);
-    say(`| CPU per row | ${((backfill.cpu.worker * 1e6) / rows).toFixed(2)} µs | ${((v.cpu * 1e6) / rows).toFixed(2)} µs | |`);
-    say(`| peak RSS of the process | worker ${mb(workerPeak)} | verify ${mb(v.peakRss)} | ${ratio(v.peakRss, workerPeak)} |`);
-    say(`| influxd CPU | ${backfill.cpu.influxd.toFixed(1)} s | ${v.influxd.toFixed(1)} s | ${ratio(v.influxd, backfill.cpu.influxd)} |`);
-    say(`| simulator CPU | ${backfill.cpu.simulator.toFixed(1)} s | ${v.simulator.toFixed(1)} s | ${ratio(v.simulator, backfill.cpu.simulator)} |`);
+    say(
+      `| requests per device-day | ${(backfill.requests / DEVICES / DAYS).toFixed(2)} | ${(v.requests / DEVICES / DAYS).toFixed(2)} | |`,
+    );
+    say(
+      `| wall at ${rate} req/s (measured) | ${backfill.seconds.toFixed(1)} s | ${v.seconds.toFixed(1)} s | ${ratio(v.seconds, backfill.seconds)} |`,
+    );
+    say(
+      `| wall at the default ${b.defaultRate} req/s (requests / rate) | ${wallAt(backfill.requests).toFixed(0)} s | ${wallAt(v.requests).toFixed(0)} s${atDefault ? ` (measured ${atDefault.seconds.toFixed(0)} s)` : ''} | ${ratio(v.requests, backfill.requests)} |`,
+    );
+    say(
+      `| CPU of the process | worker ${backfill.cpu.worker.toFixed(1)} s | verify ${v.cpu.toFixed(1)} s | ${ratio(v.cpu, backfill.cpu.worker)} |`,
+    );
+    say(
+      `| CPU per row | ${((backfill.cpu.worker * 1e6) / rows).toFixed(2)} µs | ${((v.cpu * 1e6) / rows).toFixed(2)} µs | |`,
+    );
+    say(
+      `| peak RSS of the process | worker ${mb(workerPeak)} | verify ${mb(v.peakRss)} | ${ratio(v.peakRss, workerPeak)} |`,
+    );
+    say(
+      `| influxd CPU | ${backfill.cpu.influxd.toFixed(1)} s | ${v.influxd.toFixed(1)} s | ${ratio(v.influxd, backfill.cpu.influxd)} |`,
+    );
+    say(
+      `| simulator CPU | ${backfill.cpu.simulator.toFixed(1)} s | ${v.simulator.toFixed(1)} s | ${ratio(v.simulator, backfill.cpu.simulator)} |`,
+    );
     say(`load average at the end: ${loadAverage()}`);
   } finally {
     await b.close();
