@@ -36,7 +36,14 @@ import type { RollupStack } from '../rollup/rollup-stack.js';
 import { PendingSettingsStore } from '../devices/pending-settings.js';
 import { appWorkers, type AppWorkers } from './workers.js';
 import { failFastRedis, mainRedis } from './connections.js';
-import { platformStack, queueStack, writeStack } from './stacks.js';
+import {
+  platformStack,
+  queueStack,
+  writeStack,
+  type PlatformStack,
+  type QueueStack,
+  type WriteStack,
+} from './stacks.js';
 
 /** What a caller may supply instead of what the configuration would build (tests inject these). */
 export interface AppOverrides {
@@ -122,64 +129,79 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const scrubber = overrides.scrubber ?? new SecretScrubber(secretsOf(config));
   const logger = overrides.logger ?? createLogger({ level: config.logLevel, scrubber });
   const metrics = overrides.metrics ?? createMetrics({ defaultMetrics: false });
-  const ownRedis = !overrides.redis;
   const redis = overrides.redis ?? mainRedis(config, logger);
   const registry = new DeviceRegistry(redis, config.prefix);
   const labels = new DeviceLabels(() => registry.list());
   const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
-  const { tokens, client, rate, platform } = platformStack(config, redis, { scrubber, logger, metrics }, overrides);
-  const { deadLetters, influxWriter, rollupWriter, dayWriter, influx, rollup, writer, gapFinder } = writeStack(config, redis, { logger, metrics, labels }, overrides);
-  const { backfillQueue, statusQueue, backfills } = queueStack(config, redis, logger, checkpoints);
-  const platformNewest = new PlatformNewestStore(redis, config.prefix);
-  const cooldownWaits = new CooldownWaits(redis, config.prefix);
-  const settings = new PendingSettingsStore(redis, config.prefix);
-  const pushRegistration = new PushRegistration({ registry, platform, redis, prefix: config.prefix, logger });
-  const ingest = lazyIngestQueue(config, logger);
-  const parts = { config, logger, metrics, influx, redis, backfillQueue, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, cooldownWaits, clock: overrides.clock };
-  const workers = appWorkers(parts);
-
-  return {
+  const ps = platformStack(config, redis, { scrubber, logger, metrics }, overrides);
+  const ws = writeStack(config, redis, { logger, metrics, labels }, overrides);
+  const qs = queueStack(config, redis, logger, checkpoints);
+  const { platform } = ps;
+  const { influx, writer, deadLetters, rollup, gapFinder } = ws;
+  const { backfillQueue, statusQueue, backfills } = qs;
+  const parts = {
     config,
     logger,
-    scrubber,
     metrics,
-    labels,
     redis,
     registry,
     checkpoints,
-    tokens,
     platform,
-    writer,
-    influxApi: () => influxWriter.api(),
-    deadLetters,
     influx,
-    gapFinder,
+    writer,
+    deadLetters,
+    rollup,
     backfillQueue,
+    platformNewest: new PlatformNewestStore(redis, config.prefix),
+    cooldownWaits: new CooldownWaits(redis, config.prefix),
+    settings: new PendingSettingsStore(redis, config.prefix),
+    pushRegistration: new PushRegistration({ registry, platform, redis, prefix: config.prefix, logger }),
+  };
+  const workers = appWorkers({ ...parts, clock: overrides.clock });
+  const ingest = lazyIngestQueue(config, logger);
+  const scheduled = { config, redis, registry, checkpoints, backfills, statusQueue, gapFinder, metrics, logger };
+
+  return {
+    ...parts,
+    scrubber,
+    labels,
+    tokens: ps.tokens,
+    influxApi: () => ws.influxWriter.api(),
+    gapFinder,
     statusQueue,
     backfills,
-    platformNewest,
-    cooldownWaits,
-    rollup,
-    settings,
-    pushRegistration,
     ...workers,
     ingestQueue: ingest.open,
     webhookIntake: async () => webhookIntake(config, await ingest.open()),
-    scheduler: (schedulerOverrides = {}) => appScheduler({ config, redis, registry, checkpoints, backfills, statusQueue, gapFinder, metrics, logger }, schedulerOverrides),
-    async close() {
-      await workers.closeWorkers();
-      await ingest.close();
-      await rollup.close();
-      rate.close();
-      await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);
-      await writer.close();
-      for (const w of new Set([rollupWriter, dayWriter])) if (w !== influxWriter) await w.close();
-      await client.close();
-      await tokens.close();
-      await influx.close();
-      if (ownRedis) await closeRedis(redis);
-    },
+    scheduler: (schedulerOverrides = {}) => appScheduler(scheduled, schedulerOverrides),
+    close: () => closeApp(workers, ingest, ps, ws, qs, overrides.redis ? undefined : redis),
   };
+}
+
+/**
+ * Closes what createApp opened, in order: the workers, the ingest queue, rollups, the request rate,
+ * the queues, the writers, the client, the token budget, InfluxDB reads, then Redis when the app
+ * opened it (`own`).
+ */
+async function closeApp(
+  workers: AppWorkers,
+  ingest: { close(): Promise<void> },
+  ps: PlatformStack,
+  ws: WriteStack,
+  qs: QueueStack,
+  own: RedisConnection | undefined,
+): Promise<void> {
+  await workers.closeWorkers();
+  await ingest.close();
+  await ws.rollup.close();
+  ps.rate.close();
+  await Promise.allSettled([qs.backfillQueue.close(), qs.statusQueue.close()]);
+  await ws.writer.close();
+  for (const w of new Set([ws.rollupWriter, ws.dayWriter])) if (w !== ws.influxWriter) await w.close();
+  await ps.client.close();
+  await ps.tokens.close();
+  await ws.influx.close();
+  if (own) await closeRedis(own);
 }
 
 /** The ingest queue's producer on its own fail-fast connection, opened on first use; a failed open is tried again by the next call. */
@@ -197,7 +219,11 @@ function lazyIngestQueue(config: Config, logger: Logger): { open(): Promise<Open
     close: async () => {
       const ingest = opened;
       opened = undefined;
-      if (ingest) await ingest.then((q) => q.close(), () => undefined);
+      if (ingest)
+        await ingest.then(
+          (q) => q.close(),
+          () => undefined,
+        );
     },
   };
 }
@@ -208,13 +234,19 @@ function webhookIntake(config: Config, ingest: OpenIngestQueue): WebhookIntake {
     ingest,
     deadLetters: new RedisDeadLetterStore(ingest.connection, config.prefix, { maxBytes: config.deadLetters.maxBytes }),
     nonces: new RedisNonceStore(ingest.connection, config.prefix),
-    headroom: new RedisHeadroom(ingest.connection, () => ingest.queue.count(), { memoryPercent: config.webhook.redisMemoryPercent, maxBacklog: config.webhook.maxBacklog }),
+    headroom: new RedisHeadroom(ingest.connection, () => ingest.queue.count(), {
+      memoryPercent: config.webhook.redisMemoryPercent,
+      maxBacklog: config.webhook.maxBacklog,
+    }),
   };
 }
 
 /** The schedules over the app's stores and queues; gaps found and skipped status slots are counted in `metrics`. */
 function appScheduler(
-  parts: Pick<App, 'config' | 'redis' | 'registry' | 'checkpoints' | 'backfills' | 'statusQueue' | 'gapFinder' | 'metrics' | 'logger'>,
+  parts: Pick<
+    App,
+    'config' | 'redis' | 'registry' | 'checkpoints' | 'backfills' | 'statusQueue' | 'gapFinder' | 'metrics' | 'logger'
+  >,
   schedulerOverrides: Partial<SchedulerOptions>,
 ): Scheduler {
   const { config, redis, registry, checkpoints, backfills, statusQueue, gapFinder, metrics, logger } = parts;

@@ -23,7 +23,8 @@ import type { PointWriter } from '../influx/api.js';
 import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
 import { rollupRps } from '../influx/database.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
-import { meterWriter, type DeviceLabels, type Metrics } from '../ops/metrics.js';
+import type { DeviceLabels, Metrics } from '../ops/metrics.js';
+import { meterWriter } from '../ops/meter-writer.js';
 import { countThrottled, meterPlatformClient } from '../ops/platform-metering.js';
 import { BackfillQueue } from '../pull/backfill-queue.js';
 import type { Checkpoints } from '../pull/checkpoints.js';
@@ -47,9 +48,25 @@ export function platformStack(
   overrides: { clock?: () => number; fetch?: typeof fetch },
 ): PlatformStack {
   const { scrubber, logger, metrics } = base;
-  const tokens = tokenBudgetFromConfig(config, redis, { scrubber, log: logger, onRefresh: () => metrics.tokenRefreshes.inc(), ...(overrides.clock ? { now: overrides.clock } : {}) });
-  const throttle = new PlatformPause({ redis, prefix: config.prefix, log: logger, onThrottled: countThrottled(metrics) });
-  const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber, throttle, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) });
+  const tokens = tokenBudgetFromConfig(config, redis, {
+    scrubber,
+    log: logger,
+    onRefresh: () => metrics.tokenRefreshes.inc(),
+    ...(overrides.clock ? { now: overrides.clock } : {}),
+  });
+  const throttle = new PlatformPause({
+    redis,
+    prefix: config.prefix,
+    log: logger,
+    onThrottled: countThrottled(metrics),
+  });
+  const client = new ExpeedClient({
+    ...clientOptionsFromConfig(config),
+    tokens,
+    scrubber,
+    throttle,
+    ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+  });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
   const platform = meterPlatformClient(rateLimitedPlatform(client, rate), metrics);
   return { tokens, client, rate, platform };
@@ -83,7 +100,8 @@ export function writeStack(
   const influx = createInfluxQuery(config.influx);
   // with a retention (1.x) rollups go to their own RPs (src/influx/database.ts); otherwise next to the raw rows
   const rps = rollupRps(config.influx);
-  const rpWriter = (rp: string | undefined) => (rp === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp, deadLetters, logger, ...retry }));
+  const rpWriter = (rp: string | undefined) =>
+    rp === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp, deadLetters, logger, ...retry });
   const rollupWriter = rpWriter(rps.hourly);
   const dayWriter = rps.daily === rps.hourly ? rollupWriter : rpWriter(rps.daily);
   const rollup = createRollupStack({
@@ -112,12 +130,24 @@ export interface QueueStack {
 }
 
 /** The backfill and status queues (their connection errors logged at debug) and the backfill windows over them. */
-export function queueStack(config: Config, redis: RedisConnection, logger: Logger, checkpoints: Checkpoints): QueueStack {
+export function queueStack(
+  config: Config,
+  redis: RedisConnection,
+  logger: Logger,
+  checkpoints: Checkpoints,
+): QueueStack {
   const connection = bullConnection(redis);
   const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
   const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
   // BullMQ opens its own connections from these options; an unheard error is printed as a stack trace per reconnect
-  for (const q of [backfillQueue, statusQueue]) q.on('error', (err) => logger.debug({ err: err.message, queue: q.name }, 'queue Redis connection error'));
-  const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, rawRetentionMs: config.influx.rawRetentionMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
+  for (const q of [backfillQueue, statusQueue])
+    q.on('error', (err) => logger.debug({ err: err.message, queue: q.name }, 'queue Redis connection error'));
+  const backfills = new BackfillQueue({
+    queue: backfillQueue,
+    checkpoints,
+    windowMs: config.backfillWindowMs,
+    rawRetentionMs: config.influx.rawRetentionMs,
+    gridOffset: (t) => zoneOffsetMs(t, config.timezone),
+  });
   return { backfillQueue, statusQueue, backfills };
 }

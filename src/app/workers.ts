@@ -72,7 +72,11 @@ export interface AppWorkers {
 
 /** The backfill's walk: it starts with what earlier walks (of any replica) learned about the platform, and adds to it. */
 function profiledWalk(p: WorkerParts): HistoryWalk {
-  const profiled = learningWalk(p.platform, new PlatformProfileStore({ redis: p.redis, prefix: p.config.prefix, log: p.logger }), p.logger);
+  const profiled = learningWalk(
+    p.platform,
+    new PlatformProfileStore({ redis: p.redis, prefix: p.config.prefix, log: p.logger }),
+    p.logger,
+  );
   return (device, range, call) => profiled(device, { ...range, call });
 }
 
@@ -123,10 +127,23 @@ function backfillWorkerOptions(p: WorkerParts, walk: HistoryWalk) {
     pageLimit: config.pageLimit,
     walk,
     lookback: lookbackRunner(p, walk),
-    reconnect: new ReconnectRunner({ query: p.influx, lookback: lookbackRunner(p, walk), windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) }),
+    reconnect: new ReconnectRunner({
+      query: p.influx,
+      lookback: lookbackRunner(p, walk),
+      windowMs: config.backfillWindowMs,
+      gridOffset: (t) => zoneOffsetMs(t, config.timezone),
+    }),
     verify: verifyRunner(p, walk),
     waits: p.cooldownWaits,
-    quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc(), ...(p.clock ? { now: p.clock } : {}) }),
+    quiet: new QuietCheck({
+      platform: p.platform,
+      store: p.platformNewest,
+      registry: p.registry,
+      checkpoints: p.checkpoints,
+      logger,
+      onSkip: () => p.metrics.walksSkipped.inc(),
+      ...(p.clock ? { now: p.clock } : {}),
+    }),
   };
 }
 
@@ -134,7 +151,12 @@ export function appWorkers(p: WorkerParts): AppWorkers {
   const { config, logger } = p;
   const open: Array<{ close(): Promise<void> }> = [];
   const clock = p.clock ? { clock: p.clock } : {};
-  const presence = new ReconnectWatch({ redis: p.redis, prefix: config.prefix, queue: p.backfillQueue, settleMs: config.reconnectSettleMs });
+  const presence = new ReconnectWatch({
+    redis: p.redis,
+    prefix: config.prefix,
+    queue: p.backfillQueue,
+    settleMs: config.reconnectSettleMs,
+  });
   const walk = profiledWalk(p);
   function started<W extends { close(): Promise<void> }>(w: W): W {
     open.push(w);
@@ -146,10 +168,35 @@ export function appWorkers(p: WorkerParts): AppWorkers {
       return started(createBackfillWorker({ ...backfillWorkerOptions(p, walk), ...clock, ...overrides }));
     },
     startStatusWorker(overrides = {}) {
-      return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), presence, ...clock, ...overrides }));
+      return started(
+        createStatusWorker({
+          connection: bullConnection(p.redis),
+          prefix: config.prefix,
+          platform: p.platform,
+          writer: p.writer,
+          registry: p.registry,
+          logger,
+          pollConcurrency: statusPollConcurrency(config.platformRateLimit),
+          presence,
+          ...clock,
+          ...overrides,
+        }),
+      );
     },
     startRollupWorker(overrides = {}) {
-      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, dayComputer: p.rollup.dayComputer, days: p.rollup.days, failures: p.rollup.failures, logger, ...overrides }));
+      return started(
+        createRollupWorker({
+          connection: bullConnection(p.redis),
+          prefix: config.prefix,
+          computer: p.rollup.computer,
+          dirty: p.rollup.dirty,
+          dayComputer: p.rollup.dayComputer,
+          days: p.rollup.days,
+          failures: p.rollup.failures,
+          logger,
+          ...overrides,
+        }),
+      );
     },
     startIngestWorker(overrides = {}) {
       // BullMQ leaves a connection it was handed open: this one is closed with the worker

@@ -1,65 +1,54 @@
 /**
  * The configuration read from the environment: every variable with its default, and the rules that
  * tie variables together (credentials set in pairs, a reserve below the limit, a retention long
- * enough for rollups, a Redis Cluster with database 0 only). Defaults match .env.example (tested).
+ * enough for rollups, a Redis Cluster with database 0 only), one reader per section (InfluxDB's in
+ * influx-config.ts). Defaults match .env.example (tested).
  */
 import { clusterPrefix } from './redis.js';
-import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_NUMERIC_STRINGS, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
-import { bool, clusterNodes, cron, duration, instant, int, optional, seconds, str, timezone, url, type Env } from './env-readers.js';
+import { influxConfig } from './influx-config.js';
+import {
+  ConfigError,
+  PLATFORM_DEFAULTS,
+  DEFAULT_HEAP_GROWTH_PERCENT,
+  DEFAULT_INFLUX_START_TIMEOUT_MS,
+  DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
+  type Config,
+} from './config.js';
+import {
+  bool,
+  clusterNodes,
+  cron,
+  duration,
+  instant,
+  int,
+  optional,
+  seconds,
+  str,
+  timezone,
+  url,
+  type Env,
+} from './env-readers.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const DAY_MS = 86_400_000;
 
-/**
- * EXPEED_RAW_RETENTION: empty = off. An hour must settle and a backfill window must land before
- * its raw rows may expire, or a rollup would be computed from rows already gone.
- */
-function rawRetention(env: Env, settleMs: number, backfillWindowMs: number): number | undefined {
-  const name = 'EXPEED_RAW_RETENTION';
-  if (optional(env, name) === undefined) return undefined;
-  const ms = duration(env, name, 0);
-  const floor = Math.max(DAY_MS, settleMs + backfillWindowMs + 3_600_000);
-  if (ms < floor) {
-    throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (1d, and longer than EXPEED_ROLLUP_SETTLE + EXPEED_BACKFILL_WINDOW + 1h), got "${optional(env, name)}"`);
-  }
-  return ms;
-}
-
-/**
- * EXPEED_HOURLY_RETENTION: empty = off (hourly rollups kept forever). A day is built from its
- * hours once they have settled, so they must outlive a day and the settle time.
- */
-function hourlyRetention(env: Env, settleMs: number): number | undefined {
-  const name = 'EXPEED_HOURLY_RETENTION';
-  if (optional(env, name) === undefined) return undefined;
-  const ms = duration(env, name, 0);
-  const floor = Math.max(2 * DAY_MS, settleMs + DAY_MS + 3_600_000);
-  if (ms < floor) {
-    throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (2d, and longer than 1d + EXPEED_ROLLUP_SETTLE + 1h), got "${optional(env, name)}"`);
-  }
-  return ms;
-}
-
-/**
- * InfluxDB credentials go in INFLUX_TOKEN, never in the URL: a URL is printed (logs, /readyz) and
- * the client does not send its user part, so every write would fail while pushes were acknowledged.
- */
-function influxUrl(env: Env): string {
-  const value = url(env, 'INFLUX_URL', 'http://127.0.0.1:8086', ['http:', 'https:']);
-  const parsed = new URL(value);
-  if (parsed.username || parsed.password) {
-    parsed.username = '';
-    parsed.password = '';
-    throw new ConfigError(
-      'INFLUX_URL',
-      `must not contain a user or password (got "${parsed.origin}" with credentials): set INFLUX_TOKEN=user:password (1.x) or the API token (2.x) instead`,
-    );
-  }
-  return value;
-}
-
 /** The vendor platform: credentials (set in pairs), zone, token budget, request behaviour. */
-function platformConfig(env: Env): Pick<Config, 'baseUrl' | 'platformKey' | 'secretKey' | 'timezone' | 'tokenDailyLimit' | 'tokenReserve' | 'tokenCooldownMs' | 'tokenCooldownMaxMs' | 'unknownCodeRetries' | 'settingBody' | 'requestTimeoutMs'> {
+function platformConfig(
+  env: Env,
+): Pick<
+  Config,
+  | 'baseUrl'
+  | 'platformKey'
+  | 'secretKey'
+  | 'timezone'
+  | 'tokenDailyLimit'
+  | 'tokenReserve'
+  | 'tokenCooldownMs'
+  | 'tokenCooldownMaxMs'
+  | 'unknownCodeRetries'
+  | 'settingBody'
+  | 'requestTimeoutMs'
+> {
   const platformKey = optional(env, 'EXPEED_PLATFORM_KEY');
   const secretKey = optional(env, 'EXPEED_SECRET_KEY');
   if ((platformKey === undefined) !== (secretKey === undefined)) {
@@ -69,18 +58,32 @@ function platformConfig(env: Env): Pick<Config, 'baseUrl' | 'platformKey' | 'sec
     );
   }
   const tokenDailyLimit = int(env, 'EXPEED_TOKEN_DAILY_LIMIT', PLATFORM_DEFAULTS.tokenDailyLimit, 1);
-  const tokenReserve = int(env, 'EXPEED_TOKEN_RESERVE', Math.min(PLATFORM_DEFAULTS.tokenReserve, tokenDailyLimit - 1), 0);
+  const tokenReserve = int(
+    env,
+    'EXPEED_TOKEN_RESERVE',
+    Math.min(PLATFORM_DEFAULTS.tokenReserve, tokenDailyLimit - 1),
+    0,
+  );
   if (tokenReserve >= tokenDailyLimit) {
-    throw new ConfigError('EXPEED_TOKEN_RESERVE', `must be below EXPEED_TOKEN_DAILY_LIMIT (${tokenDailyLimit}), got ${tokenReserve}`);
+    throw new ConfigError(
+      'EXPEED_TOKEN_RESERVE',
+      `must be below EXPEED_TOKEN_DAILY_LIMIT (${tokenDailyLimit}), got ${tokenReserve}`,
+    );
   }
   const tokenCooldownMs = duration(env, 'EXPEED_TOKEN_COOLDOWN', 15 * 60_000);
   const tokenCooldownMaxMs = duration(env, 'EXPEED_TOKEN_COOLDOWN_MAX', Math.max(4 * 3_600_000, tokenCooldownMs));
   if (tokenCooldownMaxMs < tokenCooldownMs) {
-    throw new ConfigError('EXPEED_TOKEN_COOLDOWN_MAX', `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`);
+    throw new ConfigError(
+      'EXPEED_TOKEN_COOLDOWN_MAX',
+      `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`,
+    );
   }
   const settingBody = str(env, 'EXPEED_SETTING_BODY', 'bare').toLowerCase();
   if (settingBody !== 'bare' && settingBody !== 'data') {
-    throw new ConfigError('EXPEED_SETTING_BODY', `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`);
+    throw new ConfigError(
+      'EXPEED_SETTING_BODY',
+      `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`,
+    );
   }
   return {
     baseUrl: url(env, 'EXPEED_BASE_URL', 'https://api.iot-expeed.com', ['http:', 'https:']),
@@ -97,7 +100,20 @@ function platformConfig(env: Env): Pick<Config, 'baseUrl' | 'platformKey' | 'sec
   };
 }
 
-type PullConfig = Pick<Config, 'devicesFile' | 'backfillStart' | 'backfillWindowMs' | 'pageLimit' | 'platformRateLimit' | 'workerConcurrency' | 'catchUpThresholdMs' | 'settingTimeoutMs' | 'rollupSettleMs' | 'lookbackMs' | 'reconnectSettleMs'>;
+type PullConfig = Pick<
+  Config,
+  | 'devicesFile'
+  | 'backfillStart'
+  | 'backfillWindowMs'
+  | 'pageLimit'
+  | 'platformRateLimit'
+  | 'workerConcurrency'
+  | 'catchUpThresholdMs'
+  | 'settingTimeoutMs'
+  | 'rollupSettleMs'
+  | 'lookbackMs'
+  | 'reconnectSettleMs'
+>;
 
 /** Pulling and the work that follows it: devices, backfill windows, pages, rate, workers, rollup settle, lookback, reconnects. */
 function pullConfig(env: Env, now: number): PullConfig {
@@ -148,36 +164,18 @@ function deadLetterConfig(env: Env): Config['deadLetters'] {
 /** Redis: one server or a cluster (database 0 only), and the key prefix (in a hash tag on a cluster). */
 function redisConfig(env: Env): Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'prefix' | 'prefixWrapped'> {
   const givenPrefix = str(env, 'EXPEED_PREFIX', 'expeed');
-  if (/[\s:]/.test(givenPrefix)) throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
+  if (/[\s:]/.test(givenPrefix))
+    throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
   const redisClusterNodes = clusterNodes('REDIS_CLUSTER_NODES', optional(env, 'REDIS_CLUSTER_NODES'));
   const prefix = redisClusterNodes ? clusterPrefix(givenPrefix) : givenPrefix;
   const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
   if (redisClusterNodes && !['', '/', '/0'].includes(new URL(redisUrl).pathname)) {
-    throw new ConfigError('REDIS_URL', `a Redis Cluster has only database 0; REDIS_URL names database "${new URL(redisUrl).pathname.slice(1)}" while REDIS_CLUSTER_NODES is set`);
+    throw new ConfigError(
+      'REDIS_URL',
+      `a Redis Cluster has only database 0; REDIS_URL names database "${new URL(redisUrl).pathname.slice(1)}" while REDIS_CLUSTER_NODES is set`,
+    );
   }
   return { redisUrl, redisClusterNodes, prefix, prefixWrapped: prefix !== givenPrefix };
-}
-
-/** InfluxDB: where, which API, and the retentions (long enough for the rollups of `pull`'s settle and windows). */
-function influxConfig(env: Env, pull: Pick<Config, 'rollupSettleMs' | 'backfillWindowMs'>): Config['influx'] {
-  const api = str(env, 'INFLUX_API', 'auto').toLowerCase();
-  if (api !== 'auto' && api !== 'v1' && api !== 'v2') {
-    throw new ConfigError('INFLUX_API', `expected auto, v1 or v2, got "${api}"`);
-  }
-  const numericStrings = str(env, 'EXPEED_NUMERIC_STRINGS', DEFAULT_NUMERIC_STRINGS).toLowerCase();
-  if (numericStrings !== 'number' && numericStrings !== 'string') {
-    throw new ConfigError('EXPEED_NUMERIC_STRINGS', `expected number (a numeric string such as "21.5" is written as a float) or string (kept as it came), got "${numericStrings}"`);
-  }
-  return {
-    url: influxUrl(env),
-    api,
-    bucket: str(env, 'INFLUX_BUCKET', 'expeed'),
-    org: optional(env, 'INFLUX_ORG'),
-    token: optional(env, 'INFLUX_TOKEN'),
-    rawRetentionMs: rawRetention(env, pull.rollupSettleMs, pull.backfillWindowMs),
-    hourlyRetentionMs: hourlyRetention(env, pull.rollupSettleMs),
-    numericStrings,
-  };
 }
 
 function schedulesConfig(env: Env): Config['schedules'] {
@@ -190,7 +188,12 @@ function schedulesConfig(env: Env): Config['schedules'] {
 }
 
 /** The process: admin credentials (set in pairs), log level, V8 heap, start-up timeouts. */
-function processConfig(env: Env): Pick<Config, 'admin' | 'logLevel' | 'heapGrowthPercent' | 'semiSpaceMb' | 'redisConnectTimeoutMs' | 'influxStartTimeoutMs'> {
+function processConfig(
+  env: Env,
+): Pick<
+  Config,
+  'admin' | 'logLevel' | 'heapGrowthPercent' | 'semiSpaceMb' | 'redisConnectTimeoutMs' | 'influxStartTimeoutMs'
+> {
   const logLevel = str(env, 'LOG_LEVEL', 'info').toLowerCase();
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
@@ -198,13 +201,17 @@ function processConfig(env: Env): Pick<Config, 'admin' | 'logLevel' | 'heapGrowt
   const adminUser = optional(env, 'ADMIN_USER');
   const adminPassword = optional(env, 'ADMIN_PASSWORD');
   if ((adminUser === undefined) !== (adminPassword === undefined)) {
-    throw new ConfigError(adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD', 'ADMIN_USER and ADMIN_PASSWORD must be set together');
+    throw new ConfigError(
+      adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD',
+      'ADMIN_USER and ADMIN_PASSWORD must be set together',
+    );
   }
   return {
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,
     heapGrowthPercent: int(env, 'EXPEED_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
-    semiSpaceMb: optional(env, 'EXPEED_SEMI_SPACE_MB') === undefined ? undefined : int(env, 'EXPEED_SEMI_SPACE_MB', 0, 0, 256),
+    semiSpaceMb:
+      optional(env, 'EXPEED_SEMI_SPACE_MB') === undefined ? undefined : int(env, 'EXPEED_SEMI_SPACE_MB', 0, 0, 256),
     redisConnectTimeoutMs: duration(env, 'EXPEED_REDIS_CONNECT_TIMEOUT', DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
     influxStartTimeoutMs: duration(env, 'EXPEED_INFLUX_START_TIMEOUT', DEFAULT_INFLUX_START_TIMEOUT_MS),
   };
@@ -217,5 +224,14 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   const webhook = webhookConfig(env);
   const deadLetters = deadLetterConfig(env);
   const redis = redisConfig(env);
-  return { ...platform, ...pull, webhook, deadLetters, ...redis, influx: influxConfig(env, pull), schedules: schedulesConfig(env), ...processConfig(env) };
+  return {
+    ...platform,
+    ...pull,
+    webhook,
+    deadLetters,
+    ...redis,
+    influx: influxConfig(env, pull),
+    schedules: schedulesConfig(env),
+    ...processConfig(env),
+  };
 }

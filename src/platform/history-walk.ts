@@ -5,10 +5,16 @@
  * request to the last answer, and each step reads and moves part of it.
  */
 import type { DataRow, DeviceRef, HistoryPage, HistoryQuery } from './api.js';
-import { againstHeld, boundary, type AgainstHeld } from './boundary-rows.js';
+import { againstHeld, boundary, UnreadableSeen, type AgainstHeld } from './boundary-rows.js';
 import { orderBreak, pageOrder, type PageOrder } from './page-order.js';
-import { checkTail, roomLeft, type Check } from './walk-checks.js';
-import { HistoryWalkError, type HistoryWalkOptions, type PlatformBehaviour, type WalkedPage, type WalkEnd } from './walk-api.js';
+import { checkTail, roomLeft, unprovenTail, type Check } from './walk-checks.js';
+import {
+  HistoryWalkError,
+  type HistoryWalkOptions,
+  type PlatformBehaviour,
+  type WalkedPage,
+  type WalkEnd,
+} from './walk-api.js';
 
 /** One answer read: the page to yield and, on the last one, why the walk ends after it. */
 export interface WalkStep {
@@ -53,8 +59,7 @@ export class HistoryWalk {
   private capObserved: number | undefined;
   private previousCount = 0;
   private previousShort = false;
-  // unreadable rows already passed on (by raw content): a re-read serves them again
-  private readonly unreadableSeen = new Set<string>();
+  private readonly unreadable = new UnreadableSeen();
   private cursor: number | undefined;
   private lastCursor = -Infinity;
   private stuck = 0;
@@ -78,7 +83,12 @@ export class HistoryWalk {
   request(): HistoryQuery & { start: number } {
     const { from, to } = this.o;
     const check = this.check;
-    const start = check?.kind === 'confirm' ? check.at + check.step - 1 : this.descending ? from - 1 : Math.max(this.position - 1, from - 1);
+    const start =
+      check?.kind === 'confirm'
+        ? check.at + check.step - 1
+        : this.descending
+          ? from - 1
+          : Math.max(this.position - 1, from - 1);
     const end = check?.kind === 'probe' ? check.at - check.step + 1 : this.descending ? Math.min(this.low + 1, to) : to;
     return { ids: this.o.ids, start, end, first: 1, limit: this.o.limit, cursor: this.cursor };
   }
@@ -97,7 +107,7 @@ export class HistoryWalk {
     const walked: WalkedPage = {
       ...page,
       rows: a.matched.rows,
-      unreadable: this.newUnreadable(page),
+      unreadable: this.unreadable.fresh(page.unreadable),
       index,
       requestCursor,
       requestStart: start,
@@ -121,12 +131,15 @@ export class HistoryWalk {
       }
     }
     if (this.stuck >= this.o.maxStuckRequests) {
-      throw this.fail(`${this.stuck} requests in a row did not move past ${iso(this.descending ? this.low : this.position)}`);
+      throw this.fail(
+        `${this.stuck} requests in a row did not move past ${iso(this.descending ? this.low : this.position)}`,
+      );
     }
     // follow the cursor only oldest first, only when it points past everything held, and never
     // twice to the same place; newest first, ranges only
     const c = page.cursor;
-    this.cursor = !this.descending && c !== undefined && c > this.position && c > this.lastCursor && c < this.o.to ? c : undefined;
+    this.cursor =
+      !this.descending && c !== undefined && c > this.position && c > this.lastCursor && c < this.o.to ? c : undefined;
     return { walked };
   }
 
@@ -135,7 +148,9 @@ export class HistoryWalk {
     if (checking?.kind !== 'probe') return false;
     if (page.rows.some((r) => r.time < checking.at)) {
       // rows before T: the first page held the newest rows only, cut to its size, so T may hold more
-      throw this.fail(`the platform served newest first and its first page held only ${iso(checking.at)}, the window's newest millisecond: more rows may share it than one page holds`);
+      throw this.fail(
+        `the platform served newest first and its first page held only ${iso(checking.at)}, the window's newest millisecond: more rows may share it than one page holds`,
+      );
     } else if (page.rows.length > 0 && checking.step === 1) {
       // only rows at T (an inclusive end): ask up to T - 1
       this.check = { kind: 'probe', at: checking.at, step: 2 };
@@ -148,11 +163,13 @@ export class HistoryWalk {
   /** Turns the walk round when the platform serves newest first; a platform that changes its order mid-walk fails it. */
   private readOrder(order: PageOrder, index: number, start: number): void {
     if (order === 'descending' && !this.descending) {
-      if (index > 0 && this.position >= this.o.from) throw this.fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
+      if (index > 0 && this.position >= this.o.from)
+        throw this.fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
       this.descending = true;
     } else if (order === 'ascending' && this.descending) {
       // a first page oldest first: the platform no longer does what an earlier walk learned
-      if (index > 0 || this.orderSeen !== undefined) throw this.fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      if (index > 0 || this.orderSeen !== undefined)
+        throw this.fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
       this.descending = false;
     }
     if (order === 'ascending' || order === 'descending') this.orderSeen = this.descending ? 'newest-first' : 'asked';
@@ -170,20 +187,19 @@ export class HistoryWalk {
     return { ...a, served, count, fits, cutShort, matched: againstHeld(served, this.held) };
   }
 
-  /** The unreadable rows of a page not passed on yet. */
-  private newUnreadable(page: HistoryPage): HistoryPage['unreadable'] {
-    return page.unreadable.filter((u) => {
-      const k = JSON.stringify(u.raw) ?? String(u.raw);
-      if (this.unreadableSeen.has(k)) return false;
-      this.unreadableSeen.add(k);
-      return true;
-    });
-  }
-
   /** Whether this first page, of one millisecond T, starts a probe. */
   private startsProbe({ index, order, served, start, requestCursor, count }: Answer): boolean {
     const first = served[0]?.time;
-    if (index === 0 && !this.descending && this.o.learned?.order !== 'asked' && order === 'single' && first !== undefined && first > start + 1 && requestCursor === undefined && count >= this.largest) {
+    if (
+      index === 0 &&
+      !this.descending &&
+      this.o.learned?.order !== 'asked' &&
+      order === 'single' &&
+      first !== undefined &&
+      first > start + 1 &&
+      requestCursor === undefined &&
+      count >= this.largest
+    ) {
       // a first page of one millisecond T tells no order: oldest first nothing lies before T, newest
       // first it is the window's newest rows. What lies before T is asked before either is believed
       this.check = { kind: 'probe', at: first, step: 1 };
@@ -216,7 +232,12 @@ export class HistoryWalk {
   }
 
   /** What the answer tells of the platform's page sizes, and the requests in a row that moved nothing; returns the largest page before it. */
-  private learn({ index, count, fits, checking, matched }: Answer, advanced: boolean, probing: boolean, brought: boolean): number {
+  private learn(
+    { index, count, fits, checking, matched }: Answer,
+    advanced: boolean,
+    probing: boolean,
+    brought: boolean,
+  ): number {
     // a page short of `limit` after which the platform still had rows (past it, or more of its last
     // millisecond): it caps pages at that size. Answers to checks end early by design: no size
     if ((advanced || matched.rows.length > 0) && index > 0 && this.previousShort) {
@@ -234,12 +255,18 @@ export class HistoryWalk {
   }
 
   /** For a range answer: the end it proves, 'confirm' when it needs a check first, or undefined; throws when it proves nothing. */
-  private endCheck({ page, start, checking, count, cutShort }: Answer, brought: boolean, largestBefore: number): WalkEnd | 'confirm' | undefined {
+  private endCheck(
+    { page, start, checking, count, cutShort }: Answer,
+    brought: boolean,
+    largestBefore: number,
+  ): WalkEnd | 'confirm' | undefined {
     const { from, to, limit } = this.o;
     const farEnd = this.descending ? this.low <= from - 1 : this.position >= to;
     const emptyTail = !brought;
-    const confirm = checkTail(checking, emptyTail && !cutShort && !farEnd && !this.descending, count, largestBefore, this.position);
-    if (confirm === 'fail') throw this.fail(`a range answer from ${iso(start)} served rows at ${iso(this.position)} again`);
+    const wouldEnd = emptyTail && !cutShort && !farEnd && !this.descending;
+    const confirm = checkTail(checking, wouldEnd, count, largestBefore, this.position);
+    if (confirm === 'fail')
+      throw this.fail(`a range answer from ${iso(start)} served rows at ${iso(this.position)} again`);
     if (confirm) {
       this.check = confirm;
       return 'confirm';
@@ -248,11 +275,7 @@ export class HistoryWalk {
     if (!emptyTail) return undefined;
     const past = this.descending ? `older than ${iso(this.low)}` : `newer than ${iso(this.position)}`;
     const cap = `limit ${limit}${this.capSeen !== undefined ? `, pages capped at ${this.capSeen}` : ''}`;
-    throw this.fail(
-      page.unreadable.length
-        ? `a range answer from ${iso(start)} held ${count} rows (${cap}), ${page.unreadable.length} of them unreadable (${page.unreadable[0].reason}), and no readable row ${past}: the walk cannot tell where the unreadable rows stand`
-        : `a range answer from ${iso(start)} held ${count} rows (${cap}) and none ${past}: more rows share that time than one page holds`,
-    );
+    throw this.fail(unprovenTail(page, iso(start), cap, past));
   }
 
   private fail(reason: string): HistoryWalkError {

@@ -28,7 +28,14 @@ import { NO_ROWS } from './boundary-rows.js';
 import { HistoryWalk } from './history-walk.js';
 import { DEFAULT_HISTORY_WALK_OPTIONS, type HistoryWalkOptions, type WalkedPage, type WalkEnd } from './walk-api.js';
 
-export { DEFAULT_HISTORY_WALK_OPTIONS, HistoryWalkError, type HistoryWalkOptions, type PlatformBehaviour, type WalkedPage, type WalkEnd } from './walk-api.js';
+export {
+  DEFAULT_HISTORY_WALK_OPTIONS,
+  HistoryWalkError,
+  type HistoryWalkOptions,
+  type PlatformBehaviour,
+  type WalkedPage,
+  type WalkEnd,
+} from './walk-api.js';
 
 /**
  * An async iterator of pages; every page the platform answered is yielded (possibly with no new

@@ -79,6 +79,9 @@ export class HistoryWalkError extends ExpeedError {
     readonly to: number,
     readonly reason: string,
   ) {
-    super(`device ${deviceId} window ${new Date(from).toISOString()}..${new Date(to).toISOString()}: history walk cannot make progress: ${reason}; not retryable`, { retryable: false });
+    super(
+      `device ${deviceId} window ${new Date(from).toISOString()}..${new Date(to).toISOString()}: history walk cannot make progress: ${reason}; not retryable`,
+      { retryable: false },
+    );
   }
 }
