@@ -116,7 +116,7 @@ async function measure(): Promise<void> {
   console.log('| dashboard | panel | target | range | devices | interval | source | time s | answer KB | raw time s | ratio | target met |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const { list, dashboard } of dashboards) {
-    const every = (name: string) => (name === 'device' ? [device(0)] : name === 'rollup_rp' ? ['autogen'] : name === 'numeric' || name === 'datapoint' ? ['temperature'] : ['temperature', 'humidity', 'mode']);
+    const every = (name: string) => (name === 'device' ? [device(0)] : name === 'rollup_rp' || name === 'hourly_rp' ? ['autogen'] : name === 'numeric' || name === 'datapoint' ? ['temperature'] : ['temperature', 'humidity', 'mode']);
     const interpolate = influxInterpolator(dashboard, every);
     for (const r of RANGES) {
       for (const devices of ['all', 'one'] as const) {

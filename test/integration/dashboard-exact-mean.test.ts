@@ -3,12 +3,14 @@
  * device whose cadence changes within a day (every 30 min in the morning, every minute in the
  * afternoon) gets the same daily, multi-day and 2-hourly means from the rollup tiers as from its
  * raw rows, where a mean of hourly means would be far off. The rollup points are written directly
- * from the raw rows (test/fixtures/rollup-points.ts), so this proves the panel's queries.
+ * from the raw rows (test/fixtures/rollup-points.ts), so this proves the panel's queries; in each layout
+ * of the rollup tiers (test/helpers/grafana.ts RP_LAYOUTS), the hidden RP variables resolved as Grafana does.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, influxQuery } from '../helpers/services.js';
-import { gateOpen, influxInterpolator, tierOf, type InfluxSelection } from '../helpers/grafana.js';
+import { gateOpen, influxInterpolator, rpOptions, RP_LAYOUTS, tierOf, type InfluxSelection } from '../helpers/grafana.js';
+import { ensureDatabase, rollupRps } from '../../src/influx/database.js';
 import { rollupLines, writeLines, type RawRow } from '../fixtures/rollup-points.js';
 
 const dashboard = JSON.parse(readFileSync(new URL('../../grafana/dashboards/expeed.json', import.meta.url), 'utf8'));
@@ -28,7 +30,8 @@ for (let d = 0; d < 2; d++) {
 const meanOf = (rs: RawRow[]) => rs.reduce((a, r) => a + (r.f.level as number), 0) / rs.length;
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
-const interpolate = influxInterpolator(dashboard, (name) => (name === 'device' ? [DEVICE] : name === 'rollup_rp' ? ['autogen'] : ['level']));
+const chosenRp: Record<string, string> = {};
+const interpolate = influxInterpolator(dashboard, (name) => (name === 'device' ? [DEVICE] : chosenRp[name] !== undefined ? [chosenRp[name]] : ['level']));
 const meanPanel = dashboard.panels.find((p: { title: string }) => p.title.startsWith('Mean of'));
 
 /** The mean panel's answer for `level` at this interval: the target whose gate is open, and its rows. */
@@ -45,12 +48,16 @@ async function panelMeans(intervalMs: number): Promise<{ tier: string; rows: Arr
   return { tier: tierOf(open[0].query), rows: series[0].values.map((v) => [v[0] as number, v[col] as number]) };
 }
 
-describe('exact means for a device whose cadence changes within the day', () => {
+describe.each(RP_LAYOUTS)('exact means for a device whose cadence changes within the day, rollups in $name', (layout) => {
+  const rps = rollupRps(layout);
   beforeAll(async () => {
     db = await createTestDatabase('exactmean');
+    if (rps.hourly) await ensureDatabase({ url: db.url, api: 'v1', bucket: db.name, rawRetentionMs: layout.rawRetentionMs, hourlyRetentionMs: layout.hourlyRetentionMs });
     await writeLines(db.url, db.name, rows.map((r) => `device_data,device_id=${DEVICE} level=${r.f.level} ${r.t}`));
-    await writeLines(db.url, db.name, rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR));
-    await writeLines(db.url, db.name, rollupLines('device_data_1d', rows, localDay));
+    await writeLines(db.url, db.name, rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR), rps.hourly);
+    await writeLines(db.url, db.name, rollupLines('device_data_1d', rows, localDay), rps.daily);
+    for (const name of ['rollup_rp', 'hourly_rp']) chosenRp[name] = (await rpOptions(dashboard, name, (q) => influxQuery(db.name, q, db.url)))[0];
+    expect([chosenRp.rollup_rp, chosenRp.hourly_rp]).toEqual([rps.daily ?? 'autogen', rps.hourly ?? 'autogen']);
   });
   afterAll(async () => {
     await db?.drop();

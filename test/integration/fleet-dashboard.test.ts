@@ -1,6 +1,7 @@
 /**
  * Proves the InfluxDB panels of the fleet dashboard (grafana/dashboards/expeed-fleet.json) against a
- * real InfluxDB, with the rollups in the default RP and in `rollups_forever` (EXPEED_RAW_RETENTION):
+ * real InfluxDB in the three layouts of the rollup tiers (default RP; `rollups_forever` with EXPEED_RAW_RETENTION;
+ * hourly ones in `rollups_hourly`, daily ones in `rollups_forever` with EXPEED_HOURLY_RETENTION):
  * twelve devices over two platform-local days, device k missing k hours; raw rows, and the hourly and
  * daily rollups written directly from them (test/fixtures/rollup-points.ts). Every target is
  * interpolated as Grafana does and run at intervals that pick each source; the numbers are checked.
@@ -9,9 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, influxQuery } from '../helpers/services.js';
-import { dashboardCheck, gateOpen, influxInterpolator, panelTargets, tierOf, type InfluxSelection } from '../helpers/grafana.js';
+import { dashboardCheck, gateOpen, influxInterpolator, panelTargets, rpOptions, RP_LAYOUTS, tierOf, type InfluxSelection } from '../helpers/grafana.js';
 import { rollupLines, writeLines, type RawRow } from '../fixtures/rollup-points.js';
-import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
+import { ensureDatabase, rollupRps } from '../../src/influx/database.js';
 
 const dashboard = JSON.parse(readFileSync(new URL('../../grafana/dashboards/expeed-fleet.json', import.meta.url), 'utf8'));
 const HOUR = 3_600_000;
@@ -36,7 +37,8 @@ const check = dashboardCheck('expeed-fleet.json');
 const influxPanels = dashboard.panels.filter((p: { datasource?: { type: string } }) => p.datasource?.type === 'influxdb');
 const TARGETS = panelTargets(influxPanels, 'expeed-influxdb', check).map(({ panel, target, where }) => ({ title: panel.title as string, refId: target.refId as string, query: target.query as string, where }));
 let rollupRp = 'autogen';
-const interpolate = influxInterpolator(dashboard, (name) => (name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : ['power']));
+let hourlyRp = 'autogen';
+const interpolate = influxInterpolator(dashboard, (name) => (name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : name === 'hourly_rp' ? [hourlyRp] : ['power']));
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 
 const selection = (intervalMs: number, device: string[] | 'all' = 'all'): InfluxSelection => ({
@@ -51,14 +53,17 @@ async function answer(title: string, sel: InfluxSelection) {
 }
 const inBucket = (t: number, start: number, ms: number) => t >= start && t < start + ms;
 
-describe.each([{ retention: false }, { retention: true }])('fleet dashboard, raw retention $retention', ({ retention }) => {
+describe.each(RP_LAYOUTS)('fleet dashboard, rollups in $name', (layout) => {
+  const rps = rollupRps(layout);
   beforeAll(async () => {
     db = await createTestDatabase('fleetdash');
-    if (retention) await ensureDatabase({ url: db.url, api: 'v1', bucket: db.name, rawRetentionMs: 90 * DAY });
-    rollupRp = retention ? ROLLUP_RP : 'autogen';
+    if (rps.hourly) await ensureDatabase({ url: db.url, api: 'v1', bucket: db.name, rawRetentionMs: layout.rawRetentionMs, hourlyRetentionMs: layout.hourlyRetentionMs });
     await writeLines(db.url, db.name, rows.map((r) => `device_data,device_id=${r.device} power=${r.f.power}${r.f.mode ? `,mode="${r.f.mode}"` : ''} ${r.t}`));
-    await writeLines(db.url, db.name, rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR), retention ? ROLLUP_RP : undefined);
-    await writeLines(db.url, db.name, rollupLines('device_data_1d', rows, localDay), retention ? ROLLUP_RP : undefined);
+    await writeLines(db.url, db.name, rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR), rps.hourly);
+    await writeLines(db.url, db.name, rollupLines('device_data_1d', rows, localDay), rps.daily);
+    const run = (q: string) => influxQuery(db.name, q, db.url);
+    rollupRp = (await rpOptions(dashboard, 'rollup_rp', run))[0];
+    hourlyRp = (await rpOptions(dashboard, 'hourly_rp', run))[0];
   });
   afterAll(async () => {
     await db?.drop();
@@ -67,8 +72,10 @@ describe.each([{ retention: false }, { retention: true }])('fleet dashboard, raw
   test('the dashboard is well-formed and provisioned beside the others; $datapoint lists the numeric datapoints', async () => {
     expect(dashboard).toMatchObject({ uid: 'expeed-fleet', title: 'Expeed fleet' });
     expect(TARGETS.length).toBe(7);
-    expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'rollup_rp', 'datapoint', 'timezone']);
-    const v = dashboard.templating.list[2];
+    expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'rollup_rp', 'hourly_rp', 'datapoint', 'timezone']);
+    // the hidden variables find each tier where this layout put it
+    expect([rollupRp, hourlyRp]).toEqual([rps.daily ?? 'autogen', rps.hourly ?? 'autogen']);
+    const v = dashboard.templating.list[3];
     const keys = (await influxQuery(db.name, interpolate(v.query, selection(HOUR), FROM, TO), db.url))[0].values.map((r) => String(r[0]));
     const pattern = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
     expect(keys.flatMap((k) => pattern.exec(k)?.[1] ?? [])).toEqual(['power']);
