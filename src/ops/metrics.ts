@@ -18,6 +18,8 @@ export interface Metrics {
   deadLettered: Counter<'source'>;
   sameTimeConflicts: Counter<'source'>;
   lastDataTime: Gauge<'device_id'>;
+  /** 1 for each registered device `expeed-sync status` calls failing, 0 for the others (set at scrape time) */
+  deviceFailing: Gauge<'device_id'>;
   gapsFound: Counter<'device_id'>;
   lateRows: Counter<'device_id'>;
   verifyHours: Counter<'result'>;
@@ -60,6 +62,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     deadLettered: new Counter({ name: 'expeed_dead_lettered_total', help: 'Points or pushes set aside as dead letters, by source', labelNames: ['source'], registers: r }),
     sameTimeConflicts: new Counter({ name: 'expeed_same_time_conflicts_total', help: 'Fields two rows of one device and millisecond both carried with different values (the later row won), by source', labelNames: ['source'], registers: r }),
     lastDataTime: new Gauge({ name: 'expeed_last_data_timestamp_seconds', help: 'Newest data point written per device (Unix seconds)', labelNames: ['device_id'], registers: r }),
+    deviceFailing: new Gauge({ name: 'expeed_device_failing', help: 'Per registered device: 1 when it is failing as expeed-sync status says (the platform refused it, or failed backfill jobs of it are kept), else 0', labelNames: ['device_id'], registers: r }),
     lateRows: new Counter({ name: 'expeed_late_rows_total', help: 'Rows the lookback (the nightly\'s, before a device\'s checkpoint, and the re-read of an offline span after a reconnect) found at the platform that InfluxDB lacked (or held with other values), written', labelNames: ['device_id'], registers: r }),
     verifyHours,
     gapsFound: new Counter({ name: 'expeed_gaps_found_total', help: 'Gaps found in InfluxDB per device', labelNames: ['device_id'], registers: r }),
@@ -84,6 +87,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     deadLettersNotKept: new Gauge({ name: 'expeed_dead_letters_not_kept', help: 'Letters counted but not kept because the budget was spent, by kind and source (all processes, ever)', labelNames: ['kind', 'source'], registers: r }),
     webhookRefused: new Counter({ name: 'expeed_webhook_refused_total', help: 'Webhook requests refused, by reason: signature, replay, handshake (nothing kept), body (kept as a dead letter when readable), budget (not kept: dead-letter budget spent)', labelNames: ['reason'], registers: r }),
   };
+}
+
+/**
+ * Mirrors which registered devices are failing (read at scrape time) into `expeed_device_failing`:
+ * one series per device in `devices`, 1 or 0; a device removed from the registry loses its series.
+ */
+export function setDeviceFailing(metrics: Metrics, devices: Array<{ id: string; failing: boolean }>): void {
+  metrics.deviceFailing.reset();
+  for (const d of devices) metrics.deviceFailing.set({ device_id: d.id }, d.failing ? 1 : 0);
 }
 
 /** Mirrors the rollup backlog of each tier (read at scrape time) into its gauges: `hour`, and `1d` when given. */
