@@ -8,6 +8,7 @@ import type { BackfillProgress } from './backfill-runner.js';
 import type { Checkpoints } from './checkpoints.js';
 import { messageOf } from '../base/failure.js';
 import { windowKey } from './windows.js';
+import { withDefaults } from '../base/options.js';
 
 /** What the platform said a device's newest row is, and when we asked (both epoch ms, our clock for `askedAt`). */
 export interface PlatformNewest {
@@ -91,7 +92,7 @@ export class QuietCheck {
   private readonly inFlight = new Map<string, Promise<PlatformNewest | undefined>>();
 
   constructor(options: Omit<QuietCheckOptions, keyof typeof DEFAULT_QUIET_CHECK> & Partial<QuietCheckOptions>) {
-    this.o = { ...DEFAULT_QUIET_CHECK, ...options };
+    this.o = withDefaults(DEFAULT_QUIET_CHECK, options);
   }
 
   /** true: the window was marked complete without a walk. Never throws: on doubt the caller walks. */
@@ -107,7 +108,10 @@ export class QuietCheck {
       await this.o.checkpoints.clearPosition(windowKey(job.deviceId, job));
       if (device.failure) await this.o.registry.clearFailure(job.deviceId);
       this.o.onSkip?.(job);
-      this.o.logger.debug({ deviceId: job.deviceId, from: job.from, to: job.to, newestAt: seen.newestAt }, 'quiet device: window complete without a walk');
+      this.o.logger.debug(
+        { deviceId: job.deviceId, from: job.from, to: job.to, newestAt: seen.newestAt },
+        'quiet device: window complete without a walk',
+      );
       return true;
     } catch (err) {
       this.o.logger.warn({ deviceId: job.deviceId, err: messageOf(err) }, 'quiet check failed; the window is walked');
@@ -134,5 +138,15 @@ export class QuietCheck {
 
 /** What a skipped window's job returns: the whole window covered, nothing fetched. */
 export function skippedProgress(job: BackfillJob): BackfillProgress {
-  return { deviceId: job.deviceId, from: job.from, to: job.to, position: job.to, fraction: 1, pages: 0, points: 0, unreadable: 0, resumedFrom: job.from };
+  return {
+    deviceId: job.deviceId,
+    from: job.from,
+    to: job.to,
+    position: job.to,
+    fraction: 1,
+    pages: 0,
+    points: 0,
+    unreadable: 0,
+    resumedFrom: job.from,
+  };
 }

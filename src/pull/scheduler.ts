@@ -16,7 +16,14 @@ import { statusJobs } from './status-job.js';
 import { lookbackRequests } from './lookback.js';
 import { prunePresence } from './reconnect.js';
 import { VERIFY_SPAN_MS, type VerifyLedger } from './verify-run.js';
-import { cronIntervalMs, DEFAULT_STATUS_SLOT, planStatusSlot, statusCapacity, StatusPushLog, type StatusCapacity } from './status-slot.js';
+import {
+  cronIntervalMs,
+  DEFAULT_STATUS_SLOT,
+  planStatusSlot,
+  statusCapacity,
+  StatusPushLog,
+  type StatusCapacity,
+} from './status-slot.js';
 
 export type ScheduleName = keyof SchedulesConfig;
 
@@ -56,7 +63,10 @@ export interface SchedulerOptions {
   onStatusSkipped?: () => void;
 }
 
-export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSettleMs' | 'gapChunkSize' | 'gapConcurrency' | 'statusRatePerSecond' | 'statusChunkSize'> = {
+export const DEFAULT_SCHEDULER: Pick<
+  SchedulerOptions,
+  'gapLookbackMs' | 'gapSettleMs' | 'gapChunkSize' | 'gapConcurrency' | 'statusRatePerSecond' | 'statusChunkSize'
+> = {
   gapLookbackMs: 86_400_000,
   gapSettleMs: 10 * 60_000,
   gapChunkSize: GAP_CHUNK_SIZE,
@@ -89,13 +99,21 @@ export interface Scheduler {
  * status poll, the gap check. Every slot is claimed in Redis first (`<prefix>:schedule:<name>:<slot>`),
  * so any number of scheduler processes create one set of jobs per slot.
  */
-export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAULT_SCHEDULER> & Partial<SchedulerOptions>): Scheduler {
+export function createScheduler(
+  input: Omit<SchedulerOptions, keyof typeof DEFAULT_SCHEDULER> & Partial<SchedulerOptions>,
+): Scheduler {
   const o: SchedulerOptions = { ...DEFAULT_SCHEDULER, ...input };
   const tasks: Array<{ name: ScheduleName; task: ScheduledTask }> = [];
   const running = new Set<Promise<unknown>>();
 
   async function claim(schedule: ScheduleName, slot: number): Promise<boolean> {
-    const ok = await o.redis.set(redisKey(o.prefix, 'schedule', schedule, String(slot)), String(process.pid), 'PX', 7 * 86_400_000, 'NX');
+    const ok = await o.redis.set(
+      redisKey(o.prefix, 'schedule', schedule, String(slot)),
+      String(process.pid),
+      'PX',
+      7 * 86_400_000,
+      'NX',
+    );
     return ok === 'OK';
   }
 
@@ -103,27 +121,45 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
   async function nightly(slot: number): Promise<number> {
     const ids = (await o.registry.list()).map((d) => d.id);
     const checkpoints = await o.checkpoints.getMany(ids);
-    const requests = ids.map((id): BackfillJob => ({ deviceId: id, from: checkpoints.get(id)?.upTo ?? o.backfillStart, to: slot, reason: 'nightly' }));
+    const requests = ids.map((id): BackfillJob => ({
+      deviceId: id,
+      from: checkpoints.get(id)?.upTo ?? o.backfillStart,
+      to: slot,
+      reason: 'nightly',
+    }));
     requests.push(...lookbackRequests(ids, checkpoints, o.lookbackMs));
     return (await o.backfills.enqueueMany(requests)).length;
   }
 
   const pushes = new StatusPushLog(o.redis, o.prefix);
   const cursorKey = redisKey(o.prefix, 'status', 'cursor');
-  const intervalMs = (): number | undefined => o.statusIntervalMs ?? (o.schedules.status ? cronIntervalMs(o.schedules.status, o.timezone) : undefined);
+  const intervalMs = (): number | undefined =>
+    o.statusIntervalMs ?? (o.schedules.status ? cronIntervalMs(o.schedules.status, o.timezone) : undefined);
 
   async function capacity(): Promise<StatusCapacity | undefined> {
     const every = intervalMs();
-    return every === undefined ? undefined : statusCapacity((await o.registry.list()).length, o.statusRatePerSecond, every);
+    return every === undefined
+      ? undefined
+      : statusCapacity((await o.registry.list()).length, o.statusRatePerSecond, every);
   }
 
   async function status(slot: number): Promise<number> {
     // the previous slot's chunks (or their retries, or a poll delayed to the budget reset) still run
-    const counts = await o.statusQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused', 'waiting-children');
+    const counts = await o.statusQueue.getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'prioritized',
+      'paused',
+      'waiting-children',
+    );
     const pending = Object.values(counts).reduce((a, b) => a + b, 0);
     if (pending > 0) {
       o.onStatusSkipped?.();
-      o.logger.warn({ slot: new Date(slot).toISOString(), pending }, 'status slot skipped: the previous poll is still running');
+      o.logger.warn(
+        { slot: new Date(slot).toISOString(), pending },
+        'status slot skipped: the previous poll is still running',
+      );
       return 0;
     }
     const devices = await o.registry.list();
@@ -144,7 +180,11 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     });
     if (plan.cursor !== undefined) await o.redis.set(cursorKey, plan.cursor);
     await o.statusQueue.addBulk(statusJobs(slot, plan.chunks));
-    if (plan.pushed || plan.deferred) o.logger.info({ chunks: plan.chunks.length, pushed: plan.pushed, deferred: plan.deferred }, 'status slot: devices left out (fresh push, or round-robin)');
+    if (plan.pushed || plan.deferred)
+      o.logger.info(
+        { chunks: plan.chunks.length, pushed: plan.pushed, deferred: plan.deferred },
+        'status slot: devices left out (fresh push, or round-robin)',
+      );
     return plan.chunks.length;
   }
 
@@ -153,17 +193,28 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
     const from = to - o.gapLookbackMs;
     const devices = await o.registry.list();
     const requests: BackfillJob[] = [];
-    const chunks = gapChunks(devices.map((d) => d.id), o.gapChunkSize);
+    const chunks = gapChunks(
+      devices.map((d) => d.id),
+      o.gapChunkSize,
+    );
     // a few chunks scanned at once (InfluxDB answers each chunk in a few GROUP BY "device_id" queries); all gaps queued together
     await inLanes(chunks, o.gapConcurrency, async (chunk) => {
       try {
         for (const found of await o.gapFinder.scanMany(chunk, from, to)) {
-          for (const g of found.gaps) requests.push({ deviceId: found.deviceId, from: g.from, to: g.to, reason: 'gap' });
-          if (found.gaps.length) o.logger.info({ deviceId: found.deviceId, gaps: found.gaps.length, cadenceMs: found.cadenceMs }, 'gap check: backfills queued');
+          for (const g of found.gaps)
+            requests.push({ deviceId: found.deviceId, from: g.from, to: g.to, reason: 'gap' });
+          if (found.gaps.length)
+            o.logger.info(
+              { deviceId: found.deviceId, gaps: found.gaps.length, cadenceMs: found.cadenceMs },
+              'gap check: backfills queued',
+            );
         }
       } catch (err) {
         // one chunk's failed scan must not hide the other chunks' gaps
-        o.logger.warn({ devices: chunk.length, first: chunk[0], last: chunk[chunk.length - 1], err: messageOf(err) }, 'gap check failed for a chunk of devices; the next slot tries again');
+        o.logger.warn(
+          { devices: chunk.length, first: chunk[0], last: chunk[chunk.length - 1], err: messageOf(err) },
+          'gap check failed for a chunk of devices; the next slot tries again',
+        );
       }
     });
     return (await o.backfills.enqueueMany(requests)).length;
@@ -173,7 +224,11 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
   async function verify(slot: number): Promise<number> {
     const ids = (await o.registry.list()).map((d) => d.id);
     await o.verifyLedger?.start({ at: slot, devices: ids.length, from: slot - VERIFY_SPAN_MS, to: slot });
-    return (await o.backfills.enqueueMany(ids.map((id): BackfillJob => ({ deviceId: id, from: slot - VERIFY_SPAN_MS, to: slot, reason: 'verify' })))).length;
+    return (
+      await o.backfills.enqueueMany(
+        ids.map((id): BackfillJob => ({ deviceId: id, from: slot - VERIFY_SPAN_MS, to: slot, reason: 'verify' })),
+      )
+    ).length;
   }
 
   const actions: Record<ScheduleName, (slot: number) => Promise<number>> = { nightly, status, gaps, verify };
@@ -198,7 +253,12 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
         const task = cron.schedule(
           expr,
           (ctx) => {
-            const p = fire(name, ctx.date).catch((err) => o.logger.error({ schedule: name, err: messageOf(err) }, 'schedule slot failed; the next slot tries again'));
+            const p = fire(name, ctx.date).catch((err) =>
+              o.logger.error(
+                { schedule: name, err: messageOf(err) },
+                'schedule slot failed; the next slot tries again',
+              ),
+            );
             running.add(p);
             void p.finally(() => running.delete(p));
             return p;
@@ -231,7 +291,10 @@ export function createScheduler(input: Omit<SchedulerOptions, keyof typeof DEFAU
  * node-cron's own messages (a slot still running when the next one is due, a missed slot) as our
  * JSON log lines with the schedule's name, instead of its coloured text on the console.
  */
-export function cronLogger(logger: Pick<Logger, 'error' | 'info' | 'warn'> & Partial<Pick<Logger, 'debug'>>, schedule: string): NonNullable<Parameters<typeof cron.schedule>[2]>['logger'] {
+export function cronLogger(
+  logger: Pick<Logger, 'error' | 'info' | 'warn'> & Partial<Pick<Logger, 'debug'>>,
+  schedule: string,
+): NonNullable<Parameters<typeof cron.schedule>[2]>['logger'] {
   const at = { schedule, source: 'node-cron' };
   const text = (m: string | Error) => (m instanceof Error ? m.message : m);
   return {

@@ -8,6 +8,7 @@ import type { Logger } from '../base/log.js';
 import type { PointWriter } from '../influx/api.js';
 import type { PendingSettingsStore } from '../devices/pending-settings.js';
 import { expireSettings } from './send-setting.js';
+import { withDefaults } from '../base/options.js';
 
 export interface SettingTimeoutSweepOptions {
   pending: Pick<PendingSettingsStore, 'sweep' | 'acknowledge'>;
@@ -18,14 +19,20 @@ export interface SettingTimeoutSweepOptions {
   now: () => number;
 }
 
-export const DEFAULT_SETTING_TIMEOUT_SWEEP: Pick<SettingTimeoutSweepOptions, 'everyMs' | 'now'> = { everyMs: 5000, now: Date.now };
+export const DEFAULT_SETTING_TIMEOUT_SWEEP: Pick<SettingTimeoutSweepOptions, 'everyMs' | 'now'> = {
+  everyMs: 5000,
+  now: Date.now,
+};
 
 export class SettingTimeoutSweep {
   private readonly o: SettingTimeoutSweepOptions;
   private sweeping?: Repeating;
 
-  constructor(options: Omit<SettingTimeoutSweepOptions, keyof typeof DEFAULT_SETTING_TIMEOUT_SWEEP> & Partial<SettingTimeoutSweepOptions>) {
-    this.o = { ...DEFAULT_SETTING_TIMEOUT_SWEEP, ...options };
+  constructor(
+    options: Omit<SettingTimeoutSweepOptions, keyof typeof DEFAULT_SETTING_TIMEOUT_SWEEP> &
+      Partial<SettingTimeoutSweepOptions>,
+  ) {
+    this.o = withDefaults(DEFAULT_SETTING_TIMEOUT_SWEEP, options);
     if (!(this.o.everyMs > 0)) throw new Error(`setting timeout sweep: everyMs must be > 0 (got ${this.o.everyMs})`);
   }
 
@@ -36,7 +43,11 @@ export class SettingTimeoutSweep {
 
   start(): void {
     // one round at a time: a slow write is not overtaken by the next tick
-    this.sweeping ??= repeat(() => this.sweep(), { everyMs: this.o.everyMs, onError: (err) => this.o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'), unref: true });
+    this.sweeping ??= repeat(() => this.sweep(), {
+      everyMs: this.o.everyMs,
+      onError: (err) => this.o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'),
+      unref: true,
+    });
   }
 
   /** Stops the timer and waits for a round under way. */

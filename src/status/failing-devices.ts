@@ -19,4 +19,5 @@ export async function failedJobsPerDevice(queue: Pick<Queue, 'getFailed'> | unde
 }
 
 /** Whether a device with this registry entry and this many failed backfill jobs is failing. */
-export const isFailing = (device: { failure?: unknown }, failedJobs: number): boolean => Boolean(device.failure) || failedJobs > 0;
+export const isFailing = (device: { failure?: unknown }, failedJobs: number): boolean =>
+  Boolean(device.failure) || failedJobs > 0;

@@ -33,7 +33,8 @@ function choice<T extends string>(raw: string | undefined, name: string, choices
 function rate(raw: string | undefined, name: string, max: number): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a number from 0 to ${max}, got "${raw}"`);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > max)
+    throw new UsageError(`--${name} must be a number from 0 to ${max}, got "${raw}"`);
   return n;
 }
 
@@ -44,9 +45,32 @@ export const command: Command = {
   async run(argv, ctx) {
     const args = parseArgs(argv, {
       values: [
-        'port', 'host', 'devices', 'days', 'platform-key', 'secret-key', 'push-url', 'webhook-token', 'push-every', 'seed', 'timezone', 'write-devices',
-        'cursor', 'limit-unit', 'start-bound', 'end-bound', 'same-ms-rate', 'fail-rate', 'fail-kind', 'latency-ms',
-        'throttle-rate', 'throttle-status', 'retry-after', 'order', 'page-cap', 'timestamp-form',
+        'port',
+        'host',
+        'devices',
+        'days',
+        'platform-key',
+        'secret-key',
+        'push-url',
+        'webhook-token',
+        'push-every',
+        'seed',
+        'timezone',
+        'write-devices',
+        'cursor',
+        'limit-unit',
+        'start-bound',
+        'end-bound',
+        'same-ms-rate',
+        'fail-rate',
+        'fail-kind',
+        'latency-ms',
+        'throttle-rate',
+        'throttle-status',
+        'retry-after',
+        'order',
+        'page-cap',
+        'timestamp-form',
       ],
       flags: ['same-ms-repeat'],
     });
@@ -57,7 +81,8 @@ export const command: Command = {
     const pushEvery = int(one(args, 'push-every'), 'push-every', 10, 1, 86_400);
     const seed = int(one(args, 'seed'), 'seed', 1, 0, 2 ** 32 - 1);
     const pushUrl = one(args, 'push-url');
-    if (pushUrl !== undefined && !/^https?:\/\//.test(pushUrl)) throw new UsageError(`--push-url must be an http(s) URL, got "${pushUrl}"`);
+    if (pushUrl !== undefined && !/^https?:\/\//.test(pushUrl))
+      throw new UsageError(`--push-url must be an http(s) URL, got "${pushUrl}"`);
     const platformKey = one(args, 'platform-key') ?? 'demo-platform-key';
     const secretKey = one(args, 'secret-key') ?? 'demo-secret-key';
     const timezone = one(args, 'timezone') ?? ctx.config.timezone;
@@ -65,7 +90,13 @@ export const command: Command = {
     // how history paging reads the open points of the vendor document (docs/platform-api.md §2.3)
     const bounds = ['inclusive', 'exclusive'] as const;
     const history = {
-      cursor: choice(one(args, 'cursor'), 'cursor', ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'] as const),
+      cursor: choice(one(args, 'cursor'), 'cursor', [
+        'next',
+        'last-inclusive',
+        'last-exclusive',
+        'first-row',
+        'none',
+      ] as const),
       limit: choice(one(args, 'limit-unit'), 'limit-unit', ['rows', 'datapoints'] as const),
       start: choice(one(args, 'start-bound'), 'start-bound', bounds),
       end: choice(one(args, 'end-bound'), 'end-bound', bounds),
@@ -75,7 +106,10 @@ export const command: Command = {
     const timestampForm = choice(one(args, 'timestamp-form'), 'timestamp-form', TIMESTAMP_FORMS);
     const sameMsRate = rate(one(args, 'same-ms-rate'), 'same-ms-rate', 1);
     const sameMsRepeat = flag(args, 'same-ms-repeat');
-    if (sameMsRepeat && !sameMsRate) throw new UsageError('--same-ms-repeat repeats a part of the rows --same-ms-rate splits: give --same-ms-rate above 0 too');
+    if (sameMsRepeat && !sameMsRate)
+      throw new UsageError(
+        '--same-ms-repeat repeats a part of the rows --same-ms-rate splits: give --same-ms-rate above 0 too',
+      );
     const deviceFailRate = rate(one(args, 'fail-rate'), 'fail-rate', 0.99);
     const deviceFailKind = choice(one(args, 'fail-kind'), 'fail-kind', ['502', 'reset', 'mixed'] as const);
     const latencyMs = int(one(args, 'latency-ms'), 'latency-ms', 0, 0, 60_000);
@@ -83,7 +117,9 @@ export const command: Command = {
     const throttleStatus = choice(one(args, 'throttle-status'), 'throttle-status', ['429', '503'] as const);
     const retryAfter = one(args, 'retry-after');
     if (retryAfter !== undefined && !/^\d+$/.test(retryAfter) && Number.isNaN(Date.parse(retryAfter))) {
-      throw new UsageError(`--retry-after must be whole seconds or an HTTP date (e.g. "Tue, 08 Dec 2026 01:30:00 GMT"), got "${retryAfter}"`);
+      throw new UsageError(
+        `--retry-after must be whole seconds or an HTTP date (e.g. "Tue, 08 Dec 2026 01:30:00 GMT"), got "${retryAfter}"`,
+      );
     }
     const now = Date.now();
     const log = ctx.log.child({ component: 'simulator' });
@@ -118,9 +154,19 @@ export const command: Command = {
     if (throttleStatus) sim.faults.throttleStatus = Number(throttleStatus) as 429 | 503;
     if (retryAfter !== undefined) sim.faults.throttleRetryAfter = retryAfter;
     const devicesFile = one(args, 'write-devices');
-    if (devicesFile) writeFileSync(devicesFile, `${JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key })), null, 2)}\n`);
+    if (devicesFile)
+      writeFileSync(
+        devicesFile,
+        `${JSON.stringify(
+          sim.devices.map((d) => ({ id: d.id, key: d.key })),
+          null,
+          2,
+        )}\n`,
+      );
 
-    ctx.out(`platform simulator listening on ${sim.url} (${days} days of history, ${deviceCount} devices, zone ${timezone})`);
+    ctx.out(
+      `platform simulator listening on ${sim.url} (${days} days of history, ${deviceCount} devices, zone ${timezone})`,
+    );
     const r = resolveHistoryReading({ history });
     ctx.out(
       `history paging: cursor ${r.cursor}, limit counts ${r.limit}, start ${r.start}, end ${r.end}` +
@@ -135,7 +181,11 @@ export const command: Command = {
     if (devicesFile) ctx.out(`  EXPEED_DEVICES_FILE=${devicesFile}`);
     ctx.out('devices (id  key):');
     for (const d of sim.devices) ctx.out(`  ${d.id}  ${d.key}`);
-    ctx.out(pushUrl ? `pushing new rows to ${pushUrl} every ${pushEvery} s${webhookToken ? ' (after the signed handshake)' : ''}` : 'no --push-url: nothing is pushed');
+    ctx.out(
+      pushUrl
+        ? `pushing new rows to ${pushUrl} every ${pushEvery} s${webhookToken ? ' (after the signed handshake)' : ''}`
+        : 'no --push-url: nothing is pushed',
+    );
     ctx.out('press Ctrl-C to stop');
 
     const signal = await new Promise<string>((resolve) => {

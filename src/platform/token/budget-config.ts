@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import type { Config } from '../../base/config.js';
 import type { RedisConnection } from '../../base/redis.js';
 import { createTokenEndpoint } from './endpoint.js';
-import { DEFAULT_TOKEN_BUDGET_OPTIONS, TokenBudget, type TokenBudgetOptions } from './budget.js';
+import { TokenBudget } from './budget.js';
+import { DEFAULT_TOKEN_BUDGET_OPTIONS, type TokenBudgetOptions } from './budget-options.js';
 
 /** A short, one-way fingerprint of the credentials (never the credentials themselves). */
 export function credentialsFingerprint(platformKey: string, secretKey: string): string {
@@ -21,7 +22,13 @@ export function tokenBudgetFromConfig(
   const { platformKey, secretKey } = config;
   const fetchToken =
     platformKey && secretKey
-      ? createTokenEndpoint({ baseUrl: config.baseUrl, platformKey, secretKey, timeoutMs: config.requestTimeoutMs, scrubber: extras.scrubber })
+      ? createTokenEndpoint({
+          baseUrl: config.baseUrl,
+          platformKey,
+          secretKey,
+          timeoutMs: config.requestTimeoutMs,
+          scrubber: extras.scrubber,
+        })
       : undefined;
   const lockTtlMs = Math.max(DEFAULT_TOKEN_BUDGET_OPTIONS.lockTtlMs, config.requestTimeoutMs + 15_000);
   return new TokenBudget({

@@ -2,16 +2,14 @@
  * The shared access token and the daily budget of token calls — the scarcest resource of the
  * system (200 calls per platform day). This class decides when a token is fetched, by whom and
  * whether the day's allowance permits it; the state it keeps in Redis, shared by every process,
- * lives in its parts: the cached token (token-cache.ts), the refresh lock and the last failed
- * refresh (token-refresh-lock.ts), the day's count (token-calls.ts) and the cool-down after a
- * rejection (token-cooldown.ts). `expeed-sync token` reads them through token-usage.ts.
+ * lives in its parts: the cached token (cache.ts), the refresh lock and the last failed refresh
+ * (refresh-lock.ts), the day's count (calls.ts) and the cool-down after a rejection (cooldown.ts);
+ * its options and their defaults are in budget-options.ts. `expeed-sync token` reads them through
+ * usage.ts.
  */
-import type { RedisConnection } from '../../base/redis.js';
-import type { Logger } from '../../base/log.js';
 import { redisKey } from '../../base/redis.js';
 import { sleep } from '../../base/backoff.js';
 import { isRetryable } from '../../base/retry.js';
-import type { SecretScrubber } from '../../base/secrets.js';
 import type { TokenSource } from '../api.js';
 import { CredentialsRejectedError, ENDPOINT, PlatformError } from '../errors.js';
 import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from './errors.js';
@@ -21,56 +19,10 @@ import { TokenCooldown, type Cooldown } from './cooldown.js';
 import type { TokenEndpoint } from './endpoint.js';
 import { TokenRefreshLock } from './refresh-lock.js';
 import { readTokenUsage, type TokenUsage } from './usage.js';
-import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from '../timestamp.js';
-import { PLATFORM_DEFAULTS } from '../../base/config.js';
-
-export interface TokenBudgetOptions {
-  redis: RedisConnection;
-  /** EXPEED_PREFIX */
-  prefix: string;
-  /** the token call (createTokenEndpoint); nothing else may call it. Absent without credentials: get() then fails without spending a call */
-  fetchToken?: TokenEndpoint;
-  /** token calls per platform day (default 200) */
-  dailyLimit: number;
-  /** calls kept for commands an operator runs by hand; scheduled work stops before them (default 10) */
-  reserve: number;
-  /** zone of the platform day (default Asia/Shanghai) */
-  timezone: string;
-  /** refresh this long before the token expires, at most a quarter of its lifetime (default 5 min) */
-  refreshBeforeMs: number;
-  /** the refresh lock expires after this, should its holder die; longer than a token call (default 45 s) */
-  lockTtlMs: number;
-  /** how long a process waits for another's refresh before giving up (default 60 s) */
-  waitTimeoutMs: number;
-  /** how often a waiting process looks for the new token (default 100 ms) */
-  pollMs: number;
-  /** token calls pause this long after the credentials or a fresh token were rejected (default 15 min) */
-  cooldownMs: number;
-  /** the pause doubles while fresh tokens keep being rejected, up to this (default 4 h) */
-  maxCooldownMs: number;
-  /** fingerprint of the credentials (credentialsFingerprint): new credentials are not held back by an old cool-down */
-  credentialsId?: string;
-  /** the clock of expiry and of the platform day (injectable for tests) */
-  now: () => number;
-  /** every token fetched or read is registered here, so it never reaches a log */
-  scrubber?: SecretScrubber;
-  log?: Pick<Logger, 'info' | 'warn'>;
-  /** told of every token this process fetched (the service counts them for /metrics) */
-  onRefresh?: () => void;
-}
-
-export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log' | 'onRefresh'> = {
-  dailyLimit: PLATFORM_DEFAULTS.tokenDailyLimit,
-  reserve: PLATFORM_DEFAULTS.tokenReserve,
-  timezone: DEFAULT_TIMEZONE,
-  refreshBeforeMs: 5 * 60_000,
-  lockTtlMs: 45_000,
-  waitTimeoutMs: 60_000,
-  pollMs: 100,
-  cooldownMs: 15 * 60_000,
-  maxCooldownMs: 4 * 3_600_000,
-  now: Date.now,
-};
+import { platformDay } from '../timestamp.js';
+import { formatLocalTime } from '../time-format.js';
+import { withDefaults } from '../../base/options.js';
+import { DEFAULT_TOKEN_BUDGET_OPTIONS, type TokenBudgetOptions } from './budget-options.js';
 
 export class TokenBudget implements TokenSource {
   private readonly o: TokenBudgetOptions;
@@ -85,17 +37,24 @@ export class TokenBudget implements TokenSource {
   private readonly closing = new AbortController();
 
   constructor(options: Partial<TokenBudgetOptions> & Pick<TokenBudgetOptions, 'redis' | 'prefix'>) {
-    this.o = { ...DEFAULT_TOKEN_BUDGET_OPTIONS, ...options };
-    if (!Number.isInteger(this.o.dailyLimit) || this.o.dailyLimit < 1) throw new RangeError(`token dailyLimit must be a whole number >= 1, got ${this.o.dailyLimit}`);
+    this.o = withDefaults(DEFAULT_TOKEN_BUDGET_OPTIONS, options);
+    if (!Number.isInteger(this.o.dailyLimit) || this.o.dailyLimit < 1)
+      throw new RangeError(`token dailyLimit must be a whole number >= 1, got ${this.o.dailyLimit}`);
     if (!Number.isInteger(this.o.reserve) || this.o.reserve < 0 || this.o.reserve >= this.o.dailyLimit) {
-      throw new RangeError(`token reserve must be a whole number from 0 to dailyLimit - 1 (${this.o.dailyLimit - 1}), got ${this.o.reserve}`);
+      throw new RangeError(
+        `token reserve must be a whole number from 0 to dailyLimit - 1 (${this.o.dailyLimit - 1}), got ${this.o.reserve}`,
+      );
     }
     const { redis, prefix } = this.o;
     const k = (part: string) => redisKey(prefix, 'token', part);
     this.cache = new TokenCache(redis, k('current'), this.o.scrubber);
     this.lock = new TokenRefreshLock(redis, { lock: k('lock'), failure: k('failure') }, this.o.lockTtlMs);
     this.calls = new DailyTokenCalls(redis, prefix);
-    this.pause = new TokenCooldown(redis, { current: k('current'), cooldown: k('cooldown'), rejections: k('rejections') }, { cooldownMs: this.o.cooldownMs, maxCooldownMs: this.o.maxCooldownMs });
+    this.pause = new TokenCooldown(
+      redis,
+      { current: k('current'), cooldown: k('cooldown'), rejections: k('rejections') },
+      { cooldownMs: this.o.cooldownMs, maxCooldownMs: this.o.maxCooldownMs },
+    );
   }
 
   async get(options: { useReserve?: boolean } = {}): Promise<string> {
@@ -131,13 +90,28 @@ export class TokenBudget implements TokenSource {
     const r = await this.pause.tokenRejected(token, now, reason, this.o.credentialsId);
     if (r.outcome !== 'cooldown') return;
     const c = r.cooldown;
-    this.o.log?.warn({ until: new Date(c.until).toISOString(), pauseMs: c.ms }, 'the platform rejected a freshly fetched access token; token calls paused for every process');
+    this.o.log?.warn(
+      { until: new Date(c.until).toISOString(), pauseMs: c.ms },
+      'the platform rejected a freshly fetched access token; token calls paused for every process',
+    );
     throw this.cooldownError(c);
   }
 
   async usage(): Promise<TokenUsage> {
     const { dailyLimit: limit, reserve, timezone, credentialsId } = this.o;
-    return readTokenUsage({ calls: this.calls, cache: this.cache, lock: this.lock, pause: this.pause, limit, reserve, timezone, credentialsId }, this.o.now());
+    return readTokenUsage(
+      {
+        calls: this.calls,
+        cache: this.cache,
+        lock: this.lock,
+        pause: this.pause,
+        limit,
+        reserve,
+        timezone,
+        credentialsId,
+      },
+      this.o.now(),
+    );
   }
 
   /** Lifts a cool-down (the operator fixed the credentials or the platform); true when there was one. */
@@ -152,7 +126,10 @@ export class TokenBudget implements TokenSource {
 
   private async refresh(useReserve: boolean): Promise<string> {
     if (!this.o.fetchToken) {
-      throw new PlatformError('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set: no access token can be fetched', { endpoint: ENDPOINT.token, retryable: false });
+      throw new PlatformError('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set: no access token can be fetched', {
+        endpoint: ENDPOINT.token,
+        retryable: false,
+      });
     }
     const waitUntil = Date.now() + this.o.waitTimeoutMs;
     for (;;) {
@@ -197,20 +174,37 @@ export class TokenBudget implements TokenSource {
     const { ok, calls } = await this.calls.consume(day.day, this.o.dailyLimit - (useReserve ? 0 : this.o.reserve));
     if (!ok) {
       if (cached && this.valid(cached)) return cached.token;
-      const err = new TokenBudgetExhaustedError(day.end, formatLocalTime(day.end, this.o.timezone), calls, this.o.dailyLimit, useReserve ? 0 : this.o.reserve);
-      this.o.log?.warn({ day: day.day, calls, limit: this.o.dailyLimit, resetsAt: new Date(day.end).toISOString() }, err.message);
+      const err = new TokenBudgetExhaustedError(
+        day.end,
+        formatLocalTime(day.end, this.o.timezone),
+        calls,
+        this.o.dailyLimit,
+        useReserve ? 0 : this.o.reserve,
+      );
+      this.o.log?.warn(
+        { day: day.day, calls, limit: this.o.dailyLimit, resetsAt: new Date(day.end).toISOString() },
+        err.message,
+      );
       throw err;
     }
     try {
       const grant = await (this.o.fetchToken as TokenEndpoint)(this.closing.signal);
       this.o.scrubber?.add(grant.accessToken);
       const ttlMs = grant.expiresIn * 1000;
-      const fresh: CachedToken = { token: grant.accessToken, expiresAt: startedAt + ttlMs, fetchedAt: startedAt, ttlMs };
+      const fresh: CachedToken = {
+        token: grant.accessToken,
+        expiresAt: startedAt + ttlMs,
+        fetchedAt: startedAt,
+        ttlMs,
+      };
       const writes = this.o.redis.multi();
       this.cache.store(writes, fresh);
       this.lock.clearFailure(writes);
       await writes.exec();
-      this.o.log?.info({ day: day.day, calls, limit: this.o.dailyLimit, expiresAt: new Date(fresh.expiresAt).toISOString() }, 'fetched a new platform access token');
+      this.o.log?.info(
+        { day: day.day, calls, limit: this.o.dailyLimit, expiresAt: new Date(fresh.expiresAt).toISOString() },
+        'fetched a new platform access token',
+      );
       this.o.onRefresh?.();
       return fresh.token;
     } catch (err) {
@@ -231,14 +225,19 @@ export class TokenBudget implements TokenSource {
       const cooldown = this.pause.credentialsRejected(writes, at, message, this.o.credentialsId);
       err.cooldownUntil = cooldown.until;
       // the one line of this cause: the jobs that then wait for the pause do not log one each
-      this.o.log?.warn({ reason: message, until: new Date(cooldown.until).toISOString() }, 'the platform refused the credentials; token calls paused for every process, work waits for the cool-down');
+      this.o.log?.warn(
+        { reason: message, until: new Date(cooldown.until).toISOString() },
+        'the platform refused the credentials; token calls paused for every process, work waits for the cool-down',
+      );
     }
     await writes.exec();
   }
 
   private cooldownError(c: Cooldown): PlatformError {
     const at = formatLocalTime(c.until, this.o.timezone);
-    return c.kind === 'token' ? new TokenCooldownError(c.until, at, c.reason) : new CredentialsCooldownError(c.until, at, c.reason);
+    return c.kind === 'token'
+      ? new TokenCooldownError(c.until, at, c.reason)
+      : new CredentialsCooldownError(c.until, at, c.reason);
   }
 
   private fresh(t: CachedToken): boolean {
