@@ -25,7 +25,7 @@ import type { RetryPolicy } from '../influx/retry-policy.js';
 import type { PointWriter } from '../influx/api.js';
 import type { WriteApiVersion } from '../influx/api-detect.js';
 import { createInfluxQuery, type InfluxQuery } from '../influx/query.js';
-import { ROLLUP_RP } from '../influx/database.js';
+import { rollupRps } from '../influx/database.js';
 import { RedisDeadLetterStore } from '../dead-letters/store.js';
 import { createMetrics, DeviceLabels, meterWriter, type Metrics } from '../ops/metrics.js';
 import { countThrottled, meterPlatformClient } from '../ops/platform-metering.js';
@@ -92,7 +92,7 @@ export interface App extends AppWorkers {
   backfills: BackfillQueue;
   /** each device's newest platform time from the last currentDatapoints call */
   platformNewest: PlatformNewestStore;
-  /** hourly rollups: the dirty hours `writer` marks, the computer, the queue, the dispatcher */
+  /** rollups: the dirty hours `writer` marks, the dirty days, the computers, the queue, the dispatcher */
   rollup: RollupStack;
   /** commands sent with `set`, until their result or timeout */
   settings: PendingSettingsStore;
@@ -142,9 +142,24 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const retry = overrides.writerRetry ? { retry: overrides.writerRetry as RetryPolicy } : {};
   const influxWriter = new InfluxPointWriter({ ...config.influx, deadLetters, logger, ...retry });
   const influx = createInfluxQuery(config.influx);
-  // with a raw retention (1.x) rollups go to the RP without duration; otherwise next to the raw rows
-  const rollupWriter = config.influx.rawRetentionMs === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp: ROLLUP_RP, deadLetters, logger, ...retry });
-  const rollup = createRollupStack({ redis, prefix: config.prefix, influx: config.influx, query: influx, writer: rollupWriter, settleMs: config.rollupSettleMs, logger, now: overrides.rollupClock });
+  // with a retention (1.x) rollups go to their own RPs (src/influx/database.ts); otherwise next to the raw rows
+  const rps = rollupRps(config.influx);
+  const rpWriter = (rp: string | undefined) => (rp === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp, deadLetters, logger, ...retry }));
+  const rollupWriter = rpWriter(rps.hourly);
+  const dayWriter = rps.daily === rps.hourly ? rollupWriter : rpWriter(rps.daily);
+  const rollup = createRollupStack({
+    redis,
+    prefix: config.prefix,
+    influx: config.influx,
+    query: influx,
+    writer: rollupWriter,
+    dayWriter,
+    hourlyRp: rps.hourly,
+    timezone: config.timezone,
+    settleMs: config.rollupSettleMs,
+    logger,
+    now: overrides.rollupClock,
+  });
   // every raw write, pulled, pushed or polled, marks the hours it touched once InfluxDB acknowledged it
   const writer = meterWriter(markingWriter(influxWriter, rollup.dirty), metrics, { deviceLabel: labels.label });
   const gapFinder = new GapFinder({ query: influx, rawRetentionMs: config.influx.rawRetentionMs });
@@ -241,7 +256,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       rate.close();
       await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);
       await writer.close();
-      if (rollupWriter !== influxWriter) await rollupWriter.close();
+      for (const w of new Set([rollupWriter, dayWriter])) if (w !== influxWriter) await w.close();
       await client.close();
       await tokens.close();
       await influx.close();

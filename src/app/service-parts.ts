@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Queue, Worker } from 'bullmq';
 import { waitForInflux } from '../influx/ping.js';
-import { ROLLUP_RP } from '../influx/database.js';
+import { rollupRps } from '../influx/database.js';
 import { budgetCheck } from '../dead-letters/budget-report.js';
 import { setRollupBacklog, setTokenUsage, type Metrics } from '../ops/metrics.js';
 import { opsRoutes, type ReadinessCheck } from '../ops/http.js';
@@ -56,10 +56,11 @@ export async function influxReady(app: App): Promise<void> {
     timeoutMs: config.influxStartTimeoutMs,
     onRetry: (reason, attempt) => logger.warn({ influx: config.influx.url, reason, attempt }, 'InfluxDB not answering yet; waiting'),
   });
-  if (config.influx.rawRetentionMs === undefined) return;
+  const { rawRetentionMs, hourlyRetentionMs } = config.influx;
+  if (rawRetentionMs === undefined && hourlyRetentionMs === undefined) return;
   // set the retention policies now (and refuse 2.x+), not at the first write
   await app.influxApi();
-  logger.info({ rawRetentionMs: config.influx.rawRetentionMs, rollupRp: ROLLUP_RP }, 'raw rows expire after EXPEED_RAW_RETENTION; rollups are kept forever');
+  logger.info({ rawRetentionMs, hourlyRetentionMs, ...rollupRps(config.influx) }, 'retention policies set: raw rows expire after EXPEED_RAW_RETENTION, hourly rollups after EXPEED_HOURLY_RETENTION (when set); daily rollups are kept forever');
 }
 
 /** The devices file joins the registry; every device key becomes a secret; metric labels are read. */
@@ -147,7 +148,7 @@ export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[], i
       for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);
     }
     metrics.deadLetters.set(await deadLetters.count());
-    setRollupBacklog(metrics, await app.rollup.dirty.backlog(), Date.now());
+    setRollupBacklog(metrics, await app.rollup.dirty.backlog(), Date.now(), await app.rollup.days.backlog());
     const budget = await deadLetters.budget();
     metrics.deadLetterBytes.set(budget.usedBytes);
     metrics.deadLetterMaxBytes.set(budget.maxBytes);

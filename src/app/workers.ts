@@ -126,7 +126,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
       return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), presence, ...clock, ...overrides }));
     },
     startRollupWorker(overrides = {}) {
-      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, logger, ...overrides }));
+      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, dayComputer: p.rollup.dayComputer, days: p.rollup.days, logger, ...overrides }));
     },
     startIngestWorker(overrides = {}) {
       // BullMQ leaves a connection it was handed open: this one is closed with the worker

@@ -27,6 +27,8 @@ export interface InfluxConfig {
   token?: string;
   /** EXPEED_RAW_RETENTION: raw rows expire after this many ms (1.x only); undefined = kept forever */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION: hourly rollups expire after this many ms (1.x only); undefined = kept forever (daily rollups always are) */
+  hourlyRetentionMs?: number;
 }
 
 export interface WebhookConfig {

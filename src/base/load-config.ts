@@ -26,6 +26,21 @@ function rawRetention(env: Env, settleMs: number, backfillWindowMs: number): num
 }
 
 /**
+ * EXPEED_HOURLY_RETENTION: empty = off (hourly rollups kept forever). A day is built from its
+ * hours once they have settled, so they must outlive a day and the settle time.
+ */
+function hourlyRetention(env: Env, settleMs: number): number | undefined {
+  const name = 'EXPEED_HOURLY_RETENTION';
+  if (optional(env, name) === undefined) return undefined;
+  const ms = duration(env, name, 0);
+  const floor = Math.max(2 * DAY_MS, settleMs + DAY_MS + 3_600_000);
+  if (ms < floor) {
+    throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (2d, and longer than 1d + EXPEED_ROLLUP_SETTLE + 1h), got "${optional(env, name)}"`);
+  }
+  return ms;
+}
+
+/**
  * InfluxDB credentials go in INFLUX_TOKEN, never in the URL: a URL is printed (logs, /readyz) and
  * the client does not send its user part, so every write would fail while pushes were acknowledged.
  */
@@ -144,6 +159,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       org: optional(env, 'INFLUX_ORG'),
       token: optional(env, 'INFLUX_TOKEN'),
       rawRetentionMs: rawRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000), duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS)),
+      hourlyRetentionMs: hourlyRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000)),
     },
     schedules: {
       nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),

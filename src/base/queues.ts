@@ -72,11 +72,14 @@ export interface IngestBatchJob {
 
 /**
  * Settled dirty hours of one device to roll up, each with its dirty-set score when read (the hour
- * is cleared only if that score is unchanged after the rollup was written).
+ * is cleared only if that score is unchanged after the rollup was written). With `tier: '1d'` the
+ * entries are dirty days instead (each the epoch ms of a platform-local midnight).
  */
 export interface RollupJob {
   deviceId: string;
   hours: Array<[hour: number, score: string]>;
+  /** absent: hours (`device_data_1h`); '1d': days (`device_data_1d`) */
+  tier?: '1d';
 }
 
 /** Redis key of shared state, under the installation's prefix: `redisKey('expeed', 'token')` -> `expeed:token`. */

@@ -9,6 +9,8 @@ export const MEASUREMENT = {
   setting: 'device_setting',
   /** hourly rollups of `device_data`, written by src/rollup */
   rollup: 'device_data_1h',
+  /** daily rollups (platform-local days) of `device_data_1h`, written by src/rollup */
+  rollupDay: 'device_data_1d',
 } as const;
 
 export type Measurement = (typeof MEASUREMENT)[keyof typeof MEASUREMENT];

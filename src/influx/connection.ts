@@ -24,6 +24,8 @@ export interface InfluxConnectionOptions {
   rp?: string;
   /** EXPEED_RAW_RETENTION, applied where the database is ensured */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION, applied where the database is ensured */
+  hourlyRetentionMs?: number;
   retry: RetryPolicy;
   /** per-request timeout, default 30 s */
   timeoutMs: number;
@@ -52,7 +54,7 @@ export async function openInfluxConnection(o: InfluxConnectionOptions): Promise<
   const signal = AbortSignal.timeout(o.timeoutMs);
   const api = o.api === 'auto' ? (await detectInfluxApi({ url: o.url, fetch: o.fetch, signal, headers: authHeaders({ api: 'v2', token: o.token?.includes(':') ? undefined : o.token }) })).api : o.api;
   const target = { url: o.url, api, bucket: o.bucket, org: o.org, token: o.token, rp: o.rp };
-  const prepare = () => ensureDatabase({ ...target, rawRetentionMs: o.rawRetentionMs, headers: authHeaders(target), fetch: o.fetch, signal: AbortSignal.timeout(o.timeoutMs) });
+  const prepare = () => ensureDatabase({ ...target, rawRetentionMs: o.rawRetentionMs, hourlyRetentionMs: o.hourlyRetentionMs, headers: authHeaders(target), fetch: o.fetch, signal: AbortSignal.timeout(o.timeoutMs) });
   if (o.ensureDatabase) await prepare();
   const request = new WriteRequest(target, {
     retry: o.retry,

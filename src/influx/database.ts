@@ -21,10 +21,20 @@ export interface DatabaseOptions {
   signal?: AbortSignal;
   /** EXPEED_RAW_RETENTION: the default RP's duration (1.x); refused on 2.x+ */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION: the duration of HOURLY_RP (1.x); refused on 2.x+ */
+  hourlyRetentionMs?: number;
 }
 
-/** Where rollups live when raw rows expire (1.x): an RP without duration, not the default. */
+/** Where rollups live when raw rows (or hourly rollups) expire (1.x): an RP without duration, not the default. */
 export const ROLLUP_RP = 'rollups_forever';
+/** Where hourly rollups live with EXPEED_HOURLY_RETENTION (1.x): an RP of that duration, not the default. */
+export const HOURLY_RP = 'rollups_hourly';
+
+/** The RPs rollups are written into: undefined = the database's default RP. */
+export function rollupRps(o: { rawRetentionMs?: number; hourlyRetentionMs?: number }): { hourly?: string; daily?: string } {
+  const forever = o.rawRetentionMs === undefined && o.hourlyRetentionMs === undefined ? undefined : ROLLUP_RP;
+  return { hourly: o.hourlyRetentionMs === undefined ? forever : HOURLY_RP, daily: forever };
+}
 
 async function call(options: DatabaseOptions, path: string, init: RequestInit): Promise<{ status: number; text: string }> {
   const http = options.fetch ?? fetch;
@@ -81,32 +91,44 @@ function shardDuration(retentionMs: number): string {
 
 /**
  * With EXPEED_RAW_RETENTION on 1.x: the default RP (where raw rows are written and read
- * unqualified) gets the retention as its duration, and `rollups_forever` (no duration) holds the
- * rollups. Both statements are idempotent, so this runs at every start and follows a changed value.
+ * unqualified) gets the retention as its duration. With it or EXPEED_HOURLY_RETENTION,
+ * `rollups_forever` (no duration) holds the daily rollups (and the hourly ones without an hourly
+ * retention); with EXPEED_HOURLY_RETENTION, `rollups_hourly` of that duration holds the hourly
+ * ones. Every statement is idempotent, so this runs at every start and follows a changed value.
  */
 async function ensureRetention(options: DatabaseOptions, query: Query): Promise<void> {
-  if (options.rawRetentionMs === undefined) return;
+  const { rawRetentionMs: raw, hourlyRetentionMs: hourly } = options;
+  if (raw === undefined && hourly === undefined) return;
   const db = escape.quoted(options.bucket);
+  const variable = raw === undefined ? 'EXPEED_HOURLY_RETENTION' : 'EXPEED_RAW_RETENTION';
   const run = async (q: string) => {
     const res = await query(q);
     const error = res.status === 200 ? influxqlError(res.text) : influxqlError(res.text) ?? `HTTP ${res.status}`;
-    if (error) throw new InfluxRejectedError(`EXPEED_RAW_RETENTION: InfluxDB refused "${q}" (the user needs admin rights): ${error}`, res.status, 'request');
+    if (error) throw new InfluxRejectedError(`${variable}: InfluxDB refused "${q}" (the user needs admin rights): ${error}`, res.status, 'request');
     return res.text;
   };
   const shown = JSON.parse(await run(`SHOW RETENTION POLICIES ON ${db}`)) as { results?: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }> }> };
   const series = shown.results?.[0]?.series?.[0];
   const rows = (series?.values ?? []).map((v) => Object.fromEntries(series!.columns.map((c, i) => [c, v[i]])));
   const dflt = rows.find((r) => r.default === true)?.name;
-  if (typeof dflt !== 'string' || dflt === ROLLUP_RP) {
-    throw new InfluxRejectedError(`EXPEED_RAW_RETENTION: database "${options.bucket}" has no usable default retention policy (found ${String(dflt)})`, undefined, 'request');
+  if (typeof dflt !== 'string' || dflt === ROLLUP_RP || dflt === HOURLY_RP) {
+    throw new InfluxRejectedError(`${variable}: database "${options.bucket}" has no usable default retention policy (found ${String(dflt)})`, undefined, 'request');
   }
   const rollups = rows.find((r) => r.name === ROLLUP_RP);
   if (!rollups) await run(`CREATE RETENTION POLICY ${escape.quoted(ROLLUP_RP)} ON ${db} DURATION INF REPLICATION 1`);
   else if (rollups.duration !== '0s') await run(`ALTER RETENTION POLICY ${escape.quoted(ROLLUP_RP)} ON ${db} DURATION INF`);
-  await run(`ALTER RETENTION POLICY ${escape.quoted(dflt)} ON ${db} DURATION ${Math.round(options.rawRetentionMs / 1000)}s SHARD DURATION ${shardDuration(options.rawRetentionMs)}`);
+  if (hourly !== undefined) {
+    const exists = rows.some((r) => r.name === HOURLY_RP);
+    const spec = `${escape.quoted(HOURLY_RP)} ON ${db} DURATION ${Math.round(hourly / 1000)}s`;
+    await run(exists ? `ALTER RETENTION POLICY ${spec} SHARD DURATION ${shardDuration(hourly)}` : `CREATE RETENTION POLICY ${spec} REPLICATION 1 SHARD DURATION ${shardDuration(hourly)}`);
+  }
+  if (raw !== undefined) await run(`ALTER RETENTION POLICY ${escape.quoted(dflt)} ON ${db} DURATION ${Math.round(raw / 1000)}s SHARD DURATION ${shardDuration(raw)}`);
 }
 
 async function ensureV2(options: DatabaseOptions): Promise<void> {
+  if (options.hourlyRetentionMs !== undefined) {
+    throw new InfluxRejectedError('EXPEED_HOURLY_RETENTION works on InfluxDB 1.x only; on 2.x/3.x unset it (the hourly and daily rollups share INFLUX_BUCKET; see docs/rollups.md)', undefined, 'request');
+  }
   if (options.rawRetentionMs !== undefined) {
     // one bucket holds raw rows and rollups: its retention would expire the rollups too
     throw new InfluxRejectedError(

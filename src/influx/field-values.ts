@@ -66,6 +66,7 @@ export interface IntegerFields {
 export const INTEGER_FIELDS: Readonly<Record<string, IntegerFields>> = {
   [MEASUREMENT.status]: new Set(['raw_status']),
   [MEASUREMENT.rollup]: { has: (field) => field.endsWith('_count') },
+  [MEASUREMENT.rollupDay]: { has: (field) => field.endsWith('_count') },
 };
 
 /** A value in line protocol for a field of a measurement: `<n>i` for the schema's integer fields. */

@@ -37,7 +37,7 @@ export interface Metrics {
   deadLetterMaxBytes: Gauge;
   deadLettersNotKept: Gauge<'kind' | 'source'>;
   rollupBacklog: Gauge<'tier'>;
-  rollupBacklogOldest: Gauge;
+  rollupBacklogOldest: Gauge<'tier'>;
   /** requests the webhook refused, by reason (see RefusalReason) */
   webhookRefused: Counter<'reason'>;
 }
@@ -79,17 +79,20 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     deadLetters: new Gauge({ name: 'expeed_dead_letters', help: 'Dead letters currently kept', registers: r }),
     deadLetterBytes: new Gauge({ name: 'expeed_dead_letter_bytes', help: 'Bytes the kept dead letters take in Redis (accounted)', registers: r }),
     deadLetterMaxBytes: new Gauge({ name: 'expeed_dead_letter_max_bytes', help: 'The dead-letter budget (EXPEED_DEAD_LETTER_MAX_BYTES)', registers: r }),
-    rollupBacklog: new Gauge({ name: 'expeed_rollup_backlog', help: 'Rollup buckets waiting to be (re)computed, by tier (hour: dirty device-hours)', labelNames: ['tier'], registers: r }),
-    rollupBacklogOldest: new Gauge({ name: 'expeed_rollup_backlog_oldest_seconds', help: 'Seconds since the longest-waiting dirty hour ended or was last touched (its dirty-set score; 0 without a backlog)', registers: r }),
+    rollupBacklog: new Gauge({ name: 'expeed_rollup_backlog', help: 'Rollup buckets waiting to be (re)computed, by tier (hour: dirty device-hours; 1d: dirty device-days)', labelNames: ['tier'], registers: r }),
+    rollupBacklogOldest: new Gauge({ name: 'expeed_rollup_backlog_oldest_seconds', help: 'Seconds since the longest-waiting dirty bucket of a tier became due (hour: ended or last touched; 1d: last touched; 0 without a backlog)', labelNames: ['tier'], registers: r }),
     deadLettersNotKept: new Gauge({ name: 'expeed_dead_letters_not_kept', help: 'Letters counted but not kept because the budget was spent, by kind and source (all processes, ever)', labelNames: ['kind', 'source'], registers: r }),
     webhookRefused: new Counter({ name: 'expeed_webhook_refused_total', help: 'Webhook requests refused, by reason: signature, replay, handshake (nothing kept), body (kept as a dead letter when readable), budget (not kept: dead-letter budget spent)', labelNames: ['reason'], registers: r }),
   };
 }
 
-/** Mirrors the rollup backlog (read at scrape time) into its gauges. */
-export function setRollupBacklog(metrics: Metrics, backlog: { hours: number; oldestDue?: number }, now: number): void {
-  metrics.rollupBacklog.set({ tier: 'hour' }, backlog.hours);
-  metrics.rollupBacklogOldest.set(backlog.oldestDue === undefined ? 0 : Math.max(0, (now - backlog.oldestDue) / 1000));
+/** Mirrors the rollup backlog of each tier (read at scrape time) into its gauges: `hour`, and `1d` when given. */
+export function setRollupBacklog(metrics: Metrics, backlog: { hours: number; oldestDue?: number }, now: number, days?: { hours: number; oldestDue?: number }): void {
+  for (const [tier, b] of [['hour', backlog], ['1d', days]] as const) {
+    if (!b) continue;
+    metrics.rollupBacklog.set({ tier }, b.hours);
+    metrics.rollupBacklogOldest.set({ tier }, b.oldestDue === undefined ? 0 : Math.max(0, (now - b.oldestDue) / 1000));
+  }
 }
 
 const COOLDOWN_REASON = { credentials: 'credentials_rejected', token: 'fresh_token_rejected' } as const;

@@ -24,6 +24,7 @@ import { ExpeedError } from '../base/retry.js';
 import { HISTORY_LIMIT } from './requests.js';
 import { againstHeld, boundary, NO_ROWS } from './boundary-rows.js';
 import { orderBreak, pageOrder } from './page-order.js';
+import { checkTail, type Check } from './walk-checks.js';
 
 export interface HistoryWalkOptions {
   /** epoch ms, window [from, to); rows from `from - 1` and at `to` may be yielded (callers filter) */
@@ -119,15 +120,32 @@ export async function* walkHistory(
   let cursor: number | undefined;
   let lastCursor = -Infinity;
   let stuck = 0;
+  // the most rows a page held so far: the platform's cap, if it has one, is no smaller
+  let largest = 0;
+  // a request that checks what a page of one millisecond cannot tell (see checkRequest)
+  let check: Check | undefined;
   for (let index = 0; ; index++) {
-    const start = descending ? from - 1 : Math.max(position - 1, from - 1);
-    const end = descending ? Math.min(low + 1, to) : to;
+    const start = check?.kind === 'confirm' ? check.at + check.step - 1 : descending ? from - 1 : Math.max(position - 1, from - 1);
+    const end = check?.kind === 'probe' ? check.at - check.step + 1 : descending ? Math.min(low + 1, to) : to;
     const page = await client.history(device, { ids: o.ids, start, end, first: 1, limit, cursor }, o.call);
     const requestCursor = cursor;
     if (cursor !== undefined) lastCursor = cursor;
+    const checking = check;
+    check = undefined;
 
     const order = pageOrder(page.rows);
     if (order === 'none') throw fail(`a page from ${iso(start)} is in no time order (${orderBreak(page.rows)})`);
+    let probing = false;
+    if (checking?.kind === 'probe') {
+      if (page.rows.some((r) => r.time < checking.at)) {
+        // rows before T: the first page held the newest rows only, cut to its size, so T may hold more
+        throw fail(`the platform served newest first and its first page held only ${iso(checking.at)}, the window's newest millisecond: more rows may share it than one page holds`);
+      } else if (page.rows.length > 0 && checking.step === 1) {
+        // only rows at T (an inclusive end): ask up to T - 1
+        check = { kind: 'probe', at: checking.at, step: 2 };
+        probing = true;
+      } else position = checking.at;
+    }
     if (order === 'descending' && !descending) {
       if (index > 0 && position >= from) throw fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
       descending = true;
@@ -160,8 +178,19 @@ export async function* walkHistory(
       order: descending ? 'newest-first' : 'oldest-first',
     };
 
+    const first = served[0]?.time;
+    if (index === 0 && !descending && order === 'single' && first !== undefined && first > start + 1 && requestCursor === undefined && count >= largest) {
+      // a first page of one millisecond T tells no order: oldest first nothing lies before T, newest
+      // first it is the window's newest rows. What lies before T is asked before either is believed
+      check = { kind: 'probe', at: first, step: 1 };
+      probing = true;
+    }
     let advanced: boolean;
-    if (descending) {
+    if (probing) {
+      // nothing proven: the rows are passed on, the boundary held
+      advanced = false;
+      held = boundary(held, served, served[0]?.time ?? first ?? start, served[0]?.time ?? first ?? start);
+    } else if (descending) {
       const oldest = served.length ? served[0].time : Infinity;
       advanced = oldest < low;
       if (advanced) low = oldest;
@@ -173,16 +202,28 @@ export async function* walkHistory(
       held = boundary(held, served, position - 1, position);
       walked.provenThrough = position;
     }
-    // a page short of `limit` after which the platform still had rows: it caps pages at that size
-    if (advanced && index > 0 && previousShort) capSeen = Math.max(capSeen ?? 0, previousCount);
-    previousCount = count;
-    previousShort = count < limit && fits;
+    // a page short of `limit` after which the platform still had rows (past it, or more of its last
+    // millisecond): it caps pages at that size. Answers to checks end early by design: no size
+    if ((advanced || matched.rows.length > 0) && index > 0 && previousShort) capSeen = Math.max(capSeen ?? 0, previousCount);
+    const largestBefore = largest;
+    if (!checking) {
+      previousCount = count;
+      previousShort = count < limit && fits;
+      largest = Math.max(largest, count);
+    }
     const brought = advanced || matched.rows.length > 0 || unreadable.length > 0;
-    stuck = brought ? 0 : stuck + 1;
+    if (!checking && !probing) stuck = brought ? 0 : stuck + 1;
 
-    if (requestCursor === undefined) {
+    if (requestCursor === undefined && !probing && checking?.kind !== 'probe') {
       const farEnd = descending ? low <= from - 1 : position >= to;
       const emptyTail = !brought;
+      const confirm = checkTail(checking, emptyTail && !cutShort && !farEnd && !descending, count, largestBefore, position);
+      if (confirm === 'fail') throw fail(`a range answer from ${iso(start)} served rows at ${iso(position)} again`);
+      if (confirm) {
+        check = confirm;
+        yield walked;
+        continue;
+      }
       if (farEnd || (emptyTail && !cutShort)) {
         const done: WalkEnd = farEnd ? 'reached-end' : 'complete';
         walked.done = done;

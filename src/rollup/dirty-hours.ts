@@ -75,11 +75,21 @@ return n`;
 
 export const hourOf = (t: number): number => Math.floor(t / HOUR_MS) * HOUR_MS;
 
-function member(deviceId: string, hour: number): string {
+/**
+ * Compare-and-delete on a dirty set (hours here, days in ./dirty-days.ts): removes each member
+ * whose score is still the one read; returns how many were removed.
+ */
+export async function clearScored(redis: Redis, key: string, members: ReadonlyArray<[member: string, score: string]>): Promise<number> {
+  if (members.length === 0) return 0;
+  return (await redis.eval(CLEAR, 1, key, ...members.flat())) as number;
+}
+
+/** `<bucket start ms>|<device id>`: a member of a dirty set */
+export function member(deviceId: string, hour: number): string {
   return `${hour}|${deviceId}`;
 }
 
-function parseMember(m: string, score: string): DirtyHour {
+export function parseMember(m: string, score: string): DirtyHour {
   const i = m.indexOf('|');
   return { hour: Number(m.slice(0, i)), deviceId: m.slice(i + 1), score };
 }
@@ -135,9 +145,7 @@ export class DirtyHours {
 
   /** Removes the hours whose score is still the one read; returns how many were removed. */
   async clear(hours: readonly DirtyHour[]): Promise<number> {
-    if (hours.length === 0) return 0;
-    const args = hours.flatMap((h) => [member(h.deviceId, h.hour), h.score]);
-    return (await this.o.redis.eval(CLEAR, 1, this.key, ...args)) as number;
+    return clearScored(this.o.redis, this.key, hours.map((h) => [member(h.deviceId, h.hour), h.score]));
   }
 
   async backlog(): Promise<RollupBacklog> {

@@ -1,6 +1,7 @@
 /**
- * Turns settled dirty hours into `rollup` jobs; runs where the scheduler runs. One job per device
- * at a time (its job id is the device's), so two rollups of the same hour never race each other:
+ * Turns settled dirty hours, and dirty days, into `rollup` jobs; runs where the scheduler runs. One
+ * job per device and tier at a time (its job id is the device's and tier's), so two rollups of the
+ * same hour (or day) never race each other:
  * a later one could otherwise finish first and be overwritten by an older answer. Jobs are removed
  * when done or failed; the dirty set, not the queue, is what must be done — a lost job is
  * dispatched again on the next tick.
@@ -9,16 +10,19 @@ import { repeat, type Repeating } from '../base/repeat.js';
 import type { Queue } from 'bullmq';
 import type { Logger } from '../base/log.js';
 import type { RollupJob } from '../base/queues.js';
-import type { DirtyHours } from './dirty-hours.js';
+import type { DirtyHour, DirtyHours } from './dirty-hours.js';
+import type { DirtyDays } from './dirty-days.js';
 
 export interface RollupDispatcherOptions {
   dirty: Pick<DirtyHours, 'settled'>;
+  /** the dirty days (due once touched: their hours have settled); absent: hours only */
+  days?: Pick<DirtyDays, 'settled'>;
   queue: Pick<Queue<RollupJob>, 'add'>;
   /** an hour is due once ended and untouched this long, ms */
   settleMs: number;
   /** how often settled hours are looked for, ms (default 15 s) */
   everyMs: number;
-  /** hours per job (default 744, a month: one job stays short) */
+  /** hours (or days) per job (default 744, a month of hours: one job stays short) */
   hoursPerJob: number;
   /** settled hours read per tick (default 20000) */
   scanLimit: number;
@@ -31,9 +35,9 @@ export const DEFAULT_ROLLUP_DISPATCHER: Pick<RollupDispatcherOptions, 'everyMs' 
   scanLimit: 20_000,
 };
 
-/** The job id of a device's rollup job (BullMQ refuses `:` in ids). */
-function rollupJobId(deviceId: string): string {
-  return `rollup|${encodeURIComponent(deviceId)}`;
+/** The job id of a device's rollup job of a tier (BullMQ refuses `:` in ids). */
+function rollupJobId(deviceId: string, tier?: '1d'): string {
+  return `${tier === '1d' ? 'rollup-1d' : 'rollup'}|${encodeURIComponent(deviceId)}`;
 }
 
 export class RollupDispatcher {
@@ -44,9 +48,14 @@ export class RollupDispatcher {
     this.o = { ...DEFAULT_ROLLUP_DISPATCHER, ...options };
   }
 
-  /** Queues a job for every device with settled hours (a no-op for a device whose job is queued or running). */
+  /** Queues a job for every device with settled hours, and one for every device with dirty days (a no-op for a device whose job of that tier is queued or running). */
   async tick(): Promise<number> {
-    const due = await this.o.dirty.settled(this.o.settleMs, this.o.scanLimit);
+    let jobs = await this.queue(await this.o.dirty.settled(this.o.settleMs, this.o.scanLimit));
+    if (this.o.days) jobs += await this.queue(await this.o.days.settled(0, this.o.scanLimit), '1d');
+    return jobs;
+  }
+
+  private async queue(due: readonly DirtyHour[], tier?: '1d'): Promise<number> {
     const byDevice = new Map<string, RollupJob['hours']>();
     for (const d of due) {
       const hours = byDevice.get(d.deviceId) ?? [];
@@ -54,7 +63,8 @@ export class RollupDispatcher {
       byDevice.set(d.deviceId, hours);
     }
     for (const [deviceId, hours] of byDevice) {
-      await this.o.queue.add('rollup', { deviceId, hours }, { jobId: rollupJobId(deviceId), removeOnComplete: true, removeOnFail: true, attempts: 3, backoff: { type: 'exponential', delay: 5000 } });
+      const data: RollupJob = tier ? { deviceId, hours, tier } : { deviceId, hours };
+      await this.o.queue.add('rollup', data, { jobId: rollupJobId(deviceId, tier), removeOnComplete: true, removeOnFail: true, attempts: 3, backoff: { type: 'exponential', delay: 5000 } });
     }
     return byDevice.size;
   }

@@ -23,6 +23,8 @@ export interface RollupComputerOptions {
   hoursPerQuery: number;
   /** EXPEED_RAW_RETENTION, ms: hours starting before now − this are never recomputed (their raw rows may be gone) */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION, ms: hours starting before now − this are not written (InfluxDB would drop them; their days come from the raw rows) */
+  hourlyRetentionMs?: number;
   now: () => number;
 }
 
@@ -35,7 +37,7 @@ export interface RollupResult {
   points: number;
   /** hours without any raw row whose rollup was deleted */
   emptied: number;
-  /** hours left alone because they start before the raw retention (their rollup is all that is left) */
+  /** hours left alone because they start before the raw retention (their rollup is all that is left) or the hourly one */
   expired: number;
 }
 
@@ -67,7 +69,7 @@ export class RollupComputer {
     const fields = await this.fields(signal);
     const total: RollupResult = { hours: 0, points: 0, emptied: 0, expired: 0 };
     // an hour whose raw rows (partly) expired would be rolled up short, or deleted as empty
-    const cutoff = this.o.rawRetentionMs === undefined ? -Infinity : this.o.now() - this.o.rawRetentionMs;
+    const cutoff = Math.max(...[this.o.rawRetentionMs, this.o.hourlyRetentionMs].map((ms) => (ms === undefined ? -Infinity : this.o.now() - ms)));
     const all = [...new Set([...hours].map(hourOf))];
     const kept = all.filter((h) => h >= cutoff);
     total.expired = all.length - kept.length;

@@ -3,7 +3,7 @@
  * aggregates itself (`GROUP BY time(1h)` over the raw rows), so a rollup equals what a query over
  * raw would answer, bit for bit: the values are written back exactly as InfluxDB returned them.
  */
-import { MEASUREMENT, type SinkPoint } from '../influx/api.js';
+import { MEASUREMENT, type Measurement, type SinkPoint } from '../influx/api.js';
 import { influxIdent, influxString, type InfluxSeries } from '../influx/query.js';
 
 /** `device_data`'s fields by what their rollup holds. */
@@ -37,20 +37,24 @@ export function fieldKeysQuery(): string {
   return `SHOW FIELD KEYS FROM ${influxIdent(MEASUREMENT.data)}`;
 }
 
+/** The buckets of a rollup query: UTC hours, or the days of a zone (InfluxQL `tz()`, DST included). */
+export type RollupBuckets = { every: '1h' } | { every: '1d'; timezone: string };
+
 /**
  * The hourly aggregates of [from, to) (hour-aligned epoch ms) for one device, or every device when
- * `deviceId` is undefined; one series per device, hours without any value left out.
+ * `deviceId` is undefined; one series per device, hours without any value left out. With
+ * `{ every: '1d', timezone }` the same aggregates per platform-local day, over the raw rows.
  */
-export function rollupQuery(fields: FieldKinds, from: number, to: number, deviceId?: string): string {
+export function rollupQuery(fields: FieldKinds, from: number, to: number, deviceId?: string, buckets: RollupBuckets = { every: '1h' }): string {
   const select: string[] = [];
   for (const f of fields.numeric) for (const a of NUMERIC_AGGREGATES) select.push(`${a}(${influxIdent(f)}) AS ${influxIdent(`${f}_${a}`)}`);
   for (const f of fields.other) for (const a of OTHER_AGGREGATES) select.push(`${a}(${influxIdent(f)}) AS ${influxIdent(`${f}_${a}`)}`);
   const device = deviceId === undefined ? '' : `${influxIdent('device_id')} = ${influxString(deviceId)} AND `;
-  return `SELECT ${select.join(', ')} FROM ${influxIdent(MEASUREMENT.data)} WHERE ${device}time >= ${from}ms AND time < ${to}ms GROUP BY time(1h), ${influxIdent('device_id')} fill(none)`;
+  return `SELECT ${select.join(', ')} FROM ${influxIdent(MEASUREMENT.data)} WHERE ${device}time >= ${from}ms AND time < ${to}ms GROUP BY time(${buckets.every}), ${influxIdent('device_id')} fill(none)${buckets.every === '1d' ? ` tz(${influxString(buckets.timezone)})` : ''}`;
 }
 
-/** The rollup points of a rollupQuery's result (time = the hour's start). */
-export function rollupPoints(series: readonly InfluxSeries[]): SinkPoint[] {
+/** The rollup points of a rollupQuery's (or dayQuery's) result (time = the bucket's start). */
+export function rollupPoints(series: readonly InfluxSeries[], measurement: Measurement = MEASUREMENT.rollup): SinkPoint[] {
   const points: SinkPoint[] = [];
   for (const s of series) {
     const deviceId = s.tags?.device_id;
@@ -64,7 +68,7 @@ export function rollupPoints(series: readonly InfluxSeries[]): SinkPoint[] {
         fields[s.columns[i]] = row[i];
         n++;
       }
-      if (n) points.push({ measurement: MEASUREMENT.rollup, deviceId, time: row[timeAt] as number, fields });
+      if (n) points.push({ measurement, deviceId, time: row[timeAt] as number, fields });
     }
   }
   return points;

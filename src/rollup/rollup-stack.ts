@@ -1,7 +1,8 @@
 /**
  * The rollup parts of one installation, built in one place: the dirty-hour set (marked by the
- * writer decorator the app puts on every raw write), the computer, the `rollup` queue, and on
- * demand its dispatcher (role `scheduler`). The app builds the worker over `computer` and `dirty`.
+ * writer decorator the app puts on every raw write), the dirty-day set (touched when an hour is
+ * rolled up), the hourly and daily computers, the `rollup` queue, and on demand its dispatcher
+ * (role `scheduler`). The app builds the worker over the computers and the two sets.
  */
 import { Queue } from 'bullmq';
 import type { InfluxConfig } from '../base/config.js';
@@ -11,16 +12,24 @@ import { detectInfluxApi } from '../influx/api-detect.js';
 import type { InfluxQuery } from '../influx/query.js';
 import { QUEUE, bullConnection, type RedisConnection as Redis, type RollupJob } from '../base/queues.js';
 import { DirtyHours } from './dirty-hours.js';
+import { DirtyDays } from './dirty-days.js';
+import { DayComputer } from './day-computer.js';
 import { RollupComputer } from './rollup-computer.js';
 import { RollupDispatcher, type RollupDispatcherOptions } from './dispatcher.js';
 
 export interface RollupStackOptions {
   redis: Redis;
   prefix: string;
-  influx: Pick<InfluxConfig, 'url' | 'api' | 'rawRetentionMs'>;
+  influx: Pick<InfluxConfig, 'url' | 'api' | 'rawRetentionMs' | 'hourlyRetentionMs'>;
   query: InfluxQuery;
-  /** the unmarked writer: rollups are not raw rows */
+  /** the unmarked writer of hourly rollups: rollups are not raw rows */
   writer: Pick<PointWriter, 'write'>;
+  /** the writer of daily rollups */
+  dayWriter: Pick<PointWriter, 'write'>;
+  /** the RP the hourly writer writes into (undefined: the default one) */
+  hourlyRp?: string;
+  /** EXPEED_TIMEZONE: the daily tier's days */
+  timezone: string;
   settleMs: number;
   logger: Logger;
   /** the dirty set's clock (tests inject one) */
@@ -29,7 +38,9 @@ export interface RollupStackOptions {
 
 export interface RollupStack {
   dirty: DirtyHours;
+  days: DirtyDays;
   computer: RollupComputer;
+  dayComputer: DayComputer;
   queue: Queue<RollupJob>;
   startDispatcher(overrides?: Partial<RollupDispatcherOptions>): RollupDispatcher;
   /** dispatchers, then the queue (the app closes the workers first) */
@@ -50,15 +61,21 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
     );
     return v1;
   };
-  const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete, rawRetentionMs: o.influx.rawRetentionMs, ...(o.now ? { now: o.now } : {}) });
+  const clock = o.now ? { now: o.now } : {};
+  const retention = { rawRetentionMs: o.influx.rawRetentionMs, hourlyRetentionMs: o.influx.hourlyRetentionMs };
+  const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete, ...retention, ...clock });
+  const days = new DirtyDays({ redis: o.redis, prefix: o.prefix, timezone: o.timezone, ...clock });
+  const dayComputer = new DayComputer({ query: o.query, writer: o.dayWriter, canDelete, rawFields: (signal) => computer.fields(signal), timezone: o.timezone, hourlyRp: o.hourlyRp, ...retention, ...clock });
   const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: bullConnection(o.redis), prefix: o.prefix });
   const dispatchers: RollupDispatcher[] = [];
   return {
     dirty,
+    days,
     computer,
+    dayComputer,
     queue,
     startDispatcher(overrides = {}) {
-      const d = new RollupDispatcher({ dirty, queue, settleMs: o.settleMs, logger: o.logger, ...overrides });
+      const d = new RollupDispatcher({ dirty, days, queue, settleMs: o.settleMs, logger: o.logger, ...overrides });
       d.start();
       dispatchers.push(d);
       return d;

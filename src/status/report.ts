@@ -12,6 +12,7 @@ import type { TokenUsage } from '../platform/token-usage.js';
 import type { Checkpoints } from '../pull/checkpoints.js';
 import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
+import type { DirtyDays } from '../rollup/dirty-days.js';
 import type { RedisPersistence } from '../ops/redis-persistence.js';
 
 export interface DeviceStatusRow {
@@ -63,8 +64,12 @@ export interface StatusReport {
   deadLetterBudget?: DeadLetterBudget;
   /** dirty hours waiting for their rollup */
   rollupBacklog?: RollupBacklog;
+  /** dirty days waiting for their daily rollup (`hours` counts days) */
+  rollupDayBacklog?: RollupBacklog;
   /** EXPEED_RAW_RETENTION in effect, ms (absent: raw rows are kept forever) */
   rawRetentionMs?: number;
+  /** EXPEED_HOURLY_RETENTION in effect, ms (absent: hourly rollups are kept forever) */
+  hourlyRetentionMs?: number;
   /** Redis persistence (AOF, RDB, none, unknown), read from every master of a cluster */
   redisPersistence?: RedisPersistence;
   /** sections that could not be read, with why */
@@ -81,7 +86,9 @@ export interface StatusSources {
   deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
+  rollupDays?: Pick<DirtyDays, 'backlog'>;
   rawRetentionMs?: number;
+  hourlyRetentionMs?: number;
   /** reads the Redis persistence mode (src/ops/redis-persistence.ts) */
   persistence?: () => Promise<RedisPersistence>;
   now?: () => number;
@@ -164,8 +171,9 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     rows.push({ ...row, state: deviceState(row, at, staleAfterMs) });
   }
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
+  const rollupDayBacklog = src.rollupDays ? await guard('rollups', () => src.rollupDays!.backlog()) : undefined;
   const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rawRetentionMs: src.rawRetentionMs, redisPersistence, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rollupDayBacklog, rawRetentionMs: src.rawRetentionMs, hourlyRetentionMs: src.hourlyRetentionMs, redisPersistence, errors };
 }

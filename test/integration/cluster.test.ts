@@ -173,11 +173,22 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     await refused.close();
   });
 
-  test('dirty hours of the backfill are cleared by their scores; status pushes keep the newest', async () => {
+  test('dirty hours of the backfill, and their days, are cleared by their scores; status pushes keep the newest', async () => {
     const due = await stack.rollup.dirty.settled(0, 1000);
     expect(due.length).toBeGreaterThan(100); // the backfill above marked the hours it wrote (3 devices × 48 h, less empty ones)
     expect(await stack.rollup.dirty.clear(due)).toBe(due.length);
     expect(await stack.rollup.dirty.settled(0, 1000)).toEqual([]);
+
+    // the days of those hours: touched (strictly raising the score), then cleared by the score read
+    const hours = due.filter((d) => d.deviceId === 'dev-a').map((d) => d.hour);
+    const days = stack.rollup.days.daysOf(hours);
+    expect(days.length).toBeGreaterThan(1);
+    expect(await stack.rollup.days.touchHours('dev-a', hours)).toBe(days.length);
+    const read = await stack.rollup.days.settled(0, 1000);
+    expect(read.map((d) => d.hour).sort()).toEqual(days);
+    await stack.rollup.days.touch('dev-a', [days[0]]); // touched again meanwhile: stays dirty
+    expect(await stack.rollup.days.clear(read)).toBe(days.length - 1);
+    expect(await stack.rollup.days.count('dev-a', days)).toBe(1);
 
     const pushes = new StatusPushLog(stack.redis, config.prefix);
     await pushes.record('dev-a', 2000);

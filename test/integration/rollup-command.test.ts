@@ -1,12 +1,13 @@
 /**
- * `expeed-sync rollup` builds the rollups of history written before rollups existed (no dirty
- * marks), as the real executable, and leaves the open hour alone.
+ * `expeed-sync rollup` builds the rollups (hourly, then daily) of history written before rollups
+ * existed (no dirty marks), as the real executable, and leaves the open hour alone.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix } from '../helpers/services.js';
 import { runCli } from '../helpers/cli.js';
 import { testEnv } from '../fixtures/pull-env.js';
-import { rollupDiffs } from '../fixtures/rollup-check.js';
+import { dayDiffs, rollupDiffs } from '../fixtures/rollup-check.js';
+import { platformDay } from '../../src/platform/timestamp.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';
 import { createRedis } from '../../src/base/queues.js';
@@ -39,7 +40,7 @@ describe('expeed-sync rollup', () => {
     await deleteRedisPrefix(prefix);
   });
 
-  test('without options: every device, from its first row to the last ended hour, equal to GROUP BY time(1h)', async () => {
+  test('without options: every device, from its first row to the last ended hour, equal to GROUP BY time(1h); then their days', async () => {
     const r = await runCli(['rollup'], env, { timeoutMs: 120_000 });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -51,6 +52,12 @@ describe('expeed-sync rollup', () => {
     expect(check.hours).toBe(60);
     // the open hour is not final: no rollup of it yet
     expect(await influxRows(db.name, `SELECT * FROM "device_data_1h" WHERE time >= ${NOW_HOUR}ms`)).toEqual([]);
+    // the days of those hours follow, before the command ends: each equals the raw day up to the last ended hour
+    const days = new Set(Array.from({ length: 30 }, (_, i) => platformDay(FROM + i * HOUR, 'Asia/Shanghai').start)).size;
+    expect(r.stdout).toContain(`${2 * days}/${2 * days} day(s) into device_data_1d`);
+    const daily = await dayDiffs(db.name, INFLUX_URL, platformDay(FROM, 'Asia/Shanghai').start, NOW_HOUR, 'Asia/Shanghai');
+    expect(daily.diffs).toEqual([]);
+    expect(daily.hours).toBe(2 * days);
   });
 
   test('--device and a range recompute only that; a bad --from is refused naming it', async () => {

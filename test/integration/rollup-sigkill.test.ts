@@ -1,6 +1,7 @@
 /**
  * The process computing rollups is killed with SIGKILL mid-way, rows land late into hours it had
- * already rolled up, and a new worker starts: no hour is left stale or missing.
+ * already rolled up, and a new worker starts: no hour, and no day, is left stale or missing. Then
+ * the same during daily rollups: killed between and inside day jobs, nothing is lost.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -8,14 +9,16 @@ import { createApp, type App } from '../../src/app/app.js';
 import type { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix, until } from '../helpers/services.js';
+import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix, until } from '../helpers/services.js';
 import { scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
-import { rollupDiffs } from '../fixtures/rollup-check.js';
+import { dayDiffs, rollupDiffs } from '../fixtures/rollup-check.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 3, 1);
 const DAYS = 5;
 const DEVICES = ['k-1', 'k-2', 'k-3'];
+/** the days of [FROM, FROM + DAYS days) in Asia/Shanghai (the default zone): 00:00 UTC is 08:00 there */
+const LOCAL_DAYS = DAYS + 1;
 
 function startWorker(env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts', 'rollup'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -98,11 +101,41 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
 
     const second = await startWorker(env);
     children.push(second);
-    await until('the backlog worked off', async () => (await stack.rollup.dirty.backlog()).hours === 0, { timeoutMs: 120_000 });
+    await until('the backlog worked off', async () => (await stack.rollup.dirty.backlog()).hours === 0 && (await stack.rollup.days.backlog()).hours === 0, { timeoutMs: 120_000 });
     await dispatcher.close();
     const check = await rollupDiffs(db.name, INFLUX_URL, FROM, FROM + DAYS * 24 * HOUR);
     expect(check.diffs).toEqual([]);
     expect(check.hours).toBe(total);
+    const days = await dayDiffs(db.name, INFLUX_URL, FROM - 8 * HOUR, FROM + DAYS * 24 * HOUR, 'Asia/Shanghai');
+    expect(days.diffs).toEqual([]);
+    expect(days.hours).toBe(DEVICES.length * LOCAL_DAYS);
+    await kill9(second);
+  });
+
+  test('killed during daily rollups: every day equals the raw day after a restart', async () => {
+    // every day again, plus 100 empty days per device (a day job each: the kill lands among them)
+    const empty = Array.from({ length: 100 }, (_, i) => FROM - (2 * i + 2) * 24 * HOUR);
+    const hoursOfDays = Array.from({ length: LOCAL_DAYS * 24 }, (_, i) => FROM - 8 * HOUR + i * HOUR);
+    for (const d of DEVICES) await stack.rollup.days.touch(d, [...stack.rollup.days.daysOf(hoursOfDays), ...empty.map((t) => stack.rollup.days.dayOf(t))]);
+    const total = DEVICES.length * (LOCAL_DAYS + 100);
+    expect((await stack.rollup.days.backlog()).hours).toBe(total);
+    // a stale day rollup, as a crash after a late row could leave it: it must be recomputed
+    await influxRows(db.name, `DELETE FROM "device_data_1d" WHERE "device_id" = 'k-2'`);
+
+    const first = await startWorker(env);
+    children.push(first);
+    dispatcher = stack.rollup.startDispatcher({ everyMs: 100, hoursPerJob: 1 });
+    await until('some days rolled up', async () => (await stack.rollup.days.backlog()).hours < total - 10, { intervalMs: 10 });
+    await kill9(first);
+    expect((await stack.rollup.days.backlog()).hours).toBeGreaterThan(0); // it really died mid-way
+
+    const second = await startWorker(env);
+    children.push(second);
+    await until('the day backlog worked off', async () => (await stack.rollup.days.backlog()).hours === 0, { timeoutMs: 120_000 });
+    await dispatcher.close();
+    const days = await dayDiffs(db.name, INFLUX_URL, FROM - 210 * 24 * HOUR - 8 * HOUR, FROM + DAYS * 24 * HOUR, 'Asia/Shanghai');
+    expect(days.diffs).toEqual([]);
+    expect(days.hours).toBe(DEVICES.length * LOCAL_DAYS);
     await kill9(second);
   });
 });

@@ -216,8 +216,11 @@ describe('walkHistory details', () => {
     // 1 point + 1 unreadable (as 1) + room for 1 > limit 2: possibly truncated; the re-read brings nothing new
     await expect(walkAll(client, device, { from: 1, to: 10, limit: 2 })).rejects.toThrow(/cannot make progress/);
     const again = { rows: [row(1)], unreadable: [{ reason: 'bad', raw: 1 }] };
-    const ok = await walkAll(scripted([again, { ...again }]), device, { from: 1, to: 10, limit: 5 });
+    // the re-read is as large as the largest page (2): [1, 10] and [2, 10] confirm the end
+    const confirming = scripted([again, { ...again }, { ...again }, { rows: [], unreadable: [] }]);
+    const ok = await walkAll(confirming, device, { from: 1, to: 10, limit: 5 });
     expect(ok.unreadable).toEqual([{ reason: 'bad', raw: 1 }]);
+    expect(confirming.queries.map((q) => q.start)).toEqual([0, 0, 1, 2]);
   });
 
   test('a resumed walk asks from 1 ms before its saved position, and a failure names the whole window', async () => {

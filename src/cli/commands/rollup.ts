@@ -10,12 +10,12 @@ const USAGE = 'rollup [--device ID]... [--from T] [--to T]';
 
 /**
  * Marks the range's hours dirty (as due at once) and runs a rollup worker and dispatcher here
- * until none of them is dirty: the same path as the service's, so a rollup requested by hand never
- * races one the service runs for the same device.
+ * until none of them is dirty, and then none of their days: the same path as the service's, so a
+ * rollup requested by hand never races one the service runs for the same device.
  */
 export const command: Command = {
   usage: USAGE,
-  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended; due at once, without waiting for EXPEED_ROLLUP_SETTLE)',
+  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows, then the daily ones (device_data_1d) of their days, and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended; due at once, without waiting for EXPEED_ROLLUP_SETTLE)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
@@ -71,19 +71,25 @@ export const command: Command = {
     });
     stack.rollup.startDispatcher({ everyMs: 500 });
     const total = [...ranges.values()].reduce((n, h) => n + h.length, 0);
+    // a day is touched when one of its hours is rolled up: wait for the hours, then for their days
+    const days = new Map([...ranges].map(([id, hours]) => [id, stack.rollup.days.daysOf(hours)]));
+    const totalDays = [...days.values()].reduce((n, d) => n + d.length, 0);
     let lastShown = 0;
-    for (;;) {
-      let left = 0;
-      for (const [id, hours] of ranges) left += await stack.rollup.dirty.count(id, hours);
-      if (left === 0) break;
-      if (failure) throw new Error(`rollup failed (its hours stay dirty and are retried by the service): ${failure}`);
-      if (Date.now() - lastShown >= 5000) {
-        ctx.out(`${total - left}/${total} hour(s) rolled up`);
-        lastShown = Date.now();
+    for (const tier of ['hour', 'day'] as const) {
+      const [buckets, all, count] = tier === 'hour' ? [ranges, total, stack.rollup.dirty] : [days, totalDays, stack.rollup.days];
+      for (;;) {
+        let left = 0;
+        for (const [id, b] of buckets) left += await count.count(id, b);
+        if (left === 0) break;
+        if (failure) throw new Error(`rollup failed (its ${tier}s stay dirty and are retried by the service): ${failure}`);
+        if (Date.now() - lastShown >= 5000) {
+          ctx.out(`${all - left}/${all} ${tier}(s) rolled up`);
+          lastShown = Date.now();
+        }
+        await new Promise((r) => setTimeout(r, 250));
       }
-      await new Promise((r) => setTimeout(r, 250));
     }
-    ctx.out(`${total}/${total} hour(s) rolled up into ${MEASUREMENT.rollup}`);
+    ctx.out(`${total}/${total} hour(s) rolled up into ${MEASUREMENT.rollup}, ${totalDays}/${totalDays} day(s) into ${MEASUREMENT.rollupDay}`);
     return 0;
   },
 };

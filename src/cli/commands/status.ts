@@ -87,10 +87,12 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
     if (k.cooldownUntil) out.push(`  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`);
   }
   if (r.rollupBacklog) {
-    const b = r.rollupBacklog;
-    out.push('', `ROLLUPS  ${b.hours} hour(s) waiting${b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`}`);
-    const kept = r.rawRetentionMs === undefined ? 'forever' : r.rawRetentionMs % 86_400_000 ? `${r.rawRetentionMs / 3_600_000}h` : `${r.rawRetentionMs / 86_400_000}d`;
-    out.push(`  raw rows kept ${kept} (EXPEED_RAW_RETENTION), rollups forever`);
+    const due = (b: { oldestDue?: number }) => (b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`);
+    const d = r.rollupDayBacklog;
+    out.push('', `ROLLUPS  ${r.rollupBacklog.hours} hour(s) waiting${due(r.rollupBacklog)}${d ? `; ${d.hours} day(s) waiting${due(d)}` : ''}`);
+    const kept = (ms: number) => (ms % 86_400_000 ? `${ms / 3_600_000}h` : `${ms / 86_400_000}d`);
+    const hourly = r.hourlyRetentionMs === undefined ? 'rollups forever' : `hourly rollups ${kept(r.hourlyRetentionMs)} (EXPEED_HOURLY_RETENTION), daily rollups forever`;
+    out.push(`  raw rows kept ${r.rawRetentionMs === undefined ? 'forever' : kept(r.rawRetentionMs)} (EXPEED_RAW_RETENTION), ${hourly}`);
   }
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
@@ -122,7 +124,9 @@ export const command: Command = {
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
+      rollupDays: stack.rollup.days,
       rawRetentionMs: config.influx.rawRetentionMs,
+      hourlyRetentionMs: config.influx.hourlyRetentionMs,
       persistence: () => readPersistence(stack.redis),
       staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
     });

@@ -1,0 +1,31 @@
+/**
+ * The requests a history walk makes to check what a page cannot tell by itself (history-walker.ts):
+ * whether a first page of one millisecond was the oldest or the newest, and whether a last range
+ * answer as large as the largest page so far was cut short.
+ */
+
+/**
+ * probe: [start, T] then [start, T - 1] after a first page of one millisecond T (is there anything
+ * older, so that the platform served newest first?). confirm: [P, to] then [P + 1, to] after a
+ * range answer held only rows of the covered millisecond P and as many as the largest page so far
+ * (the platform's cap may be that small, so it may have been cut short): under either reading of
+ * the start bound, an empty answer then proves the end.
+ */
+export interface Check {
+  kind: 'probe' | 'confirm';
+  at: number;
+  step: 1 | 2;
+}
+
+/**
+ * Whether an oldest-first range answer that brought nothing new past P needs a confirming request
+ * before it ends the window (a Check), fails it, or ends it (undefined).
+ */
+export function checkTail(checking: Check | undefined, wouldEnd: boolean, count: number, largestBefore: number, position: number): Check | 'fail' | undefined {
+  if (checking?.kind === 'confirm') {
+    if (!wouldEnd || count === 0) return undefined;
+    return checking.step === 1 ? { kind: 'confirm', at: position, step: 2 } : 'fail';
+  }
+  if (wouldEnd && count > 0 && count >= largestBefore) return { kind: 'confirm', at: position, step: 1 };
+  return undefined;
+}
