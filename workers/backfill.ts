@@ -3,6 +3,8 @@
  * progress, and turn failures into what BullMQ should do with the job:
  * - a spent token budget (or any error that names when a retry can work): delayed until then,
  *   without counting an attempt and without spending a token call;
+ * - credentials the platform refused: delayed until the cool-down ends, no attempt counted, the job
+ *   recorded as waiting (CooldownWaits); the token budget logged the refusal once, the jobs do not;
  * - retryable (platform 5xx, network, InfluxDB down): thrown, retried with capped exponential backoff;
  * - not retryable (device missing, wrong key, invalid parameters): UnrecoverableError at once, with
  *   the vendor's code and message, and the device marked in the registry.
@@ -24,6 +26,8 @@ import { InfluxUnavailableError } from '../src/influx/errors.js';
 import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 import type { LookbackRunner } from '../src/pull/lookback.js';
 import type { VerifyJobRunner } from '../src/pull/verify-run.js';
+import type { CooldownWaits } from '../src/pull/cooldown-waits.js';
+import { credentialsWaitUntil } from '../src/platform/token-errors.js';
 import type { ReconnectRunner } from '../src/pull/reconnect.js';
 
 export interface BackfillWorkerOptions {
@@ -62,6 +66,8 @@ export interface BackfillWorkerOptions {
   verify?: Pick<VerifyJobRunner, 'run'>;
   /** asks currentDatapoints before nightly and catch-up windows; a quiet device's window is not walked */
   quiet?: Pick<QuietCheck, 'skip'>;
+  /** records the jobs that wait for a credentials cool-down (status counts them) */
+  waits?: Pick<CooldownWaits, 'add' | 'done'>;
   autorun: boolean;
 }
 
@@ -89,6 +95,8 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     const data = job.data;
     const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
     try {
+      // started again after a wait (for the cool-down, a budget, a backoff): no longer waiting
+      if (job.attemptsStarted > 1 && job.id) await o.waits?.done(job.id);
       if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
       if (data.reason === 'reconnect' && o.reconnect) return await o.reconnect.run(data, { useReserve: data.useReserve });
       if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
@@ -96,6 +104,14 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
     } catch (err) {
       const facts = failureFacts(err);
+      const credentialsAt = credentialsWaitUntil(err);
+      if (credentialsAt !== undefined && token && job.id) {
+        await o.waits?.add(job.id, credentialsAt);
+        const delay = Math.max(0, credentialsAt - o.clock()) + Math.floor(Math.random() * 1000);
+        log.debug({ jobId: job.id, deviceId: data.deviceId, delayMs: delay }, 'backfill waits for the credentials cool-down');
+        await job.moveToDelayed(Date.now() + delay, token);
+        throw new DelayedError();
+      }
       const at = retryAt(err);
       if (at !== undefined && token) {
         // on the budget's clock; a little spread so that waiting jobs do not all ask at the same instant

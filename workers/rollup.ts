@@ -4,7 +4,9 @@
  * touched it since it was read. A day job (`tier: '1d'`) recomputes dirty days from the hourly
  * rollups and clears each day the same way. Killed anywhere, the hours (and days) stay dirty and
  * are computed again: a day is touched before its hour is cleared, so no rolled-up hour can leave
- * its day behind (the job itself is recovered by BullMQ's stall check, or dispatched anew).
+ * its day behind (the job itself is recovered by BullMQ's stall check, or dispatched anew). A
+ * failure is recorded in RollupFailures (the dispatcher backs the device off, `status` names it)
+ * and logged through the log limiter with the reason cut short; a success clears the record.
  */
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from '../src/base/log.js';
@@ -14,6 +16,8 @@ import type { RollupComputer, RollupResult } from '../src/rollup/rollup-computer
 import type { DayComputer, DayResult } from '../src/rollup/day-computer.js';
 import type { DirtyDays } from '../src/rollup/dirty-days.js';
 import { messageOf } from '../src/base/failure.js';
+import { LogLimiter } from '../src/base/log-limiter.js';
+import { shortReason, type RollupFailures } from '../src/rollup/rollup-failures.js';
 
 export interface RollupWorkerOptions {
   connection: ConnectionOptions;
@@ -22,6 +26,12 @@ export interface RollupWorkerOptions {
   dirty: Pick<DirtyHours, 'clear'>;
   dayComputer: Pick<DayComputer, 'days'>;
   days: Pick<DirtyDays, 'touchHours' | 'clear'>;
+  /** records failing devices (their backoff, what status shows) */
+  failures?: Pick<RollupFailures, 'failed' | 'succeeded'>;
+  /** the failure record's clock (default Date.now) */
+  now: () => number;
+  /** at most one line about failed rollups per this many ms (default 10 s) */
+  logEveryMs: number;
   logger: Logger;
   /** jobs at once (default 2): each is one device, InfluxDB does the work */
   concurrency: number;
@@ -31,8 +41,10 @@ export interface RollupWorkerOptions {
   autorun: boolean;
 }
 
-export const DEFAULT_ROLLUP_WORKER: Pick<RollupWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'autorun'> = {
+export const DEFAULT_ROLLUP_WORKER: Pick<RollupWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'autorun' | 'now' | 'logEveryMs'> = {
   concurrency: 2,
+  now: Date.now,
+  logEveryMs: 10_000,
   lockDurationMs: 30_000,
   stalledIntervalMs: 30_000,
   autorun: true,
@@ -46,6 +58,19 @@ export interface RollupJobResult extends Partial<RollupResult>, Partial<DayResul
 export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof DEFAULT_ROLLUP_WORKER> & Partial<RollupWorkerOptions>): Worker<RollupJob, RollupJobResult> {
   const o: RollupWorkerOptions = { ...DEFAULT_ROLLUP_WORKER, ...input };
   const log = o.logger.child({ queue: QUEUE.rollup });
+  const limiter = new LogLimiter({ everyMs: o.logEveryMs });
+  // failures of the computation, already recorded and logged
+  const recorded = new WeakSet<Error>();
+
+  async function failed(deviceId: string, hours: number[], err: unknown): Promise<never> {
+    const f = await o.failures?.failed(deviceId, hours, messageOf(err), o.now());
+    const reason = f?.reason ?? shortReason(messageOf(err));
+    const fields = { deviceId, hours: hours.length, failures: f?.count, nextAt: f ? new Date(f.nextAt).toISOString() : undefined, reason };
+    limiter.log(log, 'warn', 'rollup-failed', fields, 'rollup failed; its hours stay dirty and are tried again after a backoff');
+    const e = new UnrecoverableError(reason);
+    recorded.add(e);
+    throw e;
+  }
 
   async function process(job: Job<RollupJob, RollupJobResult>): Promise<RollupJobResult> {
     const { deviceId, hours } = job.data ?? ({} as RollupJob);
@@ -54,15 +79,27 @@ export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof
     }
     const read = hours.map(([hour, score]) => ({ deviceId, hour, score }));
     if (job.data.tier === '1d') {
-      const result = await o.dayComputer.days(deviceId, hours.map((h) => h[0]));
+      let result: DayResult;
+      try {
+        result = await o.dayComputer.days(deviceId, hours.map((h) => h[0]));
+      } catch (err) {
+        return failed(deviceId, hours.map((h) => h[0]), err);
+      }
       const cleared = await o.days.clear(read);
+      await o.failures?.succeeded(deviceId);
       log.debug({ deviceId, ...result, cleared }, 'days rolled up');
       return { ...result, cleared };
     }
-    const result = await o.computer.hours(deviceId, hours.map((h) => h[0]));
+    let result: RollupResult;
+    try {
+      result = await o.computer.hours(deviceId, hours.map((h) => h[0]));
+    } catch (err) {
+      return failed(deviceId, hours.map((h) => h[0]), err);
+    }
     // the day first: a crash before the clear leaves both dirty, never a rolled-up hour without its day
     await o.days.touchHours(deviceId, hours.map((h) => h[0]));
     const cleared = await o.dirty.clear(read);
+    await o.failures?.succeeded(deviceId);
     log.debug({ deviceId, ...result, cleared }, 'hours rolled up');
     return { ...result, cleared };
   }
@@ -77,7 +114,10 @@ export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof
     maxStalledCount: 1_000_000,
     autorun: o.autorun,
   });
-  worker.on('error', (err) => log.error({ err: messageOf(err) }, 'rollup worker error; it keeps running'));
-  worker.on('failed', (job, err) => log.warn({ deviceId: job?.data?.deviceId, err: messageOf(err) }, 'rollup job failed; its hours stay dirty and are dispatched again'));
+  worker.on('failed', (job, err) => {
+    if (recorded.has(err)) return;
+    limiter.log(log, 'warn', 'rollup-job-failed', { deviceId: job?.data?.deviceId, err: shortReason(messageOf(err)) }, 'rollup job failed; its hours stay dirty and are dispatched again');
+  });
+  worker.on('error', (err) => limiter.log(log, 'error', 'rollup-worker-error', { err: shortReason(messageOf(err)) }, 'rollup worker error; it keeps running'));
   return worker;
 }

@@ -33,6 +33,7 @@ import { BackfillQueue } from '../pull/backfill-queue.js';
 import { Checkpoints } from '../pull/checkpoints.js';
 import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
+import { CooldownWaits } from '../pull/cooldown-waits.js';
 import { VerifyLedger } from '../pull/verify-run.js';
 import { CronScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
 import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
@@ -92,7 +93,9 @@ export interface App extends AppWorkers {
   backfills: BackfillQueue;
   /** each device's newest platform time from the last currentDatapoints call */
   platformNewest: PlatformNewestStore;
-  /** rollups: the dirty hours `writer` marks, the dirty days, the computers, the queue, the dispatcher */
+  /** backfill jobs waiting for a credentials cool-down */
+  cooldownWaits: CooldownWaits;
+  /** rollups: the dirty hours `writer` marks, the dirty days, the computers, the queue, the dispatcher, failing devices */
   rollup: RollupStack;
   /** commands sent with `set`, until their result or timeout */
   settings: PendingSettingsStore;
@@ -171,6 +174,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   for (const q of [backfillQueue, statusQueue]) q.on('error', (err) => logger.debug({ err: err.message, queue: q.name }, 'queue Redis connection error'));
   const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, rawRetentionMs: config.influx.rawRetentionMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
   const platformNewest = new PlatformNewestStore(redis, config.prefix);
+  const cooldownWaits = new CooldownWaits(redis, config.prefix);
   const settings = new PendingSettingsStore(redis, config.prefix);
   const pushRegistration = new PushRegistration({ registry, platform, redis, prefix: config.prefix, logger });
 
@@ -184,7 +188,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     }
     return opened;
   };
-  const parts = { config, logger, metrics, influx, redis, backfillQueue, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, clock: overrides.clock };
+  const parts = { config, logger, metrics, influx, redis, backfillQueue, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, cooldownWaits, clock: overrides.clock };
   const workers = appWorkers(parts);
 
   return {
@@ -207,6 +211,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     statusQueue,
     backfills,
     platformNewest,
+    cooldownWaits,
     rollup,
     settings,
     pushRegistration,

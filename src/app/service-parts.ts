@@ -74,6 +74,23 @@ export async function loadDevices(app: App): Promise<void> {
   await app.labels.refresh();
 }
 
+/**
+ * Backfill jobs delayed for a credentials cool-down start at once when the pause no longer holds
+ * for this process's credentials (they were fixed, or the pause was lifted or ended). While it
+ * holds, one line says so (the refusal was logged by the process that met it).
+ */
+export async function releaseCooldownWaits(app: App): Promise<void> {
+  const usage = await app.tokens.usage();
+  if (usage.cooldownKind === 'credentials') {
+    const { jobs } = await app.cooldownWaits.waiting();
+    const at = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+    app.logger.warn({ refusedAt: at(usage.cooldownSince), until: at(usage.cooldownUntil), jobs }, 'the platform refused these credentials: token calls are paused, work waits for the cool-down (fix EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY)');
+    return;
+  }
+  const promoted = await app.cooldownWaits.release(app.backfillQueue);
+  if (promoted) app.logger.info({ jobs: promoted }, 'backfill jobs that waited for the credentials cool-down start now');
+}
+
 /** The four workers of role `worker`, their job durations metered. */
 export function startWorkers(app: App): RunningWorker[] {
   const started: Array<[string, Worker, RunningWorker['close']]> = [];

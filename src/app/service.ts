@@ -16,7 +16,7 @@ import type { WebhookServer } from '../push/server.js';
 import { SettingTimeoutSweep } from '../settings/timeout-sweep.js';
 import { RedisPersistenceWatch } from '../ops/redis-persistence.js';
 import { createApp, type App, type WebhookIntake } from './app.js';
-import { closeWithin, influxReady, listenOps, listenWebhook, loadDevices, opsPlugin, startScheduling, startWorkers, type RunningWorker } from './service-parts.js';
+import { closeWithin, influxReady, listenOps, listenWebhook, loadDevices, opsPlugin, releaseCooldownWaits, startScheduling, startWorkers, type RunningWorker } from './service-parts.js';
 
 export { ListenError } from './service-parts.js';
 
@@ -96,6 +96,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (roles.has('worker') || roles.has('scheduler')) await influxReady(app);
     await loadDevices(app);
     if (roles.has('worker')) {
+      await releaseCooldownWaits(app);
       started.workers = startWorkers(app);
       started.settingSweep = new SettingTimeoutSweep({ pending: app.settings, writer: app.writer, logger });
       started.settingSweep.start();

@@ -29,6 +29,7 @@ import type { InfluxQuery } from '../influx/query.js';
 import { LateRows, LookbackRunner } from '../pull/lookback.js';
 import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
 import { walkHistory } from '../platform/history-walker.js';
+import type { CooldownWaits } from '../pull/cooldown-waits.js';
 import { ReconnectRunner, ReconnectWatch } from '../pull/reconnect.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
 
@@ -46,6 +47,8 @@ export interface WorkerParts {
   settings: PendingSettingsStore;
   pushRegistration: PushRegistration;
   platformNewest: PlatformNewestStore;
+  /** backfill jobs waiting for a credentials cool-down */
+  cooldownWaits: CooldownWaits;
   /** where status observations queue reconnect re-reads (delayed `reconnect` jobs) */
   backfillQueue: Queue<BackfillJob>;
   /** InfluxQL reads (the lookback compares with what InfluxDB holds) */
@@ -116,6 +119,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
               for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
             },
           }),
+          waits: p.cooldownWaits,
           quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc(), ...(p.clock ? { now: p.clock } : {}) }),
           ...clock,
           ...overrides,
@@ -126,7 +130,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
       return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), presence, ...clock, ...overrides }));
     },
     startRollupWorker(overrides = {}) {
-      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, dayComputer: p.rollup.dayComputer, days: p.rollup.days, logger, ...overrides }));
+      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, dayComputer: p.rollup.dayComputer, days: p.rollup.days, failures: p.rollup.failures, logger, ...overrides }));
     },
     startIngestWorker(overrides = {}) {
       // BullMQ leaves a connection it was handed open: this one is closed with the worker

@@ -12,12 +12,15 @@ import { createInfluxQuery, influxIdent } from '../influx/query.js';
 import { authHeaders } from '../influx/write-request.js';
 import { tokenBudgetFromConfig } from '../platform/token-budget-config.js';
 import type { SecretScrubber } from '../base/secrets.js';
+import { describePersistence, readPersistence } from '../ops/redis-persistence.js';
 
 export interface CheckResult {
   name: string;
   ok: boolean;
   /** what was found (ok) or what is wrong (failed), one line */
   detail: string;
+  /** passed, but something the operator should know (shown as WARN, the exit stays 0) */
+  warning?: boolean;
 }
 
 async function outcome(name: string, run: () => Promise<string>): Promise<CheckResult> {
@@ -48,6 +51,16 @@ export function checkRedis(config: Config, redis: RedisConnection): Promise<Chec
     if (state !== 'ok') throw new Error(`Redis Cluster at ${address} answers but its state is "${state}"`);
     return `${address} answers (Redis ${version}, cluster of ${redis.nodes('master').length} masters, state ok, prefix "${config.prefix}")`;
   });
+}
+
+/**
+ * Redis's persistence mode (AOF, RDB snapshots, both; read from every master of a cluster). None
+ * at all is a warning, not a failure: the service runs, but a restart of Redis loses what it keeps.
+ */
+export function checkPersistence(redis: RedisConnection): Promise<CheckResult> {
+  return outcome('persistence', async () => describePersistence(await readPersistence(redis))).then((r) =>
+    r.ok && r.detail.startsWith('NONE') ? { ...r, warning: true, detail: `${r.detail}; turn on AOF (appendonly yes), see docs/security.md` } : r,
+  );
 }
 
 /** Version and write API, then the database (1.x) or bucket (2.x+) and its retention. */

@@ -74,8 +74,13 @@ export class TokenExpiredError extends PlatformError {
   }
 }
 
-/** Code 1 on the token call: wrong platform key or secret key. A configuration error. */
+/**
+ * Code 1 on the token call: wrong platform key or secret key. A configuration error. The token
+ * budget sets `cooldownUntil` once it has paused token calls for it (work waits for then).
+ */
 export class CredentialsRejectedError extends PlatformError {
+  cooldownUntil?: number;
+
   constructor(vendorMessage: string | undefined) {
     super(
       `the platform rejected EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY (${vendorText(ENDPOINT.token, 1, vendorMessage)}); fix the configuration — retrying would only spend the daily token budget`,

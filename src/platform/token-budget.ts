@@ -229,7 +229,9 @@ export class TokenBudget implements TokenSource {
     const message = this.lock.recordFailure(writes, err, at, this.o.waitTimeoutMs);
     if (err instanceof CredentialsRejectedError) {
       const cooldown = this.pause.credentialsRejected(writes, at, message, this.o.credentialsId);
-      this.o.log?.warn({ until: new Date(cooldown.until).toISOString() }, 'platform rejected the credentials; token calls paused');
+      err.cooldownUntil = cooldown.until;
+      // the one line of this cause: the jobs that then wait for the pause do not log one each
+      this.o.log?.warn({ reason: message, until: new Date(cooldown.until).toISOString() }, 'the platform refused the credentials; token calls paused for every process, work waits for the cool-down');
     }
     await writes.exec();
   }

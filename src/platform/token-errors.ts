@@ -3,7 +3,7 @@
  * budget, the cool-downs after the platform rejected credentials or a fresh token, and the wait
  * for another process's refresh. Each says when a retry can work (`retryAt`).
  */
-import { ENDPOINT, PlatformError } from './errors.js';
+import { CredentialsRejectedError, ENDPOINT, PlatformError } from './errors.js';
 
 /** Token calls are paused after the credentials were rejected, so that a crash loop cannot burn the budget. */
 export class CredentialsCooldownError extends PlatformError {
@@ -68,7 +68,20 @@ export function budgetResetsAt(err: unknown): number | undefined {
   return err instanceof TokenBudgetExhaustedError ? err.resetsAt : undefined;
 }
 
-/** When a token cool-down ends (epoch ms, on the budget's clock), or undefined for any other error. */
+/**
+ * When a token cool-down ends (epoch ms, on the budget's clock), or undefined for any other error:
+ * a call held back by a pause, or the refused credentials that started one.
+ */
 export function cooldownUntil(err: unknown): number | undefined {
-  return err instanceof TokenCooldownError || err instanceof CredentialsCooldownError ? err.until : undefined;
+  return err instanceof TokenCooldownError ? err.until : credentialsWaitUntil(err);
+}
+
+/**
+ * When work refused for the credentials can be tried again (epoch ms): the end of the credentials
+ * cool-down, for the refusal itself (once the pause is recorded) and for calls held back by the
+ * pause; undefined for any other error.
+ */
+export function credentialsWaitUntil(err: unknown): number | undefined {
+  if (err instanceof CredentialsCooldownError) return err.until;
+  return err instanceof CredentialsRejectedError ? err.cooldownUntil : undefined;
 }

@@ -20,6 +20,8 @@ export interface TokenUsage {
   /** a process is fetching a token right now */
   refreshing: boolean;
   cooldownUntil?: number;
+  /** when the pause began: the refusal (or the rejected token) that started it */
+  cooldownSince?: number;
   cooldownReason?: string;
   /** credentials: the token call was refused; token: the platform rejected a freshly fetched token */
   cooldownKind?: CooldownKind;
@@ -41,6 +43,6 @@ export async function readTokenUsage(s: TokenUsageSources, now: number): Promise
   const [calls, cached, refreshing, cooldown] = await Promise.all([s.calls.count(day.day), s.cache.read(), s.lock.held(), s.pause.active(now, s.credentialsId)]);
   const usage: TokenUsage = { day: day.day, calls, limit: s.limit, reserve: s.reserve, resetsAt: day.end, refreshing };
   if (cached) Object.assign(usage, { tokenExpiresAt: cached.expiresAt, tokenFetchedAt: cached.fetchedAt });
-  if (cooldown) Object.assign(usage, { cooldownUntil: cooldown.until, cooldownReason: cooldown.reason, cooldownKind: cooldown.kind });
+  if (cooldown) Object.assign(usage, { cooldownUntil: cooldown.until, cooldownSince: cooldown.until - cooldown.ms, cooldownReason: cooldown.reason, cooldownKind: cooldown.kind });
   return usage;
 }

@@ -4,7 +4,8 @@
  * same hour (or day) never race each other:
  * a later one could otherwise finish first and be overwritten by an older answer. Jobs are removed
  * when done or failed; the dirty set, not the queue, is what must be done — a lost job is
- * dispatched again on the next tick.
+ * dispatched again on the next tick. A job is tried once: a device whose rollup failed is not
+ * dispatched again (in either tier) until its backoff ends (RollupFailures: 1 min doubling to 1 h).
  */
 import { repeat, type Repeating } from '../base/repeat.js';
 import type { Queue } from 'bullmq';
@@ -12,6 +13,7 @@ import type { Logger } from '../base/log.js';
 import type { RollupJob } from '../base/queues.js';
 import type { DirtyHour, DirtyHours } from './dirty-hours.js';
 import type { DirtyDays } from './dirty-days.js';
+import type { RollupFailures } from './rollup-failures.js';
 
 export interface RollupDispatcherOptions {
   dirty: Pick<DirtyHours, 'settled'>;
@@ -26,11 +28,16 @@ export interface RollupDispatcherOptions {
   hoursPerJob: number;
   /** settled hours read per tick (default 20000) */
   scanLimit: number;
+  /** devices whose rollup failed lately: not dispatched while they back off */
+  failures?: Pick<RollupFailures, 'backingOff'>;
+  /** the backoff's clock (default Date.now) */
+  now: () => number;
   logger: Logger;
 }
 
-export const DEFAULT_ROLLUP_DISPATCHER: Pick<RollupDispatcherOptions, 'everyMs' | 'hoursPerJob' | 'scanLimit'> = {
+export const DEFAULT_ROLLUP_DISPATCHER: Pick<RollupDispatcherOptions, 'everyMs' | 'hoursPerJob' | 'scanLimit' | 'now'> = {
   everyMs: 15_000,
+  now: Date.now,
   hoursPerJob: 744,
   scanLimit: 20_000,
 };
@@ -50,21 +57,23 @@ export class RollupDispatcher {
 
   /** Queues a job for every device with settled hours, and one for every device with dirty days (a no-op for a device whose job of that tier is queued or running). */
   async tick(): Promise<number> {
-    let jobs = await this.queue(await this.o.dirty.settled(this.o.settleMs, this.o.scanLimit));
-    if (this.o.days) jobs += await this.queue(await this.o.days.settled(0, this.o.scanLimit), '1d');
+    const waiting = (await this.o.failures?.backingOff(this.o.now())) ?? new Set<string>();
+    let jobs = await this.queue(await this.o.dirty.settled(this.o.settleMs, this.o.scanLimit), waiting);
+    if (this.o.days) jobs += await this.queue(await this.o.days.settled(0, this.o.scanLimit), waiting, '1d');
     return jobs;
   }
 
-  private async queue(due: readonly DirtyHour[], tier?: '1d'): Promise<number> {
+  private async queue(due: readonly DirtyHour[], waiting: ReadonlySet<string>, tier?: '1d'): Promise<number> {
     const byDevice = new Map<string, RollupJob['hours']>();
     for (const d of due) {
+      if (waiting.has(d.deviceId)) continue;
       const hours = byDevice.get(d.deviceId) ?? [];
       if (hours.length < this.o.hoursPerJob) hours.push([d.hour, d.score]);
       byDevice.set(d.deviceId, hours);
     }
     for (const [deviceId, hours] of byDevice) {
       const data: RollupJob = tier ? { deviceId, hours, tier } : { deviceId, hours };
-      await this.o.queue.add('rollup', data, { jobId: rollupJobId(deviceId, tier), removeOnComplete: true, removeOnFail: true, attempts: 3, backoff: { type: 'exponential', delay: 5000 } });
+      await this.o.queue.add('rollup', data, { jobId: rollupJobId(deviceId, tier), removeOnComplete: true, removeOnFail: true, attempts: 1 });
     }
     return byDevice.size;
   }

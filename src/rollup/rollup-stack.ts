@@ -1,8 +1,9 @@
 /**
  * The rollup parts of one installation, built in one place: the dirty-hour set (marked by the
  * writer decorator the app puts on every raw write), the dirty-day set (touched when an hour is
- * rolled up), the hourly and daily computers, the `rollup` queue, and on demand its dispatcher
- * (role `scheduler`). The app builds the worker over the computers and the two sets.
+ * rolled up), the hourly and daily computers, the `rollup` queue, the record of failing devices
+ * (their backoff), and on demand its dispatcher (role `scheduler`). The app builds the worker over
+ * the computers, the two sets and `failures`.
  */
 import { Queue } from 'bullmq';
 import type { InfluxConfig } from '../base/config.js';
@@ -16,6 +17,7 @@ import { DirtyDays } from './dirty-days.js';
 import { DayComputer } from './day-computer.js';
 import { RollupComputer } from './rollup-computer.js';
 import { RollupDispatcher, type RollupDispatcherOptions } from './dispatcher.js';
+import { RollupFailures, type RollupBackoff } from './rollup-failures.js';
 
 export interface RollupStackOptions {
   redis: Redis;
@@ -34,6 +36,8 @@ export interface RollupStackOptions {
   logger: Logger;
   /** the dirty set's clock (tests inject one) */
   now?: () => number;
+  /** the backoff of a failing device's rollup (default 1 min doubling to 1 h) */
+  failureBackoff?: Partial<RollupBackoff>;
 }
 
 export interface RollupStack {
@@ -42,6 +46,7 @@ export interface RollupStack {
   computer: RollupComputer;
   dayComputer: DayComputer;
   queue: Queue<RollupJob>;
+  failures: RollupFailures;
   startDispatcher(overrides?: Partial<RollupDispatcherOptions>): RollupDispatcher;
   /** dispatchers, then the queue (the app closes the workers first) */
   close(): Promise<void>;
@@ -67,6 +72,7 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
   const days = new DirtyDays({ redis: o.redis, prefix: o.prefix, timezone: o.timezone, ...clock });
   const dayComputer = new DayComputer({ query: o.query, writer: o.dayWriter, canDelete, rawFields: (signal) => computer.fields(signal), timezone: o.timezone, hourlyRp: o.hourlyRp, ...retention, ...clock });
   const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: bullConnection(o.redis), prefix: o.prefix });
+  const failures = new RollupFailures(o.redis, o.prefix, o.failureBackoff);
   const dispatchers: RollupDispatcher[] = [];
   return {
     dirty,
@@ -74,8 +80,9 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
     computer,
     dayComputer,
     queue,
+    failures,
     startDispatcher(overrides = {}) {
-      const d = new RollupDispatcher({ dirty, days, queue, settleMs: o.settleMs, logger: o.logger, ...overrides });
+      const d = new RollupDispatcher({ dirty, days, queue, failures, settleMs: o.settleMs, logger: o.logger, ...(o.now ? { now: o.now } : {}), ...overrides });
       d.start();
       dispatchers.push(d);
       return d;

@@ -14,6 +14,8 @@ import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';
 import type { DirtyDays } from '../rollup/dirty-days.js';
 import type { RedisPersistence } from '../ops/redis-persistence.js';
+import type { CooldownWaits } from '../pull/cooldown-waits.js';
+import type { RollupFailure, RollupFailures } from '../rollup/rollup-failures.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -60,12 +62,16 @@ export interface StatusReport {
   devices: DeviceStatusRow[];
   queues: Record<string, Record<string, number>>;
   token?: TokenUsage;
+  /** backfill jobs delayed until a credentials cool-down ends */
+  cooldownWaits?: { jobs: number; until?: number };
   deadLetters?: number;
   deadLetterBudget?: DeadLetterBudget;
   /** dirty hours waiting for their rollup */
   rollupBacklog?: RollupBacklog;
   /** dirty days waiting for their daily rollup (`hours` counts days) */
   rollupDayBacklog?: RollupBacklog;
+  /** devices whose rollup keeps failing (backing off), the most failures first */
+  rollupFailures?: RollupFailure[];
   /** EXPEED_RAW_RETENTION in effect, ms (absent: raw rows are kept forever) */
   rawRetentionMs?: number;
   /** EXPEED_HOURLY_RETENTION in effect, ms (absent: hourly rollups are kept forever) */
@@ -83,10 +89,12 @@ export interface StatusSources {
   queues: Array<Pick<Queue, 'name' | 'getJobCounts' | 'getFailed'>>;
   backfillQueueName: string;
   tokens: { usage(): Promise<TokenUsage> };
+  cooldownWaits?: Pick<CooldownWaits, 'waiting'>;
   deadLetters: Pick<DeadLetterStore, 'count'> & Partial<Pick<RedisDeadLetterStore, 'budget'>>;
   platformNewest?: Pick<PlatformNewestStore, 'all'>;
   rollups?: Pick<DirtyHours, 'backlog'>;
   rollupDays?: Pick<DirtyDays, 'backlog'>;
+  rollupFailures?: Pick<RollupFailures, 'list'>;
   rawRetentionMs?: number;
   hourlyRetentionMs?: number;
   /** reads the Redis persistence mode (src/ops/redis-persistence.ts) */
@@ -147,6 +155,7 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     guard('dead letters', () => src.deadLetters.count()),
     guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
   ]);
+  const cooldownWaits = src.cooldownWaits ? await guard('token', () => src.cooldownWaits!.waiting()) : undefined;
   const deadLetterBudget = src.deadLetters.budget ? await guard('dead letters', () => src.deadLetters.budget!()) : undefined;
   const at = (src.now ?? Date.now)();
   const staleAfterMs = src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
@@ -172,8 +181,9 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
   }
   const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
   const rollupDayBacklog = src.rollupDays ? await guard('rollups', () => src.rollupDays!.backlog()) : undefined;
+  const rollupFailures = src.rollupFailures ? await guard('rollups', () => src.rollupFailures!.list()) : undefined;
   const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, deadLetters, deadLetterBudget, rollupBacklog, rollupDayBacklog, rawRetentionMs: src.rawRetentionMs, hourlyRetentionMs: src.hourlyRetentionMs, redisPersistence, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rollupDayBacklog, rollupFailures, rawRetentionMs: src.rawRetentionMs, hourlyRetentionMs: src.hourlyRetentionMs, redisPersistence, errors };
 }

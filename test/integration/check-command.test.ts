@@ -7,7 +7,7 @@ import { createContext } from '../../src/cli/context.js';
 import { command } from '../../src/cli/commands/check.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import { INFLUX_URL, REDIS_URL, createTestDatabase, deleteRedisPrefix, freePort, testPrefix } from '../helpers/services.js';
+import { INFLUX_URL, REDIS_URL, createTestDatabase, deleteRedisPrefix, freePort, startRedisServer, testPrefix } from '../helpers/services.js';
 
 const prefix = testPrefix('check');
 const dir = mkdtempSync(join(tmpdir(), 'expeed-check-'));
@@ -65,7 +65,12 @@ describe('expeed-sync check', () => {
   test('every dependency reachable: one ok line per check, exit 0, no secret shown', async () => {
     const { code, lines } = await check(baseEnv());
     expect(code).toBe(0);
-    expect(lines.map((l) => l.slice(0, 19))).toEqual(['ok    configuration', 'ok    redis        ', 'ok    influxdb     ', 'ok    devices file ', 'ok    webhook port ', 'all 5 checks passed']);
+    // the test Redis keeps nothing across a restart: a warning, not a failure
+    expect(lines.map((l) => l.slice(0, 19))).toEqual(['ok    configuration', 'ok    redis        ', 'WARN  persistence  ', 'ok    influxdb     ', 'ok    devices file ', 'ok    webhook port ', 'all 6 checks passed']);
+    expect(line(lines, 'persistence')).toBe(
+      'WARN  persistence   NONE: a restart resets the checkpoints, the token count, the device registry and pushes not yet written; turn on AOF (appendonly yes), see docs/security.md',
+    );
+    expect(lines.at(-1)).toBe('all 6 checks passed (1 warning: WARN lines)');
     expect(line(lines, 'redis')).toMatch(/127\.0\.0\.1:6379 answers \(Redis \d+\.\d+\.\d+, single node\)$/);
     expect(line(lines, 'influxdb')).toContain(`InfluxDB 1.6.7`);
     expect(line(lines, 'influxdb')).toContain(`write API v1 (detected), database "${db.name}", retention policies: autogen forever (default)`);
@@ -81,13 +86,27 @@ describe('expeed-sync check', () => {
     const report = JSON.parse(lines.join('\n'));
     expect(report.ok).toBe(true);
     expect(report.failed).toBeNull();
+    expect(report.checks.find((c: { name: string }) => c.name === 'persistence')).toMatchObject({ ok: true, warning: true });
     expect(report.checks.map((c: { name: string; ok: boolean }) => [c.name, c.ok])).toEqual([
       ['configuration', true],
       ['redis', true],
+      ['persistence', true],
       ['influxdb', true],
       ['devices file', true],
       ['webhook port', true],
     ]);
+  });
+
+  test('a Redis with AOF and snapshots: the persistence line is ok, no warning', async () => {
+    const persistent = await startRedisServer({ args: ['--appendonly', 'yes', '--save', '900 1'] });
+    try {
+      const { code, lines } = await check({ ...baseEnv(), REDIS_URL: persistent.url });
+      expect(code).toBe(0);
+      expect(line(lines, 'persistence')).toBe('ok    persistence   AOF and RDB snapshots');
+      expect(lines.at(-1)).toBe('all 6 checks passed');
+    } finally {
+      await persistent.close();
+    }
   });
 
   test('Redis down: the redis line fails, --platform is not tried, exit 1 naming redis', async () => {

@@ -73,6 +73,31 @@ describe('expeed-sync token', () => {
     expect(await redis.exists(`${prefix}:token:cooldown`)).toBe(0);
   });
 
+  test('--clear-cooldown starts the backfill jobs that waited for the cool-down', async () => {
+    const { Queue } = await import('bullmq');
+    const { CooldownWaits } = await import('../../src/pull/cooldown-waits.js');
+    const queue = new Queue('backfill', { connection: redis, prefix });
+    try {
+      const until = Date.now() + 600_000;
+      await redis.set(`${prefix}:token:cooldown`, JSON.stringify({ until, ms: 600_000, kind: 'credentials', reason: 'rejected', credentialsId: '' }), 'PX', 600_000);
+      const waits = new CooldownWaits(redis, prefix);
+      for (const id of ['w1', 'w2']) {
+        await queue.add('backfill', { deviceId: id, from: 0, to: 1, reason: 'catch-up' }, { jobId: id, delay: 600_000 });
+        await waits.add(id, until);
+      }
+      // a job that already ran again is only forgotten
+      await waits.add('gone', until);
+      const out: string[] = [];
+      expect(await command.run(['--clear-cooldown'], context(out))).toBe(0);
+      expect(out.slice(0, 2)).toEqual(['token cool-down lifted: the next platform call may fetch a token', '2 backfill job(s) that waited for the cool-down start now']);
+      expect(await queue.getJobCounts('delayed', 'waiting')).toMatchObject({ delayed: 0, waiting: 2 });
+      expect(await waits.waiting()).toEqual({ jobs: 0 });
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  });
+
   test('a fresh token rejected: the pause, its reason and its doubling are shown; --clear-cooldown also forgets the streak', async () => {
     const { TokenBudget } = await import('../../src/platform/token-budget.js');
     const budget = new TokenBudget({ redis, prefix, cooldownMs: 600_000 });

@@ -6,13 +6,13 @@
  */
 import { flag, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
-import { checkConfiguration, checkDevicesFile, checkInflux, checkPlatform, checkRedis, checkWebhookPort, type CheckResult } from '../checks.js';
+import { checkConfiguration, checkDevicesFile, checkInflux, checkPersistence, checkPlatform, checkRedis, checkWebhookPort, type CheckResult } from '../checks.js';
 
 const USAGE = 'check [--platform] [--json]';
 
 export const command: Command = {
   usage: USAGE,
-  summary: "validate the configuration and reach Redis, InfluxDB, the devices file and the webhook's port; --platform also fetches a token (spends one of the day's calls)",
+  summary: "validate the configuration and reach Redis (and its persistence: a warning when none), InfluxDB, the devices file and the webhook's port; --platform also fetches a token (spends one of the day's calls)",
   // Redis is one of the checks: an unreachable one is reported as such, not refused before
   standalone: true,
   async run(argv, ctx) {
@@ -24,12 +24,13 @@ export const command: Command = {
     const show = (r: CheckResult): void => {
       const line = { ...r, detail: scrubber.scrub(r.detail) };
       results.push(line);
-      if (!json) ctx.out(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.name.padEnd(13)} ${line.detail}`);
+      if (!json) ctx.out(`${!r.ok ? 'FAIL' : r.warning ? 'WARN' : 'ok  '}  ${r.name.padEnd(13)} ${line.detail}`);
     };
     show(checkConfiguration(config));
     const redis = ctx.redis();
     const redisResult = await checkRedis(config, redis);
     show(redisResult);
+    if (redisResult.ok) show(await checkPersistence(redis));
     show(await checkInflux(config));
     show(await checkDevicesFile(config, scrubber));
     show(await checkWebhookPort(config));
@@ -38,8 +39,9 @@ export const command: Command = {
       else show({ name: 'platform', ok: false, detail: 'not tried: the token budget lives in Redis, which did not answer' });
     }
     const failed = results.find((r) => !r.ok);
+    const warnings = results.filter((r) => r.warning).length;
     if (json) ctx.out(JSON.stringify({ ok: !failed, failed: failed?.name ?? null, checks: results }, null, 2));
-    else ctx.out(failed ? `check failed: ${failed.name}: ${failed.detail}` : `all ${results.length} checks passed`);
+    else ctx.out(failed ? `check failed: ${failed.name}: ${failed.detail}` : `all ${results.length} checks passed${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'}: WARN lines)` : ''}`);
     return failed ? 1 : 0;
   },
 };

@@ -1,5 +1,6 @@
 import { all, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
+import { UnrecoverableError } from 'bullmq';
 import { checkRangeSize, readRange, ROLLUP_LIMIT, type RangeSpan } from '../range.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { MEASUREMENT } from '../../influx/api.js';
@@ -67,9 +68,14 @@ export const command: Command = {
     const worker = stack.startRollupWorker();
     let failure: string | undefined;
     worker.on('failed', (job, err) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) failure = `device ${job.data.deviceId}: ${err.message}`;
+      // a failed computation is final at once (UnrecoverableError: the service's dispatcher backs it off)
+      if (job && (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) failure = `device ${job.data.deviceId}: ${err.message}`;
     });
-    stack.rollup.startDispatcher({ everyMs: 500 });
+    // asked for by hand: due at once, even for a device whose failing rollup backs off; one that
+    // fails here is not dispatched again by this command (it ends, naming the failure)
+    const startedAt = Date.now();
+    const failedHere = async () => new Set((await stack.rollup.failures.list()).filter((f) => f.lastAt >= startedAt).map((f) => f.deviceId));
+    stack.rollup.startDispatcher({ everyMs: 500, failures: { backingOff: failedHere } });
     const total = [...ranges.values()].reduce((n, h) => n + h.length, 0);
     // a day is touched when one of its hours is rolled up: wait for the hours, then for their days
     const days = new Map([...ranges].map(([id, hours]) => [id, stack.rollup.days.daysOf(hours)]));

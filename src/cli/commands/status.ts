@@ -20,6 +20,31 @@ function ago(at: number | undefined, now: number): string {
   return `${Math.round(s / 86_400)}d ago`;
 }
 
+/**
+ * The one line of a credentials refusal: when the platform refused them and how many jobs wait for
+ * the cool-down (they keep their devices' state: nothing about the devices is known).
+ */
+export function credentialsLine(r: Pick<StatusReport, 'token' | 'cooldownWaits'>, t: (ms: number | undefined) => string): string | undefined {
+  const k = r.token;
+  if (k?.cooldownKind !== 'credentials' || k.cooldownUntil === undefined) return undefined;
+  const jobs = r.cooldownWaits?.jobs ?? 0;
+  return `platform refused the credentials at ${t(k.cooldownSince)}; ${jobs} ${jobs === 1 ? 'job waits' : 'jobs wait'} for the cool-down until ${t(k.cooldownUntil)}`;
+}
+
+/** The devices whose rollup keeps failing, the first ROLLUP_FAILURES_SHOWN (most failures first). */
+export function rollupFailureLines(r: Pick<StatusReport, 'rollupFailures'>, t: (ms: number | undefined) => string, scrub: (s: string) => string): string[] {
+  const failing = r.rollupFailures ?? [];
+  if (failing.length === 0) return [];
+  const out = [`  FAILING (${failing.length} device${failing.length === 1 ? '' : 's'}; tried again after a backoff, 1 min doubling to 1 h):`];
+  for (const f of failing.slice(0, ROLLUP_FAILURES_SHOWN)) {
+    out.push(`    ${f.deviceId}: ${f.count} failure${f.count === 1 ? '' : 's'} since ${t(f.firstAt)}, ${f.hours} hour(s) from ${t(f.firstHour)}, next try ${t(f.nextAt)}: ${scrub(f.reason)}`);
+  }
+  if (failing.length > ROLLUP_FAILURES_SHOWN) out.push(`    and ${failing.length - ROLLUP_FAILURES_SHOWN} more (status --json lists them)`);
+  return out;
+}
+
+const ROLLUP_FAILURES_SHOWN = 10;
+
 export interface StatusView {
   /** every device, not only those with problems */
   all?: boolean;
@@ -40,6 +65,8 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   const out: string[] = [];
   const t = (ms: number | undefined) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
   out.push(`expeed-sync status at ${t(r.at)} (${timezone})`, '');
+  const refused = credentialsLine(r, t);
+  if (refused) out.push(refused, '');
   out.push(`DEVICES (${r.devices.length})`);
   const problems = r.devices.length - r.summary.ok;
   const list = view.device !== undefined || view.all;
@@ -94,6 +121,7 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
     const hourly = r.hourlyRetentionMs === undefined ? 'rollups forever' : `hourly rollups ${kept(r.hourlyRetentionMs)} (EXPEED_HOURLY_RETENTION), daily rollups forever`;
     out.push(`  raw rows kept ${r.rawRetentionMs === undefined ? 'forever' : kept(r.rawRetentionMs)} (EXPEED_RAW_RETENTION), ${hourly}`);
   }
+  out.push(...rollupFailureLines(r, t, scrub));
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
   if (r.redisPersistence) out.push('', `REDIS PERSISTENCE  ${describePersistence(r.redisPersistence)}`);
@@ -121,10 +149,12 @@ export const command: Command = {
       queues: [stack.backfillQueue, stack.statusQueue, ingest.queue, stack.rollup.queue],
       backfillQueueName: QUEUE.backfill,
       tokens: stack.tokens,
+      cooldownWaits: stack.cooldownWaits,
       deadLetters: stack.deadLetters,
       platformNewest: stack.platformNewest,
       rollups: stack.rollup.dirty,
       rollupDays: stack.rollup.days,
+      rollupFailures: stack.rollup.failures,
       rawRetentionMs: config.influx.rawRetentionMs,
       hourlyRetentionMs: config.influx.hourlyRetentionMs,
       persistence: () => readPersistence(stack.redis),

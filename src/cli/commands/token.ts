@@ -9,6 +9,9 @@ import { cooldownCause } from '../token-cooldown.js';
 import { tokenBudgetFromConfig } from '../../platform/token-budget-config.js';
 import type { TokenUsage } from '../../platform/token-usage.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
+import { Queue } from 'bullmq';
+import { bullConnection, QUEUE, type BackfillJob, type RedisConnection } from '../../base/queues.js';
+import { CooldownWaits } from '../../pull/cooldown-waits.js';
 
 const USAGE = 'token [--json] [--clear-cooldown]';
 
@@ -23,6 +26,8 @@ export const command: Command = {
     if (flag(args, 'clear-cooldown')) {
       const cleared = await budget.clearCooldown();
       ctx.out(cleared ? 'token cool-down lifted: the next platform call may fetch a token' : 'there was no token cool-down');
+      const started = await releaseWaits(ctx.redis(), ctx.config.prefix);
+      if (started) ctx.out(`${started} backfill job(s) that waited for the cool-down start now`);
     }
     const usage = await budget.usage();
     if (flag(args, 'json')) {
@@ -33,6 +38,18 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** Starts the backfill jobs delayed for the cool-down that was just lifted; how many. */
+async function releaseWaits(redis: RedisConnection, prefix: string): Promise<number> {
+  const waits = new CooldownWaits(redis, prefix);
+  if ((await waits.waiting()).jobs === 0) return 0;
+  const queue = new Queue<BackfillJob>(QUEUE.backfill, { connection: bullConnection(redis), prefix });
+  try {
+    return await waits.release(queue);
+  } finally {
+    await queue.close();
+  }
+}
 
 /** The human-readable report, one `label  value` line each. */
 export function describeUsage(u: TokenUsage, timezone: string, now: number): string[] {
