@@ -28,8 +28,8 @@ import { workerRedis } from './connections.js';
 import type { InfluxQuery } from '../influx/query.js';
 import { LateRows, LookbackRunner } from '../pull/lookback.js';
 import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
-import { walkHistory } from '../platform/history-walker.js';
 import type { CooldownWaits } from '../pull/cooldown-waits.js';
+import { learningWalk, PlatformProfileStore } from '../platform/platform-profile.js';
 import { ReconnectRunner, ReconnectWatch } from '../pull/reconnect.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
 
@@ -73,9 +73,11 @@ export function appWorkers(p: WorkerParts): AppWorkers {
   const open: Array<{ close(): Promise<void> }> = [];
   const clock = p.clock ? { clock: p.clock } : {};
   const presence = new ReconnectWatch({ redis: p.redis, prefix: config.prefix, queue: p.backfillQueue, settleMs: config.reconnectSettleMs });
+  // every walk starts with what earlier walks (of any replica) learned about the platform, and adds to it
+  const profiled = learningWalk(p.platform, new PlatformProfileStore({ redis: p.redis, prefix: config.prefix, log: logger }), logger);
   const lookback = (): LookbackRunner =>
     new LookbackRunner({
-      walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+      walk: (device, range, call) => profiled(device, { ...range, call }),
       query: p.influx,
       pageLimit: config.pageLimit,
       writer: p.writer,
@@ -104,10 +106,11 @@ export function appWorkers(p: WorkerParts): AppWorkers {
           // each job makes at least one request: job starts cannot outrun the request rate either
           limiter: { max: config.platformRateLimit, duration: 1000 },
           pageLimit: config.pageLimit,
+          walk: (device, range, call) => profiled(device, { ...range, call }),
           lookback: lookback(),
           reconnect: new ReconnectRunner({ query: p.influx, lookback: lookback(), windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) }),
           verify: new VerifyJobRunner({
-            walk: (device, range, call) => walkHistory(p.platform, device, { ...range, call }),
+            walk: (device, range, call) => profiled(device, { ...range, call }),
             query: p.influx,
             pageLimit: config.pageLimit,
             writer: p.writer,

@@ -29,7 +29,13 @@ export interface InfluxConfig {
   rawRetentionMs?: number;
   /** EXPEED_HOURLY_RETENTION: hourly rollups expire after this many ms (1.x only); undefined = kept forever (daily rollups always are) */
   hourlyRetentionMs?: number;
+  /** EXPEED_NUMERIC_STRINGS: a datapoint string that is a plain decimal number is written as a float (`number`) or as it came (`string`) */
+  numericStrings: NumericStringsMode;
 }
+
+export type NumericStringsMode = 'number' | 'string';
+/** EXPEED_NUMERIC_STRINGS when unset: numbers sent as JSON strings ("21.5") land as floats */
+export const DEFAULT_NUMERIC_STRINGS: NumericStringsMode = 'number';
 
 export interface WebhookConfig {
   host: string;

@@ -4,7 +4,7 @@
  * enough for rollups, a Redis Cluster with database 0 only). Defaults match .env.example (tested).
  */
 import { clusterPrefix } from './queues.js';
-import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
+import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_NUMERIC_STRINGS, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
 import { bool, clusterNodes, cron, duration, instant, int, optional, seconds, str, timezone, url, type Env } from './env-readers.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -100,6 +100,10 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   if (tokenCooldownMaxMs < tokenCooldownMs) {
     throw new ConfigError('EXPEED_TOKEN_COOLDOWN_MAX', `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`);
   }
+  const numericStrings = str(env, 'EXPEED_NUMERIC_STRINGS', DEFAULT_NUMERIC_STRINGS).toLowerCase();
+  if (numericStrings !== 'number' && numericStrings !== 'string') {
+    throw new ConfigError('EXPEED_NUMERIC_STRINGS', `expected number (a numeric string such as "21.5" is written as a float) or string (kept as it came), got "${numericStrings}"`);
+  }
   const settingBody = str(env, 'EXPEED_SETTING_BODY', 'bare').toLowerCase();
   if (settingBody !== 'bare' && settingBody !== 'data') {
     throw new ConfigError('EXPEED_SETTING_BODY', `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`);
@@ -160,6 +164,7 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       token: optional(env, 'INFLUX_TOKEN'),
       rawRetentionMs: rawRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000), duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS)),
       hourlyRetentionMs: hourlyRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000)),
+      numericStrings,
     },
     schedules: {
       nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),

@@ -4,8 +4,9 @@
  * - finite numbers are always float fields (`1` is written as `1`, never `1i`), so a datapoint
  *   that is sometimes whole and sometimes fractional never causes an integer/float conflict; only
  *   the schema's integer fields (INTEGER_FIELDS) are written `<n>i`;
- * - booleans are boolean fields, strings are string fields (a numeric string stays a string:
- *   the platform's type is kept);
+ * - booleans are boolean fields, strings are string fields; a datapoint string that is a plain
+ *   decimal number ("21.5") is then a float under EXPEED_NUMERIC_STRINGS (numeric-strings.ts,
+ *   applied by the writer after this);
  * - `null` / `undefined` leave the field out of that row (rows are sparse) and are counted;
  * - objects and arrays are stored as their JSON text in a string field;
  * - NaN, ±Infinity and values of other JS types cannot be stored: the value becomes a dead letter

@@ -1,8 +1,9 @@
 /**
- * SinkPoint -> one line of InfluxDB line protocol, under the value rules of field-values.ts and
- * the name rules of keys.ts. A device id or field name that line protocol cannot carry exactly, a
- * reserved field name, or a value that cannot be stored is reported as a problem (it becomes a dead
- * letter) and the rest of the point is written.
+ * SinkPoint -> one line of InfluxDB line protocol, under the value rules of field-values.ts (and,
+ * given one, the writer's rule for numeric strings, numeric-strings.ts) and the name rules of
+ * keys.ts. A device id or field name that line protocol cannot carry exactly, a reserved field
+ * name, or a value that cannot be stored is reported as a problem (it becomes a dead letter) and
+ * the rest of the point is written.
  *
  * Lines are built as plain strings because building a `Point` object per row costs more than the
  * rest of the write path together.
@@ -11,6 +12,7 @@ import { fieldRecord } from '../base/field-record.js';
 import type { SinkPoint } from './api.js';
 import { encodeFor, encodeValue, INTEGER_FIELDS, normaliseValue, type FieldValue, type ValueProblem } from './field-values.js';
 import { escapedMeasurement, type KeyCache } from './keys.js';
+import type { NumericStrings } from './numeric-strings.js';
 
 export interface NormalisedPoint {
   /** the original point (values as received), kept for dead letters */
@@ -37,7 +39,7 @@ export interface EncodeReport {
  * written. Every unusable value adds a problem to `report`; a point with no storable field adds
  * one problem that says why.
  */
-export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport): string | undefined {
+export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport, strings?: NumericStrings): string | undefined {
   if (typeof raw.deviceId !== 'string') return void report.problems.push({ reason: 'device id is not a string' });
   const device = keys.get(raw.deviceId, 'device id');
   if (typeof device !== 'string') return void report.problems.push({ reason: device.problem });
@@ -50,7 +52,8 @@ export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport
   let line = `${escapedMeasurement(raw.measurement)},device_id=${device} `;
   let count = 0;
   for (const name in raw.fields) {
-    const value = normaliseValue(raw.fields[name]);
+    let value = normaliseValue(raw.fields[name]);
+    if (typeof value === 'string' && strings !== undefined && typeof raw.fields[name] === 'string') value = strings.read(raw.measurement, name, value);
     if (value === null) {
       report.absent++;
       continue;
@@ -84,11 +87,13 @@ export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport
  * The storable values a line carries, in the order they arrived. Recomputed from the raw point
  * when needed (only when InfluxDB refused something) instead of being kept for every point.
  */
-export function storableFields(point: NormalisedPoint, keys: KeyCache): Record<string, FieldValue> {
+export function storableFields(point: NormalisedPoint, keys: KeyCache, strings?: NumericStrings): Record<string, FieldValue> {
   // a field named "__proto__" or "toString" is data like any other
   const fields = fieldRecord<FieldValue>();
   for (const name of point.only ?? Object.keys(point.raw.fields)) {
-    const value = normaliseValue(point.raw.fields[name]);
+    const raw = point.raw.fields[name];
+    let value = normaliseValue(raw);
+    if (typeof value === 'string' && strings !== undefined && typeof raw === 'string') value = strings.read(point.raw.measurement, name, value);
     if (value === null || typeof value === 'object' || typeof keys.get(name, 'field name') !== 'string') continue;
     if (typeof encodeFor(INTEGER_FIELDS[point.raw.measurement], name, value) !== 'string') continue;
     fields[name] = value;
@@ -97,8 +102,8 @@ export function storableFields(point: NormalisedPoint, keys: KeyCache): Record<s
 }
 
 /** The same point with only the named fields (a subset of its storable ones), e.g. to isolate a refused one. */
-export function withFields(point: NormalisedPoint, names: string[], keys: KeyCache): NormalisedPoint | undefined {
-  const fields = storableFields(point, keys);
+export function withFields(point: NormalisedPoint, names: string[], keys: KeyCache, strings?: NumericStrings): NormalisedPoint | undefined {
+  const fields = storableFields(point, keys, strings);
   const only: string[] = [];
   const integers = INTEGER_FIELDS[point.raw.measurement];
   let set = '';

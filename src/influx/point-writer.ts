@@ -6,11 +6,13 @@
  * (connection.ts: API detection, database), the lanes that encode and send (write-lanes.ts), and
  * the isolation of refused lines and fields (refusals.ts).
  */
+import { DEFAULT_NUMERIC_STRINGS, type NumericStringsMode } from '../base/config.js';
 import type { Logger } from '../base/log.js';
 import type { DeadLetterStore, DetailedWriteResult, PointWriter, SinkPoint, WriteOptions, WriteResult } from './api.js';
 import type { WriteApiVersion } from './api-detect.js';
 import { openInfluxConnection, type InfluxConnectionOptions } from './connection.js';
 import { KeyCache } from './keys.js';
+import { NumericStrings } from './numeric-strings.js';
 import { DEFAULT_RETRY_POLICY } from './retry-policy.js';
 import type { WriteRequest } from './write-request.js';
 import { writeInLanes } from './write-lanes.js';
@@ -22,6 +24,8 @@ export interface PointWriterOptions extends InfluxConnectionOptions {
   maxBatchBytes: number;
   /** requests in flight per write() call, default 2 (encoding overlaps with InfluxDB's parsing) */
   concurrency: number;
+  /** a datapoint string that is a plain decimal number: written as a float (`number`) or as it came (`string`) */
+  numericStrings: NumericStringsMode;
   deadLetters: Pick<DeadLetterStore, 'add'>;
   logger?: Logger;
 }
@@ -37,11 +41,14 @@ export const DEFAULT_POINT_WRITER_OPTIONS: Omit<PointWriterOptions, 'deadLetters
   timeoutMs: 30_000,
   gzipThreshold: 0,
   ensureDatabase: true,
+  numericStrings: DEFAULT_NUMERIC_STRINGS,
 };
 
 export class InfluxPointWriter implements PointWriter {
   readonly options: PointWriterOptions;
   private readonly keys = new KeyCache();
+  /** the rule for numeric strings, and the fields InfluxDB holds as strings (learned from its refusals) */
+  readonly strings: NumericStrings;
   private ready?: Promise<WriteRequest>;
   private request?: WriteRequest;
   private resolvedApi?: WriteApiVersion;
@@ -51,6 +58,7 @@ export class InfluxPointWriter implements PointWriter {
   constructor(options: Partial<PointWriterOptions> & Pick<PointWriterOptions, 'deadLetters'>) {
     this.options = { ...DEFAULT_POINT_WRITER_OPTIONS, ...options, retry: { ...DEFAULT_RETRY_POLICY, ...options.retry } };
     if (this.options.batchLines < 1) throw new RangeError('batchLines must be at least 1');
+    this.strings = new NumericStrings(this.options.numericStrings, this.options.logger);
   }
 
   /** The API in use ('v1' | 'v2'), after asking the server when `api` is 'auto'. */
@@ -94,7 +102,7 @@ export class InfluxPointWriter implements PointWriter {
   async writeDetailed(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
     if (this.closed) throw new Error('the InfluxDB writer is closed');
     const { batchLines, maxBatchBytes, concurrency } = this.options;
-    const work = writeInLanes(points, { batchLines, maxBatchBytes, concurrency, keys: this.keys, connect: () => this.connect(), signal });
+    const work = writeInLanes(points, { batchLines, maxBatchBytes, concurrency, keys: this.keys, strings: this.strings, connect: () => this.connect(), signal });
     this.inFlight.add(work);
     try {
       return await work;

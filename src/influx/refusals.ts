@@ -4,17 +4,23 @@
  * hint: InfluxDB 1.x names the first conflicting field and its type, or quotes the lines it could
  * not parse; each suspect is verified by sending it on its own, and without a hint the batch is
  * halved. Re-sending lines InfluxDB 1.x already took from a partial write only overwrites them
- * (same series and time); each point is counted once, when its own request is acknowledged.
+ * (same series and time); each point is counted once, when its own request is acknowledged. A
+ * field type conflict for numeric strings the writer turned into floats, on a field InfluxDB holds
+ * as a string, is not a refusal of the rows: the field is kept as a string (NumericStrings.keep)
+ * and the batch written again with those values as strings.
  */
 import type { DetailedWriteResult } from './api.js';
 import { InfluxRejectedError } from './errors.js';
 import type { KeyCache } from './keys.js';
 import { storableFields, withFields, type NormalisedPoint } from './line-protocol.js';
+import type { NumericStrings } from './numeric-strings.js';
 import type { WriteRequest } from './write-request.js';
 
 export interface RefusalContext {
   request: Pick<WriteRequest, 'send'>;
   keys: KeyCache;
+  /** the writer's rule for numeric strings */
+  strings?: NumericStrings;
   signal?: AbortSignal;
 }
 
@@ -26,14 +32,14 @@ function namedField(message: string, fields: Record<string, unknown>): string | 
 const TYPE_OF: Record<string, string> = { float: 'number', integer: 'number', boolean: 'boolean', string: 'string' };
 
 /** Lines a rejection message points at. */
-function suspects(message: string, batch: NormalisedPoint[], keys: KeyCache): Set<NormalisedPoint> {
+function suspects(message: string, batch: NormalisedPoint[], keys: KeyCache, strings?: NumericStrings): Set<NormalisedPoint> {
   const found = new Set<NormalisedPoint>();
   const conflict = /input field "(.+?)" on measurement "(.+?)" is (?:type (\w+)|invalid)/.exec(message);
   if (conflict) {
     const [, field, measurement, type] = conflict;
     for (const p of batch) {
       if (p.raw.measurement !== measurement || !Object.hasOwn(p.raw.fields, field)) continue;
-      const fields = storableFields(p, keys);
+      const fields = storableFields(p, keys, strings);
       if (field in fields && (type === undefined || typeof fields[field] === TYPE_OF[type])) found.add(p);
     }
   }
@@ -59,8 +65,10 @@ async function settle(ctx: RefusalContext, batch: NormalisedPoint[], result: Det
  * otherwise halves. `part`: the batch is some fields of one point being isolated.
  */
 export async function isolateRefused(ctx: RefusalContext, batch: NormalisedPoint[], err: InfluxRejectedError, result: DetailedWriteResult, part = false): Promise<void> {
+  const rewritten = asStrings(ctx, batch, err.message);
+  if (rewritten) return settle(ctx, rewritten, result, part);
   if (batch.length === 1) return rejectOne(ctx, batch[0], err.message, result, part);
-  const named = suspects(err.message, batch, ctx.keys);
+  const named = suspects(err.message, batch, ctx.keys, ctx.strings);
   if (named.size > 0 && named.size < batch.length) {
     await settle(ctx, batch.filter((p) => !named.has(p)), result);
     await settle(ctx, [...named], result);
@@ -77,7 +85,7 @@ export async function isolateRefused(ctx: RefusalContext, batch: NormalisedPoint
  * merges them into one point). The point counts as written once if any of its fields landed.
  */
 async function rejectOne(ctx: RefusalContext, point: NormalisedPoint, message: string, result: DetailedWriteResult, part: boolean): Promise<void> {
-  const fields = storableFields(point, ctx.keys);
+  const fields = storableFields(point, ctx.keys, ctx.strings);
   const names = Object.keys(fields);
   if (names.length === 1) {
     result.rejected.push({ point: point.raw, reason: `${part ? `field "${names[0]}" ` : ''}refused by InfluxDB: ${message}` });
@@ -91,10 +99,32 @@ async function rejectOne(ctx: RefusalContext, point: NormalisedPoint, message: s
   let landed = false;
   for (const group of groups) {
     const sub: DetailedWriteResult = { written: 0, merged: 0, deadLettered: 0, absent: 0, rejected: [] };
-    await settle(ctx, [withFields(point, group, ctx.keys)!], sub, true);
+    await settle(ctx, [withFields(point, group, ctx.keys, ctx.strings)!], sub, true);
     landed ||= sub.written > 0;
     result.rejected.push(...sub.rejected);
   }
   if (landed) result.written++;
   else if (!part) (result.refused ??= []).push(point.raw);
+}
+
+/**
+ * On "input field F ... is type float, already exists as type string" for a `device_data` field
+ * whose values in the batch include numeric strings the writer converted: F is kept as a string
+ * and the batch comes back re-encoded (those values as strings again). Undefined when the
+ * conflict is not of that kind or no line changes (a real number in a string field is refused).
+ */
+function asStrings(ctx: RefusalContext, batch: NormalisedPoint[], message: string): NormalisedPoint[] | undefined {
+  const conflict = /input field "(.+?)" on measurement "(.+?)" is type float, already exists as type string/.exec(message);
+  if (!conflict || ctx.strings === undefined) return undefined;
+  const [, field, measurement] = conflict;
+  const strings = ctx.strings;
+  if (!batch.some((p) => p.raw.measurement === measurement && Object.hasOwn(p.raw.fields, field) && strings.converts(measurement, p.raw.fields[field]))) return undefined;
+  strings.keep(measurement, field);
+  let changed = false;
+  const rebuilt = batch.map((p) => {
+    const again = withFields(p, p.only ?? Object.keys(p.raw.fields), ctx.keys, strings) ?? p;
+    if (again.line !== p.line) changed = true;
+    return again.line === p.line ? p : again;
+  });
+  return changed ? rebuilt : undefined;
 }

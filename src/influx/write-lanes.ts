@@ -7,6 +7,7 @@
 import type { DetailedWriteResult, SinkPoint } from './api.js';
 import { InfluxRejectedError } from './errors.js';
 import type { KeyCache } from './keys.js';
+import type { NumericStrings } from './numeric-strings.js';
 import { encodePoint, type EncodeReport } from './line-protocol.js';
 import { mergeDuplicates } from './merge-duplicates.js';
 import { isolateRefused } from './refusals.js';
@@ -20,6 +21,8 @@ export interface LaneOptions {
   /** requests in flight at once */
   concurrency: number;
   keys: KeyCache;
+  /** how numeric strings are written (EXPEED_NUMERIC_STRINGS) */
+  strings?: NumericStrings;
   /** the connection, opened on the first batch that has lines */
   connect: () => Promise<WriteRequest>;
   signal?: AbortSignal;
@@ -43,7 +46,7 @@ export async function writeInLanes(points: SinkPoint[], o: LaneOptions): Promise
     let bytes = 0;
     while (cursor < unique.length && lines.length < o.batchLines && bytes < o.maxBatchBytes) {
       const raw = unique[cursor++];
-      const line = encodePoint(raw, o.keys, report);
+      const line = encodePoint(raw, o.keys, report, o.strings);
       if (report.problems.length) {
         for (const p of report.problems) result.rejected.push({ point: raw, reason: p.reason });
         report.problems.length = 0;
@@ -84,6 +87,6 @@ async function sendBatch(request: WriteRequest, batch: Batch, result: DetailedWr
   } catch (err) {
     if (!(err instanceof InfluxRejectedError) || err.scope !== 'points') throw err;
     const lines = batch.lines.map((line, i) => ({ raw: batch.raws[i], line }));
-    await isolateRefused({ request, keys: o.keys, signal: o.signal }, lines, err, result);
+    await isolateRefused({ request, keys: o.keys, strings: o.strings, signal: o.signal }, lines, err, result);
   }
 }

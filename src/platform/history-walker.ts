@@ -18,13 +18,17 @@
  *   with HistoryWalkError (e.g. more rows share one millisecond than a page holds), never loops,
  *   never ends quietly.
  * - Rows sharing a millisecond keep the platform's order (src/platform/boundary-rows.ts).
+ * - What earlier walks learned (`learned`, src/platform/platform-profile.ts) is where a walk
+ *   starts: a known page cap makes a page of that size "maybe cut short" from the first request,
+ *   and a platform known to serve newest first is walked that way from a first page of one
+ *   millisecond. What this walk saw is told to `observe` when it ends.
  */
 import type { CallOptions, DataRow, DeviceRef, HistoryPage, PlatformClient } from './api.js';
 import { ExpeedError } from '../base/retry.js';
 import { HISTORY_LIMIT } from './requests.js';
 import { againstHeld, boundary, NO_ROWS } from './boundary-rows.js';
 import { orderBreak, pageOrder } from './page-order.js';
-import { checkTail, type Check } from './walk-checks.js';
+import { checkTail, roomLeft, type Check } from './walk-checks.js';
 
 export interface HistoryWalkOptions {
   /** epoch ms, window [from, to); rows from `from - 1` and at `to` may be yielded (callers filter) */
@@ -40,6 +44,20 @@ export interface HistoryWalkOptions {
   maxStuckRequests: number;
   /** per call: signal, and whether the operator's token reserve may be used */
   call?: CallOptions;
+  /** what earlier walks learned about the platform */
+  learned?: PlatformBehaviour;
+  /** told what this walk saw of the platform, once, when it ends */
+  observe?: (seen: PlatformBehaviour) => void;
+}
+
+/** How the platform serves history pages, as walks see it. */
+export interface PlatformBehaviour {
+  /** `newest-first` whatever `first` asks, or `asked` (oldest first, as `first=1` asks); unknown until a page spans two times */
+  order?: 'newest-first' | 'asked';
+  /** the largest page after which the platform still had rows, below `limit`: a cap of its own */
+  pageCap?: number;
+  /** the most rows (readable or not) one page held */
+  largestPage?: number;
 }
 
 export const DEFAULT_HISTORY_WALK_OPTIONS: Pick<HistoryWalkOptions, 'limit' | 'maxStuckRequests'> = {
@@ -106,13 +124,17 @@ export async function* walkHistory(
   let position = o.resumeAt !== undefined && o.resumeAt > from ? o.resumeAt : from - 1;
   // newest first: rows after L are held (L = to while nothing is read)
   let low = to;
-  let descending = false;
+  let descending = o.learned?.order === 'newest-first';
+  let orderSeen: PlatformBehaviour['order'];
+  let largestPage = 0;
   // rows of the boundary millisecond(s), oldest first, in the platform's order
   let held: DataRow[] = [];
   // distinct datapoint names seen: no row of this device is wider, so it bounds the room a page leaves
   const names = new Set<string>();
   // the largest page after which the platform still had rows: a cap of its own, below `limit`
-  let capSeen: number | undefined;
+  let capSeen: number | undefined = o.learned?.pageCap;
+  // the cap this walk itself saw (what it tells `observe`)
+  let capObserved: number | undefined;
   let previousCount = 0;
   let previousShort = false;
   // unreadable rows already passed on (by raw content): a re-read serves them again
@@ -120,8 +142,8 @@ export async function* walkHistory(
   let cursor: number | undefined;
   let lastCursor = -Infinity;
   let stuck = 0;
-  // the most rows a page held so far: the platform's cap, if it has one, is no smaller
-  let largest = 0;
+  // the most rows a page held so far (in earlier walks too): the platform's cap, if any, is no smaller
+  let largest = o.learned?.largestPage ?? 0;
   // a request that checks what a page of one millisecond cannot tell (see checkRequest)
   let check: Check | undefined;
   for (let index = 0; ; index++) {
@@ -150,12 +172,16 @@ export async function* walkHistory(
       if (index > 0 && position >= from) throw fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
       descending = true;
     } else if (order === 'ascending' && descending) {
-      throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      // a first page oldest first: the platform no longer does what an earlier walk learned
+      if (index > 0 || orderSeen !== undefined) throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      descending = false;
     }
+    if (order === 'ascending' || order === 'descending') orderSeen = descending ? 'newest-first' : 'asked';
     // one sequence, oldest first, in the platform's order (a newest-first page is it reversed, even
     // a page of one millisecond: its rows come last first too)
     const served = descending ? page.rows.slice().reverse() : page.rows;
     const count = page.rows.length + page.unreadable.length;
+    largestPage = Math.max(largestPage, count);
     const fits = roomLeft(page, limit, names);
     const cutShort = count >= limit || !fits || (capSeen !== undefined && count >= capSeen);
 
@@ -179,7 +205,7 @@ export async function* walkHistory(
     };
 
     const first = served[0]?.time;
-    if (index === 0 && !descending && order === 'single' && first !== undefined && first > start + 1 && requestCursor === undefined && count >= largest) {
+    if (index === 0 && !descending && o.learned?.order !== 'asked' && order === 'single' && first !== undefined && first > start + 1 && requestCursor === undefined && count >= largest) {
       // a first page of one millisecond T tells no order: oldest first nothing lies before T, newest
       // first it is the window's newest rows. What lies before T is asked before either is believed
       check = { kind: 'probe', at: first, step: 1 };
@@ -204,7 +230,10 @@ export async function* walkHistory(
     }
     // a page short of `limit` after which the platform still had rows (past it, or more of its last
     // millisecond): it caps pages at that size. Answers to checks end early by design: no size
-    if ((advanced || matched.rows.length > 0) && index > 0 && previousShort) capSeen = Math.max(capSeen ?? 0, previousCount);
+    if ((advanced || matched.rows.length > 0) && index > 0 && previousShort) {
+      capObserved = Math.max(capObserved ?? 0, previousCount);
+      capSeen = Math.max(capSeen ?? 0, previousCount);
+    }
     const largestBefore = largest;
     if (!checking) {
       previousCount = count;
@@ -228,6 +257,7 @@ export async function* walkHistory(
         const done: WalkEnd = farEnd ? 'reached-end' : 'complete';
         walked.done = done;
         if (descending) walked.provenThrough = to;
+        o.observe?.({ order: orderSeen, pageCap: capObserved, largestPage });
         yield walked;
         return done;
       }
@@ -249,25 +279,6 @@ export async function* walkHistory(
     // twice to the same place; newest first, ranges only
     cursor = !descending && page.cursor !== undefined && page.cursor > position && page.cursor > lastCursor && page.cursor < to ? page.cursor : undefined;
   }
-}
-
-/**
- * Whether a page of fewer rows than `limit` leaves room for one more row: its datapoints plus the
- * widest row possible (W, the distinct names seen in this walk, which this counts) still fit in
- * `limit`, so a platform counting datapoints would have served one more row. A row the client
- * could not read counts as W: an unknown size must not look like room.
- */
-function roomLeft(page: HistoryPage, limit: number, names: Set<string>): boolean {
-  let points = 0;
-  for (let i = 0; i < page.rows.length; i++) {
-    const values = page.rows[i].values;
-    for (const k in values) {
-      points++;
-      names.add(k);
-    }
-  }
-  const width = Math.max(1, names.size);
-  return points + page.unreadable.length * width + width <= limit;
 }
 
 function iso(t: number): string {

@@ -1,8 +1,9 @@
 /**
  * The requests a history walk makes to check what a page cannot tell by itself (history-walker.ts):
- * whether a first page of one millisecond was the oldest or the newest, and whether a last range
- * answer as large as the largest page so far was cut short.
+ * whether a first page of one millisecond was the oldest or the newest, whether a last range
+ * answer as large as the largest page so far was cut short, and whether a page left room for more.
  */
+import type { HistoryPage } from './api.js';
 
 /**
  * probe: [start, T] then [start, T - 1] after a first page of one millisecond T (is there anything
@@ -28,4 +29,23 @@ export function checkTail(checking: Check | undefined, wouldEnd: boolean, count:
   }
   if (wouldEnd && count > 0 && count >= largestBefore) return { kind: 'confirm', at: position, step: 1 };
   return undefined;
+}
+
+/**
+ * Whether a page of fewer rows than `limit` leaves room for one more row: its datapoints plus the
+ * widest row possible (W, the distinct names seen in this walk, which this counts) still fit in
+ * `limit`, so a platform counting datapoints would have served one more row. A row the client
+ * could not read counts as W: an unknown size must not look like room.
+ */
+export function roomLeft(page: HistoryPage, limit: number, names: Set<string>): boolean {
+  let points = 0;
+  for (let i = 0; i < page.rows.length; i++) {
+    const values = page.rows[i].values;
+    for (const k in values) {
+      points++;
+      names.add(k);
+    }
+  }
+  const width = Math.max(1, names.size);
+  return points + page.unreadable.length * width + width <= limit;
 }

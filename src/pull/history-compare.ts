@@ -3,12 +3,15 @@
  * side is read by the backfill's walk (the same HistoryWalk the backfill runner uses, one walk),
  * InfluxDB's by one InfluxQL query per window. Rows that share a millisecond are merged as the
  * writer merges them (the later value wins field by field), values are normalised as the writer
- * stores them, so an equal copy compares equal.
+ * stores them, so an equal copy compares equal. A plain decimal string compares as its number on
+ * both sides: "21.5" at the platform equals 21.5 in InfluxDB (EXPEED_NUMERIC_STRINGS=number) and
+ * "21.5" in a field InfluxDB holds as a string.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { CallOptions, DeviceRef } from '../platform/api.js';
 import { MEASUREMENT, type SinkPoint } from '../influx/api.js';
 import { normaliseValue } from '../influx/field-values.js';
+import { decimalValue } from '../influx/numeric-strings.js';
 import { mergeDuplicates } from '../influx/merge-duplicates.js';
 import { influxIdent, influxString, type InfluxQuery } from '../influx/query.js';
 import type { HistoryWalk } from './backfill-runner.js';
@@ -65,9 +68,14 @@ function normalised(fields: Fields): Fields {
   for (const k in fields) {
     const v = normaliseValue(fields[k]);
     if (v === null || typeof v === 'object') continue;
-    out[k] = v;
+    out[k] = comparable(v);
   }
   return out;
+}
+
+/** A value as compared: a plain decimal string as its number. */
+function comparable(v: unknown): unknown {
+  return typeof v === 'string' ? (decimalValue(v) ?? v) : v;
 }
 
 function show(v: unknown): string {
@@ -91,7 +99,7 @@ export async function compareWindow(o: HistoryCompareOptions, device: DeviceRef,
   const rows = await o.query.rows(`SELECT * FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(device.id)} AND time >= ${from}ms AND time < ${to}ms`);
   for (const r of rows) {
     const f: Fields = {};
-    for (const k in r) if (k !== 'time' && k !== 'device_id' && r[k] !== null && r[k] !== undefined) f[k] = r[k];
+    for (const k in r) if (k !== 'time' && k !== 'device_id' && r[k] !== null && r[k] !== undefined) f[k] = comparable(r[k]);
     held.set(Number(r.time), f);
   }
 

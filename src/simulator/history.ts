@@ -16,6 +16,7 @@
 import { CODE, MESSAGE } from './result-codes.js';
 import { mix } from './prng.js';
 import { servedTime } from './served-times.js';
+import { servedValues } from './served-values.js';
 import { generatedEnd, violation, type Answer, type SimDeviceState, type SimRequest, type SimState } from './state.js';
 import type { SimRow } from './types.js';
 
@@ -71,7 +72,7 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   state.stats.historyRowsServed += page.rows.length;
   const json: Record<string, unknown> = { result_code: CODE.ok, result_message: MESSAGE.ok };
   if (page.cursor !== undefined) json.cursor = page.cursor;
-  json.data = page.rows.map((r) => ({ timestamp: servedTime(state.clock, state.timestampForm, r.time), ...r.values }));
+  json.data = page.rows.map((r) => ({ timestamp: servedTime(state.clock, state.timestampForm, r.time), ...servedValues(r.values, state.numericStrings) }));
   return { json };
 }
 

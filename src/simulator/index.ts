@@ -77,6 +77,7 @@ export const DEFAULT_SIMULATOR_OPTIONS = {
   fullRowEvery: 10,
   currentTimestampSpace: true,
   timestampForm: 'documented',
+  numericStrings: false,
 } as const;
 
 /** `n` generated devices: dev-0001/key-0001, dev-0002/key-0002, ... */
@@ -182,6 +183,7 @@ function simState(o: ResolvedOptions, history: HistoryReading, now: () => number
     history,
     timestampForm: o.timestampForm,
     currentTimestampSpace: o.currentTimestampSpace,
+    numericStrings: o.numericStrings,
     settingDelayMs: o.settingDelayMs,
     settingResult: o.settingResult ?? (() => 0),
     now,

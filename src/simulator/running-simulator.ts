@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { readPage } from './history.js';
 import type { LiveFeed } from './live-feed.js';
 import { servedTime } from './served-times.js';
+import { servedValues } from './served-values.js';
 import type { SimDeviceState, SimState } from './state.js';
 import type { SimDevice, SimRow, Simulator, SimulatorFaults, SimulatorStats } from './types.js';
 
@@ -48,7 +49,7 @@ export class RunningSimulator implements Simulator {
 
   pushData(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): Promise<{ status: number; body: string }> {
     const d = this.deviceOf(deviceId).device;
-    const data = rows.map((r) => ({ timestamp: servedTime(this.state.clock, this.state.timestampForm, r.time), ...r.values }));
+    const data = rows.map((r) => ({ timestamp: servedTime(this.state.clock, this.state.timestampForm, r.time), ...servedValues(r.values, this.state.numericStrings) }));
     return this.state.push.push(2, { device_id: d.id, device_key: d.key, data });
   }
 

@@ -21,6 +21,8 @@ export interface SimState {
   /** the form of every timestamp served (history, currentDatapoints, data pushes) */
   timestampForm: TimestampForm;
   currentTimestampSpace: boolean;
+  /** history pages and data pushes carry numbers as JSON strings */
+  numericStrings: boolean;
   settingDelayMs: number;
   settingResult: (deviceId: string, settings: Record<string, unknown>) => 0 | 1 | 'never';
   now: () => number;

@@ -114,6 +114,8 @@ export interface SimulatorOptions {
   gapRate?: number;
   /** a full row (every field) at least every this many slots; default 10 */
   fullRowEvery?: number;
+  /** history pages and data pushes carry every number as a JSON string ("21.5"), as some platforms do; default false */
+  numericStrings?: boolean;
   /** currentDatapoints timestamps with a leading space, like the vendor's example; default true */
   currentTimestampSpace?: boolean;
   /** push newly generated rows (msg_type 2) to pushUrl every this many ms (needs followClock); default off */

@@ -16,6 +16,7 @@ import type { DirtyDays } from '../rollup/dirty-days.js';
 import type { RedisPersistence } from '../ops/redis-persistence.js';
 import type { CooldownWaits } from '../pull/cooldown-waits.js';
 import type { RollupFailure, RollupFailures } from '../rollup/rollup-failures.js';
+import type { PlatformProfile, PlatformProfileStore } from '../platform/platform-profile.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -78,6 +79,8 @@ export interface StatusReport {
   hourlyRetentionMs?: number;
   /** Redis persistence (AOF, RDB, none, unknown), read from every master of a cluster */
   redisPersistence?: RedisPersistence;
+  /** what the history walks learned about the platform (src/platform/platform-profile.ts); absent before any walk ended */
+  platform?: PlatformProfile;
   /** sections that could not be read, with why */
   errors: Record<string, string>;
 }
@@ -99,6 +102,7 @@ export interface StatusSources {
   hourlyRetentionMs?: number;
   /** reads the Redis persistence mode (src/ops/redis-persistence.ts) */
   persistence?: () => Promise<RedisPersistence>;
+  platformProfile?: Pick<PlatformProfileStore, 'get'>;
   now?: () => number;
   /** default DEFAULT_STALE_AFTER_MS */
   staleAfterMs?: number;
@@ -183,7 +187,8 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
   const rollupDayBacklog = src.rollupDays ? await guard('rollups', () => src.rollupDays!.backlog()) : undefined;
   const rollupFailures = src.rollupFailures ? await guard('rollups', () => src.rollupFailures!.list()) : undefined;
   const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
+  const platform = src.platformProfile ? await guard('platform profile', () => src.platformProfile!.get()) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rollupDayBacklog, rollupFailures, rawRetentionMs: src.rawRetentionMs, hourlyRetentionMs: src.hourlyRetentionMs, redisPersistence, errors };
+  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rollupDayBacklog, rollupFailures, rawRetentionMs: src.rawRetentionMs, hourlyRetentionMs: src.hourlyRetentionMs, redisPersistence, platform, errors };
 }

@@ -203,7 +203,7 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(loadConfig(env, now)).toEqual({
       ...defaults,
       redisUrl: 'redis://redis:6379',
-      influx: { url: 'http://influxdb:8086', api: 'v2', bucket: 'expeed', org: 'expeed', token: 'expeed-dev-token-change-me' },
+      influx: { url: 'http://influxdb:8086', api: 'v2', bucket: 'expeed', org: 'expeed', token: 'expeed-dev-token-change-me', numericStrings: 'number' },
       webhook: { ...defaults.webhook, host: '0.0.0.0' },
     });
     // an unset schedule keeps its default; only an explicitly empty one disables it

@@ -57,7 +57,8 @@ describe('InfluxDB 1.x writer', () => {
 
     const a = await influxRows(db.name, `SELECT temp, hum, "on", mode, code, gps FROM device_data WHERE device_id = 'dev-a'`);
     expect(a).toEqual([
-      { time: T0, temp: 21, hum: 45.25, on: true, mode: 'eco "x" \\ y\nz', code: '007', gps: '{"lat":31.2,"lng":[1,2]}' },
+      // a plain decimal string is a float (EXPEED_NUMERIC_STRINGS=number), leading zeros read as decimal
+      { time: T0, temp: 21, hum: 45.25, on: true, mode: 'eco "x" \\ y\nz', code: 7, gps: '{"lat":31.2,"lng":[1,2]}' },
       { time: T0 + 2000, temp: 22.5, hum: null, on: null, mode: null, code: null, gps: null },
     ]);
     const series = await influxQuery(db.name, `SELECT * FROM device_data WHERE time = ${T0 + 1000}ms`);
@@ -66,7 +67,7 @@ describe('InfluxDB 1.x writer', () => {
 
     const types = await influxRows(db.name, 'SHOW FIELD KEYS FROM device_data');
     expect(Object.fromEntries(types.map((t) => [t.fieldKey, t.fieldType]))).toEqual({
-      temp: 'float', hum: 'float', on: 'boolean', mode: 'string', code: 'string', gps: 'string',
+      temp: 'float', hum: 'float', on: 'boolean', mode: 'string', code: 'float', gps: 'string',
       [odd]: 'float', big: 'float', tiny: 'float', empty: 'string',
     });
   });

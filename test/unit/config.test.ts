@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, secretsOf } from '../../src/base/config.js';
+import { ConfigError, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_NUMERIC_STRINGS, secretsOf } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
 import { parseDuration } from '../../src/base/env-readers.js';
 
@@ -16,7 +16,7 @@ describe('loadConfig', () => {
     expect(c.webhook).toMatchObject({ host: '127.0.0.1', port: 8780, path: '/webhook', bodyLimit: 5 * 1024 * 1024 });
     expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(c.prefix).toBe('expeed');
-    expect(c.influx).toEqual({ url: 'http://127.0.0.1:8086', api: 'auto', bucket: 'expeed', org: undefined, token: undefined });
+    expect(c.influx).toEqual({ url: 'http://127.0.0.1:8086', api: 'auto', bucket: 'expeed', org: undefined, token: undefined, numericStrings: 'number' });
     expect(c.schedules).toEqual({ nightly: '0 2 * * *', status: '*/5 * * * *', gaps: '17 * * * *', verify: '30 3 * * 0' });
     expect(c.lookbackMs).toBe(2 * 86_400_000);
     expect(loadConfig({ EXPEED_LOOKBACK: '0' }, NOW).lookbackMs).toBe(0);
@@ -67,6 +67,13 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({ tokenCooldownMs: 5 * 3_600_000, tokenCooldownMaxMs: 5 * 3_600_000, unknownCodeRetries: 0, settingBody: 'data' });
   });
 
+  test('numeric strings are written as floats unless EXPEED_NUMERIC_STRINGS=string', () => {
+    expect(loadConfig({}, NOW).influx.numericStrings).toBe(DEFAULT_NUMERIC_STRINGS);
+    expect(DEFAULT_NUMERIC_STRINGS).toBe('number');
+    expect(loadConfig({ EXPEED_NUMERIC_STRINGS: 'String' }, NOW).influx.numericStrings).toBe('string');
+    expect(loadConfig({ EXPEED_NUMERIC_STRINGS: 'number' }, NOW).influx.numericStrings).toBe('number');
+  });
+
   test('an empty schedule disables it', () => {
     expect(loadConfig({ EXPEED_SCHEDULE_GAPS: '' }, NOW).schedules.gaps).toBeUndefined();
   });
@@ -96,6 +103,7 @@ describe('loadConfig', () => {
     [{ EXPEED_TOKEN_COOLDOWN: '1h', EXPEED_TOKEN_COOLDOWN_MAX: '30m' }, 'EXPEED_TOKEN_COOLDOWN_MAX', 'not be shorter than EXPEED_TOKEN_COOLDOWN'],
     [{ EXPEED_UNKNOWN_CODE_RETRIES: '-1' }, 'EXPEED_UNKNOWN_CODE_RETRIES', 'between 0 and 20'],
     [{ EXPEED_SETTING_BODY: 'wrapped' }, 'EXPEED_SETTING_BODY', 'bare'],
+    [{ EXPEED_NUMERIC_STRINGS: 'float' }, 'EXPEED_NUMERIC_STRINGS', 'expected number'],
     [{ EXPEED_ROLLUP_SETTLE: 'soon' }, 'EXPEED_ROLLUP_SETTLE', 'duration'],
     [{ EXPEED_ROLLUP_SETTLE: '0' }, 'EXPEED_ROLLUP_SETTLE', 'duration'],
   ])('%o is refused naming %s', (env, variable, problem) => {

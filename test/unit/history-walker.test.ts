@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import type { DataRow, HistoryPage, HistoryQuery, PlatformClient } from '../../src/platform/api.js';
 import { HistoryWalkError, walkHistory, type WalkedPage } from '../../src/platform/history-walker.js';
 import { walkAll } from '../helpers/walk.js';
+import { mergeBehaviour } from '../../src/platform/platform-profile.js';
 import { DeviceSeries } from '../../src/simulator/data-generator.js';
 import { DEFAULT_FIELDS } from '../../src/simulator/field-generators.js';
 import { servePage, readPage } from '../../src/simulator/history.js';
@@ -243,5 +244,17 @@ describe('walkHistory details', () => {
     expect(err).toBeInstanceOf(HistoryWalkError);
     expect(err.retryable).toBe(false);
     expect(calls[0]).toEqual([['t'], { useReserve: true }]);
+  });
+});
+
+describe('what walks learn about the platform', () => {
+  test('a later walk keeps the known cap and order unless it saw otherwise', () => {
+    const known = { order: 'newest-first' as const, pageCap: 1000, largestPage: 1000 };
+    // a walk over a sparse window sees neither a cap nor an order: nothing is forgotten
+    expect(mergeBehaviour(known, { largestPage: 12 })).toEqual(known);
+    // a larger cap seen (or a page larger than the known cap): the platform no longer caps there
+    expect(mergeBehaviour(known, { order: 'newest-first', pageCap: 3000, largestPage: 3000 })).toEqual({ order: 'newest-first', pageCap: 3000, largestPage: 3000 });
+    expect(mergeBehaviour(known, { order: 'asked', largestPage: 6000 })).toEqual({ order: 'asked', pageCap: undefined, largestPage: 6000 });
+    expect(mergeBehaviour(undefined, { order: 'asked', pageCap: 500, largestPage: 500 })).toEqual({ order: 'asked', pageCap: 500, largestPage: 500 });
   });
 });

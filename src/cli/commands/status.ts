@@ -10,6 +10,7 @@ import { table } from '../table.js';
 import { problemGroups } from '../../status/problem-groups.js';
 import { cooldownCause } from '../token-cooldown.js';
 import { describePersistence, readPersistence } from '../../ops/redis-persistence.js';
+import { PlatformProfileStore, type PlatformProfile } from '../../platform/platform-profile.js';
 
 function ago(at: number | undefined, now: number): string {
   if (at === undefined) return '-';
@@ -50,6 +51,14 @@ export interface StatusView {
   all?: boolean;
   /** this device only */
   device?: string;
+}
+
+/** The one line of what the walks learned about the platform's history pages. */
+export function describePlatform(p: PlatformProfile | undefined, when: string): string {
+  if (p === undefined) return 'platform: nothing learned yet (no history walk has ended)';
+  const order = p.order === 'newest-first' ? 'pages newest first' : p.order === 'asked' ? 'pages oldest first, as asked' : 'page order not seen yet';
+  const size = p.pageCap !== undefined ? `at most ${p.pageCap} rows per page` : `no page cap seen${p.largestPage ? ` (largest page ${p.largestPage} rows)` : ''}`;
+  return `platform: ${order}, ${size} (learned ${when})`;
 }
 
 function days(ms: number): string {
@@ -102,6 +111,7 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
       if (g.more) out.push(`  and ${g.more} more — \`--all\``);
     }
   }
+  out.push('', describePlatform(r.platform, r.platform ? `${t(r.platform.learnedAt)}, ${ago(r.platform.learnedAt, r.at)}` : ''));
   out.push('', 'QUEUES');
   for (const [name, c] of Object.entries(r.queues)) {
     out.push(`  ${name.padEnd(9)} waiting ${c.waiting ?? 0}  active ${c.active ?? 0}  delayed ${c.delayed ?? 0}  failed ${c.failed ?? 0}  completed ${c.completed ?? 0}`);
@@ -158,6 +168,7 @@ export const command: Command = {
       rawRetentionMs: config.influx.rawRetentionMs,
       hourlyRetentionMs: config.influx.hourlyRetentionMs,
       persistence: () => readPersistence(stack.redis),
+      platformProfile: new PlatformProfileStore({ redis: stack.redis, prefix: config.prefix }),
       staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
     });
     const recheck = await gatherRecheck(stack.redis, config.prefix);
