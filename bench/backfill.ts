@@ -22,7 +22,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../src/base/load-config.js';
 import { SecretScrubber } from '../src/base/secrets.js';
 import { createApp } from '../src/app/app.js';
-import { createRedis } from '../src/base/queues.js';
+import { createRedis } from '../src/base/redis.js';
 import { buildIfStale, cpuSeconds, influxql as influxqlAt, mb, memory, pidOf, startService } from './lib.js';
 
 const env = process.env;

@@ -33,7 +33,7 @@ import { generatedDevices } from '../src/simulator/index.js';
 import { zoneOffsetMs } from '../src/platform/timestamp.js';
 import { buildIfStale, cpuSeconds, influxql, mb, memory, pidOf, startService } from './lib.js';
 import { cpus, loadavg } from 'node:os';
-import { createRedis, redisKey } from '../src/base/queues.js';
+import { createRedis, redisKey } from '../src/base/redis.js';
 import { startRedisServer } from '../test/helpers/services.js';
 
 const env = process.env;

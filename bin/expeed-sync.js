@@ -14,6 +14,6 @@ if (compiled) {
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  ({ main } = await import('../src/cli/main.ts'));
+  ({ main } = await import('../src/cli/main.js'));
 }
 await main(process.argv.slice(2));

@@ -11,7 +11,7 @@
  */
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job, type RateLimiterOptions } from 'bullmq';
 import type { Logger } from '../src/base/log.js';
-import { QUEUE, type BackfillJob } from '../src/base/queues.js';
+import { QUEUE, type BackfillJob } from '../src/base/jobs.js';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import { walkHistory } from '../src/platform/history-walker.js';
@@ -27,7 +27,7 @@ import { skippedProgress, type QuietCheck } from '../src/pull/quiet-check.js';
 import type { LookbackRunner } from '../src/pull/lookback.js';
 import type { VerifyJobRunner } from '../src/pull/verify-run.js';
 import type { CooldownWaits } from '../src/pull/cooldown-waits.js';
-import { credentialsWaitUntil } from '../src/platform/token-errors.js';
+import { credentialsWaitUntil } from '../src/platform/token/errors.js';
 import type { ReconnectRunner } from '../src/pull/reconnect.js';
 
 export interface BackfillWorkerOptions {

@@ -10,7 +10,7 @@
  */
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from '../src/base/log.js';
-import { QUEUE, type RollupJob } from '../src/base/queues.js';
+import { QUEUE, type RollupJob } from '../src/base/jobs.js';
 import type { DirtyHours } from '../src/rollup/dirty-hours.js';
 import type { RollupComputer, RollupResult } from '../src/rollup/rollup-computer.js';
 import type { DayComputer, DayResult } from '../src/rollup/day-computer.js';

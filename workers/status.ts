@@ -5,7 +5,7 @@
  */
 import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from '../src/base/log.js';
-import { QUEUE, type StatusJob } from '../src/base/queues.js';
+import { QUEUE, type StatusJob } from '../src/base/jobs.js';
 import type { PointWriter } from '../src/influx/api.js';
 import type { PlatformClient } from '../src/platform/api.js';
 import type { DeviceRegistry } from '../src/devices/registry.js';

@@ -7,7 +7,7 @@
 import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
 import { LogLimiter } from '../base/log-limiter.js';
-import { createRedis, type RedisConnection } from '../base/queues.js';
+import { createRedis, type RedisConnection } from '../base/redis.js';
 import { INGEST_QUEUE_REDIS } from '../push/ingest-queue.js';
 
 /** Stores, queues and the token budget; commands wait (offline queue) while Redis reconnects. */

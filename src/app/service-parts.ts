@@ -9,7 +9,7 @@ import { waitForInflux } from '../influx/ping.js';
 import { rollupRps } from '../influx/database.js';
 import { budgetCheck } from '../dead-letters/budget-report.js';
 import { setRollupBacklog, setTokenUsage, type Metrics } from '../ops/metrics.js';
-import { opsRoutes, type ReadinessCheck } from '../ops/http.js';
+import { opsRoutes, type ReadinessCheck } from '../ops/ops-routes.js';
 import { parsePlatformTime } from '../platform/timestamp.js';
 import { catchUpOnStart } from '../pull/catch-up.js';
 import type { Heartbeat } from '../pull/heartbeat.js';

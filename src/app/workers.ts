@@ -6,7 +6,8 @@
 import type { Queue, Worker } from 'bullmq';
 import type { Config } from '../base/config.js';
 import type { Logger } from '../base/log.js';
-import { bullConnection, closeRedis, type BackfillJob, type RedisConnection, type RollupJob, type StatusJob } from '../base/queues.js';
+import { bullConnection, closeRedis, type RedisConnection } from '../base/redis.js';
+import { type BackfillJob, type RollupJob, type StatusJob } from '../base/jobs.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { PushRegistration } from '../devices/push-registration.js';
 import type { PointWriter } from '../influx/api.js';

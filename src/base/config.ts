@@ -3,7 +3,7 @@
  * It is read from the environment once at start (load-config.ts, with the readers of env-readers.ts);
  * nothing else in src/ reads process.env: components get what they need from here.
  */
-import type { ClusterNode } from './queues.js';
+import type { ClusterNode } from './redis.js';
 
 export class ConfigError extends Error {
   constructor(

@@ -5,7 +5,7 @@
  */
 import nodeCron from 'node-cron';
 import { ConfigError } from './config.js';
-import type { ClusterNode } from './queues.js';
+import type { ClusterNode } from './redis.js';
 
 export type Env = Record<string, string | undefined>;
 

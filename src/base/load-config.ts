@@ -3,7 +3,7 @@
  * tie variables together (credentials set in pairs, a reserve below the limit, a retention long
  * enough for rollups, a Redis Cluster with database 0 only). Defaults match .env.example (tested).
  */
-import { clusterPrefix } from './queues.js';
+import { clusterPrefix } from './redis.js';
 import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_NUMERIC_STRINGS, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
 import { bool, clusterNodes, cron, duration, instant, int, optional, seconds, str, timezone, url, type Env } from './env-readers.js';
 

@@ -5,12 +5,12 @@
  */
 import { createServer } from 'node:net';
 import type { Config } from '../base/config.js';
-import { isCluster, redisAddress, waitForRedis, type RedisConnection } from '../base/queues.js';
+import { isCluster, redisAddress, waitForRedis, type RedisConnection } from '../base/redis.js';
 import { readDevicesFile } from '../devices/registry.js';
 import { detectInfluxApi, type WriteApiVersion } from '../influx/api-detect.js';
 import { createInfluxQuery, influxIdent } from '../influx/query.js';
 import { authHeaders } from '../influx/write-request.js';
-import { tokenBudgetFromConfig } from '../platform/token-budget-config.js';
+import { tokenBudgetFromConfig } from '../platform/token/budget-config.js';
 import type { SecretScrubber } from '../base/secrets.js';
 import { describePersistence, readPersistence } from '../ops/redis-persistence.js';
 

@@ -1,7 +1,7 @@
 import { secretsOf, type Config } from '../base/config.js';
 import { loadConfig } from '../base/load-config.js';
 import { createLogger, type Logger } from '../base/log.js';
-import { closeRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/queues.js';
+import { closeRedis, redisAddress, RedisUnreachableError, waitForRedis, type RedisConnection } from '../base/redis.js';
 import { SecretScrubber } from '../base/secrets.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import type { App } from '../app/app.js';

@@ -1,5 +1,5 @@
 import type { Job, Queue } from 'bullmq';
-import type { BackfillJob } from '../base/queues.js';
+import type { BackfillJob } from '../base/jobs.js';
 import type { BackfillProgress } from '../pull/backfill-runner.js';
 
 /** Where one device's backfill stands, summed over its windows. */

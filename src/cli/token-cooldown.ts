@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../platform/token-usage.js';
+import type { TokenUsage } from '../platform/token/usage.js';
 
 /** Why token calls are paused, in words (status and token show it). */
 export function cooldownCause(u: Pick<TokenUsage, 'cooldownKind'>): string {

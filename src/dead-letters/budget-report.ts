@@ -2,7 +2,7 @@
  * The dead-letter budget as operators see it: one line for `status`, one readiness check for
  * /readyz (degraded, not failed: pushes and pulls go on, only refused content is not kept).
  */
-import type { Degraded, ReadinessCheck } from '../ops/http.js';
+import type { Degraded, ReadinessCheck } from '../ops/ops-routes.js';
 import type { DeadLetterBudget, RedisDeadLetterStore } from './store.js';
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import { ExpeedError } from '../base/retry.js';
 import type { DeadLetter, DeadLetterKind, DeadLetterStore } from '../influx/api.js';
 import { decodeLetter, encodeLetter, replacer } from './letter-codec.js';

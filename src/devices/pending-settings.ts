@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 
 /**
  * Setting commands sent to devices, in Redis so every process sees them: the CLI that sent a

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../base/log.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import type { PlatformClient } from '../platform/api.js';
 import { RESULT_CODE } from '../platform/errors.js';
 import { failureFacts, messageOf } from '../base/failure.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import type { DeviceRef } from '../platform/api.js';
 
 export interface Device extends DeviceRef {

@@ -10,7 +10,7 @@ import type { KeyCache } from './keys.js';
 import type { NumericStrings } from './numeric-strings.js';
 import { encodePoint, type EncodeReport } from './line-protocol.js';
 import { mergeDuplicates } from './merge-duplicates.js';
-import { isolateRefused } from './refusals.js';
+import { isolateRefused } from './write-refusals.js';
 import type { WriteRequest } from './write-request.js';
 
 export interface LaneOptions {

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PointWriter, SinkPoint, WriteOptions } from '../influx/api.js';
-import type { TokenUsage } from '../platform/token-usage.js';
+import type { TokenUsage } from '../platform/token/usage.js';
 
 /**
  * The service's Prometheus metrics. Components stay unaware of them: the platform client (src/ops/platform-metering.ts)

@@ -6,7 +6,7 @@
  * persistence or the marker is gone.
  */
 import { Cluster, type Redis } from 'ioredis';
-import { redisKey, type RedisConnection } from '../base/queues.js';
+import { redisKey, type RedisConnection } from '../base/redis.js';
 
 export type PersistenceMode = 'aof+rdb' | 'aof' | 'rdb' | 'none' | 'unknown';
 

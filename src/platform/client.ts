@@ -24,7 +24,7 @@ import {
   type Endpoint,
 } from './errors.js';
 import { backoffDelay, sleep } from '../base/backoff.js';
-import { DEFAULT_HTTP_OPTIONS, platformBackoff, requestJson, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './http.js';
+import { DEFAULT_HTTP_OPTIONS, platformBackoff, requestJson, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './platform-request.js';
 import { checkDevice, historyQuery, idList, invalid, segment } from './requests.js';
 import { DEFAULT_TIMEZONE } from './timestamp.js';
 

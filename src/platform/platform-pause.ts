@@ -9,10 +9,10 @@
 import type { Redis } from 'ioredis';
 import { sleep } from '../base/backoff.js';
 import type { Logger } from '../base/log.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import { parseRetryAfter } from '../base/retry.js';
 import type { Endpoint } from './errors.js';
-import type { Throttle, ThrottleInfo } from './http.js';
+import type { Throttle, ThrottleInfo } from './platform-request.js';
 
 /** The longest pause a Retry-After header can cause: 5 minutes. */
 export const MAX_PLATFORM_PAUSE_MS = 5 * 60_000;

@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../base/log.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import type { DeviceRef, PlatformClient } from './api.js';
 import { walkHistory, type HistoryWalkOptions, type PlatformBehaviour, type WalkedPage, type WalkEnd } from './history-walker.js';
 

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { CallOptions, DeviceRef, HistoryQuery, PlatformClient } from './api.js';
 import { sleep } from '../base/backoff.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import { MAX_PLATFORM_PAUSE_MS, platformPauseKey } from './platform-pause.js';
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { JobsOptions, Queue } from 'bullmq';
-import type { BackfillJob } from '../base/queues.js';
+import type { BackfillJob } from '../base/jobs.js';
 import type { Checkpoints } from './checkpoints.js';
 import { splitWindows, windowKey, type Window } from './windows.js';
 

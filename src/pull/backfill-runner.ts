@@ -1,4 +1,4 @@
-import type { BackfillJob } from '../base/queues.js';
+import type { BackfillJob } from '../base/jobs.js';
 import type { CallOptions, DataRow, DeviceRef, HistoryPage } from '../platform/api.js';
 import type { DeadLetterStore, PointWriter, SinkPoint } from '../influx/api.js';
 import { MEASUREMENT } from '../influx/api.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../base/log.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { BackfillQueue } from './backfill-queue.js';
 import type { Heartbeat } from './heartbeat.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 
 /**
  * Per-device sync checkpoints in Redis, shared by every worker.

@@ -8,7 +8,8 @@
  *   <prefix>:token:waiting   sorted set: backfill job id -> the instant it waits for (epoch ms)
  */
 import type { Queue } from 'bullmq';
-import { redisKey, type BackfillJob, type RedisConnection } from '../base/queues.js';
+import { redisKey, type RedisConnection } from '../base/redis.js';
+import { type BackfillJob } from '../base/jobs.js';
 
 export class CooldownWaits {
   private readonly key: string;

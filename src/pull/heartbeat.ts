@@ -1,6 +1,6 @@
 import { repeat, type Repeating } from '../base/repeat.js';
 import type { Redis } from 'ioredis';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 
 /**
  * The service's heartbeat in Redis (`<prefix>:heartbeat`, epoch ms): while any process of the

@@ -8,7 +8,8 @@
  * Redis (`<prefix>:late-rows`, shown by `status`) and in `expeed_late_rows_total`.
  */
 import type { Redis } from 'ioredis';
-import { redisKey, type BackfillJob } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
+import { type BackfillJob } from '../base/jobs.js';
 import type { PointWriter } from '../influx/api.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { UnknownDeviceError } from '../base/failure.js';

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../base/log.js';
-import { redisKey, type BackfillJob } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
+import { type BackfillJob } from '../base/jobs.js';
 import type { CallOptions, PlatformClient } from '../platform/api.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { BackfillProgress } from './backfill-runner.js';

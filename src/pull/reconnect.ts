@@ -23,7 +23,8 @@
  */
 import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { redisKey, type BackfillJob } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
+import { type BackfillJob } from '../base/jobs.js';
 import { MEASUREMENT } from '../influx/api.js';
 import { influxIdent, influxString, type InfluxQuery } from '../influx/query.js';
 import type { CallOptions } from '../platform/api.js';

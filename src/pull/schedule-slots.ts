@@ -4,8 +4,8 @@
  * the scheduler's options it reads and the slot's time, queues its jobs and returns how many;
  * claiming the slot and the cron wiring are the scheduler's (./scheduler.ts).
  */
-import type { BackfillJob } from '../base/queues.js';
-import { redisKey } from '../base/queues.js';
+import type { BackfillJob } from '../base/jobs.js';
+import { redisKey } from '../base/redis.js';
 import { messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
 import { gapChunks } from './gap-chunks.js';

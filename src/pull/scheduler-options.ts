@@ -6,7 +6,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PLATFORM_DEFAULTS, type SchedulesConfig } from '../base/config.js';
 import type { Logger } from '../base/log.js';
-import type { StatusJob } from '../base/queues.js';
+import type { StatusJob } from '../base/jobs.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { BackfillQueue } from './backfill-queue.js';
 import type { Checkpoints } from './checkpoints.js';

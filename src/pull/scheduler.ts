@@ -1,6 +1,6 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../base/log.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import { messageOf } from '../base/failure.js';
 import { DEFAULT_SCHEDULER, type ScheduleName, type SchedulerInput, type SchedulerOptions } from './scheduler-options.js';
 import { gapSlot, nightlySlot, statusSlot, verifySlot } from './schedule-slots.js';

@@ -3,7 +3,7 @@
  * claimed twice queues nothing new; three attempts with backoff; kept for a day, failures a week).
  */
 import type { JobsOptions } from 'bullmq';
-import type { StatusJob } from '../base/queues.js';
+import type { StatusJob } from '../base/jobs.js';
 
 export const STATUS_JOB_NAME = 'poll';
 

@@ -2,11 +2,11 @@ import type { PlatformClient } from '../platform/api.js';
 import type { PointWriter, SinkPoint } from '../influx/api.js';
 import { statusPoint } from '../influx/points.js';
 import type { DeviceRegistry } from '../devices/registry.js';
-import type { StatusJob } from '../base/queues.js';
+import type { StatusJob } from '../base/jobs.js';
 import { failureFacts, messageOf } from '../base/failure.js';
 import { inLanes } from '../base/lanes.js';
 import { ExpeedError } from '../base/retry.js';
-import { budgetResetsAt, cooldownUntil } from '../platform/token-errors.js';
+import { budgetResetsAt, cooldownUntil } from '../platform/token/errors.js';
 import type { ReconnectWatch } from './reconnect.js';
 
 export interface StatusPollOptions {

@@ -6,7 +6,7 @@
  */
 import cron from 'node-cron';
 import type { Redis } from 'ioredis';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 
 export const DEFAULT_STATUS_SLOT = {
   /** devices per status job */

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { CallOptions, DeviceRef } from '../platform/api.js';
 import { MEASUREMENT, type PointWriter } from '../influx/api.js';
 import { influxIdent, influxString, type InfluxQuery } from '../influx/query.js';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import { UnknownDeviceError } from '../base/failure.js';
 import { compareWindow, HOUR, type HistoryCompareOptions, type HourComparison, type HourResult } from './history-compare.js';
 import { splitWindows } from './windows.js';

@@ -1,5 +1,5 @@
 import type { JobsOptions, Queue } from 'bullmq';
-import type { IngestBatchJob, IngestJob } from '../base/queues.js';
+import type { IngestBatchJob, IngestJob } from '../base/jobs.js';
 import { ExpeedError } from '../base/retry.js';
 import { INGEST_JOB_OPTIONS } from './ingest.js';
 import type { ValidatedPush } from './push-schema.js';

@@ -1,7 +1,8 @@
 import { Queue } from 'bullmq';
 import type { Logger } from '../base/log.js';
 import { LogLimiter } from '../base/log-limiter.js';
-import { QUEUE, type IngestBatchJob, type RedisConnection } from '../base/queues.js';
+import { type RedisConnection } from '../base/redis.js';
+import { QUEUE, type IngestBatchJob } from '../base/jobs.js';
 
 /**
  * The producer side of the `ingest` queue for the webhook. Its Redis connection fails fast

@@ -2,7 +2,7 @@ import type { JobsOptions } from 'bullmq';
 import { backoffDelay, type Backoff } from '../base/backoff.js';
 import { fieldRecord } from '../base/field-record.js';
 import { MEASUREMENT, type DeadLetterStore, type PointWriter, type SinkPoint } from '../influx/api.js';
-import type { DataPush, IngestJob, StatusPush } from '../base/queues.js';
+import type { DataPush, IngestJob, StatusPush } from '../base/jobs.js';
 import type { Logger } from '../base/log.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { settingPoint, statusPoint } from '../influx/points.js';

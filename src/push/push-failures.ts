@@ -8,7 +8,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../base/log.js';
 import type { LogLimiter } from '../base/log-limiter.js';
 import { answerBody, errorToHttp } from './errors-to-http.js';
-import type { Refusals } from './refusals.js';
+import type { Refusals } from './request-refusals.js';
 import { ReplayError } from './replay.js';
 import { SignatureError } from './signature.js';
 

@@ -1,6 +1,6 @@
 /// <reference lib="es2024.string" />
 import { isUtf8 } from 'node:buffer';
-import type { DataPush, SettingResultPush, StatusPush } from '../base/queues.js';
+import type { DataPush, SettingResultPush, StatusPush } from '../base/jobs.js';
 import { ExpeedError } from '../base/retry.js';
 
 /**

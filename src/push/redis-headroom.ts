@@ -8,8 +8,8 @@
  * `sampleEveryMs`, in the background), never read per push.
  */
 import { Cluster, type Redis } from 'ioredis';
-import type { RedisConnection } from '../base/queues.js';
-import type { Degraded, ReadinessCheck } from '../ops/http.js';
+import type { RedisConnection } from '../base/redis.js';
+import type { Degraded, ReadinessCheck } from '../ops/ops-routes.js';
 
 export interface HeadroomOptions {
   /** refuse once used_memory passes this percentage of maxmemory (default 80; 100 = off; no maxmemory = off) */

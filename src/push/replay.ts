@@ -5,7 +5,7 @@
  * window would still accept the URL.
  */
 import type { Redis } from 'ioredis';
-import { redisKey } from '../base/queues.js';
+import { redisKey } from '../base/redis.js';
 import { ExpeedError } from '../base/retry.js';
 
 /** How long a nonce is remembered when the timestamp window is off (WEBHOOK_TIMESTAMP_WINDOW=0). */

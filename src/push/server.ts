@@ -16,7 +16,7 @@ import { deviceIdOf, readPushBody, validatePush, type ValidatedPush } from './pu
 import { verifySignature, type SignatureParams } from './signature.js';
 import { checkJsonBounds, DEFAULT_JSON_BOUNDS, type JsonBounds } from './json-bounds.js';
 import { nonceTtlSec, ReplayError, type NonceStore } from './replay.js';
-import { Refusals, type RefusalReason } from './refusals.js';
+import { Refusals, type RefusalReason } from './request-refusals.js';
 import { DEFAULT_MAX_RAW_BYTES, rawOf } from './raw-body.js';
 import type { RedisHeadroom } from './redis-headroom.js';
 import { LogLimiter } from '../base/log-limiter.js';

@@ -8,8 +8,8 @@
  * computation clears the day only if nothing touched it meanwhile (compare-and-delete, shared with
  * the hour set). A day is due as soon as it is touched: its hours have already settled.
  */
-import type { RedisConnection as Redis } from '../base/queues.js';
-import { redisKey } from '../base/queues.js';
+import type { RedisConnection as Redis } from '../base/redis.js';
+import { redisKey } from '../base/redis.js';
 import { platformDay } from '../platform/timestamp.js';
 import { clearScored, hourOf, member, parseMember, type DirtyHour, type RollupBacklog } from './dirty-hours.js';
 

@@ -5,8 +5,8 @@
  * value that hour never had before, so "was it touched since I read it?" is one compare: an hour is removed only if its score is still the one read before computing
  * (compare-and-delete in Lua). A crash anywhere leaves the hour dirty; it is computed again.
  */
-import type { RedisConnection as Redis } from '../base/queues.js';
-import { redisKey } from '../base/queues.js';
+import type { RedisConnection as Redis } from '../base/redis.js';
+import { redisKey } from '../base/redis.js';
 
 export const HOUR_MS = 3_600_000;
 

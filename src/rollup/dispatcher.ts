@@ -10,7 +10,7 @@
 import { repeat, type Repeating } from '../base/repeat.js';
 import type { Queue } from 'bullmq';
 import type { Logger } from '../base/log.js';
-import type { RollupJob } from '../base/queues.js';
+import type { RollupJob } from '../base/jobs.js';
 import type { DirtyHour, DirtyHours } from './dirty-hours.js';
 import type { DirtyDays } from './dirty-days.js';
 import type { RollupFailures } from './rollup-failures.js';

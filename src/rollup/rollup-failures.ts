@@ -9,7 +9,7 @@
  * REASON_CHARS, so a record stays small whatever the error said. A success removes the record.
  * One record per device at most: the hash is bounded by the registry.
  */
-import { redisKey, type RedisConnection } from '../base/queues.js';
+import { redisKey, type RedisConnection } from '../base/redis.js';
 
 /** The longest reason kept (and logged) of a failed rollup. */
 export const REASON_CHARS = 200;

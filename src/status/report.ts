@@ -8,7 +8,7 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import type { DeadLetterStore } from '../influx/api.js';
 import type { DeadLetterBudget, RedisDeadLetterStore } from '../dead-letters/store.js';
 import type { InfluxQuery } from '../influx/query.js';
-import type { TokenUsage } from '../platform/token-usage.js';
+import type { TokenUsage } from '../platform/token/usage.js';
 import type { Checkpoints } from '../pull/checkpoints.js';
 import type { PlatformNewestStore } from '../pull/quiet-check.js';
 import type { DirtyHours, RollupBacklog } from '../rollup/dirty-hours.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
-import type { ClusterNode } from '../../src/base/queues.js';
+import type { ClusterNode } from '../../src/base/redis.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const INFLUX_URL = process.env.TEST_INFLUX_URL ?? 'http://127.0.0.1:8086';

@@ -10,7 +10,7 @@ import { createApp, type App } from '../../src/app/app.js';
 import { splitWindows, windowKey } from '../../src/pull/windows.js';
 import { zoneOffsetMs } from '../../src/platform/timestamp.js';
 import type { Config } from '../../src/base/config.js';
-import type { BackfillJob } from '../../src/base/queues.js';
+import type { BackfillJob } from '../../src/base/jobs.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
 import { scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 

@@ -11,7 +11,7 @@ import { Queue } from 'bullmq';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';
 import { Checkpoints } from '../../src/pull/checkpoints.js';
-import { QUEUE } from '../../src/base/queues.js';
+import { QUEUE } from '../../src/base/jobs.js';
 import { runCli, startRun, type RunningService } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix, until } from '../helpers/services.js';
 

@@ -5,7 +5,7 @@ import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import Fastify from 'fastify';
 import { DeadLetterBudgetError, LETTER_OVERHEAD_BYTES, RedisDeadLetterStore, type RetryHandlers } from '../../src/dead-letters/store.js';
 import { budgetCheck, describeBudget } from '../../src/dead-letters/budget-report.js';
-import { opsRoutes } from '../../src/ops/http.js';
+import { opsRoutes } from '../../src/ops/ops-routes.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { retryPoint } from '../../src/dead-letters/retry-point.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { ExpeedClient, type PlatformClientOptions } from '../../src/platform/client.js';
-import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
+import { createTokenEndpoint } from '../../src/platform/token/endpoint.js';
 import { walkAll } from '../helpers/walk.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
+import { TokenBudget } from '../../src/platform/token/budget.js';
 import {
   DeviceKeyError,
   DeviceNotFoundError,
@@ -15,7 +15,7 @@ import {
   PlatformUnavailableError,
   UnknownResultCodeError,
 } from '../../src/platform/errors.js';
-import { TokenCooldownError } from '../../src/platform/token-errors.js';
+import { TokenCooldownError } from '../../src/platform/token/errors.js';
 import type { TokenSource } from '../../src/platform/api.js';
 import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
 import { REDIS_URL, deleteRedisPrefix, freePort, testPrefix } from '../helpers/services.js';

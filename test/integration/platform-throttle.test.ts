@@ -8,8 +8,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { ExpeedClient, type PlatformClientOptions } from '../../src/platform/client.js';
-import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
+import { createTokenEndpoint } from '../../src/platform/token/endpoint.js';
+import { TokenBudget } from '../../src/platform/token/budget.js';
 import { MAX_PLATFORM_PAUSE_MS, PlatformPause, platformPauseKey } from '../../src/platform/platform-pause.js';
 import { RequestRate, rateLimitedPlatform } from '../../src/platform/request-rate.js';
 import { PlatformThrottledError } from '../../src/platform/errors.js';

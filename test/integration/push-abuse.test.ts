@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { startRedisServer, until, type ChildServer } from '../helpers/services.js';
 import { budgetCheck } from '../../src/dead-letters/budget-report.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
-import { opsRoutes } from '../../src/ops/http.js';
+import { opsRoutes } from '../../src/ops/ops-routes.js';
 import { createMetrics } from '../../src/ops/metrics.js';
 import { startStack, type Stack } from './push-stack.js';
 

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createRedis, QUEUE, type IngestBatchJob } from '../../src/base/queues.js';
+import { createRedis } from '../../src/base/redis.js';
+import { QUEUE, type IngestBatchJob } from '../../src/base/jobs.js';
 import { EnqueueError, IngestProducer } from '../../src/push/ingest-producer.js';
 import { deleteRedisPrefix, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { isRetryable } from '../../src/base/retry.js';

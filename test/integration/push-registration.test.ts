@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { PushRegistration } from '../../src/devices/push-registration.js';
 import { ExpeedClient } from '../../src/platform/client.js';
-import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
+import { createTokenEndpoint } from '../../src/platform/token/endpoint.js';
+import { TokenBudget } from '../../src/platform/token/budget.js';
 import { PLATFORM_KEY, SECRET_KEY, startStack, TZ, type Stack } from './push-stack.js';
 
 const T0 = Date.UTC(2026, 10, 20);

@@ -11,7 +11,7 @@ import type { DeviceRegistry } from '../../src/devices/registry.js';
 import type { RetryPolicy } from '../../src/influx/retry-policy.js';
 import type { PointWriter } from '../../src/influx/api.js';
 import { createLogger, type Logger } from '../../src/base/log.js';
-import type { ClusterNode, RedisConnection } from '../../src/base/queues.js';
+import type { ClusterNode, RedisConnection } from '../../src/base/redis.js';
 import { SecretScrubber } from '../../src/base/secrets.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import type { PendingSettingsStore } from '../../src/devices/pending-settings.js';

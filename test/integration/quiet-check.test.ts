@@ -6,7 +6,7 @@ import { gatherStatus } from '../../src/status/report.js';
 import { renderStatus } from '../../src/cli/commands/status.js';
 import { deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
 import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, startPullEnv, testConfig, type PullEnv } from '../fixtures/pull-env.js';
-import type { BackfillJob } from '../../src/base/queues.js';
+import type { BackfillJob } from '../../src/base/jobs.js';
 
 const HOUR = 3_600_000;
 const now = Date.now();

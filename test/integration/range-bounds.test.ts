@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Queue } from 'bullmq';
-import { createRedis } from '../../src/base/queues.js';
+import { createRedis } from '../../src/base/redis.js';
 import { deleteRedisPrefix, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { runCli } from '../helpers/cli.js';
 import { testEnv } from '../fixtures/pull-env.js';

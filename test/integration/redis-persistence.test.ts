@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { createRedis } from '../../src/base/queues.js';
+import { createRedis } from '../../src/base/redis.js';
 import { RedisPersistenceWatch, readPersistence } from '../../src/ops/redis-persistence.js';
 import { startService } from '../../src/app/service.js';
 import { runCli } from '../helpers/cli.js';

@@ -10,7 +10,7 @@ import { dayDiffs, rollupDiffs } from '../fixtures/rollup-check.js';
 import { platformDay } from '../../src/platform/timestamp.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';
-import { createRedis } from '../../src/base/queues.js';
+import { createRedis } from '../../src/base/redis.js';
 import { REDIS_URL } from '../helpers/services.js';
 
 const HOUR = 3_600_000;

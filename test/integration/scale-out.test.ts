@@ -23,7 +23,7 @@ import type { Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
-import { createRedis, isCluster } from '../../src/base/queues.js';
+import { createRedis, isCluster } from '../../src/base/redis.js';
 import { BIN } from '../helpers/cli.js';
 import { clusterNodes, createTestDatabase, deleteRedisPrefix, freePort, hasRedisCluster, INFLUX_URL, influxRows, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
 import { drained, expectedTotals, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv, type FieldTotals } from '../fixtures/pull-env.js';

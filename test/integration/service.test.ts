@@ -15,7 +15,7 @@ import { Queue } from 'bullmq';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { Checkpoints } from '../../src/pull/checkpoints.js';
 import { DeviceRegistry } from '../../src/devices/registry.js';
-import { QUEUE } from '../../src/base/queues.js';
+import { QUEUE } from '../../src/base/jobs.js';
 import { metricValue, runCli, startRun } from '../helpers/cli.js';
 import { fieldValuesInInflux, fieldValuesInSim } from '../fixtures/pull-env.js';
 import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix, until } from '../helpers/services.js';

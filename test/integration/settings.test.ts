@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ExpeedClient } from '../../src/platform/client.js';
-import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
+import { createTokenEndpoint } from '../../src/platform/token/endpoint.js';
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../src/platform/errors.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
+import { TokenBudget } from '../../src/platform/token/budget.js';
 import { sendSetting, waitForResult, type SendSettingDeps } from '../../src/settings/send-setting.js';
 import { UnknownDeviceError } from '../../src/base/failure.js';
 import { runCli } from '../helpers/cli.js';

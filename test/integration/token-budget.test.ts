@@ -2,11 +2,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { ExpeedClient } from '../../src/platform/client.js';
-import { createTokenEndpoint, type TokenEndpoint } from '../../src/platform/token-endpoint.js';
-import { TokenBudget, type TokenBudgetOptions } from '../../src/platform/token-budget.js';
-import { credentialsFingerprint } from '../../src/platform/token-budget-config.js';
+import { createTokenEndpoint, type TokenEndpoint } from '../../src/platform/token/endpoint.js';
+import { TokenBudget, type TokenBudgetOptions } from '../../src/platform/token/budget.js';
+import { credentialsFingerprint } from '../../src/platform/token/budget-config.js';
 import { CredentialsRejectedError, PlatformError, PlatformUnavailableError } from '../../src/platform/errors.js';
-import { CredentialsCooldownError, TokenBudgetExhaustedError } from '../../src/platform/token-errors.js';
+import { CredentialsCooldownError, TokenBudgetExhaustedError } from '../../src/platform/token/errors.js';
 import { REDACTED, SecretScrubber } from '../../src/base/secrets.js';
 import { REDIS_URL, deleteRedisPrefix, testPrefix, until } from '../helpers/services.js';
 

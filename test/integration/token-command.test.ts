@@ -99,7 +99,7 @@ describe('expeed-sync token', () => {
   });
 
   test('a fresh token rejected: the pause, its reason and its doubling are shown; --clear-cooldown also forgets the streak', async () => {
-    const { TokenBudget } = await import('../../src/platform/token-budget.js');
+    const { TokenBudget } = await import('../../src/platform/token/budget.js');
     const budget = new TokenBudget({ redis, prefix, cooldownMs: 600_000 });
     await redis.hset(`${prefix}:token:current`, { token: 'never-worked-token', expiresAt: Date.now() + 3_600_000, fetchedAt: Date.now(), ttlMs: 7_200_000 });
     await expect(budget.rejected('never-worked-token', '令牌过期')).rejects.toMatchObject({ name: 'TokenCooldownError', retryable: true });

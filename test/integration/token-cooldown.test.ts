@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator } from '../../src/simulator/index.js';
-import { createTokenEndpoint } from '../../src/platform/token-endpoint.js';
-import { TokenBudget } from '../../src/platform/token-budget.js';
+import { createTokenEndpoint } from '../../src/platform/token/endpoint.js';
+import { TokenBudget } from '../../src/platform/token/budget.js';
 import { createApp } from '../../src/app/app.js';
 import { DEFAULT_STATUS_POLL, StatusPoller, type StatusPollResult } from '../../src/pull/status-poll.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, REDIS_URL, testPrefix, until } from '../helpers/services.js';

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { bar, formatDuration, plainLine, rateAndEta, terminalLines } from '../../src/cli/progress-view.js';
 import { failureFacts } from '../../src/base/failure.js';
 import { DeviceNotFoundError, PlatformUnavailableError, TokenExpiredError, UnknownResultCodeError } from '../../src/platform/errors.js';
-import { budgetResetsAt, cooldownUntil, CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from '../../src/platform/token-errors.js';
+import { budgetResetsAt, cooldownUntil, CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from '../../src/platform/token/errors.js';
 import type { ProgressSnapshot } from '../../src/cli/progress.js';
 
 const snap: ProgressSnapshot = {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { checkJsonBounds, DEFAULT_JSON_BOUNDS } from '../../src/push/json-bounds.js';
 import { PushValidationError } from '../../src/push/push-schema.js';
-import { Refusals } from '../../src/push/refusals.js';
+import { Refusals } from '../../src/push/request-refusals.js';
 
 const bounds = { maxDepth: 4, maxItems: 20, scanFromBytes: 0 };
 const check = (text: string, b = bounds) => {

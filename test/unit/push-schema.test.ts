@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { NotPlaintextError, PushValidationError, readPushBody, validatePush } from '../../src/push/push-schema.js';
 import { errorToHttp, RESULT_CODE } from '../../src/push/errors-to-http.js';
-import type { DataPush } from '../../src/base/queues.js';
+import type { DataPush } from '../../src/base/jobs.js';
 import { SignatureError } from '../../src/push/signature.js';
 import { EnqueueError } from '../../src/push/ingest-producer.js';
 import { UnknownDeviceError } from '../../src/base/failure.js';

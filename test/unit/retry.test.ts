@@ -4,7 +4,7 @@ import { UnrecoverableError } from 'bullmq';
 import { ExpeedError, isRetryable, isRetryableStatus, retryAt, retryVerdict } from '../../src/base/retry.js';
 import { backoffDelay, EQUAL_JITTER, NO_JITTER, sleep, type Backoff } from '../../src/base/backoff.js';
 import { UnknownDeviceError } from '../../src/base/failure.js';
-import { RedisUnreachableError } from '../../src/base/queues.js';
+import { RedisUnreachableError } from '../../src/base/redis.js';
 import {
   CredentialsRejectedError,
   DeviceKeyError,
@@ -17,9 +17,9 @@ import {
   TokenExpiredError,
   UnknownResultCodeError,
 } from '../../src/platform/errors.js';
-import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError, TokenWaitTimeoutError } from '../../src/platform/token-errors.js';
+import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError, TokenWaitTimeoutError } from '../../src/platform/token/errors.js';
 import { HistoryWalkError } from '../../src/platform/history-walker.js';
-import { platformBackoff } from '../../src/platform/http.js';
+import { platformBackoff } from '../../src/platform/platform-request.js';
 import { InfluxRejectedError, InfluxUnavailableError } from '../../src/influx/errors.js';
 import { influxBackoff } from '../../src/influx/retry-policy.js';
 import { NotPlaintextError, PushValidationError } from '../../src/push/push-schema.js';

@@ -6,7 +6,7 @@ import { BACKFILL_LIMIT, checkRangeSize, readRange } from '../range.js';
 import { BackfillTracker, type ProgressSnapshot } from '../progress.js';
 import { plainLine, terminalLines } from '../progress-view.js';
 import type { QueuedWindow } from '../../pull/backfill-queue.js';
-import type { BackfillJob } from '../../base/queues.js';
+import type { BackfillJob } from '../../base/jobs.js';
 import { describeSetAside } from '../../pull/backfill-runner.js';
 
 /** `backfill --wait` exit code when every job ended but rows were set aside as dead letters */

@@ -4,7 +4,7 @@ import { checkRangeSize, GAPS_LIMIT, readRange } from '../range.js';
 import { formatDuration } from '../progress-view.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { GAP_CHUNK_SIZE, gapChunks } from '../../pull/gap-chunks.js';
-import type { BackfillJob } from '../../base/queues.js';
+import type { BackfillJob } from '../../base/jobs.js';
 
 const USAGE = 'gaps [--device ID]... [--from T] [--to T] [--fill]';
 const WEEK = 7 * 86_400_000;

@@ -5,7 +5,7 @@ import type { Command } from '../command.js';
 import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
 import { cronIntervalMs } from '../../pull/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
-import { QUEUE } from '../../base/queues.js';
+import { QUEUE } from '../../base/jobs.js';
 import { table } from '../table.js';
 import { problemGroups } from '../../status/problem-groups.js';
 import { cooldownCause } from '../token-cooldown.js';

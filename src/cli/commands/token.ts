@@ -6,11 +6,12 @@
 import { flag, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { cooldownCause } from '../token-cooldown.js';
-import { tokenBudgetFromConfig } from '../../platform/token-budget-config.js';
-import type { TokenUsage } from '../../platform/token-usage.js';
+import { tokenBudgetFromConfig } from '../../platform/token/budget-config.js';
+import type { TokenUsage } from '../../platform/token/usage.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { Queue } from 'bullmq';
-import { bullConnection, QUEUE, type BackfillJob, type RedisConnection } from '../../base/queues.js';
+import { bullConnection, type RedisConnection } from '../../base/redis.js';
+import { QUEUE, type BackfillJob } from '../../base/jobs.js';
 import { CooldownWaits } from '../../pull/cooldown-waits.js';
 
 const USAGE = 'token [--json] [--clear-cooldown]';

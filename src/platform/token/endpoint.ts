@@ -2,9 +2,9 @@
  * The token call (`/v1/platform/token`). Only the token budget calls it: every call counts against
  * the platform's daily limit, so nothing else may hold this function.
  */
-import { ENDPOINT, RESULT_CODE, resultCodeError } from './errors.js';
-import { DEFAULT_HTTP_OPTIONS, requestJson, toInteger, type HttpOptions } from './http.js';
-import { missing } from './answers.js';
+import { ENDPOINT, RESULT_CODE, resultCodeError } from '../errors.js';
+import { DEFAULT_HTTP_OPTIONS, requestJson, toInteger, type HttpOptions } from '../platform-request.js';
+import { missing } from '../answers.js';
 
 export interface TokenGrant {
   accessToken: string;

@@ -12,7 +12,7 @@
  *   <prefix>:token:rejections {tokenId, ms}: the last pause started by a rejected token
  */
 import { createHash } from 'node:crypto';
-import type { RedisConnection as Redis } from '../base/queues.js';
+import type { RedisConnection as Redis } from '../../base/redis.js';
 
 export type CooldownKind = 'credentials' | 'token';
 

@@ -6,8 +6,8 @@
  * The count is checked and incremented in one Lua script, so the limit holds however many
  * processes race.
  */
-import type { RedisConnection } from '../base/queues.js';
-import { redisKey } from '../base/queues.js';
+import type { RedisConnection } from '../../base/redis.js';
+import { redisKey } from '../../base/redis.js';
 
 /** Counts one call if the day's allowance is not spent: {1, count} or {0, count}. */
 const CONSUME = `

@@ -3,7 +3,7 @@
  * budget, the cool-downs after the platform rejected credentials or a fresh token, and the wait
  * for another process's refresh. Each says when a retry can work (`retryAt`).
  */
-import { CredentialsRejectedError, ENDPOINT, PlatformError } from './errors.js';
+import { CredentialsRejectedError, ENDPOINT, PlatformError } from '../errors.js';
 
 /** Token calls are paused after the credentials were rejected, so that a crash loop cannot burn the budget. */
 export class CredentialsCooldownError extends PlatformError {

@@ -5,11 +5,11 @@
  *   <prefix>:token:failure   the holder's last failed refresh, for the processes waiting on it
  */
 import { randomUUID } from 'node:crypto';
-import type { RedisConnection } from '../base/queues.js';
-import { sleep } from '../base/backoff.js';
-import { isRetryable } from '../base/retry.js';
-import { ENDPOINT, PlatformError } from './errors.js';
-import { TokenWaitTimeoutError } from './token-errors.js';
+import type { RedisConnection } from '../../base/redis.js';
+import { sleep } from '../../base/backoff.js';
+import { isRetryable } from '../../base/retry.js';
+import { ENDPOINT, PlatformError } from '../errors.js';
+import { TokenWaitTimeoutError } from './errors.js';
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -3,10 +3,10 @@
  * (when there are credentials), the limits, and lock and wait times that outlast a slow call.
  */
 import { createHash } from 'node:crypto';
-import type { Config } from '../base/config.js';
-import type { RedisConnection } from '../base/queues.js';
-import { createTokenEndpoint } from './token-endpoint.js';
-import { DEFAULT_TOKEN_BUDGET_OPTIONS, TokenBudget, type TokenBudgetOptions } from './token-budget.js';
+import type { Config } from '../../base/config.js';
+import type { RedisConnection } from '../../base/redis.js';
+import { createTokenEndpoint } from './endpoint.js';
+import { DEFAULT_TOKEN_BUDGET_OPTIONS, TokenBudget, type TokenBudgetOptions } from './budget.js';
 
 /** A short, one-way fingerprint of the credentials (never the credentials themselves). */
 export function credentialsFingerprint(platformKey: string, secretKey: string): string {

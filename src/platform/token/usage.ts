@@ -1,11 +1,11 @@
 /**
  * What `expeed-sync token`, `status` and /metrics show of the token budget — never the token.
  */
-import type { DailyTokenCalls } from './token-calls.js';
-import type { TokenCache } from './token-cache.js';
-import type { CooldownKind, TokenCooldown } from './token-cooldown.js';
-import type { TokenRefreshLock } from './token-refresh-lock.js';
-import { platformDay } from './timestamp.js';
+import type { DailyTokenCalls } from './calls.js';
+import type { TokenCache } from './cache.js';
+import type { CooldownKind, TokenCooldown } from './cooldown.js';
+import type { TokenRefreshLock } from './refresh-lock.js';
+import { platformDay } from '../timestamp.js';
 
 export interface TokenUsage {
   /** platform day, YYYY-MM-DD */

@@ -6,8 +6,8 @@
  * It expires with the token. A token read here that another process fetched joins this process's
  * secret scrubber, so it never reaches a log.
  */
-import type { RedisConnection } from '../base/queues.js';
-import type { SecretScrubber } from '../base/secrets.js';
+import type { RedisConnection } from '../../base/redis.js';
+import type { SecretScrubber } from '../../base/secrets.js';
 
 export interface CachedToken {
   token: string;

@@ -6,23 +6,23 @@
  * refresh (token-refresh-lock.ts), the day's count (token-calls.ts) and the cool-down after a
  * rejection (token-cooldown.ts). `expeed-sync token` reads them through token-usage.ts.
  */
-import type { RedisConnection } from '../base/queues.js';
-import type { Logger } from '../base/log.js';
-import { redisKey } from '../base/queues.js';
-import { sleep } from '../base/backoff.js';
-import { isRetryable } from '../base/retry.js';
-import type { SecretScrubber } from '../base/secrets.js';
-import type { TokenSource } from './api.js';
-import { CredentialsRejectedError, ENDPOINT, PlatformError } from './errors.js';
-import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from './token-errors.js';
-import { DailyTokenCalls } from './token-calls.js';
-import { isFresh, isValid, TokenCache, type CachedToken } from './token-cache.js';
-import { TokenCooldown, type Cooldown } from './token-cooldown.js';
-import type { TokenEndpoint } from './token-endpoint.js';
-import { TokenRefreshLock } from './token-refresh-lock.js';
-import { readTokenUsage, type TokenUsage } from './token-usage.js';
-import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from './timestamp.js';
-import { PLATFORM_DEFAULTS } from '../base/config.js';
+import type { RedisConnection } from '../../base/redis.js';
+import type { Logger } from '../../base/log.js';
+import { redisKey } from '../../base/redis.js';
+import { sleep } from '../../base/backoff.js';
+import { isRetryable } from '../../base/retry.js';
+import type { SecretScrubber } from '../../base/secrets.js';
+import type { TokenSource } from '../api.js';
+import { CredentialsRejectedError, ENDPOINT, PlatformError } from '../errors.js';
+import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from './errors.js';
+import { DailyTokenCalls } from './calls.js';
+import { isFresh, isValid, TokenCache, type CachedToken } from './cache.js';
+import { TokenCooldown, type Cooldown } from './cooldown.js';
+import type { TokenEndpoint } from './endpoint.js';
+import { TokenRefreshLock } from './refresh-lock.js';
+import { readTokenUsage, type TokenUsage } from './usage.js';
+import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from '../timestamp.js';
+import { PLATFORM_DEFAULTS } from '../../base/config.js';
 
 export interface TokenBudgetOptions {
   redis: RedisConnection;
