@@ -29,6 +29,7 @@ import type { VerifyJobRunner } from '../src/pull/verify-run.js';
 import type { CooldownWaits } from '../src/pull/cooldown-waits.js';
 import { credentialsWaitUntil } from '../src/platform/token/errors.js';
 import type { ReconnectRunner } from '../src/pull/reconnect.js';
+import { withDefaults } from '../src/base/options.js';
 
 export interface BackfillWorkerOptions {
   connection: ConnectionOptions;
@@ -85,7 +86,7 @@ export const DEFAULT_BACKFILL_WORKER: Pick<BackfillWorkerOptions, 'concurrency' 
 export type BackfillWorker = Worker<BackfillJob, BackfillProgress>;
 
 export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof typeof DEFAULT_BACKFILL_WORKER> & Partial<BackfillWorkerOptions>): BackfillWorker {
-  const o: BackfillWorkerOptions = { ...DEFAULT_BACKFILL_WORKER, ...input };
+  const o: BackfillWorkerOptions = withDefaults(DEFAULT_BACKFILL_WORKER, input);
   const walk: HistoryWalk =
     o.walk ?? ((device, range, call) => walkHistory(o.platform, device, { from: range.from, to: range.to, limit: range.limit, resumeAt: range.resumeAt, call }));
   const runner = new BackfillRunner({ walk, writer: o.writer, deadLetters: o.deadLetters, registry: o.registry, checkpoints: o.checkpoints, pageLimit: o.pageLimit });

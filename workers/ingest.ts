@@ -4,7 +4,7 @@
  * once (each a ~10-row push) and hand their points to one PointBatcher, so InfluxDB gets few
  * large writes; a job completes only after its own points were acknowledged.
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
 import type { Logger } from '../src/base/log.js';
 import { isRetryable } from '../src/base/retry.js';
@@ -15,6 +15,7 @@ import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batche
 import type { PendingSettingsStore } from '../src/devices/pending-settings.js';
 import { StatusPushLog } from '../src/pull/status-slot.js';
 import { LogLimiter } from '../src/base/log-limiter.js';
+import { withDefaults } from '../src/base/options.js';
 
 export interface IngestWorkerOptions {
   /** a blocking-capable connection (`maxRetriesPerRequest: null`); BullMQ duplicates it for blocking reads */
@@ -47,14 +48,37 @@ function asSent(push: IngestJob): Record<string, unknown> {
   return { msg_type: push.msgType, ...body, data: [...body.data, ...unreadable.map((u) => u.raw)] };
 }
 
-export interface IngestWorker {
-  worker: Worker<IngestBatchJob, IngestResult>;
-  /** stops taking jobs, lets running ones finish, writes what is batched */
-  close(): Promise<void>;
+/**
+ * The ingest worker: a BullMQ Worker whose close() also writes what its batcher holds, then runs
+ * `afterClose` (the app closes the worker's own Redis connection there). Closing twice is one close.
+ */
+export class IngestWorker extends Worker<IngestBatchJob, IngestResult> {
+  private shutdown?: Promise<void>;
+  private afterClose: () => Promise<void> = async () => undefined;
+
+  constructor(processor: Processor<IngestBatchJob, IngestResult>, opts: WorkerOptions, private readonly batcher: Pick<PointBatcher, 'close'>) {
+    super(QUEUE.ingest, processor, opts);
+  }
+
+  /** Runs `fn` once the worker and its batcher are closed. */
+  onClosed(fn: () => Promise<void>): this {
+    this.afterClose = fn;
+    return this;
+  }
+
+  /** Stops taking jobs, lets running ones finish (force: at once), writes what is batched. */
+  override close(force = false): Promise<void> {
+    this.shutdown ??= (async () => {
+      await super.close(force);
+      await this.batcher.close();
+      await this.afterClose();
+    })();
+    return this.shutdown;
+  }
 }
 
 export function createIngestWorker(options: Required & Partial<IngestWorkerOptions>): IngestWorker {
-  const o = { ...DEFAULT_INGEST_WORKER_OPTIONS, ...options };
+  const o = withDefaults(DEFAULT_INGEST_WORKER_OPTIONS, options);
   const batcher = new PointBatcher(o.writer, o.batcher);
   const ingestor = new Ingestor({
     writer: batcher,
@@ -97,28 +121,21 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
     return { points: results.reduce((n, r) => n + r.points, 0), registered: results.some((r) => r.registered) };
   };
 
-  const worker = new Worker<IngestBatchJob, IngestResult>(QUEUE.ingest, processor, {
-    connection: o.connection,
-    prefix: o.prefix,
-    concurrency: o.concurrency,
-    settings: { backoffStrategy: (attemptsMade, type) => (type === INGEST_BACKOFF_TYPE ? ingestBackoff(attemptsMade) : 1000) },
-  });
+  const worker = new IngestWorker(
+    processor,
+    {
+      connection: o.connection,
+      prefix: o.prefix,
+      concurrency: o.concurrency,
+      settings: { backoffStrategy: (attemptsMade, type) => (type === INGEST_BACKOFF_TYPE ? ingestBackoff(attemptsMade) : 1000) },
+    },
+    batcher,
+  );
   // Redis or InfluxDB refusing fails every job alike: one line per 10 s per kind, with the count not logged
   const faults = new LogLimiter({ now: o.now });
   worker.on('error', (err) => faults.log(o.logger, 'warn', 'ingest-redis', { err }, 'ingest worker: Redis error'));
   worker.on('failed', (job, err) => {
     if (job && job.attemptsMade <= 1) faults.log(o.logger, 'warn', 'ingest-job-failed', { err, jobId: job.id, pushes: job.data.pushes?.length }, 'ingest job failed; it is retried with backoff');
   });
-
-  let closing: Promise<void> | undefined;
-  return {
-    worker,
-    close() {
-      closing ??= (async () => {
-        await worker.close();
-        await batcher.close();
-      })();
-      return closing;
-    },
-  };
+  return worker;
 }

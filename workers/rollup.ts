@@ -18,6 +18,7 @@ import type { DirtyDays } from '../src/rollup/dirty-days.js';
 import { messageOf } from '../src/base/failure.js';
 import { LogLimiter } from '../src/base/log-limiter.js';
 import { shortReason, type RollupFailures } from '../src/rollup/rollup-failures.js';
+import { withDefaults } from '../src/base/options.js';
 
 export interface RollupWorkerOptions {
   connection: ConnectionOptions;
@@ -56,7 +57,7 @@ export interface RollupJobResult extends Partial<RollupResult>, Partial<DayResul
 }
 
 export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof DEFAULT_ROLLUP_WORKER> & Partial<RollupWorkerOptions>): Worker<RollupJob, RollupJobResult> {
-  const o: RollupWorkerOptions = { ...DEFAULT_ROLLUP_WORKER, ...input };
+  const o: RollupWorkerOptions = withDefaults(DEFAULT_ROLLUP_WORKER, input);
   const log = o.logger.child({ queue: QUEUE.rollup });
   const limiter = new LogLimiter({ everyMs: o.logEveryMs });
   // failures of the computation, already recorded and logged

@@ -13,6 +13,7 @@ import { StatusBudgetError, StatusPollError, StatusPoller, statusPollConcurrency
 import { messageOf } from '../src/base/failure.js';
 import type { ReconnectWatch } from '../src/pull/reconnect.js';
 import { isRetryable, retryAt } from '../src/base/retry.js';
+import { withDefaults } from '../src/base/options.js';
 
 export interface StatusWorkerOptions {
   connection: ConnectionOptions;
@@ -36,7 +37,7 @@ export interface StatusWorkerOptions {
 export const DEFAULT_STATUS_WORKER: Pick<StatusWorkerOptions, 'clock' | 'now' | 'autorun' | 'pollConcurrency'> = { clock: Date.now, now: Date.now, autorun: true, pollConcurrency: statusPollConcurrency(20) };
 
 export function createStatusWorker(input: Omit<StatusWorkerOptions, keyof typeof DEFAULT_STATUS_WORKER> & Partial<StatusWorkerOptions>): Worker<StatusJob, StatusPollResult> {
-  const o: StatusWorkerOptions = { ...DEFAULT_STATUS_WORKER, ...input };
+  const o: StatusWorkerOptions = withDefaults(DEFAULT_STATUS_WORKER, input);
   const poller = new StatusPoller({ platform: o.platform, writer: o.writer, registry: o.registry, now: o.now, concurrency: o.pollConcurrency, presence: o.presence });
   const log = o.logger.child({ queue: QUEUE.status });
 

@@ -94,22 +94,13 @@ export async function releaseCooldownWaits(app: App): Promise<void> {
 /** The four workers of role `worker`, their job durations metered. */
 export function startWorkers(app: App): RunningWorker[] {
   const started: Array<[string, Worker, RunningWorker['close']]> = [];
-  for (const [name, w] of [
+  const workers: Array<[string, Worker]> = [
     ['backfill', app.startBackfillWorker()],
     ['status', app.startStatusWorker()],
     ['rollup', app.startRollupWorker()],
-  ] as const) {
-    started.push([name, w as Worker, (force) => w.close(force)]);
-  }
-  const ingest = app.startIngestWorker();
-  started.push([
-    'ingest',
-    ingest.worker as Worker,
-    async (force) => {
-      if (force) await ingest.worker.close(true);
-      await ingest.close();
-    },
-  ]);
+    ['ingest', app.startIngestWorker()],
+  ];
+  for (const [name, w] of workers) started.push([name, w, (force) => w.close(force)]);
   return started.map(([name, worker, close]) => {
     observeJobs(worker, name, app.metrics);
     return { name, close, isRunning: () => worker.isRunning() };

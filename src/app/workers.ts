@@ -152,13 +152,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
         logger,
         ...overrides,
       });
-      let closing: Promise<void> | undefined;
-      const close = () =>
-        (closing ??= (async () => {
-          await ingest.close();
-          await closeRedis(connection);
-        })());
-      return started({ worker: ingest.worker, close });
+      return started(ingest.onClosed(() => closeRedis(connection)));
     },
     async closeWorkers() {
       await Promise.allSettled(open.splice(0).map((w) => w.close()));

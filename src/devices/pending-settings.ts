@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { redisKey } from '../base/redis.js';
+import { withDefaults } from '../base/options.js';
 
 /**
  * Setting commands sent to devices, in Redis so every process sees them: the CLI that sent a
@@ -115,7 +116,7 @@ export class PendingSettingsStore {
     prefix: string,
     options: Partial<PendingStoreOptions> = {},
   ) {
-    this.options = { ...DEFAULT_PENDING_STORE_OPTIONS, ...options };
+    this.options = withDefaults(DEFAULT_PENDING_STORE_OPTIONS, options);
     this.due = redisKey(prefix, 'settings', 'due');
     this.recordPrefix = `${redisKey(prefix, 'setting')}:`;
   }

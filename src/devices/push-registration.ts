@@ -5,6 +5,7 @@ import type { PlatformClient } from '../platform/api.js';
 import { RESULT_CODE } from '../platform/errors.js';
 import { failureFacts, messageOf } from '../base/failure.js';
 import type { Device, DeviceRegistry } from './registry.js';
+import { withDefaults } from '../base/options.js';
 
 export interface PushRegistrationOptions {
   registry: Pick<DeviceRegistry, 'get' | 'addIfMissing'>;
@@ -46,7 +47,7 @@ export class PushRegistration {
   private lastLimitLog = 0;
 
   constructor(options: Omit<PushRegistrationOptions, keyof typeof DEFAULT_PUSH_REGISTRATION> & Partial<PushRegistrationOptions>) {
-    this.o = { ...DEFAULT_PUSH_REGISTRATION, ...options };
+    this.o = withDefaults(DEFAULT_PUSH_REGISTRATION, options);
   }
 
   /** true: the device was verified and added now; false: registered already, refused, or not verified yet. */

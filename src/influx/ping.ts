@@ -5,6 +5,7 @@
 import { sleep } from '../base/backoff.js';
 import { isRetryableStatus } from '../base/retry.js';
 import { InfluxUnavailableError } from './errors.js';
+import { withDefaults } from '../base/options.js';
 
 export interface WaitForInfluxOptions {
   url: string;
@@ -29,7 +30,7 @@ function reasonOf(err: unknown): string {
 }
 
 export async function waitForInflux(options: WaitForInfluxOptions): Promise<void> {
-  const o = { ...DEFAULT_WAIT_FOR_INFLUX, ...options };
+  const o = withDefaults(DEFAULT_WAIT_FOR_INFLUX, options);
   const http = o.fetch ?? fetch;
   const now = o.now ?? Date.now;
   const deadline = now() + o.timeoutMs;

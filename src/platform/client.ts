@@ -27,6 +27,7 @@ import { backoffDelay, sleep } from '../base/backoff.js';
 import { DEFAULT_HTTP_OPTIONS, platformBackoff, requestJson, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './platform-request.js';
 import { checkDevice, historyQuery, idList, invalid, segment } from './requests.js';
 import { DEFAULT_TIMEZONE } from './timestamp.js';
+import { withDefaults } from '../base/options.js';
 
 export interface PlatformClientOptions extends HttpOptions {
   /** e.g. https://api.iot-expeed.com (paths start with /v1) */
@@ -56,7 +57,7 @@ export class ExpeedClient implements PlatformClient {
   private readonly closing = new AbortController();
 
   constructor(options: Partial<PlatformClientOptions> & Pick<PlatformClientOptions, 'baseUrl' | 'tokens'>) {
-    this.options = { ...DEFAULT_PLATFORM_CLIENT_OPTIONS, ...options };
+    this.options = withDefaults(DEFAULT_PLATFORM_CLIENT_OPTIONS, options);
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
   }
 

@@ -3,6 +3,7 @@ import type { JobsOptions, Queue } from 'bullmq';
 import type { BackfillJob } from '../base/jobs.js';
 import type { Checkpoints } from './checkpoints.js';
 import { splitWindows, windowKey, type Window } from './windows.js';
+import { withDefaults } from '../base/options.js';
 
 /**
  * BullMQ priority of lookback and verify windows: a prioritised job starts only when no job without
@@ -60,7 +61,7 @@ export class BackfillQueue {
   private readonly now: () => number;
 
   constructor(private readonly options: BackfillQueueOptions) {
-    this.jobOptions = { ...DEFAULT_BACKFILL_JOB_OPTIONS, ...options.jobOptions };
+    this.jobOptions = withDefaults(DEFAULT_BACKFILL_JOB_OPTIONS, options.jobOptions);
     this.now = options.now ?? Date.now;
   }
 

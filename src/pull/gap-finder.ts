@@ -2,6 +2,7 @@ import { MEASUREMENT } from '../influx/api.js';
 import { influxString, type InfluxQuery } from '../influx/query.js';
 import { DEFAULT_GAP_RULES, estimateCadence, findHoles, gapThreshold, offlineWindows, subtractWindows, type BucketCount, type GapRules } from './gaps.js';
 import type { Window } from './windows.js';
+import { withDefaults } from '../base/options.js';
 
 export interface DeviceGaps {
   deviceId: string;
@@ -37,7 +38,7 @@ export class GapFinder {
   private readonly rules: GapRules;
 
   constructor(private readonly options: GapFinderOptions) {
-    this.rules = { ...DEFAULT_GAP_RULES, ...options.rules };
+    this.rules = withDefaults(DEFAULT_GAP_RULES, options.rules);
   }
 
   async scan(deviceId: string, from: number, to: number, signal?: AbortSignal): Promise<DeviceGaps> {

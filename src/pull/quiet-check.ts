@@ -8,6 +8,7 @@ import type { BackfillProgress } from './backfill-runner.js';
 import type { Checkpoints } from './checkpoints.js';
 import { messageOf } from '../base/failure.js';
 import { windowKey } from './windows.js';
+import { withDefaults } from '../base/options.js';
 
 /** What the platform said a device's newest row is, and when we asked (both epoch ms, our clock for `askedAt`). */
 export interface PlatformNewest {
@@ -91,7 +92,7 @@ export class QuietCheck {
   private readonly inFlight = new Map<string, Promise<PlatformNewest | undefined>>();
 
   constructor(options: Omit<QuietCheckOptions, keyof typeof DEFAULT_QUIET_CHECK> & Partial<QuietCheckOptions>) {
-    this.o = { ...DEFAULT_QUIET_CHECK, ...options };
+    this.o = withDefaults(DEFAULT_QUIET_CHECK, options);
   }
 
   /** true: the window was marked complete without a walk. Never throws: on doubt the caller walks. */

@@ -3,6 +3,7 @@ import type { IngestBatchJob, IngestJob } from '../base/jobs.js';
 import { ExpeedError } from '../base/retry.js';
 import { INGEST_JOB_OPTIONS } from './ingest.js';
 import type { ValidatedPush } from './push-schema.js';
+import { withDefaults } from '../base/options.js';
 
 /** The push could not be stored in Redis. The platform should send it again. */
 export class EnqueueError extends ExpeedError {
@@ -59,7 +60,7 @@ export class IngestProducer {
     private readonly queue: IngestQueue,
     options: Partial<IngestProducerOptions> = {},
   ) {
-    this.options = { ...DEFAULT_INGEST_PRODUCER_OPTIONS, ...options };
+    this.options = withDefaults(DEFAULT_INGEST_PRODUCER_OPTIONS, options);
   }
 
   /** Resolves once the push is stored; rejects with EnqueueError (retryable) otherwise. */

@@ -7,6 +7,7 @@ import type { Logger } from '../base/log.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { settingPoint, statusPoint } from '../influx/points.js';
 import type { PendingSettingsStore } from '../devices/pending-settings.js';
+import { withDefaults } from '../base/options.js';
 
 /**
  * What a validated push becomes: `msg_type` 2 rows -> `device_data`, `msg_type` 1 -> a
@@ -94,7 +95,7 @@ export class Ingestor {
   private readonly known = new Map<string, number>();
 
   constructor(options: Omit<IngestorOptions, keyof typeof DEFAULT_INGESTOR_OPTIONS> & Partial<IngestorOptions>) {
-    this.options = { ...DEFAULT_INGESTOR_OPTIONS, ...options };
+    this.options = withDefaults(DEFAULT_INGESTOR_OPTIONS, options);
   }
 
   async ingest(job: IngestJob): Promise<IngestResult> {

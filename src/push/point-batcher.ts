@@ -1,4 +1,5 @@
 import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../influx/api.js';
+import { withDefaults } from '../base/options.js';
 
 /**
  * Gathers the points of many small callers (one per ingest job: a push carries ~10 rows) into
@@ -58,7 +59,7 @@ export class PointBatcher implements PointWriter {
     private readonly writer: Pick<PointWriter, 'write'>,
     options: Partial<PointBatcherOptions> = {},
   ) {
-    this.options = { ...DEFAULT_POINT_BATCHER_OPTIONS, ...options };
+    this.options = withDefaults(DEFAULT_POINT_BATCHER_OPTIONS, options);
     if (!(this.options.maxInFlight >= 1)) throw new RangeError('maxInFlight must be at least 1');
   }
 

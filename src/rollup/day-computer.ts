@@ -15,6 +15,7 @@ import { platformDay } from '../platform/timestamp.js';
 import { HOUR_MS } from './dirty-hours.js';
 import { dayQuery, hourlyFieldKinds, hourlySource } from './day-query.js';
 import { rollupPoints, rollupQuery, type FieldKinds } from './rollup-query.js';
+import { withDefaults } from '../base/options.js';
 
 export interface DayComputerOptions {
   query: Pick<InfluxQuery, 'rows' | 'series'>;
@@ -60,7 +61,7 @@ export class DayComputer {
   private readonly o: DayComputerOptions;
 
   constructor(options: Omit<DayComputerOptions, keyof typeof DEFAULT_DAY_COMPUTER> & Partial<DayComputerOptions>) {
-    this.o = { ...DEFAULT_DAY_COMPUTER, ...options };
+    this.o = withDefaults(DEFAULT_DAY_COMPUTER, options);
   }
 
   /** Where a day (start, end) is read from now. */

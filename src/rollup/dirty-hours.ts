@@ -7,6 +7,7 @@
  */
 import type { RedisConnection as Redis } from '../base/redis.js';
 import { redisKey } from '../base/redis.js';
+import { withDefaults } from '../base/options.js';
 
 export const HOUR_MS = 3_600_000;
 
@@ -100,7 +101,7 @@ export class DirtyHours {
   private readonly manualKey: string;
 
   constructor(options: Omit<DirtyHoursOptions, keyof typeof DEFAULT_DIRTY_HOURS> & Partial<DirtyHoursOptions>) {
-    this.o = { ...DEFAULT_DIRTY_HOURS, ...options };
+    this.o = withDefaults(DEFAULT_DIRTY_HOURS, options);
     this.key = redisKey(this.o.prefix, 'rollup', 'dirty');
     this.manualKey = redisKey(this.o.prefix, 'rollup', 'manual-requests');
   }

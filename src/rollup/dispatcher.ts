@@ -14,6 +14,7 @@ import type { RollupJob } from '../base/jobs.js';
 import type { DirtyHour, DirtyHours } from './dirty-hours.js';
 import type { DirtyDays } from './dirty-days.js';
 import type { RollupFailures } from './rollup-failures.js';
+import { withDefaults } from '../base/options.js';
 
 export interface RollupDispatcherOptions {
   dirty: Pick<DirtyHours, 'settled'>;
@@ -52,7 +53,7 @@ export class RollupDispatcher {
   private ticking?: Repeating;
 
   constructor(options: Omit<RollupDispatcherOptions, keyof typeof DEFAULT_ROLLUP_DISPATCHER> & Partial<RollupDispatcherOptions>) {
-    this.o = { ...DEFAULT_ROLLUP_DISPATCHER, ...options };
+    this.o = withDefaults(DEFAULT_ROLLUP_DISPATCHER, options);
   }
 
   /** Queues a job for every device with settled hours, and one for every device with dirty days (a no-op for a device whose job of that tier is queued or running). */

@@ -12,6 +12,7 @@ import { influxIdent, influxString } from '../influx/query.js';
 import { MEASUREMENT } from '../influx/api.js';
 import { HOUR_MS, hourOf } from './dirty-hours.js';
 import { fieldKeysQuery, fieldKinds, rollupPoints, rollupQuery, type FieldKinds } from './rollup-query.js';
+import { withDefaults } from '../base/options.js';
 
 export interface RollupComputerOptions {
   query: Pick<InfluxQuery, 'rows' | 'series'>;
@@ -57,7 +58,7 @@ export class RollupComputer {
   private readonly o: RollupComputerOptions;
 
   constructor(options: Omit<RollupComputerOptions, keyof typeof DEFAULT_ROLLUP_COMPUTER> & Partial<RollupComputerOptions>) {
-    this.o = { ...DEFAULT_ROLLUP_COMPUTER, ...options };
+    this.o = withDefaults(DEFAULT_ROLLUP_COMPUTER, options);
   }
 
   async fields(signal?: AbortSignal): Promise<FieldKinds> {

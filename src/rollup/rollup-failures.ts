@@ -10,6 +10,7 @@
  * One record per device at most: the hash is bounded by the registry.
  */
 import { redisKey, type RedisConnection } from '../base/redis.js';
+import { withDefaults } from '../base/options.js';
 
 /** The longest reason kept (and logged) of a failed rollup. */
 export const REASON_CHARS = 200;
@@ -54,7 +55,7 @@ export class RollupFailures {
     backoff: Partial<RollupBackoff> = {},
   ) {
     this.key = redisKey(prefix, 'rollup', 'failing');
-    this.backoff = { ...DEFAULT_ROLLUP_BACKOFF, ...backoff };
+    this.backoff = withDefaults(DEFAULT_ROLLUP_BACKOFF, backoff);
   }
 
   /**

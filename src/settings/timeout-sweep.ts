@@ -8,6 +8,7 @@ import type { Logger } from '../base/log.js';
 import type { PointWriter } from '../influx/api.js';
 import type { PendingSettingsStore } from '../devices/pending-settings.js';
 import { expireSettings } from './send-setting.js';
+import { withDefaults } from '../base/options.js';
 
 export interface SettingTimeoutSweepOptions {
   pending: Pick<PendingSettingsStore, 'sweep' | 'acknowledge'>;
@@ -25,7 +26,7 @@ export class SettingTimeoutSweep {
   private sweeping?: Repeating;
 
   constructor(options: Omit<SettingTimeoutSweepOptions, keyof typeof DEFAULT_SETTING_TIMEOUT_SWEEP> & Partial<SettingTimeoutSweepOptions>) {
-    this.o = { ...DEFAULT_SETTING_TIMEOUT_SWEEP, ...options };
+    this.o = withDefaults(DEFAULT_SETTING_TIMEOUT_SWEEP, options);
     if (!(this.o.everyMs > 0)) throw new Error(`setting timeout sweep: everyMs must be > 0 (got ${this.o.everyMs})`);
   }
 

@@ -8,12 +8,13 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, influxQuery, INFLUX_URL } from '../helpers/services.js';
-import { dashboardCheck, panelTargets, specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
+import { dashboardCheck, gateOpen, influxInterpolator, panelTargets, tierOf, type GrafanaVariable, type InfluxSelection } from '../helpers/grafana.js';
 import { RollupComputer } from '../../src/rollup/rollup-computer.js';
 import { createInfluxQuery } from '../../src/influx/query.js';
 import type { PointWriter } from '../../src/influx/api.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
+import { rollupLines, writeLines } from '../fixtures/rollup-points.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed.json', ROOT), 'utf8'));
@@ -52,6 +53,7 @@ points.push(setting('meter_02', BASE + 5 * HOUR, 'm-3', 'timeout', { mode: 'eco'
 
 const DEVICES = ['gw-03', 'meter_02', 'pump-01'];
 const FIELDS = ['energy', 'humidity', 'mode', 'switch', 'temperature'];
+const NUMERIC = ['energy', 'humidity', 'temperature'];
 
 function lineProtocol(p: Point): string {
   const fields = Object.entries(p.f).map(([k, v]) =>
@@ -59,54 +61,25 @@ function lineProtocol(p: Point): string {
   return `${p.m},device_id=${p.device} ${fields.join(',')} ${p.t}`;
 }
 
-// ---- Grafana's interpolation (public/app/plugins/datasource/influxdb/datasource.ts) ----------
-type Variable = GrafanaVariable;
-const regularEscape = (v: string) => (Number.isNaN(parseFloat(v)) ? v.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&') : v);
-
-interface Selection {
-  name: string;
-  /** `all` = the All option; `all-expanded` = All on a variable without allValue (every value joined) */
-  values: Record<string, string[] | 'all' | 'all-expanded'>;
-  /** Grafana 10+ joins several values as `a|b`; older versions as `(a|b)`; the dashboard must work with both */
-  join: 'bare' | 'paren';
-  timeFilter: string;
-  intervalMs: number;
-}
-
-function formatVariable(v: Variable, sel: Selection['values'][string], every: string[], join: Selection['join']): string {
-  if (sel === 'all' && v.allValue) return v.allValue;
-  const values = sel === 'all' || sel === 'all-expanded' ? every : sel;
-  if (!v.multi && !v.includeAll) return regularEscape(values[0]);
-  const escaped = values.map(specialRegexEscape);
-  if (escaped.length === 1) return escaped[0];
-  return join === 'paren' ? `(${escaped.join('|')})` : escaped.join('|');
-}
-
-const interval = (ms: number) => (ms % HOUR === 0 ? `${ms / HOUR}h` : ms % MIN === 0 ? `${ms / MIN}m` : `${ms / 1000}s`);
-
-/** Replaces every macro and variable; throws when anything that looks like one is left. */
-function interpolate(query: string, sel: Selection, from: number, to: number): string {
-  const vars: Array<[string, string]> = [
-    ['__interval_ms', String(sel.intervalMs)], ['__interval', interval(sel.intervalMs)], ['interval', interval(sel.intervalMs)],
-    ['timeFilter', sel.timeFilter], ['__timeFilter', sel.timeFilter], ['__from', String(from)], ['__to', String(to)],
-  ];
-  for (const v of dashboard.templating.list as Variable[]) {
-    const every = v.name === 'device' ? DEVICES : v.name === 'rollup_rp' ? [rollupRp] : FIELDS;
-    vars.push([v.name, formatVariable(v, sel.values[v.name] ?? 'all', every, sel.join)]);
-  }
-  return substituteVariables(query, vars);
-}
+// ---- Grafana's interpolation (test/helpers/grafana.ts) ---------------------------------------
+type Selection = InfluxSelection;
+const interpolate = influxInterpolator(dashboard, (name) => (name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : name === 'numeric' ? NUMERIC : FIELDS));
+/** The platform's zone (the dashboard's constant $timezone): Asia/Shanghai, UTC+8 all year. */
+const TZ_OFFSET = 8 * HOUR;
+const DAY = 24 * HOUR;
+const localDay = (t: number) => Math.floor((t + TZ_OFFSET) / DAY) * DAY - TZ_OFFSET;
 
 // ---- the dashboard's queries ----------------------------------------------------------------
-interface Query { where: string; query: string; format: string }
+/** `repeat`: the panel repeats for every chosen value of that variable (Grafana's panel repeat) */
+interface Query { where: string; query: string; format: string; repeat?: string }
 function dashboardQueries(): Query[] {
   const out: Query[] = [];
   const check = dashboardCheck('dashboard');
-  for (const { target: t, where } of panelTargets(dashboard.panels, DS_UID, check)) {
+  for (const { panel, target: t, where } of panelTargets(dashboard.panels, DS_UID, check)) {
     // a builder-mode query would be rendered by Grafana's editor and escape this test
     check(t.rawQuery === true, `${where} is not a raw InfluxQL query`);
     check(typeof t.query === 'string' && t.query.trim() !== '', `${where} has no query text`);
-    out.push({ where, query: t.query, format: t.resultFormat });
+    out.push({ where, query: t.query, format: t.resultFormat, repeat: panel.repeat });
   }
   for (const a of dashboard.annotations.list) {
     if (a.builtIn) continue;
@@ -128,6 +101,18 @@ const rollupRpOptions = async (): Promise<string[]> => {
   return names.sort().reverse();
 };
 const run = (q: string): Promise<Series> => influxQuery(db.name, q, INFLUX_URL);
+/** The values of a variable a selection shows (every value for All). */
+const chosenIn = (sel: Selection, name: string, every: string[]) => (Array.isArray(sel.values[name]) ? (sel.values[name] as string[]) : every);
+/**
+ * A query's answer as Grafana gets it: a repeated panel runs once per chosen value of its
+ * variable, that value scoped (`scoped` names it on each series).
+ */
+async function runQuery(q: Query, sel: Selection, from: number, to: number): Promise<Array<Series[number] & { scoped?: string }>> {
+  if (!q.repeat) return run(interpolate(q.query, sel, from, to));
+  const out = [];
+  for (const value of chosenIn(sel, q.repeat, NUMERIC)) for (const s of await run(interpolate(q.query, sel, from, to, { [q.repeat]: value }))) out.push({ ...s, scoped: value });
+  return out;
+}
 /** Every query of a panel (raw and rollup targets) or annotation. */
 const byTitle = (title: string): Query[] => {
   const found = dashboardQueries().filter((q) => q.where.startsWith(`panel "${title}`) || q.where.startsWith(`annotation "${title}`));
@@ -152,6 +137,11 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
     const computed = await new RollupComputer({ query: createInfluxQuery(influx), writer, canDelete: async () => true }).range(undefined, BASE, BASE + 6 * HOUR);
     await writer.close();
     expect(computed.points).toBe(2 * 6);
+    // the daily rollups, written directly from the raw fixture (per day in the platform's zone)
+    const raw = points.filter((p) => p.m === 'device_data').map((p) => ({ device: p.device, t: p.t, f: p.f }));
+    const daily = rollupLines('device_data_1d', raw, localDay);
+    expect(daily.length).toBe(2 * new Set(raw.map((r) => localDay(r.t))).size);
+    await writeLines(db.url, db.name, daily, retention ? ROLLUP_RP : undefined);
     rollupRp = (await rollupRpOptions())[0];
   });
   afterAll(async () => {
@@ -161,11 +151,13 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
   const FROM = NOW - 24 * HOUR;
   const absolute = `time >= ${FROM}ms and time <= ${NOW}ms`;
   const SELECTIONS: Selection[] = [
-    { name: 'All (allValue .*), 1h', values: { device: 'all', field: 'all', state: 'all' }, join: 'bare', timeFilter: absolute, intervalMs: HOUR },
-    { name: 'All expanded to every value, (a|b) join', values: { device: 'all-expanded', field: 'all-expanded', state: 'all-expanded' }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
-    { name: 'one device, one datapoint, relative range, 1m', values: { device: ['pump-01'], field: ['temperature'], state: ['switch'] }, join: 'bare', timeFilter: 'time >= now() - 24h and time <= now()', intervalMs: MIN },
-    { name: 'two of each, a|b join (Grafana 10+)', values: { device: ['pump-01', 'meter_02'], field: ['temperature', 'energy'], state: ['switch', 'mode'] }, join: 'bare', timeFilter: absolute, intervalMs: 10 * MIN },
-    { name: 'two of each, (a|b) join (older Grafana)', values: { device: ['pump-01', 'meter_02'], field: ['humidity', 'energy'], state: ['mode'] }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
+    { name: 'All (allValue .*), 1h', values: { device: 'all', field: 'all', numeric: 'all', state: 'all' }, join: 'bare', timeFilter: absolute, intervalMs: HOUR },
+    { name: 'All expanded to every value, (a|b) join', values: { device: 'all-expanded', field: 'all-expanded', numeric: 'all-expanded', state: 'all-expanded' }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
+    { name: 'one device, one datapoint, relative range, 1m', values: { device: ['pump-01'], field: ['temperature'], numeric: ['temperature'], state: ['switch'] }, join: 'bare', timeFilter: 'time >= now() - 24h and time <= now()', intervalMs: MIN },
+    { name: 'two of each, a|b join (Grafana 10+)', values: { device: ['pump-01', 'meter_02'], field: ['temperature', 'energy'], numeric: ['temperature', 'energy'], state: ['switch', 'mode'] }, join: 'bare', timeFilter: absolute, intervalMs: 10 * MIN },
+    { name: 'two of each, (a|b) join (older Grafana)', values: { device: ['pump-01', 'meter_02'], field: ['humidity', 'energy'], numeric: ['energy'], state: ['mode'] }, join: 'paren', timeFilter: absolute, intervalMs: HOUR },
+    { name: 'All, 1d (daily rollups)', values: { device: 'all', field: 'all', numeric: 'all', state: 'all' }, join: 'bare', timeFilter: absolute, intervalMs: DAY },
+    { name: 'one device, two datapoints, 2h', values: { device: ['pump-01'], field: ['humidity', 'temperature'], numeric: ['humidity', 'temperature'], state: ['switch'] }, join: 'paren', timeFilter: absolute, intervalMs: 2 * HOUR },
   ];
 
   describe('provisioning', () => {
@@ -173,15 +165,16 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
       const ds = provisioned.datasources[0];
       expect(ds).toMatchObject({ uid: 'expeed-influxdb', type: 'influxdb', access: 'proxy', jsonData: { version: 'InfluxQL', httpMode: 'POST', httpHeaderName1: 'Authorization' } });
       expect(ds.secureJsonData.httpHeaderValue1).toBe('Token ${EXPEED_GRAFANA_INFLUX_TOKEN}');
-      expect(dashboardQueries().length).toBe(12);
+      expect(dashboardQueries().length).toBe(15);
     });
     test('the dashboard is well-formed for provisioning', () => {
       expect(dashboard).toMatchObject({ uid: 'expeed-devices', title: 'Expeed devices' });
       const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> => panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
       const ids = all(dashboard.panels).map((p) => p.id);
       expect(new Set(ids).size).toBe(ids.length);
-      expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'field', 'state', 'rollup_rp']);
-      for (const v of dashboard.templating.list) expect(v.datasource.uid).toBe(DS_UID);
+      expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'field', 'state', 'rollup_rp', 'numeric', 'timezone']);
+      for (const v of dashboard.templating.list) if (v.type !== 'constant') expect(v.datasource.uid).toBe(DS_UID);
+      expect(dashboard.templating.list.at(-1)).toMatchObject({ type: 'constant', query: 'Asia/Shanghai', hide: 2 });
     });
     test('an unknown macro fails the check instead of reaching InfluxDB', () => {
       expect(() => interpolate('SELECT 1 FROM x WHERE $timeFilter AND $__range', SELECTIONS[0], FROM, NOW)).toThrow(/unsubstituted Grafana macro or variable "\$__range"/);
@@ -190,7 +183,7 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
   });
 
   describe('template variables', () => {
-    const variables = (dashboard.templating.list as Array<{ name: string; query: string }>).map((v) => ({ name: v.name, query: v.query }));
+    const variables = (dashboard.templating.list as Array<{ name: string; query: string; regex?: string }>).map((v) => ({ name: v.name, query: v.query, regex: v.regex }));
     test('$rollup_rp resolves to the retention policy the rollups were written to', async () => {
       expect(await rollupRpOptions()).toEqual(retention ? [ROLLUP_RP, 'autogen'] : ['autogen']);
       expect(rollupRp).toBe(retention ? ROLLUP_RP : 'autogen');
@@ -201,21 +194,23 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
       // a database whose default RP has another name: Grafana's "None" (value '') reads the default RP
       if (!retention) expect(await run('SELECT count(*) FROM ""."device_data_1h"')).toEqual([where]);
     });
-    test.each(variables.filter((v) => v.name !== 'rollup_rp'))('$name lists what is in InfluxDB', async ({ name, query }) => {
+    test.each(variables.filter((v) => !['rollup_rp', 'timezone'].includes(v.name)))('$name lists what is in InfluxDB', async ({ name, query, regex }) => {
       const series = await run(interpolate(query, SELECTIONS[0], FROM, NOW));
-      // Grafana shows the value column of SHOW TAG VALUES and the first column of SHOW FIELD KEYS
+      // Grafana shows the value column of SHOW TAG VALUES and the first column of SHOW FIELD KEYS,
+      // filtered by the variable's regex (its capture group when it has one)
       const values = series.flatMap((s) => s.values.map((v) => String(/show field keys/i.test(query) ? v[0] : v[1])));
-      expect([...new Set(values)].sort()).toEqual(name === 'device' ? DEVICES : FIELDS);
+      const pattern = regex ? new RegExp(regex.slice(1, regex.lastIndexOf('/'))) : undefined;
+      const shown = pattern ? values.flatMap((v) => { const m = pattern.exec(v); return m ? [m[1] ?? m[0]] : []; }) : values;
+      expect([...new Set(shown)].sort()).toEqual(name === 'device' ? DEVICES : name === 'numeric' ? NUMERIC : FIELDS);
     });
   });
 
   describe.each(SELECTIONS)('every query runs and honours the selection: $name', (sel) => {
-    const chosen = (name: string, every: string[]) => (Array.isArray(sel.values[name]) ? (sel.values[name] as string[]) : every);
+    const chosen = (name: string, every: string[]) => chosenIn(sel, name, every);
     test.each(dashboardQueries())('$where', async (q) => {
-      const series = await run(interpolate(q.query, sel, FROM, NOW));
-      // a target for another resolution (raw below 1 h, rollups from 1 h up) answers nothing, by design
-      const gate = /\$__interval_ms (<|>=) (\d+)/.exec(q.query);
-      if (gate && !(gate[1] === '<' ? sel.intervalMs < Number(gate[2]) : sel.intervalMs >= Number(gate[2]))) {
+      const series = await runQuery(q, sel, FROM, NOW);
+      // a target for another resolution (raw below 1 h, hourly below 1 d, daily from 1 d) answers nothing, by design
+      if (!gateOpen(q.query, sel.intervalMs)) {
         expect(series, `${q.where} answered for an interval it is not meant for`).toEqual([]);
         return;
       }
@@ -226,6 +221,8 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
         expect(s.values.some((row) => row.slice(1).some((v) => v !== null))).toBe(true);
         const ids = s.tags?.device_id !== undefined ? [s.tags.device_id] : s.values.map((r) => String(r[s.columns.indexOf('device_id')]));
         for (const id of ids) expect(devices).toContain(id);
+        // a repeated panel answers for its own datapoint only, and only numeric ones have a mean
+        if (s.scoped !== undefined) expect(chosen('numeric', NUMERIC)).toContain(s.scoped);
         // aggregate columns are named <function>_<datapoint>: only chosen datapoints may appear
         const aggregated = s.columns.map(asRaw).filter((c) => /^(mean|last|count)_/.test(c)).map((c) => c.replace(/^[a-z]+_/, ''));
         const variable = /last\(/.test(q.query) ? 'state' : 'field';
@@ -236,33 +233,45 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
 
   describe('values match the fixture (All selected, 1h interval)', () => {
     const sel = SELECTIONS[0];
-    const rows = async (title: string) => {
-      const series = (await Promise.all(byTitle(title).map((q) => run(interpolate(q.query, sel, FROM, NOW))))).flat();
-      return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [asRaw(c), v[i]])) }) as Record<string, any>));
+    const rows = async (title: string, at: Selection = sel) => {
+      const series = (await Promise.all(byTitle(title).map((q) => runQuery(q, at, FROM, NOW)))).flat();
+      return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), scoped: s.scoped, ...Object.fromEntries(s.columns.map((c, i) => [asRaw(c), v[i]])) }) as Record<string, any>));
     };
-    const hourly = (m: string, device: string, field: string) => {
+    const bucketed = (m: string, device: string, field: string, bucketOf: (t: number) => number = (t) => Math.floor(t / HOUR) * HOUR) => {
       const buckets = new Map<number, Value[]>();
       for (const p of points) if (p.m === m && p.device === device && p.f[field] !== undefined) {
-        const b = Math.floor(p.t / HOUR) * HOUR;
+        const b = bucketOf(p.t);
         buckets.set(b, [...(buckets.get(b) ?? []), p.f[field]]);
       }
       return buckets;
     };
+    const hourly = (m: string, device: string, field: string) => bucketed(m, device, field);
 
-    test('numeric datapoints are averaged per hour and per device; text and booleans are left out', async () => {
-      const got = await rows('Datapoints: mean');
-      expect(Object.keys(got[0]).filter((k) => k.startsWith('mean_')).sort()).toEqual(['mean_energy', 'mean_humidity', 'mean_temperature']);
+    /** mean, min and max per bucket from the panel equal those of the raw fixture rows */
+    const expectMeans = async (at: Selection, bucketOf: (t: number) => number) => {
+      const got = await rows('Mean of', at);
+      expect([...new Set(got.map((r) => r.scoped))].sort()).toEqual(NUMERIC);
       for (const [device, fields] of [['pump-01', ['temperature', 'humidity']], ['meter_02', ['temperature', 'energy']]] as const) {
         for (const field of fields) {
-          const expected = [...hourly('device_data', device, field)].map(([t, vs]) => [t, (vs as number[]).reduce((a, b) => a + b, 0) / vs.length]);
-          const actual = got.filter((r) => r.device_id === device && r[`mean_${field}`] !== null).map((r) => [r.time, r[`mean_${field}`]]);
-          expect(actual.length).toBe(6);
-          actual.forEach(([t, v], i) => {
+          const expected = [...bucketed('device_data', device, field, bucketOf)].map(([t, vs]) => {
+            const nums = vs as number[];
+            return [t, nums.reduce((a, b) => a + b, 0) / nums.length, Math.min(...nums), Math.max(...nums)];
+          });
+          const actual = got.filter((r) => r.device_id === device && r.scoped === field).map((r) => [r.time, r.mean, r.min, r.max]);
+          expect(actual.length).toBe(expected.length);
+          actual.forEach(([t, mean, min, max], i) => {
             expect(t).toBe(expected[i][0]);
-            expect(v).toBeCloseTo(expected[i][1] as number, 9);
+            expect(mean).toBeCloseTo(expected[i][1], 9);
+            expect([min, max]).toEqual([expected[i][2], expected[i][3]]);
           });
         }
       }
+    };
+    test('numeric datapoints: mean, min and max per hour and device, one panel per datapoint; text and booleans have none', async () => {
+      await expectMeans(sel, (t) => Math.floor(t / HOUR) * HOUR);
+    });
+    test('at a 1 d interval the daily rollups give each platform-local day its exact mean, min and max', async () => {
+      await expectMeans({ ...sel, intervalMs: DAY }, localDay);
     });
 
     test('the states timeline carries the last boolean and text value of each hour', async () => {
@@ -320,7 +329,7 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
   });
 
   describe('counts are grouped by $__interval, never by a fixed hour', () => {
-    test.each([{ ms: 10 * MIN, source: 'raw' }, { ms: 24 * HOUR, source: 'rollup' }])('$ms ms from $source', async ({ ms }) => {
+    test.each([{ ms: 10 * MIN, source: 'raw' }, { ms: 2 * HOUR, source: 'hourly' }, { ms: DAY, source: 'daily' }])('$ms ms from $source', async ({ ms }) => {
       const sel: Selection = { ...SELECTIONS[0], intervalMs: ms };
       const series = (await Promise.all(byTitle('Values per interval').map((q) => run(interpolate(q.query, sel, FROM, NOW))))).flat();
       const perDevice = new Map<string, number[]>();
@@ -331,20 +340,22 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
         for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBe(ms);
         counted += s.values.reduce((n, v) => n + v.slice(1).reduce((m: number, x) => m + ((x as number) ?? 0), 0), 0);
       }
-      // every bucket of the 24 h range (fill(0)), its partial ends included: 145 of 10 min, or 2 days
-      for (const times of perDevice.values()) expect(times.length).toBe(Math.floor(NOW / ms) - Math.floor(FROM / ms) + 1);
+      // every bucket of the 24 h range (fill(0)), its partial ends included: 145 of 10 min, 13 of 2 h, or 2 local days
+      const bucket = (t: number) => Math.floor((t + TZ_OFFSET) / ms);
+      for (const times of perDevice.values()) expect(times.length).toBe(bucket(NOW) - bucket(FROM) + 1);
+      if (ms === DAY) for (const times of perDevice.values()) expect(times.every((t) => t === localDay(t))).toBe(true);
       const written = points.filter((p) => p.m === 'device_data').reduce((n, p) => n + Object.keys(p.f).length, 0);
       expect(counted).toBe(written);
     });
   });
 
-  describe('the source follows the interval: raw below one hour, hourly rollups from one hour up', () => {
-    const panels = ['Datapoints: mean', 'Datapoints: states', 'Values per interval'];
+  describe('the source follows the interval: raw below one hour, hourly rollups below one day, daily ones from a day', () => {
+    const panels = ['Mean of', 'Datapoints: states', 'Values per interval'];
     test.each(SELECTIONS.map((sel) => ({ name: sel.name, sel })))('$name', async ({ sel }) => {
       for (const title of panels) {
         const answered = [];
-        for (const q of byTitle(title)) if ((await run(interpolate(q.query, sel, FROM, NOW))).length) answered.push(/"device_data_1h"/.test(q.query) ? 'rollup' : 'raw');
-        expect(answered, title).toEqual([sel.intervalMs >= HOUR ? 'rollup' : 'raw']);
+        for (const q of byTitle(title)) if ((await runQuery(q, sel, FROM, NOW)).length) answered.push(tierOf(q.query));
+        expect(answered, title).toEqual([sel.intervalMs >= DAY ? 'daily' : sel.intervalMs >= HOUR ? 'hourly' : 'raw']);
       }
     });
   });

@@ -41,6 +41,10 @@ function dashboardTargets(): Target[] {
   return out;
 }
 const TARGETS = dashboardTargets();
+// the Prometheus panels of the fleet dashboard (its InfluxDB ones: fleet-dashboard.test.ts)
+const fleet = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed-fleet.json', ROOT), 'utf8'));
+const FLEET_TARGETS: Target[] = panelTargets(fleet.panels.filter((p: { datasource?: { uid: string } }) => p.datasource?.uid === DS_UID), DS_UID, dashboardCheck('expeed-fleet.json'))
+  .map(({ panel: p, target: t }) => ({ title: p.title, refId: t.refId, expr: t.expr, instant: t.instant === true && t.range !== true }));
 
 // ---- Grafana's interpolation (public/app/plugins/datasource/prometheus/datasource.ts) --------
 type Variable = GrafanaVariable;
@@ -312,6 +316,33 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
         }
         default:
           throw new Error(`no expectation for panel "${t.title}" target ${t.refId}: add one`);
+      }
+    });
+    // the simulated history ends two days ago, so every device is stale; nothing failed, nothing came late
+    test.each(FLEET_TARGETS)('fleet: $title $refId', async (t) => {
+      const series = await runTarget(t, sel, window, devices);
+      const chosen = sel.device === 'all' ? devices : [...sel.device].sort();
+      const values = series.flatMap(finite);
+      switch (`${t.title} ${t.refId}`) {
+        case 'Stale devices (no new data for 2 h) A':
+          expect(series.map((s) => s.metric.device_id).sort()).toEqual(chosen);
+          expect(Math.min(...values)).toBeGreaterThan(2 * 86_400);
+          break;
+        case 'Stale devices / failed sync jobs A':
+          // 0 until the service's first write set the gauge, then every chosen device (the stat shows the last)
+          expect(series.length).toBe(1);
+          expect(values.at(-1)).toBe(chosen.length);
+          expect(new Set(values).size).toBeLessThanOrEqual(2);
+          expect(values.every((v) => v === 0 || v === chosen.length)).toBe(true);
+          break;
+        case 'Stale devices / failed sync jobs B':
+        case 'Stale devices / failed sync jobs C':
+        case 'Late rows in the range A':
+          expect(new Set(values)).toEqual(new Set([0]));
+          break;
+        case 'Late rows per interval by device A': expect(series).toEqual([]); break;
+        default:
+          throw new Error(`no expectation for fleet panel "${t.title}" target ${t.refId}: add one`);
       }
     });
   });

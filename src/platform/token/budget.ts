@@ -23,6 +23,7 @@ import { TokenRefreshLock } from './refresh-lock.js';
 import { readTokenUsage, type TokenUsage } from './usage.js';
 import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from '../timestamp.js';
 import { PLATFORM_DEFAULTS } from '../../base/config.js';
+import { withDefaults } from '../../base/options.js';
 
 export interface TokenBudgetOptions {
   redis: RedisConnection;
@@ -85,7 +86,7 @@ export class TokenBudget implements TokenSource {
   private readonly closing = new AbortController();
 
   constructor(options: Partial<TokenBudgetOptions> & Pick<TokenBudgetOptions, 'redis' | 'prefix'>) {
-    this.o = { ...DEFAULT_TOKEN_BUDGET_OPTIONS, ...options };
+    this.o = withDefaults(DEFAULT_TOKEN_BUDGET_OPTIONS, options);
     if (!Number.isInteger(this.o.dailyLimit) || this.o.dailyLimit < 1) throw new RangeError(`token dailyLimit must be a whole number >= 1, got ${this.o.dailyLimit}`);
     if (!Number.isInteger(this.o.reserve) || this.o.reserve < 0 || this.o.reserve >= this.o.dailyLimit) {
       throw new RangeError(`token reserve must be a whole number from 0 to dailyLimit - 1 (${this.o.dailyLimit - 1}), got ${this.o.reserve}`);

@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RedisConnection as Redis } from '../../base/redis.js';
+import { withDefaults } from '../../base/options.js';
 
 export type CooldownKind = 'credentials' | 'token';
 
@@ -79,7 +80,7 @@ export class TokenCooldown {
     private readonly keys: { current: string; cooldown: string; rejections: string },
     options: Partial<TokenCooldownOptions> = {},
   ) {
-    this.o = { ...DEFAULT_TOKEN_COOLDOWN_OPTIONS, ...options };
+    this.o = withDefaults(DEFAULT_TOKEN_COOLDOWN_OPTIONS, options);
     for (const [name, v] of Object.entries(this.o)) {
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`token ${name} must be a whole number of ms >= 1, got ${v}`);
     }
