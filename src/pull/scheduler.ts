@@ -2,6 +2,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../base/log.js';
 import { redisKey } from '../base/redis.js';
 import { messageOf } from '../base/failure.js';
+import { withDefaults } from '../base/options.js';
 import { DEFAULT_SCHEDULER, type ScheduleName, type SchedulerInput, type SchedulerOptions } from './scheduler-options.js';
 import { gapSlot, nightlySlot, statusSlot, verifySlot } from './schedule-slots.js';
 import { cronIntervalMs, statusCapacity, type StatusCapacity } from './status-slot.js';
@@ -41,7 +42,7 @@ export class CronScheduler implements Scheduler {
   private readonly running = new Set<Promise<unknown>>();
 
   constructor(input: SchedulerInput) {
-    const o: SchedulerOptions = { ...DEFAULT_SCHEDULER, ...input };
+    const o: SchedulerOptions = withDefaults(DEFAULT_SCHEDULER, input);
     this.o = o;
     this.slots = {
       nightly: (slot) => nightlySlot(o, slot),

@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { withDefaults } from '../base/options.js';
 import { DeviceSeries } from './data-generator.js';
 import { DEFAULT_FIELDS } from './field-generators.js';
 import { Faults } from './faults.js';
@@ -44,11 +45,8 @@ const CURSOR_READINGS: readonly CursorReading[] = ['next', 'last-inclusive', 'la
 
 /** The history reading of the options, every value checked (an error names the wrong one). */
 export function resolveHistoryReading(o: Pick<SimulatorOptions, 'history' | 'boundaryRepeat'>): HistoryReading {
-  const r: HistoryReading = {
-    ...DEFAULT_HISTORY_READING,
-    ...(o.boundaryRepeat ? { cursor: 'last-inclusive' as const } : {}),
-    ...stripUndefined(o.history ?? {}),
-  };
+  const defaults: HistoryReading = { ...DEFAULT_HISTORY_READING, ...(o.boundaryRepeat ? { cursor: 'last-inclusive' as const } : {}) };
+  const r: HistoryReading = withDefaults(defaults, o.history);
   if (!CURSOR_READINGS.includes(r.cursor)) throw new Error(`simulator: history.cursor must be one of ${CURSOR_READINGS.join(', ')}, got "${r.cursor}"`);
   if (r.limit !== 'rows' && r.limit !== 'datapoints') throw new Error(`simulator: history.limit must be rows or datapoints, got "${r.limit}"`);
   for (const bound of ['start', 'end'] as const) {
@@ -106,11 +104,8 @@ function resolveDevice(spec: SimDeviceSpec): SimDevice {
   };
 }
 
-type ResolvedOptions = ReturnType<typeof withDefaults>;
-
-function withDefaults(options: SimulatorOptions) {
-  return { ...DEFAULT_SIMULATOR_OPTIONS, ...stripUndefined(options) };
-}
+/** The options with every default in place (an option given as undefined keeps its default). */
+type ResolvedOptions = Omit<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS> & Required<Pick<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS>>;
 
 /** Every option checked, an error naming the wrong one; returns the history reading. */
 function checkOptions(o: ResolvedOptions): HistoryReading {
@@ -228,7 +223,7 @@ async function startLiveFeed(simulator: RunningSimulator, o: ResolvedOptions, li
 
 /** Checks the options, builds the state, listens, and starts the live feed when asked. */
 export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
-  const o = withDefaults(options);
+  const o: ResolvedOptions = withDefaults(DEFAULT_SIMULATOR_OPTIONS, options);
   const history = checkOptions(o);
   const now = options.now ?? Date.now;
   const state = simState(o, history, now);
@@ -239,8 +234,4 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const simulator = new RunningSimulator(state, server, `http://${host}:${port}`);
   await startLiveFeed(simulator, o, options.livePushMs, now);
   return simulator;
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
