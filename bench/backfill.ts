@@ -45,8 +45,21 @@ const rawDb = `bench_raw_${tag}`;
 const influxql = (q: string, database = db) => influxqlAt(INFLUX, database, q);
 
 function startSim(): Promise<{ url: string; pid: number; stats(): Promise<Record<string, unknown>>; close(): void }> {
-  const devices = Array.from({ length: DEVICES }, (_, i) => ({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}`, cadenceSec: CADENCE }));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sim-server.ts', JSON.stringify({ platformKey: PK, secretKey: SK, devices, from: FROM, to: TO, seed: 1, gapRate: 0 })], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const devices = Array.from({ length: DEVICES }, (_, i) => ({
+    id: `bench-${String(i).padStart(3, '0')}`,
+    key: `key-${i}`,
+    cadenceSec: CADENCE,
+  }));
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'test/fixtures/sim-server.ts',
+      JSON.stringify({ platformKey: PK, secretKey: SK, devices, from: FROM, to: TO, seed: 1, gapRate: 0 }),
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   const lines = createInterface({ input: child.stdout! });
   const waiting: Array<(l: string) => void> = [];
   lines.on('line', (l) => waiting.shift()?.(l));
@@ -90,20 +103,35 @@ async function main(): Promise<void> {
   let worker: Awaited<ReturnType<typeof startService>> | undefined;
   try {
     const entry = buildIfStale(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
-    say(`backfill benchmark: ${DEVICES} devices x ${POINTS} points (${CADENCE} s cadence, ${((TO - FROM) / 86_400_000).toFixed(1)} days), window ${config.backfillWindowMs / 3_600_000} h, page ${config.pageLimit}, concurrency ${config.workerConcurrency}, rate ${config.platformRateLimit} req/s`);
-    say(`             worker: node ${env.BENCH_NODE_OPTIONS ? `${env.BENCH_NODE_OPTIONS} ` : ''}bin/expeed-sync.js run --role worker, ${entry}, heap growth ${config.heapGrowthPercent || 'V8 default'}${config.heapGrowthPercent ? ' %' : ''}`);
-    for (let i = 0; i < DEVICES; i++) await stack.registry.upsert({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}` }, 'cli');
+    say(
+      `backfill benchmark: ${DEVICES} devices x ${POINTS} points (${CADENCE} s cadence, ${((TO - FROM) / 86_400_000).toFixed(1)} days), window ${config.backfillWindowMs / 3_600_000} h, page ${config.pageLimit}, concurrency ${config.workerConcurrency}, rate ${config.platformRateLimit} req/s`,
+    );
+    say(
+      `             worker: node ${env.BENCH_NODE_OPTIONS ? `${env.BENCH_NODE_OPTIONS} ` : ''}bin/expeed-sync.js run --role worker, ${entry}, heap growth ${config.heapGrowthPercent || 'V8 default'}${config.heapGrowthPercent ? ' %' : ''}`,
+    );
+    for (let i = 0; i < DEVICES; i++)
+      await stack.registry.upsert({ id: `bench-${String(i).padStart(3, '0')}`, key: `key-${i}` }, 'cli');
 
     // 1. the jobs, in the worker process
     worker = await startService(workerEnv, ['worker']);
     const baseline = memory(worker.pid, 'VmRSS');
-    const others = { simulator: sim.pid, influxd: pidOf('influxd'), redis: pidOf('redis-server'), 'this process': process.pid };
+    const others = {
+      simulator: sim.pid,
+      influxd: pidOf('influxd'),
+      redis: pidOf('redis-server'),
+      'this process': process.pid,
+    };
     const w = worker;
-    const cpuNow = () => ({ worker: cpuSeconds(w.pid) ?? NaN, ...Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid) ?? NaN])) }) as Record<string, number>;
+    const cpuNow = () =>
+      ({
+        worker: cpuSeconds(w.pid) ?? NaN,
+        ...Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid) ?? NaN])),
+      }) as Record<string, number>;
     const cpu0 = cpuNow();
     const started = performance.now();
     let windows = 0;
-    for (const d of await stack.registry.list()) windows += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
+    for (const d of await stack.registry.list())
+      windows += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
     for (;;) {
       const c = await stack.backfillQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
       if (c.waiting + c.active + c.delayed + c.prioritized === 0) break;
@@ -119,16 +147,23 @@ async function main(): Promise<void> {
     const points = done.reduce((s, j) => s + (j.returnvalue?.points ?? 0), 0);
     const pages = done.reduce((s, j) => s + (j.returnvalue?.pages ?? 0), 0);
     const stats = await sim.stats();
-    say(`jobs:        ${points} points in ${seconds.toFixed(1)} s = ${Math.round(points / seconds)} points/s, ${pages} pages = ${(pages / seconds).toFixed(1)} pages/s, ${windows} windows, ${failed.failed} failed`);
-    say(`             token calls ${stats.tokenCalls as number}, history requests ${(stats.requests as Record<string, number>).history}; worker peak RSS ${mb(peak)} (VmHWM; ${mb(baseline)} when ready, before the first job), exit code ${exitCode} after SIGTERM`);
+    say(
+      `jobs:        ${points} points in ${seconds.toFixed(1)} s = ${Math.round(points / seconds)} points/s, ${pages} pages = ${(pages / seconds).toFixed(1)} pages/s, ${windows} windows, ${failed.failed} failed`,
+    );
+    say(
+      `             token calls ${stats.tokenCalls as number}, history requests ${(stats.requests as Record<string, number>).history}; worker peak RSS ${mb(peak)} (VmHWM; ${mb(baseline)} when ready, before the first job), exit code ${exitCode} after SIGTERM`,
+    );
     const cpuLine = Object.keys(cpu0)
       .map((k) => {
         const used = cpu1[k] - cpu0[k];
-        return Number.isNaN(used) ? `${k} n/a` : `${k} ${used.toFixed(1)} s = ${((used / seconds) * 100).toFixed(0)} % = ${((used * 1e6) / Math.max(1, points)).toFixed(2)} µs/point`;
+        return Number.isNaN(used)
+          ? `${k} n/a`
+          : `${k} ${used.toFixed(1)} s = ${((used / seconds) * 100).toFixed(0)} % = ${((used * 1e6) / Math.max(1, points)).toFixed(2)} µs/point`;
       })
       .join('; ');
     say(`             CPU over the jobs: ${cpuLine}`);
-    if (points !== DEVICES * POINTS || failed.failed > 0) throw new Error(`the jobs reported ${points} points (expected ${DEVICES * POINTS}) with ${failed.failed} failed`);
+    if (points !== DEVICES * POINTS || failed.failed > 0)
+      throw new Error(`the jobs reported ${points} points (expected ${DEVICES * POINTS}) with ${failed.failed} failed`);
     if (exitCode !== 0) throw new Error(`the worker exited with code ${exitCode} on SIGTERM`);
     const jobRate = points / seconds;
 
@@ -148,16 +183,21 @@ async function main(): Promise<void> {
           let cursor: number | undefined;
           let last = -Infinity;
           for (;;) {
-            const page = await stack.platform.history({ id: d.id, key: d.key }, { first: 1, limit: config.pageLimit, cursor });
+            const page = await stack.platform.history(
+              { id: d.id, key: d.key },
+              { first: 1, limit: config.pageLimit, cursor },
+            );
             served += page.rows.length;
             servedPages++;
             for (const r of page.rows) {
               // rows in the jobs' range, each once (a page may repeat the previous page's last row)
               if (r.time <= last || r.time < FROM || r.time >= TO) continue;
               last = r.time;
-              for (const f in r.values) if (r.values[f] !== null && r.values[f] !== undefined) counts[f] = (counts[f] ?? 0) + 1;
+              for (const f in r.values)
+                if (r.values[f] !== null && r.values[f] !== undefined) counts[f] = (counts[f] ?? 0) + 1;
             }
-            if (page.cursor === undefined || page.rows.length === 0 || (cursor !== undefined && page.cursor <= cursor)) break;
+            if (page.cursor === undefined || page.rows.length === 0 || (cursor !== undefined && page.cursor <= cursor))
+              break;
             cursor = page.cursor;
           }
         }
@@ -165,11 +205,15 @@ async function main(): Promise<void> {
     );
     const servingSeconds = (performance.now() - servingStart) / 1000;
     const servingRate = served / servingSeconds;
-    say(`simulator:   ${served} rows in ${servedPages} pages from ${sample.length} devices in ${servingSeconds.toFixed(1)} s = ${Math.round(servingRate)} rows/s (fetched and parsed by the client, nothing written)`);
+    say(
+      `simulator:   ${served} rows in ${servedPages} pages from ${sample.length} devices in ${servingSeconds.toFixed(1)} s = ${Math.round(servingRate)} rows/s (fetched and parsed by the client, nothing written)`,
+    );
 
     // what landed: every field of every sampled device holds as many values as the platform served
     const ids = sample.map((d) => d.id);
-    const series = (await influxql(`SELECT count(*) FROM device_data WHERE device_id =~ /^(${ids.join('|')})$/ GROUP BY device_id`)) as Array<{ tags?: { device_id: string }; columns?: string[]; values: unknown[][] }>;
+    const series = (await influxql(
+      `SELECT count(*) FROM device_data WHERE device_id =~ /^(${ids.join('|')})$/ GROUP BY device_id`,
+    )) as Array<{ tags?: { device_id: string }; columns?: string[]; values: unknown[][] }>;
     let landedValues = 0;
     let expectedValues = 0;
     const mismatches: string[] = [];
@@ -184,8 +228,11 @@ async function main(): Promise<void> {
         if (got !== n) mismatches.push(`${id}.${field}: ${got} landed, ${n} served`);
       }
     }
-    say(`landed:      ${landedValues} field values in InfluxDB for the ${ids.length} sampled devices, ${expectedValues} served by the platform in the window${mismatches.length ? `; MISMATCH ${mismatches.slice(0, 5).join(', ')}` : ' (every field of every sampled device matches)'}`);
-    if (mismatches.length || expectedValues === 0) throw new Error('what landed in InfluxDB differs from what the platform served');
+    say(
+      `landed:      ${landedValues} field values in InfluxDB for the ${ids.length} sampled devices, ${expectedValues} served by the platform in the window${mismatches.length ? `; MISMATCH ${mismatches.slice(0, 5).join(', ')}` : ' (every field of every sampled device matches)'}`,
+    );
+    if (mismatches.length || expectedValues === 0)
+      throw new Error('what landed in InfluxDB differs from what the platform served');
 
     // 3. raw InfluxDB ingest: the same shape as line protocol, 5000-line POSTs, bodies built first
     await influxql(`CREATE DATABASE "${rawDb}"`, rawDb);
@@ -194,7 +241,9 @@ async function main(): Promise<void> {
       const ls: string[] = [];
       for (let k = i; k < Math.min(RAW_POINTS, i + 5000); k++) {
         const t = FROM + Math.floor(k / DEVICES) * CADENCE * 1000;
-        ls.push(`device_data,device_id=bench-${String(k % DEVICES).padStart(3, '0')} temp=${(k % 4000) / 100},humidity=${k % 100}i,voltage=${220 + (k % 10)} ${t}`);
+        ls.push(
+          `device_data,device_id=bench-${String(k % DEVICES).padStart(3, '0')} temp=${(k % 4000) / 100},humidity=${k % 100}i,voltage=${220 + (k % 10)} ${t}`,
+        );
       }
       bodies.push(ls.join('\n'));
     }
@@ -211,7 +260,9 @@ async function main(): Promise<void> {
     );
     const rawRate = RAW_POINTS / ((performance.now() - rawStart) / 1000);
     say(`raw ingest:  ${RAW_POINTS} points in 5000-line POSTs (4 in flight) = ${Math.round(rawRate)} points/s`);
-    say(`result:      jobs at ${((jobRate / rawRate) * 100).toFixed(0)} % of raw ingest (target >= 70 %), ${((jobRate / servingRate) * 100).toFixed(0)} % of the simulator's serving rate; worker peak RSS ${mb(peak)} (target < 200 MB); token calls ${stats.tokenCalls as number} (target <= 1)`);
+    say(
+      `result:      jobs at ${((jobRate / rawRate) * 100).toFixed(0)} % of raw ingest (target >= 70 %), ${((jobRate / servingRate) * 100).toFixed(0)} % of the simulator's serving rate; worker peak RSS ${mb(peak)} (target < 200 MB); token calls ${stats.tokenCalls as number} (target <= 1)`,
+    );
   } finally {
     if (worker) await worker.stop();
     await stack.close();

@@ -83,15 +83,26 @@ export function buildIfStale(root: string): boolean {
  */
 export function loadGenerator(choice = process.env.BENCH_LOADGEN): 'wrk' | 'autocannon' {
   if (choice === 'autocannon') return 'autocannon';
-  if (choice !== undefined && choice !== '' && choice !== 'wrk') throw new Error(`BENCH_LOADGEN: wrk or autocannon (got "${choice}")`);
+  if (choice !== undefined && choice !== '' && choice !== 'wrk')
+    throw new Error(`BENCH_LOADGEN: wrk or autocannon (got "${choice}")`);
   const hasWrk = () => spawnSync('wrk', ['--version']).error === undefined;
   if (hasWrk()) return 'wrk';
-  process.stderr.write('bench: wrk is not installed; installing Debian\'s wrk (apt-get install -y wrk)\n');
+  process.stderr.write("bench: wrk is not installed; installing Debian's wrk (apt-get install -y wrk)\n");
   const sudo = process.getuid?.() === 0 ? '' : 'sudo ';
-  const r = spawnSync('sh', ['-c', `${sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${sudo}apt-get install -y -qq --no-install-recommends wrk`], { encoding: 'utf8' });
+  const r = spawnSync(
+    'sh',
+    [
+      '-c',
+      `${sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${sudo}apt-get install -y -qq --no-install-recommends wrk`,
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status === 0 && hasWrk()) return 'wrk';
-  const why = `${r.error?.message ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' / ') || `exit ${r.status}`;
-  throw new Error(`wrk is not installed and installing it failed (apt-get install -y wrk: ${why}); install wrk, or set BENCH_LOADGEN=autocannon to measure with autocannon instead`);
+  const why =
+    `${r.error?.message ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' / ') || `exit ${r.status}`;
+  throw new Error(
+    `wrk is not installed and installing it failed (apt-get install -y wrk: ${why}); install wrk, or set BENCH_LOADGEN=autocannon to measure with autocannon instead`,
+  );
 }
 
 export function mb(bytes: number): string {
@@ -118,19 +129,37 @@ export interface ServiceProcess {
  * output is passed through. The worker role queues nothing by itself (catch-up, the first sync of
  * new devices and the status slot at start are the scheduler's).
  */
-export async function startService(env: Record<string, string | undefined>, roles: string[], options: { args?: string[]; onLine?: (line: string) => void } = {}): Promise<ServiceProcess> {
+export async function startService(
+  env: Record<string, string | undefined>,
+  roles: string[],
+  options: { args?: string[]; onLine?: (line: string) => void } = {},
+): Promise<ServiceProcess> {
   const port = await freePort();
   const nodeArgs = (env.BENCH_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
   const roleArgs = roles.flatMap((r) => ['--role', r]);
-  const args = [...nodeArgs, 'bin/expeed-sync.js', 'run', ...roleArgs, '--ops-port', String(port), ...(options.args ?? [])];
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', options.onLine ? 'pipe' : 'inherit', 'inherit'] });
+  const args = [
+    ...nodeArgs,
+    'bin/expeed-sync.js',
+    'run',
+    ...roleArgs,
+    '--ops-port',
+    String(port),
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    env,
+    stdio: ['ignore', options.onLine ? 'pipe' : 'inherit', 'inherit'],
+  });
   if (options.onLine) createInterface({ input: child.stdout! }).on('line', options.onLine);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const what = `the service (${roles.join(', ')})`;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${what} exited at start with code ${child.exitCode}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

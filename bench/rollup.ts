@@ -39,8 +39,11 @@ async function load(): Promise<number> {
     const tag = `device_data,device_id=${device(d)} `;
     let lines: string[] = [];
     for (let t = FROM, k = 0; t < TO; t += STEP, k++) {
-      const temp = Math.round((20 + 5 * Math.sin((2 * Math.PI * t) / 86_400_000 + d) + ((k * 7919) % 100) / 100) * 100) / 100;
-      lines.push(`${tag}temperature=${temp},humidity=${50 + ((k * 31 + d) % 21)},mode="${k % 360 < 180 ? 'eco' : 'boost'}" ${t}`);
+      const temp =
+        Math.round((20 + 5 * Math.sin((2 * Math.PI * t) / 86_400_000 + d) + ((k * 7919) % 100) / 100) * 100) / 100;
+      lines.push(
+        `${tag}temperature=${temp},humidity=${50 + ((k * 31 + d) % 21)},mode="${k % 360 < 180 ? 'eco' : 'boost'}" ${t}`,
+      );
       if (lines.length === LINES_PER_POST) {
         if (inFlight.length >= 2) await inFlight.shift();
         inFlight.push(post(lines.join('\n')));
@@ -79,11 +82,17 @@ async function main(): Promise<void> {
   try {
     const loaded = await timed(load);
     const rows = loaded.value;
-    console.log(`loaded ${rows.toLocaleString('en')} rows (${DEVICES} device(s) x ${Math.round((TO - FROM) / 86_400_000)} days of 10 s rows) in ${loaded.seconds.toFixed(1)} s: ${Math.round(rows / loaded.seconds).toLocaleString('en')} rows/s`);
+    console.log(
+      `loaded ${rows.toLocaleString('en')} rows (${DEVICES} device(s) x ${Math.round((TO - FROM) / 86_400_000)} days of 10 s rows) in ${loaded.seconds.toFixed(1)} s: ${Math.round(rows / loaded.seconds).toLocaleString('en')} rows/s`,
+    );
 
     const influx = { url: URL_, api: 'v1' as const, bucket: db };
     const writer = new InfluxPointWriter({ ...influx, deadLetters: { add: async () => 'none' } });
-    const computer = new RollupComputer({ query: createInfluxQuery({ ...influx, timeoutMs: 600_000 }), writer, canDelete: async () => true });
+    const computer = new RollupComputer({
+      query: createInfluxQuery({ ...influx, timeoutMs: 600_000 }),
+      writer,
+      canDelete: async () => true,
+    });
     const cpu0 = { influx: cpuSeconds(influxd), self: process.cpuUsage() };
     let points = 0;
     const rolled = await timed(async () => {
@@ -100,9 +109,15 @@ async function main(): Promise<void> {
     );
 
     const range = `time >= ${FROM}ms AND time < ${TO}ms GROUP BY time(1d), "device_id"`;
-    const raw = await medianQuery(`SELECT mean("temperature"), min("temperature"), max("temperature") FROM "device_data" WHERE ${range}`);
-    const fromRollups = await medianQuery(`SELECT mean("temperature_mean"), min("temperature_min"), max("temperature_max") FROM "device_data_1h" WHERE ${range}`);
-    console.log(`yearly daily view (mean/min/max per day, ${DEVICES} device(s)), median of ${RUNS}: raw ${raw.seconds.toFixed(3)} s, rollups ${fromRollups.seconds.toFixed(3)} s (${(raw.seconds / fromRollups.seconds).toFixed(0)}x)`);
+    const raw = await medianQuery(
+      `SELECT mean("temperature"), min("temperature"), max("temperature") FROM "device_data" WHERE ${range}`,
+    );
+    const fromRollups = await medianQuery(
+      `SELECT mean("temperature_mean"), min("temperature_min"), max("temperature_max") FROM "device_data_1h" WHERE ${range}`,
+    );
+    console.log(
+      `yearly daily view (mean/min/max per day, ${DEVICES} device(s)), median of ${RUNS}: raw ${raw.seconds.toFixed(3)} s, rollups ${fromRollups.seconds.toFixed(3)} s (${(raw.seconds / fromRollups.seconds).toFixed(0)}x)`,
+    );
 
     // min and max of a day are exact from rollups; the mean of equal-count hours too (up to rounding)
     let days = 0;
@@ -111,12 +126,17 @@ async function main(): Promise<void> {
       const r = fromRollups.series[i];
       for (const [k, row] of s.values.entries()) {
         const other = r.values[k];
-        if (row[0] !== other[0] || row[2] !== other[2] || row[3] !== other[3]) throw new Error(`day ${row[0]} of ${s.tags?.device_id}: raw ${JSON.stringify(row)} != rollups ${JSON.stringify(other)}`);
+        if (row[0] !== other[0] || row[2] !== other[2] || row[3] !== other[3])
+          throw new Error(
+            `day ${row[0]} of ${s.tags?.device_id}: raw ${JSON.stringify(row)} != rollups ${JSON.stringify(other)}`,
+          );
         worstMean = Math.max(worstMean, Math.abs((row[1] as number) - (other[1] as number)));
         days++;
       }
     }
-    console.log(`checked ${days} device-days: daily min and max identical, largest daily-mean difference ${worstMean.toExponential(1)}`);
+    console.log(
+      `checked ${days} device-days: daily min and max identical, largest daily-mean difference ${worstMean.toExponential(1)}`,
+    );
   } finally {
     if (process.env.BENCH_KEEP !== '1') await influxql(URL_, db, `DROP DATABASE "${db}"`);
   }

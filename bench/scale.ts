@@ -47,7 +47,9 @@ const SK = 'bench-secret-key';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const CADENCE = 10 * 60_000;
-for (const n of SIZES) if (!Number.isInteger(n) || n < 10) throw new Error(`BENCH_DEVICES: whole numbers >= 10, comma-separated (got "${env.BENCH_DEVICES}")`);
+for (const n of SIZES)
+  if (!Number.isInteger(n) || n < 10)
+    throw new Error(`BENCH_DEVICES: whole numbers >= 10, comma-separated (got "${env.BENCH_DEVICES}")`);
 
 interface Figures {
   devices: number;
@@ -62,10 +64,23 @@ interface Figures {
 const say = (l: string) => process.stdout.write(`${l}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function startSim(devices: number): Promise<{ url: string; requests(): Promise<Record<string, number>>; close(): void }> {
+function startSim(
+  devices: number,
+): Promise<{ url: string; requests(): Promise<Record<string, number>>; close(): void }> {
   const now = Date.now();
-  const options = { platformKey: PK, secretKey: SK, devices, from: now - 2 * DAY, to: now + HOUR, seed: 1, gapRate: 0, latencyMs: LATENCY_MS };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sim-server.ts', JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const options = {
+    platformKey: PK,
+    secretKey: SK,
+    devices,
+    from: now - 2 * DAY,
+    to: now + HOUR,
+    seed: 1,
+    gapRate: 0,
+    latencyMs: LATENCY_MS,
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sim-server.ts', JSON.stringify(options)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const waiting: Array<(l: string) => void> = [];
   createInterface({ input: child.stdout! }).on('line', (l) => waiting.shift()?.(l));
   const next = () => new Promise<string>((r) => waiting.push(r));
@@ -96,7 +111,9 @@ async function writeGapData(db: string, ids: string[], slot: number, hole: [numb
     lines = [];
   };
   for (let i = 0; i < ids.length; i++) {
-    for (let t = slot - 26 * HOUR; t < slot; t += CADENCE) if (i % 10 !== 0 || t < hole[0] || t >= hole[1]) lines.push(`device_data,device_id=${ids[i]} temp=${20 + (i % 7)} ${t}`);
+    for (let t = slot - 26 * HOUR; t < slot; t += CADENCE)
+      if (i % 10 !== 0 || t < hole[0] || t >= hole[1])
+        lines.push(`device_data,device_id=${ids[i]} temp=${20 + (i % 7)} ${t}`);
     if (lines.length >= 5000) await flush();
   }
   if (lines.length) await flush();
@@ -135,10 +152,17 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
     const now = Date.now();
     const off = zoneOffsetMs(now, config.timezone);
     const slot = Math.floor((now + off) / DAY) * DAY - off;
-    say(`\n${n} devices: rate ${config.platformRateLimit} req/s, round trip ${LATENCY_MS} ms, slot ${new Date(slot).toISOString()} (${config.timezone} midnight)`);
+    say(
+      `\n${n} devices: rate ${config.platformRateLimit} req/s, round trip ${LATENCY_MS} ms, slot ${new Date(slot).toISOString()} (${config.timezone} midnight)`,
+    );
 
     const m0 = await usedMemory(stack);
-    for (let i = 0; i < n; i += 200) await Promise.all(generatedDevices(n).slice(i, i + 200).map((d) => stack.registry.upsert(d, 'cli')));
+    for (let i = 0; i < n; i += 200)
+      await Promise.all(
+        generatedDevices(n)
+          .slice(i, i + 200)
+          .map((d) => stack.registry.upsert(d, 'cli')),
+      );
     await stack.checkpoints.initialiseMany(ids.map((id) => ({ deviceId: id, from: slot - DAY })));
     const m1 = await usedMemory(stack);
     const fleetBytes = (m1 - m0) / n;
@@ -151,25 +175,40 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
     const m2 = await usedMemory(stack);
     // per device: the night's window, and the EXPEED_LOOKBACK re-read before the checkpoint in backfill windows
     const perDevice = 1 + Math.ceil(config.lookbackMs / config.backfillWindowMs);
-    if (nightly.jobs !== n * perDevice) throw new Error(`the nightly slot queued ${nightly.jobs} windows, expected ${perDevice} per device (${n * perDevice}: the night and the lookback)`);
-    say(`  nightly:  ${nightly.jobs} windows queued in ${nightlySeconds.toFixed(2)} s (${Math.round(n / nightlySeconds)} devices/s, ${perDevice} windows each: the night and the lookback); Redis +${mb(m2 - m1)} = ${Math.round((m2 - m1) / n)} B/device (waiting jobs)`);
+    if (nightly.jobs !== n * perDevice)
+      throw new Error(
+        `the nightly slot queued ${nightly.jobs} windows, expected ${perDevice} per device (${n * perDevice}: the night and the lookback)`,
+      );
+    say(
+      `  nightly:  ${nightly.jobs} windows queued in ${nightlySeconds.toFixed(2)} s (${Math.round(n / nightlySeconds)} devices/s, ${perDevice} windows each: the night and the lookback); Redis +${mb(m2 - m1)} = ${Math.round((m2 - m1) / n)} B/device (waiting jobs)`,
+    );
     await stack.backfillQueue.obliterate({ force: true });
 
     const to = slot - 10 * 60_000;
     const hole: [number, number] = [to - 8 * HOUR, to - 5 * HOUR];
     t = performance.now();
     const points = await writeGapData(db, ids, slot, hole);
-    say(`  data:     ${points} points of 26 h written to InfluxDB in ${((performance.now() - t) / 1000).toFixed(1)} s (every tenth device with a 3 h hole)`);
+    say(
+      `  data:     ${points} points of 26 h written to InfluxDB in ${((performance.now() - t) / 1000).toFixed(1)} s (every tenth device with a 3 h hole)`,
+    );
     const influxd = pidOf('influxd');
     const cpu0 = { influxd: cpuSeconds(influxd) ?? NaN, self: cpuSeconds(process.pid) ?? NaN };
     t = performance.now();
     const gaps = await scheduler.fire('gaps', new Date(slot));
     const gapSeconds = (performance.now() - t) / 1000;
-    const gapCpu = { influxd: (cpuSeconds(influxd) ?? NaN) - cpu0.influxd, self: (cpuSeconds(process.pid) ?? NaN) - cpu0.self };
+    const gapCpu = {
+      influxd: (cpuSeconds(influxd) ?? NaN) - cpu0.influxd,
+      self: (cpuSeconds(process.pid) ?? NaN) - cpu0.self,
+    };
     const holed = Math.ceil(n / 10);
-    if (gaps.jobs !== holed) throw new Error(`the gap check queued ${gaps.jobs} windows, expected one per device with a hole (${holed})`);
-    say(`  gaps:     ${n} devices scanned in ${gapSeconds.toFixed(1)} s (${(n / gapSeconds).toFixed(0)} devices/s), ${gaps.jobs} gap windows queued (every holed device, nothing else)`);
-    say(`            CPU: influxd ${gapCpu.influxd.toFixed(1)} s = ${((gapCpu.influxd * 1000) / n).toFixed(1)} ms/device, scheduler (this process) ${gapCpu.self.toFixed(1)} s = ${((gapCpu.self * 1000) / n).toFixed(1)} ms/device; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`);
+    if (gaps.jobs !== holed)
+      throw new Error(`the gap check queued ${gaps.jobs} windows, expected one per device with a hole (${holed})`);
+    say(
+      `  gaps:     ${n} devices scanned in ${gapSeconds.toFixed(1)} s (${(n / gapSeconds).toFixed(0)} devices/s), ${gaps.jobs} gap windows queued (every holed device, nothing else)`,
+    );
+    say(
+      `            CPU: influxd ${gapCpu.influxd.toFixed(1)} s = ${((gapCpu.influxd * 1000) / n).toFixed(1)} ms/device, scheduler (this process) ${gapCpu.self.toFixed(1)} s = ${((gapCpu.self * 1000) / n).toFixed(1)} ms/device; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`,
+    );
     await stack.backfillQueue.obliterate({ force: true });
     await scheduler.close();
 
@@ -239,9 +278,15 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
     }
     if (!measured) slotSeconds = planned / perSecond;
     const pct = (perSecond / rate) * 100;
-    say(`  status:   ${planned} devices in the slot (of ${n}), ${Math.ceil(planned / 100)} chunk jobs; over ${last - first + 1} whole seconds of steady polling the rate let ${passed} calls through = ${perSecond.toFixed(1)}/s = ${pct.toFixed(0)} % of EXPEED_RATE_LIMIT ${rate}`);
-    say(`            (the simulator counted ${c1 - c0} device_status calls in those ${seconds.toFixed(1)} s = ${simPerSecond.toFixed(1)}/s; a call late at a second's edge lands in the next)`);
-    say(`            slot ${measured ? `polled in ${slotSeconds.toFixed(0)} s (wall time from the service being ready)` : `would take ${slotSeconds.toFixed(0)} s at that rate (${planned} calls at ${config.platformRateLimit}/s is over BENCH_STATUS_MAX_SECONDS ${STATUS_MAX_SECONDS}: the rate bounds it; measured over the window above)`}`);
+    say(
+      `  status:   ${planned} devices in the slot (of ${n}), ${Math.ceil(planned / 100)} chunk jobs; over ${last - first + 1} whole seconds of steady polling the rate let ${passed} calls through = ${perSecond.toFixed(1)}/s = ${pct.toFixed(0)} % of EXPEED_RATE_LIMIT ${rate}`,
+    );
+    say(
+      `            (the simulator counted ${c1 - c0} device_status calls in those ${seconds.toFixed(1)} s = ${simPerSecond.toFixed(1)}/s; a call late at a second's edge lands in the next)`,
+    );
+    say(
+      `            slot ${measured ? `polled in ${slotSeconds.toFixed(0)} s (wall time from the service being ready)` : `would take ${slotSeconds.toFixed(0)} s at that rate (${planned} calls at ${config.platformRateLimit}/s is over BENCH_STATUS_MAX_SECONDS ${STATUS_MAX_SECONDS}: the rate bounds it; measured over the window above)`}`,
+    );
     if (said) say(`            the service said at start: "${said}"`);
     const rss = { now: memory(service.pid, 'VmRSS'), peak: memory(service.pid, 'VmHWM') };
     say(`  service:  RSS ${mb(rss.now)} after the poll, peak ${mb(rss.peak)} (run --role worker --role scheduler)`);
@@ -254,12 +299,17 @@ async function runSize(n: number, redisUrl: string): Promise<Figures> {
     await new Promise((r) => help.on('exit', r));
     const startupSeconds = (performance.now() - t) / 1000;
     t = performance.now();
-    const cli = spawn(process.execPath, ['bin/expeed-sync.js', 'status'], { env: serviceEnv, stdio: ['ignore', 'pipe', 'inherit'] });
+    const cli = spawn(process.execPath, ['bin/expeed-sync.js', 'status'], {
+      env: serviceEnv,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let lines = 0;
     createInterface({ input: cli.stdout! }).on('line', () => lines++);
     const code = await new Promise<number | null>((r) => cli.on('exit', r));
     const cliSeconds = (performance.now() - t) / 1000;
-    say(`  status:   \`expeed-sync status\` (built CLI, spawned) ${cliSeconds.toFixed(2)} s, ${lines} lines, exit code ${code} (\`expeed-sync --help\`: ${startupSeconds.toFixed(2)} s: start-up on this machine)`);
+    say(
+      `  status:   \`expeed-sync status\` (built CLI, spawned) ${cliSeconds.toFixed(2)} s, ${lines} lines, exit code ${code} (\`expeed-sync --help\`: ${startupSeconds.toFixed(2)} s: start-up on this machine)`,
+    );
     return {
       devices: n,
       fleetBytes,
@@ -289,7 +339,9 @@ async function main(): Promise<void> {
   const entry = buildIfStale(process.cwd()) ? 'compiled (dist/)' : 'tsx (dist/ stale)';
   const own = env.REDIS_URL ? undefined : await startRedisServer();
   const redisUrl = env.REDIS_URL ?? own!.url;
-  say(`scale benchmark: ${SIZES.join(', ')} devices; service ${entry}; Redis ${own ? 'private redis-server (used_memory is ours alone)' : redisUrl.replace(/\/\/[^@]*@/, '//')}; InfluxDB ${INFLUX}`);
+  say(
+    `scale benchmark: ${SIZES.join(', ')} devices; service ${entry}; Redis ${own ? 'private redis-server (used_memory is ours alone)' : redisUrl.replace(/\/\/[^@]*@/, '//')}; InfluxDB ${INFLUX}`,
+  );
   const all: Figures[] = [];
   try {
     for (const n of SIZES) all.push(await runSize(n, redisUrl));
@@ -299,15 +351,32 @@ async function main(): Promise<void> {
   if (all.length < 2) return;
   const [a, b] = [all[0]!, all[all.length - 1]!];
   const x = b.devices / a.devices;
-  const row = (name: string, va: number, vb: number, unit: string, digits = 2) => say(`${name.padEnd(34)}${`${va.toFixed(digits)} ${unit}`.padStart(14)}${`${vb.toFixed(digits)} ${unit}`.padStart(14)}${`x ${(vb / va).toFixed(1)}`.padStart(10)}`);
-  say(`\n${'growth'.padEnd(34)}${`${a.devices} dev`.padStart(14)}${`${b.devices} dev`.padStart(14)}${`(x ${x})`.padStart(10)}`);
+  const row = (name: string, va: number, vb: number, unit: string, digits = 2) =>
+    say(
+      `${name.padEnd(34)}${`${va.toFixed(digits)} ${unit}`.padStart(14)}${`${vb.toFixed(digits)} ${unit}`.padStart(14)}${`x ${(vb / va).toFixed(1)}`.padStart(10)}`,
+    );
+  say(
+    `\n${'growth'.padEnd(34)}${`${a.devices} dev`.padStart(14)}${`${b.devices} dev`.padStart(14)}${`(x ${x})`.padStart(10)}`,
+  );
   row('nightly enqueue', a.nightly.seconds, b.nightly.seconds, 's');
   row('Redis per device (waiting job)', a.nightly.bytes, b.nightly.bytes, 'B', 0);
   row('Redis per device (registry+ckpt)', a.fleetBytes, b.fleetBytes, 'B', 0);
   row('gap-check slot', a.gaps.seconds, b.gaps.seconds, 's', 1);
-  row('  influxd CPU per device', (a.gaps.influxdCpu * 1000) / a.devices, (b.gaps.influxdCpu * 1000) / b.devices, 'ms', 1);
+  row(
+    '  influxd CPU per device',
+    (a.gaps.influxdCpu * 1000) / a.devices,
+    (b.gaps.influxdCpu * 1000) / b.devices,
+    'ms',
+    1,
+  );
   row('status poll, requests/s', a.status.perSecond, b.status.perSecond, '/s', 1);
-  row(`status slot (${a.status.measured ? 'wall' : 'projected'} / ${b.status.measured ? 'wall' : 'projected'})`, a.status.slotSeconds, b.status.slotSeconds, 's', 0);
+  row(
+    `status slot (${a.status.measured ? 'wall' : 'projected'} / ${b.status.measured ? 'wall' : 'projected'})`,
+    a.status.slotSeconds,
+    b.status.slotSeconds,
+    's',
+    0,
+  );
   row('expeed-sync status', a.cli.seconds, b.cli.seconds, 's');
   row('  of which start-up (--help)', a.cli.startup, b.cli.startup, 's');
   row('service RSS after the poll', a.rss.now / 2 ** 20, b.rss.now / 2 ** 20, 'MB', 0);

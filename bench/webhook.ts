@@ -95,7 +95,11 @@ function expeedEnv(port: number, db: string, prefix: string): NodeJS.ProcessEnv 
     EXPEED_SECRET_KEY: 'bench-secret-key',
     EXPEED_BASE_URL: 'http://127.0.0.1:9',
     LOG_LEVEL: 'info',
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(EXPEED_|WORKER_|WEBHOOK_)/.test(k) && !['EXPEED_PREFIX', 'WEBHOOK_PORT'].includes(k))),
+    ...Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) => /^(EXPEED_|WORKER_|WEBHOOK_)/.test(k) && !['EXPEED_PREFIX', 'WEBHOOK_PORT'].includes(k),
+      ),
+    ),
   };
 }
 
@@ -146,7 +150,13 @@ async function countPoints(db: string): Promise<number> {
   return Number(rows[0]?.[1] ?? 0);
 }
 
-function startChild(cmd: string, args: string[], readyLine: RegExp, cwd?: string, env?: NodeJS.ProcessEnv): Promise<ChildProcess> {
+function startChild(
+  cmd: string,
+  args: string[],
+  readyLine: RegExp,
+  cwd?: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const proc = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -254,15 +264,22 @@ async function runWrk(url: string): Promise<LoadFigures> {
     let text = '';
     proc.stdout!.on('data', (d: Buffer) => (text += d.toString()));
     proc.on('error', reject);
-    proc.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited with ${code}: ${text.slice(-500)}`))));
+    proc.on('exit', (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`wrk exited with ${code}: ${text.slice(-500)}`)),
+    );
   });
   const line = /^WRK (\{.*\})$/m.exec(out);
   if (!line) throw new Error(`wrk printed no summary:\n${out.slice(-1000)}`);
   const w = JSON.parse(line[1]) as Record<string, number>;
-  const times = out.trim().split('\n').at(-1)!.split(/\s+/).map((t) => {
-    const m = /^(\d+)m([\d.]+)s$/.exec(t);
-    return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
-  });
+  const times = out
+    .trim()
+    .split('\n')
+    .at(-1)!
+    .split(/\s+/)
+    .map((t) => {
+      const m = /^(\d+)m([\d.]+)s$/.exec(t);
+      return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+    });
   const socketErrors = w.connect + w.read + w.write + w.timeout;
   return {
     reqPerSec: w.requests / (w.duration_us / 1e6),
@@ -286,7 +303,11 @@ interface LoadOptions {
 
 async function load(name: string, url: string, options: LoadOptions = {}): Promise<Figures> {
   const { db } = options;
-  const pids: Record<string, number | undefined> = { ...options.pids, 'redis-server': pidOf('redis-server'), influxd: pidOf('influxd') };
+  const pids: Record<string, number | undefined> = {
+    ...options.pids,
+    'redis-server': pidOf('redis-server'),
+    influxd: pidOf('influxd'),
+  };
   const meter = cpuMeter(pids);
   const started = performance.now();
   const figures: Figures = { name, ...(LOADGEN === 'wrk' ? await runWrk(url) : await runAutocannon(url)) };
@@ -323,7 +344,8 @@ async function load(name: string, url: string, options: LoadOptions = {}): Promi
   if (figures.loadgenCpu !== undefined) figures.cpu['load generator'] = figures.loadgenCpu;
   if (!db) delete figures.cpu['influxd'];
   // processes started after the load (the worker of the `ack` layout) are counted from their start
-  for (const [k, v] of Object.entries(lateMeter?.() ?? {})) if (k !== 'load generator' && !(k in figures.cpu)) figures.cpu[k] = v;
+  for (const [k, v] of Object.entries(lateMeter?.() ?? {}))
+    if (k !== 'load generator' && !(k in figures.cpu)) figures.cpu[k] = v;
   return figures;
 }
 
@@ -336,7 +358,20 @@ function installNodeRed(): string | undefined {
   if (existsSync(red) && existsSync(plugin)) return red;
   mkdirSync(NODERED_DIR, { recursive: true });
   process.stderr.write(`installing node-red and node-red-contrib-influxdb into ${NODERED_DIR} ...\n`);
-  const r = spawnSync('npm', ['install', '--prefix', NODERED_DIR, '--no-audit', '--no-fund', '--loglevel=error', 'node-red', 'node-red-contrib-influxdb'], { stdio: 'inherit', timeout: 600_000 });
+  const r = spawnSync(
+    'npm',
+    [
+      'install',
+      '--prefix',
+      NODERED_DIR,
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      'node-red',
+      'node-red-contrib-influxdb',
+    ],
+    { stdio: 'inherit', timeout: 600_000 },
+  );
   return r.status === 0 && existsSync(red) && existsSync(plugin) ? red : undefined;
 }
 
@@ -358,9 +393,28 @@ return [{ payload: points }, { req: msg.req, res: msg.res, payload: { result_cod
     { id: 'tab1', type: 'tab', label: 'bench' },
     { id: 'in1', type: 'http in', z: 'tab1', url: '/webhook', method: 'post', upload: false, wires: [['fn1']] },
     { id: 'fn1', type: 'function', z: 'tab1', func: toPoints, outputs: 2, wires: [['db1'], ['res1']] },
-    { id: 'db1', type: 'influxdb batch', z: 'tab1', influxdb: 'cfg1', precision: 'ms', retentionPolicy: '', name: '', wires: [] },
+    {
+      id: 'db1',
+      type: 'influxdb batch',
+      z: 'tab1',
+      influxdb: 'cfg1',
+      precision: 'ms',
+      retentionPolicy: '',
+      name: '',
+      wires: [],
+    },
     { id: 'res1', type: 'http response', z: 'tab1', statusCode: '200', wires: [] },
-    { id: 'cfg1', type: 'influxdb', hostname: '127.0.0.1', port: new URL(INFLUX_URL).port || '8086', protocol: 'http', database: db, name: 'bench', usetls: false, influxdbVersion: '1.x' },
+    {
+      id: 'cfg1',
+      type: 'influxdb',
+      hostname: '127.0.0.1',
+      port: new URL(INFLUX_URL).port || '8086',
+      protocol: 'http',
+      database: db,
+      name: 'bench',
+      usetls: false,
+      influxdbVersion: '1.x',
+    },
   ];
 }
 
@@ -375,7 +429,12 @@ async function startNodeRed(red: string, port: number, db: string): Promise<Chil
   );
   writeFileSync(join(dir, 'package.json'), '{"name":"bench-userdir","version":"1.0.0"}');
   // NODE_PATH lets the runtime find node-red-contrib-influxdb installed beside it
-  const proc = await startChild(process.execPath, [red, '-u', dir, '-s', join(dir, 'settings.js')], /Started flows/, NODERED_DIR);
+  const proc = await startChild(
+    process.execPath,
+    [red, '-u', dir, '-s', join(dir, 'settings.js')],
+    /Started flows/,
+    NODERED_DIR,
+  );
   return proc;
 }
 
@@ -415,8 +474,17 @@ async function main(): Promise<void> {
       const port = await freePort();
       const layoutPrefix = `${prefix}-${layout}`;
       const spawnRole = async (role: string) => {
-        const roleArgs = role === 'expeed' ? ['--role', 'webhook', '--role', 'worker'] : ['--role', role, ...(role === 'worker' ? ['--ops-port', '0'] : [])];
-        const proc = await startChild(process.execPath, [...nodeArgs, join(ROOT, 'bin/expeed-sync.js'), 'run', ...roleArgs], /expeed-sync running/, undefined, expeedEnv(port, db, layoutPrefix));
+        const roleArgs =
+          role === 'expeed'
+            ? ['--role', 'webhook', '--role', 'worker']
+            : ['--role', role, ...(role === 'worker' ? ['--ops-port', '0'] : [])];
+        const proc = await startChild(
+          process.execPath,
+          [...nodeArgs, join(ROOT, 'bin/expeed-sync.js'), 'run', ...roleArgs],
+          /expeed-sync running/,
+          undefined,
+          expeedEnv(port, db, layoutPrefix),
+        );
         children.push(proc);
         return proc;
       };
@@ -438,7 +506,10 @@ async function main(): Promise<void> {
               return { worker: worker.pid };
             }
           : undefined;
-      if (layout !== 'ack') await fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: pushBody(-1 >>> 0) }).catch(() => undefined);
+      if (layout !== 'ack')
+        await fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: pushBody(-1 >>> 0) }).catch(
+          () => undefined,
+        );
       const figures = await load(LAYOUT_LABEL[layout], `http://127.0.0.1:${port}/webhook`, { db, pids, afterLoad });
       // BullMQ numbers jobs from one counter per queue: jobs made by the group commit
       const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
@@ -453,7 +524,11 @@ async function main(): Promise<void> {
     const barePort = await freePort();
     const bare = await startChild(process.execPath, [...tsxArgs, '--child', 'bare', String(barePort), '', ''], /READY/);
     children.push(bare);
-    results.push(await load('bare Fastify (answers ok, stores nothing)', `http://127.0.0.1:${barePort}/webhook`, { pids: { bare: bare.pid } }));
+    results.push(
+      await load('bare Fastify (answers ok, stores nothing)', `http://127.0.0.1:${barePort}/webhook`, {
+        pids: { bare: bare.pid },
+      }),
+    );
     await stop(bare);
 
     // 3. Node-RED: the peer
@@ -471,7 +546,12 @@ async function main(): Promise<void> {
         try {
           const nr = await startNodeRed(red, rport, rdb);
           children.push(nr);
-          results.push(await load('Node-RED + node-red-contrib-influxdb', `http://127.0.0.1:${rport}/webhook`, { db: rdb, pids: { 'node-red': nr.pid } }));
+          results.push(
+            await load('Node-RED + node-red-contrib-influxdb', `http://127.0.0.1:${rport}/webhook`, {
+              db: rdb,
+              pids: { 'node-red': nr.pid },
+            }),
+          );
           await stop(nr);
         } catch (err) {
           notes.push(`Node-RED did not run: ${(err as Error).message.split('\n')[0]}`);
@@ -491,16 +571,25 @@ async function main(): Promise<void> {
     redis.disconnect();
   }
 
-  const f = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
-  console.log(`\nwebhook benchmark: ${DURATION} s per target, ${CONNECTIONS} connections (${LOADGEN}), msg_type 2 pushes of ${ROWS} rows\n`);
+  const f = (n: number | undefined, d = 0) =>
+    n === undefined || Number.isNaN(n)
+      ? '—'
+      : n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  console.log(
+    `\nwebhook benchmark: ${DURATION} s per target, ${CONNECTIONS} connections (${LOADGEN}), msg_type 2 pushes of ${ROWS} rows\n`,
+  );
   console.log('| receiver | req/s | p50 ack ms | p99 ack ms | 2xx | non-2xx | errors | landed points/s (end to end) |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    console.log(`| ${r.name} | ${f(r.reqPerSec)} | ${f(r.p50, 1)} | ${f(r.p99, 1)} | ${f(r.ok)} | ${f(r.non2xx)} | ${f(r.errors)} | ${r.pointsPerSec === undefined ? 'n/a' : `${f(r.pointsPerSec)} (${f(r.landed)} points, drained ${f(r.drainSec, 1)} s after the load)`} |`);
+    console.log(
+      `| ${r.name} | ${f(r.reqPerSec)} | ${f(r.p50, 1)} | ${f(r.p99, 1)} | ${f(r.ok)} | ${f(r.non2xx)} | ${f(r.errors)} | ${r.pointsPerSec === undefined ? 'n/a' : `${f(r.pointsPerSec)} (${f(r.landed)} points, drained ${f(r.drainSec, 1)} s after the load)`} |`,
+    );
   }
   // where the CPU went: µs per acknowledged request, per process, load and drain together
   console.log('\nCPU per acknowledged request (µs), from the first request until every point landed:\n');
-  console.log('| receiver | receiver processes | redis-server | influxd | load generator | total | pushes per BullMQ job |');
+  console.log(
+    '| receiver | receiver processes | redis-server | influxd | load generator | total | pushes per BullMQ job |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     if (!r.cpu || r.ok === 0) continue;
@@ -508,13 +597,24 @@ async function main(): Promise<void> {
     const own = Object.entries(r.cpu).filter(([k]) => !['redis-server', 'influxd', 'load generator'].includes(k));
     const ownText = own.map(([k, v]) => `${k} ${f(per(v))}`).join(' + ');
     const total = Object.values(r.cpu).reduce((a, b) => a + b, 0);
-    console.log(`| ${r.name} | ${ownText} | ${f(per(r.cpu['redis-server']))} | ${f(per(r.cpu.influxd))} | ${f(per(r.cpu['load generator']))} | ${f(per(total))} | ${r.pushesPerJob === undefined ? '—' : f(r.pushesPerJob, 1)} |`);
+    console.log(
+      `| ${r.name} | ${ownText} | ${f(per(r.cpu['redis-server']))} | ${f(per(r.cpu.influxd))} | ${f(per(r.cpu['load generator']))} | ${f(per(total))} | ${r.pushesPerJob === undefined ? '—' : f(r.pushesPerJob, 1)} |`,
+    );
   }
-  const [bare, red] = [results.find((r) => r.name.startsWith('bare')), results.find((r) => r.name.startsWith('Node-RED'))];
+  const [bare, red] = [
+    results.find((r) => r.name.startsWith('bare')),
+    results.find((r) => r.name.startsWith('Node-RED')),
+  ];
   console.log('');
   for (const ours of results.filter((r) => r.name.startsWith('expeed'))) {
-    if (bare) console.log(`${ours.name}: req/s = ${f((100 * ours.reqPerSec) / bare.reqPerSec)} % of the bare handler (target >= 50 %)`);
-    if (ours.pointsPerSec && red?.pointsPerSec) console.log(`${ours.name}: landed points/s = ${f(ours.pointsPerSec / red.pointsPerSec, 2)}x Node-RED (target >= 3x)`);
+    if (bare)
+      console.log(
+        `${ours.name}: req/s = ${f((100 * ours.reqPerSec) / bare.reqPerSec)} % of the bare handler (target >= 50 %)`,
+      );
+    if (ours.pointsPerSec && red?.pointsPerSec)
+      console.log(
+        `${ours.name}: landed points/s = ${f(ours.pointsPerSec / red.pointsPerSec, 2)}x Node-RED (target >= 3x)`,
+      );
   }
   for (const n of notes) console.log(`note: ${n}`);
 }

@@ -30,13 +30,18 @@ async function influxql(db: string, q: string): Promise<unknown[][]> {
 /** Deterministic sparse rows: each carries 1–5 of the fields, like the platform's history pages. */
 function makePoints(): SinkPoint[] {
   let seed = 42;
-  const rand = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648);
+  const rand = () => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
   const points: SinkPoint[] = new Array(TOTAL);
   for (let i = 0; i < TOTAL; i++) {
     const fields: Record<string, unknown> = {};
     const mask = 1 + Math.floor(rand() * 31);
     for (let f = 0; f < FIELDS.length; f++) if (mask & (1 << f)) fields[FIELDS[f]] = Math.round(rand() * 100_000) / 100;
-    points[i] = { measurement: MEASUREMENT.data, deviceId: `device-${String(i % DEVICES).padStart(3, '0')}`, time: T0 + Math.floor(i / DEVICES) * 1000, fields };
+    points[i] = {
+      measurement: MEASUREMENT.data,
+      deviceId: `device-${String(i % DEVICES).padStart(3, '0')}`,
+      time: T0 + Math.floor(i / DEVICES) * 1000,
+      fields,
+    };
   }
   return points;
 }
@@ -47,7 +52,9 @@ function rawBodies(points: SinkPoint[]): string[] {
   for (let i = 0; i < points.length; i += BATCH) {
     const lines: string[] = [];
     for (const p of points.slice(i, i + BATCH)) {
-      const fields = Object.entries(p.fields).map(([k, v]) => `${k}=${String(v)}`).join(',');
+      const fields = Object.entries(p.fields)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(',');
       lines.push(`${p.measurement},device_id=${p.deviceId} ${fields} ${p.time}`);
     }
     bodies.push(lines.join('\n'));
@@ -59,7 +66,11 @@ async function rawPosts(db: string, bodies: string[]): Promise<number> {
   const started = performance.now();
   for (const body of bodies) {
     // global fetch (undici) keeps the connection alive between requests
-    const res = await fetch(`${URL_}/write?db=${db}&precision=ms`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    const res = await fetch(`${URL_}/write?db=${db}&precision=ms`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'text/plain' },
+    });
     if (res.status !== 204) throw new Error(`raw write answered ${res.status}: ${await res.text()}`);
     await res.arrayBuffer();
   }
@@ -73,7 +84,9 @@ async function main(): Promise<void> {
   const points = makePoints();
   const bodies = rawBodies(points);
   const fieldValues = points.reduce((n, p) => n + Object.keys(p.fields).length, 0);
-  console.log(`bench:writer  ${TOTAL.toLocaleString('en')} points, ${DEVICES} devices, ${fieldValues.toLocaleString('en')} field values, InfluxDB ${URL_}`);
+  console.log(
+    `bench:writer  ${TOTAL.toLocaleString('en')} points, ${DEVICES} devices, ${fieldValues.toLocaleString('en')} field values, InfluxDB ${URL_}`,
+  );
 
   await influxql(rawDb, `CREATE DATABASE "${rawDb}"`);
   await influxql(writerDb, `CREATE DATABASE "${writerDb}"`);
@@ -120,7 +133,8 @@ async function main(): Promise<void> {
         await runRaw();
       }
     }
-    if (result.written !== TOTAL || result.deadLettered !== 0) throw new Error(`writer result ${JSON.stringify(result)}`);
+    if (result.written !== TOTAL || result.deadLettered !== 0)
+      throw new Error(`writer result ${JSON.stringify(result)}`);
 
     // both databases must hold exactly the same data
     const countQ = `SELECT ${FIELDS.map((f) => `count(${f}), sum(${f})`).join(', ')} FROM device_data`;
@@ -132,11 +146,17 @@ async function main(): Promise<void> {
     const rawRate = TOTAL / (rawMs / 1000);
     const writerRate = TOTAL / (writerMs / 1000);
     const rssMb = process.resourceUsage().maxRSS / 1024;
-    console.log(`raw POSTs (5000 lines, keep-alive): ${rawMs.toFixed(0)} ms  ${Math.round(rawRate).toLocaleString('en')} points/s`);
-    console.log(`InfluxPointWriter:                  ${writerMs.toFixed(0)} ms  ${Math.round(writerRate).toLocaleString('en')} points/s`);
+    console.log(
+      `raw POSTs (5000 lines, keep-alive): ${rawMs.toFixed(0)} ms  ${Math.round(rawRate).toLocaleString('en')} points/s`,
+    );
+    console.log(
+      `InfluxPointWriter:                  ${writerMs.toFixed(0)} ms  ${Math.round(writerRate).toLocaleString('en')} points/s`,
+    );
     console.log(`ratio writer/raw: ${((writerRate / rawRate) * 100).toFixed(1)} %   (target >= 70 %)`);
     console.log(`peak RSS: ${rssMb.toFixed(0)} MB`);
-    console.log(`check: ${counted.toLocaleString('en')} field values in each database, identical counts and sums: ${same ? 'yes' : 'NO'}`);
+    console.log(
+      `check: ${counted.toLocaleString('en')} field values in each database, identical counts and sums: ${same ? 'yes' : 'NO'}`,
+    );
     if (!same || counted !== fieldValues) process.exitCode = 1;
   } finally {
     await writer.close();

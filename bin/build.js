@@ -15,7 +15,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // `--check`: exit 1 unless dist/ is a build of the current sources (the Dockerfile checks its image)
 if (process.argv.includes('--check')) {
   const fresh = freshCompiledMain(root) !== undefined;
-  process.stderr.write(fresh ? 'build: dist/ is up to date\n' : 'build: dist/ is missing or older than src/ and workers/ (npm run build)\n');
+  process.stderr.write(
+    fresh
+      ? 'build: dist/ is up to date\n'
+      : 'build: dist/ is missing or older than src/ and workers/ (npm run build)\n',
+  );
   process.exit(fresh ? 0 : 1);
 }
 const state = sourceState(root);
@@ -23,13 +27,18 @@ const next = join(root, `dist.build-${process.pid}`);
 const old = join(root, `dist.old-${process.pid}`);
 rmSync(next, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', next], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', next], {
+  stdio: 'inherit',
+});
 if (r.status !== 0) {
   rmSync(next, { recursive: true, force: true });
   process.stderr.write('build: tsc failed; dist/ left as it was\n');
   process.exit(r.status ?? 1);
 }
-writeFileSync(join(next, STAMP.slice('dist/'.length)), `${JSON.stringify({ ...state, builtAt: new Date().toISOString() })}\n`);
+writeFileSync(
+  join(next, STAMP.slice('dist/'.length)),
+  `${JSON.stringify({ ...state, builtAt: new Date().toISOString() })}\n`,
+);
 const dist = join(root, 'dist');
 let hadOld = true;
 try {

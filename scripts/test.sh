@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_TEST_TOOLS=1 bash scripts/setup.sh
 npx tsc --noEmit
+# one style through the tree: Prettier's (.prettierrc); `npm run format` fixes what this names
+npx prettier --check . >/dev/null || { npx prettier --list-different .; echo 'format: the files above are not formatted (npm run format)'; exit 1; }
 report="$(mktemp -t expeed-vitest-XXXXXX.json)"
 rc=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || rc=$?

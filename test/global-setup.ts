@@ -16,6 +16,12 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 export default function setup(): void {
   if (freshCompiledMain(root)) return;
   const r = spawnSync(process.execPath, ['bin/build.js'], { cwd: root, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`globalSetup: \`node bin/build.js\` failed (exit ${r.status}), so the CLI tests would run the sources through tsx:\n${r.stdout}${r.stderr}`);
-  if (!freshCompiledMain(root)) throw new Error('globalSetup: dist/ is still not a build of the current sources after `node bin/build.js` (a source file changed while it compiled?)');
+  if (r.status !== 0)
+    throw new Error(
+      `globalSetup: \`node bin/build.js\` failed (exit ${r.status}), so the CLI tests would run the sources through tsx:\n${r.stdout}${r.stderr}`,
+    );
+  if (!freshCompiledMain(root))
+    throw new Error(
+      'globalSetup: dist/ is still not a build of the current sources after `node bin/build.js` (a source file changed while it compiled?)',
+    );
 }

@@ -9,7 +9,14 @@
  * - not retryable (device missing, wrong key, invalid parameters): UnrecoverableError at once, with
  *   the vendor's code and message, and the device marked in the registry.
  */
-import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job, type RateLimiterOptions } from 'bullmq';
+import {
+  DelayedError,
+  UnrecoverableError,
+  Worker,
+  type ConnectionOptions,
+  type Job,
+  type RateLimiterOptions,
+} from 'bullmq';
 import type { Logger } from '../src/base/log.js';
 import { QUEUE, type BackfillJob } from '../src/base/jobs.js';
 import type { DeadLetterStore, PointWriter } from '../src/influx/api.js';
@@ -72,7 +79,17 @@ export interface BackfillWorkerOptions {
   autorun: boolean;
 }
 
-export const DEFAULT_BACKFILL_WORKER: Pick<BackfillWorkerOptions, 'concurrency' | 'pageLimit' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'maxBackoffMs' | 'clock' | 'autorun'> = {
+export const DEFAULT_BACKFILL_WORKER: Pick<
+  BackfillWorkerOptions,
+  | 'concurrency'
+  | 'pageLimit'
+  | 'lockDurationMs'
+  | 'stalledIntervalMs'
+  | 'maxStalledCount'
+  | 'maxBackoffMs'
+  | 'clock'
+  | 'autorun'
+> = {
   concurrency: 4,
   pageLimit: 6000,
   lockDurationMs: 30_000,
@@ -85,11 +102,28 @@ export const DEFAULT_BACKFILL_WORKER: Pick<BackfillWorkerOptions, 'concurrency' 
 
 export type BackfillWorker = Worker<BackfillJob, BackfillProgress>;
 
-export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof typeof DEFAULT_BACKFILL_WORKER> & Partial<BackfillWorkerOptions>): BackfillWorker {
+export function createBackfillWorker(
+  input: Omit<BackfillWorkerOptions, keyof typeof DEFAULT_BACKFILL_WORKER> & Partial<BackfillWorkerOptions>,
+): BackfillWorker {
   const o: BackfillWorkerOptions = withDefaults(DEFAULT_BACKFILL_WORKER, input);
   const walk: HistoryWalk =
-    o.walk ?? ((device, range, call) => walkHistory(o.platform, device, { from: range.from, to: range.to, limit: range.limit, resumeAt: range.resumeAt, call }));
-  const runner = new BackfillRunner({ walk, writer: o.writer, deadLetters: o.deadLetters, registry: o.registry, checkpoints: o.checkpoints, pageLimit: o.pageLimit });
+    o.walk ??
+    ((device, range, call) =>
+      walkHistory(o.platform, device, {
+        from: range.from,
+        to: range.to,
+        limit: range.limit,
+        resumeAt: range.resumeAt,
+        call,
+      }));
+  const runner = new BackfillRunner({
+    walk,
+    writer: o.writer,
+    deadLetters: o.deadLetters,
+    registry: o.registry,
+    checkpoints: o.checkpoints,
+    pageLimit: o.pageLimit,
+  });
   const log = o.logger.child({ queue: QUEUE.backfill });
 
   async function process(job: Job<BackfillJob, BackfillProgress>, token?: string): Promise<BackfillProgress> {
@@ -99,7 +133,8 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       // started again after a wait (for the cool-down, a budget, a backoff): no longer waiting
       if (job.attemptsStarted > 1 && job.id) await o.waits?.done(job.id);
       if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
-      if (data.reason === 'reconnect' && o.reconnect) return await o.reconnect.run(data, { useReserve: data.useReserve });
+      if (data.reason === 'reconnect' && o.reconnect)
+        return await o.reconnect.run(data, { useReserve: data.useReserve });
       if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
       if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
       return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
@@ -109,7 +144,10 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       if (credentialsAt !== undefined && token && job.id) {
         await o.waits?.add(job.id, credentialsAt);
         const delay = Math.max(0, credentialsAt - o.clock()) + Math.floor(Math.random() * 1000);
-        log.debug({ jobId: job.id, deviceId: data.deviceId, delayMs: delay }, 'backfill waits for the credentials cool-down');
+        log.debug(
+          { jobId: job.id, deviceId: data.deviceId, delayMs: delay },
+          'backfill waits for the credentials cool-down',
+        );
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
       }
@@ -117,17 +155,27 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
       if (at !== undefined && token) {
         // on the budget's clock; a little spread so that waiting jobs do not all ask at the same instant
         const delay = Math.max(0, at - o.clock()) + Math.floor(Math.random() * 1000);
-        log.warn({ jobId: job.id, deviceId: data.deviceId, delayMs: delay, reason: messageOf(err) }, 'backfill delayed until a retry can work');
+        log.warn(
+          { jobId: job.id, deviceId: data.deviceId, delayMs: delay, reason: messageOf(err) },
+          'backfill delayed until a retry can work',
+        );
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
       }
       if (!facts.retryable) {
-        if (facts.marksDevice && facts.code !== undefined) await o.registry.markFailure(data.deviceId, { code: facts.code, message: facts.vendorMessage ?? messageOf(err) });
+        if (facts.marksDevice && facts.code !== undefined)
+          await o.registry.markFailure(data.deviceId, {
+            code: facts.code,
+            message: facts.vendorMessage ?? messageOf(err),
+          });
         const message = messageOf(err);
         // a walk that cannot make progress already names device and window
         throw new UnrecoverableError(message.startsWith(where) ? message : `${where}: ${message}`);
       }
-      log.warn({ jobId: job.id, deviceId: data.deviceId, attempt: job.attemptsMade + 1, reason: messageOf(err) }, 'backfill failed, will retry');
+      log.warn(
+        { jobId: job.id, deviceId: data.deviceId, attempt: job.attemptsMade + 1, reason: messageOf(err) },
+        'backfill failed, will retry',
+      );
       throw err;
     }
   }
@@ -143,7 +191,10 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
     autorun: o.autorun,
     settings: {
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
-        const base = typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number' ? ((job?.opts.backoff as { delay: number }).delay) : 1000;
+        const base =
+          typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number'
+            ? (job?.opts.backoff as { delay: number }).delay
+            : 1000;
         if (type !== BACKOFF_TYPE) return base;
         // exponential from the job's delay, capped, no jitter; InfluxDB's Retry-After is the floor
         const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
@@ -154,7 +205,8 @@ export function createBackfillWorker(input: Omit<BackfillWorkerOptions, keyof ty
   worker.on('failed', (job, err) => {
     if (!job || err instanceof DelayedError) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    if (final) log.error({ jobId: job.id, deviceId: job.data.deviceId, reason: err.message }, 'backfill failed for good');
+    if (final)
+      log.error({ jobId: job.id, deviceId: job.data.deviceId, reason: err.message }, 'backfill failed for good');
   });
   worker.on('error', (err) => log.error({ err: messageOf(err) }, 'backfill worker error; it keeps running'));
   return worker;

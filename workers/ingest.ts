@@ -10,7 +10,13 @@ import type { Logger } from '../src/base/log.js';
 import { isRetryable } from '../src/base/retry.js';
 import { type RedisConnection } from '../src/base/redis.js';
 import { QUEUE, type IngestBatchJob, type IngestJob } from '../src/base/jobs.js';
-import { INGEST_BACKOFF_TYPE, ingestBackoff, Ingestor, type IngestResult, type IngestorOptions } from '../src/push/ingest.js';
+import {
+  INGEST_BACKOFF_TYPE,
+  ingestBackoff,
+  Ingestor,
+  type IngestResult,
+  type IngestorOptions,
+} from '../src/push/ingest.js';
 import { PointBatcher, type PointBatcherOptions } from '../src/push/point-batcher.js';
 import type { PendingSettingsStore } from '../src/devices/pending-settings.js';
 import { StatusPushLog } from '../src/pull/status-slot.js';
@@ -56,7 +62,11 @@ export class IngestWorker extends Worker<IngestBatchJob, IngestResult> {
   private shutdown?: Promise<void>;
   private afterClose: () => Promise<void> = async () => undefined;
 
-  constructor(processor: Processor<IngestBatchJob, IngestResult>, opts: WorkerOptions, private readonly batcher: Pick<PointBatcher, 'close'>) {
+  constructor(
+    processor: Processor<IngestBatchJob, IngestResult>,
+    opts: WorkerOptions,
+    private readonly batcher: Pick<PointBatcher, 'close'>,
+  ) {
     super(QUEUE.ingest, processor, opts);
   }
 
@@ -127,7 +137,9 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
       connection: o.connection,
       prefix: o.prefix,
       concurrency: o.concurrency,
-      settings: { backoffStrategy: (attemptsMade, type) => (type === INGEST_BACKOFF_TYPE ? ingestBackoff(attemptsMade) : 1000) },
+      settings: {
+        backoffStrategy: (attemptsMade, type) => (type === INGEST_BACKOFF_TYPE ? ingestBackoff(attemptsMade) : 1000),
+      },
     },
     batcher,
   );
@@ -135,7 +147,14 @@ export function createIngestWorker(options: Required & Partial<IngestWorkerOptio
   const faults = new LogLimiter({ now: o.now });
   worker.on('error', (err) => faults.log(o.logger, 'warn', 'ingest-redis', { err }, 'ingest worker: Redis error'));
   worker.on('failed', (job, err) => {
-    if (job && job.attemptsMade <= 1) faults.log(o.logger, 'warn', 'ingest-job-failed', { err, jobId: job.id, pushes: job.data.pushes?.length }, 'ingest job failed; it is retried with backoff');
+    if (job && job.attemptsMade <= 1)
+      faults.log(
+        o.logger,
+        'warn',
+        'ingest-job-failed',
+        { err, jobId: job.id, pushes: job.data.pushes?.length },
+        'ingest job failed; it is retried with backoff',
+      );
   });
   return worker;
 }

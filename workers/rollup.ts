@@ -42,7 +42,10 @@ export interface RollupWorkerOptions {
   autorun: boolean;
 }
 
-export const DEFAULT_ROLLUP_WORKER: Pick<RollupWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'autorun' | 'now' | 'logEveryMs'> = {
+export const DEFAULT_ROLLUP_WORKER: Pick<
+  RollupWorkerOptions,
+  'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'autorun' | 'now' | 'logEveryMs'
+> = {
   concurrency: 2,
   now: Date.now,
   logEveryMs: 10_000,
@@ -56,7 +59,9 @@ export interface RollupJobResult extends Partial<RollupResult>, Partial<DayResul
   cleared: number;
 }
 
-export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof DEFAULT_ROLLUP_WORKER> & Partial<RollupWorkerOptions>): Worker<RollupJob, RollupJobResult> {
+export function createRollupWorker(
+  input: Omit<RollupWorkerOptions, keyof typeof DEFAULT_ROLLUP_WORKER> & Partial<RollupWorkerOptions>,
+): Worker<RollupJob, RollupJobResult> {
   const o: RollupWorkerOptions = withDefaults(DEFAULT_ROLLUP_WORKER, input);
   const log = o.logger.child({ queue: QUEUE.rollup });
   const limiter = new LogLimiter({ everyMs: o.logEveryMs });
@@ -66,8 +71,20 @@ export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof
   async function failed(deviceId: string, hours: number[], err: unknown): Promise<never> {
     const f = await o.failures?.failed(deviceId, hours, messageOf(err), o.now());
     const reason = f?.reason ?? shortReason(messageOf(err));
-    const fields = { deviceId, hours: hours.length, failures: f?.count, nextAt: f ? new Date(f.nextAt).toISOString() : undefined, reason };
-    limiter.log(log, 'warn', 'rollup-failed', fields, 'rollup failed; its hours stay dirty and are tried again after a backoff');
+    const fields = {
+      deviceId,
+      hours: hours.length,
+      failures: f?.count,
+      nextAt: f ? new Date(f.nextAt).toISOString() : undefined,
+      reason,
+    };
+    limiter.log(
+      log,
+      'warn',
+      'rollup-failed',
+      fields,
+      'rollup failed; its hours stay dirty and are tried again after a backoff',
+    );
     const e = new UnrecoverableError(reason);
     recorded.add(e);
     throw e;
@@ -75,16 +92,28 @@ export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof
 
   async function process(job: Job<RollupJob, RollupJobResult>): Promise<RollupJobResult> {
     const { deviceId, hours } = job.data ?? ({} as RollupJob);
-    if (typeof deviceId !== 'string' || (job.data.tier !== undefined && job.data.tier !== '1d') || !Array.isArray(hours) || hours.some((h) => !Array.isArray(h) || !Number.isSafeInteger(h[0]) || typeof h[1] !== 'string')) {
+    if (
+      typeof deviceId !== 'string' ||
+      (job.data.tier !== undefined && job.data.tier !== '1d') ||
+      !Array.isArray(hours) ||
+      hours.some((h) => !Array.isArray(h) || !Number.isSafeInteger(h[0]) || typeof h[1] !== 'string')
+    ) {
       throw new UnrecoverableError(`rollup job ${job.id} is malformed: ${JSON.stringify(job.data).slice(0, 200)}`);
     }
     const read = hours.map(([hour, score]) => ({ deviceId, hour, score }));
     if (job.data.tier === '1d') {
       let result: DayResult;
       try {
-        result = await o.dayComputer.days(deviceId, hours.map((h) => h[0]));
+        result = await o.dayComputer.days(
+          deviceId,
+          hours.map((h) => h[0]),
+        );
       } catch (err) {
-        return failed(deviceId, hours.map((h) => h[0]), err);
+        return failed(
+          deviceId,
+          hours.map((h) => h[0]),
+          err,
+        );
       }
       const cleared = await o.days.clear(read);
       await o.failures?.succeeded(deviceId);
@@ -93,12 +122,22 @@ export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof
     }
     let result: RollupResult;
     try {
-      result = await o.computer.hours(deviceId, hours.map((h) => h[0]));
+      result = await o.computer.hours(
+        deviceId,
+        hours.map((h) => h[0]),
+      );
     } catch (err) {
-      return failed(deviceId, hours.map((h) => h[0]), err);
+      return failed(
+        deviceId,
+        hours.map((h) => h[0]),
+        err,
+      );
     }
     // the day first: a crash before the clear leaves both dirty, never a rolled-up hour without its day
-    await o.days.touchHours(deviceId, hours.map((h) => h[0]));
+    await o.days.touchHours(
+      deviceId,
+      hours.map((h) => h[0]),
+    );
     const cleared = await o.dirty.clear(read);
     await o.failures?.succeeded(deviceId);
     log.debug({ deviceId, ...result, cleared }, 'hours rolled up');
@@ -117,8 +156,22 @@ export function createRollupWorker(input: Omit<RollupWorkerOptions, keyof typeof
   });
   worker.on('failed', (job, err) => {
     if (recorded.has(err)) return;
-    limiter.log(log, 'warn', 'rollup-job-failed', { deviceId: job?.data?.deviceId, err: shortReason(messageOf(err)) }, 'rollup job failed; its hours stay dirty and are dispatched again');
+    limiter.log(
+      log,
+      'warn',
+      'rollup-job-failed',
+      { deviceId: job?.data?.deviceId, err: shortReason(messageOf(err)) },
+      'rollup job failed; its hours stay dirty and are dispatched again',
+    );
   });
-  worker.on('error', (err) => limiter.log(log, 'error', 'rollup-worker-error', { err: shortReason(messageOf(err)) }, 'rollup worker error; it keeps running'));
+  worker.on('error', (err) =>
+    limiter.log(
+      log,
+      'error',
+      'rollup-worker-error',
+      { err: shortReason(messageOf(err)) },
+      'rollup worker error; it keeps running',
+    ),
+  );
   return worker;
 }

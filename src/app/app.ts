@@ -136,9 +136,25 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const labels = new DeviceLabels(() => registry.list());
   const checkpoints = new Checkpoints({ redis, prefix: config.prefix });
 
-  const tokens = tokenBudgetFromConfig(config, redis, { scrubber, log: logger, onRefresh: () => metrics.tokenRefreshes.inc(), ...(overrides.clock ? { now: overrides.clock } : {}) });
-  const throttle = new PlatformPause({ redis, prefix: config.prefix, log: logger, onThrottled: countThrottled(metrics) });
-  const client = new ExpeedClient({ ...clientOptionsFromConfig(config), tokens, scrubber, throttle, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) });
+  const tokens = tokenBudgetFromConfig(config, redis, {
+    scrubber,
+    log: logger,
+    onRefresh: () => metrics.tokenRefreshes.inc(),
+    ...(overrides.clock ? { now: overrides.clock } : {}),
+  });
+  const throttle = new PlatformPause({
+    redis,
+    prefix: config.prefix,
+    log: logger,
+    onThrottled: countThrottled(metrics),
+  });
+  const client = new ExpeedClient({
+    ...clientOptionsFromConfig(config),
+    tokens,
+    scrubber,
+    throttle,
+    ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+  });
   const rate = new RequestRate({ redis, prefix: config.prefix, perSecond: config.platformRateLimit });
   const platform = meterPlatformClient(rateLimitedPlatform(client, rate), metrics);
 
@@ -148,7 +164,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const influx = createInfluxQuery(config.influx);
   // with a retention (1.x) rollups go to their own RPs (src/influx/database.ts); otherwise next to the raw rows
   const rps = rollupRps(config.influx);
-  const rpWriter = (rp: string | undefined) => (rp === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp, deadLetters, logger, ...retry }));
+  const rpWriter = (rp: string | undefined) =>
+    rp === undefined ? influxWriter : new InfluxPointWriter({ ...config.influx, rp, deadLetters, logger, ...retry });
   const rollupWriter = rpWriter(rps.hourly);
   const dayWriter = rps.daily === rps.hourly ? rollupWriter : rpWriter(rps.daily);
   const rollup = createRollupStack({
@@ -172,8 +189,15 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const backfillQueue = new Queue<BackfillJob>(QUEUE.backfill, { connection, prefix: config.prefix });
   const statusQueue = new Queue<StatusJob>(QUEUE.status, { connection, prefix: config.prefix });
   // BullMQ opens its own connections from these options; an unheard error is printed as a stack trace per reconnect
-  for (const q of [backfillQueue, statusQueue]) q.on('error', (err) => logger.debug({ err: err.message, queue: q.name }, 'queue Redis connection error'));
-  const backfills = new BackfillQueue({ queue: backfillQueue, checkpoints, windowMs: config.backfillWindowMs, rawRetentionMs: config.influx.rawRetentionMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) });
+  for (const q of [backfillQueue, statusQueue])
+    q.on('error', (err) => logger.debug({ err: err.message, queue: q.name }, 'queue Redis connection error'));
+  const backfills = new BackfillQueue({
+    queue: backfillQueue,
+    checkpoints,
+    windowMs: config.backfillWindowMs,
+    rawRetentionMs: config.influx.rawRetentionMs,
+    gridOffset: (t) => zoneOffsetMs(t, config.timezone),
+  });
   const platformNewest = new PlatformNewestStore(redis, config.prefix);
   const cooldownWaits = new CooldownWaits(redis, config.prefix);
   const settings = new PendingSettingsStore(redis, config.prefix);
@@ -189,7 +213,25 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     }
     return opened;
   };
-  const parts = { config, logger, metrics, influx, redis, backfillQueue, registry, checkpoints, platform, writer, deadLetters, rollup, settings, pushRegistration, platformNewest, cooldownWaits, clock: overrides.clock };
+  const parts = {
+    config,
+    logger,
+    metrics,
+    influx,
+    redis,
+    backfillQueue,
+    registry,
+    checkpoints,
+    platform,
+    writer,
+    deadLetters,
+    rollup,
+    settings,
+    pushRegistration,
+    platformNewest,
+    cooldownWaits,
+    clock: overrides.clock,
+  };
   const workers = appWorkers(parts);
 
   return {
@@ -222,9 +264,14 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       const ingest = await ingestQueue();
       return {
         ingest,
-        deadLetters: new RedisDeadLetterStore(ingest.connection, config.prefix, { maxBytes: config.deadLetters.maxBytes }),
+        deadLetters: new RedisDeadLetterStore(ingest.connection, config.prefix, {
+          maxBytes: config.deadLetters.maxBytes,
+        }),
         nonces: new RedisNonceStore(ingest.connection, config.prefix),
-        headroom: new RedisHeadroom(ingest.connection, () => ingest.queue.count(), { memoryPercent: config.webhook.redisMemoryPercent, maxBacklog: config.webhook.maxBacklog }),
+        headroom: new RedisHeadroom(ingest.connection, () => ingest.queue.count(), {
+          memoryPercent: config.webhook.redisMemoryPercent,
+          maxBacklog: config.webhook.maxBacklog,
+        }),
       };
     },
     scheduler(schedulerOverrides = {}) {
@@ -257,7 +304,11 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       await workers.closeWorkers();
       const ingest = opened;
       opened = undefined;
-      if (ingest) await ingest.then((q) => q.close(), () => undefined);
+      if (ingest)
+        await ingest.then(
+          (q) => q.close(),
+          () => undefined,
+        );
       await rollup.close();
       rate.close();
       await Promise.allSettled([backfillQueue.close(), statusQueue.close()]);

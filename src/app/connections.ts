@@ -11,7 +11,11 @@ import { createRedis, type RedisConnection } from '../base/redis.js';
 import { INGEST_QUEUE_REDIS } from '../push/ingest-queue.js';
 
 /** Stores, queues and the token budget; commands wait (offline queue) while Redis reconnects. */
-export function mainRedis(config: Config, logger: Pick<Logger, 'warn' | 'debug'>, level: 'warn' | 'debug' = 'warn'): RedisConnection {
+export function mainRedis(
+  config: Config,
+  logger: Pick<Logger, 'warn' | 'debug'>,
+  level: 'warn' | 'debug' = 'warn',
+): RedisConnection {
   // one line per 10 s while Redis is away, with the count of errors not logged
   const limiter = new LogLimiter();
   return createRedis(config, {}, (err) => {

@@ -10,7 +10,9 @@ import type { App } from './app.js';
 import { retryPush } from './retry-push.js';
 import { retryRow } from './retry-row.js';
 
-export function retryHandlers(app: Pick<App, 'writer' | 'config' | 'ingestQueue'>): Record<DeadLetterKind, RetryHandler> {
+export function retryHandlers(
+  app: Pick<App, 'writer' | 'config' | 'ingestQueue'>,
+): Record<DeadLetterKind, RetryHandler> {
   return {
     point: retryPoint(app.writer),
     row: retryRow({ writer: app.writer, timezone: app.config.timezone }),

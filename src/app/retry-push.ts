@@ -10,7 +10,13 @@ import type { App } from './app.js';
 export function retryPush(app: Pick<App, 'ingestQueue' | 'config'>): RetryHandler {
   let handler: Promise<RetryHandler> | undefined;
   return async (letter) => {
-    handler ??= app.ingestQueue().then((ingest) => pushRetryHandler({ queue: ingest.queue, parseTime: (raw) => parsePlatformTime(raw, app.config.timezone) }));
-    await (await handler)(letter);
+    handler ??= app
+      .ingestQueue()
+      .then((ingest) =>
+        pushRetryHandler({ queue: ingest.queue, parseTime: (raw) => parsePlatformTime(raw, app.config.timezone) }),
+      );
+    await (
+      await handler
+    )(letter);
   };
 }

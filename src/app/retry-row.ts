@@ -21,8 +21,10 @@ export function retryRow(options: { writer: Pick<PointWriter, 'write'>; timezone
     readRow(raw, options.timezone, rows, unreadable);
     if (unreadable.length > 0) throw new Error(unreadable[0].reason);
     const { time, values } = rows[0];
-    const result = await options.writer.write([{ measurement: MEASUREMENT.data, deviceId: letter.deviceId, time, fields: values }], { source: 'pull' });
-    if (result.written === 0) throw new Error('InfluxDB took none of the row\'s values (see the new dead letters)');
+    const result = await options.writer.write(
+      [{ measurement: MEASUREMENT.data, deviceId: letter.deviceId, time, fields: values }],
+      { source: 'pull' },
+    );
+    if (result.written === 0) throw new Error("InfluxDB took none of the row's values (see the new dead letters)");
   };
 }
-

@@ -28,7 +28,8 @@ export interface RunningWorker {
 
 /** Job durations by queue and outcome into the metrics. */
 function observeJobs(worker: Worker, queue: string, metrics: Metrics): void {
-  const seconds = (job?: { processedOn?: number; finishedOn?: number }) => (job?.processedOn && job.finishedOn ? (job.finishedOn - job.processedOn) / 1000 : undefined);
+  const seconds = (job?: { processedOn?: number; finishedOn?: number }) =>
+    job?.processedOn && job.finishedOn ? (job.finishedOn - job.processedOn) / 1000 : undefined;
   const observe = (outcome: 'completed' | 'failed', job?: { processedOn?: number; finishedOn?: number }) => {
     const s = seconds(job);
     if (s !== undefined) metrics.jobDuration.observe({ queue, outcome }, s);
@@ -54,13 +55,17 @@ export async function influxReady(app: App): Promise<void> {
   await waitForInflux({
     url: config.influx.url,
     timeoutMs: config.influxStartTimeoutMs,
-    onRetry: (reason, attempt) => logger.warn({ influx: config.influx.url, reason, attempt }, 'InfluxDB not answering yet; waiting'),
+    onRetry: (reason, attempt) =>
+      logger.warn({ influx: config.influx.url, reason, attempt }, 'InfluxDB not answering yet; waiting'),
   });
   const { rawRetentionMs, hourlyRetentionMs } = config.influx;
   if (rawRetentionMs === undefined && hourlyRetentionMs === undefined) return;
   // set the retention policies now (and refuse 2.x+), not at the first write
   await app.influxApi();
-  logger.info({ rawRetentionMs, hourlyRetentionMs, ...rollupRps(config.influx) }, 'retention policies set: raw rows expire after EXPEED_RAW_RETENTION, hourly rollups after EXPEED_HOURLY_RETENTION (when set); daily rollups are kept forever');
+  logger.info(
+    { rawRetentionMs, hourlyRetentionMs, ...rollupRps(config.influx) },
+    'retention policies set: raw rows expire after EXPEED_RAW_RETENTION, hourly rollups after EXPEED_HOURLY_RETENTION (when set); daily rollups are kept forever',
+  );
 }
 
 /** The devices file joins the registry; every device key becomes a secret; metric labels are read. */
@@ -84,11 +89,15 @@ export async function releaseCooldownWaits(app: App): Promise<void> {
   if (usage.cooldownKind === 'credentials') {
     const { jobs } = await app.cooldownWaits.waiting();
     const at = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
-    app.logger.warn({ refusedAt: at(usage.cooldownSince), until: at(usage.cooldownUntil), jobs }, 'the platform refused these credentials: token calls are paused, work waits for the cool-down (fix EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY)');
+    app.logger.warn(
+      { refusedAt: at(usage.cooldownSince), until: at(usage.cooldownUntil), jobs },
+      'the platform refused these credentials: token calls are paused, work waits for the cool-down (fix EXPEED_PLATFORM_KEY / EXPEED_SECRET_KEY)',
+    );
     return;
   }
   const promoted = await app.cooldownWaits.release(app.backfillQueue);
-  if (promoted) app.logger.info({ jobs: promoted }, 'backfill jobs that waited for the credentials cool-down start now');
+  if (promoted)
+    app.logger.info({ jobs: promoted }, 'backfill jobs that waited for the credentials cool-down start now');
 }
 
 /** The four workers of role `worker`, their job durations metered. */
@@ -111,15 +120,32 @@ export function startWorkers(app: App): RunningWorker[] {
  * Role `scheduler` at start: the missed window after an outage, a first sync of devices never
  * synced, then the schedules, the rollup dispatcher and a first status poll.
  */
-export async function startScheduling(app: App, heartbeat: Heartbeat, started: { scheduler?: Scheduler; rollupDispatcher?: { close(): Promise<void> } }): Promise<QueuedWindow[]> {
+export async function startScheduling(
+  app: App,
+  heartbeat: Heartbeat,
+  started: { scheduler?: Scheduler; rollupDispatcher?: { close(): Promise<void> } },
+): Promise<QueuedWindow[]> {
   const { config, logger } = app;
-  const caught = await catchUpOnStart({ redis: app.redis, prefix: config.prefix, heartbeat, registry: app.registry, backfills: app.backfills, thresholdMs: config.catchUpThresholdMs, logger });
-  if (caught.jobs) logger.info({ downMs: caught.downMs, window: caught.window, jobs: caught.jobs }, 'catch-up: missed window queued');
+  const caught = await catchUpOnStart({
+    redis: app.redis,
+    prefix: config.prefix,
+    heartbeat,
+    registry: app.registry,
+    backfills: app.backfills,
+    thresholdMs: config.catchUpThresholdMs,
+    logger,
+  });
+  if (caught.jobs)
+    logger.info({ downMs: caught.downMs, window: caught.window, jobs: caught.jobs }, 'catch-up: missed window queued');
   // a device never synced is not left waiting for the night
   const now = Date.now();
   const ids = (await app.registry.list()).map((d) => d.id);
   const synced = await app.checkpoints.getMany(ids);
-  const firstSyncs: QueuedWindow[] = await app.backfills.enqueueMany(ids.filter((id) => !synced.has(id)).map((id) => ({ deviceId: id, from: config.backfillStart, to: now, reason: 'catch-up' as const })));
+  const firstSyncs: QueuedWindow[] = await app.backfills.enqueueMany(
+    ids
+      .filter((id) => !synced.has(id))
+      .map((id) => ({ deviceId: id, from: config.backfillStart, to: now, reason: 'catch-up' as const })),
+  );
   if (firstSyncs.length) logger.info({ windows: firstSyncs.length }, 'first sync of new devices queued');
   const scheduler = (started.scheduler = app.scheduler());
   scheduler.start();
@@ -152,7 +178,15 @@ export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[], i
     await app.labels.refresh();
     setTokenUsage(metrics, await app.tokens.usage(), Date.now());
     for (const q of queues) {
-      const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children');
+      const counts = await q.getJobCounts(
+        'waiting',
+        'active',
+        'delayed',
+        'failed',
+        'completed',
+        'prioritized',
+        'waiting-children',
+      );
       for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);
     }
     metrics.deadLetters.set(await deadLetters.count());
@@ -173,8 +207,15 @@ export class ListenError extends Error {
   readonly retryable = false;
 
   constructor(address: string, setting: string, cause: NodeJS.ErrnoException) {
-    const why: Record<string, string> = { EADDRINUSE: 'address already in use', EADDRNOTAVAIL: 'address not available on this machine', EACCES: 'permission denied' };
-    super(`cannot listen on ${address} (${setting}): ${why[cause.code ?? ''] ?? cause.message} (${cause.code ?? 'error'})`, { cause });
+    const why: Record<string, string> = {
+      EADDRINUSE: 'address already in use',
+      EADDRNOTAVAIL: 'address not available on this machine',
+      EACCES: 'permission denied',
+    };
+    super(
+      `cannot listen on ${address} (${setting}): ${why[cause.code ?? ''] ?? cause.message} (${cause.code ?? 'error'})`,
+      { cause },
+    );
     this.name = 'ListenError';
   }
 }
@@ -188,7 +229,12 @@ async function listening(listen: () => Promise<string>, address: string, setting
 }
 
 /** The webhook (with the ops routes) on WEBHOOK_HOST:WEBHOOK_PORT. */
-export async function listenWebhook(app: App, intake: WebhookIntake, ops: ReturnType<typeof opsPlugin>, started: { webhook?: WebhookServer }): Promise<string> {
+export async function listenWebhook(
+  app: App,
+  intake: WebhookIntake,
+  ops: ReturnType<typeof opsPlugin>,
+  started: { webhook?: WebhookServer },
+): Promise<string> {
   const { config, logger, metrics } = app;
   const webhook = (started.webhook = await createWebhookServer({
     config: config.webhook,
@@ -203,17 +249,33 @@ export async function listenWebhook(app: App, intake: WebhookIntake, ops: Return
     parseTime: (raw) => parsePlatformTime(raw, config.timezone),
     plugins: [ops],
   }));
-  const address = await listening(() => webhook.listen(), `${config.webhook.host}:${config.webhook.port}`, 'WEBHOOK_HOST, WEBHOOK_PORT');
-  logger.info({ address, path: config.webhook.path, handshake: config.webhook.token ? 'on' : 'off (EXPEED_WEBHOOK_TOKEN unset)' }, 'webhook listening');
+  const address = await listening(
+    () => webhook.listen(),
+    `${config.webhook.host}:${config.webhook.port}`,
+    'WEBHOOK_HOST, WEBHOOK_PORT',
+  );
+  logger.info(
+    { address, path: config.webhook.path, handshake: config.webhook.token ? 'on' : 'off (EXPEED_WEBHOOK_TOKEN unset)' },
+    'webhook listening',
+  );
   return address;
 }
 
 /** Health and metrics alone (no webhook role here) on WEBHOOK_HOST and --ops-port. */
-export async function listenOps(app: App, port: number, ops: ReturnType<typeof opsPlugin>, started: { opsServer?: FastifyInstance }): Promise<string> {
+export async function listenOps(
+  app: App,
+  port: number,
+  ops: ReturnType<typeof opsPlugin>,
+  started: { opsServer?: FastifyInstance },
+): Promise<string> {
   const { config, logger } = app;
   const opsServer = (started.opsServer = Fastify({ logger: false }));
   await opsServer.register(ops);
-  const address = await listening(() => opsServer.listen({ host: config.webhook.host, port }), `${config.webhook.host}:${port}`, 'WEBHOOK_HOST, --ops-port');
+  const address = await listening(
+    () => opsServer.listen({ host: config.webhook.host, port }),
+    `${config.webhook.host}:${port}`,
+    'WEBHOOK_HOST, --ops-port',
+  );
   logger.info({ address }, 'health and metrics listening');
   return address;
 }

@@ -16,7 +16,18 @@ import type { WebhookServer } from '../push/server.js';
 import { SettingTimeoutSweep } from '../settings/timeout-sweep.js';
 import { RedisPersistenceWatch } from '../ops/redis-persistence.js';
 import { createApp, type App, type WebhookIntake } from './app.js';
-import { closeWithin, influxReady, listenOps, listenWebhook, loadDevices, opsPlugin, releaseCooldownWaits, startScheduling, startWorkers, type RunningWorker } from './service-parts.js';
+import {
+  closeWithin,
+  influxReady,
+  listenOps,
+  listenWebhook,
+  loadDevices,
+  opsPlugin,
+  releaseCooldownWaits,
+  startScheduling,
+  startWorkers,
+  type RunningWorker,
+} from './service-parts.js';
 
 export { ListenError } from './service-parts.js';
 
@@ -71,7 +82,13 @@ async function shutdown(app: App, started: Started, force: boolean, graceMs: num
     ['heartbeat', heartbeat && (async () => heartbeat.close())],
     ['setting timeout sweep', settingSweep && (() => settingSweep.stop())],
     ['redis persistence watch', started.persistence && (async () => started.persistence!.stop())],
-    ['workers', async () => void (await Promise.all(started.workers.splice(0).map((w) => (force ? w.close(true) : closeWithin(w, graceMs)))))],
+    [
+      'workers',
+      async () =>
+        void (await Promise.all(
+          started.workers.splice(0).map((w) => (force ? w.close(true) : closeWithin(w, graceMs))),
+        )),
+    ],
     ['app', () => app.close()],
   ];
   for (const [name, close] of steps) {
@@ -92,7 +109,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const app = createApp(config, { logger, scrubber, metrics });
   const started: Started = { workers: [] };
   try {
-    await (started.persistence = new RedisPersistenceWatch({ redis: app.redis, prefix: config.prefix, logger })).start();
+    await (started.persistence = new RedisPersistenceWatch({
+      redis: app.redis,
+      prefix: config.prefix,
+      logger,
+    })).start();
     if (roles.has('worker') || roles.has('scheduler')) await influxReady(app);
     await loadDevices(app);
     if (roles.has('worker')) {
@@ -102,7 +123,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       started.settingSweep.start();
     }
     // the heartbeat says "the installation was pulling": the scheduler and the workers keep it
-    const heartbeat = roles.has('scheduler') || roles.has('worker') ? new Heartbeat({ redis: app.redis, prefix: config.prefix, onError: (err) => logger.warn({ err }, 'heartbeat failed') }) : undefined;
+    const heartbeat =
+      roles.has('scheduler') || roles.has('worker')
+        ? new Heartbeat({
+            redis: app.redis,
+            prefix: config.prefix,
+            onError: (err) => logger.warn({ err }, 'heartbeat failed'),
+          })
+        : undefined;
     const startupBackfills = heartbeat && roles.has('scheduler') ? await startScheduling(app, heartbeat, started) : [];
     // after catch-up has read the previous beat
     if (heartbeat) (started.heartbeat = heartbeat).start();

@@ -73,9 +73,18 @@ export function appWorkers(p: WorkerParts): AppWorkers {
   const { config, logger } = p;
   const open: Array<{ close(): Promise<void> }> = [];
   const clock = p.clock ? { clock: p.clock } : {};
-  const presence = new ReconnectWatch({ redis: p.redis, prefix: config.prefix, queue: p.backfillQueue, settleMs: config.reconnectSettleMs });
+  const presence = new ReconnectWatch({
+    redis: p.redis,
+    prefix: config.prefix,
+    queue: p.backfillQueue,
+    settleMs: config.reconnectSettleMs,
+  });
   // every walk starts with what earlier walks (of any replica) learned about the platform, and adds to it
-  const profiled = learningWalk(p.platform, new PlatformProfileStore({ redis: p.redis, prefix: config.prefix, log: logger }), logger);
+  const profiled = learningWalk(
+    p.platform,
+    new PlatformProfileStore({ redis: p.redis, prefix: config.prefix, log: logger }),
+    logger,
+  );
   const lookback = (): LookbackRunner =>
     new LookbackRunner({
       walk: (device, range, call) => profiled(device, { ...range, call }),
@@ -109,7 +118,12 @@ export function appWorkers(p: WorkerParts): AppWorkers {
           pageLimit: config.pageLimit,
           walk: (device, range, call) => profiled(device, { ...range, call }),
           lookback: lookback(),
-          reconnect: new ReconnectRunner({ query: p.influx, lookback: lookback(), windowMs: config.backfillWindowMs, gridOffset: (t) => zoneOffsetMs(t, config.timezone) }),
+          reconnect: new ReconnectRunner({
+            query: p.influx,
+            lookback: lookback(),
+            windowMs: config.backfillWindowMs,
+            gridOffset: (t) => zoneOffsetMs(t, config.timezone),
+          }),
           verify: new VerifyJobRunner({
             walk: (device, range, call) => profiled(device, { ...range, call }),
             query: p.influx,
@@ -124,17 +138,50 @@ export function appWorkers(p: WorkerParts): AppWorkers {
             },
           }),
           waits: p.cooldownWaits,
-          quiet: new QuietCheck({ platform: p.platform, store: p.platformNewest, registry: p.registry, checkpoints: p.checkpoints, logger, onSkip: () => p.metrics.walksSkipped.inc(), ...(p.clock ? { now: p.clock } : {}) }),
+          quiet: new QuietCheck({
+            platform: p.platform,
+            store: p.platformNewest,
+            registry: p.registry,
+            checkpoints: p.checkpoints,
+            logger,
+            onSkip: () => p.metrics.walksSkipped.inc(),
+            ...(p.clock ? { now: p.clock } : {}),
+          }),
           ...clock,
           ...overrides,
         }),
       );
     },
     startStatusWorker(overrides = {}) {
-      return started(createStatusWorker({ connection: bullConnection(p.redis), prefix: config.prefix, platform: p.platform, writer: p.writer, registry: p.registry, logger, pollConcurrency: statusPollConcurrency(config.platformRateLimit), presence, ...clock, ...overrides }));
+      return started(
+        createStatusWorker({
+          connection: bullConnection(p.redis),
+          prefix: config.prefix,
+          platform: p.platform,
+          writer: p.writer,
+          registry: p.registry,
+          logger,
+          pollConcurrency: statusPollConcurrency(config.platformRateLimit),
+          presence,
+          ...clock,
+          ...overrides,
+        }),
+      );
     },
     startRollupWorker(overrides = {}) {
-      return started(createRollupWorker({ connection: bullConnection(p.redis), prefix: config.prefix, computer: p.rollup.computer, dirty: p.rollup.dirty, dayComputer: p.rollup.dayComputer, days: p.rollup.days, failures: p.rollup.failures, logger, ...overrides }));
+      return started(
+        createRollupWorker({
+          connection: bullConnection(p.redis),
+          prefix: config.prefix,
+          computer: p.rollup.computer,
+          dirty: p.rollup.dirty,
+          dayComputer: p.rollup.dayComputer,
+          days: p.rollup.days,
+          failures: p.rollup.failures,
+          logger,
+          ...overrides,
+        }),
+      );
     },
     startIngestWorker(overrides = {}) {
       // BullMQ leaves a connection it was handed open: this one is closed with the worker

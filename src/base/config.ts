@@ -180,7 +180,12 @@ export const DEFAULT_INFLUX_START_TIMEOUT_MS = 30_000;
 export function secretsOf(config: Config): string[] {
   const redis = new URL(config.redisUrl);
   const redisPassword = redis.password ? decodeURIComponent(redis.password) : undefined;
-  return [config.platformKey, config.secretKey, config.webhook.token, config.influx.token, config.admin?.password, redisPassword].filter(
-    (s): s is string => typeof s === 'string' && s.length > 0,
-  );
+  return [
+    config.platformKey,
+    config.secretKey,
+    config.webhook.token,
+    config.influx.token,
+    config.admin?.password,
+    redisPassword,
+  ].filter((s): s is string => typeof s === 'string' && s.length > 0);
 }

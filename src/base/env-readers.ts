@@ -108,7 +108,8 @@ export function cron(env: Env, name: string, dflt: string): string | undefined {
   if (raw !== undefined && raw.trim() === '') return undefined; // empty disables
   const expr = raw === undefined ? dflt : raw.trim();
   const fields = expr.split(/\s+/);
-  if (fields.length !== 5 && fields.length !== 6) throw new ConfigError(name, `not a cron expression (5 or 6 fields): "${expr}"`);
+  if (fields.length !== 5 && fields.length !== 6)
+    throw new ConfigError(name, `not a cron expression (5 or 6 fields): "${expr}"`);
   const checked = nodeCron.validateDetailed(expr);
   if (!checked.valid) {
     const why = checked.errors.map((e) => e.message).join('; ') || 'refused by the cron parser';
@@ -134,8 +135,8 @@ export function clusterNodes(name: string, raw: string | undefined): ClusterNode
   return raw.split(',').map((entry) => {
     const m = /^\s*(\[[0-9a-fA-F:.]+\]|[^\s:,[\]]+):(\d{1,5})\s*$/.exec(entry);
     const port = m ? Number(m[2]) : 0;
-    if (!m || port < 1 || port > 65535) throw new ConfigError(name, `expected host:port,host:port,..., got "${entry.trim()}" in "${raw}"`);
+    if (!m || port < 1 || port > 65535)
+      throw new ConfigError(name, `expected host:port,host:port,..., got "${entry.trim()}" in "${raw}"`);
     return { host: m[1].replace(/^\[|\]$/g, ''), port };
   });
 }
-

@@ -42,6 +42,9 @@ export function messageOf(err: unknown): string {
  */
 export class UnknownDeviceError extends ExpeedError {
   constructor(readonly deviceId: string) {
-    super(`device "${deviceId}" is not registered, so its key is unknown: add it with "expeed-sync devices add ${deviceId} --key KEY"`, { retryable: false });
+    super(
+      `device "${deviceId}" is not registered, so its key is unknown: add it with "expeed-sync devices add ${deviceId} --key KEY"`,
+      { retryable: false },
+    );
   }
 }

@@ -3,7 +3,12 @@
  * `stop()` says so no lane starts another item (those running finish). `fn` handles its own
  * failures: one that throws rejects the whole call.
  */
-export async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: T) => Promise<void>, stop: () => boolean = () => false): Promise<void> {
+export async function inLanes<T>(
+  items: readonly T[],
+  lanes: number,
+  fn: (item: T) => Promise<void>,
+  stop: () => boolean = () => false,
+): Promise<void> {
   let next = 0;
   const lane = async (): Promise<void> => {
     while (!stop() && next < items.length) await fn(items[next++]!);

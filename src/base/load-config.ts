@@ -4,8 +4,29 @@
  * enough for rollups, a Redis Cluster with database 0 only). Defaults match .env.example (tested).
  */
 import { clusterPrefix } from './redis.js';
-import { ConfigError, PLATFORM_DEFAULTS, DEFAULT_HEAP_GROWTH_PERCENT, DEFAULT_NUMERIC_STRINGS, DEFAULT_INFLUX_START_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, type Config } from './config.js';
-import { bool, clusterNodes, cron, duration, instant, int, optional, seconds, str, timezone, url, type Env } from './env-readers.js';
+import {
+  ConfigError,
+  PLATFORM_DEFAULTS,
+  DEFAULT_HEAP_GROWTH_PERCENT,
+  DEFAULT_NUMERIC_STRINGS,
+  DEFAULT_INFLUX_START_TIMEOUT_MS,
+  DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
+  type Config,
+} from './config.js';
+import {
+  bool,
+  clusterNodes,
+  cron,
+  duration,
+  instant,
+  int,
+  optional,
+  seconds,
+  str,
+  timezone,
+  url,
+  type Env,
+} from './env-readers.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const DAY_MS = 86_400_000;
@@ -20,7 +41,10 @@ function rawRetention(env: Env, settleMs: number, backfillWindowMs: number): num
   const ms = duration(env, name, 0);
   const floor = Math.max(DAY_MS, settleMs + backfillWindowMs + 3_600_000);
   if (ms < floor) {
-    throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (1d, and longer than EXPEED_ROLLUP_SETTLE + EXPEED_BACKFILL_WINDOW + 1h), got "${optional(env, name)}"`);
+    throw new ConfigError(
+      name,
+      `must be at least ${Math.ceil(floor / 3_600_000)}h (1d, and longer than EXPEED_ROLLUP_SETTLE + EXPEED_BACKFILL_WINDOW + 1h), got "${optional(env, name)}"`,
+    );
   }
   return ms;
 }
@@ -35,7 +59,10 @@ function hourlyRetention(env: Env, settleMs: number): number | undefined {
   const ms = duration(env, name, 0);
   const floor = Math.max(2 * DAY_MS, settleMs + DAY_MS + 3_600_000);
   if (ms < floor) {
-    throw new ConfigError(name, `must be at least ${Math.ceil(floor / 3_600_000)}h (2d, and longer than 1d + EXPEED_ROLLUP_SETTLE + 1h), got "${optional(env, name)}"`);
+    throw new ConfigError(
+      name,
+      `must be at least ${Math.ceil(floor / 3_600_000)}h (2d, and longer than 1d + EXPEED_ROLLUP_SETTLE + 1h), got "${optional(env, name)}"`,
+    );
   }
   return ms;
 }
@@ -78,35 +105,59 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
   const path = str(env, 'WEBHOOK_PATH', '/webhook');
   if (!path.startsWith('/')) throw new ConfigError('WEBHOOK_PATH', `must start with "/", got "${path}"`);
   const givenPrefix = str(env, 'EXPEED_PREFIX', 'expeed');
-  if (/[\s:]/.test(givenPrefix)) throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
+  if (/[\s:]/.test(givenPrefix))
+    throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
   const redisClusterNodes = clusterNodes('REDIS_CLUSTER_NODES', optional(env, 'REDIS_CLUSTER_NODES'));
   const prefix = redisClusterNodes ? clusterPrefix(givenPrefix) : givenPrefix;
   const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
   if (redisClusterNodes && !['', '/', '/0'].includes(new URL(redisUrl).pathname)) {
-    throw new ConfigError('REDIS_URL', `a Redis Cluster has only database 0; REDIS_URL names database "${new URL(redisUrl).pathname.slice(1)}" while REDIS_CLUSTER_NODES is set`);
+    throw new ConfigError(
+      'REDIS_URL',
+      `a Redis Cluster has only database 0; REDIS_URL names database "${new URL(redisUrl).pathname.slice(1)}" while REDIS_CLUSTER_NODES is set`,
+    );
   }
   const adminUser = optional(env, 'ADMIN_USER');
   const adminPassword = optional(env, 'ADMIN_PASSWORD');
   if ((adminUser === undefined) !== (adminPassword === undefined)) {
-    throw new ConfigError(adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD', 'ADMIN_USER and ADMIN_PASSWORD must be set together');
+    throw new ConfigError(
+      adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD',
+      'ADMIN_USER and ADMIN_PASSWORD must be set together',
+    );
   }
   const tokenDailyLimit = int(env, 'EXPEED_TOKEN_DAILY_LIMIT', PLATFORM_DEFAULTS.tokenDailyLimit, 1);
-  const tokenReserve = int(env, 'EXPEED_TOKEN_RESERVE', Math.min(PLATFORM_DEFAULTS.tokenReserve, tokenDailyLimit - 1), 0);
+  const tokenReserve = int(
+    env,
+    'EXPEED_TOKEN_RESERVE',
+    Math.min(PLATFORM_DEFAULTS.tokenReserve, tokenDailyLimit - 1),
+    0,
+  );
   if (tokenReserve >= tokenDailyLimit) {
-    throw new ConfigError('EXPEED_TOKEN_RESERVE', `must be below EXPEED_TOKEN_DAILY_LIMIT (${tokenDailyLimit}), got ${tokenReserve}`);
+    throw new ConfigError(
+      'EXPEED_TOKEN_RESERVE',
+      `must be below EXPEED_TOKEN_DAILY_LIMIT (${tokenDailyLimit}), got ${tokenReserve}`,
+    );
   }
   const tokenCooldownMs = duration(env, 'EXPEED_TOKEN_COOLDOWN', 15 * 60_000);
   const tokenCooldownMaxMs = duration(env, 'EXPEED_TOKEN_COOLDOWN_MAX', Math.max(4 * 3_600_000, tokenCooldownMs));
   if (tokenCooldownMaxMs < tokenCooldownMs) {
-    throw new ConfigError('EXPEED_TOKEN_COOLDOWN_MAX', `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`);
+    throw new ConfigError(
+      'EXPEED_TOKEN_COOLDOWN_MAX',
+      `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`,
+    );
   }
   const numericStrings = str(env, 'EXPEED_NUMERIC_STRINGS', DEFAULT_NUMERIC_STRINGS).toLowerCase();
   if (numericStrings !== 'number' && numericStrings !== 'string') {
-    throw new ConfigError('EXPEED_NUMERIC_STRINGS', `expected number (a numeric string such as "21.5" is written as a float) or string (kept as it came), got "${numericStrings}"`);
+    throw new ConfigError(
+      'EXPEED_NUMERIC_STRINGS',
+      `expected number (a numeric string such as "21.5" is written as a float) or string (kept as it came), got "${numericStrings}"`,
+    );
   }
   const settingBody = str(env, 'EXPEED_SETTING_BODY', 'bare').toLowerCase();
   if (settingBody !== 'bare' && settingBody !== 'data') {
-    throw new ConfigError('EXPEED_SETTING_BODY', `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`);
+    throw new ConfigError(
+      'EXPEED_SETTING_BODY',
+      `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`,
+    );
   }
 
   return {
@@ -162,7 +213,11 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       bucket: str(env, 'INFLUX_BUCKET', 'expeed'),
       org: optional(env, 'INFLUX_ORG'),
       token: optional(env, 'INFLUX_TOKEN'),
-      rawRetentionMs: rawRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000), duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS)),
+      rawRetentionMs: rawRetention(
+        env,
+        duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000),
+        duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS),
+      ),
       hourlyRetentionMs: hourlyRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000)),
       numericStrings,
     },
@@ -175,9 +230,9 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,
     heapGrowthPercent: int(env, 'EXPEED_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
-    semiSpaceMb: optional(env, 'EXPEED_SEMI_SPACE_MB') === undefined ? undefined : int(env, 'EXPEED_SEMI_SPACE_MB', 0, 0, 256),
+    semiSpaceMb:
+      optional(env, 'EXPEED_SEMI_SPACE_MB') === undefined ? undefined : int(env, 'EXPEED_SEMI_SPACE_MB', 0, 0, 256),
     redisConnectTimeoutMs: duration(env, 'EXPEED_REDIS_CONNECT_TIMEOUT', DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
     influxStartTimeoutMs: duration(env, 'EXPEED_INFLUX_START_TIMEOUT', DEFAULT_INFLUX_START_TIMEOUT_MS),
   };
 }
-

@@ -18,7 +18,10 @@ export class LogLimiter {
   private readonly last = new Map<string, { at: number; suppressed: number }>();
 
   constructor(options: Partial<LogLimitOptions> = {}) {
-    this.options = { everyMs: options.everyMs ?? DEFAULT_LOG_LIMIT_OPTIONS.everyMs, now: options.now ?? DEFAULT_LOG_LIMIT_OPTIONS.now };
+    this.options = {
+      everyMs: options.everyMs ?? DEFAULT_LOG_LIMIT_OPTIONS.everyMs,
+      now: options.now ?? DEFAULT_LOG_LIMIT_OPTIONS.now,
+    };
   }
 
   /**
@@ -37,7 +40,13 @@ export class LogLimiter {
   }
 
   /** Logs at `level` unless a line of `kind` was logged within the interval. */
-  log(logger: Pick<Logger, 'warn' | 'error'>, level: 'warn' | 'error', kind: string, fields: Record<string, unknown>, message: string): void {
+  log(
+    logger: Pick<Logger, 'warn' | 'error'>,
+    level: 'warn' | 'error',
+    kind: string,
+    fields: Record<string, unknown>,
+    message: string,
+  ): void {
     const notLoggedBefore = this.admit(kind);
     if (notLoggedBefore === undefined) return;
     logger[level]({ ...fields, logKind: kind, notLoggedBefore }, message);

@@ -36,11 +36,22 @@ export interface RedisTarget {
  * and the lazy connect, which are the cluster's own.
  */
 export function createRedis(target: string, options?: RedisOptions, onError?: (err: Error) => void): Redis;
-export function createRedis(target: string | RedisTarget, options?: RedisOptions, onError?: (err: Error) => void): RedisConnection;
-export function createRedis(target: string | RedisTarget, options: RedisOptions = {}, onError?: (err: Error) => void): RedisConnection {
-  const { redisUrl, redisClusterNodes } = typeof target === 'string' ? { redisUrl: target, redisClusterNodes: undefined } : target;
+export function createRedis(
+  target: string | RedisTarget,
+  options?: RedisOptions,
+  onError?: (err: Error) => void,
+): RedisConnection;
+export function createRedis(
+  target: string | RedisTarget,
+  options: RedisOptions = {},
+  onError?: (err: Error) => void,
+): RedisConnection {
+  const { redisUrl, redisClusterNodes } =
+    typeof target === 'string' ? { redisUrl: target, redisClusterNodes: undefined } : target;
   const merged: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, ...options };
-  const redis: RedisConnection = redisClusterNodes?.length ? new Cluster(redisClusterNodes, clusterOptions(redisUrl, merged)) : new Redis(redisUrl, merged);
+  const redis: RedisConnection = redisClusterNodes?.length
+    ? new Cluster(redisClusterNodes, clusterOptions(redisUrl, merged))
+    : new Redis(redisUrl, merged);
   redis.on('error', (err: Error) => {
     lastErrors.set(redis, err);
     onError?.(err);
@@ -130,7 +141,10 @@ export async function waitForRedis(redis: RedisConnection, address: string, time
         throw new RedisUnreachableError(address, reasonOf(err, timeoutMs));
       }),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new RedisUnreachableError(address, reasonOf(lastErrors.get(redis), timeoutMs))), timeoutMs);
+        timer = setTimeout(
+          () => reject(new RedisUnreachableError(address, reasonOf(lastErrors.get(redis), timeoutMs))),
+          timeoutMs,
+        );
       }),
     ]);
   } finally {

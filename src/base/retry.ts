@@ -94,8 +94,13 @@ export function retryVerdict(err: unknown): RetryVerdict {
   if (err === null || typeof err !== 'object') return { retryable: true, declared: false };
   const facts = err as { retryable?: unknown; retryAt?: unknown };
   if (typeof facts.retryable === 'boolean') {
-    const at = facts.retryable && typeof facts.retryAt === 'number' && Number.isFinite(facts.retryAt) ? facts.retryAt : undefined;
-    return at === undefined ? { retryable: facts.retryable, declared: true } : { retryable: true, retryAt: at, declared: true };
+    const at =
+      facts.retryable && typeof facts.retryAt === 'number' && Number.isFinite(facts.retryAt)
+        ? facts.retryAt
+        : undefined;
+    return at === undefined
+      ? { retryable: facts.retryable, declared: true }
+      : { retryable: true, retryAt: at, declared: true };
   }
   // a processor that already decided: BullMQ fails the job without retrying it
   if (err instanceof UnrecoverableError) return { retryable: false, declared: true };

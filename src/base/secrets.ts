@@ -28,7 +28,17 @@ const SECRET_KEYS = [
  * as a dead letter, a logged request. Their values are redacted by name, so a device key pushed by
  * a device we never registered is hidden too (its value is not known in advance).
  */
-const SECRET_FIELDS = ['device_key', 'deviceKey', 'access_token', 'accessToken', 'secret_key', 'secretKey', 'platform_key', 'platformKey', 'password'];
+const SECRET_FIELDS = [
+  'device_key',
+  'deviceKey',
+  'access_token',
+  'accessToken',
+  'secret_key',
+  'secretKey',
+  'platform_key',
+  'platformKey',
+  'password',
+];
 
 const names = SECRET_FIELDS.join('|');
 /** `"device_key": "…"` up to the closing quote (escapes included) or the end of a truncated text; also numbers */
@@ -79,7 +89,8 @@ export class SecretScrubber {
       const out: Record<string, unknown> = { type: value.name, message: this.scrub(value.message) };
       if (value.stack) out.stack = this.scrub(value.stack);
       for (const [k, v] of Object.entries(value)) out[k] = this.scrubEntry(k, v, depth);
-      if ((value as { cause?: unknown }).cause !== undefined) out.cause = this.scrubValue((value as { cause?: unknown }).cause, depth + 1);
+      if ((value as { cause?: unknown }).cause !== undefined)
+        out.cause = this.scrubValue((value as { cause?: unknown }).cause, depth + 1);
       return out;
     }
     if (Array.isArray(value)) return value.map((v) => this.scrubValue(v, depth + 1));

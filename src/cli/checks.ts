@@ -33,9 +33,18 @@ async function outcome(name: string, run: () => Promise<string>): Promise<CheckR
 
 /** The configuration itself was read and validated before any check ran; this line says what it names. */
 export function checkConfiguration(config: Config): CheckResult {
-  const credentials = config.platformKey && config.secretKey ? 'platform credentials set' : 'no platform credentials (EXPEED_PLATFORM_KEY, EXPEED_SECRET_KEY)';
-  const webhook = config.webhook.token ? 'webhook token set' : 'no EXPEED_WEBHOOK_TOKEN (the handshake cannot be verified)';
-  return { name: 'configuration', ok: true, detail: `valid; platform ${config.baseUrl}, prefix "${config.prefix}", ${credentials}, ${webhook}` };
+  const credentials =
+    config.platformKey && config.secretKey
+      ? 'platform credentials set'
+      : 'no platform credentials (EXPEED_PLATFORM_KEY, EXPEED_SECRET_KEY)';
+  const webhook = config.webhook.token
+    ? 'webhook token set'
+    : 'no EXPEED_WEBHOOK_TOKEN (the handshake cannot be verified)';
+  return {
+    name: 'configuration',
+    ok: true,
+    detail: `valid; platform ${config.baseUrl}, prefix "${config.prefix}", ${credentials}, ${webhook}`,
+  };
 }
 
 /** PING within EXPEED_REDIS_CONNECT_TIMEOUT, then the server's version (and the cluster's state). */
@@ -59,7 +68,9 @@ export function checkRedis(config: Config, redis: RedisConnection): Promise<Chec
  */
 export function checkPersistence(redis: RedisConnection): Promise<CheckResult> {
   return outcome('persistence', async () => describePersistence(await readPersistence(redis))).then((r) =>
-    r.ok && r.detail.startsWith('NONE') ? { ...r, warning: true, detail: `${r.detail}; turn on AOF (appendonly yes), see docs/security.md` } : r,
+    r.ok && r.detail.startsWith('NONE')
+      ? { ...r, warning: true, detail: `${r.detail}; turn on AOF (appendonly yes), see docs/security.md` }
+      : r,
   );
 }
 
@@ -68,22 +79,39 @@ export function checkInflux(config: Config): Promise<CheckResult> {
   return outcome('influxdb', async () => {
     const { url, bucket, token, org } = config.influx;
     const signal = AbortSignal.timeout(config.requestTimeoutMs);
-    const detected = await detectInfluxApi({ url, signal, headers: authHeaders({ api: 'v2', token: token?.includes(':') ? undefined : token }) });
+    const detected = await detectInfluxApi({
+      url,
+      signal,
+      headers: authHeaders({ api: 'v2', token: token?.includes(':') ? undefined : token }),
+    });
     const api: WriteApiVersion = config.influx.api === 'auto' ? detected.api : config.influx.api;
     const head = `${url} InfluxDB ${detected.version ?? '(version not reported)'}, write API ${api}${config.influx.api === 'auto' ? ' (detected)' : ''}`;
     if (api === 'v2') return `${head}, ${await describeBucket(url, bucket, org, token, signal)}`;
     const query = createInfluxQuery({ url, api, bucket, token, timeoutMs: config.requestTimeoutMs });
     // an empty answer is a series without `values` on 1.x
-    const rows = async (q: string) => (await query.series(q)).flatMap((s) => (s.values ?? []).map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]))));
+    const rows = async (q: string) =>
+      (await query.series(q)).flatMap((s) =>
+        (s.values ?? []).map((v) => Object.fromEntries(s.columns.map((c, i) => [c, v[i]]))),
+      );
     const databases = (await rows('SHOW DATABASES')).map((r) => r.name);
-    if (!databases.includes(bucket)) return `${head}, database "${bucket}" does not exist yet (the service creates it at start)`;
+    if (!databases.includes(bucket))
+      return `${head}, database "${bucket}" does not exist yet (the service creates it at start)`;
     const rps = await rows(`SHOW RETENTION POLICIES ON ${influxIdent(bucket)}`);
-    const list = rps.map((r) => `${String(r.name)} ${r.duration === '0s' ? 'forever' : String(r.duration)}${r.default ? ' (default)' : ''}`);
+    const list = rps.map(
+      (r) =>
+        `${String(r.name)} ${r.duration === '0s' ? 'forever' : String(r.duration)}${r.default ? ' (default)' : ''}`,
+    );
     return `${head}, database "${bucket}", retention policies: ${list.join(', ') || 'none'}`;
   });
 }
 
-async function describeBucket(url: string, bucket: string, org: string | undefined, token: string | undefined, signal: AbortSignal): Promise<string> {
+async function describeBucket(
+  url: string,
+  bucket: string,
+  org: string | undefined,
+  token: string | undefined,
+  signal: AbortSignal,
+): Promise<string> {
   const params = new URLSearchParams({ name: bucket });
   if (org) params.set('org', org);
   let res: Response;
@@ -93,10 +121,17 @@ async function describeBucket(url: string, bucket: string, org: string | undefin
     throw new Error(`InfluxDB at ${url} did not answer /api/v2/buckets: ${(err as Error).message}`);
   }
   const text = await res.text();
-  if (res.status === 401 || res.status === 403) throw new Error(`InfluxDB at ${url} refused INFLUX_TOKEN (HTTP ${res.status}) listing buckets`);
-  if (!res.ok) throw new Error(`InfluxDB at ${url} answered /api/v2/buckets with HTTP ${res.status}: ${text.slice(0, 200)}`);
-  const found = (JSON.parse(text) as { buckets?: Array<{ name: string; retentionRules?: Array<{ everySeconds?: number }> }> }).buckets?.find((b) => b.name === bucket);
-  if (!found) throw new Error(`bucket "${bucket}" does not exist${org ? ` in org "${org}"` : ''} (INFLUX_BUCKET; create it, the service does not)`);
+  if (res.status === 401 || res.status === 403)
+    throw new Error(`InfluxDB at ${url} refused INFLUX_TOKEN (HTTP ${res.status}) listing buckets`);
+  if (!res.ok)
+    throw new Error(`InfluxDB at ${url} answered /api/v2/buckets with HTTP ${res.status}: ${text.slice(0, 200)}`);
+  const found = (
+    JSON.parse(text) as { buckets?: Array<{ name: string; retentionRules?: Array<{ everySeconds?: number }> }> }
+  ).buckets?.find((b) => b.name === bucket);
+  if (!found)
+    throw new Error(
+      `bucket "${bucket}" does not exist${org ? ` in org "${org}"` : ''} (INFLUX_BUCKET; create it, the service does not)`,
+    );
   const every = found.retentionRules?.[0]?.everySeconds ?? 0;
   return `bucket "${bucket}", retention ${every > 0 ? `${every} s` : 'forever'}`;
 }
@@ -118,10 +153,15 @@ export function checkWebhookPort(config: Config): Promise<CheckResult> {
     const server = createServer();
     return new Promise<string>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        const why = err.code === 'EADDRINUSE' ? 'is taken (another process listens there; a running expeed-sync?)' : `cannot be bound (${err.code ?? err.message})`;
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'is taken (another process listens there; a running expeed-sync?)'
+            : `cannot be bound (${err.code ?? err.message})`;
         reject(new Error(`${host}:${port} ${why}; WEBHOOK_HOST, WEBHOOK_PORT`));
       });
-      server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(`${host}:${port} is free (pushes to ${path})`)));
+      server.listen({ host, port, exclusive: true }, () =>
+        server.close(() => resolve(`${host}:${port} is free (pushes to ${path})`)),
+      );
     });
   });
 }
@@ -130,16 +170,26 @@ export function checkWebhookPort(config: Config): Promise<CheckResult> {
  * One token through the shared budget (it counts against the day, from the reserve kept for
  * commands run by hand). `say` is told first, with the count, before any call is made.
  */
-export function checkPlatform(config: Config, redis: RedisConnection, scrubber: SecretScrubber, say: (line: string) => void): Promise<CheckResult> {
+export function checkPlatform(
+  config: Config,
+  redis: RedisConnection,
+  scrubber: SecretScrubber,
+  say: (line: string) => void,
+): Promise<CheckResult> {
   return outcome('platform', async () => {
-    if (!config.platformKey || !config.secretKey) throw new Error('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set');
+    if (!config.platformKey || !config.secretKey)
+      throw new Error('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set');
     const budget = tokenBudgetFromConfig(config, redis, { scrubber });
     try {
       const before = await budget.usage();
       if (before.tokenExpiresAt !== undefined && before.tokenExpiresAt > Date.now()) {
-        say(`platform: a cached token is used (it is valid until ${new Date(before.tokenExpiresAt).toISOString()}): no token call is spent`);
+        say(
+          `platform: a cached token is used (it is valid until ${new Date(before.tokenExpiresAt).toISOString()}): no token call is spent`,
+        );
       } else {
-        say(`platform: fetching a token spends one of today's ${before.limit} token calls (${before.calls} used so far)`);
+        say(
+          `platform: fetching a token spends one of today's ${before.limit} token calls (${before.calls} used so far)`,
+        );
       }
       await budget.get({ useReserve: true });
       const after = await budget.usage();

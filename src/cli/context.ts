@@ -62,7 +62,11 @@ export function createContext(env: Record<string, string | undefined> = process.
         }
       }
       // said once per process: keys and queues live under the wrapped name, not the configured one
-      if (config.prefixWrapped) log.info({ prefix: config.prefix, redis: address }, `Redis Cluster: EXPEED_PREFIX is used as "${config.prefix}" (a hash tag keeps every key of a queue in one slot)`);
+      if (config.prefixWrapped)
+        log.info(
+          { prefix: config.prefix, redis: address },
+          `Redis Cluster: EXPEED_PREFIX is used as "${config.prefix}" (a hash tag keeps every key of a queue in one slot)`,
+        );
       // device keys are secrets in every output: dead letters, errors, logs
       for (const d of await ctx.registry().list()) scrubber.add(d.key);
     },

@@ -9,11 +9,28 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1
  */
 export function parseInstant(text: string, timezone: string, what = 'time'): number {
   const m = ISO.exec(text.trim());
-  if (!m) throw new Error(`${what}: expected ISO 8601 such as 2026-01-02, 2026-01-02T08:30 or 2026-01-02T08:30:00+08:00, got "${text}"`);
+  if (!m)
+    throw new Error(
+      `${what}: expected ISO 8601 such as 2026-01-02, 2026-01-02T08:30 or 2026-01-02T08:30:00+08:00, got "${text}"`,
+    );
   const [, y, mo, d, h = '00', mi = '00', s = '00', ms = '0', zone] = m;
-  const local = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, '0')));
+  const local = Date.UTC(
+    Number(y),
+    Number(mo) - 1,
+    Number(d),
+    Number(h),
+    Number(mi),
+    Number(s),
+    Number(ms.padEnd(3, '0')),
+  );
   const check = new Date(local);
-  if (check.getUTCMonth() !== Number(mo) - 1 || check.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) {
+  if (
+    check.getUTCMonth() !== Number(mo) - 1 ||
+    check.getUTCDate() !== Number(d) ||
+    Number(h) > 23 ||
+    Number(mi) > 59 ||
+    Number(s) > 59
+  ) {
     throw new Error(`${what}: "${text}" is not a real date and time`);
   }
   if (!zone) return localToEpoch(local, timezone);

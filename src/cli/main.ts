@@ -71,7 +71,13 @@ export async function main(argv: string[]): Promise<void> {
     const { log, config } = ctx;
     if (!command.standalone) {
       await ctx.connect(
-        command.waitsForRedis ? (err, attempt) => log.warn({ attempt, waitMs: config.redisConnectTimeoutMs }, `${err.message}; still waiting (attempt ${attempt})`) : undefined,
+        command.waitsForRedis
+          ? (err, attempt) =>
+              log.warn(
+                { attempt, waitMs: config.redisConnectTimeoutMs },
+                `${err.message}; still waiting (attempt ${attempt})`,
+              )
+          : undefined,
       );
     }
     process.exitCode = await command.run(rest, ctx);

@@ -47,7 +47,11 @@ export function plainLine(s: ProgressSnapshot, elapsedMs: number): string {
 }
 
 /** Terminal lines: one bar overall, and one per device when there are few enough to read. */
-export function terminalLines(s: ProgressSnapshot, elapsedMs: number, options: { width: number; maxDevices: number }): string[] {
+export function terminalLines(
+  s: ProgressSnapshot,
+  elapsedMs: number,
+  options: { width: number; maxDevices: number },
+): string[] {
   const barWidth = Math.max(10, Math.min(40, options.width - 90));
   const lines = [`${'all'.padEnd(16)} ${bar(fraction(s.total), barWidth)} ${stats(s.total, elapsedMs)}`];
   if (s.devices.length > 1 && s.devices.length <= options.maxDevices) {

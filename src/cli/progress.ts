@@ -74,7 +74,13 @@ export class BackfillTracker {
   private update(t: Tracked, job: Job<BackfillJob, BackfillProgress> | undefined): void {
     if (!job) {
       t.state = 'failed';
-      this.failures.push({ deviceId: t.deviceId, from: t.from, to: t.to, jobId: t.jobId, reason: 'the job disappeared from the queue (removed by hand?)' });
+      this.failures.push({
+        deviceId: t.deviceId,
+        from: t.from,
+        to: t.to,
+        jobId: t.jobId,
+        reason: 'the job disappeared from the queue (removed by hand?)',
+      });
       return;
     }
     if (job.progress && typeof job.progress === 'object') t.progress = job.progress as BackfillProgress;
@@ -84,18 +90,51 @@ export class BackfillTracker {
       t.progress = job.returnvalue;
     } else {
       t.state = 'failed';
-      this.failures.push({ deviceId: t.deviceId, from: t.from, to: t.to, jobId: t.jobId, reason: job.failedReason || 'failed without a reason' });
+      this.failures.push({
+        deviceId: t.deviceId,
+        from: t.from,
+        to: t.to,
+        jobId: t.jobId,
+        reason: job.failedReason || 'failed without a reason',
+      });
     }
   }
 
   private snapshot(): ProgressSnapshot {
     const byDevice = new Map<string, DeviceProgress>();
-    const total: DeviceProgress = { deviceId: '*', windows: 0, completed: 0, failed: 0, covered: 0, span: 0, points: 0, pages: 0, unreadable: 0, setAside: {} };
+    const total: DeviceProgress = {
+      deviceId: '*',
+      windows: 0,
+      completed: 0,
+      failed: 0,
+      covered: 0,
+      span: 0,
+      points: 0,
+      pages: 0,
+      unreadable: 0,
+      setAside: {},
+    };
     for (const t of this.jobs) {
       let d = byDevice.get(t.deviceId);
-      if (!d) byDevice.set(t.deviceId, (d = { deviceId: t.deviceId, windows: 0, completed: 0, failed: 0, covered: 0, span: 0, points: 0, pages: 0, unreadable: 0, setAside: {} }));
+      if (!d)
+        byDevice.set(
+          t.deviceId,
+          (d = {
+            deviceId: t.deviceId,
+            windows: 0,
+            completed: 0,
+            failed: 0,
+            covered: 0,
+            span: 0,
+            points: 0,
+            pages: 0,
+            unreadable: 0,
+            setAside: {},
+          }),
+        );
       const span = t.to - t.from;
-      const covered = t.state === 'pending' ? Math.max(0, Math.min(span, (t.progress?.position ?? t.from) - t.from)) : span;
+      const covered =
+        t.state === 'pending' ? Math.max(0, Math.min(span, (t.progress?.position ?? t.from) - t.from)) : span;
       for (const p of [d, total]) {
         p.windows++;
         if (t.state === 'completed') p.completed++;
@@ -105,9 +144,15 @@ export class BackfillTracker {
         p.points += t.progress?.points ?? 0;
         p.pages += t.progress?.pages ?? 0;
         p.unreadable += t.progress?.unreadable ?? 0;
-        for (const [reason, n] of Object.entries(t.progress?.setAside ?? {})) p.setAside[reason] = (p.setAside[reason] ?? 0) + n;
+        for (const [reason, n] of Object.entries(t.progress?.setAside ?? {}))
+          p.setAside[reason] = (p.setAside[reason] ?? 0) + n;
       }
     }
-    return { devices: [...byDevice.values()], total, failures: [...this.failures], finished: this.jobs.every((j) => j.state !== 'pending') };
+    return {
+      devices: [...byDevice.values()],
+      total,
+      failures: [...this.failures],
+      finished: this.jobs.every((j) => j.state !== 'pending'),
+    };
   }
 }

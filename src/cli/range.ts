@@ -46,7 +46,10 @@ export function readRange(fromArg: string | undefined, toArg: string | undefined
     to = latest;
   }
   const from = fromArg !== undefined ? parseInstant(fromArg, rules.timezone, '--from') : rules.defaultFrom?.(to);
-  if (from !== undefined && from >= to) throw new UsageError(`--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()})`);
+  if (from !== undefined && from >= to)
+    throw new UsageError(
+      `--from (${new Date(from).toISOString()}) must be before --to (${new Date(to).toISOString()})`,
+    );
   return { from, to, ...(capped ? { capped } : {}) };
 }
 
@@ -65,11 +68,26 @@ export interface RangeLimit {
 /** About ten years of one-day backfill windows for one device, a million over a fleet. */
 export const BACKFILL_LIMIT = { unit: 'backfill window', perDevice: 3_660, total: 1_000_000 } as const;
 /** One gap scan reads a bucket count per cadence interval: a year per device, at most. */
-export const GAPS_LIMIT = { unitMs: 86_400_000, unit: 'day', perDevice: 366, total: 366_000 } as const satisfies RangeLimit;
+export const GAPS_LIMIT = {
+  unitMs: 86_400_000,
+  unit: 'day',
+  perDevice: 366,
+  total: 366_000,
+} as const satisfies RangeLimit;
 /** About ten years of hours for one device, two million dirty hours over all devices. */
-export const ROLLUP_LIMIT = { unitMs: 3_600_000, unit: 'hour', perDevice: 87_840, total: 2_000_000 } as const satisfies RangeLimit;
+export const ROLLUP_LIMIT = {
+  unitMs: 3_600_000,
+  unit: 'hour',
+  perDevice: 87_840,
+  total: 2_000_000,
+} as const satisfies RangeLimit;
 /** `verify` re-reads every hour it compares from the platform: a year of hours per device, two million over all devices. */
-export const VERIFY_LIMIT = { unitMs: 3_600_000, unit: 'hour', perDevice: 8_784, total: 2_000_000 } as const satisfies RangeLimit;
+export const VERIFY_LIMIT = {
+  unitMs: 3_600_000,
+  unit: 'hour',
+  perDevice: 8_784,
+  total: 2_000_000,
+} as const satisfies RangeLimit;
 
 export interface RangeSpan {
   deviceId: string;

@@ -13,7 +13,8 @@ const MEASUREMENTS: readonly string[] = Object.values(MEASUREMENT);
 export function pointOfLetter(letter: DeadLetter): SinkPoint {
   const p = letter.raw as Partial<SinkPoint> | null;
   if (p === null || typeof p !== 'object') throw new Error(`dead letter ${letter.id}: raw content is not a point`);
-  if (!MEASUREMENTS.includes(p.measurement as string)) throw new Error(`dead letter ${letter.id}: unknown measurement ${JSON.stringify(p.measurement)}`);
+  if (!MEASUREMENTS.includes(p.measurement as string))
+    throw new Error(`dead letter ${letter.id}: unknown measurement ${JSON.stringify(p.measurement)}`);
   if (typeof p.time !== 'number' || p.fields === null || typeof p.fields !== 'object') {
     throw new Error(`dead letter ${letter.id}: raw content lacks a numeric time or a fields object`);
   }

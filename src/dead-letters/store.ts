@@ -52,7 +52,10 @@ export const LETTER_OVERHEAD_BYTES = 96;
 /** A letter that was counted but not kept: the dead-letter budget is spent. Retrying later can help. */
 export class DeadLetterBudgetError extends ExpeedError {
   constructor(readonly maxBytes: number) {
-    super(`dead-letter budget of ${maxBytes} bytes is spent (EXPEED_DEAD_LETTER_MAX_BYTES): letter counted, not kept; drop or retry dead letters`, { retryable: true });
+    super(
+      `dead-letter budget of ${maxBytes} bytes is spent (EXPEED_DEAD_LETTER_MAX_BYTES): letter counted, not kept; drop or retry dead letters`,
+      { retryable: true },
+    );
   }
 }
 
@@ -145,7 +148,11 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     prefix: string,
     options: Partial<DeadLetterStoreOptions> = {},
   ) {
-    this.options = { ...DEFAULT_DEAD_LETTER_STORE_OPTIONS, ...options, now: options.now ?? DEFAULT_DEAD_LETTER_STORE_OPTIONS.now };
+    this.options = {
+      ...DEFAULT_DEAD_LETTER_STORE_OPTIONS,
+      ...options,
+      now: options.now ?? DEFAULT_DEAD_LETTER_STORE_OPTIONS.now,
+    };
     this.hash = redisKey(prefix, 'dead-letters');
     this.order = redisKey(prefix, 'dead-letters', 'order');
     this.bytes = redisKey(prefix, 'dead-letters', 'bytes');
@@ -221,7 +228,9 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   /** Removes letters, giving their bytes back to the budget; returns how many existed. */
   async drop(ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    return Number(await this.redis.eval(DROP, 4, this.hash, this.order, this.bytes, this.full, LETTER_OVERHEAD_BYTES, ...ids));
+    return Number(
+      await this.redis.eval(DROP, 4, this.hash, this.order, this.bytes, this.full, LETTER_OVERHEAD_BYTES, ...ids),
+    );
   }
 
   /**
@@ -247,7 +256,14 @@ export class RedisDeadLetterStore implements DeadLetterStore {
         await handler(letter);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
-        await this.redis.eval(UPDATE, 2, this.hash, this.bytes, id, encodeLetter({ ...letter, attempts: letter.attempts + 1, lastError: error }));
+        await this.redis.eval(
+          UPDATE,
+          2,
+          this.hash,
+          this.bytes,
+          id,
+          encodeLetter({ ...letter, attempts: letter.attempts + 1, lastError: error }),
+        );
         outcomes.push({ id, ok: false, error });
         continue;
       }

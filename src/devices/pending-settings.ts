@@ -16,7 +16,13 @@ import { withDefaults } from '../base/options.js';
  * `unknown` is never stored here (the platform gave no message id to key it by): it is the state
  * of the `device_setting` point written when a request may have reached the platform unanswered.
  */
-const SETTING_STATE = { sent: 'sent', applied: 'applied', failed: 'failed', timeout: 'timeout', unknown: 'unknown' } as const;
+const SETTING_STATE = {
+  sent: 'sent',
+  applied: 'applied',
+  failed: 'failed',
+  timeout: 'timeout',
+  unknown: 'unknown',
+} as const;
 export type SettingState = (typeof SETTING_STATE)[keyof typeof SETTING_STATE];
 
 export interface SettingCommand {
@@ -126,9 +132,26 @@ export class PendingSettingsStore {
   }
 
   /** Records a command just sent; returns its state (not `sent` when its result already arrived). */
-  async add(cmd: { messageId: string; deviceId: string; settings: Record<string, unknown>; sentAt: number; deadline: number }): Promise<SettingState> {
+  async add(cmd: {
+    messageId: string;
+    deviceId: string;
+    settings: Record<string, unknown>;
+    sentAt: number;
+    deadline: number;
+  }): Promise<SettingState> {
     const ttl = Math.max(1, cmd.deadline - cmd.sentAt) + this.options.retentionMs;
-    const state = await this.redis.eval(ADD, 2, this.key(cmd.messageId), this.due, cmd.messageId, cmd.deviceId, JSON.stringify(cmd.settings), cmd.sentAt, cmd.deadline, ttl);
+    const state = await this.redis.eval(
+      ADD,
+      2,
+      this.key(cmd.messageId),
+      this.due,
+      cmd.messageId,
+      cmd.deviceId,
+      JSON.stringify(cmd.settings),
+      cmd.sentAt,
+      cmd.deadline,
+      ttl,
+    );
     return state as SettingState;
   }
 
@@ -140,16 +163,42 @@ export class PendingSettingsStore {
    * Applies a pushed result. `changed` is false when the command already had a final state (a
    * repeated push, or a contradicting one); `command` is the record as it now stands.
    */
-  async resolve(messageId: string, deviceId: string, state: 'applied' | 'failed', at: number): Promise<{ changed: boolean; command: SettingCommand }> {
-    const [changed] = (await this.redis.eval(RESOLVE, 2, this.key(messageId), this.due, messageId, deviceId, state, at, this.options.retentionMs)) as [number, string];
+  async resolve(
+    messageId: string,
+    deviceId: string,
+    state: 'applied' | 'failed',
+    at: number,
+  ): Promise<{ changed: boolean; command: SettingCommand }> {
+    const [changed] = (await this.redis.eval(
+      RESOLVE,
+      2,
+      this.key(messageId),
+      this.due,
+      messageId,
+      deviceId,
+      state,
+      at,
+      this.options.retentionMs,
+    )) as [number, string];
     const command = await this.get(messageId);
-    if (!command) throw new Error(`setting command ${messageId} vanished from Redis right after it was resolved (evicted? Redis needs maxmemory-policy noeviction)`);
+    if (!command)
+      throw new Error(
+        `setting command ${messageId} vanished from Redis right after it was resolved (evicted? Redis needs maxmemory-policy noeviction)`,
+      );
     return { changed: changed === 1, command };
   }
 
   /** Commands past their deadline, now `timeout`, whose timeout point is still to be written. */
   async sweep(now: number, limit = 500): Promise<SettingCommand[]> {
-    const ids = (await this.redis.eval(SWEEP, 1, this.due, now, this.recordPrefix, this.options.retentionMs, limit)) as string[];
+    const ids = (await this.redis.eval(
+      SWEEP,
+      1,
+      this.due,
+      now,
+      this.recordPrefix,
+      this.options.retentionMs,
+      limit,
+    )) as string[];
     const out: SettingCommand[] = [];
     for (const id of ids) {
       const cmd = await this.get(id);

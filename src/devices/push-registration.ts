@@ -23,7 +23,10 @@ export interface PushRegistrationOptions {
   now: () => number;
 }
 
-export const DEFAULT_PUSH_REGISTRATION: Pick<PushRegistrationOptions, 'negativeTtlMs' | 'retryAfterMs' | 'maxPerMinute' | 'now'> = {
+export const DEFAULT_PUSH_REGISTRATION: Pick<
+  PushRegistrationOptions,
+  'negativeTtlMs' | 'retryAfterMs' | 'maxPerMinute' | 'now'
+> = {
   negativeTtlMs: 3_600_000,
   retryAfterMs: 5 * 60_000,
   maxPerMinute: 30,
@@ -46,7 +49,9 @@ export class PushRegistration {
   private readonly o: PushRegistrationOptions;
   private lastLimitLog = 0;
 
-  constructor(options: Omit<PushRegistrationOptions, keyof typeof DEFAULT_PUSH_REGISTRATION> & Partial<PushRegistrationOptions>) {
+  constructor(
+    options: Omit<PushRegistrationOptions, keyof typeof DEFAULT_PUSH_REGISTRATION> & Partial<PushRegistrationOptions>,
+  ) {
     this.o = withDefaults(DEFAULT_PUSH_REGISTRATION, options);
   }
 
@@ -65,7 +70,10 @@ export class PushRegistration {
       await redis.del(probe);
       if (this.o.now() - this.lastLimitLog >= 60_000) {
         this.lastLimitLog = this.o.now();
-        this.o.logger.warn({ maxPerMinute: this.o.maxPerMinute }, 'more unknown device ids in pushes than verifications allowed per minute; the rest wait for a later push');
+        this.o.logger.warn(
+          { maxPerMinute: this.o.maxPerMinute },
+          'more unknown device ids in pushes than verifications allowed per minute; the rest wait for a later push',
+        );
       }
       return false;
     }
@@ -77,9 +85,15 @@ export class PushRegistration {
       // a cool-down says nothing about the id, and must not keep a real device out for an hour
       if (facts.retryable || facts.code === RESULT_CODE.tokenOrCredentials) {
         await redis.pexpire(probe, Math.min(this.o.retryAfterMs, this.o.negativeTtlMs));
-        this.o.logger.warn({ deviceId: device.id, err: messageOf(err) }, 'device seen in a push could not be verified now; a later push tries again');
+        this.o.logger.warn(
+          { deviceId: device.id, err: messageOf(err) },
+          'device seen in a push could not be verified now; a later push tries again',
+        );
       } else {
-        this.o.logger.info({ deviceId: device.id, code: facts.code, reason: facts.vendorMessage ?? messageOf(err) }, 'device seen in a push is unknown to the platform (or its key is wrong): not registered');
+        this.o.logger.info(
+          { deviceId: device.id, code: facts.code, reason: facts.vendorMessage ?? messageOf(err) },
+          'device seen in a push is unknown to the platform (or its key is wrong): not registered',
+        );
       }
       return false;
     }

@@ -101,7 +101,8 @@ export class DeviceRegistry {
 
 function validateDevice(d: { id?: unknown; key?: unknown; name?: unknown }, where: string): void {
   if (typeof d.id !== 'string' || d.id.length === 0) throw new Error(`${where}: "id" must be a non-empty string`);
-  if (typeof d.key !== 'string' || d.key.length === 0) throw new Error(`${where} ${d.id}: "key" must be a non-empty string`);
+  if (typeof d.key !== 'string' || d.key.length === 0)
+    throw new Error(`${where} ${d.id}: "key" must be a non-empty string`);
   if (d.name !== undefined && typeof d.name !== 'string') throw new Error(`${where} ${d.id}: "name" must be a string`);
 }
 
@@ -117,13 +118,18 @@ export async function readDevicesFile(file: string): Promise<Array<{ id: string;
   try {
     doc = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new DevicesFileError(file, `is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+    throw new DevicesFileError(
+      file,
+      `is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   const list = Array.isArray(doc) ? doc : (doc as { devices?: unknown } | null)?.devices;
-  if (!Array.isArray(list)) throw new DevicesFileError(file, 'expected a list of {id, key, name?} (or a "devices:" list)');
+  if (!Array.isArray(list))
+    throw new DevicesFileError(file, 'expected a list of {id, key, name?} (or a "devices:" list)');
   const seen = new Set<string>();
   return list.map((entry, i) => {
-    if (entry === null || typeof entry !== 'object') throw new DevicesFileError(file, `entry ${i + 1} is not an object`);
+    if (entry === null || typeof entry !== 'object')
+      throw new DevicesFileError(file, `entry ${i + 1} is not an object`);
     const e = entry as { id?: unknown; key?: unknown; name?: unknown };
     const id = typeof e.id === 'number' ? String(e.id) : e.id;
     try {
@@ -131,7 +137,8 @@ export async function readDevicesFile(file: string): Promise<Array<{ id: string;
     } catch (err) {
       throw new DevicesFileError(file, (err as Error).message);
     }
-    if (seen.has(id as string)) throw new DevicesFileError(file, `entry ${i + 1}: device "${String(id)}" is listed twice`);
+    if (seen.has(id as string))
+      throw new DevicesFileError(file, `entry ${i + 1}: device "${String(id)}" is listed twice`);
     seen.add(id as string);
     return { id: id as string, key: e.key as string, ...(e.name !== undefined ? { name: e.name as string } : {}) };
   });

@@ -35,7 +35,11 @@ export async function detectInfluxApi(options: ApiDetectOptions): Promise<Detect
     try {
       return await http(`${options.url}${path}`, { headers: options.headers, signal: options.signal });
     } catch (err) {
-      throw new InfluxUnavailableError(`InfluxDB at ${options.url} did not answer ${path}: ${(err as Error).message}`, undefined, { cause: err });
+      throw new InfluxUnavailableError(
+        `InfluxDB at ${options.url} did not answer ${path}: ${(err as Error).message}`,
+        undefined,
+        { cause: err },
+      );
     }
   };
 

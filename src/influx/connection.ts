@@ -52,9 +52,27 @@ export interface InfluxConnection {
  */
 export async function openInfluxConnection(o: InfluxConnectionOptions): Promise<InfluxConnection> {
   const signal = AbortSignal.timeout(o.timeoutMs);
-  const api = o.api === 'auto' ? (await detectInfluxApi({ url: o.url, fetch: o.fetch, signal, headers: authHeaders({ api: 'v2', token: o.token?.includes(':') ? undefined : o.token }) })).api : o.api;
+  const api =
+    o.api === 'auto'
+      ? (
+          await detectInfluxApi({
+            url: o.url,
+            fetch: o.fetch,
+            signal,
+            headers: authHeaders({ api: 'v2', token: o.token?.includes(':') ? undefined : o.token }),
+          })
+        ).api
+      : o.api;
   const target = { url: o.url, api, bucket: o.bucket, org: o.org, token: o.token, rp: o.rp };
-  const prepare = () => ensureDatabase({ ...target, rawRetentionMs: o.rawRetentionMs, hourlyRetentionMs: o.hourlyRetentionMs, headers: authHeaders(target), fetch: o.fetch, signal: AbortSignal.timeout(o.timeoutMs) });
+  const prepare = () =>
+    ensureDatabase({
+      ...target,
+      rawRetentionMs: o.rawRetentionMs,
+      hourlyRetentionMs: o.hourlyRetentionMs,
+      headers: authHeaders(target),
+      fetch: o.fetch,
+      signal: AbortSignal.timeout(o.timeoutMs),
+    });
   if (o.ensureDatabase) await prepare();
   const request = new WriteRequest(target, {
     retry: o.retry,

@@ -31,22 +31,39 @@ export const ROLLUP_RP = 'rollups_forever';
 export const HOURLY_RP = 'rollups_hourly';
 
 /** The RPs rollups are written into: undefined = the database's default RP. */
-export function rollupRps(o: { rawRetentionMs?: number; hourlyRetentionMs?: number }): { hourly?: string; daily?: string } {
+export function rollupRps(o: { rawRetentionMs?: number; hourlyRetentionMs?: number }): {
+  hourly?: string;
+  daily?: string;
+} {
   const forever = o.rawRetentionMs === undefined && o.hourlyRetentionMs === undefined ? undefined : ROLLUP_RP;
   return { hourly: o.hourlyRetentionMs === undefined ? forever : HOURLY_RP, daily: forever };
 }
 
-async function call(options: DatabaseOptions, path: string, init: RequestInit): Promise<{ status: number; text: string }> {
+async function call(
+  options: DatabaseOptions,
+  path: string,
+  init: RequestInit,
+): Promise<{ status: number; text: string }> {
   const http = options.fetch ?? fetch;
   let res: Response;
   try {
-    res = await http(`${options.url}${path}`, { ...init, headers: { ...options.headers, ...(init.headers as Record<string, string>) }, signal: options.signal });
+    res = await http(`${options.url}${path}`, {
+      ...init,
+      headers: { ...options.headers, ...(init.headers as Record<string, string>) },
+      signal: options.signal,
+    });
   } catch (err) {
-    throw new InfluxUnavailableError(`InfluxDB at ${options.url} did not answer: ${(err as Error).message}`, undefined, { cause: err });
+    throw new InfluxUnavailableError(
+      `InfluxDB at ${options.url} did not answer: ${(err as Error).message}`,
+      undefined,
+      { cause: err },
+    );
   }
   const text = await res.text().catch(() => '');
   if (isRetryableStatus(res.status)) {
-    throw new InfluxUnavailableError(`InfluxDB at ${options.url} answered ${path.split('?')[0]} with HTTP ${res.status}: ${text.slice(0, 200)}`);
+    throw new InfluxUnavailableError(
+      `InfluxDB at ${options.url} answered ${path.split('?')[0]} with HTTP ${res.status}: ${text.slice(0, 200)}`,
+    );
   }
   return { status: res.status, text };
 }
@@ -69,7 +86,8 @@ async function ensureV1(options: DatabaseOptions): Promise<void> {
       body: new URLSearchParams({ q }).toString(),
     });
   const created = await query(`CREATE DATABASE ${escape.quoted(db)}`);
-  const createError = created.status === 200 ? influxqlError(created.text) : influxqlError(created.text) ?? `HTTP ${created.status}`;
+  const createError =
+    created.status === 200 ? influxqlError(created.text) : (influxqlError(created.text) ?? `HTTP ${created.status}`);
   if (!createError) return ensureRetention(options, query);
   // a user without admin rights cannot create databases, but may write to an existing one
   const shown = await query('SHOW DATABASES');
@@ -78,7 +96,11 @@ async function ensureV1(options: DatabaseOptions): Promise<void> {
     const names = body.results?.[0]?.series?.[0]?.values?.map((v) => v[0]) ?? [];
     if (names.includes(db)) return ensureRetention(options, query);
   }
-  throw new InfluxRejectedError(`InfluxDB database "${db}" does not exist and could not be created: ${createError}`, created.status, 'request');
+  throw new InfluxRejectedError(
+    `InfluxDB database "${db}" does not exist and could not be created: ${createError}`,
+    created.status,
+    'request',
+  );
 }
 
 type Query = (q: string) => Promise<{ status: number; text: string }>;
@@ -103,31 +125,54 @@ async function ensureRetention(options: DatabaseOptions, query: Query): Promise<
   const variable = raw === undefined ? 'EXPEED_HOURLY_RETENTION' : 'EXPEED_RAW_RETENTION';
   const run = async (q: string) => {
     const res = await query(q);
-    const error = res.status === 200 ? influxqlError(res.text) : influxqlError(res.text) ?? `HTTP ${res.status}`;
-    if (error) throw new InfluxRejectedError(`${variable}: InfluxDB refused "${q}" (the user needs admin rights): ${error}`, res.status, 'request');
+    const error = res.status === 200 ? influxqlError(res.text) : (influxqlError(res.text) ?? `HTTP ${res.status}`);
+    if (error)
+      throw new InfluxRejectedError(
+        `${variable}: InfluxDB refused "${q}" (the user needs admin rights): ${error}`,
+        res.status,
+        'request',
+      );
     return res.text;
   };
-  const shown = JSON.parse(await run(`SHOW RETENTION POLICIES ON ${db}`)) as { results?: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }> }> };
+  const shown = JSON.parse(await run(`SHOW RETENTION POLICIES ON ${db}`)) as {
+    results?: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }> }>;
+  };
   const series = shown.results?.[0]?.series?.[0];
   const rows = (series?.values ?? []).map((v) => Object.fromEntries(series!.columns.map((c, i) => [c, v[i]])));
   const dflt = rows.find((r) => r.default === true)?.name;
   if (typeof dflt !== 'string' || dflt === ROLLUP_RP || dflt === HOURLY_RP) {
-    throw new InfluxRejectedError(`${variable}: database "${options.bucket}" has no usable default retention policy (found ${String(dflt)})`, undefined, 'request');
+    throw new InfluxRejectedError(
+      `${variable}: database "${options.bucket}" has no usable default retention policy (found ${String(dflt)})`,
+      undefined,
+      'request',
+    );
   }
   const rollups = rows.find((r) => r.name === ROLLUP_RP);
   if (!rollups) await run(`CREATE RETENTION POLICY ${escape.quoted(ROLLUP_RP)} ON ${db} DURATION INF REPLICATION 1`);
-  else if (rollups.duration !== '0s') await run(`ALTER RETENTION POLICY ${escape.quoted(ROLLUP_RP)} ON ${db} DURATION INF`);
+  else if (rollups.duration !== '0s')
+    await run(`ALTER RETENTION POLICY ${escape.quoted(ROLLUP_RP)} ON ${db} DURATION INF`);
   if (hourly !== undefined) {
     const exists = rows.some((r) => r.name === HOURLY_RP);
     const spec = `${escape.quoted(HOURLY_RP)} ON ${db} DURATION ${Math.round(hourly / 1000)}s`;
-    await run(exists ? `ALTER RETENTION POLICY ${spec} SHARD DURATION ${shardDuration(hourly)}` : `CREATE RETENTION POLICY ${spec} REPLICATION 1 SHARD DURATION ${shardDuration(hourly)}`);
+    await run(
+      exists
+        ? `ALTER RETENTION POLICY ${spec} SHARD DURATION ${shardDuration(hourly)}`
+        : `CREATE RETENTION POLICY ${spec} REPLICATION 1 SHARD DURATION ${shardDuration(hourly)}`,
+    );
   }
-  if (raw !== undefined) await run(`ALTER RETENTION POLICY ${escape.quoted(dflt)} ON ${db} DURATION ${Math.round(raw / 1000)}s SHARD DURATION ${shardDuration(raw)}`);
+  if (raw !== undefined)
+    await run(
+      `ALTER RETENTION POLICY ${escape.quoted(dflt)} ON ${db} DURATION ${Math.round(raw / 1000)}s SHARD DURATION ${shardDuration(raw)}`,
+    );
 }
 
 async function ensureV2(options: DatabaseOptions): Promise<void> {
   if (options.hourlyRetentionMs !== undefined) {
-    throw new InfluxRejectedError('EXPEED_HOURLY_RETENTION works on InfluxDB 1.x only; on 2.x/3.x unset it (the hourly and daily rollups share INFLUX_BUCKET; see docs/rollups.md)', undefined, 'request');
+    throw new InfluxRejectedError(
+      'EXPEED_HOURLY_RETENTION works on InfluxDB 1.x only; on 2.x/3.x unset it (the hourly and daily rollups share INFLUX_BUCKET; see docs/rollups.md)',
+      undefined,
+      'request',
+    );
   }
   if (options.rawRetentionMs !== undefined) {
     // one bucket holds raw rows and rollups: its retention would expire the rollups too
@@ -141,7 +186,11 @@ async function ensureV2(options: DatabaseOptions): Promise<void> {
   if (options.org) params.set('org', options.org);
   const res = await call(options, `/api/v2/buckets?${params}`, { method: 'GET' });
   if (res.status === 401 || res.status === 403) {
-    throw new InfluxRejectedError(`InfluxDB refused the token (HTTP ${res.status}) when looking up bucket "${options.bucket}"; check INFLUX_TOKEN and INFLUX_ORG`, res.status, 'request');
+    throw new InfluxRejectedError(
+      `InfluxDB refused the token (HTTP ${res.status}) when looking up bucket "${options.bucket}"; check INFLUX_TOKEN and INFLUX_ORG`,
+      res.status,
+      'request',
+    );
   }
   if (res.status !== 200) {
     // InfluxDB 3 and other servers that accept /api/v2/write have no bucket API: the write decides

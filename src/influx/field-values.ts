@@ -71,7 +71,13 @@ export const INTEGER_FIELDS: Readonly<Record<string, IntegerFields>> = {
 };
 
 /** A value in line protocol for a field of a measurement: `<n>i` for the schema's integer fields. */
-export function encodeFor(integers: IntegerFields | undefined, name: string, value: FieldValue): string | { problem: string } {
+export function encodeFor(
+  integers: IntegerFields | undefined,
+  name: string,
+  value: FieldValue,
+): string | { problem: string } {
   if (integers === undefined || typeof value !== 'number' || !integers.has(name)) return encodeValue(value);
-  return Number.isSafeInteger(value) ? `${value}i` : { problem: `value ${value} is not a whole number (the schema stores "${name}" as integer)` };
+  return Number.isSafeInteger(value)
+    ? `${value}i`
+    : { problem: `value ${value} is not a whole number (the schema stores "${name}" as integer)` };
 }

@@ -22,7 +22,16 @@ export function escapedMeasurement(name: string): string {
  * `device_id` (a field of that name makes every query of the tag ambiguous) and the names 2.x+
  * reserves for its own columns. A value under one of them becomes a dead letter.
  */
-export const RESERVED_FIELD_NAMES: ReadonlySet<string> = new Set(['time', 'device_id', '_measurement', '_field', '_value', '_time', '_start', '_stop']);
+export const RESERVED_FIELD_NAMES: ReadonlySet<string> = new Set([
+  'time',
+  'device_id',
+  '_measurement',
+  '_field',
+  '_value',
+  '_time',
+  '_start',
+  '_stop',
+]);
 
 /**
  * Why a key cannot be written, whatever its role, or undefined: empty, a line break, a NUL, or a lone
@@ -72,14 +81,21 @@ export type KeyRole = 'device id' | 'field name';
 /** Why a device id or a field name cannot be written, or undefined. */
 export function nameProblem(key: string, what: KeyRole): string | undefined {
   if (what === 'device id') {
-    return keyProblem(key, what) ?? (TRAILING_BACKSLASH.test(key) ? "device id ends with a backslash, which InfluxDB's line protocol cannot carry" : undefined);
+    return (
+      keyProblem(key, what) ??
+      (TRAILING_BACKSLASH.test(key)
+        ? "device id ends with a backslash, which InfluxDB's line protocol cannot carry"
+        : undefined)
+    );
   }
   const label = `field name ${JSON.stringify(key)}`;
   const problem = keyProblem(key, label);
   if (problem !== undefined) return problem;
   if (key.includes('\\')) {
-    if (TRAILING_BACKSLASH.test(key)) return `${label} ends with a backslash, which InfluxDB's line protocol cannot carry`;
-    if (ODD_BACKSLASHES_BEFORE_SEPARATOR.test(key)) return `${label} has an odd number of backslashes before a space, comma or "=", which InfluxDB's line protocol cannot carry`;
+    if (TRAILING_BACKSLASH.test(key))
+      return `${label} ends with a backslash, which InfluxDB's line protocol cannot carry`;
+    if (ODD_BACKSLASHES_BEFORE_SEPARATOR.test(key))
+      return `${label} has an odd number of backslashes before a space, comma or "=", which InfluxDB's line protocol cannot carry`;
   }
   return RESERVED_FIELD_NAMES.has(key) ? `${label} is reserved in InfluxDB` : undefined;
 }

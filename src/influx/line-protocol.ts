@@ -10,7 +10,14 @@
  */
 import { fieldRecord } from '../base/field-record.js';
 import type { SinkPoint } from './api.js';
-import { encodeFor, encodeValue, INTEGER_FIELDS, normaliseValue, type FieldValue, type ValueProblem } from './field-values.js';
+import {
+  encodeFor,
+  encodeValue,
+  INTEGER_FIELDS,
+  normaliseValue,
+  type FieldValue,
+  type ValueProblem,
+} from './field-values.js';
 import { escapedMeasurement, type KeyCache } from './keys.js';
 import type { NumericStrings } from './numeric-strings.js';
 
@@ -39,12 +46,19 @@ export interface EncodeReport {
  * written. Every unusable value adds a problem to `report`; a point with no storable field adds
  * one problem that says why.
  */
-export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport, strings?: NumericStrings): string | undefined {
+export function encodePoint(
+  raw: SinkPoint,
+  keys: KeyCache,
+  report: EncodeReport,
+  strings?: NumericStrings,
+): string | undefined {
   if (typeof raw.deviceId !== 'string') return void report.problems.push({ reason: 'device id is not a string' });
   const device = keys.get(raw.deviceId, 'device id');
   if (typeof device !== 'string') return void report.problems.push({ reason: device.problem });
-  if (!Number.isSafeInteger(raw.time)) return void report.problems.push({ reason: `time ${String(raw.time)} is not whole epoch milliseconds` });
-  if (raw.fields === null || typeof raw.fields !== 'object') return void report.problems.push({ reason: 'point has no fields object' });
+  if (!Number.isSafeInteger(raw.time))
+    return void report.problems.push({ reason: `time ${String(raw.time)} is not whole epoch milliseconds` });
+  if (raw.fields === null || typeof raw.fields !== 'object')
+    return void report.problems.push({ reason: 'point has no fields object' });
 
   const integers = INTEGER_FIELDS[raw.measurement];
   const firstProblem = report.problems.length;
@@ -53,7 +67,8 @@ export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport
   let count = 0;
   for (const name in raw.fields) {
     let value = normaliseValue(raw.fields[name]);
-    if (typeof value === 'string' && strings !== undefined && typeof raw.fields[name] === 'string') value = strings.read(raw.measurement, name, value);
+    if (typeof value === 'string' && strings !== undefined && typeof raw.fields[name] === 'string')
+      value = strings.read(raw.measurement, name, value);
     if (value === null) {
       report.absent++;
       continue;
@@ -87,13 +102,18 @@ export function encodePoint(raw: SinkPoint, keys: KeyCache, report: EncodeReport
  * The storable values a line carries, in the order they arrived. Recomputed from the raw point
  * when needed (only when InfluxDB refused something) instead of being kept for every point.
  */
-export function storableFields(point: NormalisedPoint, keys: KeyCache, strings?: NumericStrings): Record<string, FieldValue> {
+export function storableFields(
+  point: NormalisedPoint,
+  keys: KeyCache,
+  strings?: NumericStrings,
+): Record<string, FieldValue> {
   // a field named "__proto__" or "toString" is data like any other
   const fields = fieldRecord<FieldValue>();
   for (const name of point.only ?? Object.keys(point.raw.fields)) {
     const raw = point.raw.fields[name];
     let value = normaliseValue(raw);
-    if (typeof value === 'string' && strings !== undefined && typeof raw === 'string') value = strings.read(point.raw.measurement, name, value);
+    if (typeof value === 'string' && strings !== undefined && typeof raw === 'string')
+      value = strings.read(point.raw.measurement, name, value);
     if (value === null || typeof value === 'object' || typeof keys.get(name, 'field name') !== 'string') continue;
     if (typeof encodeFor(INTEGER_FIELDS[point.raw.measurement], name, value) !== 'string') continue;
     fields[name] = value;
@@ -102,7 +122,12 @@ export function storableFields(point: NormalisedPoint, keys: KeyCache, strings?:
 }
 
 /** The same point with only the named fields (a subset of its storable ones), e.g. to isolate a refused one. */
-export function withFields(point: NormalisedPoint, names: string[], keys: KeyCache, strings?: NumericStrings): NormalisedPoint | undefined {
+export function withFields(
+  point: NormalisedPoint,
+  names: string[],
+  keys: KeyCache,
+  strings?: NumericStrings,
+): NormalisedPoint | undefined {
   const fields = storableFields(point, keys, strings);
   const only: string[] = [];
   const integers = INTEGER_FIELDS[point.raw.measurement];
@@ -114,5 +139,9 @@ export function withFields(point: NormalisedPoint, names: string[], keys: KeyCac
   }
   if (only.length === 0) return undefined;
   const device = keys.get(point.raw.deviceId, 'device id') as string;
-  return { raw: point.raw, only, line: `${escapedMeasurement(point.raw.measurement)},device_id=${device} ${set} ${point.raw.time}` };
+  return {
+    raw: point.raw,
+    only,
+    line: `${escapedMeasurement(point.raw.measurement)},device_id=${device} ${set} ${point.raw.time}`,
+  };
 }

@@ -46,14 +46,22 @@ export class NumericStrings {
 
   /** Whether a raw value of `field` would be converted to a number if the field were not kept. */
   converts(measurement: string, value: unknown): boolean {
-    return this.mode === 'number' && measurement === MEASUREMENT.data && typeof value === 'string' && decimalValue(value) !== undefined;
+    return (
+      this.mode === 'number' &&
+      measurement === MEASUREMENT.data &&
+      typeof value === 'string' &&
+      decimalValue(value) !== undefined
+    );
   }
 
   /** From now on, values of `field` are written as strings (InfluxDB holds it as one); logged once per field. */
   keep(measurement: string, field: string): void {
     if (measurement !== MEASUREMENT.data || this.kept.has(field)) return;
     this.kept.add(field);
-    this.logger?.warn({ measurement, field }, 'InfluxDB holds this field as a string: its numeric strings are written as strings');
+    this.logger?.warn(
+      { measurement, field },
+      'InfluxDB holds this field as a string: its numeric strings are written as strings',
+    );
   }
 
   /** The fields kept as strings so far. */

@@ -46,7 +46,9 @@ export async function waitForInflux(options: WaitForInfluxOptions): Promise<void
       reason = reasonOf(err);
     }
     if (now() >= deadline) {
-      throw new InfluxUnavailableError(`cannot reach InfluxDB at ${o.url} within ${Math.round(o.timeoutMs / 1000)} s (${reason}; EXPEED_INFLUX_START_TIMEOUT)`);
+      throw new InfluxUnavailableError(
+        `cannot reach InfluxDB at ${o.url} within ${Math.round(o.timeoutMs / 1000)} s (${reason}; EXPEED_INFLUX_START_TIMEOUT)`,
+      );
     }
     o.onRetry?.(reason, attempt);
     await sleep(Math.min(o.intervalMs, Math.max(0, deadline - now())));

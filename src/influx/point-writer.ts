@@ -56,7 +56,11 @@ export class InfluxPointWriter implements PointWriter {
   private closed = false;
 
   constructor(options: Partial<PointWriterOptions> & Pick<PointWriterOptions, 'deadLetters'>) {
-    this.options = { ...DEFAULT_POINT_WRITER_OPTIONS, ...options, retry: { ...DEFAULT_RETRY_POLICY, ...options.retry } };
+    this.options = {
+      ...DEFAULT_POINT_WRITER_OPTIONS,
+      ...options,
+      retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+    };
     if (this.options.batchLines < 1) throw new RangeError('batchLines must be at least 1');
     this.strings = new NumericStrings(this.options.numericStrings, this.options.logger);
   }
@@ -86,10 +90,20 @@ export class InfluxPointWriter implements PointWriter {
     // letters are stored only once the whole write succeeded; a write that throws is re-run by its job
     await Promise.all(
       result.rejected.map((r) =>
-        this.options.deadLetters.add({ kind: 'point', source: options.source, reason: r.reason, deviceId: r.point.deviceId, raw: r.point }),
+        this.options.deadLetters.add({
+          kind: 'point',
+          source: options.source,
+          reason: r.reason,
+          deviceId: r.point.deviceId,
+          raw: r.point,
+        }),
       ),
     );
-    if (result.rejected.length) this.options.logger?.warn({ source: options.source, deadLettered: result.rejected.length }, 'points set aside as dead letters');
+    if (result.rejected.length)
+      this.options.logger?.warn(
+        { source: options.source, deadLettered: result.rejected.length },
+        'points set aside as dead letters',
+      );
     const { written, merged, conflicts, deadLettered, absent, refused } = result;
     // conflicts and refused only when there were some: the common answer carries the four counts
     const answer: WriteResult = { written, merged, deadLettered, absent };
@@ -102,7 +116,15 @@ export class InfluxPointWriter implements PointWriter {
   async writeDetailed(points: SinkPoint[], signal?: AbortSignal): Promise<DetailedWriteResult> {
     if (this.closed) throw new Error('the InfluxDB writer is closed');
     const { batchLines, maxBatchBytes, concurrency } = this.options;
-    const work = writeInLanes(points, { batchLines, maxBatchBytes, concurrency, keys: this.keys, strings: this.strings, connect: () => this.connect(), signal });
+    const work = writeInLanes(points, {
+      batchLines,
+      maxBatchBytes,
+      concurrency,
+      keys: this.keys,
+      strings: this.strings,
+      connect: () => this.connect(),
+      signal,
+    });
     this.inFlight.add(work);
     try {
       return await work;

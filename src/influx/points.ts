@@ -12,7 +12,13 @@ import { MEASUREMENT, type SinkPoint } from './api.js';
 export type StatusSource = 'push' | 'poll';
 
 /** One `device_status` point: `online` as we read it, the code as received, and where it came from. */
-export function statusPoint(deviceId: string, time: number, online: boolean, rawStatus: number, source: StatusSource): SinkPoint {
+export function statusPoint(
+  deviceId: string,
+  time: number,
+  online: boolean,
+  rawStatus: number,
+  source: StatusSource,
+): SinkPoint {
   return { measurement: MEASUREMENT.status, deviceId, time, fields: { online, raw_status: rawStatus, source } };
 }
 

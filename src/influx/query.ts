@@ -72,21 +72,41 @@ export function createInfluxQuery(options: InfluxQueryOptions): InfluxQuery {
     let res: Response;
     try {
       // POST keeps the query (and 1.x credentials) out of server access logs
-      res = await http(`${options.url}/query`, { method: 'POST', headers, body: params.toString(), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      res = await http(`${options.url}/query`, {
+        method: 'POST',
+        headers,
+        body: params.toString(),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
     } catch (err) {
-      throw new InfluxUnavailableError(`InfluxDB at ${options.url} did not answer a query: ${(err as Error).message}`, undefined, { cause: err });
+      throw new InfluxUnavailableError(
+        `InfluxDB at ${options.url} did not answer a query: ${(err as Error).message}`,
+        undefined,
+        { cause: err },
+      );
     }
     const text = await res.text();
-    if (isRetryableStatus(res.status)) throw new InfluxUnavailableError(`InfluxDB at ${options.url} answered a query with HTTP ${res.status}: ${text.slice(0, 200)}`);
+    if (isRetryableStatus(res.status))
+      throw new InfluxUnavailableError(
+        `InfluxDB at ${options.url} answered a query with HTTP ${res.status}: ${text.slice(0, 200)}`,
+      );
     let body: { results?: Array<{ series?: InfluxSeries[]; error?: string }>; error?: string };
     try {
       body = JSON.parse(text);
     } catch {
-      throw new InfluxRejectedError(`InfluxDB at ${options.url} answered a query with HTTP ${res.status} and no JSON: ${text.slice(0, 200)}`, res.status, 'request');
+      throw new InfluxRejectedError(
+        `InfluxDB at ${options.url} answered a query with HTTP ${res.status} and no JSON: ${text.slice(0, 200)}`,
+        res.status,
+        'request',
+      );
     }
     const error = body.error ?? body.results?.[0]?.error;
     if (!res.ok || error) {
-      throw new InfluxRejectedError(`InfluxDB refused the query (HTTP ${res.status}): ${error ?? text.slice(0, 200)}; query: ${q}`, res.status, 'request');
+      throw new InfluxRejectedError(
+        `InfluxDB refused the query (HTTP ${res.status}): ${error ?? text.slice(0, 200)}; query: ${q}`,
+        res.status,
+        'request',
+      );
     }
     return body.results?.[0]?.series ?? [];
   }
@@ -95,7 +115,9 @@ export function createInfluxQuery(options: InfluxQueryOptions): InfluxQuery {
     series,
     async rows(q, signal) {
       const all = await series(q, signal);
-      return all.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
+      return all.flatMap((s) =>
+        s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })),
+      );
     },
     async close() {
       // stateless: fetch keeps no connection of ours open

@@ -36,7 +36,14 @@ interface Batch {
 
 export async function writeInLanes(points: SinkPoint[], o: LaneOptions): Promise<DetailedWriteResult> {
   const { points: unique, merged, conflicts } = mergeDuplicates(points);
-  const result: DetailedWriteResult = { written: 0, merged, deadLettered: 0, absent: 0, rejected: [], ...(conflicts ? { conflicts } : {}) };
+  const result: DetailedWriteResult = {
+    written: 0,
+    merged,
+    deadLettered: 0,
+    absent: 0,
+    rejected: [],
+    ...(conflicts ? { conflicts } : {}),
+  };
   let cursor = 0;
   // one report for the whole call: a point that is fine adds nothing to it
   const report: EncodeReport = { absent: 0, problems: [] };
@@ -63,7 +70,11 @@ export async function writeInLanes(points: SinkPoint[], o: LaneOptions): Promise
   };
   let failure: unknown;
   const lane = async () => {
-    for (let batch = nextBatch(); batch && failure === undefined; batch = failure === undefined ? nextBatch() : undefined) {
+    for (
+      let batch = nextBatch();
+      batch && failure === undefined;
+      batch = failure === undefined ? nextBatch() : undefined
+    ) {
       if (batch.lines.length === 0) continue;
       try {
         await sendBatch(await o.connect(), batch, result, o);
@@ -80,7 +91,12 @@ export async function writeInLanes(points: SinkPoint[], o: LaneOptions): Promise
 }
 
 /** A batch as encoded: its lines, sent as they are, and their points for when InfluxDB refuses some. */
-async function sendBatch(request: WriteRequest, batch: Batch, result: DetailedWriteResult, o: LaneOptions): Promise<void> {
+async function sendBatch(
+  request: WriteRequest,
+  batch: Batch,
+  result: DetailedWriteResult,
+  o: LaneOptions,
+): Promise<void> {
   try {
     await request.send(batch.lines.join('\n'), o.signal);
     result.written += batch.lines.length;

@@ -32,7 +32,12 @@ function namedField(message: string, fields: Record<string, unknown>): string | 
 const TYPE_OF: Record<string, string> = { float: 'number', integer: 'number', boolean: 'boolean', string: 'string' };
 
 /** Lines a rejection message points at. */
-function suspects(message: string, batch: NormalisedPoint[], keys: KeyCache, strings?: NumericStrings): Set<NormalisedPoint> {
+function suspects(
+  message: string,
+  batch: NormalisedPoint[],
+  keys: KeyCache,
+  strings?: NumericStrings,
+): Set<NormalisedPoint> {
   const found = new Set<NormalisedPoint>();
   const conflict = /input field "(.+?)" on measurement "(.+?)" is (?:type (\w+)|invalid)/.exec(message);
   if (conflict) {
@@ -50,7 +55,12 @@ function suspects(message: string, batch: NormalisedPoint[], keys: KeyCache, str
 }
 
 /** Writes a batch; if InfluxDB refuses its lines, isolates the refused ones. */
-async function settle(ctx: RefusalContext, batch: NormalisedPoint[], result: DetailedWriteResult, part = false): Promise<void> {
+async function settle(
+  ctx: RefusalContext,
+  batch: NormalisedPoint[],
+  result: DetailedWriteResult,
+  part = false,
+): Promise<void> {
   try {
     await ctx.request.send(batch.map((p) => p.line).join('\n'), ctx.signal);
     result.written += batch.length;
@@ -64,13 +74,23 @@ async function settle(ctx: RefusalContext, batch: NormalisedPoint[], result: Det
  * The refused lines of a batch InfluxDB did not take as a whole: the lines the error names first,
  * otherwise halves. `part`: the batch is some fields of one point being isolated.
  */
-export async function isolateRefused(ctx: RefusalContext, batch: NormalisedPoint[], err: InfluxRejectedError, result: DetailedWriteResult, part = false): Promise<void> {
+export async function isolateRefused(
+  ctx: RefusalContext,
+  batch: NormalisedPoint[],
+  err: InfluxRejectedError,
+  result: DetailedWriteResult,
+  part = false,
+): Promise<void> {
   const rewritten = asStrings(ctx, batch, err.message);
   if (rewritten) return settle(ctx, rewritten, result, part);
   if (batch.length === 1) return rejectOne(ctx, batch[0], err.message, result, part);
   const named = suspects(err.message, batch, ctx.keys, ctx.strings);
   if (named.size > 0 && named.size < batch.length) {
-    await settle(ctx, batch.filter((p) => !named.has(p)), result);
+    await settle(
+      ctx,
+      batch.filter((p) => !named.has(p)),
+      result,
+    );
     await settle(ctx, [...named], result);
     return;
   }
@@ -84,18 +104,28 @@ export async function isolateRefused(ctx: RefusalContext, batch: NormalisedPoint
  * aside at once, otherwise the fields are halved into lines of the same series and time (InfluxDB
  * merges them into one point). The point counts as written once if any of its fields landed.
  */
-async function rejectOne(ctx: RefusalContext, point: NormalisedPoint, message: string, result: DetailedWriteResult, part: boolean): Promise<void> {
+async function rejectOne(
+  ctx: RefusalContext,
+  point: NormalisedPoint,
+  message: string,
+  result: DetailedWriteResult,
+  part: boolean,
+): Promise<void> {
   const fields = storableFields(point, ctx.keys, ctx.strings);
   const names = Object.keys(fields);
   if (names.length === 1) {
-    result.rejected.push({ point: point.raw, reason: `${part ? `field "${names[0]}" ` : ''}refused by InfluxDB: ${message}` });
+    result.rejected.push({
+      point: point.raw,
+      reason: `${part ? `field "${names[0]}" ` : ''}refused by InfluxDB: ${message}`,
+    });
     if (!part) (result.refused ??= []).push(point.raw);
     return;
   }
   const named = namedField(message, fields);
   const half = Math.ceil(names.length / 2);
   const groups = named === undefined ? [names.slice(0, half), names.slice(half)] : [names.filter((n) => n !== named)];
-  if (named !== undefined) result.rejected.push({ point: point.raw, reason: `field "${named}" refused by InfluxDB: ${message}` });
+  if (named !== undefined)
+    result.rejected.push({ point: point.raw, reason: `field "${named}" refused by InfluxDB: ${message}` });
   let landed = false;
   for (const group of groups) {
     const sub: DetailedWriteResult = { written: 0, merged: 0, deadLettered: 0, absent: 0, rejected: [] };
@@ -114,11 +144,21 @@ async function rejectOne(ctx: RefusalContext, point: NormalisedPoint, message: s
  * conflict is not of that kind or no line changes (a real number in a string field is refused).
  */
 function asStrings(ctx: RefusalContext, batch: NormalisedPoint[], message: string): NormalisedPoint[] | undefined {
-  const conflict = /input field "(.+?)" on measurement "(.+?)" is type float, already exists as type string/.exec(message);
+  const conflict = /input field "(.+?)" on measurement "(.+?)" is type float, already exists as type string/.exec(
+    message,
+  );
   if (!conflict || ctx.strings === undefined) return undefined;
   const [, field, measurement] = conflict;
   const strings = ctx.strings;
-  if (!batch.some((p) => p.raw.measurement === measurement && Object.hasOwn(p.raw.fields, field) && strings.converts(measurement, p.raw.fields[field]))) return undefined;
+  if (
+    !batch.some(
+      (p) =>
+        p.raw.measurement === measurement &&
+        Object.hasOwn(p.raw.fields, field) &&
+        strings.converts(measurement, p.raw.fields[field]),
+    )
+  )
+    return undefined;
   strings.keep(measurement, field);
   let changed = false;
   const rebuilt = batch.map((p) => {

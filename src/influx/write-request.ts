@@ -35,7 +35,8 @@ export function authHeaders(target: Pick<WriteTarget, 'api' | 'token'>): Record<
 }
 
 export function writePath(target: WriteTarget): string {
-  if (target.api === 'v1') return `/write?${new URLSearchParams({ db: target.bucket, precision: 'ms', ...(target.rp ? { rp: target.rp } : {}) })}`;
+  if (target.api === 'v1')
+    return `/write?${new URLSearchParams({ db: target.bucket, precision: 'ms', ...(target.rp ? { rp: target.rp } : {}) })}`;
   const params = new URLSearchParams({ bucket: target.bucket, precision: 'ms' });
   if (target.org) params.set('org', target.org);
   return `/api/v2/write?${params}`;
@@ -74,11 +75,15 @@ function classify(err: unknown, api: WriteApiVersion): Outcome {
     const status = err.statusCode;
     const message = `HTTP ${status}: ${serverMessage(err)}`;
     const headers = err.headers as Record<string, string | string[] | undefined> | undefined;
-    if (isRetryableStatus(status)) return { kind: 'retry', message, retryAfterMs: parseRetryAfter(headers?.['retry-after']) };
+    if (isRetryableStatus(status))
+      return { kind: 'retry', message, retryAfterMs: parseRetryAfter(headers?.['retry-after']) };
     if (status === 400 || status === 413 || status === 422) return { kind: 'points', status, message };
-    if (status === 404 && api === 'v1' && /database not found/i.test(message)) return { kind: 'missing-database', message };
-    if (status === 401 || status === 403) return { kind: 'request', status, message: `${message} (check INFLUX_TOKEN / INFLUX_ORG)` };
-    if (status === 404) return { kind: 'request', status, message: `${message} (check INFLUX_BUCKET, INFLUX_ORG and INFLUX_API)` };
+    if (status === 404 && api === 'v1' && /database not found/i.test(message))
+      return { kind: 'missing-database', message };
+    if (status === 401 || status === 403)
+      return { kind: 'request', status, message: `${message} (check INFLUX_TOKEN / INFLUX_ORG)` };
+    if (status === 404)
+      return { kind: 'request', status, message: `${message} (check INFLUX_BUCKET, INFLUX_ORG and INFLUX_API)` };
     return { kind: 'request', status, message };
   }
   // network errors, socket timeouts, a server that closed the connection: trying again can help
@@ -99,8 +104,14 @@ export class WriteRequest {
       this.transport = options.transport;
     } else {
       // our own keep-alive agent, destroyed by close(), so sockets do not outlive the writer
-      this.agent = target.url.startsWith('https:') ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-      this.transport = new InfluxDB({ url: target.url, timeout: options.timeoutMs, transportOptions: { agent: this.agent } }).transport;
+      this.agent = target.url.startsWith('https:')
+        ? new HttpsAgent({ keepAlive: true })
+        : new HttpAgent({ keepAlive: true });
+      this.transport = new InfluxDB({
+        url: target.url,
+        timeout: options.timeoutMs,
+        transportOptions: { agent: this.agent },
+      }).transport;
     }
     this.path = writePath(target);
     this.headers = { 'content-type': 'text/plain; charset=utf-8', ...authHeaders(target) };
@@ -131,9 +142,11 @@ export class WriteRequest {
         outcome = classify(err, this.target.api);
       }
       if (outcome.kind === 'points') throw new InfluxRejectedError(outcome.message, outcome.status, 'points');
-      if (outcome.kind === 'request') throw new InfluxRejectedError(`InfluxDB refused the write: ${outcome.message}`, outcome.status, 'request');
+      if (outcome.kind === 'request')
+        throw new InfluxRejectedError(`InfluxDB refused the write: ${outcome.message}`, outcome.status, 'request');
       if (outcome.kind === 'missing-database') {
-        if (reopened || !this.options.onMissingDatabase) throw new InfluxRejectedError(`InfluxDB: ${outcome.message}`, 404, 'request');
+        if (reopened || !this.options.onMissingDatabase)
+          throw new InfluxRejectedError(`InfluxDB: ${outcome.message}`, 404, 'request');
         reopened = true;
         await this.options.onMissingDatabase();
         continue;

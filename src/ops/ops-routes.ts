@@ -68,7 +68,8 @@ export function opsRoutes(options: OpsRoutesOptions): FastifyPluginAsync {
         options.readiness.map(async (c) => {
           try {
             const ok = await withTimeout(c.check(), timeout, c.name);
-            if (ok && typeof ok === 'object') return { name: c.name, ok: true, say: `degraded: ${ok.degraded}`, degraded: true };
+            if (ok && typeof ok === 'object')
+              return { name: c.name, ok: true, say: `degraded: ${ok.degraded}`, degraded: true };
             return { name: c.name, ok: ok !== false, say: ok === false ? 'not ready' : 'ok', degraded: false };
           } catch (err) {
             return { name: c.name, ok: false, say: (err as Error).message, degraded: false };
@@ -114,7 +115,10 @@ function bullBoard(queues: Queue[], admin: { user: string; password: string }): 
     });
     app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
       if (basicAuthOk(req.headers.authorization, admin)) return;
-      await reply.code(401).header('www-authenticate', 'Basic realm="expeed-sync queues"').send({ error: 'authentication required' });
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Basic realm="expeed-sync queues"')
+        .send({ error: 'authentication required' });
     });
     await app.register(adapter.registerPlugin(), { prefix: '/admin/queues' });
   };

@@ -23,13 +23,15 @@ export function meterPlatformClient(client: PlatformClient, metrics: Metrics): P
   }
   return {
     deviceStatus: (d: DeviceRef, o?: CallOptions) => timed('device_status', () => client.deviceStatus(d, o)),
-    currentDatapoints: (d: DeviceRef, ids?: string[], o?: CallOptions) => timed('current', () => client.currentDatapoints(d, ids, o)),
+    currentDatapoints: (d: DeviceRef, ids?: string[], o?: CallOptions) =>
+      timed('current', () => client.currentDatapoints(d, ids, o)),
     history: async (d: DeviceRef, q: HistoryQuery, o?: CallOptions) => {
       const page = await timed('history', () => client.history(d, q, o));
       metrics.pagesFetched.inc();
       return page;
     },
-    deviceSetting: (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => timed('device_setting', () => client.deviceSetting(d, s, o)),
+    deviceSetting: (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) =>
+      timed('device_setting', () => client.deviceSetting(d, s, o)),
   };
 }
 

@@ -29,7 +29,12 @@ export interface RedisPersistence {
 }
 
 /** What a Redis restart without persistence (or an emptied Redis) takes with it. */
-export const RESETS_WITHOUT_PERSISTENCE = ['the checkpoints (devices are walked again from EXPEED_BACKFILL_START)', 'the token count of the platform day', 'the device registry', 'pushes acknowledged but not yet written to InfluxDB'] as const;
+export const RESETS_WITHOUT_PERSISTENCE = [
+  'the checkpoints (devices are walked again from EXPEED_BACKFILL_START)',
+  'the token count of the platform day',
+  'the device registry',
+  'pushes acknowledged but not yet written to InfluxDB',
+] as const;
 
 const WEAKEST_FIRST: readonly PersistenceMode[] = ['none', 'unknown', 'rdb', 'aof', 'aof+rdb'];
 
@@ -61,7 +66,9 @@ export async function readNodePersistence(node: Redis): Promise<NodePersistence>
 export async function readPersistence(redis: RedisConnection): Promise<RedisPersistence> {
   // a cluster knows its masters only once connected: the PING waits for that (offline queue)
   if (redis instanceof Cluster && redis.status !== 'ready') await redis.ping();
-  const nodes = await Promise.all((redis instanceof Cluster ? redis.nodes('master') : [redis]).map(readNodePersistence));
+  const nodes = await Promise.all(
+    (redis instanceof Cluster ? redis.nodes('master') : [redis]).map(readNodePersistence),
+  );
   const mode = WEAKEST_FIRST.find((m) => nodes.some((n) => n.mode === m)) ?? 'unknown';
   return { mode, nodes };
 }
@@ -146,13 +153,25 @@ export class RedisPersistenceWatch {
     const emptied = when === 'reconnect' && set === 'OK';
     const warned = emptied || persistence.mode === 'none';
     if (warned) {
-      const why = emptied ? 'Redis came back empty (the marker key is gone)' : 'Redis has no persistence (AOF and RDB snapshots both off)';
+      const why = emptied
+        ? 'Redis came back empty (the marker key is gone)'
+        : 'Redis has no persistence (AOF and RDB snapshots both off)';
       logger.warn(
-        { when, persistence: persistence.mode, nodes: persistence.nodes.map((n) => `${n.node} ${n.mode}`), emptied, resets: RESETS_WITHOUT_PERSISTENCE, marker: this.markerKey },
+        {
+          when,
+          persistence: persistence.mode,
+          nodes: persistence.nodes.map((n) => `${n.node} ${n.mode}`),
+          emptied,
+          resets: RESETS_WITHOUT_PERSISTENCE,
+          marker: this.markerKey,
+        },
         `${why}: ${emptied ? 'these were reset' : 'a Redis restart resets'} ${RESETS_WITHOUT_PERSISTENCE.join(', ')}; turn on appendonly (docs/security.md)`,
       );
     } else if (when === 'start' && persistence.mode === 'unknown') {
-      logger.info({ persistence: persistence.mode, nodes: persistence.nodes.map((n) => `${n.node}: ${n.error ?? n.mode}`) }, 'Redis persistence could not be read (CONFIG refused); make sure AOF or snapshots are on');
+      logger.info(
+        { persistence: persistence.mode, nodes: persistence.nodes.map((n) => `${n.node}: ${n.error ?? n.mode}`) },
+        'Redis persistence could not be read (CONFIG refused); make sure AOF or snapshots are on',
+      );
     }
     this.checks++;
     return (this.last = { persistence, emptied, warned });

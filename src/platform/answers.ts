@@ -33,7 +33,10 @@ export function readRow(raw: unknown, timezone: string, rows: DataRow[], unreada
     if (key === 'timestamp') continue;
     const value = record[key];
     if (!key.isWellFormed() || (typeof value === 'string' && !value.isWellFormed())) {
-      unreadable.push({ reason: `datapoint ${describe(key)} ${key.isWellFormed() ? `has the value ${describe(value)}, which is` : 'has a name that is'} not well-formed Unicode (a lone UTF-16 surrogate)`, raw });
+      unreadable.push({
+        reason: `datapoint ${describe(key)} ${key.isWellFormed() ? `has the value ${describe(value)}, which is` : 'has a name that is'} not well-formed Unicode (a lone UTF-16 surrogate)`,
+        raw,
+      });
       return;
     }
     values[key] = value;
@@ -43,7 +46,10 @@ export function readRow(raw: unknown, timezone: string, rows: DataRow[], unreada
 
 /** A field of an answer that is missing or not what SPEC.md says. */
 export function missing(endpoint: Endpoint, field: string, value: unknown): PlatformProtocolError {
-  return new PlatformProtocolError(endpoint, value === undefined ? `missing "${field}"` : `"${field}" is invalid (${describe(value)})`);
+  return new PlatformProtocolError(
+    endpoint,
+    value === undefined ? `missing "${field}"` : `"${field}" is invalid (${describe(value)})`,
+  );
 }
 
 /** A value as an error may quote it: JSON, at most 80 characters. */

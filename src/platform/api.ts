@@ -58,9 +58,17 @@ export interface CallOptions {
 
 export interface PlatformClient {
   deviceStatus(device: DeviceRef, options?: CallOptions): Promise<DeviceStatus>;
-  currentDatapoints(device: DeviceRef, ids?: string[], options?: CallOptions): Promise<{ row: DataRow | undefined; unreadable: UnreadableRow[] }>;
+  currentDatapoints(
+    device: DeviceRef,
+    ids?: string[],
+    options?: CallOptions,
+  ): Promise<{ row: DataRow | undefined; unreadable: UnreadableRow[] }>;
   history(device: DeviceRef, query: HistoryQuery, options?: CallOptions): Promise<HistoryPage>;
-  deviceSetting(device: DeviceRef, settings: Record<string, unknown>, options?: CallOptions): Promise<{ messageId: string }>;
+  deviceSetting(
+    device: DeviceRef,
+    settings: Record<string, unknown>,
+    options?: CallOptions,
+  ): Promise<{ messageId: string }>;
 }
 
 /** Where device calls get their access token: the shared token budget in production. */

@@ -34,7 +34,7 @@ export function againstHeld(page: DataRow[], held: readonly DataRow[]): AgainstH
   const rows: DataRow[] = [];
   let carried = NO_ROWS;
   let dropped = 0;
-  for (let i = 0; i < page.length; ) {
+  for (let i = 0; i < page.length;) {
     const t = page[i].time;
     let j = i;
     while (j < page.length && page[j].time === t) j++;

@@ -10,7 +10,17 @@
  */
 import type { Config } from '../base/config.js';
 import { describe, missing, readRow } from './answers.js';
-import type { CallOptions, DataRow, DeviceRef, DeviceStatus, HistoryPage, HistoryQuery, PlatformClient, TokenSource, UnreadableRow } from './api.js';
+import type {
+  CallOptions,
+  DataRow,
+  DeviceRef,
+  DeviceStatus,
+  HistoryPage,
+  HistoryQuery,
+  PlatformClient,
+  TokenSource,
+  UnreadableRow,
+} from './api.js';
 import {
   ENDPOINT,
   PlatformError,
@@ -24,7 +34,15 @@ import {
   type Endpoint,
 } from './errors.js';
 import { backoffDelay, sleep } from '../base/backoff.js';
-import { DEFAULT_HTTP_OPTIONS, platformBackoff, requestJson, toInteger, type HttpOptions, type JsonRequest, type VendorAnswer } from './platform-request.js';
+import {
+  DEFAULT_HTTP_OPTIONS,
+  platformBackoff,
+  requestJson,
+  toInteger,
+  type HttpOptions,
+  type JsonRequest,
+  type VendorAnswer,
+} from './platform-request.js';
 import { checkDevice, historyQuery, idList, invalid, segment } from './requests.js';
 import { DEFAULT_TIMEZONE } from './timestamp.js';
 import { withDefaults } from '../base/options.js';
@@ -63,7 +81,12 @@ export class ExpeedClient implements PlatformClient {
 
   async deviceStatus(device: DeviceRef, options: CallOptions = {}): Promise<DeviceStatus> {
     const endpoint = ENDPOINT.deviceStatus;
-    const answer = await this.deviceCall(endpoint, device, { path: `/v1/devices/device_status/${segment(device.id)}` }, options);
+    const answer = await this.deviceCall(
+      endpoint,
+      device,
+      { path: `/v1/devices/device_status/${segment(device.id)}` },
+      options,
+    );
     const raw = toInteger(answer.body.device_status);
     if (raw === undefined) throw missing(endpoint, 'device_status', answer.body.device_status);
     return { online: raw === 1, raw };
@@ -76,7 +99,12 @@ export class ExpeedClient implements PlatformClient {
   ): Promise<{ row: DataRow | undefined; unreadable: UnreadableRow[] }> {
     const endpoint = ENDPOINT.currentDatapoints;
     const query = `id=${ids && ids.length > 0 ? idList(endpoint, ids) : 'all'}`;
-    const answer = await this.deviceCall(endpoint, device, { path: `/v1/devices/${segment(device.id)}/currentDatapoints?${query}` }, options);
+    const answer = await this.deviceCall(
+      endpoint,
+      device,
+      { path: `/v1/devices/${segment(device.id)}/currentDatapoints?${query}` },
+      options,
+    );
     const data = answer.body.data;
     if (data === undefined) throw missing(endpoint, 'data', data);
     // a device that never reported anything may come back with null or {}
@@ -91,31 +119,52 @@ export class ExpeedClient implements PlatformClient {
 
   async history(device: DeviceRef, query: HistoryQuery, options: CallOptions = {}): Promise<HistoryPage> {
     const endpoint = ENDPOINT.history;
-    const answer = await this.deviceCall(endpoint, device, { path: `/v1/devices/${segment(device.id)}/datapoints?${historyQuery(query, this.options.timezone)}` }, options);
+    const answer = await this.deviceCall(
+      endpoint,
+      device,
+      { path: `/v1/devices/${segment(device.id)}/datapoints?${historyQuery(query, this.options.timezone)}` },
+      options,
+    );
     const { data, cursor } = answer.body;
     if (data === undefined) throw missing(endpoint, 'data', data);
-    if (data !== null && !Array.isArray(data)) throw new PlatformProtocolError(endpoint, `"data" is not a list (${describe(data)})`);
+    if (data !== null && !Array.isArray(data))
+      throw new PlatformProtocolError(endpoint, `"data" is not a list (${describe(data)})`);
     const rows: DataRow[] = [];
     const unreadable: UnreadableRow[] = [];
     for (const raw of data ?? []) readRow(raw, this.options.timezone, rows, unreadable);
     const page: HistoryPage = { rows, unreadable };
     if (cursor !== undefined && cursor !== null && cursor !== '') {
       const c = toInteger(cursor);
-      if (c === undefined) throw new PlatformProtocolError(endpoint, `"cursor" is not epoch milliseconds (${describe(cursor)})`);
+      if (c === undefined)
+        throw new PlatformProtocolError(endpoint, `"cursor" is not epoch milliseconds (${describe(cursor)})`);
       page.cursor = c;
     }
     return page;
   }
 
-  async deviceSetting(device: DeviceRef, settings: Record<string, unknown>, options: CallOptions = {}): Promise<{ messageId: string }> {
+  async deviceSetting(
+    device: DeviceRef,
+    settings: Record<string, unknown>,
+    options: CallOptions = {},
+  ): Promise<{ messageId: string }> {
     const endpoint = ENDPOINT.deviceSetting;
-    if (settings === null || typeof settings !== 'object' || Array.isArray(settings) || Object.keys(settings).length === 0) {
+    if (
+      settings === null ||
+      typeof settings !== 'object' ||
+      Array.isArray(settings) ||
+      Object.keys(settings).length === 0
+    ) {
       throw invalid(endpoint, 'settings must be a non-empty object such as {"temp":25}');
     }
     const body = JSON.stringify(this.options.settingBody === 'data' ? { data: settings } : settings);
     try {
       // not idempotent: sent again only after code 1 (refused, certainly not applied) or when it never left
-      const answer = await this.deviceCall(endpoint, device, { path: `/v1/devices/${segment(device.id)}/device_setting`, method: 'POST', body, idempotent: false }, options);
+      const answer = await this.deviceCall(
+        endpoint,
+        device,
+        { path: `/v1/devices/${segment(device.id)}/device_setting`, method: 'POST', body, idempotent: false },
+        options,
+      );
       const id = answer.body.message_id;
       if ((typeof id !== 'string' || id === '') && typeof id !== 'number') throw missing(endpoint, 'message_id', id);
       return { messageId: String(id) };
@@ -143,9 +192,17 @@ export class ExpeedClient implements PlatformClient {
     const idempotent = req.idempotent ?? (req.method ?? 'GET') === 'GET';
     let token = await tokens.get({ useReserve: options.useReserve });
     let refreshed = false;
-    for (let unknown = 0; ; ) {
+    for (let unknown = 0; ;) {
       const answer = await requestJson(
-        { endpoint, url: this.baseUrl + req.path, method: req.method, body: req.body, idempotent, signal, headers: { access_token: token, device_key: device.key } },
+        {
+          endpoint,
+          url: this.baseUrl + req.path,
+          method: req.method,
+          body: req.body,
+          idempotent,
+          signal,
+          headers: { access_token: token, device_key: device.key },
+        },
         this.options,
       );
       if (answer.code === RESULT_CODE.ok) {
@@ -160,7 +217,11 @@ export class ExpeedClient implements PlatformClient {
         // the budget throws a retry-later error here when the token had never worked
         if (tokens.rejected) await tokens.rejected(token, answer.message);
         // (the fresh token had worked elsewhere and was revoked again: a later attempt may work)
-        if (refreshed) throw new TokenExpiredError(endpoint, answer.message, { afterRefresh: true, retryable: tokens.rejected !== undefined });
+        if (refreshed)
+          throw new TokenExpiredError(endpoint, answer.message, {
+            afterRefresh: true,
+            retryable: tokens.rejected !== undefined,
+          });
         if (!tokens.rejected) await tokens.invalidate(token);
         token = await tokens.get({ useReserve: options.useReserve });
         refreshed = true;
@@ -169,7 +230,8 @@ export class ExpeedClient implements PlatformClient {
       const err = resultCodeError(endpoint, answer.code, answer.message, device.id);
       // the vendor's code lists end in "…": an unknown code may pass, but a setting is not sent twice
       if (!(err instanceof UnknownResultCodeError)) throw err;
-      if (!idempotent || unknown >= this.options.unknownCodeRetries) throw new UnknownResultCodeError(endpoint, answer.code, answer.message, unknown + 1);
+      if (!idempotent || unknown >= this.options.unknownCodeRetries)
+        throw new UnknownResultCodeError(endpoint, answer.code, answer.message, unknown + 1);
       const delayMs = backoffDelay(unknown, platformBackoff(this.options));
       unknown++;
       await sleep(delayMs, signal);
@@ -178,7 +240,9 @@ export class ExpeedClient implements PlatformClient {
 }
 
 /** The client's options as the service and the CLI wire them from the configuration. */
-export function clientOptionsFromConfig(config: Config): Pick<PlatformClientOptions, 'baseUrl' | 'timezone' | 'timeoutMs' | 'unknownCodeRetries' | 'settingBody'> {
+export function clientOptionsFromConfig(
+  config: Config,
+): Pick<PlatformClientOptions, 'baseUrl' | 'timezone' | 'timeoutMs' | 'unknownCodeRetries' | 'settingBody'> {
   return {
     baseUrl: config.baseUrl,
     timezone: config.timezone,

@@ -64,7 +64,11 @@ function vendorText(endpoint: Endpoint, code: number | undefined, vendorMessage:
  * cool-down then stops a platform that rejects every token, and a later attempt may well work.
  */
 export class TokenExpiredError extends PlatformError {
-  constructor(endpoint: Endpoint, vendorMessage: string | undefined, options: { afterRefresh: boolean; retryable?: boolean }) {
+  constructor(
+    endpoint: Endpoint,
+    vendorMessage: string | undefined,
+    options: { afterRefresh: boolean; retryable?: boolean },
+  ) {
     super(
       options.afterRefresh
         ? `the platform rejected a freshly fetched access token too (${vendorText(endpoint, 1, vendorMessage)}); stopping instead of spending more of the daily token budget`
@@ -112,12 +116,15 @@ export class DeviceKeyError extends PlatformError {
     readonly deviceId: string,
     vendorMessage: string | undefined,
   ) {
-    super(`the platform does not know the key of device "${deviceId}" (${vendorText(endpoint, 3, vendorMessage)}); check the key in the registry`, {
-      endpoint,
-      code: 3,
-      vendorMessage,
-      retryable: false,
-    });
+    super(
+      `the platform does not know the key of device "${deviceId}" (${vendorText(endpoint, 3, vendorMessage)}); check the key in the registry`,
+      {
+        endpoint,
+        code: 3,
+        vendorMessage,
+        retryable: false,
+      },
+    );
   }
 }
 
@@ -132,13 +139,18 @@ export class InvalidParametersError extends PlatformError {
     vendorMessage: string | undefined,
     detail?: string,
   ) {
-    const what = { query: 'query parameters', url: 'URL parameters', body: 'body parameters', request: 'request' }[kind];
-    super(`the platform refused the ${what} (${vendorText(endpoint, code, vendorMessage)})${detail ? `: ${detail}` : ''}`, {
-      endpoint,
-      code,
-      vendorMessage,
-      retryable: false,
-    });
+    const what = { query: 'query parameters', url: 'URL parameters', body: 'body parameters', request: 'request' }[
+      kind
+    ];
+    super(
+      `the platform refused the ${what} (${vendorText(endpoint, code, vendorMessage)})${detail ? `: ${detail}` : ''}`,
+      {
+        endpoint,
+        code,
+        vendorMessage,
+        retryable: false,
+      },
+    );
   }
 }
 
@@ -148,12 +160,15 @@ export class DeviceOfflineError extends PlatformError {
     readonly deviceId: string,
     vendorMessage: string | undefined,
   ) {
-    super(`device "${deviceId}" is offline and cannot take a setting now (${vendorText(ENDPOINT.deviceSetting, 3, vendorMessage)})`, {
-      endpoint: ENDPOINT.deviceSetting,
-      code: 3,
-      vendorMessage,
-      retryable: true,
-    });
+    super(
+      `device "${deviceId}" is offline and cannot take a setting now (${vendorText(ENDPOINT.deviceSetting, 3, vendorMessage)})`,
+      {
+        endpoint: ENDPOINT.deviceSetting,
+        code: 3,
+        vendorMessage,
+        retryable: true,
+      },
+    );
   }
 }
 
@@ -171,12 +186,15 @@ export class UnknownResultCodeError extends PlatformError {
     vendorMessage: string | undefined,
     readonly attempts = 1,
   ) {
-    super(`unknown result code ${code} from the platform${attempts > 1 ? ` in ${attempts} answers in a row` : ''} (${vendorText(endpoint, code, vendorMessage)})`, {
-      endpoint,
-      code,
-      vendorMessage,
-      retryable: false,
-    });
+    super(
+      `unknown result code ${code} from the platform${attempts > 1 ? ` in ${attempts} answers in a row` : ''} (${vendorText(endpoint, code, vendorMessage)})`,
+      {
+        endpoint,
+        code,
+        vendorMessage,
+        retryable: false,
+      },
+    );
   }
 }
 
@@ -190,18 +208,28 @@ export class SettingOutcomeUnknownError extends PlatformError {
     readonly deviceId: string,
     cause: PlatformError,
   ) {
-    super(`the setting for device "${deviceId}" may or may not have been applied: ${cause.message}; it was not sent again (a setting is not idempotent)`, {
-      endpoint: ENDPOINT.deviceSetting,
-      code: cause.code,
-      vendorMessage: cause.vendorMessage,
-      retryable: false,
-      cause,
-    });
+    super(
+      `the setting for device "${deviceId}" may or may not have been applied: ${cause.message}; it was not sent again (a setting is not idempotent)`,
+      {
+        endpoint: ENDPOINT.deviceSetting,
+        code: cause.code,
+        vendorMessage: cause.vendorMessage,
+        retryable: false,
+        cause,
+      },
+    );
   }
 }
 
 /** Network error codes that mean the connection was never established: nothing was sent. */
-const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const NOT_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /** HTTP 5xx/429, a network error or a timeout: the platform may answer later. */
 export class PlatformUnavailableError extends PlatformError {
@@ -251,10 +279,17 @@ export class PlatformProtocolError extends PlatformError {
 }
 
 /** Maps a non-zero result code to its typed error, per endpoint (SPEC §7). */
-export function resultCodeError(endpoint: Endpoint, code: number, vendorMessage: string | undefined, deviceId = ''): PlatformError {
+export function resultCodeError(
+  endpoint: Endpoint,
+  code: number,
+  vendorMessage: string | undefined,
+  deviceId = '',
+): PlatformError {
   switch (code) {
     case RESULT_CODE.tokenOrCredentials:
-      return endpoint === ENDPOINT.token ? new CredentialsRejectedError(vendorMessage) : new TokenExpiredError(endpoint, vendorMessage, { afterRefresh: false });
+      return endpoint === ENDPOINT.token
+        ? new CredentialsRejectedError(vendorMessage)
+        : new TokenExpiredError(endpoint, vendorMessage, { afterRefresh: false });
     case RESULT_CODE.deviceNotFound:
       if (endpoint === ENDPOINT.token) break;
       return new DeviceNotFoundError(endpoint, deviceId, vendorMessage);

@@ -102,7 +102,10 @@ export class HistoryWalkError extends ExpeedError {
     readonly to: number,
     readonly reason: string,
   ) {
-    super(`device ${deviceId} window ${new Date(from).toISOString()}..${new Date(to).toISOString()}: history walk cannot make progress: ${reason}; not retryable`, { retryable: false });
+    super(
+      `device ${deviceId} window ${new Date(from).toISOString()}..${new Date(to).toISOString()}: history walk cannot make progress: ${reason}; not retryable`,
+      { retryable: false },
+    );
   }
 }
 
@@ -147,7 +150,8 @@ export async function* walkHistory(
   // a request that checks what a page of one millisecond cannot tell (see checkRequest)
   let check: Check | undefined;
   for (let index = 0; ; index++) {
-    const start = check?.kind === 'confirm' ? check.at + check.step - 1 : descending ? from - 1 : Math.max(position - 1, from - 1);
+    const start =
+      check?.kind === 'confirm' ? check.at + check.step - 1 : descending ? from - 1 : Math.max(position - 1, from - 1);
     const end = check?.kind === 'probe' ? check.at - check.step + 1 : descending ? Math.min(low + 1, to) : to;
     const page = await client.history(device, { ids: o.ids, start, end, first: 1, limit, cursor }, o.call);
     const requestCursor = cursor;
@@ -161,7 +165,9 @@ export async function* walkHistory(
     if (checking?.kind === 'probe') {
       if (page.rows.some((r) => r.time < checking.at)) {
         // rows before T: the first page held the newest rows only, cut to its size, so T may hold more
-        throw fail(`the platform served newest first and its first page held only ${iso(checking.at)}, the window's newest millisecond: more rows may share it than one page holds`);
+        throw fail(
+          `the platform served newest first and its first page held only ${iso(checking.at)}, the window's newest millisecond: more rows may share it than one page holds`,
+        );
       } else if (page.rows.length > 0 && checking.step === 1) {
         // only rows at T (an inclusive end): ask up to T - 1
         check = { kind: 'probe', at: checking.at, step: 2 };
@@ -169,11 +175,13 @@ export async function* walkHistory(
       } else position = checking.at;
     }
     if (order === 'descending' && !descending) {
-      if (index > 0 && position >= from) throw fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
+      if (index > 0 && position >= from)
+        throw fail(`the platform served oldest first, then a page newest first from ${iso(start)}`);
       descending = true;
     } else if (order === 'ascending' && descending) {
       // a first page oldest first: the platform no longer does what an earlier walk learned
-      if (index > 0 || orderSeen !== undefined) throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
+      if (index > 0 || orderSeen !== undefined)
+        throw fail(`the platform served newest first, then a page oldest first from ${iso(start)}`);
       descending = false;
     }
     if (order === 'ascending' || order === 'descending') orderSeen = descending ? 'newest-first' : 'asked';
@@ -205,7 +213,16 @@ export async function* walkHistory(
     };
 
     const first = served[0]?.time;
-    if (index === 0 && !descending && o.learned?.order !== 'asked' && order === 'single' && first !== undefined && first > start + 1 && requestCursor === undefined && count >= largest) {
+    if (
+      index === 0 &&
+      !descending &&
+      o.learned?.order !== 'asked' &&
+      order === 'single' &&
+      first !== undefined &&
+      first > start + 1 &&
+      requestCursor === undefined &&
+      count >= largest
+    ) {
       // a first page of one millisecond T tells no order: oldest first nothing lies before T, newest
       // first it is the window's newest rows. What lies before T is asked before either is believed
       check = { kind: 'probe', at: first, step: 1 };
@@ -246,7 +263,13 @@ export async function* walkHistory(
     if (requestCursor === undefined && !probing && checking?.kind !== 'probe') {
       const farEnd = descending ? low <= from - 1 : position >= to;
       const emptyTail = !brought;
-      const confirm = checkTail(checking, emptyTail && !cutShort && !farEnd && !descending, count, largestBefore, position);
+      const confirm = checkTail(
+        checking,
+        emptyTail && !cutShort && !farEnd && !descending,
+        count,
+        largestBefore,
+        position,
+      );
       if (confirm === 'fail') throw fail(`a range answer from ${iso(start)} served rows at ${iso(position)} again`);
       if (confirm) {
         check = confirm;
@@ -277,7 +300,10 @@ export async function* walkHistory(
     yield walked;
     // follow the cursor only oldest first, only when it points past everything held, and never
     // twice to the same place; newest first, ranges only
-    cursor = !descending && page.cursor !== undefined && page.cursor > position && page.cursor > lastCursor && page.cursor < to ? page.cursor : undefined;
+    cursor =
+      !descending && page.cursor !== undefined && page.cursor > position && page.cursor > lastCursor && page.cursor < to
+        ? page.cursor
+        : undefined;
   }
 }
 

@@ -64,7 +64,8 @@ export class PlatformPause implements Throttle {
   constructor(private readonly o: PlatformPauseOptions) {
     this.key = platformPauseKey(o.prefix);
     this.maxMs = o.maxMs ?? MAX_PLATFORM_PAUSE_MS;
-    if (!Number.isFinite(this.maxMs) || this.maxMs < 0) throw new RangeError(`the longest platform pause must be a non-negative number of ms, got ${o.maxMs}`);
+    if (!Number.isFinite(this.maxMs) || this.maxMs < 0)
+      throw new RangeError(`the longest platform pause must be a non-negative number of ms, got ${o.maxMs}`);
     this.now = o.now ?? Date.now;
     this.sleep = o.sleep ?? sleep;
   }
@@ -79,11 +80,25 @@ export class PlatformPause implements Throttle {
     if (waitMs <= 0) return { askedMs, waitMs: 0, capped, effect: 'within' };
     const until = now + waitMs;
     // the key outlives the pause a little: its value, not its expiry, says when the pause ends
-    const r = (await this.o.redis.eval(EXTEND, 1, this.key, String(until), String(now), String(waitMs + 60_000))) as number;
+    const r = (await this.o.redis.eval(
+      EXTEND,
+      1,
+      this.key,
+      String(until),
+      String(now),
+      String(waitMs + 60_000),
+    )) as number;
     const effect = r === 2 ? 'began' : r === 1 ? 'extended' : 'within';
     if (effect === 'began' || (capped && effect === 'extended')) {
       this.o.log?.warn(
-        { endpoint: info.endpoint, status: info.status, retryAfter: info.retryAfter, pauseMs: waitMs, until: new Date(until).toISOString(), ...(capped ? { capped: true, maxMs: this.maxMs } : {}) },
+        {
+          endpoint: info.endpoint,
+          status: info.status,
+          retryAfter: info.retryAfter,
+          pauseMs: waitMs,
+          until: new Date(until).toISOString(),
+          ...(capped ? { capped: true, maxMs: this.maxMs } : {}),
+        },
         capped
           ? `the platform asked to wait longer than ${this.maxMs / 1000} s (HTTP ${info.status}); every process's platform calls pause for ${this.maxMs / 1000} s`
           : `the platform asked to wait (HTTP ${info.status}); every process's platform calls pause for ${waitMs / 1000} s`,

@@ -10,7 +10,13 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../base/log.js';
 import { redisKey } from '../base/redis.js';
 import type { DeviceRef, PlatformClient } from './api.js';
-import { walkHistory, type HistoryWalkOptions, type PlatformBehaviour, type WalkedPage, type WalkEnd } from './history-walker.js';
+import {
+  walkHistory,
+  type HistoryWalkOptions,
+  type PlatformBehaviour,
+  type WalkedPage,
+  type WalkEnd,
+} from './history-walker.js';
 
 /** What is kept: the behaviour, and when it was last learned or changed (epoch ms). */
 export interface PlatformProfile extends PlatformBehaviour {
@@ -34,7 +40,8 @@ export interface PlatformProfileOptions {
  */
 export function mergeBehaviour(known: PlatformBehaviour | undefined, seen: PlatformBehaviour): PlatformBehaviour {
   const largestPage = Math.max(known?.largestPage ?? 0, seen.largestPage ?? 0) || undefined;
-  const knownCap = known?.pageCap !== undefined && !((seen.largestPage ?? 0) > known.pageCap) ? known.pageCap : undefined;
+  const knownCap =
+    known?.pageCap !== undefined && !((seen.largestPage ?? 0) > known.pageCap) ? known.pageCap : undefined;
   const pageCap = seen.pageCap !== undefined ? Math.max(seen.pageCap, knownCap ?? 0) : knownCap;
   return { order: seen.order ?? known?.order, pageCap, largestPage };
 }
@@ -69,8 +76,13 @@ export class PlatformProfileStore {
     await this.o.redis.hset(this.key, fields);
     if (!changed) return;
     const summary = { order: next.order, pageCap: next.pageCap, largestPage: next.largestPage };
-    if (known === undefined || (known.order === undefined && known.pageCap === undefined)) this.o.log?.info(summary, 'learned how the platform serves history pages');
-    else this.o.log?.warn({ ...summary, was: { order: known.order, pageCap: known.pageCap } }, 'the platform serves history pages differently than earlier walks learned');
+    if (known === undefined || (known.order === undefined && known.pageCap === undefined))
+      this.o.log?.info(summary, 'learned how the platform serves history pages');
+    else
+      this.o.log?.warn(
+        { ...summary, was: { order: known.order, pageCap: known.pageCap } },
+        'the platform serves history pages differently than earlier walks learned',
+      );
   }
 }
 
@@ -78,12 +90,28 @@ export class PlatformProfileStore {
  * walkHistory starting with what the profile holds, telling it what the walk saw once the walk
  * ended. A profile that cannot be read or stored does not fail the walk (it is only a start).
  */
-export function learningWalk(client: Pick<PlatformClient, 'history'>, store: PlatformProfileStore, log?: Pick<Logger, 'warn'>) {
-  return async function* walk(device: DeviceRef, options: Pick<HistoryWalkOptions, 'from' | 'to'> & Partial<HistoryWalkOptions>): AsyncGenerator<WalkedPage, WalkEnd, undefined> {
-    const learned = await store.get().catch((err: Error) => void log?.warn({ err: err.message }, 'the platform profile could not be read'));
+export function learningWalk(
+  client: Pick<PlatformClient, 'history'>,
+  store: PlatformProfileStore,
+  log?: Pick<Logger, 'warn'>,
+) {
+  return async function* walk(
+    device: DeviceRef,
+    options: Pick<HistoryWalkOptions, 'from' | 'to'> & Partial<HistoryWalkOptions>,
+  ): AsyncGenerator<WalkedPage, WalkEnd, undefined> {
+    const learned = await store
+      .get()
+      .catch((err: Error) => void log?.warn({ err: err.message }, 'the platform profile could not be read'));
     let seen: PlatformBehaviour | undefined;
-    const end = yield* walkHistory(client, device, { ...options, learned: learned ?? undefined, observe: (s) => (seen = s) });
-    if (seen) await store.record(learned ?? undefined, seen).catch((err: Error) => log?.warn({ err: err.message }, 'the platform profile could not be stored'));
+    const end = yield* walkHistory(client, device, {
+      ...options,
+      learned: learned ?? undefined,
+      observe: (s) => (seen = s),
+    });
+    if (seen)
+      await store
+        .record(learned ?? undefined, seen)
+        .catch((err: Error) => log?.warn({ err: err.message }, 'the platform profile could not be stored'));
     return end;
   };
 }

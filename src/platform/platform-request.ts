@@ -94,7 +94,12 @@ export async function requestJson(req: JsonRequest, options: HttpOptions): Promi
       return await attemptOnce(req, options);
     } catch (err) {
       const throttled = err instanceof PlatformThrottledError ? err : undefined;
-      if (throttled && options.throttle) await options.throttle.throttled({ endpoint: req.endpoint, status: throttled.status ?? 429, retryAfter: throttled.retryAfter });
+      if (throttled && options.throttle)
+        await options.throttle.throttled({
+          endpoint: req.endpoint,
+          status: throttled.status ?? 429,
+          retryAfter: throttled.retryAfter,
+        });
       const idempotent = req.idempotent ?? (req.method ?? 'GET') === 'GET';
       const retryable =
         err instanceof PlatformUnavailableError &&
@@ -102,7 +107,8 @@ export async function requestJson(req: JsonRequest, options: HttpOptions): Promi
         (idempotent || !err.mayHaveReached);
       if (!retryable || attempt >= retries || req.signal?.aborted) throw err;
       const asked = throttled ? parseRetryAfter(throttled.retryAfter) : undefined;
-      const delayMs = asked !== undefined ? Math.min(asked, MAX_RETRY_AFTER_MS) : backoffDelay(attempt, platformBackoff(options));
+      const delayMs =
+        asked !== undefined ? Math.min(asked, MAX_RETRY_AFTER_MS) : backoffDelay(attempt, platformBackoff(options));
       options.onRetry?.({ endpoint: req.endpoint, attempt: attempt + 1, delayMs, error: err });
       if (asked !== undefined && options.throttle) await options.throttle.wait(req.signal);
       else await sleep(delayMs, req.signal);
@@ -127,7 +133,11 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
   try {
     const res = await options.fetch(req.url, {
       method: req.method ?? 'GET',
-      headers: { accept: 'application/json', ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}), ...req.headers },
+      headers: {
+        accept: 'application/json',
+        ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...req.headers,
+      },
       body: req.body,
       signal,
     });
@@ -137,7 +147,12 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
   } catch (err) {
     if (req.signal?.aborted) throw req.signal.reason;
     if (timeout.aborted) {
-      throw new PlatformUnavailableError(endpoint, `no answer within ${options.timeoutMs} ms`, undefined, new TimeoutMarker('timeout'));
+      throw new PlatformUnavailableError(
+        endpoint,
+        `no answer within ${options.timeoutMs} ms`,
+        undefined,
+        new TimeoutMarker('timeout'),
+      );
     }
     throw new PlatformUnavailableError(endpoint, scrub(networkReason(err)), undefined, err);
   } finally {
@@ -159,13 +174,21 @@ async function attemptOnce(req: JsonRequest, options: HttpOptions): Promise<Vend
     throw new PlatformProtocolError(endpoint, `${prefix}not JSON${snippet(text, scrub)}`, status);
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new PlatformProtocolError(endpoint, `expected a JSON object, got ${Array.isArray(body) ? 'an array' : JSON.stringify(body)}`, status);
+    throw new PlatformProtocolError(
+      endpoint,
+      `expected a JSON object, got ${Array.isArray(body) ? 'an array' : JSON.stringify(body)}`,
+      status,
+    );
   }
   const obj = body as Record<string, unknown>;
   const code = toInteger(obj.result_code);
   if (code === undefined) {
     const prefix = status >= 300 ? `HTTP ${status}, ` : '';
-    throw new PlatformProtocolError(endpoint, `${prefix}${obj.result_code === undefined ? 'missing result_code' : `result_code is not a number (${JSON.stringify(obj.result_code)})`}`, status);
+    throw new PlatformProtocolError(
+      endpoint,
+      `${prefix}${obj.result_code === undefined ? 'missing result_code' : `result_code is not a number (${JSON.stringify(obj.result_code)})`}`,
+      status,
+    );
   }
   // one vendor example answers with result_msg instead of result_message
   const message = obj.result_message ?? obj.result_msg;

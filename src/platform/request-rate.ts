@@ -36,7 +36,8 @@ export class RequestRate {
   private closed = false;
 
   constructor(private readonly options: RequestRateOptions) {
-    if (!Number.isInteger(options.perSecond) || options.perSecond < 1) throw new RangeError(`request rate must be a whole number >= 1, got ${options.perSecond}`);
+    if (!Number.isInteger(options.perSecond) || options.perSecond < 1)
+      throw new RangeError(`request rate must be a whole number >= 1, got ${options.perSecond}`);
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? sleep;
   }
@@ -48,7 +49,10 @@ export class RequestRate {
       signal?.throwIfAborted();
       const now = this.now();
       const second = Math.floor(now / 1000);
-      const keys = [redisKey(this.options.prefix, 'rate', 'platform', String(second)), platformPauseKey(this.options.prefix)];
+      const keys = [
+        redisKey(this.options.prefix, 'rate', 'platform', String(second)),
+        platformPauseKey(this.options.prefix),
+      ];
       const n = (await this.options.redis.eval(TAKE, 2, ...keys, String(now))) as number;
       if (n < 0) {
         await this.sleep(Math.min(-n - now, MAX_PLATFORM_PAUSE_MS));
@@ -68,8 +72,17 @@ export class RequestRate {
 export function rateLimitedPlatform(client: PlatformClient, rate: Pick<RequestRate, 'take'>): PlatformClient {
   return {
     deviceStatus: async (d: DeviceRef, o?: CallOptions) => (await rate.take(o?.signal), client.deviceStatus(d, o)),
-    currentDatapoints: async (d: DeviceRef, ids?: string[], o?: CallOptions) => (await rate.take(o?.signal), client.currentDatapoints(d, ids, o)),
-    history: async (d: DeviceRef, q: HistoryQuery, o?: CallOptions) => (await rate.take(o?.signal), client.history(d, q, o)),
-    deviceSetting: async (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => (await rate.take(o?.signal), client.deviceSetting(d, s, o)),
+    currentDatapoints: async (d: DeviceRef, ids?: string[], o?: CallOptions) => (
+      await rate.take(o?.signal),
+      client.currentDatapoints(d, ids, o)
+    ),
+    history: async (d: DeviceRef, q: HistoryQuery, o?: CallOptions) => (
+      await rate.take(o?.signal),
+      client.history(d, q, o)
+    ),
+    deviceSetting: async (d: DeviceRef, s: Record<string, unknown>, o?: CallOptions) => (
+      await rate.take(o?.signal),
+      client.deviceSetting(d, s, o)
+    ),
   };
 }

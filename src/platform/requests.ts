@@ -27,10 +27,14 @@ export function idList(endpoint: Endpoint, ids: string[]): string {
 }
 
 export function checkDevice(endpoint: Endpoint, device: DeviceRef): void {
-  if (typeof device?.id !== 'string' || device.id === '') throw invalid(endpoint, 'device id must be a non-empty string');
+  if (typeof device?.id !== 'string' || device.id === '')
+    throw invalid(endpoint, 'device id must be a non-empty string');
   // header values are bytes: a key outside Latin-1 (or with control characters) cannot be sent
   if (typeof device.key !== 'string' || device.key === '' || /[^\t\x20-\x7e\x80-\xff]/.test(device.key)) {
-    throw invalid(endpoint, `the key of device "${device.id}" is empty or holds characters an HTTP header cannot carry`);
+    throw invalid(
+      endpoint,
+      `the key of device "${device.id}" is empty or holds characters an HTTP header cannot carry`,
+    );
   }
 }
 
@@ -39,14 +43,18 @@ export function historyQuery(q: HistoryQuery, timezone: string): string {
   const endpoint = ENDPOINT.history;
   const parts: string[] = [];
   if (q.ids && q.ids.length > 0) parts.push(`id=${idList(endpoint, q.ids)}`);
-  if ((q.start === undefined) !== (q.end === undefined)) throw invalid(endpoint, 'start and end must be given together');
+  if ((q.start === undefined) !== (q.end === undefined))
+    throw invalid(endpoint, 'start and end must be given together');
   if (q.start !== undefined && q.end !== undefined) {
     if (q.start > q.end) throw invalid(endpoint, `start (${q.start}) is after end (${q.end})`);
     parts.push(`start=${formatPlatformTime(q.start, timezone)}`, `end=${formatPlatformTime(q.end, timezone)}`);
   }
   if (q.limit !== undefined) {
     if (!Number.isInteger(q.limit) || q.limit < HISTORY_LIMIT.min || q.limit > HISTORY_LIMIT.max) {
-      throw invalid(endpoint, `limit must be a whole number from ${HISTORY_LIMIT.min} to ${HISTORY_LIMIT.max}, got ${q.limit}`);
+      throw invalid(
+        endpoint,
+        `limit must be a whole number from ${HISTORY_LIMIT.min} to ${HISTORY_LIMIT.max}, got ${q.limit}`,
+      );
     }
     parts.push(`limit=${q.limit}`);
   }

@@ -23,7 +23,8 @@ export function fromEpochNumber(n: number): number | string {
   const ms = seconds ? n * 1000 : n;
   const whole = Math.round(ms);
   // seconds with up to three decimals are whole ms (floating point leaves a tiny remainder)
-  if (Math.abs(ms - whole) > (seconds ? 1e-3 : 0)) return `epoch ${seconds ? 'seconds' : 'milliseconds'} ${n} are not whole milliseconds`;
+  if (Math.abs(ms - whole) > (seconds ? 1e-3 : 0))
+    return `epoch ${seconds ? 'seconds' : 'milliseconds'} ${n} are not whole milliseconds`;
   if (Math.abs(whole) > MAX_EPOCH_MS) return `epoch milliseconds ${whole} are outside the dates a timestamp can hold`;
   return whole === 0 ? 0 : whole;
 }

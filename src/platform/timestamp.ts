@@ -208,7 +208,15 @@ function digit(text: string, at: number): number {
 /** y*1e6 + m*1e4 + d*100 + h of a text of the exact vendor shape, or -1 */
 function hourKey(text: string): number {
   if (text.length !== 23) return -1;
-  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 45 || text.charCodeAt(16) !== 45 || text.charCodeAt(19) !== 45) return -1;
+  if (
+    text.charCodeAt(4) !== 45 ||
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 ||
+    text.charCodeAt(13) !== 45 ||
+    text.charCodeAt(16) !== 45 ||
+    text.charCodeAt(19) !== 45
+  )
+    return -1;
   const y = digit(text, 0) * 1000 + digit(text, 1) * 100 + digit(text, 2) * 10 + digit(text, 3);
   const mo = digit(text, 5) * 10 + digit(text, 6);
   const d = digit(text, 8) * 10 + digit(text, 9);
@@ -233,11 +241,20 @@ function fromKnownHour(text: string, timezone: string): number | undefined {
 function rememberHour(text: string, epoch: number, timezone: string): void {
   const key = hourKey(text);
   if (key < 0) return;
-  const base = epoch - (digit(text, 14) * 10 + digit(text, 15)) * 60_000 - (digit(text, 17) * 10 + digit(text, 18)) * 1000 - (digit(text, 20) * 100 + digit(text, 21) * 10 + digit(text, 22));
+  const base =
+    epoch -
+    (digit(text, 14) * 10 + digit(text, 15)) * 60_000 -
+    (digit(text, 17) * 10 + digit(text, 18)) * 1000 -
+    (digit(text, 20) * 100 + digit(text, 21) * 10 + digit(text, 22));
   // the hour is kept only when one offset holds through all of it and is the offset the wall
   // clock actually shows (a time in a spring-forward gap is read with the offset from before it)
   const offset = zoneOffsetMs(base, timezone);
-  const localHour = utcMs(Math.floor(key / 1_000_000), (Math.floor(key / 10_000) % 100) - 1, Math.floor(key / 100) % 100, key % 100);
+  const localHour = utcMs(
+    Math.floor(key / 1_000_000),
+    (Math.floor(key / 10_000) % 100) - 1,
+    Math.floor(key / 100) % 100,
+    key % 100,
+  );
   if (key < 100_000_000 || localHour - base !== offset || zoneOffsetMs(base + HOUR - 1, timezone) !== offset) return;
   let cache = hourCaches.get(timezone);
   if (!cache) hourCaches.set(timezone, (cache = new Map()));
@@ -251,7 +268,11 @@ function parseFully(input: string, text: string, timezone: string): number {
   if (!m) {
     const other = fromOtherForm(text, (local) => localToEpoch(local, timezone));
     if (typeof other === 'number') return other;
-    throw new TimestampError(input, other ?? 'expected the form YYYY-MM-DDTHH-mm-ss-SSS (e.g. 2017-02-13T12-00-00-000), ISO 8601 or epoch milliseconds or seconds');
+    throw new TimestampError(
+      input,
+      other ??
+        'expected the form YYYY-MM-DDTHH-mm-ss-SSS (e.g. 2017-02-13T12-00-00-000), ISO 8601 or epoch milliseconds or seconds',
+    );
   }
   const [year, month, day, hour, minute, second, ms] = m.slice(1).map(Number);
   if (month < 1 || month > 12) throw new TimestampError(input, `month ${m[2]} is out of range 01-12`);
@@ -279,7 +300,10 @@ export function formatLocalTime(ms: number, timezone: string = DEFAULT_TIMEZONE)
 }
 
 /** The platform calendar day of instant `ms`, `YYYY-MM-DD`, and when it starts and ends (epoch ms). */
-export function platformDay(ms: number, timezone: string = DEFAULT_TIMEZONE): { day: string; start: number; end: number } {
+export function platformDay(
+  ms: number,
+  timezone: string = DEFAULT_TIMEZONE,
+): { day: string; start: number; end: number } {
   const w = wallClock(ms, timezone);
   const start = localToEpoch(utcMs(w.year, w.month - 1, w.day), timezone);
   const end = localToEpoch(utcMs(w.year, w.month - 1, w.day + 1), timezone);

@@ -22,7 +22,13 @@ export interface Check {
  * Whether an oldest-first range answer that brought nothing new past P needs a confirming request
  * before it ends the window (a Check), fails it, or ends it (undefined).
  */
-export function checkTail(checking: Check | undefined, wouldEnd: boolean, count: number, largestBefore: number, position: number): Check | 'fail' | undefined {
+export function checkTail(
+  checking: Check | undefined,
+  wouldEnd: boolean,
+  count: number,
+  largestBefore: number,
+  position: number,
+): Check | 'fail' | undefined {
   if (checking?.kind === 'confirm') {
     if (!wouldEnd || count === 0) return undefined;
     return checking.step === 1 ? { kind: 'confirm', at: position, step: 2 } : 'fail';

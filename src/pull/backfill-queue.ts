@@ -81,7 +81,9 @@ export class BackfillQueue {
   async enqueueMany(requests: readonly BackfillJob[]): Promise<QueuedWindow[]> {
     const retention = this.options.rawRetentionMs;
     const earliest = retention === undefined ? -Infinity : this.now() - retention + this.options.windowMs;
-    for (const r of requests) if (typeof r.deviceId !== 'string' || r.deviceId === '') throw new Error('backfill: device id must be a non-empty string');
+    for (const r of requests)
+      if (typeof r.deviceId !== 'string' || r.deviceId === '')
+        throw new Error('backfill: device id must be a non-empty string');
     const wanted = requests.map((r) => ({ ...r, from: Math.max(r.from, earliest) })).filter((r) => r.from < r.to);
     if (!wanted.length) return [];
     // the first backfill of a device defines where its checkpoint starts
@@ -94,8 +96,23 @@ export class BackfillQueue {
         // a re-check of a window is not the same job as its backfill: its own deduplication id
         const recheck = r.reason === 'lookback' || r.reason === 'verify';
         const key = recheck ? `${r.reason}|${windowKey(r.deviceId, w)}` : windowKey(r.deviceId, w);
-        const data: BackfillJob = { deviceId: r.deviceId, from: w.from, to: w.to, reason: r.reason, ...(r.useReserve ? { useReserve: true } : {}) };
-        jobs.push({ name: r.deviceId, data, opts: { ...this.jobOptions, ...(recheck ? { priority: RECHECK_PRIORITY } : {}), jobId: `${key}|${stamp}`, deduplication: { id: key } } });
+        const data: BackfillJob = {
+          deviceId: r.deviceId,
+          from: w.from,
+          to: w.to,
+          reason: r.reason,
+          ...(r.useReserve ? { useReserve: true } : {}),
+        };
+        jobs.push({
+          name: r.deviceId,
+          data,
+          opts: {
+            ...this.jobOptions,
+            ...(recheck ? { priority: RECHECK_PRIORITY } : {}),
+            jobId: `${key}|${stamp}`,
+            deduplication: { id: key },
+          },
+        });
         out.push({ deviceId: r.deviceId, ...w, jobId: `${key}|${stamp}`, deduplicated: false });
       }
     }

@@ -53,7 +53,9 @@ export interface BackfillRunnerOptions {
   pageLimit: number;
 }
 
-export const DEFAULT_BACKFILL_RUNNER: Pick<BackfillRunnerOptions, 'pageLimit'> = { pageLimit: PLATFORM_DEFAULTS.historyPageMax };
+export const DEFAULT_BACKFILL_RUNNER: Pick<BackfillRunnerOptions, 'pageLimit'> = {
+  pageLimit: PLATFORM_DEFAULTS.historyPageMax,
+};
 
 /**
  * Walks one device window and writes it. Every page is acknowledged by InfluxDB before the
@@ -67,7 +69,10 @@ export class BackfillRunner {
     this.options = { ...DEFAULT_BACKFILL_RUNNER, ...options };
   }
 
-  async run(job: BackfillJob, hooks: { onProgress?: (p: BackfillProgress) => Promise<void>; signal?: AbortSignal } = {}): Promise<BackfillProgress> {
+  async run(
+    job: BackfillJob,
+    hooks: { onProgress?: (p: BackfillProgress) => Promise<void>; signal?: AbortSignal } = {},
+  ): Promise<BackfillProgress> {
     const { walk, writer, deadLetters, registry, checkpoints, pageLimit } = this.options;
     const device = await registry.get(job.deviceId);
     if (!device) throw new UnknownDeviceError(job.deviceId);
@@ -93,7 +98,11 @@ export class BackfillRunner {
     // document, and throws when it cannot; a resumed walk re-reads from just before its position.
     // One page is fetched ahead while the previous one is written: the platform and InfluxDB work
     // at the same time, and the checkpoint still moves only after InfluxDB acknowledged a page
-    const pages = walk({ id: device.id, key: device.key }, { from: job.from, to: job.to, limit: pageLimit, resumeAt: start > job.from ? start : undefined }, { useReserve: job.useReserve, signal: hooks.signal })[Symbol.asyncIterator]();
+    const pages = walk(
+      { id: device.id, key: device.key },
+      { from: job.from, to: job.to, limit: pageLimit, resumeAt: start > job.from ? start : undefined },
+      { useReserve: job.useReserve, signal: hooks.signal },
+    )[Symbol.asyncIterator]();
     let ahead = pages.next();
     try {
       for (;;) {
@@ -109,14 +118,23 @@ export class BackfillRunner {
         let newest: number | undefined;
         // an earlier row of a millisecond a new row disagrees with goes first: the writer's merge
         // then counts the conflict, and the later row wins as it does in InfluxDB
-        if (page.carried) for (const r of page.carried) if (r.time >= job.from && r.time < job.to) points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
+        if (page.carried)
+          for (const r of page.carried)
+            if (r.time >= job.from && r.time < job.to)
+              points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
         for (const r of page.rows) {
           if (r.time < job.from || r.time >= job.to) continue;
           points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
           if (newest === undefined || r.time > newest) newest = r.time;
         }
         for (const bad of page.unreadable) {
-          await deadLetters.add({ kind: 'row', source: 'pull', reason: bad.reason, deviceId: job.deviceId, raw: bad.raw });
+          await deadLetters.add({
+            kind: 'row',
+            source: 'pull',
+            reason: bad.reason,
+            deviceId: job.deviceId,
+            raw: bad.raw,
+          });
           tally(progress, bad.reason);
         }
         if (points.length) await writer.write(points, { source: 'pull', signal: hooks.signal });
@@ -142,7 +160,8 @@ export class BackfillRunner {
     await checkpoints.complete(job.deviceId, job.from, job.to, lastRowAt);
     await checkpoints.clearPosition(key);
     // rows set aside are not in InfluxDB: the device is not "ok" until they are dealt with
-    if (progress.unreadable > 0) await registry.markFailure(job.deviceId, { code: SET_ASIDE_CODE, message: describeSetAside(progress) });
+    if (progress.unreadable > 0)
+      await registry.markFailure(job.deviceId, { code: SET_ASIDE_CODE, message: describeSetAside(progress) });
     else if (device.failure) await registry.clearFailure(job.deviceId);
     progress.position = job.to;
     progress.fraction = 1;

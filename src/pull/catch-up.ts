@@ -34,7 +34,11 @@ export interface CatchUpResult {
 export async function catchUpOnStart(options: CatchUpOptions): Promise<CatchUpResult> {
   const now = (options.now ?? Date.now)();
   const last = await options.heartbeat.last();
-  const result: CatchUpResult = { downMs: last === undefined ? undefined : Math.max(0, now - last), devices: 0, jobs: 0 };
+  const result: CatchUpResult = {
+    downMs: last === undefined ? undefined : Math.max(0, now - last),
+    devices: 0,
+    jobs: 0,
+  };
   if (last === undefined || now - last <= options.thresholdMs) {
     await options.heartbeat.beat(now);
     return result;
@@ -45,7 +49,11 @@ export async function catchUpOnStart(options: CatchUpOptions): Promise<CatchUpRe
   const window = { from: last - options.heartbeat.intervalMs, to: now };
   try {
     const devices = await options.registry.list();
-    result.jobs = (await options.backfills.enqueueMany(devices.map((d) => ({ deviceId: d.id, from: window.from, to: window.to, reason: 'catch-up' as const })))).length;
+    result.jobs = (
+      await options.backfills.enqueueMany(
+        devices.map((d) => ({ deviceId: d.id, from: window.from, to: window.to, reason: 'catch-up' as const })),
+      )
+    ).length;
     result.window = window;
     result.devices = devices.length;
   } catch (err) {
@@ -55,6 +63,15 @@ export async function catchUpOnStart(options: CatchUpOptions): Promise<CatchUpRe
   }
   // only now: a failed catch-up must not look like a short outage to the next start
   await options.heartbeat.beat(now);
-  options.logger?.info({ downMs: result.downMs, from: new Date(window.from).toISOString(), to: new Date(window.to).toISOString(), devices: result.devices, jobs: result.jobs }, 'catch-up after downtime: missed window queued');
+  options.logger?.info(
+    {
+      downMs: result.downMs,
+      from: new Date(window.from).toISOString(),
+      to: new Date(window.to).toISOString(),
+      devices: result.devices,
+      jobs: result.jobs,
+    },
+    'catch-up after downtime: missed window queued',
+  );
   return result;
 }

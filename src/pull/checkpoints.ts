@@ -63,7 +63,11 @@ const PIPELINE_CHUNK = 1000;
 
 function parseCheckpoint(h: Record<string, string>): Checkpoint | undefined {
   if (h.upTo === undefined) return undefined;
-  return { upTo: Number(h.upTo), lastRowAt: h.lastRowAt === undefined ? undefined : Number(h.lastRowAt), updatedAt: Number(h.updatedAt ?? 0) };
+  return {
+    upTo: Number(h.upTo),
+    lastRowAt: h.lastRowAt === undefined ? undefined : Number(h.lastRowAt),
+    updatedAt: Number(h.updatedAt ?? 0),
+  };
 }
 
 export class Checkpoints {
@@ -113,7 +117,10 @@ export class Checkpoints {
   }
 
   /** One command per item, PIPELINE_CHUNK a round trip; the replies in order; the first failed command throws. */
-  private async pipelined<T>(items: readonly T[], add: (p: ReturnType<Redis['pipeline']>, item: T) => unknown): Promise<unknown[]> {
+  private async pipelined<T>(
+    items: readonly T[],
+    add: (p: ReturnType<Redis['pipeline']>, item: T) => unknown,
+  ): Promise<unknown[]> {
     const replies: unknown[] = [];
     for (let i = 0; i < items.length; i += PIPELINE_CHUNK) {
       const p = this.options.redis.pipeline();
@@ -129,7 +136,12 @@ export class Checkpoints {
   }
 
   /** Rows of window [from, …) up to `position` are acknowledged. */
-  async advance(deviceId: string, windowFrom: number, position: number, lastRowAt?: number): Promise<number | undefined> {
+  async advance(
+    deviceId: string,
+    windowFrom: number,
+    position: number,
+    lastRowAt?: number,
+  ): Promise<number | undefined> {
     return this.run(deviceId, windowFrom, position, false, lastRowAt);
   }
 
@@ -138,9 +150,25 @@ export class Checkpoints {
     return this.run(deviceId, from, to, true, lastRowAt);
   }
 
-  private async run(deviceId: string, from: number, end: number, finished: boolean, lastRowAt?: number): Promise<number | undefined> {
+  private async run(
+    deviceId: string,
+    from: number,
+    end: number,
+    finished: boolean,
+    lastRowAt?: number,
+  ): Promise<number | undefined> {
     const k = this.key(deviceId);
-    const out = (await this.options.redis.eval(ADVANCE, 2, k, `${k}:done`, String(from), String(end), finished ? '1' : '0', String(this.now()), lastRowAt === undefined ? '' : String(lastRowAt))) as string | null;
+    const out = (await this.options.redis.eval(
+      ADVANCE,
+      2,
+      k,
+      `${k}:done`,
+      String(from),
+      String(end),
+      finished ? '1' : '0',
+      String(this.now()),
+      lastRowAt === undefined ? '' : String(lastRowAt),
+    )) as string | null;
     return out === null ? undefined : Number(out);
   }
 
@@ -151,7 +179,12 @@ export class Checkpoints {
   }
 
   async setPosition(windowKey: string, position: number): Promise<void> {
-    await this.options.redis.set(redisKey(this.options.prefix, 'backfill', 'pos', windowKey), String(position), 'PX', this.positionTtlMs);
+    await this.options.redis.set(
+      redisKey(this.options.prefix, 'backfill', 'pos', windowKey),
+      String(position),
+      'PX',
+      this.positionTtlMs,
+    );
   }
 
   /** A finished window forgets its position, so that a later request for it walks it again in full. */

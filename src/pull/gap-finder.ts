@@ -1,6 +1,15 @@
 import { MEASUREMENT } from '../influx/api.js';
 import { influxString, type InfluxQuery } from '../influx/query.js';
-import { DEFAULT_GAP_RULES, estimateCadence, findHoles, gapThreshold, offlineWindows, subtractWindows, type BucketCount, type GapRules } from './gaps.js';
+import {
+  DEFAULT_GAP_RULES,
+  estimateCadence,
+  findHoles,
+  gapThreshold,
+  offlineWindows,
+  subtractWindows,
+  type BucketCount,
+  type GapRules,
+} from './gaps.js';
 import type { Window } from './windows.js';
 import { withDefaults } from '../base/options.js';
 
@@ -53,28 +62,64 @@ export class GapFinder {
   async scanMany(ids: readonly string[], from: number, to: number, signal?: AbortSignal): Promise<DeviceGaps[]> {
     const q = this.options.query;
     // a hole older than the retention is expired data: reporting (and refilling) it would fight InfluxDB
-    const cutoff = this.options.rawRetentionMs === undefined ? -Infinity : (this.options.now ?? Date.now)() - this.options.rawRetentionMs;
-    if (to <= cutoff) return ids.map((deviceId) => ({ deviceId, from, to, gaps: [], offlineMs: 0, note: 'older than EXPEED_RAW_RETENTION: its raw rows have expired' }));
+    const cutoff =
+      this.options.rawRetentionMs === undefined
+        ? -Infinity
+        : (this.options.now ?? Date.now)() - this.options.rawRetentionMs;
+    if (to <= cutoff)
+      return ids.map((deviceId) => ({
+        deviceId,
+        from,
+        to,
+        gaps: [],
+        offlineMs: 0,
+        note: 'older than EXPEED_RAW_RETENTION: its raw rows have expired',
+      }));
     from = Math.max(from, cutoff);
     const base = (deviceId: string): DeviceGaps => ({ deviceId, from, to, gaps: [], offlineMs: 0 });
     if (!(from < to)) return ids.map((id) => ({ ...base(id), note: 'empty range' }));
 
     // cadence from the newest points up to `to` (the range itself may be mostly hole)
-    const recent = await perDevice(q, ids, (w) => `SELECT * FROM "${MEASUREMENT.data}" WHERE ${w} AND time < ${to}ms GROUP BY "device_id" ORDER BY time DESC LIMIT ${this.rules.cadenceSampleSize}`, signal);
+    const recent = await perDevice(
+      q,
+      ids,
+      (w) =>
+        `SELECT * FROM "${MEASUREMENT.data}" WHERE ${w} AND time < ${to}ms GROUP BY "device_id" ORDER BY time DESC LIMIT ${this.rules.cadenceSampleSize}`,
+      signal,
+    );
     const judged = new Map<string, { cadenceMs: number; thresholdMs: number; bucketMs: number; before: boolean }>();
     const out = new Map<string, DeviceGaps>();
     for (const id of ids) {
       const sample = recent.get(id) ?? [];
-      const cadenceMs = estimateCadence(sample.map((r) => Number(r.time)), this.rules.minSamples);
+      const cadenceMs = estimateCadence(
+        sample.map((r) => Number(r.time)),
+        this.rules.minSamples,
+      );
       if (cadenceMs === undefined) {
-        out.set(id, { ...base(id), note: sample.length === 0 ? 'no data in InfluxDB yet: nothing to compare with (run a backfill first)' : `only ${sample.length} points before the end of the range: too few to know the device's cadence` });
+        out.set(id, {
+          ...base(id),
+          note:
+            sample.length === 0
+              ? 'no data in InfluxDB yet: nothing to compare with (run a backfill first)'
+              : `only ${sample.length} points before the end of the range: too few to know the device's cadence`,
+        });
         continue;
       }
       // the cadence sample often reaches back past `from` already (slow devices): then no query is needed to know
-      judged.set(id, { cadenceMs, ...gapThreshold(cadenceMs, this.rules), before: sample.some((r) => Number(r.time) < from) });
+      judged.set(id, {
+        cadenceMs,
+        ...gapThreshold(cadenceMs, this.rules),
+        before: sample.some((r) => Number(r.time) < from),
+      });
     }
     const unknownBefore = [...judged].filter(([, j]) => !j.before).map(([id]) => id);
-    const before = await perDevice(q, unknownBefore, (w) => `SELECT * FROM "${MEASUREMENT.data}" WHERE ${w} AND time < ${from}ms GROUP BY "device_id" ORDER BY time DESC LIMIT 1`, signal);
+    const before = await perDevice(
+      q,
+      unknownBefore,
+      (w) =>
+        `SELECT * FROM "${MEASUREMENT.data}" WHERE ${w} AND time < ${from}ms GROUP BY "device_id" ORDER BY time DESC LIMIT 1`,
+      signal,
+    );
     for (const id of unknownBefore) judged.get(id)!.before = (before.get(id)?.length ?? 0) > 0;
 
     // bucket counts: one set of queries per bucket width
@@ -86,7 +131,13 @@ export class GapFinder {
       const start = Math.floor(from / bucketMs) * bucketMs;
       for (let a = start; a < to; a += bucketMs * BUCKETS_PER_QUERY) {
         const b = Math.min(to, a + bucketMs * BUCKETS_PER_QUERY);
-        const rows = await perDevice(q, group, (w) => `SELECT count(*) FROM "${MEASUREMENT.data}" WHERE ${w} AND time >= ${a}ms AND time < ${b}ms GROUP BY time(${bucketMs / 1000}s), "device_id" fill(0)`, signal);
+        const rows = await perDevice(
+          q,
+          group,
+          (w) =>
+            `SELECT count(*) FROM "${MEASUREMENT.data}" WHERE ${w} AND time >= ${a}ms AND time < ${b}ms GROUP BY time(${bucketMs / 1000}s), "device_id" fill(0)`,
+          signal,
+        );
         for (const [id, rs] of rows) {
           for (const r of rs) {
             let count = 0;
@@ -97,20 +148,40 @@ export class GapFinder {
       }
       for (const id of group) {
         const j = judged.get(id)!;
-        const found = findHoles(buckets.get(id)!, { from, to, bucketMs, thresholdMs: j.thresholdMs, dataBefore: j.before });
+        const found = findHoles(buckets.get(id)!, {
+          from,
+          to,
+          bucketMs,
+          thresholdMs: j.thresholdMs,
+          dataBefore: j.before,
+        });
         if (found.length) holes.set(id, found);
         else out.set(id, { ...base(id), cadenceMs: j.cadenceMs, thresholdMs: j.thresholdMs });
       }
     }
 
     const holed = [...holes.keys()];
-    const statuses = await perDevice(q, holed, (w) => `SELECT "online" FROM "${MEASUREMENT.status}" WHERE ${w} AND time >= ${from}ms AND time < ${to}ms GROUP BY "device_id" ORDER BY time`, signal);
-    const last = await perDevice(q, holed, (w) => `SELECT "online" FROM "${MEASUREMENT.status}" WHERE ${w} AND time < ${from}ms GROUP BY "device_id" ORDER BY time DESC LIMIT 1`, signal);
+    const statuses = await perDevice(
+      q,
+      holed,
+      (w) =>
+        `SELECT "online" FROM "${MEASUREMENT.status}" WHERE ${w} AND time >= ${from}ms AND time < ${to}ms GROUP BY "device_id" ORDER BY time`,
+      signal,
+    );
+    const last = await perDevice(
+      q,
+      holed,
+      (w) =>
+        `SELECT "online" FROM "${MEASUREMENT.status}" WHERE ${w} AND time < ${from}ms GROUP BY "device_id" ORDER BY time DESC LIMIT 1`,
+      signal,
+    );
     for (const [id, found] of holes) {
       const j = judged.get(id)!;
       const lastOnline = last.get(id)?.[0]?.online;
       const offline = offlineWindows(
-        (statuses.get(id) ?? []).filter((s) => typeof s.online === 'boolean').map((s) => ({ time: Number(s.time), online: s.online as boolean })),
+        (statuses.get(id) ?? [])
+          .filter((s) => typeof s.online === 'boolean')
+          .map((s) => ({ time: Number(s.time), online: s.online as boolean })),
         from,
         to,
         typeof lastOnline === 'boolean' ? lastOnline : undefined,
@@ -118,7 +189,13 @@ export class GapFinder {
       const gaps = subtractWindows(found, offline, j.thresholdMs);
       const holeMs = found.reduce((s, h) => s + h.to - h.from, 0);
       const gapMs = gaps.reduce((s, g) => s + g.to - g.from, 0);
-      out.set(id, { ...base(id), cadenceMs: j.cadenceMs, thresholdMs: j.thresholdMs, gaps, offlineMs: Math.max(0, holeMs - gapMs) });
+      out.set(id, {
+        ...base(id),
+        cadenceMs: j.cadenceMs,
+        thresholdMs: j.thresholdMs,
+        gaps,
+        offlineMs: Math.max(0, holeMs - gapMs),
+      });
     }
     return ids.map((id) => out.get(id)!);
   }
@@ -128,10 +205,18 @@ export class GapFinder {
 const FLEET_CHUNK = 250;
 
 /** Runs `query(where)` over `ids` in chunks; its rows by device_id (the query groups by it). */
-async function perDevice(q: Pick<InfluxQuery, 'rows'>, ids: readonly string[], query: (where: string) => string, signal?: AbortSignal): Promise<Map<string, Array<Record<string, unknown>>>> {
+async function perDevice(
+  q: Pick<InfluxQuery, 'rows'>,
+  ids: readonly string[],
+  query: (where: string) => string,
+  signal?: AbortSignal,
+): Promise<Map<string, Array<Record<string, unknown>>>> {
   const out = new Map<string, Array<Record<string, unknown>>>();
   for (let i = 0; i < ids.length; i += FLEET_CHUNK) {
-    const where = `(${ids.slice(i, i + FLEET_CHUNK).map((id) => `"device_id" = ${influxString(id)}`).join(' OR ')})`;
+    const where = `(${ids
+      .slice(i, i + FLEET_CHUNK)
+      .map((id) => `"device_id" = ${influxString(id)}`)
+      .join(' OR ')})`;
     for (const r of await q.rows(query(where), signal)) {
       const id = r.device_id;
       if (typeof id !== 'string') continue;

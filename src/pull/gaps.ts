@@ -15,7 +15,12 @@ export interface GapRules {
   cadenceSampleSize: number;
 }
 
-export const DEFAULT_GAP_RULES: GapRules = { cadenceFactor: 10, minGapMs: 10 * 60_000, minSamples: 20, cadenceSampleSize: 500 };
+export const DEFAULT_GAP_RULES: GapRules = {
+  cadenceFactor: 10,
+  minGapMs: 10 * 60_000,
+  minSamples: 20,
+  cadenceSampleSize: 500,
+};
 
 /** Median interval between distinct times, or undefined with fewer than `minSamples` intervals. */
 export function estimateCadence(times: number[], minSamples: number): number | undefined {
@@ -29,7 +34,10 @@ export function estimateCadence(times: number[], minSamples: number): number | u
 }
 
 /** The shortest hole reported as a gap, and the bucket width that resolves it (whole seconds). */
-export function gapThreshold(cadenceMs: number, rules: Pick<GapRules, 'cadenceFactor' | 'minGapMs'>): { thresholdMs: number; bucketMs: number } {
+export function gapThreshold(
+  cadenceMs: number,
+  rules: Pick<GapRules, 'cadenceFactor' | 'minGapMs'>,
+): { thresholdMs: number; bucketMs: number } {
   const thresholdMs = Math.max(rules.cadenceFactor * cadenceMs, rules.minGapMs);
   const bucketMs = Math.max(1000, Math.floor(thresholdMs / 4 / 1000) * 1000);
   return { thresholdMs, bucketMs };
@@ -47,13 +55,19 @@ export interface BucketCount {
  * counts when the device had data in the range or before. Each gap is widened by one bucket on
  * either side: the buckets around it may be missing part of their data too.
  */
-export function findHoles(buckets: BucketCount[], options: { from: number; to: number; bucketMs: number; thresholdMs: number; dataBefore: boolean }): Window[] {
+export function findHoles(
+  buckets: BucketCount[],
+  options: { from: number; to: number; bucketMs: number; thresholdMs: number; dataBefore: boolean },
+): Window[] {
   const { from, to, bucketMs, thresholdMs } = options;
-  const sorted = buckets.filter((b) => b.count > 0 && b.time < to && b.time + bucketMs > from).sort((a, b) => a.time - b.time);
+  const sorted = buckets
+    .filter((b) => b.count > 0 && b.time < to && b.time + bucketMs > from)
+    .sort((a, b) => a.time - b.time);
   const out: Window[] = [];
   let lastEnd: number | undefined = options.dataBefore ? from : undefined;
   const push = (start: number, end: number) => {
-    if (end - start >= thresholdMs) out.push({ from: Math.max(from, start - bucketMs), to: Math.min(to, end + bucketMs) });
+    if (end - start >= thresholdMs)
+      out.push({ from: Math.max(from, start - bucketMs), to: Math.min(to, end + bucketMs) });
   };
   for (const b of sorted) {
     const start = Math.max(b.time, from);
@@ -65,7 +79,12 @@ export function findHoles(buckets: BucketCount[], options: { from: number; to: n
 }
 
 /** Offline windows from status points: offline from an `online: false` until the next `online: true`. */
-export function offlineWindows(statuses: Array<{ time: number; online: boolean }>, from: number, to: number, onlineBefore?: boolean): Window[] {
+export function offlineWindows(
+  statuses: Array<{ time: number; online: boolean }>,
+  from: number,
+  to: number,
+  onlineBefore?: boolean,
+): Window[] {
   const out: Window[] = [];
   let offSince: number | undefined = onlineBefore === false ? from : undefined;
   for (const s of [...statuses].sort((a, b) => a.time - b.time)) {

@@ -48,7 +48,11 @@ export class Heartbeat {
 
   /** Beats every `intervalMs` until close(); a failed beat is reported and the next one tried. */
   start(): void {
-    this.beating ??= repeat(() => this.beat(), { everyMs: this.intervalMs, onError: (err) => this.options.onError?.(err), unref: true });
+    this.beating ??= repeat(() => this.beat(), {
+      everyMs: this.intervalMs,
+      onError: (err) => this.options.onError?.(err),
+      unref: true,
+    });
   }
 
   async close(): Promise<void> {

@@ -83,23 +83,36 @@ function show(v: unknown): string {
 }
 
 /** One window [from, to) of one device: walked at the platform, read from InfluxDB, compared per hour. */
-export async function compareWindow(o: HistoryCompareOptions, device: DeviceRef, from: number, to: number, call?: CallOptions): Promise<WindowComparison> {
+export async function compareWindow(
+  o: HistoryCompareOptions,
+  device: DeviceRef,
+  from: number,
+  to: number,
+  call?: CallOptions,
+): Promise<WindowComparison> {
   const maxExamples = o.examples ?? 3;
   const points: SinkPoint[] = [];
   let pages = 0;
   for await (const page of o.walk(device, { from, to, limit: o.pageLimit }, call)) {
     pages++;
-    for (const r of page.carried ?? []) if (r.time >= from && r.time < to) points.push({ measurement: MEASUREMENT.data, deviceId: device.id, time: r.time, fields: r.values });
-    for (const r of page.rows) if (r.time >= from && r.time < to) points.push({ measurement: MEASUREMENT.data, deviceId: device.id, time: r.time, fields: r.values });
+    for (const r of page.carried ?? [])
+      if (r.time >= from && r.time < to)
+        points.push({ measurement: MEASUREMENT.data, deviceId: device.id, time: r.time, fields: r.values });
+    for (const r of page.rows)
+      if (r.time >= from && r.time < to)
+        points.push({ measurement: MEASUREMENT.data, deviceId: device.id, time: r.time, fields: r.values });
   }
   const platform = new Map<number, { point: SinkPoint; fields: Fields }>();
   for (const p of mergeDuplicates(points).points) platform.set(p.time, { point: p, fields: normalised(p.fields) });
 
   const held = new Map<number, Fields>();
-  const rows = await o.query.rows(`SELECT * FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(device.id)} AND time >= ${from}ms AND time < ${to}ms`);
+  const rows = await o.query.rows(
+    `SELECT * FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(device.id)} AND time >= ${from}ms AND time < ${to}ms`,
+  );
   for (const r of rows) {
     const f: Fields = {};
-    for (const k in r) if (k !== 'time' && k !== 'device_id' && r[k] !== null && r[k] !== undefined) f[k] = comparable(r[k]);
+    for (const k in r)
+      if (k !== 'time' && k !== 'device_id' && r[k] !== null && r[k] !== undefined) f[k] = comparable(r[k]);
     held.set(Number(r.time), f);
   }
 
@@ -107,7 +120,11 @@ export async function compareWindow(o: HistoryCompareOptions, device: DeviceRef,
   const hourAt = (t: number): HourComparison => {
     const h = Math.floor(t / HOUR) * HOUR;
     let c = hours.get(h);
-    if (!c) hours.set(h, (c = { deviceId: device.id, hour: h, result: 'equal', missing: 0, extra: 0, differing: 0, examples: [] }));
+    if (!c)
+      hours.set(
+        h,
+        (c = { deviceId: device.id, hour: h, result: 'equal', missing: 0, extra: 0, differing: 0, examples: [] }),
+      );
     return c;
   };
   const note = (c: HourComparison, text: string) => {
@@ -142,6 +159,7 @@ export async function compareWindow(o: HistoryCompareOptions, device: DeviceRef,
   }
   // every hour of the window is reported, also those neither side has rows in (equal)
   for (let h = Math.floor(from / HOUR) * HOUR; h < to; h += HOUR) hourAt(Math.max(h, from));
-  for (const c of hours.values()) c.result = c.missing ? 'missing' : c.differing ? 'differing' : c.extra ? 'extra' : 'equal';
+  for (const c of hours.values())
+    c.result = c.missing ? 'missing' : c.differing ? 'differing' : c.extra ? 'extra' : 'equal';
   return { hours: [...hours.values()].sort((a, b) => a.hour - b.hour), repair, pages, platformRows: platform.size };
 }

@@ -19,7 +19,11 @@ import { compareWindow, type HistoryCompareOptions } from './history-compare.js'
 import type { BackfillProgress } from './backfill-runner.js';
 
 /** The lookback requests of a nightly slot: [checkpoint - lookback, checkpoint) of each device that has one. */
-export function lookbackRequests(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, lookbackMs = 0): BackfillJob[] {
+export function lookbackRequests(
+  ids: readonly string[],
+  checkpoints: ReadonlyMap<string, Checkpoint>,
+  lookbackMs = 0,
+): BackfillJob[] {
   if (!(lookbackMs > 0)) return [];
   const out: BackfillJob[] = [];
   for (const id of ids) {
@@ -41,7 +45,9 @@ export class LateRows {
   }
 
   async all(): Promise<Map<string, number>> {
-    return new Map(Object.entries(await this.redis.hgetall(redisKey(this.prefix, 'late-rows'))).map(([k, v]) => [k, Number(v)]));
+    return new Map(
+      Object.entries(await this.redis.hgetall(redisKey(this.prefix, 'late-rows'))).map(([k, v]) => [k, Number(v)]),
+    );
   }
 }
 
@@ -66,6 +72,17 @@ export class LookbackRunner {
     // counted once written: a job retried after a failed write counts them then
     await this.o.lateRows.add(job.deviceId, late.length);
     this.o.onLateRows?.(job.deviceId, late.length);
-    return { deviceId: job.deviceId, from: job.from, to: job.to, position: job.to, fraction: 1, pages: c.pages, points: late.length, unreadable: 0, resumedFrom: job.from, lateRows: late.length };
+    return {
+      deviceId: job.deviceId,
+      from: job.from,
+      to: job.to,
+      position: job.to,
+      fraction: 1,
+      pages: c.pages,
+      points: late.length,
+      unreadable: 0,
+      resumedFrom: job.from,
+      lateRows: late.length,
+    };
   }
 }

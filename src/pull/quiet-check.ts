@@ -108,7 +108,10 @@ export class QuietCheck {
       await this.o.checkpoints.clearPosition(windowKey(job.deviceId, job));
       if (device.failure) await this.o.registry.clearFailure(job.deviceId);
       this.o.onSkip?.(job);
-      this.o.logger.debug({ deviceId: job.deviceId, from: job.from, to: job.to, newestAt: seen.newestAt }, 'quiet device: window complete without a walk');
+      this.o.logger.debug(
+        { deviceId: job.deviceId, from: job.from, to: job.to, newestAt: seen.newestAt },
+        'quiet device: window complete without a walk',
+      );
       return true;
     } catch (err) {
       this.o.logger.warn({ deviceId: job.deviceId, err: messageOf(err) }, 'quiet check failed; the window is walked');
@@ -135,5 +138,15 @@ export class QuietCheck {
 
 /** What a skipped window's job returns: the whole window covered, nothing fetched. */
 export function skippedProgress(job: BackfillJob): BackfillProgress {
-  return { deviceId: job.deviceId, from: job.from, to: job.to, position: job.to, fraction: 1, pages: 0, points: 0, unreadable: 0, resumedFrom: job.from };
+  return {
+    deviceId: job.deviceId,
+    from: job.from,
+    to: job.to,
+    position: job.to,
+    fraction: 1,
+    pages: 0,
+    points: 0,
+    unreadable: 0,
+    resumedFrom: job.from,
+  };
 }

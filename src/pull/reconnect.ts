@@ -71,7 +71,11 @@ export function reconnectJobId(deviceId: string, offlineSince: number): string {
 }
 
 /** Drops the presence of ids no longer (or never) registered, so that pushes of unknown ids do not grow the hash. */
-export async function prunePresence(redis: Pick<Redis, 'hgetall' | 'hdel'>, prefix: string, keep: ReadonlySet<string>): Promise<number> {
+export async function prunePresence(
+  redis: Pick<Redis, 'hgetall' | 'hdel'>,
+  prefix: string,
+  keep: ReadonlySet<string>,
+): Promise<number> {
   const key = redisKey(prefix, 'presence');
   const gone = Object.keys(await redis.hgetall(key)).filter((id) => !keep.has(id));
   if (gone.length) await redis.hdel(key, ...gone);
@@ -109,7 +113,11 @@ export class ReconnectWatch {
     const before = online ? await this.presence(deviceId) : undefined;
     if (before && !before.online && at >= before.seen && at - before.since > RECONNECT_MIN_OFFLINE_MS) {
       queued = { deviceId, from: before.since, to: at, reason: 'reconnect' };
-      const opts: JobsOptions = { ...DEFAULT_BACKFILL_JOB_OPTIONS, jobId: reconnectJobId(deviceId, before.since), delay: Math.max(0, at + this.o.settleMs - this.now()) };
+      const opts: JobsOptions = {
+        ...DEFAULT_BACKFILL_JOB_OPTIONS,
+        jobId: reconnectJobId(deviceId, before.since),
+        delay: Math.max(0, at + this.o.settleMs - this.now()),
+      };
       await this.o.queue.add(deviceId, queued, opts);
     }
     await this.o.redis.eval(RECORD_PRESENCE, 1, this.key, deviceId, online ? '1' : '0', String(at));
@@ -141,10 +149,30 @@ export class ReconnectRunner {
     let pages = 0;
     let lateRows = 0;
     for (const w of splitWindows(from, job.to, this.o.windowMs, this.o.gridOffset)) {
-      const r = await this.o.lookback.run({ deviceId: job.deviceId, from: w.from, to: w.to, reason: 'lookback', ...(job.useReserve ? { useReserve: true } : {}) }, call);
+      const r = await this.o.lookback.run(
+        {
+          deviceId: job.deviceId,
+          from: w.from,
+          to: w.to,
+          reason: 'lookback',
+          ...(job.useReserve ? { useReserve: true } : {}),
+        },
+        call,
+      );
       pages += r.pages;
       lateRows += r.lateRows;
     }
-    return { deviceId: job.deviceId, from, to: job.to, position: job.to, fraction: 1, pages, points: lateRows, unreadable: 0, resumedFrom: from, lateRows };
+    return {
+      deviceId: job.deviceId,
+      from,
+      to: job.to,
+      position: job.to,
+      fraction: 1,
+      pages,
+      points: lateRows,
+      unreadable: 0,
+      resumedFrom: from,
+      lateRows,
+    };
   }
 }

@@ -23,15 +23,33 @@ const FALLBACK_STATUS_INTERVAL_MS = 5 * 60_000;
  * A fleet's worth in bulk: checkpoints pipelined, every window in addBulk chunks. Each device is
  * read from its checkpoint (or the backfill start) to the slot, plus the lookback before it.
  */
-export async function nightlySlot(o: Pick<SchedulerOptions, 'registry' | 'checkpoints' | 'backfills' | 'backfillStart' | 'lookbackMs'>, slot: number): Promise<number> {
+export async function nightlySlot(
+  o: Pick<SchedulerOptions, 'registry' | 'checkpoints' | 'backfills' | 'backfillStart' | 'lookbackMs'>,
+  slot: number,
+): Promise<number> {
   const ids = (await o.registry.list()).map((d) => d.id);
   const checkpoints = await o.checkpoints.getMany(ids);
-  const requests = ids.map((id): BackfillJob => ({ deviceId: id, from: checkpoints.get(id)?.upTo ?? o.backfillStart, to: slot, reason: 'nightly' }));
+  const requests = ids.map((id): BackfillJob => ({
+    deviceId: id,
+    from: checkpoints.get(id)?.upTo ?? o.backfillStart,
+    to: slot,
+    reason: 'nightly',
+  }));
   requests.push(...lookbackRequests(ids, checkpoints, o.lookbackMs));
   return (await o.backfills.enqueueMany(requests)).length;
 }
 
-export type StatusSlotOptions = Pick<SchedulerOptions, 'redis' | 'prefix' | 'registry' | 'statusQueue' | 'statusRatePerSecond' | 'statusChunkSize' | 'logger' | 'onStatusSkipped'>;
+export type StatusSlotOptions = Pick<
+  SchedulerOptions,
+  | 'redis'
+  | 'prefix'
+  | 'registry'
+  | 'statusQueue'
+  | 'statusRatePerSecond'
+  | 'statusChunkSize'
+  | 'logger'
+  | 'onStatusSkipped'
+>;
 
 /**
  * The status poll: skipped while the previous slot's jobs still run; otherwise the devices whose
@@ -40,11 +58,21 @@ export type StatusSlotOptions = Pick<SchedulerOptions, 'redis' | 'prefix' | 'reg
  */
 export async function statusSlot(o: StatusSlotOptions, slot: number, intervalMs: number | undefined): Promise<number> {
   // the previous slot's chunks (or their retries, or a poll delayed to the budget reset) still run
-  const counts = await o.statusQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused', 'waiting-children');
+  const counts = await o.statusQueue.getJobCounts(
+    'waiting',
+    'active',
+    'delayed',
+    'prioritized',
+    'paused',
+    'waiting-children',
+  );
   const pending = Object.values(counts).reduce((a, b) => a + b, 0);
   if (pending > 0) {
     o.onStatusSkipped?.();
-    o.logger.warn({ slot: new Date(slot).toISOString(), pending }, 'status slot skipped: the previous poll is still running');
+    o.logger.warn(
+      { slot: new Date(slot).toISOString(), pending },
+      'status slot skipped: the previous poll is still running',
+    );
     return 0;
   }
   const pushes = new StatusPushLog(o.redis, o.prefix);
@@ -67,11 +95,25 @@ export async function statusSlot(o: StatusSlotOptions, slot: number, intervalMs:
   });
   if (plan.cursor !== undefined) await o.redis.set(cursorKey, plan.cursor);
   await o.statusQueue.addBulk(statusJobs(slot, plan.chunks));
-  if (plan.pushed || plan.deferred) o.logger.info({ chunks: plan.chunks.length, pushed: plan.pushed, deferred: plan.deferred }, 'status slot: devices left out (fresh push, or round-robin)');
+  if (plan.pushed || plan.deferred)
+    o.logger.info(
+      { chunks: plan.chunks.length, pushed: plan.pushed, deferred: plan.deferred },
+      'status slot: devices left out (fresh push, or round-robin)',
+    );
   return plan.chunks.length;
 }
 
-export type GapSlotOptions = Pick<SchedulerOptions, 'registry' | 'gapFinder' | 'backfills' | 'logger' | 'gapLookbackMs' | 'gapSettleMs' | 'gapChunkSize' | 'gapConcurrency'>;
+export type GapSlotOptions = Pick<
+  SchedulerOptions,
+  | 'registry'
+  | 'gapFinder'
+  | 'backfills'
+  | 'logger'
+  | 'gapLookbackMs'
+  | 'gapSettleMs'
+  | 'gapChunkSize'
+  | 'gapConcurrency'
+>;
 
 /**
  * The gap check over [slot - settle - lookback, slot - settle): a few chunks of devices scanned at
@@ -82,24 +124,41 @@ export async function gapSlot(o: GapSlotOptions, slot: number): Promise<number> 
   const from = to - o.gapLookbackMs;
   const devices = await o.registry.list();
   const requests: BackfillJob[] = [];
-  const chunks = gapChunks(devices.map((d) => d.id), o.gapChunkSize);
+  const chunks = gapChunks(
+    devices.map((d) => d.id),
+    o.gapChunkSize,
+  );
   await inLanes(chunks, o.gapConcurrency, async (chunk) => {
     try {
       for (const found of await o.gapFinder.scanMany(chunk, from, to)) {
         for (const g of found.gaps) requests.push({ deviceId: found.deviceId, from: g.from, to: g.to, reason: 'gap' });
-        if (found.gaps.length) o.logger.info({ deviceId: found.deviceId, gaps: found.gaps.length, cadenceMs: found.cadenceMs }, 'gap check: backfills queued');
+        if (found.gaps.length)
+          o.logger.info(
+            { deviceId: found.deviceId, gaps: found.gaps.length, cadenceMs: found.cadenceMs },
+            'gap check: backfills queued',
+          );
       }
     } catch (err) {
       // one chunk's failed scan must not hide the other chunks' gaps
-      o.logger.warn({ devices: chunk.length, first: chunk[0], last: chunk[chunk.length - 1], err: messageOf(err) }, 'gap check failed for a chunk of devices; the next slot tries again');
+      o.logger.warn(
+        { devices: chunk.length, first: chunk[0], last: chunk[chunk.length - 1], err: messageOf(err) },
+        'gap check failed for a chunk of devices; the next slot tries again',
+      );
     }
   });
   return (await o.backfills.enqueueMany(requests)).length;
 }
 
 /** Each device's previous 7 days, verified and repaired by the backfill workers at low priority; the ledger keeps the totals. */
-export async function verifySlot(o: Pick<SchedulerOptions, 'registry' | 'backfills' | 'verifyLedger'>, slot: number): Promise<number> {
+export async function verifySlot(
+  o: Pick<SchedulerOptions, 'registry' | 'backfills' | 'verifyLedger'>,
+  slot: number,
+): Promise<number> {
   const ids = (await o.registry.list()).map((d) => d.id);
   await o.verifyLedger?.start({ at: slot, devices: ids.length, from: slot - VERIFY_SPAN_MS, to: slot });
-  return (await o.backfills.enqueueMany(ids.map((id): BackfillJob => ({ deviceId: id, from: slot - VERIFY_SPAN_MS, to: slot, reason: 'verify' })))).length;
+  return (
+    await o.backfills.enqueueMany(
+      ids.map((id): BackfillJob => ({ deviceId: id, from: slot - VERIFY_SPAN_MS, to: slot, reason: 'verify' })),
+    )
+  ).length;
 }

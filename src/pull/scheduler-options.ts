@@ -53,7 +53,10 @@ export interface SchedulerOptions {
   onStatusSkipped?: () => void;
 }
 
-export const DEFAULT_SCHEDULER: Pick<SchedulerOptions, 'gapLookbackMs' | 'gapSettleMs' | 'gapChunkSize' | 'gapConcurrency' | 'statusRatePerSecond' | 'statusChunkSize'> = {
+export const DEFAULT_SCHEDULER: Pick<
+  SchedulerOptions,
+  'gapLookbackMs' | 'gapSettleMs' | 'gapChunkSize' | 'gapConcurrency' | 'statusRatePerSecond' | 'statusChunkSize'
+> = {
   gapLookbackMs: 86_400_000,
   gapSettleMs: 10 * 60_000,
   gapChunkSize: GAP_CHUNK_SIZE,

@@ -3,7 +3,12 @@ import type { Logger } from '../base/log.js';
 import { redisKey } from '../base/redis.js';
 import { messageOf } from '../base/failure.js';
 import { withDefaults } from '../base/options.js';
-import { DEFAULT_SCHEDULER, type ScheduleName, type SchedulerInput, type SchedulerOptions } from './scheduler-options.js';
+import {
+  DEFAULT_SCHEDULER,
+  type ScheduleName,
+  type SchedulerInput,
+  type SchedulerOptions,
+} from './scheduler-options.js';
 import { gapSlot, nightlySlot, statusSlot, verifySlot } from './schedule-slots.js';
 import { cronIntervalMs, statusCapacity, type StatusCapacity } from './status-slot.js';
 
@@ -62,7 +67,9 @@ export class CronScheduler implements Scheduler {
 
   async statusCapacity(): Promise<StatusCapacity | undefined> {
     const every = this.statusIntervalMs();
-    return every === undefined ? undefined : statusCapacity((await this.o.registry.list()).length, this.o.statusRatePerSecond, every);
+    return every === undefined
+      ? undefined
+      : statusCapacity((await this.o.registry.list()).length, this.o.statusRatePerSecond, every);
   }
 
   active(): ScheduleName[] {
@@ -92,13 +99,21 @@ export class CronScheduler implements Scheduler {
 
   /** Takes the slot for this process; false when another scheduler process already took it. */
   private async claim(schedule: ScheduleName, slot: number): Promise<boolean> {
-    const ok = await this.o.redis.set(redisKey(this.o.prefix, 'schedule', schedule, String(slot)), String(process.pid), 'PX', 7 * 86_400_000, 'NX');
+    const ok = await this.o.redis.set(
+      redisKey(this.o.prefix, 'schedule', schedule, String(slot)),
+      String(process.pid),
+      'PX',
+      7 * 86_400_000,
+      'NX',
+    );
     return ok === 'OK';
   }
 
   /** A slot cron started: a failure is logged (the next slot tries again), and close() waits for it. */
   private fromCron(name: ScheduleName, at: Date): Promise<unknown> {
-    const p = this.fire(name, at).catch((err) => this.o.logger.error({ schedule: name, err: messageOf(err) }, 'schedule slot failed; the next slot tries again'));
+    const p = this.fire(name, at).catch((err) =>
+      this.o.logger.error({ schedule: name, err: messageOf(err) }, 'schedule slot failed; the next slot tries again'),
+    );
     this.running.add(p);
     void p.finally(() => this.running.delete(p));
     return p;
@@ -106,7 +121,10 @@ export class CronScheduler implements Scheduler {
 
   /** The status interval: as given, or the shortest gap between runs of the status cron expression. */
   private statusIntervalMs(): number | undefined {
-    return this.o.statusIntervalMs ?? (this.o.schedules.status ? cronIntervalMs(this.o.schedules.status, this.o.timezone) : undefined);
+    return (
+      this.o.statusIntervalMs ??
+      (this.o.schedules.status ? cronIntervalMs(this.o.schedules.status, this.o.timezone) : undefined)
+    );
   }
 
   /** One warning at start when the request rate cannot poll the whole fleet within one status interval. */
@@ -128,7 +146,10 @@ export class CronScheduler implements Scheduler {
  * node-cron's own messages (a slot still running when the next one is due, a missed slot) as our
  * JSON log lines with the schedule's name, instead of its coloured text on the console.
  */
-export function cronLogger(logger: Pick<Logger, 'error' | 'info' | 'warn'> & Partial<Pick<Logger, 'debug'>>, schedule: string): NonNullable<Parameters<typeof cron.schedule>[2]>['logger'] {
+export function cronLogger(
+  logger: Pick<Logger, 'error' | 'info' | 'warn'> & Partial<Pick<Logger, 'debug'>>,
+  schedule: string,
+): NonNullable<Parameters<typeof cron.schedule>[2]>['logger'] {
   const at = { schedule, source: 'node-cron' };
   const text = (m: string | Error) => (m instanceof Error ? m.message : m);
   return {

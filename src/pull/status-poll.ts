@@ -35,8 +35,12 @@ export const MAX_STATUS_POLL_CONCURRENCY = 100;
  * at most one chunk.
  */
 export function statusPollConcurrency(ratePerSecond: number): number {
-  if (!(ratePerSecond >= 1)) throw new RangeError(`status poll: request rate must be >= 1 a second, got ${ratePerSecond}`);
-  return Math.min(MAX_STATUS_POLL_CONCURRENCY, Math.max(DEFAULT_STATUS_POLL.concurrency, Math.ceil(ratePerSecond * STATUS_ROUND_TRIP_BUDGET_S)));
+  if (!(ratePerSecond >= 1))
+    throw new RangeError(`status poll: request rate must be >= 1 a second, got ${ratePerSecond}`);
+  return Math.min(
+    MAX_STATUS_POLL_CONCURRENCY,
+    Math.max(DEFAULT_STATUS_POLL.concurrency, Math.ceil(ratePerSecond * STATUS_ROUND_TRIP_BUDGET_S)),
+  );
 }
 
 export interface StatusPollResult {
@@ -54,7 +58,10 @@ export interface StatusPollResult {
  */
 export class StatusPollError extends ExpeedError {
   constructor(readonly failures: Array<{ deviceId: string; reason: string }>) {
-    super(`status poll failed for ${failures.length} device(s), retryable: ${failures.map((f) => `${f.deviceId}: ${f.reason}`).join('; ')}`, { retryable: true });
+    super(
+      `status poll failed for ${failures.length} device(s), retryable: ${failures.map((f) => `${f.deviceId}: ${f.reason}`).join('; ')}`,
+      { retryable: true },
+    );
   }
 }
 
@@ -65,7 +72,10 @@ export class StatusBudgetError extends ExpeedError {
     readonly resetsAt: number,
     readonly remaining: string[],
   ) {
-    super(`status poll stopped: ${messageOf(budgetError)} (${remaining.length} device(s) left)`, { retryable: true, retryAt: resetsAt });
+    super(`status poll stopped: ${messageOf(budgetError)} (${remaining.length} device(s) left)`, {
+      retryable: true,
+      retryAt: resetsAt,
+    });
   }
 }
 
@@ -129,7 +139,10 @@ export class StatusPoller {
     if (points.length) await writer.write(points, { source: 'poll', signal });
     for (const p of points) await this.options.presence?.observe(p.deviceId, p.fields.online === true, p.time);
     if (budget) {
-      const remaining = devices.filter((d) => !done.has(d.id)).map((d) => d.id).concat(retryLater.map((f) => f.deviceId));
+      const remaining = devices
+        .filter((d) => !done.has(d.id))
+        .map((d) => d.id)
+        .concat(retryLater.map((f) => f.deviceId));
       throw new StatusBudgetError(budget.err, budget.resetsAt, remaining);
     }
     if (cooldown) result.skipped = { devices: devices.length - done.size, ...cooldown };

@@ -43,7 +43,11 @@ export class StatusPushLog {
 
   async all(): Promise<Map<string, number>> {
     const raw = await this.redis.hgetall(this.key);
-    return new Map(Object.entries(raw).map(([id, at]) => [id, Number(at)] as const).filter(([, at]) => Number.isFinite(at)));
+    return new Map(
+      Object.entries(raw)
+        .map(([id, at]) => [id, Number(at)] as const)
+        .filter(([, at]) => Number.isFinite(at)),
+    );
   }
 }
 
@@ -54,7 +58,8 @@ export function cronIntervalMs(expression: string, timezone: string): number {
     const runs = task.getNextRuns(6).map((d) => d.getTime());
     let min = Infinity;
     for (let i = 1; i < runs.length; i++) min = Math.min(min, runs[i]! - runs[i - 1]!);
-    if (!Number.isFinite(min) || min <= 0) throw new RangeError(`cron expression "${expression}" has no repeating interval`);
+    if (!Number.isFinite(min) || min <= 0)
+      throw new RangeError(`cron expression "${expression}" has no repeating interval`);
     return min;
   } finally {
     void task.destroy();
@@ -73,7 +78,13 @@ export interface StatusCapacity {
 
 export function statusCapacity(devices: number, ratePerSecond: number, intervalMs: number): StatusCapacity {
   const perInterval = Math.max(1, Math.floor((ratePerSecond * intervalMs) / 1000));
-  return { devices, intervalMs, ratePerSecond, perInterval, slotsPerRound: Math.max(1, Math.ceil(devices / perInterval)) };
+  return {
+    devices,
+    intervalMs,
+    ratePerSecond,
+    perInterval,
+    slotsPerRound: Math.max(1, Math.ceil(devices / perInterval)),
+  };
 }
 
 export interface StatusPlan {
@@ -89,7 +100,15 @@ export interface StatusPlan {
  * Pure planning step. `cursor` is the last device id the previous round-robin slot polled;
  * the returned `cursor` is where the next slot goes on (undefined: the whole fleet fits).
  */
-export function planStatusSlot(input: { deviceIds: string[]; pushedAt: Map<string, number>; slot: number; intervalMs: number; perInterval: number; chunkSize: number; cursor?: string }): StatusPlan & { cursor?: string } {
+export function planStatusSlot(input: {
+  deviceIds: string[];
+  pushedAt: Map<string, number>;
+  slot: number;
+  intervalMs: number;
+  perInterval: number;
+  chunkSize: number;
+  cursor?: string;
+}): StatusPlan & { cursor?: string } {
   const since = input.slot - input.intervalMs;
   const due = input.deviceIds.filter((id) => (input.pushedAt.get(id) ?? -Infinity) < since).sort();
   const pushed = input.deviceIds.length - due.length;

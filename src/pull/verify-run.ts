@@ -10,7 +10,13 @@ import { MEASUREMENT, type PointWriter } from '../influx/api.js';
 import { influxIdent, influxString, type InfluxQuery } from '../influx/query.js';
 import { redisKey } from '../base/redis.js';
 import { UnknownDeviceError } from '../base/failure.js';
-import { compareWindow, HOUR, type HistoryCompareOptions, type HourComparison, type HourResult } from './history-compare.js';
+import {
+  compareWindow,
+  HOUR,
+  type HistoryCompareOptions,
+  type HourComparison,
+  type HourResult,
+} from './history-compare.js';
 import { splitWindows } from './windows.js';
 
 export interface VerifyOptions extends HistoryCompareOptions {
@@ -39,8 +45,15 @@ export interface DeviceVerification {
 }
 
 /** Deletes `device_data` points of a device at the given times (InfluxQL DELETE; 1.x). */
-export async function deletePoints(query: Pick<InfluxQuery, 'rows'>, deviceId: string, times: readonly number[]): Promise<void> {
-  for (const t of times) await query.rows(`DELETE FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(deviceId)} AND time = ${t}ms`);
+export async function deletePoints(
+  query: Pick<InfluxQuery, 'rows'>,
+  deviceId: string,
+  times: readonly number[],
+): Promise<void> {
+  for (const t of times)
+    await query.rows(
+      `DELETE FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(deviceId)} AND time = ${t}ms`,
+    );
 }
 
 export async function verifyDevice(
@@ -115,14 +128,22 @@ export class VerifyLedger {
   ) {}
 
   async record(v: LastVerification): Promise<void> {
-    await this.redis.hset(redisKey(this.prefix, 'verify', 'last'), Object.fromEntries(Object.entries(v).map(([k, n]) => [k, String(n)])));
+    await this.redis.hset(
+      redisKey(this.prefix, 'verify', 'last'),
+      Object.fromEntries(Object.entries(v).map(([k, n]) => [k, String(n)])),
+    );
   }
 
   /** A scheduled run begins: its totals start at zero and grow as its jobs end (`add`). */
   async start(run: Pick<LastVerification, 'at' | 'devices' | 'from' | 'to'>): Promise<void> {
     const key = redisKey(this.prefix, 'verify', 'last');
     await this.redis.del(key);
-    await this.redis.hset(key, { at: String(run.at), devices: String(run.devices), from: String(run.from), to: String(run.to) });
+    await this.redis.hset(key, {
+      at: String(run.at),
+      devices: String(run.devices),
+      from: String(run.from),
+      to: String(run.to),
+    });
   }
 
   async add(t: VerifyTotals): Promise<void> {
@@ -134,7 +155,17 @@ export class VerifyLedger {
     const h = await this.redis.hgetall(redisKey(this.prefix, 'verify', 'last'));
     if (h.at === undefined) return undefined;
     const n = (k: string) => Number(h[k] ?? 0);
-    return { at: n('at'), devices: n('devices'), from: n('from'), to: n('to'), equal: n('equal'), missing: n('missing'), extra: n('extra'), differing: n('differing'), repaired: n('repaired') };
+    return {
+      at: n('at'),
+      devices: n('devices'),
+      from: n('from'),
+      to: n('to'),
+      equal: n('equal'),
+      missing: n('missing'),
+      extra: n('extra'),
+      differing: n('differing'),
+      repaired: n('repaired'),
+    };
   }
 }
 
@@ -149,11 +180,19 @@ export class VerifyJobRunner {
     },
   ) {}
 
-  async run(job: { deviceId: string; from: number; to: number; useReserve?: boolean }): Promise<VerifyTotals & { deviceId: string; from: number; to: number }> {
+  async run(job: {
+    deviceId: string;
+    from: number;
+    to: number;
+    useReserve?: boolean;
+  }): Promise<VerifyTotals & { deviceId: string; from: number; to: number }> {
     const device = await this.o.registry.get(job.deviceId);
     // not retryable: the worker ends the job at once (UnrecoverableError) instead of retrying it
     if (!device) throw new UnknownDeviceError(job.deviceId);
-    const v = await verifyDevice(this.o, { id: device.id, key: device.key }, job.from, job.to, { repair: true, call: { useReserve: job.useReserve } });
+    const v = await verifyDevice(this.o, { id: device.id, key: device.key }, job.from, job.to, {
+      repair: true,
+      call: { useReserve: job.useReserve },
+    });
     const totals = totalsOf(v.hours);
     await this.o.ledger.add(totals);
     this.o.onTotals?.(totals);

@@ -16,9 +16,16 @@ export interface Window {
  * shifts the grid to local time (the zone's UTC offset at an instant), so that one-day windows
  * run from platform-local midnight to midnight.
  */
-export function splitWindows(from: number, to: number, windowMs: number, offsetOf: (t: number) => number = () => 0): Window[] {
-  if (!Number.isFinite(from) || !Number.isFinite(to)) throw new RangeError(`backfill range must be finite, got ${from}..${to}`);
-  if (!Number.isInteger(windowMs) || windowMs <= 0) throw new RangeError(`window length must be a positive whole number of ms, got ${windowMs}`);
+export function splitWindows(
+  from: number,
+  to: number,
+  windowMs: number,
+  offsetOf: (t: number) => number = () => 0,
+): Window[] {
+  if (!Number.isFinite(from) || !Number.isFinite(to))
+    throw new RangeError(`backfill range must be finite, got ${from}..${to}`);
+  if (!Number.isInteger(windowMs) || windowMs <= 0)
+    throw new RangeError(`window length must be a positive whole number of ms, got ${windowMs}`);
   const out: Window[] = [];
   let start = from;
   while (start < to) {

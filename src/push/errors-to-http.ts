@@ -54,7 +54,8 @@ export function errorToHttp(err: unknown): HttpAnswer {
     if (err.problem === 'no-token') return { status: 503, resultCode: RESULT_CODE.unavailable, message: err.message };
     return { status: 403, resultCode: RESULT_CODE.badSignature, message: `signature refused: ${err.message}` };
   }
-  if (err instanceof ReplayError) return { status: 403, resultCode: RESULT_CODE.badSignature, message: `signature refused: ${err.message}` };
+  if (err instanceof ReplayError)
+    return { status: 403, resultCode: RESULT_CODE.badSignature, message: `signature refused: ${err.message}` };
   if (err instanceof NotPlaintextError) return { status: 415, resultCode: RESULT_CODE.badBody, message: err.message };
   if (err instanceof PushValidationError) return { status: 400, resultCode: RESULT_CODE.badBody, message: err.message };
   if (err instanceof Error) {
@@ -72,6 +73,9 @@ export function errorToHttp(err: unknown): HttpAnswer {
 }
 
 /** The vendor-style body of an answer. */
-export function answerBody(answer: Pick<HttpAnswer, 'resultCode' | 'message'>): { result_code: number; result_message: string } {
+export function answerBody(answer: Pick<HttpAnswer, 'resultCode' | 'message'>): {
+  result_code: number;
+  result_message: string;
+} {
   return { result_code: answer.resultCode, result_message: answer.message };
 }

@@ -27,6 +27,8 @@ export function webhookFastify(config: WebhookConfig, logger: Logger): FastifyIn
   // connections beyond the cap are closed by Node as soon as they are accepted
   app.server.maxConnections = config.maxConnections;
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_req, body, done) =>
+    done(null, body),
+  );
   return app;
 }

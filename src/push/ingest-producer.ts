@@ -66,7 +66,12 @@ export class IngestProducer {
   /** Resolves once the push is stored; rejects with EnqueueError (retryable) otherwise. */
   add(push: ValidatedPush, receivedAt: number, bytes = 0): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ push: { msgType: push.msgType, receivedAt, body: push.body } as IngestJob, bytes, resolve, reject });
+      this.waiting.push({
+        push: { msgType: push.msgType, receivedAt, body: push.body } as IngestJob,
+        bytes,
+        resolve,
+        reject,
+      });
       this.waitingBytes += bytes;
       if (this.waiting.length >= this.options.maxPushes || this.waitingBytes >= this.options.maxBytes) this.flush();
       else if (this.inFlight < this.options.maxInFlight) this.flushSoon();
@@ -103,14 +108,23 @@ export class IngestProducer {
   private async store(group: Waiting[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new EnqueueError(`Redis did not store the push within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+      timer = setTimeout(
+        () => reject(new EnqueueError(`Redis did not store the push within ${this.options.timeoutMs} ms`)),
+        this.options.timeoutMs,
+      );
     });
     try {
       const name = group.length === 1 ? `msg${group[0].push.msgType}` : 'batch';
-      await Promise.race([this.queue.add(name, { pushes: group.map((w) => w.push) }, this.options.jobOptions), timeout]);
+      await Promise.race([
+        this.queue.add(name, { pushes: group.map((w) => w.push) }, this.options.jobOptions),
+        timeout,
+      ]);
       for (const w of group) w.resolve();
     } catch (err) {
-      const e = err instanceof EnqueueError ? err : new EnqueueError(`Redis cannot take the push: ${(err as Error).message}`, { cause: err });
+      const e =
+        err instanceof EnqueueError
+          ? err
+          : new EnqueueError(`Redis cannot take the push: ${(err as Error).message}`, { cause: err });
       for (const w of group) w.reject(e);
     } finally {
       clearTimeout(timer);

@@ -15,12 +15,23 @@ export type OpenIngestQueue = { queue: Queue<IngestBatchJob>; connection: RedisC
 export const INGEST_QUEUE_REDIS = { maxRetriesPerRequest: 1, enableOfflineQueue: false } as const;
 
 /** The `ingest` queue over a connection opened with INGEST_QUEUE_REDIS; `close()` closes both. */
-export async function ingestQueueOn(connection: RedisConnection, prefix: string, logger?: Pick<Logger, 'warn'>): Promise<OpenIngestQueue> {
+export async function ingestQueueOn(
+  connection: RedisConnection,
+  prefix: string,
+  logger?: Pick<Logger, 'warn'>,
+): Promise<OpenIngestQueue> {
   const queue = new Queue<IngestBatchJob>(QUEUE.ingest, { connection, prefix });
   // an unheard 'error' event would crash the process; Redis being down is reported per push (503)
   const limiter = new LogLimiter();
   const report = (err: Error) => {
-    if (logger) limiter.log(logger as Pick<Logger, 'warn' | 'error'>, 'warn', 'webhook-redis', { err }, 'webhook Redis connection error');
+    if (logger)
+      limiter.log(
+        logger as Pick<Logger, 'warn' | 'error'>,
+        'warn',
+        'webhook-redis',
+        { err },
+        'webhook Redis connection error',
+      );
   };
   queue.on('error', report);
   connection.on('error', report);

@@ -56,7 +56,8 @@ export function dataPoints(body: DataPush, parseTime: (raw: string | number) => 
       fields[name] = row[name];
       n++;
     }
-    if (n > 0) out.push({ measurement: MEASUREMENT.data, deviceId: body.device_id, time: parseTime(row.timestamp), fields });
+    if (n > 0)
+      out.push({ measurement: MEASUREMENT.data, deviceId: body.device_id, time: parseTime(row.timestamp), fields });
   }
   return out;
 }
@@ -102,9 +103,15 @@ export class Ingestor {
     switch (job.msgType) {
       case 1: {
         const registered = await this.register(job.body.device_id, job.body.device_key);
-        await this.options.writer.write([pushStatusPoint(job.body, job.receivedAt, this.options.pushOnlineCode)], { source: PUSH_SOURCE });
+        await this.options.writer.write([pushStatusPoint(job.body, job.receivedAt, this.options.pushOnlineCode)], {
+          source: PUSH_SOURCE,
+        });
         await this.options.statusPushes?.record(job.body.device_id, job.receivedAt);
-        await this.options.presence?.observe(job.body.device_id, job.body.device_status === this.options.pushOnlineCode, job.receivedAt);
+        await this.options.presence?.observe(
+          job.body.device_id,
+          job.body.device_status === this.options.pushOnlineCode,
+          job.receivedAt,
+        );
         return { points: 1, registered };
       }
       case 2: {
@@ -119,7 +126,10 @@ export class Ingestor {
         const state = code === 0 ? 'applied' : 'failed';
         const { changed, command } = await this.options.settings.resolve(messageId, deviceId, state, job.receivedAt);
         if (!changed && command.state !== state) {
-          this.options.logger.warn({ messageId, deviceId, kept: command.state, pushed: state }, 'setting result contradicts the one already recorded; the first is kept');
+          this.options.logger.warn(
+            { messageId, deviceId, kept: command.state, pushed: state },
+            'setting result contradicts the one already recorded; the first is kept',
+          );
         }
         // written even when unchanged: a retried job must still land its point (same time, same values)
         await this.options.writer.write([settingPoint(command)], { source: PUSH_SOURCE });
@@ -138,8 +148,15 @@ export class Ingestor {
   private async keepUnreadable(body: DataPush): Promise<void> {
     if (!body.unreadable?.length) return;
     const { deadLetters, logger } = this.options;
-    await Promise.all(body.unreadable.map((u) => deadLetters.add({ kind: 'row', source: PUSH_SOURCE, reason: u.reason, deviceId: body.device_id, raw: u.raw })));
-    logger.warn({ deviceId: body.device_id, rows: body.unreadable.length }, 'unreadable rows of a push kept as dead letters; the other rows are written');
+    await Promise.all(
+      body.unreadable.map((u) =>
+        deadLetters.add({ kind: 'row', source: PUSH_SOURCE, reason: u.reason, deviceId: body.device_id, raw: u.raw }),
+      ),
+    );
+    logger.warn(
+      { deviceId: body.device_id, rows: body.unreadable.length },
+      'unreadable rows of a push kept as dead letters; the other rows are written',
+    );
   }
 
   private async register(id: string, key: string | undefined): Promise<boolean> {

@@ -47,7 +47,8 @@ export function checkJsonBounds(body: Buffer, bounds: JsonBounds = DEFAULT_JSON_
       if (++depth > bounds.maxDepth) throw new PushValidationError(`JSON nested deeper than ${bounds.maxDepth} levels`);
       if (++items > bounds.maxItems) throw new PushValidationError(`JSON holds more than ${bounds.maxItems} values`);
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) depth--;
-    else if (c === COMMA && ++items > bounds.maxItems) throw new PushValidationError(`JSON holds more than ${bounds.maxItems} values`);
+    else if (c === COMMA && ++items > bounds.maxItems)
+      throw new PushValidationError(`JSON holds more than ${bounds.maxItems} values`);
   }
 }
 

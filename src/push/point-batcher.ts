@@ -88,11 +88,14 @@ export class PointBatcher implements PointWriter {
     if (due === Number.POSITIVE_INFINITY || due >= this.timerDue) return;
     clearTimeout(this.timer);
     this.timerDue = due;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerDue = Number.POSITIVE_INFINITY;
-      this.flushDue();
-    }, Math.max(0, due - performance.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerDue = Number.POSITIVE_INFINITY;
+        this.flushDue();
+      },
+      Math.max(0, due - performance.now()),
+    );
   }
 
   /** Writes the due batches, as many as the in-flight bound allows, and re-arms for the rest. */

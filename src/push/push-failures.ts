@@ -45,7 +45,9 @@ type Reply = FastifyReply;
 type Request = FastifyRequest;
 
 /** Fastify's error handler for the webhook: report once, answer in the vendor's shape. */
-export function webhookErrorHandler(o: WebhookErrorsOptions): (err: FastifyError | Error, request: Request, reply: Reply) => Reply {
+export function webhookErrorHandler(
+  o: WebhookErrorsOptions,
+): (err: FastifyError | Error, request: Request, reply: Reply) => Reply {
   return (err, request, reply) => {
     report(o, err, request);
     const a = errorToHttp(err instanceof PushFailure ? err.answer : err);
@@ -65,13 +67,23 @@ function report(o: WebhookErrorsOptions, err: Error, request: Request): void {
   if (err instanceof SignatureError || err instanceof ReplayError) {
     // unauthenticated: nothing of the body is kept, whatever its size
     const reason = err instanceof ReplayError ? 'replay' : 'signature';
-    refusals.note(reason, { reason: scrub(err.message), bytes, ip: request.ip }, 'push refused before reading: not authenticated, body not kept');
+    refusals.note(
+      reason,
+      { reason: scrub(err.message), bytes, ip: request.ip },
+      'push refused before reading: not authenticated, body not kept',
+    );
     return;
   }
   if (err instanceof PushFailure) return reportPush(o, err, bytes);
   const a = errorToHttp(err);
-  if (a.status >= 500) faults.log(logger, 'error', 'request-failed', { err, url: request.routeOptions.url }, 'webhook request failed');
-  else refusals.note('body', { status: a.status, reason: scrub(a.message), length: request.headers['content-length'] }, 'webhook request refused');
+  if (a.status >= 500)
+    faults.log(logger, 'error', 'request-failed', { err, url: request.routeOptions.url }, 'webhook request failed');
+  else
+    refusals.note(
+      'body',
+      { status: a.status, reason: scrub(a.message), length: request.headers['content-length'] },
+      'webhook request refused',
+    );
 }
 
 function reportPush(o: WebhookErrorsOptions, failure: PushFailure, bytes: number): void {
@@ -79,21 +91,47 @@ function reportPush(o: WebhookErrorsOptions, failure: PushFailure, bytes: number
   const answered = errorToHttp(failure.answer);
   switch (failure.kind) {
     case 'not-checked':
-      faults.log(logger, 'error', 'push-not-checked', { err: failure.answer }, 'push not checked: answered with an error so that the platform sends it again');
+      faults.log(
+        logger,
+        'error',
+        'push-not-checked',
+        { err: failure.answer },
+        'push not checked: answered with an error so that the platform sends it again',
+      );
       return;
     case 'kept':
-      refusals.note('body', { status: answered.status, reason: scrub(answered.message), bytes }, 'push refused and kept as a dead letter');
+      refusals.note(
+        'body',
+        { status: answered.status, reason: scrub(answered.message), bytes },
+        'push refused and kept as a dead letter',
+      );
       return;
     case 'budget':
       // counted by the store; the sender hears why its body was refused, as it would have
-      refusals.note('budget', { status: answered.status, reason: scrub(answered.message), bytes }, 'push refused and NOT kept: the dead-letter budget is spent');
+      refusals.note(
+        'budget',
+        { status: answered.status, reason: scrub(answered.message), bytes },
+        'push refused and NOT kept: the dead-letter budget is spent',
+      );
       return;
     case 'not-kept':
       // we could neither take nor keep it: the platform is asked to send it again
-      faults.log(logger, 'error', 'refused-not-kept', { err: failure.fields.storeError }, 'refused push could not be kept as a dead letter');
+      faults.log(
+        logger,
+        'error',
+        'refused-not-kept',
+        { err: failure.fields.storeError },
+        'refused push could not be kept as a dead letter',
+      );
       return;
     case 'not-stored':
-      faults.log(logger, 'error', 'push-not-stored', { err: failure.answer, ...failure.fields }, 'push not stored: answered with an error so that the platform sends it again');
+      faults.log(
+        logger,
+        'error',
+        'push-not-stored',
+        { err: failure.answer, ...failure.fields },
+        'push not stored: answered with an error so that the platform sends it again',
+      );
       return;
   }
 }

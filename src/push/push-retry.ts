@@ -9,7 +9,11 @@ import { IngestProducer, type IngestQueue } from './ingest-producer.js';
 import { readPushBody, validatePush } from './push-schema.js';
 import { bodyOfLetter } from './raw-body.js';
 
-export function pushRetryHandler(options: { queue: IngestQueue; parseTime: (raw: string | number) => number; timeoutMs?: number }): RetryHandler {
+export function pushRetryHandler(options: {
+  queue: IngestQueue;
+  parseTime: (raw: string | number) => number;
+  timeoutMs?: number;
+}): RetryHandler {
   return async (letter) => {
     const push = validatePush(readPushBody(bodyOfLetter(letter.raw)), { parseTime: options.parseTime });
     // a job of its own; throws EnqueueError (retryable) when Redis cannot store it

@@ -30,7 +30,8 @@ export interface PushSchemaOptions {
   parseTime: (raw: string | number) => number;
 }
 
-export type ValidatedPush = { msgType: 1; body: StatusPush } | { msgType: 2; body: DataPush } | { msgType: 3; body: SettingResultPush };
+export type ValidatedPush =
+  { msgType: 1; body: StatusPush } | { msgType: 2; body: DataPush } | { msgType: 3; body: SettingResultPush };
 
 /** The longest device id accepted; the vendor's ids are short serial-like strings. */
 const MAX_DEVICE_ID_LENGTH = 128;
@@ -53,12 +54,16 @@ function preview(value: string, max = 60): string {
 export function readPushBody(raw: Buffer | undefined): unknown {
   if (!raw || raw.length === 0) throw new PushValidationError('empty body: expected a JSON object');
   if (!isUtf8(raw)) {
-    throw new NotPlaintextError('body is not UTF-8 text: ciphertext mode is not supported, choose plaintext in the vendor console');
+    throw new NotPlaintextError(
+      'body is not UTF-8 text: ciphertext mode is not supported, choose plaintext in the vendor console',
+    );
   }
   const text = raw.toString('utf8');
   const trimmed = text.trim();
   if (!trimmed.startsWith('{') && !trimmed.startsWith('[') && /^[A-Za-z0-9+/=_-]{16,}$/.test(trimmed)) {
-    throw new NotPlaintextError('body looks like base64 ciphertext, not JSON: ciphertext mode is not supported, choose plaintext in the vendor console');
+    throw new NotPlaintextError(
+      'body looks like base64 ciphertext, not JSON: ciphertext mode is not supported, choose plaintext in the vendor console',
+    );
   }
   let value: unknown;
   try {
@@ -69,7 +74,9 @@ export function readPushBody(raw: Buffer | undefined): unknown {
   if (value !== null && typeof value === 'object' && !Array.isArray(value) && !('msg_type' in value)) {
     const cipher = CIPHER_FIELDS.find((k) => typeof (value as Record<string, unknown>)[k] === 'string');
     if (cipher) {
-      throw new NotPlaintextError(`body carries "${cipher}" instead of a plaintext push: ciphertext mode is not supported, choose plaintext in the vendor console`);
+      throw new NotPlaintextError(
+        `body carries "${cipher}" instead of a plaintext push: ciphertext mode is not supported, choose plaintext in the vendor console`,
+      );
     }
   }
   return value;
@@ -84,18 +91,24 @@ function describe(v: unknown): string {
 }
 
 function fail(field: string, expected: string, got: unknown): never {
-  throw new PushValidationError(`"${field}" must be ${expected}, got ${got === undefined ? 'nothing (missing)' : describe(got)}`);
+  throw new PushValidationError(
+    `"${field}" must be ${expected}, got ${got === undefined ? 'nothing (missing)' : describe(got)}`,
+  );
 }
 
 /** A device id: a string (or a whole number, which the vendor examples leave unquoted). */
 export function deviceIdOf(v: unknown, field = 'device_id'): string {
   const id = typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : v;
   if (typeof id !== 'string' || id.length === 0) fail(field, 'a non-empty string', v);
-  if (id.length > MAX_DEVICE_ID_LENGTH) throw new PushValidationError(`"${field}" is longer than ${MAX_DEVICE_ID_LENGTH} characters`);
+  if (id.length > MAX_DEVICE_ID_LENGTH)
+    throw new PushValidationError(`"${field}" is longer than ${MAX_DEVICE_ID_LENGTH} characters`);
   if (BAD_ID_CHARS.test(id)) {
-    throw new PushValidationError(`"${field}" ${preview(id)} contains a control character or ends with a backslash, which InfluxDB cannot store in a tag`);
+    throw new PushValidationError(
+      `"${field}" ${preview(id)} contains a control character or ends with a backslash, which InfluxDB cannot store in a tag`,
+    );
   }
-  if (!id.isWellFormed()) throw new PushValidationError(`"${field}" ${preview(id)} is not well-formed Unicode (a lone UTF-16 surrogate)`);
+  if (!id.isWellFormed())
+    throw new PushValidationError(`"${field}" ${preview(id)} is not well-formed Unicode (a lone UTF-16 surrogate)`);
   return id;
 }
 
@@ -117,9 +130,12 @@ function messageIdOf(v: unknown): string {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
   if (typeof v !== 'string' || v.trim().length === 0) fail('message_id', 'a non-empty string', v);
   if (v.length > 256 || /[\u0000-\u001f\u007f]/.test(v)) {
-    throw new PushValidationError(`"message_id" ${preview(v)} is longer than 256 characters or contains a control character`);
+    throw new PushValidationError(
+      `"message_id" ${preview(v)} is longer than 256 characters or contains a control character`,
+    );
   }
-  if (!v.isWellFormed()) throw new PushValidationError(`"message_id" ${preview(v)} is not well-formed Unicode (a lone UTF-16 surrogate)`);
+  if (!v.isWellFormed())
+    throw new PushValidationError(`"message_id" ${preview(v)} is not well-formed Unicode (a lone UTF-16 surrogate)`);
   return v;
 }
 
@@ -128,9 +144,11 @@ type Row = DataPush['data'][number];
 /** Why a row of a push cannot be read, or undefined when it can (checked once per row, cheaply). */
 function rowProblem(row: unknown, i: number, options: PushSchemaOptions): string | undefined {
   const where = `data[${i}]`;
-  if (row === null || typeof row !== 'object' || Array.isArray(row)) return `"${where}" must be an object, got ${describe(row)}`;
+  if (row === null || typeof row !== 'object' || Array.isArray(row))
+    return `"${where}" must be an object, got ${describe(row)}`;
   const r = row as Record<string, unknown>;
-  if (typeof r.timestamp !== 'string' && typeof r.timestamp !== 'number') return `"${where}.timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got ${r.timestamp === undefined ? 'nothing (missing)' : describe(r.timestamp)}`;
+  if (typeof r.timestamp !== 'string' && typeof r.timestamp !== 'number')
+    return `"${where}.timestamp" must be a string such as "2017-02-13T12-00-00-000" or epoch milliseconds, got ${r.timestamp === undefined ? 'nothing (missing)' : describe(r.timestamp)}`;
   try {
     const t = options.parseTime(r.timestamp);
     if (!Number.isFinite(t)) throw new Error('not a finite time');
@@ -139,14 +157,17 @@ function rowProblem(row: unknown, i: number, options: PushSchemaOptions): string
   }
   for (const name in r) {
     if (!GOOD_FIELD_NAMES.has(name)) {
-      if (!name.isWellFormed()) return `${where}: datapoint name ${preview(name)} is not well-formed Unicode (a lone UTF-16 surrogate)`;
+      if (!name.isWellFormed())
+        return `${where}: datapoint name ${preview(name)} is not well-formed Unicode (a lone UTF-16 surrogate)`;
       rememberName(name);
     }
     const value = r[name];
     // JSON.parse reads 1e400 as Infinity, which the ingest queue's JSON would turn into null
-    if (typeof value === 'number' && !Number.isFinite(value)) return `"${where}.${name}" is not a finite number (${value}: too large for a double, such as 1e400)`;
+    if (typeof value === 'number' && !Number.isFinite(value))
+      return `"${where}.${name}" is not a finite number (${value}: too large for a double, such as 1e400)`;
     // a lone surrogate would be stored as U+FFFD: two different values would become one
-    if (typeof value === 'string' && !value.isWellFormed()) return `"${where}.${name}" ${preview(value)} is not well-formed Unicode (a lone UTF-16 surrogate)`;
+    if (typeof value === 'string' && !value.isWellFormed())
+      return `"${where}.${name}" ${preview(value)} is not well-formed Unicode (a lone UTF-16 surrogate)`;
   }
   return undefined;
 }
@@ -178,7 +199,11 @@ function rowsOf(data: unknown[], options: PushSchemaOptions): Pick<DataPush, 'da
   }
   if (unreadable === undefined) return { data: data as Row[] };
   if (good!.length === 0) {
-    throw new PushValidationError(unreadable.length === 1 ? unreadable[0].reason : `no row can be read: ${unreadable[0].reason} (and ${unreadable.length - 1} more)`);
+    throw new PushValidationError(
+      unreadable.length === 1
+        ? unreadable[0].reason
+        : `no row can be read: ${unreadable[0].reason} (and ${unreadable.length - 1} more)`,
+    );
   }
   return { data: good!, unreadable };
 }
@@ -213,6 +238,10 @@ export function validatePush(value: unknown, options: PushSchemaOptions): Valida
   }
   return {
     msgType,
-    body: { message_id: messageIdOf(b.message_id), device_id: deviceIdOf(b.device_id), set_result: codeOf(b.set_result, 'set_result', [0, 1]) },
+    body: {
+      message_id: messageIdOf(b.message_id),
+      device_id: deviceIdOf(b.device_id),
+      set_result: codeOf(b.set_result, 'set_result', [0, 1]),
+    },
   };
 }

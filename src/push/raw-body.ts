@@ -43,9 +43,10 @@ export function bodyOfLetter(raw: unknown): Buffer {
   if (typeof raw === 'string') return Buffer.from(raw, 'utf8');
   const r = raw as Partial<Raw & TruncatedRaw> | null;
   if (r && r.truncated === true) {
-    throw new Error(`only the first part of this body was kept (${r.bytes} bytes, sha256 ${r.sha256}): it cannot be retried, the sender must send it again`);
+    throw new Error(
+      `only the first part of this body was kept (${r.bytes} bytes, sha256 ${r.sha256}): it cannot be retried, the sender must send it again`,
+    );
   }
   if (r && r.encoding === 'base64' && typeof r.data === 'string') return Buffer.from(r.data, 'base64');
   return Buffer.from(JSON.stringify(raw) ?? '', 'utf8');
 }
-

@@ -21,7 +21,12 @@ export interface HeadroomOptions {
   now: () => number;
 }
 
-export const DEFAULT_HEADROOM_OPTIONS: HeadroomOptions = { memoryPercent: 80, maxBacklog: 0, sampleEveryMs: 250, now: Date.now };
+export const DEFAULT_HEADROOM_OPTIONS: HeadroomOptions = {
+  memoryPercent: 80,
+  maxBacklog: 0,
+  sampleEveryMs: 250,
+  now: Date.now,
+};
 
 export interface HeadroomSample {
   usedBytes: number;
@@ -60,7 +65,10 @@ export class RedisHeadroom {
     private readonly backlog: () => Promise<number>,
     options: Partial<HeadroomOptions> = {},
   ) {
-    this.options = { ...DEFAULT_HEADROOM_OPTIONS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.options = {
+      ...DEFAULT_HEADROOM_OPTIONS,
+      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+    };
   }
 
   /** Reads INFO memory and the backlog now (one sample at a time; concurrent callers share it). */
@@ -68,7 +76,10 @@ export class RedisHeadroom {
     this.sampling ??= (async () => {
       try {
         const { memoryPercent, maxBacklog } = this.options;
-        const [memory, backlog] = await Promise.all([memoryOf(this.redis), maxBacklog > 0 ? this.backlog() : Promise.resolve(0)]);
+        const [memory, backlog] = await Promise.all([
+          memoryOf(this.redis),
+          maxBacklog > 0 ? this.backlog() : Promise.resolve(0),
+        ]);
         const limit = (memory.maxBytes * memoryPercent) / 100;
         let refusal: string | undefined;
         if (memory.maxBytes > 0 && memoryPercent < 100 && memory.usedBytes >= limit) {
@@ -92,7 +103,8 @@ export class RedisHeadroom {
    * (Redis down is answered by the enqueue itself).
    */
   refusal(): string | undefined {
-    if (this.options.now() - this.sampledAt >= this.options.sampleEveryMs && !this.sampling) this.sample().catch(() => undefined);
+    if (this.options.now() - this.sampledAt >= this.options.sampleEveryMs && !this.sampling)
+      this.sample().catch(() => undefined);
     return this.last?.refusal;
   }
 }

@@ -21,7 +21,9 @@ export interface NonceStore {
 /** A signed request seen before: retrying it cannot help. */
 export class ReplayError extends ExpeedError {
   constructor() {
-    super('this signed request was already received (a replay): nonce and timestamp are used once', { retryable: false });
+    super('this signed request was already received (a replay): nonce and timestamp are used once', {
+      retryable: false,
+    });
   }
 }
 

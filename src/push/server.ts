@@ -94,7 +94,12 @@ class PushRoute {
 
   verify(q: SignatureParams): string {
     const { config, parseTime } = this.o;
-    return verifySignature(q, { token: config.token, windowSec: config.timestampWindowSec, now: this.now(), parseTime });
+    return verifySignature(q, {
+      token: config.token,
+      windowSec: config.timestampWindowSec,
+      now: this.now(),
+      parseTime,
+    });
   }
 
   /** preHandler: checks the signature of a POST when there is one (or one is required) and claims its nonce. */
@@ -125,10 +130,18 @@ class PushRoute {
       const a = errorToHttp(err);
       if (a.status >= 500) throw err;
       try {
-        await this.o.deadLetters.add({ kind: 'push', source: 'webhook', reason: a.message, raw: rawOf(body, this.o.maxRawBytes ?? DEFAULT_MAX_RAW_BYTES), deviceId: safeDeviceId(parsed) });
+        await this.o.deadLetters.add({
+          kind: 'push',
+          source: 'webhook',
+          reason: a.message,
+          raw: rawOf(body, this.o.maxRawBytes ?? DEFAULT_MAX_RAW_BYTES),
+          deviceId: safeDeviceId(parsed),
+        });
       } catch (storeErr) {
         if (storeErr instanceof DeadLetterBudgetError) throw new PushFailure('budget', err);
-        throw new PushFailure('not-kept', new EnqueueError('the refused body could not be kept'), { storeError: storeErr });
+        throw new PushFailure('not-kept', new EnqueueError('the refused body could not be kept'), {
+          storeError: storeErr,
+        });
       }
       throw new PushFailure('kept', err);
     }
@@ -158,7 +171,9 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
   const app = webhookFastify(config, logger);
   const route = new PushRoute(options);
   // a Redis outage fails every push alike: one line per 10 s per kind, with the count not logged
-  app.setErrorHandler(webhookErrorHandler({ logger, refusals, faults: new LogLimiter({ now }), scrub, path: config.path }));
+  app.setErrorHandler(
+    webhookErrorHandler({ logger, refusals, faults: new LogLimiter({ now }), scrub, path: config.path }),
+  );
 
   // Redis near full: refused before the body is read, nothing kept, so that the workers can drain it
   const headroom = options.headroom;
@@ -167,8 +182,16 @@ export async function createWebhookServer(options: WebhookServerOptions): Promis
       if (request.method !== 'POST' || request.routeOptions.url !== config.path) return;
       const why = headroom.refusal();
       if (why === undefined) return;
-      refusals.note('redis-full', { reason: why, ip: request.ip }, 'push refused unread: Redis near full; the platform sends it again');
-      return reply.code(503).send(answerBody({ resultCode: RESULT_CODE.unavailable, message: `temporarily unavailable, send again: ${why}` }));
+      refusals.note(
+        'redis-full',
+        { reason: why, ip: request.ip },
+        'push refused unread: Redis near full; the platform sends it again',
+      );
+      return reply
+        .code(503)
+        .send(
+          answerBody({ resultCode: RESULT_CODE.unavailable, message: `temporarily unavailable, send again: ${why}` }),
+        );
     });
   }
 

@@ -7,7 +7,9 @@ import { ExpeedError } from '../base/retry.js';
  * platform sends them, by POSTs.
  */
 export function computeSignature(token: string, nonce: string, timestamp: string): string {
-  const sha1 = createHash('sha1').update(token + nonce + timestamp, 'utf8').digest('hex');
+  const sha1 = createHash('sha1')
+    .update(token + nonce + timestamp, 'utf8')
+    .digest('hex');
   return createHash('md5').update(sha1, 'utf8').digest('hex');
 }
 
@@ -78,15 +80,22 @@ export function verifySignature(params: SignatureParams, options: VerifyOptions)
   const nonce = single(params.nonce);
   const timestamp = single(params.timestamp);
   const missing = [!signature && 'signature', !nonce && 'nonce', !timestamp && 'timestamp'].filter(Boolean);
-  if (missing.length > 0) throw new SignatureError('missing', `missing or repeated query parameter: ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new SignatureError('missing', `missing or repeated query parameter: ${missing.join(', ')}`);
 
   const at = parseSignatureTimestamp(timestamp!, options.parseTime);
   if (at === undefined) {
-    throw new SignatureError('bad-timestamp', 'timestamp is not epoch seconds, epoch milliseconds or YYYY-MM-DDTHH-mm-ss-SSS');
+    throw new SignatureError(
+      'bad-timestamp',
+      'timestamp is not epoch seconds, epoch milliseconds or YYYY-MM-DDTHH-mm-ss-SSS',
+    );
   }
   const skewSec = Math.abs(options.now - at) / 1000;
   if (options.windowSec > 0 && skewSec > options.windowSec) {
-    throw new SignatureError('stale', `timestamp is ${Math.round(skewSec)} s away from now (allowed: ${options.windowSec} s)`);
+    throw new SignatureError(
+      'stale',
+      `timestamp is ${Math.round(skewSec)} s away from now (allowed: ${options.windowSec} s)`,
+    );
   }
 
   const expected = Buffer.from(computeSignature(options.token, nonce!, timestamp!), 'utf8');

@@ -38,7 +38,10 @@ export interface DayComputerOptions {
   now: () => number;
 }
 
-export const DEFAULT_DAY_COMPUTER: Pick<DayComputerOptions, 'daysPerQuery' | 'now'> = { daysPerQuery: 31, now: Date.now };
+export const DEFAULT_DAY_COMPUTER: Pick<DayComputerOptions, 'daysPerQuery' | 'now'> = {
+  daysPerQuery: 31,
+  now: Date.now,
+};
 
 export interface DayResult {
   /** days computed */
@@ -82,7 +85,13 @@ export class DayComputer {
     for (const day of [...byStart.values()].sort((a, b) => a.start - b.start)) {
       const source = this.source(day.start, day.end);
       const last = runs.at(-1);
-      if (last && last.source === source && last.days.at(-1)!.end === day.start && last.days.length < this.o.daysPerQuery) last.days.push(day);
+      if (
+        last &&
+        last.source === source &&
+        last.days.at(-1)!.end === day.start &&
+        last.days.length < this.o.daysPerQuery
+      )
+        last.days.push(day);
       else runs.push({ source, days: [day] });
     }
     return runs;
@@ -103,23 +112,37 @@ export class DayComputer {
       const to = run.days.at(-1)!.end;
       let q: string | undefined;
       if (run.source === 'hourly') {
-        hourly ??= hourlyFieldKinds(await this.o.query.rows(`SHOW FIELD KEYS FROM ${hourlySource(this.o.hourlyRp)}`, signal));
-        if (hourly.numeric.length + hourly.other.length) q = dayQuery(hourly, hourlySource(this.o.hourlyRp), from, to, deviceId, this.o.timezone);
+        hourly ??= hourlyFieldKinds(
+          await this.o.query.rows(`SHOW FIELD KEYS FROM ${hourlySource(this.o.hourlyRp)}`, signal),
+        );
+        if (hourly.numeric.length + hourly.other.length)
+          q = dayQuery(hourly, hourlySource(this.o.hourlyRp), from, to, deviceId, this.o.timezone);
       } else {
         raw ??= await this.o.rawFields(signal);
-        if (raw.numeric.length + raw.other.length) q = rollupQuery(raw, from, to, deviceId, { every: '1d', timezone: this.o.timezone });
+        if (raw.numeric.length + raw.other.length)
+          q = rollupQuery(raw, from, to, deviceId, { every: '1d', timezone: this.o.timezone });
       }
       const points = q === undefined ? [] : rollupPoints(await this.o.query.series(q, signal), MEASUREMENT.rollupDay);
       if (points.length) await this.o.writer.write(points, { source: 'rollup', signal });
       total.days += run.days.length;
       total.points += points.length;
-      total.emptied += await this.deleteEmpty(deviceId, run, points.map((p) => p.time), signal);
+      total.emptied += await this.deleteEmpty(
+        deviceId,
+        run,
+        points.map((p) => p.time),
+        signal,
+      );
     }
     return total;
   }
 
   /** Deletes the daily rollup of the run's days that got no point (their hours are all gone). */
-  private async deleteEmpty(deviceId: string, run: DayRun, written: readonly number[], signal?: AbortSignal): Promise<number> {
+  private async deleteEmpty(
+    deviceId: string,
+    run: DayRun,
+    written: readonly number[],
+    signal?: AbortSignal,
+  ): Promise<number> {
     // by range, not by start: where a midnight falls into a DST gap InfluxDB may stamp the day otherwise
     const empty = run.days.filter((d) => !written.some((t) => t >= d.start && t < d.end));
     if (empty.length === 0 || !(await this.o.canDelete())) return 0;
@@ -131,7 +154,10 @@ export class DayComputer {
       else spans.push({ ...d });
     }
     for (const { start, end } of spans) {
-      await this.o.query.series(`DELETE FROM ${influxIdent(MEASUREMENT.rollupDay)} WHERE ${influxIdent('device_id')} = ${influxString(deviceId)} AND time >= ${start}ms AND time < ${end}ms`, signal);
+      await this.o.query.series(
+        `DELETE FROM ${influxIdent(MEASUREMENT.rollupDay)} WHERE ${influxIdent('device_id')} = ${influxString(deviceId)} AND time >= ${start}ms AND time < ${end}ms`,
+        signal,
+      );
     }
     return empty.length;
   }

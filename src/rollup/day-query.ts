@@ -36,7 +36,14 @@ export function hourlySource(rp: string | undefined): string {
 }
 
 /** The daily aggregates of the hours in [from, to) (day starts, epoch ms) of one device, from `source` (hourlySource). */
-export function dayQuery(fields: FieldKinds, source: string, from: number, to: number, deviceId: string, timezone: string): string {
+export function dayQuery(
+  fields: FieldKinds,
+  source: string,
+  from: number,
+  to: number,
+  deviceId: string,
+  timezone: string,
+): string {
   const select: string[] = [];
   const as = (f: string, a: string) => influxIdent(`${f}_${a}`);
   for (const f of fields.numeric) {
@@ -44,7 +51,8 @@ export function dayQuery(fields: FieldKinds, source: string, from: number, to: n
     select.push(`min(${as(f, 'min')}) AS ${as(f, 'min')}`, `max(${as(f, 'max')}) AS ${as(f, 'max')}`);
     select.push(`sum(${as(f, 'sum')}) AS ${as(f, 'sum')}`, `sum(${as(f, 'count')}) AS ${as(f, 'count')}`);
   }
-  for (const f of fields.other) select.push(`last(${as(f, 'last')}) AS ${as(f, 'last')}`, `sum(${as(f, 'count')}) AS ${as(f, 'count')}`);
+  for (const f of fields.other)
+    select.push(`last(${as(f, 'last')}) AS ${as(f, 'last')}`, `sum(${as(f, 'count')}) AS ${as(f, 'count')}`);
   const where = `${influxIdent('device_id')} = ${influxString(deviceId)} AND time >= ${from}ms AND time < ${to}ms`;
   return `SELECT ${select.join(', ')} FROM ${source} WHERE ${where} GROUP BY time(1d), ${influxIdent('device_id')} fill(none) tz(${influxString(timezone)})`;
 }

@@ -66,7 +66,8 @@ export class DirtyDays {
     let n = 0;
     for (let i = 0; i < days.length; i += 2000) {
       const members = days.slice(i, i + 2000).map((d) => member(deviceId, d));
-      if (members.length) n += (await this.o.redis.eval(TOUCH_DAYS, 1, this.key, String(this.o.now()), ...members)) as number;
+      if (members.length)
+        n += (await this.o.redis.eval(TOUCH_DAYS, 1, this.key, String(this.o.now()), ...members)) as number;
     }
     return n;
   }
@@ -83,7 +84,15 @@ export class DirtyDays {
 
   /** Days touched at least `settleMs` ago, longest-waiting first (`hour` holds the day's start). */
   async settled(settleMs: number, limit: number): Promise<DirtyHour[]> {
-    const flat = await this.o.redis.zrangebyscore(this.key, '-inf', this.o.now() - settleMs, 'WITHSCORES', 'LIMIT', 0, limit);
+    const flat = await this.o.redis.zrangebyscore(
+      this.key,
+      '-inf',
+      this.o.now() - settleMs,
+      'WITHSCORES',
+      'LIMIT',
+      0,
+      limit,
+    );
     const out: DirtyHour[] = [];
     for (let i = 0; i < flat.length; i += 2) out.push(parseMember(flat[i], flat[i + 1]));
     return out;
@@ -91,12 +100,19 @@ export class DirtyDays {
 
   /** Removes the days whose score is still the one read; returns how many were removed. */
   async clear(days: readonly DirtyHour[]): Promise<number> {
-    return clearScored(this.o.redis, this.key, days.map((d) => [member(d.deviceId, d.hour), d.score]));
+    return clearScored(
+      this.o.redis,
+      this.key,
+      days.map((d) => [member(d.deviceId, d.hour), d.score]),
+    );
   }
 
   /** `hours` holds the number of dirty days here */
   async backlog(): Promise<RollupBacklog> {
-    const [days, first] = await Promise.all([this.o.redis.zcard(this.key), this.o.redis.zrange(this.key, 0, 0, 'WITHSCORES')]);
+    const [days, first] = await Promise.all([
+      this.o.redis.zcard(this.key),
+      this.o.redis.zrange(this.key, 0, 0, 'WITHSCORES'),
+    ]);
     return { hours: days, oldestDue: first.length ? Number(first[1]) : undefined };
   }
 }

@@ -80,7 +80,11 @@ export const hourOf = (t: number): number => Math.floor(t / HOUR_MS) * HOUR_MS;
  * Compare-and-delete on a dirty set (hours here, days in ./dirty-days.ts): removes each member
  * whose score is still the one read; returns how many were removed.
  */
-export async function clearScored(redis: Redis, key: string, members: ReadonlyArray<[member: string, score: string]>): Promise<number> {
+export async function clearScored(
+  redis: Redis,
+  key: string,
+  members: ReadonlyArray<[member: string, score: string]>,
+): Promise<number> {
   if (members.length === 0) return 0;
   return (await redis.eval(CLEAR, 1, key, ...members.flat())) as number;
 }
@@ -121,7 +125,14 @@ export class DirtyHours {
     // bounded scripts: a backfill of a year touches thousands of hours at once
     for (let i = 0; i < args.length; i += 2000) {
       const head = [String(this.o.now()), String(this.o.settleMs), options.manual ? '1' : '0'];
-      marked += (await this.o.redis.eval(MARK, 2, this.key, this.manualKey, ...head, ...args.slice(i, i + 2000))) as number;
+      marked += (await this.o.redis.eval(
+        MARK,
+        2,
+        this.key,
+        this.manualKey,
+        ...head,
+        ...args.slice(i, i + 2000),
+      )) as number;
     }
     return marked;
   }
@@ -130,7 +141,10 @@ export class DirtyHours {
   async count(deviceId: string, hours: readonly number[]): Promise<number> {
     let n = 0;
     for (let i = 0; i < hours.length; i += 1000) {
-      const scores = await this.o.redis.zmscore(this.key, ...hours.slice(i, i + 1000).map((h) => member(deviceId, hourOf(h))));
+      const scores = await this.o.redis.zmscore(
+        this.key,
+        ...hours.slice(i, i + 1000).map((h) => member(deviceId, hourOf(h))),
+      );
       n += scores.filter((s) => s !== null).length;
     }
     return n;
@@ -138,7 +152,15 @@ export class DirtyHours {
 
   /** Hours due by `now - settleMs` (ended and untouched that long), longest-waiting first. */
   async settled(settleMs: number, limit: number): Promise<DirtyHour[]> {
-    const flat = await this.o.redis.zrangebyscore(this.key, '-inf', this.o.now() - settleMs, 'WITHSCORES', 'LIMIT', 0, limit);
+    const flat = await this.o.redis.zrangebyscore(
+      this.key,
+      '-inf',
+      this.o.now() - settleMs,
+      'WITHSCORES',
+      'LIMIT',
+      0,
+      limit,
+    );
     const out: DirtyHour[] = [];
     for (let i = 0; i < flat.length; i += 2) out.push(parseMember(flat[i], flat[i + 1]));
     return out;
@@ -146,11 +168,18 @@ export class DirtyHours {
 
   /** Removes the hours whose score is still the one read; returns how many were removed. */
   async clear(hours: readonly DirtyHour[]): Promise<number> {
-    return clearScored(this.o.redis, this.key, hours.map((h) => [member(h.deviceId, h.hour), h.score]));
+    return clearScored(
+      this.o.redis,
+      this.key,
+      hours.map((h) => [member(h.deviceId, h.hour), h.score]),
+    );
   }
 
   async backlog(): Promise<RollupBacklog> {
-    const [hours, first] = await Promise.all([this.o.redis.zcard(this.key), this.o.redis.zrange(this.key, 0, 0, 'WITHSCORES')]);
+    const [hours, first] = await Promise.all([
+      this.o.redis.zcard(this.key),
+      this.o.redis.zrange(this.key, 0, 0, 'WITHSCORES'),
+    ]);
     return { hours, oldestDue: first.length ? Number(first[1]) : undefined };
   }
 }

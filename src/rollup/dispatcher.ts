@@ -36,12 +36,13 @@ export interface RollupDispatcherOptions {
   logger: Logger;
 }
 
-export const DEFAULT_ROLLUP_DISPATCHER: Pick<RollupDispatcherOptions, 'everyMs' | 'hoursPerJob' | 'scanLimit' | 'now'> = {
-  everyMs: 15_000,
-  now: Date.now,
-  hoursPerJob: 744,
-  scanLimit: 20_000,
-};
+export const DEFAULT_ROLLUP_DISPATCHER: Pick<RollupDispatcherOptions, 'everyMs' | 'hoursPerJob' | 'scanLimit' | 'now'> =
+  {
+    everyMs: 15_000,
+    now: Date.now,
+    hoursPerJob: 744,
+    scanLimit: 20_000,
+  };
 
 /** The job id of a device's rollup job of a tier (BullMQ refuses `:` in ids). */
 function rollupJobId(deviceId: string, tier?: '1d'): string {
@@ -52,7 +53,9 @@ export class RollupDispatcher {
   private readonly o: RollupDispatcherOptions;
   private ticking?: Repeating;
 
-  constructor(options: Omit<RollupDispatcherOptions, keyof typeof DEFAULT_ROLLUP_DISPATCHER> & Partial<RollupDispatcherOptions>) {
+  constructor(
+    options: Omit<RollupDispatcherOptions, keyof typeof DEFAULT_ROLLUP_DISPATCHER> & Partial<RollupDispatcherOptions>,
+  ) {
     this.o = withDefaults(DEFAULT_ROLLUP_DISPATCHER, options);
   }
 
@@ -74,7 +77,12 @@ export class RollupDispatcher {
     }
     for (const [deviceId, hours] of byDevice) {
       const data: RollupJob = tier ? { deviceId, hours, tier } : { deviceId, hours };
-      await this.o.queue.add('rollup', data, { jobId: rollupJobId(deviceId, tier), removeOnComplete: true, removeOnFail: true, attempts: 1 });
+      await this.o.queue.add('rollup', data, {
+        jobId: rollupJobId(deviceId, tier),
+        removeOnComplete: true,
+        removeOnFail: true,
+        attempts: 1,
+      });
     }
     return byDevice.size;
   }
@@ -82,7 +90,8 @@ export class RollupDispatcher {
   start(): void {
     this.ticking ??= repeat(() => this.tick(), {
       everyMs: this.o.everyMs,
-      onError: (err) => this.o.logger.warn({ err: (err as Error).message }, 'rollup dispatch failed; trying again on the next tick'),
+      onError: (err) =>
+        this.o.logger.warn({ err: (err as Error).message }, 'rollup dispatch failed; trying again on the next tick'),
       immediately: true,
     });
   }

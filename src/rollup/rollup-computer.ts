@@ -29,7 +29,10 @@ export interface RollupComputerOptions {
   now: () => number;
 }
 
-export const DEFAULT_ROLLUP_COMPUTER: Pick<RollupComputerOptions, 'hoursPerQuery' | 'now'> = { hoursPerQuery: 31 * 24, now: Date.now };
+export const DEFAULT_ROLLUP_COMPUTER: Pick<RollupComputerOptions, 'hoursPerQuery' | 'now'> = {
+  hoursPerQuery: 31 * 24,
+  now: Date.now,
+};
 
 export interface RollupResult {
   /** hours computed */
@@ -57,7 +60,9 @@ export function hourRuns(hours: Iterable<number>, max: number): Array<[from: num
 export class RollupComputer {
   private readonly o: RollupComputerOptions;
 
-  constructor(options: Omit<RollupComputerOptions, keyof typeof DEFAULT_ROLLUP_COMPUTER> & Partial<RollupComputerOptions>) {
+  constructor(
+    options: Omit<RollupComputerOptions, keyof typeof DEFAULT_ROLLUP_COMPUTER> & Partial<RollupComputerOptions>,
+  ) {
     this.o = withDefaults(DEFAULT_ROLLUP_COMPUTER, options);
   }
 
@@ -70,7 +75,11 @@ export class RollupComputer {
     const fields = await this.fields(signal);
     const total: RollupResult = { hours: 0, points: 0, emptied: 0, expired: 0 };
     // an hour whose raw rows (partly) expired would be rolled up short, or deleted as empty
-    const cutoff = Math.max(...[this.o.rawRetentionMs, this.o.hourlyRetentionMs].map((ms) => (ms === undefined ? -Infinity : this.o.now() - ms)));
+    const cutoff = Math.max(
+      ...[this.o.rawRetentionMs, this.o.hourlyRetentionMs].map((ms) =>
+        ms === undefined ? -Infinity : this.o.now() - ms,
+      ),
+    );
     const all = [...new Set([...hours].map(hourOf))];
     const kept = all.filter((h) => h >= cutoff);
     total.expired = all.length - kept.length;
@@ -90,7 +99,13 @@ export class RollupComputer {
     return this.hours(deviceId, hours, signal);
   }
 
-  private async run(fields: FieldKinds, deviceId: string | undefined, from: number, to: number, signal?: AbortSignal): Promise<RollupResult> {
+  private async run(
+    fields: FieldKinds,
+    deviceId: string | undefined,
+    from: number,
+    to: number,
+    signal?: AbortSignal,
+  ): Promise<RollupResult> {
     const hours = (to - from) / HOUR_MS;
     const any = fields.numeric.length + fields.other.length > 0;
     const points = any ? rollupPoints(await this.o.query.series(rollupQuery(fields, from, to, deviceId), signal)) : [];
@@ -99,7 +114,10 @@ export class RollupComputer {
     let emptied = 0;
     if (deviceId !== undefined && (await this.o.canDelete())) {
       const full = new Set(points.map((p) => p.time));
-      for (const [a, b] of hourRuns(Array.from({ length: hours }, (_, i) => from + i * HOUR_MS).filter((h) => !full.has(h)), hours)) {
+      for (const [a, b] of hourRuns(
+        Array.from({ length: hours }, (_, i) => from + i * HOUR_MS).filter((h) => !full.has(h)),
+        hours,
+      )) {
         await this.o.query.series(
           `DELETE FROM ${influxIdent(MEASUREMENT.rollup)} WHERE ${influxIdent('device_id')} = ${influxString(deviceId)} AND time >= ${a}ms AND time < ${b}ms`,
           signal,

@@ -45,16 +45,27 @@ export type RollupBuckets = { every: '1h' } | { every: '1d'; timezone: string };
  * `deviceId` is undefined; one series per device, hours without any value left out. With
  * `{ every: '1d', timezone }` the same aggregates per platform-local day, over the raw rows.
  */
-export function rollupQuery(fields: FieldKinds, from: number, to: number, deviceId?: string, buckets: RollupBuckets = { every: '1h' }): string {
+export function rollupQuery(
+  fields: FieldKinds,
+  from: number,
+  to: number,
+  deviceId?: string,
+  buckets: RollupBuckets = { every: '1h' },
+): string {
   const select: string[] = [];
-  for (const f of fields.numeric) for (const a of NUMERIC_AGGREGATES) select.push(`${a}(${influxIdent(f)}) AS ${influxIdent(`${f}_${a}`)}`);
-  for (const f of fields.other) for (const a of OTHER_AGGREGATES) select.push(`${a}(${influxIdent(f)}) AS ${influxIdent(`${f}_${a}`)}`);
+  for (const f of fields.numeric)
+    for (const a of NUMERIC_AGGREGATES) select.push(`${a}(${influxIdent(f)}) AS ${influxIdent(`${f}_${a}`)}`);
+  for (const f of fields.other)
+    for (const a of OTHER_AGGREGATES) select.push(`${a}(${influxIdent(f)}) AS ${influxIdent(`${f}_${a}`)}`);
   const device = deviceId === undefined ? '' : `${influxIdent('device_id')} = ${influxString(deviceId)} AND `;
   return `SELECT ${select.join(', ')} FROM ${influxIdent(MEASUREMENT.data)} WHERE ${device}time >= ${from}ms AND time < ${to}ms GROUP BY time(${buckets.every}), ${influxIdent('device_id')} fill(none)${buckets.every === '1d' ? ` tz(${influxString(buckets.timezone)})` : ''}`;
 }
 
 /** The rollup points of a rollupQuery's (or dayQuery's) result (time = the bucket's start). */
-export function rollupPoints(series: readonly InfluxSeries[], measurement: Measurement = MEASUREMENT.rollup): SinkPoint[] {
+export function rollupPoints(
+  series: readonly InfluxSeries[],
+  measurement: Measurement = MEASUREMENT.rollup,
+): SinkPoint[] {
   const points: SinkPoint[] = [];
   for (const s of series) {
     const deviceId = s.tags?.device_id;

@@ -54,7 +54,12 @@ export interface RollupStack {
 }
 
 export function createRollupStack(o: RollupStackOptions): RollupStack {
-  const dirty = new DirtyHours({ redis: o.redis, prefix: o.prefix, settleMs: o.settleMs, ...(o.now ? { now: o.now } : {}) });
+  const dirty = new DirtyHours({
+    redis: o.redis,
+    prefix: o.prefix,
+    settleMs: o.settleMs,
+    ...(o.now ? { now: o.now } : {}),
+  });
   let v1: Promise<boolean> | undefined;
   const canDelete = (): Promise<boolean> => {
     if (o.influx.api !== 'auto') return Promise.resolve(o.influx.api === 'v1');
@@ -71,7 +76,16 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
   const retention = { rawRetentionMs: o.influx.rawRetentionMs, hourlyRetentionMs: o.influx.hourlyRetentionMs };
   const computer = new RollupComputer({ query: o.query, writer: o.writer, canDelete, ...retention, ...clock });
   const days = new DirtyDays({ redis: o.redis, prefix: o.prefix, timezone: o.timezone, ...clock });
-  const dayComputer = new DayComputer({ query: o.query, writer: o.dayWriter, canDelete, rawFields: (signal) => computer.fields(signal), timezone: o.timezone, hourlyRp: o.hourlyRp, ...retention, ...clock });
+  const dayComputer = new DayComputer({
+    query: o.query,
+    writer: o.dayWriter,
+    canDelete,
+    rawFields: (signal) => computer.fields(signal),
+    timezone: o.timezone,
+    hourlyRp: o.hourlyRp,
+    ...retention,
+    ...clock,
+  });
   const queue = new Queue<RollupJob>(QUEUE.rollup, { connection: bullConnection(o.redis), prefix: o.prefix });
   const failures = new RollupFailures(o.redis, o.prefix, o.failureBackoff);
   const dispatchers: RollupDispatcher[] = [];
@@ -83,7 +97,16 @@ export function createRollupStack(o: RollupStackOptions): RollupStack {
     queue,
     failures,
     startDispatcher(overrides = {}) {
-      const d = new RollupDispatcher({ dirty, days, queue, failures, settleMs: o.settleMs, logger: o.logger, ...(o.now ? { now: o.now } : {}), ...overrides });
+      const d = new RollupDispatcher({
+        dirty,
+        days,
+        queue,
+        failures,
+        settleMs: o.settleMs,
+        logger: o.logger,
+        ...(o.now ? { now: o.now } : {}),
+        ...overrides,
+      });
       d.start();
       dispatchers.push(d);
       return d;

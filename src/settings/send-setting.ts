@@ -42,7 +42,11 @@ const SETTING_SOURCE = 'setting';
  * `unknown` and an empty message_id records the attempt, and the error is thrown: it is never sent
  * again automatically.
  */
-export async function sendSetting(deps: SendSettingDeps, deviceId: string, settings: Record<string, unknown>): Promise<SentSetting> {
+export async function sendSetting(
+  deps: SendSettingDeps,
+  deviceId: string,
+  settings: Record<string, unknown>,
+): Promise<SentSetting> {
   const now = deps.now ?? Date.now;
   if (Object.keys(settings).length === 0) throw new Error('no settings given: pass at least one key=value');
   const device = await deps.registry.get(deviceId);
@@ -51,19 +55,32 @@ export async function sendSetting(deps: SendSettingDeps, deviceId: string, setti
   // an operator's command may spend the token reserve kept for manual work
   let messageId: string;
   try {
-    ({ messageId } = await deps.platform.deviceSetting({ id: device.id, key: device.key }, settings, { useReserve: true }));
+    ({ messageId } = await deps.platform.deviceSetting({ id: device.id, key: device.key }, settings, {
+      useReserve: true,
+    }));
   } catch (err) {
-    if (err instanceof SettingOutcomeUnknownError) await recordUnknown(deps, { messageId: '', deviceId, settings, sentAt, resolvedAt: now(), state: 'unknown' });
+    if (err instanceof SettingOutcomeUnknownError)
+      await recordUnknown(deps, { messageId: '', deviceId, settings, sentAt, resolvedAt: now(), state: 'unknown' });
     throw err;
   }
   await deps.pending.add({ messageId, deviceId, settings, sentAt, deadline: sentAt + deps.timeoutMs });
-  const command: SettingCommand = { messageId, deviceId, settings, sentAt, deadline: sentAt + deps.timeoutMs, state: 'sent' };
+  const command: SettingCommand = {
+    messageId,
+    deviceId,
+    settings,
+    sentAt,
+    deadline: sentAt + deps.timeoutMs,
+    state: 'sent',
+  };
   let recorded = true;
   try {
     await deps.writer.write([settingPoint(command)], { source: SETTING_SOURCE });
   } catch (err) {
     recorded = false;
-    deps.logger.error({ err, messageId, deviceId }, 'setting sent, but its "sent" state could not be written to InfluxDB');
+    deps.logger.error(
+      { err, messageId, deviceId },
+      'setting sent, but its "sent" state could not be written to InfluxDB',
+    );
   }
   return { messageId, command: (await deps.pending.get(messageId)) ?? command, recorded };
 }
@@ -72,7 +89,10 @@ async function recordUnknown(deps: SendSettingDeps, command: SettingCommand): Pr
   try {
     await deps.writer.write([settingPoint(command)], { source: SETTING_SOURCE });
   } catch (err) {
-    deps.logger.error({ err, deviceId: command.deviceId }, 'the "unknown" state of a setting could not be written to InfluxDB');
+    deps.logger.error(
+      { err, deviceId: command.deviceId },
+      'the "unknown" state of a setting could not be written to InfluxDB',
+    );
   }
 }
 
@@ -94,7 +114,8 @@ export async function expireSettings(deps: ExpireDeps): Promise<number> {
   if (timedOut.length === 0) return 0;
   await deps.writer.write(timedOut.map(settingPoint), { source: SETTING_SOURCE });
   await deps.pending.acknowledge(timedOut.map((c) => c.messageId));
-  for (const c of timedOut) deps.logger?.info({ messageId: c.messageId, deviceId: c.deviceId }, 'setting command timed out without a result');
+  for (const c of timedOut)
+    deps.logger?.info({ messageId: c.messageId, deviceId: c.deviceId }, 'setting command timed out without a result');
   return timedOut.length;
 }
 
@@ -119,7 +140,8 @@ export async function waitForResult(
   for (;;) {
     options.signal?.throwIfAborted();
     const cmd = await deps.pending.get(messageId);
-    if (!cmd) throw new Error(`setting command ${messageId} is not in Redis (expired, or sent by another installation)`);
+    if (!cmd)
+      throw new Error(`setting command ${messageId} is not in Redis (expired, or sent by another installation)`);
     if (final.includes(cmd.state)) return cmd;
     let wait = pollMs;
     if (cmd.deadline !== undefined && now() >= cmd.deadline) await expireSettings(deps);

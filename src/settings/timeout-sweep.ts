@@ -19,13 +19,19 @@ export interface SettingTimeoutSweepOptions {
   now: () => number;
 }
 
-export const DEFAULT_SETTING_TIMEOUT_SWEEP: Pick<SettingTimeoutSweepOptions, 'everyMs' | 'now'> = { everyMs: 5000, now: Date.now };
+export const DEFAULT_SETTING_TIMEOUT_SWEEP: Pick<SettingTimeoutSweepOptions, 'everyMs' | 'now'> = {
+  everyMs: 5000,
+  now: Date.now,
+};
 
 export class SettingTimeoutSweep {
   private readonly o: SettingTimeoutSweepOptions;
   private sweeping?: Repeating;
 
-  constructor(options: Omit<SettingTimeoutSweepOptions, keyof typeof DEFAULT_SETTING_TIMEOUT_SWEEP> & Partial<SettingTimeoutSweepOptions>) {
+  constructor(
+    options: Omit<SettingTimeoutSweepOptions, keyof typeof DEFAULT_SETTING_TIMEOUT_SWEEP> &
+      Partial<SettingTimeoutSweepOptions>,
+  ) {
     this.o = withDefaults(DEFAULT_SETTING_TIMEOUT_SWEEP, options);
     if (!(this.o.everyMs > 0)) throw new Error(`setting timeout sweep: everyMs must be > 0 (got ${this.o.everyMs})`);
   }
@@ -37,7 +43,11 @@ export class SettingTimeoutSweep {
 
   start(): void {
     // one round at a time: a slow write is not overtaken by the next tick
-    this.sweeping ??= repeat(() => this.sweep(), { everyMs: this.o.everyMs, onError: (err) => this.o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'), unref: true });
+    this.sweeping ??= repeat(() => this.sweep(), {
+      everyMs: this.o.everyMs,
+      onError: (err) => this.o.logger.warn({ err }, 'setting timeout sweep failed; tried again on the next round'),
+      unref: true,
+    });
   }
 
   /** Stops the timer and waits for a round under way. */

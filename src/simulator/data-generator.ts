@@ -128,7 +128,14 @@ export class DeviceSeries {
    * Visits the rows of [lo, hi) — generated rows only inside [genLo, genHi), added rows anywhere —
    * in time order (ascending or descending) until `visit` returns false.
    */
-  scan(lo: number, hi: number, genLo: number, genHi: number, ascending: boolean, visitRow: (row: SimRow) => boolean): void {
+  scan(
+    lo: number,
+    hi: number,
+    genLo: number,
+    genHi: number,
+    ascending: boolean,
+    visitRow: (row: SimRow) => boolean,
+  ): void {
     const rate = this.options.sameMsRate ?? 0;
     const visit = rate > 0 ? (row: SimRow) => this.visitSplit(row, ascending, rate, visitRow) : visitRow;
     const gLo = Math.max(lo, genLo);
@@ -201,7 +208,13 @@ export class DeviceSeries {
   }
 
   /** First present slot >= k (up to kEnd) whose row time is in [lo, hi). */
-  private nextAsc(k: number, kEnd: number, lo: number, hi: number, prevK?: number): { k: number; row: SimRow } | undefined {
+  private nextAsc(
+    k: number,
+    kEnd: number,
+    lo: number,
+    hi: number,
+    prevK?: number,
+  ): { k: number; row: SimRow } | undefined {
     while (k <= kEnd) {
       if (this.inBlockGap(k)) {
         k = (Math.floor(k / BLOCK) + 1) * BLOCK;

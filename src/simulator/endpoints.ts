@@ -61,7 +61,15 @@ export function currentEndpoint(state: SimState, req: SimRequest, dev: SimDevice
     violation(state, 'current', 'missing query parameter id (a list of datapoints, or "all")');
     return fail(CODE.urlParams, MESSAGE.urlParams);
   }
-  const asked = idParam.trim() === 'all' ? undefined : new Set(idParam.split(',').map((s) => s.trim()).filter(Boolean));
+  const asked =
+    idParam.trim() === 'all'
+      ? undefined
+      : new Set(
+          idParam
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        );
   const values: Record<string, SimValue> = {};
   let latest: number | undefined;
   let scanned = 0;
@@ -80,7 +88,10 @@ export function currentEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   const data: Record<string, unknown> = {};
   if (latest !== undefined) {
     // the leading space of the vendor's example belongs to its documented form
-    data.timestamp = state.timestampForm === 'documented' ? `${state.currentTimestampSpace ? ' ' : ''}${state.clock.format(latest)}` : servedTime(state.clock, state.timestampForm, latest);
+    data.timestamp =
+      state.timestampForm === 'documented'
+        ? `${state.currentTimestampSpace ? ' ' : ''}${state.clock.format(latest)}`
+        : servedTime(state.clock, state.timestampForm, latest);
   }
   Object.assign(data, values);
   return { json: { result_code: CODE.ok, result_message: MESSAGE.ok, data } };
@@ -94,7 +105,12 @@ export function settingEndpoint(state: SimState, req: SimRequest, dev: SimDevice
     violation(state, 'setting', `body is not JSON: ${JSON.stringify(req.body.slice(0, 80))}`);
     return fail(CODE.bodyParams, MESSAGE.bodyParams);
   }
-  if (settings === null || typeof settings !== 'object' || Array.isArray(settings) || Object.keys(settings).length === 0) {
+  if (
+    settings === null ||
+    typeof settings !== 'object' ||
+    Array.isArray(settings) ||
+    Object.keys(settings).length === 0
+  ) {
     violation(state, 'setting', 'body must be a non-empty JSON object of settings');
     return fail(CODE.bodyParams, MESSAGE.bodyParams);
   }

@@ -49,7 +49,8 @@ export class Faults implements SimulatorFaults {
   }
 
   expireTokensEarly(ms: number): void {
-    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`expireTokensEarly: ms must be a non-negative number, got ${ms}`);
+    if (!Number.isFinite(ms) || ms < 0)
+      throw new RangeError(`expireTokensEarly: ms must be a non-negative number, got ${ms}`);
     this.tokens.expireEarly(ms);
   }
 
@@ -63,18 +64,30 @@ export class Faults implements SimulatorFaults {
     this.storms.push({ code, remaining: count, endpoint });
   }
 
-  throttleNext(count: number, options: { retryAfter?: string; status?: ThrottleStatus; endpoint?: SimEndpoint } = {}): void {
-    if (!Number.isInteger(count) || count < 0) throw new RangeError(`throttleNext: count must be a whole number, got ${count}`);
-    if (options.status !== undefined && options.status !== 429 && options.status !== 503) throw new RangeError(`throttleNext: status must be 429 or 503, got ${options.status}`);
+  throttleNext(
+    count: number,
+    options: { retryAfter?: string; status?: ThrottleStatus; endpoint?: SimEndpoint } = {},
+  ): void {
+    if (!Number.isInteger(count) || count < 0)
+      throw new RangeError(`throttleNext: count must be a whole number, got ${count}`);
+    if (options.status !== undefined && options.status !== 429 && options.status !== 503)
+      throw new RangeError(`throttleNext: status must be 429 or 503, got ${options.status}`);
     if (options.endpoint !== undefined && !ENDPOINTS.includes(options.endpoint)) {
       throw new RangeError(`throttleNext: unknown endpoint "${options.endpoint}" (one of ${ENDPOINTS.join(', ')})`);
     }
-    this.bursts.push({ remaining: count, retryAfter: options.retryAfter ?? this.throttleRetryAfter, status: options.status ?? this.throttleStatus, endpoint: options.endpoint });
+    this.bursts.push({
+      remaining: count,
+      retryAfter: options.retryAfter ?? this.throttleRetryAfter,
+      status: options.status ?? this.throttleStatus,
+      endpoint: options.endpoint,
+    });
   }
 
   /** Whether this request is throttled: first a burst that applies (consumed), then one PRNG draw per device call while the rate is set. */
   takeThrottle(endpoint: string): Throttled | undefined {
-    const burst = this.bursts.find((b) => b.remaining > 0 && (b.endpoint === undefined ? endpoint !== 'token' : b.endpoint === endpoint));
+    const burst = this.bursts.find(
+      (b) => b.remaining > 0 && (b.endpoint === undefined ? endpoint !== 'token' : b.endpoint === endpoint),
+    );
     if (burst) {
       burst.remaining--;
       this.bursts = this.bursts.filter((b) => b.remaining > 0);

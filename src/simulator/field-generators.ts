@@ -39,13 +39,18 @@ export function fieldGen(name: string, base: number): FieldGen {
       const center = 18 + (fb % 10);
       return {
         name,
-        value: (k, t) => Math.round((center + 5 * Math.sin((2 * Math.PI * t) / DAY_MS + phase) + unit(mix(fb, k)) - 0.5) * 100) / 100,
+        value: (k, t) =>
+          Math.round((center + 5 * Math.sin((2 * Math.PI * t) / DAY_MS + phase) + unit(mix(fb, k)) - 0.5) * 100) / 100,
       };
     }
     case 'int':
       return {
         name,
-        value: (k, t) => 50 + Math.round(15 * Math.sin((2 * Math.PI * t) / (3 * DAY_MS) + phase)) + (mix(fb, Math.floor(k / 7)) % 3) - 1,
+        value: (k, t) =>
+          50 +
+          Math.round(15 * Math.sin((2 * Math.PI * t) / (3 * DAY_MS) + phase)) +
+          (mix(fb, Math.floor(k / 7)) % 3) -
+          1,
       };
     case 'switch':
       return { name, value: (k) => mix(fb, Math.floor(k / 37)) & 1 };

@@ -40,7 +40,8 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
     limit = Number(limitRaw);
   }
   const firstRaw = q.get('first');
-  if (firstRaw !== null && firstRaw !== '0' && firstRaw !== '1') return invalid(state, `first must be 0 or 1, got ${JSON.stringify(firstRaw)}`);
+  if (firstRaw !== null && firstRaw !== '0' && firstRaw !== '1')
+    return invalid(state, `first must be 0 or 1, got ${JSON.stringify(firstRaw)}`);
   const order = state.history.order;
   const ascending = order === 'newest-first' ? false : order === 'inverted' ? firstRaw !== '1' : firstRaw === '1';
   const startRaw = q.get('start');
@@ -53,8 +54,10 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   if (startRaw !== null && endRaw !== null) {
     const s = state.clock.parse(startRaw);
     const e = state.clock.parse(endRaw);
-    if (s === undefined) return invalid(state, `start is not a vendor timestamp YYYY-MM-DDTHH-mm-ss-SSS: ${JSON.stringify(startRaw)}`);
-    if (e === undefined) return invalid(state, `end is not a vendor timestamp YYYY-MM-DDTHH-mm-ss-SSS: ${JSON.stringify(endRaw)}`);
+    if (s === undefined)
+      return invalid(state, `start is not a vendor timestamp YYYY-MM-DDTHH-mm-ss-SSS: ${JSON.stringify(startRaw)}`);
+    if (e === undefined)
+      return invalid(state, `end is not a vendor timestamp YYYY-MM-DDTHH-mm-ss-SSS: ${JSON.stringify(endRaw)}`);
     if (s > e) return invalid(state, `start ${startRaw} is after end ${endRaw}`);
     lo = s;
     hi = e;
@@ -62,17 +65,27 @@ export function historyEndpoint(state: SimState, req: SimRequest, dev: SimDevice
   const cursorRaw = q.get('cursor');
   let cursor: number | undefined;
   if (cursorRaw !== null) {
-    if (!/^\d{1,16}$/.test(cursorRaw)) return invalid(state, `cursor must be epoch milliseconds (a long), got ${JSON.stringify(cursorRaw)}`);
+    if (!/^\d{1,16}$/.test(cursorRaw))
+      return invalid(state, `cursor must be epoch milliseconds (a long), got ${JSON.stringify(cursorRaw)}`);
     cursor = Number(cursorRaw);
   }
   const idRaw = q.get('id');
-  const ids = idRaw === null || idRaw.trim() === '' || idRaw.trim() === 'all' ? undefined : idRaw.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids =
+    idRaw === null || idRaw.trim() === '' || idRaw.trim() === 'all'
+      ? undefined
+      : idRaw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
 
   const page = servePage(state, dev, { lo, hi, ascending, cursor, limit, ids });
   state.stats.historyRowsServed += page.rows.length;
   const json: Record<string, unknown> = { result_code: CODE.ok, result_message: MESSAGE.ok };
   if (page.cursor !== undefined) json.cursor = page.cursor;
-  json.data = page.rows.map((r) => ({ timestamp: servedTime(state.clock, state.timestampForm, r.time), ...servedValues(r.values, state.numericStrings) }));
+  json.data = page.rows.map((r) => ({
+    timestamp: servedTime(state.clock, state.timestampForm, r.time),
+    ...servedValues(r.values, state.numericStrings),
+  }));
   return { json };
 }
 

@@ -16,7 +16,15 @@ import { TIMESTAMP_FORMS } from './served-times.js';
 import { createSimServer } from './server.js';
 import type { SimDeviceState, SimState } from './state.js';
 import { TokenIssuer } from './token-issuer.js';
-import type { CursorReading, HistoryReading, SimDevice, SimDeviceSpec, Simulator, SimulatorOptions, SimulatorStats } from './types.js';
+import type {
+  CursorReading,
+  HistoryReading,
+  SimDevice,
+  SimDeviceSpec,
+  Simulator,
+  SimulatorOptions,
+  SimulatorStats,
+} from './types.js';
 import { VendorClock } from './vendor-time.js';
 
 export type {
@@ -38,22 +46,37 @@ export type {
 } from './types.js';
 export { TIMESTAMP_FORMS } from './served-times.js';
 
-export const DEFAULT_HISTORY_READING: HistoryReading = { cursor: 'next', limit: 'rows', start: 'inclusive', end: 'exclusive', order: 'asked', pageCap: 0 };
+export const DEFAULT_HISTORY_READING: HistoryReading = {
+  cursor: 'next',
+  limit: 'rows',
+  start: 'inclusive',
+  end: 'exclusive',
+  order: 'asked',
+  pageCap: 0,
+};
 const ORDERS: readonly HistoryReading['order'][] = ['asked', 'newest-first', 'inverted', 'unordered'];
 
 const CURSOR_READINGS: readonly CursorReading[] = ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'];
 
 /** The history reading of the options, every value checked (an error names the wrong one). */
 export function resolveHistoryReading(o: Pick<SimulatorOptions, 'history' | 'boundaryRepeat'>): HistoryReading {
-  const defaults: HistoryReading = { ...DEFAULT_HISTORY_READING, ...(o.boundaryRepeat ? { cursor: 'last-inclusive' as const } : {}) };
+  const defaults: HistoryReading = {
+    ...DEFAULT_HISTORY_READING,
+    ...(o.boundaryRepeat ? { cursor: 'last-inclusive' as const } : {}),
+  };
   const r: HistoryReading = withDefaults(defaults, o.history);
-  if (!CURSOR_READINGS.includes(r.cursor)) throw new Error(`simulator: history.cursor must be one of ${CURSOR_READINGS.join(', ')}, got "${r.cursor}"`);
-  if (r.limit !== 'rows' && r.limit !== 'datapoints') throw new Error(`simulator: history.limit must be rows or datapoints, got "${r.limit}"`);
+  if (!CURSOR_READINGS.includes(r.cursor))
+    throw new Error(`simulator: history.cursor must be one of ${CURSOR_READINGS.join(', ')}, got "${r.cursor}"`);
+  if (r.limit !== 'rows' && r.limit !== 'datapoints')
+    throw new Error(`simulator: history.limit must be rows or datapoints, got "${r.limit}"`);
   for (const bound of ['start', 'end'] as const) {
-    if (r[bound] !== 'inclusive' && r[bound] !== 'exclusive') throw new Error(`simulator: history.${bound} must be inclusive or exclusive, got "${r[bound]}"`);
+    if (r[bound] !== 'inclusive' && r[bound] !== 'exclusive')
+      throw new Error(`simulator: history.${bound} must be inclusive or exclusive, got "${r[bound]}"`);
   }
-  if (!ORDERS.includes(r.order)) throw new Error(`simulator: history.order must be one of ${ORDERS.join(', ')}, got "${r.order}"`);
-  if (!(Number.isInteger(r.pageCap) && r.pageCap >= 0)) throw new Error(`simulator: history.pageCap must be a whole number >= 0, got ${r.pageCap}`);
+  if (!ORDERS.includes(r.order))
+    throw new Error(`simulator: history.order must be one of ${ORDERS.join(', ')}, got "${r.order}"`);
+  if (!(Number.isInteger(r.pageCap) && r.pageCap >= 0))
+    throw new Error(`simulator: history.pageCap must be a whole number >= 0, got ${r.pageCap}`);
   return r;
 }
 
@@ -88,11 +111,13 @@ export function generatedDevices(n: number): SimDeviceSpec[] {
 
 function resolveDevice(spec: SimDeviceSpec): SimDevice {
   if (typeof spec.id !== 'string' || spec.id === '') throw new Error('simulator device: id must be a non-empty string');
-  if (typeof spec.key !== 'string' || spec.key === '') throw new Error(`simulator device ${spec.id}: key must be a non-empty string`);
+  if (typeof spec.key !== 'string' || spec.key === '')
+    throw new Error(`simulator device ${spec.id}: key must be a non-empty string`);
   const cadenceSec = spec.cadenceSec ?? 60;
   if (!(cadenceSec > 0)) throw new Error(`simulator device ${spec.id}: cadenceSec must be > 0, got ${cadenceSec}`);
   for (const w of spec.offline ?? []) {
-    if (!(w[0] < w[1])) throw new Error(`simulator device ${spec.id}: offline window [${w[0]}, ${w[1]}) is empty or reversed`);
+    if (!(w[0] < w[1]))
+      throw new Error(`simulator device ${spec.id}: offline window [${w[0]}, ${w[1]}) is empty or reversed`);
   }
   return {
     id: spec.id,
@@ -105,19 +130,25 @@ function resolveDevice(spec: SimDeviceSpec): SimDevice {
 }
 
 /** The options with every default in place (an option given as undefined keeps its default). */
-type ResolvedOptions = Omit<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS> & Required<Pick<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS>>;
+type ResolvedOptions = Omit<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS> &
+  Required<Pick<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS>>;
 
 /** Every option checked, an error naming the wrong one; returns the history reading. */
 function checkOptions(o: ResolvedOptions): HistoryReading {
   if (!(o.from <= o.to)) throw new Error(`simulator: from (${o.from}) must not be after to (${o.to})`);
   if (!(o.gapRate >= 0 && o.gapRate < 1)) throw new Error(`simulator: gapRate must be in [0, 1), got ${o.gapRate}`);
-  if (!(o.sameMsRate >= 0 && o.sameMsRate <= 1)) throw new Error(`simulator: sameMsRate must be in [0, 1], got ${o.sameMsRate}`);
-  if (!(o.deviceFailRate >= 0 && o.deviceFailRate < 1)) throw new Error(`simulator: deviceFailRate must be in [0, 1), got ${o.deviceFailRate}`);
-  if (!['502', 'reset', 'mixed'].includes(o.deviceFailKind)) throw new Error(`simulator: deviceFailKind must be 502, reset or mixed, got "${o.deviceFailKind}"`);
+  if (!(o.sameMsRate >= 0 && o.sameMsRate <= 1))
+    throw new Error(`simulator: sameMsRate must be in [0, 1], got ${o.sameMsRate}`);
+  if (!(o.deviceFailRate >= 0 && o.deviceFailRate < 1))
+    throw new Error(`simulator: deviceFailRate must be in [0, 1), got ${o.deviceFailRate}`);
+  if (!['502', 'reset', 'mixed'].includes(o.deviceFailKind))
+    throw new Error(`simulator: deviceFailKind must be 502, reset or mixed, got "${o.deviceFailKind}"`);
   if (!(o.latencyMs >= 0)) throw new Error(`simulator: latencyMs must be >= 0, got ${o.latencyMs}`);
   const history = resolveHistoryReading(o);
-  if (!TIMESTAMP_FORMS.includes(o.timestampForm)) throw new Error(`simulator: timestampForm must be one of ${TIMESTAMP_FORMS.join(', ')}, got "${o.timestampForm}"`);
-  if (!(Number.isInteger(o.fullRowEvery) && o.fullRowEvery >= 1)) throw new Error(`simulator: fullRowEvery must be a whole number >= 1, got ${o.fullRowEvery}`);
+  if (!TIMESTAMP_FORMS.includes(o.timestampForm))
+    throw new Error(`simulator: timestampForm must be one of ${TIMESTAMP_FORMS.join(', ')}, got "${o.timestampForm}"`);
+  if (!(Number.isInteger(o.fullRowEvery) && o.fullRowEvery >= 1))
+    throw new Error(`simulator: fullRowEvery must be a whole number >= 1, got ${o.fullRowEvery}`);
   return history;
 }
 
@@ -133,7 +164,13 @@ function vendorClock(timezone: string): VendorClock {
 function simDevices(o: ResolvedOptions): Map<string, SimDeviceState> {
   const specs = typeof o.devices === 'number' ? generatedDevices(o.devices) : o.devices;
   const devices = new Map<string, SimDeviceState>();
-  const seriesOptions = { seed: o.seed, gapRate: o.gapRate, fullRowEvery: o.fullRowEvery, sameMsRate: o.sameMsRate, sameMsRepeat: o.sameMsRepeat };
+  const seriesOptions = {
+    seed: o.seed,
+    gapRate: o.gapRate,
+    fullRowEvery: o.fullRowEvery,
+    sameMsRate: o.sameMsRate,
+    sameMsRepeat: o.sameMsRepeat,
+  };
   for (const spec of specs) {
     const device = resolveDevice(spec);
     if (devices.has(device.id)) throw new Error(`simulator: device id ${device.id} given twice`);
@@ -170,7 +207,13 @@ function simState(o: ResolvedOptions, history: HistoryReading, now: () => number
     now,
     stats,
   });
-  const push = new PushClient({ pushUrl: o.pushUrl, webhookToken: o.webhookToken, wallClock: Date.now, stats, logger: o.logger });
+  const push = new PushClient({
+    pushUrl: o.pushUrl,
+    webhookToken: o.webhookToken,
+    wallClock: Date.now,
+    stats,
+    logger: o.logger,
+  });
   const state: SimState = {
     devices,
     range: { from: o.from, to: o.to },
@@ -208,7 +251,12 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 }
 
 /** With `livePushMs`, new rows are pushed as the clock moves; a wrong setting closes the simulator and throws. */
-async function startLiveFeed(simulator: RunningSimulator, o: ResolvedOptions, livePushMs: number | undefined, now: () => number): Promise<void> {
+async function startLiveFeed(
+  simulator: RunningSimulator,
+  o: ResolvedOptions,
+  livePushMs: number | undefined,
+  now: () => number,
+): Promise<void> {
   if (livePushMs === undefined) return;
   if (!(livePushMs > 0)) {
     await simulator.close();

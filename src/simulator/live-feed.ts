@@ -37,7 +37,8 @@ export class LiveFeed {
       if (rows.length === 0) continue;
       try {
         const answer = await this.sim.pushData(d.id, rows);
-        if (answer.status >= 300) this.o.logger?.warn({ device: d.id, status: answer.status }, 'live push refused; rows stay in history');
+        if (answer.status >= 300)
+          this.o.logger?.warn({ device: d.id, status: answer.status }, 'live push refused; rows stay in history');
       } catch (err) {
         this.o.logger?.warn({ device: d.id, err: (err as Error).message }, 'live push failed; rows stay in history');
       }

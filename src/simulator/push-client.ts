@@ -25,7 +25,9 @@ export interface HttpAnswer {
 
 /** signature = md5( sha1(token + nonce + timestamp) as lowercase hex ) as lowercase hex */
 export function handshakeSignature(token: string, nonce: string, timestamp: string): string {
-  const sha1 = createHash('sha1').update(token + nonce + timestamp, 'utf8').digest('hex');
+  const sha1 = createHash('sha1')
+    .update(token + nonce + timestamp, 'utf8')
+    .digest('hex');
   return createHash('md5').update(sha1, 'utf8').digest('hex');
 }
 
@@ -76,7 +78,8 @@ export class PushClient {
   pushInBackground(msgType: 1 | 2 | 3, fields: Record<string, unknown>): void {
     const p = this.push(msgType, fields).then(
       (a) => {
-        if (a.status >= 300) this.o.logger?.warn({ msgType, status: a.status }, 'simulator push refused by the receiver');
+        if (a.status >= 300)
+          this.o.logger?.warn({ msgType, status: a.status }, 'simulator push refused by the receiver');
       },
       (err: Error) => this.o.logger?.warn({ msgType, err: err.message }, 'simulator push failed'),
     );
@@ -90,7 +93,8 @@ export class PushClient {
   }
 
   private requireUrl(): string {
-    if (!this.o.pushUrl) throw new Error('the simulator has no pushUrl: pass pushUrl in its options to send notifications');
+    if (!this.o.pushUrl)
+      throw new Error('the simulator has no pushUrl: pass pushUrl in its options to send notifications');
     return this.o.pushUrl;
   }
 
@@ -102,7 +106,9 @@ export class PushClient {
         const nonce = randomBytes(8).toString('hex');
         const a = await this.handshake({ nonce });
         if (a.status !== 200 || a.body !== nonce) {
-          throw new Error(`handshake with ${url} failed (HTTP ${a.status}, body ${JSON.stringify(a.body.slice(0, 100))} is not the nonce): no push sent`);
+          throw new Error(
+            `handshake with ${url} failed (HTTP ${a.status}, body ${JSON.stringify(a.body.slice(0, 100))} is not the nonce): no push sent`,
+          );
         }
         this.o.logger?.info({ url }, 'simulator handshake accepted');
       })();

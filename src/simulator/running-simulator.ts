@@ -35,7 +35,12 @@ export class RunningSimulator implements Simulator {
 
   rows(deviceId: string, from = -Infinity, to = Infinity): SimRow[] {
     // everything the platform holds: no page cap applies to what a test compares against
-    return readPage({ ...this.state, history: { ...this.state.history, pageCap: 0 } }, this.deviceOf(deviceId), { lo: from, hi: to, ascending: true, limit: Infinity }).rows;
+    return readPage({ ...this.state, history: { ...this.state.history, pageCap: 0 } }, this.deviceOf(deviceId), {
+      lo: from,
+      hi: to,
+      ascending: true,
+      limit: Infinity,
+    }).rows;
   }
 
   handshake(opts?: { token?: string; timestamp?: number; nonce?: string }): Promise<{ status: number; body: string }> {
@@ -44,12 +49,23 @@ export class RunningSimulator implements Simulator {
 
   pushStatus(deviceId: string, status: 0 | 1): Promise<{ status: number; body: string }> {
     const d = this.deviceOf(deviceId).device;
-    return this.state.push.push(1, { device_id: d.id, device_key: d.key, device_sn: snOf(d.id), device_status: status });
+    return this.state.push.push(1, {
+      device_id: d.id,
+      device_key: d.key,
+      device_sn: snOf(d.id),
+      device_status: status,
+    });
   }
 
-  pushData(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): Promise<{ status: number; body: string }> {
+  pushData(
+    deviceId: string,
+    rows: Array<{ time: number; values: Record<string, unknown> }>,
+  ): Promise<{ status: number; body: string }> {
     const d = this.deviceOf(deviceId).device;
-    const data = rows.map((r) => ({ timestamp: servedTime(this.state.clock, this.state.timestampForm, r.time), ...servedValues(r.values, this.state.numericStrings) }));
+    const data = rows.map((r) => ({
+      timestamp: servedTime(this.state.clock, this.state.timestampForm, r.time),
+      ...servedValues(r.values, this.state.numericStrings),
+    }));
     return this.state.push.push(2, { device_id: d.id, device_key: d.key, data });
   }
 

@@ -14,7 +14,15 @@
 import type { TimestampForm } from './types.js';
 import type { VendorClock } from './vendor-time.js';
 
-export const TIMESTAMP_FORMS: readonly TimestampForm[] = ['documented', 'epoch-ms', 'epoch-s', 'epoch-ms-string', 'iso-z', 'iso-offset', 'iso-local'];
+export const TIMESTAMP_FORMS: readonly TimestampForm[] = [
+  'documented',
+  'epoch-ms',
+  'epoch-s',
+  'epoch-ms-string',
+  'iso-z',
+  'iso-offset',
+  'iso-local',
+];
 
 /** The timestamp of a row at `t` (epoch ms) as the form puts it on the wire. */
 export function servedTime(clock: VendorClock, form: TimestampForm, t: number): string | number {

@@ -25,7 +25,12 @@ function route(rawPath: string): Route | string | undefined {
   if (rawPath === '/v1/platform/token') return { endpoint: 'token', method: 'GET' };
   if (seg.length !== 5 || seg[0] !== '' || seg[1] !== 'v1' || seg[2] !== 'devices') return undefined;
   const [raw, leaf] = seg[3] === 'device_status' ? [seg[4], 'device_status'] : [seg[3], seg[4]];
-  const endpoint = { device_status: 'device_status', currentDatapoints: 'current', datapoints: 'history', device_setting: 'setting' }[leaf];
+  const endpoint = {
+    device_status: 'device_status',
+    currentDatapoints: 'current',
+    datapoints: 'history',
+    device_setting: 'setting',
+  }[leaf];
   if (!endpoint) return undefined;
   let deviceId: string;
   try {
@@ -103,7 +108,9 @@ async function handle(state: SimState, req: IncomingMessage, res: ServerResponse
   const throttled = state.faults.takeThrottle(r.endpoint);
   if (throttled) {
     res.writeHead(throttled.status, { 'content-type': 'text/html', 'retry-after': throttled.retryAfter });
-    res.end(`<html><body><h1>${throttled.status === 429 ? '429 Too Many Requests' : '503 Service Temporarily Unavailable'}</h1></body></html>`);
+    res.end(
+      `<html><body><h1>${throttled.status === 429 ? '429 Too Many Requests' : '503 Service Temporarily Unavailable'}</h1></body></html>`,
+    );
     return;
   }
   const storm = state.faults.takeStorm(r.endpoint);

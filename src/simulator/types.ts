@@ -60,7 +60,8 @@ export interface HistoryReading {
 }
 
 /** How the simulator writes timestamps (served-times.ts): the vendor's form, epoch numbers or ISO 8601. */
-export type TimestampForm = 'documented' | 'epoch-ms' | 'epoch-s' | 'epoch-ms-string' | 'iso-z' | 'iso-offset' | 'iso-local';
+export type TimestampForm =
+  'documented' | 'epoch-ms' | 'epoch-s' | 'epoch-ms-string' | 'iso-z' | 'iso-offset' | 'iso-local';
 
 export interface SimulatorOptions {
   /** default '127.0.0.1' */
@@ -199,7 +200,10 @@ export interface Simulator {
   /** POST a msg_type 1 push; `status` is the raw code sent (vendor text: 0 = online, 1 = offline) */
   pushStatus(deviceId: string, status: 0 | 1): Promise<{ status: number; body: string }>;
   /** POST a msg_type 2 push of the given rows (timestamps in the form `timestampForm` says, in the simulator zone) */
-  pushData(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): Promise<{ status: number; body: string }>;
+  pushData(
+    deviceId: string,
+    rows: Array<{ time: number; values: Record<string, unknown> }>,
+  ): Promise<{ status: number; body: string }>;
   /** add rows to a device's history, visible to history queries whatever the range */
   addRows(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): void;
   /** sets the generated history range (e.g. extend `to`: new data "arrives") */

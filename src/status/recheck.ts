@@ -13,8 +13,14 @@ export interface RecheckStatus {
   lateRows: Record<string, number>;
 }
 
-export async function gatherRecheck(redis: Pick<Redis, 'hgetall' | 'hset' | 'hincrby' | 'del'>, prefix: string): Promise<RecheckStatus> {
-  const [lastVerification, late] = await Promise.all([new VerifyLedger(redis, prefix).last(), new LateRows(redis, prefix).all()]);
+export async function gatherRecheck(
+  redis: Pick<Redis, 'hgetall' | 'hset' | 'hincrby' | 'del'>,
+  prefix: string,
+): Promise<RecheckStatus> {
+  const [lastVerification, late] = await Promise.all([
+    new VerifyLedger(redis, prefix).last(),
+    new LateRows(redis, prefix).all(),
+  ]);
   return { lastVerification, lateRows: Object.fromEntries(late) };
 }
 
@@ -23,7 +29,9 @@ export function renderRecheck(r: RecheckStatus, timezone: string, device?: strin
   const v = r.lastVerification;
   if (v) {
     const unequal = v.missing + v.extra + v.differing;
-    lines.push(`last verified ${formatLocalTime(v.at, timezone)} (${v.devices} device(s), ${formatLocalTime(v.from, timezone)}..${formatLocalTime(v.to, timezone)}): ${v.equal} hours equal, ${v.repaired} repaired${unequal ? `, ${unequal} not equal (missing ${v.missing}, extra ${v.extra}, differing ${v.differing})` : ''}`);
+    lines.push(
+      `last verified ${formatLocalTime(v.at, timezone)} (${v.devices} device(s), ${formatLocalTime(v.from, timezone)}..${formatLocalTime(v.to, timezone)}): ${v.equal} hours equal, ${v.repaired} repaired${unequal ? `, ${unequal} not equal (missing ${v.missing}, extra ${v.extra}, differing ${v.differing})` : ''}`,
+    );
   } else lines.push('last verified: never (expeed-sync verify, or EXPEED_SCHEDULE_VERIFY)');
   const late = Object.entries(r.lateRows).filter(([id]) => device === undefined || id === device);
   if (late.length) lines.push(`late rows found by the lookback: ${late.map(([id, n]) => `${id} ${n}`).join(', ')}`);

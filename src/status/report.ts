@@ -116,7 +116,10 @@ function message(err: unknown): string {
 }
 
 /** device_id -> [time, row] of the newest point of a measurement, one query for all devices. */
-async function newestPerDevice(influx: Pick<InfluxQuery, 'series'>, q: string): Promise<Map<string, Record<string, unknown>>> {
+async function newestPerDevice(
+  influx: Pick<InfluxQuery, 'series'>,
+  q: string,
+): Promise<Map<string, Record<string, unknown>>> {
   const out = new Map<string, Record<string, unknown>>();
   for (const s of await influx.series(q)) {
     const id = s.tags?.device_id;
@@ -137,30 +140,45 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       return undefined;
     }
   };
-  const [devices, lastData, lastStatus, queueCounts, failedJobs, token, deadLetters, platformNewest] = await Promise.all([
-    guard('devices', () => src.registry.list()),
-    guard('influxdb', () => newestPerDevice(src.influx, 'SELECT * FROM "device_data" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')),
-    guard('influxdb', () => newestPerDevice(src.influx, 'SELECT "online" FROM "device_status" GROUP BY "device_id" ORDER BY time DESC LIMIT 1')),
-    guard('queues', async () =>
-      Object.fromEntries(
-        await Promise.all(src.queues.map(async (q) => [q.name, await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed')] as const)),
+  const [devices, lastData, lastStatus, queueCounts, failedJobs, token, deadLetters, platformNewest] =
+    await Promise.all([
+      guard('devices', () => src.registry.list()),
+      guard('influxdb', () =>
+        newestPerDevice(src.influx, 'SELECT * FROM "device_data" GROUP BY "device_id" ORDER BY time DESC LIMIT 1'),
       ),
-    ),
-    guard('queues', async () => {
-      const q = src.queues.find((x) => x.name === src.backfillQueueName);
-      const perDevice = new Map<string, number>();
-      for (const job of (await q?.getFailed(0, 999)) ?? []) {
-        const id = (job?.data as { deviceId?: string } | undefined)?.deviceId;
-        if (id !== undefined) perDevice.set(id, (perDevice.get(id) ?? 0) + 1);
-      }
-      return perDevice;
-    }),
-    guard('token', () => src.tokens.usage()),
-    guard('dead letters', () => src.deadLetters.count()),
-    guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
-  ]);
+      guard('influxdb', () =>
+        newestPerDevice(
+          src.influx,
+          'SELECT "online" FROM "device_status" GROUP BY "device_id" ORDER BY time DESC LIMIT 1',
+        ),
+      ),
+      guard('queues', async () =>
+        Object.fromEntries(
+          await Promise.all(
+            src.queues.map(
+              async (q) =>
+                [q.name, await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed')] as const,
+            ),
+          ),
+        ),
+      ),
+      guard('queues', async () => {
+        const q = src.queues.find((x) => x.name === src.backfillQueueName);
+        const perDevice = new Map<string, number>();
+        for (const job of (await q?.getFailed(0, 999)) ?? []) {
+          const id = (job?.data as { deviceId?: string } | undefined)?.deviceId;
+          if (id !== undefined) perDevice.set(id, (perDevice.get(id) ?? 0) + 1);
+        }
+        return perDevice;
+      }),
+      guard('token', () => src.tokens.usage()),
+      guard('dead letters', () => src.deadLetters.count()),
+      guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
+    ]);
   const cooldownWaits = src.cooldownWaits ? await guard('token', () => src.cooldownWaits!.waiting()) : undefined;
-  const deadLetterBudget = src.deadLetters.budget ? await guard('dead letters', () => src.deadLetters.budget!()) : undefined;
+  const deadLetterBudget = src.deadLetters.budget
+    ? await guard('dead letters', () => src.deadLetters.budget!())
+    : undefined;
   const at = (src.now ?? Date.now)();
   const staleAfterMs = src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const rows: DeviceStatusRow[] = [];
@@ -190,5 +208,23 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
   const platform = src.platformProfile ? await guard('platform profile', () => src.platformProfile!.get()) : undefined;
   const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
   for (const r of rows) summary[r.state]++;
-  return { at, summary, staleAfterMs, devices: rows, queues: queueCounts ?? {}, token, cooldownWaits, deadLetters, deadLetterBudget, rollupBacklog, rollupDayBacklog, rollupFailures, rawRetentionMs: src.rawRetentionMs, hourlyRetentionMs: src.hourlyRetentionMs, redisPersistence, platform, errors };
+  return {
+    at,
+    summary,
+    staleAfterMs,
+    devices: rows,
+    queues: queueCounts ?? {},
+    token,
+    cooldownWaits,
+    deadLetters,
+    deadLetterBudget,
+    rollupBacklog,
+    rollupDayBacklog,
+    rollupFailures,
+    rawRetentionMs: src.rawRetentionMs,
+    hourlyRetentionMs: src.hourlyRetentionMs,
+    redisPersistence,
+    platform,
+    errors,
+  };
 }

@@ -18,7 +18,14 @@ export function substituteVariables(query: string, vars: Array<[name: string, va
   const ordered = [...vars].sort((a, b) => b[0].length - a[0].length);
   let out = query;
   for (const [name, value, raw] of ordered) {
-    out = out.split(`\${${name}:raw}`).join(raw ?? value).split(`\${${name}}`).join(value).split(`[[${name}]]`).join(value).replace(new RegExp(`\\$${name}(?![\\w])`, 'g'), () => value);
+    out = out
+      .split(`\${${name}:raw}`)
+      .join(raw ?? value)
+      .split(`\${${name}}`)
+      .join(value)
+      .split(`[[${name}]]`)
+      .join(value)
+      .replace(new RegExp(`\\$${name}(?![\\w])`, 'g'), () => value);
   }
   const left = /\$\{?[A-Za-z_]\w*\}?|\[\[\w+\]\]/.exec(out);
   if (left) throw new Error(`unsubstituted Grafana macro or variable "${left[0]}" in: ${out}`);
@@ -63,7 +70,8 @@ export function panelTargets(
 const HOUR = 3_600_000;
 const MIN = 60_000;
 /** Grafana's InfluxDB data source escapes a single-valued variable's value like this. */
-export const regularEscape = (v: string) => (Number.isNaN(parseFloat(v)) ? v.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&') : v);
+export const regularEscape = (v: string) =>
+  Number.isNaN(parseFloat(v)) ? v.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&') : v;
 
 export interface InfluxSelection {
   name: string;
@@ -76,7 +84,12 @@ export interface InfluxSelection {
 }
 
 /** A variable's value as the data source formats it: allValue, regex-escaped and joined, or escaped. */
-export function formatInfluxVariable(v: GrafanaVariable, sel: InfluxSelection['values'][string], every: string[], join: InfluxSelection['join']): string {
+export function formatInfluxVariable(
+  v: GrafanaVariable,
+  sel: InfluxSelection['values'][string],
+  every: string[],
+  join: InfluxSelection['join'],
+): string {
   if (sel === 'all' && v.allValue) return v.allValue;
   const values = sel === 'all' || sel === 'all-expanded' ? every : sel;
   if (!v.multi && !v.includeAll) return regularEscape(values[0]);
@@ -87,23 +100,45 @@ export function formatInfluxVariable(v: GrafanaVariable, sel: InfluxSelection['v
 
 /** `$__interval` as Grafana writes it: `1d`, `2h`, `10m`, `30s`. */
 export const grafanaInterval = (ms: number) =>
-  ms % (24 * HOUR) === 0 ? `${ms / (24 * HOUR)}d` : ms % HOUR === 0 ? `${ms / HOUR}h` : ms % MIN === 0 ? `${ms / MIN}m` : `${ms / 1000}s`;
+  ms % (24 * HOUR) === 0
+    ? `${ms / (24 * HOUR)}d`
+    : ms % HOUR === 0
+      ? `${ms / HOUR}h`
+      : ms % MIN === 0
+        ? `${ms / MIN}m`
+        : `${ms / 1000}s`;
 
 /**
  * An interpolator for one dashboard: every macro, then every template variable (values of each from
  * `every(name)`; a constant variable is its query). `scoped` fixes a variable to one value, as
  * Grafana does inside a repeated panel; `${name:raw}` is then that value unescaped.
  */
-export function influxInterpolator(dashboard: { templating: { list: Array<GrafanaVariable & { type?: string; query?: unknown }> } }, every: (name: string) => string[]) {
-  return (query: string, sel: InfluxSelection, from: number, to: number, scoped: Record<string, string> = {}): string => {
+export function influxInterpolator(
+  dashboard: { templating: { list: Array<GrafanaVariable & { type?: string; query?: unknown }> } },
+  every: (name: string) => string[],
+) {
+  return (
+    query: string,
+    sel: InfluxSelection,
+    from: number,
+    to: number,
+    scoped: Record<string, string> = {},
+  ): string => {
     const vars: Array<[string, string, string?]> = [
-      ['__interval_ms', String(sel.intervalMs)], ['__interval', grafanaInterval(sel.intervalMs)], ['interval', grafanaInterval(sel.intervalMs)],
-      ['timeFilter', sel.timeFilter], ['__timeFilter', sel.timeFilter], ['__from', String(from)], ['__to', String(to)],
-      ['__range_ms', String(to - from)], ['__range_s', String(Math.floor((to - from) / 1000))],
+      ['__interval_ms', String(sel.intervalMs)],
+      ['__interval', grafanaInterval(sel.intervalMs)],
+      ['interval', grafanaInterval(sel.intervalMs)],
+      ['timeFilter', sel.timeFilter],
+      ['__timeFilter', sel.timeFilter],
+      ['__from', String(from)],
+      ['__to', String(to)],
+      ['__range_ms', String(to - from)],
+      ['__range_s', String(Math.floor((to - from) / 1000))],
     ];
     for (const v of dashboard.templating.list) {
       if (v.type === 'constant') vars.push([v.name, String(v.query)]);
-      else if (scoped[v.name] !== undefined) vars.push([v.name, formatInfluxVariable(v, [scoped[v.name]], [], sel.join), scoped[v.name]]);
+      else if (scoped[v.name] !== undefined)
+        vars.push([v.name, formatInfluxVariable(v, [scoped[v.name]], [], sel.join), scoped[v.name]]);
       else vars.push([v.name, formatInfluxVariable(v, sel.values[v.name] ?? 'all', every(v.name), sel.join)]);
     }
     return substituteVariables(query, vars);
@@ -112,8 +147,11 @@ export function influxInterpolator(dashboard: { templating: { list: Array<Grafan
 
 /** Whether a target gated by `AND $__interval_ms < N` / `>= N` (any number of them) answers at this interval. */
 export function gateOpen(query: string, intervalMs: number): boolean {
-  return [...query.matchAll(/\$__interval_ms (<|>=) (\d+)/g)].every((m) => (m[1] === '<' ? intervalMs < Number(m[2]) : intervalMs >= Number(m[2])));
+  return [...query.matchAll(/\$__interval_ms (<|>=) (\d+)/g)].every((m) =>
+    m[1] === '<' ? intervalMs < Number(m[2]) : intervalMs >= Number(m[2]),
+  );
 }
 
 /** The source tier a query reads: `daily`, `hourly` or `raw`. */
-export const tierOf = (query: string) => (/"device_data_1d"/.test(query) ? 'daily' : /"device_data_1h"/.test(query) ? 'hourly' : 'raw');
+export const tierOf = (query: string) =>
+  /"device_data_1d"/.test(query) ? 'daily' : /"device_data_1h"/.test(query) ? 'hourly' : 'raw';

@@ -13,13 +13,26 @@ export interface Unit {
 }
 
 export const LAYER_NAMES: Record<number, string> = {
-  0: 'L0 base', 1: 'L1 foundation', 2: 'L2 flows', 3: 'L3 views', 4: 'L4 workers', 5: 'L5 app', 6: 'L6 cli',
+  0: 'L0 base',
+  1: 'L1 foundation',
+  2: 'L2 flows',
+  3: 'L3 views',
+  4: 'L4 workers',
+  5: 'L5 app',
+  6: 'L6 cli',
 };
 
 export const LAYERS: Readonly<Record<string, number | 'tool'>> = {
   'src/base': 0,
-  'src/platform': 1, 'src/influx': 1, 'src/dead-letters': 1, 'src/devices': 1, 'src/ops': 1,
-  'src/pull': 2, 'src/push': 2, 'src/settings': 2, 'src/rollup': 2,
+  'src/platform': 1,
+  'src/influx': 1,
+  'src/dead-letters': 1,
+  'src/devices': 1,
+  'src/ops': 1,
+  'src/pull': 2,
+  'src/push': 2,
+  'src/settings': 2,
+  'src/rollup': 2,
   'src/status': 3,
   workers: 4,
   'src/app': 5,
@@ -81,7 +94,13 @@ export function sourceFiles(root: string, folders: string[]): string[] {
 
 function resolveSpecifier(root: string, from: string, specifier: string): string | undefined {
   const base = posix.join(posix.dirname(from), specifier);
-  const candidates = [base.replace(/\.js$/, '.ts'), base.replace(/\.mjs$/, '.mts'), `${base}.ts`, `${base}/index.ts`, base];
+  const candidates = [
+    base.replace(/\.js$/, '.ts'),
+    base.replace(/\.mjs$/, '.mts'),
+    `${base}.ts`,
+    `${base}/index.ts`,
+    base,
+  ];
   for (const c of candidates) {
     const full = resolve(root, c);
     if (existsSync(full) && statSync(full).isFile()) return c;
@@ -120,7 +139,12 @@ export function importsOf(root: string, file: string, text: string): Import[] {
       add(node.moduleReference.expression, 'require');
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0]) {
       add(node.arguments[0], 'import()');
-    } else if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'require' && node.arguments[0]) {
+    } else if (
+      ts.isCallExpression(node) &&
+      ts.isIdentifier(node.expression) &&
+      node.expression.text === 'require' &&
+      node.arguments[0]
+    ) {
       add(node.arguments[0], 'require');
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
       add(node.argument.literal, 'import type()');
@@ -166,16 +190,25 @@ export function folderCycles(edges: Iterable<[string, string]>): string[][] {
   const onStack = new Set<string>();
   const groups: string[][] = [];
   const strong = (v: string): void => {
-    idx.set(v, index); low.set(v, index); index++;
-    stack.push(v); onStack.add(v);
+    idx.set(v, index);
+    low.set(v, index);
+    index++;
+    stack.push(v);
+    onStack.add(v);
     for (const w of next.get(v)!) {
-      if (!idx.has(w)) { strong(w); low.set(v, Math.min(low.get(v)!, low.get(w)!)); }
-      else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
+      if (!idx.has(w)) {
+        strong(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
     }
     if (low.get(v) === idx.get(v)) {
       const group: string[] = [];
       let w: string;
-      do { w = stack.pop()!; onStack.delete(w); group.push(w); } while (w !== v);
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        group.push(w);
+      } while (w !== v);
       if (group.length > 1) groups.push(group.sort());
     }
   };

@@ -28,11 +28,18 @@ export interface Exec {
 
 /** The tools the test needs, by name, that are not installed. */
 export function missingTools(): string[] {
-  return ['podman', 'runc', 'debootstrap', 'flock'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
+  return ['podman', 'runc', 'debootstrap', 'flock'].filter(
+    (t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0,
+  );
 }
 
 /** Runs a command to its end (killed after `timeoutMs`); never throws for a non-zero exit. */
-export function exec(cmd: string, args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<Exec> {
+export function exec(
+  cmd: string,
+  args: string[],
+  timeoutMs = 60_000,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Exec> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -41,7 +48,11 @@ export function exec(cmd: string, args: string[], timeoutMs = 60_000, env: NodeJ
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s:\n${stdout.slice(-2000)}${stderr.slice(-2000)}`));
+      reject(
+        new Error(
+          `${cmd} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s:\n${stdout.slice(-2000)}${stderr.slice(-2000)}`,
+        ),
+      );
     }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -59,7 +70,8 @@ export function podman(args: string[], timeoutMs?: number): Promise<Exec> {
 /** Like podman(), but a non-zero exit throws with its output. */
 export async function podmanOk(args: string[], timeoutMs?: number): Promise<string> {
   const r = await podman(args, timeoutMs);
-  if (r.code !== 0) throw new Error(`podman ${args.join(' ')} exited ${r.code}:\n${r.stdout.slice(-3000)}${r.stderr.slice(-3000)}`);
+  if (r.code !== 0)
+    throw new Error(`podman ${args.join(' ')} exited ${r.code}:\n${r.stdout.slice(-3000)}${r.stderr.slice(-3000)}`);
   return r.stdout;
 }
 
@@ -75,8 +87,26 @@ export async function buildImage(timeoutMs: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'expeed-image-'));
   try {
     const iid = join(dir, 'iid');
-    await podmanOk(['build', '--pull=never', '--network=host', '--format', 'docker', '--iidfile', iid, '--label', IMAGE_LABEL, '-t', IMAGE_TAG, ROOT], timeoutMs);
-    return readFileSync(iid, 'utf8').trim().replace(/^sha256:/, '');
+    await podmanOk(
+      [
+        'build',
+        '--pull=never',
+        '--network=host',
+        '--format',
+        'docker',
+        '--iidfile',
+        iid,
+        '--label',
+        IMAGE_LABEL,
+        '-t',
+        IMAGE_TAG,
+        ROOT,
+      ],
+      timeoutMs,
+    );
+    return readFileSync(iid, 'utf8')
+      .trim()
+      .replace(/^sha256:/, '');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

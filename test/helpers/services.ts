@@ -28,7 +28,8 @@ export function testPrefix(stem = 'test'): string {
  * The test Redis Cluster (scripts/setup.sh with WITH_TEST_TOOLS=1 starts three masters). Tests
  * against it skip when it does not answer, and fail instead in CI, where setup.sh must have started it.
  */
-export const TEST_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES ?? '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
+export const TEST_CLUSTER_NODES =
+  process.env.TEST_REDIS_CLUSTER_NODES ?? '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
 
 export function clusterNodes(spec = TEST_CLUSTER_NODES): ClusterNode[] {
   return spec.split(',').map((n) => {
@@ -60,7 +61,10 @@ export async function deleteRedisPrefix(prefix: string, url: string | ClusterNod
     try {
       let deleted = 0;
       // each key on its own: the keys of one master may still span slots (a prefix without a hash tag)
-      for (const node of cluster.nodes('master')) deleted += await deleteMatching(node, prefix, (keys) => Promise.all(keys.map((k) => cluster.del(k))).then((n) => n.reduce((a, b) => a + b, 0)));
+      for (const node of cluster.nodes('master'))
+        deleted += await deleteMatching(node, prefix, (keys) =>
+          Promise.all(keys.map((k) => cluster.del(k))).then((n) => n.reduce((a, b) => a + b, 0)),
+        );
       return deleted;
     } finally {
       cluster.disconnect();
@@ -107,7 +111,8 @@ export async function influxQuery(
 ): Promise<Array<{ name: string; tags?: Record<string, string>; columns: string[]; values: unknown[][] }>> {
   const res = await fetch(`${url}/query?${new URLSearchParams({ db, q, epoch: 'ms' })}`, { method: 'POST' });
   const body = (await res.json()) as { results?: Array<{ series?: never[]; error?: string }>; error?: string };
-  if (!res.ok || body.error) throw new Error(`InfluxQL failed (${res.status}): ${body.error ?? JSON.stringify(body)}: ${q}`);
+  if (!res.ok || body.error)
+    throw new Error(`InfluxQL failed (${res.status}): ${body.error ?? JSON.stringify(body)}: ${q}`);
   const first = body.results?.[0];
   if (first?.error) throw new Error(`InfluxQL error: ${first.error}: ${q}`);
   return first?.series ?? [];
@@ -116,11 +121,16 @@ export async function influxQuery(
 /** Rows of a query as objects keyed by column (tags merged in). */
 export async function influxRows(db: string, q: string, url = INFLUX_URL): Promise<Array<Record<string, unknown>>> {
   const series = await influxQuery(db, q, url);
-  return series.flatMap((s) => s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
+  return series.flatMap((s) =>
+    s.values.map((v) => ({ ...(s.tags ?? {}), ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })),
+  );
 }
 
 /** A fresh InfluxDB 1.x database for one test file; `drop()` removes it. */
-export async function createTestDatabase(stem = 'test', url = INFLUX_URL): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+export async function createTestDatabase(
+  stem = 'test',
+  url = INFLUX_URL,
+): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = randomName(stem);
   await influxQuery(name, `CREATE DATABASE "${name}"`, url);
   return {
@@ -153,14 +163,21 @@ export async function until<T>(
     });
     if (v) return v;
     if (Date.now() > end) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}${options.detail ? `\n${options.detail()}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}${options.detail ? `\n${options.detail()}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
 /** Polls `probe` until `check` holds for its value, which it resolves to; the last value is named on timeout. */
-export async function untilValue<T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+export async function untilValue<T>(
+  what: string,
+  probe: () => Promise<T>,
+  check: (v: T) => boolean,
+  options: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
   let last: T | undefined;
   const found = await until(what, async () => ((last = await probe()), check(last) ? { value: last } : undefined), {
     ...options,
@@ -240,7 +257,15 @@ bind-address = "127.0.0.1:${rpc}"
 `,
   );
   const url = `http://127.0.0.1:${port}`;
-  return childServer('influxd', port, url, dir, 'influxd', ['-config', join(dir, 'influxdb.conf')], async () => (await fetch(`${url}/ping`)).status === 204);
+  return childServer(
+    'influxd',
+    port,
+    url,
+    dir,
+    'influxd',
+    ['-config', join(dir, 'influxdb.conf')],
+    async () => (await fetch(`${url}/ping`)).status === 204,
+  );
 }
 
 /**
@@ -257,7 +282,20 @@ export async function startRedisServer(options: { password?: string; args?: stri
     url,
     dir,
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(options.password ? ['--requirepass', options.password] : []), ...(options.args ?? [])],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      ...(options.password ? ['--requirepass', options.password] : []),
+      ...(options.args ?? []),
+    ],
     async () => {
       const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       r.on('error', () => undefined); // "not up yet" is the rejected connect(), not an unhandled event
@@ -282,7 +320,13 @@ export async function startVictoriaMetrics(): Promise<ChildServer> {
     url,
     dir,
     'victoria-metrics',
-    [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dir}`, '-retentionPeriod=100y', '-search.disableCache', '-loggerLevel=ERROR'],
+    [
+      `-httpListenAddr=127.0.0.1:${port}`,
+      `-storageDataPath=${dir}`,
+      '-retentionPeriod=100y',
+      '-search.disableCache',
+      '-loggerLevel=ERROR',
+    ],
     async () => (await fetch(`${url}/health`)).ok,
   );
 }

@@ -12,7 +12,11 @@ const T0 = Date.UTC(2025, 5, 1, 10);
 let env: PullEnv;
 
 beforeAll(async () => {
-  env = await startPullEnv({ name: 'write-path', sim: { devices: [{ id: 'wp', key: 'k-wp', cadenceSec: 600 }], from: T0, to: T0 + HOUR }, register: false });
+  env = await startPullEnv({
+    name: 'write-path',
+    sim: { devices: [{ id: 'wp', key: 'k-wp', cadenceSec: 600 }], from: T0, to: T0 + HOUR },
+    register: false,
+  });
 });
 afterAll(async () => env?.close());
 
@@ -22,7 +26,8 @@ function unmarkedWriters(root: object): string[] {
   for (const [name, value] of Object.entries(root)) {
     if (value instanceof InfluxPointWriter) found.push(name);
     else if (value && typeof value === 'object') {
-      for (const [inner, v] of Object.entries(value)) if (v instanceof InfluxPointWriter) found.push(`${name}.${inner}`);
+      for (const [inner, v] of Object.entries(value))
+        if (v instanceof InfluxPointWriter) found.push(`${name}.${inner}`);
     }
   }
   return found;
@@ -30,13 +35,23 @@ function unmarkedWriters(root: object): string[] {
 
 test('the app hands out no writer that skips the rollup marking', () => {
   // the check can see one: an object holding the raw writer is reported
-  const raw = new InfluxPointWriter({ url: 'http://127.0.0.1:1', api: 'v1', bucket: 'x', deadLetters: { add: async () => 'x' } });
+  const raw = new InfluxPointWriter({
+    url: 'http://127.0.0.1:1',
+    api: 'v1',
+    bucket: 'x',
+    deadLetters: { add: async () => 'x' },
+  });
   expect(unmarkedWriters({ a: raw, b: { c: raw } })).toEqual(['a', 'b.c']);
   expect(unmarkedWriters(env.app)).toEqual([]);
 });
 
 test('a write through app.writer marks the hours it touched, set aside or not', async () => {
-  const point = (time: number, v: number): SinkPoint => ({ measurement: MEASUREMENT.data, deviceId: 'wp', time, fields: { v } });
+  const point = (time: number, v: number): SinkPoint => ({
+    measurement: MEASUREMENT.data,
+    deviceId: 'wp',
+    time,
+    fields: { v },
+  });
   await env.app.writer.write([point(T0 + 60_000, 1)], { source: 'pull' });
   const result = await env.app.writer.write([point(T0 + 2 * HOUR + 1, 2)], { source: 'pull', setAside: false });
   expect(result).toMatchObject({ written: 1, deadLettered: 0, rejected: [] });

@@ -4,8 +4,27 @@ import type { Logger } from '../../src/base/log.js';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createApp, type App } from '../../src/app/app.js';
 import { platformDay } from '../../src/platform/timestamp.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, startInfluxd, testPrefix, type ChildServer, until } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  influxQuery,
+  startInfluxd,
+  testPrefix,
+  type ChildServer,
+  until,
+} from '../helpers/services.js';
+import {
+  drained,
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  scrubber,
+  silentLogger,
+  testConfig,
+} from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 2, 1);
@@ -16,7 +35,8 @@ const DEVICES = [
 ];
 
 /** Waits for a condition of the stack (the one wait helper, 20 s, polled every 20 ms). */
-const waitFor = (what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<boolean> => until(what, check, { timeoutMs, intervalMs: 20 });
+const waitFor = (what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<boolean> =>
+  until(what, check, { timeoutMs, intervalMs: 20 });
 
 /** What the writer logs each time InfluxDB refuses or cannot take a write it will try again. */
 const INFLUX_RETRY = 'InfluxDB write failed, retrying';
@@ -47,16 +67,37 @@ describe('backfill under faults', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function setUp(opts: { clock?: () => number; env?: Record<string, string>; influxUrl?: string; tokenDailyLimit?: number; logger?: Logger }) {
+  async function setUp(opts: {
+    clock?: () => number;
+    env?: Record<string, string>;
+    influxUrl?: string;
+    tokenDailyLimit?: number;
+    logger?: Logger;
+  }) {
     const prefix = testPrefix('fault');
-    const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 11, now: opts.clock, tokenDailyLimit: opts.tokenDailyLimit });
+    const sim = await startSimulator({
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      devices: DEVICES,
+      from: FROM,
+      to: TO,
+      seed: 11,
+      now: opts.clock,
+      tokenDailyLimit: opts.tokenDailyLimit,
+    });
     sim.faults.latencyMs = 25;
     cleanups.push(() => sim.close());
     const influxUrl = opts.influxUrl ?? INFLUX_URL;
     const db = await createTestDatabase('fault', influxUrl);
     cleanups.push(() => db.drop().catch(() => undefined));
     cleanups.push(() => deleteRedisPrefix(prefix));
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl, env: { EXPEED_PAGE_LIMIT: '300', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2', ...opts.env } });
+    const config = testConfig({
+      simUrl: sim.url,
+      prefix,
+      db: db.name,
+      influxUrl,
+      env: { EXPEED_PAGE_LIMIT: '300', EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '2', ...opts.env },
+    });
     const stack = createApp(config, { logger: opts.logger ?? silentLogger(), scrubber: scrubber(), clock: opts.clock });
     cleanups.push(() => stack.close());
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
@@ -64,8 +105,10 @@ describe('backfill under faults', () => {
     return { sim, stack, db, influxUrl };
   }
 
-  const upTos = async (stack: App) => Promise.all(DEVICES.map(async (d) => (await stack.checkpoints.get(d.id))?.upTo ?? 0));
-  const moved = (stack: App, id: string, beyond: number) => async () => ((await stack.checkpoints.get(id))?.upTo ?? 0) > beyond;
+  const upTos = async (stack: App) =>
+    Promise.all(DEVICES.map(async (d) => (await stack.checkpoints.get(d.id))?.upTo ?? 0));
+  const moved = (stack: App, id: string, beyond: number) => async () =>
+    ((await stack.checkpoints.get(id))?.upTo ?? 0) > beyond;
 
   test('token revoked mid-walk: one refresh, the walk completes', async () => {
     const { sim, stack, db, influxUrl } = await setUp({});
@@ -87,7 +130,11 @@ describe('backfill under faults', () => {
     let offset = dayEnd - 4000 - realStart;
     let held = true;
     const clock = () => (held ? Math.min(Date.now() + offset, dayEnd - 1000) : Date.now() + offset);
-    const { sim, stack, db, influxUrl } = await setUp({ clock, tokenDailyLimit: 2, env: { EXPEED_TOKEN_DAILY_LIMIT: '2', EXPEED_TOKEN_RESERVE: '0' } });
+    const { sim, stack, db, influxUrl } = await setUp({
+      clock,
+      tokenDailyLimit: 2,
+      env: { EXPEED_TOKEN_DAILY_LIMIT: '2', EXPEED_TOKEN_RESERVE: '0' },
+    });
     const dayBefore = platformDay(clock(), 'Asia/Shanghai').day;
     sim.faults.latencyMs = 60; // a walk long enough for two revocations
     stack.startBackfillWorker();
@@ -99,10 +146,14 @@ describe('backfill under faults', () => {
     const served = sim.stats.requests.history ?? 0;
     await waitFor('new token in use', async () => (sim.stats.requests.history ?? 0) >= served + 6);
     sim.faults.revokeTokens(); // now the budget is spent: jobs must wait for the new day
-    await waitFor('a job delayed', async () => (await stack.backfillQueue.getJobCounts('delayed')).delayed > 0).catch(async (e) => {
-      const failed = await stack.backfillQueue.getJobs(['failed']);
-      throw new Error(`${(e as Error).message}; token calls ${sim.stats.tokenCalls}, failed: ${failed.map((j) => j.failedReason).join('; ')}`);
-    });
+    await waitFor('a job delayed', async () => (await stack.backfillQueue.getJobCounts('delayed')).delayed > 0).catch(
+      async (e) => {
+        const failed = await stack.backfillQueue.getJobs(['failed']);
+        throw new Error(
+          `${(e as Error).message}; token calls ${sim.stats.tokenCalls}, failed: ${failed.map((j) => j.failedReason).join('; ')}`,
+        );
+      },
+    );
     const delayed = await stack.backfillQueue.getJobs(['delayed']);
     expect(delayed.every((j) => j.attemptsMade === 0)).toBe(true); // waiting is not a failed attempt
     expect(sim.stats.tokenCalls).toBe(2); // a delayed job did not ask for a token it cannot have

@@ -3,7 +3,14 @@ import type { Simulator } from '../../src/simulator/index.js';
 import type { App } from '../../src/app/app.js';
 import { windowKey } from '../../src/pull/windows.js';
 import { INFLUX_URL } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
+import {
+  drained,
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  startPullEnv,
+  type PullEnv,
+} from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 0, 10); // 2026-01-10T00:00Z
@@ -35,7 +42,8 @@ describe('backfill of several devices over several days', () => {
 
   test('lands exactly what the simulator holds, per device and field', async () => {
     let queued = 0;
-    for (const d of DEVICES) queued += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
+    for (const d of DEVICES)
+      queued += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
     // 12 h windows on the platform-local grid (Asia/Shanghai midnight and noon = 16:00Z and 04:00Z)
     expect(queued).toBe(3 * 7);
     // the same windows again while they wait: deduplicated, nothing new queued
@@ -52,7 +60,13 @@ describe('backfill of several devices over several days', () => {
     for (const d of DEVICES) {
       const expected = expectedTotals(sim, d.id, FROM, TO);
       expect(Object.keys(expected).length).toBeGreaterThan(2);
-      const landed = await influxTotals(db.name, INFLUX_URL, d.id, Object.keys(expected), numericFields(sim, d.id, FROM, TO));
+      const landed = await influxTotals(
+        db.name,
+        INFLUX_URL,
+        d.id,
+        Object.keys(expected),
+        numericFields(sim, d.id, FROM, TO),
+      );
       expect(landed).toEqual(expected);
       const cp = await stack.checkpoints.get(d.id);
       expect(cp?.upTo).toBe(TO);
@@ -66,7 +80,12 @@ describe('backfill of several devices over several days', () => {
   });
 
   test('a finished window can be queued again, and the device registry knows nothing failed', async () => {
-    const again = await stack.backfills.enqueue({ deviceId: 'dev-a', from: FROM + 4 * HOUR, to: FROM + 16 * HOUR, reason: 'manual' });
+    const again = await stack.backfills.enqueue({
+      deviceId: 'dev-a',
+      from: FROM + 4 * HOUR,
+      to: FROM + 16 * HOUR,
+      reason: 'manual',
+    });
     expect(again).toHaveLength(1);
     expect(again[0].deduplicated).toBe(false);
     await drained(stack.backfillQueue);

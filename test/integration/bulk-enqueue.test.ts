@@ -11,14 +11,26 @@ import { splitWindows, windowKey } from '../../src/pull/windows.js';
 import { zoneOffsetMs } from '../../src/platform/timestamp.js';
 import type { Config } from '../../src/base/config.js';
 import type { BackfillJob } from '../../src/base/jobs.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, REDIS_URL, TEST_CLUSTER_NODES, testPrefix } from '../helpers/services.js';
+import {
+  clusterNodes,
+  createTestDatabase,
+  deleteRedisPrefix,
+  hasRedisCluster,
+  INFLUX_URL,
+  REDIS_URL,
+  TEST_CLUSTER_NODES,
+  testPrefix,
+} from '../helpers/services.js';
 import { scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const FLEET = 500;
 const clusterUp = await hasRedisCluster();
-const targets = [{ name: 'one Redis node', cluster: false }, ...(clusterUp ? [{ name: 'a Redis Cluster', cluster: true }] : [])];
+const targets = [
+  { name: 'one Redis node', cluster: false },
+  ...(clusterUp ? [{ name: 'a Redis Cluster', cluster: true }] : []),
+];
 
 describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) => {
   let stack: App;
@@ -33,7 +45,13 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
   beforeAll(async () => {
     db = await createTestDatabase('bulk');
     // nothing here calls the platform: the URL only has to parse
-    config = testConfig({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: cluster ? { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES } : {} });
+    config = testConfig({
+      simUrl: 'http://127.0.0.1:9',
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: cluster ? { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES } : {},
+    });
     stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     for (const id of ids) await stack.registry.upsert({ id, key: `k-${id}` }, 'cli');
   });
@@ -46,7 +64,13 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
 
   /** the windows the one-device path queues for a request: same grid, same keys */
   function expectedKeys(requests: BackfillJob[]): string[] {
-    return requests.flatMap((r) => splitWindows(r.from, r.to, config.backfillWindowMs, (t) => zoneOffsetMs(t, config.timezone)).map((w) => windowKey(r.deviceId, w))).sort();
+    return requests
+      .flatMap((r) =>
+        splitWindows(r.from, r.to, config.backfillWindowMs, (t) => zoneOffsetMs(t, config.timezone)).map((w) =>
+          windowKey(r.deviceId, w),
+        ),
+      )
+      .sort();
   }
 
   async function queuedKeys(): Promise<string[]> {
@@ -57,7 +81,9 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
   test(`a nightly slot for ${FLEET} devices queues every window once, however often it is fired or queued`, async () => {
     // half the fleet has a checkpoint (30 h before the slot, or 5 h for every tenth), half starts at EXPEED_BACKFILL_START
     const from = new Map<string, number>();
-    const seeded = ids.filter((_, i) => i % 2 === 0).map((id, i) => ({ deviceId: id, from: slot - (i % 10 === 0 ? 5 : 30) * HOUR }));
+    const seeded = ids
+      .filter((_, i) => i % 2 === 0)
+      .map((id, i) => ({ deviceId: id, from: slot - (i % 10 === 0 ? 5 : 30) * HOUR }));
     await stack.checkpoints.initialiseMany(seeded);
     for (const s of seeded) from.set(s.deviceId, s.from);
     const got = await stack.checkpoints.getMany(ids);
@@ -65,7 +91,12 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
     for (const s of seeded) expect(got.get(s.deviceId)?.upTo).toBe(s.from);
     expect(await stack.checkpoints.get(ids[0]!)).toEqual(got.get(ids[0]!));
 
-    const requests = ids.map((id): BackfillJob => ({ deviceId: id, from: from.get(id) ?? backfillStart, to: slot, reason: 'nightly' }));
+    const requests = ids.map((id): BackfillJob => ({
+      deviceId: id,
+      from: from.get(id) ?? backfillStart,
+      to: slot,
+      reason: 'nightly',
+    }));
     const want = expectedKeys(requests);
     // 2 days from the start: 2 or 3 windows; 30 h: 2; 5 h: 1 (one-day windows on the Shanghai grid)
     expect(want.length).toBeGreaterThan(FLEET * 1.5);
@@ -107,9 +138,13 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
     const hole = [to - 8 * HOUR, to - 5 * HOUR];
     const lines: string[] = [];
     fleet.forEach((id, i) => {
-      for (let t = slot - 26 * HOUR; t < slot; t += 10 * 60_000) if (i % 4 !== 0 || t < hole[0]! || t >= hole[1]!) lines.push(`device_data,device_id=${id} v=${i} ${t}`);
+      for (let t = slot - 26 * HOUR; t < slot; t += 10 * 60_000)
+        if (i % 4 !== 0 || t < hole[0]! || t >= hole[1]!) lines.push(`device_data,device_id=${id} v=${i} ${t}`);
     });
-    const res = await fetch(`${INFLUX_URL}/write?db=${db.name}&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    const res = await fetch(`${INFLUX_URL}/write?db=${db.name}&precision=ms`, {
+      method: 'POST',
+      body: lines.join('\n'),
+    });
     expect(res.status).toBe(204);
 
     const broken = fleet[8]!; // has a hole, but the scan of its chunk fails
@@ -144,7 +179,14 @@ describe.each(targets)('bulk enqueue of schedule slots on $name', ({ cluster }) 
     expect(chunks.map((c) => c.length)).toEqual(Array.from({ length: FLEET / 10 }, () => 10));
     expect(most).toBe(4);
     const lost = chunks.find((c) => c.includes(broken))!;
-    expect(warned).toEqual([expect.objectContaining({ devices: 10, first: lost[0], last: lost[9], err: 'InfluxDB answered 500 for this chunk' })]);
+    expect(warned).toEqual([
+      expect.objectContaining({
+        devices: 10,
+        first: lost[0],
+        last: lost[9],
+        err: 'InfluxDB answered 500 for this chunk',
+      }),
+    ]);
     // the failed chunk held other holed devices too; the holed devices of the other chunks are all queued
     const holedAll = fleet.filter((_, i) => i % 4 === 0);
     expect(holedAll.filter((id) => lost.includes(id)).length).toBeGreaterThan(1);

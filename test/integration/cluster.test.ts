@@ -22,18 +22,48 @@ import { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { StatusPushLog } from '../../src/pull/status-slot.js';
 import { TokenBudget } from '../../src/platform/token/budget.js';
 import { CredentialsRejectedError, ENDPOINT } from '../../src/platform/errors.js';
-import { closeRedis, createRedis, isCluster, redisAddress, redisKey, RedisUnreachableError, waitForRedis } from '../../src/base/redis.js';
+import {
+  closeRedis,
+  createRedis,
+  isCluster,
+  redisAddress,
+  redisKey,
+  RedisUnreachableError,
+  waitForRedis,
+} from '../../src/base/redis.js';
 import { type Config } from '../../src/base/config.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { clusterNodes, createTestDatabase, deleteRedisPrefix, hasRedisCluster, INFLUX_URL, startRedisServer, TEST_CLUSTER_NODES, testPrefix, until } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import {
+  clusterNodes,
+  createTestDatabase,
+  deleteRedisPrefix,
+  hasRedisCluster,
+  INFLUX_URL,
+  startRedisServer,
+  TEST_CLUSTER_NODES,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
+import {
+  drained,
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  scrubber,
+  silentLogger,
+  testConfig,
+} from '../fixtures/pull-env.js';
 import { startStack, type Stack } from './push-stack.js';
 import { runCli } from '../helpers/cli.js';
 import { testEnv } from '../fixtures/pull-env.js';
 
 const clusterUp = await hasRedisCluster();
 if (!clusterUp && process.env.CI) {
-  throw new Error(`no Redis Cluster answers at ${TEST_CLUSTER_NODES}: scripts/setup.sh with WITH_TEST_TOOLS=1 should have started it`);
+  throw new Error(
+    `no Redis Cluster answers at ${TEST_CLUSTER_NODES}: scripts/setup.sh with WITH_TEST_TOOLS=1 should have started it`,
+  );
 }
 
 const HOUR = 3_600_000;
@@ -63,10 +93,13 @@ function luaScriptsInSource(dir = SRC): Map<string, string> {
     const text = readFileSync(path, 'utf8');
     const calls = [...text.matchAll(/\.eval\(\s*([A-Za-z_$][\w$]*)?/g)];
     if (calls.length === 0) continue;
-    const consts = new Map([...text.matchAll(/const ([A-Z_][A-Z0-9_]*) = `([^`]*)`/g)].map((m) => [m[1], m[2]] as const));
+    const consts = new Map(
+      [...text.matchAll(/const ([A-Z_][A-Z0-9_]*) = `([^`]*)`/g)].map((m) => [m[1], m[2]] as const),
+    );
     const resolve = (name: string, seen: string[] = []): string => {
       const raw = consts.get(name);
-      if (raw === undefined || seen.includes(name)) throw new Error(`${path}: .eval(${name}, …) — no template constant ${name} to read the script from`);
+      if (raw === undefined || seen.includes(name))
+        throw new Error(`${path}: .eval(${name}, …) — no template constant ${name} to read the script from`);
       return raw.replace(/\$\{(\w+)\}/g, (_, inner: string) => resolve(inner, [...seen, name]));
     };
     for (const [, name] of calls) {
@@ -89,9 +122,27 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
   const nodes = clusterNodes();
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM - 24 * HOUR, to: TO + 24 * HOUR, seed: 11 });
+    sim = await startSimulator({
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      devices: DEVICES,
+      from: FROM - 24 * HOUR,
+      to: TO + 24 * HOUR,
+      seed: 11,
+    });
     db = await createTestDatabase('cl');
-    config = testConfig({ simUrl: sim.url, prefix: plainPrefix, db: db.name, influxUrl: INFLUX_URL, env: { REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES, EXPEED_BACKFILL_WINDOW: '12h', EXPEED_PAGE_LIMIT: '500', WORKER_CONCURRENCY: '3' } });
+    config = testConfig({
+      simUrl: sim.url,
+      prefix: plainPrefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: {
+        REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES,
+        EXPEED_BACKFILL_WINDOW: '12h',
+        EXPEED_PAGE_LIMIT: '500',
+        WORKER_CONCURRENCY: '3',
+      },
+    });
     stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     // every component of the stack shares this connection: note each script it ran (on the cluster itself)
     const conn = stack.redis as unknown as { eval: (...a: unknown[]) => Promise<unknown> };
@@ -122,7 +173,8 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
     expect((await stack.registry.list()).map((d) => d.id).sort()).toEqual(DEVICES.map((d) => d.id).sort());
     let queued = 0;
-    for (const d of DEVICES) queued += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
+    for (const d of DEVICES)
+      queued += (await stack.backfills.enqueue({ deviceId: d.id, from: FROM, to: TO, reason: 'manual' })).length;
     expect(queued).toBe(3 * 5); // 12 h windows on the platform-local grid over 48 h: 5 per device
     const again = await stack.backfills.enqueue({ deviceId: 'dev-a', from: FROM, to: TO, reason: 'manual' });
     expect(again.every((w) => w.deduplicated)).toBe(true);
@@ -133,7 +185,9 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     for (const d of DEVICES) {
       const expected = expectedTotals(sim, d.id, FROM, TO);
       expect(Object.keys(expected).length).toBeGreaterThan(1);
-      expect(await influxTotals(db.name, INFLUX_URL, d.id, Object.keys(expected), numericFields(sim, d.id, FROM, TO))).toEqual(expected);
+      expect(
+        await influxTotals(db.name, INFLUX_URL, d.id, Object.keys(expected), numericFields(sim, d.id, FROM, TO)),
+      ).toEqual(expected);
       expect((await stack.checkpoints.get(d.id))?.upTo).toBe(TO);
     }
     expect(sim.stats.tokenCalls).toBe(1);
@@ -152,7 +206,11 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
   test('token cool-down: a fresh token rejected pauses token calls, the pause is lifted; a refused credential is recorded', async () => {
     // a second budget under the same hash tag, with a vendor stand-in: the shared one stays as the tests above left it
     let n = 0;
-    const aux = new TokenBudget({ redis: stack.redis, prefix: `${config.prefix}:aux`, fetchToken: async () => ({ accessToken: `aux-token-${++n}`, expiresIn: 3600 }) });
+    const aux = new TokenBudget({
+      redis: stack.redis,
+      prefix: `${config.prefix}:aux`,
+      fetchToken: async () => ({ accessToken: `aux-token-${++n}`, expiresIn: 3600 }),
+    });
     const first = await aux.get();
     expect(first).toBe('aux-token-1');
     await expect(aux.rejected(first, 'invalid token')).rejects.toThrow(/paused|cool/i);
@@ -167,7 +225,11 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
     expect(await aux.get()).toBe('aux-token-3');
     await aux.close();
 
-    const refused = new TokenBudget({ redis: stack.redis, prefix: `${config.prefix}:refused`, fetchToken: async () => Promise.reject(new CredentialsRejectedError('bad key')) });
+    const refused = new TokenBudget({
+      redis: stack.redis,
+      prefix: `${config.prefix}:refused`,
+      fetchToken: async () => Promise.reject(new CredentialsRejectedError('bad key')),
+    });
     await expect(refused.get()).rejects.toBeInstanceOf(CredentialsRejectedError);
     expect((await refused.usage()).cooldownKind).toBe('credentials');
     await refused.close();
@@ -226,9 +288,13 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
       await stack.deadLetters.add({ kind: 'push', source: 'webhook', reason: 'cluster test one', raw: '{"a":1}' }),
       await stack.deadLetters.add({ kind: 'push', source: 'webhook', reason: 'cluster test two', raw: '{"b":2}' }),
     ];
-    expect((await stack.deadLetters.list()).map((l) => l.reason)).toEqual(expect.arrayContaining(['cluster test one', 'cluster test two']));
+    expect((await stack.deadLetters.list()).map((l) => l.reason)).toEqual(
+      expect.arrayContaining(['cluster test one', 'cluster test two']),
+    );
     expect((await stack.deadLetters.budget()).usedBytes).toBeGreaterThan(0);
-    const [again] = await stack.deadLetters.retry([ids[0]], { push: async () => Promise.reject(new Error('still refused')) });
+    const [again] = await stack.deadLetters.retry([ids[0]], {
+      push: async () => Promise.reject(new Error('still refused')),
+    });
     expect(again).toMatchObject({ ok: false, error: 'still refused' });
     expect(await stack.deadLetters.get(ids[0])).toMatchObject({ attempts: 1, lastError: 'still refused' });
     expect(await stack.deadLetters.drop(ids)).toBe(2);
@@ -239,8 +305,12 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
   test('pending settings: add, resolve, and the sweep that reads records by name inside its script', async () => {
     const pending = new PendingSettingsStore(stack.redis, config.prefix);
     const at = Date.now();
-    expect(await pending.add({ messageId: 'm-1', deviceId: 'dev-a', settings: { x: 1 }, sentAt: at, deadline: at + 1000 })).toBe('sent');
-    expect(await pending.add({ messageId: 'm-2', deviceId: 'dev-a', settings: { x: 2 }, sentAt: at, deadline: at + 1000 })).toBe('sent');
+    expect(
+      await pending.add({ messageId: 'm-1', deviceId: 'dev-a', settings: { x: 1 }, sentAt: at, deadline: at + 1000 }),
+    ).toBe('sent');
+    expect(
+      await pending.add({ messageId: 'm-2', deviceId: 'dev-a', settings: { x: 2 }, sentAt: at, deadline: at + 1000 }),
+    ).toBe('sent');
     expect((await pending.resolve('m-1', 'dev-a', 'applied', at + 10)).changed).toBe(true);
     const swept = await pending.sweep(at + 5000);
     expect(swept.map((c) => [c.messageId, c.state])).toEqual([['m-2', 'timeout']]);
@@ -254,31 +324,53 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
   });
 
   test('presence: a reconnect seen twice queues one delayed re-read; an older observation changes nothing', async () => {
-    const watch = new ReconnectWatch({ redis: stack.redis, prefix: config.prefix, queue: stack.backfillQueue, settleMs: 3_600_000 });
+    const watch = new ReconnectWatch({
+      redis: stack.redis,
+      prefix: config.prefix,
+      queue: stack.backfillQueue,
+      settleMs: 3_600_000,
+    });
     const t0 = Date.now() - 10 * 60_000;
     await watch.observe('dev-r', false, t0);
-    const seen = await Promise.all([watch.observe('dev-r', true, t0 + 5 * 60_000), watch.observe('dev-r', true, t0 + 5 * 60_000)]);
+    const seen = await Promise.all([
+      watch.observe('dev-r', true, t0 + 5 * 60_000),
+      watch.observe('dev-r', true, t0 + 5 * 60_000),
+    ]);
     expect(seen.filter(Boolean)).toHaveLength(2);
     await watch.observe('dev-r', false, t0 + 60_000);
     expect(await watch.presence('dev-r')).toEqual({ online: true, since: t0 + 5 * 60_000, seen: t0 + 5 * 60_000 });
     const delayed = (await stack.backfillQueue.getJobs(['delayed'])).filter((j) => j.data.reason === 'reconnect');
-    expect(delayed.map((j) => [j.id, j.data.from, j.data.to])).toEqual([[reconnectJobId('dev-r', t0), t0, t0 + 5 * 60_000]]);
+    expect(delayed.map((j) => [j.id, j.data.from, j.data.to])).toEqual([
+      [reconnectJobId('dev-r', t0), t0, t0 + 5 * 60_000],
+    ]);
     await delayed[0]!.remove();
   });
 
   test('webhook: pushes are stored by the producer and written by the ingest worker, exactly', async () => {
-    webhook = await startStack({ redisClusterNodes: nodes, sim: { devices: [{ id: 'dev-p', key: 'key-p', cadenceSec: 60 }] } });
+    webhook = await startStack({
+      redisClusterNodes: nodes,
+      sim: { devices: [{ id: 'dev-p', key: 'key-p', cadenceSec: 60 }] },
+    });
     expect(webhook.prefix).toMatch(/^\{.*\}$/);
     const rows = Array.from({ length: 25 }, (_, i) => ({ time: FROM + i * 60_000, values: { temperature: 20 + i } }));
-    for (let i = 0; i < rows.length; i += 10) expect((await webhook.sim!.pushData('dev-p', rows.slice(i, i + 10))).status).toBe(200);
+    for (let i = 0; i < rows.length; i += 10)
+      expect((await webhook.sim!.pushData('dev-p', rows.slice(i, i + 10))).status).toBe(200);
     expect((await webhook.sim!.pushStatus('dev-p', 0)).status).toBe(200);
-    const landed = await webhook.until('pushed rows landed', () => webhook!.rows(`SELECT count("temperature") AS n FROM "device_data" WHERE "device_id" = 'dev-p'`), (r) => r[0]?.n === 25);
+    const landed = await webhook.until(
+      'pushed rows landed',
+      () => webhook!.rows(`SELECT count("temperature") AS n FROM "device_data" WHERE "device_id" = 'dev-p'`),
+      (r) => r[0]?.n === 25,
+    );
     expect(landed[0].n).toBe(25);
     expect(await webhook.deadLetters.count()).toBe(0);
   });
 
   test('a command on the cluster says once that the prefix got a hash tag, and reads what the others wrote', async () => {
-    const env = { ...testEnv({ simUrl: sim.url, prefix: plainPrefix, db: db.name, influxUrl: INFLUX_URL }), REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES, LOG_LEVEL: 'info' };
+    const env = {
+      ...testEnv({ simUrl: sim.url, prefix: plainPrefix, db: db.name, influxUrl: INFLUX_URL }),
+      REDIS_CLUSTER_NODES: TEST_CLUSTER_NODES,
+      LOG_LEVEL: 'info',
+    };
     const res = await runCli(['status', '--json'], env);
     expect(res.code, res.stderr).toBe(0);
     const notices = res.stderr.split('\n').filter((l) => l.includes('EXPEED_PREFIX is used as'));
@@ -305,7 +397,13 @@ describe.skipIf(!clusterUp)('on a 3-master Redis Cluster', () => {
           const keys: string[] = [];
           let cursor = '0';
           do {
-            const [next, batch] = await node.scan(cursor, 'MATCH', `${config.prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`, 'COUNT', 1000);
+            const [next, batch] = await node.scan(
+              cursor,
+              'MATCH',
+              `${config.prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`,
+              'COUNT',
+              1000,
+            );
             cursor = next;
             keys.push(...batch);
           } while (cursor !== '0');
@@ -332,11 +430,17 @@ describe.skipIf(!clusterUp)('a password-protected cluster', () => {
   beforeAll(async () => {
     // a private one-node cluster holding every slot, behind requirepass (announcing its address:
     // a node that never met another one reports none in CLUSTER SLOTS)
-    node = await startRedisServer({ password: PASSWORD, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1'] });
+    node = await startRedisServer({
+      password: PASSWORD,
+      args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1'],
+    });
     const admin = new Redis(node.url);
     try {
       await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-      await until('the cluster to be ok', async () => /cluster_state:ok/.test(await admin.cluster('INFO')), { timeoutMs: 10_000, intervalMs: 100 });
+      await until('the cluster to be ok', async () => /cluster_state:ok/.test(await admin.cluster('INFO')), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
     } finally {
       admin.disconnect();
     }
@@ -347,7 +451,11 @@ describe.skipIf(!clusterUp)('a password-protected cluster', () => {
   });
 
   test('credentials come from REDIS_URL; a wrong one fails naming the nodes, never the password', async () => {
-    const config = loadConfig({ REDIS_URL: `redis://:${PASSWORD}@ignored-host:1`, REDIS_CLUSTER_NODES: `127.0.0.1:${node.port}`, EXPEED_PREFIX: 'pw' });
+    const config = loadConfig({
+      REDIS_URL: `redis://:${PASSWORD}@ignored-host:1`,
+      REDIS_CLUSTER_NODES: `127.0.0.1:${node.port}`,
+      EXPEED_PREFIX: 'pw',
+    });
     const redis = createRedis(config);
     try {
       expect(isCluster(redis)).toBe(true);
@@ -357,10 +465,16 @@ describe.skipIf(!clusterUp)('a password-protected cluster', () => {
       await closeRedis(redis);
     }
 
-    const wrong = loadConfig({ REDIS_URL: 'redis://:not-the-pw-99@ignored-host:1', REDIS_CLUSTER_NODES: `127.0.0.1:${node.port}` });
+    const wrong = loadConfig({
+      REDIS_URL: 'redis://:not-the-pw-99@ignored-host:1',
+      REDIS_CLUSTER_NODES: `127.0.0.1:${node.port}`,
+    });
     const refused = createRedis(wrong, { maxRetriesPerRequest: 1 });
     try {
-      const err = await waitForRedis(refused, redisAddress(wrong), 3000).then(() => undefined, (e: Error) => e);
+      const err = await waitForRedis(refused, redisAddress(wrong), 3000).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(err).toBeInstanceOf(RedisUnreachableError);
       expect(err!.message).toContain(`cluster 127.0.0.1:${node.port}`);
       expect(err!.message).not.toContain('not-the-pw-99');

@@ -16,13 +16,20 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, ''
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const hasCompose = spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0;
 // CI installs it (scripts/test.sh): there a missing tool is a failure, not a skip
-if (!hasCompose && process.env.CI) throw new Error('docker-compose is not installed: scripts/setup.sh with WITH_TEST_TOOLS=1 should have installed it');
+if (!hasCompose && process.env.CI)
+  throw new Error('docker-compose is not installed: scripts/setup.sh with WITH_TEST_TOOLS=1 should have installed it');
 if (!hasCompose) {
-  console.warn('compose.test.ts: docker-compose is not installed, skipping (scripts/test.sh installs it: WITH_TEST_TOOLS=1 bash scripts/setup.sh)');
+  console.warn(
+    'compose.test.ts: docker-compose is not installed, skipping (scripts/test.sh installs it: WITH_TEST_TOOLS=1 bash scripts/setup.sh)',
+  );
 }
 
 /** Variables src/base/load-config.ts reads: every call of its readers names one. */
-const CONFIG_VARIABLES = [...read('src/base/load-config.ts').matchAll(/\b(?:str|optional|int|bool|url|duration|timezone|cron|instant)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1]);
+const CONFIG_VARIABLES = [
+  ...read('src/base/load-config.ts').matchAll(
+    /\b(?:str|optional|int|bool|url|duration|timezone|cron|instant)\(env, '([A-Z0-9_]+)'/g,
+  ),
+].map((m) => m[1]);
 
 type Service = {
   image?: string;
@@ -45,7 +52,9 @@ function documentedValues(): Record<string, string> {
 
 test('.env.example documents the true defaults of src/base/load-config.ts', () => {
   const now = Date.UTC(2026, 0, 15, 12);
-  const documented = Object.fromEntries(Object.entries(documentedValues()).filter(([k]) => CONFIG_VARIABLES.includes(k)));
+  const documented = Object.fromEntries(
+    Object.entries(documentedValues()).filter(([k]) => CONFIG_VARIABLES.includes(k)),
+  );
   expect(Object.keys(documented).sort()).toEqual([...new Set(CONFIG_VARIABLES)].sort());
   expect(loadConfig(documented, now)).toEqual(loadConfig({}, now));
 });
@@ -55,12 +64,25 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
   let services: Record<string, Service>;
   /** `docker-compose config` under a clean environment and the given env file (no stray .env) */
   const config = (envFile: string, quiet = false) =>
-    execFileSync('docker-compose', ['--project-directory', ROOT, '-f', join(ROOT, 'docker-compose.yml'), '--env-file', envFile, 'config', ...(quiet ? ['-q'] : [])], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: dir },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    execFileSync(
+      'docker-compose',
+      [
+        '--project-directory',
+        ROOT,
+        '-f',
+        join(ROOT, 'docker-compose.yml'),
+        '--env-file',
+        envFile,
+        'config',
+        ...(quiet ? ['-q'] : []),
+      ],
+      {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: dir },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'expeed-compose-'));
@@ -75,9 +97,23 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
   });
 
   test('has the services and profiles the docs describe', () => {
-    expect(Object.keys(services).sort()).toEqual(['demo-worker', 'grafana', 'influxdb', 'prometheus', 'redis', 'simulator', 'worker']);
+    expect(Object.keys(services).sort()).toEqual([
+      'demo-worker',
+      'grafana',
+      'influxdb',
+      'prometheus',
+      'redis',
+      'simulator',
+      'worker',
+    ]);
     expect(Object.fromEntries(Object.entries(services).map(([k, s]) => [k, s.profiles ?? []]))).toEqual({
-      redis: [], influxdb: [], prometheus: [], grafana: [], worker: ['prod'], 'demo-worker': ['demo'], simulator: ['demo'],
+      redis: [],
+      influxdb: [],
+      prometheus: [],
+      grafana: [],
+      worker: ['prod'],
+      'demo-worker': ['demo'],
+      simulator: ['demo'],
     });
   });
 
@@ -89,43 +125,65 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     const influx = services.influxdb;
     expect(influx.image).toMatch(/^influxdb:2\./);
     expect(influx.environment).toMatchObject({
-      DOCKER_INFLUXDB_INIT_MODE: 'setup', DOCKER_INFLUXDB_INIT_ORG: 'expeed', DOCKER_INFLUXDB_INIT_BUCKET: 'expeed',
-      DOCKER_INFLUXDB_INIT_ADMIN_TOKEN: 'expeed-dev-token-change-me', EXPEED_DBRP_DATABASE: 'expeed',
+      DOCKER_INFLUXDB_INIT_MODE: 'setup',
+      DOCKER_INFLUXDB_INIT_ORG: 'expeed',
+      DOCKER_INFLUXDB_INIT_BUCKET: 'expeed',
+      DOCKER_INFLUXDB_INIT_ADMIN_TOKEN: 'expeed-dev-token-change-me',
+      EXPEED_DBRP_DATABASE: 'expeed',
     });
     expect(String(influx.environment?.DOCKER_INFLUXDB_INIT_PASSWORD).length).toBeGreaterThanOrEqual(8);
     expect(mounts('influxdb')).toContainEqual(['scripts/influxdb-init', '/docker-entrypoint-initdb.d']);
     const script = read('scripts/influxdb-init/dbrp.sh');
-    expect(script).toMatch(/influx v1 dbrp create[^]*--db "\$db"[^]*--rp autogen[^]*--bucket-id "\$bucket_id"[^]*--default/);
+    expect(script).toMatch(
+      /influx v1 dbrp create[^]*--db "\$db"[^]*--rp autogen[^]*--bucket-id "\$bucket_id"[^]*--default/,
+    );
     expect(statSync(join(ROOT, 'scripts/influxdb-init/dbrp.sh')).mode & 0o111).not.toBe(0);
     expect(spawnSync('bash', ['-n', join(ROOT, 'scripts/influxdb-init/dbrp.sh')]).status).toBe(0);
   });
 
   test('Grafana gets the provisioning and dashboards, and every variable its data source reads', () => {
-    expect(mounts('grafana')).toEqual(expect.arrayContaining([
-      ['grafana/provisioning', '/etc/grafana/provisioning'], ['grafana/dashboards', '/var/lib/grafana/dashboards'],
-    ]));
+    expect(mounts('grafana')).toEqual(
+      expect.arrayContaining([
+        ['grafana/provisioning', '/etc/grafana/provisioning'],
+        ['grafana/dashboards', '/var/lib/grafana/dashboards'],
+      ]),
+    );
     const datasource = read('grafana/provisioning/datasources/influxdb.yml');
     const used = [...datasource.replace(/^\s*#.*$/gm, '').matchAll(/\$\{?([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]);
     expect(used.length).toBeGreaterThan(0);
     for (const v of used) expect(services.grafana.environment, `grafana lacks ${v}`).toHaveProperty(v);
-    expect(services.grafana.environment).toMatchObject({ EXPEED_GRAFANA_INFLUX_URL: 'http://influxdb:8086', EXPEED_GRAFANA_INFLUX_DB: 'expeed' });
+    expect(services.grafana.environment).toMatchObject({
+      EXPEED_GRAFANA_INFLUX_URL: 'http://influxdb:8086',
+      EXPEED_GRAFANA_INFLUX_DB: 'expeed',
+    });
     // the same token the worker writes with; the database is the bucket's DBRP name
     expect(services.grafana.environment?.EXPEED_GRAFANA_INFLUX_TOKEN).toBe(services.worker.environment?.INFLUX_TOKEN);
-    expect(services.grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe('/var/lib/grafana/dashboards/expeed.json');
+    expect(services.grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe(
+      '/var/lib/grafana/dashboards/expeed.json',
+    );
     expect(existsSync(join(ROOT, 'grafana/dashboards/expeed.json'))).toBe(true);
     expect(services.grafana.environment?.EXPEED_GRAFANA_PROMETHEUS_URL).toBe('http://prometheus:9090');
   });
 
   test('Prometheus scrapes /metrics of both workers on the webhook port, and Grafana reads it', () => {
     expect(services.prometheus.image).toMatch(/^prom\/prometheus:v2\./);
-    expect(mounts('prometheus')).toEqual(expect.arrayContaining([['prometheus/prometheus.yml', '/etc/prometheus/prometheus.yml']]));
+    expect(mounts('prometheus')).toEqual(
+      expect.arrayContaining([['prometheus/prometheus.yml', '/etc/prometheus/prometheus.yml']]),
+    );
     expect(services.prometheus.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
-    const scrape = parse(read('prometheus/prometheus.yml')).scrape_configs as Array<{ metrics_path?: string; static_configs: Array<{ targets: string[] }> }>;
+    const scrape = parse(read('prometheus/prometheus.yml')).scrape_configs as Array<{
+      metrics_path?: string;
+      static_configs: Array<{ targets: string[] }>;
+    }>;
     expect(scrape.map((s) => s.metrics_path)).toEqual(['/metrics']);
     expect(scrape[0].static_configs.flatMap((c) => c.targets).sort()).toEqual(['demo-worker:8780', 'worker:8780']);
     for (const name of ['worker', 'demo-worker']) expect(services[name].environment?.WEBHOOK_PORT).toBe('8780');
     const datasource = parse(read('grafana/provisioning/datasources/prometheus.yml')).datasources[0];
-    expect(datasource).toMatchObject({ uid: 'expeed-prometheus', type: 'prometheus', url: '${EXPEED_GRAFANA_PROMETHEUS_URL}' });
+    expect(datasource).toMatchObject({
+      uid: 'expeed-prometheus',
+      type: 'prometheus',
+      url: '${EXPEED_GRAFANA_PROMETHEUS_URL}',
+    });
     expect(services.grafana.depends_on).toHaveProperty('prometheus');
   });
 
@@ -140,7 +198,10 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/^CMD \["run"\]$/m);
     // tsx runs the sources at run time, so it must survive --omit=dev
     expect(JSON.parse(read('package.json')).dependencies).toHaveProperty('tsx');
-    const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     for (const needed of ['bin', 'src', 'package.json', 'package-lock.json']) {
       expect(existsSync(join(ROOT, needed))).toBe(true);
       expect(ignored).not.toContain(needed);
@@ -148,8 +209,16 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', '.env', '.git']));
     for (const name of ['worker', 'demo-worker']) {
       expect(services[name].healthcheck?.test?.join(' ')).toContain("fetch('http://127.0.0.1:8780/readyz')");
-      expect(services[name].environment).toMatchObject({ WEBHOOK_HOST: '0.0.0.0', WEBHOOK_PORT: '8780', REDIS_URL: 'redis://redis:6379', INFLUX_URL: 'http://influxdb:8086' });
-      expect(services[name].depends_on).toMatchObject({ redis: { condition: 'service_healthy' }, influxdb: { condition: 'service_healthy' } });
+      expect(services[name].environment).toMatchObject({
+        WEBHOOK_HOST: '0.0.0.0',
+        WEBHOOK_PORT: '8780',
+        REDIS_URL: 'redis://redis:6379',
+        INFLUX_URL: 'http://influxdb:8086',
+      });
+      expect(services[name].depends_on).toMatchObject({
+        redis: { condition: 'service_healthy' },
+        influxdb: { condition: 'service_healthy' },
+      });
     }
   });
 
@@ -161,19 +230,29 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(args[0]).toBe('simulate');
     const arg = (flag: string) => args[args.indexOf(flag) + 1];
     expect(arg('--port')).toBe('8781');
-    expect([arg('--platform-key'), arg('--secret-key'), arg('--webhook-token')]).toEqual([demo.EXPEED_PLATFORM_KEY, demo.EXPEED_SECRET_KEY, demo.EXPEED_WEBHOOK_TOKEN]);
+    expect([arg('--platform-key'), arg('--secret-key'), arg('--webhook-token')]).toEqual([
+      demo.EXPEED_PLATFORM_KEY,
+      demo.EXPEED_SECRET_KEY,
+      demo.EXPEED_WEBHOOK_TOKEN,
+    ]);
     expect(arg('--push-url')).toBe(`http://demo-worker:8780${demo.WEBHOOK_PATH}`);
     expect(services.simulator.environment?.EXPEED_TIMEZONE).toBe(demo.EXPEED_TIMEZONE);
     // every option given is one the simulate command accepts
     const accepted = /values: \[([^\]]*)\]/.exec(read('src/cli/commands/simulate.ts'))?.[1] ?? '';
-    for (const flag of args.filter((a) => a.startsWith('--'))) expect(accepted, `simulate has no ${flag}`).toContain(`'${flag.slice(2)}'`);
+    for (const flag of args.filter((a) => a.startsWith('--')))
+      expect(accepted, `simulate has no ${flag}`).toContain(`'${flag.slice(2)}'`);
     expect(Number(arg('--days'))).toBe(Number.parseInt(String(demo.EXPEED_BACKFILL_START), 10));
     // the devices file holds exactly the devices the simulator generates (dev-0001/key-0001, ...)
     const mount = mounts('demo-worker').find(([, target]) => target === demo.EXPEED_DEVICES_FILE);
     expect(mount, 'EXPEED_DEVICES_FILE of the demo is mounted').toBeDefined();
     const devices = parse(read(mount![0])) as Array<{ id: string; key: string }>;
     const n = Number(arg('--devices'));
-    expect(devices.map((d) => [d.id, d.key])).toEqual(Array.from({ length: n }, (_, i) => [`dev-${String(i + 1).padStart(4, '0')}`, `key-${String(i + 1).padStart(4, '0')}`]));
+    expect(devices.map((d) => [d.id, d.key])).toEqual(
+      Array.from({ length: n }, (_, i) => [
+        `dev-${String(i + 1).padStart(4, '0')}`,
+        `key-${String(i + 1).padStart(4, '0')}`,
+      ]),
+    );
   });
 
   test('every path it mounts exists in the repository', () => {
@@ -198,20 +277,39 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     // with nothing configured, the worker runs on the service's defaults, except where it must
     // reach the other containers
     const now = Date.UTC(2026, 0, 15, 12);
-    const env = Object.fromEntries(Object.entries(services.worker.environment ?? {}).map(([k, v]) => [k, v === null ? undefined : String(v)]));
+    const env = Object.fromEntries(
+      Object.entries(services.worker.environment ?? {}).map(([k, v]) => [k, v === null ? undefined : String(v)]),
+    );
     const defaults = loadConfig({}, now);
     expect(loadConfig(env, now)).toEqual({
       ...defaults,
       redisUrl: 'redis://redis:6379',
-      influx: { url: 'http://influxdb:8086', api: 'v2', bucket: 'expeed', org: 'expeed', token: 'expeed-dev-token-change-me', numericStrings: 'number' },
+      influx: {
+        url: 'http://influxdb:8086',
+        api: 'v2',
+        bucket: 'expeed',
+        org: 'expeed',
+        token: 'expeed-dev-token-change-me',
+        numericStrings: 'number',
+      },
       webhook: { ...defaults.webhook, host: '0.0.0.0' },
     });
     // an unset schedule keeps its default; only an explicitly empty one disables it
-    expect(services.worker.environment).toMatchObject({ EXPEED_SCHEDULE_NIGHTLY: '0 2 * * *', EXPEED_SCHEDULE_STATUS: '*/5 * * * *', EXPEED_SCHEDULE_GAPS: '17 * * * *' });
+    expect(services.worker.environment).toMatchObject({
+      EXPEED_SCHEDULE_NIGHTLY: '0 2 * * *',
+      EXPEED_SCHEDULE_STATUS: '*/5 * * * *',
+      EXPEED_SCHEDULE_GAPS: '17 * * * *',
+    });
   });
 
   test('every variable docker-compose.yml reads from the environment is documented in .env.example', () => {
-    const used = new Set([...read('docker-compose.yml').replace(/^\s*#.*$/gm, '').matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]));
+    const used = new Set(
+      [
+        ...read('docker-compose.yml')
+          .replace(/^\s*#.*$/gm, '')
+          .matchAll(/\$\{([A-Z][A-Z0-9_]*)/g),
+      ].map((m) => m[1]),
+    );
     expect(used.size).toBeGreaterThan(30);
     const example = read('.env.example');
     for (const v of used) expect(example, `.env.example does not document ${v}`).toMatch(new RegExp(`^#? ?${v}=`, 'm'));

@@ -85,8 +85,18 @@ describe.sequential('run with credentials the platform refuses', () => {
     expect(counts).toEqual({ delayed: jobs, failed: 0, completed: 0 });
     // the status poll at start was skipped for the pause, not failed
     const statusQueue = new Queue(QUEUE.status, { connection: redis, prefix });
-    await until('the first status poll ended', async () => (await statusQueue.getJobCounts('completed', 'failed')).completed + (await statusQueue.getJobCounts('failed')).failed > 0);
-    expect(await statusQueue.getJobCounts('failed', 'completed', 'delayed')).toEqual({ failed: 0, completed: 1, delayed: 0 });
+    await until(
+      'the first status poll ended',
+      async () =>
+        (await statusQueue.getJobCounts('completed', 'failed')).completed +
+          (await statusQueue.getJobCounts('failed')).failed >
+        0,
+    );
+    expect(await statusQueue.getJobCounts('failed', 'completed', 'delayed')).toEqual({
+      failed: 0,
+      completed: 1,
+      delayed: 0,
+    });
     await statusQueue.close();
     expect(sim.stats.tokenCalls).toBe(1);
     expect(sim.stats.requests.history ?? 0).toBe(0);
@@ -108,11 +118,19 @@ describe.sequential('run with credentials the platform refuses', () => {
     const lines = s.stdout.split('\n');
     const refused = lines.filter((l) => l.includes('refused the credentials'));
     expect(refused).toHaveLength(1);
-    expect(refused[0]).toMatch(new RegExp(`^platform refused the credentials at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+; ${jobs} jobs wait for the cool-down until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+$`));
+    expect(refused[0]).toMatch(
+      new RegExp(
+        `^platform refused the credentials at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+; ${jobs} jobs wait for the cool-down until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+$`,
+      ),
+    );
     // the devices keep the state the first sync's enqueue gave them (a checkpoint at the start): none is failing
     expect(lines.filter((l) => /^ {2}ok \d+ {2}failing 0 {2}stale \d+ {2}never synced \d+ /.test(l))).toHaveLength(1);
     expect(s.stdout).not.toContain('failed job');
-    const json = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { summary: Record<string, number>; cooldownWaits: { jobs: number }; token: { cooldownKind: string } };
+    const json = JSON.parse((await runCli(['status', '--json'], env)).stdout) as {
+      summary: Record<string, number>;
+      cooldownWaits: { jobs: number };
+      token: { cooldownKind: string };
+    };
     expect(json.summary.failing).toBe(0);
     expect(Object.values(json.summary).reduce((a, b) => a + b, 0)).toBe(DEVICES);
     expect(json.cooldownWaits.jobs).toBe(jobs);
@@ -126,10 +144,21 @@ describe.sequential('run with credentials the platform refuses', () => {
 
   test('started again with the same key during the pause: no token call, the jobs keep waiting, one line says why', async () => {
     const again = (running = startRun(env));
-    await until('the restarted service says why it waits', async () => again.stderr().includes('refused these credentials'), { timeoutMs: 60_000, detail: () => again.stderr().slice(-2000) });
+    await until(
+      'the restarted service says why it waits',
+      async () => again.stderr().includes('refused these credentials'),
+      { timeoutMs: 60_000, detail: () => again.stderr().slice(-2000) },
+    );
     expect(sim.stats.tokenCalls).toBe(1);
-    expect(await queue.getJobCounts('delayed', 'failed', 'completed')).toEqual({ delayed: jobs, failed: 0, completed: 0 });
-    const said = again.stderr().split('\n').filter((l) => l.includes('refused the') || l.includes('refused these'));
+    expect(await queue.getJobCounts('delayed', 'failed', 'completed')).toEqual({
+      delayed: jobs,
+      failed: 0,
+      completed: 0,
+    });
+    const said = again
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('refused the') || l.includes('refused these'));
     expect(said, said.join('\n')).toHaveLength(1);
     expect(said[0]).toContain(`"jobs":${jobs}`);
     await stop(again);
@@ -139,16 +168,28 @@ describe.sequential('run with credentials the platform refuses', () => {
   test('started with the right key, the waiting jobs start at once and the first sync completes', async () => {
     running = startRun({ ...env, EXPEED_SECRET_KEY: 'cr-sk-right' });
     const r = running;
-    await until('every first-sync job completed', async () => (await queue.getJobCounts('completed')).completed === jobs, {
-      timeoutMs: 120_000,
-      detail: () => `${JSON.stringify(sim.stats.requests)}; stderr ${r.stderr().slice(-2000)}`,
+    await until(
+      'every first-sync job completed',
+      async () => (await queue.getJobCounts('completed')).completed === jobs,
+      {
+        timeoutMs: 120_000,
+        detail: () => `${JSON.stringify(sim.stats.requests)}; stderr ${r.stderr().slice(-2000)}`,
+      },
+    );
+    expect(await queue.getJobCounts('delayed', 'failed', 'waiting', 'active')).toEqual({
+      delayed: 0,
+      failed: 0,
+      waiting: 0,
+      active: 0,
+      paused: 0,
     });
-    expect(await queue.getJobCounts('delayed', 'failed', 'waiting', 'active')).toEqual({ delayed: 0, failed: 0, waiting: 0, active: 0, paused: 0 });
     expect(sim.stats.tokenCalls).toBe(2);
     expect(await redis.zcard(`${prefix}:token:waiting`)).toBe(0);
     const synced = await new Checkpoints({ redis, prefix }).getMany(sim.devices.map((d) => d.id));
     expect(synced.size).toBe(DEVICES);
-    expect(r.stderr()).toContain(`"jobs":${jobs},"msg":"backfill jobs that waited for the credentials cool-down start now"`);
+    expect(r.stderr()).toContain(
+      `"jobs":${jobs},"msg":"backfill jobs that waited for the credentials cool-down start now"`,
+    );
     const s = await runCli(['status'], { ...env, EXPEED_SECRET_KEY: 'cr-sk-right' });
     expect(s.stdout).not.toContain('refused the credentials');
     await stop(r);

@@ -22,24 +22,35 @@ const DEVICE = 'cadence-01';
 // two local days: mornings every 30 min at 10 + small steps, afternoons every minute at 30 + steps
 const rows: RawRow[] = [];
 for (let d = 0; d < 2; d++) {
-  for (let t = DAY0 + d * DAY; t < DAY0 + d * DAY + 12 * HOUR; t += 30 * 60_000) rows.push({ device: DEVICE, t, f: { level: 10 + (t / 60_000) % 3 } });
-  for (let t = DAY0 + d * DAY + 12 * HOUR; t < DAY0 + (d + 1) * DAY; t += 60_000) rows.push({ device: DEVICE, t, f: { level: 30 + (t / 60_000) % 7 } });
+  for (let t = DAY0 + d * DAY; t < DAY0 + d * DAY + 12 * HOUR; t += 30 * 60_000)
+    rows.push({ device: DEVICE, t, f: { level: 10 + ((t / 60_000) % 3) } });
+  for (let t = DAY0 + d * DAY + 12 * HOUR; t < DAY0 + (d + 1) * DAY; t += 60_000)
+    rows.push({ device: DEVICE, t, f: { level: 30 + ((t / 60_000) % 7) } });
 }
 const meanOf = (rs: RawRow[]) => rs.reduce((a, r) => a + (r.f.level as number), 0) / rs.length;
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
-const interpolate = influxInterpolator(dashboard, (name) => (name === 'device' ? [DEVICE] : name === 'rollup_rp' ? ['autogen'] : ['level']));
+const interpolate = influxInterpolator(dashboard, (name) =>
+  name === 'device' ? [DEVICE] : name === 'rollup_rp' ? ['autogen'] : ['level'],
+);
 const meanPanel = dashboard.panels.find((p: { title: string }) => p.title.startsWith('Mean of'));
 
 /** The mean panel's answer for `level` at this interval: the target whose gate is open, and its rows. */
 async function panelMeans(intervalMs: number): Promise<{ tier: string; rows: Array<[number, number]> }> {
   const sel: InfluxSelection = {
-    name: `${intervalMs} ms`, values: { device: [DEVICE], numeric: ['level'] }, join: 'bare', intervalMs,
+    name: `${intervalMs} ms`,
+    values: { device: [DEVICE], numeric: ['level'] },
+    join: 'bare',
+    intervalMs,
     timeFilter: `time >= ${DAY0}ms and time < ${DAY0 + 2 * DAY}ms`,
   };
   const open = meanPanel.targets.filter((t: { query: string }) => gateOpen(t.query, intervalMs));
   expect(open.length).toBe(1);
-  const series = await influxQuery(db.name, interpolate(open[0].query, sel, DAY0, DAY0 + 2 * DAY, { numeric: 'level' }), db.url);
+  const series = await influxQuery(
+    db.name,
+    interpolate(open[0].query, sel, DAY0, DAY0 + 2 * DAY, { numeric: 'level' }),
+    db.url,
+  );
   expect(series.length).toBe(1);
   const col = series[0].columns.indexOf('mean');
   return { tier: tierOf(open[0].query), rows: series[0].values.map((v) => [v[0] as number, v[col] as number]) };
@@ -48,8 +59,16 @@ async function panelMeans(intervalMs: number): Promise<{ tier: string; rows: Arr
 describe('exact means for a device whose cadence changes within the day', () => {
   beforeAll(async () => {
     db = await createTestDatabase('exactmean');
-    await writeLines(db.url, db.name, rows.map((r) => `device_data,device_id=${DEVICE} level=${r.f.level} ${r.t}`));
-    await writeLines(db.url, db.name, rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR));
+    await writeLines(
+      db.url,
+      db.name,
+      rows.map((r) => `device_data,device_id=${DEVICE} level=${r.f.level} ${r.t}`),
+    );
+    await writeLines(
+      db.url,
+      db.name,
+      rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR),
+    );
     await writeLines(db.url, db.name, rollupLines('device_data_1d', rows, localDay));
   });
   afterAll(async () => {
@@ -65,10 +84,16 @@ describe('exact means for a device whose cadence changes within the day', () => 
       expect(day.length).toBe(24 + 720);
       expect(mean).toBeCloseTo(meanOf(day), 9);
       // what InfluxDB says over the raw rows of that day
-      const [raw] = await influxQuery(db.name, `SELECT mean("level") FROM "device_data" WHERE time >= ${t}ms AND time < ${t + DAY}ms`, db.url);
+      const [raw] = await influxQuery(
+        db.name,
+        `SELECT mean("level") FROM "device_data" WHERE time >= ${t}ms AND time < ${t + DAY}ms`,
+        db.url,
+      );
       expect(mean).toBeCloseTo(raw.values[0][1] as number, 9);
       // the mean of the 24 hourly means would differ by about 9: the test can tell them apart
-      const hours = Array.from({ length: 24 }, (_, h) => meanOf(day.filter((r) => r.t >= t + h * HOUR && r.t < t + (h + 1) * HOUR)));
+      const hours = Array.from({ length: 24 }, (_, h) =>
+        meanOf(day.filter((r) => r.t >= t + h * HOUR && r.t < t + (h + 1) * HOUR)),
+      );
       expect(Math.abs(hours.reduce((a, b) => a + b, 0) / 24 - mean)).toBeGreaterThan(5);
     }
   });
@@ -77,10 +102,12 @@ describe('exact means for a device whose cadence changes within the day', () => 
     const two = await panelMeans(2 * DAY);
     expect(two.tier).toBe('daily');
     expect(two.rows.length).toBeGreaterThan(0);
-    for (const [t, mean] of two.rows) expect(mean).toBeCloseTo(meanOf(rows.filter((r) => r.t >= Math.max(t, DAY0) && r.t < t + 2 * DAY)), 9);
+    for (const [t, mean] of two.rows)
+      expect(mean).toBeCloseTo(meanOf(rows.filter((r) => r.t >= Math.max(t, DAY0) && r.t < t + 2 * DAY)), 9);
     const hourly = await panelMeans(2 * HOUR);
     expect(hourly.tier).toBe('hourly');
     expect(hourly.rows.length).toBe(24);
-    for (const [t, mean] of hourly.rows) expect(mean).toBeCloseTo(meanOf(rows.filter((r) => r.t >= t && r.t < t + 2 * HOUR)), 9);
+    for (const [t, mean] of hourly.rows)
+      expect(mean).toBeCloseTo(meanOf(rows.filter((r) => r.t >= t && r.t < t + 2 * HOUR)), 9);
   });
 });

@@ -3,7 +3,12 @@ import { Redis } from 'ioredis';
 import { MEASUREMENT, type DeadLetter, type SinkPoint } from '../../src/influx/api.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import Fastify from 'fastify';
-import { DeadLetterBudgetError, LETTER_OVERHEAD_BYTES, RedisDeadLetterStore, type RetryHandlers } from '../../src/dead-letters/store.js';
+import {
+  DeadLetterBudgetError,
+  LETTER_OVERHEAD_BYTES,
+  RedisDeadLetterStore,
+  type RetryHandlers,
+} from '../../src/dead-letters/store.js';
 import { budgetCheck, describeBudget } from '../../src/dead-letters/budget-report.js';
 import { opsRoutes } from '../../src/ops/ops-routes.js';
 import { createMetrics } from '../../src/ops/metrics.js';
@@ -11,12 +16,25 @@ import { retryPoint } from '../../src/dead-letters/retry-point.js';
 import { DirtyHours } from '../../src/rollup/dirty-hours.js';
 import { deadLetters, type DeadLettersDeps } from '../../src/cli/commands/dead-letters.js';
 import { SecretScrubber } from '../../src/base/secrets.js';
-import { createTestDatabase, deleteRedisPrefix, influxQuery, influxRows, INFLUX_URL, REDIS_URL, testPrefix } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  influxQuery,
+  influxRows,
+  INFLUX_URL,
+  REDIS_URL,
+  testPrefix,
+} from '../helpers/services.js';
 import { runCli } from '../helpers/cli.js';
 import { isRetryable } from '../../src/base/retry.js';
 
 const T0 = Date.UTC(2024, 2, 1);
-const data = (deviceId: string, time: number, fields: Record<string, unknown>): SinkPoint => ({ measurement: MEASUREMENT.data, deviceId, time, fields });
+const data = (deviceId: string, time: number, fields: Record<string, unknown>): SinkPoint => ({
+  measurement: MEASUREMENT.data,
+  deviceId,
+  time,
+  fields,
+});
 
 let redis: Redis;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -66,12 +84,35 @@ describe('RedisDeadLetterStore', () => {
     let clock = 1_000;
     const { store } = freshStore(() => clock++);
     const raw = data('d1', T0, { a: Number.NaN, b: Number.NEGATIVE_INFINITY, c: undefined, d: [1, { e: 'x' }] });
-    const id = await store.add({ kind: 'point', source: 'pull', reason: 'field "a": value NaN is not a finite number', deviceId: 'd1', raw });
-    expect(await store.add({ kind: 'point', source: 'pull', reason: 'field "a": value NaN is not a finite number', deviceId: 'd1', raw })).toBe(id);
+    const id = await store.add({
+      kind: 'point',
+      source: 'pull',
+      reason: 'field "a": value NaN is not a finite number',
+      deviceId: 'd1',
+      raw,
+    });
+    expect(
+      await store.add({
+        kind: 'point',
+        source: 'pull',
+        reason: 'field "a": value NaN is not a finite number',
+        deviceId: 'd1',
+        raw,
+      }),
+    ).toBe(id);
     const id2 = await store.add({ kind: 'push', source: 'webhook', reason: 'body is not JSON', raw: 'not { json' });
     expect(id2).not.toBe(id);
     expect(await store.count()).toBe(2);
-    expect(await store.get(id)).toEqual({ id, kind: 'point', source: 'pull', reason: 'field "a": value NaN is not a finite number', deviceId: 'd1', raw, at: 1_000, attempts: 0 });
+    expect(await store.get(id)).toEqual({
+      id,
+      kind: 'point',
+      source: 'pull',
+      reason: 'field "a": value NaN is not a finite number',
+      deviceId: 'd1',
+      raw,
+      at: 1_000,
+      attempts: 0,
+    });
     expect((await store.list()).map((l) => l.id)).toEqual([id, id2]);
     expect((await store.list({ offset: 1, limit: 5 })).map((l) => l.id)).toEqual([id2]);
     expect(await store.list({ limit: 0 })).toEqual([]);
@@ -83,7 +124,8 @@ describe('RedisDeadLetterStore', () => {
   test('letters set aside in the same millisecond list in the order they were added', async () => {
     const { store } = freshStore(() => 1_000);
     const ids: string[] = [];
-    for (let i = 0; i < 25; i++) ids.push(await store.add({ kind: 'row', source: 'pull', reason: `bad row ${i}`, raw: { i } }));
+    for (let i = 0; i < 25; i++)
+      ids.push(await store.add({ kind: 'row', source: 'pull', reason: `bad row ${i}`, raw: { i } }));
     await store.add({ kind: 'row', source: 'pull', reason: 'bad row 3', raw: { i: 3 } }); // the same letter again: kept once, in place
     expect((await store.list()).map((l) => l.id)).toEqual(ids);
     expect((await store.list({ offset: 5, limit: 3 })).map((l) => l.id)).toEqual(ids.slice(5, 8));
@@ -108,8 +150,19 @@ describe('RedisDeadLetterStore', () => {
         pushed.push(l);
       },
     };
-    const pushId = await store.add({ kind: 'push', source: 'webhook', reason: 'redis was down', raw: { msg_type: 2, device_id: 'r1' } });
-    const rowId = await store.add({ kind: 'row', source: 'pull', reason: 'unparseable timestamp', deviceId: 'r1', raw: { timestamp: 'garbage' } });
+    const pushId = await store.add({
+      kind: 'push',
+      source: 'webhook',
+      reason: 'redis was down',
+      raw: { msg_type: 2, device_id: 'r1' },
+    });
+    const rowId = await store.add({
+      kind: 'row',
+      source: 'pull',
+      reason: 'unparseable timestamp',
+      deviceId: 'r1',
+      raw: { timestamp: 'garbage' },
+    });
 
     const first = await store.retry(undefined, handlers);
     expect(first).toEqual([
@@ -118,7 +171,10 @@ describe('RedisDeadLetterStore', () => {
       { id: rowId, ok: false, error: 'no retry handler for kind "row"' },
     ]);
     expect(pushed.map((l) => l.raw)).toEqual([{ msg_type: 2, device_id: 'r1' }]);
-    expect(await store.get(letter.id)).toMatchObject({ attempts: 1, lastError: expect.stringContaining('field type conflict') });
+    expect(await store.get(letter.id)).toMatchObject({
+      attempts: 1,
+      lastError: expect.stringContaining('field type conflict'),
+    });
     expect(await store.get(rowId)).toMatchObject({ attempts: 0 });
     expect(await store.get(pushId)).toBeUndefined();
 
@@ -126,12 +182,19 @@ describe('RedisDeadLetterStore', () => {
     await influxQuery(db.name, 'DROP MEASUREMENT device_data');
     expect(await store.retry([letter.id], handlers)).toEqual([{ id: letter.id, ok: true }]);
     expect(await store.get(letter.id)).toBeUndefined();
-    expect(await influxRows(db.name, `SELECT level, ok FROM device_data WHERE device_id = 'r1'`)).toEqual([{ time: T0 + 1000, level: 3, ok: 1 }]);
+    expect(await influxRows(db.name, `SELECT level, ok FROM device_data WHERE device_id = 'r1'`)).toEqual([
+      { time: T0 + 1000, level: 3, ok: 1 },
+    ]);
   });
 });
 
 describe('the dead-letter budget', () => {
-  const letter = (i: number) => ({ kind: 'push' as const, source: 'webhook', reason: `bad body ${i}`, raw: `${'x'.repeat(400)}${i}` });
+  const letter = (i: number) => ({
+    kind: 'push' as const,
+    source: 'webhook',
+    reason: `bad body ${i}`,
+    raw: `${'x'.repeat(400)}${i}`,
+  });
 
   test('bytes are accounted on add and given back by drop and retry; over budget a letter is counted, not kept, nothing evicted', async () => {
     const { store, prefix } = freshStore(() => 5_000, 2_500);
@@ -152,11 +215,18 @@ describe('the dead-letter budget', () => {
     expect(used).toBeLessThanOrEqual(2_500);
     // a second refusal is counted too; every letter kept before is still there
     await expect(store.add(letter(99))).rejects.toBeInstanceOf(DeadLetterBudgetError);
-    expect(await store.budget()).toEqual({ usedBytes: used, maxBytes: 2_500, fullSince: 5_000, notKept: { 'push/webhook': 2 } });
+    expect(await store.budget()).toEqual({
+      usedBytes: used,
+      maxBytes: 2_500,
+      fullSince: 5_000,
+      notKept: { 'push/webhook': 2 },
+    });
     expect((await store.list()).map((l) => l.id)).toEqual(ids);
     // the same letter again is no new letter: it is "kept" without new bytes
     expect(await store.add(letter(0))).toBe(ids[0]);
-    expect(await budgetCheck(store).check()).toEqual({ degraded: expect.stringContaining('FULL since 1970-01-01T00:00:05.000Z: 2 not kept (push/webhook 2)') });
+    expect(await budgetCheck(store).check()).toEqual({
+      degraded: expect.stringContaining('FULL since 1970-01-01T00:00:05.000Z: 2 not kept (push/webhook 2)'),
+    });
 
     // drop gives the bytes back and clears "full"
     expect(await store.drop([ids[0]])).toBe(1);
@@ -181,7 +251,19 @@ describe('the dead-letter budget', () => {
   test('letters kept by a version without the budget are counted on first use', async () => {
     const { store, prefix } = freshStore(undefined, 10_000);
     // as the previous version kept them: no byte count
-    await redis.hset(`${prefix}:dead-letters`, 'old1', JSON.stringify({ id: 'old1', kind: 'push', source: 'webhook', reason: 'x', raw: 'y'.repeat(3000), at: 1, attempts: 0 }));
+    await redis.hset(
+      `${prefix}:dead-letters`,
+      'old1',
+      JSON.stringify({
+        id: 'old1',
+        kind: 'push',
+        source: 'webhook',
+        reason: 'x',
+        raw: 'y'.repeat(3000),
+        at: 1,
+        attempts: 0,
+      }),
+    );
     await redis.zadd(`${prefix}:dead-letters:order`, 1, 'old1');
     expect((await store.budget()).usedBytes).toBe(await actualBytes(prefix));
     expect((await store.budget()).usedBytes).toBeGreaterThan(3000);
@@ -201,7 +283,11 @@ describe('the dead-letter budget', () => {
       const kept = outcomes.filter((o) => o.status === 'fulfilled').length;
       expect(kept).toBeGreaterThan(10);
       expect(kept).toBeLessThan(60);
-      expect(outcomes.filter((o) => o.status === 'rejected').every((o) => (o as PromiseRejectedResult).reason instanceof DeadLetterBudgetError)).toBe(true);
+      expect(
+        outcomes
+          .filter((o) => o.status === 'rejected')
+          .every((o) => (o as PromiseRejectedResult).reason instanceof DeadLetterBudgetError),
+      ).toBe(true);
       const budget = await a.budget();
       expect(budget.usedBytes).toBe(await actualBytes(prefix));
       expect(budget.usedBytes).toBeLessThanOrEqual(10_000);
@@ -227,13 +313,28 @@ describe('the dead-letter budget', () => {
   test('/readyz says degraded (200), not failed, while letters are not kept', async () => {
     const { store } = freshStore(undefined, 300);
     const app = Fastify();
-    await app.register(opsRoutes({ metrics: createMetrics({ defaultMetrics: false }), collect: async () => undefined, readiness: [budgetCheck(store)], queues: [] }));
+    await app.register(
+      opsRoutes({
+        metrics: createMetrics({ defaultMetrics: false }),
+        collect: async () => undefined,
+        readiness: [budgetCheck(store)],
+        queues: [],
+      }),
+    );
     try {
-      expect((await app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ready', checks: { 'dead-letters': 'ok' } });
+      expect((await app.inject({ url: '/readyz' })).json()).toEqual({
+        status: 'ready',
+        checks: { 'dead-letters': 'ok' },
+      });
       await expect(store.add(letter(1))).rejects.toBeInstanceOf(DeadLetterBudgetError);
       const res = await app.inject({ url: '/readyz' });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toEqual({ status: 'degraded', checks: { 'dead-letters': expect.stringMatching(/^degraded: .* FULL since .*: 1 not kept \(push\/webhook 1\)/) } });
+      expect(res.json()).toEqual({
+        status: 'degraded',
+        checks: {
+          'dead-letters': expect.stringMatching(/^degraded: .* FULL since .*: 1 not kept \(push\/webhook 1\)/),
+        },
+      });
     } finally {
       await app.close();
     }
@@ -244,7 +345,13 @@ describe('dead-letters command', () => {
   test('list shows id, time, source, device, reason and truncated raw, secrets hidden; --json is complete', async () => {
     const { store } = freshStore(() => T0);
     const long = 'x'.repeat(500);
-    const id = await store.add({ kind: 'push', source: 'webhook', reason: 'body is not valid JSON', deviceId: 'dev-9', raw: { device_key: 'push-device-key-123', note: long } });
+    const id = await store.add({
+      kind: 'push',
+      source: 'webhook',
+      reason: 'body is not valid JSON',
+      deviceId: 'dev-9',
+      raw: { device_key: 'push-device-key-123', note: long },
+    });
     const c = cli(store);
     expect(await c.run('list')).toBe(0);
     expect(c.out[0]).toBe('1 dead letter(s); showing 1-1 (oldest first)');
@@ -257,13 +364,28 @@ describe('dead-letters command', () => {
     expect(await j.run('list', '--json')).toBe(0);
     const parsed = JSON.parse(j.out.join('\n')) as { total: number; letters: DeadLetter[] };
     expect(parsed.total).toBe(1);
-    expect(parsed.letters[0]).toEqual({ id, kind: 'push', source: 'webhook', reason: 'body is not valid JSON', deviceId: 'dev-9', raw: { device_key: '[REDACTED]', note: long }, at: T0, attempts: 0 });
+    expect(parsed.letters[0]).toEqual({
+      id,
+      kind: 'push',
+      source: 'webhook',
+      reason: 'body is not valid JSON',
+      deviceId: 'dev-9',
+      raw: { device_key: '[REDACTED]', note: long },
+      at: T0,
+      attempts: 0,
+    });
   });
 
   test('list of NaN raw shows NaN; retry and drop report per id and exit non-zero on failures', async () => {
     let clock = T0;
     const { store } = freshStore(() => clock++);
-    const a = await store.add({ kind: 'point', source: 'pull', reason: 'field "v": value NaN is not a finite number', deviceId: 'n', raw: { v: Number.NaN, w: Number.NEGATIVE_INFINITY } });
+    const a = await store.add({
+      kind: 'point',
+      source: 'pull',
+      reason: 'field "v": value NaN is not a finite number',
+      deviceId: 'n',
+      raw: { v: Number.NaN, w: Number.NEGATIVE_INFINITY },
+    });
     const b = await store.add({ kind: 'row', source: 'pull', reason: 'bad timestamp', raw: { timestamp: '??' } });
     const c = cli(store, { point: async () => undefined });
     expect(await c.run('list')).toBe(0);
@@ -271,7 +393,11 @@ describe('dead-letters command', () => {
 
     const r = cli(store, { point: async () => undefined });
     expect(await r.run('retry')).toBe(1);
-    expect(r.out).toEqual([`${a}: written, removed`, `${b}: still failing: no retry handler for kind "row"`, 'retried 2: 1 written, 1 still dead letters']);
+    expect(r.out).toEqual([
+      `${a}: written, removed`,
+      `${b}: still failing: no retry handler for kind "row"`,
+      'retried 2: 1 written, 1 still dead letters',
+    ]);
 
     const d = cli(store);
     expect(await d.run('drop', b, 'missing-id')).toBe(1);
@@ -290,16 +416,30 @@ describe('dead-letters command', () => {
   test('the expeed-sync executable lists, retries (through InfluxDB) and drops', async () => {
     const { store, prefix } = freshStore();
     const env = { EXPEED_PREFIX: prefix, REDIS_URL, INFLUX_URL, INFLUX_API: 'v1', INFLUX_BUCKET: db.name };
-    const pointId = await store.add({ kind: 'point', source: 'pull', reason: 'InfluxDB was refusing', deviceId: 'cli-dev', raw: data('cli-dev', T0 + 5, { v: 42 }) });
+    const pointId = await store.add({
+      kind: 'point',
+      source: 'pull',
+      reason: 'InfluxDB was refusing',
+      deviceId: 'cli-dev',
+      raw: data('cli-dev', T0 + 5, { v: 42 }),
+    });
     const otherId = await store.add({ kind: 'row', source: 'pull', reason: 'bad timestamp', raw: { timestamp: '??' } });
 
     const listed = await runCli(['dead-letters', 'list', '--json'], env);
     expect(listed.code).toBe(0);
-    expect((JSON.parse(listed.stdout) as { letters: DeadLetter[] }).letters.map((l) => l.id)).toEqual([pointId, otherId]);
+    expect((JSON.parse(listed.stdout) as { letters: DeadLetter[] }).letters.map((l) => l.id)).toEqual([
+      pointId,
+      otherId,
+    ]);
 
     const retried = await runCli(['dead-letters', 'retry', pointId], env);
-    expect({ code: retried.code, stdout: retried.stdout }).toEqual({ code: 0, stdout: `${pointId}: written, removed\nretried 1: 1 written, 0 still dead letters\n` });
-    expect(await influxRows(db.name, `SELECT v FROM device_data WHERE device_id = 'cli-dev'`)).toEqual([{ time: T0 + 5, v: 42 }]);
+    expect({ code: retried.code, stdout: retried.stdout }).toEqual({
+      code: 0,
+      stdout: `${pointId}: written, removed\nretried 1: 1 written, 0 still dead letters\n`,
+    });
+    expect(await influxRows(db.name, `SELECT v FROM device_data WHERE device_id = 'cli-dev'`)).toEqual([
+      { time: T0 + 5, v: 42 },
+    ]);
     // through the one write path: the retried point's hour is marked for its rollup, no other hour
     const dirty = new DirtyHours({ redis, prefix, settleMs: 0 });
     expect(await dirty.count('cli-dev', [T0 + 5])).toBe(1);
@@ -309,7 +449,9 @@ describe('dead-letters command', () => {
     expect({ code: dropped.code, stdout: dropped.stdout }).toEqual({ code: 0, stdout: 'dropped 1 of 1\n' });
     const bad = await runCli(['dead-letters', 'drop'], env);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe('expeed-sync dead-letters: usage: dead-letters drop ID... (see dead-letters list for the ids)\n');
+    expect(bad.stderr).toBe(
+      'expeed-sync dead-letters: usage: dead-letters drop ID... (see dead-letters list for the ids)\n',
+    );
     expect(await store.count()).toBe(0);
   });
 });

@@ -80,7 +80,9 @@ describe('expeed-sync devices', () => {
   test('usage and configuration errors exit non-zero with one line naming the problem', async () => {
     const noKey = await runCli(['devices', 'add', 'x'], env);
     expect(noKey.code).toBe(2);
-    expect(noKey.stderr.trim()).toBe('expeed-sync devices: usage: devices add needs --key KEY (the device_key the platform issued)');
+    expect(noKey.stderr.trim()).toBe(
+      'expeed-sync devices: usage: devices add needs --key KEY (the device_key the platform issued)',
+    );
     const badEnv = await runCli(['devices', 'list'], { ...env, EXPEED_TOKEN_DAILY_LIMIT: 'lots' });
     expect(badEnv.code).toBe(1);
     expect(badEnv.stderr.trim()).toBe(

@@ -9,11 +9,20 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, influxQuery } from '../helpers/services.js';
-import { dashboardCheck, gateOpen, influxInterpolator, panelTargets, tierOf, type InfluxSelection } from '../helpers/grafana.js';
+import {
+  dashboardCheck,
+  gateOpen,
+  influxInterpolator,
+  panelTargets,
+  tierOf,
+  type InfluxSelection,
+} from '../helpers/grafana.js';
 import { rollupLines, writeLines, type RawRow } from '../fixtures/rollup-points.js';
 import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
 
-const dashboard = JSON.parse(readFileSync(new URL('../../grafana/dashboards/expeed-fleet.json', import.meta.url), 'utf8'));
+const dashboard = JSON.parse(
+  readFileSync(new URL('../../grafana/dashboards/expeed-fleet.json', import.meta.url), 'utf8'),
+);
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const TZ_OFFSET = 8 * HOUR; // Asia/Shanghai, the dashboard's $timezone
@@ -28,21 +37,39 @@ DEVICES.forEach((device, k) => {
   for (let t = FROM; t < TO; t += 10 * 60_000) {
     const hour = Math.floor((t - FROM) / HOUR);
     if (hour >= 3 && hour < 3 + k) continue;
-    rows.push({ device, t, f: { power: 100 * k + (t / 60_000) % 13, ...(k === 0 ? { mode: hour % 2 ? 'eco' : 'auto' } : {}) } });
+    rows.push({
+      device,
+      t,
+      f: { power: 100 * k + ((t / 60_000) % 13), ...(k === 0 ? { mode: hour % 2 ? 'eco' : 'auto' } : {}) },
+    });
   }
 });
 
 const check = dashboardCheck('expeed-fleet.json');
-const influxPanels = dashboard.panels.filter((p: { datasource?: { type: string } }) => p.datasource?.type === 'influxdb');
-const TARGETS = panelTargets(influxPanels, 'expeed-influxdb', check).map(({ panel, target, where }) => ({ title: panel.title as string, refId: target.refId as string, query: target.query as string, where }));
+const influxPanels = dashboard.panels.filter(
+  (p: { datasource?: { type: string } }) => p.datasource?.type === 'influxdb',
+);
+const TARGETS = panelTargets(influxPanels, 'expeed-influxdb', check).map(({ panel, target, where }) => ({
+  title: panel.title as string,
+  refId: target.refId as string,
+  query: target.query as string,
+  where,
+}));
 let rollupRp = 'autogen';
-const interpolate = influxInterpolator(dashboard, (name) => (name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : ['power']));
+const interpolate = influxInterpolator(dashboard, (name) =>
+  name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : ['power'],
+);
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 
 const selection = (intervalMs: number, device: string[] | 'all' = 'all'): InfluxSelection => ({
-  name: `${intervalMs} ms`, values: { device, datapoint: ['power'] }, join: 'bare', intervalMs, timeFilter: `time >= ${FROM}ms and time < ${TO}ms`,
+  name: `${intervalMs} ms`,
+  values: { device, datapoint: ['power'] },
+  join: 'bare',
+  intervalMs,
+  timeFilter: `time >= ${FROM}ms and time < ${TO}ms`,
 });
-const run = async (query: string, sel: InfluxSelection) => influxQuery(db.name, interpolate(query, sel, FROM, TO, { datapoint: 'power' }), db.url);
+const run = async (query: string, sel: InfluxSelection) =>
+  influxQuery(db.name, interpolate(query, sel, FROM, TO, { datapoint: 'power' }), db.url);
 /** the one target of a panel whose gate is open at the selection's interval, and its answer */
 async function answer(title: string, sel: InfluxSelection) {
   const open = TARGETS.filter((t) => t.title.startsWith(title) && gateOpen(t.query, sel.intervalMs));
@@ -51,68 +78,116 @@ async function answer(title: string, sel: InfluxSelection) {
 }
 const inBucket = (t: number, start: number, ms: number) => t >= start && t < start + ms;
 
-describe.each([{ retention: false }, { retention: true }])('fleet dashboard, raw retention $retention', ({ retention }) => {
-  beforeAll(async () => {
-    db = await createTestDatabase('fleetdash');
-    if (retention) await ensureDatabase({ url: db.url, api: 'v1', bucket: db.name, rawRetentionMs: 90 * DAY });
-    rollupRp = retention ? ROLLUP_RP : 'autogen';
-    await writeLines(db.url, db.name, rows.map((r) => `device_data,device_id=${r.device} power=${r.f.power}${r.f.mode ? `,mode="${r.f.mode}"` : ''} ${r.t}`));
-    await writeLines(db.url, db.name, rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR), retention ? ROLLUP_RP : undefined);
-    await writeLines(db.url, db.name, rollupLines('device_data_1d', rows, localDay), retention ? ROLLUP_RP : undefined);
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
+describe.each([{ retention: false }, { retention: true }])(
+  'fleet dashboard, raw retention $retention',
+  ({ retention }) => {
+    beforeAll(async () => {
+      db = await createTestDatabase('fleetdash');
+      if (retention) await ensureDatabase({ url: db.url, api: 'v1', bucket: db.name, rawRetentionMs: 90 * DAY });
+      rollupRp = retention ? ROLLUP_RP : 'autogen';
+      await writeLines(
+        db.url,
+        db.name,
+        rows.map(
+          (r) => `device_data,device_id=${r.device} power=${r.f.power}${r.f.mode ? `,mode="${r.f.mode}"` : ''} ${r.t}`,
+        ),
+      );
+      await writeLines(
+        db.url,
+        db.name,
+        rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR),
+        retention ? ROLLUP_RP : undefined,
+      );
+      await writeLines(
+        db.url,
+        db.name,
+        rollupLines('device_data_1d', rows, localDay),
+        retention ? ROLLUP_RP : undefined,
+      );
+    });
+    afterAll(async () => {
+      await db?.drop();
+    });
 
-  test('the dashboard is well-formed and provisioned beside the others; $datapoint lists the numeric datapoints', async () => {
-    expect(dashboard).toMatchObject({ uid: 'expeed-fleet', title: 'Expeed fleet' });
-    expect(TARGETS.length).toBe(7);
-    expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual(['device', 'rollup_rp', 'datapoint', 'timezone']);
-    const v = dashboard.templating.list[2];
-    const keys = (await influxQuery(db.name, interpolate(v.query, selection(HOUR), FROM, TO), db.url))[0].values.map((r) => String(r[0]));
-    const pattern = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
-    expect(keys.flatMap((k) => pattern.exec(k)?.[1] ?? [])).toEqual(['power']);
-  });
+    test('the dashboard is well-formed and provisioned beside the others; $datapoint lists the numeric datapoints', async () => {
+      expect(dashboard).toMatchObject({ uid: 'expeed-fleet', title: 'Expeed fleet' });
+      expect(TARGETS.length).toBe(7);
+      expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual([
+        'device',
+        'rollup_rp',
+        'datapoint',
+        'timezone',
+      ]);
+      const v = dashboard.templating.list[2];
+      const keys = (await influxQuery(db.name, interpolate(v.query, selection(HOUR), FROM, TO), db.url))[0].values.map(
+        (r) => String(r[0]),
+      );
+      const pattern = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
+      expect(keys.flatMap((k) => pattern.exec(k)?.[1] ?? [])).toEqual(['power']);
+    });
 
-  test.each([10 * 60_000, HOUR, 2 * HOUR, DAY, 2 * DAY])('at %i ms exactly the target for that source answers', async (ms) => {
-    for (const t of TARGETS) {
-      const series = await run(t.query, selection(ms));
-      if (gateOpen(t.query, ms)) expect(series.length, `${t.where} answered nothing`).toBeGreaterThan(0);
-      else expect(series, `${t.where} answered at ${ms} ms`).toEqual([]);
-    }
-  });
+    test.each([10 * 60_000, HOUR, 2 * HOUR, DAY, 2 * DAY])(
+      'at %i ms exactly the target for that source answers',
+      async (ms) => {
+        for (const t of TARGETS) {
+          const series = await run(t.query, selection(ms));
+          if (gateOpen(t.query, ms)) expect(series.length, `${t.where} answered nothing`).toBeGreaterThan(0);
+          else expect(series, `${t.where} answered at ${ms} ms`).toEqual([]);
+        }
+      },
+    );
 
-  test.each([{ ms: 10 * 60_000, tier: 'raw' }, { ms: HOUR, tier: 'hourly' }, { ms: DAY, tier: 'daily' }])('devices reporting per interval from $tier', async ({ ms, tier }) => {
-    const got = await answer('Devices reporting', selection(ms));
-    expect(got.tier).toBe(tier);
-    const values = got.series[0].values as Array<[number, number]>;
-    expect(values.length).toBe(Math.floor((TO - 1 + TZ_OFFSET) / ms) - Math.floor((FROM + TZ_OFFSET) / ms) + 1);
-    for (const [t, n] of values) expect(n, `bucket ${t}`).toBe(new Set(rows.filter((r) => inBucket(r.t, t, ms)).map((r) => r.device)).size);
-    if (ms === HOUR) expect(values.map(([, n]) => n).slice(0, 6)).toEqual([12, 12, 12, 1, 2, 3]);
-  });
-
-  test.each([{ ms: 10 * 60_000, tier: 'raw' }, { ms: 2 * HOUR, tier: 'hourly' }, { ms: DAY, tier: 'daily' }])('fleet mean / min / max from $tier equal the raw rows', async ({ ms, tier }) => {
-    for (const device of ['all', [DEVICES[5]]] as const) {
-      const got = await answer('Fleet mean', selection(ms, device === 'all' ? 'all' : [...device]));
+    test.each([
+      { ms: 10 * 60_000, tier: 'raw' },
+      { ms: HOUR, tier: 'hourly' },
+      { ms: DAY, tier: 'daily' },
+    ])('devices reporting per interval from $tier', async ({ ms, tier }) => {
+      const got = await answer('Devices reporting', selection(ms));
       expect(got.tier).toBe(tier);
-      const s = got.series[0];
-      const col = (name: string) => s.columns.indexOf(name);
-      expect(s.values.length).toBeGreaterThan(0);
-      for (const v of s.values) {
-        const vs = rows.filter((r) => inBucket(r.t, v[0] as number, ms) && (device === 'all' || r.device === device[0])).map((r) => r.f.power as number);
-        expect(v[col('mean')]).toBeCloseTo(vs.reduce((a, b) => a + b, 0) / vs.length, 9);
-        expect([v[col('min')], v[col('max')]]).toEqual([Math.min(...vs), Math.max(...vs)]);
-      }
-    }
-  });
+      const values = got.series[0].values as Array<[number, number]>;
+      expect(values.length).toBe(Math.floor((TO - 1 + TZ_OFFSET) / ms) - Math.floor((FROM + TZ_OFFSET) / ms) + 1);
+      for (const [t, n] of values)
+        expect(n, `bucket ${t}`).toBe(new Set(rows.filter((r) => inBucket(r.t, t, ms)).map((r) => r.device)).size);
+      if (ms === HOUR) expect(values.map(([, n]) => n).slice(0, 6)).toEqual([12, 12, 12, 1, 2, 3]);
+    });
 
-  test('top 10 devices by missing hours, whatever the interval; one device selected: that one', async () => {
-    for (const ms of [10 * 60_000, DAY]) {
-      const [s] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(ms));
-      const byDevice = s.values.map((v) => [v[s.columns.indexOf('device_id')], v[s.columns.indexOf('missing')]]).sort((a, b) => (b[1] as number) - (a[1] as number));
-      expect(byDevice).toEqual(DEVICES.slice(2).reverse().map((d, i) => [d, 11 - i]));
-    }
-    const [one] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(HOUR, [DEVICES[7]]));
-    expect(one.values.map((v) => [v[one.columns.indexOf('device_id')], v[one.columns.indexOf('missing')]])).toEqual([[DEVICES[7], 7]]);
-  });
-});
+    test.each([
+      { ms: 10 * 60_000, tier: 'raw' },
+      { ms: 2 * HOUR, tier: 'hourly' },
+      { ms: DAY, tier: 'daily' },
+    ])('fleet mean / min / max from $tier equal the raw rows', async ({ ms, tier }) => {
+      for (const device of ['all', [DEVICES[5]]] as const) {
+        const got = await answer('Fleet mean', selection(ms, device === 'all' ? 'all' : [...device]));
+        expect(got.tier).toBe(tier);
+        const s = got.series[0];
+        const col = (name: string) => s.columns.indexOf(name);
+        expect(s.values.length).toBeGreaterThan(0);
+        for (const v of s.values) {
+          const vs = rows
+            .filter((r) => inBucket(r.t, v[0] as number, ms) && (device === 'all' || r.device === device[0]))
+            .map((r) => r.f.power as number);
+          expect(v[col('mean')]).toBeCloseTo(vs.reduce((a, b) => a + b, 0) / vs.length, 9);
+          expect([v[col('min')], v[col('max')]]).toEqual([Math.min(...vs), Math.max(...vs)]);
+        }
+      }
+    });
+
+    test('top 10 devices by missing hours, whatever the interval; one device selected: that one', async () => {
+      for (const ms of [10 * 60_000, DAY]) {
+        const [s] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(ms));
+        const byDevice = s.values
+          .map((v) => [v[s.columns.indexOf('device_id')], v[s.columns.indexOf('missing')]])
+          .sort((a, b) => (b[1] as number) - (a[1] as number));
+        expect(byDevice).toEqual(
+          DEVICES.slice(2)
+            .reverse()
+            .map((d, i) => [d, 11 - i]),
+        );
+      }
+      const [one] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(HOUR, [DEVICES[7]]));
+      expect(one.values.map((v) => [v[one.columns.indexOf('device_id')], v[one.columns.indexOf('missing')]])).toEqual([
+        [DEVICES[7], 7],
+      ]);
+    });
+  },
+);

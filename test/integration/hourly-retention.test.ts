@@ -10,7 +10,14 @@ import { ensureDatabase, HOURLY_RP, ROLLUP_RP } from '../../src/influx/database.
 import { loadConfig } from '../../src/base/load-config.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { platformDay } from '../../src/platform/timestamp.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix, until } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  influxRows,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
 import { scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { dayDiffs, rollupDiffs } from '../fixtures/rollup-check.js';
 
@@ -27,23 +34,42 @@ describe('EXPEED_HOURLY_RETENTION (InfluxDB 1.x)', () => {
   let stack: App;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   const prefix = testPrefix('hret');
-  const count = async (from: string) => (await influxRows(db.name, `SELECT count("temperature_count") FROM ${from}`))[0]?.count ?? 0;
+  const count = async (from: string) =>
+    (await influxRows(db.name, `SELECT count("temperature_count") FROM ${from}`))[0]?.count ?? 0;
 
   beforeAll(async () => {
     db = await createTestDatabase('hret');
-    const config = loadConfig(testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_HOURLY_RETENTION: '3d', EXPEED_ROLLUP_SETTLE: '1ms', EXPEED_TIMEZONE: 'Asia/Shanghai' } }));
+    const config = loadConfig(
+      testEnv({
+        simUrl: 'http://127.0.0.1:9',
+        prefix,
+        db: db.name,
+        influxUrl: INFLUX_URL,
+        env: { EXPEED_HOURLY_RETENTION: '3d', EXPEED_ROLLUP_SETTLE: '1ms', EXPEED_TIMEZONE: 'Asia/Shanghai' },
+      }),
+    );
     expect(config.influx.hourlyRetentionMs).toBe(3 * DAY);
     stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     const points: SinkPoint[] = [];
     const add = (from: number, to: number) => {
-      for (let t = from, k = 0; t < to; t += MIN, k++) points.push({ measurement: 'device_data', deviceId: 'hr-a', time: t, fields: { temperature: 20 + (k % 9) / 4, mode: k % 2 ? 'eco' : 'auto' } });
+      for (let t = from, k = 0; t < to; t += MIN, k++)
+        points.push({
+          measurement: 'device_data',
+          deviceId: 'hr-a',
+          time: t,
+          fields: { temperature: 20 + (k % 9) / 4, mode: k % 2 ? 'eco' : 'auto' },
+        });
     };
     add(OLD.start, OLD.end);
     add(FROM, TO);
     await stack.writer.write(points, { source: 'pull' });
     stack.startRollupWorker();
     stack.rollup.startDispatcher({ everyMs: 100 });
-    await until('hours and days rolled up', async () => (await stack.rollup.dirty.backlog()).hours === 0 && (await stack.rollup.days.backlog()).hours === 0, { timeoutMs: 120_000 });
+    await until(
+      'hours and days rolled up',
+      async () => (await stack.rollup.dirty.backlog()).hours === 0 && (await stack.rollup.days.backlog()).hours === 0,
+      { timeoutMs: 120_000 },
+    );
   });
 
   afterAll(async () => {
@@ -53,7 +79,13 @@ describe('EXPEED_HOURLY_RETENTION (InfluxDB 1.x)', () => {
   });
 
   test('rollups_hourly has the retention, rollups_forever none, the default RP (raw rows) is untouched; a new value is followed', async () => {
-    const rps = async () => (await influxRows(db.name, `SHOW RETENTION POLICIES ON "${db.name}"`)).map((r) => [r.name, r.duration, r.shardGroupDuration, r.default]);
+    const rps = async () =>
+      (await influxRows(db.name, `SHOW RETENTION POLICIES ON "${db.name}"`)).map((r) => [
+        r.name,
+        r.duration,
+        r.shardGroupDuration,
+        r.default,
+      ]);
     expect(await rps()).toEqual([
       ['autogen', '0s', '168h0m0s', true],
       [ROLLUP_RP, '0s', '168h0m0s', false],
@@ -83,7 +115,10 @@ describe('EXPEED_HOURLY_RETENTION (InfluxDB 1.x)', () => {
     expect(days.diffs).toEqual([]);
     const recentDays = new Set([FROM, TO - 1].map((t) => platformDay(t, 'Asia/Shanghai').start)).size;
     expect(days.hours).toBe(1 + recentDays);
-    const [old] = await influxRows(db.name, `SELECT "temperature_count", "mode_count" FROM ${daily} WHERE time = ${OLD.start}ms`);
+    const [old] = await influxRows(
+      db.name,
+      `SELECT "temperature_count", "mode_count" FROM ${daily} WHERE time = ${OLD.start}ms`,
+    );
     expect([old.temperature_count, old.mode_count]).toEqual([1440, 1440]);
     expect(await count(`"${HOURLY_RP}"."device_data_1d"`)).toBe(0);
     expect(await count('"autogen"."device_data_1d"')).toBe(0);

@@ -8,13 +8,37 @@
  * is pulled or made by scripts/node-standin-image.sh (cached), and the times are printed.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, deleteRedisPrefix, freePort, INFLUX_URL, influxRows, randomName, REDIS_URL, testPrefix, until } from '../helpers/services.js';
-import { buildImage, IMAGE_LABEL, missingTools, podman, podmanOk, prepareBaseImage, RUN_LIMITS } from '../helpers/podman.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  freePort,
+  INFLUX_URL,
+  influxRows,
+  randomName,
+  REDIS_URL,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
+import {
+  buildImage,
+  IMAGE_LABEL,
+  missingTools,
+  podman,
+  podmanOk,
+  prepareBaseImage,
+  RUN_LIMITS,
+} from '../helpers/podman.js';
 
 const missing = missingTools();
 // CI installs them (scripts/test.sh): there a missing tool is a failure, not a skip
-if (missing.length && process.env.CI) throw new Error(`${missing.join(', ')} not installed: scripts/setup.sh with WITH_TEST_TOOLS=1 should have installed it`);
-if (missing.length) console.warn(`image.test.ts: ${missing.join(', ')} not installed, skipping (scripts/test.sh installs them: WITH_TEST_TOOLS=1 bash scripts/setup.sh)`);
+if (missing.length && process.env.CI)
+  throw new Error(
+    `${missing.join(', ')} not installed: scripts/setup.sh with WITH_TEST_TOOLS=1 should have installed it`,
+  );
+if (missing.length)
+  console.warn(
+    `image.test.ts: ${missing.join(', ')} not installed, skipping (scripts/test.sh installs them: WITH_TEST_TOOLS=1 bash scripts/setup.sh)`,
+  );
 
 const DEMO_DEVICES = ['dev-0001', 'dev-0002', 'dev-0003', 'dev-0004', 'dev-0005'];
 const seconds = (fromMs: number) => ((performance.now() - fromMs) / 1000).toFixed(1);
@@ -61,7 +85,18 @@ describe.skipIf(missing.length > 0)('the container image (podman)', () => {
     };
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
     // the healthcheck is run by hand below: no systemd here for podman's timer
-    await podmanOk(['run', '-d', '--name', name, '--network=host', ...RUN_LIMITS, '--health-interval', 'disable', ...envArgs, image]);
+    await podmanOk([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network=host',
+      ...RUN_LIMITS,
+      '--health-interval',
+      'disable',
+      ...envArgs,
+      image,
+    ]);
     started = true;
     let last = '';
     await until(
@@ -72,7 +107,9 @@ describe.skipIf(missing.length > 0)('the container image (podman)', () => {
       },
       { timeoutMs: 180_000, intervalMs: 1000, detail: () => last.slice(-3000) },
     );
-    console.log(`image.test: base image ${((t1 - t0) / 1000).toFixed(1)} s [${base.split('\n').pop()}]; build ${((t2 - t1) / 1000).toFixed(1)} s; run to the end of the first sync ${seconds(t2)} s (image ${image.slice(0, 12)})`);
+    console.log(
+      `image.test: base image ${((t1 - t0) / 1000).toFixed(1)} s [${base.split('\n').pop()}]; build ${((t2 - t1) / 1000).toFixed(1)} s; run to the end of the first sync ${seconds(t2)} s (image ${image.slice(0, 12)})`,
+    );
   }, 600_000);
 
   afterAll(async () => {
@@ -89,11 +126,16 @@ describe.skipIf(missing.length > 0)('the container image (podman)', () => {
     expect(log).toMatch(/backfill: 5\/5 devices done/);
     const rows = await influxRows(db!.name, 'SELECT count(*) FROM "device_data" GROUP BY "device_id"');
     const perDevice: Record<string, number> = Object.fromEntries(
-      rows.map((r) => [r.device_id, Object.entries(r).reduce((n, [k, v]) => n + (k.startsWith('count_') && typeof v === 'number' ? v : 0), 0)]),
+      rows.map((r) => [
+        r.device_id,
+        Object.entries(r).reduce((n, [k, v]) => n + (k.startsWith('count_') && typeof v === 'number' ? v : 0), 0),
+      ]),
     );
     expect(Object.keys(perDevice).sort()).toEqual(DEMO_DEVICES);
     for (const id of DEMO_DEVICES) expect(perDevice[id], id).toBeGreaterThan(0);
-    console.log(`image.test: ${Object.values(perDevice).reduce((a, b) => a + b, 0)} points landed for ${DEMO_DEVICES.length} devices`);
+    console.log(
+      `image.test: ${Object.values(perDevice).reduce((a, b) => a + b, 0)} points landed for ${DEMO_DEVICES.length} devices`,
+    );
   });
 
   test("/readyz answers 200 on the container's port, and the image's HEALTHCHECK passes", async () => {
@@ -103,16 +145,20 @@ describe.skipIf(missing.length > 0)('the container image (podman)', () => {
     expect(body.status).toBe('ready');
     expect(body.checks).toMatchObject({ redis: 'ok', influxdb: 'ok' });
     // --format docker keeps HEALTHCHECK in the image; `podman healthcheck run` runs it in the container
-    const check = JSON.parse(await podmanOk(['inspect', '--format', '{{json .Config.Healthcheck.Test}}', name])) as string[];
+    const check = JSON.parse(
+      await podmanOk(['inspect', '--format', '{{json .Config.Healthcheck.Test}}', name]),
+    ) as string[];
     expect(check.join(' ')).toContain('/readyz');
     const run = await podman(['healthcheck', 'run', name]);
     expect({ code: run.code, out: run.stdout.trim() }).toEqual({ code: 0, out: '' });
   });
 
-  test('the service runs as the image\'s user `node` (uid 1000)', async () => {
+  test("the service runs as the image's user `node` (uid 1000)", async () => {
     expect((await podmanOk(['exec', name, 'id', '-u'])).trim()).toBe('1000');
     const top = (await podmanOk(['top', name, 'user', 'args'])).trim().split('\n');
-    expect(top.slice(1).map((l) => l.trim().split(/\s+/).slice(0, 4).join(' '))).toEqual(['node node bin/expeed-sync.js run']);
+    expect(top.slice(1).map((l) => l.trim().split(/\s+/).slice(0, 4).join(' '))).toEqual([
+      'node node bin/expeed-sync.js run',
+    ]);
   });
 
   test('SIGTERM stops it with exit 0 after the service says it shut down', async () => {
@@ -120,10 +166,16 @@ describe.skipIf(missing.length > 0)('the container image (podman)', () => {
     const stop = await podman(['stop', '-t', '30', name], 60_000);
     expect(stop.code).toBe(0);
     console.log(`image.test: podman stop took ${seconds(t)} s`);
-    const state = JSON.parse(await podmanOk(['inspect', '--format', '{{json .State}}', name])) as { ExitCode: number; Status: string };
+    const state = JSON.parse(await podmanOk(['inspect', '--format', '{{json .State}}', name])) as {
+      ExitCode: number;
+      Status: string;
+    };
     expect({ status: state.Status, exitCode: state.ExitCode }).toEqual({ status: 'exited', exitCode: 0 });
     const msgs = records(await logs()).map((r) => [r.msg, r.signal ?? null]);
-    expect(msgs).toContainEqual(['shutting down: no new requests or jobs; running jobs finish or stop at a checkpoint', 'SIGTERM']);
+    expect(msgs).toContainEqual([
+      'shutting down: no new requests or jobs; running jobs finish or stop at a checkpoint',
+      'SIGTERM',
+    ]);
     expect(msgs.at(-1)).toEqual(['stopped', null]);
     expect(msgs.map(([m]) => m)).not.toContain('second signal: exiting at once');
   });

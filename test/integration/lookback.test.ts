@@ -24,7 +24,12 @@ describe('nightly lookback', () => {
   beforeAll(async () => {
     env = await startPullEnv({
       name: 'lookback',
-      sim: { devices: [{ id: DEVICE, key: 'key-0001', cadenceSec: 10, offline: [BLOCK] }], from: FROM, to: T2, gapRate: 0 },
+      sim: {
+        devices: [{ id: DEVICE, key: 'key-0001', cadenceSec: 10, offline: [BLOCK] }],
+        from: FROM,
+        to: T2,
+        gapRate: 0,
+      },
       env: { EXPEED_LOOKBACK: '1d' },
     });
   }, 120_000);
@@ -39,7 +44,10 @@ describe('nightly lookback', () => {
     await scheduler.fire('nightly', new Date(T1));
     await drained(env.app.backfillQueue);
     expect((await env.app.checkpoints.get(DEVICE))?.upTo).toBe(T1);
-    const before = await influxRows(env.db.name, `SELECT count(*) FROM device_data WHERE time >= ${BLOCK[0]}ms AND time < ${BLOCK[1]}ms`);
+    const before = await influxRows(
+      env.db.name,
+      `SELECT count(*) FROM device_data WHERE time >= ${BLOCK[0]}ms AND time < ${BLOCK[1]}ms`,
+    );
     expect(before).toEqual([]);
 
     // the platform receives the device's buffered block and two single rows between held rows
@@ -58,9 +66,15 @@ describe('nightly lookback', () => {
     await Promise.all(workers.map((w) => w.close()));
     await scheduler.close();
 
-    const landed = await influxRows(env.db.name, `SELECT count("${field}") AS n FROM device_data WHERE time >= ${BLOCK[0]}ms AND time < ${BLOCK[1]}ms`);
+    const landed = await influxRows(
+      env.db.name,
+      `SELECT count("${field}") AS n FROM device_data WHERE time >= ${BLOCK[0]}ms AND time < ${BLOCK[1]}ms`,
+    );
     expect(Number(landed[0]?.n)).toBe(30);
-    for (const s of singles) expect(await influxRows(env.db.name, `SELECT "${field}" FROM device_data WHERE time = ${s.time}ms`)).toEqual([{ time: s.time, [field]: 7.5 }]);
+    for (const s of singles)
+      expect(await influxRows(env.db.name, `SELECT "${field}" FROM device_data WHERE time = ${s.time}ms`)).toEqual([
+        { time: s.time, [field]: 7.5 },
+      ]);
     // counted once, though two workers took jobs: 30 + 2, nothing already held
     expect((await new LateRows(env.app.redis, env.prefix).all()).get(DEVICE)).toBe(32);
     const metric = await env.app.metrics.registry.getSingleMetricAsString('expeed_late_rows_total');
@@ -76,8 +90,14 @@ describe('nightly lookback', () => {
   test('the scheduled verification (two workers) finds an extra point and a changed value, repairs them, and records its totals once', async () => {
     const field = Object.keys(env.sim.rows(DEVICE, FROM, FROM + 60_000)[0].values)[0];
     const held = env.sim.rows(DEVICE, T1 - 4 * HOUR, T1 - 3.5 * HOUR).find((r) => field in r.values)!;
-    const lines = [`device_data,device_id=${DEVICE} ${field}=-1 ${held.time}`, `device_data,device_id=${DEVICE} ${field}=5 ${T1 - 2 * HOUR + 1}`];
-    const res = await fetch(`${env.config.influx.url}/write?db=${env.db.name}&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    const lines = [
+      `device_data,device_id=${DEVICE} ${field}=-1 ${held.time}`,
+      `device_data,device_id=${DEVICE} ${field}=5 ${T1 - 2 * HOUR + 1}`,
+    ];
+    const res = await fetch(`${env.config.influx.url}/write?db=${env.db.name}&precision=ms`, {
+      method: 'POST',
+      body: lines.join('\n'),
+    });
     expect(res.status).toBe(204);
     const scheduler = stackScheduler(env.app, env.prefix, FROM, { lookbackMs: 0 });
     const workers = [env.app.startBackfillWorker(), env.app.startBackfillWorker()];
@@ -89,7 +109,16 @@ describe('nightly lookback', () => {
     await scheduler.close();
     const last = await new VerifyLedger(env.app.redis, env.prefix).last();
     // 7 days of hours: the simulator's 18 hours with rows and the empty ones are equal, the two changed hours repaired
-    expect(last).toMatchObject({ at: T2, devices: 1, from: T2 - 7 * 86_400_000, to: T2, missing: 0, extra: 0, differing: 0, repaired: 2 });
+    expect(last).toMatchObject({
+      at: T2,
+      devices: 1,
+      from: T2 - 7 * 86_400_000,
+      to: T2,
+      missing: 0,
+      extra: 0,
+      differing: 0,
+      repaired: 2,
+    });
     expect(last!.equal).toBe(7 * 24 - 2);
     expect(await influxRows(env.db.name, `SELECT * FROM device_data WHERE time = ${T1 - 2 * HOUR + 1}ms`)).toEqual([]);
     const metric = await env.app.metrics.registry.getSingleMetricAsString('expeed_verify_hours_total');
@@ -98,7 +127,12 @@ describe('nightly lookback', () => {
 
   test('a scheduled verify job for a device no longer registered ends at once (one attempt), naming the device', async () => {
     const worker = env.app.startBackfillWorker();
-    const [queued] = await env.app.backfills.enqueue({ deviceId: 'dev-gone', from: T1, to: T1 + HOUR, reason: 'verify' });
+    const [queued] = await env.app.backfills.enqueue({
+      deviceId: 'dev-gone',
+      from: T1,
+      to: T1 + HOUR,
+      reason: 'verify',
+    });
     const counts = await drained(env.app.backfillQueue);
     await worker.close();
     expect(counts.failed).toBe(1);

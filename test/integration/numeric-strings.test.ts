@@ -14,8 +14,24 @@ import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import { startSimulator, type HistoryReading, type Simulator } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, influxRows, randomName, REDIS_URL, testPrefix } from '../helpers/services.js';
-import { expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, testEnv } from '../fixtures/pull-env.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  influxQuery,
+  influxRows,
+  randomName,
+  REDIS_URL,
+  testPrefix,
+} from '../helpers/services.js';
+import {
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  testEnv,
+} from '../fixtures/pull-env.js';
 import { startStack } from './push-stack.js';
 
 const HOUR = 3_600_000;
@@ -44,7 +60,17 @@ describe('numbers sent as JSON strings', () => {
   });
 
   async function setUp(name: string, history: Partial<HistoryReading>, env: Record<string, string> = {}) {
-    const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: devicesOf(name), from: FROM - 2 * HOUR, to: TO + 2 * HOUR, seed: 18, history, sameMsRate: 0.1, numericStrings: true });
+    const sim = await startSimulator({
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      devices: devicesOf(name),
+      from: FROM - 2 * HOUR,
+      to: TO + 2 * HOUR,
+      seed: 18,
+      history,
+      sameMsRate: 0.1,
+      numericStrings: true,
+    });
     cleanups.push(() => sim.close());
     const db = await createTestDatabase('numstr');
     cleanups.push(() => db.drop());
@@ -52,11 +78,22 @@ describe('numbers sent as JSON strings', () => {
     cleanups.push(() => deleteRedisPrefix(prefix));
     const devicesFile = join(tmpdir(), `${randomName(name)}.json`);
     writeFileSync(devicesFile, JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key }))));
-    const cliEnv = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '200', EXPEED_DEVICES_FILE: devicesFile, LOG_LEVEL: 'warn', ...env } });
+    const cliEnv = testEnv({
+      simUrl: sim.url,
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { EXPEED_PAGE_LIMIT: '200', EXPEED_DEVICES_FILE: devicesFile, LOG_LEVEL: 'warn', ...env },
+    });
     return { sim, db: db.name, prefix, env: cliEnv };
   }
 
-  const backfill = (env: Record<string, string>) => runCli(['backfill', '--all', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString(), '--wait'], env, { timeoutMs: 120_000 });
+  const backfill = (env: Record<string, string>) =>
+    runCli(
+      ['backfill', '--all', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString(), '--wait'],
+      env,
+      { timeoutMs: 120_000 },
+    );
 
   /**
    * Per device and field: what landed differs from what the platform holds (count, and sum of the
@@ -69,30 +106,55 @@ describe('numbers sent as JSON strings', () => {
       const numeric = numericFields(sim, d.id, FROM, TO).filter((f) => f !== stringField);
       const landed = await influxTotals(db, INFLUX_URL, d.id, Object.keys(expected), numeric);
       for (const f of Object.keys(expected)) {
-        if (landed[f].count !== expected[f].count || (numeric.includes(f) && landed[f].sum !== expected[f].sum)) out.push(`${d.id} ${f}: landed ${JSON.stringify(landed[f])}, platform ${JSON.stringify(expected[f])}`);
+        if (landed[f].count !== expected[f].count || (numeric.includes(f) && landed[f].sum !== expected[f].sum))
+          out.push(`${d.id} ${f}: landed ${JSON.stringify(landed[f])}, platform ${JSON.stringify(expected[f])}`);
       }
     }
     return out;
   }
 
   test('backfill --all --wait: numeric strings land as floats, counts and sums exact, rollups with means', async () => {
-    const { sim, db, env } = await setUp('nums', { cursor: 'next', limit: 'datapoints', order: 'newest-first', pageCap: 150 });
+    const { sim, db, env } = await setUp('nums', {
+      cursor: 'next',
+      limit: 'datapoints',
+      order: 'newest-first',
+      pageCap: 150,
+    });
     const run = await backfill(env);
     expect(run.code, run.stderr).toBe(0);
     expect(await differences(sim, db, 'nums')).toEqual([]);
     expect(await fieldTypes(db)).toEqual(FIELD_TYPES);
     expect(sim.stats.tokenCalls).toBe(1);
     // the platform really sent strings
-    const token = await (await fetch(`${sim.url}/v1/platform/token?platform_key=${PLATFORM_KEY}&secret_key=${SECRET_KEY}`)).json();
-    const answer = await (await fetch(`${sim.url}/v1/devices/nums-a/datapoints?first=1&limit=3`, { headers: { access_token: token.access_token, device_key: 'key-nums-a' } })).json();
-    expect(new Set(answer.data.flatMap((r: Record<string, unknown>) => Object.values(r).map((v) => typeof v)))).toEqual(new Set(['string']));
+    const token = await (
+      await fetch(`${sim.url}/v1/platform/token?platform_key=${PLATFORM_KEY}&secret_key=${SECRET_KEY}`)
+    ).json();
+    const answer = await (
+      await fetch(`${sim.url}/v1/devices/nums-a/datapoints?first=1&limit=3`, {
+        headers: { access_token: token.access_token, device_key: 'key-nums-a' },
+      })
+    ).json();
+    expect(new Set(answer.data.flatMap((r: Record<string, unknown>) => Object.values(r).map((v) => typeof v)))).toEqual(
+      new Set(['string']),
+    );
 
-    const rolled = await runCli(['rollup', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString()], env, { timeoutMs: 120_000 });
+    const rolled = await runCli(
+      ['rollup', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString()],
+      env,
+      { timeoutMs: 120_000 },
+    );
     expect(rolled.code, rolled.stderr).toBe(0);
     for (const d of devicesOf('nums')) {
       const expected = expectedTotals(sim, d.id, FROM, TO);
-      const [r] = await influxRows(db, `SELECT sum(temp_sum) AS s, sum(temp_count) AS c, count(temp_mean) AS hours FROM device_data_1h WHERE device_id = '${d.id}'`);
-      expect([Math.round(Number(r.s) * 1000) / 1000, r.c, r.hours]).toEqual([expected.temp.sum, expected.temp.count, 36]);
+      const [r] = await influxRows(
+        db,
+        `SELECT sum(temp_sum) AS s, sum(temp_count) AS c, count(temp_mean) AS hours FROM device_data_1h WHERE device_id = '${d.id}'`,
+      );
+      expect([Math.round(Number(r.s) * 1000) / 1000, r.c, r.hours]).toEqual([
+        expected.temp.sum,
+        expected.temp.count,
+        36,
+      ]);
     }
   }, 150_000);
 
@@ -100,7 +162,10 @@ describe('numbers sent as JSON strings', () => {
     const { sim, db, prefix, env } = await setUp('upgraded', { cursor: 'last-inclusive' });
     // an installation upgraded from the old behaviour: temp of one device was written as strings
     const [row] = sim.rows('upgraded-a', FROM, TO).filter((r) => 'temp' in r.values);
-    const old = await fetch(`${INFLUX_URL}/write?db=${db}&precision=ms`, { method: 'POST', body: `device_data,device_id=upgraded-a temp="${row.values.temp}" ${row.time}` });
+    const old = await fetch(`${INFLUX_URL}/write?db=${db}&precision=ms`, {
+      method: 'POST',
+      body: `device_data,device_id=upgraded-a temp="${row.values.temp}" ${row.time}`,
+    });
     expect(old.status).toBe(204);
     const run = await backfill(env);
     expect(run.code, run.stderr).toBe(0);
@@ -108,29 +173,56 @@ describe('numbers sent as JSON strings', () => {
     // temp stays a string (its counts are exact); every other numeric field is a float
     expect(await fieldTypes(db)).toEqual({ ...FIELD_TYPES, temp: 'string' });
     expect(await differences(sim, db, 'upgraded', 'temp')).toEqual([]);
-    const [kept] = await influxRows(db, `SELECT temp FROM device_data WHERE device_id = 'upgraded-a' AND time = ${row.time}ms`);
+    const [kept] = await influxRows(
+      db,
+      `SELECT temp FROM device_data WHERE device_id = 'upgraded-a' AND time = ${row.time}ms`,
+    );
     expect(kept.temp).toBe(String(row.values.temp));
   }, 150_000);
 
   test('EXPEED_NUMERIC_STRINGS=string keeps them as they came', async () => {
     const db = await createTestDatabase('numstr');
     cleanups.push(() => db.drop());
-    const writer = new InfluxPointWriter({ url: INFLUX_URL, api: 'v1', bucket: db.name, numericStrings: 'string', deadLetters: { add: async () => 'x' } });
+    const writer = new InfluxPointWriter({
+      url: INFLUX_URL,
+      api: 'v1',
+      bucket: db.name,
+      numericStrings: 'string',
+      deadLetters: { add: async () => 'x' },
+    });
     cleanups.push(() => writer.close());
-    const result = await writer.write([{ measurement: 'device_data', deviceId: 'd', time: FROM, fields: { temp: '21.5', code: '007', n: 3 } }], { source: 'test' });
+    const result = await writer.write(
+      [{ measurement: 'device_data', deviceId: 'd', time: FROM, fields: { temp: '21.5', code: '007', n: 3 } }],
+      { source: 'test' },
+    );
     expect(result).toMatchObject({ written: 1, deadLettered: 0 });
     expect(await fieldTypes(db.name)).toEqual({ code: 'string', n: 'float', temp: 'string' });
-    expect(await influxRows(db.name, 'SELECT temp, code, n FROM device_data')).toEqual([{ time: FROM, temp: '21.5', code: '007', n: 3 }]);
+    expect(await influxRows(db.name, 'SELECT temp, code, n FROM device_data')).toEqual([
+      { time: FROM, temp: '21.5', code: '007', n: 3 },
+    ]);
   });
 
   test('pushes: numeric strings of msg_type 2 land as floats', async () => {
-    const s = await startStack({ sim: { devices: [{ id: 'push-a', key: 'key-push-a', cadenceSec: 60 }], from: FROM, to: FROM + HOUR, numericStrings: true } });
+    const s = await startStack({
+      sim: {
+        devices: [{ id: 'push-a', key: 'key-push-a', cadenceSec: 60 }],
+        from: FROM,
+        to: FROM + HOUR,
+        numericStrings: true,
+      },
+    });
     cleanups.push(() => s.close());
     const rows = s.sim!.rows('push-a', FROM, FROM + 20 * 60_000);
     expect(rows).toHaveLength(20);
     expect((await s.sim!.pushData('push-a', rows)).status).toBe(200);
-    const stored = await s.until('20 data points', () => s.rows(`SELECT * FROM device_data WHERE device_id = 'push-a'`), (r) => r.length === 20);
-    expect(stored.map((r) => [r.time, r.temp, r.humidity, r.mode])).toEqual(rows.map((r) => [r.time, r.values.temp ?? null, r.values.humidity ?? null, r.values.mode ?? null]));
+    const stored = await s.until(
+      '20 data points',
+      () => s.rows(`SELECT * FROM device_data WHERE device_id = 'push-a'`),
+      (r) => r.length === 20,
+    );
+    expect(stored.map((r) => [r.time, r.temp, r.humidity, r.mode])).toEqual(
+      rows.map((r) => [r.time, r.values.temp ?? null, r.values.humidity ?? null, r.values.mode ?? null]),
+    );
     expect(await fieldTypes(s.db.name)).toEqual(FIELD_TYPES);
     expect(JSON.parse(s.sim!.stats.pushes[0].sent).data[0].temp).toBeTypeOf('string');
   }, 60_000);

@@ -40,7 +40,15 @@ let scrubber: SecretScrubber;
 let client: ExpeedClient;
 
 function makeClient(extra: Partial<PlatformClientOptions> = {}): ExpeedClient {
-  return new ExpeedClient({ baseUrl: sim.url, tokens: budget, backoffMs: 1, maxBackoffMs: 5, timeoutMs: 5000, scrubber, ...extra });
+  return new ExpeedClient({
+    baseUrl: sim.url,
+    tokens: budget,
+    backoffMs: 1,
+    maxBackoffMs: 5,
+    timeoutMs: 5000,
+    scrubber,
+    ...extra,
+  });
 }
 
 /** A vendor that answers what the test says (for malformed answers the simulator never gives). */
@@ -51,11 +59,23 @@ function vendorAnswering(body: string, status = 200): typeof fetch {
 const fixedToken: TokenSource = { get: async () => 'fixed-token-value', invalidate: async () => undefined };
 
 beforeAll(async () => {
-  sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 7 });
+  sim = await startSimulator({
+    platformKey: PLATFORM_KEY,
+    secretKey: SECRET_KEY,
+    devices: DEVICES,
+    from: FROM,
+    to: TO,
+    seed: 7,
+  });
   redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
   prefix = testPrefix('client');
   scrubber = new SecretScrubber([PLATFORM_KEY, SECRET_KEY]);
-  budget = new TokenBudget({ redis, prefix, scrubber, fetchToken: createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, scrubber }) });
+  budget = new TokenBudget({
+    redis,
+    prefix,
+    scrubber,
+    fetchToken: createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, scrubber }),
+  });
   client = makeClient();
 });
 
@@ -70,23 +90,26 @@ afterAll(async () => {
 beforeEach(() => sim.faults.reset());
 
 describe('ExpeedClient against the simulator', () => {
-  test.each(['502', 'reset'] as const)('GET calls are retried with backoff when the platform answers %s', async (kind) => {
-    const retries: number[] = [];
-    const c = makeClient({ onRetry: (r) => retries.push(r.attempt), retries: 8 });
-    sim.faults.deviceFailKind = kind;
-    sim.faults.deviceFailRate = 0.4;
-    try {
-      for (let i = 0; i < 6; i++) {
-        const page = await c.history(dev1, { start: FROM, end: FROM + 3_600_000, first: 1, limit: 100 });
-        expect(page.rows).toEqual(sim.rows('dev-0001', FROM, FROM + 3_600_000));
+  test.each(['502', 'reset'] as const)(
+    'GET calls are retried with backoff when the platform answers %s',
+    async (kind) => {
+      const retries: number[] = [];
+      const c = makeClient({ onRetry: (r) => retries.push(r.attempt), retries: 8 });
+      sim.faults.deviceFailKind = kind;
+      sim.faults.deviceFailRate = 0.4;
+      try {
+        for (let i = 0; i < 6; i++) {
+          const page = await c.history(dev1, { start: FROM, end: FROM + 3_600_000, first: 1, limit: 100 });
+          expect(page.rows).toEqual(sim.rows('dev-0001', FROM, FROM + 3_600_000));
+        }
+      } finally {
+        await c.close();
       }
-    } finally {
-      await c.close();
-    }
-    expect(sim.stats.deviceFailures[kind]).toBeGreaterThan(0);
-    // every failure was retried by the client itself (none reached the caller)
-    expect(retries.length).toBe(sim.stats.deviceFailures[kind]);
-  });
+      expect(sim.stats.deviceFailures[kind]).toBeGreaterThan(0);
+      // every failure was retried by the client itself (none reached the caller)
+      expect(retries.length).toBe(sim.stats.deviceFailures[kind]);
+    },
+  );
 
   test('device status: 1 is online, 0 offline, raw code kept', async () => {
     expect(await client.deviceStatus(dev1)).toEqual({ online: true, raw: 1 });
@@ -101,7 +124,8 @@ describe('ExpeedClient against the simulator', () => {
     const { row, unreadable } = await client.currentDatapoints(dev1, ['temp', 'humidity']);
     expect(unreadable).toEqual([]);
     const expected: Record<string, unknown> = {};
-    for (const name of ['temp', 'humidity']) expected[name] = [...all].reverse().find((r) => name in r.values)?.values[name];
+    for (const name of ['temp', 'humidity'])
+      expected[name] = [...all].reverse().find((r) => name in r.values)?.values[name];
     expect(row?.values).toEqual(expected);
     expect(row?.time).toBeLessThanOrEqual(last.time);
     expect(row?.time).toBeGreaterThan(FROM);
@@ -129,10 +153,22 @@ describe('ExpeedClient against the simulator', () => {
     expect((sim.stats.requests.history ?? 0) - served).toBe(up.pages);
     expect(up.end).toBe('complete');
 
-    const repeating = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 7, boundaryRepeat: true });
+    const repeating = await startSimulator({
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      devices: DEVICES,
+      from: FROM,
+      to: TO,
+      seed: 7,
+      boundaryRepeat: true,
+    });
     try {
       const p2 = testPrefix('client-repeat');
-      const b2 = new TokenBudget({ redis, prefix: p2, fetchToken: createTokenEndpoint({ baseUrl: repeating.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }) });
+      const b2 = new TokenBudget({
+        redis,
+        prefix: p2,
+        fetchToken: createTokenEndpoint({ baseUrl: repeating.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }),
+      });
       const c2 = new ExpeedClient({ baseUrl: repeating.url, tokens: b2 });
       const walked = await walkAll(c2, { id: 'dev-0002', key: 'key-0002' }, { from: FROM, to: TO, limit: 1000 });
       expect(walked.rows.filter((r) => r.time >= FROM && r.time < TO)).toEqual(expected);
@@ -152,7 +188,11 @@ describe('ExpeedClient against the simulator', () => {
     const page = await client.history({ id, key }, { start: FROM, end: TO, first: 1, limit: 6000 });
     expect(page.rows).toEqual(sim.rows(id, FROM, TO));
     const { messageId } = await client.deviceSetting({ id, key }, { temp: 21 });
-    expect(sim.stats.settings.find((s) => s.messageId === messageId)).toEqual({ deviceId: id, messageId, settings: { temp: 21 } });
+    expect(sim.stats.settings.find((s) => s.messageId === messageId)).toEqual({
+      deviceId: id,
+      messageId,
+      settings: { temp: 21 },
+    });
   });
 
   test('device setting returns the message id the platform issued', async () => {
@@ -163,31 +203,59 @@ describe('ExpeedClient against the simulator', () => {
   test('result codes are read per endpoint, with endpoint, code and vendor message', async () => {
     const wrongKey = { id: 'dev-0001', key: 'not-the-key' };
     const cases: Array<[Promise<unknown>, new (...a: never[]) => PlatformError, string, number, string]> = [
-      [client.deviceStatus({ id: 'no-such-device', key: 'k-none' }), DeviceNotFoundError, 'device_status', 2, '设备不存在'],
+      [
+        client.deviceStatus({ id: 'no-such-device', key: 'k-none' }),
+        DeviceNotFoundError,
+        'device_status',
+        2,
+        '设备不存在',
+      ],
       [client.deviceStatus(wrongKey), DeviceKeyError, 'device_status', 3, 'device_key不存在'],
       [client.currentDatapoints(wrongKey), DeviceKeyError, 'currentDatapoints', 3, 'device_key不存在'],
     ];
     for (const [promise, type, endpoint, code, vendorMessage] of cases) {
       const err = (await promise.catch((e: unknown) => e)) as PlatformError;
       expect(err).toBeInstanceOf(type);
-      expect({ endpoint: err.endpoint, code: err.code, vendorMessage: err.vendorMessage, retryable: err.retryable }).toEqual({ endpoint, code, vendorMessage, retryable: false });
+      expect({
+        endpoint: err.endpoint,
+        code: err.code,
+        vendorMessage: err.vendorMessage,
+        retryable: err.retryable,
+      }).toEqual({ endpoint, code, vendorMessage, retryable: false });
       expect(err.message).toContain(vendorMessage);
     }
     // code 3 also answers a wrong key on history and setting: the vendor's message tells them apart
     const historyKey = (await client.history(wrongKey, {}).catch((e: unknown) => e)) as PlatformError;
     expect(historyKey).toBeInstanceOf(DeviceKeyError);
-    expect([historyKey.endpoint, historyKey.code, historyKey.vendorMessage]).toEqual(['datapoints', 3, 'device_key不存在']);
+    expect([historyKey.endpoint, historyKey.code, historyKey.vendorMessage]).toEqual([
+      'datapoints',
+      3,
+      'device_key不存在',
+    ]);
     expect(await client.deviceSetting(wrongKey, { a: 1 }).catch((e: unknown) => e)).toBeInstanceOf(DeviceKeyError);
     // code 3 on the setting endpoint: the device is offline (a later attempt can work)
     sim.setOnline('dev-0001', false);
     const offline = (await client.deviceSetting(dev1, { temp: 1 }).catch((e: unknown) => e)) as DeviceOfflineError;
     sim.setOnline('dev-0001', true);
     expect(offline).toBeInstanceOf(DeviceOfflineError);
-    expect([offline.endpoint, offline.code, offline.vendorMessage, offline.retryable]).toEqual(['device_setting', 3, '设备不在线', true]);
+    expect([offline.endpoint, offline.code, offline.vendorMessage, offline.retryable]).toEqual([
+      'device_setting',
+      3,
+      '设备不在线',
+      true,
+    ]);
     sim.faults.codeStorm(4, 1, 'device_status');
-    expect(await client.deviceStatus(dev1).catch((e: unknown) => e)).toMatchObject({ kind: 'url', code: 4, retryable: false });
+    expect(await client.deviceStatus(dev1).catch((e: unknown) => e)).toMatchObject({
+      kind: 'url',
+      code: 4,
+      retryable: false,
+    });
     sim.faults.codeStorm(5, 1, 'setting');
-    expect(await client.deviceSetting(dev1, { a: 1 }).catch((e: unknown) => e)).toMatchObject({ kind: 'body', code: 5, endpoint: 'device_setting' });
+    expect(await client.deviceSetting(dev1, { a: 1 }).catch((e: unknown) => e)).toMatchObject({
+      kind: 'body',
+      code: 5,
+      endpoint: 'device_setting',
+    });
     // an undocumented code is retried (3 times by default), then fails naming the code and the message
     sim.faults.codeStorm(42, 4, 'current');
     const before = sim.stats.requests.current ?? 0;
@@ -206,7 +274,11 @@ describe('ExpeedClient against the simulator', () => {
     expect(sim.stats.requests.device_status - before).toBe(3);
     // EXPEED_UNKNOWN_CODE_RETRIES=0: the first one fails
     sim.faults.codeStorm(42, 1, 'device_status');
-    expect(await makeClient({ unknownCodeRetries: 0 }).deviceStatus(dev1).catch((e: unknown) => e)).toMatchObject({ code: 42, attempts: 1 });
+    expect(
+      await makeClient({ unknownCodeRetries: 0 })
+        .deviceStatus(dev1)
+        .catch((e: unknown) => e),
+    ).toMatchObject({ code: 42, attempts: 1 });
   });
 
   test('code 1: the token is dropped, fetched again once and the call retried once', async () => {
@@ -255,7 +327,12 @@ describe('ExpeedClient against the simulator', () => {
   });
 
   test('network errors are retryable and say what happened', async () => {
-    const c = new ExpeedClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, tokens: fixedToken, retries: 1, backoffMs: 1 });
+    const c = new ExpeedClient({
+      baseUrl: `http://127.0.0.1:${await freePort()}`,
+      tokens: fixedToken,
+      retries: 1,
+      backoffMs: 1,
+    });
     const err = (await c.deviceStatus(dev1).catch((e: unknown) => e)) as PlatformUnavailableError;
     expect(err).toBeInstanceOf(PlatformUnavailableError);
     expect(err.message).toContain('ECONNREFUSED');
@@ -281,7 +358,13 @@ describe('ExpeedClient against the simulator', () => {
 });
 
 describe('answers that break the contract', () => {
-  const c = (body: string, status = 200) => new ExpeedClient({ baseUrl: 'http://vendor.invalid', tokens: fixedToken, fetch: vendorAnswering(body, status), retries: 0 });
+  const c = (body: string, status = 200) =>
+    new ExpeedClient({
+      baseUrl: 'http://vendor.invalid',
+      tokens: fixedToken,
+      fetch: vendorAnswering(body, status),
+      retries: 0,
+    });
 
   test.each([
     ['<html>gateway</html>', 200, 'endpoint device_status): not JSON: <html>gateway</html>'],
@@ -293,7 +376,9 @@ describe('answers that break the contract', () => {
     ['{"result_code":0,"device_status":"on"}', 200, '"device_status" is invalid ("on")'],
     ['not found', 404, 'HTTP 404, not JSON: not found'],
   ])('device status answered %j (HTTP %d)', async (body, status, message) => {
-    const err = (await c(body, status).deviceStatus(dev1).catch((e: unknown) => e)) as PlatformProtocolError;
+    const err = (await c(body, status)
+      .deviceStatus(dev1)
+      .catch((e: unknown) => e)) as PlatformProtocolError;
     expect(err).toBeInstanceOf(PlatformProtocolError);
     expect(err.endpoint).toBe('device_status');
     expect(err.message).toContain(message);
@@ -304,7 +389,9 @@ describe('answers that break the contract', () => {
     ['{"result_code":0,"data":{"a":1}}', '"data" is not a list'],
     ['{"result_code":0,"data":[],"cursor":"abc"}', '"cursor" is not epoch milliseconds ("abc")'],
   ])('history answered %j', async (body, message) => {
-    const err = (await c(body).history(dev1, {}).catch((e: unknown) => e)) as PlatformProtocolError;
+    const err = (await c(body)
+      .history(dev1, {})
+      .catch((e: unknown) => e)) as PlatformProtocolError;
     expect(err).toBeInstanceOf(PlatformProtocolError);
     expect(err.endpoint).toBe('datapoints');
     expect(err.message).toContain(message);
@@ -316,22 +403,39 @@ describe('answers that break the contract', () => {
         result_code: '0',
         result_msg: 'ok',
         cursor: '1486958460000',
-        data: [{ timestamp: ' 2017-02-13T12-00-00-000', xxx: 0, yyy: 2 }, { timestamp: '2017-02-13 12-00-01', xxx: 2 }, 'junk'],
+        data: [
+          { timestamp: ' 2017-02-13T12-00-00-000', xxx: 0, yyy: 2 },
+          { timestamp: '2017-02-13 12-00-01', xxx: 2 },
+          'junk',
+        ],
       }),
     ).history(dev1, {});
     expect(page.rows).toEqual([{ time: 1486958400000, values: { xxx: 0, yyy: 2 } }]);
     expect(page.cursor).toBe(1486958460000);
     expect(page.unreadable).toEqual([
-      { reason: expect.stringContaining('unreadable platform timestamp "2017-02-13 12-00-01"'), raw: { timestamp: '2017-02-13 12-00-01', xxx: 2 } },
+      {
+        reason: expect.stringContaining('unreadable platform timestamp "2017-02-13 12-00-01"'),
+        raw: { timestamp: '2017-02-13 12-00-01', xxx: 2 },
+      },
       { reason: 'row is not an object', raw: 'junk' },
     ]);
     expect(await c('{"result_code":0,"data":null}').history(dev1, {})).toEqual({ rows: [], unreadable: [] });
     expect(await c('{"result_code":0,"data":{}}').currentDatapoints(dev1)).toEqual({ row: undefined, unreadable: [] });
     // code 3 on the history endpoint: the query was refused
-    const query = (await c('{"result_code":3,"result_message":"查询参数非法"}').history(dev1, {}).catch((e: unknown) => e)) as InvalidParametersError;
+    const query = (await c('{"result_code":3,"result_message":"查询参数非法"}')
+      .history(dev1, {})
+      .catch((e: unknown) => e)) as InvalidParametersError;
     expect(query).toBeInstanceOf(InvalidParametersError);
-    expect([query.kind, query.endpoint, query.code, query.vendorMessage, query.retryable]).toEqual(['query', 'datapoints', 3, '查询参数非法', false]);
-    const err = (await c('{"result_code":3,"result_msg":"设备不在线"}').deviceSetting(dev1, { a: 1 }).catch((e: unknown) => e)) as PlatformError;
+    expect([query.kind, query.endpoint, query.code, query.vendorMessage, query.retryable]).toEqual([
+      'query',
+      'datapoints',
+      3,
+      '查询参数非法',
+      false,
+    ]);
+    const err = (await c('{"result_code":3,"result_msg":"设备不在线"}')
+      .deviceSetting(dev1, { a: 1 })
+      .catch((e: unknown) => e)) as PlatformError;
     expect(err).toBeInstanceOf(DeviceOfflineError);
     expect(err.vendorMessage).toBe('设备不在线');
   });
@@ -339,19 +443,35 @@ describe('answers that break the contract', () => {
   test('requests we refuse to send name what is wrong', async () => {
     const cl = c('{}');
     await expect(cl.history(dev1, { start: 1 })).rejects.toThrow('start and end must be given together');
-    await expect(cl.history(dev1, { limit: 6001 })).rejects.toThrow('limit must be a whole number from 1 to 6000, got 6001');
+    await expect(cl.history(dev1, { limit: 6001 })).rejects.toThrow(
+      'limit must be a whole number from 1 to 6000, got 6001',
+    );
     await expect(cl.history(dev1, { ids: ['a,b'] })).rejects.toThrow('datapoint name "a,b" cannot be sent');
     await expect(cl.deviceSetting(dev1, {})).rejects.toThrow('settings must be a non-empty object');
-    await expect(cl.deviceStatus({ id: 'd', key: '钥匙' })).rejects.toThrow('the key of device "d" is empty or holds characters an HTTP header cannot carry');
+    await expect(cl.deviceStatus({ id: 'd', key: '钥匙' })).rejects.toThrow(
+      'the key of device "d" is empty or holds characters an HTTP header cannot carry',
+    );
   });
 
   test('the token call never shows the credentials, and code 1 is a credentials error', async () => {
-    const endpoint = createTokenEndpoint({ baseUrl: 'http://vendor.invalid', platformKey: 'pk-secret-1', secretKey: 'sk-secret-2', fetch: vendorAnswering('{"result_code":1,"result_message":"验证失败"}') });
+    const endpoint = createTokenEndpoint({
+      baseUrl: 'http://vendor.invalid',
+      platformKey: 'pk-secret-1',
+      secretKey: 'sk-secret-2',
+      fetch: vendorAnswering('{"result_code":1,"result_message":"验证失败"}'),
+    });
     const err = (await endpoint().catch((e: unknown) => e)) as PlatformError;
     expect(err.name).toBe('CredentialsRejectedError');
     expect([err.endpoint, err.code, err.vendorMessage, err.retryable]).toEqual(['token', 1, '验证失败', false]);
     expect(err.message).not.toMatch(/pk-secret-1|sk-secret-2/);
-    const missing = createTokenEndpoint({ baseUrl: 'http://vendor.invalid', platformKey: 'pk-secret-1', secretKey: 'sk-secret-2', fetch: vendorAnswering('{"result_code":0,"access_token":"abcd"}') });
-    await expect(missing()).rejects.toThrow('unreadable answer from the platform (endpoint token): missing "expires_in"');
+    const missing = createTokenEndpoint({
+      baseUrl: 'http://vendor.invalid',
+      platformKey: 'pk-secret-1',
+      secretKey: 'sk-secret-2',
+      fetch: vendorAnswering('{"result_code":0,"access_token":"abcd"}'),
+    });
+    await expect(missing()).rejects.toThrow(
+      'unreadable answer from the platform (endpoint token): missing "expires_in"',
+    );
   });
 });

@@ -33,25 +33,59 @@ let n = 0;
 
 /** A process's clock: starts at a whole second, moved only by its own sleeps, which it records. */
 function fakeClock(start = Math.ceil(Date.now() / 1000) * 1000 + 10_000) {
-  const clock = { t: start, sleeps: [] as number[], now: () => clock.t, sleep: async (ms: number) => void (clock.sleeps.push(ms), (clock.t += ms)) };
+  const clock = {
+    t: start,
+    sleeps: [] as number[],
+    now: () => clock.t,
+    sleep: async (ms: number) => void (clock.sleeps.push(ms), (clock.t += ms)),
+  };
   return clock;
 }
 
 function warnings() {
   const lines: Array<{ obj: Record<string, unknown>; msg: string }> = [];
-  return { lines, log: { warn: (obj: object, msg?: string) => void lines.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }) } as never };
+  return {
+    lines,
+    log: {
+      warn: (obj: object, msg?: string) => void lines.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }),
+    } as never,
+  };
 }
 
 function makeClient(extra: Partial<PlatformClientOptions> = {}): ExpeedClient {
   // a backoff of 1-2 ms: a wait of seconds can only come from the header
-  return new ExpeedClient({ baseUrl: sim.url, tokens: budget, backoffMs: 1, maxBackoffMs: 2, timeoutMs: 5000, retries: 3, ...extra });
+  return new ExpeedClient({
+    baseUrl: sim.url,
+    tokens: budget,
+    backoffMs: 1,
+    maxBackoffMs: 2,
+    timeoutMs: 5000,
+    retries: 3,
+    ...extra,
+  });
 }
 
 beforeAll(async () => {
-  sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: [dev1], from: FROM, to: TO, seed: 3 });
+  sim = await startSimulator({
+    platformKey: PLATFORM_KEY,
+    secretKey: SECRET_KEY,
+    devices: [dev1],
+    from: FROM,
+    to: TO,
+    seed: 3,
+  });
   redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
   const tokenPrefix = testPrefix('throttle-token');
-  budget = new TokenBudget({ redis, prefix: tokenPrefix, fetchToken: createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, scrubber: new SecretScrubber([SECRET_KEY]) }) });
+  budget = new TokenBudget({
+    redis,
+    prefix: tokenPrefix,
+    fetchToken: createTokenEndpoint({
+      baseUrl: sim.url,
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      scrubber: new SecretScrubber([SECRET_KEY]),
+    }),
+  });
   prefix = tokenPrefix;
 });
 
@@ -101,7 +135,13 @@ describe('throttled answers pause platform calls', () => {
     const a = fakeClock();
     const b = fakeClock(a.t);
     const metricsA = createMetrics({ defaultMetrics: false });
-    const pauseA = new PlatformPause({ redis, prefix: pausePrefix(), now: a.now, sleep: a.sleep, onThrottled: countThrottled(metricsA) });
+    const pauseA = new PlatformPause({
+      redis,
+      prefix: pausePrefix(),
+      now: a.now,
+      sleep: a.sleep,
+      onThrottled: countThrottled(metricsA),
+    });
     const clientA = makeClient({ throttle: pauseA, retries: 0 });
     sim.faults.throttleNext(1, { retryAfter: '3' });
     const err = await clientA.history(dev1, QUERY).catch((e: unknown) => e);
@@ -113,7 +153,13 @@ describe('throttled answers pause platform calls', () => {
     const redisB = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
     try {
       const pauseB = new PlatformPause({ redis: redisB, prefix: pausePrefix(), now: b.now, sleep: b.sleep });
-      const rateB = new RequestRate({ redis: redisB, prefix: pausePrefix(), perSecond: 1000, now: b.now, sleep: b.sleep });
+      const rateB = new RequestRate({
+        redis: redisB,
+        prefix: pausePrefix(),
+        perSecond: 1000,
+        now: b.now,
+        sleep: b.sleep,
+      });
       const clientB = makeClient({ throttle: pauseB });
       const before = historyCalls();
       const page = await rateLimitedPlatform(clientB, rateB).history(dev1, QUERY);
@@ -132,7 +178,13 @@ describe('throttled answers pause platform calls', () => {
   test('the metric counts every throttled answer, by endpoint and status', async () => {
     const clock = fakeClock();
     const metrics = createMetrics({ defaultMetrics: false });
-    const pause = new PlatformPause({ redis, prefix: pausePrefix(), now: clock.now, sleep: clock.sleep, onThrottled: countThrottled(metrics) });
+    const pause = new PlatformPause({
+      redis,
+      prefix: pausePrefix(),
+      now: clock.now,
+      sleep: clock.sleep,
+      onThrottled: countThrottled(metrics),
+    });
     const client = makeClient({ throttle: pause });
     sim.faults.throttleNext(2, { retryAfter: '1', status: 503, endpoint: 'history' });
     sim.faults.throttleNext(1, { retryAfter: '1', endpoint: 'device_status' });
@@ -168,7 +220,14 @@ describe('throttled answers pause platform calls', () => {
     expect(clock.sleeps).toEqual([300_000]);
     expect(page.rows.length).toBe(60);
     expect(w.lines).toHaveLength(1);
-    expect(w.lines[0]!.obj).toMatchObject({ endpoint: 'datapoints', status: 429, retryAfter: '31536000', pauseMs: 300_000, capped: true, maxMs: 300_000 });
+    expect(w.lines[0]!.obj).toMatchObject({
+      endpoint: 'datapoints',
+      status: 429,
+      retryAfter: '31536000',
+      pauseMs: 300_000,
+      capped: true,
+      maxMs: 300_000,
+    });
     expect(w.lines[0]!.msg).toContain('longer than 300 s');
     await client.close();
   });

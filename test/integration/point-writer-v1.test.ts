@@ -7,10 +7,25 @@ import { MEASUREMENT, type SinkPoint } from '../../src/influx/api.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import { InfluxUnavailableError } from '../../src/influx/errors.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
-import { createTestDatabase, deleteRedisPrefix, influxQuery, influxRows, INFLUX_URL, randomName, REDIS_URL, startInfluxd, testPrefix } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  influxQuery,
+  influxRows,
+  INFLUX_URL,
+  randomName,
+  REDIS_URL,
+  startInfluxd,
+  testPrefix,
+} from '../helpers/services.js';
 
 const T0 = Date.UTC(2024, 0, 1);
-const data = (deviceId: string, time: number, fields: Record<string, unknown>): SinkPoint => ({ measurement: MEASUREMENT.data, deviceId, time, fields });
+const data = (deviceId: string, time: number, fields: Record<string, unknown>): SinkPoint => ({
+  measurement: MEASUREMENT.data,
+  deviceId,
+  time,
+  fields,
+});
 
 let redis: Redis;
 let prefix: string;
@@ -42,20 +57,48 @@ describe('InfluxDB 1.x writer', () => {
   test('exact values round trip through InfluxQL, with escaping and float typing', async () => {
     const odd = 'room 1, "north"=a\\b\ttab';
     const points = [
-      data('dev-a', T0, { temp: 21, hum: 45.25, on: true, mode: 'eco "x" \\ y\nz', code: '007', gps: { lat: 31.2, lng: [1, 2] } }),
+      data('dev-a', T0, {
+        temp: 21,
+        hum: 45.25,
+        on: true,
+        mode: 'eco "x" \\ y\nz',
+        code: '007',
+        gps: { lat: 31.2, lng: [1, 2] },
+      }),
       data(odd, T0 + 1000, { [odd]: -0.5, big: 1e21, tiny: 1e-7, empty: '' }),
       data('dev-a', T0 + 2000, { temp: 22.5, hum: null }),
-      { measurement: MEASUREMENT.status, deviceId: 'dev-a', time: T0, fields: { online: true, raw_status: 1, source: 'poll' } },
-      { measurement: MEASUREMENT.setting, deviceId: 'dev-a', time: T0, fields: { message_id: 'm-1', state: 'sent', settings: { temp: 25 } } },
+      {
+        measurement: MEASUREMENT.status,
+        deviceId: 'dev-a',
+        time: T0,
+        fields: { online: true, raw_status: 1, source: 'poll' },
+      },
+      {
+        measurement: MEASUREMENT.setting,
+        deviceId: 'dev-a',
+        time: T0,
+        fields: { message_id: 'm-1', state: 'sent', settings: { temp: 25 } },
+      },
     ];
     const result = await writer().write(points, { source: 'pull' });
     expect(result).toEqual({ written: 5, merged: 0, deadLettered: 0, absent: 1 });
-    expect(await influxRows(db.name, 'SELECT * FROM device_status')).toEqual([{ time: T0, device_id: 'dev-a', online: true, raw_status: 1, source: 'poll' }]);
-    expect(await influxRows(db.name, 'SELECT * FROM device_setting')).toEqual([{ time: T0, device_id: 'dev-a', message_id: 'm-1', state: 'sent', settings: '{"temp":25}' }]);
+    expect(await influxRows(db.name, 'SELECT * FROM device_status')).toEqual([
+      { time: T0, device_id: 'dev-a', online: true, raw_status: 1, source: 'poll' },
+    ]);
+    expect(await influxRows(db.name, 'SELECT * FROM device_setting')).toEqual([
+      { time: T0, device_id: 'dev-a', message_id: 'm-1', state: 'sent', settings: '{"temp":25}' },
+    ]);
     const statusTypes = await influxRows(db.name, 'SHOW FIELD KEYS FROM device_status');
-    expect(Object.fromEntries(statusTypes.map((t) => [t.fieldKey, t.fieldType]))).toEqual({ online: 'boolean', raw_status: 'integer', source: 'string' });
+    expect(Object.fromEntries(statusTypes.map((t) => [t.fieldKey, t.fieldType]))).toEqual({
+      online: 'boolean',
+      raw_status: 'integer',
+      source: 'string',
+    });
 
-    const a = await influxRows(db.name, `SELECT temp, hum, "on", mode, code, gps FROM device_data WHERE device_id = 'dev-a'`);
+    const a = await influxRows(
+      db.name,
+      `SELECT temp, hum, "on", mode, code, gps FROM device_data WHERE device_id = 'dev-a'`,
+    );
     expect(a).toEqual([
       // a plain decimal string is a float (EXPEED_NUMERIC_STRINGS=number), leading zeros read as decimal
       { time: T0, temp: 21, hum: 45.25, on: true, mode: 'eco "x" \\ y\nz', code: 7, gps: '{"lat":31.2,"lng":[1,2]}' },
@@ -67,8 +110,16 @@ describe('InfluxDB 1.x writer', () => {
 
     const types = await influxRows(db.name, 'SHOW FIELD KEYS FROM device_data');
     expect(Object.fromEntries(types.map((t) => [t.fieldKey, t.fieldType]))).toEqual({
-      temp: 'float', hum: 'float', on: 'boolean', mode: 'string', code: 'float', gps: 'string',
-      [odd]: 'float', big: 'float', tiny: 'float', empty: 'string',
+      temp: 'float',
+      hum: 'float',
+      on: 'boolean',
+      mode: 'string',
+      code: 'float',
+      gps: 'string',
+      [odd]: 'float',
+      big: 'float',
+      tiny: 'float',
+      empty: 'string',
     });
   });
 
@@ -84,7 +135,14 @@ describe('InfluxDB 1.x writer', () => {
       ],
       { source: 'push' },
     );
-    expect(result).toEqual({ written: 2, merged: 1, conflicts: 1, deadLettered: 4, absent: 0, refused: [data('dup', T0 + 1, { x: Number.POSITIVE_INFINITY }), data('', T0, { a: 1 })] }); // b: 2 then 3
+    expect(result).toEqual({
+      written: 2,
+      merged: 1,
+      conflicts: 1,
+      deadLettered: 4,
+      absent: 0,
+      refused: [data('dup', T0 + 1, { x: Number.POSITIVE_INFINITY }), data('', T0, { a: 1 })],
+    }); // b: 2 then 3
     expect(await influxRows(db.name, `SELECT a, b, c, ok FROM device_data WHERE device_id = 'dup'`)).toEqual([
       { time: T0, a: 1, b: 3, c: null, ok: null },
       { time: T0 + 2, a: null, b: null, c: null, ok: 'yes' },
@@ -103,9 +161,40 @@ describe('InfluxDB 1.x writer', () => {
   });
 
   test('names with spaces, commas, =, quotes, backslashes, non-ASCII and prototype names come back exactly; values too', async () => {
-    const ids = ['a\\b', 'a\\\\b', 'a\\ b', 'a\\,b', 'a\\=b', 'a\\"b', '"quoted"', 'x"', 'x\\\\\\ y', '\\lead', '温度计 一号', 'a b,c=d', 'tab\there', 'emoji 😀', '= ,'];
+    const ids = [
+      'a\\b',
+      'a\\\\b',
+      'a\\ b',
+      'a\\,b',
+      'a\\=b',
+      'a\\"b',
+      '"quoted"',
+      'x"',
+      'x\\\\\\ y',
+      '\\lead',
+      '温度计 一号',
+      'a b,c=d',
+      'tab\there',
+      'emoji 😀',
+      '= ,',
+    ];
     // a field name may not have an odd run of backslashes before a separator (see nameProblem)
-    const names = ['a\\b', 'a\\\\b', 'a\\\\ b', 'a\\\\,b', 'a\\"b', '"quoted"', 'x"', '\\lead', '温度计 一号', 'a b,c=d', 'tab\there', 'emoji 😀', '= ,', 'x\\\\=y'];
+    const names = [
+      'a\\b',
+      'a\\\\b',
+      'a\\\\ b',
+      'a\\\\,b',
+      'a\\"b',
+      '"quoted"',
+      'x"',
+      '\\lead',
+      '温度计 一号',
+      'a b,c=d',
+      'tab\there',
+      'emoji 😀',
+      '= ,',
+      'x\\\\=y',
+    ];
     const protoNames = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf'];
     const all = [...names, ...protoNames];
     const values = ['ends with \\', '\\"', '\\\\', '"', 'line\nbreak', '温度 😀', '\\', 'a\\nb'];
@@ -117,11 +206,15 @@ describe('InfluxDB 1.x writer', () => {
     });
     const result = await writer().write(points, { source: 'pull' });
     expect(result).toMatchObject({ written: ids.length, deadLettered: 0 });
-    const series = await influxQuery(db.name, `SELECT * FROM device_data WHERE time >= ${T0 + 10_000}ms AND time < ${T0 + 11_000}ms`);
+    const series = await influxQuery(
+      db.name,
+      `SELECT * FROM device_data WHERE time >= ${T0 + 10_000}ms AND time < ${T0 + 11_000}ms`,
+    );
     const rows = series[0].values.map((v) => Object.fromEntries(series[0].columns.map((c, i) => [c, v[i]])));
     expect(rows.map((r) => r.device_id)).toEqual(ids);
     for (const [i, row] of rows.entries()) {
-      for (const [k, name] of all.entries()) expect(row[name], `${JSON.stringify(ids[i])} ${JSON.stringify(name)}`).toBe(expected(i, k));
+      for (const [k, name] of all.entries())
+        expect(row[name], `${JSON.stringify(ids[i])} ${JSON.stringify(name)}`).toBe(expected(i, k));
     }
     const keys = await influxRows(db.name, 'SHOW FIELD KEYS FROM device_data');
     for (const name of all) expect(keys.map((k) => k.fieldKey)).toContain(name);
@@ -129,10 +222,18 @@ describe('InfluxDB 1.x writer', () => {
 
   test('names line protocol cannot carry are dead letters; the rest of the row lands', async () => {
     const before = await store.count();
-    const result = await writer().write([data('ends\\', T0 + 20_000, { v: 1 }), data('tail-ok', T0 + 20_000, { 'x\\': 1, 'a\\ b': 3, fine: 2 })], { source: 'pull' });
+    const result = await writer().write(
+      [data('ends\\', T0 + 20_000, { v: 1 }), data('tail-ok', T0 + 20_000, { 'x\\': 1, 'a\\ b': 3, fine: 2 })],
+      { source: 'pull' },
+    );
     expect(result).toMatchObject({ written: 1, deadLettered: 3 });
-    expect(await influxRows(db.name, `SELECT fine FROM device_data WHERE device_id = 'tail-ok'`)).toEqual([{ time: T0 + 20_000, fine: 2 }]);
-    const reasons = (await store.list()).slice(before).map((l) => l.reason).sort();
+    expect(await influxRows(db.name, `SELECT fine FROM device_data WHERE device_id = 'tail-ok'`)).toEqual([
+      { time: T0 + 20_000, fine: 2 },
+    ]);
+    const reasons = (await store.list())
+      .slice(before)
+      .map((l) => l.reason)
+      .sort();
     expect(reasons).toEqual([
       "device id ends with a backslash, which InfluxDB's line protocol cannot carry",
       'field name "a\\\\ b" has an odd number of backslashes before a space, comma or "=", which InfluxDB\'s line protocol cannot carry',
@@ -143,9 +244,14 @@ describe('InfluxDB 1.x writer', () => {
   test('the result names the points of which nothing landed (year 9999: outside what InfluxDB can store)', async () => {
     const y9999 = Date.UTC(9999, 0, 1);
     const far = data('refused', y9999, { v: 1, w: 2 });
-    const result = await writer().write([data('refused', T0 + 30_000, { v: 1 }), far, data('refused', T0 + 30_001, { v: Number.NaN, w: 3 })], { source: 'pull' });
+    const result = await writer().write(
+      [data('refused', T0 + 30_000, { v: 1 }), far, data('refused', T0 + 30_001, { v: Number.NaN, w: 3 })],
+      { source: 'pull' },
+    );
     expect(result).toMatchObject({ written: 2, refused: [far] });
-    expect((await influxRows(db.name, `SELECT v, w FROM device_data WHERE device_id = 'refused'`)).map((r) => r.time)).toEqual([T0 + 30_000, T0 + 30_001]);
+    expect(
+      (await influxRows(db.name, `SELECT v, w FROM device_data WHERE device_id = 'refused'`)).map((r) => r.time),
+    ).toEqual([T0 + 30_000, T0 + 30_001]);
     const clean = await writer().write([data('refused', T0 + 30_002, { v: 1 })], { source: 'pull' });
     expect(clean).not.toHaveProperty('refused');
   });
@@ -164,7 +270,10 @@ describe('InfluxDB 1.x writer', () => {
     const result = await w.write(batch, { source: 'pull' });
     expect(result).toEqual({ written: 200, merged: 0, deadLettered: 5, absent: 0 });
 
-    const rows = await influxRows(db.name, `SELECT level, other, state FROM device_data WHERE device_id = 'c1' AND time > ${T0}ms`);
+    const rows = await influxRows(
+      db.name,
+      `SELECT level, other, state FROM device_data WHERE device_id = 'c1' AND time > ${T0}ms`,
+    );
     expect(rows).toHaveLength(200);
     for (const [i, r] of rows.entries()) {
       const n = i + 1;
@@ -194,20 +303,28 @@ describe('InfluxDB 1.x writer', () => {
         try {
           return await real.request(path, body, options);
         } catch (err) {
-          if (err instanceof HttpError && err.statusCode === 400) throw new HttpError(422, 'Unprocessable Entity', '{"message":"failure writing points"}');
+          if (err instanceof HttpError && err.statusCode === 400)
+            throw new HttpError(422, 'Unprocessable Entity', '{"message":"failure writing points"}');
           throw err;
         }
       },
     };
-    const points = Array.from({ length: 64 }, (_, i) => data('bis', T0 + i + 1, { kind: i === 17 || i === 40 ? 'text' : i, time: undefined, n: i }));
+    const points = Array.from({ length: 64 }, (_, i) =>
+      data('bis', T0 + i + 1, { kind: i === 17 || i === 40 ? 'text' : i, time: undefined, n: i }),
+    );
     points.push(data('bis', T0 + 100, { time: 5 }));
     const before = await store.count();
     const result = await writer({ transport }).write(points, { source: 'pull' });
     // the points of "text" kept their other fields: only the "time" point landed nothing
     expect(result).toEqual({ written: 64, merged: 0, deadLettered: 3, absent: 64, refused: [points[64]] });
     expect(calls).toBeGreaterThan(3);
-    const rows = await influxRows(db.name, `SELECT kind, n FROM device_data WHERE device_id = 'bis' AND time > ${T0}ms`);
-    expect(rows.map((r) => [r.time, r.kind, r.n])).toEqual(points.slice(0, 64).map((p, i) => [p.time, i === 17 || i === 40 ? null : i, i]));
+    const rows = await influxRows(
+      db.name,
+      `SELECT kind, n FROM device_data WHERE device_id = 'bis' AND time > ${T0}ms`,
+    );
+    expect(rows.map((r) => [r.time, r.kind, r.n])).toEqual(
+      points.slice(0, 64).map((p, i) => [p.time, i === 17 || i === 40 ? null : i, i]),
+    );
     const letters = (await store.list()).slice(before);
     expect(letters.map((l) => (l.raw as SinkPoint).time).sort()).toEqual([T0 + 18, T0 + 41, T0 + 100]);
     const reasons = letters.sort((a, b) => (a.raw as SinkPoint).time - (b.raw as SinkPoint).time).map((l) => l.reason);
@@ -236,7 +353,12 @@ describe('InfluxDB 1.x writer', () => {
     const transport: Pick<Transport, 'request'> = {
       request: (path, body, options) => {
         calls++;
-        if (calls === 1) return Promise.reject(new HttpError(503, 'Service Unavailable', '{"error":"busy"}', '1', 'application/json', undefined, { 'retry-after': '1' }));
+        if (calls === 1)
+          return Promise.reject(
+            new HttpError(503, 'Service Unavailable', '{"error":"busy"}', '1', 'application/json', undefined, {
+              'retry-after': '1',
+            }),
+          );
         return real.request(path, body, options);
       },
     };
@@ -247,7 +369,9 @@ describe('InfluxDB 1.x writer', () => {
     expect(warning.attempt).toBe(1);
     expect(warning.delayMs).toBeGreaterThanOrEqual(1000);
     expect(warning.error).toBe('HTTP 503: busy');
-    expect(await influxRows(db.name, `SELECT v FROM device_data WHERE device_id = 'r503'`)).toEqual([{ time: T0, v: 1 }]);
+    expect(await influxRows(db.name, `SELECT v FROM device_data WHERE device_id = 'r503'`)).toEqual([
+      { time: T0, v: 1 },
+    ]);
   });
 });
 
@@ -267,7 +391,14 @@ describe('InfluxDB 1.x outage', () => {
           return real.request(path, body, options);
         },
       };
-      const w = writer({ url: server.url, bucket: 'outage', transport, batchLines: 1000, concurrency: 1, retry: { maxAttempts: 100, maxElapsedMs: 60_000, baseDelayMs: 100, maxDelayMs: 500 } });
+      const w = writer({
+        url: server.url,
+        bucket: 'outage',
+        transport,
+        batchLines: 1000,
+        concurrency: 1,
+        retry: { maxAttempts: 100, maxElapsedMs: 60_000, baseDelayMs: 100, maxDelayMs: 500 },
+      });
       const points: SinkPoint[] = [];
       for (let i = 0; i < 10_000; i++) points.push(data(`d${i % 10}`, T0 + i, { v: i }));
       const result = await w.write(points, { source: 'pull' });
@@ -284,7 +415,11 @@ describe('InfluxDB 1.x outage', () => {
   test('down for good: a retryable error, nothing set aside; after restart the same write lands in full', async () => {
     const server = await startInfluxd();
     try {
-      const w = writer({ url: server.url, bucket: 'down', retry: { maxAttempts: 3, maxElapsedMs: 5_000, baseDelayMs: 50, maxDelayMs: 100 } });
+      const w = writer({
+        url: server.url,
+        bucket: 'down',
+        retry: { maxAttempts: 3, maxElapsedMs: 5_000, baseDelayMs: 50, maxDelayMs: 100 },
+      });
       await w.write([data('down', T0, { v: 0 })], { source: 'pull' });
       await server.kill();
       const before = await store.count();

@@ -10,10 +10,21 @@ import { MEASUREMENT, type SinkPoint } from '../../src/influx/api.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
 import { InfluxRejectedError, InfluxUnavailableError } from '../../src/influx/errors.js';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
-import { deleteRedisPrefix, REDIS_URL, startVictoriaMetrics, testPrefix, type ChildServer } from '../helpers/services.js';
+import {
+  deleteRedisPrefix,
+  REDIS_URL,
+  startVictoriaMetrics,
+  testPrefix,
+  type ChildServer,
+} from '../helpers/services.js';
 
 const T0 = Date.UTC(2023, 5, 1);
-const data = (deviceId: string, time: number, fields: Record<string, unknown>): SinkPoint => ({ measurement: MEASUREMENT.data, deviceId, time, fields });
+const data = (deviceId: string, time: number, fields: Record<string, unknown>): SinkPoint => ({
+  measurement: MEASUREMENT.data,
+  deviceId,
+  time,
+  fields,
+});
 
 let vm: ChildServer;
 let redis: Redis;
@@ -22,7 +33,15 @@ let store: RedisDeadLetterStore;
 const writers: InfluxPointWriter[] = [];
 
 function writer(options: Partial<ConstructorParameters<typeof InfluxPointWriter>[0]> = {}): InfluxPointWriter {
-  const w = new InfluxPointWriter({ url: vm.url, api: 'v2', bucket: 'expeed', org: 'acme', token: 'v2-secret-token', deadLetters: store, ...options });
+  const w = new InfluxPointWriter({
+    url: vm.url,
+    api: 'v2',
+    bucket: 'expeed',
+    org: 'acme',
+    token: 'v2-secret-token',
+    deadLetters: store,
+    ...options,
+  });
   writers.push(w);
   return w;
 }
@@ -79,27 +98,45 @@ describe('InfluxDB 2.x API writer (VictoriaMetrics /api/v2/write)', () => {
       { source: 'push' },
     );
     expect(result).toEqual({ written: 3, merged: 1, conflicts: 1, deadLettered: 1, absent: 1 }); // hum: 40.125 then 41.5
-    expect(seen).toEqual([{ path: '/api/v2/write?bucket=expeed&precision=ms&org=acme', auth: 'Token v2-secret-token' }]);
+    expect(seen).toEqual([
+      { path: '/api/v2/write?bucket=expeed&precision=ms&org=acme', auth: 'Token v2-secret-token' },
+    ]);
 
     const series = await exported('{__name__=~"device_data_(temp|hum|on)"}');
-    expect(series.map((s) => [s.metric, s.values, s.timestamps])).toEqual([
-      [{ __name__: 'device_data_hum', device_id: 'v2-a'}, [41.5], [T0]],
-      [{ __name__: 'device_data_on', device_id: odd}, [1], [T0 + 1000]],
-      [{ __name__: 'device_data_temp', device_id: odd}, [-3.5], [T0 + 1000]],
-      [{ __name__: 'device_data_temp', device_id: 'v2-a'}, [21, 1e-7], [T0, T0 + 2000]],
-    ].sort((a, b) => JSON.stringify(a[0]).localeCompare(JSON.stringify(b[0]))));
+    expect(series.map((s) => [s.metric, s.values, s.timestamps])).toEqual(
+      [
+        [{ __name__: 'device_data_hum', device_id: 'v2-a' }, [41.5], [T0]],
+        [{ __name__: 'device_data_on', device_id: odd }, [1], [T0 + 1000]],
+        [{ __name__: 'device_data_temp', device_id: odd }, [-3.5], [T0 + 1000]],
+        [{ __name__: 'device_data_temp', device_id: 'v2-a' }, [21, 1e-7], [T0, T0 + 2000]],
+      ].sort((a, b) => JSON.stringify(a[0]).localeCompare(JSON.stringify(b[0]))),
+    );
     const [letter] = await store.list();
-    expect(letter).toMatchObject({ kind: 'point', source: 'push', deviceId: 'v2-a', reason: 'field "bad": value NaN is not a finite number' });
+    expect(letter).toMatchObject({
+      kind: 'point',
+      source: 'push',
+      deviceId: 'v2-a',
+      reason: 'field "bad": value NaN is not a finite number',
+    });
     expect(letter.raw).toEqual(data('v2-a', T0 + 2000, { temp: 1e-7, bad: Number.NaN }));
   });
 
   test('ids with quotes, non-ASCII, spaces, commas and = and such field names reach the 2.x API exactly', async () => {
     const ids = ['温度计 一号', 'q"uote,x=1', "it's = 2"];
-    const result = await writer().write(ids.map((id, i) => data(id, T0 + 5000 + i, { 'a b,c="d"': i + 1 })), { source: 'pull' });
+    const result = await writer().write(
+      ids.map((id, i) => data(id, T0 + 5000 + i, { 'a b,c="d"': i + 1 })),
+      { source: 'pull' },
+    );
     expect(result).toMatchObject({ written: 3, deadLettered: 0 });
     const series = await exported('{__name__=~"device_data_a.*"}');
     expect(series.map((s) => [s.metric.__name__, s.metric.device_id, s.values])).toEqual(
-      ids.map((id, i) => ['device_data_a b,c="d"', id, [i + 1]]).sort((a, b) => JSON.stringify({ __name__: a[0], device_id: a[1] }).localeCompare(JSON.stringify({ __name__: b[0], device_id: b[1] }))),
+      ids
+        .map((id, i) => ['device_data_a b,c="d"', id, [i + 1]])
+        .sort((a, b) =>
+          JSON.stringify({ __name__: a[0], device_id: a[1] }).localeCompare(
+            JSON.stringify({ __name__: b[0], device_id: b[1] }),
+          ),
+        ),
     );
   });
 
@@ -113,8 +150,15 @@ describe('InfluxDB 2.x API writer (VictoriaMetrics /api/v2/write)', () => {
         return real.request(path, body, options);
       },
     };
-    const points = Array.from({ length: 12_000 }, (_, i) => data(`bulk-${i % 4}`, T0 + Math.floor(i / 4) * 1000, { seq: i }));
-    expect(await writer({ transport }).write(points, { source: 'pull' })).toEqual({ written: 12_000, merged: 0, deadLettered: 0, absent: 0 });
+    const points = Array.from({ length: 12_000 }, (_, i) =>
+      data(`bulk-${i % 4}`, T0 + Math.floor(i / 4) * 1000, { seq: i }),
+    );
+    expect(await writer({ transport }).write(points, { source: 'pull' })).toEqual({
+      written: 12_000,
+      merged: 0,
+      deadLettered: 0,
+      absent: 0,
+    });
     expect(requests).toBe(3);
     const series = await exported('{__name__="device_data_seq"}');
     expect(series.map((s) => s.metric.device_id)).toEqual(['bulk-0', 'bulk-1', 'bulk-2', 'bulk-3']);
@@ -125,7 +169,9 @@ describe('InfluxDB 2.x API writer (VictoriaMetrics /api/v2/write)', () => {
   });
 
   test('auto cannot tell what VictoriaMetrics is and says so', async () => {
-    const err = await writer({ api: 'auto' }).write([data('x', T0, { v: 1 })], { source: 'pull' }).catch((e: unknown) => e);
+    const err = await writer({ api: 'auto' })
+      .write([data('x', T0, { v: 1 })], { source: 'pull' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfluxRejectedError);
     expect((err as Error).message).toBe(
       `cannot tell which write API the server at ${vm.url} speaks (no InfluxDB version on /ping or /health); set INFLUX_API=v1 or INFLUX_API=v2`,

@@ -32,7 +32,12 @@ beforeAll(async () => {
   const ops = opsRoutes({
     metrics: createMetrics({ defaultMetrics: false }),
     collect: async () => undefined,
-    readiness: [{ name: 'dead-letters', check: () => budgetCheck(new RedisDeadLetterStore(redis, prefix, { maxBytes: BUDGET })).check() }],
+    readiness: [
+      {
+        name: 'dead-letters',
+        check: () => budgetCheck(new RedisDeadLetterStore(redis, prefix, { maxBytes: BUDGET })).check(),
+      },
+    ],
     queues: [],
   });
   s = await startStack({
@@ -74,7 +79,14 @@ describe('webhook under abuse', () => {
   test('10 s of oversized, garbage, forged, nested and slow bodies: real pushes land, Redis stays within the budget, /healthz answers', async () => {
     const baseline = await usedMemory();
     const origin = new URL(s.url).origin;
-    const statuses: Record<string, number[]> = { oversized: [], garbage: [], forged: [], nested: [], real: [], probe: [] };
+    const statuses: Record<string, number[]> = {
+      oversized: [],
+      garbage: [],
+      forged: [],
+      nested: [],
+      real: [],
+      probe: [],
+    };
     const slow: Array<Promise<void>> = [];
     const realIds: string[] = [];
     const end = Date.now() + 10_000;
@@ -84,7 +96,11 @@ describe('webhook under abuse', () => {
       const oversized = `{"msg_type":2,"pad":"${'x'.repeat(MB)}","round":${round}}`; // no device_id: refused, kept (its head only)
       const garbage = randomBytes(200 * 1024);
       const nested = `${'['.repeat(MB / 2)}${round}${']'.repeat(MB / 2)}`;
-      const forgedQuery = new URLSearchParams({ signature: 'f'.repeat(32), nonce: `n${round}`, timestamp: String(Math.floor(Date.now() / 1000)) });
+      const forgedQuery = new URLSearchParams({
+        signature: 'f'.repeat(32),
+        nonce: `n${round}`,
+        timestamp: String(Math.floor(Date.now() / 1000)),
+      });
       const id = `real-${round}`;
       realIds.push(id);
       if (round % 5 === 1) slow.push(slowBody(s.url, 50_000).closed);
@@ -93,7 +109,9 @@ describe('webhook under abuse', () => {
         post(s.url, garbage).then((st) => statuses.garbage.push(st)),
         post(`${s.url}?${forgedQuery}`, randomBytes(MB)).then((st) => statuses.forged.push(st)),
         post(s.url, nested).then((st) => statuses.nested.push(st)),
-        post(s.url, JSON.stringify({ msg_type: 2, device_id: id, data: [{ timestamp: TS, n: round }] })).then((st) => statuses.real.push(st)),
+        post(s.url, JSON.stringify({ msg_type: 2, device_id: id, data: [{ timestamp: TS, n: round }] })).then((st) =>
+          statuses.real.push(st),
+        ),
         fetch(`${origin}/healthz`).then(async (r) => (await r.arrayBuffer(), statuses.probe.push(r.status))),
       ]);
       expect(results.length).toBe(6);
@@ -114,7 +132,11 @@ describe('webhook under abuse', () => {
     await Promise.all(slow);
 
     // ... and landing in InfluxDB
-    const rows = await s.until('real pushes in InfluxDB', () => s.rows('SELECT n, device_id FROM device_data'), (r) => r.length === realIds.length);
+    const rows = await s.until(
+      'real pushes in InfluxDB',
+      () => s.rows('SELECT n, device_id FROM device_data'),
+      (r) => r.length === realIds.length,
+    );
     expect(rows.map((r) => r.device_id).sort()).toEqual([...realIds].sort());
 
     // forged bodies were counted, not kept; the budget filled and then letters were counted, not kept
@@ -126,11 +148,22 @@ describe('webhook under abuse', () => {
     expect(s.refused.budget).toBe(budget.notKept['push/webhook']);
     const ready = await fetch(`${origin}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'degraded', checks: { 'dead-letters': expect.stringContaining('not kept') } });
+    expect(await ready.json()).toEqual({
+      status: 'degraded',
+      checks: { 'dead-letters': expect.stringContaining('not kept') },
+    });
     // a kept oversized body is its head, length and digest
-    const first = (await s.deadLetters.list()).find((l) => String((l.raw as { head?: string }).head).startsWith('{"msg_type":2,"pad"'))!;
+    const first = (await s.deadLetters.list()).find((l) =>
+      String((l.raw as { head?: string }).head).startsWith('{"msg_type":2,"pad"'),
+    )!;
     const sent = `{"msg_type":2,"pad":"${'x'.repeat(MB)}","round":1}`;
-    expect(first.raw).toEqual({ truncated: true, bytes: sent.length, encoding: 'utf8', sha256: createHash('sha256').update(sent).digest('hex'), head: expect.any(String) });
+    expect(first.raw).toEqual({
+      truncated: true,
+      bytes: sent.length,
+      encoding: 'utf8',
+      sha256: createHash('sha256').update(sent).digest('hex'),
+      head: expect.any(String),
+    });
     expect((first.raw as { head: string }).head).toBe(`{"msg_type":2,"pad":"${'x'.repeat(64 * 1024 - 21)}`);
     expect(first.reason).toContain('device_id');
     // Redis grew by the budget and the real pushes' jobs at most, far from the ~10 MB per round sent
@@ -141,7 +174,10 @@ describe('webhook under abuse', () => {
 describe('connection bounds', () => {
   let bounded: Stack;
   beforeAll(async () => {
-    bounded = await startStack({ worker: false, webhook: { requestTimeoutMs: 1000, idleTimeoutMs: 30_000, maxConnections: 5 } });
+    bounded = await startStack({
+      worker: false,
+      webhook: { requestTimeoutMs: 1000, idleTimeoutMs: 30_000, maxConnections: 5 },
+    });
   });
   afterAll(async () => {
     await bounded?.close();
@@ -158,7 +194,11 @@ describe('connection bounds', () => {
 
   test('a body that trickles in is cut off after WEBHOOK_REQUEST_TIMEOUT, though bytes keep coming', async () => {
     const { closed } = slowBody(bounded.url, 10_000);
-    await until('the slow request to be closed', async () => Promise.race([closed.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 200))]), { timeoutMs: 15_000 });
+    await until(
+      'the slow request to be closed',
+      async () => Promise.race([closed.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 200))]),
+      { timeoutMs: 15_000 },
+    );
   });
 
   test('a silent connection is closed after WEBHOOK_IDLE_TIMEOUT', async () => {
@@ -176,8 +216,14 @@ describe('connection bounds', () => {
     const held = Array.from({ length: 5 }, () => open(bounded.url));
     await Promise.all(held.map((h) => h.connected));
     // the server has accepted them all before the sixth arrives
-    const connections = () => new Promise<number>((resolve, reject) => bounded.server.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-    await until('the server to hold the five connections', async () => (await connections()) === 5, { timeoutMs: 10_000, intervalMs: 20 });
+    const connections = () =>
+      new Promise<number>((resolve, reject) =>
+        bounded.server.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      );
+    await until('the server to hold the five connections', async () => (await connections()) === 5, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
     const extra = open(bounded.url);
     await until('the sixth connection to be closed', async () => extra.isClosed(), { timeoutMs: 10_000 });
     expect(held.some((h) => h.isClosed())).toBe(false);

@@ -10,7 +10,11 @@ const logLines: string[] = [];
 
 beforeAll(async () => {
   [s, strict, windowless] = await Promise.all([
-    startStack({ sim: { devices: [{ id: 'dev-h', key: 'key-h' }] }, worker: false, logTo: { write: (line) => void logLines.push(line) } }),
+    startStack({
+      sim: { devices: [{ id: 'dev-h', key: 'key-h' }] },
+      worker: false,
+      logTo: { write: (line) => void logLines.push(line) },
+    }),
     startStack({ webhook: { requirePostSignature: true, timestampWindowSec: 60 }, worker: false }),
     startStack({ webhook: { timestampWindowSec: 0 }, worker: false }),
   ]);
@@ -43,7 +47,10 @@ describe('GET handshake', () => {
     const a = await s.sim!.handshake({ token: 'not-the-token', nonce: 'n-wrong-77' });
     expect(a.status).toBe(403);
     expect(a.body).not.toContain('n-wrong-77');
-    expect(JSON.parse(a.body)).toEqual({ result_code: 4, result_message: 'signature refused: signature does not match' });
+    expect(JSON.parse(a.body)).toEqual({
+      result_code: 4,
+      result_message: 'signature refused: signature does not match',
+    });
   });
 
   test('a missing signature gets 403 and no nonce', async () => {
@@ -102,7 +109,10 @@ describe('signatures on POSTs', () => {
   test('when present they are verified: a wrong one is refused (403), counted, and nothing of the body kept', async () => {
     const ts = nowSec();
     const before = s.refused.signature ?? 0;
-    const res = await fetch(`${s.url}?${new URLSearchParams({ signature: 'f'.repeat(32), nonce: 'n1', timestamp: ts })}`, { method: 'POST', body: PUSH });
+    const res = await fetch(
+      `${s.url}?${new URLSearchParams({ signature: 'f'.repeat(32), nonce: 'n1', timestamp: ts })}`,
+      { method: 'POST', body: PUSH },
+    );
     expect(res.status).toBe(403);
     expect(await res.json()).toEqual({ result_code: 4, result_message: 'signature refused: signature does not match' });
     expect(await s.deadLetters.count()).toBe(0);
@@ -112,7 +122,10 @@ describe('signatures on POSTs', () => {
   test('when present and right the push is taken', async () => {
     const ts = nowSec();
     const signature = computeSignature(WEBHOOK_TOKEN, 'n2', ts);
-    const res = await fetch(`${s.url}?${new URLSearchParams({ signature, nonce: 'n2', timestamp: ts })}`, { method: 'POST', body: PUSH });
+    const res = await fetch(`${s.url}?${new URLSearchParams({ signature, nonce: 'n2', timestamp: ts })}`, {
+      method: 'POST',
+      body: PUSH,
+    });
     expect(res.status).toBe(200);
     expect(await s.queue.queue.count()).toBe(1);
   });
@@ -140,17 +153,24 @@ describe('signatures on POSTs', () => {
     const url = signedUrl(windowless.url, 'n-day', nowSec());
     expect((await fetch(url, { method: 'POST', body: PUSH })).status).toBe(200);
     expect((await fetch(url, { method: 'POST', body: PUSH })).status).toBe(403);
-    const ttl = await windowless.redis.ttl(`${windowless.prefix}:webhook:nonce:${new URL(url).searchParams.get('signature')}`);
+    const ttl = await windowless.redis.ttl(
+      `${windowless.prefix}:webhook:nonce:${new URL(url).searchParams.get('signature')}`,
+    );
     expect(ttl).toBeGreaterThan(86_000);
   });
 
   test('with WEBHOOK_REQUIRE_SIGNATURE a POST without one is refused', async () => {
     const res = await fetch(strict.url, { method: 'POST', body: PUSH });
     expect(res.status).toBe(403);
-    expect((await res.json()).result_message).toContain('missing or repeated query parameter: signature, nonce, timestamp');
+    expect((await res.json()).result_message).toContain(
+      'missing or repeated query parameter: signature, nonce, timestamp',
+    );
     expect(await strict.queue.queue.count()).toBe(0);
     const ts = nowSec();
-    const ok = await fetch(`${strict.url}?${new URLSearchParams({ signature: computeSignature(WEBHOOK_TOKEN, 'n3', ts), nonce: 'n3', timestamp: ts })}`, { method: 'POST', body: PUSH });
+    const ok = await fetch(
+      `${strict.url}?${new URLSearchParams({ signature: computeSignature(WEBHOOK_TOKEN, 'n3', ts), nonce: 'n3', timestamp: ts })}`,
+      { method: 'POST', body: PUSH },
+    );
     expect(ok.status).toBe(200);
     expect(await strict.queue.queue.count()).toBe(1);
   });

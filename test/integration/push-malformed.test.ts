@@ -24,8 +24,28 @@ const prng = mulberry32;
 
 const TS = '2017-02-13T12-00-00-000';
 // ids nothing can store (`#` becomes the body's number); spaces, commas, quotes and the like are accepted
-const BAD_IDS = ['dev\n#', 'dev\r\n#', 'dev\t#', 'd'.repeat(200) + '#', 'x\u0000y#', 'dev#\\', 'lone\ud800#', '#\udfff'];
-const BAD_TIMES = ['2017-13-01T00-00-00-000', '2017-02-30T12-00-00-000', '2017-02-13 25:00:00', '2017-02-13T25-00-00-000', '', 'now', '2017-02-13T12-00-00', '13/02/2017', '2017-02-13T12-00-00-000Z', '+2017-02-13T12-00-00-000'];
+const BAD_IDS = [
+  'dev\n#',
+  'dev\r\n#',
+  'dev\t#',
+  'd'.repeat(200) + '#',
+  'x\u0000y#',
+  'dev#\\',
+  'lone\ud800#',
+  '#\udfff',
+];
+const BAD_TIMES = [
+  '2017-13-01T00-00-00-000',
+  '2017-02-30T12-00-00-000',
+  '2017-02-13 25:00:00',
+  '2017-02-13T25-00-00-000',
+  '',
+  'now',
+  '2017-02-13T12-00-00',
+  '13/02/2017',
+  '2017-02-13T12-00-00-000Z',
+  '+2017-02-13T12-00-00-000',
+];
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 
 function goodRow(r: () => number, i: number) {
@@ -39,13 +59,28 @@ function malformed(r: () => number, i: number): string | Buffer {
     case 0: {
       // invalid JSON: truncated, single quotes, trailing commas, garbage
       const good = JSON.stringify({ msg_type: 2, device_id: `dev-${i}`, data: [goodRow(r, i)] });
-      return pick(r, [good.slice(0, 5 + Math.floor(r() * (good.length - 6))), `{'msg_type': 1, 'i': ${i}}`, `{"msg_type":1,"i":${i},}`, `garbage ${i} ${r()}`, `{"msg_type":1 "i":${i}}`]);
+      return pick(r, [
+        good.slice(0, 5 + Math.floor(r() * (good.length - 6))),
+        `{'msg_type': 1, 'i': ${i}}`,
+        `{"msg_type":1,"i":${i},}`,
+        `garbage ${i} ${r()}`,
+        `{"msg_type":1 "i":${i}}`,
+      ]);
     }
     case 1:
       // JSON that is not an object
-      return JSON.stringify(pick(r, [i + 0.5, `string ${i}`, [i, 'a'], true, null].map((v) => (v === null || v === true ? [v, i] : v))));
+      return JSON.stringify(
+        pick(
+          r,
+          [i + 0.5, `string ${i}`, [i, 'a'], true, null].map((v) => (v === null || v === true ? [v, i] : v)),
+        ),
+      );
     case 2:
-      return JSON.stringify({ msg_type: pick(r, [0, 4, 9, -1, 1.5, 'x', 'one', null, [], {}, '2 ', true]), device_id: `dev-${i}`, device_status: 0 });
+      return JSON.stringify({
+        msg_type: pick(r, [0, 4, 9, -1, 1.5, 'x', 'one', null, [], {}, '2 ', true]),
+        device_id: `dev-${i}`,
+        device_status: 0,
+      });
     case 3: {
       // a required field missing
       const bodies = [
@@ -78,7 +113,10 @@ function malformed(r: () => number, i: number): string | Buffer {
     }
     case 5: {
       // a bad timestamp on every row
-      const data = Array.from({ length: 1 + Math.floor(r() * 10) }, (_, k) => ({ ...goodRow(r, i * 100 + k), timestamp: pick(r, BAD_TIMES) }));
+      const data = Array.from({ length: 1 + Math.floor(r() * 10) }, (_, k) => ({
+        ...goodRow(r, i * 100 + k),
+        timestamp: pick(r, BAD_TIMES),
+      }));
       return JSON.stringify({ msg_type: pick(r, [2, '2']), device_id: `dev-${i}`, data });
     }
     case 6:
@@ -108,7 +146,12 @@ function malformed(r: () => number, i: number): string | Buffer {
     }
     case 10: {
       // huge arrays of unreadable rows (kept: they are below the body limit)
-      if (i % 48 !== 10) return JSON.stringify({ msg_type: 2, device_id: `dev-${i}`, data: [{ timestamp: `${TS}Z`, temp: 'x', bad: [i] }] });
+      if (i % 48 !== 10)
+        return JSON.stringify({
+          msg_type: 2,
+          device_id: `dev-${i}`,
+          data: [{ timestamp: `${TS}Z`, temp: 'x', bad: [i] }],
+        });
       const n = 5000 + Math.floor(r() * 20_000);
       const data = Array.from({ length: n }, (_, k) => ({ timestamp: k % 2 ? '' : true, v: k }));
       return JSON.stringify({ msg_type: 2, device_id: `dev-${i}`, data });
@@ -119,8 +162,15 @@ function malformed(r: () => number, i: number): string | Buffer {
   }
 }
 
-async function post(url: string, body: string | Buffer): Promise<{ status: number; json: { result_code?: number; result_message?: string } }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+async function post(
+  url: string,
+  body: string | Buffer,
+): Promise<{ status: number; json: { result_code?: number; result_message?: string } }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+  });
   const text = await res.text();
   let json = {};
   try {
@@ -143,7 +193,9 @@ describe('malformed pushes', () => {
       seen.add(key);
       bodies.push(b);
     }
-    const answers: Array<{ status: number; json: { result_code?: number; result_message?: string } }> = new Array(bodies.length);
+    const answers: Array<{ status: number; json: { result_code?: number; result_message?: string } }> = new Array(
+      bodies.length,
+    );
     const valid: string[] = [];
     let next = 0;
     const lane = async () => {
@@ -154,17 +206,24 @@ describe('malformed pushes', () => {
         if (i % 100 === 0) {
           const id = `valid-${i}`;
           valid.push(id);
-          const ok = await post(s.url, JSON.stringify({ msg_type: 2, device_id: id, data: [{ timestamp: TS, temp: i }] }));
+          const ok = await post(
+            s.url,
+            JSON.stringify({ msg_type: 2, device_id: id, data: [{ timestamp: TS, temp: i }] }),
+          );
           expect(ok).toEqual({ status: 200, json: { result_code: 0, result_message: 'ok' } });
         }
       }
     };
     await Promise.all(Array.from({ length: 8 }, lane));
 
-    const wrong = answers.map((a, i) => ({ i, body: String(bodies[i]).slice(0, 300), ...a })).filter((a) => a.status < 400 || a.status >= 500 || !a.json.result_code);
+    const wrong = answers
+      .map((a, i) => ({ i, body: String(bodies[i]).slice(0, 300), ...a }))
+      .filter((a) => a.status < 400 || a.status >= 500 || !a.json.result_code);
     expect(wrong).toEqual([]);
     // every answer names a problem
-    expect(answers.every((a) => typeof a.json.result_message === 'string' && a.json.result_message.length > 5)).toBe(true);
+    expect(answers.every((a) => typeof a.json.result_message === 'string' && a.json.result_message.length > 5)).toBe(
+      true,
+    );
 
     // every body kept exactly as sent
     const letters = await s.deadLetters.list();
@@ -177,7 +236,11 @@ describe('malformed pushes', () => {
     for (const l of letters) if (l.deviceId !== undefined) expect(deviceIdOf(l.deviceId)).toBe(l.deviceId);
 
     // only the valid pushes reached InfluxDB, under their exact ids
-    const points = await s.until('valid points', () => s.rows('SELECT * FROM device_data'), (rows) => rows.length === valid.length);
+    const points = await s.until(
+      'valid points',
+      () => s.rows('SELECT * FROM device_data'),
+      (rows) => rows.length === valid.length,
+    );
     expect(points.map((p) => p.device_id).sort()).toEqual([...valid].sort());
     expect(points.every((p) => p.temp === Number(String(p.device_id).slice(6)))).toBe(true);
     const series = await s.rows('SHOW SERIES');
@@ -187,14 +250,22 @@ describe('malformed pushes', () => {
   });
 
   test('a body over the size limit gets 413, and the server keeps serving', async () => {
-    const big = JSON.stringify({ msg_type: 2, device_id: 'dev-big', data: Array.from({ length: 400_000 }, (_, k) => ({ timestamp: TS, v: k })) });
+    const big = JSON.stringify({
+      msg_type: 2,
+      device_id: 'dev-big',
+      data: Array.from({ length: 400_000 }, (_, k) => ({ timestamp: TS, v: k })),
+    });
     expect(big.length).toBeGreaterThan(5 * 1024 * 1024);
     const a = await post(s.url, big);
     expect(a.status).toBe(413);
     expect(a.json.result_code).toBe(5);
     const ok = await post(s.url, JSON.stringify({ msg_type: 1, device_id: 'dev-after', device_status: 1 }));
     expect(ok.status).toBe(200);
-    const rows = await s.until('status point', () => s.rows(`SELECT * FROM device_status WHERE device_id = 'dev-after'`), (x) => x.length === 1);
+    const rows = await s.until(
+      'status point',
+      () => s.rows(`SELECT * FROM device_status WHERE device_id = 'dev-after'`),
+      (x) => x.length === 1,
+    );
     expect(rows[0]).toMatchObject({ online: false, raw_status: 1, source: 'push' });
   });
 });

@@ -23,7 +23,10 @@ afterAll(async () => {
   await deleteRedisPrefix(prefix);
 });
 
-const push = (i: number) => ({ msgType: 2 as const, body: { device_id: `d${i}`, data: [{ timestamp: '2017-02-13T12-00-00-000', v: i }] } });
+const push = (i: number) => ({
+  msgType: 2 as const,
+  body: { device_id: `d${i}`, data: [{ timestamp: '2017-02-13T12-00-00-000', v: i }] },
+});
 
 describe('IngestProducer', () => {
   test('300 pushes at once: each resolves once stored, all stored exactly once, in far fewer jobs', async () => {
@@ -32,7 +35,9 @@ describe('IngestProducer', () => {
     const jobs = await queue.getJobs(['waiting']);
     const stored = jobs.flatMap((j) => j.data.pushes);
     expect(stored.length).toBe(300);
-    expect(stored.map((p) => p.receivedAt).sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => 1000 + i));
+    expect(stored.map((p) => p.receivedAt).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 300 }, (_, i) => 1000 + i),
+    );
     expect(stored.find((p) => p.receivedAt === 1007)).toEqual({ msgType: 2, receivedAt: 1007, body: push(7).body });
     expect(jobs.length).toBeLessThanOrEqual(10);
     expect(jobs.every((j) => j.data.pushes.length <= 100)).toBe(true);
@@ -57,18 +62,27 @@ describe('IngestProducer', () => {
     const producer = new IngestProducer(queue);
     await producer.add(push(1), 5);
     const jobs = await queue.getJobs(['waiting']);
-    expect(jobs.map((j) => [j.name, j.data])).toEqual([['msg2', { pushes: [{ msgType: 2, receivedAt: 5, body: push(1).body }] }]]);
+    expect(jobs.map((j) => [j.name, j.data])).toEqual([
+      ['msg2', { pushes: [{ msgType: 2, receivedAt: 5, body: push(1).body }] }],
+    ]);
     await queue.drain();
   });
 
   test('when Redis refuses, every waiting push fails with a retryable EnqueueError', async () => {
-    const closed = createRedis('redis://127.0.0.1:1', { maxRetriesPerRequest: 0, enableOfflineQueue: false, lazyConnect: true, retryStrategy: () => null });
+    const closed = createRedis('redis://127.0.0.1:1', {
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
     closed.on('error', () => undefined);
     const dead = new Queue<IngestBatchJob>(QUEUE.ingest, { connection: closed, prefix });
     dead.on('error', () => undefined);
     const producer = new IngestProducer(dead, { timeoutMs: 2000 });
     const outcomes = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => producer.add(push(i), i)));
-    expect(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof EnqueueError && isRetryable(o.reason))).toBe(true);
+    expect(
+      outcomes.every((o) => o.status === 'rejected' && o.reason instanceof EnqueueError && isRetryable(o.reason)),
+    ).toBe(true);
     await dead.close().catch(() => undefined);
     closed.disconnect();
   });

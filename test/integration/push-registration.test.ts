@@ -11,8 +11,15 @@ let client: ExpeedClient;
 let tokens: TokenBudget;
 
 beforeAll(async () => {
-  s = await startStack({ sim: { devices: [{ id: 'real-1', key: 'key-r1', cadenceSec: 60 }], from: T0, to: T0 + 3_600_000 } });
-  tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
+  s = await startStack({
+    sim: { devices: [{ id: 'real-1', key: 'key-r1', cadenceSec: 60 }], from: T0, to: T0 + 3_600_000 },
+  });
+  tokens = new TokenBudget({
+    redis: s.redis,
+    prefix: s.prefix,
+    fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }),
+    timezone: TZ,
+  });
   client = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ });
 });
 
@@ -23,11 +30,19 @@ afterAll(async () => {
 });
 
 const statusCalls = () => s.sim!.stats.requests.device_status ?? 0;
-const push = (body: Record<string, unknown>) => fetch(s.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const push = (body: Record<string, unknown>) =>
+  fetch(s.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 /** Another process's view: a fresh instance sharing Redis (its in-memory caches empty). */
 function registration(options: Partial<ConstructorParameters<typeof PushRegistration>[0]> = {}) {
-  return new PushRegistration({ registry: s.registry, platform: client, redis: s.redis, prefix: s.prefix, logger: s.logger, ...options });
+  return new PushRegistration({
+    registry: s.registry,
+    platform: client,
+    redis: s.redis,
+    prefix: s.prefix,
+    logger: s.logger,
+    ...options,
+  });
 }
 
 describe('pushes cannot invent devices', () => {
@@ -41,9 +56,17 @@ describe('pushes cannot invent devices', () => {
       }
     }
     expect((await s.sim!.pushStatus('real-1', 0)).status).toBe(200);
-    await s.until('real device registered', () => s.registry.get('real-1'), (d) => d !== undefined);
+    await s.until(
+      'real device registered',
+      () => s.registry.get('real-1'),
+      (d) => d !== undefined,
+    );
     // data is never lost: every row pushed for an unverified device landed
-    await s.until('ghost data points', () => s.rows(`SELECT * FROM device_data WHERE device_id =~ /^ghost-/`), (r) => r.length === 15);
+    await s.until(
+      'ghost data points',
+      () => s.rows(`SELECT * FROM device_data WHERE device_id =~ /^ghost-/`),
+      (r) => r.length === 15,
+    );
     expect((await s.registry.list()).map((d) => d.id)).toEqual(['real-1']);
     expect(await s.registry.get('real-1')).toMatchObject({ key: 'key-r1', origin: 'push' });
     // one call per invented id (the negative answer is cached) plus one for the real device
@@ -61,7 +84,12 @@ describe('pushes cannot invent devices', () => {
     expect(await short.addIfMissing({ id: 'ghost-x', key: 'k' }, 'push')).toBe(false);
     expect(await short.addIfMissing({ id: 'ghost-x', key: 'k' }, 'push')).toBe(false);
     expect(statusCalls() - before).toBe(1);
-    await s.until('negative answer expired', () => s.redis.exists(`${s.prefix}:devices:probe:ghost-x`), (n) => n === 0, 5000);
+    await s.until(
+      'negative answer expired',
+      () => s.redis.exists(`${s.prefix}:devices:probe:ghost-x`),
+      (n) => n === 0,
+      5000,
+    );
     expect(await short.addIfMissing({ id: 'ghost-x', key: 'k' }, 'push')).toBe(false);
     expect(statusCalls() - before).toBe(2);
     expect(await s.registry.get('ghost-x')).toBeUndefined();
@@ -96,7 +124,9 @@ describe('per-device metric series only for registered devices', () => {
 
   beforeAll(async () => {
     // the app meters its writer as the service does, labels from the registry
-    m = await startStack({ sim: { devices: [{ id: 'reg-1', key: 'key-reg1', cadenceSec: 60 }], from: T0, to: T0 + 3_600_000 } });
+    m = await startStack({
+      sim: { devices: [{ id: 'reg-1', key: 'key-reg1', cadenceSec: 60 }], from: T0, to: T0 + 3_600_000 },
+    });
   });
 
   afterAll(async () => {
@@ -109,12 +139,25 @@ describe('per-device metric series only for registered devices', () => {
     const rows = m.sim!.rows('reg-1', T0, T0 + 10 * 60_000);
     expect((await m.sim!.pushData('reg-1', rows)).status).toBe(200);
     const send = (i: number) =>
-      fetch(m.url, { method: 'POST', body: JSON.stringify({ msg_type: 2, device_id: `inv-${i}`, device_key: `k-${i}`, data: [{ timestamp: '2026-11-20T09-00-00-000', temp: i }] }) });
+      fetch(m.url, {
+        method: 'POST',
+        body: JSON.stringify({
+          msg_type: 2,
+          device_id: `inv-${i}`,
+          device_key: `k-${i}`,
+          data: [{ timestamp: '2026-11-20T09-00-00-000', temp: i }],
+        }),
+      });
     for (let i = 0; i < 2000; i += 50) {
       const answers = await Promise.all(Array.from({ length: 50 }, (_, j) => send(i + j)));
       expect(answers.every((a) => a.status === 200)).toBe(true);
     }
-    await m.until('2,000 invented devices written', () => m.rows(`SELECT count(temp) FROM device_data WHERE device_id =~ /^inv-/`), (r) => r[0]?.count === 2000, 120_000);
+    await m.until(
+      '2,000 invented devices written',
+      () => m.rows(`SELECT count(temp) FROM device_data WHERE device_id =~ /^inv-/`),
+      (r) => r[0]?.count === 2000,
+      120_000,
+    );
     await m.app.labels.refresh();
     const text = await m.app.metrics.registry.metrics();
     const series = text.split('\n').filter((l) => l.startsWith('expeed_last_data_timestamp_seconds{'));

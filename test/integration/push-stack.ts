@@ -17,12 +17,26 @@ import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import type { PendingSettingsStore } from '../../src/devices/pending-settings.js';
 import { SettingTimeoutSweep } from '../../src/settings/timeout-sweep.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
-import { createWebhookServer, type OpenIngestQueue, type WebhookServer, type WebhookServerOptions } from '../../src/push/server.js';
+import {
+  createWebhookServer,
+  type OpenIngestQueue,
+  type WebhookServer,
+  type WebhookServerOptions,
+} from '../../src/push/server.js';
 import type { IngestWorker } from '../../workers/ingest.js';
 import { BackfillRunner } from '../../src/pull/backfill-runner.js';
 import { walkHistory } from '../../src/platform/history-walker.js';
 import { createApp, type App, type WebhookIntake } from '../../src/app/app.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, influxRows, INFLUX_URL, REDIS_URL, testPrefix, untilValue } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  freePort,
+  influxRows,
+  INFLUX_URL,
+  REDIS_URL,
+  testPrefix,
+  untilValue,
+} from '../helpers/services.js';
 
 export const TZ = 'Asia/Shanghai';
 export const WEBHOOK_TOKEN = 'wh-token-7f3a9c';
@@ -90,7 +104,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const port = await freePort();
   const webhookPath = options.webhook?.path ?? '/webhook';
   const sim = options.sim
-    ? await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, from: 0, to: 0, gapRate: 0, ...options.sim, pushUrl: `http://127.0.0.1:${port}${webhookPath}`, webhookToken: WEBHOOK_TOKEN, timezone: TZ })
+    ? await startSimulator({
+        platformKey: PLATFORM_KEY,
+        secretKey: SECRET_KEY,
+        from: 0,
+        to: 0,
+        gapRate: 0,
+        ...options.sim,
+        pushUrl: `http://127.0.0.1:${port}${webhookPath}`,
+        webhookToken: WEBHOOK_TOKEN,
+        timezone: TZ,
+      })
     : undefined;
   const loaded = loadConfig({
     // without a simulator nothing may reach a real platform: an address nobody listens on
@@ -100,7 +124,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     EXPEED_TIMEZONE: TZ,
     EXPEED_PREFIX: testPrefix('wh'),
     REDIS_URL: redisUrl,
-    ...(options.redisClusterNodes ? { REDIS_CLUSTER_NODES: options.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(',') } : {}),
+    ...(options.redisClusterNodes
+      ? { REDIS_CLUSTER_NODES: options.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(',') }
+      : {}),
     INFLUX_URL: db.url,
     INFLUX_API: 'v1',
     INFLUX_BUCKET: db.name,
@@ -152,12 +178,18 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // as the service: a pushed device joins the registry after one successful call to the platform;
     // without a simulator there is no platform to ask, and the registry takes it unverified
     worker = app.startIngestWorker(sim ? {} : { registry: config.autoRegister ? app.registry : undefined });
-    sweep = new SettingTimeoutSweep({ pending: app.settings, writer: app.writer, logger, everyMs: options.sweepEveryMs ?? 200 });
+    sweep = new SettingTimeoutSweep({
+      pending: app.settings,
+      writer: app.writer,
+      logger,
+      everyMs: options.sweepEveryMs ?? 200,
+    });
     sweep.start();
   }
 
   const rows = (q: string) => influxRows(db.name, q, db.url);
-  const until = <T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 45_000): Promise<T> => untilValue(what, probe, check, { timeoutMs, intervalMs: 100 });
+  const until = <T>(what: string, probe: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 45_000): Promise<T> =>
+    untilValue(what, probe, check, { timeoutMs, intervalMs: 100 });
 
   return {
     prefix,
@@ -197,7 +229,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 export function simBackfillRunner(s: Stack): { runner: BackfillRunner; close(): Promise<void> } {
   if (!s.sim) throw new Error('simBackfillRunner needs a stack started with the `sim` option');
   const runner = new BackfillRunner({
-    walk: (device, range, call) => walkHistory(s.app.platform, device, { from: range.from, to: range.to, limit: range.limit, call }),
+    walk: (device, range, call) =>
+      walkHistory(s.app.platform, device, { from: range.from, to: range.to, limit: range.limit, call }),
     writer: s.app.writer,
     deadLetters: s.deadLetters,
     registry: s.registry,

@@ -5,13 +5,31 @@ import { PlatformNewestStore, QuietCheck } from '../../src/pull/quiet-check.js';
 import { gatherStatus } from '../../src/status/report.js';
 import { renderStatus } from '../../src/cli/commands/status.js';
 import { deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, startPullEnv, testConfig, type PullEnv } from '../fixtures/pull-env.js';
+import {
+  drained,
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  scrubber,
+  silentLogger,
+  stackScheduler,
+  startPullEnv,
+  testConfig,
+  type PullEnv,
+} from '../fixtures/pull-env.js';
 import type { BackfillJob } from '../../src/base/jobs.js';
 
 const HOUR = 3_600_000;
 const now = Date.now();
 // the quiet device reported nothing for the last six hours
-const QUIET = { id: 'q-quiet', key: 'key-q1', cadenceSec: 60, offline: [[now - 6 * HOUR, now + HOUR]] as Array<[number, number]> };
+const QUIET = {
+  id: 'q-quiet',
+  key: 'key-q1',
+  cadenceSec: 60,
+  offline: [[now - 6 * HOUR, now + HOUR]] as Array<[number, number]>,
+};
 const BUSY = { id: 'q-busy', key: 'key-q2', cadenceSec: 45 };
 // the app's clock (the quiet check's "has this window ended"): real time, moved ahead by a test
 let ahead = 0;
@@ -27,7 +45,13 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
   const skipped = async () => (await stack.metrics.walksSkipped.get()).values[0]?.value ?? 0;
 
   beforeAll(async () => {
-    env = await startPullEnv({ name: 'quiet', sim: { devices: [QUIET, BUSY], from: now - 48 * HOUR, to: now + HOUR, seed: 11 }, env: { EXPEED_BACKFILL_WINDOW: '2h' }, register: false, app: { clock } });
+    env = await startPullEnv({
+      name: 'quiet',
+      sim: { devices: [QUIET, BUSY], from: now - 48 * HOUR, to: now + HOUR, seed: 11 },
+      env: { EXPEED_BACKFILL_WINDOW: '2h' },
+      register: false,
+      app: { clock },
+    });
     ({ sim, app: stack, db, prefix } = env);
   });
 
@@ -35,8 +59,7 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     await env?.close();
   });
 
-  const scheduler = () =>
-    stackScheduler(stack, prefix, now - 24 * HOUR);
+  const scheduler = () => stackScheduler(stack, prefix, now - 24 * HOUR);
 
   test('a quiet device costs one current call a night and no history call; its checkpoint still reaches the slot', async () => {
     await stack.registry.upsert(QUIET, 'cli');
@@ -79,7 +102,13 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     const expected = expectedTotals(sim, BUSY.id, now - 3 * HOUR, slot.getTime());
     // the walk had real work: rows are sparse, so count rows, not one field's values (which vary with the clock)
     expect(sim.rows(BUSY.id, now - 3 * HOUR, slot.getTime()).length).toBeGreaterThan(100);
-    const landed = await influxTotals(db.name, INFLUX_URL, BUSY.id, Object.keys(expected), numericFields(sim, BUSY.id, now - 3 * HOUR, now));
+    const landed = await influxTotals(
+      db.name,
+      INFLUX_URL,
+      BUSY.id,
+      Object.keys(expected),
+      numericFields(sim, BUSY.id, now - 3 * HOUR, now),
+    );
     expect(landed).toEqual(expected);
     expect((await stack.checkpoints.get(BUSY.id))?.upTo).toBe(slot.getTime());
 
@@ -96,9 +125,13 @@ describe('currentDatapoints before nightly and catch-up walks', () => {
     const busy = report.devices.find((d) => d.id === BUSY.id)!;
     // the platform's newest row when it was asked: a row of the simulator, at or after the slot's last one
     expect(sim.rows(BUSY.id, busy.platformNewestAt!, busy.platformNewestAt! + 1)).toHaveLength(1);
-    expect(busy.platformNewestAt).toBeGreaterThanOrEqual(sim.rows(BUSY.id, now - 3 * HOUR, slot.getTime()).at(-1)!.time);
+    expect(busy.platformNewestAt).toBeGreaterThanOrEqual(
+      sim.rows(BUSY.id, now - 3 * HOUR, slot.getTime()).at(-1)!.time,
+    );
     expect(busy.lastDataAt).toBe(sim.rows(BUSY.id, now - 3 * HOUR, slot.getTime()).at(-1)!.time);
-    expect(report.devices.find((d) => d.id === QUIET.id)!.platformNewestAt).toBe(sim.rows(QUIET.id, now - 48 * HOUR, now).at(-1)!.time);
+    expect(report.devices.find((d) => d.id === QUIET.id)!.platformNewestAt).toBe(
+      sim.rows(QUIET.id, now - 48 * HOUR, now).at(-1)!.time,
+    );
     const text = renderStatus(report, 'Asia/Shanghai', (s) => s, { all: true });
     expect(text).toMatch(/PLATFORM NEWEST/);
   });
@@ -109,11 +142,19 @@ describe('the quiet check never skips on doubt', () => {
   let stack: App;
   let sim: Simulator;
   const T = Date.UTC(2026, 10, 1);
-  const job = (reason: BackfillJob['reason'], from = T, to = T + HOUR): BackfillJob => ({ deviceId: 'd1', from, to, reason });
+  const job = (reason: BackfillJob['reason'], from = T, to = T + HOUR): BackfillJob => ({
+    deviceId: 'd1',
+    from,
+    to,
+    reason,
+  });
 
   beforeAll(async () => {
     sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: 1, from: T - HOUR, to: T });
-    stack = createApp(testConfig({ simUrl: sim.url, prefix, db: 'unused', influxUrl: INFLUX_URL }), { logger: silentLogger(), scrubber: scrubber() });
+    stack = createApp(testConfig({ simUrl: sim.url, prefix, db: 'unused', influxUrl: INFLUX_URL }), {
+      logger: silentLogger(),
+      scrubber: scrubber(),
+    });
     await stack.registry.upsert({ id: 'd1', key: 'k1' }, 'cli');
     await stack.checkpoints.initialise('d1', T);
   });
@@ -124,7 +165,13 @@ describe('the quiet check never skips on doubt', () => {
     await deleteRedisPrefix(prefix);
   });
 
-  function check(current: () => Promise<{ row: { time: number; values: Record<string, unknown> } | undefined; unreadable: Array<{ reason: string; raw: unknown }> }>, at = T + 2 * HOUR) {
+  function check(
+    current: () => Promise<{
+      row: { time: number; values: Record<string, unknown> } | undefined;
+      unreadable: Array<{ reason: string; raw: unknown }>;
+    }>,
+    at = T + 2 * HOUR,
+  ) {
     let calls = 0;
     const q = new QuietCheck({
       platform: { currentDatapoints: async () => (calls++, current()) },
@@ -146,14 +193,28 @@ describe('the quiet check never skips on doubt', () => {
 
   test('a failed call, an unreadable or empty answer, a row at the window start, or a window not yet ended: walked', async () => {
     expect(await check(async () => Promise.reject(new Error('502'))).q.skip(job('nightly'))).toBe(false);
-    expect(await check(async () => ({ row: undefined, unreadable: [{ reason: 'bad time', raw: {} }] })).q.skip(job('nightly'))).toBe(false);
+    expect(
+      await check(async () => ({ row: undefined, unreadable: [{ reason: 'bad time', raw: {} }] })).q.skip(
+        job('nightly'),
+      ),
+    ).toBe(false);
     expect(await check(async () => ({ row: undefined, unreadable: [] })).q.skip(job('nightly'))).toBe(false);
-    expect(await check(async () => ({ row: { time: T, values: { a: 1 } }, unreadable: [] })).q.skip(job('catch-up'))).toBe(false);
+    expect(
+      await check(async () => ({ row: { time: T, values: { a: 1 } }, unreadable: [] })).q.skip(job('catch-up')),
+    ).toBe(false);
     // asked before the window ended: the device may still report into it
-    expect(await check(async () => ({ row: { time: T - HOUR, values: { a: 1 } }, unreadable: [] }), T + HOUR - 1).q.skip(job('nightly'))).toBe(false);
+    expect(
+      await check(async () => ({ row: { time: T - HOUR, values: { a: 1 } }, unreadable: [] }), T + HOUR - 1).q.skip(
+        job('nightly'),
+      ),
+    ).toBe(false);
     expect((await stack.checkpoints.get('d1'))?.upTo).toBe(T);
     // and the one case that skips: newest before the window, asked after its end
-    expect(await check(async () => ({ row: { time: T - 1, values: { a: 1 } }, unreadable: [] }), T + HOUR).q.skip(job('catch-up'))).toBe(true);
+    expect(
+      await check(async () => ({ row: { time: T - 1, values: { a: 1 } }, unreadable: [] }), T + HOUR).q.skip(
+        job('catch-up'),
+      ),
+    ).toBe(true);
     expect((await stack.checkpoints.get('d1'))?.upTo).toBe(T + HOUR);
   });
 });

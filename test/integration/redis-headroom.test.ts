@@ -19,13 +19,21 @@ const pushBody = (i: number) => ({
   device_id: `full-${i % 20}`,
   data: Array.from({ length: ROWS }, (_, k) => {
     const n = i * ROWS + k;
-    return { timestamp: `2017-02-13T${pad(Math.floor(n / 3_600_000) % 24, 2)}-${pad(Math.floor(n / 60_000) % 60, 2)}-${pad(Math.floor(n / 1000) % 60, 2)}-${pad(n % 1000, 3)}`, v: k, s: 'x'.repeat(200) };
+    return {
+      timestamp: `2017-02-13T${pad(Math.floor(n / 3_600_000) % 24, 2)}-${pad(Math.floor(n / 60_000) % 60, 2)}-${pad(Math.floor(n / 1000) % 60, 2)}-${pad(n % 1000, 3)}`,
+      v: k,
+      s: 'x'.repeat(200),
+    };
   }),
 });
 
 async function post(url: string, body: unknown): Promise<{ status: number; message: string }> {
   try {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     const json = (await res.json()) as { result_message?: string };
     return { status: res.status, message: json.result_message ?? '' };
   } catch (err) {
@@ -62,7 +70,13 @@ describe('Redis near maxmemory (noeviction)', () => {
     const refused = answers.filter((a) => a.status !== 200);
     expect(refused.length).toBeGreaterThan(0);
     // refused for headroom, never because Redis itself refused the write
-    expect(refused.every((a) => a.status === 503 && /^temporarily unavailable, send again: Redis near full: [\d.]+ MB used of maxmemory 48\.0 MB/.test(a.message))).toBe(true);
+    expect(
+      refused.every(
+        (a) =>
+          a.status === 503 &&
+          /^temporarily unavailable, send again: Redis near full: [\d.]+ MB used of maxmemory 48\.0 MB/.test(a.message),
+      ),
+    ).toBe(true);
     expect(answers.some((a) => /OOM/.test(a.message))).toBe(false);
     const info = await probe.info('memory');
     const used = Number(/^used_memory:(\d+)/m.exec(info)![1]);
@@ -74,13 +88,23 @@ describe('Redis near maxmemory (noeviction)', () => {
 
     // the worker takes and finishes the jobs in the near-full Redis; maxmemory is not touched
     s.worker = s.app.startIngestWorker({ registry: s.app.registry });
-    const back = await s.until('a push taken again', () => post(s.url, pushBody(next++)), (a) => a.status === 200, 120_000);
+    const back = await s.until(
+      'a push taken again',
+      () => post(s.url, pushBody(next++)),
+      (a) => a.status === 200,
+      120_000,
+    );
     expect(back.message).toBe('ok');
     acked++;
     expect(await headroomCheck(s.headroom).check()).toBe(true);
     expect(((await probe.config('GET', 'maxmemory')) as string[])[1]).toBe(String(48 * 1024 * 1024));
 
-    const counted = await s.until('every acknowledged row in InfluxDB', () => s.rows('SELECT count(v) FROM device_data'), (r) => Number(r[0]?.count) >= acked * ROWS, 120_000);
+    const counted = await s.until(
+      'every acknowledged row in InfluxDB',
+      () => s.rows('SELECT count(v) FROM device_data'),
+      (r) => Number(r[0]?.count) >= acked * ROWS,
+      120_000,
+    );
     expect(Number(counted[0].count)).toBe(acked * ROWS);
     expect(await s.queue.queue.count()).toBe(0);
   }, 300_000);

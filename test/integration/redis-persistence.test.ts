@@ -5,7 +5,16 @@ import { createRedis } from '../../src/base/redis.js';
 import { RedisPersistenceWatch, readPersistence } from '../../src/ops/redis-persistence.js';
 import { startService } from '../../src/app/service.js';
 import { runCli } from '../helpers/cli.js';
-import { clusterNodes, createTestDatabase, hasRedisCluster, INFLUX_URL, startRedisServer, testPrefix, until, type ChildServer } from '../helpers/services.js';
+import {
+  clusterNodes,
+  createTestDatabase,
+  hasRedisCluster,
+  INFLUX_URL,
+  startRedisServer,
+  testPrefix,
+  until,
+  type ChildServer,
+} from '../helpers/services.js';
 import { scrubber, testConfig, testEnv } from '../fixtures/pull-env.js';
 
 /**
@@ -27,7 +36,8 @@ interface Line {
 function capture() {
   const lines: Line[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
-  const warnings = () => lines.filter((l) => l.level === 40 && /Redis (has no persistence|came back empty)/.test(l.msg));
+  const warnings = () =>
+    lines.filter((l) => l.level === 40 && /Redis (has no persistence|came back empty)/.test(l.msg));
   return { logger, lines, warnings };
 }
 
@@ -66,7 +76,13 @@ describe('the persistence warning', () => {
     const server = await redisServer();
     const db = await createTestDatabase('persist');
     const { logger, warnings } = capture();
-    const config = testConfig({ simUrl: 'http://127.0.0.1:9', prefix: testPrefix('persist'), db: db.name, influxUrl: INFLUX_URL, env: { REDIS_URL: server.url } });
+    const config = testConfig({
+      simUrl: 'http://127.0.0.1:9',
+      prefix: testPrefix('persist'),
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { REDIS_URL: server.url },
+    });
     const service = await startService({ config, logger, scrubber: scrubber(), roles: new Set() });
     try {
       expect(warnings()).toHaveLength(1);
@@ -143,13 +159,18 @@ describe('the persistence warning', () => {
 
   test('on a Redis Cluster every master is read, and the mode is the weakest of theirs', async ({ skip }) => {
     if (!(await hasRedisCluster())) {
-      if (process.env.CI) throw new Error('the test Redis Cluster does not answer (scripts/setup.sh with WITH_TEST_TOOLS=1 starts it)');
+      if (process.env.CI)
+        throw new Error('the test Redis Cluster does not answer (scripts/setup.sh with WITH_TEST_TOOLS=1 starts it)');
       skip();
     }
     const cluster = createRedis({ redisUrl: 'redis://127.0.0.1:6379', redisClusterNodes: clusterNodes() });
     try {
       const p = await readPersistence(cluster);
-      expect(p.nodes.map((n) => n.node).sort()).toEqual(clusterNodes().map((n) => `${n.host}:${n.port}`).sort());
+      expect(p.nodes.map((n) => n.node).sort()).toEqual(
+        clusterNodes()
+          .map((n) => `${n.host}:${n.port}`)
+          .sort(),
+      );
       const order = ['none', 'unknown', 'rdb', 'aof', 'aof+rdb'];
       expect(p.mode).toBe(order[Math.min(...p.nodes.map((n) => order.indexOf(n.mode)))]);
       expect(p.nodes.every((n) => n.mode !== 'unknown')).toBe(true);
@@ -184,12 +205,23 @@ describe('status shows the persistence mode', () => {
   test('text and --json, AOF and none', async () => {
     const aof = await redisServer(['--appendonly', 'yes']);
     const none = await redisServer();
-    const env = (url: string) => testEnv({ simUrl: 'http://127.0.0.1:9', prefix: testPrefix('persiststatus'), db: db.name, influxUrl: INFLUX_URL, env: { REDIS_URL: url } });
+    const env = (url: string) =>
+      testEnv({
+        simUrl: 'http://127.0.0.1:9',
+        prefix: testPrefix('persiststatus'),
+        db: db.name,
+        influxUrl: INFLUX_URL,
+        env: { REDIS_URL: url },
+      });
     const json = await runCli(['status', '--json'], env(aof.url));
     expect(json.stderr).toBe('');
-    const report = JSON.parse(json.stdout) as { redisPersistence: { mode: string; nodes: Array<{ node: string; appendonly: string }> } };
+    const report = JSON.parse(json.stdout) as {
+      redisPersistence: { mode: string; nodes: Array<{ node: string; appendonly: string }> };
+    };
     expect(report.redisPersistence.mode).toBe('aof');
-    expect(report.redisPersistence.nodes).toEqual([expect.objectContaining({ node: `127.0.0.1:${aof.port}`, appendonly: 'yes', save: '' })]);
+    expect(report.redisPersistence.nodes).toEqual([
+      expect.objectContaining({ node: `127.0.0.1:${aof.port}`, appendonly: 'yes', save: '' }),
+    ]);
 
     const text = await runCli(['status'], env(none.url));
     expect(text.stdout).toMatch(/REDIS PERSISTENCE {2}NONE: a restart resets the checkpoints/);

@@ -29,7 +29,11 @@ describe('errors thrown by the libraries, as they come', () => {
     down.disconnect();
     expect((err as Error).message).toMatch(/max retries per request/);
     expect(retryVerdict(err)).toEqual({ retryable: true, declared: true });
-    expect(errorToHttp(err)).toMatchObject({ status: 503, resultCode: RESULT_CODE.unavailable, message: 'temporarily unavailable, send again' });
+    expect(errorToHttp(err)).toMatchObject({
+      status: 503,
+      resultCode: RESULT_CODE.unavailable,
+      message: 'temporarily unavailable, send again',
+    });
   });
 
   test('a connection ioredis gave up on ("Connection is closed.", a plain Error) is retried by default', async () => {
@@ -52,7 +56,9 @@ describe('errors thrown by the libraries, as they come', () => {
   test('InfluxDB refusing a request (HttpError 400) is not retryable', async () => {
     const transport = new InfluxDB({ url: INFLUX_URL, timeout: 10_000 }).transport;
     // /query without q: the server answers 400 "missing required parameter"
-    const err = await transport.request('/query', '', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } }).catch((e: unknown) => e);
+    const err = await transport
+      .request('/query', '', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HttpError);
     expect((err as HttpError).statusCode).toBe(400);
     expect(retryVerdict(err)).toEqual({ retryable: false, declared: true });

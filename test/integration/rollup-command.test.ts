@@ -24,14 +24,23 @@ describe('expeed-sync rollup', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('rcmd');
-    env = testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_ROLLUP_SETTLE: '1ms', LOG_LEVEL: 'warn' } });
+    env = testEnv({
+      simUrl: 'http://127.0.0.1:9',
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { EXPEED_ROLLUP_SETTLE: '1ms', LOG_LEVEL: 'warn' },
+    });
     const lines: string[] = [];
     // 30 hours of history up to now, the open hour included; written behind expeed-sync's back
     for (let t = FROM, k = 0; t < Date.now(); t += 60_000, k++) {
       lines.push(`device_data,device_id=old-1 temperature=${20 + (k % 9) / 3},mode="${k % 4 ? 'eco' : 'auto'}" ${t}`);
       if (k % 2) lines.push(`device_data,device_id=old\\ 2 temperature=${k % 5},door=${k % 3 === 0} ${t}`);
     }
-    const res = await fetch(`${INFLUX_URL}/write?db=${db.name}&precision=ms`, { method: 'POST', body: lines.join('\n') });
+    const res = await fetch(`${INFLUX_URL}/write?db=${db.name}&precision=ms`, {
+      method: 'POST',
+      body: lines.join('\n'),
+    });
     expect(res.status).toBe(204);
   });
 
@@ -53,20 +62,45 @@ describe('expeed-sync rollup', () => {
     // the open hour is not final: no rollup of it yet
     expect(await influxRows(db.name, `SELECT * FROM "device_data_1h" WHERE time >= ${NOW_HOUR}ms`)).toEqual([]);
     // the days of those hours follow, before the command ends: each equals the raw day up to the last ended hour
-    const days = new Set(Array.from({ length: 30 }, (_, i) => platformDay(FROM + i * HOUR, 'Asia/Shanghai').start)).size;
+    const days = new Set(Array.from({ length: 30 }, (_, i) => platformDay(FROM + i * HOUR, 'Asia/Shanghai').start))
+      .size;
     expect(r.stdout).toContain(`${2 * days}/${2 * days} day(s) into device_data_1d`);
-    const daily = await dayDiffs(db.name, INFLUX_URL, platformDay(FROM, 'Asia/Shanghai').start, NOW_HOUR, 'Asia/Shanghai');
+    const daily = await dayDiffs(
+      db.name,
+      INFLUX_URL,
+      platformDay(FROM, 'Asia/Shanghai').start,
+      NOW_HOUR,
+      'Asia/Shanghai',
+    );
     expect(daily.diffs).toEqual([]);
     expect(daily.hours).toBe(2 * days);
   });
 
   test('--device and a range recompute only that; a bad --from is refused naming it', async () => {
     await influxRows(db.name, `DELETE FROM "device_data_1h" WHERE time >= ${NOW_HOUR - 5 * HOUR}ms`);
-    const r = await runCli(['rollup', '--device', 'old-1', '--from', new Date(NOW_HOUR - 3 * HOUR).toISOString(), '--to', new Date(NOW_HOUR - HOUR).toISOString()], env, { timeoutMs: 120_000 });
+    const r = await runCli(
+      [
+        'rollup',
+        '--device',
+        'old-1',
+        '--from',
+        new Date(NOW_HOUR - 3 * HOUR).toISOString(),
+        '--to',
+        new Date(NOW_HOUR - HOUR).toISOString(),
+      ],
+      env,
+      { timeoutMs: 120_000 },
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('2/2 hour(s)');
-    const rows = await influxRows(db.name, `SELECT "temperature_count" FROM "device_data_1h" WHERE time >= ${NOW_HOUR - 5 * HOUR}ms GROUP BY "device_id"`);
-    expect(rows.map((x) => [x.device_id, x.time])).toEqual([['old-1', NOW_HOUR - 3 * HOUR], ['old-1', NOW_HOUR - 2 * HOUR]]);
+    const rows = await influxRows(
+      db.name,
+      `SELECT "temperature_count" FROM "device_data_1h" WHERE time >= ${NOW_HOUR - 5 * HOUR}ms GROUP BY "device_id"`,
+    );
+    expect(rows.map((x) => [x.device_id, x.time])).toEqual([
+      ['old-1', NOW_HOUR - 3 * HOUR],
+      ['old-1', NOW_HOUR - 2 * HOUR],
+    ]);
     const bad = await runCli(['rollup', '--from', 'whenever'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('--from: expected ISO 8601');
@@ -77,7 +111,10 @@ describe('expeed-sync rollup', () => {
     try {
       const hour = NOW_HOUR - 10 * HOUR;
       const id = await new RedisDeadLetterStore(redis, prefix).add({
-        kind: 'point', source: 'pull', reason: 'test', deviceId: 'old-1',
+        kind: 'point',
+        source: 'pull',
+        reason: 'test',
+        deviceId: 'old-1',
         raw: { measurement: 'device_data', deviceId: 'old-1', time: hour + 1234, fields: { temperature: 99 } },
       });
       const dirty = new DirtyHours({ redis, prefix });

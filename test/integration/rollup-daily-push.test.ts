@@ -28,13 +28,22 @@ describe('pushed rows reach the daily tier', () => {
   test('pushes land, their hour and then their day are rolled up, the day equals the raw day', async () => {
     const rows = s.sim!.rows('wp-1', T0 + 9 * HOUR, T0 + 9 * HOUR + 40 * 60_000);
     expect(rows.length).toBe(40);
-    for (let i = 0; i < rows.length; i += 10) expect((await s.sim!.pushData('wp-1', rows.slice(i, i + 10))).status).toBe(200);
-    await s.until('40 pushed rows', () => s.rows(`SELECT * FROM device_data WHERE device_id = 'wp-1'`), (r) => r.length === 40);
+    for (let i = 0; i < rows.length; i += 10)
+      expect((await s.sim!.pushData('wp-1', rows.slice(i, i + 10))).status).toBe(200);
+    await s.until(
+      '40 pushed rows',
+      () => s.rows(`SELECT * FROM device_data WHERE device_id = 'wp-1'`),
+      (r) => r.length === 40,
+    );
 
     const worker = s.app.startRollupWorker();
     const dispatcher = s.app.rollup.startDispatcher({ everyMs: 100, settleMs: 0 });
     try {
-      await until('the pushed hour and its day rolled up', async () => (await s.app.rollup.dirty.backlog()).hours === 0 && (await s.app.rollup.days.backlog()).hours === 0, { timeoutMs: 60_000 });
+      await until(
+        'the pushed hour and its day rolled up',
+        async () => (await s.app.rollup.dirty.backlog()).hours === 0 && (await s.app.rollup.days.backlog()).hours === 0,
+        { timeoutMs: 60_000 },
+      );
     } finally {
       await dispatcher.close();
       await worker.close();

@@ -19,13 +19,19 @@ describe('exact means from hourly rollups', () => {
     db = await createTestDatabase('rmean');
     const lines: string[] = [];
     // every 10 s for the first 6 hours (cold, 5 °C), then every 10 min (warm, 30 °C + a ramp)
-    for (let t = DAY; t < DAY + 6 * HOUR; t += 10_000) lines.push(`device_data,device_id=cad-1 temperature=${5 + ((t - DAY) % 7) / 10} ${t}`);
-    for (let t = DAY + 6 * HOUR, k = 0; t < DAY + 24 * HOUR; t += 600_000, k++) lines.push(`device_data,device_id=cad-1 temperature=${30 + k / 100},mode="eco" ${t}`);
+    for (let t = DAY; t < DAY + 6 * HOUR; t += 10_000)
+      lines.push(`device_data,device_id=cad-1 temperature=${5 + ((t - DAY) % 7) / 10} ${t}`);
+    for (let t = DAY + 6 * HOUR, k = 0; t < DAY + 24 * HOUR; t += 600_000, k++)
+      lines.push(`device_data,device_id=cad-1 temperature=${30 + k / 100},mode="eco" ${t}`);
     const res = await fetch(`${db.url}/write?db=${db.name}&precision=ms`, { method: 'POST', body: lines.join('\n') });
     expect(res.status, await res.text()).toBe(204);
     const influx = { url: db.url, api: 'v1' as const, bucket: db.name };
     const writer = new InfluxPointWriter({ ...influx, deadLetters: { add: async () => 'x' } });
-    const r = await new RollupComputer({ query: createInfluxQuery(influx), writer, canDelete: async () => true }).range('cad-1', DAY, DAY + 24 * HOUR);
+    const r = await new RollupComputer({ query: createInfluxQuery(influx), writer, canDelete: async () => true }).range(
+      'cad-1',
+      DAY,
+      DAY + 24 * HOUR,
+    );
     await writer.close();
     expect(r.points).toBe(24);
   });
@@ -35,10 +41,19 @@ describe('exact means from hourly rollups', () => {
   });
 
   test('a day, and a part of it, from sum/count equal the raw mean; the mean of means does not', async () => {
-    for (const [from, to] of [[DAY, DAY + 24 * HOUR], [DAY + 3 * HOUR, DAY + 9 * HOUR]]) {
+    for (const [from, to] of [
+      [DAY, DAY + 24 * HOUR],
+      [DAY + 3 * HOUR, DAY + 9 * HOUR],
+    ]) {
       const range = `time >= ${from}ms AND time < ${to}ms`;
-      const [raw] = await influxRows(db.name, `SELECT mean("temperature"), sum("temperature"), count("temperature") FROM "device_data" WHERE ${range}`);
-      const [rolled] = await influxRows(db.name, `SELECT sum("temperature_sum") / sum("temperature_count") AS "exact", mean("temperature_mean") AS "of_means", sum("temperature_sum") AS "sum", sum("temperature_count") AS "count" FROM "device_data_1h" WHERE ${range}`);
+      const [raw] = await influxRows(
+        db.name,
+        `SELECT mean("temperature"), sum("temperature"), count("temperature") FROM "device_data" WHERE ${range}`,
+      );
+      const [rolled] = await influxRows(
+        db.name,
+        `SELECT sum("temperature_sum") / sum("temperature_count") AS "exact", mean("temperature_mean") AS "of_means", sum("temperature_sum") AS "sum", sum("temperature_count") AS "count" FROM "device_data_1h" WHERE ${range}`,
+      );
       expect(rolled.count).toBe(raw.count);
       expect(rolled.sum as number).toBeCloseTo(raw.sum as number, 6);
       expect(rolled.exact as number).toBeCloseTo(raw.mean as number, 9);
@@ -48,9 +63,16 @@ describe('exact means from hourly rollups', () => {
   });
 
   test('every hour holds _sum next to _mean and _count (sum = mean × count)', async () => {
-    const rows = await influxRows(db.name, `SELECT "temperature_sum", "temperature_mean", "temperature_count", "mode_count" FROM "device_data_1h" WHERE "device_id" = 'cad-1'`);
+    const rows = await influxRows(
+      db.name,
+      `SELECT "temperature_sum", "temperature_mean", "temperature_count", "mode_count" FROM "device_data_1h" WHERE "device_id" = 'cad-1'`,
+    );
     expect(rows.length).toBe(24);
-    for (const r of rows) expect(r.temperature_sum as number).toBeCloseTo((r.temperature_mean as number) * (r.temperature_count as number), 6);
+    for (const r of rows)
+      expect(r.temperature_sum as number).toBeCloseTo(
+        (r.temperature_mean as number) * (r.temperature_count as number),
+        6,
+      );
     expect(rows.slice(0, 6).map((r) => r.temperature_count)).toEqual(Array(6).fill(360));
     expect(rows.slice(6).map((r) => r.temperature_count)).toEqual(Array(18).fill(6));
     expect(rows.slice(6).map((r) => r.mode_count)).toEqual(Array(18).fill(6));

@@ -11,7 +11,15 @@ import { createApp, type App } from '../../src/app/app.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import { RollupFailures, REASON_CHARS } from '../../src/rollup/rollup-failures.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxQuery, influxRows, testPrefix, until } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  influxQuery,
+  influxRows,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
 import { drained, scrubber, testConfig, testEnv } from '../fixtures/pull-env.js';
 
 const MIN = 60_000;
@@ -34,9 +42,18 @@ describe('a failing rollup', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('rollfail');
-    env = testEnv({ simUrl: 'http://127.0.0.1:1', prefix, db: db.name, influxUrl: INFLUX_URL, env: { LOG_LEVEL: 'warn' } });
+    env = testEnv({
+      simUrl: 'http://127.0.0.1:1',
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { LOG_LEVEL: 'warn' },
+    });
     const logger = pino({ level: 'warn' }, { write: (l: string) => void logLines.push(l) });
-    app = createApp(testConfig({ simUrl: 'http://127.0.0.1:1', prefix, db: db.name, influxUrl: INFLUX_URL }), { logger, scrubber: scrubber() });
+    app = createApp(testConfig({ simUrl: 'http://127.0.0.1:1', prefix, db: db.name, influxUrl: INFLUX_URL }), {
+      logger,
+      scrubber: scrubber(),
+    });
     const lines = [`device_data,device_id=bad odd="text",temp=1 ${BAD_HOUR + 5 * MIN}000000`];
     for (const [i, id] of GOOD.entries()) {
       const extra = EXTRA_FIELDS.map((f, j) => `${f}=${i + j}`).join(',');
@@ -44,7 +61,10 @@ describe('a failing rollup', () => {
     }
     const res = await fetch(`${INFLUX_URL}/write?db=${db.name}`, { method: 'POST', body: lines.join('\n') });
     expect(res.status).toBe(204);
-    await app.rollup.dirty.mark(new Map([['bad', [BAD_HOUR]], ...GOOD.map((id) => [id, [GOOD_HOUR]] as [string, number[]])]), { manual: true });
+    await app.rollup.dirty.mark(
+      new Map([['bad', [BAD_HOUR]], ...GOOD.map((id) => [id, [GOOD_HOUR]] as [string, number[]])]),
+      { manual: true },
+    );
   });
 
   afterAll(async () => {
@@ -75,7 +95,14 @@ describe('a failing rollup', () => {
     let failedJobs = 0;
     const startWorker = () => app.startRollupWorker({ failures, now }).on('failed', () => failedJobs++);
     let worker = startWorker();
-    const dispatcher = new RollupDispatcher({ dirty: app.rollup.dirty, queue: app.rollup.queue, failures, settleMs: 0, logger: app.logger, now });
+    const dispatcher = new RollupDispatcher({
+      dirty: app.rollup.dirty,
+      queue: app.rollup.queue,
+      failures,
+      settleMs: 0,
+      logger: app.logger,
+      now,
+    });
     const start = clock;
     const dispatchedAt: number[] = [];
     // an hour of the backoff's clock, the dispatcher ticking every minute
@@ -92,15 +119,28 @@ describe('a failing rollup', () => {
     await until('the six failed events', async () => failedJobs >= 6);
     expect(failedJobs).toBe(6);
     const record = await failures.get('bad');
-    expect(record).toMatchObject({ deviceId: 'bad', count: 6, firstAt: start, lastAt: start + 31 * MIN, nextAt: start + 63 * MIN, hours: 1, firstHour: BAD_HOUR });
-    expect(record!.reason).toMatch(/^InfluxDB refused the query \(HTTP \d+\): unsupported \w+ iterator type: .+… \(\d{5} chars\)$/);
+    expect(record).toMatchObject({
+      deviceId: 'bad',
+      count: 6,
+      firstAt: start,
+      lastAt: start + 31 * MIN,
+      nextAt: start + 63 * MIN,
+      hours: 1,
+      firstHour: BAD_HOUR,
+    });
+    expect(record!.reason).toMatch(
+      /^InfluxDB refused the query \(HTTP \d+\): unsupported \w+ iterator type: .+… \(\d{5} chars\)$/,
+    );
     expect(record!.reason.length).toBeLessThanOrEqual(REASON_CHARS + 20);
 
     // the other devices' rollups landed; "bad" has none and its hour stays dirty
     const rolled = await influxRows(db.name, 'SELECT "temp_mean" FROM "device_data_1h" GROUP BY "device_id"');
     expect(rolled.map((r) => r.device_id).sort()).toEqual(GOOD);
     for (const [i, id] of GOOD.entries()) {
-      const rows = await influxRows(db.name, `SELECT "temp_mean", "${EXTRA_FIELDS[299]}_sum" FROM "device_data_1h" WHERE "device_id" = '${id}'`);
+      const rows = await influxRows(
+        db.name,
+        `SELECT "temp_mean", "${EXTRA_FIELDS[299]}_sum" FROM "device_data_1h" WHERE "device_id" = '${id}'`,
+      );
       expect(rows).toEqual([{ time: GOOD_HOUR, temp_mean: 20 + i, [`${EXTRA_FIELDS[299]}_sum`]: i + 299 }]);
     }
     expect(await influxQuery(db.name, `SELECT * FROM "device_data_1h" WHERE "device_id" = 'bad'`)).toEqual([]);
@@ -117,18 +157,35 @@ describe('a failing rollup', () => {
     const s = await runCli(['status'], env);
     const named = s.stdout.split('\n').filter((l) => l.startsWith('    bad: '));
     expect(named).toHaveLength(1);
-    expect(named[0]).toMatch(/^ {4}bad: 6 failures since .+, 1 hour\(s\) from .+, next try .+: InfluxDB refused the query \(HTTP \d+\): unsupported \w+ iterator type/);
+    expect(named[0]).toMatch(
+      /^ {4}bad: 6 failures since .+, 1 hour\(s\) from .+, next try .+: InfluxDB refused the query \(HTTP \d+\): unsupported \w+ iterator type/,
+    );
     expect(named[0].length).toBeLessThan(400);
     expect(s.stdout).toContain('  FAILING (1 device; tried again after a backoff, 1 min doubling to 1 h):');
-    const json = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { rollupFailures: Array<{ deviceId: string; count: number }> };
+    const json = JSON.parse((await runCli(['status', '--json'], env)).stdout) as {
+      rollupFailures: Array<{ deviceId: string; count: number }>;
+    };
     expect(json.rollupFailures.map((f) => [f.deviceId, f.count])).toEqual([['bad', 6]]);
 
     // asked for by hand while it backs off: tried at once, and the command says why it failed
     // (this process's worker is stopped meanwhile: the command's own worker takes the job)
     await worker.close();
-    const manual = await runCli(['rollup', '--device', 'bad', '--from', new Date(BAD_HOUR).toISOString(), '--to', new Date(BAD_HOUR + HOUR).toISOString()], env);
+    const manual = await runCli(
+      [
+        'rollup',
+        '--device',
+        'bad',
+        '--from',
+        new Date(BAD_HOUR).toISOString(),
+        '--to',
+        new Date(BAD_HOUR + HOUR).toISOString(),
+      ],
+      env,
+    );
     expect(manual.code).toBe(1);
-    expect(manual.stderr).toMatch(/rollup failed \(its hours stay dirty and are retried by the service\): device bad: InfluxDB refused the query/);
+    expect(manual.stderr).toMatch(
+      /rollup failed \(its hours stay dirty and are retried by the service\): device bad: InfluxDB refused the query/,
+    );
     expect(manual.stderr.length).toBeLessThan(1000);
     expect((await failures.get('bad'))?.count).toBe(7);
 

@@ -19,7 +19,13 @@ const TO = NOW_HOUR - HOUR;
 
 function rows(deviceId: string): SinkPoint[] {
   const out: SinkPoint[] = [];
-  for (let t = FROM, k = 0; t < TO; t += 60_000, k++) out.push({ measurement: 'device_data', deviceId, time: t, fields: { temperature: 20 + (k % 7) / 2, mode: k % 3 ? 'eco' : 'auto' } });
+  for (let t = FROM, k = 0; t < TO; t += 60_000, k++)
+    out.push({
+      measurement: 'device_data',
+      deviceId,
+      time: t,
+      fields: { temperature: 20 + (k % 7) / 2, mode: k % 3 ? 'eco' : 'auto' },
+    });
   return out;
 }
 
@@ -32,7 +38,13 @@ describe('a manual rollup is due at once', () => {
   beforeAll(async () => {
     db = await createTestDatabase('rman');
     // no EXPEED_ROLLUP_SETTLE: the default 5 minutes
-    env = testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: { LOG_LEVEL: 'warn' } });
+    env = testEnv({
+      simUrl: 'http://127.0.0.1:9',
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { LOG_LEVEL: 'warn' },
+    });
     stack = createApp(loadConfig(env), { logger: silentLogger(), scrubber: scrubber() });
     expect(stack.config.rollupSettleMs).toBe(5 * 60_000);
   });
@@ -50,7 +62,11 @@ describe('a manual rollup is due at once', () => {
     expect((await stack.rollup.dirty.backlog()).hours).toBe(6);
 
     // the CLI's own timeout (90 s) is well under the settle delay: waiting it out would fail here
-    const r = await runCli(['rollup', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString()], env, { timeoutMs: 90_000 });
+    const r = await runCli(
+      ['rollup', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString()],
+      env,
+      { timeoutMs: 90_000 },
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('6/6 hour(s) rolled up into device_data_1h');

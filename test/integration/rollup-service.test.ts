@@ -7,7 +7,15 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { runCli, startRun } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, INFLUX_URL, REDIS_URL, testPrefix, until } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  freePort,
+  INFLUX_URL,
+  REDIS_URL,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';
 
 const HOUR = 3_600_000;

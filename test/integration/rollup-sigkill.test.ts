@@ -9,7 +9,14 @@ import { createApp, type App } from '../../src/app/app.js';
 import type { RollupDispatcher } from '../../src/rollup/dispatcher.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { loadConfig } from '../../src/base/load-config.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix, until } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  influxRows,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
 import { scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
 import { dayDiffs, rollupDiffs } from '../fixtures/rollup-check.js';
 
@@ -21,7 +28,10 @@ const DEVICES = ['k-1', 'k-2', 'k-3'];
 const LOCAL_DAYS = DAYS + 1;
 
 function startWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts', 'rollup'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts', 'rollup'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (b: Buffer) => {
@@ -44,7 +54,12 @@ function rows(deviceId: string, from: number, to: number, step = 10_000): SinkPo
   const out: SinkPoint[] = [];
   for (let t = from; t < to; t += step) {
     const k = (t - FROM) / step;
-    out.push({ measurement: 'device_data', deviceId, time: t, fields: { temperature: 20 + ((k * 7) % 13) / 4, mode: k % 50 < 25 ? 'eco' : 'boost', door: k % 3 === 0 } });
+    out.push({
+      measurement: 'device_data',
+      deviceId,
+      time: t,
+      fields: { temperature: 20 + ((k * 7) % 13) / 4, mode: k % 50 < 25 ? 'eco' : 'boost', door: k % 3 === 0 },
+    });
   }
   return out;
 }
@@ -59,7 +74,13 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('rkill');
-    env = testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_ROLLUP_SETTLE: '1ms' } });
+    env = testEnv({
+      simUrl: 'http://127.0.0.1:9',
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { EXPEED_ROLLUP_SETTLE: '1ms' },
+    });
     stack = createApp(loadConfig(env), { logger: silentLogger(), scrubber: scrubber() });
   });
 
@@ -79,10 +100,14 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
     children.push(first);
     // small jobs, so that the kill lands between and inside them
     dispatcher = stack.rollup.startDispatcher({ everyMs: 100, hoursPerJob: 6 });
-    const left = await until('some hours rolled up', async () => {
-      const n = (await stack.rollup.dirty.backlog()).hours;
-      return n < total - 6 ? n : undefined;
-    }, { intervalMs: 10 });
+    const left = await until(
+      'some hours rolled up',
+      async () => {
+        const n = (await stack.rollup.dirty.backlog()).hours;
+        return n < total - 6 ? n : undefined;
+      },
+      { intervalMs: 10 },
+    );
     await kill9(first);
     const atKill = (await stack.rollup.dirty.backlog()).hours;
     expect(atKill).toBeGreaterThan(0); // it really died mid-way
@@ -97,11 +122,21 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
       }
     }
     expect(lateDevice).not.toBe('');
-    await stack.writer.write(rows(lateDevice, late + 5_000, late + HOUR, 600_000).map((p) => ({ ...p, fields: { temperature: -50, door: true, mode: 'late' } })), { source: 'push' });
+    await stack.writer.write(
+      rows(lateDevice, late + 5_000, late + HOUR, 600_000).map((p) => ({
+        ...p,
+        fields: { temperature: -50, door: true, mode: 'late' },
+      })),
+      { source: 'push' },
+    );
 
     const second = await startWorker(env);
     children.push(second);
-    await until('the backlog worked off', async () => (await stack.rollup.dirty.backlog()).hours === 0 && (await stack.rollup.days.backlog()).hours === 0, { timeoutMs: 120_000 });
+    await until(
+      'the backlog worked off',
+      async () => (await stack.rollup.dirty.backlog()).hours === 0 && (await stack.rollup.days.backlog()).hours === 0,
+      { timeoutMs: 120_000 },
+    );
     await dispatcher.close();
     const check = await rollupDiffs(db.name, INFLUX_URL, FROM, FROM + DAYS * 24 * HOUR);
     expect(check.diffs).toEqual([]);
@@ -116,7 +151,11 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
     // every day again, plus 100 empty days per device (a day job each: the kill lands among them)
     const empty = Array.from({ length: 100 }, (_, i) => FROM - (2 * i + 2) * 24 * HOUR);
     const hoursOfDays = Array.from({ length: LOCAL_DAYS * 24 }, (_, i) => FROM - 8 * HOUR + i * HOUR);
-    for (const d of DEVICES) await stack.rollup.days.touch(d, [...stack.rollup.days.daysOf(hoursOfDays), ...empty.map((t) => stack.rollup.days.dayOf(t))]);
+    for (const d of DEVICES)
+      await stack.rollup.days.touch(d, [
+        ...stack.rollup.days.daysOf(hoursOfDays),
+        ...empty.map((t) => stack.rollup.days.dayOf(t)),
+      ]);
     const total = DEVICES.length * (LOCAL_DAYS + 100);
     expect((await stack.rollup.days.backlog()).hours).toBe(total);
     // a stale day rollup, as a crash after a late row could leave it: it must be recomputed
@@ -125,15 +164,25 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
     const first = await startWorker(env);
     children.push(first);
     dispatcher = stack.rollup.startDispatcher({ everyMs: 100, hoursPerJob: 1 });
-    await until('some days rolled up', async () => (await stack.rollup.days.backlog()).hours < total - 10, { intervalMs: 10 });
+    await until('some days rolled up', async () => (await stack.rollup.days.backlog()).hours < total - 10, {
+      intervalMs: 10,
+    });
     await kill9(first);
     expect((await stack.rollup.days.backlog()).hours).toBeGreaterThan(0); // it really died mid-way
 
     const second = await startWorker(env);
     children.push(second);
-    await until('the day backlog worked off', async () => (await stack.rollup.days.backlog()).hours === 0, { timeoutMs: 120_000 });
+    await until('the day backlog worked off', async () => (await stack.rollup.days.backlog()).hours === 0, {
+      timeoutMs: 120_000,
+    });
     await dispatcher.close();
-    const days = await dayDiffs(db.name, INFLUX_URL, FROM - 210 * 24 * HOUR - 8 * HOUR, FROM + DAYS * 24 * HOUR, 'Asia/Shanghai');
+    const days = await dayDiffs(
+      db.name,
+      INFLUX_URL,
+      FROM - 210 * 24 * HOUR - 8 * HOUR,
+      FROM + DAYS * 24 * HOUR,
+      'Asia/Shanghai',
+    );
     expect(days.diffs).toEqual([]);
     expect(days.hours).toBe(DEVICES.length * LOCAL_DAYS);
     await kill9(second);

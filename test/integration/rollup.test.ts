@@ -61,7 +61,12 @@ describe('hourly rollups', () => {
     ingestQueue = await stack.ingestQueue();
     stack.startIngestWorker();
     stack.startRollupWorker();
-    dispatcher = new RollupDispatcher({ dirty: stack.rollup.dirty, queue: stack.rollup.queue, settleMs: env.config.rollupSettleMs, logger: silentLogger() });
+    dispatcher = new RollupDispatcher({
+      dirty: stack.rollup.dirty,
+      queue: stack.rollup.queue,
+      settleMs: env.config.rollupSettleMs,
+      logger: silentLogger(),
+    });
   });
 
   afterAll(async () => {
@@ -77,9 +82,18 @@ describe('hourly rollups', () => {
     const burst: DataPush[] = [];
     for (let k = 0; k < 120; k++) {
       const t = TO + k * 30_000;
-      burst.push(push(DEVICES[k % 2].id, [{ time: t, temperature: 20 + (k % 7) / 4, door: k % 3 === 0, mode: k % 5 ? 'eco' : 'auto' }]));
+      burst.push(
+        push(DEVICES[k % 2].id, [
+          { time: t, temperature: 20 + (k % 7) / 4, door: k % 3 === 0, mode: k % 5 ? 'eco' : 'auto' },
+        ]),
+      );
     }
-    await ingestQueue.queue.addBulk(burst.map((p) => ({ name: 'push', data: { pushes: [{ msgType: 2 as const, receivedAt: Date.now(), body: p }] } })));
+    await ingestQueue.queue.addBulk(
+      burst.map((p) => ({
+        name: 'push',
+        data: { pushes: [{ msgType: 2 as const, receivedAt: Date.now(), body: p }] },
+      })),
+    );
     expect((await drained(ingestQueue.queue)).failed).toBe(0);
 
     // nothing is due while the touches have not settled; then everything is
@@ -96,17 +110,34 @@ describe('hourly rollups', () => {
 
     // a device uploads buffered data hours later, into an hour already rolled up
     const late = FROM + 5 * HOUR;
-    const [before] = await influxRows(db.name, `SELECT * FROM "device_data_1h" WHERE "device_id" = 'roll-a' AND time = ${late}ms`);
+    const [before] = await influxRows(
+      db.name,
+      `SELECT * FROM "device_data_1h" WHERE "device_id" = 'roll-a' AND time = ${late}ms`,
+    );
     expect(Object.keys(before).length).toBeGreaterThan(4); // rolled up from the backfill
     expect(before.door_count ?? null).toBeNull();
-    const lateRows = Array.from({ length: 6 }, (_, i) => ({ time: late + i * 10 * MIN + 17_000, temperature: -40 + i, door: i % 2 === 0 }));
-    await ingestQueue.queue.add('push', { pushes: [{ msgType: 2, receivedAt: Date.now(), body: push('roll-a', lateRows) }] });
+    const lateRows = Array.from({ length: 6 }, (_, i) => ({
+      time: late + i * 10 * MIN + 17_000,
+      temperature: -40 + i,
+      door: i % 2 === 0,
+    }));
+    await ingestQueue.queue.add('push', {
+      pushes: [{ msgType: 2, receivedAt: Date.now(), body: push('roll-a', lateRows) }],
+    });
     expect((await drained(ingestQueue.queue)).failed).toBe(0);
     expect((await stack.rollup.dirty.backlog()).hours).toBe(1);
     clock = Date.now() + 2 * SETTLE;
     await rollUp();
-    const [after] = await influxRows(db.name, `SELECT "door_count", "door_last", "temperature_count", "temperature_min" FROM "device_data_1h" WHERE "device_id" = 'roll-a' AND time = ${late}ms`);
-    expect(after).toMatchObject({ door_count: 6, door_last: false, temperature_count: ((before.temperature_count as number | null) ?? 0) + 6, temperature_min: -40 });
+    const [after] = await influxRows(
+      db.name,
+      `SELECT "door_count", "door_last", "temperature_count", "temperature_min" FROM "device_data_1h" WHERE "device_id" = 'roll-a' AND time = ${late}ms`,
+    );
+    expect(after).toMatchObject({
+      door_count: 6,
+      door_last: false,
+      temperature_count: ((before.temperature_count as number | null) ?? 0) + 6,
+      temperature_min: -40,
+    });
     expect((await rollupDiffs(db.name, INFLUX_URL, FROM - HOUR, TO + 2 * HOUR)).diffs).toEqual([]);
   });
 
@@ -114,10 +145,22 @@ describe('hourly rollups', () => {
     const hour = TO + 10 * HOUR;
     clock = hour + 30 * MIN; // "now" is half-way through the hour
     const write = (minutes: number[], base: number) =>
-      stack.writer.write(minutes.map((m, i) => ({ measurement: 'device_data' as const, deviceId: 'roll-a', time: hour + m * MIN, fields: { temperature: base + i } })), { source: 'push' });
+      stack.writer.write(
+        minutes.map((m, i) => ({
+          measurement: 'device_data' as const,
+          deviceId: 'roll-a',
+          time: hour + m * MIN,
+          fields: { temperature: base + i },
+        })),
+        { source: 'push' },
+      );
     await write([1, 2, 29], 10);
     await rollUp();
-    const rolled = () => influxRows(db.name, `SELECT "temperature_count", "temperature_mean" FROM "device_data_1h" WHERE time = ${hour}ms`);
+    const rolled = () =>
+      influxRows(
+        db.name,
+        `SELECT "temperature_count", "temperature_mean" FROM "device_data_1h" WHERE time = ${hour}ms`,
+      );
     expect(await rolled()).toEqual([]);
     clock = hour + HOUR + SETTLE - 1; // ended, but not settled
     await rollUp();
@@ -139,10 +182,15 @@ describe('hourly rollups', () => {
 
   test('an hour whose raw rows were deleted by hand loses its rollup when recomputed', async () => {
     const hour = FROM + 7 * HOUR;
-    await influxRows(db.name, `DELETE FROM "device_data" WHERE "device_id" = 'roll/b' AND time >= ${hour}ms AND time < ${hour + HOUR}ms`);
+    await influxRows(
+      db.name,
+      `DELETE FROM "device_data" WHERE "device_id" = 'roll/b' AND time >= ${hour}ms AND time < ${hour + HOUR}ms`,
+    );
     await stack.rollup.dirty.mark(new Map([['roll/b', [hour]]]), { manual: true });
     await rollUp();
-    expect(await influxRows(db.name, `SELECT * FROM "device_data_1h" WHERE "device_id" = 'roll/b' AND time = ${hour}ms`)).toEqual([]);
+    expect(
+      await influxRows(db.name, `SELECT * FROM "device_data_1h" WHERE "device_id" = 'roll/b' AND time = ${hour}ms`),
+    ).toEqual([]);
     expect((await rollupDiffs(db.name, INFLUX_URL, FROM - HOUR, TO + 2 * HOUR)).diffs).toEqual([]);
   });
 });
@@ -163,7 +211,10 @@ describe('the dirty-hour set', () => {
     await dirty.mark(new Map([['d:1', [h1 + 5, h2 + 10, h2 + 20]]]));
     t += SETTLE;
     const read = await dirty.settled(SETTLE, 100);
-    expect(read.map((d) => [d.deviceId, d.hour])).toEqual([['d:1', h1], ['d:1', h2]]);
+    expect(read.map((d) => [d.deviceId, d.hour])).toEqual([
+      ['d:1', h1],
+      ['d:1', h2],
+    ]);
     // a touch in the same millisecond as the read still changes the score
     t -= SETTLE;
     await dirty.mark(new Map([['d:1', [h2]]]));

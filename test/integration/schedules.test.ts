@@ -4,8 +4,26 @@ import { createApp } from '../../src/app/app.js';
 import type { Scheduler } from '../../src/pull/scheduler.js';
 import { Heartbeat } from '../../src/pull/heartbeat.js';
 import { catchUpOnStart } from '../../src/pull/catch-up.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, testPrefix, until } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, stackScheduler, testConfig } from '../fixtures/pull-env.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  influxRows,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
+import {
+  drained,
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  scrubber,
+  silentLogger,
+  stackScheduler,
+  testConfig,
+} from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const DEVICES = [
@@ -19,7 +37,14 @@ describe('schedules and catch-up', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
 
   beforeAll(async () => {
-    sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: now - 48 * HOUR, to: now + HOUR, seed: 5 });
+    sim = await startSimulator({
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      devices: DEVICES,
+      from: now - 48 * HOUR,
+      to: now + HOUR,
+      seed: 5,
+    });
   });
 
   afterEach(async () => {
@@ -40,7 +65,13 @@ describe('schedules and catch-up', () => {
     cleanups.push(() => deleteRedisPrefix(prefix));
     const db = await createTestDatabase('sched');
     cleanups.push(() => db.drop());
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_BACKFILL_WINDOW: '6h' } });
+    const config = testConfig({
+      simUrl: sim.url,
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { EXPEED_BACKFILL_WINDOW: '6h' },
+    });
     const stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
     cleanups.push(() => stack.close());
     for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
@@ -83,7 +114,10 @@ describe('schedules and catch-up', () => {
     b.start();
     expect(a.active()).toEqual(['status']); // the others have no expression: disabled
     const claimedSlots = async () => (await stack.redis.keys(`${prefix}:schedule:status:*`)).length;
-    await until('three status slots claimed', async () => (await claimedSlots()) >= 3, { timeoutMs: 20_000, intervalMs: 100 });
+    await until('three status slots claimed', async () => (await claimedSlots()) >= 3, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     await a.close();
     await b.close();
     expect(await claimedSlots()).toBeGreaterThanOrEqual(3);
@@ -112,7 +146,15 @@ describe('schedules and catch-up', () => {
     const { prefix, db, stack } = await fresh();
     const heartbeat = new Heartbeat({ redis: stack.redis, prefix, intervalMs: 30_000 });
     await heartbeat.beat(now - 2 * HOUR); // the service stopped two hours ago
-    const opts = { redis: stack.redis, prefix, heartbeat, registry: stack.registry, backfills: stack.backfills, thresholdMs: 15 * 60_000, now: () => now };
+    const opts = {
+      redis: stack.redis,
+      prefix,
+      heartbeat,
+      registry: stack.registry,
+      backfills: stack.backfills,
+      thresholdMs: 15 * 60_000,
+      now: () => now,
+    };
     const [r1, r2] = await Promise.all([catchUpOnStart(opts), catchUpOnStart(opts)]);
     const did = r1.window ? r1 : r2;
     expect([r1.window, r2.window].filter(Boolean)).toHaveLength(1); // two processes starting together: one catch-up
@@ -127,7 +169,13 @@ describe('schedules and catch-up', () => {
     for (const d of DEVICES) {
       const expected = expectedTotals(sim, d.id, now - 2 * HOUR - 30_000, now);
       expect(Object.values(expected)[0].count).toBeGreaterThan(10);
-      const landed = await influxTotals(db.name, INFLUX_URL, d.id, Object.keys(expected), numericFields(sim, d.id, now - 3 * HOUR, now));
+      const landed = await influxTotals(
+        db.name,
+        INFLUX_URL,
+        d.id,
+        Object.keys(expected),
+        numericFields(sim, d.id, now - 3 * HOUR, now),
+      );
       expect(landed).toEqual(expected);
     }
     // started again soon after: nothing to catch up

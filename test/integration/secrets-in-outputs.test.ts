@@ -28,7 +28,14 @@ const redis = new Redis(REDIS_URL);
 
 beforeAll(async () => {
   db = await createTestDatabase('secrets');
-  sim = await startSimulator({ platformKey: 'sio-platform-key-1', secretKey: 'sio-secret-key-1', devices: 1, from, to, seed: 11 });
+  sim = await startSimulator({
+    platformKey: 'sio-platform-key-1',
+    secretKey: 'sio-secret-key-1',
+    devices: 1,
+    from,
+    to,
+    seed: 11,
+  });
   port = await freePort();
   const url = new URL(REDIS_URL);
   url.password = REDIS_PASSWORD; // our Redis has none: it accepts the AUTH and ignores it
@@ -63,16 +70,26 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-const post = (body: string) => fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+const post = (body: string) =>
+  fetch(`http://127.0.0.1:${port}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 describe('secrets in outputs', () => {
   test('no output of the service or the CLI carries a secret', async () => {
     run = startRun(env);
-    await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, { detail: () => run!.stderr() });
+    await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, {
+      detail: () => run!.stderr(),
+    });
     // the first sync fetched a token: the secret the platform issued
     const accessToken = await until('an access token', async () => redis.hget(`${prefix}:token:current`, 'token'));
 
-    const ok = await post(JSON.stringify({ msg_type: 2, device_id: 'sio-push-dev', device_key: PUSHED_KEY, data: [{ timestamp: '2017-02-13T12-00-00-000', t: 1 }] }));
+    const ok = await post(
+      JSON.stringify({
+        msg_type: 2,
+        device_id: 'sio-push-dev',
+        device_key: PUSHED_KEY,
+        data: [{ timestamp: '2017-02-13T12-00-00-000', t: 1 }],
+      }),
+    );
     expect(ok.status).toBe(200);
     // a body cut short: kept as a dead letter, raw, with the key in it
     const bad = await post(`{"msg_type":2,"device_id":"sio-dead-dev","device_key":"${DEAD_KEY}","data":[{"timest`);
@@ -82,15 +99,30 @@ describe('secrets in outputs', () => {
     const outputs: Record<string, string> = {};
     outputs['/metrics'] = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     outputs['/readyz'] = await (await fetch(`http://127.0.0.1:${port}/readyz`)).text();
-    for (const args of [['status'], ['status', '--json'], ['devices', 'list'], ['devices', 'list', '--json'], ['token'], ['dead-letters', 'list'], ['dead-letters', 'list', '--json']]) {
+    for (const args of [
+      ['status'],
+      ['status', '--json'],
+      ['devices', 'list'],
+      ['devices', 'list', '--json'],
+      ['token'],
+      ['dead-letters', 'list'],
+      ['dead-letters', 'list', '--json'],
+    ]) {
       const r = await runCli(args, env);
       outputs[args.join(' ')] = r.stdout + r.stderr;
     }
     // failing commands: unreachable Redis with its password, InfluxDB credentials in the URL
-    const unreachable = await runCli(['status'], { ...env, REDIS_URL: `redis://:${REDIS_PASSWORD}@127.0.0.1:1`, EXPEED_REDIS_CONNECT_TIMEOUT: '1s' });
+    const unreachable = await runCli(['status'], {
+      ...env,
+      REDIS_URL: `redis://:${REDIS_PASSWORD}@127.0.0.1:1`,
+      EXPEED_REDIS_CONNECT_TIMEOUT: '1s',
+    });
     expect(unreachable.code).toBe(1);
     outputs['status (Redis unreachable)'] = unreachable.stderr;
-    const influxInUrl = await runCli(['status'], { ...env, INFLUX_URL: `http://sio-user:${INFLUX_PASSWORD}@127.0.0.1:8086` });
+    const influxInUrl = await runCli(['status'], {
+      ...env,
+      INFLUX_URL: `http://sio-user:${INFLUX_PASSWORD}@127.0.0.1:8086`,
+    });
     expect(influxInUrl.code).toBe(1);
     outputs['status (credentials in INFLUX_URL)'] = influxInUrl.stderr;
 

@@ -15,8 +15,21 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { runCli, startRun, type RunningService } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, REDIS_URL, testPrefix, until as waitUntil } from '../helpers/services.js';
-import { dashboardCheck, panelTargets, specialRegexEscape, substituteVariables, type GrafanaVariable } from '../helpers/grafana.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  freePort,
+  REDIS_URL,
+  testPrefix,
+  until as waitUntil,
+} from '../helpers/services.js';
+import {
+  dashboardCheck,
+  panelTargets,
+  specialRegexEscape,
+  substituteVariables,
+  type GrafanaVariable,
+} from '../helpers/grafana.js';
 
 const ROOT = new URL('../../', import.meta.url);
 const dashboard = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed-service.json', ROOT), 'utf8'));
@@ -24,13 +37,21 @@ const provisioned = parse(readFileSync(new URL('grafana/provisioning/datasources
 const DS_UID: string = provisioned.datasources[0].uid;
 const hasPrometheus = spawnSync('prometheus', ['--version'], { stdio: 'ignore' }).status === 0;
 // CI installs it (scripts/test.sh): there a missing tool is a failure, not a skip
-if (!hasPrometheus && process.env.CI) throw new Error('prometheus is not installed: scripts/setup.sh with WITH_TEST_TOOLS=1 should have installed it');
+if (!hasPrometheus && process.env.CI)
+  throw new Error('prometheus is not installed: scripts/setup.sh with WITH_TEST_TOOLS=1 should have installed it');
 if (!hasPrometheus) {
-  console.warn('service-dashboard.test.ts: prometheus is not installed, skipping (WITH_TEST_TOOLS=1 bash scripts/setup.sh installs it)');
+  console.warn(
+    'service-dashboard.test.ts: prometheus is not installed, skipping (WITH_TEST_TOOLS=1 bash scripts/setup.sh installs it)',
+  );
 }
 
 // ---- the dashboard's queries ----------------------------------------------------------------
-interface Target { title: string; refId: string; expr: string; instant: boolean }
+interface Target {
+  title: string;
+  refId: string;
+  expr: string;
+  instant: boolean;
+}
 function dashboardTargets(): Target[] {
   const out: Target[] = [];
   const check = dashboardCheck('expeed-service.json');
@@ -43,15 +64,31 @@ function dashboardTargets(): Target[] {
 const TARGETS = dashboardTargets();
 // the Prometheus panels of the fleet dashboard (its InfluxDB ones: fleet-dashboard.test.ts)
 const fleet = JSON.parse(readFileSync(new URL('grafana/dashboards/expeed-fleet.json', ROOT), 'utf8'));
-const FLEET_TARGETS: Target[] = panelTargets(fleet.panels.filter((p: { datasource?: { uid: string } }) => p.datasource?.uid === DS_UID), DS_UID, dashboardCheck('expeed-fleet.json'))
-  .map(({ panel: p, target: t }) => ({ title: p.title, refId: t.refId, expr: t.expr, instant: t.instant === true && t.range !== true }));
+const FLEET_TARGETS: Target[] = panelTargets(
+  fleet.panels.filter((p: { datasource?: { uid: string } }) => p.datasource?.uid === DS_UID),
+  DS_UID,
+  dashboardCheck('expeed-fleet.json'),
+).map(({ panel: p, target: t }) => ({
+  title: p.title,
+  refId: t.refId,
+  expr: t.expr,
+  instant: t.instant === true && t.range !== true,
+}));
 
 // ---- Grafana's interpolation (public/app/plugins/datasource/prometheus/datasource.ts) --------
 type Variable = GrafanaVariable;
 const regularEscape = (v: string) => v.replace(/'/g, "\\\\'");
 
-interface Selection { name: string; device: string[] | 'all' }
-interface Window { startS: number; endS: number; stepS: number; scrapeS: number }
+interface Selection {
+  name: string;
+  device: string[] | 'all';
+}
+interface Window {
+  startS: number;
+  endS: number;
+  stepS: number;
+  scrapeS: number;
+}
 
 function formatVariable(v: Variable, sel: string[] | 'all', every: string[]): string {
   if (sel === 'all' && v.allValue) return v.allValue;
@@ -67,15 +104,22 @@ function interpolate(expr: string, sel: Selection, w: Window, devices: string[])
   // $__rate_interval: max($__interval + scrape interval, 4 × scrape interval)
   const rateInterval = Math.max(w.stepS + w.scrapeS, 4 * w.scrapeS);
   const vars: Array<[string, string]> = [
-    ['__rate_interval', `${rateInterval}s`], ['__interval_ms', String(w.stepS * 1000)], ['__interval', `${w.stepS}s`],
-    ['__range_ms', String(range * 1000)], ['__range_s', String(range)], ['__range', `${range}s`],
+    ['__rate_interval', `${rateInterval}s`],
+    ['__interval_ms', String(w.stepS * 1000)],
+    ['__interval', `${w.stepS}s`],
+    ['__range_ms', String(range * 1000)],
+    ['__range_s', String(range)],
+    ['__range', `${range}s`],
   ];
   for (const v of dashboard.templating.list as Variable[]) vars.push([v.name, formatVariable(v, sel.device, devices)]);
   return substituteVariables(expr, vars);
 }
 
 // ---- Prometheus ---------------------------------------------------------------------------------
-interface Series { metric: Record<string, string>; values: number[] }
+interface Series {
+  metric: Record<string, string>;
+  values: number[];
+}
 let promUrl = '';
 
 async function promApi(path: string, params: Record<string, string>): Promise<any> {
@@ -90,10 +134,21 @@ async function runTarget(t: Target, sel: Selection, w: Window, devices: string[]
   const query = interpolate(t.expr, sel, w, devices);
   if (t.instant) {
     const data = await promApi('/api/v1/query', { query, time: String(w.endS) });
-    return (data.result as Array<{ metric: Record<string, string>; value: [number, string] }>).map((r) => ({ metric: r.metric, values: [Number(r.value[1])] }));
+    return (data.result as Array<{ metric: Record<string, string>; value: [number, string] }>).map((r) => ({
+      metric: r.metric,
+      values: [Number(r.value[1])],
+    }));
   }
-  const data = await promApi('/api/v1/query_range', { query, start: String(w.startS), end: String(w.endS), step: String(w.stepS) });
-  return (data.result as Array<{ metric: Record<string, string>; values: Array<[number, string]> }>).map((r) => ({ metric: r.metric, values: r.values.map((v) => Number(v[1])) }));
+  const data = await promApi('/api/v1/query_range', {
+    query,
+    start: String(w.startS),
+    end: String(w.endS),
+    step: String(w.stepS),
+  });
+  return (data.result as Array<{ metric: Record<string, string>; values: Array<[number, string]> }>).map((r) => ({
+    metric: r.metric,
+    values: r.values.map((v) => Number(v[1])),
+  }));
 }
 
 const finite = (s: Series) => s.values.filter((v) => Number.isFinite(v));
@@ -117,7 +172,11 @@ let devices: string[];
 
 /** Waits as the shared helper does, with a longer default and the service's stderr on timeout. */
 function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  return waitUntil(what, fn, { timeoutMs, intervalMs: 500, detail: () => `service stderr (tail): ${(service?.stderr() ?? '').slice(-2000)}` });
+  return waitUntil(what, fn, {
+    timeoutMs,
+    intervalMs: 500,
+    detail: () => `service stderr (tail): ${(service?.stderr() ?? '').slice(-2000)}`,
+  });
 }
 
 async function stop(child: ChildProcess | undefined): Promise<void> {
@@ -167,27 +226,47 @@ beforeAll(async () => {
   );
   promUrl = `http://127.0.0.1:${promPort}`;
   promStartS = Math.floor(Date.now() / 1000);
-  prometheus = spawn('prometheus', [
-    `--config.file=${join(promDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(promDir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn',
-  ], { stdio: 'ignore' });
+  prometheus = spawn(
+    'prometheus',
+    [
+      `--config.file=${join(promDir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(promDir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      '--log.level=warn',
+    ],
+    { stdio: 'ignore' },
+  );
   await until('Prometheus to be ready', async () => (await fetch(`${promUrl}/-/ready`)).ok);
 
   service = startRun(env);
 
   // every panel has data once Prometheus has scraped the backfill at work and a few finished jobs
-  await until('every dashboard query to return data', async () => {
-    const w: Window = { startS: promStartS, endS: Math.floor(Date.now() / 1000), stepS: 2, scrapeS: SCRAPE_S };
-    for (const t of TARGETS) {
-      const series = await runTarget(t, { name: 'all', device: 'all' }, w, devices);
-      if (!series.some((s) => finite(s).length > 0)) throw new Error(`no data yet for "${t.title}" ${t.refId}`);
-    }
-    const jobs = await runTarget(TARGETS.find((t) => t.title.startsWith('Job duration'))!, { name: 'all', device: 'all' }, w, devices);
-    if (!jobs.some((s) => s.metric.queue === 'backfill' && finite(s).some((v) => v > 0))) return false;
-    // and a scheduled verification has finished some windows (its jobs wait for the backfill: low priority)
-    const verified = await runTarget(TARGETS.find((t) => t.title === 'Verified hours by result')!, { name: 'all', device: 'all' }, w, devices);
-    return verified.some((s) => s.metric.result === 'equal' && finite(s).some((v) => v > 0));
-  }, 150_000);
+  await until(
+    'every dashboard query to return data',
+    async () => {
+      const w: Window = { startS: promStartS, endS: Math.floor(Date.now() / 1000), stepS: 2, scrapeS: SCRAPE_S };
+      for (const t of TARGETS) {
+        const series = await runTarget(t, { name: 'all', device: 'all' }, w, devices);
+        if (!series.some((s) => finite(s).length > 0)) throw new Error(`no data yet for "${t.title}" ${t.refId}`);
+      }
+      const jobs = await runTarget(
+        TARGETS.find((t) => t.title.startsWith('Job duration'))!,
+        { name: 'all', device: 'all' },
+        w,
+        devices,
+      );
+      if (!jobs.some((s) => s.metric.queue === 'backfill' && finite(s).some((v) => v > 0))) return false;
+      // and a scheduled verification has finished some windows (its jobs wait for the backfill: low priority)
+      const verified = await runTarget(
+        TARGETS.find((t) => t.title === 'Verified hours by result')!,
+        { name: 'all', device: 'all' },
+        w,
+        devices,
+      );
+      return verified.some((s) => s.metric.result === 'equal' && finite(s).some((v) => v > 0));
+    },
+    150_000,
+  );
   window = { startS: promStartS, endS: Math.floor(Date.now() / 1000), stepS: 2, scrapeS: SCRAPE_S };
 }, 240_000);
 
@@ -202,19 +281,32 @@ afterAll(async () => {
 
 describe('provisioning', () => {
   test('the Prometheus data source has a fixed uid that every panel uses; the dashboard is well-formed', () => {
-    expect(provisioned.datasources[0]).toMatchObject({ uid: 'expeed-prometheus', type: 'prometheus', access: 'proxy', isDefault: false, jsonData: { timeInterval: '15s' } });
+    expect(provisioned.datasources[0]).toMatchObject({
+      uid: 'expeed-prometheus',
+      type: 'prometheus',
+      access: 'proxy',
+      isDefault: false,
+      jsonData: { timeInterval: '15s' },
+    });
     expect(dashboard).toMatchObject({ uid: 'expeed-service', title: 'Expeed sync service' });
-    const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> => panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
+    const all = (panels: Array<Record<string, any>>): Array<Record<string, any>> =>
+      panels.flatMap((p) => [p, ...all(p.panels ?? [])]);
     const ids = all(dashboard.panels).map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(TARGETS.length).toBe(17);
-    expect(dashboard.templating.list.map((v: { name: string; datasource: { uid: string } }) => [v.name, v.datasource.uid])).toEqual([['device', DS_UID]]);
+    expect(
+      dashboard.templating.list.map((v: { name: string; datasource: { uid: string } }) => [v.name, v.datasource.uid]),
+    ).toEqual([['device', DS_UID]]);
   });
   test('an unknown macro fails the check instead of reaching Prometheus', () => {
     const w: Window = { startS: 0, endS: 60, stepS: 2, scrapeS: 1 };
-    expect(() => interpolate('rate(x[$__rate_interval]) + $__nope', { name: 'all', device: 'all' }, w, ['a'])).toThrow(/unsubstituted Grafana macro or variable "\$__nope"/);
+    expect(() => interpolate('rate(x[$__rate_interval]) + $__nope', { name: 'all', device: 'all' }, w, ['a'])).toThrow(
+      /unsubstituted Grafana macro or variable "\$__nope"/,
+    );
     expect(() => interpolate('x{a="[[nope]]"}', { name: 'all', device: 'all' }, w, ['a'])).toThrow(/"\[\[nope\]\]"/);
-    expect(interpolate('x{d=~"$device"}[$__rate_interval]', { name: 'two', device: ['a', 'b'] }, w, ['a', 'b'])).toBe('x{d=~"(a|b)"}[4s]');
+    expect(interpolate('x{d=~"$device"}[$__rate_interval]', { name: 'two', device: ['a', 'b'] }, w, ['a', 'b'])).toBe(
+      'x{d=~"(a|b)"}[4s]',
+    );
   });
 });
 
@@ -223,7 +315,9 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
     const v = dashboard.templating.list[0];
     const m = /^label_values\((\w+), *(\w+)\)$/.exec(v.query.query);
     expect(m).not.toBeNull();
-    const res = await fetch(`${promUrl}/api/v1/label/${m![2]}/values?${new URLSearchParams({ 'match[]': m![1], start: String(window.startS), end: String(window.endS) })}`);
+    const res = await fetch(
+      `${promUrl}/api/v1/label/${m![2]}/values?${new URLSearchParams({ 'match[]': m![1], start: String(window.startS), end: String(window.endS) })}`,
+    );
     expect(((await res.json()) as { data: string[] }).data.sort()).toEqual(devices);
   });
 
@@ -242,12 +336,19 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
       const by = (label: string) => series.map((s) => s.metric[label]).sort();
       const chosen = sel.device === 'all' ? devices : [...sel.device].sort();
       switch (`${t.title} ${t.refId}`) {
-        case 'Token calls today A': expect(values).toEqual([1]); break;
-        case 'Token calls today B': expect(values).toEqual([200]); break;
+        case 'Token calls today A':
+          expect(values).toEqual([1]);
+          break;
+        case 'Token calls today B':
+          expect(values).toEqual([200]);
+          break;
         case 'Platform requests/s by endpoint and result A': {
           // no faults injected: every request succeeded; the first sync (reason catch-up) asks
           // currentDatapoints once per device before it walks the history
-          expect(series.map((s) => `${s.metric.endpoint} ${s.metric.result}`).sort()).toEqual(['current code_0', 'history code_0']);
+          expect(series.map((s) => `${s.metric.endpoint} ${s.metric.result}`).sort()).toEqual([
+            'current code_0',
+            'history code_0',
+          ]);
           expect(max).toBeGreaterThan(0);
           break;
         }
@@ -281,7 +382,9 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
         case 'Queue jobs by state A': {
           expect([...new Set(by('queue'))].sort()).toEqual(['backfill', 'ingest', 'rollup', 'status']);
           expect(by('state')).not.toContain('completed');
-          expect(new Set(by('state'))).toEqual(new Set(['active', 'delayed', 'failed', 'paused', 'prioritized', 'waiting', 'waiting-children']));
+          expect(new Set(by('state'))).toEqual(
+            new Set(['active', 'delayed', 'failed', 'paused', 'prioritized', 'waiting', 'waiting-children']),
+          );
           expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
           // nothing is faulted, so no job failed
           expect(new Set(series.filter((s) => s.metric.state === 'failed').flatMap(finite))).toEqual(new Set([0]));
@@ -307,7 +410,8 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
           // (a verify job may meet a window the backfill is still writing), none still different
           expect(by('result')).toEqual(['differing', 'equal', 'extra', 'missing', 'repaired']);
           expect(series.find((s) => s.metric.result === 'equal')!.values[0]).toBeGreaterThan(0);
-          for (const r of ['differing', 'extra', 'missing']) expect(series.find((s) => s.metric.result === r)!.values).toEqual([0]);
+          for (const r of ['differing', 'extra', 'missing'])
+            expect(series.find((s) => s.metric.result === r)!.values).toEqual([0]);
           expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
           // each slot verifies 2 devices × 7 days (169 hours, the first and last partial), at most one slot per 30 s
           const slots = Math.ceil((window.endS - promStartS) / VERIFY_EVERY_S) + 1;
@@ -340,7 +444,9 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
         case 'Late rows in the range A':
           expect(new Set(values)).toEqual(new Set([0]));
           break;
-        case 'Late rows per interval by device A': expect(series).toEqual([]); break;
+        case 'Late rows per interval by device A':
+          expect(series).toEqual([]);
+          break;
         default:
           throw new Error(`no expectation for fleet panel "${t.title}" target ${t.refId}: add one`);
       }

@@ -9,7 +9,15 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.js';
 import { metricValue, runCli, startRun, type RunningService } from '../helpers/cli.js';
 import { fieldValuesInInflux, fieldValuesInSim } from '../fixtures/pull-env.js';
-import { createTestDatabase, deleteRedisPrefix, freePort, influxQuery, REDIS_URL, testPrefix, until } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  freePort,
+  influxQuery,
+  REDIS_URL,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -55,7 +63,8 @@ async function metricsText(): Promise<string> {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 }
 
-const gapsFound = (text: string, deviceId: string) => metricValue(text, 'expeed_gaps_found_total', `{device_id="${deviceId}"}`);
+const gapsFound = (text: string, deviceId: string) =>
+  metricValue(text, 'expeed_gaps_found_total', `{device_id="${deviceId}"}`);
 
 /** Field values of a device in InfluxDB, and in the simulator. */
 const valuesInInflux = (deviceId: string) => fieldValuesInInflux(db.name, deviceId);
@@ -80,7 +89,15 @@ function gapSlotsRan(run: Run): number[] {
 beforeAll(async () => {
   db = await createTestDatabase('svcgaps');
   // gapRate 0: the platform's own data has no holes, so every gap found is one this test made
-  sim = await startSimulator({ platformKey: 'gaps-pk', secretKey: 'gaps-sk-secret', devices: 3, from, to, seed: 11, gapRate: 0 });
+  sim = await startSimulator({
+    platformKey: 'gaps-pk',
+    secretKey: 'gaps-sk-secret',
+    devices: 3,
+    from,
+    to,
+    seed: 11,
+    gapRate: 0,
+  });
   port = await freePort();
   env = {
     EXPEED_BASE_URL: sim.url,
@@ -121,7 +138,10 @@ describe('expeed-sync run: the scheduled gap check', () => {
     let cut = 0;
     for (const [deviceId, holes] of Object.entries(HOLES)) {
       for (const [a, b] of holes) {
-        await influxQuery(db.name, `DELETE FROM device_data WHERE device_id = '${deviceId}' AND time >= ${a}ms AND time < ${b}ms`);
+        await influxQuery(
+          db.name,
+          `DELETE FROM device_data WHERE device_id = '${deviceId}' AND time >= ${a}ms AND time < ${b}ms`,
+        );
         cut++;
       }
     }
@@ -138,7 +158,10 @@ describe('expeed-sync run: the scheduled gap check', () => {
     expect(second.stderr()).toMatch(/"msg":"gap check: backfills queued"/);
 
     // a slot that started after the holes were filled finds none: the counts stay one per hole
-    await until('a gap slot after the fill', async () => gapSlotsRan(second).some((slot) => slot > filledAt), { timeoutMs: 3 * GAP_SLOT_SECONDS * 1000, detail: second.stderr });
+    await until('a gap slot after the fill', async () => gapSlotsRan(second).some((slot) => slot > filledAt), {
+      timeoutMs: 3 * GAP_SLOT_SECONDS * 1000,
+      detail: second.stderr,
+    });
     const text = await metricsText();
     expect(text).toContain('# TYPE expeed_gaps_found_total counter');
     const checks = second

@@ -100,7 +100,19 @@ describe.sequential('expeed-sync run', () => {
     first = start();
     await until('readiness', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
     const ready = await (await fetch(`http://127.0.0.1:${port}/readyz`)).json();
-    expect(ready).toEqual({ status: 'ready', checks: { redis: 'ok', influxdb: 'ok', 'worker:backfill': 'ok', 'worker:status': 'ok', 'worker:rollup': 'ok', 'worker:ingest': 'ok', 'dead-letters': 'ok', 'redis-headroom': 'ok' } });
+    expect(ready).toEqual({
+      status: 'ready',
+      checks: {
+        redis: 'ok',
+        influxdb: 'ok',
+        'worker:backfill': 'ok',
+        'worker:status': 'ok',
+        'worker:rollup': 'ok',
+        'worker:ingest': 'ok',
+        'dead-letters': 'ok',
+        'redis-headroom': 'ok',
+      },
+    });
     expect(await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()).toEqual({ status: 'ok' });
   }, 60_000);
 
@@ -111,11 +123,19 @@ describe.sequential('expeed-sync run', () => {
     const right = { authorization: `Basic ${Buffer.from('ops:ops-password-123').toString('base64')}` };
     const board = await fetch(`http://127.0.0.1:${port}/admin/queues/api/queues`, { headers: right });
     expect(board.status).toBe(200);
-    expect(((await board.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort()).toEqual(['backfill', 'ingest', 'rollup', 'status']);
+    expect(((await board.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name).sort()).toEqual([
+      'backfill',
+      'ingest',
+      'rollup',
+      'status',
+    ]);
   });
 
   test('a signed POST is refused without keeping anything (no webhook token configured)', async () => {
-    const signed = await fetch(`http://127.0.0.1:${port}/webhook?signature=${'f'.repeat(32)}&nonce=n&timestamp=1`, { method: 'POST', body: '{}' });
+    const signed = await fetch(`http://127.0.0.1:${port}/webhook?signature=${'f'.repeat(32)}&nonce=n&timestamp=1`, {
+      method: 'POST',
+      body: '{}',
+    });
     expect(signed.status).toBe(503);
     expect(await backfillQueue.getJobCounts('active', 'completed')).toEqual({ active: 0, completed: 0 });
   });

@@ -24,15 +24,31 @@ let deps: SendSettingDeps;
 beforeAll(async () => {
   s = await startStack({
     sim: {
-      devices: [{ id: 'dev-s', key: 'key-s' }, { id: 'dev-off', key: 'key-off', online: false }, { id: 'dev-cli', key: 'key-cli' }],
+      devices: [
+        { id: 'dev-s', key: 'key-s' },
+        { id: 'dev-off', key: 'key-off', online: false },
+        { id: 'dev-cli', key: 'key-cli' },
+      ],
       settingDelayMs: 100,
       settingResult: (_id, settings) => ('never' in settings ? 'never' : 'fail' in settings ? 1 : 0),
     },
   });
   for (const d of s.sim!.devices) await s.registry.upsert({ id: d.id, key: d.key }, 'cli');
-  tokens = new TokenBudget({ redis: s.redis, prefix: s.prefix, fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }), timezone: TZ });
+  tokens = new TokenBudget({
+    redis: s.redis,
+    prefix: s.prefix,
+    fetchToken: createTokenEndpoint({ baseUrl: s.sim!.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY }),
+    timezone: TZ,
+  });
   client = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ });
-  deps = { platform: client, registry: s.registry, pending: s.pending, writer: s.writer, logger: s.logger, timeoutMs: 30_000 };
+  deps = {
+    platform: client,
+    registry: s.registry,
+    pending: s.pending,
+    writer: s.writer,
+    logger: s.logger,
+    timeoutMs: 30_000,
+  };
 });
 
 afterAll(async () => {
@@ -41,19 +57,46 @@ afterAll(async () => {
   await s?.close();
 });
 
-const settingRows = (id: string, messageId: string) => s.rows(`SELECT * FROM device_setting WHERE device_id = '${id}' AND message_id = '${messageId}'`);
+const settingRows = (id: string, messageId: string) =>
+  s.rows(`SELECT * FROM device_setting WHERE device_id = '${id}' AND message_id = '${messageId}'`);
 
 describe('device settings', () => {
   test('applied: sent, then the pushed result; both states recorded with the settings', async () => {
     const sent = await sendSetting(deps, 'dev-s', { temp: 25, switch: 1 });
     expect(sent.recorded).toBe(true);
-    expect(s.sim!.stats.settings).toContainEqual({ deviceId: 'dev-s', messageId: sent.messageId, settings: { temp: 25, switch: 1 } });
+    expect(s.sim!.stats.settings).toContainEqual({
+      deviceId: 'dev-s',
+      messageId: sent.messageId,
+      settings: { temp: 25, switch: 1 },
+    });
     const result = await waitForResult({ pending: s.pending, writer: s.writer }, sent.messageId, { pollMs: 50 });
-    expect(result).toMatchObject({ messageId: sent.messageId, deviceId: 'dev-s', state: 'applied', settings: { temp: 25, switch: 1 }, sentAt: sent.command.sentAt });
-    const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
+    expect(result).toMatchObject({
+      messageId: sent.messageId,
+      deviceId: 'dev-s',
+      state: 'applied',
+      settings: { temp: 25, switch: 1 },
+      sentAt: sent.command.sentAt,
+    });
+    const rows = await s.until(
+      'two states',
+      () => settingRows('dev-s', sent.messageId),
+      (r) => r.length === 2,
+    );
     expect(rows).toEqual([
-      { time: sent.command.sentAt, device_id: 'dev-s', message_id: sent.messageId, state: 'sent', settings: '{"temp":25,"switch":1}' },
-      { time: result.resolvedAt, device_id: 'dev-s', message_id: sent.messageId, state: 'applied', settings: '{"temp":25,"switch":1}' },
+      {
+        time: sent.command.sentAt,
+        device_id: 'dev-s',
+        message_id: sent.messageId,
+        state: 'sent',
+        settings: '{"temp":25,"switch":1}',
+      },
+      {
+        time: result.resolvedAt,
+        device_id: 'dev-s',
+        message_id: sent.messageId,
+        state: 'applied',
+        settings: '{"temp":25,"switch":1}',
+      },
     ]);
   });
 
@@ -61,7 +104,11 @@ describe('device settings', () => {
     const sent = await sendSetting(deps, 'dev-s', { fail: true });
     const result = await waitForResult({ pending: s.pending, writer: s.writer }, sent.messageId, { pollMs: 50 });
     expect(result.state).toBe('failed');
-    const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
+    const rows = await s.until(
+      'two states',
+      () => settingRows('dev-s', sent.messageId),
+      (r) => r.length === 2,
+    );
     expect(rows.map((r) => r.state)).toEqual(['sent', 'failed']);
   });
 
@@ -70,16 +117,39 @@ describe('device settings', () => {
     const result = await waitForResult({ pending: s.pending, writer: s.writer }, sent.messageId, { pollMs: 50 });
     expect(result.state).toBe('timeout');
     expect(result.resolvedAt!).toBeGreaterThanOrEqual(sent.command.deadline!);
-    const rows = await s.until('two states', () => settingRows('dev-s', sent.messageId), (r) => r.length === 2);
+    const rows = await s.until(
+      'two states',
+      () => settingRows('dev-s', sent.messageId),
+      (r) => r.length === 2,
+    );
     expect(rows).toEqual([
-      { time: sent.command.sentAt, device_id: 'dev-s', message_id: sent.messageId, state: 'sent', settings: '{"never":1}' },
-      { time: result.resolvedAt, device_id: 'dev-s', message_id: sent.messageId, state: 'timeout', settings: '{"never":1}' },
+      {
+        time: sent.command.sentAt,
+        device_id: 'dev-s',
+        message_id: sent.messageId,
+        state: 'sent',
+        settings: '{"never":1}',
+      },
+      {
+        time: result.resolvedAt,
+        device_id: 'dev-s',
+        message_id: sent.messageId,
+        state: 'timeout',
+        settings: '{"never":1}',
+      },
     ]);
     expect(await s.pending.waiting()).not.toContain(sent.messageId);
 
-    const late = await fetch(s.url, { method: 'POST', body: JSON.stringify({ msg_type: 3, message_id: sent.messageId, device_id: 'dev-s', set_result: 0 }) });
+    const late = await fetch(s.url, {
+      method: 'POST',
+      body: JSON.stringify({ msg_type: 3, message_id: sent.messageId, device_id: 'dev-s', set_result: 0 }),
+    });
     expect(late.status).toBe(200);
-    const after = await s.until('late result', () => settingRows('dev-s', sent.messageId), (r) => r.length === 3);
+    const after = await s.until(
+      'late result',
+      () => settingRows('dev-s', sent.messageId),
+      (r) => r.length === 3,
+    );
     expect(after.map((r) => r.state)).toEqual(['sent', 'timeout', 'applied']);
     expect((await s.pending.get(sent.messageId))?.state).toBe('applied');
   });
@@ -102,15 +172,30 @@ describe('device settings', () => {
         await res.text();
         if (how === '502') return new Response('<html>502 Bad Gateway</html>', { status: 502 });
         // the answer never comes: the client's timeout aborts the wait
-        if (how === 'timeout') await new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
-        throw new TypeError('fetch failed', { cause: Object.assign(new Error('other side closed'), { code: 'ECONNRESET' }) });
+        if (how === 'timeout')
+          await new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+        throw new TypeError('fetch failed', {
+          cause: Object.assign(new Error('other side closed'), { code: 'ECONNRESET' }),
+        });
       };
     }
 
-    const LOST = { '502': ['HTTP 502', 502], reset: ['ECONNRESET', 104], timeout: ['no answer within 300 ms', 300] } as const;
+    const LOST = {
+      '502': ['HTTP 502', 502],
+      reset: ['ECONNRESET', 104],
+      timeout: ['no answer within 300 ms', 300],
+    } as const;
     for (const how of ['502', 'reset', 'timeout'] as const) {
       test(`${how} after the request reached the platform: sent once, outcome unknown, recorded as "unknown"`, async () => {
-        const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, timeoutMs: 300, fetch: answerLost(how) });
+        const c = new ExpeedClient({
+          baseUrl: s.sim!.url,
+          tokens,
+          timezone: TZ,
+          backoffMs: 1,
+          maxBackoffMs: 2,
+          timeoutMs: 300,
+          fetch: answerLost(how),
+        });
         const before = { settings: s.sim!.stats.settings.length, requests: s.sim!.stats.requests.setting ?? 0 };
         const [says, value] = LOST[how];
         const err = await sendSetting({ ...deps, platform: c }, 'dev-s', { unsure: value }).catch((e: unknown) => e);
@@ -119,38 +204,73 @@ describe('device settings', () => {
         expect((err as SettingOutcomeUnknownError).retryable).toBe(false);
         expect((err as Error).message).toContain('may or may not have been applied');
         expect((err as Error).message).toContain(says);
-        expect(s.sim!.stats.settings.slice(before.settings)).toEqual([{ deviceId: 'dev-s', messageId: expect.any(String), settings: { unsure: value } }]);
-        const rows = await s.until('unknown state', () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-s' AND state = 'unknown'`), (r) => r.some((x) => x.settings === `{"unsure":${value}}`));
-        expect(rows.filter((x) => x.settings === `{"unsure":${value}}`)).toEqual([{ time: expect.any(Number), device_id: 'dev-s', message_id: '', state: 'unknown', settings: `{"unsure":${value}}` }]);
+        expect(s.sim!.stats.settings.slice(before.settings)).toEqual([
+          { deviceId: 'dev-s', messageId: expect.any(String), settings: { unsure: value } },
+        ]);
+        const rows = await s.until(
+          'unknown state',
+          () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-s' AND state = 'unknown'`),
+          (r) => r.some((x) => x.settings === `{"unsure":${value}}`),
+        );
+        expect(rows.filter((x) => x.settings === `{"unsure":${value}}`)).toEqual([
+          {
+            time: expect.any(Number),
+            device_id: 'dev-s',
+            message_id: '',
+            state: 'unknown',
+            settings: `{"unsure":${value}}`,
+          },
+        ]);
       });
     }
 
     test('HTTP 429 or 408 (the platform did not take it) is retried', async () => {
       let answered = 0;
       const busy: typeof fetch = async (input, init) => {
-        if (String(input).includes('/device_setting') && answered < 2) return new Response('', { status: [429, 408][answered++] });
+        if (String(input).includes('/device_setting') && answered < 2)
+          return new Response('', { status: [429, 408][answered++] });
         return fetch(input, init);
       };
-      const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, fetch: busy });
+      const c = new ExpeedClient({
+        baseUrl: s.sim!.url,
+        tokens,
+        timezone: TZ,
+        backoffMs: 1,
+        maxBackoffMs: 2,
+        fetch: busy,
+      });
       const before = s.sim!.stats.settings.length;
       const sent = await sendSetting({ ...deps, platform: c }, 'dev-s', { busyTwice: 1 });
       expect(answered).toBe(2);
-      expect(s.sim!.stats.settings.slice(before)).toEqual([{ deviceId: 'dev-s', messageId: sent.messageId, settings: { busyTwice: 1 } }]);
+      expect(s.sim!.stats.settings.slice(before)).toEqual([
+        { deviceId: 'dev-s', messageId: sent.messageId, settings: { busyTwice: 1 } },
+      ]);
     });
 
     test('a connection refused never reached the platform: that one is retried', async () => {
       let refused = 0;
       const flaky: typeof fetch = async (input, init) => {
         if (String(input).includes('/device_setting') && refused++ === 0) {
-          throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+          throw new TypeError('fetch failed', {
+            cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+          });
         }
         return fetch(input, init);
       };
-      const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, backoffMs: 1, maxBackoffMs: 2, fetch: flaky });
+      const c = new ExpeedClient({
+        baseUrl: s.sim!.url,
+        tokens,
+        timezone: TZ,
+        backoffMs: 1,
+        maxBackoffMs: 2,
+        fetch: flaky,
+      });
       const before = s.sim!.stats.settings.length;
       const sent = await sendSetting({ ...deps, platform: c }, 'dev-s', { refusedOnce: 1 });
       expect(refused).toBe(2);
-      expect(s.sim!.stats.settings.slice(before)).toEqual([{ deviceId: 'dev-s', messageId: sent.messageId, settings: { refusedOnce: 1 } }]);
+      expect(s.sim!.stats.settings.slice(before)).toEqual([
+        { deviceId: 'dev-s', messageId: sent.messageId, settings: { refusedOnce: 1 } },
+      ]);
     });
 
     test('code 1 (certainly not applied) is retried once with a fresh token; an unknown code is not retried', async () => {
@@ -159,7 +279,9 @@ describe('device settings', () => {
       const before = { settings: s.sim!.stats.settings.length, requests: s.sim!.stats.requests.setting ?? 0 };
       const sent = await sendSetting(deps, 'dev-s', { afterCode1: 1 });
       expect(s.sim!.stats.requests.setting - before.requests).toBe(2);
-      expect(s.sim!.stats.settings.slice(before.settings)).toEqual([{ deviceId: 'dev-s', messageId: sent.messageId, settings: { afterCode1: 1 } }]);
+      expect(s.sim!.stats.settings.slice(before.settings)).toEqual([
+        { deviceId: 'dev-s', messageId: sent.messageId, settings: { afterCode1: 1 } },
+      ]);
 
       s.sim!.faults.codeStorm(42, 1, 'setting');
       const requests = s.sim!.stats.requests.setting;
@@ -172,7 +294,11 @@ describe('device settings', () => {
     test('EXPEED_SETTING_BODY=data wraps the settings in {"data": ...}', async () => {
       const c = new ExpeedClient({ baseUrl: s.sim!.url, tokens, timezone: TZ, settingBody: 'data' });
       const sent = await sendSetting({ ...deps, platform: c }, 'dev-s', { temp: 21 });
-      expect(s.sim!.stats.settings).toContainEqual({ deviceId: 'dev-s', messageId: sent.messageId, settings: { data: { temp: 21 } } });
+      expect(s.sim!.stats.settings).toContainEqual({
+        deviceId: 'dev-s',
+        messageId: sent.messageId,
+        settings: { data: { temp: 21 } },
+      });
       // what we record is what the operator asked for
       expect(sent.command.settings).toEqual({ temp: 21 });
     });
@@ -207,7 +333,9 @@ describe('expeed-sync set', () => {
       expect(out[0]).toMatch(/^sent \{"temp":21\} to dev-cli: message_id [0-9a-f]+/);
       expect(s.sim!.stats.requests.setting - before).toBe(1);
       // the call is in the app's metrics (the service's /metrics counts settings the same way)
-      const calls = (await (await ctx.app()).metrics.platformRequests.get()).values.filter((v) => v.labels.endpoint === 'device_setting');
+      const calls = (await (await ctx.app()).metrics.platformRequests.get()).values.filter(
+        (v) => v.labels.endpoint === 'device_setting',
+      );
       expect(calls.map((v) => [v.labels.result, v.value])).toEqual([['code_0', 1]]);
     } finally {
       await ctx.close();
@@ -218,9 +346,15 @@ describe('expeed-sync set', () => {
     const applied = await runCli(['set', 'dev-cli', 'temp=26', 'mode=eco', '--wait'], env());
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
-    expect(applied.stdout).toMatch(/^sent \{"temp":26,"mode":"eco"\} to dev-cli: message_id [0-9a-f]+, result expected before .* Asia\/Shanghai\napplied: dev-cli reported the setting as applied\n$/);
+    expect(applied.stdout).toMatch(
+      /^sent \{"temp":26,"mode":"eco"\} to dev-cli: message_id [0-9a-f]+, result expected before .* Asia\/Shanghai\napplied: dev-cli reported the setting as applied\n$/,
+    );
     const messageId = /message_id ([0-9a-f]+)/.exec(applied.stdout)![1];
-    const rows = await s.until('cli states', () => settingRows('dev-cli', messageId), (r) => r.length === 2);
+    const rows = await s.until(
+      'cli states',
+      () => settingRows('dev-cli', messageId),
+      (r) => r.length === 2,
+    );
     expect(rows.map((r) => [r.state, r.settings])).toEqual([
       ['sent', '{"temp":26,"mode":"eco"}'],
       ['applied', '{"temp":26,"mode":"eco"}'],
@@ -254,7 +388,11 @@ describe('expeed-sync set', () => {
     expect(unsure.stderr).toContain('MAY OR MAY NOT have been applied');
     expect(unsure.stderr).toContain('HTTP 503');
     expect(s.sim!.stats.requests.setting - requests).toBe(1);
-    const unknownRows = await s.until('unknown state', () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-cli' AND state = 'unknown'`), (r) => r.length > 0);
+    const unknownRows = await s.until(
+      'unknown state',
+      () => s.rows(`SELECT * FROM device_setting WHERE device_id = 'dev-cli' AND state = 'unknown'`),
+      (r) => r.length > 0,
+    );
     expect(unknownRows.map((r) => [r.message_id, r.settings])).toEqual([['', '{"temp":27}']]);
 
     const wrapped = await runCli(['set', 'dev-cli', 'temp=28'], { ...env(), EXPEED_SETTING_BODY: 'data' });

@@ -7,7 +7,13 @@
  */
 import { createServer } from 'node:http';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startSimulator, TIMESTAMP_FORMS, type Simulator, type SimulatorOptions, type TimestampForm } from '../../src/simulator/index.js';
+import {
+  startSimulator,
+  TIMESTAMP_FORMS,
+  type Simulator,
+  type SimulatorOptions,
+  type TimestampForm,
+} from '../../src/simulator/index.js';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
 import { pageOrder } from '../../src/platform/page-order.js';
 import { freePort } from '../helpers/services.js';
@@ -24,13 +30,23 @@ afterEach(async () => {
 });
 
 async function sim(options: Partial<SimulatorOptions>): Promise<Simulator> {
-  const s = await startSimulator({ platformKey: PK, secretKey: SK, devices: 1, from: FROM, to: TO, seed: 9, ...options });
+  const s = await startSimulator({
+    platformKey: PK,
+    secretKey: SK,
+    devices: 1,
+    from: FROM,
+    to: TO,
+    seed: 9,
+    ...options,
+  });
   open.push(s);
   return s;
 }
 
 async function get(s: Simulator, path: string): Promise<Record<string, any>> {
-  const tok = (await (await fetch(`${s.url}/v1/platform/token?platform_key=${PK}&secret_key=${SK}`)).json()) as { access_token: string };
+  const tok = (await (await fetch(`${s.url}/v1/platform/token?platform_key=${PK}&secret_key=${SK}`)).json()) as {
+    access_token: string;
+  };
   const res = await fetch(`${s.url}${path}`, { headers: { access_token: tok.access_token, device_key: 'key-0001' } });
   return (await res.json()) as Record<string, any>;
 }
@@ -63,26 +79,33 @@ const SHAPES: Record<TimestampForm, (t: unknown) => boolean> = {
 };
 
 describe('simulator timestamp forms', () => {
-  test.each(TIMESTAMP_FORMS)('%s: history rows, currentDatapoints and pushes carry it, each read back to the row\'s millisecond', async (form) => {
-    const rx = await receiver();
-    const s = await sim({ timestampForm: form, pushUrl: rx.url, now: () => TO + HOUR });
-    const rows = s.rows('dev-0001');
-    const page = await get(s, '/v1/devices/dev-0001/datapoints?first=1&limit=50');
-    expect(page.result_code).toBe(0);
-    expect(page.data).toHaveLength(50);
-    expect(page.data.filter((r: { timestamp: unknown }) => !SHAPES[form](r.timestamp))).toEqual([]);
-    expect(page.data.map((r: { timestamp: unknown }) => parsePlatformTime(r.timestamp, 'Asia/Shanghai'))).toEqual(rows.slice(0, 50).map((r) => r.time));
+  test.each(TIMESTAMP_FORMS)(
+    "%s: history rows, currentDatapoints and pushes carry it, each read back to the row's millisecond",
+    async (form) => {
+      const rx = await receiver();
+      const s = await sim({ timestampForm: form, pushUrl: rx.url, now: () => TO + HOUR });
+      const rows = s.rows('dev-0001');
+      const page = await get(s, '/v1/devices/dev-0001/datapoints?first=1&limit=50');
+      expect(page.result_code).toBe(0);
+      expect(page.data).toHaveLength(50);
+      expect(page.data.filter((r: { timestamp: unknown }) => !SHAPES[form](r.timestamp))).toEqual([]);
+      expect(page.data.map((r: { timestamp: unknown }) => parsePlatformTime(r.timestamp, 'Asia/Shanghai'))).toEqual(
+        rows.slice(0, 50).map((r) => r.time),
+      );
 
-    const current = await get(s, '/v1/devices/dev-0001/currentDatapoints?id=all');
-    const ts = current.data.timestamp;
-    expect(SHAPES[form](form === 'documented' ? ts.trim() : ts)).toBe(true);
-    expect(parsePlatformTime(ts, 'Asia/Shanghai')).toBe(rows[rows.length - 1].time);
+      const current = await get(s, '/v1/devices/dev-0001/currentDatapoints?id=all');
+      const ts = current.data.timestamp;
+      expect(SHAPES[form](form === 'documented' ? ts.trim() : ts)).toBe(true);
+      expect(parsePlatformTime(ts, 'Asia/Shanghai')).toBe(rows[rows.length - 1].time);
 
-    expect((await s.pushData('dev-0001', rows.slice(0, 3))).status).toBe(200);
-    const pushed = JSON.parse(rx.bodies[0]) as { data: Array<{ timestamp: unknown }> };
-    expect(pushed.data.map((r) => SHAPES[form](r.timestamp))).toEqual([true, true, true]);
-    expect(pushed.data.map((r) => parsePlatformTime(r.timestamp, 'Asia/Shanghai'))).toEqual(rows.slice(0, 3).map((r) => r.time));
-  });
+      expect((await s.pushData('dev-0001', rows.slice(0, 3))).status).toBe(200);
+      const pushed = JSON.parse(rx.bodies[0]) as { data: Array<{ timestamp: unknown }> };
+      expect(pushed.data.map((r) => SHAPES[form](r.timestamp))).toEqual([true, true, true]);
+      expect(pushed.data.map((r) => parsePlatformTime(r.timestamp, 'Asia/Shanghai'))).toEqual(
+        rows.slice(0, 3).map((r) => r.time),
+      );
+    },
+  );
 
   test('an unknown form is refused, naming the choices', async () => {
     await expect(sim({ timestampForm: 'unix' as TimestampForm })).rejects.toThrow(

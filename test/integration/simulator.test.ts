@@ -21,7 +21,14 @@ const clock = new VendorClock('Asia/Shanghai');
 
 const open: Simulator[] = [];
 async function sim(options: Partial<SimulatorOptions> = {}): Promise<Simulator> {
-  const s = await startSimulator({ platformKey: PK, secretKey: SK, devices: 3, from: FROM, to: FROM + 2 * DAY, ...options });
+  const s = await startSimulator({
+    platformKey: PK,
+    secretKey: SK,
+    devices: 3,
+    from: FROM,
+    to: FROM + 2 * DAY,
+    ...options,
+  });
   open.push(s);
   return s;
 }
@@ -29,7 +36,10 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 
-async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, any> }> {
+async function getJson(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, any> }> {
   const res = await fetch(url, { headers });
   const text = await res.text();
   return { status: res.status, json: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : { text } };
@@ -51,7 +61,13 @@ function fromAnswer(data: Array<Record<string, unknown>>): Array<{ time: number;
 }
 
 /** Walks every page with the returned cursor; returns the pages. */
-async function walk(s: Simulator, tok: string, path: string, query: Record<string, string>, key = 'key-0001'): Promise<Array<Array<{ time: number; values: Record<string, unknown> }>>> {
+async function walk(
+  s: Simulator,
+  tok: string,
+  path: string,
+  query: Record<string, string>,
+  key = 'key-0001',
+): Promise<Array<Array<{ time: number; values: Record<string, unknown> }>>> {
   const pages = [];
   let cursor: number | undefined;
   for (let i = 0; i < 1000; i++) {
@@ -108,28 +124,55 @@ describe('token endpoint', () => {
     const second = await token(s);
     expect(first).not.toBe(second);
     const status = `${s.url}/v1/devices/device_status/dev-0001`;
-    expect((await getJson(status, auth(first, 'key-0001'))).json).toEqual({ result_code: 0, device_status: 1, result_message: 'ok' });
+    expect((await getJson(status, auth(first, 'key-0001'))).json).toEqual({
+      result_code: 0,
+      device_status: 1,
+      result_message: 'ok',
+    });
     now += 59_999;
     expect((await getJson(status, auth(first, 'key-0001'))).json.result_code).toBe(0);
     now += 1;
-    expect((await getJson(status, auth(second, 'key-0001'))).json).toEqual({ result_code: 1, result_message: 'token过期' });
+    expect((await getJson(status, auth(second, 'key-0001'))).json).toEqual({
+      result_code: 1,
+      result_message: 'token过期',
+    });
   });
 });
 
 describe('device call checks', () => {
   test('headers, unknown devices and wrong keys', async () => {
-    const s = await sim({ devices: [{ id: 'a', key: 'key-a' }, { id: 'b', key: 'key-b', online: false }] });
+    const s = await sim({
+      devices: [
+        { id: 'a', key: 'key-a' },
+        { id: 'b', key: 'key-b', online: false },
+      ],
+    });
     const tok = await token(s);
     const url = (id: string) => `${s.url}/v1/devices/device_status/${id}`;
-    expect((await getJson(url('a'), { device_key: 'key-a' })).json).toEqual({ result_code: 1, result_message: 'token过期' });
-    expect((await getJson(url('a'), { access_token: tok })).json).toEqual({ result_code: 3, result_message: 'device_key不存在' });
-    expect((await getJson(url('a'), auth(tok, 'key-b'))).json).toEqual({ result_code: 3, result_message: 'device_key不存在' });
-    expect((await getJson(url('zzz'), auth(tok, 'key-a'))).json).toEqual({ result_code: 2, result_message: '设备不存在' });
+    expect((await getJson(url('a'), { device_key: 'key-a' })).json).toEqual({
+      result_code: 1,
+      result_message: 'token过期',
+    });
+    expect((await getJson(url('a'), { access_token: tok })).json).toEqual({
+      result_code: 3,
+      result_message: 'device_key不存在',
+    });
+    expect((await getJson(url('a'), auth(tok, 'key-b'))).json).toEqual({
+      result_code: 3,
+      result_message: 'device_key不存在',
+    });
+    expect((await getJson(url('zzz'), auth(tok, 'key-a'))).json).toEqual({
+      result_code: 2,
+      result_message: '设备不存在',
+    });
     expect((await getJson(url('a'), auth('not-a-token', 'key-a'))).json.result_code).toBe(1);
     expect((await getJson(url('b'), auth(tok, 'key-b'))).json.device_status).toBe(0);
     s.setOnline('b', true);
     expect((await getJson(url('b'), auth(tok, 'key-b'))).json.device_status).toBe(1);
-    expect(s.stats.violations).toEqual(['device_status: missing header access_token', 'device_status: missing header device_key']);
+    expect(s.stats.violations).toEqual([
+      'device_status: missing header access_token',
+      'device_status: missing header device_key',
+    ]);
     expect(s.stats.requests.device_status).toBe(7);
   });
 
@@ -204,10 +247,16 @@ describe('history', () => {
     const mid = rows[1000].time;
     expect(a.rows('dev-0002', mid, mid + HOUR)).toEqual(rows.filter((r) => r.time >= mid && r.time < mid + HOUR));
     const tok = await token(a);
-    const h = await getJson(`${a.url}/v1/devices/dev-0002/datapoints?id=mode,switch&first=1&limit=6000`, auth(tok, 'key-0002'));
+    const h = await getJson(
+      `${a.url}/v1/devices/dev-0002/datapoints?id=mode,switch&first=1&limit=6000`,
+      auth(tok, 'key-0002'),
+    );
     const want = rows
       .filter((r) => 'mode' in r.values || 'switch' in r.values)
-      .map((r) => ({ time: r.time, values: Object.fromEntries(Object.entries(r.values).filter(([k]) => k === 'mode' || k === 'switch')) }));
+      .map((r) => ({
+        time: r.time,
+        values: Object.fromEntries(Object.entries(r.values).filter(([k]) => k === 'mode' || k === 'switch')),
+      }));
     expect(fromAnswer(h.json.data)).toEqual(want);
     expect(h.json.cursor).toBeUndefined();
   });
@@ -225,8 +274,15 @@ describe('history', () => {
     s.setRange(FROM, FROM + 3 * DAY);
     expect(s.rows('d').length).toBeGreaterThan(before + 2500);
     const tok = await token(s);
-    const h = await getJson(`${s.url}/v1/devices/d/datapoints?first=1&start=${clock.format(off[0])}&end=${clock.format(off[1])}`, auth(tok, 'k'));
-    expect(h.json).toEqual({ result_code: 0, result_message: 'ok', data: [{ timestamp: clock.format(pushed.time), temp: 99.5, mode: 'service' }] });
+    const h = await getJson(
+      `${s.url}/v1/devices/d/datapoints?first=1&start=${clock.format(off[0])}&end=${clock.format(off[1])}`,
+      auth(tok, 'k'),
+    );
+    expect(h.json).toEqual({
+      result_code: 0,
+      result_message: 'ok',
+      data: [{ timestamp: clock.format(pushed.time), temp: 99.5, mode: 'service' }],
+    });
   });
 
   test.each([
@@ -236,8 +292,14 @@ describe('history', () => {
     ['first=2', 'first must be 0 or 1, got "2"'],
     ['start=2024-03-01T00-00-00-000', 'start and end must be given together, got only start'],
     ['end=2024-03-01T00-00-00-000', 'start and end must be given together, got only end'],
-    ['start=2024-03-01T00:00:00.000&end=2024-03-02T00-00-00-000', 'start is not a vendor timestamp YYYY-MM-DDTHH-mm-ss-SSS: "2024-03-01T00:00:00.000"'],
-    ['start=2024-03-02T00-00-00-000&end=2024-03-01T00-00-00-000', 'start 2024-03-02T00-00-00-000 is after end 2024-03-01T00-00-00-000'],
+    [
+      'start=2024-03-01T00:00:00.000&end=2024-03-02T00-00-00-000',
+      'start is not a vendor timestamp YYYY-MM-DDTHH-mm-ss-SSS: "2024-03-01T00:00:00.000"',
+    ],
+    [
+      'start=2024-03-02T00-00-00-000&end=2024-03-01T00-00-00-000',
+      'start 2024-03-02T00-00-00-000 is after end 2024-03-01T00-00-00-000',
+    ],
     ['cursor=12.5', 'cursor must be epoch milliseconds (a long), got "12.5"'],
   ])('%s is rejected with code 3 and recorded', async (query, why) => {
     const s = await sim();
@@ -269,7 +331,10 @@ describe('history', () => {
     const { timestamp, ...values } = all.json.data;
     expect(timestamp).toBe(` ${clock.format(rows[rows.length - 1].time)}`);
     expect(values).toEqual(latest);
-    const some = await getJson(`${s.url}/v1/devices/dev-0001/currentDatapoints?id=mode,humidity`, auth(tok, 'key-0001'));
+    const some = await getJson(
+      `${s.url}/v1/devices/dev-0001/currentDatapoints?id=mode,humidity`,
+      auth(tok, 'key-0001'),
+    );
     expect(some.json.data.mode).toBe(latest.mode);
     expect(some.json.data.humidity).toBe(latest.humidity);
     expect(Object.keys(some.json.data).sort()).toEqual(['humidity', 'mode', 'timestamp']);
@@ -298,7 +363,9 @@ function receiver(webhookToken: string) {
           got.push({ method: req.method ?? '', url: req.url ?? '', body });
           if (req.method === 'GET') {
             const q = new URL(req.url ?? '/', 'http://x').searchParams;
-            const sha1 = createHash('sha1').update(`${webhookToken}${q.get('nonce')}${q.get('timestamp')}`).digest('hex');
+            const sha1 = createHash('sha1')
+              .update(`${webhookToken}${q.get('nonce')}${q.get('timestamp')}`)
+              .digest('hex');
             const expected = createHash('md5').update(sha1).digest('hex');
             if (q.get('signature') !== expected) return res.writeHead(403).end('bad signature');
             return res.writeHead(200, { 'content-type': 'text/plain' }).end(q.get('nonce'));
@@ -332,7 +399,10 @@ describe('pushes', () => {
     rx.got.length = 0;
     const s = await sim({ pushUrl: rx.url, webhookToken: 'shared-webhook-token' });
     const rows = s.rows('dev-0001').slice(0, 3);
-    expect(await s.pushData('dev-0001', rows)).toEqual({ status: 200, body: '{"result_code":0,"result_message":"ok"}' });
+    expect(await s.pushData('dev-0001', rows)).toEqual({
+      status: 200,
+      body: '{"result_code":0,"result_message":"ok"}',
+    });
     expect((await s.pushStatus('dev-0002', 1)).status).toBe(200);
     expect(rx.got.map((g) => g.method)).toEqual(['GET', 'POST', 'POST']);
     const data = JSON.parse(rx.got[1].body);
@@ -345,7 +415,10 @@ describe('pushes', () => {
     const status = JSON.parse(rx.got[2].body);
     expect(status).toMatchObject({ msg_type: 1, device_id: 'dev-0002', device_key: 'key-0002', device_status: 1 });
     expect(status.device_sn).toMatch(/^SN[0-9A-F]{8}$/);
-    expect(s.stats.pushes.map((p) => [p.msgType, p.status])).toEqual([[2, 200], [1, 200]]);
+    expect(s.stats.pushes.map((p) => [p.msgType, p.status])).toEqual([
+      [2, 200],
+      [1, 200],
+    ]);
   });
 
   test('no push without a successful handshake', async () => {
@@ -359,7 +432,12 @@ describe('pushes', () => {
   test('device_setting answers a message_id and pushes the result with it', async () => {
     rx.got.length = 0;
     const results: Record<string, 0 | 1 | 'never'> = { 'dev-0001': 0, 'dev-0002': 1, 'dev-0003': 'never' };
-    const s = await sim({ pushUrl: rx.url, webhookToken: 'shared-webhook-token', settingDelayMs: 20, settingResult: (id) => results[id] });
+    const s = await sim({
+      pushUrl: rx.url,
+      webhookToken: 'shared-webhook-token',
+      settingDelayMs: 20,
+      settingResult: (id) => results[id],
+    });
     const tok = await token(s);
     const ids: string[] = [];
     for (const n of ['1', '2', '3']) {
@@ -373,7 +451,10 @@ describe('pushes', () => {
       expect(json.message_id).toMatch(/^[0-9a-f]{16}$/);
       ids.push(json.message_id);
     }
-    await until('two setting results pushed', async () => s.stats.pushes.length >= 2, { timeoutMs: 5_000, intervalMs: 25 });
+    await until('two setting results pushed', async () => s.stats.pushes.length >= 2, {
+      timeoutMs: 5_000,
+      intervalMs: 25,
+    });
     const bodies = rx.got.filter((g) => g.method === 'POST').map((g) => JSON.parse(g.body));
     const byId = Object.fromEntries(bodies.map((b) => [b.message_id, b]));
     expect(Number(byId[ids[0]].msg_type)).toBe(3);
@@ -415,14 +496,24 @@ describe('pushes', () => {
   });
 
   test('setting an offline device is code 3; a body that is not JSON is code 5', async () => {
-    const s = await sim({ devices: [{ id: 'on', key: 'k1' }, { id: 'off', key: 'k2', online: false }] });
+    const s = await sim({
+      devices: [
+        { id: 'on', key: 'k1' },
+        { id: 'off', key: 'k2', online: false },
+      ],
+    });
     const tok = await token(s);
     const post = (id: string, key: string, body: string) =>
-      fetch(`${s.url}/v1/devices/${id}/device_setting`, { method: 'POST', headers: auth(tok, key), body }).then((r) => r.json());
+      fetch(`${s.url}/v1/devices/${id}/device_setting`, { method: 'POST', headers: auth(tok, key), body }).then((r) =>
+        r.json(),
+      );
     expect(await post('off', 'k2', '{"temp":1}')).toEqual({ result_code: 3, result_message: '设备不在线' });
     expect(await post('on', 'k1', '{temp:1')).toEqual({ result_code: 5, result_message: 'BODY参数非法' });
     expect(await post('on', 'k1', '[]')).toEqual({ result_code: 5, result_message: 'BODY参数非法' });
-    expect(s.stats.violations).toEqual(['setting: body is not JSON: "{temp:1"', 'setting: body must be a non-empty JSON object of settings']);
+    expect(s.stats.violations).toEqual([
+      'setting: body is not JSON: "{temp:1"',
+      'setting: body must be a non-empty JSON object of settings',
+    ]);
     expect(s.stats.settings).toEqual([]);
   });
 });
@@ -487,13 +578,19 @@ describe('faults', () => {
     const hist = `${s.url}/v1/devices/dev-0001/datapoints?limit=1`;
     const status = `${s.url}/v1/devices/device_status/dev-0001`;
     expect((await getJson(status, auth(tok, 'key-0001'))).json.result_code).toBe(0);
-    expect((await getJson(hist, auth(tok, 'key-0001'))).json).toEqual({ result_code: 4, result_message: 'URL参数非法' });
+    expect((await getJson(hist, auth(tok, 'key-0001'))).json).toEqual({
+      result_code: 4,
+      result_message: 'URL参数非法',
+    });
     expect((await getJson(hist, auth(tok, 'key-0001'))).json.result_code).toBe(4);
     const ok = await getJson(hist, auth(tok, 'key-0001'));
     expect(ok.json.result_code).toBe(0);
     expect(ok.json.data.length).toBe(1);
     s.faults.codeStorm(1, 1);
-    expect((await getJson(status, auth(tok, 'key-0001'))).json).toEqual({ result_code: 1, result_message: 'token过期' });
+    expect((await getJson(status, auth(tok, 'key-0001'))).json).toEqual({
+      result_code: 1,
+      result_message: 'token过期',
+    });
     expect((await getJson(status, auth(tok, 'key-0001'))).json.result_code).toBe(0);
     expect(() => s.faults.codeStorm(1, 1, 'nope')).toThrow(/unknown endpoint "nope"/);
   });

@@ -45,32 +45,49 @@ describe('run exits after a failed start', () => {
   test('webhook port in use: exit 1, one line naming the address and the variables', async () => {
     const r = await runCli(['run'], { ...env, WEBHOOK_PORT: String(busyPort) });
     expect(r.code).toBe(1);
-    expect(lines(r.stderr)).toEqual([`expeed-sync run: cannot listen on 127.0.0.1:${busyPort} (WEBHOOK_HOST, WEBHOOK_PORT): address already in use (EADDRINUSE)`]);
+    expect(lines(r.stderr)).toEqual([
+      `expeed-sync run: cannot listen on 127.0.0.1:${busyPort} (WEBHOOK_HOST, WEBHOOK_PORT): address already in use (EADDRINUSE)`,
+    ]);
   });
 
   test('an address not on this machine: EADDRNOTAVAIL', async () => {
     // 192.0.2.1 is TEST-NET-1: never assigned to a local interface
     const r = await runCli(['run'], { ...env, WEBHOOK_HOST: '192.0.2.1' });
     expect(r.code).toBe(1);
-    expect(lines(r.stderr)).toEqual([`expeed-sync run: cannot listen on 192.0.2.1:${env.WEBHOOK_PORT} (WEBHOOK_HOST, WEBHOOK_PORT): address not available on this machine (EADDRNOTAVAIL)`]);
+    expect(lines(r.stderr)).toEqual([
+      `expeed-sync run: cannot listen on 192.0.2.1:${env.WEBHOOK_PORT} (WEBHOOK_HOST, WEBHOOK_PORT): address not available on this machine (EADDRNOTAVAIL)`,
+    ]);
   });
 
   test('the ops port of a worker-only process in use', async () => {
     const r = await runCli(['run', '--role', 'worker', '--ops-port', String(busyPort)], env);
     expect(r.code).toBe(1);
-    expect(lines(r.stderr)).toEqual([`expeed-sync run: cannot listen on 127.0.0.1:${busyPort} (WEBHOOK_HOST, --ops-port): address already in use (EADDRINUSE)`]);
+    expect(lines(r.stderr)).toEqual([
+      `expeed-sync run: cannot listen on 127.0.0.1:${busyPort} (WEBHOOK_HOST, --ops-port): address already in use (EADDRINUSE)`,
+    ]);
   });
 
   test('InfluxDB unreachable at start: gives up after EXPEED_INFLUX_START_TIMEOUT', async () => {
     const dead = await freePort();
-    const r = await runCli(['run'], { ...env, INFLUX_URL: `http://127.0.0.1:${dead}`, EXPEED_INFLUX_START_TIMEOUT: '2s' });
+    const r = await runCli(['run'], {
+      ...env,
+      INFLUX_URL: `http://127.0.0.1:${dead}`,
+      EXPEED_INFLUX_START_TIMEOUT: '2s',
+    });
     expect(r.code).toBe(1);
-    expect(lines(r.stderr)).toEqual([`expeed-sync run: cannot reach InfluxDB at http://127.0.0.1:${dead} within 2 s (ECONNREFUSED; EXPEED_INFLUX_START_TIMEOUT)`]);
+    expect(lines(r.stderr)).toEqual([
+      `expeed-sync run: cannot reach InfluxDB at http://127.0.0.1:${dead} within 2 s (ECONNREFUSED; EXPEED_INFLUX_START_TIMEOUT)`,
+    ]);
   });
 
   test('EXPEED_RAW_RETENTION on InfluxDB 2.x+: refused at start, naming the variable', async () => {
     // INFLUX_API=v2 is taken as given: the refusal comes before any bucket request
-    const r = await runCli(['run'], { ...env, INFLUX_API: 'v2', INFLUX_TOKEN: 'start-token-secret', EXPEED_RAW_RETENTION: '90d' });
+    const r = await runCli(['run'], {
+      ...env,
+      INFLUX_API: 'v2',
+      INFLUX_TOKEN: 'start-token-secret',
+      EXPEED_RAW_RETENTION: '90d',
+    });
     expect(r.code).toBe(1);
     const out = lines(r.stderr);
     expect(out).toHaveLength(1);
@@ -90,12 +107,15 @@ describe('run exits after a failed start', () => {
 describe('Redis unreachable', () => {
   const unreachable = { REDIS_URL: 'redis://:redis-pw-start-9@127.0.0.1:1', EXPEED_REDIS_CONNECT_TIMEOUT: '1s' };
 
-  test.each([[['status']], [['devices', 'list']], [['dead-letters', 'list']]])('%j gives up with one line, no stack trace, no password', async (args) => {
-    const r = await runCli(args, { ...env, ...unreachable, LOG_LEVEL: 'info' });
-    expect(r.code).toBe(1);
-    expect(lines(r.stderr)).toEqual([`expeed-sync ${args[0]}: cannot reach Redis at 127.0.0.1:1 (ECONNREFUSED)`]);
-    expect(r.stdout).toBe('');
-  });
+  test.each([[['status']], [['devices', 'list']], [['dead-letters', 'list']]])(
+    '%j gives up with one line, no stack trace, no password',
+    async (args) => {
+      const r = await runCli(args, { ...env, ...unreachable, LOG_LEVEL: 'info' });
+      expect(r.code).toBe(1);
+      expect(lines(r.stderr)).toEqual([`expeed-sync ${args[0]}: cannot reach Redis at 127.0.0.1:1 (ECONNREFUSED)`]);
+      expect(r.stdout).toBe('');
+    },
+  );
 
   test('run waits, logging each attempt, and a signal still stops it', async () => {
     const run = startRun({ ...env, ...unreachable, LOG_LEVEL: 'warn' });

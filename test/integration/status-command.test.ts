@@ -22,9 +22,23 @@ describe('expeed-sync status at scale', () => {
     db = await createTestDatabase('statuscmd');
     const file = join(dir, 'devices.json');
     // 40 healthy devices and one of each problem; nothing merged the file before `status` runs
-    const healthy = Array.from({ length: 40 }, (_, i) => ({ id: `ok-${String(i).padStart(2, '0')}`, key: `k-ok-${i}` }));
-    writeFileSync(file, JSON.stringify([...healthy, { id: 'stale-1', key: 'k-s' }, { id: 'failing-1', key: 'k-f' }, { id: 'new-1', key: 'k-n' }]));
-    env = { ...testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL }), EXPEED_DEVICES_FILE: file };
+    const healthy = Array.from({ length: 40 }, (_, i) => ({
+      id: `ok-${String(i).padStart(2, '0')}`,
+      key: `k-ok-${i}`,
+    }));
+    writeFileSync(
+      file,
+      JSON.stringify([
+        ...healthy,
+        { id: 'stale-1', key: 'k-s' },
+        { id: 'failing-1', key: 'k-f' },
+        { id: 'new-1', key: 'k-n' },
+      ]),
+    );
+    env = {
+      ...testEnv({ simUrl: 'http://127.0.0.1:9', prefix, db: db.name, influxUrl: INFLUX_URL }),
+      EXPEED_DEVICES_FILE: file,
+    };
     // state the sync would have left: checkpoints, and one device the platform refused
     const checkpoints = new Checkpoints({ redis, prefix });
     const now = Date.now();
@@ -55,7 +69,12 @@ describe('expeed-sync status at scale', () => {
     expect(all.stdout.split('\n').filter((l) => /^ {2}(ok|stale|failing|new)-/.test(l))).toHaveLength(43);
 
     const one = await runCli(['status', '--device', 'ok-07'], env);
-    expect(one.stdout.split('\n').filter((l) => /^ {2}(ok|stale|failing|new)-/.test(l)).map((l) => l.trim().split(/\s+/).slice(0, 2))).toEqual([['ok-07', 'ok']]);
+    expect(
+      one.stdout
+        .split('\n')
+        .filter((l) => /^ {2}(ok|stale|failing|new)-/.test(l))
+        .map((l) => l.trim().split(/\s+/).slice(0, 2)),
+    ).toEqual([['ok-07', 'ok']]);
     const unknown = await runCli(['status', '--device', 'nope'], env);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toContain('device "nope" is not registered');
@@ -64,7 +83,12 @@ describe('expeed-sync status at scale', () => {
     expect(json.devices).toHaveLength(43);
     expect(json.summary).toEqual({ ok: 40, failing: 1, stale: 1, 'never synced': 1 });
     expect(json.staleAfterMs).toBe(2 * DAY);
-    expect(json.devices.find((d: { id: string }) => d.id === 'stale-1')).toMatchObject({ state: 'stale', failedJobs: 0 });
-    expect(Object.keys(json)).toEqual(expect.arrayContaining(['at', 'devices', 'queues', 'token', 'deadLetters', 'errors']));
+    expect(json.devices.find((d: { id: string }) => d.id === 'stale-1')).toMatchObject({
+      state: 'stale',
+      failedJobs: 0,
+    });
+    expect(Object.keys(json)).toEqual(
+      expect.arrayContaining(['at', 'devices', 'queues', 'token', 'deadLetters', 'errors']),
+    );
   }, 60_000);
 });

@@ -25,7 +25,10 @@ describe('status polls at scale', () => {
   let skipped = 0;
 
   beforeAll(async () => {
-    env = await startPullEnv({ name: 'spoll', sim: { devices: DEVICES, from: now - 2 * HOUR, to: now + HOUR, seed: 11 } });
+    env = await startPullEnv({
+      name: 'spoll',
+      sim: { devices: DEVICES, from: now - 2 * HOUR, to: now + HOUR, seed: 11 },
+    });
     ({ sim, app: stack, db, prefix } = env);
   });
 
@@ -41,7 +44,11 @@ describe('status polls at scale', () => {
   });
 
   function scheduler(extra: Partial<SchedulerOptions> = {}): Scheduler {
-    const s = stackScheduler(stack, prefix, now - HOUR, { schedules: { status: '*/5 * * * *' }, onStatusSkipped: () => skipped++, ...extra });
+    const s = stackScheduler(stack, prefix, now - HOUR, {
+      schedules: { status: '*/5 * * * *' },
+      onStatusSkipped: () => skipped++,
+      ...extra,
+    });
     schedulers.push(s);
     return s;
   }
@@ -52,7 +59,8 @@ describe('status polls at scale', () => {
     return w;
   }
 
-  const polledIds = async (): Promise<string[]> => (await stack.statusQueue.getJobs(['waiting'])).flatMap((j) => j.data.deviceIds ?? []).sort();
+  const polledIds = async (): Promise<string[]> =>
+    (await stack.statusQueue.getJobs(['waiting'])).flatMap((j) => j.data.deviceIds ?? []).sort();
 
   test('a device whose answer is lost costs one extra device_status call, not a poll of the whole chunk', async () => {
     let failed = false;
@@ -75,7 +83,10 @@ describe('status polls at scale', () => {
     expect(counts.failed).toBe(0);
     expect(failed).toBe(true);
     expect((sim.stats.requests.device_status ?? 0) - before).toBe(DEVICES.length + 1);
-    const rows = await influxRows(db.name, `SELECT online, source FROM device_status WHERE time >= ${(slot.slot - HOUR) * 1e6} GROUP BY device_id`);
+    const rows = await influxRows(
+      db.name,
+      `SELECT online, source FROM device_status WHERE time >= ${(slot.slot - HOUR) * 1e6} GROUP BY device_id`,
+    );
     expect(rows.map((r) => r.device_id).sort()).toEqual(DEVICES.map((d) => d.id));
   }, 30_000);
 
@@ -92,7 +103,12 @@ describe('status polls at scale', () => {
         }
       },
     };
-    const result = await new StatusPoller({ platform: counting, writer: stack.writer, registry: stack.registry, concurrency: 3 }).poll({ deviceIds: DEVICES.map((d) => d.id) });
+    const result = await new StatusPoller({
+      platform: counting,
+      writer: stack.writer,
+      registry: stack.registry,
+      concurrency: 3,
+    }).poll({ deviceIds: DEVICES.map((d) => d.id) });
     expect(result.polled).toBe(5);
     expect(most).toBe(3);
   });
@@ -135,10 +151,17 @@ describe('status polls at scale', () => {
     const warnings: string[] = [];
     const logger = { ...silentLogger(), warn: (_: unknown, msg?: string) => void warnings.push(String(msg)) };
     // 1 request/s over a 2 s interval: 2 devices a slot, so 5 devices need ceil(5 / 2) = 3 slots
-    const s = scheduler({ statusRatePerSecond: 1, statusIntervalMs: 2000, schedules: { status: '0 0 1 1 *' }, logger: logger as never });
+    const s = scheduler({
+      statusRatePerSecond: 1,
+      statusIntervalMs: 2000,
+      schedules: { status: '0 0 1 1 *' },
+      logger: logger as never,
+    });
     expect(await s.statusCapacity()).toMatchObject({ devices: 5, perInterval: 2, slotsPerRound: 3 });
     s.start();
-    await expect.poll(() => warnings.join('\n')).toContain('5 devices cannot be polled within one interval at 1 requests/s (2 calls per 2 s)');
+    await expect
+      .poll(() => warnings.join('\n'))
+      .toContain('5 devices cannot be polled within one interval at 1 requests/s (2 calls per 2 s)');
     expect(warnings.join('\n')).toContain('every device at least every 3 intervals');
     const seen: string[] = [];
     const base = now - (now % 300_000) + 9_000_000;

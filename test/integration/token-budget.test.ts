@@ -31,17 +31,38 @@ function connection(): Redis {
   return r;
 }
 
-async function simulator(now: () => number, extra: Partial<Parameters<typeof startSimulator>[0]> = {}): Promise<Simulator> {
-  const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: 2, from: T0 - 2 * HOUR, to: T0, now, ...extra });
+async function simulator(
+  now: () => number,
+  extra: Partial<Parameters<typeof startSimulator>[0]> = {},
+): Promise<Simulator> {
+  const sim = await startSimulator({
+    platformKey: PLATFORM_KEY,
+    secretKey: SECRET_KEY,
+    devices: 2,
+    from: T0 - 2 * HOUR,
+    to: T0,
+    now,
+    ...extra,
+  });
   sims.push(sim);
   return sim;
 }
 
-function budget(sim: Simulator, prefix: string, now: () => number, extra: Partial<TokenBudgetOptions> = {}): TokenBudget {
+function budget(
+  sim: Simulator,
+  prefix: string,
+  now: () => number,
+  extra: Partial<TokenBudgetOptions> = {},
+): TokenBudget {
   return new TokenBudget({
     redis: connection(),
     prefix,
-    fetchToken: createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, timeoutMs: 5000 }),
+    fetchToken: createTokenEndpoint({
+      baseUrl: sim.url,
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      timeoutMs: 5000,
+    }),
     now,
     pollMs: 20,
     ...extra,
@@ -80,7 +101,14 @@ describe('TokenBudget', () => {
     expect(new Set(tokens).size).toBe(1);
     expect(tokens[0]).toMatch(/^[0-9a-f]{32}$/);
     const usage = await budgets[3].usage();
-    expect(usage).toMatchObject({ day: '2024-05-01', calls: 1, limit: 200, reserve: 10, resetsAt: Date.UTC(2024, 4, 1, 16), refreshing: false });
+    expect(usage).toMatchObject({
+      day: '2024-05-01',
+      calls: 1,
+      limit: 200,
+      reserve: 10,
+      resetsAt: Date.UTC(2024, 4, 1, 16),
+      refreshing: false,
+    });
     expect(usage.tokenExpiresAt).toBe(T0 + 7200 * 1000);
     expect(JSON.stringify(usage)).not.toContain(tokens[0]);
   });
@@ -89,13 +117,18 @@ describe('TokenBudget', () => {
     const c = clock(T0);
     const sim = await simulator(c.now);
     const prefix = newPrefix();
-    const clients = Array.from({ length: 4 }, () => new ExpeedClient({ baseUrl: sim.url, tokens: budget(sim, prefix, c.now), backoffMs: 1 }));
+    const clients = Array.from(
+      { length: 4 },
+      () => new ExpeedClient({ baseUrl: sim.url, tokens: budget(sim, prefix, c.now), backoffMs: 1 }),
+    );
     const first = await clients[0].deviceStatus({ id: 'dev-0001', key: 'key-0001' });
     expect(first).toEqual({ online: true, raw: 1 });
     expect(sim.stats.tokenCalls).toBe(1);
     sim.faults.revokeTokens();
     const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => clients[i % 4].deviceStatus({ id: i % 2 ? 'dev-0001' : 'dev-0002', key: i % 2 ? 'key-0001' : 'key-0002' })),
+      Array.from({ length: 200 }, (_, i) =>
+        clients[i % 4].deviceStatus({ id: i % 2 ? 'dev-0001' : 'dev-0002', key: i % 2 ? 'key-0001' : 'key-0002' }),
+      ),
     );
     expect(results.every((r) => r.online === true && r.raw === 1)).toBe(true);
     expect(sim.stats.tokenCalls).toBe(2);
@@ -164,7 +197,9 @@ describe('TokenBudget', () => {
     await b.invalidate(await b.get({ useReserve: true }));
     const manual = await b.get({ useReserve: true }).catch((e: unknown) => e);
     expect(manual).toBeInstanceOf(TokenBudgetExhaustedError);
-    expect((manual as Error).message).toBe('daily token budget is spent: 5 of 5 token calls made today; the count resets at 2024-05-02 00:00:00 Asia/Shanghai');
+    expect((manual as Error).message).toBe(
+      'daily token budget is spent: 5 of 5 token calls made today; the count resets at 2024-05-02 00:00:00 Asia/Shanghai',
+    );
     expect(sim.stats.tokenCalls).toBe(5);
     expect((await b.usage()).calls).toBe(5);
   });
@@ -226,7 +261,8 @@ describe('TokenBudget', () => {
     const c = clock(T0);
     const sim = await simulator(c.now);
     const prefix = newPrefix();
-    const wrong = (): TokenEndpoint => createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: 'wrong-secret' });
+    const wrong = (): TokenEndpoint =>
+      createTokenEndpoint({ baseUrl: sim.url, platformKey: PLATFORM_KEY, secretKey: 'wrong-secret' });
     const id = credentialsFingerprint(PLATFORM_KEY, 'wrong-secret');
     const a = budget(sim, prefix, c.now, { fetchToken: wrong(), credentialsId: id, cooldownMs: 10 * 60_000 });
     const err = await a.get().catch((e: unknown) => e);
@@ -280,15 +316,23 @@ describe('TokenBudget', () => {
     const failing: TokenEndpoint = async () => {
       calls++;
       const at = [...sent];
-      await until('three budgets waiting for the refresher', async () => sent.filter((n, i) => n - at[i] >= 5).length >= 3, { timeoutMs: 10_000, intervalMs: 10 });
+      await until(
+        'three budgets waiting for the refresher',
+        async () => sent.filter((n, i) => n - at[i] >= 5).length >= 3,
+        { timeoutMs: 10_000, intervalMs: 10 },
+      );
       throw new PlatformUnavailableError('token', 'HTTP 503');
     };
-    const budgets = Array.from({ length: 4 }, (_, i) => budget(sim, prefix, c.now, { fetchToken: failing, redis: counted(i) }));
+    const budgets = Array.from({ length: 4 }, (_, i) =>
+      budget(sim, prefix, c.now, { fetchToken: failing, redis: counted(i) }),
+    );
     const results = await Promise.allSettled(budgets.map((b) => b.get()));
     expect(calls).toBe(1);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
     const reasons = results.map((r) => (r as PromiseRejectedResult).reason as PlatformError);
-    expect(reasons.every((e) => e instanceof PlatformError && e.retryable && e.message.includes('HTTP 503'))).toBe(true);
+    expect(reasons.every((e) => e instanceof PlatformError && e.retryable && e.message.includes('HTTP 503'))).toBe(
+      true,
+    );
     expect((await budgets[0].usage()).calls).toBe(1);
   });
 
@@ -312,8 +356,15 @@ describe('TokenBudget', () => {
   });
 
   test('refuses a reserve that leaves nothing for scheduled work', () => {
-    expect(() => new TokenBudget({ redis: probe, prefix: 'x', fetchToken: async () => ({ accessToken: 'x', expiresIn: 1 }), dailyLimit: 5, reserve: 5 })).toThrow(
-      'token reserve must be a whole number from 0 to dailyLimit - 1 (4), got 5',
-    );
+    expect(
+      () =>
+        new TokenBudget({
+          redis: probe,
+          prefix: 'x',
+          fetchToken: async () => ({ accessToken: 'x', expiresIn: 1 }),
+          dailyLimit: 5,
+          reserve: 5,
+        }),
+    ).toThrow('token reserve must be a whole number from 0 to dailyLimit - 1 (4), got 5');
   });
 });

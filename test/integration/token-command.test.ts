@@ -14,7 +14,13 @@ const prefix = testPrefix('tokencmd');
 const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
 
 function context(out: string[]): CommandContext {
-  const config = loadConfig({ EXPEED_PREFIX: prefix, REDIS_URL, EXPEED_PLATFORM_KEY: 'pk-cmd', EXPEED_SECRET_KEY: 'sk-cmd', LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    EXPEED_PREFIX: prefix,
+    REDIS_URL,
+    EXPEED_PLATFORM_KEY: 'pk-cmd',
+    EXPEED_SECRET_KEY: 'sk-cmd',
+    LOG_LEVEL: 'silent',
+  });
   const scrubber = new SecretScrubber(secretsOf(config));
   const cleanups: Array<() => Promise<void> | void> = [];
   return {
@@ -46,27 +52,49 @@ describe('expeed-sync token', () => {
     const { day, end } = platformDay(now, 'Asia/Shanghai');
     const token = 'very-secret-access-token-123';
     await redis.set(`${prefix}:token:calls:${day}`, '12');
-    await redis.hset(`${prefix}:token:current`, { token, expiresAt: now + 90 * 60_000, fetchedAt: now - 30 * 60_000, ttlMs: 7_200_000 });
+    await redis.hset(`${prefix}:token:current`, {
+      token,
+      expiresAt: now + 90 * 60_000,
+      fetchedAt: now - 30 * 60_000,
+      ttlMs: 7_200_000,
+    });
     const out: string[] = [];
     const ctx = context(out);
     expect(await command.run([], ctx)).toBe(0);
     await ctx.close();
     const text = out.join('\n');
     expect(out[0]).toBe(`platform day  ${day} (Asia/Shanghai)`);
-    expect(out[1]).toBe('token calls   12 of 200 today, 188 left; scheduled work stops at 190, the last 10 are kept for commands run by hand');
+    expect(out[1]).toBe(
+      'token calls   12 of 200 today, 188 left; scheduled work stops at 190, the last 10 are kept for commands run by hand',
+    );
     expect(out[2]).toContain(`resets at     ${platformDayText(end)}`);
-    expect(out[3]).toMatch(/^access token  cached, expires \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} Asia\/Shanghai \(in 1h 3\dm\)$/);
+    expect(out[3]).toMatch(
+      /^access token  cached, expires \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} Asia\/Shanghai \(in 1h 3\dm\)$/,
+    );
     expect(text).not.toContain(token);
 
     const json: string[] = [];
     expect(await command.run(['--json'], context(json))).toBe(0);
     const parsed = JSON.parse(json.join('\n'));
-    expect(parsed).toMatchObject({ day, calls: 12, limit: 200, reserve: 10, resetsAt: end, tokenExpiresAt: now + 90 * 60_000, timezone: 'Asia/Shanghai' });
+    expect(parsed).toMatchObject({
+      day,
+      calls: 12,
+      limit: 200,
+      reserve: 10,
+      resetsAt: end,
+      tokenExpiresAt: now + 90 * 60_000,
+      timezone: 'Asia/Shanghai',
+    });
     expect(json.join('\n')).not.toContain(token);
   });
 
   test('--clear-cooldown lifts a credentials cool-down', async () => {
-    await redis.set(`${prefix}:token:cooldown`, JSON.stringify({ until: Date.now() + 600_000, reason: 'rejected', credentialsId: '' }), 'PX', 600_000);
+    await redis.set(
+      `${prefix}:token:cooldown`,
+      JSON.stringify({ until: Date.now() + 600_000, reason: 'rejected', credentialsId: '' }),
+      'PX',
+      600_000,
+    );
     const out: string[] = [];
     expect(await command.run(['--clear-cooldown'], context(out))).toBe(0);
     expect(out[0]).toBe('token cool-down lifted: the next platform call may fetch a token');
@@ -79,17 +107,29 @@ describe('expeed-sync token', () => {
     const queue = new Queue('backfill', { connection: redis, prefix });
     try {
       const until = Date.now() + 600_000;
-      await redis.set(`${prefix}:token:cooldown`, JSON.stringify({ until, ms: 600_000, kind: 'credentials', reason: 'rejected', credentialsId: '' }), 'PX', 600_000);
+      await redis.set(
+        `${prefix}:token:cooldown`,
+        JSON.stringify({ until, ms: 600_000, kind: 'credentials', reason: 'rejected', credentialsId: '' }),
+        'PX',
+        600_000,
+      );
       const waits = new CooldownWaits(redis, prefix);
       for (const id of ['w1', 'w2']) {
-        await queue.add('backfill', { deviceId: id, from: 0, to: 1, reason: 'catch-up' }, { jobId: id, delay: 600_000 });
+        await queue.add(
+          'backfill',
+          { deviceId: id, from: 0, to: 1, reason: 'catch-up' },
+          { jobId: id, delay: 600_000 },
+        );
         await waits.add(id, until);
       }
       // a job that already ran again is only forgotten
       await waits.add('gone', until);
       const out: string[] = [];
       expect(await command.run(['--clear-cooldown'], context(out))).toBe(0);
-      expect(out.slice(0, 2)).toEqual(['token cool-down lifted: the next platform call may fetch a token', '2 backfill job(s) that waited for the cool-down start now']);
+      expect(out.slice(0, 2)).toEqual([
+        'token cool-down lifted: the next platform call may fetch a token',
+        '2 backfill job(s) that waited for the cool-down start now',
+      ]);
       expect(await queue.getJobCounts('delayed', 'waiting')).toMatchObject({ delayed: 0, waiting: 2 });
       expect(await waits.waiting()).toEqual({ jobs: 0 });
     } finally {
@@ -101,12 +141,22 @@ describe('expeed-sync token', () => {
   test('a fresh token rejected: the pause, its reason and its doubling are shown; --clear-cooldown also forgets the streak', async () => {
     const { TokenBudget } = await import('../../src/platform/token/budget.js');
     const budget = new TokenBudget({ redis, prefix, cooldownMs: 600_000 });
-    await redis.hset(`${prefix}:token:current`, { token: 'never-worked-token', expiresAt: Date.now() + 3_600_000, fetchedAt: Date.now(), ttlMs: 7_200_000 });
-    await expect(budget.rejected('never-worked-token', '令牌过期')).rejects.toMatchObject({ name: 'TokenCooldownError', retryable: true });
+    await redis.hset(`${prefix}:token:current`, {
+      token: 'never-worked-token',
+      expiresAt: Date.now() + 3_600_000,
+      fetchedAt: Date.now(),
+      ttlMs: 7_200_000,
+    });
+    await expect(budget.rejected('never-worked-token', '令牌过期')).rejects.toMatchObject({
+      name: 'TokenCooldownError',
+      retryable: true,
+    });
     const out: string[] = [];
     expect(await command.run([], context(out))).toBe(0);
     const line = out.find((l) => l.startsWith('cool-down'));
-    expect(line).toMatch(/^cool-down     token calls paused until .* Asia\/Shanghai \(in 10m\), the platform rejected a freshly fetched access token \(the pause doubles while that repeats\): code 1 "令牌过期" for a token that had never worked$/);
+    expect(line).toMatch(
+      /^cool-down     token calls paused until .* Asia\/Shanghai \(in 10m\), the platform rejected a freshly fetched access token \(the pause doubles while that repeats\): code 1 "令牌过期" for a token that had never worked$/,
+    );
     expect(out.join('\n')).not.toContain('never-worked-token');
     const json: string[] = [];
     await command.run(['--json'], context(json));
@@ -129,7 +179,18 @@ describe('expeed-sync token', () => {
       'access token  none cached (the next platform call fetches one)',
       'state         scheduled work is stopped; only commands run by hand may fetch a token',
     ]);
-    const spent = describeUsage({ ...base, calls: 200, tokenExpiresAt: at - 1, cooldownUntil: at + 60_000, cooldownReason: 'bad keys', refreshing: true }, 'Asia/Shanghai', at);
+    const spent = describeUsage(
+      {
+        ...base,
+        calls: 200,
+        tokenExpiresAt: at - 1,
+        cooldownUntil: at + 60_000,
+        cooldownReason: 'bad keys',
+        refreshing: true,
+      },
+      'Asia/Shanghai',
+      at,
+    );
     expect(spent.slice(3)).toEqual([
       'access token  expired at 2024-05-01 21:59:59 Asia/Shanghai (the next platform call fetches one)',
       'refresh       a process is fetching a new token right now',
@@ -141,9 +202,36 @@ describe('expeed-sync token', () => {
   test('expeed-sync status shows the cool-down, its end and its reason', async () => {
     const { renderStatus } = await import('../../src/cli/commands/status.js');
     const at = Date.UTC(2024, 4, 1, 14);
-    const token = { day: '2024-05-01', calls: 3, limit: 200, reserve: 10, resetsAt: Date.UTC(2024, 4, 1, 16), refreshing: false };
-    const report = { at, summary: { ok: 0, failing: 0, stale: 0, 'never synced': 0 }, staleAfterMs: 2 * 86_400_000, devices: [], queues: {}, deadLetters: 0, errors: {} };
-    const paused = renderStatus({ ...report, token: { ...token, cooldownUntil: at + 900_000, cooldownKind: 'token', cooldownReason: 'code 1 "token过期" for a token that had never worked' } }, 'Asia/Shanghai', (x) => x);
+    const token = {
+      day: '2024-05-01',
+      calls: 3,
+      limit: 200,
+      reserve: 10,
+      resetsAt: Date.UTC(2024, 4, 1, 16),
+      refreshing: false,
+    };
+    const report = {
+      at,
+      summary: { ok: 0, failing: 0, stale: 0, 'never synced': 0 },
+      staleAfterMs: 2 * 86_400_000,
+      devices: [],
+      queues: {},
+      deadLetters: 0,
+      errors: {},
+    };
+    const paused = renderStatus(
+      {
+        ...report,
+        token: {
+          ...token,
+          cooldownUntil: at + 900_000,
+          cooldownKind: 'token',
+          cooldownReason: 'code 1 "token过期" for a token that had never worked',
+        },
+      },
+      'Asia/Shanghai',
+      (x) => x,
+    );
     expect(paused).toContain(
       '  COOL-DOWN: no token calls until 2024-05-01 22:15:00 Asia/Shanghai — the platform rejected a freshly fetched access token (the pause doubles while that repeats): code 1 "token过期" for a token that had never worked',
     );

@@ -5,7 +5,14 @@ import { createTokenEndpoint } from '../../src/platform/token/endpoint.js';
 import { TokenBudget } from '../../src/platform/token/budget.js';
 import { createApp } from '../../src/app/app.js';
 import { DEFAULT_STATUS_POLL, StatusPoller, type StatusPollResult } from '../../src/pull/status-poll.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, REDIS_URL, testPrefix, until } from '../helpers/services.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  REDIS_URL,
+  testPrefix,
+  until,
+} from '../helpers/services.js';
 import { PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
 
 /**
@@ -29,24 +36,43 @@ describe('token cool-down', () => {
     let now = T0;
     const clock = () => now;
     const prefix = testPrefix('cooldown');
-    const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: 20, from: T0 - 2 * HOUR, to: T0, now: clock, seed: 5 });
+    const sim = await startSimulator({
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      devices: 20,
+      from: T0 - 2 * HOUR,
+      to: T0,
+      now: clock,
+      seed: 5,
+    });
     cleanups.push(() => sim.close());
     const db = await createTestDatabase('cooldown');
     cleanups.push(() => db.drop().catch(() => undefined));
     cleanups.push(() => deleteRedisPrefix(prefix));
-    const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '1000' } });
+    const config = testConfig({
+      simUrl: sim.url,
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { EXPEED_PAGE_LIMIT: '1000' },
+    });
     const stack = createApp(config, { logger: silentLogger(), scrubber: scrubber(), clock });
     cleanups.push(() => stack.close());
     for (const d of sim.devices) await stack.registry.upsert({ id: d.id, key: d.key }, 'cli');
     for (const ep of DEVICE_ENDPOINTS) sim.faults.codeStorm(1, 1e9, ep);
 
     // the nightly sync fires: its backfill jobs are delayed until the cool-down ends, not failed
-    for (const d of sim.devices) await stack.backfills.enqueue({ deviceId: d.id, from: T0 - 2 * HOUR, to: T0, reason: 'nightly' });
+    for (const d of sim.devices)
+      await stack.backfills.enqueue({ deviceId: d.id, from: T0 - 2 * HOUR, to: T0, reason: 'nightly' });
     stack.startBackfillWorker();
-    await until('every nightly job delayed', async () => (await stack.backfillQueue.getJobCounts('delayed')).delayed === 20, {
-      timeoutMs: 20_000,
-      detail: () => `token calls ${sim.stats.tokenCalls}`,
-    });
+    await until(
+      'every nightly job delayed',
+      async () => (await stack.backfillQueue.getJobCounts('delayed')).delayed === 20,
+      {
+        timeoutMs: 20_000,
+        detail: () => `token calls ${sim.stats.tokenCalls}`,
+      },
+    );
     expect((await stack.backfillQueue.getJobCounts('failed')).failed).toBe(0);
     const delayed = await stack.backfillQueue.getJobs(['delayed']);
     expect(delayed.every((j) => j.attemptsMade === 0)).toBe(true);
@@ -56,14 +82,24 @@ describe('token cool-down', () => {
     expect(first.cooldownReason).toContain('never worked');
 
     // an hour of injected time: the status poll every 5 s, a nightly-style history call per device every 10 min
-    const poller = new StatusPoller({ platform: stack.platform, writer: stack.writer, registry: stack.registry, now: clock });
+    const poller = new StatusPoller({
+      platform: stack.platform,
+      writer: stack.writer,
+      registry: stack.registry,
+      now: clock,
+    });
     const polls: StatusPollResult[] = [];
     const nightly: unknown[] = [];
     for (let t = 0; t <= HOUR; t += 5000) {
       now = T0 + t;
       polls.push(await poller.poll({}));
       if (t % (10 * MIN) === 0) {
-        for (const d of sim.devices) nightly.push(await stack.platform.history({ id: d.id, key: d.key }, { start: T0 - HOUR, end: T0, first: 1, limit: 1000 }).catch((e: unknown) => e));
+        for (const d of sim.devices)
+          nightly.push(
+            await stack.platform
+              .history({ id: d.id, key: d.key }, { start: T0 - HOUR, end: T0, first: 1, limit: 1000 })
+              .catch((e: unknown) => e),
+          );
       }
     }
     // pauses of 15, 30 and 60 min: probes at 0, 15 and 45 min, the next one not before 1 h 45
@@ -101,7 +137,14 @@ describe('token cool-down', () => {
     const clock = () => now;
     const prefix = testPrefix('cooldown');
     cleanups.push(() => deleteRedisPrefix(prefix));
-    const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: 1, from: T0 - HOUR, to: T0, now: clock });
+    const sim = await startSimulator({
+      platformKey: PLATFORM_KEY,
+      secretKey: SECRET_KEY,
+      devices: 1,
+      from: T0 - HOUR,
+      to: T0,
+      now: clock,
+    });
     cleanups.push(() => sim.close());
     const processes = [0, 1].map(() => {
       const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
@@ -114,7 +157,10 @@ describe('token cool-down', () => {
     for (let i = 0; i < 4; i++) {
       const token = await a.get();
       // both processes had calls in flight with it: one pause, the same for both, counted once
-      const errors = await Promise.all([a.rejected(token, 'token过期').catch((e: unknown) => e), b.rejected(token).catch((e: unknown) => e)]);
+      const errors = await Promise.all([
+        a.rejected(token, 'token过期').catch((e: unknown) => e),
+        b.rejected(token).catch((e: unknown) => e),
+      ]);
       const until = (errors[0] as { retryAt: number }).retryAt;
       for (const e of errors) expect(e).toMatchObject({ name: 'TokenCooldownError', retryable: true, retryAt: until });
       pauses.push((until - now) / MIN);

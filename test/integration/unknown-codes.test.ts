@@ -2,7 +2,17 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { startSimulator } from '../../src/simulator/index.js';
 import { createApp } from '../../src/app/app.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testConfig } from '../fixtures/pull-env.js';
+import {
+  drained,
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  scrubber,
+  silentLogger,
+  testConfig,
+} from '../fixtures/pull-env.js';
 
 /**
  * The vendor's result code lists end in "…": a code we do not know is retried with backoff a
@@ -22,12 +32,25 @@ afterAll(async () => {
 
 async function setUp(env: Record<string, string> = {}) {
   const prefix = testPrefix('unknown');
-  const sim = await startSimulator({ platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices: DEVICES, from: FROM, to: TO, seed: 13 });
+  const sim = await startSimulator({
+    platformKey: PLATFORM_KEY,
+    secretKey: SECRET_KEY,
+    devices: DEVICES,
+    from: FROM,
+    to: TO,
+    seed: 13,
+  });
   cleanups.push(() => sim.close());
   const db = await createTestDatabase('unknown');
   cleanups.push(() => db.drop().catch(() => undefined));
   cleanups.push(() => deleteRedisPrefix(prefix));
-  const config = testConfig({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '500', ...env } });
+  const config = testConfig({
+    simUrl: sim.url,
+    prefix,
+    db: db.name,
+    influxUrl: INFLUX_URL,
+    env: { EXPEED_PAGE_LIMIT: '500', ...env },
+  });
   const stack = createApp(config, { logger: silentLogger(), scrubber: scrubber() });
   cleanups.push(() => stack.close());
   for (const d of DEVICES) await stack.registry.upsert(d, 'cli');
@@ -44,7 +67,9 @@ describe('unknown result codes', () => {
     expect((await stack.backfillQueue.getJobs(['failed'])).map((j) => j.failedReason)).toEqual([]);
     expect(counts.completed).toBe(1);
     const expected = expectedTotals(sim, 'u-1', FROM, TO);
-    expect(await influxTotals(db.name, INFLUX_URL, 'u-1', Object.keys(expected), numericFields(sim, 'u-1', FROM, TO))).toEqual(expected);
+    expect(
+      await influxTotals(db.name, INFLUX_URL, 'u-1', Object.keys(expected), numericFields(sim, 'u-1', FROM, TO)),
+    ).toEqual(expected);
     expect((await stack.checkpoints.get('u-1'))?.upTo).toBe(TO);
     expect((await stack.registry.get('u-1'))?.failure).toBeUndefined();
   }, 60_000);

@@ -26,7 +26,11 @@ describe('names InfluxQL cannot quote', () => {
   let stack: App;
 
   beforeAll(async () => {
-    env = await startPullEnv({ name: 'nul', sim: { devices: DEVICES, from: FROM - HOUR, to: TO + HOUR, seed: 5 }, env: { EXPEED_ROLLUP_SETTLE: '1ms' } });
+    env = await startPullEnv({
+      name: 'nul',
+      sim: { devices: DEVICES, from: FROM - HOUR, to: TO + HOUR, seed: 5 },
+      env: { EXPEED_ROLLUP_SETTLE: '1ms' },
+    });
     stack = env.app;
   });
 
@@ -41,8 +45,14 @@ describe('names InfluxQL cannot quote', () => {
 
     const ingest = await stack.ingestQueue();
     stack.startIngestWorker();
-    const pushed = { timestamp: formatPlatformTime(FROM + 30 * 60_000 + 1, 'Asia/Shanghai'), temp: 21.5, [NUL_NAME]: 7 };
-    await ingest.queue.add('push', { pushes: [{ msgType: 2, receivedAt: Date.now(), body: { device_id: 'nul-push', data: [pushed] } }] });
+    const pushed = {
+      timestamp: formatPlatformTime(FROM + 30 * 60_000 + 1, 'Asia/Shanghai'),
+      temp: 21.5,
+      [NUL_NAME]: 7,
+    };
+    await ingest.queue.add('push', {
+      pushes: [{ msgType: 2, receivedAt: Date.now(), body: { device_id: 'nul-push', data: [pushed] } }],
+    });
     expect((await drained(ingest.queue)).failed).toBe(0);
 
     // InfluxDB holds no field with a NUL: every query of the fields still parses
@@ -60,8 +70,14 @@ describe('names InfluxQL cannot quote', () => {
     expect(letters.length).toBe(nul.length);
 
     stack.startRollupWorker();
-    const dispatcher = new RollupDispatcher({ dirty: stack.rollup.dirty, queue: stack.rollup.queue, settleMs: 1, logger: silentLogger() });
-    for (let i = 0; i < 20 && (await dispatcher.tick()) > 0; i++) expect((await drained(stack.rollup.queue)).failed).toBe(0);
+    const dispatcher = new RollupDispatcher({
+      dirty: stack.rollup.dirty,
+      queue: stack.rollup.queue,
+      settleMs: 1,
+      logger: silentLogger(),
+    });
+    for (let i = 0; i < 20 && (await dispatcher.tick()) > 0; i++)
+      expect((await drained(stack.rollup.queue)).failed).toBe(0);
     expect((await stack.rollup.dirty.backlog()).hours).toBe(0);
     const check = await rollupDiffs(env.db.name, INFLUX_URL, FROM - HOUR, TO + HOUR);
     expect(check.diffs).toEqual([]);

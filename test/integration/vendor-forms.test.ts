@@ -13,7 +13,14 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { startSimulator, type HistoryReading, type Simulator, type TimestampForm } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, randomName, testPrefix } from '../helpers/services.js';
-import { expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, testEnv } from '../fixtures/pull-env.js';
+import {
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  testEnv,
+} from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 3, 1);
@@ -57,35 +64,58 @@ describe('backfill --all --wait: timestamp forms, throttling, pages in no order'
     cleanups.push(() => deleteRedisPrefix(prefix));
     const devicesFile = join(tmpdir(), `${randomName(name.replace(/\W/g, '_'))}.json`);
     writeFileSync(devicesFile, JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key }))));
-    const all = testEnv({ simUrl: sim.url, prefix, db: db.name, influxUrl: INFLUX_URL, env: { EXPEED_PAGE_LIMIT: '100', EXPEED_BACKFILL_WINDOW: '1d', EXPEED_DEVICES_FILE: devicesFile, ...env } });
+    const all = testEnv({
+      simUrl: sim.url,
+      prefix,
+      db: db.name,
+      influxUrl: INFLUX_URL,
+      env: { EXPEED_PAGE_LIMIT: '100', EXPEED_BACKFILL_WINDOW: '1d', EXPEED_DEVICES_FILE: devicesFile, ...env },
+    });
     return { sim, db: db.name, env: all };
   }
 
   /** What differs between what landed for the device and what the platform holds in [FROM, TO). */
   async function differences(label: string, sim: Simulator, db: string, deviceId: string): Promise<string[]> {
     const expected = expectedTotals(sim, deviceId, FROM, TO);
-    const landed = await influxTotals(db, INFLUX_URL, deviceId, Object.keys(expected), numericFields(sim, deviceId, FROM, TO));
+    const landed = await influxTotals(
+      db,
+      INFLUX_URL,
+      deviceId,
+      Object.keys(expected),
+      numericFields(sim, deviceId, FROM, TO),
+    );
     return Object.keys(expected)
       .filter((f) => landed[f].count !== expected[f].count || landed[f].sum !== expected[f].sum)
-      .map((f) => `${label} ${deviceId} ${f}: landed ${JSON.stringify(landed[f])}, platform holds ${JSON.stringify(expected[f])}`);
+      .map(
+        (f) =>
+          `${label} ${deviceId} ${f}: landed ${JSON.stringify(landed[f])}, platform holds ${JSON.stringify(expected[f])}`,
+      );
   }
 
   async function runForm(c: FormCombo) {
-    const { sim, db, env } = await setUp(c.form, {
-      platformKey: PLATFORM_KEY,
-      secretKey: SECRET_KEY,
-      devices: devicesOf(c.form),
-      from: FROM - 2 * HOUR,
-      to: TO + 2 * HOUR,
-      seed: 18,
-      timestampForm: c.form,
-      history: c.history,
-      sameMsRate: 0.1,
-      sameMsRepeat: c.sameMsRepeat,
-      deviceFailRate: 0.05,
-    }, { WORKER_CONCURRENCY: '4', LOG_LEVEL: 'warn' });
+    const { sim, db, env } = await setUp(
+      c.form,
+      {
+        platformKey: PLATFORM_KEY,
+        secretKey: SECRET_KEY,
+        devices: devicesOf(c.form),
+        from: FROM - 2 * HOUR,
+        to: TO + 2 * HOUR,
+        seed: 18,
+        timestampForm: c.form,
+        history: c.history,
+        sameMsRate: 0.1,
+        sameMsRepeat: c.sameMsRepeat,
+        deviceFailRate: 0.05,
+      },
+      { WORKER_CONCURRENCY: '4', LOG_LEVEL: 'warn' },
+    );
     // rows at the window boundaries (platform midnight, 16:00Z) and at --from/--to
-    for (const d of sim.devices) sim.addRows(d.id, [FROM, FROM + 16 * HOUR, TO - 1, TO].map((time, i) => ({ time, values: { temp: 40 + i } })));
+    for (const d of sim.devices)
+      sim.addRows(
+        d.id,
+        [FROM, FROM + 16 * HOUR, TO - 1, TO].map((time, i) => ({ time, values: { temp: 40 + i } })),
+      );
     const run = await runCli(['backfill', '--all', ...RANGE, '--wait'], env, { timeoutMs: 120_000 });
     return { c, sim, db, run };
   }
@@ -94,22 +124,28 @@ describe('backfill --all --wait: timestamp forms, throttling, pages in no order'
     const results = await Promise.all(FORMS.map(runForm));
     const problems: string[] = [];
     for (const { c, sim, db, run } of results) {
-      if (run.code !== 0) problems.push(`${c.form}: exit ${run.code}: ${run.stdout.slice(-300)} ${run.stderr.slice(0, 300)}`);
+      if (run.code !== 0)
+        problems.push(`${c.form}: exit ${run.code}: ${run.stdout.slice(-300)} ${run.stderr.slice(0, 300)}`);
       for (const d of devicesOf(c.form)) problems.push(...(await differences(c.form, sim, db, d.id)));
       if (sim.stats.tokenCalls !== 1) problems.push(`${c.form}: ${sim.stats.tokenCalls} token calls`);
       if (sim.stats.violations.length) problems.push(`${c.form}: violations ${sim.stats.violations.join('; ')}`);
       // the sparse device's windows each fit in one page; the dense device's take several
       const sparse = sim.rows(`${c.form}-sparse`, FROM, TO).length;
       if (!(sparse > 20 && sparse < 50)) problems.push(`${c.form}: the sparse device holds ${sparse} rows`);
-      if (sim.rows(`${c.form}-dense`, FROM, TO).length < 1400) problems.push(`${c.form}: the dense device holds too few rows`);
+      if (sim.rows(`${c.form}-dense`, FROM, TO).length < 1400)
+        problems.push(`${c.form}: the dense device holds too few rows`);
     }
     expect(problems).toEqual([]);
   }, 150_000);
 
-  test('HTTP 429 with Retry-After: 1 lands exactly, and every throttled answer pauses the platform calls for the header\'s second', async () => {
+  test("HTTP 429 with Retry-After: 1 lands exactly, and every throttled answer pauses the platform calls for the header's second", async () => {
     const devices = [{ id: 'throttled-1', key: 'key-throttled', cadenceSec: 90 }];
     // one window at a time: each throttled answer comes after the pause before it ended, so each begins a pause of its own
-    const { sim, db, env } = await setUp('throttled', { platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices, from: FROM - 2 * HOUR, to: TO + 2 * HOUR, seed: 7 }, { WORKER_CONCURRENCY: '1', LOG_LEVEL: 'warn' });
+    const { sim, db, env } = await setUp(
+      'throttled',
+      { platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices, from: FROM - 2 * HOUR, to: TO + 2 * HOUR, seed: 7 },
+      { WORKER_CONCURRENCY: '1', LOG_LEVEL: 'warn' },
+    );
     sim.faults.throttleRate = 0.3;
     const run = await runCli(['backfill', '--all', ...RANGE, '--wait'], env, { timeoutMs: 120_000 });
     expect(run.code, run.stderr.slice(0, 500)).toBe(0);
@@ -120,7 +156,9 @@ describe('backfill --all --wait: timestamp forms, throttling, pages in no order'
     const pauses = run.stderr
       .split('\n')
       .filter((l) => l.includes('the platform asked to wait'))
-      .map((l) => JSON.parse(l) as { msg: string; status: number; retryAfter: string; pauseMs: number; capped?: boolean });
+      .map(
+        (l) => JSON.parse(l) as { msg: string; status: number; retryAfter: string; pauseMs: number; capped?: boolean },
+      );
     // one pause per throttled answer, each as long as the header asked: 1 s, not our own backoff
     expect(pauses).toHaveLength(served);
     for (const p of pauses) {
@@ -131,10 +169,36 @@ describe('backfill --all --wait: timestamp forms, throttling, pages in no order'
 
   test('rows in no order: the backfill exits non-zero naming the device, the window and the reason', async () => {
     const devices = [{ id: 'shuffled-1', key: 'key-shuffled', cadenceSec: 60 }];
-    const { sim, env } = await setUp('shuffled', { platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices, from: FROM, to: TO, seed: 5, history: { order: 'unordered' } }, { WORKER_CONCURRENCY: '2', LOG_LEVEL: 'warn' });
-    const run = await runCli(['backfill', '--all', '--from', new Date(FROM).toISOString(), '--to', new Date(FROM + 6 * HOUR).toISOString(), '--wait'], env, { timeoutMs: 60_000 });
+    const { sim, env } = await setUp(
+      'shuffled',
+      {
+        platformKey: PLATFORM_KEY,
+        secretKey: SECRET_KEY,
+        devices,
+        from: FROM,
+        to: TO,
+        seed: 5,
+        history: { order: 'unordered' },
+      },
+      { WORKER_CONCURRENCY: '2', LOG_LEVEL: 'warn' },
+    );
+    const run = await runCli(
+      [
+        'backfill',
+        '--all',
+        '--from',
+        new Date(FROM).toISOString(),
+        '--to',
+        new Date(FROM + 6 * HOUR).toISOString(),
+        '--wait',
+      ],
+      env,
+      { timeoutMs: 60_000 },
+    );
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/device shuffled-1 window 2026-0[34]-\d\dT\d\d:00:00\.000Z\.\.2026-04-01T06:00:00\.000Z: history walk cannot make progress: a page from \S+ is in no time order \(row \d+ \(\S+\) follows row \d+/);
+    expect(run.stderr).toMatch(
+      /device shuffled-1 window 2026-0[34]-\d\dT\d\d:00:00\.000Z\.\.2026-04-01T06:00:00\.000Z: history walk cannot make progress: a page from \S+ is in no time order \(row \d+ \(\S+\) follows row \d+/,
+    );
     // the window failed at once: not retried page after page
     expect(sim.stats.requests.history ?? 0).toBeLessThan(10);
   }, 70_000);

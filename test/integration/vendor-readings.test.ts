@@ -11,8 +11,25 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { startSimulator, type HistoryReading, type Simulator } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, influxRows, randomName, testPrefix } from '../helpers/services.js';
-import { drained, expectedTotals, influxTotals, numericFields, PLATFORM_KEY, SECRET_KEY, scrubber, silentLogger, testEnv } from '../fixtures/pull-env.js';
+import {
+  createTestDatabase,
+  deleteRedisPrefix,
+  INFLUX_URL,
+  influxRows,
+  randomName,
+  testPrefix,
+} from '../helpers/services.js';
+import {
+  drained,
+  expectedTotals,
+  influxTotals,
+  numericFields,
+  PLATFORM_KEY,
+  SECRET_KEY,
+  scrubber,
+  silentLogger,
+  testEnv,
+} from '../fixtures/pull-env.js';
 import { loadConfig } from '../../src/base/load-config.js';
 import { createApp } from '../../src/app/app.js';
 import { windowKey } from '../../src/pull/windows.js';
@@ -40,7 +57,10 @@ const COMBOS: Combo[] = [
   // asks, `first` read inverted, a page cap of its own below `limit`, A,B,A in one millisecond
   { name: 'newest-first', history: { cursor: 'next', order: 'newest-first', end: 'inclusive' }, sameMsRepeat: true },
   { name: 'capped', history: { cursor: 'next', pageCap: 23 }, sameMsRepeat: true },
-  { name: 'inverted-capped', history: { cursor: 'none', order: 'inverted', pageCap: 17, limit: 'datapoints', start: 'exclusive' } },
+  {
+    name: 'inverted-capped',
+    history: { cursor: 'none', order: 'inverted', pageCap: 17, limit: 'datapoints', start: 'exclusive' },
+  },
   { name: 'aba-last', history: { cursor: 'last-inclusive', limit: 'datapoints' }, sameMsRepeat: true },
 ];
 
@@ -69,31 +89,48 @@ describe('backfill --all --wait under every reading of the vendor document', () 
       prefix,
       db: db.name,
       influxUrl: INFLUX_URL,
-      env: { EXPEED_PAGE_LIMIT: String(pageLimit), EXPEED_BACKFILL_WINDOW: '1d', WORKER_CONCURRENCY: '4', EXPEED_DEVICES_FILE: devicesFile, LOG_LEVEL: 'warn' },
+      env: {
+        EXPEED_PAGE_LIMIT: String(pageLimit),
+        EXPEED_BACKFILL_WINDOW: '1d',
+        WORKER_CONCURRENCY: '4',
+        EXPEED_DEVICES_FILE: devicesFile,
+        LOG_LEVEL: 'warn',
+      },
     });
     return { sim, db, env };
   }
 
   async function runCombo(c: Combo): Promise<{ sim: Simulator; db: string; code: number | null; stderr: string }> {
-    const { sim, db, env } = await setUp(c.name, {
-      platformKey: PLATFORM_KEY,
-      secretKey: SECRET_KEY,
-      devices: devicesOf(c.name),
-      from: FROM - 2 * HOUR,
-      to: TO + 2 * HOUR,
-      seed: 21,
-      history: c.history,
-      sameMsRate: 0.15,
-      sameMsRepeat: c.sameMsRepeat,
-      deviceFailRate: 0.05,
-      deviceFailKind: 'mixed',
-    }, 60);
+    const { sim, db, env } = await setUp(
+      c.name,
+      {
+        platformKey: PLATFORM_KEY,
+        secretKey: SECRET_KEY,
+        devices: devicesOf(c.name),
+        from: FROM - 2 * HOUR,
+        to: TO + 2 * HOUR,
+        seed: 21,
+        history: c.history,
+        sameMsRate: 0.15,
+        sameMsRepeat: c.sameMsRepeat,
+        deviceFailRate: 0.05,
+        deviceFailKind: 'mixed',
+      },
+      60,
+    );
     // rows exactly at the window boundaries (platform midnight, 16:00Z) and at --from/--to: an
     // exclusive start must not lose them, and the row at --to belongs to a later backfill
     for (const d of sim.devices) {
-      sim.addRows(d.id, [FROM, FROM + 16 * HOUR, TO - 1, TO].map((time, i) => ({ time, values: { temp: 40 + i, humidity: 7 } })));
+      sim.addRows(
+        d.id,
+        [FROM, FROM + 16 * HOUR, TO - 1, TO].map((time, i) => ({ time, values: { temp: 40 + i, humidity: 7 } })),
+      );
     }
-    const run = await runCli(['backfill', '--all', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString(), '--wait'], env, { timeoutMs: 120_000 });
+    const run = await runCli(
+      ['backfill', '--all', '--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString(), '--wait'],
+      env,
+      { timeoutMs: 120_000 },
+    );
     return { sim, db: db.name, code: run.code, stderr: run.stderr };
   }
 
@@ -107,12 +144,22 @@ describe('backfill --all --wait under every reading of the vendor document', () 
       for (const d of devicesOf(c.name)) {
         const rows = r.sim.rows(d.id, FROM, TO);
         // the data really has rows sharing a millisecond
-        expect(rows.length - new Set(rows.map((x) => x.time)).size, `${c.name} ${d.id} same-ms rows`).toBeGreaterThan(20);
+        expect(rows.length - new Set(rows.map((x) => x.time)).size, `${c.name} ${d.id} same-ms rows`).toBeGreaterThan(
+          20,
+        );
         const expected = expectedTotals(r.sim, d.id, FROM, TO);
-        const landed = await influxTotals(r.db, INFLUX_URL, d.id, Object.keys(expected), numericFields(r.sim, d.id, FROM, TO));
+        const landed = await influxTotals(
+          r.db,
+          INFLUX_URL,
+          d.id,
+          Object.keys(expected),
+          numericFields(r.sim, d.id, FROM, TO),
+        );
         for (const f of Object.keys(expected)) {
           if (landed[f].count !== expected[f].count || landed[f].sum !== expected[f].sum) {
-            problems.push(`${c.name} ${d.id} ${f}: landed ${JSON.stringify(landed[f])}, platform holds ${JSON.stringify(expected[f])}`);
+            problems.push(
+              `${c.name} ${d.id} ${f}: landed ${JSON.stringify(landed[f])}, platform holds ${JSON.stringify(expected[f])}`,
+            );
           }
         }
       }
@@ -129,16 +176,55 @@ describe('backfill --all --wait under every reading of the vendor document', () 
 
   test('more rows in one millisecond than a page holds: exits non-zero naming the device and the window', async () => {
     const devices = [{ id: 'crowded-1', key: 'key-crowded', cadenceSec: 600, fields: ['a', 'b', 'c', 'd'] }];
-    const { sim, env } = await setUp('crowded', { platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices, from: FROM, to: TO, seed: 3, history: { cursor: 'none' }, sameMsRate: 1 }, 1);
-    const run = await runCli(['backfill', '--all', '--from', new Date(FROM).toISOString(), '--to', new Date(FROM + 6 * HOUR).toISOString(), '--wait'], env, { timeoutMs: 60_000 });
+    const { sim, env } = await setUp(
+      'crowded',
+      {
+        platformKey: PLATFORM_KEY,
+        secretKey: SECRET_KEY,
+        devices,
+        from: FROM,
+        to: TO,
+        seed: 3,
+        history: { cursor: 'none' },
+        sameMsRate: 1,
+      },
+      1,
+    );
+    const run = await runCli(
+      [
+        'backfill',
+        '--all',
+        '--from',
+        new Date(FROM).toISOString(),
+        '--to',
+        new Date(FROM + 6 * HOUR).toISOString(),
+        '--wait',
+      ],
+      env,
+      { timeoutMs: 60_000 },
+    );
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/device crowded-1 window 2026-0[34]-\d\dT\d\d:00:00\.000Z\.\.2026-04-01T06:00:00\.000Z: history walk cannot make progress: .*more rows share that time than one page holds/);
+    expect(run.stderr).toMatch(
+      /device crowded-1 window 2026-0[34]-\d\dT\d\d:00:00\.000Z\.\.2026-04-01T06:00:00\.000Z: history walk cannot make progress: .*more rows share that time than one page holds/,
+    );
     expect(sim.stats.requests.history ?? 0).toBeLessThan(10);
   }, 70_000);
 
   test('a resumed window asks from 1 ms before its saved position: an exclusive start loses no row of that millisecond', async () => {
     const devices = [{ id: 'resume-1', key: 'key-resume', cadenceSec: 300 }];
-    const { sim, db, env } = await setUp('resume', { platformKey: PLATFORM_KEY, secretKey: SECRET_KEY, devices, from: FROM, to: TO, seed: 4, history: { cursor: 'last-exclusive', start: 'exclusive' } }, 50);
+    const { sim, db, env } = await setUp(
+      'resume',
+      {
+        platformKey: PLATFORM_KEY,
+        secretKey: SECRET_KEY,
+        devices,
+        from: FROM,
+        to: TO,
+        seed: 4,
+        history: { cursor: 'last-exclusive', start: 'exclusive' },
+      },
+      50,
+    );
     const at = FROM + 5 * HOUR + 123;
     // two rows at the saved position (one millisecond), as if the run before had written one of them
     sim.addRows('resume-1', [{ time: at, values: { temp: 71.5 } }]);
@@ -148,14 +234,25 @@ describe('backfill --all --wait under every reading of the vendor document', () 
     await stack.registry.mergeFile(env.EXPEED_DEVICES_FILE);
     const window = { from: FROM, to: FROM + 16 * HOUR }; // the first window on the platform-local grid
     await stack.checkpoints.setPosition(windowKey('resume-1', window), at);
-    const queued = await stack.backfills.enqueue({ deviceId: 'resume-1', from: window.from, to: window.to, reason: 'manual' });
+    const queued = await stack.backfills.enqueue({
+      deviceId: 'resume-1',
+      from: window.from,
+      to: window.to,
+      reason: 'manual',
+    });
     expect(queued.map((q) => [q.from, q.to])).toEqual([[window.from, window.to]]);
     stack.startBackfillWorker();
     expect((await drained(stack.backfillQueue, 60_000)).failed).toBe(0);
-    const landed = await influxRows(db.name, `SELECT * FROM device_data WHERE device_id = 'resume-1' AND time <= ${at}ms`);
+    const landed = await influxRows(
+      db.name,
+      `SELECT * FROM device_data WHERE device_id = 'resume-1' AND time <= ${at}ms`,
+    );
     // nothing before the saved position was walked again; the saved millisecond landed whole
     expect(landed.map((r) => [r.time, r.temp, r.humidity])).toEqual([[at, 71.5, 33]]);
-    const after = await influxRows(db.name, `SELECT count(temp) AS c FROM device_data WHERE device_id = 'resume-1' AND time > ${at}ms`);
+    const after = await influxRows(
+      db.name,
+      `SELECT count(temp) AS c FROM device_data WHERE device_id = 'resume-1' AND time > ${at}ms`,
+    );
     expect(after[0]?.c).toBe(sim.rows('resume-1', at + 1, window.to).filter((r) => 'temp' in r.values).length);
   }, 70_000);
 });

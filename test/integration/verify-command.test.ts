@@ -22,7 +22,20 @@ async function write(db: string, line: string): Promise<void> {
 interface VerifyJson {
   equal: boolean;
   totals: { equal: number; missing: number; extra: number; differing: number; repaired: number };
-  devices: Array<{ deviceId: string; written: number; removed: number; hours: Array<{ hour: number; result: string; missing: number; extra: number; differing: number; examples: string[]; repaired?: boolean }> }>;
+  devices: Array<{
+    deviceId: string;
+    written: number;
+    removed: number;
+    hours: Array<{
+      hour: number;
+      result: string;
+      missing: number;
+      extra: number;
+      differing: number;
+      examples: string[];
+      repaired?: boolean;
+    }>;
+  }>;
 }
 
 describe('expeed-sync verify', () => {
@@ -30,7 +43,15 @@ describe('expeed-sync verify', () => {
   const changed: Record<string, number> = {};
 
   beforeAll(async () => {
-    env = await startPullEnv({ name: 'verify', sim: { devices: [{ id: DEVICE, key: 'key-0001', cadenceSec: 300 }], from: FROM - HOUR, to: TO + HOUR, gapRate: 0 } });
+    env = await startPullEnv({
+      name: 'verify',
+      sim: {
+        devices: [{ id: DEVICE, key: 'key-0001', cadenceSec: 300 }],
+        from: FROM - HOUR,
+        to: TO + HOUR,
+        gapRate: 0,
+      },
+    });
     const worker = env.app.startBackfillWorker();
     await env.app.backfills.enqueue({ deviceId: DEVICE, from: FROM, to: TO, reason: 'manual' });
     await drained(env.app.backfillQueue);
@@ -52,7 +73,8 @@ describe('expeed-sync verify', () => {
 
   test('finds a deleted point, a changed value, an extra point and late rows, each in its hour; exit 1', async () => {
     const rows = env.sim.rows(DEVICE, FROM, TO);
-    const numeric = (t: number) => Object.entries(rows.find((r) => r.time >= t)!.values).find(([, v]) => typeof v === 'number')!;
+    const numeric = (t: number) =>
+      Object.entries(rows.find((r) => r.time >= t)!.values).find(([, v]) => typeof v === 'number')!;
     // hour 1: a point deleted from InfluxDB
     const deleted = rows.find((r) => r.time >= FROM + HOUR)!.time;
     await influxRows(env.db.name, `DELETE FROM device_data WHERE device_id = '${DEVICE}' AND time = ${deleted}ms`);
@@ -65,7 +87,10 @@ describe('expeed-sync verify', () => {
     await write(env.db.name, `device_data,device_id=${DEVICE} ${field}=1 ${extraAt}`);
     // hour 8: rows the platform received late, between rows already held
     const late = [FROM + 8 * HOUR + 1_000, FROM + 8 * HOUR + 61_000];
-    env.sim.addRows(DEVICE, late.map((time) => ({ time, values: { [field]: 42.5 } })));
+    env.sim.addRows(
+      DEVICE,
+      late.map((time) => ({ time, values: { [field]: 42.5 } })),
+    );
     Object.assign(changed, { deleted, changed: changedRow.time, extraAt });
 
     const r = await runCli(['verify', ...range, '--json'], env.env, { timeoutMs: 120_000 });
@@ -93,9 +118,17 @@ describe('expeed-sync verify', () => {
     expect(r.stdout).toContain('repair: wrote 4 point(s) from the platform; removed 1 point(s)');
     expect(r.stdout).toContain('equal: 12 hour(s) equal, 4 of them repaired');
     expect(await influxRows(env.db.name, `SELECT * FROM device_data WHERE time = ${changed.extraAt}ms`)).toEqual([]);
-    expect(await influxRows(env.db.name, `SELECT * FROM device_data WHERE time = ${changed.deleted}ms`)).toHaveLength(1);
+    expect(await influxRows(env.db.name, `SELECT * FROM device_data WHERE time = ${changed.deleted}ms`)).toHaveLength(
+      1,
+    );
     // the repaired hours are marked for their rollups
-    const dirty = await env.app.rollup.dirty.count(DEVICE, [FROM + HOUR, FROM + 3 * HOUR, FROM + 5 * HOUR, FROM + 8 * HOUR, FROM + 10 * HOUR]);
+    const dirty = await env.app.rollup.dirty.count(DEVICE, [
+      FROM + HOUR,
+      FROM + 3 * HOUR,
+      FROM + 5 * HOUR,
+      FROM + 8 * HOUR,
+      FROM + 10 * HOUR,
+    ]);
     expect(dirty).toBe(4);
 
     const again = await runCli(['verify', ...range], env.env, { timeoutMs: 120_000 });

@@ -18,8 +18,16 @@ test('history rows are read with any timestamp form; an unreadable one is set as
   ];
   for (const raw of raws) readRow(raw, 'Asia/Shanghai', rows, unreadable);
   expect(rows.map((r) => [r.time, r.values.a])).toEqual([
-    [1486958400000, 1], [1486958401000, 2], [1486958402000, 3], [1486958403500, 4],
-    [1486958404000, 5], [1486958405000, 6], [1486958406000, 7], [1486958407000 - 3_600_000, 8],
+    [1486958400000, 1],
+    [1486958401000, 2],
+    [1486958402000, 3],
+    [1486958403500, 4],
+    [1486958404000, 5],
+    [1486958405000, 6],
+    [1486958406000, 7],
+    [1486958407000 - 3_600_000, 8],
   ]);
-  expect(unreadable).toEqual([{ reason: expect.stringContaining('unreadable platform timestamp "yesterday": expected the form'), raw: raws[8] }]);
+  expect(unreadable).toEqual([
+    { reason: expect.stringContaining('unreadable platform timestamp "yesterday": expected the form'), raw: raws[8] },
+  ]);
 });

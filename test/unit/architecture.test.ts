@@ -9,7 +9,17 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import {
-  LAYERS, REPO_ROOT, constructionsOf, folderCycles, importsOf, lineCount, readText, ruleBroken, sourceFiles, unitOf, type Import,
+  LAYERS,
+  REPO_ROOT,
+  constructionsOf,
+  folderCycles,
+  importsOf,
+  lineCount,
+  readText,
+  ruleBroken,
+  sourceFiles,
+  unitOf,
+  type Import,
 } from '../helpers/import-graph.js';
 
 const MAX_LINES = 300;
@@ -70,36 +80,62 @@ describe('the rules themselves', () => {
     ].join('\n');
     const found = importsOf(REPO_ROOT, 'src/push/x.ts', text);
     expect(found.map((i) => [i.specifier, i.kind, i.line])).toEqual([
-      ['./a.js', 'import', 1], ['../base/b.js', 'import type', 2], ['./side-effect.js', 'import', 3],
-      ['./c.js', 'export from', 4], ['./d.js', 'export from', 5], ['./e.js', 'import()', 6], ['./f.js', 'import type()', 7],
+      ['./a.js', 'import', 1],
+      ['../base/b.js', 'import type', 2],
+      ['./side-effect.js', 'import', 3],
+      ['./c.js', 'export from', 4],
+      ['./d.js', 'export from', 5],
+      ['./e.js', 'import()', 6],
+      ['./f.js', 'import type()', 7],
     ]);
     // ../base/b.js from src/push names src/base/b.ts, which does not exist: unresolved, not guessed
     expect(found[1]!.to).toBeUndefined();
-    expect(importsOf(REPO_ROOT, 'src/push/x.ts', "import { loadConfig } from '../base/config.js';")[0]!.to).toBe('src/base/config.ts');
+    expect(importsOf(REPO_ROOT, 'src/push/x.ts', "import { loadConfig } from '../base/config.js';")[0]!.to).toBe(
+      'src/base/config.ts',
+    );
   });
 
   test('a folder cycle is found, a chain is not one', () => {
-    expect(folderCycles([['a', 'b'], ['b', 'c'], ['c', 'a'], ['c', 'd'], ['d', 'd']])).toEqual([['a', 'b', 'c']]);
-    expect(folderCycles([['a', 'b'], ['b', 'c'], ['a', 'c']])).toEqual([]);
+    expect(
+      folderCycles([
+        ['a', 'b'],
+        ['b', 'c'],
+        ['c', 'a'],
+        ['c', 'd'],
+        ['d', 'd'],
+      ]),
+    ).toEqual([['a', 'b', 'c']]);
+    expect(
+      folderCycles([
+        ['a', 'b'],
+        ['b', 'c'],
+        ['a', 'c'],
+      ]),
+    ).toEqual([]);
   });
 
   test('a circle of files inside one folder is found', () => {
     const edges: [string, string][] = [
-      ['src/cli/main.ts', 'src/cli/commands/run.ts'], ['src/cli/commands/run.ts', 'src/cli/main.ts'],
+      ['src/cli/main.ts', 'src/cli/commands/run.ts'],
+      ['src/cli/commands/run.ts', 'src/cli/main.ts'],
       ['src/cli/commands/status.ts', 'src/cli/table.ts'],
     ];
     expect(folderCycles(edges)).toEqual([['src/cli/commands/run.ts', 'src/cli/main.ts']]);
   });
 
   test('constructions are found by class name', () => {
-    const text = 'const w = new InfluxPointWriter({});\nconst c = new platform.ExpeedClient({});\nconst q = new Queue("x");';
+    const text =
+      'const w = new InfluxPointWriter({});\nconst c = new platform.ExpeedClient({});\nconst q = new Queue("x");';
     expect(constructionsOf('x.ts', text, BUILT_ONLY_BY_THE_ROOT)).toEqual([
-      { name: 'InfluxPointWriter', line: 1 }, { name: 'ExpeedClient', line: 2 },
+      { name: 'InfluxPointWriter', line: 1 },
+      { name: 'ExpeedClient', line: 2 },
     ]);
   });
 
   test('lines are counted as an editor shows them', () => {
-    expect([lineCount(''), lineCount('a'), lineCount('a\n'), lineCount('a\nb'), lineCount('a\nb\n')]).toEqual([0, 1, 1, 2, 2]);
+    expect([lineCount(''), lineCount('a'), lineCount('a\n'), lineCount('a\nb'), lineCount('a\nb\n')]).toEqual([
+      0, 1, 1, 2, 2,
+    ]);
   });
 });
 
@@ -155,7 +191,9 @@ describe('the tree of src/ and workers/', () => {
   test(`only the composition root (${COMPOSITION_ROOT}) constructs ${BUILT_ONLY_BY_THE_ROOT.join(' and ')}`, () => {
     const outside = files
       .filter((f) => !f.startsWith(`${COMPOSITION_ROOT}/`))
-      .flatMap((f) => constructionsOf(f, texts.get(f)!, BUILT_ONLY_BY_THE_ROOT).map((c) => `${f}:${c.line} new ${c.name}`));
+      .flatMap((f) =>
+        constructionsOf(f, texts.get(f)!, BUILT_ONLY_BY_THE_ROOT).map((c) => `${f}:${c.line} new ${c.name}`),
+      );
     expect(outside).toEqual([]);
   });
 
@@ -180,8 +218,15 @@ describe('the documents name the tree as it is', () => {
   });
 
   test("README's where table has a row for every folder of src/ and workers/", () => {
-    const rows = readText(REPO_ROOT, 'README.md').split('\n').flatMap((l) => /^\| `((?:src\/[\w-]+|workers))\/` \|/.exec(l)?.[1] ?? []);
-    const folders = [...readdirSync(join(REPO_ROOT, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `src/${d.name}`), 'workers'];
+    const rows = readText(REPO_ROOT, 'README.md')
+      .split('\n')
+      .flatMap((l) => /^\| `((?:src\/[\w-]+|workers))\/` \|/.exec(l)?.[1] ?? []);
+    const folders = [
+      ...readdirSync(join(REPO_ROOT, 'src'), { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => `src/${d.name}`),
+      'workers',
+    ];
     expect(rows.sort()).toEqual(folders.sort());
   });
 

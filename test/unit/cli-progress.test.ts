@@ -1,16 +1,60 @@
 import { describe, expect, test } from 'vitest';
 import { bar, formatDuration, plainLine, rateAndEta, terminalLines } from '../../src/cli/progress-view.js';
 import { failureFacts } from '../../src/base/failure.js';
-import { DeviceNotFoundError, PlatformUnavailableError, TokenExpiredError, UnknownResultCodeError } from '../../src/platform/errors.js';
-import { budgetResetsAt, cooldownUntil, CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from '../../src/platform/token/errors.js';
+import {
+  DeviceNotFoundError,
+  PlatformUnavailableError,
+  TokenExpiredError,
+  UnknownResultCodeError,
+} from '../../src/platform/errors.js';
+import {
+  budgetResetsAt,
+  cooldownUntil,
+  CredentialsCooldownError,
+  TokenBudgetExhaustedError,
+  TokenCooldownError,
+} from '../../src/platform/token/errors.js';
 import type { ProgressSnapshot } from '../../src/cli/progress.js';
 
 const snap: ProgressSnapshot = {
   devices: [
-    { deviceId: 'a', windows: 2, completed: 2, failed: 0, covered: 100, span: 100, points: 6000, pages: 2, unreadable: 0, setAside: {} },
-    { deviceId: 'b', windows: 2, completed: 0, failed: 0, covered: 0, span: 100, points: 0, pages: 0, unreadable: 0, setAside: {} },
+    {
+      deviceId: 'a',
+      windows: 2,
+      completed: 2,
+      failed: 0,
+      covered: 100,
+      span: 100,
+      points: 6000,
+      pages: 2,
+      unreadable: 0,
+      setAside: {},
+    },
+    {
+      deviceId: 'b',
+      windows: 2,
+      completed: 0,
+      failed: 0,
+      covered: 0,
+      span: 100,
+      points: 0,
+      pages: 0,
+      unreadable: 0,
+      setAside: {},
+    },
   ],
-  total: { deviceId: '*', windows: 4, completed: 2, failed: 0, covered: 100, span: 200, points: 6000, pages: 2, unreadable: 0, setAside: {} },
+  total: {
+    deviceId: '*',
+    windows: 4,
+    completed: 2,
+    failed: 0,
+    covered: 100,
+    span: 200,
+    points: 6000,
+    pages: 2,
+    unreadable: 0,
+    setAside: {},
+  },
   failures: [],
   finished: false,
 };
@@ -31,7 +75,9 @@ describe('progress view', () => {
   });
 
   test('plain line and terminal lines', () => {
-    expect(plainLine(snap, 10_000)).toBe('backfill: 1/2 devices done, 2/4 windows, 6000 points, 2 pages, 600 pts/s, ETA 10s');
+    expect(plainLine(snap, 10_000)).toBe(
+      'backfill: 1/2 devices done, 2/4 windows, 6000 points, 2 pages, 600 pts/s, ETA 10s',
+    );
     const lines = terminalLines(snap, 10_000, { width: 200, maxDevices: 12 });
     expect(lines).toHaveLength(3);
     expect(lines[0]).toContain(bar(0.5, 40));
@@ -43,12 +89,29 @@ describe('progress view', () => {
 
 describe('failure facts', () => {
   test('vendor errors: not retryable, with code and message', () => {
-    expect(failureFacts(new DeviceNotFoundError('datapoints', 'x', '设备不存在'))).toEqual({ retryable: false, code: 2, vendorMessage: '设备不存在', endpoint: 'datapoints', marksDevice: true });
+    expect(failureFacts(new DeviceNotFoundError('datapoints', 'x', '设备不存在'))).toEqual({
+      retryable: false,
+      code: 2,
+      vendorMessage: '设备不存在',
+      endpoint: 'datapoints',
+      marksDevice: true,
+    });
   });
   test('an undocumented code or a token problem never marks the device', () => {
-    expect(failureFacts(new UnknownResultCodeError('datapoints', 42, '?', 4))).toMatchObject({ retryable: false, code: 42, marksDevice: false });
-    expect(failureFacts(new TokenExpiredError('datapoints', 'token过期', { afterRefresh: true }))).toMatchObject({ retryable: false, code: 1, marksDevice: false });
-    expect(failureFacts(new CredentialsCooldownError(1, 'then', 'bad keys'))).toMatchObject({ retryable: false, marksDevice: false });
+    expect(failureFacts(new UnknownResultCodeError('datapoints', 42, '?', 4))).toMatchObject({
+      retryable: false,
+      code: 42,
+      marksDevice: false,
+    });
+    expect(failureFacts(new TokenExpiredError('datapoints', 'token过期', { afterRefresh: true }))).toMatchObject({
+      retryable: false,
+      code: 1,
+      marksDevice: false,
+    });
+    expect(failureFacts(new CredentialsCooldownError(1, 'then', 'bad keys'))).toMatchObject({
+      retryable: false,
+      marksDevice: false,
+    });
   });
   test('a token cool-down says when it ends', () => {
     expect(cooldownUntil(new TokenCooldownError(5678, 'then', 'code 1'))).toBe(5678);

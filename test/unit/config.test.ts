@@ -16,8 +16,20 @@ describe('loadConfig', () => {
     expect(c.webhook).toMatchObject({ host: '127.0.0.1', port: 8780, path: '/webhook', bodyLimit: 5 * 1024 * 1024 });
     expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(c.prefix).toBe('expeed');
-    expect(c.influx).toEqual({ url: 'http://127.0.0.1:8086', api: 'auto', bucket: 'expeed', org: undefined, token: undefined, numericStrings: 'number' });
-    expect(c.schedules).toEqual({ nightly: '0 2 * * *', status: '*/5 * * * *', gaps: '17 * * * *', verify: '30 3 * * 0' });
+    expect(c.influx).toEqual({
+      url: 'http://127.0.0.1:8086',
+      api: 'auto',
+      bucket: 'expeed',
+      org: undefined,
+      token: undefined,
+      numericStrings: 'number',
+    });
+    expect(c.schedules).toEqual({
+      nightly: '0 2 * * *',
+      status: '*/5 * * * *',
+      gaps: '17 * * * *',
+      verify: '30 3 * * 0',
+    });
     expect(c.lookbackMs).toBe(2 * 86_400_000);
     expect(loadConfig({ EXPEED_LOOKBACK: '0' }, NOW).lookbackMs).toBe(0);
     expect(c.reconnectSettleMs).toBe(10 * 60_000);
@@ -34,14 +46,25 @@ describe('loadConfig', () => {
     expect(loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '120' }, NOW).webhook.timestampWindowSec).toBe(120);
     expect(loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '10m' }, NOW).webhook.timestampWindowSec).toBe(600);
     expect(() => loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '-5' }, NOW)).toThrow(/^WEBHOOK_TIMESTAMP_WINDOW: /);
-    expect(() => loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '1500ms' }, NOW)).toThrow(/^WEBHOOK_TIMESTAMP_WINDOW: expected whole seconds/);
+    expect(() => loadConfig({ WEBHOOK_TIMESTAMP_WINDOW: '1500ms' }, NOW)).toThrow(
+      /^WEBHOOK_TIMESTAMP_WINDOW: expected whole seconds/,
+    );
   });
 
   test('webhook timeouts, connection cap and the dead-letter budget have bounded defaults and are validated', () => {
     const c = loadConfig({}, NOW);
     expect(c.webhook).toMatchObject({ requestTimeoutMs: 30_000, idleTimeoutMs: 10_000, maxConnections: 1000 });
     expect(c.deadLetters).toEqual({ maxBytes: 256 * 1024 * 1024, maxRawBytes: 64 * 1024 });
-    const set = loadConfig({ WEBHOOK_REQUEST_TIMEOUT: '5s', WEBHOOK_IDLE_TIMEOUT: '2s', WEBHOOK_MAX_CONNECTIONS: '50', EXPEED_DEAD_LETTER_MAX_BYTES: '1048576', EXPEED_DEAD_LETTER_MAX_RAW_BYTES: '4096' }, NOW);
+    const set = loadConfig(
+      {
+        WEBHOOK_REQUEST_TIMEOUT: '5s',
+        WEBHOOK_IDLE_TIMEOUT: '2s',
+        WEBHOOK_MAX_CONNECTIONS: '50',
+        EXPEED_DEAD_LETTER_MAX_BYTES: '1048576',
+        EXPEED_DEAD_LETTER_MAX_RAW_BYTES: '4096',
+      },
+      NOW,
+    );
     expect(set.webhook).toMatchObject({ requestTimeoutMs: 5000, idleTimeoutMs: 2000, maxConnections: 50 });
     expect(set.deadLetters).toEqual({ maxBytes: 1_048_576, maxRawBytes: 4096 });
     expect(() => loadConfig({ WEBHOOK_REQUEST_TIMEOUT: '0' }, NOW)).toThrow(/^WEBHOOK_REQUEST_TIMEOUT: /);
@@ -61,10 +84,23 @@ describe('loadConfig', () => {
   });
 
   test('token cool-down, unknown-code retries and the setting body', () => {
-    expect(loadConfig({}, NOW)).toMatchObject({ tokenCooldownMs: 15 * 60_000, tokenCooldownMaxMs: 4 * 3_600_000, unknownCodeRetries: 3, settingBody: 'bare' });
-    const c = loadConfig({ EXPEED_TOKEN_COOLDOWN: '5h', EXPEED_UNKNOWN_CODE_RETRIES: '0', EXPEED_SETTING_BODY: 'DATA' }, NOW);
+    expect(loadConfig({}, NOW)).toMatchObject({
+      tokenCooldownMs: 15 * 60_000,
+      tokenCooldownMaxMs: 4 * 3_600_000,
+      unknownCodeRetries: 3,
+      settingBody: 'bare',
+    });
+    const c = loadConfig(
+      { EXPEED_TOKEN_COOLDOWN: '5h', EXPEED_UNKNOWN_CODE_RETRIES: '0', EXPEED_SETTING_BODY: 'DATA' },
+      NOW,
+    );
     // a first pause longer than the default maximum raises the maximum with it
-    expect(c).toMatchObject({ tokenCooldownMs: 5 * 3_600_000, tokenCooldownMaxMs: 5 * 3_600_000, unknownCodeRetries: 0, settingBody: 'data' });
+    expect(c).toMatchObject({
+      tokenCooldownMs: 5 * 3_600_000,
+      tokenCooldownMaxMs: 5 * 3_600_000,
+      unknownCodeRetries: 0,
+      settingBody: 'data',
+    });
   });
 
   test('numeric strings are written as floats unless EXPEED_NUMERIC_STRINGS=string', () => {
@@ -100,7 +136,11 @@ describe('loadConfig', () => {
     [{ EXPEED_SEMI_SPACE_MB: '32MB' }, 'EXPEED_SEMI_SPACE_MB', 'whole number'],
     [{ EXPEED_SEMI_SPACE_MB: '1024' }, 'EXPEED_SEMI_SPACE_MB', 'between 0 and 256'],
     [{ EXPEED_TOKEN_COOLDOWN: 'soon' }, 'EXPEED_TOKEN_COOLDOWN', 'duration'],
-    [{ EXPEED_TOKEN_COOLDOWN: '1h', EXPEED_TOKEN_COOLDOWN_MAX: '30m' }, 'EXPEED_TOKEN_COOLDOWN_MAX', 'not be shorter than EXPEED_TOKEN_COOLDOWN'],
+    [
+      { EXPEED_TOKEN_COOLDOWN: '1h', EXPEED_TOKEN_COOLDOWN_MAX: '30m' },
+      'EXPEED_TOKEN_COOLDOWN_MAX',
+      'not be shorter than EXPEED_TOKEN_COOLDOWN',
+    ],
     [{ EXPEED_UNKNOWN_CODE_RETRIES: '-1' }, 'EXPEED_UNKNOWN_CODE_RETRIES', 'between 0 and 20'],
     [{ EXPEED_SETTING_BODY: 'wrapped' }, 'EXPEED_SETTING_BODY', 'bare'],
     [{ EXPEED_NUMERIC_STRINGS: 'float' }, 'EXPEED_NUMERIC_STRINGS', 'expected number'],
@@ -143,13 +183,27 @@ describe('loadConfig', () => {
     ['0 0 30,31 2 *', 'impossible day of month'],
   ])('cron "%s" is refused at load, naming the variable', (expr, why) => {
     for (const variable of ['EXPEED_SCHEDULE_NIGHTLY', 'EXPEED_SCHEDULE_STATUS', 'EXPEED_SCHEDULE_GAPS']) {
-      expect(() => loadConfig({ [variable]: expr }, NOW)).toThrow(new RegExp(`^${variable}: invalid cron expression .*${why.replace(/[*]/g, '\\*')}`));
+      expect(() => loadConfig({ [variable]: expr }, NOW)).toThrow(
+        new RegExp(`^${variable}: invalid cron expression .*${why.replace(/[*]/g, '\\*')}`),
+      );
     }
   });
 
   test('valid cron expressions pass, including ones that fire only in leap years or some months', () => {
-    const c = loadConfig({ EXPEED_SCHEDULE_NIGHTLY: '0 0 29 2 *', EXPEED_SCHEDULE_GAPS: '0 0 31 */2 *', EXPEED_SCHEDULE_STATUS: '*/10 * * * * *' }, NOW);
-    expect(c.schedules).toEqual({ nightly: '0 0 29 2 *', gaps: '0 0 31 */2 *', status: '*/10 * * * * *', verify: '30 3 * * 0' });
+    const c = loadConfig(
+      {
+        EXPEED_SCHEDULE_NIGHTLY: '0 0 29 2 *',
+        EXPEED_SCHEDULE_GAPS: '0 0 31 */2 *',
+        EXPEED_SCHEDULE_STATUS: '*/10 * * * * *',
+      },
+      NOW,
+    );
+    expect(c.schedules).toEqual({
+      nightly: '0 0 29 2 *',
+      gaps: '0 0 31 */2 *',
+      status: '*/10 * * * * *',
+      verify: '30 3 * * 0',
+    });
   });
 
   test('INFLUX_URL with a user or password is refused, naming INFLUX_TOKEN, without printing the password', () => {
@@ -175,7 +229,10 @@ describe('loadConfig', () => {
 
   test('connect and start timeouts: defaults and durations', () => {
     expect(loadConfig({}, NOW)).toMatchObject({ redisConnectTimeoutMs: 10_000, influxStartTimeoutMs: 30_000 });
-    expect(loadConfig({ EXPEED_REDIS_CONNECT_TIMEOUT: '2s', EXPEED_INFLUX_START_TIMEOUT: '1m' }, NOW)).toMatchObject({ redisConnectTimeoutMs: 2000, influxStartTimeoutMs: 60_000 });
+    expect(loadConfig({ EXPEED_REDIS_CONNECT_TIMEOUT: '2s', EXPEED_INFLUX_START_TIMEOUT: '1m' }, NOW)).toMatchObject({
+      redisConnectTimeoutMs: 2000,
+      influxStartTimeoutMs: 60_000,
+    });
     expect(() => loadConfig({ EXPEED_REDIS_CONNECT_TIMEOUT: 'soon' }, NOW)).toThrow(/^EXPEED_REDIS_CONNECT_TIMEOUT: /);
     expect(() => loadConfig({ EXPEED_INFLUX_START_TIMEOUT: '0' }, NOW)).toThrow(/^EXPEED_INFLUX_START_TIMEOUT: /);
   });
@@ -218,7 +275,9 @@ describe('loadConfig', () => {
 
     test('bad entries and a database other than 0 are refused, naming the variable and not the password', () => {
       for (const bad of ['redis-a', 'redis-a:', 'redis-a:0', 'redis-a:70000', 'a:1,,b:2', 'redis://a:1']) {
-        expect(() => loadConfig({ REDIS_CLUSTER_NODES: bad }, NOW)).toThrow(/^REDIS_CLUSTER_NODES: expected host:port,host:port/);
+        expect(() => loadConfig({ REDIS_CLUSTER_NODES: bad }, NOW)).toThrow(
+          /^REDIS_CLUSTER_NODES: expected host:port,host:port/,
+        );
       }
       const env = { REDIS_CLUSTER_NODES: 'h:7001', REDIS_URL: 'redis://:redis-pw-9@h:7001/2' };
       expect(() => loadConfig(env, NOW)).toThrow(/^REDIS_URL: a Redis Cluster has only database 0/);

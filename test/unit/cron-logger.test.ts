@@ -23,7 +23,11 @@ test('a slot still running when the next is due: one JSON warning with the sched
   const held = new Promise<void>((r) => (release = r));
   const task = cron.schedule('* * * * * *', () => held, { noOverlap: true, logger: cronLogger(logger, 'nightly') });
   try {
-    await until('node-cron to report the overlap', async () => lines.some((l) => String(l.msg).includes('still running')), { timeoutMs: 10_000 });
+    await until(
+      'node-cron to report the overlap',
+      async () => lines.some((l) => String(l.msg).includes('still running')),
+      { timeoutMs: 10_000 },
+    );
   } finally {
     release();
     await task.destroy();

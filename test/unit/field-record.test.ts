@@ -11,7 +11,9 @@ import { dataPoints } from '../../src/push/ingest.js';
 const NAMES = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__'];
 /** As JSON.parse (the platform's answers, pushes, BullMQ jobs) gives them: every name an own property. */
 const parsed = (extra: Record<string, unknown> = {}) =>
-  JSON.parse(`{${[...NAMES.map((n, i) => `"${n}":${i + 1}`), ...Object.entries(extra).map(([k, v]) => `"${k}":${JSON.stringify(v)}`)].join(',')}}`) as Record<string, unknown>;
+  JSON.parse(
+    `{${[...NAMES.map((n, i) => `"${n}":${i + 1}`), ...Object.entries(extra).map(([k, v]) => `"${k}":${JSON.stringify(v)}`)].join(',')}}`,
+  ) as Record<string, unknown>;
 
 /** Every name an own, plain value, in order; nothing inherited from Object.prototype. */
 function expectPlain(record: Record<string, unknown>, values: unknown[] = NAMES.map((_, i) => i + 1)): void {
@@ -52,7 +54,10 @@ describe('every producer of field objects keeps prototype names as data', () => 
   });
 
   test('dataPoints (msg_type 2 pushes)', () => {
-    const [point] = dataPoints({ msg_type: 2, device_id: 'd', data: [parsed({ timestamp: 't' }) as never] } as never, () => 5);
+    const [point] = dataPoints(
+      { msg_type: 2, device_id: 'd', data: [parsed({ timestamp: 't' }) as never] } as never,
+      () => 5,
+    );
     expectPlain(point.fields);
   });
 

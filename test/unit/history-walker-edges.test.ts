@@ -25,7 +25,11 @@ function fixed(rows: Array<[number, number]>, shape: Shape) {
   const client: Pick<PlatformClient, 'history'> = {
     async history(_d, q) {
       queries.push(q);
-      const inRange = held.filter((r) => (shape.startInclusive === false ? r.time > q.start! : r.time >= q.start!) && (shape.endInclusive ? r.time <= q.end! : r.time < q.end!));
+      const inRange = held.filter(
+        (r) =>
+          (shape.startInclusive === false ? r.time > q.start! : r.time >= q.start!) &&
+          (shape.endInclusive ? r.time <= q.end! : r.time < q.end!),
+      );
       const ordered = shape.newestFirst ? inRange.slice().reverse() : inRange;
       return { rows: ordered.slice(0, Math.min(q.limit!, shape.cap)), unreadable: [] };
     },
@@ -42,23 +46,44 @@ describe('a first page of one millisecond', () => {
     test(`newest first, cap ${shape.cap}, end ${shape.endInclusive ? 'inclusive' : 'exclusive'}: the older rows are found, and the window fails naming why`, async () => {
       // the window's newest millisecond fills a capped page on its own: it may hold more rows than
       // any page can show, so no walk can prove it — and rows 10 and 20 must not be taken as absent
-      const p = fixed([[10, 1], [20, 2], [50, 3], [50, 4], [50, 5]], shape);
+      const p = fixed(
+        [
+          [10, 1],
+          [20, 2],
+          [50, 3],
+          [50, 4],
+          [50, 5],
+        ],
+        shape,
+      );
       const got = await walkAll(p.client, device, { from: 1, to: 100, limit: 6000 }).catch((e: unknown) => e);
       expect(got).toBeInstanceOf(HistoryWalkError);
-      expect((got as Error).message).toMatch(/^device edge-1 window .*: history walk cannot make progress: the platform served newest first and its first page held only .*, the window's newest millisecond/);
+      expect((got as Error).message).toMatch(
+        /^device edge-1 window .*: history walk cannot make progress: the platform served newest first and its first page held only .*, the window's newest millisecond/,
+      );
     });
   }
 
   for (const endInclusive of [true, false]) {
     test(`oldest first, one millisecond only, end ${endInclusive ? 'inclusive' : 'exclusive'}: complete, every row in the platform's order`, async () => {
-      const p = fixed([[50, 1], [50, 2]], { newestFirst: false, cap: 6000, endInclusive });
+      const p = fixed(
+        [
+          [50, 1],
+          [50, 2],
+        ],
+        { newestFirst: false, cap: 6000, endInclusive },
+      );
       const { rows, end } = await walkAll(p.client, device, { from: 1, to: 100, limit: 6000 });
       expect(end).toBe('complete');
       expect(rows.map((r) => r.values.v)).toEqual([1, 2]);
     });
   }
 
-  for (const [startInclusive, endInclusive] of [[true, true], [false, false], [true, false]]) {
+  for (const [startInclusive, endInclusive] of [
+    [true, true],
+    [false, false],
+    [true, false],
+  ]) {
     test(`one row in the window, start ${startInclusive ? 'inclusive' : 'exclusive'}, end ${endInclusive ? 'inclusive' : 'exclusive'}: a probe before it, a confirmed end after it`, async () => {
       const p = fixed([[50, 1]], { newestFirst: false, cap: 6000, endInclusive, startInclusive });
       const { rows, end } = await walkAll(p.client, device, { from: 1, to: 100, limit: 6000 });
@@ -72,7 +97,14 @@ describe('a first page of one millisecond', () => {
   }
 
   test('oldest first, cap 1 (never learned on a sparse device): rows after the first are found, then the window fails on the cap', async () => {
-    const p = fixed([[50, 1], [60, 2], [70, 3]], { newestFirst: false, cap: 1, endInclusive: false });
+    const p = fixed(
+      [
+        [50, 1],
+        [60, 2],
+        [70, 3],
+      ],
+      { newestFirst: false, cap: 1, endInclusive: false },
+    );
     const got = await walkAll(p.client, device, { from: 1, to: 100, limit: 6000 }).catch((e: unknown) => e);
     expect(got).toBeInstanceOf(HistoryWalkError);
     expect((got as Error).message).toContain('pages capped at 1');
@@ -85,10 +117,22 @@ describe('a millisecond holding more rows than the page cap, the cap not learned
   for (const endInclusive of [true, false]) {
     test(`end ${endInclusive ? 'inclusive' : 'exclusive'}: the window fails naming it, rows after it are not declared absent`, async () => {
       // 10, then four rows at 20, then 30; pages of at most 3 rows (limit 6000)
-      const p = fixed([[10, 1], [20, 2], [20, 3], [20, 4], [20, 5], [30, 6]], { newestFirst: false, cap: 3, endInclusive });
+      const p = fixed(
+        [
+          [10, 1],
+          [20, 2],
+          [20, 3],
+          [20, 4],
+          [20, 5],
+          [30, 6],
+        ],
+        { newestFirst: false, cap: 3, endInclusive },
+      );
       const got = await walkAll(p.client, device, { from: 1, to: 100, limit: 6000 }).catch((e: unknown) => e);
       expect(got).toBeInstanceOf(HistoryWalkError);
-      expect((got as Error).message).toMatch(/device edge-1 window .*: history walk cannot make progress: .*more rows share that time than one page holds/);
+      expect((got as Error).message).toMatch(
+        /device edge-1 window .*: history walk cannot make progress: .*more rows share that time than one page holds/,
+      );
       expect((got as Error).message).toContain('pages capped at 3');
     });
   }

@@ -18,11 +18,32 @@ const HOUR = 3_600_000;
  * The simulator's own paging logic (servePage) as an in-memory platform: every reading of the
  * vendor document, without HTTP. Counts the requests and remembers them.
  */
-function platform(reading: Partial<HistoryReading>, opts: { sameMsRate?: number; sameMsRepeat?: boolean; cadenceSec?: number; fields?: string[]; extra?: SimRow[] } = {}) {
-  const sim = { id: device.id, key: device.key, fields: opts.fields ?? [...DEFAULT_FIELDS], cadenceSec: opts.cadenceSec ?? 20, online: true, offline: [] };
-  const series = new DeviceSeries(sim, { seed: 5, gapRate: 0.02, fullRowEvery: 6, sameMsRate: opts.sameMsRate ?? 0, sameMsRepeat: opts.sameMsRepeat });
+function platform(
+  reading: Partial<HistoryReading>,
+  opts: { sameMsRate?: number; sameMsRepeat?: boolean; cadenceSec?: number; fields?: string[]; extra?: SimRow[] } = {},
+) {
+  const sim = {
+    id: device.id,
+    key: device.key,
+    fields: opts.fields ?? [...DEFAULT_FIELDS],
+    cadenceSec: opts.cadenceSec ?? 20,
+    online: true,
+    offline: [],
+  };
+  const series = new DeviceSeries(sim, {
+    seed: 5,
+    gapRate: 0.02,
+    fullRowEvery: 6,
+    sameMsRate: opts.sameMsRate ?? 0,
+    sameMsRepeat: opts.sameMsRepeat,
+  });
   if (opts.extra) series.add(opts.extra);
-  const state = { range: { from: FROM - HOUR, to: FROM + 3 * HOUR }, followClock: false, now: () => 0, history: resolveHistoryReading({ history: reading }) } as unknown as SimState;
+  const state = {
+    range: { from: FROM - HOUR, to: FROM + 3 * HOUR },
+    followClock: false,
+    now: () => 0,
+    history: resolveHistoryReading({ history: reading }),
+  } as unknown as SimState;
   const dev = { device: sim, series } as SimDeviceState;
   const queries: HistoryQuery[] = [];
   const client: Pick<PlatformClient, 'history'> = {
@@ -30,12 +51,25 @@ function platform(reading: Partial<HistoryReading>, opts: { sameMsRate?: number;
       queries.push(q);
       const order = state.history.order;
       const ascending = order === 'newest-first' ? false : order === 'inverted' ? q.first !== 1 : q.first === 1;
-      const page = servePage(state, dev, { lo: q.start!, hi: q.end!, ascending, cursor: q.cursor, limit: q.limit!, ids: q.ids });
+      const page = servePage(state, dev, {
+        lo: q.start!,
+        hi: q.end!,
+        ascending,
+        cursor: q.cursor,
+        limit: q.limit!,
+        ids: q.ids,
+      });
       return { rows: page.rows, unreadable: [], cursor: page.cursor };
     },
   };
   /** what the platform holds in [from, to), time ascending */
-  const holds = (from: number, to: number) => readPage({ ...state, history: { ...state.history, pageCap: 0 } }, dev, { lo: from, hi: to, ascending: true, limit: Infinity }).rows;
+  const holds = (from: number, to: number) =>
+    readPage({ ...state, history: { ...state.history, pageCap: 0 } }, dev, {
+      lo: from,
+      hi: to,
+      ascending: true,
+      limit: Infinity,
+    }).rows;
   return { client, queries, holds };
 }
 
@@ -51,19 +85,60 @@ const CURSORS: CursorReading[] = ['next', 'last-inclusive', 'last-exclusive', 'f
 const VARIANTS: Array<{ name: string; reading: Partial<HistoryReading>; sameMsRate: number }> = [
   { name: 'rows, inclusive start', reading: {}, sameMsRate: 0 },
   { name: 'datapoints, same-ms rows', reading: { limit: 'datapoints' }, sameMsRate: 0.3 },
-  { name: 'exclusive start, inclusive end, same-ms rows', reading: { start: 'exclusive', end: 'inclusive' }, sameMsRate: 0.3 },
-  { name: 'datapoints, exclusive both, same-ms rows', reading: { limit: 'datapoints', start: 'exclusive', end: 'exclusive' }, sameMsRate: 0.5 },
+  {
+    name: 'exclusive start, inclusive end, same-ms rows',
+    reading: { start: 'exclusive', end: 'inclusive' },
+    sameMsRate: 0.3,
+  },
+  {
+    name: 'datapoints, exclusive both, same-ms rows',
+    reading: { limit: 'datapoints', start: 'exclusive', end: 'exclusive' },
+    sameMsRate: 0.5,
+  },
 ];
 
 // what a platform may do beyond the readings: pages newest first whatever `first` asks (or `first`
 // read the other way round), a cap of its own below `limit`, A,B,A in one millisecond
-const SHAPES: Array<{ name: string; reading: Partial<HistoryReading>; sameMsRate: number; sameMsRepeat?: boolean; pageRows: number }> = [
-  { name: 'newest first whatever first asks, same-ms rows', reading: { order: 'newest-first' }, sameMsRate: 0.3, pageRows: 37 },
-  { name: 'first read inverted, datapoints, exclusive both', reading: { order: 'inverted', limit: 'datapoints', start: 'exclusive', end: 'exclusive' }, sameMsRate: 0.3, pageRows: 10 },
+const SHAPES: Array<{
+  name: string;
+  reading: Partial<HistoryReading>;
+  sameMsRate: number;
+  sameMsRepeat?: boolean;
+  pageRows: number;
+}> = [
+  {
+    name: 'newest first whatever first asks, same-ms rows',
+    reading: { order: 'newest-first' },
+    sameMsRate: 0.3,
+    pageRows: 37,
+  },
+  {
+    name: 'first read inverted, datapoints, exclusive both',
+    reading: { order: 'inverted', limit: 'datapoints', start: 'exclusive', end: 'exclusive' },
+    sameMsRate: 0.3,
+    pageRows: 10,
+  },
   { name: 'a page cap of 13 below limit 37, same-ms rows', reading: { pageCap: 13 }, sameMsRate: 0.3, pageRows: 13 },
-  { name: 'page cap, newest first, inclusive end', reading: { pageCap: 11, order: 'newest-first', end: 'inclusive' }, sameMsRate: 0.3, pageRows: 11 },
-  { name: 'A,B,A in one millisecond across page boundaries', reading: {}, sameMsRate: 0.5, sameMsRepeat: true, pageRows: 37 },
-  { name: 'A,B,A, newest first, page cap', reading: { order: 'newest-first', pageCap: 9 }, sameMsRate: 0.5, sameMsRepeat: true, pageRows: 9 },
+  {
+    name: 'page cap, newest first, inclusive end',
+    reading: { pageCap: 11, order: 'newest-first', end: 'inclusive' },
+    sameMsRate: 0.3,
+    pageRows: 11,
+  },
+  {
+    name: 'A,B,A in one millisecond across page boundaries',
+    reading: {},
+    sameMsRate: 0.5,
+    sameMsRepeat: true,
+    pageRows: 37,
+  },
+  {
+    name: 'A,B,A, newest first, page cap',
+    reading: { order: 'newest-first', pageCap: 9 },
+    sameMsRate: 0.5,
+    sameMsRepeat: true,
+    pageRows: 9,
+  },
 ];
 
 describe('walkHistory whatever the shape of the answers', () => {
@@ -88,7 +163,11 @@ describe('walkHistory whatever the shape of the answers', () => {
   }
 
   test('a page in no time order fails the window, naming device, window and where the order breaks', async () => {
-    const client = { async history() { return { rows: [row(1), row(5), row(3)], unreadable: [] }; } };
+    const client = {
+      async history() {
+        return { rows: [row(1), row(5), row(3)], unreadable: [] };
+      },
+    };
     await expect(walkAll(client, device, { from: 0, to: 10, limit: 50 })).rejects.toThrow(
       /^device dev-1 window 1970-01-01T00:00:00\.000Z\.\.1970-01-01T00:00:00\.010Z: history walk cannot make progress: a page from .* is in no time order \(row 2 .* after rising times\)/,
     );
@@ -113,7 +192,9 @@ describe('walkHistory under every reading of the vendor document', () => {
         // the walk ends on a range request, never on a cursor answer
         expect(p.queries[p.queries.length - 1].cursor).toBeUndefined();
         // cost: about one request per page, plus re-reads of the boundary millisecond
-        expect(p.queries.length).toBeLessThan((expected.length / 37) * (v.reading.limit === 'datapoints' ? 6 : 1.6) + 3);
+        expect(p.queries.length).toBeLessThan(
+          (expected.length / 37) * (v.reading.limit === 'datapoints' ? 6 : 1.6) + 3,
+        );
       });
     }
   }
@@ -229,7 +310,9 @@ describe('walkHistory details', () => {
     const client = scripted([same, { ...same }]);
     const err = await walkAll(client, device, { from: 0, to: 10, limit: 2, resumeAt: 5 }).catch((e) => e);
     expect(client.queries.map((q) => q.start)).toEqual([4, 4]);
-    expect(err.message).toMatch(/^device dev-1 window 1970-01-01T00:00:00\.000Z\.\.1970-01-01T00:00:00\.010Z: history walk cannot make progress/);
+    expect(err.message).toMatch(
+      /^device dev-1 window 1970-01-01T00:00:00\.000Z\.\.1970-01-01T00:00:00\.010Z: history walk cannot make progress/,
+    );
   });
 
   test('passes ids and the call options through, and the error is not retryable', async () => {
@@ -240,7 +323,13 @@ describe('walkHistory details', () => {
         return { rows: [row(5), row(5, { t: 9 })], unreadable: [] };
       },
     };
-    const err = await walkAll(client, device, { from: 1, to: 10, limit: 2, ids: ['t'], call: { useReserve: true } }).catch((e) => e);
+    const err = await walkAll(client, device, {
+      from: 1,
+      to: 10,
+      limit: 2,
+      ids: ['t'],
+      call: { useReserve: true },
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(HistoryWalkError);
     expect(err.retryable).toBe(false);
     expect(calls[0]).toEqual([['t'], { useReserve: true }]);
@@ -253,8 +342,20 @@ describe('what walks learn about the platform', () => {
     // a walk over a sparse window sees neither a cap nor an order: nothing is forgotten
     expect(mergeBehaviour(known, { largestPage: 12 })).toEqual(known);
     // a larger cap seen (or a page larger than the known cap): the platform no longer caps there
-    expect(mergeBehaviour(known, { order: 'newest-first', pageCap: 3000, largestPage: 3000 })).toEqual({ order: 'newest-first', pageCap: 3000, largestPage: 3000 });
-    expect(mergeBehaviour(known, { order: 'asked', largestPage: 6000 })).toEqual({ order: 'asked', pageCap: undefined, largestPage: 6000 });
-    expect(mergeBehaviour(undefined, { order: 'asked', pageCap: 500, largestPage: 500 })).toEqual({ order: 'asked', pageCap: 500, largestPage: 500 });
+    expect(mergeBehaviour(known, { order: 'newest-first', pageCap: 3000, largestPage: 3000 })).toEqual({
+      order: 'newest-first',
+      pageCap: 3000,
+      largestPage: 3000,
+    });
+    expect(mergeBehaviour(known, { order: 'asked', largestPage: 6000 })).toEqual({
+      order: 'asked',
+      pageCap: undefined,
+      largestPage: 6000,
+    });
+    expect(mergeBehaviour(undefined, { order: 'asked', pageCap: 500, largestPage: 500 })).toEqual({
+      order: 'asked',
+      pageCap: 500,
+      largestPage: 500,
+    });
   });
 });

@@ -18,13 +18,44 @@ describe('the points of the measurements we name the fields of', () => {
   });
 
   test('a setting state becomes a device_setting point at the time of that state', () => {
-    const base: Omit<SettingCommand, 'state'> = { messageId: 'm1', deviceId: 'd1', settings: { temp: 25 }, sentAt: 100, deadline: 200 };
-    expect(settingPoint({ ...base, state: 'sent' })).toEqual({ measurement: 'device_setting', deviceId: 'd1', time: 100, fields: { message_id: 'm1', state: 'sent', settings: '{"temp":25}' } });
-    expect(settingPoint({ ...base, state: 'applied', resolvedAt: 150 })).toEqual({ measurement: 'device_setting', deviceId: 'd1', time: 150, fields: { message_id: 'm1', state: 'applied', settings: '{"temp":25}' } });
-    expect(settingPoint({ messageId: 'm2', deviceId: 'd1', state: 'failed', resolvedAt: 7 }).fields).toEqual({ message_id: 'm2', state: 'failed' });
+    const base: Omit<SettingCommand, 'state'> = {
+      messageId: 'm1',
+      deviceId: 'd1',
+      settings: { temp: 25 },
+      sentAt: 100,
+      deadline: 200,
+    };
+    expect(settingPoint({ ...base, state: 'sent' })).toEqual({
+      measurement: 'device_setting',
+      deviceId: 'd1',
+      time: 100,
+      fields: { message_id: 'm1', state: 'sent', settings: '{"temp":25}' },
+    });
+    expect(settingPoint({ ...base, state: 'applied', resolvedAt: 150 })).toEqual({
+      measurement: 'device_setting',
+      deviceId: 'd1',
+      time: 150,
+      fields: { message_id: 'm1', state: 'applied', settings: '{"temp":25}' },
+    });
+    expect(settingPoint({ messageId: 'm2', deviceId: 'd1', state: 'failed', resolvedAt: 7 }).fields).toEqual({
+      message_id: 'm2',
+      state: 'failed',
+    });
     // `unknown`: the request may have reached the platform unanswered, so there is no message id
-    expect(settingPoint({ messageId: '', deviceId: 'd1', settings: { temp: 25 }, sentAt: 100, resolvedAt: 120, state: 'unknown' })).toEqual({
-      measurement: 'device_setting', deviceId: 'd1', time: 120, fields: { message_id: '', state: 'unknown', settings: '{"temp":25}' },
+    expect(
+      settingPoint({
+        messageId: '',
+        deviceId: 'd1',
+        settings: { temp: 25 },
+        sentAt: 100,
+        resolvedAt: 120,
+        state: 'unknown',
+      }),
+    ).toEqual({
+      measurement: 'device_setting',
+      deviceId: 'd1',
+      time: 120,
+      fields: { message_id: '', state: 'unknown', settings: '{"temp":25}' },
     });
   });
 });

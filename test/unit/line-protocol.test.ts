@@ -113,7 +113,9 @@ describe('nameProblem: backslashes InfluxDB cannot carry', () => {
     expect(escapeFieldKey('a\\"b\\\\"c')).toBe('a\\\\"b\\\\\\"c');
     const keys = new KeyCache();
     const report: EncodeReport = { absent: 0, problems: [] };
-    expect(encodePoint({ measurement: 'device_data', deviceId: 'x\\ y', time: 1, fields: { 'k"q': 'v\\' } }, keys, report)).toBe('device_data,device_id=x\\\\ y k"q="v\\\\" 1');
+    expect(
+      encodePoint({ measurement: 'device_data', deviceId: 'x\\ y', time: 1, fields: { 'k"q': 'v\\' } }, keys, report),
+    ).toBe('device_data,device_id=x\\\\ y k"q="v\\\\" 1');
   });
 });
 
@@ -128,7 +130,13 @@ describe('prototype names are data', () => {
   test('merging duplicates keeps every name, a later value wins, a later null does not erase', () => {
     const { points } = mergeDuplicates([point(5, [1, 2, 3, 4, 5]), point(5, [10, null, 30, 40, null])]);
     expect(points).toHaveLength(1);
-    expect(Object.entries(points[0].fields)).toEqual([['__proto__', 10], ['constructor', 2], ['prototype', 30], ['toString', 40], ['hasOwnProperty', 5]]);
+    expect(Object.entries(points[0].fields)).toEqual([
+      ['__proto__', 10],
+      ['constructor', 2],
+      ['prototype', 30],
+      ['toString', 40],
+      ['hasOwnProperty', 5],
+    ]);
   });
 
   test('encoded, and isolated field by field', () => {
@@ -136,10 +144,21 @@ describe('prototype names are data', () => {
     const report: EncodeReport = { absent: 0, problems: [] };
     const p = point(7, [1, 'two', true, 4, 5]);
     const line = encodePoint(p, keys, report)!;
-    expect(line).toBe('device_data,device_id=d __proto__=1,constructor="two",prototype=true,toString=4,hasOwnProperty=5 7');
-    expect(Object.entries(storableFields({ raw: p, line }, keys))).toEqual([['__proto__', 1], ['constructor', 'two'], ['prototype', true], ['toString', 4], ['hasOwnProperty', 5]]);
+    expect(line).toBe(
+      'device_data,device_id=d __proto__=1,constructor="two",prototype=true,toString=4,hasOwnProperty=5 7',
+    );
+    expect(Object.entries(storableFields({ raw: p, line }, keys))).toEqual([
+      ['__proto__', 1],
+      ['constructor', 'two'],
+      ['prototype', true],
+      ['toString', 4],
+      ['hasOwnProperty', 5],
+    ]);
     // a name the point does not have is not found on Object.prototype either
-    const sparse = { raw: { measurement: 'device_data', deviceId: 'd', time: 7, fields: { a: 1 } } as SinkPoint, line: 'x' };
+    const sparse = {
+      raw: { measurement: 'device_data', deviceId: 'd', time: 7, fields: { a: 1 } } as SinkPoint,
+      line: 'x',
+    };
     expect(withFields(sparse, ['toString', 'a'], keys)?.line).toBe('device_data,device_id=d a=1 7');
   });
 });
@@ -155,11 +174,23 @@ describe('encodePoint', () => {
 
   test.each([
     ['numbers are floats without suffix', { t: 1, h: 45.5 }, 'device_data,device_id=dev-1 t=1,h=45.5 1486958400000'],
-    ['mixed types', { on: true, mode: 'eco', n: '7' }, 'device_data,device_id=dev-1 on=true,mode="eco",n="7" 1486958400000'],
+    [
+      'mixed types',
+      { on: true, mode: 'eco', n: '7' },
+      'device_data,device_id=dev-1 on=true,mode="eco",n="7" 1486958400000',
+    ],
     ['null leaves the field out', { a: 1, b: null, c: undefined }, 'device_data,device_id=dev-1 a=1 1486958400000'],
-    ['nested object is a JSON string', { gps: { lat: 1 } }, 'device_data,device_id=dev-1 gps="{\\"lat\\":1}" 1486958400000'],
+    [
+      'nested object is a JSON string',
+      { gps: { lat: 1 } },
+      'device_data,device_id=dev-1 gps="{\\"lat\\":1}" 1486958400000',
+    ],
     ['field name escaping', { 'a b,c=d': 1 }, 'device_data,device_id=dev-1 a\\ b\\,c\\=d=1 1486958400000'],
-    ['a tab and a lone backslash are carried raw', { 'a\tb\\c': 1 }, 'device_data,device_id=dev-1 a\tb\\c=1 1486958400000'],
+    [
+      'a tab and a lone backslash are carried raw',
+      { 'a\tb\\c': 1 },
+      'device_data,device_id=dev-1 a\tb\\c=1 1486958400000',
+    ],
   ])('%s', (_name, fields, line) => {
     const n = encode(point(fields));
     expect(n.problems).toEqual([]);
@@ -167,17 +198,31 @@ describe('encodePoint', () => {
   });
 
   test('device id escaping', () => {
-    expect(encode(point({ v: 1 }, 'room 1,a=b')).point?.line).toBe('device_data,device_id=room\\ 1\\,a\\=b v=1 1486958400000');
+    expect(encode(point({ v: 1 }, 'room 1,a=b')).point?.line).toBe(
+      'device_data,device_id=room\\ 1\\,a\\=b v=1 1486958400000',
+    );
   });
 
   test('the status code is the one integer field of the schema', () => {
-    const status = { measurement: MEASUREMENT.status, deviceId: 'd', time: 5, fields: { online: true, raw_status: 1, source: 'poll' } };
+    const status = {
+      measurement: MEASUREMENT.status,
+      deviceId: 'd',
+      time: 5,
+      fields: { online: true, raw_status: 1, source: 'poll' },
+    };
     expect(encode(status).point?.line).toBe('device_status,device_id=d online=true,raw_status=1i,source="poll" 5');
     const odd = encode({ ...status, fields: { online: false, raw_status: 1.5 } });
     expect(odd.point?.line).toBe('device_status,device_id=d online=false 5');
-    expect(odd.problems).toEqual([{ field: 'raw_status', reason: 'field "raw_status": value 1.5 is not a whole number (the schema stores "raw_status" as integer)' }]);
+    expect(odd.problems).toEqual([
+      {
+        field: 'raw_status',
+        reason: 'field "raw_status": value 1.5 is not a whole number (the schema stores "raw_status" as integer)',
+      },
+    ]);
     expect(encode(point({ raw_status: 1 })).point?.line).toBe('device_data,device_id=dev-1 raw_status=1 1486958400000');
-    expect(withFields(encode(status).point!, ['raw_status'], keys)?.line).toBe('device_status,device_id=d raw_status=1i 5');
+    expect(withFields(encode(status).point!, ['raw_status'], keys)?.line).toBe(
+      'device_status,device_id=d raw_status=1i 5',
+    );
   });
 
   test('counts absent values', () => {
@@ -195,11 +240,19 @@ describe('encodePoint', () => {
   });
 
   test.each([
-    ['every value unusable', point({ a: Number.NaN }), 'no storable field: field "a": value NaN is not a finite number'],
+    [
+      'every value unusable',
+      point({ a: Number.NaN }),
+      'no storable field: field "a": value NaN is not a finite number',
+    ],
     ['only nulls', point({ a: null }), 'no storable field: every value is null or missing'],
     ['no fields', point({}), 'no storable field: every value is null or missing'],
     ['empty device id', point({ a: 1 }, ''), 'device id is empty'],
-    ['newline in device id', point({ a: 1 }, 'a\nb'), 'device id contains a line break, which line protocol cannot carry'],
+    [
+      'newline in device id',
+      point({ a: 1 }, 'a\nb'),
+      'device id contains a line break, which line protocol cannot carry',
+    ],
     ['fractional time', point({ a: 1 }, 'd', 1.5), 'time 1.5 is not whole epoch milliseconds'],
     ['NaN time', point({ a: 1 }, 'd', Number.NaN), 'time NaN is not whole epoch milliseconds'],
   ])('whole point unusable: %s', (_name, p, reason) => {
@@ -211,7 +264,12 @@ describe('encodePoint', () => {
   test('a field name with a NUL is a problem for that value only (no InfluxQL query could quote it)', () => {
     const n = encode(point({ 'a\u0000b': 1, ok: 2 }));
     expect(n.point?.line).toBe('device_data,device_id=dev-1 ok=2 1486958400000');
-    expect(n.problems).toEqual([{ field: 'a\u0000b', reason: 'field name "a\\u0000b" contains a NUL character, which no InfluxQL query can quote' }]);
+    expect(n.problems).toEqual([
+      {
+        field: 'a\u0000b',
+        reason: 'field name "a\\u0000b" contains a NUL character, which no InfluxQL query can quote',
+      },
+    ]);
   });
 
   test('empty field name is a problem for that value only', () => {
@@ -234,7 +292,9 @@ describe('encodePoint (one report for many points)', () => {
     const report = { absent: 0, problems: [] as Array<{ field?: string; reason: string }> };
     expect(encodePoint(point({ a: 1, b: null }), keys, report)).toBe('device_data,device_id=dev-1 a=1 1486958400000');
     expect(report).toEqual({ absent: 1, problems: [] });
-    expect(encodePoint(point({ a: Number.NaN, b: 2 }), keys, report)).toBe('device_data,device_id=dev-1 b=2 1486958400000');
+    expect(encodePoint(point({ a: Number.NaN, b: 2 }), keys, report)).toBe(
+      'device_data,device_id=dev-1 b=2 1486958400000',
+    );
     expect(encodePoint(point({ c: undefined }), keys, report)).toBeUndefined();
     expect(report).toEqual({
       absent: 2,
@@ -268,7 +328,12 @@ describe('mergeDuplicates', () => {
   });
 
   test('counts fields two points of one series and time disagree on (not a repeat, not a null, not a new field)', () => {
-    const { points, conflicts } = mergeDuplicates([point({ a: 1, b: 2, j: { x: [1] } }), point({ a: 1, b: 3, c: 4, j: { x: [1] } }), point({ b: 5, a: null }), point({ a: 1 }, 'dev-2')]);
+    const { points, conflicts } = mergeDuplicates([
+      point({ a: 1, b: 2, j: { x: [1] } }),
+      point({ a: 1, b: 3, c: 4, j: { x: [1] } }),
+      point({ b: 5, a: null }),
+      point({ a: 1 }, 'dev-2'),
+    ]);
     expect(conflicts).toBe(2); // b: 2 -> 3 -> 5
     expect(points[0].fields).toEqual({ a: 1, b: 5, c: 4, j: { x: [1] } });
   });
@@ -284,7 +349,12 @@ describe('mergeDuplicates', () => {
       point({ a: 7 }, 'd', 40),
     ]);
     expect(merged).toBe(3);
-    expect(points).toEqual([point({ a: 1, c: 5 }, 'd', 30), point({ a: 2, b: 4 }, 'd', 10), point({ a: 3 }, 'd', 20), point({ a: 7 }, 'd', 40)]);
+    expect(points).toEqual([
+      point({ a: 1, c: 5 }, 'd', 30),
+      point({ a: 2, b: 4 }, 'd', 10),
+      point({ a: 3 }, 'd', 20),
+      point({ a: 7 }, 'd', 40),
+    ]);
   });
 
   test('different measurements do not merge', () => {

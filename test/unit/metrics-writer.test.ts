@@ -11,7 +11,12 @@ class TakingWriter implements PointWriter {
   async close(): Promise<void> {}
 }
 
-const data = (deviceId: string, time: number): SinkPoint => ({ measurement: 'device_data', deviceId, time, fields: { v: 1 } });
+const data = (deviceId: string, time: number): SinkPoint => ({
+  measurement: 'device_data',
+  deviceId,
+  time,
+  fields: { v: 1 },
+});
 
 async function gauge(metrics: ReturnType<typeof createMetrics>, deviceId: string): Promise<number | undefined> {
   const m = await metrics.registry.getSingleMetric('expeed_last_data_timestamp_seconds')!.get();
@@ -23,7 +28,16 @@ describe('meterWriter', () => {
     const metrics = createMetrics({ defaultMetrics: false });
     const w = meterWriter(new TakingWriter(), metrics);
     // a page out of order, two devices, and a status point newer than all of them
-    await w.write([data('a', 5000), data('b', 2000), data('a', 9000), data('a', 7000), { measurement: 'device_status', deviceId: 'a', time: 99_000, fields: { online: true } }], { source: 'pull' });
+    await w.write(
+      [
+        data('a', 5000),
+        data('b', 2000),
+        data('a', 9000),
+        data('a', 7000),
+        { measurement: 'device_status', deviceId: 'a', time: 99_000, fields: { online: true } },
+      ],
+      { source: 'pull' },
+    );
     expect(await gauge(metrics, 'a')).toBe(9);
     expect(await gauge(metrics, 'b')).toBe(2);
     // an older write (a backfill of the past) does not move the gauge back
@@ -45,7 +59,12 @@ describe('meterWriter', () => {
       async close() {},
     };
     const w = meterWriter(merging, metrics);
-    const at = (fields: Record<string, unknown>): SinkPoint => ({ measurement: 'device_data', deviceId: 'a', time: 1000, fields });
+    const at = (fields: Record<string, unknown>): SinkPoint => ({
+      measurement: 'device_data',
+      deviceId: 'a',
+      time: 1000,
+      fields,
+    });
     await w.write([at({ t: 1, h: 5 }), at({ t: 2, m: 'x' }), at({ t: 2, h: 6 })], { source: 'pull' });
     const m = await metrics.registry.getSingleMetric('expeed_same_time_conflicts_total')!.get();
     // t: 1 -> 2 (one), t: 2 -> 2 (a repeat, none), h: 5 -> 6 (one)
@@ -57,7 +76,12 @@ describe('meterWriter', () => {
     class RefusingWriter implements PointWriter {
       async write(points: SinkPoint[], _options: WriteOptions): Promise<WriteResult> {
         const refused = points.filter((p) => p.time > Date.UTC(3000, 0, 1));
-        return { written: points.length - refused.length, merged: 0, deadLettered: refused.length, ...(refused.length ? { refused } : {}) };
+        return {
+          written: points.length - refused.length,
+          merged: 0,
+          deadLettered: refused.length,
+          ...(refused.length ? { refused } : {}),
+        };
       }
       async close(): Promise<void> {}
     }

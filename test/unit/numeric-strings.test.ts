@@ -17,7 +17,23 @@ describe('the numeric-string rule', () => {
     expect(decimalValue(s)).toBe(n);
   });
 
-  test.each(['', ' 21.5', '21.5 ', '0x1A', '.5', '5.', '1e', '1,5', '1_000', 'Infinity', 'NaN', '--1', '1e999', '２１', '21.5\n'])('%j stays a string', (s) => {
+  test.each([
+    '',
+    ' 21.5',
+    '21.5 ',
+    '0x1A',
+    '.5',
+    '5.',
+    '1e',
+    '1,5',
+    '1_000',
+    'Infinity',
+    'NaN',
+    '--1',
+    '1e999',
+    '２１',
+    '21.5\n',
+  ])('%j stays a string', (s) => {
     expect(decimalValue(s)).toBeUndefined();
   });
 
@@ -33,7 +49,12 @@ describe('the numeric-string rule', () => {
     const rule = new NumericStrings('number');
     const keys = new KeyCache();
     const report: EncodeReport = { absent: 0, problems: [] };
-    const raw = { measurement: 'device_data' as const, deviceId: 'd', time: 5, fields: { t: '21.5', h: '40', mode: 'eco', n: 2 } };
+    const raw = {
+      measurement: 'device_data' as const,
+      deviceId: 'd',
+      time: 5,
+      fields: { t: '21.5', h: '40', mode: 'eco', n: 2 },
+    };
     expect(encodePoint(raw, keys, report, rule)).toBe('device_data,device_id=d t=21.5,h=40,mode="eco",n=2 5');
     expect(rule.converts('device_data', '21.5')).toBe(true);
     rule.keep('device_data', 't');

@@ -16,7 +16,13 @@ describe('withDefaults: each default stated once, an undefined value keeps it', 
   test('a component given an explicit undefined option runs on its default', async () => {
     const asked: number[] = [];
     const dirty = { settled: async (_settle: number, limit: number) => (asked.push(limit), []) };
-    const d = new RollupDispatcher({ dirty, queue: { add: async () => undefined as never }, settleMs: 0, logger: undefined as never, scanLimit: undefined });
+    const d = new RollupDispatcher({
+      dirty,
+      queue: { add: async () => undefined as never },
+      settleMs: 0,
+      logger: undefined as never,
+      scanLimit: undefined,
+    });
     await d.tick();
     expect(asked).toEqual([DEFAULT_ROLLUP_DISPATCHER.scanLimit]);
   });

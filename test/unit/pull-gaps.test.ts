@@ -24,7 +24,10 @@ describe('gapThreshold', () => {
     [5 * M, 50 * M, 750_000],
     [1000, 10 * M, 150_000],
   ])('cadence %d -> threshold %d, bucket %d', (cadence, threshold, bucket) => {
-    expect(gapThreshold(cadence, { cadenceFactor: 10, minGapMs: 10 * M })).toEqual({ thresholdMs: threshold, bucketMs: bucket });
+    expect(gapThreshold(cadence, { cadenceFactor: 10, minGapMs: 10 * M })).toEqual({
+      thresholdMs: threshold,
+      bucketMs: bucket,
+    });
   });
 });
 
@@ -63,12 +66,18 @@ describe('offline windows and subtraction', () => {
       { time: 30, online: true },
       { time: 40, online: false },
     ];
-    expect(offlineWindows(s, 0, 100)).toEqual([{ from: 10, to: 20 }, { from: 40, to: 100 }]);
+    expect(offlineWindows(s, 0, 100)).toEqual([
+      { from: 10, to: 20 },
+      { from: 40, to: 100 },
+    ]);
     expect(offlineWindows([{ time: 5, online: true }], 0, 100, false)).toEqual([{ from: 0, to: 5 }]);
   });
   test('subtracts offline time and drops what becomes too short', () => {
     const gaps = [{ from: 0, to: 100 }];
-    expect(subtractWindows(gaps, [{ from: 20, to: 30 }], 10)).toEqual([{ from: 0, to: 20 }, { from: 30, to: 100 }]);
+    expect(subtractWindows(gaps, [{ from: 20, to: 30 }], 10)).toEqual([
+      { from: 0, to: 20 },
+      { from: 30, to: 100 },
+    ]);
     expect(subtractWindows(gaps, [{ from: 5, to: 95 }], 10)).toEqual([]);
     expect(subtractWindows(gaps, [{ from: -10, to: 200 }], 1)).toEqual([]);
     expect(subtractWindows(gaps, [], 10)).toEqual(gaps);

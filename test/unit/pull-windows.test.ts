@@ -8,12 +8,42 @@ const T0 = Date.UTC(2026, 0, 1);
 
 describe('splitWindows', () => {
   test.each([
-    ['aligned days', T0, T0 + 2 * D, D, undefined, [[T0, T0 + D], [T0 + D, T0 + 2 * D]]],
-    ['partial first and last', T0 + 5 * H, T0 + D + 3 * H, D, undefined, [[T0 + 5 * H, T0 + D], [T0 + D, T0 + D + 3 * H]]],
+    [
+      'aligned days',
+      T0,
+      T0 + 2 * D,
+      D,
+      undefined,
+      [
+        [T0, T0 + D],
+        [T0 + D, T0 + 2 * D],
+      ],
+    ],
+    [
+      'partial first and last',
+      T0 + 5 * H,
+      T0 + D + 3 * H,
+      D,
+      undefined,
+      [
+        [T0 + 5 * H, T0 + D],
+        [T0 + D, T0 + D + 3 * H],
+      ],
+    ],
     ['inside one window', T0 + H, T0 + 2 * H, D, undefined, [[T0 + H, T0 + 2 * H]]],
     ['empty range', T0, T0, D, undefined, []],
     ['reversed range', T0 + H, T0, D, undefined, []],
-    ['local midnights at UTC+8', T0, T0 + D, D, () => 8 * H, [[T0, T0 + 16 * H], [T0 + 16 * H, T0 + D]]],
+    [
+      'local midnights at UTC+8',
+      T0,
+      T0 + D,
+      D,
+      () => 8 * H,
+      [
+        [T0, T0 + 16 * H],
+        [T0 + 16 * H, T0 + D],
+      ],
+    ],
   ] as const)('%s', (_name, from, to, w, offset, expected) => {
     expect(splitWindows(from, to, w, offset).map((x) => [x.from, x.to])).toEqual(expected);
   });
@@ -55,7 +85,10 @@ describe('parseInstant', () => {
   ])('%s', (text, expected) => {
     expect(parseInstant(text, 'Asia/Shanghai')).toBe(expected);
   });
-  test.each(['yesterday', '2026-13-01', '2026-02-30', '2026-01-02T25:00', '1700000000000', ''])('refuses %j naming what is wrong', (text) => {
-    expect(() => parseInstant(text, 'Asia/Shanghai', '--from')).toThrow(/^--from: /);
-  });
+  test.each(['yesterday', '2026-13-01', '2026-02-30', '2026-01-02T25:00', '1700000000000', ''])(
+    'refuses %j naming what is wrong',
+    (text) => {
+      expect(() => parseInstant(text, 'Asia/Shanghai', '--from')).toThrow(/^--from: /);
+    },
+  );
 });

@@ -9,7 +9,15 @@ const parseTime = (raw: string | number) => parsePlatformTime(raw, 'Asia/Shangha
 describe('push -> points', () => {
   test('msg_type 2 rows become device_data points at platform-local time, empty rows skipped', () => {
     const points = dataPoints(
-      { device_id: 'd1', device_key: 'k', data: [{ timestamp: '2017-02-13T12-00-00-000', a: 1, b: 'x' }, { timestamp: '2017-02-13T12-00-01-000' }, { timestamp: ' 2017-02-13T12-00-02-500', c: false }] },
+      {
+        device_id: 'd1',
+        device_key: 'k',
+        data: [
+          { timestamp: '2017-02-13T12-00-00-000', a: 1, b: 'x' },
+          { timestamp: '2017-02-13T12-00-01-000' },
+          { timestamp: ' 2017-02-13T12-00-02-500', c: false },
+        ],
+      },
       parseTime,
     );
     expect(points).toEqual([
@@ -20,9 +28,17 @@ describe('push -> points', () => {
 
   test('datapoints named like Object.prototype members become fields with their values', () => {
     // as JSON.parse (and so BullMQ) gives a pushed row: "__proto__" is an own property
-    const row = JSON.parse('{"timestamp":"2017-02-13T12-00-00-000","__proto__":1,"constructor":"c","prototype":true,"toString":4,"hasOwnProperty":5}');
+    const row = JSON.parse(
+      '{"timestamp":"2017-02-13T12-00-00-000","__proto__":1,"constructor":"c","prototype":true,"toString":4,"hasOwnProperty":5}',
+    );
     const [point] = dataPoints({ device_id: 'd1', data: [row] }, parseTime);
-    expect(Object.entries(point.fields)).toEqual([['__proto__', 1], ['constructor', 'c'], ['prototype', true], ['toString', 4], ['hasOwnProperty', 5]]);
+    expect(Object.entries(point.fields)).toEqual([
+      ['__proto__', 1],
+      ['constructor', 'c'],
+      ['prototype', true],
+      ['toString', 4],
+      ['hasOwnProperty', 5],
+    ]);
   });
 
   test.each([
@@ -71,7 +87,9 @@ describe('PointBatcher', () => {
   test('many small writes become one, and each caller resolves after it', async () => {
     const w = new RecordingWriter();
     const b = new PointBatcher(w, { maxPoints: 1000 });
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => b.write([point(2 * i), point(2 * i + 1)], { source: 'push' })));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => b.write([point(2 * i), point(2 * i + 1)], { source: 'push' })),
+    );
     expect(w.calls).toHaveLength(1);
     expect(w.calls[0].points.map((p) => p.time)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     expect(results.every((r) => r.written === 100)).toBe(true);
@@ -81,7 +99,10 @@ describe('PointBatcher', () => {
   test('a full batch is written at once; sources are kept apart', async () => {
     const w = new RecordingWriter();
     const b = new PointBatcher(w, { maxPoints: 10 });
-    const full = b.write(Array.from({ length: 10 }, (_, i) => point(i)), { source: 'push' });
+    const full = b.write(
+      Array.from({ length: 10 }, (_, i) => point(i)),
+      { source: 'push' },
+    );
     await full;
     expect(w.calls).toEqual([{ points: Array.from({ length: 10 }, (_, i) => point(i)), source: 'push' }]);
     const other = b.write([point(99)], { source: 'setting' });
@@ -146,7 +167,10 @@ describe('PointBatcher', () => {
     const w = new RecordingWriter();
     w.fail = Object.assign(new Error('influx down'), { retryable: true });
     const b = new PointBatcher(w, { maxPoints: 100 });
-    const outcomes = await Promise.allSettled([b.write([point(1)], { source: 'push' }), b.write([point(2)], { source: 'push' })]);
+    const outcomes = await Promise.allSettled([
+      b.write([point(1)], { source: 'push' }),
+      b.write([point(2)], { source: 'push' }),
+    ]);
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
     expect((outcomes[0] as PromiseRejectedResult).reason.message).toBe('influx down');
     await b.close();

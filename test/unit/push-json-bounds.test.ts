@@ -46,14 +46,26 @@ describe('Refusals', () => {
     let now = 0;
     const lines: Array<Record<string, unknown>> = [];
     const counted: string[] = [];
-    const r = new Refusals({ warn: ((fields: Record<string, unknown>, msg: string) => void lines.push({ ...fields, msg })) as never }, { everyMs: 1000, now: () => now, onRefused: (x) => void counted.push(x) });
+    const r = new Refusals(
+      { warn: ((fields: Record<string, unknown>, msg: string) => void lines.push({ ...fields, msg })) as never },
+      { everyMs: 1000, now: () => now, onRefused: (x) => void counted.push(x) },
+    );
     for (let i = 0; i < 5; i++) r.note('signature', { i }, 'refused');
     r.note('replay', {}, 'replayed');
     now = 999;
     r.note('signature', { i: 5 }, 'refused');
     now = 1000;
     r.note('signature', { i: 6 }, 'refused');
-    expect(counted).toEqual(['signature', 'signature', 'signature', 'signature', 'signature', 'replay', 'signature', 'signature']);
+    expect(counted).toEqual([
+      'signature',
+      'signature',
+      'signature',
+      'signature',
+      'signature',
+      'replay',
+      'signature',
+      'signature',
+    ]);
     expect(lines).toEqual([
       { i: 0, refusal: 'signature', notLoggedBefore: 0, msg: 'refused' },
       { refusal: 'replay', notLoggedBefore: 0, msg: 'replayed' },

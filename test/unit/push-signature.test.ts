@@ -1,10 +1,20 @@
 import { describe, expect, test } from 'vitest';
 import { parsePlatformTime } from '../../src/platform/timestamp.js';
-import { computeSignature, parseSignatureTimestamp, SignatureError, verifySignature } from '../../src/push/signature.js';
+import {
+  computeSignature,
+  parseSignatureTimestamp,
+  SignatureError,
+  verifySignature,
+} from '../../src/push/signature.js';
 import { isRetryable } from '../../src/base/retry.js';
 
 // computed independently: printf 'tok-secret-1abc1231700000000' | sha1sum | (hex) | md5sum
-const VECTOR = { token: 'tok-secret-1', nonce: 'abc123', timestamp: '1700000000', signature: 'd89dbef6cf4d1c8597da3ba3c709083f' };
+const VECTOR = {
+  token: 'tok-secret-1',
+  nonce: 'abc123',
+  timestamp: '1700000000',
+  signature: 'd89dbef6cf4d1c8597da3ba3c709083f',
+};
 const NOW = 1_700_000_000_000;
 const opts = { token: VECTOR.token, windowSec: 300, now: NOW };
 
@@ -42,7 +52,11 @@ describe('verifySignature', () => {
 
   test.each([
     ['wrong signature', { ...VECTOR, signature: 'd89dbef6cf4d1c8597da3ba3c709083e' }, 'mismatch'],
-    ['signature of another token', { ...VECTOR, signature: computeSignature('other', VECTOR.nonce, VECTOR.timestamp) }, 'mismatch'],
+    [
+      'signature of another token',
+      { ...VECTOR, signature: computeSignature('other', VECTOR.nonce, VECTOR.timestamp) },
+      'mismatch',
+    ],
     ['short signature', { ...VECTOR, signature: 'abc' }, 'mismatch'],
     ['missing signature', { nonce: VECTOR.nonce, timestamp: VECTOR.timestamp }, 'missing'],
     ['missing nonce', { signature: VECTOR.signature, timestamp: VECTOR.timestamp }, 'missing'],
@@ -58,12 +72,21 @@ describe('verifySignature', () => {
     const signature = computeSignature(VECTOR.token, 'n', old);
     expect(problemOf(() => verifySignature({ signature, nonce: 'n', timestamp: old }, opts))).toBe('stale');
     const edge = String(NOW / 1000 - 299);
-    expect(verifySignature({ signature: computeSignature(VECTOR.token, 'n', edge), nonce: 'n', timestamp: edge }, opts)).toBe('n');
+    expect(
+      verifySignature({ signature: computeSignature(VECTOR.token, 'n', edge), nonce: 'n', timestamp: edge }, opts),
+    ).toBe('n');
   });
 
   test('a timestamp from the future beyond the window is refused', () => {
     const future = String(NOW / 1000 + 3600);
-    expect(problemOf(() => verifySignature({ signature: computeSignature(VECTOR.token, 'n', future), nonce: 'n', timestamp: future }, opts))).toBe('stale');
+    expect(
+      problemOf(() =>
+        verifySignature(
+          { signature: computeSignature(VECTOR.token, 'n', future), nonce: 'n', timestamp: future },
+          opts,
+        ),
+      ),
+    ).toBe('stale');
   });
 
   test('without a configured token nothing is accepted', () => {
@@ -105,10 +128,24 @@ describe('timestamp forms and the window', () => {
     expect(parseSignatureTimestamp(ts, parseTime)).toBe(NOW);
     // an hour off in that form is stale like any other
     const old = '2023-11-15T05-13-20-000';
-    expect(problemOf(() => verifySignature({ signature: computeSignature(VECTOR.token, 'n-p', old), nonce: 'n-p', timestamp: old }, { ...opts, parseTime }))).toBe('stale');
+    expect(
+      problemOf(() =>
+        verifySignature(
+          { signature: computeSignature(VECTOR.token, 'n-p', old), nonce: 'n-p', timestamp: old },
+          { ...opts, parseTime },
+        ),
+      ),
+    ).toBe('stale');
     // not a valid wall-clock time: a format problem
     const bad = '2023-13-15T06-13-20-000';
-    expect(problemOf(() => verifySignature({ signature: computeSignature(VECTOR.token, 'n-p', bad), nonce: 'n-p', timestamp: bad }, { ...opts, parseTime }))).toBe('bad-timestamp');
+    expect(
+      problemOf(() =>
+        verifySignature(
+          { signature: computeSignature(VECTOR.token, 'n-p', bad), nonce: 'n-p', timestamp: bad },
+          { ...opts, parseTime },
+        ),
+      ),
+    ).toBe('bad-timestamp');
   });
 
   test('a window of 0 turns the freshness check off (the signature is still checked)', () => {
@@ -116,6 +153,10 @@ describe('timestamp forms and the window', () => {
     const signature = computeSignature(VECTOR.token, 'n-old', old);
     expect(problemOf(() => verifySignature({ signature, nonce: 'n-old', timestamp: old }, opts))).toBe('stale');
     expect(verifySignature({ signature, nonce: 'n-old', timestamp: old }, { ...opts, windowSec: 0 })).toBe('n-old');
-    expect(problemOf(() => verifySignature({ signature: 'f'.repeat(32), nonce: 'n-old', timestamp: old }, { ...opts, windowSec: 0 }))).toBe('mismatch');
+    expect(
+      problemOf(() =>
+        verifySignature({ signature: 'f'.repeat(32), nonce: 'n-old', timestamp: old }, { ...opts, windowSec: 0 }),
+      ),
+    ).toBe('mismatch');
   });
 });

@@ -14,7 +14,9 @@ describe('EXPEED_RAW_RETENTION', () => {
     expect(loadConfig({}, NOW).influx.rawRetentionMs).toBeUndefined();
     expect(loadConfig({ EXPEED_RAW_RETENTION: '' }, NOW).influx.rawRetentionMs).toBeUndefined();
     expect(loadConfig({ EXPEED_RAW_RETENTION: '90d' }, NOW).influx.rawRetentionMs).toBe(90 * DAY);
-    expect(loadConfig({ EXPEED_RAW_RETENTION: '1d', EXPEED_BACKFILL_WINDOW: '6h' }, NOW).influx.rawRetentionMs).toBe(DAY);
+    expect(loadConfig({ EXPEED_RAW_RETENTION: '1d', EXPEED_BACKFILL_WINDOW: '6h' }, NOW).influx.rawRetentionMs).toBe(
+      DAY,
+    );
   });
 
   test.each([
@@ -42,7 +44,9 @@ describe('EXPEED_RAW_RETENTION', () => {
       calls.push(url);
       return new Response('{"buckets":[{}]}', { status: 200 });
     }) as unknown as typeof globalThis.fetch;
-    await expect(ensureDatabase({ url: 'http://influx', api: 'v2', bucket: 'b', rawRetentionMs: 90 * DAY, fetch })).rejects.toThrow(/EXPEED_RAW_RETENTION works on InfluxDB 1\.x only/);
+    await expect(
+      ensureDatabase({ url: 'http://influx', api: 'v2', bucket: 'b', rawRetentionMs: 90 * DAY, fetch }),
+    ).rejects.toThrow(/EXPEED_RAW_RETENTION works on InfluxDB 1\.x only/);
     expect(calls).toEqual([]);
     await ensureDatabase({ url: 'http://influx', api: 'v2', bucket: 'b', fetch });
     expect(calls.length).toBe(1);
@@ -50,13 +54,27 @@ describe('EXPEED_RAW_RETENTION', () => {
 
   test('a 1.x write names its RP only when asked', () => {
     expect(writePath({ url: 'u', api: 'v1', bucket: 'db' })).toBe('/write?db=db&precision=ms');
-    expect(writePath({ url: 'u', api: 'v1', bucket: 'db', rp: 'rollups_forever' })).toBe('/write?db=db&precision=ms&rp=rollups_forever');
+    expect(writePath({ url: 'u', api: 'v1', bucket: 'db', rp: 'rollups_forever' })).toBe(
+      '/write?db=db&precision=ms&rp=rollups_forever',
+    );
   });
 
   test('status shows the retention in effect under ROLLUPS', () => {
-    const base: StatusReport = { at: NOW, summary: { ok: 0, failing: 0, stale: 0, 'never synced': 0 }, staleAfterMs: 2 * DAY, devices: [], queues: {}, rollupBacklog: { hours: 0 }, errors: {} };
-    expect(renderStatus({ ...base, rawRetentionMs: 90 * DAY }, 'UTC', (s) => s)).toContain('ROLLUPS  0 hour(s) waiting\n  raw rows kept 90d (EXPEED_RAW_RETENTION), rollups forever');
-    expect(renderStatus({ ...base, rawRetentionMs: 36 * 3_600_000 }, 'UTC', (s) => s)).toContain('raw rows kept 36h (EXPEED_RAW_RETENTION)');
+    const base: StatusReport = {
+      at: NOW,
+      summary: { ok: 0, failing: 0, stale: 0, 'never synced': 0 },
+      staleAfterMs: 2 * DAY,
+      devices: [],
+      queues: {},
+      rollupBacklog: { hours: 0 },
+      errors: {},
+    };
+    expect(renderStatus({ ...base, rawRetentionMs: 90 * DAY }, 'UTC', (s) => s)).toContain(
+      'ROLLUPS  0 hour(s) waiting\n  raw rows kept 90d (EXPEED_RAW_RETENTION), rollups forever',
+    );
+    expect(renderStatus({ ...base, rawRetentionMs: 36 * 3_600_000 }, 'UTC', (s) => s)).toContain(
+      'raw rows kept 36h (EXPEED_RAW_RETENTION)',
+    );
     expect(renderStatus(base, 'UTC', (s) => s)).toContain('raw rows kept forever (EXPEED_RAW_RETENTION)');
   });
 });

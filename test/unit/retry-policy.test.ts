@@ -6,7 +6,7 @@ import { authHeaders, writePath } from '../../src/influx/write-request.js';
 
 const policy = { ...DEFAULT_RETRY_POLICY, baseDelayMs: 100, maxDelayMs: 1000 };
 
-describe('the writer\'s backoff (attempt counts from 1)', () => {
+describe("the writer's backoff (attempt counts from 1)", () => {
   test.each([
     [1, 0, 50],
     [1, 1, 100],
@@ -15,14 +15,25 @@ describe('the writer\'s backoff (attempt counts from 1)', () => {
     [5, 1, 1000],
     [9, 0.999999, 1000],
   ])('attempt %i, random %d -> %i ms', (attempt, random, expected) => {
-    expect(backoffDelay(attempt - 1, influxBackoff(policy, () => random))).toBe(expected);
+    expect(
+      backoffDelay(
+        attempt - 1,
+        influxBackoff(policy, () => random),
+      ),
+    ).toBe(expected);
   });
 
   test.each([
     [1, 5000, 5000],
     [4, 10, 800],
   ])('Retry-After is a floor: attempt %i, retry-after %i -> %i', (attempt, after, expected) => {
-    expect(backoffDelay(attempt - 1, influxBackoff(policy, () => 1), after)).toBe(expected);
+    expect(
+      backoffDelay(
+        attempt - 1,
+        influxBackoff(policy, () => 1),
+        after,
+      ),
+    ).toBe(expected);
   });
 });
 
@@ -61,14 +72,20 @@ describe('apiOfVersion', () => {
 describe('write target', () => {
   test.each([
     [{ url: 'x', api: 'v1' as const, bucket: 'my db' }, '/write?db=my+db&precision=ms'],
-    [{ url: 'x', api: 'v2' as const, bucket: 'b/1', org: 'acme & co' }, '/api/v2/write?bucket=b%2F1&precision=ms&org=acme+%26+co'],
+    [
+      { url: 'x', api: 'v2' as const, bucket: 'b/1', org: 'acme & co' },
+      '/api/v2/write?bucket=b%2F1&precision=ms&org=acme+%26+co',
+    ],
     [{ url: 'x', api: 'v2' as const, bucket: 'b' }, '/api/v2/write?bucket=b&precision=ms'],
   ])('path of %j', (target, path) => {
     expect(writePath(target)).toBe(path);
   });
 
   test.each([
-    [{ api: 'v1' as const, token: 'user:pa:ss' }, { authorization: `Basic ${Buffer.from('user:pa:ss').toString('base64')}` }],
+    [
+      { api: 'v1' as const, token: 'user:pa:ss' },
+      { authorization: `Basic ${Buffer.from('user:pa:ss').toString('base64')}` },
+    ],
     [{ api: 'v2' as const, token: 'tok' }, { authorization: 'Token tok' }],
     [{ api: 'v1' as const, token: undefined }, {}],
   ])('headers of %j', (target, headers) => {

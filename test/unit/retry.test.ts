@@ -17,7 +17,12 @@ import {
   TokenExpiredError,
   UnknownResultCodeError,
 } from '../../src/platform/errors.js';
-import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError, TokenWaitTimeoutError } from '../../src/platform/token/errors.js';
+import {
+  CredentialsCooldownError,
+  TokenBudgetExhaustedError,
+  TokenCooldownError,
+  TokenWaitTimeoutError,
+} from '../../src/platform/token/errors.js';
 import { HistoryWalkError } from '../../src/platform/history-walker.js';
 import { platformBackoff } from '../../src/platform/platform-request.js';
 import { InfluxRejectedError, InfluxUnavailableError } from '../../src/influx/errors.js';
@@ -35,8 +40,16 @@ const unavailable = new PlatformUnavailableError('device_setting', 'HTTP 502', 5
 describe('every error of ours says whether a retry can help', () => {
   test.each<[string, ExpeedError, boolean]>([
     ['TokenExpiredError (before the refresh)', new TokenExpiredError('datapoints', 'x', { afterRefresh: false }), true],
-    ['TokenExpiredError (fresh token rejected)', new TokenExpiredError('datapoints', 'x', { afterRefresh: true }), false],
-    ['TokenExpiredError (fresh token rejected, budget guards)', new TokenExpiredError('datapoints', 'x', { afterRefresh: true, retryable: true }), true],
+    [
+      'TokenExpiredError (fresh token rejected)',
+      new TokenExpiredError('datapoints', 'x', { afterRefresh: true }),
+      false,
+    ],
+    [
+      'TokenExpiredError (fresh token rejected, budget guards)',
+      new TokenExpiredError('datapoints', 'x', { afterRefresh: true, retryable: true }),
+      true,
+    ],
     ['CredentialsRejectedError', new CredentialsRejectedError('bad'), false],
     ['DeviceNotFoundError', new DeviceNotFoundError('datapoints', 'd1', 'no'), false],
     ['DeviceKeyError', new DeviceKeyError('device_status', 'd1', 'key'), false],
@@ -105,13 +118,27 @@ describe("libraries' errors", () => {
     ['InfluxDB HttpError 401', new HttpError(401, 'Unauthorized'), false],
     ['InfluxDB RequestTimedOutError', new RequestTimedOutError(), true],
     ['a socket error', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true],
-    ['fetch failed (undici)', new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }), true],
+    [
+      'fetch failed (undici)',
+      new TypeError('fetch failed', {
+        cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+      }),
+      true,
+    ],
   ])('%s -> retryable %s', (_name, err, retryable) => {
     expect(retryVerdict(err)).toEqual({ retryable, declared: true });
   });
 
   test('an error nothing is known about is retried, and says it was not declared', () => {
-    for (const err of [new Error('bug'), new TypeError('x is not a function'), new TypeError('fetch failed', { cause: new Error('?') }), 'text', undefined, null, 42]) {
+    for (const err of [
+      new Error('bug'),
+      new TypeError('x is not a function'),
+      new TypeError('fetch failed', { cause: new Error('?') }),
+      'text',
+      undefined,
+      null,
+      42,
+    ]) {
       expect(retryVerdict(err)).toEqual({ retryable: true, declared: false });
     }
   });
@@ -185,9 +212,16 @@ describe('backoffDelay', () => {
   test('the four users keep their parameters', () => {
     // platform requests: equal jitter from backoffMs, retry counted from 0
     expect(backoffDelay(0, platformBackoff({ backoffMs: 500, maxBackoffMs: 10_000, random: () => 0 }))).toBe(250);
-    expect(backoffDelay(5, platformBackoff({ backoffMs: 500, maxBackoffMs: 10_000, random: () => 0.999999 }))).toBe(10_000);
+    expect(backoffDelay(5, platformBackoff({ backoffMs: 500, maxBackoffMs: 10_000, random: () => 0.999999 }))).toBe(
+      10_000,
+    );
     // InfluxDB writes: equal jitter from baseDelayMs
-    expect(backoffDelay(0, influxBackoff({ maxAttempts: 8, maxElapsedMs: 60_000, baseDelayMs: 200, maxDelayMs: 10_000 }, () => 0))).toBe(100);
+    expect(
+      backoffDelay(
+        0,
+        influxBackoff({ maxAttempts: 8, maxElapsedMs: 60_000, baseDelayMs: 200, maxDelayMs: 10_000 }, () => 0),
+      ),
+    ).toBe(100);
     // ingest jobs: from 1 s, ±20 %, capped at a minute (BullMQ's attemptsMade counts from 1)
     expect(ingestBackoff(1, () => 0)).toBe(800);
     expect(ingestBackoff(1, () => 0.999999)).toBe(1200);

@@ -34,7 +34,15 @@ describe('rollup query', () => {
 
   test('rows become device_data_1h points without the null aggregates', () => {
     const points = rollupPoints([
-      { name: 'device_data', tags: { device_id: 'a' }, columns: ['time', 't_mean', 't_count', 'mode_last', 'mode_count'], values: [[0, 1.5, 2, null, null], [H, null, null, 'eco', 1]] },
+      {
+        name: 'device_data',
+        tags: { device_id: 'a' },
+        columns: ['time', 't_mean', 't_count', 'mode_last', 'mode_count'],
+        values: [
+          [0, 1.5, 2, null, null],
+          [H, null, null, 'eco', 1],
+        ],
+      },
     ]);
     expect(points).toEqual([
       { measurement: 'device_data_1h', deviceId: 'a', time: 0, fields: { t_mean: 1.5, t_count: 2 } },
@@ -44,15 +52,34 @@ describe('rollup query', () => {
 
   test('counts are written as integers, means as floats', () => {
     expect(INTEGER_FIELDS.device_data_1h.has('t_count')).toBe(true);
-    const line = encodePoint({ measurement: 'device_data_1h', deviceId: 'a', time: 0, fields: { t_mean: 2, t_count: 2, mode_last: 'eco' } }, new KeyCache(), { absent: 0, problems: [] });
+    const line = encodePoint(
+      { measurement: 'device_data_1h', deviceId: 'a', time: 0, fields: { t_mean: 2, t_count: 2, mode_last: 'eco' } },
+      new KeyCache(),
+      { absent: 0, problems: [] },
+    );
     expect(line).toBe('device_data_1h,device_id=a t_mean=2,t_count=2i,mode_last="eco" 0');
   });
 });
 
 describe('hour runs and touched hours', () => {
   test.each([
-    [[3 * H + 5, H, 2 * H, 2 * H + 1, 7 * H], 10, [[H, 4 * H], [7 * H, 8 * H]]],
-    [[0, H, 2 * H, 3 * H, 4 * H], 2, [[0, 2 * H], [2 * H, 4 * H], [4 * H, 5 * H]]],
+    [
+      [3 * H + 5, H, 2 * H, 2 * H + 1, 7 * H],
+      10,
+      [
+        [H, 4 * H],
+        [7 * H, 8 * H],
+      ],
+    ],
+    [
+      [0, H, 2 * H, 3 * H, 4 * H],
+      2,
+      [
+        [0, 2 * H],
+        [2 * H, 4 * H],
+        [4 * H, 5 * H],
+      ],
+    ],
     [[], 5, []],
   ])('%o in runs of at most %i hours', (hours, max, runs) => {
     expect(hourRuns(hours, max)).toEqual(runs);
@@ -67,6 +94,9 @@ describe('hour runs and touched hours', () => {
       { measurement: 'device_status', deviceId: 'c', time: 0, fields: {} },
       { measurement: 'device_data', deviceId: 'a', time: Number.NaN, fields: {} },
     ]);
-    expect([...touched].map(([d, h]) => [d, [...h]])).toEqual([['a', [H, 3 * H]], ['b', [5 * H]]]);
+    expect([...touched].map(([d, h]) => [d, [...h]])).toEqual([
+      ['a', [H, 3 * H]],
+      ['b', [5 * H]],
+    ]);
   });
 });

@@ -29,7 +29,10 @@ describe('SecretScrubber', () => {
   test('redacts secret-named keys and nested errors', () => {
     const s = new SecretScrubber(['tok-777']);
     const err = new Error('call failed with tok-777', { cause: new Error('inner tok-777') });
-    const out = s.scrubValue({ headers: { access_token: 'anything', device_key: 'dk' }, err, n: 5 }) as Record<string, never>;
+    const out = s.scrubValue({ headers: { access_token: 'anything', device_key: 'dk' }, err, n: 5 }) as Record<
+      string,
+      never
+    >;
     expect(out).toMatchObject({ headers: { access_token: REDACTED, device_key: REDACTED }, n: 5 });
     expect(JSON.stringify(out)).not.toContain('tok-777');
     expect(JSON.stringify(out)).toContain('call failed with [REDACTED]');
@@ -40,7 +43,9 @@ describe('SecretScrubber: secret fields inside text (push bodies kept as dead le
   const s = new SecretScrubber(['registered-key-1']);
 
   test('a pushed device_key in JSON text is redacted by field name, whatever its value', () => {
-    expect(s.scrub('{"device_id":"d1","device_key":"pushed-k-9","data":[]}')).toBe(`{"device_id":"d1","device_key":"${REDACTED}","data":[]}`);
+    expect(s.scrub('{"device_id":"d1","device_key":"pushed-k-9","data":[]}')).toBe(
+      `{"device_id":"d1","device_key":"${REDACTED}","data":[]}`,
+    );
     expect(s.scrub('{"device_key" : "a\\"b-secret", "x":1}')).toBe(`{"device_key" : "${REDACTED}", "x":1}`);
     expect(s.scrub('{"deviceKey":12345}')).toBe(`{"deviceKey":"${REDACTED}"}`);
   });
@@ -66,7 +71,10 @@ describe('logger', () => {
     const { lines, destination } = capture();
     const log = createLogger({ level: 'info', scrubber, destination });
     scrubber.add('fresh-token-abc');
-    log.info({ url: 'https://x/v1/platform/token?platform_key=platform-key-XYZ', token: 'whatever' }, 'fetched fresh-token-abc');
+    log.info(
+      { url: 'https://x/v1/platform/token?platform_key=platform-key-XYZ', token: 'whatever' },
+      'fetched fresh-token-abc',
+    );
     log.error(new Error('bad secret fresh-token-abc'), 'failed');
     const text = lines.join('');
     expect(lines).toHaveLength(2);

@@ -10,7 +10,14 @@ function device(over: Partial<SimDevice> = {}): SimDevice {
   return { id: 'dev-1', key: 'k', fields: [...DEFAULT_FIELDS], cadenceSec: 60, online: true, offline: [], ...over };
 }
 
-function collect(s: DeviceSeries, lo: number, hi: number, ascending = true, genLo = FROM, genHi = FROM + 2 * DAY): SimRow[] {
+function collect(
+  s: DeviceSeries,
+  lo: number,
+  hi: number,
+  ascending = true,
+  genLo = FROM,
+  genHi = FROM + 2 * DAY,
+): SimRow[] {
   const out: SimRow[] = [];
   s.scan(lo, hi, genLo, genHi, ascending, (r) => {
     out.push(r);

@@ -13,10 +13,16 @@ function sim(reading: Partial<HistoryReading>, sameMsRate = 0, extra: SimRow[] =
   const device = { id: 'd', key: 'k', fields: [...DEFAULT_FIELDS], cadenceSec: 30, online: true, offline: [] };
   const series = new DeviceSeries(device, { seed: 9, gapRate: 0, fullRowEvery: 5, sameMsRate });
   series.add(extra);
-  const state = { range: { from: FROM, to: FROM + HOUR }, followClock: false, now: () => 0, history: resolveHistoryReading({ history: reading }) } as unknown as SimState;
+  const state = {
+    range: { from: FROM, to: FROM + HOUR },
+    followClock: false,
+    now: () => 0,
+    history: resolveHistoryReading({ history: reading }),
+  } as unknown as SimState;
   const dev = { device, series } as SimDeviceState;
   const all = readPage(state, dev, { lo: -Infinity, hi: Infinity, ascending: true, limit: Infinity }).rows;
-  const page = (cursor?: number, limit = 10, lo = FROM, hi = FROM + HOUR) => servePage(state, dev, { lo, hi, ascending: true, cursor, limit });
+  const page = (cursor?: number, limit = 10, lo = FROM, hi = FROM + HOUR) =>
+    servePage(state, dev, { lo, hi, ascending: true, cursor, limit });
   return { all, page };
 }
 
@@ -57,8 +63,14 @@ describe('simulator history readings', () => {
   });
 
   test('start and end bounds, inclusive or exclusive', () => {
-    const edge = [{ time: FROM + 60_000, values: { temp: 1 } }, { time: FROM + 120_000, values: { temp: 2 } }];
-    const range = (r: Partial<HistoryReading>) => sim(r, 0, edge).page(undefined, 100, FROM + 60_000, FROM + 120_000).rows.map((x) => x.time);
+    const edge = [
+      { time: FROM + 60_000, values: { temp: 1 } },
+      { time: FROM + 120_000, values: { temp: 2 } },
+    ];
+    const range = (r: Partial<HistoryReading>) =>
+      sim(r, 0, edge)
+        .page(undefined, 100, FROM + 60_000, FROM + 120_000)
+        .rows.map((x) => x.time);
     const inside = (rows: number[]) => [rows[0], rows[rows.length - 1]];
     expect(inside(range({}))[0]).toBe(FROM + 60_000);
     expect(range({})).not.toContain(FROM + 120_000);
@@ -78,7 +90,9 @@ describe('simulator history readings', () => {
     for (const rs of shared) {
       const original = whole.find((w) => w.time === rs[0].time)!;
       // every field of the original row is served, by one part or another
-      expect(Object.keys(Object.assign({}, ...rs.map((r) => r.values))).sort()).toEqual(Object.keys(original.values).sort());
+      expect(Object.keys(Object.assign({}, ...rs.map((r) => r.values))).sort()).toEqual(
+        Object.keys(original.values).sort(),
+      );
       expect(new Set(rs.map((r) => JSON.stringify(r.values))).size).toBe(rs.length);
     }
     // a page may end between rows of one millisecond: the next-row cursor then repeats that time

@@ -3,7 +3,11 @@ import { problemGroups } from '../../src/status/problem-groups.js';
 import { renderStatus } from '../../src/cli/commands/status.js';
 import type { DeviceState, DeviceStatusRow, StatusReport } from '../../src/status/report.js';
 
-const row = (id: string, state: DeviceState): DeviceStatusRow => ({ id, state, failedJobs: state === 'failing' ? 1 : 0 });
+const row = (id: string, state: DeviceState): DeviceStatusRow => ({
+  id,
+  state,
+  failedJobs: state === 'failing' ? 1 : 0,
+});
 
 function report(devices: DeviceStatusRow[]): StatusReport {
   const summary = { ok: 0, failing: 0, stale: 0, 'never synced': 0 } as Record<DeviceState, number>;
@@ -49,11 +53,17 @@ describe('status: problem devices grouped by state, capped per group', () => {
     expect(lines.length).toBeLessThanOrEqual(40);
     expect(text).toContain('  with problems (600; --all lists every device):');
     expect(text).toContain('  never synced (600):');
-    expect(deviceLines(text).map((l) => l.trim().split(/\s+/)[0])).toEqual(Array.from({ length: 10 }, (_, i) => `d-${String(i).padStart(4, '0')}`));
+    expect(deviceLines(text).map((l) => l.trim().split(/\s+/)[0])).toEqual(
+      Array.from({ length: 10 }, (_, i) => `d-${String(i).padStart(4, '0')}`),
+    );
     expect(text).toContain('  and 590 more — `--all`');
     // --all lists every device, uncapped
     expect(deviceLines(renderStatus(r, 'Asia/Shanghai', (s) => s, { all: true }))).toHaveLength(600);
-    expect(deviceLines(renderStatus(r, 'Asia/Shanghai', (s) => s, { device: 'd-0123' })).map((l) => l.trim().split(/\s+/)[0])).toEqual(['d-0123']);
+    expect(
+      deviceLines(renderStatus(r, 'Asia/Shanghai', (s) => s, { device: 'd-0123' })).map(
+        (l) => l.trim().split(/\s+/)[0],
+      ),
+    ).toEqual(['d-0123']);
   });
 
   test('a group at or under the cap says no "more"; every group gets its own heading', () => {

@@ -9,7 +9,15 @@ describe('status slot planning', () => {
     const polled = new Map<string, number>();
     let cursor: string | undefined;
     for (let k = 0; k < 4; k++) {
-      const plan = planStatusSlot({ deviceIds: ids, pushedAt: new Map(), slot: k * 300_000, intervalMs: 300_000, perInterval: cap.perInterval, chunkSize: 100, cursor });
+      const plan = planStatusSlot({
+        deviceIds: ids,
+        pushedAt: new Map(),
+        slot: k * 300_000,
+        intervalMs: 300_000,
+        perInterval: cap.perInterval,
+        chunkSize: 100,
+        cursor,
+      });
       expect(plan.chunks).toHaveLength(60);
       expect(plan.chunks.every((c) => c.length === 100)).toBe(true);
       expect(plan.deferred).toBe(4000);
@@ -23,7 +31,17 @@ describe('status slot planning', () => {
   });
 
   test('a fleet that fits is polled whole every slot, without a cursor; pushed devices are left out', () => {
-    const plan = planStatusSlot({ deviceIds: ['b', 'a', 'c'], pushedAt: new Map([['b', 950], ['c', 100]]), slot: 1000, intervalMs: 300, perInterval: 10, chunkSize: 2 });
+    const plan = planStatusSlot({
+      deviceIds: ['b', 'a', 'c'],
+      pushedAt: new Map([
+        ['b', 950],
+        ['c', 100],
+      ]),
+      slot: 1000,
+      intervalMs: 300,
+      perInterval: 10,
+      chunkSize: 2,
+    });
     expect(plan).toEqual({ chunks: [['a', 'c']], pushed: 1, deferred: 0, cursor: undefined });
   });
 

@@ -1,5 +1,13 @@
 import { describe, expect, test } from 'vitest';
-import { TimestampError, formatLocalTime, formatPlatformTime, localToEpoch, parsePlatformTime, platformDay, zoneOffsetMs } from '../../src/platform/timestamp.js';
+import {
+  TimestampError,
+  formatLocalTime,
+  formatPlatformTime,
+  localToEpoch,
+  parsePlatformTime,
+  platformDay,
+  zoneOffsetMs,
+} from '../../src/platform/timestamp.js';
 
 describe('parsePlatformTime', () => {
   test.each([
@@ -139,7 +147,9 @@ describe('parsePlatformTime', () => {
   });
 
   test('an unknown zone is a clear error', () => {
-    expect(() => parsePlatformTime('2017-02-13T12-00-00-000', 'Mars/Olympus')).toThrow('unknown time zone "Mars/Olympus"');
+    expect(() => parsePlatformTime('2017-02-13T12-00-00-000', 'Mars/Olympus')).toThrow(
+      'unknown time zone "Mars/Olympus"',
+    );
   });
 });
 
@@ -177,7 +187,13 @@ describe('formatPlatformTime', () => {
 describe('platform day', () => {
   test.each([
     // 15:59:59.999 UTC is 23:59:59.999 in Shanghai; 16:00 UTC is the next Shanghai day
-    [Date.UTC(2024, 4, 1, 15, 59, 59, 999), 'Asia/Shanghai', '2024-05-01', Date.UTC(2024, 3, 30, 16), Date.UTC(2024, 4, 1, 16)],
+    [
+      Date.UTC(2024, 4, 1, 15, 59, 59, 999),
+      'Asia/Shanghai',
+      '2024-05-01',
+      Date.UTC(2024, 3, 30, 16),
+      Date.UTC(2024, 4, 1, 16),
+    ],
     [Date.UTC(2024, 4, 1, 16), 'Asia/Shanghai', '2024-05-02', Date.UTC(2024, 4, 1, 16), Date.UTC(2024, 4, 2, 16)],
     [Date.UTC(2024, 4, 1, 23), 'UTC', '2024-05-01', Date.UTC(2024, 4, 1), Date.UTC(2024, 4, 2)],
     // the day DST starts in New York has 23 hours
@@ -219,7 +235,13 @@ describe('parsePlatformTime: the per-hour fast path gives exactly what the full 
 
   test('a cached hour does not let a bad minute, second or digit through', () => {
     expect(parsePlatformTime('2026-11-26T10-00-00-000', 'Asia/Shanghai')).toBe(Date.UTC(2026, 10, 26, 2));
-    for (const bad of ['2026-11-26T10-60-00-000', '2026-11-26T10-00-60-000', '2026-11-26T10-0x-00-000', '2026-11-26T10-00-00-0a0', '2026-11-26T10:00-00-000']) {
+    for (const bad of [
+      '2026-11-26T10-60-00-000',
+      '2026-11-26T10-00-60-000',
+      '2026-11-26T10-0x-00-000',
+      '2026-11-26T10-00-00-0a0',
+      '2026-11-26T10:00-00-000',
+    ]) {
       expect(() => parsePlatformTime(bad, 'Asia/Shanghai')).toThrow(TimestampError);
     }
   });

@@ -16,12 +16,13 @@ const USAGE = 'backfill (--all | --device ID...) [--from T] [--to T] [--wait]';
 
 export const command: Command = {
   usage: USAGE,
-  summary: 'queue history backfills (T: ISO 8601; without a zone it is platform-local time); --wait runs them here and shows progress, and exits 3 when rows were set aside as dead letters',
+  summary:
+    'queue history backfills (T: ISO 8601; without a zone it is platform-local time); --wait runs them here and shows progress, and exits 3 when rows were set aside as dead letters',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'], flags: ['all', 'wait'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
     const ids = all(args, 'device');
-    if (flag(args, 'all') === (ids.length > 0)) throw new UsageError(`give either --all or --device ID (${USAGE})`);
+    if (flag(args, 'all') === ids.length > 0) throw new UsageError(`give either --all or --device ID (${USAGE})`);
     const { config } = ctx;
     const { from, to, capped } = readRange(one(args, 'from'), one(args, 'to'), { timezone: config.timezone });
     if (capped) ctx.out(capped);
@@ -29,12 +30,16 @@ export const command: Command = {
     const registry = ctx.registry();
     if (config.devicesFile) await registry.mergeFile(config.devicesFile);
     const devices = ids.length ? ids : (await registry.list()).map((d) => d.id);
-    for (const id of ids) if (!(await registry.get(id))) throw new Error(`device "${id}" is not registered (add it with: expeed-sync devices add ${id} --key KEY)`);
-    if (devices.length === 0) throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
+    for (const id of ids)
+      if (!(await registry.get(id)))
+        throw new Error(`device "${id}" is not registered (add it with: expeed-sync devices add ${id} --key KEY)`);
+    if (devices.length === 0)
+      throw new Error('no devices registered (add one with: expeed-sync devices add ID --key KEY)');
 
     const stack = await ctx.app();
     // checkpoints read and windows queued in bulk (pipelines, addBulk): `--all` over a large fleet
-    const checkpoints = from === undefined ? await stack.checkpoints.getMany(devices) : new Map<string, { upTo: number }>();
+    const checkpoints =
+      from === undefined ? await stack.checkpoints.getMany(devices) : new Map<string, { upTo: number }>();
     const requests: BackfillJob[] = [];
     for (const id of devices) {
       const start = from ?? checkpoints.get(id)?.upTo ?? config.backfillStart;
@@ -45,10 +50,15 @@ export const command: Command = {
       // an operator's command may spend the token reserve that scheduled work leaves alone
       requests.push({ deviceId: id, from: start, to, reason: 'manual', useReserve: true });
     }
-    checkRangeSize(requests.map((r) => ({ deviceId: r.deviceId, from: r.from, to: r.to })), { ...BACKFILL_LIMIT, unitMs: config.backfillWindowMs });
+    checkRangeSize(
+      requests.map((r) => ({ deviceId: r.deviceId, from: r.from, to: r.to })),
+      { ...BACKFILL_LIMIT, unitMs: config.backfillWindowMs },
+    );
     const queued: QueuedWindow[] = await stack.backfills.enqueueMany(requests);
     const dup = queued.filter((q) => q.deduplicated).length;
-    ctx.out(`queued ${queued.length - dup} backfill window(s) for ${new Set(queued.map((q) => q.deviceId)).size} device(s)${dup ? ` (${dup} already queued or running: following those)` : ''}`);
+    ctx.out(
+      `queued ${queued.length - dup} backfill window(s) for ${new Set(queued.map((q) => q.deviceId)).size} device(s)${dup ? ` (${dup} already queued or running: following those)` : ''}`,
+    );
     if (!flag(args, 'wait') || queued.length === 0) return 0;
     return waitFor(ctx, stack, queued);
   },
@@ -95,15 +105,22 @@ async function waitFor(ctx: CommandContext, stack: App, queued: QueuedWindow[]):
   }
   if (snap.failures.length) {
     const devices = [...new Set(snap.failures.map((f) => f.deviceId))];
-    throw new Error(`${snap.failures.length} backfill job(s) failed, for device(s) ${devices.join(', ')}: ${snap.failures[0].reason}`);
+    throw new Error(
+      `${snap.failures.length} backfill job(s) failed, for device(s) ${devices.join(', ')}: ${snap.failures[0].reason}`,
+    );
   }
   // exit 0 means every row the platform served is in InfluxDB: rows set aside are said, per device
   const setAside = snap.devices.filter((d) => d.unreadable > 0);
-  for (const d of setAside) process.stderr.write(`backfill: device ${d.deviceId}: ${ctx.scrubber.scrub(describeSetAside(d))}\n`);
+  for (const d of setAside)
+    process.stderr.write(`backfill: device ${d.deviceId}: ${ctx.scrubber.scrub(describeSetAside(d))}\n`);
   if (setAside.length) {
-    ctx.out(`done with rows set aside: ${snap.total.points} points written, ${snap.total.unreadable} row(s) of ${setAside.length} device(s) set aside as dead letters`);
+    ctx.out(
+      `done with rows set aside: ${snap.total.points} points written, ${snap.total.unreadable} row(s) of ${setAside.length} device(s) set aside as dead letters`,
+    );
     return EXIT_SET_ASIDE;
   }
-  ctx.out(`done: ${snap.total.points} points in ${snap.total.pages} pages, ${snap.total.windows} window(s), ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  ctx.out(
+    `done: ${snap.total.points} points in ${snap.total.pages} pages, ${snap.total.windows} window(s), ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return 0;
 }

@@ -6,13 +6,23 @@
  */
 import { flag, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
-import { checkConfiguration, checkDevicesFile, checkInflux, checkPersistence, checkPlatform, checkRedis, checkWebhookPort, type CheckResult } from '../checks.js';
+import {
+  checkConfiguration,
+  checkDevicesFile,
+  checkInflux,
+  checkPersistence,
+  checkPlatform,
+  checkRedis,
+  checkWebhookPort,
+  type CheckResult,
+} from '../checks.js';
 
 const USAGE = 'check [--platform] [--json]';
 
 export const command: Command = {
   usage: USAGE,
-  summary: "validate the configuration and reach Redis (and its persistence: a warning when none), InfluxDB, the devices file and the webhook's port; --platform also fetches a token (spends one of the day's calls)",
+  summary:
+    "validate the configuration and reach Redis (and its persistence: a warning when none), InfluxDB, the devices file and the webhook's port; --platform also fetches a token (spends one of the day's calls)",
   // Redis is one of the checks: an unreachable one is reported as such, not refused before
   standalone: true,
   async run(argv, ctx) {
@@ -35,13 +45,28 @@ export const command: Command = {
     show(await checkDevicesFile(config, scrubber));
     show(await checkWebhookPort(config));
     if (flag(args, 'platform')) {
-      if (redisResult.ok) show(await checkPlatform(config, redis, scrubber, (line) => (json ? process.stderr.write(`${line}\n`) : ctx.out(line))));
-      else show({ name: 'platform', ok: false, detail: 'not tried: the token budget lives in Redis, which did not answer' });
+      if (redisResult.ok)
+        show(
+          await checkPlatform(config, redis, scrubber, (line) =>
+            json ? process.stderr.write(`${line}\n`) : ctx.out(line),
+          ),
+        );
+      else
+        show({
+          name: 'platform',
+          ok: false,
+          detail: 'not tried: the token budget lives in Redis, which did not answer',
+        });
     }
     const failed = results.find((r) => !r.ok);
     const warnings = results.filter((r) => r.warning).length;
     if (json) ctx.out(JSON.stringify({ ok: !failed, failed: failed?.name ?? null, checks: results }, null, 2));
-    else ctx.out(failed ? `check failed: ${failed.name}: ${failed.detail}` : `all ${results.length} checks passed${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'}: WARN lines)` : ''}`);
+    else
+      ctx.out(
+        failed
+          ? `check failed: ${failed.name}: ${failed.detail}`
+          : `all ${results.length} checks passed${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'}: WARN lines)` : ''}`,
+      );
     return failed ? 1 : 0;
   },
 };

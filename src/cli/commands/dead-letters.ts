@@ -45,7 +45,8 @@ export function jsonSafe(value: unknown): unknown {
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   if (typeof value === 'bigint') return value.toString();
   if (Array.isArray(value)) return value.map(jsonSafe);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, v === undefined ? null : jsonSafe(v)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, v === undefined ? null : jsonSafe(v)]));
   return value;
 }
 
@@ -57,11 +58,16 @@ function count(value: string | undefined, name: string, dflt: number): number {
 
 async function list(argv: string[], deps: DeadLettersDeps): Promise<number> {
   const args = parseArgs(argv, { flags: ['json'], values: ['limit', 'offset'] });
-  if (args.positionals.length) throw new UsageError(`dead-letters list takes no arguments (got "${args.positionals[0]}")`);
+  if (args.positionals.length)
+    throw new UsageError(`dead-letters list takes no arguments (got "${args.positionals[0]}")`);
   const limit = count(one(args, 'limit'), 'limit', 50);
   const offset = count(one(args, 'offset'), 'offset', 0);
   const [letters, total] = await Promise.all([deps.store.list({ limit, offset }), deps.store.count()]);
-  const shown = letters.map((l) => ({ ...l, raw: deps.scrubValue(l.raw), reason: deps.scrubValue(l.reason) as string }));
+  const shown = letters.map((l) => ({
+    ...l,
+    raw: deps.scrubValue(l.raw),
+    reason: deps.scrubValue(l.reason) as string,
+  }));
   if (flag(args, 'json')) {
     deps.out(JSON.stringify({ total, offset, letters: shown.map((l) => ({ ...l, raw: jsonSafe(l.raw) })) }, null, 2));
     return 0;
@@ -70,9 +76,18 @@ async function list(argv: string[], deps: DeadLettersDeps): Promise<number> {
     deps.out('no dead letters');
     return 0;
   }
-  deps.out(`${total} dead letter(s); showing ${shown.length ? `${offset + 1}-${offset + shown.length}` : 'none'} (oldest first)`);
+  deps.out(
+    `${total} dead letter(s); showing ${shown.length ? `${offset + 1}-${offset + shown.length}` : 'none'} (oldest first)`,
+  );
   for (const l of shown) {
-    const head = [l.id, new Date(l.at).toISOString(), l.kind, l.source, l.deviceId ?? '-', `attempts=${l.attempts}`].join('  ');
+    const head = [
+      l.id,
+      new Date(l.at).toISOString(),
+      l.kind,
+      l.source,
+      l.deviceId ?? '-',
+      `attempts=${l.attempts}`,
+    ].join('  ');
     deps.out(head);
     deps.out(`  reason: ${truncate(l.reason, REASON_WIDTH)}`);
     if (l.lastError) deps.out(`  last retry: ${truncate(deps.scrubValue(l.lastError) as string, REASON_WIDTH)}`);
@@ -90,7 +105,11 @@ async function retry(argv: string[], deps: DeadLettersDeps): Promise<number> {
     return 0;
   }
   for (const o of outcomes) {
-    deps.out(o.ok ? `${o.id}: written, removed` : `${o.id}: still failing: ${truncate(deps.scrubValue(o.error ?? '') as string, REASON_WIDTH)}`);
+    deps.out(
+      o.ok
+        ? `${o.id}: written, removed`
+        : `${o.id}: still failing: ${truncate(deps.scrubValue(o.error ?? '') as string, REASON_WIDTH)}`,
+    );
   }
   const failed = outcomes.filter((o) => !o.ok).length;
   deps.out(`retried ${outcomes.length}: ${outcomes.length - failed} written, ${failed} still dead letters`);
@@ -99,7 +118,8 @@ async function retry(argv: string[], deps: DeadLettersDeps): Promise<number> {
 
 async function drop(argv: string[], deps: DeadLettersDeps): Promise<number> {
   const args = parseArgs(argv, {});
-  if (args.positionals.length === 0) throw new UsageError('dead-letters drop ID... (see dead-letters list for the ids)');
+  if (args.positionals.length === 0)
+    throw new UsageError('dead-letters drop ID... (see dead-letters list for the ids)');
   const ids = [...new Set(args.positionals)];
   const dropped = await deps.store.drop(ids);
   deps.out(`dropped ${dropped} of ${ids.length}`);
@@ -130,7 +150,9 @@ export const command: Command = {
   summary: 'what could not be written, with its reason and raw content; retry or drop it',
   async run(argv, ctx) {
     // the app is built only when a letter is retried (it opens InfluxDB and the ingest queue)
-    const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, { maxBytes: ctx.config.deadLetters.maxBytes });
+    const store = new RedisDeadLetterStore(ctx.redis(), ctx.config.prefix, {
+      maxBytes: ctx.config.deadLetters.maxBytes,
+    });
     return deadLetters(argv, {
       store,
       handlers: async () => retryHandlers(await ctx.app()),

@@ -14,11 +14,18 @@ export const command: Command = {
     switch (sub) {
       case 'list': {
         const args = parseArgs(rest, { flags: ['json'] });
-        if (args.positionals.length) throw new UsageError(`devices list takes no arguments (got "${args.positionals[0]}")`);
+        if (args.positionals.length)
+          throw new UsageError(`devices list takes no arguments (got "${args.positionals[0]}")`);
         const devices = await registry.list();
         if (args.options.has('json')) {
           // keys are secrets: never printed, not even in JSON
-          ctx.out(JSON.stringify(devices.map(({ key: _key, ...d }) => d), null, 2));
+          ctx.out(
+            JSON.stringify(
+              devices.map(({ key: _key, ...d }) => d),
+              null,
+              2,
+            ),
+          );
           return 0;
         }
         if (devices.length === 0) {

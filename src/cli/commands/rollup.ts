@@ -16,7 +16,8 @@ const USAGE = 'rollup [--device ID]... [--from T] [--to T]';
  */
 export const command: Command = {
   usage: USAGE,
-  summary: 'recompute the hourly rollups (device_data_1h) of a range from the raw rows, then the daily ones (device_data_1d) of their days, and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended; due at once, without waiting for EXPEED_ROLLUP_SETTLE)',
+  summary:
+    'recompute the hourly rollups (device_data_1h) of a range from the raw rows, then the daily ones (device_data_1d) of their days, and wait until done (default: every device in InfluxDB, from its first row to the last hour that has ended; due at once, without waiting for EXPEED_ROLLUP_SETTLE)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
@@ -25,14 +26,20 @@ export const command: Command = {
     // a request by hand is due at once (EXPEED_ROLLUP_SETTLE does not apply); the open hour is
     // rolled up by the service once it has ended
     const newest = hourOf(Date.now());
-    const range = readRange(one(args, 'from'), one(args, 'to'), { timezone: tz, latest: newest, latestName: 'the newest ended hour' });
+    const range = readRange(one(args, 'from'), one(args, 'to'), {
+      timezone: tz,
+      latest: newest,
+      latestName: 'the newest ended hour',
+    });
     const to = range.to;
     if (range.capped) ctx.out(range.capped);
     const stack = await ctx.app();
 
     let devices = all(args, 'device');
     if (devices.length === 0) {
-      const tags = await stack.influx.rows(`SHOW TAG VALUES FROM ${influxIdent(MEASUREMENT.data)} WITH KEY = ${influxIdent('device_id')}`);
+      const tags = await stack.influx.rows(
+        `SHOW TAG VALUES FROM ${influxIdent(MEASUREMENT.data)} WITH KEY = ${influxIdent('device_id')}`,
+      );
       devices = tags.map((r) => String(r.value));
       if (devices.length === 0) throw new Error(`no device has rows in ${MEASUREMENT.data} yet: nothing to roll up`);
     }
@@ -40,7 +47,9 @@ export const command: Command = {
     for (const id of devices) {
       let from = range.from;
       if (from === undefined) {
-        const first = await stack.influx.rows(`SELECT * FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(id)} ORDER BY time ASC LIMIT 1`);
+        const first = await stack.influx.rows(
+          `SELECT * FROM ${influxIdent(MEASUREMENT.data)} WHERE ${influxIdent('device_id')} = ${influxString(id)} ORDER BY time ASC LIMIT 1`,
+        );
         if (first.length === 0) {
           ctx.out(`${id}: no rows in ${MEASUREMENT.data}, skipped`);
           continue;
@@ -61,7 +70,9 @@ export const command: Command = {
       }
       ranges.set(id, hours);
       await stack.rollup.dirty.mark(new Map([[id, hours]]), { manual: true });
-      ctx.out(`${id}: ${hours.length} hour(s) from ${formatLocalTime(hours[0], tz)} to ${formatLocalTime(hours.at(-1)! + HOUR_MS, tz)}`);
+      ctx.out(
+        `${id}: ${hours.length} hour(s) from ${formatLocalTime(hours[0], tz)} to ${formatLocalTime(hours.at(-1)! + HOUR_MS, tz)}`,
+      );
     }
     if (ranges.size === 0) return 0;
 
@@ -69,12 +80,14 @@ export const command: Command = {
     let failure: string | undefined;
     worker.on('failed', (job, err) => {
       // a failed computation is final at once (UnrecoverableError: the service's dispatcher backs it off)
-      if (job && (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) failure = `device ${job.data.deviceId}: ${err.message}`;
+      if (job && (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1)))
+        failure = `device ${job.data.deviceId}: ${err.message}`;
     });
     // asked for by hand: due at once, even for a device whose failing rollup backs off; one that
     // fails here is not dispatched again by this command (it ends, naming the failure)
     const startedAt = Date.now();
-    const failedHere = async () => new Set((await stack.rollup.failures.list()).filter((f) => f.lastAt >= startedAt).map((f) => f.deviceId));
+    const failedHere = async () =>
+      new Set((await stack.rollup.failures.list()).filter((f) => f.lastAt >= startedAt).map((f) => f.deviceId));
     stack.rollup.startDispatcher({ everyMs: 500, failures: { backingOff: failedHere } });
     const total = [...ranges.values()].reduce((n, h) => n + h.length, 0);
     // a day is touched when one of its hours is rolled up: wait for the hours, then for their days
@@ -82,12 +95,14 @@ export const command: Command = {
     const totalDays = [...days.values()].reduce((n, d) => n + d.length, 0);
     let lastShown = 0;
     for (const tier of ['hour', 'day'] as const) {
-      const [buckets, all, count] = tier === 'hour' ? [ranges, total, stack.rollup.dirty] : [days, totalDays, stack.rollup.days];
+      const [buckets, all, count] =
+        tier === 'hour' ? [ranges, total, stack.rollup.dirty] : [days, totalDays, stack.rollup.days];
       for (;;) {
         let left = 0;
         for (const [id, b] of buckets) left += await count.count(id, b);
         if (left === 0) break;
-        if (failure) throw new Error(`rollup failed (its ${tier}s stay dirty and are retried by the service): ${failure}`);
+        if (failure)
+          throw new Error(`rollup failed (its ${tier}s stay dirty and are retried by the service): ${failure}`);
         if (Date.now() - lastShown >= 5000) {
           ctx.out(`${all - left}/${all} ${tier}(s) rolled up`);
           lastShown = Date.now();
@@ -95,7 +110,9 @@ export const command: Command = {
         await new Promise((r) => setTimeout(r, 250));
       }
     }
-    ctx.out(`${total}/${total} hour(s) rolled up into ${MEASUREMENT.rollup}, ${totalDays}/${totalDays} day(s) into ${MEASUREMENT.rollupDay}`);
+    ctx.out(
+      `${total}/${total} hour(s) rolled up into ${MEASUREMENT.rollup}, ${totalDays}/${totalDays} day(s) into ${MEASUREMENT.rollupDay}`,
+    );
     return 0;
   },
 };

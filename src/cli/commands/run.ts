@@ -20,7 +20,12 @@ export function applySemiSpace(mb: number): void {
 
 const USAGE = 'run [--role webhook|worker|scheduler]... [--shutdown-grace 20s] [--ops-port N]';
 
-const DEMO = { platformKey: 'demo-platform-key', secretKey: 'demo-secret-key', webhookToken: 'demo-webhook-token', devices: 5 };
+const DEMO = {
+  platformKey: 'demo-platform-key',
+  secretKey: 'demo-secret-key',
+  webhookToken: 'demo-webhook-token',
+  devices: 5,
+};
 
 /**
  * Without platform credentials the service runs against the built-in platform simulator, in this
@@ -42,14 +47,21 @@ async function startDemoPlatform(config: Config, ctx: CommandContext): Promise<{
     livePushMs: 15_000,
   });
   const registry = ctx.registry();
-  for (const d of sim.devices) if (!(await registry.get(d.id))) await registry.upsert({ id: d.id, key: d.key, name: `simulated ${d.id}` }, 'cli');
+  for (const d of sim.devices)
+    if (!(await registry.get(d.id))) await registry.upsert({ id: d.id, key: d.key, name: `simulated ${d.id}` }, 'cli');
   ctx.log.warn(
     { simulator: sim.url, devices: sim.devices.length },
     'no EXPEED_PLATFORM_KEY/EXPEED_SECRET_KEY set: running against the built-in platform simulator (demo mode)',
   );
   return {
     sim,
-    config: { ...config, baseUrl: sim.url, platformKey: DEMO.platformKey, secretKey: DEMO.secretKey, webhook: { ...config.webhook, token: webhookToken } },
+    config: {
+      ...config,
+      baseUrl: sim.url,
+      platformKey: DEMO.platformKey,
+      secretKey: DEMO.secretKey,
+      webhook: { ...config.webhook, token: webhookToken },
+    },
   };
 }
 
@@ -63,7 +75,10 @@ async function showFirstSync(service: Service, ctx: CommandContext, stopped: () 
     const snap = await tracker.poll();
     const elapsed = Date.now() - started;
     if (tty) {
-      const lines = ['first sync:', ...terminalLines(snap, elapsed, { width: process.stderr.columns ?? 120, maxDevices: 8 })];
+      const lines = [
+        'first sync:',
+        ...terminalLines(snap, elapsed, { width: process.stderr.columns ?? 120, maxDevices: 8 }),
+      ];
       process.stderr.write(`${drawn ? `\x1b[${drawn}A` : ''}${lines.map((l) => `\x1b[2K${l}\n`).join('')}`);
       drawn = lines.length;
     } else if (snap.finished || Date.now() - lastPlain >= 5000) {
@@ -75,7 +90,9 @@ async function showFirstSync(service: Service, ctx: CommandContext, stopped: () 
       const failures = snap.failures.map((f) => `  ${f.deviceId}: ${ctx.scrubber.scrub(f.reason)}`).join('\n');
       process.stderr.write(
         [
-          failures ? `first sync finished with failures:\n${failures}` : 'first sync finished: the history is in InfluxDB.',
+          failures
+            ? `first sync finished with failures:\n${failures}`
+            : 'first sync finished: the history is in InfluxDB.',
           'Where to look:',
           `  curl -sG ${ctx.config.influx.url}/query --data-urlencode db=${db} --data-urlencode "q=SELECT count(*) FROM device_data GROUP BY device_id"`,
           `  curl -sG ${ctx.config.influx.url}/query --data-urlencode db=${db} --data-urlencode "q=SELECT * FROM device_data GROUP BY device_id ORDER BY time DESC LIMIT 3"`,
@@ -95,25 +112,32 @@ async function showFirstSync(service: Service, ctx: CommandContext, stopped: () 
 export const command: Command = {
   usage: USAGE,
   waitsForRedis: true,
-  summary: 'the long-running service; all roles when none is named (demo against the built-in simulator without credentials)',
+  summary:
+    'the long-running service; all roles when none is named (demo against the built-in simulator without credentials)',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['role', 'shutdown-grace', 'ops-port'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
     const named = all(args, 'role');
-    for (const r of named) if (!(ROLES as readonly string[]).includes(r)) throw new UsageError(`--role must be one of ${ROLES.join(', ')} (got "${r}")`);
+    for (const r of named)
+      if (!(ROLES as readonly string[]).includes(r))
+        throw new UsageError(`--role must be one of ${ROLES.join(', ')} (got "${r}")`);
     const roles = new Set<Role>(named.length ? (named as Role[]) : ROLES);
     const graceArg = one(args, 'shutdown-grace');
     const grace = graceArg === undefined ? 20_000 : parseDuration(graceArg);
-    if (grace === undefined) throw new UsageError(`--shutdown-grace expects a duration such as 20s (got "${graceArg}")`);
+    if (grace === undefined)
+      throw new UsageError(`--shutdown-grace expects a duration such as 20s (got "${graceArg}")`);
     const opsArg = one(args, 'ops-port');
     const opsPort = opsArg === undefined ? undefined : Number(opsArg);
-    if (opsPort !== undefined && !(Number.isInteger(opsPort) && opsPort >= 0 && opsPort < 65536)) throw new UsageError(`--ops-port expects a port number (got "${opsArg}")`);
+    if (opsPort !== undefined && !(Number.isInteger(opsPort) && opsPort >= 0 && opsPort < 65536))
+      throw new UsageError(`--ops-port expects a port number (got "${opsArg}")`);
 
     let config = ctx.config;
     let sim: Simulator | undefined;
     if (!config.platformKey) ({ config, sim } = await startDemoPlatform(config, ctx));
     else if (config.devicesFile === undefined && (await ctx.registry().list()).length === 0) {
-      ctx.log.warn('no devices registered: add them with `expeed-sync devices add ID --key KEY` or EXPEED_DEVICES_FILE; pushes with a device_key register theirs');
+      ctx.log.warn(
+        'no devices registered: add them with `expeed-sync devices add ID --key KEY` or EXPEED_DEVICES_FILE; pushes with a device_key register theirs',
+      );
     }
 
     let stopping = false;
@@ -126,7 +150,10 @@ export const command: Command = {
         process.exit(130);
       }
       stopping = true;
-      ctx.log.info({ signal, graceMs: grace }, 'shutting down: no new requests or jobs; running jobs finish or stop at a checkpoint');
+      ctx.log.info(
+        { signal, graceMs: grace },
+        'shutting down: no new requests or jobs; running jobs finish or stop at a checkpoint',
+      );
       stopped();
     };
     process.on('SIGTERM', stop);
@@ -136,8 +163,18 @@ export const command: Command = {
       // a bigger young generation where pushes arrive (see applySemiSpace), V8's default elsewhere:
       // a backfill worker gains nothing from it and stays smaller
       applySemiSpace(config.semiSpaceMb ?? (roles.has('webhook') ? WEBHOOK_SEMI_SPACE_MB : 0));
-      service = await startService({ config, logger: ctx.log, scrubber: ctx.scrubber, roles, shutdownGraceMs: grace, opsPort });
-      ctx.log.info({ roles: [...roles], address: service.address, prefix: config.prefix, influx: config.influx.url }, 'expeed-sync running');
+      service = await startService({
+        config,
+        logger: ctx.log,
+        scrubber: ctx.scrubber,
+        roles,
+        shutdownGraceMs: grace,
+        opsPort,
+      });
+      ctx.log.info(
+        { roles: [...roles], address: service.address, prefix: config.prefix, influx: config.influx.url },
+        'expeed-sync running',
+      );
       if (service.startupBackfills.length && !stopping) void showFirstSync(service, { ...ctx, config }, () => stopping);
       await done;
     } finally {

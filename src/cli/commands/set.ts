@@ -46,10 +46,16 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
 
   let sent;
   try {
-    sent = await sendSetting({ platform, registry, pending, writer, logger: log, timeoutMs: config.settingTimeoutMs }, deviceId, settings);
+    sent = await sendSetting(
+      { platform, registry, pending, writer, logger: log, timeoutMs: config.settingTimeoutMs },
+      deviceId,
+      settings,
+    );
   } catch (err) {
     if (err instanceof DeviceOfflineError) {
-      process.stderr.write(`expeed-sync set: ${scrubber.scrub(err.message)}; nothing was sent, try again when it is online\n`);
+      process.stderr.write(
+        `expeed-sync set: ${scrubber.scrub(err.message)}; nothing was sent, try again when it is online\n`,
+      );
       return SET_EXIT.offline;
     }
     if (err instanceof SettingOutcomeUnknownError) {
@@ -61,7 +67,9 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
     throw err;
   }
   const deadline = formatLocalTime(sent.command.deadline ?? Date.now(), config.timezone);
-  ctx.out(`sent ${JSON.stringify(settings)} to ${deviceId}: message_id ${sent.messageId}, result expected before ${deadline}`);
+  ctx.out(
+    `sent ${JSON.stringify(settings)} to ${deviceId}: message_id ${sent.messageId}, result expected before ${deadline}`,
+  );
   if (!sent.recorded) ctx.out('warning: the "sent" state could not be written to InfluxDB (see the log)');
   if (!flag(args, 'wait')) return SET_EXIT.ok;
 
@@ -71,7 +79,9 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
       ctx.out(`applied: ${deviceId} reported the setting as applied`);
       return SET_EXIT.ok;
     case 'failed':
-      process.stderr.write(`expeed-sync set: ${deviceId} reported that the setting failed (message_id ${sent.messageId})\n`);
+      process.stderr.write(
+        `expeed-sync set: ${deviceId} reported that the setting failed (message_id ${sent.messageId})\n`,
+      );
       return SET_EXIT.failed;
     default:
       process.stderr.write(
@@ -83,6 +93,7 @@ async function run(argv: string[], ctx: CommandContext): Promise<number> {
 
 export const command: Command = {
   usage: 'set ID key=value... [--wait]',
-  summary: 'send a device setting, never twice; --wait waits for the pushed result (exit 0 applied, 3 failed, 4 timeout, 5 device offline, 6 outcome unknown)',
+  summary:
+    'send a device setting, never twice; --wait waits for the pushed result (exit 0 applied, 3 failed, 4 timeout, 5 device offline, 6 outcome unknown)',
   run,
 };

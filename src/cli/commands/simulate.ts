@@ -9,7 +9,14 @@ import type { Logger } from '../../base/log.js';
 import { flag, one, parseArgs, UsageError, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import type { CommandContext } from '../context.js';
-import { resolveHistoryReading, startSimulator, TIMESTAMP_FORMS, type Simulator, type SimulatorOptions, type SimulatorStats } from '../../simulator/index.js';
+import {
+  resolveHistoryReading,
+  startSimulator,
+  TIMESTAMP_FORMS,
+  type Simulator,
+  type SimulatorOptions,
+  type SimulatorStats,
+} from '../../simulator/index.js';
 
 const USAGE =
   'simulate [--port N] [--host H] [--devices N] [--days D] [--platform-key K] [--secret-key S] [--push-url URL] [--webhook-token T] [--push-every SEC] [--seed N] [--timezone TZ] [--write-devices FILE]' +
@@ -36,13 +43,15 @@ function choice<T extends string>(raw: string | undefined, name: string, choices
 function rate(raw: string | undefined, name: string, max: number): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a number from 0 to ${max}, got "${raw}"`);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > max)
+    throw new UsageError(`--${name} must be a number from 0 to ${max}, got "${raw}"`);
   return n;
 }
 
 function pushUrlFlag(args: ParsedArgs): string | undefined {
   const pushUrl = one(args, 'push-url');
-  if (pushUrl !== undefined && !/^https?:\/\//.test(pushUrl)) throw new UsageError(`--push-url must be an http(s) URL, got "${pushUrl}"`);
+  if (pushUrl !== undefined && !/^https?:\/\//.test(pushUrl))
+    throw new UsageError(`--push-url must be an http(s) URL, got "${pushUrl}"`);
   return pushUrl;
 }
 
@@ -50,7 +59,13 @@ function pushUrlFlag(args: ParsedArgs): string | undefined {
 function historyFlags(args: ParsedArgs) {
   const bounds = ['inclusive', 'exclusive'] as const;
   return {
-    cursor: choice(one(args, 'cursor'), 'cursor', ['next', 'last-inclusive', 'last-exclusive', 'first-row', 'none'] as const),
+    cursor: choice(one(args, 'cursor'), 'cursor', [
+      'next',
+      'last-inclusive',
+      'last-exclusive',
+      'first-row',
+      'none',
+    ] as const),
     limit: choice(one(args, 'limit-unit'), 'limit-unit', ['rows', 'datapoints'] as const),
     start: choice(one(args, 'start-bound'), 'start-bound', bounds),
     end: choice(one(args, 'end-bound'), 'end-bound', bounds),
@@ -63,7 +78,10 @@ function historyFlags(args: ParsedArgs) {
 function faultFlags(args: ParsedArgs) {
   const sameMsRate = rate(one(args, 'same-ms-rate'), 'same-ms-rate', 1);
   const sameMsRepeat = flag(args, 'same-ms-repeat');
-  if (sameMsRepeat && !sameMsRate) throw new UsageError('--same-ms-repeat repeats a part of the rows --same-ms-rate splits: give --same-ms-rate above 0 too');
+  if (sameMsRepeat && !sameMsRate)
+    throw new UsageError(
+      '--same-ms-repeat repeats a part of the rows --same-ms-rate splits: give --same-ms-rate above 0 too',
+    );
   const deviceFailRate = rate(one(args, 'fail-rate'), 'fail-rate', 0.99);
   const deviceFailKind = choice(one(args, 'fail-kind'), 'fail-kind', ['502', 'reset', 'mixed'] as const);
   const latencyMs = int(one(args, 'latency-ms'), 'latency-ms', 0, 0, 60_000);
@@ -71,18 +89,52 @@ function faultFlags(args: ParsedArgs) {
   const throttleStatus = choice(one(args, 'throttle-status'), 'throttle-status', ['429', '503'] as const);
   const retryAfter = one(args, 'retry-after');
   if (retryAfter !== undefined && !/^\d+$/.test(retryAfter) && Number.isNaN(Date.parse(retryAfter))) {
-    throw new UsageError(`--retry-after must be whole seconds or an HTTP date (e.g. "Tue, 08 Dec 2026 01:30:00 GMT"), got "${retryAfter}"`);
+    throw new UsageError(
+      `--retry-after must be whole seconds or an HTTP date (e.g. "Tue, 08 Dec 2026 01:30:00 GMT"), got "${retryAfter}"`,
+    );
   }
-  return { sameMsRate, sameMsRepeat, deviceFailRate, deviceFailKind, latencyMs, throttleRate, throttleStatus, retryAfter };
+  return {
+    sameMsRate,
+    sameMsRepeat,
+    deviceFailRate,
+    deviceFailKind,
+    latencyMs,
+    throttleRate,
+    throttleStatus,
+    retryAfter,
+  };
 }
 
 /** Every flag read and checked, in the order they are checked: a UsageError names the first wrong one. */
 function simulateFlags(argv: string[], config: Pick<Config, 'timezone' | 'webhook'>) {
   const args = parseArgs(argv, {
     values: [
-      'port', 'host', 'devices', 'days', 'platform-key', 'secret-key', 'push-url', 'webhook-token', 'push-every', 'seed', 'timezone', 'write-devices',
-      'cursor', 'limit-unit', 'start-bound', 'end-bound', 'same-ms-rate', 'fail-rate', 'fail-kind', 'latency-ms',
-      'throttle-rate', 'throttle-status', 'retry-after', 'order', 'page-cap', 'timestamp-form',
+      'port',
+      'host',
+      'devices',
+      'days',
+      'platform-key',
+      'secret-key',
+      'push-url',
+      'webhook-token',
+      'push-every',
+      'seed',
+      'timezone',
+      'write-devices',
+      'cursor',
+      'limit-unit',
+      'start-bound',
+      'end-bound',
+      'same-ms-rate',
+      'fail-rate',
+      'fail-kind',
+      'latency-ms',
+      'throttle-rate',
+      'throttle-status',
+      'retry-after',
+      'order',
+      'page-cap',
+      'timestamp-form',
     ],
     flags: ['same-ms-repeat'],
   });
@@ -158,7 +210,9 @@ function pagingLine(sim: Simulator, f: SimulateFlags): string {
 
 /** Where the simulator listens, how it reads history, the variables to point expeed-sync at it, the devices. */
 function banner(ctx: Pick<CommandContext, 'out'>, sim: Simulator, f: SimulateFlags): void {
-  ctx.out(`platform simulator listening on ${sim.url} (${f.days} days of history, ${f.deviceCount} devices, zone ${f.timezone})`);
+  ctx.out(
+    `platform simulator listening on ${sim.url} (${f.days} days of history, ${f.deviceCount} devices, zone ${f.timezone})`,
+  );
   ctx.out(pagingLine(sim, f));
   ctx.out('point expeed-sync at it with:');
   ctx.out(`  EXPEED_BASE_URL=${sim.url}`);
@@ -167,7 +221,11 @@ function banner(ctx: Pick<CommandContext, 'out'>, sim: Simulator, f: SimulateFla
   if (f.devicesFile) ctx.out(`  EXPEED_DEVICES_FILE=${f.devicesFile}`);
   ctx.out('devices (id  key):');
   for (const d of sim.devices) ctx.out(`  ${d.id}  ${d.key}`);
-  ctx.out(f.pushUrl ? `pushing new rows to ${f.pushUrl} every ${f.pushEvery} s${f.webhookToken ? ' (after the signed handshake)' : ''}` : 'no --push-url: nothing is pushed');
+  ctx.out(
+    f.pushUrl
+      ? `pushing new rows to ${f.pushUrl} every ${f.pushEvery} s${f.webhookToken ? ' (after the signed handshake)' : ''}`
+      : 'no --push-url: nothing is pushed',
+  );
   ctx.out('press Ctrl-C to stop');
 }
 
@@ -204,7 +262,15 @@ export const command: Command = {
     const sim = await startSimulator(simulatorOptions(f, ctx.log.child({ component: 'simulator' })));
     ctx.onClose(() => sim.close());
     throttle(sim, f);
-    if (f.devicesFile) writeFileSync(f.devicesFile, `${JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key })), null, 2)}\n`);
+    if (f.devicesFile)
+      writeFileSync(
+        f.devicesFile,
+        `${JSON.stringify(
+          sim.devices.map((d) => ({ id: d.id, key: d.key })),
+          null,
+          2,
+        )}\n`,
+      );
     banner(ctx, sim, f);
     const signal = await stopSignal();
     await sim.close();

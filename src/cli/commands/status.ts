@@ -2,7 +2,13 @@ import { gatherRecheck, renderRecheck } from '../../status/recheck.js';
 import { flag, one, parseArgs, UsageError } from '../args.js';
 import { describeBudget } from '../../dead-letters/budget-report.js';
 import type { Command } from '../command.js';
-import { DEFAULT_STALE_AFTER_MS, DEVICE_STATES, gatherStatus, type DeviceStatusRow, type StatusReport } from '../../status/report.js';
+import {
+  DEFAULT_STALE_AFTER_MS,
+  DEVICE_STATES,
+  gatherStatus,
+  type DeviceStatusRow,
+  type StatusReport,
+} from '../../status/report.js';
 import { cronIntervalMs } from '../../pull/status-slot.js';
 import { formatLocalTime } from '../../platform/timestamp.js';
 import { QUEUE } from '../../base/jobs.js';
@@ -25,7 +31,10 @@ function ago(at: number | undefined, now: number): string {
  * The one line of a credentials refusal: when the platform refused them and how many jobs wait for
  * the cool-down (they keep their devices' state: nothing about the devices is known).
  */
-export function credentialsLine(r: Pick<StatusReport, 'token' | 'cooldownWaits'>, t: (ms: number | undefined) => string): string | undefined {
+export function credentialsLine(
+  r: Pick<StatusReport, 'token' | 'cooldownWaits'>,
+  t: (ms: number | undefined) => string,
+): string | undefined {
   const k = r.token;
   if (k?.cooldownKind !== 'credentials' || k.cooldownUntil === undefined) return undefined;
   const jobs = r.cooldownWaits?.jobs ?? 0;
@@ -33,14 +42,23 @@ export function credentialsLine(r: Pick<StatusReport, 'token' | 'cooldownWaits'>
 }
 
 /** The devices whose rollup keeps failing, the first ROLLUP_FAILURES_SHOWN (most failures first). */
-export function rollupFailureLines(r: Pick<StatusReport, 'rollupFailures'>, t: (ms: number | undefined) => string, scrub: (s: string) => string): string[] {
+export function rollupFailureLines(
+  r: Pick<StatusReport, 'rollupFailures'>,
+  t: (ms: number | undefined) => string,
+  scrub: (s: string) => string,
+): string[] {
   const failing = r.rollupFailures ?? [];
   if (failing.length === 0) return [];
-  const out = [`  FAILING (${failing.length} device${failing.length === 1 ? '' : 's'}; tried again after a backoff, 1 min doubling to 1 h):`];
+  const out = [
+    `  FAILING (${failing.length} device${failing.length === 1 ? '' : 's'}; tried again after a backoff, 1 min doubling to 1 h):`,
+  ];
   for (const f of failing.slice(0, ROLLUP_FAILURES_SHOWN)) {
-    out.push(`    ${f.deviceId}: ${f.count} failure${f.count === 1 ? '' : 's'} since ${t(f.firstAt)}, ${f.hours} hour(s) from ${t(f.firstHour)}, next try ${t(f.nextAt)}: ${scrub(f.reason)}`);
+    out.push(
+      `    ${f.deviceId}: ${f.count} failure${f.count === 1 ? '' : 's'} since ${t(f.firstAt)}, ${f.hours} hour(s) from ${t(f.firstHour)}, next try ${t(f.nextAt)}: ${scrub(f.reason)}`,
+    );
   }
-  if (failing.length > ROLLUP_FAILURES_SHOWN) out.push(`    and ${failing.length - ROLLUP_FAILURES_SHOWN} more (status --json lists them)`);
+  if (failing.length > ROLLUP_FAILURES_SHOWN)
+    out.push(`    and ${failing.length - ROLLUP_FAILURES_SHOWN} more (status --json lists them)`);
   return out;
 }
 
@@ -56,8 +74,16 @@ export interface StatusView {
 /** The one line of what the walks learned about the platform's history pages. */
 export function describePlatform(p: PlatformProfile | undefined, when: string): string {
   if (p === undefined) return 'platform: nothing learned yet (no history walk has ended)';
-  const order = p.order === 'newest-first' ? 'pages newest first' : p.order === 'asked' ? 'pages oldest first, as asked' : 'page order not seen yet';
-  const size = p.pageCap !== undefined ? `at most ${p.pageCap} rows per page` : `no page cap seen${p.largestPage ? ` (largest page ${p.largestPage} rows)` : ''}`;
+  const order =
+    p.order === 'newest-first'
+      ? 'pages newest first'
+      : p.order === 'asked'
+        ? 'pages oldest first, as asked'
+        : 'page order not seen yet';
+  const size =
+    p.pageCap !== undefined
+      ? `at most ${p.pageCap} rows per page`
+      : `no page cap seen${p.largestPage ? ` (largest page ${p.largestPage} rows)` : ''}`;
   return `platform: ${order}, ${size} (learned ${when})`;
 }
 
@@ -70,7 +96,12 @@ function days(ms: number): string {
  * with problems grouped by state, the first few of each (thousands of healthy or never-synced
  * devices would bury the rest), queues, token budget. `--all` and `--device` list without caps.
  */
-export function renderStatus(r: StatusReport, timezone: string, scrub: (s: string) => string, view: StatusView = {}): string {
+export function renderStatus(
+  r: StatusReport,
+  timezone: string,
+  scrub: (s: string) => string,
+  view: StatusView = {},
+): string {
   const out: string[] = [];
   const t = (ms: number | undefined) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
   out.push(`expeed-sync status at ${t(r.at)} (${timezone})`, '');
@@ -81,7 +112,9 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
   const list = view.device !== undefined || view.all;
   if (r.devices.length === 0) out.push('  none registered: expeed-sync devices add ID --key KEY');
   else {
-    out.push(`  ${DEVICE_STATES.map((st) => `${st} ${r.summary[st]}`).join('  ')}  (stale: synced more than ${days(r.staleAfterMs)} ago)`);
+    out.push(
+      `  ${DEVICE_STATES.map((st) => `${st} ${r.summary[st]}`).join('  ')}  (stale: synced more than ${days(r.staleAfterMs)} ago)`,
+    );
     if (!list && problems === 0) out.push('  no device has a problem (--all lists every device)');
     else if (!list) out.push(`  with problems (${problems}; --all lists every device):`);
   }
@@ -94,9 +127,18 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
         d.online === undefined ? '?' : d.online ? 'online' : 'OFFLINE',
         d.lastDataAt === undefined ? 'none' : `${t(d.lastDataAt)} (${ago(d.lastDataAt, r.at)})`,
         // '-': not asked yet (asked before nightly and catch-up walks); 'none': asked, never reported
-        d.platformAskedAt === undefined ? '-' : d.platformNewestAt === undefined ? 'none' : `${t(d.platformNewestAt)} (asked ${ago(d.platformAskedAt, r.at)})`,
+        d.platformAskedAt === undefined
+          ? '-'
+          : d.platformNewestAt === undefined
+            ? 'none'
+            : `${t(d.platformNewestAt)} (asked ${ago(d.platformAskedAt, r.at)})`,
         t(d.checkpoint),
-        [d.failure ? `code ${d.failure.code}: ${scrub(d.failure.message)}` : '', d.failedJobs ? `${d.failedJobs} failed job(s)` : ''].filter(Boolean).join('; ') || 'ok',
+        [
+          d.failure ? `code ${d.failure.code}: ${scrub(d.failure.message)}` : '',
+          d.failedJobs ? `${d.failedJobs} failed job(s)` : '',
+        ]
+          .filter(Boolean)
+          .join('; ') || 'ok',
       ]),
     )
       .split('\n')
@@ -111,25 +153,46 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
       if (g.more) out.push(`  and ${g.more} more — \`--all\``);
     }
   }
-  out.push('', describePlatform(r.platform, r.platform ? `${t(r.platform.learnedAt)}, ${ago(r.platform.learnedAt, r.at)}` : ''));
+  out.push(
+    '',
+    describePlatform(r.platform, r.platform ? `${t(r.platform.learnedAt)}, ${ago(r.platform.learnedAt, r.at)}` : ''),
+  );
   out.push('', 'QUEUES');
   for (const [name, c] of Object.entries(r.queues)) {
-    out.push(`  ${name.padEnd(9)} waiting ${c.waiting ?? 0}  active ${c.active ?? 0}  delayed ${c.delayed ?? 0}  failed ${c.failed ?? 0}  completed ${c.completed ?? 0}`);
+    out.push(
+      `  ${name.padEnd(9)} waiting ${c.waiting ?? 0}  active ${c.active ?? 0}  delayed ${c.delayed ?? 0}  failed ${c.failed ?? 0}  completed ${c.completed ?? 0}`,
+    );
   }
   out.push('', 'TOKEN BUDGET');
   if (r.token) {
     const k = r.token;
-    out.push(`  ${k.calls}/${k.limit} calls on platform day ${k.day} (reserve ${k.reserve} for manual commands); resets ${t(k.resetsAt)}`);
+    out.push(
+      `  ${k.calls}/${k.limit} calls on platform day ${k.day} (reserve ${k.reserve} for manual commands); resets ${t(k.resetsAt)}`,
+    );
     out.push(`  cached token: ${k.tokenExpiresAt ? `expires ${t(k.tokenExpiresAt)}` : 'none'}`);
-    if (k.cooldownUntil) out.push(`  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`);
+    if (k.cooldownUntil)
+      out.push(
+        `  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`,
+      );
   }
   if (r.rollupBacklog) {
-    const due = (b: { oldestDue?: number }) => (b.oldestDue === undefined ? '' : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`);
+    const due = (b: { oldestDue?: number }) =>
+      b.oldestDue === undefined
+        ? ''
+        : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`;
     const d = r.rollupDayBacklog;
-    out.push('', `ROLLUPS  ${r.rollupBacklog.hours} hour(s) waiting${due(r.rollupBacklog)}${d ? `; ${d.hours} day(s) waiting${due(d)}` : ''}`);
+    out.push(
+      '',
+      `ROLLUPS  ${r.rollupBacklog.hours} hour(s) waiting${due(r.rollupBacklog)}${d ? `; ${d.hours} day(s) waiting${due(d)}` : ''}`,
+    );
     const kept = (ms: number) => (ms % 86_400_000 ? `${ms / 3_600_000}h` : `${ms / 86_400_000}d`);
-    const hourly = r.hourlyRetentionMs === undefined ? 'rollups forever' : `hourly rollups ${kept(r.hourlyRetentionMs)} (EXPEED_HOURLY_RETENTION), daily rollups forever`;
-    out.push(`  raw rows kept ${r.rawRetentionMs === undefined ? 'forever' : kept(r.rawRetentionMs)} (EXPEED_RAW_RETENTION), ${hourly}`);
+    const hourly =
+      r.hourlyRetentionMs === undefined
+        ? 'rollups forever'
+        : `hourly rollups ${kept(r.hourlyRetentionMs)} (EXPEED_HOURLY_RETENTION), daily rollups forever`;
+    out.push(
+      `  raw rows kept ${r.rawRetentionMs === undefined ? 'forever' : kept(r.rawRetentionMs)} (EXPEED_RAW_RETENTION), ${hourly}`,
+    );
   }
   out.push(...rollupFailureLines(r, t, scrub));
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
@@ -141,7 +204,8 @@ export function renderStatus(r: StatusReport, timezone: string, scrub: (s: strin
 
 export const command: Command = {
   usage: 'status [--all] [--device ID] [--json]',
-  summary: 'one screen: devices by state (ok, failing, stale, never synced), the devices with problems by state, the first 10 of each (--all: every device), queues, token budget, dead letters, Redis persistence',
+  summary:
+    'one screen: devices by state (ok, failing, stale, never synced), the devices with problems by state, the first 10 of each (--all: every device), queues, token budget, dead letters, Redis persistence',
   async run(argv, ctx) {
     const args = parseArgs(argv, { flags: ['json', 'all'], values: ['device'] });
     if (args.positionals.length) throw new UsageError(`status takes no arguments (got "${args.positionals[0]}")`);
@@ -150,7 +214,8 @@ export const command: Command = {
     const stack = await ctx.app();
     // the same registry the service and the other commands see, even if none of them ran yet
     if (config.devicesFile) await stack.registry.mergeFile(config.devicesFile);
-    if (device !== undefined && !(await stack.registry.get(device))) throw new UsageError(`--device: device "${device}" is not registered`);
+    if (device !== undefined && !(await stack.registry.get(device)))
+      throw new UsageError(`--device: device "${device}" is not registered`);
     const ingest = await stack.ingestQueue();
     const report = await gatherStatus({
       registry: stack.registry,
@@ -169,12 +234,28 @@ export const command: Command = {
       hourlyRetentionMs: config.influx.hourlyRetentionMs,
       persistence: () => readPersistence(stack.redis),
       platformProfile: new PlatformProfileStore({ redis: stack.redis, prefix: config.prefix }),
-      staleAfterMs: config.schedules.nightly ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone) : DEFAULT_STALE_AFTER_MS,
+      staleAfterMs: config.schedules.nightly
+        ? 2 * cronIntervalMs(config.schedules.nightly, config.timezone)
+        : DEFAULT_STALE_AFTER_MS,
     });
     const recheck = await gatherRecheck(stack.redis, config.prefix);
     // JSON keeps every device (scripts rely on it) unless one was asked for
-    if (flag(args, 'json')) ctx.out(JSON.stringify(ctx.scrubber.scrubValue(device === undefined ? { ...report, ...recheck } : { ...report, ...recheck, devices: report.devices.filter((d) => d.id === device) }), null, 2));
-    else ctx.out(`${renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s), { all: flag(args, 'all'), device })}\n${ctx.scrubber.scrub(renderRecheck(recheck, config.timezone, device))}`);
+    if (flag(args, 'json'))
+      ctx.out(
+        JSON.stringify(
+          ctx.scrubber.scrubValue(
+            device === undefined
+              ? { ...report, ...recheck }
+              : { ...report, ...recheck, devices: report.devices.filter((d) => d.id === device) },
+          ),
+          null,
+          2,
+        ),
+      );
+    else
+      ctx.out(
+        `${renderStatus(report, config.timezone, (s) => ctx.scrubber.scrub(s), { all: flag(args, 'all'), device })}\n${ctx.scrubber.scrub(renderRecheck(recheck, config.timezone, device))}`,
+      );
     // a section that could not be read is a failure for scripts
     return Object.keys(report.errors).length ? 1 : 0;
   },

@@ -26,7 +26,9 @@ export const command: Command = {
     ctx.onClose(() => budget.close());
     if (flag(args, 'clear-cooldown')) {
       const cleared = await budget.clearCooldown();
-      ctx.out(cleared ? 'token cool-down lifted: the next platform call may fetch a token' : 'there was no token cool-down');
+      ctx.out(
+        cleared ? 'token cool-down lifted: the next platform call may fetch a token' : 'there was no token cool-down',
+      );
       const started = await releaseWaits(ctx.redis(), ctx.config.prefix);
       if (started) ctx.out(`${started} backfill job(s) that waited for the cool-down start now`);
     }
@@ -61,22 +63,34 @@ export function describeUsage(u: TokenUsage, timezone: string, now: number): str
     [
       'token calls',
       `${u.calls} of ${u.limit} today, ${left} left` +
-        (u.reserve > 0 ? `; scheduled work stops at ${scheduledLimit}, the last ${u.reserve} are kept for commands run by hand` : ''),
+        (u.reserve > 0
+          ? `; scheduled work stops at ${scheduledLimit}, the last ${u.reserve} are kept for commands run by hand`
+          : ''),
     ],
     ['resets at', `${formatLocalTime(u.resetsAt, timezone)} (${inTime(u.resetsAt - now)})`],
   ];
   if (u.tokenExpiresAt === undefined) {
     lines.push(['access token', 'none cached (the next platform call fetches one)']);
   } else if (u.tokenExpiresAt <= now) {
-    lines.push(['access token', `expired at ${formatLocalTime(u.tokenExpiresAt, timezone)} (the next platform call fetches one)`]);
+    lines.push([
+      'access token',
+      `expired at ${formatLocalTime(u.tokenExpiresAt, timezone)} (the next platform call fetches one)`,
+    ]);
   } else {
-    lines.push(['access token', `cached, expires ${formatLocalTime(u.tokenExpiresAt, timezone)} (${inTime(u.tokenExpiresAt - now)})`]);
+    lines.push([
+      'access token',
+      `cached, expires ${formatLocalTime(u.tokenExpiresAt, timezone)} (${inTime(u.tokenExpiresAt - now)})`,
+    ]);
   }
   if (u.refreshing) lines.push(['refresh', 'a process is fetching a new token right now']);
   if (u.calls >= u.limit) lines.push(['state', 'budget spent: no token can be fetched until the reset']);
-  else if (u.calls >= scheduledLimit) lines.push(['state', 'scheduled work is stopped; only commands run by hand may fetch a token']);
+  else if (u.calls >= scheduledLimit)
+    lines.push(['state', 'scheduled work is stopped; only commands run by hand may fetch a token']);
   if (u.cooldownUntil !== undefined) {
-    lines.push(['cool-down', `token calls paused until ${formatLocalTime(u.cooldownUntil, timezone)} (${inTime(u.cooldownUntil - now)}), ${cooldownCause(u)}: ${u.cooldownReason ?? ''}`]);
+    lines.push([
+      'cool-down',
+      `token calls paused until ${formatLocalTime(u.cooldownUntil, timezone)} (${inTime(u.cooldownUntil - now)}), ${cooldownCause(u)}: ${u.cooldownReason ?? ''}`,
+    ]);
   }
   return lines.map(([label, value]) => `${label.padEnd(13)} ${value}`);
 }

@@ -4,7 +4,13 @@ import { checkRangeSize, readRange, VERIFY_LIMIT } from '../range.js';
 import { bar } from '../progress-view.js';
 import { formatLocalTime, zoneOffsetMs } from '../../platform/timestamp.js';
 import { walkHistory } from '../../platform/history-walker.js';
-import { totalsOf, verifyDevice, VerifyLedger, type DeviceVerification, type VerifiedHour } from '../../pull/verify-run.js';
+import {
+  totalsOf,
+  verifyDevice,
+  VerifyLedger,
+  type DeviceVerification,
+  type VerifiedHour,
+} from '../../pull/verify-run.js';
 
 const USAGE = 'verify [--device ID]... [--from T] [--to T] [--repair] [--json]';
 /** the range verified when --from is not given */
@@ -20,31 +26,44 @@ const LISTED_HOURS = 20;
  */
 export const command: Command = {
   usage: USAGE,
-  summary: 'compare a range (default: the last 7 days, every device) with the platform hour by hour: equal, rows missing, points extra, values differing; --repair writes what is missing or different (rollups re-marked) and deletes extra points, then verifies again; exit 0 only when equal',
+  summary:
+    'compare a range (default: the last 7 days, every device) with the platform hour by hour: equal, rows missing, points extra, values differing; --repair writes what is missing or different (rollups re-marked) and deletes extra points, then verifies again; exit 0 only when equal',
   async run(argv, ctx) {
     const args = parseArgs(argv, { values: ['device', 'from', 'to'], flags: ['repair', 'json'] });
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}" (${USAGE})`);
     const { config } = ctx;
     const tz = config.timezone;
-    const range = readRange(one(args, 'from'), one(args, 'to'), { timezone: tz, defaultFrom: (end) => end - DEFAULT_SPAN_MS });
+    const range = readRange(one(args, 'from'), one(args, 'to'), {
+      timezone: tz,
+      defaultFrom: (end) => end - DEFAULT_SPAN_MS,
+    });
     const { to, capped } = range;
     const from = range.from!;
     const repair = flag(args, 'repair');
     const json = flag(args, 'json');
     // --json prints one JSON document: the capping line goes to stderr there
-    if (capped) (json ? process.stderr.write(`${capped}\n`) : ctx.out(capped));
+    if (capped) json ? process.stderr.write(`${capped}\n`) : ctx.out(capped);
     const registry = ctx.registry();
     if (config.devicesFile) await registry.mergeFile(config.devicesFile);
     const registered = await registry.list();
     const wanted = all(args, 'device');
-    for (const id of wanted) if (!registered.some((d) => d.id === id)) throw new Error(`device "${id}" is not in the registry (expeed-sync devices list)`);
+    for (const id of wanted)
+      if (!registered.some((d) => d.id === id))
+        throw new Error(`device "${id}" is not in the registry (expeed-sync devices list)`);
     const devices = wanted.length ? registered.filter((d) => wanted.includes(d.id)) : registered;
     if (devices.length === 0) throw new Error('no device in the registry: nothing to verify');
-    checkRangeSize(devices.map((d) => ({ deviceId: d.id, from, to })), VERIFY_LIMIT);
+    checkRangeSize(
+      devices.map((d) => ({ deviceId: d.id, from, to })),
+      VERIFY_LIMIT,
+    );
     const app = await ctx.app();
 
     const options = {
-      walk: (device: { id: string; key: string }, range: { from: number; to: number; limit: number }, call?: { useReserve?: boolean; signal?: AbortSignal }) => walkHistory(app.platform, device, { ...range, call }),
+      walk: (
+        device: { id: string; key: string },
+        range: { from: number; to: number; limit: number },
+        call?: { useReserve?: boolean; signal?: AbortSignal },
+      ) => walkHistory(app.platform, device, { ...range, call }),
       query: app.influx,
       writer: app.writer,
       markHours: (touched: Map<string, number[]>) => app.rollup.dirty.mark(touched, { manual: true }),
@@ -72,32 +91,57 @@ export const command: Command = {
     if (tty) process.stdout.write('\n');
     const hours = results.flatMap((r) => r.hours);
     const totals = totalsOf(hours);
-    await new VerifyLedger(app.redis, config.prefix).record({ at: Date.now(), devices: devices.length, from, to, ...totals });
+    await new VerifyLedger(app.redis, config.prefix).record({
+      at: Date.now(),
+      devices: devices.length,
+      from,
+      to,
+      ...totals,
+    });
     const equal = totals.missing + totals.extra + totals.differing === 0;
 
     if (json) {
-      ctx.out(JSON.stringify({ from, to, repair, equal, totals, devices: results.map((r) => ({ ...r, hours: r.hours.filter((h) => h.result !== 'equal') })) }));
+      ctx.out(
+        JSON.stringify({
+          from,
+          to,
+          repair,
+          equal,
+          totals,
+          devices: results.map((r) => ({ ...r, hours: r.hours.filter((h) => h.result !== 'equal') })),
+        }),
+      );
       return equal ? 0 : 1;
     }
     ctx.out('');
     ctx.out('device            hours  equal  missing  extra  differing  repaired  written  removed');
     for (const r of results) {
       const t = totalsOf(r.hours);
-      ctx.out(`${r.deviceId.padEnd(16)}  ${String(r.hours.length).padStart(5)}  ${String(t.equal).padStart(5)}  ${String(t.missing).padStart(7)}  ${String(t.extra).padStart(5)}  ${String(t.differing).padStart(9)}  ${String(t.repaired).padStart(8)}  ${String(r.written).padStart(7)}  ${String(r.removed).padStart(7)}`);
+      ctx.out(
+        `${r.deviceId.padEnd(16)}  ${String(r.hours.length).padStart(5)}  ${String(t.equal).padStart(5)}  ${String(t.missing).padStart(7)}  ${String(t.extra).padStart(5)}  ${String(t.differing).padStart(9)}  ${String(t.repaired).padStart(8)}  ${String(r.written).padStart(7)}  ${String(r.removed).padStart(7)}`,
+      );
     }
     const listed: VerifiedHour[] = hours.filter((h) => h.result !== 'equal').slice(0, LISTED_HOURS);
     for (const h of listed) {
-      ctx.out(`${h.deviceId} ${formatLocalTime(h.hour, tz)}: ${h.repaired ? 'repaired, was ' : ''}${h.result} (missing ${h.missing}, extra ${h.extra}, differing ${h.differing})`);
+      ctx.out(
+        `${h.deviceId} ${formatLocalTime(h.hour, tz)}: ${h.repaired ? 'repaired, was ' : ''}${h.result} (missing ${h.missing}, extra ${h.extra}, differing ${h.differing})`,
+      );
       for (const e of h.examples) ctx.out(`    ${e}`);
     }
     if (repair) {
       const written = results.reduce((n, r) => n + r.written, 0);
       const removed = results.reduce((n, r) => n + r.removed, 0);
-      ctx.out(`repair: wrote ${written} point(s) from the platform; removed ${removed} point(s) from device_data that the platform does not hold (or that held fields the platform row lacks, then rewritten)`);
+      ctx.out(
+        `repair: wrote ${written} point(s) from the platform; removed ${removed} point(s) from device_data that the platform does not hold (or that held fields the platform row lacks, then rewritten)`,
+      );
     } else if (totals.extra) {
       ctx.out('extra points are only reported; --repair deletes them');
     }
-    ctx.out(equal ? `equal: ${totals.equal + totals.repaired} hour(s) equal${totals.repaired ? `, ${totals.repaired} of them repaired` : ''}` : `not equal: ${totals.missing} hour(s) with rows missing, ${totals.extra} with extra points, ${totals.differing} with values differing${repair ? '' : ' (--repair fixes them)'}`);
+    ctx.out(
+      equal
+        ? `equal: ${totals.equal + totals.repaired} hour(s) equal${totals.repaired ? `, ${totals.repaired} of them repaired` : ''}`
+        : `not equal: ${totals.missing} hour(s) with rows missing, ${totals.extra} with extra points, ${totals.differing} with values differing${repair ? '' : ' (--repair fixes them)'}`,
+    );
     return equal ? 0 : 1;
   },
 };

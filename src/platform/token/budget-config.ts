@@ -21,7 +21,13 @@ export function tokenBudgetFromConfig(
   const { platformKey, secretKey } = config;
   const fetchToken =
     platformKey && secretKey
-      ? createTokenEndpoint({ baseUrl: config.baseUrl, platformKey, secretKey, timeoutMs: config.requestTimeoutMs, scrubber: extras.scrubber })
+      ? createTokenEndpoint({
+          baseUrl: config.baseUrl,
+          platformKey,
+          secretKey,
+          timeoutMs: config.requestTimeoutMs,
+          scrubber: extras.scrubber,
+        })
       : undefined;
   const lockTtlMs = Math.max(DEFAULT_TOKEN_BUDGET_OPTIONS.lockTtlMs, config.requestTimeoutMs + 15_000);
   return new TokenBudget({

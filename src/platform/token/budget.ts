@@ -60,7 +60,10 @@ export interface TokenBudgetOptions {
   onRefresh?: () => void;
 }
 
-export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<TokenBudgetOptions, 'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log' | 'onRefresh'> = {
+export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<
+  TokenBudgetOptions,
+  'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log' | 'onRefresh'
+> = {
   dailyLimit: PLATFORM_DEFAULTS.tokenDailyLimit,
   reserve: PLATFORM_DEFAULTS.tokenReserve,
   timezone: DEFAULT_TIMEZONE,
@@ -87,16 +90,23 @@ export class TokenBudget implements TokenSource {
 
   constructor(options: Partial<TokenBudgetOptions> & Pick<TokenBudgetOptions, 'redis' | 'prefix'>) {
     this.o = withDefaults(DEFAULT_TOKEN_BUDGET_OPTIONS, options);
-    if (!Number.isInteger(this.o.dailyLimit) || this.o.dailyLimit < 1) throw new RangeError(`token dailyLimit must be a whole number >= 1, got ${this.o.dailyLimit}`);
+    if (!Number.isInteger(this.o.dailyLimit) || this.o.dailyLimit < 1)
+      throw new RangeError(`token dailyLimit must be a whole number >= 1, got ${this.o.dailyLimit}`);
     if (!Number.isInteger(this.o.reserve) || this.o.reserve < 0 || this.o.reserve >= this.o.dailyLimit) {
-      throw new RangeError(`token reserve must be a whole number from 0 to dailyLimit - 1 (${this.o.dailyLimit - 1}), got ${this.o.reserve}`);
+      throw new RangeError(
+        `token reserve must be a whole number from 0 to dailyLimit - 1 (${this.o.dailyLimit - 1}), got ${this.o.reserve}`,
+      );
     }
     const { redis, prefix } = this.o;
     const k = (part: string) => redisKey(prefix, 'token', part);
     this.cache = new TokenCache(redis, k('current'), this.o.scrubber);
     this.lock = new TokenRefreshLock(redis, { lock: k('lock'), failure: k('failure') }, this.o.lockTtlMs);
     this.calls = new DailyTokenCalls(redis, prefix);
-    this.pause = new TokenCooldown(redis, { current: k('current'), cooldown: k('cooldown'), rejections: k('rejections') }, { cooldownMs: this.o.cooldownMs, maxCooldownMs: this.o.maxCooldownMs });
+    this.pause = new TokenCooldown(
+      redis,
+      { current: k('current'), cooldown: k('cooldown'), rejections: k('rejections') },
+      { cooldownMs: this.o.cooldownMs, maxCooldownMs: this.o.maxCooldownMs },
+    );
   }
 
   async get(options: { useReserve?: boolean } = {}): Promise<string> {
@@ -132,13 +142,28 @@ export class TokenBudget implements TokenSource {
     const r = await this.pause.tokenRejected(token, now, reason, this.o.credentialsId);
     if (r.outcome !== 'cooldown') return;
     const c = r.cooldown;
-    this.o.log?.warn({ until: new Date(c.until).toISOString(), pauseMs: c.ms }, 'the platform rejected a freshly fetched access token; token calls paused for every process');
+    this.o.log?.warn(
+      { until: new Date(c.until).toISOString(), pauseMs: c.ms },
+      'the platform rejected a freshly fetched access token; token calls paused for every process',
+    );
     throw this.cooldownError(c);
   }
 
   async usage(): Promise<TokenUsage> {
     const { dailyLimit: limit, reserve, timezone, credentialsId } = this.o;
-    return readTokenUsage({ calls: this.calls, cache: this.cache, lock: this.lock, pause: this.pause, limit, reserve, timezone, credentialsId }, this.o.now());
+    return readTokenUsage(
+      {
+        calls: this.calls,
+        cache: this.cache,
+        lock: this.lock,
+        pause: this.pause,
+        limit,
+        reserve,
+        timezone,
+        credentialsId,
+      },
+      this.o.now(),
+    );
   }
 
   /** Lifts a cool-down (the operator fixed the credentials or the platform); true when there was one. */
@@ -153,7 +178,10 @@ export class TokenBudget implements TokenSource {
 
   private async refresh(useReserve: boolean): Promise<string> {
     if (!this.o.fetchToken) {
-      throw new PlatformError('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set: no access token can be fetched', { endpoint: ENDPOINT.token, retryable: false });
+      throw new PlatformError('EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY are not set: no access token can be fetched', {
+        endpoint: ENDPOINT.token,
+        retryable: false,
+      });
     }
     const waitUntil = Date.now() + this.o.waitTimeoutMs;
     for (;;) {
@@ -198,20 +226,37 @@ export class TokenBudget implements TokenSource {
     const { ok, calls } = await this.calls.consume(day.day, this.o.dailyLimit - (useReserve ? 0 : this.o.reserve));
     if (!ok) {
       if (cached && this.valid(cached)) return cached.token;
-      const err = new TokenBudgetExhaustedError(day.end, formatLocalTime(day.end, this.o.timezone), calls, this.o.dailyLimit, useReserve ? 0 : this.o.reserve);
-      this.o.log?.warn({ day: day.day, calls, limit: this.o.dailyLimit, resetsAt: new Date(day.end).toISOString() }, err.message);
+      const err = new TokenBudgetExhaustedError(
+        day.end,
+        formatLocalTime(day.end, this.o.timezone),
+        calls,
+        this.o.dailyLimit,
+        useReserve ? 0 : this.o.reserve,
+      );
+      this.o.log?.warn(
+        { day: day.day, calls, limit: this.o.dailyLimit, resetsAt: new Date(day.end).toISOString() },
+        err.message,
+      );
       throw err;
     }
     try {
       const grant = await (this.o.fetchToken as TokenEndpoint)(this.closing.signal);
       this.o.scrubber?.add(grant.accessToken);
       const ttlMs = grant.expiresIn * 1000;
-      const fresh: CachedToken = { token: grant.accessToken, expiresAt: startedAt + ttlMs, fetchedAt: startedAt, ttlMs };
+      const fresh: CachedToken = {
+        token: grant.accessToken,
+        expiresAt: startedAt + ttlMs,
+        fetchedAt: startedAt,
+        ttlMs,
+      };
       const writes = this.o.redis.multi();
       this.cache.store(writes, fresh);
       this.lock.clearFailure(writes);
       await writes.exec();
-      this.o.log?.info({ day: day.day, calls, limit: this.o.dailyLimit, expiresAt: new Date(fresh.expiresAt).toISOString() }, 'fetched a new platform access token');
+      this.o.log?.info(
+        { day: day.day, calls, limit: this.o.dailyLimit, expiresAt: new Date(fresh.expiresAt).toISOString() },
+        'fetched a new platform access token',
+      );
       this.o.onRefresh?.();
       return fresh.token;
     } catch (err) {
@@ -232,14 +277,19 @@ export class TokenBudget implements TokenSource {
       const cooldown = this.pause.credentialsRejected(writes, at, message, this.o.credentialsId);
       err.cooldownUntil = cooldown.until;
       // the one line of this cause: the jobs that then wait for the pause do not log one each
-      this.o.log?.warn({ reason: message, until: new Date(cooldown.until).toISOString() }, 'the platform refused the credentials; token calls paused for every process, work waits for the cool-down');
+      this.o.log?.warn(
+        { reason: message, until: new Date(cooldown.until).toISOString() },
+        'the platform refused the credentials; token calls paused for every process, work waits for the cool-down',
+      );
     }
     await writes.exec();
   }
 
   private cooldownError(c: Cooldown): PlatformError {
     const at = formatLocalTime(c.until, this.o.timezone);
-    return c.kind === 'token' ? new TokenCooldownError(c.until, at, c.reason) : new CredentialsCooldownError(c.until, at, c.reason);
+    return c.kind === 'token'
+      ? new TokenCooldownError(c.until, at, c.reason)
+      : new CredentialsCooldownError(c.until, at, c.reason);
   }
 
   private fresh(t: CachedToken): boolean {

@@ -33,7 +33,10 @@ export interface TokenCooldownOptions {
   maxCooldownMs: number;
 }
 
-export const DEFAULT_TOKEN_COOLDOWN_OPTIONS: TokenCooldownOptions = { cooldownMs: 15 * 60_000, maxCooldownMs: 4 * 3_600_000 };
+export const DEFAULT_TOKEN_COOLDOWN_OPTIONS: TokenCooldownOptions = {
+  cooldownMs: 15 * 60_000,
+  maxCooldownMs: 4 * 3_600_000,
+};
 
 /** The streak is forgotten a day after its last pause ended without another rejection. */
 const STREAK_KEEP_MS = 86_400_000;
@@ -82,9 +85,13 @@ export class TokenCooldown {
   ) {
     this.o = withDefaults(DEFAULT_TOKEN_COOLDOWN_OPTIONS, options);
     for (const [name, v] of Object.entries(this.o)) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`token ${name} must be a whole number of ms >= 1, got ${v}`);
+      if (!Number.isInteger(v) || v < 1)
+        throw new RangeError(`token ${name} must be a whole number of ms >= 1, got ${v}`);
     }
-    if (this.o.maxCooldownMs < this.o.cooldownMs) throw new RangeError(`token maxCooldownMs (${this.o.maxCooldownMs}) must not be below cooldownMs (${this.o.cooldownMs})`);
+    if (this.o.maxCooldownMs < this.o.cooldownMs)
+      throw new RangeError(
+        `token maxCooldownMs (${this.o.maxCooldownMs}) must not be below cooldownMs (${this.o.cooldownMs})`,
+      );
   }
 
   /** The pause in force at `now` for these credentials (new credentials are not held back by an old one). */
@@ -99,14 +106,30 @@ export class TokenCooldown {
   }
 
   /** Adds the credentials pause to a transaction that records a failed token call. */
-  credentialsRejected(writes: ReturnType<Redis['multi']>, at: number, reason: string, credentialsId: string | undefined): Cooldown {
-    const c: Cooldown = { until: at + this.o.cooldownMs, ms: this.o.cooldownMs, kind: 'credentials', reason, credentialsId: credentialsId ?? '' };
+  credentialsRejected(
+    writes: ReturnType<Redis['multi']>,
+    at: number,
+    reason: string,
+    credentialsId: string | undefined,
+  ): Cooldown {
+    const c: Cooldown = {
+      until: at + this.o.cooldownMs,
+      ms: this.o.cooldownMs,
+      kind: 'credentials',
+      reason,
+      credentialsId: credentialsId ?? '',
+    };
     writes.set(this.keys.cooldown, JSON.stringify(c), 'PX', this.o.cooldownMs);
     return c;
   }
 
   /** The platform answered code 1 to `token`; drops it from the cache and decides what that means. */
-  async tokenRejected(token: string, at: number, reason: string, credentialsId: string | undefined): Promise<Rejection> {
+  async tokenRejected(
+    token: string,
+    at: number,
+    reason: string,
+    credentialsId: string | undefined,
+  ): Promise<Rejection> {
     const out = (await this.redis.eval(
       REJECT,
       3,
@@ -133,7 +156,9 @@ export class TokenCooldown {
 
   /** Lifts the pause and forgets the streak; true when there was a pause. */
   async clear(): Promise<boolean> {
-    const [[, n]] = (await this.redis.multi().del(this.keys.cooldown).del(this.keys.rejections).exec()) as Array<[Error | null, number]>;
+    const [[, n]] = (await this.redis.multi().del(this.keys.cooldown).del(this.keys.rejections).exec()) as Array<
+      [Error | null, number]
+    >;
     return n === 1;
   }
 }

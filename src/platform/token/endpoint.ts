@@ -25,7 +25,9 @@ export interface TokenEndpointOptions extends Pick<HttpOptions, 'timeoutMs' | 'f
  * decision. Code 1 becomes CredentialsRejectedError. The URL (it holds the keys) never appears in
  * an error.
  */
-export function createTokenEndpoint(options: Partial<TokenEndpointOptions> & Pick<TokenEndpointOptions, 'baseUrl' | 'platformKey' | 'secretKey'>): TokenEndpoint {
+export function createTokenEndpoint(
+  options: Partial<TokenEndpointOptions> & Pick<TokenEndpointOptions, 'baseUrl' | 'platformKey' | 'secretKey'>,
+): TokenEndpoint {
   const http: HttpOptions = { ...DEFAULT_HTTP_OPTIONS, ...options, retries: 0 };
   http.scrubber?.add(options.platformKey);
   http.scrubber?.add(options.secretKey);
@@ -35,7 +37,8 @@ export function createTokenEndpoint(options: Partial<TokenEndpointOptions> & Pic
     const answer = await requestJson({ endpoint, url, signal, retries: 0 }, http);
     if (answer.code !== RESULT_CODE.ok) throw resultCodeError(endpoint, answer.code, answer.message);
     const token = answer.body.access_token;
-    if (typeof token !== 'string' || token.trim() === '') throw missing(endpoint, 'access_token', token === undefined ? undefined : '(not a non-empty string)');
+    if (typeof token !== 'string' || token.trim() === '')
+      throw missing(endpoint, 'access_token', token === undefined ? undefined : '(not a non-empty string)');
     http.scrubber?.add(token);
     const expiresIn = toInteger(answer.body.expires_in);
     if (expiresIn === undefined || expiresIn <= 0) throw missing(endpoint, 'expires_in', answer.body.expires_in);

@@ -59,7 +59,10 @@ export class TokenBudgetExhaustedError extends PlatformError {
 /** Another process held the token refresh lock longer than we may wait. */
 export class TokenWaitTimeoutError extends PlatformError {
   constructor(waitedMs: number) {
-    super(`gave up waiting ${waitedMs} ms for another process to refresh the access token`, { endpoint: ENDPOINT.token, retryable: true });
+    super(`gave up waiting ${waitedMs} ms for another process to refresh the access token`, {
+      endpoint: ENDPOINT.token,
+      retryable: true,
+    });
   }
 }
 

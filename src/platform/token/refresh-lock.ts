@@ -73,7 +73,10 @@ export class TokenRefreshLock {
       if (failure !== null && failure !== failureBefore) {
         // (a spent budget is not recorded here: each caller checks it against its own allowance)
         const f = JSON.parse(failure) as { message: string; retryable: boolean };
-        throw new PlatformError(`another process failed to fetch the access token: ${f.message}`, { endpoint: ENDPOINT.token, retryable: f.retryable });
+        throw new PlatformError(`another process failed to fetch the access token: ${f.message}`, {
+          endpoint: ENDPOINT.token,
+          retryable: f.retryable,
+        });
       }
       if (!(await this.held())) return undefined;
     }

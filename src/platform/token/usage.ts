@@ -40,9 +40,20 @@ export interface TokenUsageSources {
 
 export async function readTokenUsage(s: TokenUsageSources, now: number): Promise<TokenUsage> {
   const day = platformDay(now, s.timezone);
-  const [calls, cached, refreshing, cooldown] = await Promise.all([s.calls.count(day.day), s.cache.read(), s.lock.held(), s.pause.active(now, s.credentialsId)]);
+  const [calls, cached, refreshing, cooldown] = await Promise.all([
+    s.calls.count(day.day),
+    s.cache.read(),
+    s.lock.held(),
+    s.pause.active(now, s.credentialsId),
+  ]);
   const usage: TokenUsage = { day: day.day, calls, limit: s.limit, reserve: s.reserve, resetsAt: day.end, refreshing };
   if (cached) Object.assign(usage, { tokenExpiresAt: cached.expiresAt, tokenFetchedAt: cached.fetchedAt });
-  if (cooldown) Object.assign(usage, { cooldownUntil: cooldown.until, cooldownSince: cooldown.until - cooldown.ms, cooldownReason: cooldown.reason, cooldownKind: cooldown.kind });
+  if (cooldown)
+    Object.assign(usage, {
+      cooldownUntil: cooldown.until,
+      cooldownSince: cooldown.until - cooldown.ms,
+      cooldownReason: cooldown.reason,
+      cooldownKind: cooldown.kind,
+    });
   return usage;
 }
