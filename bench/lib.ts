@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freshCompiledMain } from '../bin/compiled.js';
+import { createRedis } from '../src/base/redis.js';
 
 /** USER_HZ: /proc/PID/stat counts CPU time in these ticks (100 on Linux). */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -175,4 +176,72 @@ export async function startService(
       return exited;
     },
   };
+}
+
+export interface SimProcess {
+  url: string;
+  pid: number;
+  /** the simulator's stats (requests per endpoint, token calls) */
+  stats(): Promise<{ tokenCalls: number; requests: Record<string, number> } & Record<string, unknown>>;
+  /** adds rows to a device's history at the platform (rows that arrive late) */
+  addRows(deviceId: string, rows: Array<{ time: number; values: Record<string, unknown> }>): Promise<void>;
+  close(): void;
+}
+
+/**
+ * The simulator in its own process (test/fixtures/sim-server.ts), so that its CPU does not count as
+ * ours: `options` are its SimulatorOptions; ready once it printed its url.
+ */
+export async function startSimProcess(options: Record<string, unknown>): Promise<SimProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sim-server.ts', JSON.stringify(options)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const waiting: Array<(l: string) => void> = [];
+  lines.on('line', (l) => waiting.shift()?.(l));
+  const next = () => new Promise<string>((r) => waiting.push(r));
+  const first = await next();
+  return {
+    url: (JSON.parse(first) as { url: string }).url,
+    pid: child.pid!,
+    async stats() {
+      const p = next();
+      child.stdin!.write('stats\n');
+      return JSON.parse(await p) as Awaited<ReturnType<SimProcess['stats']>>;
+    },
+    async addRows(deviceId, rows) {
+      const p = next();
+      child.stdin!.write(`add ${JSON.stringify({ deviceId, rows })}\n`);
+      await p;
+    },
+    close: () => child.kill('SIGTERM'),
+  };
+}
+
+/** Resolves once a BullMQ queue has no job waiting, active, delayed or prioritised (polled every 200 ms). */
+export async function drained(queue: {
+  getJobCounts(...types: string[]): Promise<Record<string, number>>;
+}): Promise<void> {
+  for (;;) {
+    const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    if (c.waiting + c.active + c.delayed + c.prioritized === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The 1-, 5- and 15-minute load averages, as `uptime` shows them. */
+export function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/** Deletes every Redis key under `<prefix>:` (a benchmark's own prefix, at its end). */
+export async function removePrefix(redisUrl: string, prefix: string): Promise<void> {
+  const redis = createRedis(redisUrl);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+  await redis.quit();
 }

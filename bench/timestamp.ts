@@ -3,7 +3,8 @@
  * platform may send. Each figure is ns per row and its ratio to Date.parse of the same instants as
  * ISO text, measured in the same run (the machine's load moves both alike).
  */
-import { formatPlatformTime, parsePlatformTime } from '../src/platform/timestamp.js';
+import { parsePlatformTime } from '../src/platform/timestamp.js';
+import { formatPlatformTime } from '../src/platform/time-format.js';
 
 const ROWS = 6000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);

@@ -29,10 +29,10 @@ import {
   SettingOutcomeUnknownError,
   TokenExpiredError,
   UnknownResultCodeError,
-  resultCodeError,
   RESULT_CODE,
   type Endpoint,
 } from './errors.js';
+import { resultCodeError } from './result-code-errors.js';
 import { backoffDelay, sleep } from '../base/backoff.js';
 import {
   DEFAULT_HTTP_OPTIONS,

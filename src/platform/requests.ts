@@ -5,7 +5,7 @@
  */
 import type { DeviceRef, HistoryQuery } from './api.js';
 import { ENDPOINT, InvalidParametersError, type Endpoint } from './errors.js';
-import { formatPlatformTime } from './timestamp.js';
+import { formatPlatformTime } from './time-format.js';
 import { PLATFORM_DEFAULTS } from '../base/config.js';
 
 /** The platform's page size limits (SPEC §2.3). */

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import { LateRows } from '../pull/lookback.js';
 import { VerifyLedger, type LastVerification } from '../pull/verify-run.js';
-import { formatLocalTime } from '../platform/timestamp.js';
+import { formatLocalTime } from '../platform/time-format.js';
 
 export interface RecheckStatus {
   lastVerification?: LastVerification;

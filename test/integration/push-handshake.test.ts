@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { computeSignature } from '../../src/push/signature.js';
-import { formatPlatformTime } from '../../src/platform/timestamp.js';
+import { formatPlatformTime } from '../../src/platform/time-format.js';
 import { startStack, TZ, WEBHOOK_TOKEN, type Stack } from './push-stack.js';
 
 let s: Stack;

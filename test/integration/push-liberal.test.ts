@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { formatPlatformTime } from '../../src/platform/timestamp.js';
+import { formatPlatformTime } from '../../src/platform/time-format.js';
 import type { SinkPoint } from '../../src/influx/api.js';
 import { bodyOfLetter } from '../../src/push/raw-body.js';
 import { influxQuery } from '../helpers/services.js';

@@ -186,5 +186,6 @@ describe('a rollup worker killed with SIGKILL mid-way', () => {
     expect(days.diffs).toEqual([]);
     expect(days.hours).toBe(DEVICES.length * LOCAL_DAYS);
     await kill9(second);
-  });
+    // 318 day jobs through two worker processes: the wait above bounds it, not the default 60 s
+  }, 240_000);
 });

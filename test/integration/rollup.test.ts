@@ -10,7 +10,7 @@ import { DirtyHours } from '../../src/rollup/dirty-hours.js';
 import type { OpenIngestQueue } from '../../src/push/server.js';
 import { createRedis } from '../../src/base/redis.js';
 import { type DataPush } from '../../src/base/jobs.js';
-import { formatPlatformTime } from '../../src/platform/timestamp.js';
+import { formatPlatformTime } from '../../src/platform/time-format.js';
 import { deleteRedisPrefix, INFLUX_URL, influxRows, REDIS_URL, testPrefix } from '../helpers/services.js';
 import { drained, silentLogger, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { App } from '../../src/app/app.js';
 import { RollupDispatcher } from '../../src/rollup/dispatcher.js';
-import { formatPlatformTime } from '../../src/platform/timestamp.js';
+import { formatPlatformTime } from '../../src/platform/time-format.js';
 import { INFLUX_URL, influxRows } from '../helpers/services.js';
 import { drained, silentLogger, startPullEnv, type PullEnv } from '../fixtures/pull-env.js';
 import { rollupDiffs } from '../fixtures/rollup-check.js';

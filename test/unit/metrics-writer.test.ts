@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { PointWriter, SinkPoint, WriteOptions, WriteResult } from '../../src/influx/api.js';
-import { createMetrics, meterWriter } from '../../src/ops/metrics.js';
+import { createMetrics } from '../../src/ops/metrics.js';
+import { meterWriter } from '../../src/ops/meter-writer.js';
 import { mergeDuplicates } from '../../src/influx/merge-duplicates.js';
 
 /** The inner writer: takes every point (the decorator's bookkeeping is what is tested here). */

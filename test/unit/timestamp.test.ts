@@ -1,13 +1,12 @@
 import { describe, expect, test } from 'vitest';
 import {
   TimestampError,
-  formatLocalTime,
-  formatPlatformTime,
   localToEpoch,
   parsePlatformTime,
   platformDay,
   zoneOffsetMs,
 } from '../../src/platform/timestamp.js';
+import { formatLocalTime, formatPlatformTime } from '../../src/platform/time-format.js';
 
 describe('parsePlatformTime', () => {
   test.each([

@@ -2,7 +2,7 @@ import { all, flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { checkRangeSize, GAPS_LIMIT, readRange } from '../range.js';
 import { formatDuration } from '../progress-view.js';
-import { formatLocalTime } from '../../platform/timestamp.js';
+import { formatLocalTime } from '../../platform/time-format.js';
 import { GAP_CHUNK_SIZE, gapChunks } from '../../pull/gap-chunks.js';
 import type { BackfillJob } from '../../base/jobs.js';
 

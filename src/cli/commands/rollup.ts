@@ -2,7 +2,7 @@ import { all, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { UnrecoverableError } from 'bullmq';
 import { checkRangeSize, readRange, ROLLUP_LIMIT, type RangeSpan } from '../range.js';
-import { formatLocalTime } from '../../platform/timestamp.js';
+import { formatLocalTime } from '../../platform/time-format.js';
 import { MEASUREMENT } from '../../influx/api.js';
 import { influxIdent, influxString } from '../../influx/query.js';
 import { HOUR_MS, hourOf } from '../../rollup/dirty-hours.js';

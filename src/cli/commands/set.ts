@@ -2,7 +2,7 @@ import { parseArgs, flag, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { DeviceOfflineError, SettingOutcomeUnknownError } from '../../platform/errors.js';
-import { formatLocalTime } from '../../platform/timestamp.js';
+import { formatLocalTime } from '../../platform/time-format.js';
 import { sendSetting, waitForResult } from '../../settings/send-setting.js';
 
 /** Exit codes of `set`, so scripts can tell the outcomes apart. */

@@ -10,7 +10,7 @@ import {
   type StatusReport,
 } from '../../status/report.js';
 import { cronIntervalMs } from '../../pull/status-slot.js';
-import { formatLocalTime } from '../../platform/timestamp.js';
+import { formatLocalTime } from '../../platform/time-format.js';
 import { QUEUE } from '../../base/jobs.js';
 import { table } from '../table.js';
 import { problemGroups } from '../../status/problem-groups.js';

@@ -8,7 +8,7 @@ import type { Command } from '../command.js';
 import { cooldownCause } from '../token-cooldown.js';
 import { tokenBudgetFromConfig } from '../../platform/token/budget-config.js';
 import type { TokenUsage } from '../../platform/token/usage.js';
-import { formatLocalTime } from '../../platform/timestamp.js';
+import { formatLocalTime } from '../../platform/time-format.js';
 import { Queue } from 'bullmq';
 import { bullConnection, type RedisConnection } from '../../base/redis.js';
 import { QUEUE, type BackfillJob } from '../../base/jobs.js';

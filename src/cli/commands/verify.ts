@@ -2,7 +2,8 @@ import { all, flag, one, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { checkRangeSize, readRange, VERIFY_LIMIT } from '../range.js';
 import { bar } from '../progress-view.js';
-import { formatLocalTime, zoneOffsetMs } from '../../platform/timestamp.js';
+import { zoneOffsetMs } from '../../platform/timestamp.js';
+import { formatLocalTime } from '../../platform/time-format.js';
 import { walkHistory } from '../../platform/history-walker.js';
 import {
   totalsOf,

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import type { Config } from '../../base/config.js';
 import type { RedisConnection } from '../../base/redis.js';
 import { createTokenEndpoint } from './endpoint.js';
-import { DEFAULT_TOKEN_BUDGET_OPTIONS, TokenBudget, type TokenBudgetOptions } from './budget.js';
+import { TokenBudget } from './budget.js';
+import { DEFAULT_TOKEN_BUDGET_OPTIONS, type TokenBudgetOptions } from './budget-options.js';
 
 /** A short, one-way fingerprint of the credentials (never the credentials themselves). */
 export function credentialsFingerprint(platformKey: string, secretKey: string): string {

@@ -2,16 +2,14 @@
  * The shared access token and the daily budget of token calls — the scarcest resource of the
  * system (200 calls per platform day). This class decides when a token is fetched, by whom and
  * whether the day's allowance permits it; the state it keeps in Redis, shared by every process,
- * lives in its parts: the cached token (token-cache.ts), the refresh lock and the last failed
- * refresh (token-refresh-lock.ts), the day's count (token-calls.ts) and the cool-down after a
- * rejection (token-cooldown.ts). `expeed-sync token` reads them through token-usage.ts.
+ * lives in its parts: the cached token (cache.ts), the refresh lock and the last failed refresh
+ * (refresh-lock.ts), the day's count (calls.ts) and the cool-down after a rejection (cooldown.ts);
+ * its options and their defaults are in budget-options.ts. `expeed-sync token` reads them through
+ * usage.ts.
  */
-import type { RedisConnection } from '../../base/redis.js';
-import type { Logger } from '../../base/log.js';
 import { redisKey } from '../../base/redis.js';
 import { sleep } from '../../base/backoff.js';
 import { isRetryable } from '../../base/retry.js';
-import type { SecretScrubber } from '../../base/secrets.js';
 import type { TokenSource } from '../api.js';
 import { CredentialsRejectedError, ENDPOINT, PlatformError } from '../errors.js';
 import { CredentialsCooldownError, TokenBudgetExhaustedError, TokenCooldownError } from './errors.js';
@@ -21,60 +19,10 @@ import { TokenCooldown, type Cooldown } from './cooldown.js';
 import type { TokenEndpoint } from './endpoint.js';
 import { TokenRefreshLock } from './refresh-lock.js';
 import { readTokenUsage, type TokenUsage } from './usage.js';
-import { DEFAULT_TIMEZONE, formatLocalTime, platformDay } from '../timestamp.js';
-import { PLATFORM_DEFAULTS } from '../../base/config.js';
+import { platformDay } from '../timestamp.js';
+import { formatLocalTime } from '../time-format.js';
 import { withDefaults } from '../../base/options.js';
-
-export interface TokenBudgetOptions {
-  redis: RedisConnection;
-  /** EXPEED_PREFIX */
-  prefix: string;
-  /** the token call (createTokenEndpoint); nothing else may call it. Absent without credentials: get() then fails without spending a call */
-  fetchToken?: TokenEndpoint;
-  /** token calls per platform day (default 200) */
-  dailyLimit: number;
-  /** calls kept for commands an operator runs by hand; scheduled work stops before them (default 10) */
-  reserve: number;
-  /** zone of the platform day (default Asia/Shanghai) */
-  timezone: string;
-  /** refresh this long before the token expires, at most a quarter of its lifetime (default 5 min) */
-  refreshBeforeMs: number;
-  /** the refresh lock expires after this, should its holder die; longer than a token call (default 45 s) */
-  lockTtlMs: number;
-  /** how long a process waits for another's refresh before giving up (default 60 s) */
-  waitTimeoutMs: number;
-  /** how often a waiting process looks for the new token (default 100 ms) */
-  pollMs: number;
-  /** token calls pause this long after the credentials or a fresh token were rejected (default 15 min) */
-  cooldownMs: number;
-  /** the pause doubles while fresh tokens keep being rejected, up to this (default 4 h) */
-  maxCooldownMs: number;
-  /** fingerprint of the credentials (credentialsFingerprint): new credentials are not held back by an old cool-down */
-  credentialsId?: string;
-  /** the clock of expiry and of the platform day (injectable for tests) */
-  now: () => number;
-  /** every token fetched or read is registered here, so it never reaches a log */
-  scrubber?: SecretScrubber;
-  log?: Pick<Logger, 'info' | 'warn'>;
-  /** told of every token this process fetched (the service counts them for /metrics) */
-  onRefresh?: () => void;
-}
-
-export const DEFAULT_TOKEN_BUDGET_OPTIONS: Omit<
-  TokenBudgetOptions,
-  'redis' | 'prefix' | 'fetchToken' | 'credentialsId' | 'scrubber' | 'log' | 'onRefresh'
-> = {
-  dailyLimit: PLATFORM_DEFAULTS.tokenDailyLimit,
-  reserve: PLATFORM_DEFAULTS.tokenReserve,
-  timezone: DEFAULT_TIMEZONE,
-  refreshBeforeMs: 5 * 60_000,
-  lockTtlMs: 45_000,
-  waitTimeoutMs: 60_000,
-  pollMs: 100,
-  cooldownMs: 15 * 60_000,
-  maxCooldownMs: 4 * 3_600_000,
-  now: Date.now,
-};
+import { DEFAULT_TOKEN_BUDGET_OPTIONS, type TokenBudgetOptions } from './budget-options.js';
 
 export class TokenBudget implements TokenSource {
   private readonly o: TokenBudgetOptions;

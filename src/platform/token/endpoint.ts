@@ -2,7 +2,8 @@
  * The token call (`/v1/platform/token`). Only the token budget calls it: every call counts against
  * the platform's daily limit, so nothing else may hold this function.
  */
-import { ENDPOINT, RESULT_CODE, resultCodeError } from '../errors.js';
+import { ENDPOINT, RESULT_CODE } from '../errors.js';
+import { resultCodeError } from '../result-code-errors.js';
 import { DEFAULT_HTTP_OPTIONS, requestJson, toInteger, type HttpOptions } from '../platform-request.js';
 import { missing } from '../answers.js';
 
