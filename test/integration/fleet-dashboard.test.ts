@@ -1,7 +1,8 @@
 /**
  * Proves the InfluxDB panels of the fleet dashboard (grafana/dashboards/expeed-fleet.json) against a
- * real InfluxDB in the three layouts of the rollup tiers (default RP; `rollups_forever` with EXPEED_RAW_RETENTION;
- * hourly ones in `rollups_hourly`, daily ones in `rollups_forever` with EXPEED_HOURLY_RETENTION):
+ * real InfluxDB in the three layouts of the rollup tiers (default RP; `rollups_forever` with
+ * EXPEED_RAW_RETENTION; hourly ones in `rollups_hourly`, daily ones in `rollups_forever` with
+ * EXPEED_HOURLY_RETENTION):
  * twelve devices over two platform-local days, device k missing k hours; raw rows, and the hourly and
  * daily rollups written directly from them (test/fixtures/rollup-points.ts). Every target is
  * interpolated as Grafana does and run at intervals that pick each source; the numbers are checked.
