@@ -17,6 +17,8 @@ export interface Metrics {
   deadLettered: Counter<'source'>;
   sameTimeConflicts: Counter<'source'>;
   lastDataTime: Gauge<'device_id'>;
+  /** 1 for each registered device `expeed-sync status` calls failing, 0 for the others (set at scrape time) */
+  deviceFailing: Gauge<'device_id'>;
   gapsFound: Counter<'device_id'>;
   lateRows: Counter<'device_id'>;
   verifyHours: Counter<'result'>;
@@ -97,6 +99,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'expeed_same_time_conflicts_total',
       help: 'Fields two rows of one device and millisecond both carried with different values (the later row won), by source',
       labelNames: ['source'],
+      registers: r,
+    }),
+    deviceFailing: new Gauge({
+      name: 'expeed_device_failing',
+      help: 'Per registered device: 1 when it is failing as expeed-sync status says (the platform refused it, or failed backfill jobs of it are kept), else 0',
+      labelNames: ['device_id'],
       registers: r,
     }),
     lastDataTime: new Gauge({
@@ -198,6 +206,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers: r,
     }),
   };
+}
+
+/**
+ * Mirrors which registered devices are failing (read at scrape time) into `expeed_device_failing`:
+ * one series per device in `devices`, 1 or 0; a device removed from the registry loses its series.
+ */
+export function setDeviceFailing(metrics: Metrics, devices: Array<{ id: string; failing: boolean }>): void {
+  metrics.deviceFailing.reset();
+  for (const d of devices) metrics.deviceFailing.set({ device_id: d.id }, d.failing ? 1 : 0);
 }
 
 /** Mirrors the rollup backlog of each tier (read at scrape time) into its gauges: `hour`, and `1d` when given. */
