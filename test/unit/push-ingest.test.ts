@@ -131,7 +131,7 @@ describe('PointBatcher', () => {
     const later: Array<Promise<WriteResult>> = [];
     for (let i = 1; i <= 30; i++) {
       later.push(b.write([point(i)], { source: 'push' }));
-      await new Promise((r) => setTimeout(r, 1)); // one caller per turn: each would be a write of its own
+      await new Promise((r) => setImmediate(r)); // one caller per event-loop turn: each would be a write of its own
     }
     open();
     await Promise.all([first, ...later]);
