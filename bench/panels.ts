@@ -165,7 +165,7 @@ async function measure(): Promise<void> {
     const every = (name: string) =>
       name === 'device'
         ? [device(0)]
-        : name === 'rollup_rp'
+        : name === 'rollup_rp' || name === 'hourly_rp'
           ? ['autogen']
           : name === 'numeric' || name === 'datapoint'
             ? ['temperature']

@@ -37,7 +37,7 @@ import { GapFinder } from '../pull/gap-finder.js';
 import { PlatformNewestStore } from '../pull/quiet-check.js';
 import { CooldownWaits } from '../pull/cooldown-waits.js';
 import { VerifyLedger } from '../pull/verify-run.js';
-import { createScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
+import { CronScheduler, type Scheduler, type SchedulerOptions } from '../pull/scheduler.js';
 import { ingestQueueOn, type OpenIngestQueue } from '../push/ingest-queue.js';
 import { RedisNonceStore } from '../push/replay.js';
 import { RedisHeadroom } from '../push/redis-headroom.js';
@@ -276,7 +276,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       };
     },
     scheduler(schedulerOverrides = {}) {
-      return createScheduler({
+      return new CronScheduler({
         redis,
         prefix: config.prefix,
         timezone: config.timezone,

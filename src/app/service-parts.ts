@@ -8,7 +8,9 @@ import type { Queue, Worker } from 'bullmq';
 import { waitForInflux } from '../influx/ping.js';
 import { rollupRps } from '../influx/database.js';
 import { budgetCheck } from '../dead-letters/budget-report.js';
-import { setRollupBacklog, setTokenUsage, type Metrics } from '../ops/metrics.js';
+import { setDeviceFailing, setRollupBacklog, setTokenUsage, type Metrics } from '../ops/metrics.js';
+import { failedJobsPerDevice, isFailing } from '../status/failing-devices.js';
+import { QUEUE } from '../base/jobs.js';
 import { opsRoutes, type ReadinessCheck } from '../ops/ops-routes.js';
 import { parsePlatformTime } from '../platform/timestamp.js';
 import { catchUpOnStart } from '../pull/catch-up.js';
@@ -189,6 +191,11 @@ export function opsPlugin(app: App, workers: RunningWorker[], queues: Queue[], i
       );
       for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: q.name, state }, n);
     }
+    const failedJobs = await failedJobsPerDevice(queues.find((q) => q.name === QUEUE.backfill));
+    setDeviceFailing(
+      metrics,
+      (await app.registry.list()).map((d) => ({ id: d.id, failing: isFailing(d, failedJobs.get(d.id) ?? 0) })),
+    );
     metrics.deadLetters.set(await deadLetters.count());
     setRollupBacklog(metrics, await app.rollup.dirty.backlog(), Date.now(), await app.rollup.days.backlog());
     const budget = await deadLetters.budget();

@@ -16,6 +16,8 @@ export interface Metrics {
   deadLettered: Counter<'source'>;
   sameTimeConflicts: Counter<'source'>;
   lastDataTime: Gauge<'device_id'>;
+  /** 1 for each registered device `expeed-sync status` calls failing, 0 for the others (set at scrape time) */
+  deviceFailing: Gauge<'device_id'>;
   gapsFound: Counter<'device_id'>;
   lateRows: Counter<'device_id'>;
   verifyHours: Counter<'result'>;
@@ -113,9 +115,17 @@ export function writeMetrics(
   };
 }
 
-/** Per-device series (labelled through `DeviceLabels`): newest data, late rows, gaps. */
-export function deviceMetrics(r: Registry[]): Pick<Metrics, 'lastDataTime' | 'lateRows' | 'gapsFound'> {
+/** Per-device series: failing or not, newest data, late rows, gaps. */
+export function deviceMetrics(
+  r: Registry[],
+): Pick<Metrics, 'deviceFailing' | 'lastDataTime' | 'lateRows' | 'gapsFound'> {
   return {
+    deviceFailing: new Gauge({
+      name: 'expeed_device_failing',
+      help: 'Per registered device: 1 when it is failing as expeed-sync status says (the platform refused it, or failed backfill jobs of it are kept), else 0',
+      labelNames: ['device_id'],
+      registers: r,
+    }),
     lastDataTime: new Gauge({
       name: 'expeed_last_data_timestamp_seconds',
       help: 'Newest data point written per device (Unix seconds)',

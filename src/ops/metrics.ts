@@ -35,6 +35,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   };
 }
 
+/**
+ * Mirrors which registered devices are failing (read at scrape time) into `expeed_device_failing`:
+ * one series per device in `devices`, 1 or 0; a device removed from the registry loses its series.
+ */
+export function setDeviceFailing(metrics: Metrics, devices: Array<{ id: string; failing: boolean }>): void {
+  metrics.deviceFailing.reset();
+  for (const d of devices) metrics.deviceFailing.set({ device_id: d.id }, d.failing ? 1 : 0);
+}
+
 /** Mirrors the rollup backlog of each tier (read at scrape time) into its gauges: `hour`, and `1d` when given. */
 export function setRollupBacklog(
   metrics: Metrics,

@@ -11,7 +11,9 @@
 import type { RedisConnection as Redis } from '../base/redis.js';
 import { redisKey } from '../base/redis.js';
 import { platformDay } from '../platform/timestamp.js';
-import { clearScored, hourOf, member, parseMember, type DirtyHour, type RollupBacklog } from './dirty-hours.js';
+import { hourOf } from './dirty-hours.js';
+import { member, ScoredSet } from './scored-set.js';
+import { withDefaults } from '../base/options.js';
 
 export interface DirtyDaysOptions {
   redis: Redis;
@@ -34,13 +36,13 @@ for i = 2, #ARGV do
 end
 return #ARGV - 1`;
 
-export class DirtyDays {
+export class DirtyDays extends ScoredSet {
   private readonly o: DirtyDaysOptions;
-  readonly key: string;
 
   constructor(options: Omit<DirtyDaysOptions, 'now'> & Partial<DirtyDaysOptions>) {
-    this.o = { now: Date.now, ...options };
-    this.key = redisKey(this.o.prefix, 'rollup', 'dirty-days');
+    const o = withDefaults({ now: Date.now }, options);
+    super(o.redis, redisKey(o.prefix, 'rollup', 'dirty-days'), o.now);
+    this.o = o;
   }
 
   /** The start (epoch ms) of the platform-local day that holds instant `t`. */
@@ -73,46 +75,7 @@ export class DirtyDays {
   }
 
   /** How many of these days (their start ms) of a device are still dirty. */
-  async count(deviceId: string, days: readonly number[]): Promise<number> {
-    let n = 0;
-    for (let i = 0; i < days.length; i += 1000) {
-      const scores = await this.o.redis.zmscore(this.key, ...days.slice(i, i + 1000).map((d) => member(deviceId, d)));
-      n += scores.filter((s) => s !== null).length;
-    }
-    return n;
-  }
-
-  /** Days touched at least `settleMs` ago, longest-waiting first (`hour` holds the day's start). */
-  async settled(settleMs: number, limit: number): Promise<DirtyHour[]> {
-    const flat = await this.o.redis.zrangebyscore(
-      this.key,
-      '-inf',
-      this.o.now() - settleMs,
-      'WITHSCORES',
-      'LIMIT',
-      0,
-      limit,
-    );
-    const out: DirtyHour[] = [];
-    for (let i = 0; i < flat.length; i += 2) out.push(parseMember(flat[i], flat[i + 1]));
-    return out;
-  }
-
-  /** Removes the days whose score is still the one read; returns how many were removed. */
-  async clear(days: readonly DirtyHour[]): Promise<number> {
-    return clearScored(
-      this.o.redis,
-      this.key,
-      days.map((d) => [member(d.deviceId, d.hour), d.score]),
-    );
-  }
-
-  /** `hours` holds the number of dirty days here */
-  async backlog(): Promise<RollupBacklog> {
-    const [days, first] = await Promise.all([
-      this.o.redis.zcard(this.key),
-      this.o.redis.zrange(this.key, 0, 0, 'WITHSCORES'),
-    ]);
-    return { hours: days, oldestDue: first.length ? Number(first[1]) : undefined };
+  count(deviceId: string, days: readonly number[]): Promise<number> {
+    return this.countOf(deviceId, days);
   }
 }

@@ -8,24 +8,11 @@
 import type { RedisConnection as Redis } from '../base/redis.js';
 import { redisKey } from '../base/redis.js';
 import { withDefaults } from '../base/options.js';
+import { member, ScoredSet } from './scored-set.js';
+
+export { member, parseMember, type DirtyHour, type RollupBacklog } from './scored-set.js';
 
 export const HOUR_MS = 3_600_000;
-
-/** One dirty hour of one device, with the score it had when it was read. */
-export interface DirtyHour {
-  deviceId: string;
-  /** epoch ms of the hour's start */
-  hour: number;
-  /** the score as Redis returned it (compared as a number) */
-  score: string;
-}
-
-export interface RollupBacklog {
-  /** dirty hours, settled or not */
-  hours: number;
-  /** the earliest score: when the longest-waiting hour became (or becomes) due, epoch ms */
-  oldestDue?: number;
-}
 
 export interface DirtyHoursOptions {
   redis: Redis;
@@ -62,52 +49,17 @@ for i = 4, #ARGV, 2 do
 end
 return (#ARGV - 3) / 2`;
 
-// pairs of member, score read before the computation: removed only when unchanged
-const CLEAR = `
-local n = 0
-for i = 1, #ARGV, 2 do
-  local cur = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if cur and tonumber(cur) == tonumber(ARGV[i + 1]) then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    n = n + 1
-  end
-end
-return n`;
-
 export const hourOf = (t: number): number => Math.floor(t / HOUR_MS) * HOUR_MS;
 
-/**
- * Compare-and-delete on a dirty set (hours here, days in ./dirty-days.ts): removes each member
- * whose score is still the one read; returns how many were removed.
- */
-export async function clearScored(
-  redis: Redis,
-  key: string,
-  members: ReadonlyArray<[member: string, score: string]>,
-): Promise<number> {
-  if (members.length === 0) return 0;
-  return (await redis.eval(CLEAR, 1, key, ...members.flat())) as number;
-}
-
-/** `<bucket start ms>|<device id>`: a member of a dirty set */
-export function member(deviceId: string, hour: number): string {
-  return `${hour}|${deviceId}`;
-}
-
-export function parseMember(m: string, score: string): DirtyHour {
-  const i = m.indexOf('|');
-  return { hour: Number(m.slice(0, i)), deviceId: m.slice(i + 1), score };
-}
-
-export class DirtyHours {
+export class DirtyHours extends ScoredSet {
   private readonly o: DirtyHoursOptions;
-  readonly key: string;
   private readonly manualKey: string;
 
   constructor(options: Omit<DirtyHoursOptions, keyof typeof DEFAULT_DIRTY_HOURS> & Partial<DirtyHoursOptions>) {
-    this.o = withDefaults(DEFAULT_DIRTY_HOURS, options);
-    this.key = redisKey(this.o.prefix, 'rollup', 'dirty');
-    this.manualKey = redisKey(this.o.prefix, 'rollup', 'manual-requests');
+    const o = withDefaults(DEFAULT_DIRTY_HOURS, options);
+    super(o.redis, redisKey(o.prefix, 'rollup', 'dirty'), o.now);
+    this.o = o;
+    this.manualKey = redisKey(o.prefix, 'rollup', 'manual-requests');
   }
 
   /**
@@ -137,49 +89,8 @@ export class DirtyHours {
     return marked;
   }
 
-  /** How many of these hours of a device are still dirty. */
-  async count(deviceId: string, hours: readonly number[]): Promise<number> {
-    let n = 0;
-    for (let i = 0; i < hours.length; i += 1000) {
-      const scores = await this.o.redis.zmscore(
-        this.key,
-        ...hours.slice(i, i + 1000).map((h) => member(deviceId, hourOf(h))),
-      );
-      n += scores.filter((s) => s !== null).length;
-    }
-    return n;
-  }
-
-  /** Hours due by `now - settleMs` (ended and untouched that long), longest-waiting first. */
-  async settled(settleMs: number, limit: number): Promise<DirtyHour[]> {
-    const flat = await this.o.redis.zrangebyscore(
-      this.key,
-      '-inf',
-      this.o.now() - settleMs,
-      'WITHSCORES',
-      'LIMIT',
-      0,
-      limit,
-    );
-    const out: DirtyHour[] = [];
-    for (let i = 0; i < flat.length; i += 2) out.push(parseMember(flat[i], flat[i + 1]));
-    return out;
-  }
-
-  /** Removes the hours whose score is still the one read; returns how many were removed. */
-  async clear(hours: readonly DirtyHour[]): Promise<number> {
-    return clearScored(
-      this.o.redis,
-      this.key,
-      hours.map((h) => [member(h.deviceId, h.hour), h.score]),
-    );
-  }
-
-  async backlog(): Promise<RollupBacklog> {
-    const [hours, first] = await Promise.all([
-      this.o.redis.zcard(this.key),
-      this.o.redis.zrange(this.key, 0, 0, 'WITHSCORES'),
-    ]);
-    return { hours, oldestDue: first.length ? Number(first[1]) : undefined };
+  /** How many of these hours (any ms inside them) of a device are still dirty. */
+  count(deviceId: string, hours: readonly number[]): Promise<number> {
+    return this.countOf(deviceId, hours.map(hourOf));
   }
 }

@@ -3,15 +3,16 @@
  * for tests, the demo and benchmarks. `startSimulator` wires the pieces; every generated row is
  * deterministic for (seed, device, time).
  */
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { withDefaults } from '../base/options.js';
 import { DeviceSeries } from './data-generator.js';
 import { DEFAULT_FIELDS } from './field-generators.js';
 import { Faults } from './faults.js';
-import { readPage } from './history.js';
 import { LiveFeed } from './live-feed.js';
 import { PushClient } from './push-client.js';
-import { servedValues } from './served-values.js';
-import { servedTime, TIMESTAMP_FORMS } from './served-times.js';
+import { RunningSimulator } from './running-simulator.js';
+import { TIMESTAMP_FORMS } from './served-times.js';
 import { createSimServer } from './server.js';
 import type { SimDeviceState, SimState } from './state.js';
 import { TokenIssuer } from './token-issuer.js';
@@ -20,7 +21,6 @@ import type {
   HistoryReading,
   SimDevice,
   SimDeviceSpec,
-  SimRow,
   Simulator,
   SimulatorOptions,
   SimulatorStats,
@@ -60,11 +60,11 @@ const CURSOR_READINGS: readonly CursorReading[] = ['next', 'last-inclusive', 'la
 
 /** The history reading of the options, every value checked (an error names the wrong one). */
 export function resolveHistoryReading(o: Pick<SimulatorOptions, 'history' | 'boundaryRepeat'>): HistoryReading {
-  const r: HistoryReading = {
+  const defaults: HistoryReading = {
     ...DEFAULT_HISTORY_READING,
     ...(o.boundaryRepeat ? { cursor: 'last-inclusive' as const } : {}),
-    ...stripUndefined(o.history ?? {}),
   };
+  const r: HistoryReading = withDefaults(defaults, o.history);
   if (!CURSOR_READINGS.includes(r.cursor))
     throw new Error(`simulator: history.cursor must be one of ${CURSOR_READINGS.join(', ')}, got "${r.cursor}"`);
   if (r.limit !== 'rows' && r.limit !== 'datapoints')
@@ -129,8 +129,12 @@ function resolveDevice(spec: SimDeviceSpec): SimDevice {
   };
 }
 
-export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
-  const o = { ...DEFAULT_SIMULATOR_OPTIONS, ...stripUndefined(options) };
+/** The options with every default in place (an option given as undefined keeps its default). */
+type ResolvedOptions = Omit<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS> &
+  Required<Pick<SimulatorOptions, keyof typeof DEFAULT_SIMULATOR_OPTIONS>>;
+
+/** Every option checked, an error naming the wrong one; returns the history reading. */
+function checkOptions(o: ResolvedOptions): HistoryReading {
   if (!(o.from <= o.to)) throw new Error(`simulator: from (${o.from}) must not be after to (${o.to})`);
   if (!(o.gapRate >= 0 && o.gapRate < 1)) throw new Error(`simulator: gapRate must be in [0, 1), got ${o.gapRate}`);
   if (!(o.sameMsRate >= 0 && o.sameMsRate <= 1))
@@ -145,25 +149,20 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     throw new Error(`simulator: timestampForm must be one of ${TIMESTAMP_FORMS.join(', ')}, got "${o.timestampForm}"`);
   if (!(Number.isInteger(o.fullRowEvery) && o.fullRowEvery >= 1))
     throw new Error(`simulator: fullRowEvery must be a whole number >= 1, got ${o.fullRowEvery}`);
-  const now = options.now ?? Date.now;
-  let clock: VendorClock;
+  return history;
+}
+
+function vendorClock(timezone: string): VendorClock {
   try {
-    clock = new VendorClock(o.timezone);
+    return new VendorClock(timezone);
   } catch {
-    throw new Error(`simulator: unknown time zone "${o.timezone}" (use an IANA name such as Asia/Shanghai)`);
+    throw new Error(`simulator: unknown time zone "${timezone}" (use an IANA name such as Asia/Shanghai)`);
   }
+}
+
+/** Each device with its generated series, by id; an id given twice is refused. */
+function simDevices(o: ResolvedOptions): Map<string, SimDeviceState> {
   const specs = typeof o.devices === 'number' ? generatedDevices(o.devices) : o.devices;
-  const stats: SimulatorStats = {
-    tokenCalls: 0,
-    tokenCallsByDay: {},
-    requests: {},
-    largestLimit: 0,
-    historyRowsServed: 0,
-    deviceFailures: { '502': 0, reset: 0 },
-    violations: [],
-    pushes: [],
-    settings: [],
-  };
   const devices = new Map<string, SimDeviceState>();
   const seriesOptions = {
     seed: o.seed,
@@ -177,6 +176,28 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     if (devices.has(device.id)) throw new Error(`simulator: device id ${device.id} given twice`);
     devices.set(device.id, { device, series: new DeviceSeries(device, seriesOptions) });
   }
+  return devices;
+}
+
+function emptyStats(): SimulatorStats {
+  return {
+    tokenCalls: 0,
+    tokenCallsByDay: {},
+    requests: {},
+    largestLimit: 0,
+    historyRowsServed: 0,
+    deviceFailures: { '502': 0, reset: 0 },
+    violations: [],
+    pushes: [],
+    settings: [],
+  };
+}
+
+/** What every endpoint shares: devices, clock, token issuer, push client, faults (set as the options say). */
+function simState(o: ResolvedOptions, history: HistoryReading, now: () => number): SimState {
+  const clock = vendorClock(o.timezone);
+  const devices = simDevices(o);
+  const stats = emptyStats();
   const tokens = new TokenIssuer({
     platformKey: o.platformKey,
     secretKey: o.secretKey,
@@ -212,100 +233,53 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     logger: o.logger,
     timers: new Set(),
   };
-
   state.faults.deviceFailRate = o.deviceFailRate;
   state.faults.deviceFailKind = o.deviceFailKind;
   state.faults.latencyMs = o.latencyMs;
-  const server = createSimServer(state);
-  await new Promise<void>((resolve, reject) => {
+  return state;
+}
+
+/** Resolves once the server listens on port and host (rejects with the listen error, e.g. EADDRINUSE). */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port, o.host, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
   });
+}
+
+/** With `livePushMs`, new rows are pushed as the clock moves; a wrong setting closes the simulator and throws. */
+async function startLiveFeed(
+  simulator: RunningSimulator,
+  o: ResolvedOptions,
+  livePushMs: number | undefined,
+  now: () => number,
+): Promise<void> {
+  if (livePushMs === undefined) return;
+  if (!(livePushMs > 0)) {
+    await simulator.close();
+    throw new Error(`simulator: livePushMs must be > 0, got ${livePushMs}`);
+  }
+  if (!o.pushUrl || !o.followClock) {
+    await simulator.close();
+    throw new Error('simulator: livePushMs needs pushUrl and followClock (rows are pushed as the clock moves)');
+  }
+  simulator.follow(new LiveFeed(simulator, { intervalMs: livePushMs, now, logger: o.logger }));
+}
+
+/** Checks the options, builds the state, listens, and starts the live feed when asked. */
+export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
+  const o: ResolvedOptions = withDefaults(DEFAULT_SIMULATOR_OPTIONS, options);
+  const history = checkOptions(o);
+  const now = options.now ?? Date.now;
+  const state = simState(o, history, now);
+  const server = createSimServer(state);
+  await listen(server, o.port, o.host);
   const { port } = server.address() as AddressInfo;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
-
-  const deviceOf = (id: string): SimDeviceState => {
-    const d = devices.get(id);
-    if (!d) throw new Error(`simulator: no device "${id}"`);
-    return d;
-  };
-
-  let closed: Promise<void> | undefined;
-  let feed: LiveFeed | undefined;
-  const simulator: Simulator = {
-    url: `http://${host}:${port}`,
-    devices: [...devices.values()].map((d) => d.device),
-    stats,
-    faults: state.faults,
-    rows(deviceId, from = -Infinity, to = Infinity): SimRow[] {
-      // everything the platform holds: no page cap applies to what a test compares against
-      return readPage({ ...state, history: { ...state.history, pageCap: 0 } }, deviceOf(deviceId), {
-        lo: from,
-        hi: to,
-        ascending: true,
-        limit: Infinity,
-      }).rows;
-    },
-    handshake: (opts) => push.handshake(opts),
-    pushStatus(deviceId, status) {
-      const d = deviceOf(deviceId).device;
-      return push.push(1, { device_id: d.id, device_key: d.key, device_sn: snOf(d.id), device_status: status });
-    },
-    pushData(deviceId, rows) {
-      const d = deviceOf(deviceId).device;
-      const data = rows.map((r) => ({
-        timestamp: servedTime(clock, state.timestampForm, r.time),
-        ...servedValues(r.values, state.numericStrings),
-      }));
-      return push.push(2, { device_id: d.id, device_key: d.key, data });
-    },
-    addRows(deviceId, rows) {
-      deviceOf(deviceId).series.add(rows);
-    },
-    setRange(from, to) {
-      if (!(from <= to)) throw new Error(`simulator setRange: from (${from}) must not be after to (${to})`);
-      state.range = { from, to };
-    },
-    setOnline(deviceId, online) {
-      deviceOf(deviceId).device.online = online;
-    },
-    close() {
-      closed ??= (async () => {
-        await feed?.close();
-        for (const t of state.timers) clearTimeout(t);
-        state.timers.clear();
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await stopped;
-        await push.close();
-      })();
-      return closed;
-    },
-  };
-  if (options.livePushMs !== undefined) {
-    if (!(options.livePushMs > 0)) {
-      await simulator.close();
-      throw new Error(`simulator: livePushMs must be > 0, got ${options.livePushMs}`);
-    }
-    if (!o.pushUrl || !o.followClock) {
-      await simulator.close();
-      throw new Error('simulator: livePushMs needs pushUrl and followClock (rows are pushed as the clock moves)');
-    }
-    feed = new LiveFeed(simulator, { intervalMs: options.livePushMs, now, logger: o.logger });
-  }
+  const simulator = new RunningSimulator(state, server, `http://${host}:${port}`);
+  await startLiveFeed(simulator, o, options.livePushMs, now);
   return simulator;
-}
-
-/** A stable serial number per device id, as msg_type 1 pushes carry one. */
-function snOf(id: string): string {
-  let h = 0;
-  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) >>> 0;
-  return `SN${h.toString(16).toUpperCase().padStart(8, '0')}`;
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

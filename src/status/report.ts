@@ -17,6 +17,7 @@ import type { RedisPersistence } from '../ops/redis-persistence.js';
 import type { CooldownWaits } from '../pull/cooldown-waits.js';
 import type { RollupFailure, RollupFailures } from '../rollup/rollup-failures.js';
 import type { PlatformProfile, PlatformProfileStore } from '../platform/platform-profile.js';
+import { failedJobsPerDevice, isFailing } from './failing-devices.js';
 
 export interface DeviceStatusRow {
   id: string;
@@ -48,7 +49,7 @@ export type DeviceState = 'ok' | 'failing' | 'stale' | 'never synced';
 export const DEVICE_STATES: readonly DeviceState[] = ['ok', 'failing', 'stale', 'never synced'];
 
 function deviceState(d: Omit<DeviceStatusRow, 'state'>, now: number, staleAfterMs: number): DeviceState {
-  if (d.failure || d.failedJobs > 0) return 'failing';
+  if (isFailing(d, d.failedJobs)) return 'failing';
   const synced = d.checkpoint ?? d.lastDataAt;
   if (synced === undefined) return 'never synced';
   return now - synced > staleAfterMs ? 'stale' : 'ok';
@@ -162,15 +163,7 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
           ),
         ),
       ),
-      guard('queues', async () => {
-        const q = src.queues.find((x) => x.name === src.backfillQueueName);
-        const perDevice = new Map<string, number>();
-        for (const job of (await q?.getFailed(0, 999)) ?? []) {
-          const id = (job?.data as { deviceId?: string } | undefined)?.deviceId;
-          if (id !== undefined) perDevice.set(id, (perDevice.get(id) ?? 0) + 1);
-        }
-        return perDevice;
-      }),
+      guard('queues', () => failedJobsPerDevice(src.queues.find((x) => x.name === src.backfillQueueName))),
       guard('token', () => src.tokens.usage()),
       guard('dead letters', () => src.deadLetters.count()),
       guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),

@@ -155,3 +155,33 @@ export function gateOpen(query: string, intervalMs: number): boolean {
 /** The source tier a query reads: `daily`, `hourly` or `raw`. */
 export const tierOf = (query: string) =>
   /"device_data_1d"/.test(query) ? 'daily' : /"device_data_1h"/.test(query) ? 'hourly' : 'raw';
+
+/**
+ * What Grafana picks for a hidden retention-policy variable of `dashboard` (`rollup_rp`, `hourly_rp`):
+ * the names its query answers (`SHOW RETENTION POLICIES`, first column) that its regex keeps, sorted
+ * descending (the variable's sort 2, checked); the first one is the value. `run` runs InfluxQL.
+ */
+export async function rpOptions(
+  dashboard: { templating: { list: Array<{ name: string; query?: unknown; regex?: string; sort?: number }> } },
+  name: string,
+  run: (query: string) => Promise<Array<{ values: unknown[][] }>>,
+): Promise<string[]> {
+  const v = dashboard.templating.list.find((x) => x.name === name);
+  if (!v || typeof v.query !== 'string' || !v.regex)
+    throw new Error(`dashboard has no query variable "${name}" with a regex`);
+  if (v.sort !== 2) throw new Error(`variable "${name}" is not sorted descending (sort 2) but ${v.sort}`);
+  const regex = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
+  const names = (await run(v.query)).flatMap((s) => s.values.map((r) => String(r[0]))).filter((n) => regex.test(n));
+  return names.sort().reverse();
+}
+
+/** The three layouts of the rollup tiers the dashboard tests run in (InfluxDB 1.x), by what the service is set to. */
+export const RP_LAYOUTS = [
+  { name: 'default RP (no retention)', rawRetentionMs: undefined, hourlyRetentionMs: undefined },
+  { name: 'rollups_forever (EXPEED_RAW_RETENTION=90d)', rawRetentionMs: 90 * 24 * HOUR, hourlyRetentionMs: undefined },
+  {
+    name: 'rollups_hourly + rollups_forever (EXPEED_HOURLY_RETENTION=400d)',
+    rawRetentionMs: undefined,
+    hourlyRetentionMs: 400 * 24 * HOUR,
+  },
+] as const;

@@ -13,15 +13,16 @@ import {
   gateOpen,
   influxInterpolator,
   panelTargets,
+  rpOptions,
+  RP_LAYOUTS,
   tierOf,
-  type GrafanaVariable,
   type InfluxSelection,
 } from '../helpers/grafana.js';
 import { RollupComputer } from '../../src/rollup/rollup-computer.js';
 import { createInfluxQuery } from '../../src/influx/query.js';
 import type { PointWriter } from '../../src/influx/api.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
-import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
+import { ensureDatabase, HOURLY_RP, ROLLUP_RP, rollupRps } from '../../src/influx/database.js';
 import { rollupLines, writeLines } from '../fixtures/rollup-points.js';
 
 const ROOT = new URL('../../', import.meta.url);
@@ -91,7 +92,15 @@ function lineProtocol(p: Point): string {
 // ---- Grafana's interpolation (test/helpers/grafana.ts) ---------------------------------------
 type Selection = InfluxSelection;
 const interpolate = influxInterpolator(dashboard, (name) =>
-  name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : name === 'numeric' ? NUMERIC : FIELDS,
+  name === 'device'
+    ? DEVICES
+    : name === 'rollup_rp'
+      ? [rollupRp]
+      : name === 'hourly_rp'
+        ? [hourlyRp]
+        : name === 'numeric'
+          ? NUMERIC
+          : FIELDS,
 );
 /** The platform's zone (the dashboard's constant $timezone): Asia/Shanghai, UTC+8 all year. */
 const TZ_OFFSET = 8 * HOUR;
@@ -125,17 +134,9 @@ function dashboardQueries(): Query[] {
 
 type Series = Awaited<ReturnType<typeof influxQuery>>;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
-/** what Grafana picks for $rollup_rp in the current database (its query, regex, sort 2 = descending; first wins) */
+/** what Grafana picks for $rollup_rp (daily rollups) and $hourly_rp (hourly ones) in the current database */
 let rollupRp: string;
-const rollupRpOptions = async (): Promise<string[]> => {
-  const v = (dashboard.templating.list as Array<GrafanaVariable & { query: string; regex: string; sort: number }>).find(
-    (x) => x.name === 'rollup_rp',
-  )!;
-  const regex = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
-  const names = (await run(v.query)).flatMap((s) => s.values.map((r) => String(r[0]))).filter((n) => regex.test(n));
-  expect(v.sort).toBe(2);
-  return names.sort().reverse();
-};
+let hourlyRp: string;
 const run = (q: string): Promise<Series> => influxQuery(db.name, q, INFLUX_URL);
 /** The values of a variable a selection shows (every value for All). */
 const chosenIn = (sel: Selection, name: string, every: string[]) =>
@@ -169,12 +170,9 @@ const byTitle = (title: string): Query[] => {
 const asRaw = (column: string) =>
   column.replace(/^(mean|last)_(.*)_(mean|last)$/, '$1_$2').replace(/^sum_(.*)_count$/, 'count_$1');
 
-const MODES = [
-  { name: 'default RP (no raw retention)', retention: false },
-  { name: 'rollups_forever (EXPEED_RAW_RETENTION=90d)', retention: true },
-];
-
-describe.each(MODES)('rollups in $name', ({ retention }) => {
+describe.each(RP_LAYOUTS)('rollups in $name', (layout) => {
+  /** where the service writes each tier in this layout (undefined: the default RP) */
+  const rps = rollupRps(layout);
   beforeAll(async () => {
     db = await createTestDatabase('dashboard');
     const res = await fetch(`${db.url}/write?db=${encodeURIComponent(db.name)}&precision=ms`, {
@@ -184,12 +182,17 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
     expect(res.status, await res.text()).toBe(204);
     // the hourly rollups, computed by the real rollup code from the raw fixture
     const influx = { url: db.url, api: 'v1' as const, bucket: db.name };
-    // with a raw retention the database gets its RPs where the writer ensures it, and rollups go to rollups_forever
-    if (retention) await ensureDatabase({ ...influx, rawRetentionMs: 90 * 24 * HOUR });
+    // with a retention the database gets its RPs where the writer ensures it, and each tier goes to its RP
+    if (rps.hourly)
+      await ensureDatabase({
+        ...influx,
+        rawRetentionMs: layout.rawRetentionMs,
+        hourlyRetentionMs: layout.hourlyRetentionMs,
+      });
     const writer: PointWriter = new InfluxPointWriter({
       ...influx,
       deadLetters: { add: async () => 'x' },
-      ...(retention ? { rp: ROLLUP_RP } : {}),
+      ...(rps.hourly ? { rp: rps.hourly } : {}),
     });
     const computed = await new RollupComputer({
       query: createInfluxQuery(influx),
@@ -202,8 +205,9 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
     const raw = points.filter((p) => p.m === 'device_data').map((p) => ({ device: p.device, t: p.t, f: p.f }));
     const daily = rollupLines('device_data_1d', raw, localDay);
     expect(daily.length).toBe(2 * new Set(raw.map((r) => localDay(r.t))).size);
-    await writeLines(db.url, db.name, daily, retention ? ROLLUP_RP : undefined);
-    rollupRp = (await rollupRpOptions())[0];
+    await writeLines(db.url, db.name, daily, rps.daily);
+    rollupRp = (await rpOptions(dashboard, 'rollup_rp', run))[0];
+    hourlyRp = (await rpOptions(dashboard, 'hourly_rp', run))[0];
   });
   afterAll(async () => {
     await db?.drop();
@@ -296,6 +300,7 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
         'field',
         'state',
         'rollup_rp',
+        'hourly_rp',
         'numeric',
         'timezone',
       ]);
@@ -314,17 +319,39 @@ describe.each(MODES)('rollups in $name', ({ retention }) => {
     const variables = (dashboard.templating.list as Array<{ name: string; query: string; regex?: string }>).map(
       (v) => ({ name: v.name, query: v.query, regex: v.regex }),
     );
-    test('$rollup_rp resolves to the retention policy the rollups were written to', async () => {
-      expect(await rollupRpOptions()).toEqual(retention ? [ROLLUP_RP, 'autogen'] : ['autogen']);
-      expect(rollupRp).toBe(retention ? ROLLUP_RP : 'autogen');
-      const [where] = await run(`SELECT count(*) FROM "${rollupRp}"."device_data_1h"`);
-      expect(where?.values.length).toBe(1);
-      // and nowhere else: with the retention on, the default RP holds no rollup
-      expect(await run('SELECT count(*) FROM "autogen"."device_data_1h"')).toEqual(retention ? [] : [where]);
-      // a database whose default RP has another name: Grafana's "None" (value '') reads the default RP
-      if (!retention) expect(await run('SELECT count(*) FROM ""."device_data_1h"')).toEqual([where]);
+    test('$rollup_rp resolves to the retention policy of the daily rollups, $hourly_rp to that of the hourly ones', async () => {
+      const forever = layout.rawRetentionMs !== undefined || layout.hourlyRetentionMs !== undefined;
+      expect(await rpOptions(dashboard, 'rollup_rp', run)).toEqual(forever ? [ROLLUP_RP, 'autogen'] : ['autogen']);
+      expect(await rpOptions(dashboard, 'hourly_rp', run)).toEqual([
+        ...(layout.hourlyRetentionMs ? [HOURLY_RP] : []),
+        ...(forever ? [ROLLUP_RP] : []),
+        'autogen',
+      ]);
+      expect([rollupRp, hourlyRp]).toEqual([rps.daily ?? 'autogen', rps.hourly ?? 'autogen']);
+      expect([rollupRp, hourlyRp]).toEqual(
+        layout.hourlyRetentionMs
+          ? [ROLLUP_RP, HOURLY_RP]
+          : layout.rawRetentionMs
+            ? [ROLLUP_RP, ROLLUP_RP]
+            : ['autogen', 'autogen'],
+      );
+      // each tier is in the RP its variable names and in no other one of the database
+      const existing = await rpOptions(dashboard, 'hourly_rp', run);
+      for (const [measurement, rp] of [
+        ['device_data_1h', hourlyRp],
+        ['device_data_1d', rollupRp],
+      ]) {
+        const [where] = await run(`SELECT count(*) FROM "${rp}"."${measurement}"`);
+        expect(where?.values.length, `${measurement} in ${rp}`).toBe(1);
+        for (const other of existing.filter((x) => x !== rp))
+          expect(await run(`SELECT count(*) FROM "${other}"."${measurement}"`), `${measurement} in ${other}`).toEqual(
+            [],
+          );
+        // a database whose default RP has another name: Grafana's "None" (value '') reads the default RP
+        if (rp === 'autogen') expect(await run(`SELECT count(*) FROM ""."${measurement}"`)).toEqual([where]);
+      }
     });
-    test.each(variables.filter((v) => !['rollup_rp', 'timezone'].includes(v.name)))(
+    test.each(variables.filter((v) => !['rollup_rp', 'hourly_rp', 'timezone'].includes(v.name)))(
       '$name lists what is in InfluxDB',
       async ({ name, query, regex }) => {
         const series = await run(interpolate(query, SELECTIONS[0], FROM, NOW));

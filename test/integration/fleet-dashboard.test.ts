@@ -1,6 +1,8 @@
 /**
  * Proves the InfluxDB panels of the fleet dashboard (grafana/dashboards/expeed-fleet.json) against a
- * real InfluxDB, with the rollups in the default RP and in `rollups_forever` (EXPEED_RAW_RETENTION):
+ * real InfluxDB in the three layouts of the rollup tiers (default RP; `rollups_forever` with
+ * EXPEED_RAW_RETENTION; hourly ones in `rollups_hourly`, daily ones in `rollups_forever` with
+ * EXPEED_HOURLY_RETENTION):
  * twelve devices over two platform-local days, device k missing k hours; raw rows, and the hourly and
  * daily rollups written directly from them (test/fixtures/rollup-points.ts). Every target is
  * interpolated as Grafana does and run at intervals that pick each source; the numbers are checked.
@@ -14,11 +16,13 @@ import {
   gateOpen,
   influxInterpolator,
   panelTargets,
+  rpOptions,
+  RP_LAYOUTS,
   tierOf,
   type InfluxSelection,
 } from '../helpers/grafana.js';
 import { rollupLines, writeLines, type RawRow } from '../fixtures/rollup-points.js';
-import { ensureDatabase, ROLLUP_RP } from '../../src/influx/database.js';
+import { ensureDatabase, rollupRps } from '../../src/influx/database.js';
 
 const dashboard = JSON.parse(
   readFileSync(new URL('../../grafana/dashboards/expeed-fleet.json', import.meta.url), 'utf8'),
@@ -56,8 +60,9 @@ const TARGETS = panelTargets(influxPanels, 'expeed-influxdb', check).map(({ pane
   where,
 }));
 let rollupRp = 'autogen';
+let hourlyRp = 'autogen';
 const interpolate = influxInterpolator(dashboard, (name) =>
-  name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : ['power'],
+  name === 'device' ? DEVICES : name === 'rollup_rp' ? [rollupRp] : name === 'hourly_rp' ? [hourlyRp] : ['power'],
 );
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 
@@ -78,116 +83,121 @@ async function answer(title: string, sel: InfluxSelection) {
 }
 const inBucket = (t: number, start: number, ms: number) => t >= start && t < start + ms;
 
-describe.each([{ retention: false }, { retention: true }])(
-  'fleet dashboard, raw retention $retention',
-  ({ retention }) => {
-    beforeAll(async () => {
-      db = await createTestDatabase('fleetdash');
-      if (retention) await ensureDatabase({ url: db.url, api: 'v1', bucket: db.name, rawRetentionMs: 90 * DAY });
-      rollupRp = retention ? ROLLUP_RP : 'autogen';
-      await writeLines(
-        db.url,
-        db.name,
-        rows.map(
-          (r) => `device_data,device_id=${r.device} power=${r.f.power}${r.f.mode ? `,mode="${r.f.mode}"` : ''} ${r.t}`,
-        ),
-      );
-      await writeLines(
-        db.url,
-        db.name,
-        rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR),
-        retention ? ROLLUP_RP : undefined,
-      );
-      await writeLines(
-        db.url,
-        db.name,
-        rollupLines('device_data_1d', rows, localDay),
-        retention ? ROLLUP_RP : undefined,
-      );
-    });
-    afterAll(async () => {
-      await db?.drop();
-    });
-
-    test('the dashboard is well-formed and provisioned beside the others; $datapoint lists the numeric datapoints', async () => {
-      expect(dashboard).toMatchObject({ uid: 'expeed-fleet', title: 'Expeed fleet' });
-      expect(TARGETS.length).toBe(7);
-      expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual([
-        'device',
-        'rollup_rp',
-        'datapoint',
-        'timezone',
-      ]);
-      const v = dashboard.templating.list[2];
-      const keys = (await influxQuery(db.name, interpolate(v.query, selection(HOUR), FROM, TO), db.url))[0].values.map(
-        (r) => String(r[0]),
-      );
-      const pattern = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
-      expect(keys.flatMap((k) => pattern.exec(k)?.[1] ?? [])).toEqual(['power']);
-    });
-
-    test.each([10 * 60_000, HOUR, 2 * HOUR, DAY, 2 * DAY])(
-      'at %i ms exactly the target for that source answers',
-      async (ms) => {
-        for (const t of TARGETS) {
-          const series = await run(t.query, selection(ms));
-          if (gateOpen(t.query, ms)) expect(series.length, `${t.where} answered nothing`).toBeGreaterThan(0);
-          else expect(series, `${t.where} answered at ${ms} ms`).toEqual([]);
-        }
-      },
+describe.each(RP_LAYOUTS)('fleet dashboard, rollups in $name', (layout) => {
+  const rps = rollupRps(layout);
+  beforeAll(async () => {
+    db = await createTestDatabase('fleetdash');
+    if (rps.hourly)
+      await ensureDatabase({
+        url: db.url,
+        api: 'v1',
+        bucket: db.name,
+        rawRetentionMs: layout.rawRetentionMs,
+        hourlyRetentionMs: layout.hourlyRetentionMs,
+      });
+    await writeLines(
+      db.url,
+      db.name,
+      rows.map(
+        (r) => `device_data,device_id=${r.device} power=${r.f.power}${r.f.mode ? `,mode="${r.f.mode}"` : ''} ${r.t}`,
+      ),
     );
+    await writeLines(
+      db.url,
+      db.name,
+      rollupLines('device_data_1h', rows, (t) => Math.floor(t / HOUR) * HOUR),
+      rps.hourly,
+    );
+    await writeLines(db.url, db.name, rollupLines('device_data_1d', rows, localDay), rps.daily);
+    const run = (q: string) => influxQuery(db.name, q, db.url);
+    rollupRp = (await rpOptions(dashboard, 'rollup_rp', run))[0];
+    hourlyRp = (await rpOptions(dashboard, 'hourly_rp', run))[0];
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
 
-    test.each([
-      { ms: 10 * 60_000, tier: 'raw' },
-      { ms: HOUR, tier: 'hourly' },
-      { ms: DAY, tier: 'daily' },
-    ])('devices reporting per interval from $tier', async ({ ms, tier }) => {
-      const got = await answer('Devices reporting', selection(ms));
+  test('the dashboard is well-formed and provisioned beside the others; $datapoint lists the numeric datapoints', async () => {
+    expect(dashboard).toMatchObject({ uid: 'expeed-fleet', title: 'Expeed fleet' });
+    expect(TARGETS.length).toBe(7);
+    expect(dashboard.templating.list.map((v: { name: string }) => v.name)).toEqual([
+      'device',
+      'rollup_rp',
+      'hourly_rp',
+      'datapoint',
+      'timezone',
+    ]);
+    // the hidden variables find each tier where this layout put it
+    expect([rollupRp, hourlyRp]).toEqual([rps.daily ?? 'autogen', rps.hourly ?? 'autogen']);
+    const v = dashboard.templating.list[3];
+    const keys = (await influxQuery(db.name, interpolate(v.query, selection(HOUR), FROM, TO), db.url))[0].values.map(
+      (r) => String(r[0]),
+    );
+    const pattern = new RegExp(v.regex.slice(1, v.regex.lastIndexOf('/')));
+    expect(keys.flatMap((k) => pattern.exec(k)?.[1] ?? [])).toEqual(['power']);
+  });
+
+  test.each([10 * 60_000, HOUR, 2 * HOUR, DAY, 2 * DAY])(
+    'at %i ms exactly the target for that source answers',
+    async (ms) => {
+      for (const t of TARGETS) {
+        const series = await run(t.query, selection(ms));
+        if (gateOpen(t.query, ms)) expect(series.length, `${t.where} answered nothing`).toBeGreaterThan(0);
+        else expect(series, `${t.where} answered at ${ms} ms`).toEqual([]);
+      }
+    },
+  );
+
+  test.each([
+    { ms: 10 * 60_000, tier: 'raw' },
+    { ms: HOUR, tier: 'hourly' },
+    { ms: DAY, tier: 'daily' },
+  ])('devices reporting per interval from $tier', async ({ ms, tier }) => {
+    const got = await answer('Devices reporting', selection(ms));
+    expect(got.tier).toBe(tier);
+    const values = got.series[0].values as Array<[number, number]>;
+    expect(values.length).toBe(Math.floor((TO - 1 + TZ_OFFSET) / ms) - Math.floor((FROM + TZ_OFFSET) / ms) + 1);
+    for (const [t, n] of values)
+      expect(n, `bucket ${t}`).toBe(new Set(rows.filter((r) => inBucket(r.t, t, ms)).map((r) => r.device)).size);
+    if (ms === HOUR) expect(values.map(([, n]) => n).slice(0, 6)).toEqual([12, 12, 12, 1, 2, 3]);
+  });
+
+  test.each([
+    { ms: 10 * 60_000, tier: 'raw' },
+    { ms: 2 * HOUR, tier: 'hourly' },
+    { ms: DAY, tier: 'daily' },
+  ])('fleet mean / min / max from $tier equal the raw rows', async ({ ms, tier }) => {
+    for (const device of ['all', [DEVICES[5]]] as const) {
+      const got = await answer('Fleet mean', selection(ms, device === 'all' ? 'all' : [...device]));
       expect(got.tier).toBe(tier);
-      const values = got.series[0].values as Array<[number, number]>;
-      expect(values.length).toBe(Math.floor((TO - 1 + TZ_OFFSET) / ms) - Math.floor((FROM + TZ_OFFSET) / ms) + 1);
-      for (const [t, n] of values)
-        expect(n, `bucket ${t}`).toBe(new Set(rows.filter((r) => inBucket(r.t, t, ms)).map((r) => r.device)).size);
-      if (ms === HOUR) expect(values.map(([, n]) => n).slice(0, 6)).toEqual([12, 12, 12, 1, 2, 3]);
-    });
-
-    test.each([
-      { ms: 10 * 60_000, tier: 'raw' },
-      { ms: 2 * HOUR, tier: 'hourly' },
-      { ms: DAY, tier: 'daily' },
-    ])('fleet mean / min / max from $tier equal the raw rows', async ({ ms, tier }) => {
-      for (const device of ['all', [DEVICES[5]]] as const) {
-        const got = await answer('Fleet mean', selection(ms, device === 'all' ? 'all' : [...device]));
-        expect(got.tier).toBe(tier);
-        const s = got.series[0];
-        const col = (name: string) => s.columns.indexOf(name);
-        expect(s.values.length).toBeGreaterThan(0);
-        for (const v of s.values) {
-          const vs = rows
-            .filter((r) => inBucket(r.t, v[0] as number, ms) && (device === 'all' || r.device === device[0]))
-            .map((r) => r.f.power as number);
-          expect(v[col('mean')]).toBeCloseTo(vs.reduce((a, b) => a + b, 0) / vs.length, 9);
-          expect([v[col('min')], v[col('max')]]).toEqual([Math.min(...vs), Math.max(...vs)]);
-        }
+      const s = got.series[0];
+      const col = (name: string) => s.columns.indexOf(name);
+      expect(s.values.length).toBeGreaterThan(0);
+      for (const v of s.values) {
+        const vs = rows
+          .filter((r) => inBucket(r.t, v[0] as number, ms) && (device === 'all' || r.device === device[0]))
+          .map((r) => r.f.power as number);
+        expect(v[col('mean')]).toBeCloseTo(vs.reduce((a, b) => a + b, 0) / vs.length, 9);
+        expect([v[col('min')], v[col('max')]]).toEqual([Math.min(...vs), Math.max(...vs)]);
       }
-    });
+    }
+  });
 
-    test('top 10 devices by missing hours, whatever the interval; one device selected: that one', async () => {
-      for (const ms of [10 * 60_000, DAY]) {
-        const [s] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(ms));
-        const byDevice = s.values
-          .map((v) => [v[s.columns.indexOf('device_id')], v[s.columns.indexOf('missing')]])
-          .sort((a, b) => (b[1] as number) - (a[1] as number));
-        expect(byDevice).toEqual(
-          DEVICES.slice(2)
-            .reverse()
-            .map((d, i) => [d, 11 - i]),
-        );
-      }
-      const [one] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(HOUR, [DEVICES[7]]));
-      expect(one.values.map((v) => [v[one.columns.indexOf('device_id')], v[one.columns.indexOf('missing')]])).toEqual([
-        [DEVICES[7], 7],
-      ]);
-    });
-  },
-);
+  test('top 10 devices by missing hours, whatever the interval; one device selected: that one', async () => {
+    for (const ms of [10 * 60_000, DAY]) {
+      const [s] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(ms));
+      const byDevice = s.values
+        .map((v) => [v[s.columns.indexOf('device_id')], v[s.columns.indexOf('missing')]])
+        .sort((a, b) => (b[1] as number) - (a[1] as number));
+      expect(byDevice).toEqual(
+        DEVICES.slice(2)
+          .reverse()
+          .map((d, i) => [d, 11 - i]),
+      );
+    }
+    const [one] = await run(TARGETS.find((t) => t.title.startsWith('Top 10'))!.query, selection(HOUR, [DEVICES[7]]));
+    expect(one.values.map((v) => [v[one.columns.indexOf('device_id')], v[one.columns.indexOf('missing')]])).toEqual([
+      [DEVICES[7], 7],
+    ]);
+  });
+});

@@ -6,6 +6,8 @@
  * target and the template variable are interpolated the way Grafana's Prometheus data source does
  * it and run on Prometheus' HTTP API, as range or instant queries like Grafana sends them. A query
  * Prometheus refuses, an empty result, a wrong number or a macro left unreplaced fails the test.
+ * One more device is registered that the simulator does not know: the platform answers "no such
+ * device" for it, so it is the one failing device (`expeed_device_failing`, the fleet dashboard).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -169,6 +171,8 @@ let promDir: string | undefined;
 let promStartS = 0;
 let window: Window;
 let devices: string[];
+/** registered in the service, unknown to the simulated platform */
+const UNKNOWN = 'dev-unknown';
 
 /** Waits as the shared helper does, with a longer default and the service's stderr on timeout. */
 function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
@@ -216,6 +220,7 @@ beforeAll(async () => {
     LOG_LEVEL: 'warn',
   };
   for (const d of sim.devices) expect((await runCli(['devices', 'add', d.id, '--key', d.key], env)).code).toBe(0);
+  expect((await runCli(['devices', 'add', UNKNOWN, '--key', 'key-of-no-device'], env)).code).toBe(0);
 
   // Prometheus first, so that it sees the backfill from its beginning
   const promPort = await freePort();
@@ -263,7 +268,15 @@ beforeAll(async () => {
         w,
         devices,
       );
-      return verified.some((s) => s.metric.result === 'equal' && finite(s).some((v) => v > 0));
+      if (!verified.some((s) => s.metric.result === 'equal' && finite(s).some((v) => v > 0))) return false;
+      // and the unknown device's backfill has failed, so it is failing
+      const failing = await runTarget(
+        FLEET_TARGETS.find((t) => t.title === 'Failing devices')!,
+        { name: 'all', device: 'all' },
+        w,
+        devices,
+      );
+      return failing.length > 0;
     },
     150_000,
   );
@@ -343,12 +356,13 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
           expect(values).toEqual([200]);
           break;
         case 'Platform requests/s by endpoint and result A': {
-          // no faults injected: every request succeeded; the first sync (reason catch-up) asks
-          // currentDatapoints once per device before it walks the history
-          expect(series.map((s) => `${s.metric.endpoint} ${s.metric.result}`).sort()).toEqual([
-            'current code_0',
-            'history code_0',
-          ]);
+          // no faults injected: every request for the simulated devices succeeded; the first sync (reason
+          // catch-up) asks currentDatapoints once per device before it walks the history. The unknown
+          // device's calls are answered 2 (no such device), nothing else
+          const results = series.map((s) => `${s.metric.endpoint} ${s.metric.result}`).sort();
+          expect(results.filter((r) => r.endsWith(' code_0'))).toEqual(['current code_0', 'history code_0']);
+          expect(results.filter((r) => !r.endsWith(' code_0')).length).toBeGreaterThan(0);
+          for (const r of results) expect(r).toMatch(/^(current|history) code_[02]$/);
           expect(max).toBeGreaterThan(0);
           break;
         }
@@ -386,8 +400,10 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
             new Set(['active', 'delayed', 'failed', 'paused', 'prioritized', 'waiting', 'waiting-children']),
           );
           expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
-          // nothing is faulted, so no job failed
-          expect(new Set(series.filter((s) => s.metric.state === 'failed').flatMap(finite))).toEqual(new Set([0]));
+          // nothing is faulted: only the unknown device's backfill jobs failed
+          const failed = series.filter((s) => s.metric.state === 'failed');
+          expect(new Set(failed.filter((s) => s.metric.queue !== 'backfill').flatMap(finite))).toEqual(new Set([0]));
+          expect(finite(failed.find((s) => s.metric.queue === 'backfill')!).at(-1)).toBeGreaterThan(0);
           break;
         }
         case 'Job duration p95 by queue A':
@@ -422,7 +438,8 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
           throw new Error(`no expectation for panel "${t.title}" target ${t.refId}: add one`);
       }
     });
-    // the simulated history ends two days ago, so every device is stale; nothing failed, nothing came late
+    // the simulated history ends two days ago, so every device with data is stale; only the unknown
+    // device failed (it has no data, so it is in no selection but All); nothing came late
     test.each(FLEET_TARGETS)('fleet: $title $refId', async (t) => {
       const series = await runTarget(t, sel, window, devices);
       const chosen = sel.device === 'all' ? devices : [...sel.device].sort();
@@ -432,15 +449,31 @@ describe.skipIf(!hasPrometheus)('against a real Prometheus scraping `expeed-sync
           expect(series.map((s) => s.metric.device_id).sort()).toEqual(chosen);
           expect(Math.min(...values)).toBeGreaterThan(2 * 86_400);
           break;
-        case 'Stale devices / failed sync jobs A':
+        case 'Failing devices A':
+          // an instant table: each failing device once, at 1; the simulated devices are not failing
+          expect(series.map((s) => [s.metric.device_id, s.values])).toEqual(
+            sel.device === 'all' ? [[UNKNOWN, [1]]] : [],
+          );
+          break;
+        case 'Stale / failing devices, failed jobs A':
           // 0 until the service's first write set the gauge, then every chosen device (the stat shows the last)
           expect(series.length).toBe(1);
           expect(values.at(-1)).toBe(chosen.length);
           expect(new Set(values).size).toBeLessThanOrEqual(2);
           expect(values.every((v) => v === 0 || v === chosen.length)).toBe(true);
           break;
-        case 'Stale devices / failed sync jobs B':
-        case 'Stale devices / failed sync jobs C':
+        case 'Stale / failing devices, failed jobs B':
+          // 0 until the first scrape after the unknown device's backfill failed, then 1 for All
+          expect(series.length).toBe(1);
+          expect(values.at(-1)).toBe(sel.device === 'all' ? 1 : 0);
+          expect(values.every((v) => v === 0 || v === 1)).toBe(true);
+          break;
+        case 'Stale / failing devices, failed jobs C':
+          // jobs of any queue (no device filter): the unknown device's failed jobs
+          expect(series.length).toBe(1);
+          expect(Math.min(...values)).toBeGreaterThanOrEqual(0);
+          expect(values.at(-1)).toBeGreaterThan(0);
+          break;
         case 'Late rows in the range A':
           expect(new Set(values)).toEqual(new Set([0]));
           break;
