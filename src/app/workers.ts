@@ -31,6 +31,7 @@ import { LateRows, LookbackRunner } from '../pull/lookback.js';
 import { VerifyJobRunner, VerifyLedger } from '../pull/verify-run.js';
 import type { CooldownWaits } from '../pull/cooldown-waits.js';
 import { learningWalk, PlatformProfileStore } from '../platform/platform-profile.js';
+import type { HistoryWalk } from '../pull/backfill-runner.js';
 import { ReconnectRunner, ReconnectWatch } from '../pull/reconnect.js';
 import { zoneOffsetMs } from '../platform/timestamp.js';
 
@@ -69,6 +70,83 @@ export interface AppWorkers {
   closeWorkers(): Promise<void>;
 }
 
+/** The backfill's walk: it starts with what earlier walks (of any replica) learned about the platform, and adds to it. */
+function profiledWalk(p: WorkerParts): HistoryWalk {
+  const profiled = learningWalk(
+    p.platform,
+    new PlatformProfileStore({ redis: p.redis, prefix: p.config.prefix, log: p.logger }),
+    p.logger,
+  );
+  return (device, range, call) => profiled(device, { ...range, call });
+}
+
+function lookbackRunner(p: WorkerParts, walk: HistoryWalk): LookbackRunner {
+  return new LookbackRunner({
+    walk,
+    query: p.influx,
+    pageLimit: p.config.pageLimit,
+    writer: p.writer,
+    registry: p.registry,
+    lateRows: new LateRows(p.redis, p.config.prefix),
+    onLateRows: (deviceId, n) => p.metrics.lateRows.inc({ device_id: deviceId }, n),
+  });
+}
+
+function verifyRunner(p: WorkerParts, walk: HistoryWalk): VerifyJobRunner {
+  const { config } = p;
+  return new VerifyJobRunner({
+    walk,
+    query: p.influx,
+    pageLimit: config.pageLimit,
+    writer: p.writer,
+    markHours: (touched) => p.rollup.dirty.mark(touched),
+    windowMs: config.backfillWindowMs,
+    registry: p.registry,
+    ledger: new VerifyLedger(p.redis, config.prefix),
+    onTotals: (t) => {
+      for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
+    },
+  });
+}
+
+/** The backfill worker's options from the app's parts: its walk, the lookback, reconnect and verify runners, the quiet check. */
+function backfillWorkerOptions(p: WorkerParts, walk: HistoryWalk) {
+  const { config, logger } = p;
+  return {
+    connection: bullConnection(p.redis),
+    prefix: config.prefix,
+    platform: p.platform,
+    writer: p.writer,
+    deadLetters: p.deadLetters,
+    registry: p.registry,
+    checkpoints: p.checkpoints,
+    logger,
+    concurrency: config.workerConcurrency,
+    // each job makes at least one request: job starts cannot outrun the request rate either
+    limiter: { max: config.platformRateLimit, duration: 1000 },
+    pageLimit: config.pageLimit,
+    walk,
+    lookback: lookbackRunner(p, walk),
+    reconnect: new ReconnectRunner({
+      query: p.influx,
+      lookback: lookbackRunner(p, walk),
+      windowMs: config.backfillWindowMs,
+      gridOffset: (t) => zoneOffsetMs(t, config.timezone),
+    }),
+    verify: verifyRunner(p, walk),
+    waits: p.cooldownWaits,
+    quiet: new QuietCheck({
+      platform: p.platform,
+      store: p.platformNewest,
+      registry: p.registry,
+      checkpoints: p.checkpoints,
+      logger,
+      onSkip: () => p.metrics.walksSkipped.inc(),
+      ...(p.clock ? { now: p.clock } : {}),
+    }),
+  };
+}
+
 export function appWorkers(p: WorkerParts): AppWorkers {
   const { config, logger } = p;
   const open: Array<{ close(): Promise<void> }> = [];
@@ -79,22 +157,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
     queue: p.backfillQueue,
     settleMs: config.reconnectSettleMs,
   });
-  // every walk starts with what earlier walks (of any replica) learned about the platform, and adds to it
-  const profiled = learningWalk(
-    p.platform,
-    new PlatformProfileStore({ redis: p.redis, prefix: config.prefix, log: logger }),
-    logger,
-  );
-  const lookback = (): LookbackRunner =>
-    new LookbackRunner({
-      walk: (device, range, call) => profiled(device, { ...range, call }),
-      query: p.influx,
-      pageLimit: config.pageLimit,
-      writer: p.writer,
-      registry: p.registry,
-      lateRows: new LateRows(p.redis, config.prefix),
-      onLateRows: (deviceId, n) => p.metrics.lateRows.inc({ device_id: deviceId }, n),
-    });
+  const walk = profiledWalk(p);
   function started<W extends { close(): Promise<void> }>(w: W): W {
     open.push(w);
     return w;
@@ -102,55 +165,7 @@ export function appWorkers(p: WorkerParts): AppWorkers {
 
   return {
     startBackfillWorker(overrides = {}) {
-      return started(
-        createBackfillWorker({
-          connection: bullConnection(p.redis),
-          prefix: config.prefix,
-          platform: p.platform,
-          writer: p.writer,
-          deadLetters: p.deadLetters,
-          registry: p.registry,
-          checkpoints: p.checkpoints,
-          logger,
-          concurrency: config.workerConcurrency,
-          // each job makes at least one request: job starts cannot outrun the request rate either
-          limiter: { max: config.platformRateLimit, duration: 1000 },
-          pageLimit: config.pageLimit,
-          walk: (device, range, call) => profiled(device, { ...range, call }),
-          lookback: lookback(),
-          reconnect: new ReconnectRunner({
-            query: p.influx,
-            lookback: lookback(),
-            windowMs: config.backfillWindowMs,
-            gridOffset: (t) => zoneOffsetMs(t, config.timezone),
-          }),
-          verify: new VerifyJobRunner({
-            walk: (device, range, call) => profiled(device, { ...range, call }),
-            query: p.influx,
-            pageLimit: config.pageLimit,
-            writer: p.writer,
-            markHours: (touched) => p.rollup.dirty.mark(touched),
-            windowMs: config.backfillWindowMs,
-            registry: p.registry,
-            ledger: new VerifyLedger(p.redis, config.prefix),
-            onTotals: (t) => {
-              for (const [result, n] of Object.entries(t)) if (n) p.metrics.verifyHours.inc({ result }, n);
-            },
-          }),
-          waits: p.cooldownWaits,
-          quiet: new QuietCheck({
-            platform: p.platform,
-            store: p.platformNewest,
-            registry: p.registry,
-            checkpoints: p.checkpoints,
-            logger,
-            onSkip: () => p.metrics.walksSkipped.inc(),
-            ...(p.clock ? { now: p.clock } : {}),
-          }),
-          ...clock,
-          ...overrides,
-        }),
-      );
+      return started(createBackfillWorker({ ...backfillWorkerOptions(p, walk), ...clock, ...overrides }));
     },
     startStatusWorker(overrides = {}) {
       return started(

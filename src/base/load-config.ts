@@ -1,14 +1,15 @@
 /**
  * The configuration read from the environment: every variable with its default, and the rules that
  * tie variables together (credentials set in pairs, a reserve below the limit, a retention long
- * enough for rollups, a Redis Cluster with database 0 only). Defaults match .env.example (tested).
+ * enough for rollups, a Redis Cluster with database 0 only), one reader per section (InfluxDB's in
+ * influx-config.ts). Defaults match .env.example (tested).
  */
 import { clusterPrefix } from './redis.js';
+import { influxConfig } from './influx-config.js';
 import {
   ConfigError,
   PLATFORM_DEFAULTS,
   DEFAULT_HEAP_GROWTH_PERCENT,
-  DEFAULT_NUMERIC_STRINGS,
   DEFAULT_INFLUX_START_TIMEOUT_MS,
   DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
   type Config,
@@ -31,97 +32,29 @@ import {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const DAY_MS = 86_400_000;
 
-/**
- * EXPEED_RAW_RETENTION: empty = off. An hour must settle and a backfill window must land before
- * its raw rows may expire, or a rollup would be computed from rows already gone.
- */
-function rawRetention(env: Env, settleMs: number, backfillWindowMs: number): number | undefined {
-  const name = 'EXPEED_RAW_RETENTION';
-  if (optional(env, name) === undefined) return undefined;
-  const ms = duration(env, name, 0);
-  const floor = Math.max(DAY_MS, settleMs + backfillWindowMs + 3_600_000);
-  if (ms < floor) {
-    throw new ConfigError(
-      name,
-      `must be at least ${Math.ceil(floor / 3_600_000)}h (1d, and longer than EXPEED_ROLLUP_SETTLE + EXPEED_BACKFILL_WINDOW + 1h), got "${optional(env, name)}"`,
-    );
-  }
-  return ms;
-}
-
-/**
- * EXPEED_HOURLY_RETENTION: empty = off (hourly rollups kept forever). A day is built from its
- * hours once they have settled, so they must outlive a day and the settle time.
- */
-function hourlyRetention(env: Env, settleMs: number): number | undefined {
-  const name = 'EXPEED_HOURLY_RETENTION';
-  if (optional(env, name) === undefined) return undefined;
-  const ms = duration(env, name, 0);
-  const floor = Math.max(2 * DAY_MS, settleMs + DAY_MS + 3_600_000);
-  if (ms < floor) {
-    throw new ConfigError(
-      name,
-      `must be at least ${Math.ceil(floor / 3_600_000)}h (2d, and longer than 1d + EXPEED_ROLLUP_SETTLE + 1h), got "${optional(env, name)}"`,
-    );
-  }
-  return ms;
-}
-
-/**
- * InfluxDB credentials go in INFLUX_TOKEN, never in the URL: a URL is printed (logs, /readyz) and
- * the client does not send its user part, so every write would fail while pushes were acknowledged.
- */
-function influxUrl(env: Env): string {
-  const value = url(env, 'INFLUX_URL', 'http://127.0.0.1:8086', ['http:', 'https:']);
-  const parsed = new URL(value);
-  if (parsed.username || parsed.password) {
-    parsed.username = '';
-    parsed.password = '';
-    throw new ConfigError(
-      'INFLUX_URL',
-      `must not contain a user or password (got "${parsed.origin}" with credentials): set INFLUX_TOKEN=user:password (1.x) or the API token (2.x) instead`,
-    );
-  }
-  return value;
-}
-
-export function loadConfig(env: Env = process.env, now = Date.now()): Config {
+/** The vendor platform: credentials (set in pairs), zone, token budget, request behaviour. */
+function platformConfig(
+  env: Env,
+): Pick<
+  Config,
+  | 'baseUrl'
+  | 'platformKey'
+  | 'secretKey'
+  | 'timezone'
+  | 'tokenDailyLimit'
+  | 'tokenReserve'
+  | 'tokenCooldownMs'
+  | 'tokenCooldownMaxMs'
+  | 'unknownCodeRetries'
+  | 'settingBody'
+  | 'requestTimeoutMs'
+> {
   const platformKey = optional(env, 'EXPEED_PLATFORM_KEY');
   const secretKey = optional(env, 'EXPEED_SECRET_KEY');
   if ((platformKey === undefined) !== (secretKey === undefined)) {
     throw new ConfigError(
       platformKey === undefined ? 'EXPEED_PLATFORM_KEY' : 'EXPEED_SECRET_KEY',
       'EXPEED_PLATFORM_KEY and EXPEED_SECRET_KEY must be set together',
-    );
-  }
-  const logLevel = str(env, 'LOG_LEVEL', 'info').toLowerCase();
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
-  const api = str(env, 'INFLUX_API', 'auto').toLowerCase();
-  if (api !== 'auto' && api !== 'v1' && api !== 'v2') {
-    throw new ConfigError('INFLUX_API', `expected auto, v1 or v2, got "${api}"`);
-  }
-  const path = str(env, 'WEBHOOK_PATH', '/webhook');
-  if (!path.startsWith('/')) throw new ConfigError('WEBHOOK_PATH', `must start with "/", got "${path}"`);
-  const givenPrefix = str(env, 'EXPEED_PREFIX', 'expeed');
-  if (/[\s:]/.test(givenPrefix))
-    throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
-  const redisClusterNodes = clusterNodes('REDIS_CLUSTER_NODES', optional(env, 'REDIS_CLUSTER_NODES'));
-  const prefix = redisClusterNodes ? clusterPrefix(givenPrefix) : givenPrefix;
-  const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
-  if (redisClusterNodes && !['', '/', '/0'].includes(new URL(redisUrl).pathname)) {
-    throw new ConfigError(
-      'REDIS_URL',
-      `a Redis Cluster has only database 0; REDIS_URL names database "${new URL(redisUrl).pathname.slice(1)}" while REDIS_CLUSTER_NODES is set`,
-    );
-  }
-  const adminUser = optional(env, 'ADMIN_USER');
-  const adminPassword = optional(env, 'ADMIN_PASSWORD');
-  if ((adminUser === undefined) !== (adminPassword === undefined)) {
-    throw new ConfigError(
-      adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD',
-      'ADMIN_USER and ADMIN_PASSWORD must be set together',
     );
   }
   const tokenDailyLimit = int(env, 'EXPEED_TOKEN_DAILY_LIMIT', PLATFORM_DEFAULTS.tokenDailyLimit, 1);
@@ -145,13 +78,6 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       `must not be shorter than EXPEED_TOKEN_COOLDOWN (${tokenCooldownMs} ms), got ${tokenCooldownMaxMs} ms`,
     );
   }
-  const numericStrings = str(env, 'EXPEED_NUMERIC_STRINGS', DEFAULT_NUMERIC_STRINGS).toLowerCase();
-  if (numericStrings !== 'number' && numericStrings !== 'string') {
-    throw new ConfigError(
-      'EXPEED_NUMERIC_STRINGS',
-      `expected number (a numeric string such as "21.5" is written as a float) or string (kept as it came), got "${numericStrings}"`,
-    );
-  }
   const settingBody = str(env, 'EXPEED_SETTING_BODY', 'bare').toLowerCase();
   if (settingBody !== 'bare' && settingBody !== 'data') {
     throw new ConfigError(
@@ -159,7 +85,6 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       `expected bare (the settings object) or data ({"data": settings}), got "${settingBody}"`,
     );
   }
-
   return {
     baseUrl: url(env, 'EXPEED_BASE_URL', 'https://api.iot-expeed.com', ['http:', 'https:']),
     platformKey,
@@ -172,6 +97,27 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     unknownCodeRetries: int(env, 'EXPEED_UNKNOWN_CODE_RETRIES', 3, 0, 20),
     settingBody,
     requestTimeoutMs: duration(env, 'EXPEED_REQUEST_TIMEOUT', 30_000),
+  };
+}
+
+type PullConfig = Pick<
+  Config,
+  | 'devicesFile'
+  | 'backfillStart'
+  | 'backfillWindowMs'
+  | 'pageLimit'
+  | 'platformRateLimit'
+  | 'workerConcurrency'
+  | 'catchUpThresholdMs'
+  | 'settingTimeoutMs'
+  | 'rollupSettleMs'
+  | 'lookbackMs'
+  | 'reconnectSettleMs'
+>;
+
+/** Pulling and the work that follows it: devices, backfill windows, pages, rate, workers, rollup settle, lookback, reconnects. */
+function pullConfig(env: Env, now: number): PullConfig {
+  return {
     devicesFile: optional(env, 'EXPEED_DEVICES_FILE'),
     backfillStart: instant(env, 'EXPEED_BACKFILL_START', now - 30 * DAY_MS, now),
     backfillWindowMs: duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS),
@@ -183,50 +129,84 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
     rollupSettleMs: duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000),
     lookbackMs: optional(env, 'EXPEED_LOOKBACK') === '0' ? 0 : duration(env, 'EXPEED_LOOKBACK', 2 * DAY_MS),
     reconnectSettleMs: duration(env, 'EXPEED_RECONNECT_SETTLE', 10 * 60_000),
-    webhook: {
-      host: str(env, 'WEBHOOK_HOST', '127.0.0.1'),
-      port: int(env, 'WEBHOOK_PORT', 8780, 0, 65535),
-      path,
-      token: optional(env, 'EXPEED_WEBHOOK_TOKEN'),
-      bodyLimit: int(env, 'WEBHOOK_BODY_LIMIT', 5 * 1024 * 1024, 1024),
-      timestampWindowSec: seconds(env, 'WEBHOOK_TIMESTAMP_WINDOW', 300),
-      requestTimeoutMs: duration(env, 'WEBHOOK_REQUEST_TIMEOUT', 30_000),
-      idleTimeoutMs: duration(env, 'WEBHOOK_IDLE_TIMEOUT', 10_000),
-      maxConnections: int(env, 'WEBHOOK_MAX_CONNECTIONS', 1000, 1),
-      requirePostSignature: bool(env, 'WEBHOOK_REQUIRE_SIGNATURE', false),
-      pushOnlineCode: int(env, 'EXPEED_PUSH_ONLINE_CODE', 0, 0, 1),
-      autoRegister: bool(env, 'EXPEED_AUTO_REGISTER', true),
-      redisMemoryPercent: int(env, 'WEBHOOK_REDIS_MEMORY_PERCENT', 80, 1, 100),
-      maxBacklog: int(env, 'WEBHOOK_MAX_BACKLOG', 0, 0),
-    },
-    deadLetters: {
-      maxBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_BYTES', 256 * 1024 * 1024, 1024),
-      maxRawBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_RAW_BYTES', 64 * 1024, 256),
-    },
-    redisUrl,
-    redisClusterNodes,
-    prefix,
-    prefixWrapped: prefix !== givenPrefix,
-    influx: {
-      url: influxUrl(env),
-      api,
-      bucket: str(env, 'INFLUX_BUCKET', 'expeed'),
-      org: optional(env, 'INFLUX_ORG'),
-      token: optional(env, 'INFLUX_TOKEN'),
-      rawRetentionMs: rawRetention(
-        env,
-        duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000),
-        duration(env, 'EXPEED_BACKFILL_WINDOW', DAY_MS),
-      ),
-      hourlyRetentionMs: hourlyRetention(env, duration(env, 'EXPEED_ROLLUP_SETTLE', 5 * 60_000)),
-      numericStrings,
-    },
-    schedules: {
-      nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),
-      status: cron(env, 'EXPEED_SCHEDULE_STATUS', '*/5 * * * *'),
-      gaps: cron(env, 'EXPEED_SCHEDULE_GAPS', '17 * * * *'),
-      verify: cron(env, 'EXPEED_SCHEDULE_VERIFY', '30 3 * * 0'),
-    },
+  };
+}
+
+/** The webhook server: where it listens, what it accepts, when it refuses pushes. */
+function webhookConfig(env: Env): Config['webhook'] {
+  const path = str(env, 'WEBHOOK_PATH', '/webhook');
+  if (!path.startsWith('/')) throw new ConfigError('WEBHOOK_PATH', `must start with "/", got "${path}"`);
+  return {
+    host: str(env, 'WEBHOOK_HOST', '127.0.0.1'),
+    port: int(env, 'WEBHOOK_PORT', 8780, 0, 65535),
+    path,
+    token: optional(env, 'EXPEED_WEBHOOK_TOKEN'),
+    bodyLimit: int(env, 'WEBHOOK_BODY_LIMIT', 5 * 1024 * 1024, 1024),
+    timestampWindowSec: seconds(env, 'WEBHOOK_TIMESTAMP_WINDOW', 300),
+    requestTimeoutMs: duration(env, 'WEBHOOK_REQUEST_TIMEOUT', 30_000),
+    idleTimeoutMs: duration(env, 'WEBHOOK_IDLE_TIMEOUT', 10_000),
+    maxConnections: int(env, 'WEBHOOK_MAX_CONNECTIONS', 1000, 1),
+    requirePostSignature: bool(env, 'WEBHOOK_REQUIRE_SIGNATURE', false),
+    pushOnlineCode: int(env, 'EXPEED_PUSH_ONLINE_CODE', 0, 0, 1),
+    autoRegister: bool(env, 'EXPEED_AUTO_REGISTER', true),
+    redisMemoryPercent: int(env, 'WEBHOOK_REDIS_MEMORY_PERCENT', 80, 1, 100),
+    maxBacklog: int(env, 'WEBHOOK_MAX_BACKLOG', 0, 0),
+  };
+}
+
+function deadLetterConfig(env: Env): Config['deadLetters'] {
+  return {
+    maxBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_BYTES', 256 * 1024 * 1024, 1024),
+    maxRawBytes: int(env, 'EXPEED_DEAD_LETTER_MAX_RAW_BYTES', 64 * 1024, 256),
+  };
+}
+
+/** Redis: one server or a cluster (database 0 only), and the key prefix (in a hash tag on a cluster). */
+function redisConfig(env: Env): Pick<Config, 'redisUrl' | 'redisClusterNodes' | 'prefix' | 'prefixWrapped'> {
+  const givenPrefix = str(env, 'EXPEED_PREFIX', 'expeed');
+  if (/[\s:]/.test(givenPrefix))
+    throw new ConfigError('EXPEED_PREFIX', `must not contain spaces or ":", got "${givenPrefix}"`);
+  const redisClusterNodes = clusterNodes('REDIS_CLUSTER_NODES', optional(env, 'REDIS_CLUSTER_NODES'));
+  const prefix = redisClusterNodes ? clusterPrefix(givenPrefix) : givenPrefix;
+  const redisUrl = url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']);
+  if (redisClusterNodes && !['', '/', '/0'].includes(new URL(redisUrl).pathname)) {
+    throw new ConfigError(
+      'REDIS_URL',
+      `a Redis Cluster has only database 0; REDIS_URL names database "${new URL(redisUrl).pathname.slice(1)}" while REDIS_CLUSTER_NODES is set`,
+    );
+  }
+  return { redisUrl, redisClusterNodes, prefix, prefixWrapped: prefix !== givenPrefix };
+}
+
+function schedulesConfig(env: Env): Config['schedules'] {
+  return {
+    nightly: cron(env, 'EXPEED_SCHEDULE_NIGHTLY', '0 2 * * *'),
+    status: cron(env, 'EXPEED_SCHEDULE_STATUS', '*/5 * * * *'),
+    gaps: cron(env, 'EXPEED_SCHEDULE_GAPS', '17 * * * *'),
+    verify: cron(env, 'EXPEED_SCHEDULE_VERIFY', '30 3 * * 0'),
+  };
+}
+
+/** The process: admin credentials (set in pairs), log level, V8 heap, start-up timeouts. */
+function processConfig(
+  env: Env,
+): Pick<
+  Config,
+  'admin' | 'logLevel' | 'heapGrowthPercent' | 'semiSpaceMb' | 'redisConnectTimeoutMs' | 'influxStartTimeoutMs'
+> {
+  const logLevel = str(env, 'LOG_LEVEL', 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const adminUser = optional(env, 'ADMIN_USER');
+  const adminPassword = optional(env, 'ADMIN_PASSWORD');
+  if ((adminUser === undefined) !== (adminPassword === undefined)) {
+    throw new ConfigError(
+      adminUser === undefined ? 'ADMIN_USER' : 'ADMIN_PASSWORD',
+      'ADMIN_USER and ADMIN_PASSWORD must be set together',
+    );
+  }
+  return {
     admin: adminUser && adminPassword ? { user: adminUser, password: adminPassword } : undefined,
     logLevel,
     heapGrowthPercent: int(env, 'EXPEED_HEAP_GROWTH_PERCENT', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
@@ -234,5 +214,24 @@ export function loadConfig(env: Env = process.env, now = Date.now()): Config {
       optional(env, 'EXPEED_SEMI_SPACE_MB') === undefined ? undefined : int(env, 'EXPEED_SEMI_SPACE_MB', 0, 0, 256),
     redisConnectTimeoutMs: duration(env, 'EXPEED_REDIS_CONNECT_TIMEOUT', DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
     influxStartTimeoutMs: duration(env, 'EXPEED_INFLUX_START_TIMEOUT', DEFAULT_INFLUX_START_TIMEOUT_MS),
+  };
+}
+
+/** Every section read in turn; the first variable that is wrong throws its ConfigError. */
+export function loadConfig(env: Env = process.env, now = Date.now()): Config {
+  const platform = platformConfig(env);
+  const pull = pullConfig(env, now);
+  const webhook = webhookConfig(env);
+  const deadLetters = deadLetterConfig(env);
+  const redis = redisConfig(env);
+  return {
+    ...platform,
+    ...pull,
+    webhook,
+    deadLetters,
+    ...redis,
+    influx: influxConfig(env, pull),
+    schedules: schedulesConfig(env),
+    ...processConfig(env),
   };
 }

@@ -10,6 +10,7 @@
  *   counts the conflict);
  * - anything else (a newest-first page cut the millisecond from its other end): the whole sequence
  *   of that millisecond is written again, in the platform's order, so the last value wins.
+ * Unreadable rows have no time to match on: one served again is passed on once (UnreadableSeen).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { DataRow } from './api.js';
@@ -85,4 +86,19 @@ export function boundary(held: readonly DataRow[], page: readonly DataRow[], lo:
   for (const r of page) if (r.time >= lo && r.time <= hi) out.push(r);
   out.sort((a, b) => a.time - b.time);
   return out;
+}
+
+/** Unreadable rows already passed on, by raw content: a re-read serves them again, and they are set aside once. */
+export class UnreadableSeen {
+  private readonly seen = new Set<string>();
+
+  /** The rows of `unreadable` not passed on yet (now passed on). */
+  fresh<T extends { raw: unknown }>(unreadable: T[]): T[] {
+    return unreadable.filter((u) => {
+      const k = JSON.stringify(u.raw) ?? String(u.raw);
+      if (this.seen.has(k)) return false;
+      this.seen.add(k);
+      return true;
+    });
+  }
 }

@@ -55,3 +55,15 @@ export function roomLeft(page: HistoryPage, limit: number, names: Set<string>): 
   const width = Math.max(1, names.size);
   return points + page.unreadable.length * width + width <= limit;
 }
+
+/**
+ * Why a range answer that brought nothing new past the covered position (`past`) proves nothing:
+ * it may have been cut short (`cap`), by more rows of one time than a page holds, or by rows the
+ * client could not read, whose times are unknown.
+ */
+export function unprovenTail(page: HistoryPage, from: string, cap: string, past: string): string {
+  const count = page.rows.length + page.unreadable.length;
+  return page.unreadable.length
+    ? `a range answer from ${from} held ${count} rows (${cap}), ${page.unreadable.length} of them unreadable (${page.unreadable[0].reason}), and no readable row ${past}: the walk cannot tell where the unreadable rows stand`
+    : `a range answer from ${from} held ${count} rows (${cap}) and none ${past}: more rows share that time than one page holds`;
+}

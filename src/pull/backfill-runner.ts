@@ -8,6 +8,9 @@ import { UnknownDeviceError } from '../base/failure.js';
 import { windowKey } from './windows.js';
 import { PLATFORM_DEFAULTS } from '../base/config.js';
 
+/** A page of the walk: its rows, the `carried` rows written before them, how far it proves the window. */
+export type WalkPage = HistoryPage & { carried?: DataRow[]; provenThrough?: number };
+
 /**
  * Pages of a device's history in [from, to), oldest first (rows outside may come too: they are
  * filtered here). The iteration ends normally ONLY when the window is known complete; a walk that
@@ -21,7 +24,7 @@ export type HistoryWalk = (
   device: DeviceRef,
   range: { from: number; to: number; limit: number; resumeAt?: number },
   options?: CallOptions,
-) => AsyncIterable<HistoryPage & { carried?: DataRow[]; provenThrough?: number }>;
+) => AsyncIterable<WalkPage>;
 
 /** What a backfill job reports while it walks (BullMQ progress) and returns when done. */
 export interface BackfillProgress {
@@ -73,7 +76,7 @@ export class BackfillRunner {
     job: BackfillJob,
     hooks: { onProgress?: (p: BackfillProgress) => Promise<void>; signal?: AbortSignal } = {},
   ): Promise<BackfillProgress> {
-    const { walk, writer, deadLetters, registry, checkpoints, pageLimit } = this.options;
+    const { walk, registry, checkpoints, pageLimit } = this.options;
     const device = await registry.get(job.deviceId);
     if (!device) throw new UnknownDeviceError(job.deviceId);
     const key = windowKey(job.deviceId, job);
@@ -91,7 +94,7 @@ export class BackfillRunner {
       unreadable: 0,
       resumedFrom: start,
     };
-    let lastRowAt: number | undefined;
+    const run: WindowRun = { job, key, span, progress, signal: hooks.signal };
     await hooks.onProgress?.(progress);
 
     // the walk completes the window only by a rule that holds under every reading of the vendor
@@ -108,48 +111,10 @@ export class BackfillRunner {
       for (;;) {
         const next = await ahead;
         if (next.done) break;
-        const page = next.value;
         ahead = pages.next();
         // a failed fetch ahead is seen when it is awaited; until then it must not count as unhandled
         ahead.catch(() => undefined);
-        // the platform's end may be inclusive; a row at `to` belongs to the next window.
-        // One pass, no intermediate arrays: pages are large and the walk is allocation-bound.
-        const points: SinkPoint[] = [];
-        let newest: number | undefined;
-        // an earlier row of a millisecond a new row disagrees with goes first: the writer's merge
-        // then counts the conflict, and the later row wins as it does in InfluxDB
-        if (page.carried)
-          for (const r of page.carried)
-            if (r.time >= job.from && r.time < job.to)
-              points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
-        for (const r of page.rows) {
-          if (r.time < job.from || r.time >= job.to) continue;
-          points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
-          if (newest === undefined || r.time > newest) newest = r.time;
-        }
-        for (const bad of page.unreadable) {
-          await deadLetters.add({
-            kind: 'row',
-            source: 'pull',
-            reason: bad.reason,
-            deviceId: job.deviceId,
-            raw: bad.raw,
-          });
-          tally(progress, bad.reason);
-        }
-        if (points.length) await writer.write(points, { source: 'pull', signal: hooks.signal });
-        progress.pages++;
-        progress.points += points.length;
-        progress.unreadable += page.unreadable.length;
-        if (newest !== undefined) lastRowAt = Math.max(lastRowAt ?? newest, newest);
-        const proven = page.provenThrough !== undefined && page.provenThrough < job.to ? page.provenThrough : undefined;
-        if (proven !== undefined && proven > progress.position && lastRowAt !== undefined) {
-          progress.position = proven;
-          await checkpoints.setPosition(key, proven);
-          // rows at `proven` itself are in, but a later row may share that millisecond: stay at it
-          await checkpoints.advance(job.deviceId, job.from, proven, Math.min(lastRowAt, proven));
-        }
-        progress.fraction = (progress.position - job.from) / span;
+        await this.writePage(run, next.value);
         await hooks.onProgress?.(progress);
       }
     } finally {
@@ -157,17 +122,73 @@ export class BackfillRunner {
       await pages.return?.(undefined)?.catch(() => undefined);
     }
 
-    await checkpoints.complete(job.deviceId, job.from, job.to, lastRowAt);
-    await checkpoints.clearPosition(key);
+    await this.finish(run, device);
+    await hooks.onProgress?.(progress);
+    return progress;
+  }
+
+  /** Writes one page (dead letters for its unreadable rows), then moves the window's position and the checkpoint as far as the page proves. */
+  private async writePage(run: WindowRun, page: WalkPage): Promise<void> {
+    const { writer, deadLetters, checkpoints } = this.options;
+    const { job, progress } = run;
+    // the platform's end may be inclusive; a row at `to` belongs to the next window.
+    // One pass, no intermediate arrays: pages are large and the walk is allocation-bound.
+    const points: SinkPoint[] = [];
+    let newest: number | undefined;
+    // an earlier row of a millisecond a new row disagrees with goes first: the writer's merge
+    // then counts the conflict, and the later row wins as it does in InfluxDB
+    if (page.carried)
+      for (const r of page.carried)
+        if (r.time >= job.from && r.time < job.to)
+          points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
+    for (const r of page.rows) {
+      if (r.time < job.from || r.time >= job.to) continue;
+      points.push({ measurement: MEASUREMENT.data, deviceId: job.deviceId, time: r.time, fields: r.values });
+      if (newest === undefined || r.time > newest) newest = r.time;
+    }
+    for (const bad of page.unreadable) {
+      await deadLetters.add({ kind: 'row', source: 'pull', reason: bad.reason, deviceId: job.deviceId, raw: bad.raw });
+      tally(progress, bad.reason);
+    }
+    if (points.length) await writer.write(points, { source: 'pull', signal: run.signal });
+    progress.pages++;
+    progress.points += points.length;
+    progress.unreadable += page.unreadable.length;
+    if (newest !== undefined) run.lastRowAt = Math.max(run.lastRowAt ?? newest, newest);
+    const proven = page.provenThrough !== undefined && page.provenThrough < job.to ? page.provenThrough : undefined;
+    if (proven !== undefined && proven > progress.position && run.lastRowAt !== undefined) {
+      progress.position = proven;
+      await checkpoints.setPosition(run.key, proven);
+      // rows at `proven` itself are in, but a later row may share that millisecond: stay at it
+      await checkpoints.advance(job.deviceId, job.from, proven, Math.min(run.lastRowAt, proven));
+    }
+    progress.fraction = (progress.position - job.from) / run.span;
+  }
+
+  /** The window is complete: the checkpoint and the device's failure say so, the position is cleared. */
+  private async finish(run: WindowRun, device: { failure?: unknown }): Promise<void> {
+    const { registry, checkpoints } = this.options;
+    const { job, progress } = run;
+    await checkpoints.complete(job.deviceId, job.from, job.to, run.lastRowAt);
+    await checkpoints.clearPosition(run.key);
     // rows set aside are not in InfluxDB: the device is not "ok" until they are dealt with
     if (progress.unreadable > 0)
       await registry.markFailure(job.deviceId, { code: SET_ASIDE_CODE, message: describeSetAside(progress) });
     else if (device.failure) await registry.clearFailure(job.deviceId);
     progress.position = job.to;
     progress.fraction = 1;
-    await hooks.onProgress?.(progress);
-    return progress;
   }
+}
+
+/** One run of a window: its job and resume key, and what it has written so far. */
+interface WindowRun {
+  job: BackfillJob;
+  key: string;
+  span: number;
+  progress: BackfillProgress;
+  signal?: AbortSignal;
+  /** the newest row written in this run */
+  lastRowAt?: number;
 }
 
 /** The failure code a device is marked with when a walk set rows aside (not a vendor code). */
