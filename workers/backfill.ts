@@ -102,112 +102,163 @@ export const DEFAULT_BACKFILL_WORKER: Pick<
 
 export type BackfillWorker = Worker<BackfillJob, BackfillProgress>;
 
-export function createBackfillWorker(
-  input: Omit<BackfillWorkerOptions, keyof typeof DEFAULT_BACKFILL_WORKER> & Partial<BackfillWorkerOptions>,
-): BackfillWorker {
-  const o: BackfillWorkerOptions = withDefaults(DEFAULT_BACKFILL_WORKER, input);
-  const walk: HistoryWalk =
-    o.walk ??
-    ((device, range, call) =>
-      walkHistory(o.platform, device, {
-        from: range.from,
-        to: range.to,
-        limit: range.limit,
-        resumeAt: range.resumeAt,
-        call,
-      }));
-  const runner = new BackfillRunner({
-    walk,
-    writer: o.writer,
-    deadLetters: o.deadLetters,
-    registry: o.registry,
-    checkpoints: o.checkpoints,
-    pageLimit: o.pageLimit,
-  });
-  const log = o.logger.child({ queue: QUEUE.backfill });
+type BackfillWorkerInput = Omit<BackfillWorkerOptions, keyof typeof DEFAULT_BACKFILL_WORKER> &
+  Partial<BackfillWorkerOptions>;
 
-  async function process(job: Job<BackfillJob, BackfillProgress>, token?: string): Promise<BackfillProgress> {
+export function createBackfillWorker(input: BackfillWorkerInput): BackfillWorker {
+  const backfill = new BackfillProcessor(withDefaults(DEFAULT_BACKFILL_WORKER, input));
+  const o = backfill.options;
+  const worker = new Worker<BackfillJob, BackfillProgress>(
+    QUEUE.backfill,
+    (job, token) => backfill.process(job, token),
+    {
+      connection: o.connection,
+      prefix: o.prefix,
+      concurrency: o.concurrency,
+      limiter: o.limiter,
+      lockDuration: o.lockDurationMs,
+      stalledInterval: o.stalledIntervalMs,
+      maxStalledCount: o.maxStalledCount,
+      autorun: o.autorun,
+      settings: { backoffStrategy: backfillBackoff(o.maxBackoffMs) },
+    },
+  );
+  worker.on('failed', (job, err) => backfill.jobFailed(job, err));
+  worker.on('error', (err) => backfill.workerError(err));
+  return worker;
+}
+
+/**
+ * The retry delay of a failed job: for `BACKOFF_TYPE`, exponential from the job's delay (default 1 s),
+ * capped at `maxBackoffMs`, no jitter, InfluxDB's Retry-After the floor; other types get the job's delay.
+ */
+function backfillBackoff(maxBackoffMs: number) {
+  return (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }): number => {
+    const base =
+      typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number'
+        ? (job?.opts.backoff as { delay: number }).delay
+        : 1000;
+    if (type !== BACKOFF_TYPE) return base;
+    // exponential from the job's delay, capped, no jitter; InfluxDB's Retry-After is the floor
+    const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
+    return backoffDelay(attemptsMade - 1, { baseMs: base, maxMs: maxBackoffMs, jitter: NO_JITTER }, asked);
+  };
+}
+
+/** Runs a backfill job by its reason and turns its failure into what BullMQ should do with the job. */
+class BackfillProcessor {
+  private readonly runner: BackfillRunner;
+  private readonly log: Logger;
+
+  constructor(readonly options: BackfillWorkerOptions) {
+    const o = options;
+    const walk: HistoryWalk =
+      o.walk ??
+      ((device, range, call) =>
+        walkHistory(o.platform, device, {
+          from: range.from,
+          to: range.to,
+          limit: range.limit,
+          resumeAt: range.resumeAt,
+          call,
+        }));
+    this.runner = new BackfillRunner({
+      walk,
+      writer: o.writer,
+      deadLetters: o.deadLetters,
+      registry: o.registry,
+      checkpoints: o.checkpoints,
+      pageLimit: o.pageLimit,
+    });
+    this.log = o.logger.child({ queue: QUEUE.backfill });
+  }
+
+  async process(job: Job<BackfillJob, BackfillProgress>, token?: string): Promise<BackfillProgress> {
     const data = job.data;
     const where = `device ${data.deviceId} window ${new Date(data.from).toISOString()}..${new Date(data.to).toISOString()}`;
     try {
-      // started again after a wait (for the cool-down, a budget, a backoff): no longer waiting
-      if (job.attemptsStarted > 1 && job.id) await o.waits?.done(job.id);
-      if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
-      if (data.reason === 'reconnect' && o.reconnect)
-        return await o.reconnect.run(data, { useReserve: data.useReserve });
-      if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
-      if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
-      return await runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
+      return await this.run(job);
     } catch (err) {
-      const facts = failureFacts(err);
-      const credentialsAt = credentialsWaitUntil(err);
-      if (credentialsAt !== undefined && token && job.id) {
-        await o.waits?.add(job.id, credentialsAt);
-        const delay = Math.max(0, credentialsAt - o.clock()) + Math.floor(Math.random() * 1000);
-        log.debug(
-          { jobId: job.id, deviceId: data.deviceId, delayMs: delay },
-          'backfill waits for the credentials cool-down',
-        );
-        await job.moveToDelayed(Date.now() + delay, token);
-        throw new DelayedError();
-      }
-      const at = retryAt(err);
-      if (at !== undefined && token) {
-        // on the budget's clock; a little spread so that waiting jobs do not all ask at the same instant
-        const delay = Math.max(0, at - o.clock()) + Math.floor(Math.random() * 1000);
-        log.warn(
-          { jobId: job.id, deviceId: data.deviceId, delayMs: delay, reason: messageOf(err) },
-          'backfill delayed until a retry can work',
-        );
-        await job.moveToDelayed(Date.now() + delay, token);
-        throw new DelayedError();
-      }
-      if (!facts.retryable) {
-        if (facts.marksDevice && facts.code !== undefined)
-          await o.registry.markFailure(data.deviceId, {
-            code: facts.code,
-            message: facts.vendorMessage ?? messageOf(err),
-          });
-        const message = messageOf(err);
-        // a walk that cannot make progress already names device and window
-        throw new UnrecoverableError(message.startsWith(where) ? message : `${where}: ${message}`);
-      }
-      log.warn(
-        { jobId: job.id, deviceId: data.deviceId, attempt: job.attemptsMade + 1, reason: messageOf(err) },
-        'backfill failed, will retry',
-      );
-      throw err;
+      return this.failed(job, token, err, where);
     }
   }
 
-  const worker = new Worker<BackfillJob, BackfillProgress>(QUEUE.backfill, process, {
-    connection: o.connection,
-    prefix: o.prefix,
-    concurrency: o.concurrency,
-    limiter: o.limiter,
-    lockDuration: o.lockDurationMs,
-    stalledInterval: o.stalledIntervalMs,
-    maxStalledCount: o.maxStalledCount,
-    autorun: o.autorun,
-    settings: {
-      backoffStrategy: (attemptsMade: number, type?: string, err?: Error, job?: { opts: { backoff?: unknown } }) => {
-        const base =
-          typeof (job?.opts.backoff as { delay?: unknown })?.delay === 'number'
-            ? (job?.opts.backoff as { delay: number }).delay
-            : 1000;
-        if (type !== BACKOFF_TYPE) return base;
-        // exponential from the job's delay, capped, no jitter; InfluxDB's Retry-After is the floor
-        const asked = err instanceof InfluxUnavailableError ? err.retryAfterMs : undefined;
-        return backoffDelay(attemptsMade - 1, { baseMs: base, maxMs: o.maxBackoffMs, jitter: NO_JITTER }, asked);
-      },
-    },
-  });
-  worker.on('failed', (job, err) => {
+  /** The job by its reason: lookback, reconnect, verify, or a window walked (unless the device was quiet). */
+  private async run(job: Job<BackfillJob, BackfillProgress>): Promise<BackfillProgress> {
+    const o = this.options;
+    const data = job.data;
+    // started again after a wait (for the cool-down, a budget, a backoff): no longer waiting
+    if (job.attemptsStarted > 1 && job.id) await o.waits?.done(job.id);
+    if (data.reason === 'lookback' && o.lookback) return await o.lookback.run(data, { useReserve: data.useReserve });
+    if (data.reason === 'reconnect' && o.reconnect) return await o.reconnect.run(data, { useReserve: data.useReserve });
+    if (data.reason === 'verify' && o.verify) return (await o.verify.run(data)) as unknown as BackfillProgress;
+    if (await o.quiet?.skip(data, { useReserve: data.useReserve })) return skippedProgress(data);
+    return await this.runner.run(data, { onProgress: (p) => job.updateProgress({ ...p }) });
+  }
+
+  /**
+   * A failed run: delayed until the credentials cool-down ends or until a retry can work (no attempt
+   * counted), failed for good when not retryable (the device marked when the error says so), else rethrown.
+   */
+  private async failed(
+    job: Job<BackfillJob, BackfillProgress>,
+    token: string | undefined,
+    err: unknown,
+    /** the job's device and window, as its errors name them */
+    where: string,
+  ): Promise<never> {
+    const o = this.options;
+    const data = job.data;
+    const facts = failureFacts(err);
+    const credentialsAt = credentialsWaitUntil(err);
+    if (credentialsAt !== undefined && token && job.id) {
+      await o.waits?.add(job.id, credentialsAt);
+      const delay = Math.max(0, credentialsAt - o.clock()) + Math.floor(Math.random() * 1000);
+      this.log.debug(
+        { jobId: job.id, deviceId: data.deviceId, delayMs: delay },
+        'backfill waits for the credentials cool-down',
+      );
+      await job.moveToDelayed(Date.now() + delay, token);
+      throw new DelayedError();
+    }
+    const at = retryAt(err);
+    if (at !== undefined && token) {
+      // on the budget's clock; a little spread so that waiting jobs do not all ask at the same instant
+      const delay = Math.max(0, at - o.clock()) + Math.floor(Math.random() * 1000);
+      this.log.warn(
+        { jobId: job.id, deviceId: data.deviceId, delayMs: delay, reason: messageOf(err) },
+        'backfill delayed until a retry can work',
+      );
+      await job.moveToDelayed(Date.now() + delay, token);
+      throw new DelayedError();
+    }
+    if (!facts.retryable) {
+      if (facts.marksDevice && facts.code !== undefined)
+        await o.registry.markFailure(data.deviceId, {
+          code: facts.code,
+          message: facts.vendorMessage ?? messageOf(err),
+        });
+      const message = messageOf(err);
+      // a walk that cannot make progress already names device and window
+      throw new UnrecoverableError(message.startsWith(where) ? message : `${where}: ${message}`);
+    }
+    this.log.warn(
+      { jobId: job.id, deviceId: data.deviceId, attempt: job.attemptsMade + 1, reason: messageOf(err) },
+      'backfill failed, will retry',
+    );
+    throw err;
+  }
+
+  /** The worker's `failed` event: a job that will not be tried again is logged as an error. */
+  jobFailed(job: Job<BackfillJob, BackfillProgress> | undefined, err: Error): void {
     if (!job || err instanceof DelayedError) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
     if (final)
-      log.error({ jobId: job.id, deviceId: job.data.deviceId, reason: err.message }, 'backfill failed for good');
-  });
-  worker.on('error', (err) => log.error({ err: messageOf(err) }, 'backfill worker error; it keeps running'));
-  return worker;
+      this.log.error({ jobId: job.id, deviceId: job.data.deviceId, reason: err.message }, 'backfill failed for good');
+  }
+
+  /** The worker's `error` event. */
+  workerError(err: Error): void {
+    this.log.error({ err: messageOf(err) }, 'backfill worker error; it keeps running');
+  }
 }

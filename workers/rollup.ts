@@ -59,38 +59,42 @@ export interface RollupJobResult extends Partial<RollupResult>, Partial<DayResul
   cleared: number;
 }
 
-export function createRollupWorker(
-  input: Omit<RollupWorkerOptions, keyof typeof DEFAULT_ROLLUP_WORKER> & Partial<RollupWorkerOptions>,
-): Worker<RollupJob, RollupJobResult> {
-  const o: RollupWorkerOptions = withDefaults(DEFAULT_ROLLUP_WORKER, input);
-  const log = o.logger.child({ queue: QUEUE.rollup });
-  const limiter = new LogLimiter({ everyMs: o.logEveryMs });
-  // failures of the computation, already recorded and logged
-  const recorded = new WeakSet<Error>();
+type RollupWorkerInput = Omit<RollupWorkerOptions, keyof typeof DEFAULT_ROLLUP_WORKER> & Partial<RollupWorkerOptions>;
 
-  async function failed(deviceId: string, hours: number[], err: unknown): Promise<never> {
-    const f = await o.failures?.failed(deviceId, hours, messageOf(err), o.now());
-    const reason = f?.reason ?? shortReason(messageOf(err));
-    const fields = {
-      deviceId,
-      hours: hours.length,
-      failures: f?.count,
-      nextAt: f ? new Date(f.nextAt).toISOString() : undefined,
-      reason,
-    };
-    limiter.log(
-      log,
-      'warn',
-      'rollup-failed',
-      fields,
-      'rollup failed; its hours stay dirty and are tried again after a backoff',
-    );
-    const e = new UnrecoverableError(reason);
-    recorded.add(e);
-    throw e;
+export function createRollupWorker(input: RollupWorkerInput): Worker<RollupJob, RollupJobResult> {
+  const rollup = new RollupProcessor(withDefaults(DEFAULT_ROLLUP_WORKER, input));
+  const o = rollup.options;
+  const worker = new Worker<RollupJob, RollupJobResult>(QUEUE.rollup, (job) => rollup.process(job), {
+    connection: o.connection,
+    prefix: o.prefix,
+    concurrency: o.concurrency,
+    lockDuration: o.lockDurationMs,
+    stalledInterval: o.stalledIntervalMs,
+    // a rollup is idempotent: recovering a stalled job any number of times is harmless
+    maxStalledCount: 1_000_000,
+    autorun: o.autorun,
+  });
+  worker.on('failed', (job, err) => rollup.jobFailed(job, err));
+  worker.on('error', (err) => rollup.workerError(err));
+  return worker;
+}
+
+/**
+ * What the rollup worker does with a job and its failures; it keeps the log limiter and the errors
+ * it has already recorded and logged.
+ */
+class RollupProcessor {
+  private readonly log: Logger;
+  private readonly limiter: LogLimiter;
+  // failures of the computation, already recorded and logged
+  private readonly recorded = new WeakSet<Error>();
+
+  constructor(readonly options: RollupWorkerOptions) {
+    this.log = options.logger.child({ queue: QUEUE.rollup });
+    this.limiter = new LogLimiter({ everyMs: options.logEveryMs });
   }
 
-  async function process(job: Job<RollupJob, RollupJobResult>): Promise<RollupJobResult> {
+  async process(job: Job<RollupJob, RollupJobResult>): Promise<RollupJobResult> {
     const { deviceId, hours } = job.data ?? ({} as RollupJob);
     if (
       typeof deviceId !== 'string' ||
@@ -100,26 +104,34 @@ export function createRollupWorker(
     ) {
       throw new UnrecoverableError(`rollup job ${job.id} is malformed: ${JSON.stringify(job.data).slice(0, 200)}`);
     }
-    const read = hours.map(([hour, score]) => ({ deviceId, hour, score }));
-    if (job.data.tier === '1d') {
-      let result: DayResult;
-      try {
-        result = await o.dayComputer.days(
-          deviceId,
-          hours.map((h) => h[0]),
-        );
-      } catch (err) {
-        return failed(
-          deviceId,
-          hours.map((h) => h[0]),
-          err,
-        );
-      }
-      const cleared = await o.days.clear(read);
-      await o.failures?.succeeded(deviceId);
-      log.debug({ deviceId, ...result, cleared }, 'days rolled up');
-      return { ...result, cleared };
+    return job.data.tier === '1d' ? this.days(deviceId, hours) : this.hours(deviceId, hours);
+  }
+
+  /** Recomputes the dirty days (`hours` holds day starts) from the hourly rollups, then clears them. */
+  private async days(deviceId: string, hours: RollupJob['hours']): Promise<RollupJobResult> {
+    const o = this.options;
+    let result: DayResult;
+    try {
+      result = await o.dayComputer.days(
+        deviceId,
+        hours.map((h) => h[0]),
+      );
+    } catch (err) {
+      return this.failed(
+        deviceId,
+        hours.map((h) => h[0]),
+        err,
+      );
     }
+    const cleared = await o.days.clear(hours.map(([hour, score]) => ({ deviceId, hour, score })));
+    await o.failures?.succeeded(deviceId);
+    this.log.debug({ deviceId, ...result, cleared }, 'days rolled up');
+    return { ...result, cleared };
+  }
+
+  /** Recomputes the dirty hours from the raw rows, touches their days, then clears the hours. */
+  private async hours(deviceId: string, hours: RollupJob['hours']): Promise<RollupJobResult> {
+    const o = this.options;
     let result: RollupResult;
     try {
       result = await o.computer.hours(
@@ -127,7 +139,7 @@ export function createRollupWorker(
         hours.map((h) => h[0]),
       );
     } catch (err) {
-      return failed(
+      return this.failed(
         deviceId,
         hours.map((h) => h[0]),
         err,
@@ -138,40 +150,56 @@ export function createRollupWorker(
       deviceId,
       hours.map((h) => h[0]),
     );
-    const cleared = await o.dirty.clear(read);
+    const cleared = await o.dirty.clear(hours.map(([hour, score]) => ({ deviceId, hour, score })));
     await o.failures?.succeeded(deviceId);
-    log.debug({ deviceId, ...result, cleared }, 'hours rolled up');
+    this.log.debug({ deviceId, ...result, cleared }, 'hours rolled up');
     return { ...result, cleared };
   }
 
-  const worker = new Worker<RollupJob, RollupJobResult>(QUEUE.rollup, process, {
-    connection: o.connection,
-    prefix: o.prefix,
-    concurrency: o.concurrency,
-    lockDuration: o.lockDurationMs,
-    stalledInterval: o.stalledIntervalMs,
-    // a rollup is idempotent: recovering a stalled job any number of times is harmless
-    maxStalledCount: 1_000_000,
-    autorun: o.autorun,
-  });
-  worker.on('failed', (job, err) => {
-    if (recorded.has(err)) return;
-    limiter.log(
-      log,
+  /** Records and logs a failed computation, then fails the job for good (the dispatcher retries after a backoff). */
+  private async failed(deviceId: string, hours: number[], err: unknown): Promise<never> {
+    const o = this.options;
+    const f = await o.failures?.failed(deviceId, hours, messageOf(err), o.now());
+    const reason = f?.reason ?? shortReason(messageOf(err));
+    const fields = {
+      deviceId,
+      hours: hours.length,
+      failures: f?.count,
+      nextAt: f ? new Date(f.nextAt).toISOString() : undefined,
+      reason,
+    };
+    this.limiter.log(
+      this.log,
+      'warn',
+      'rollup-failed',
+      fields,
+      'rollup failed; its hours stay dirty and are tried again after a backoff',
+    );
+    const e = new UnrecoverableError(reason);
+    this.recorded.add(e);
+    throw e;
+  }
+
+  /** The worker's `failed` event: logs failures `failed` has not logged already. */
+  jobFailed(job: Job<RollupJob, RollupJobResult> | undefined, err: Error): void {
+    if (this.recorded.has(err)) return;
+    this.limiter.log(
+      this.log,
       'warn',
       'rollup-job-failed',
       { deviceId: job?.data?.deviceId, err: shortReason(messageOf(err)) },
       'rollup job failed; its hours stay dirty and are dispatched again',
     );
-  });
-  worker.on('error', (err) =>
-    limiter.log(
-      log,
+  }
+
+  /** The worker's `error` event. */
+  workerError(err: Error): void {
+    this.limiter.log(
+      this.log,
       'error',
       'rollup-worker-error',
       { err: shortReason(messageOf(err)) },
       'rollup worker error; it keeps running',
-    ),
-  );
-  return worker;
+    );
+  }
 }

@@ -39,6 +39,10 @@ export function influxIdent(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+/**
+ * InfluxQL over HTTP. The API version is asked of the server once when `api` is `auto` (and again
+ * after a failed probe); the returned methods are closures, so they can be handed on unbound.
+ */
 export function createInfluxQuery(options: InfluxQueryOptions): InfluxQuery {
   const http = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 60_000;
@@ -57,25 +61,14 @@ export function createInfluxQuery(options: InfluxQueryOptions): InfluxQuery {
   };
 
   async function series(q: string, signal?: AbortSignal): Promise<InfluxSeries[]> {
-    const version = await resolveApi();
-    const params = new URLSearchParams({ db: options.bucket, q, epoch: 'ms' });
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-    if (options.token) {
-      if (version === 'v2') headers.authorization = `Token ${options.token}`;
-      else {
-        const i = options.token.indexOf(':');
-        params.set('u', i === -1 ? options.token : options.token.slice(0, i));
-        params.set('p', i === -1 ? '' : options.token.slice(i + 1));
-      }
-    }
+    const request = queryRequest(options, await resolveApi(), q);
     const timeout = AbortSignal.timeout(timeoutMs);
     let res: Response;
     try {
       // POST keeps the query (and 1.x credentials) out of server access logs
       res = await http(`${options.url}/query`, {
         method: 'POST',
-        headers,
-        body: params.toString(),
+        ...request,
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (err) {
@@ -85,30 +78,7 @@ export function createInfluxQuery(options: InfluxQueryOptions): InfluxQuery {
         { cause: err },
       );
     }
-    const text = await res.text();
-    if (isRetryableStatus(res.status))
-      throw new InfluxUnavailableError(
-        `InfluxDB at ${options.url} answered a query with HTTP ${res.status}: ${text.slice(0, 200)}`,
-      );
-    let body: { results?: Array<{ series?: InfluxSeries[]; error?: string }>; error?: string };
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new InfluxRejectedError(
-        `InfluxDB at ${options.url} answered a query with HTTP ${res.status} and no JSON: ${text.slice(0, 200)}`,
-        res.status,
-        'request',
-      );
-    }
-    const error = body.error ?? body.results?.[0]?.error;
-    if (!res.ok || error) {
-      throw new InfluxRejectedError(
-        `InfluxDB refused the query (HTTP ${res.status}): ${error ?? text.slice(0, 200)}; query: ${q}`,
-        res.status,
-        'request',
-      );
-    }
-    return body.results?.[0]?.series ?? [];
+    return seriesOf(res, await res.text(), options.url, q);
   }
 
   return {
@@ -123,4 +93,53 @@ export function createInfluxQuery(options: InfluxQueryOptions): InfluxQuery {
       // stateless: fetch keeps no connection of ours open
     },
   };
+}
+
+/** The form-encoded body and headers of a query: `Token` auth on v2, `u`/`p` parameters (`user:password`) on 1.x. */
+function queryRequest(
+  options: Pick<InfluxQueryOptions, 'bucket' | 'token'>,
+  version: WriteApiVersion,
+  q: string,
+): { headers: Record<string, string>; body: string } {
+  const params = new URLSearchParams({ db: options.bucket, q, epoch: 'ms' });
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (options.token) {
+    if (version === 'v2') headers.authorization = `Token ${options.token}`;
+    else {
+      const i = options.token.indexOf(':');
+      params.set('u', i === -1 ? options.token : options.token.slice(0, i));
+      params.set('p', i === -1 ? '' : options.token.slice(i + 1));
+    }
+  }
+  return { headers, body: params.toString() };
+}
+
+/**
+ * The series of the first statement of an answer; a retryable status is InfluxUnavailableError,
+ * any other refusal (or an answer that is not JSON) InfluxRejectedError.
+ */
+function seriesOf(res: Response, text: string, url: string, q: string): InfluxSeries[] {
+  if (isRetryableStatus(res.status))
+    throw new InfluxUnavailableError(
+      `InfluxDB at ${url} answered a query with HTTP ${res.status}: ${text.slice(0, 200)}`,
+    );
+  let body: { results?: Array<{ series?: InfluxSeries[]; error?: string }>; error?: string };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new InfluxRejectedError(
+      `InfluxDB at ${url} answered a query with HTTP ${res.status} and no JSON: ${text.slice(0, 200)}`,
+      res.status,
+      'request',
+    );
+  }
+  const error = body.error ?? body.results?.[0]?.error;
+  if (!res.ok || error) {
+    throw new InfluxRejectedError(
+      `InfluxDB refused the query (HTTP ${res.status}): ${error ?? text.slice(0, 200)}; query: ${q}`,
+      res.status,
+      'request',
+    );
+  }
+  return body.results?.[0]?.series ?? [];
 }

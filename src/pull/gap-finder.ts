@@ -60,7 +60,6 @@ export class GapFinder {
    * to FLEET_CHUNK devices each, instead of 2–5 queries per device. Results in the order of `ids`.
    */
   async scanMany(ids: readonly string[], from: number, to: number, signal?: AbortSignal): Promise<DeviceGaps[]> {
-    const q = this.options.query;
     // a hole older than the retention is expired data: reporting (and refilling) it would fight InfluxDB
     const cutoff =
       this.options.rawRetentionMs === undefined
@@ -75,10 +74,21 @@ export class GapFinder {
         offlineMs: 0,
         note: 'older than EXPEED_RAW_RETENTION: its raw rows have expired',
       }));
-    from = Math.max(from, cutoff);
-    const base = (deviceId: string): DeviceGaps => ({ deviceId, from, to, gaps: [], offlineMs: 0 });
-    if (!(from < to)) return ids.map((id) => ({ ...base(id), note: 'empty range' }));
+    const scan: Scan = { from: Math.max(from, cutoff), to, signal, out: new Map() };
+    if (!(scan.from < to)) return ids.map((id) => ({ ...empty(scan, id), note: 'empty range' }));
+    const judged = await this.judgeCadences(scan, ids);
+    const holes = await this.bucketHoles(scan, judged);
+    await this.subtractOffline(scan, judged, holes);
+    return ids.map((id) => scan.out.get(id)!);
+  }
 
+  /**
+   * Each device's cadence and threshold, and whether it has a point before the range; a device whose
+   * cadence cannot be known gets its result (with a note) in `scan.out` and is not judged.
+   */
+  private async judgeCadences(scan: Scan, ids: readonly string[]): Promise<Map<string, Judged>> {
+    const { from, to, signal } = scan;
+    const q = this.options.query;
     // cadence from the newest points up to `to` (the range itself may be mostly hole)
     const recent = await perDevice(
       q,
@@ -87,8 +97,7 @@ export class GapFinder {
         `SELECT * FROM "${MEASUREMENT.data}" WHERE ${w} AND time < ${to}ms GROUP BY "device_id" ORDER BY time DESC LIMIT ${this.rules.cadenceSampleSize}`,
       signal,
     );
-    const judged = new Map<string, { cadenceMs: number; thresholdMs: number; bucketMs: number; before: boolean }>();
-    const out = new Map<string, DeviceGaps>();
+    const judged = new Map<string, Judged>();
     for (const id of ids) {
       const sample = recent.get(id) ?? [];
       const cadenceMs = estimateCadence(
@@ -96,8 +105,8 @@ export class GapFinder {
         this.rules.minSamples,
       );
       if (cadenceMs === undefined) {
-        out.set(id, {
-          ...base(id),
+        scan.out.set(id, {
+          ...empty(scan, id),
           note:
             sample.length === 0
               ? 'no data in InfluxDB yet: nothing to compare with (run a backfill first)'
@@ -121,31 +130,20 @@ export class GapFinder {
       signal,
     );
     for (const id of unknownBefore) judged.get(id)!.before = (before.get(id)?.length ?? 0) > 0;
+    return judged;
+  }
 
-    // bucket counts: one set of queries per bucket width
+  /**
+   * The holes of each judged device, from bucket counts (one set of queries per bucket width); a
+   * device without holes gets its result in `scan.out`.
+   */
+  private async bucketHoles(scan: Scan, judged: Map<string, Judged>): Promise<Map<string, Window[]>> {
+    const { from, to } = scan;
     const byWidth = new Map<number, string[]>();
     for (const [id, j] of judged) byWidth.set(j.bucketMs, [...(byWidth.get(j.bucketMs) ?? []), id]);
     const holes = new Map<string, Window[]>();
     for (const [bucketMs, group] of byWidth) {
-      const buckets = new Map<string, BucketCount[]>(group.map((id) => [id, []]));
-      const start = Math.floor(from / bucketMs) * bucketMs;
-      for (let a = start; a < to; a += bucketMs * BUCKETS_PER_QUERY) {
-        const b = Math.min(to, a + bucketMs * BUCKETS_PER_QUERY);
-        const rows = await perDevice(
-          q,
-          group,
-          (w) =>
-            `SELECT count(*) FROM "${MEASUREMENT.data}" WHERE ${w} AND time >= ${a}ms AND time < ${b}ms GROUP BY time(${bucketMs / 1000}s), "device_id" fill(0)`,
-          signal,
-        );
-        for (const [id, rs] of rows) {
-          for (const r of rs) {
-            let count = 0;
-            for (const [k, v] of Object.entries(r)) if (k.startsWith('count') && typeof v === 'number') count += v;
-            buckets.get(id)?.push({ time: Number(r.time), count });
-          }
-        }
-      }
+      const buckets = await this.bucketCounts(scan, bucketMs, group);
       for (const id of group) {
         const j = judged.get(id)!;
         const found = findHoles(buckets.get(id)!, {
@@ -156,10 +154,41 @@ export class GapFinder {
           dataBefore: j.before,
         });
         if (found.length) holes.set(id, found);
-        else out.set(id, { ...base(id), cadenceMs: j.cadenceMs, thresholdMs: j.thresholdMs });
+        else scan.out.set(id, { ...empty(scan, id), cadenceMs: j.cadenceMs, thresholdMs: j.thresholdMs });
       }
     }
+    return holes;
+  }
 
+  /** Points per `bucketMs` bucket of the range for each device of `group`, queried BUCKETS_PER_QUERY at a time. */
+  private async bucketCounts(scan: Scan, bucketMs: number, group: string[]): Promise<Map<string, BucketCount[]>> {
+    const { from, to, signal } = scan;
+    const buckets = new Map<string, BucketCount[]>(group.map((id) => [id, []]));
+    const start = Math.floor(from / bucketMs) * bucketMs;
+    for (let a = start; a < to; a += bucketMs * BUCKETS_PER_QUERY) {
+      const b = Math.min(to, a + bucketMs * BUCKETS_PER_QUERY);
+      const rows = await perDevice(
+        this.options.query,
+        group,
+        (w) =>
+          `SELECT count(*) FROM "${MEASUREMENT.data}" WHERE ${w} AND time >= ${a}ms AND time < ${b}ms GROUP BY time(${bucketMs / 1000}s), "device_id" fill(0)`,
+        signal,
+      );
+      for (const [id, rs] of rows) {
+        for (const r of rs) {
+          let count = 0;
+          for (const [k, v] of Object.entries(r)) if (k.startsWith('count') && typeof v === 'number') count += v;
+          buckets.get(id)?.push({ time: Number(r.time), count });
+        }
+      }
+    }
+    return buckets;
+  }
+
+  /** The gaps of each holed device: its holes minus the windows its statuses say it was offline, into `scan.out`. */
+  private async subtractOffline(scan: Scan, judged: Map<string, Judged>, holes: Map<string, Window[]>): Promise<void> {
+    const { from, to, signal } = scan;
+    const q = this.options.query;
     const holed = [...holes.keys()];
     const statuses = await perDevice(
       q,
@@ -189,17 +218,41 @@ export class GapFinder {
       const gaps = subtractWindows(found, offline, j.thresholdMs);
       const holeMs = found.reduce((s, h) => s + h.to - h.from, 0);
       const gapMs = gaps.reduce((s, g) => s + g.to - g.from, 0);
-      out.set(id, {
-        ...base(id),
+      scan.out.set(id, {
+        ...empty(scan, id),
         cadenceMs: j.cadenceMs,
         thresholdMs: j.thresholdMs,
         gaps,
         offlineMs: Math.max(0, holeMs - gapMs),
       });
     }
-    return ids.map((id) => out.get(id)!);
   }
 }
+
+/** One `scanMany` call: the range (clipped to the retention) and the results found so far, by device. */
+interface Scan {
+  from: number;
+  to: number;
+  signal?: AbortSignal;
+  out: Map<string, DeviceGaps>;
+}
+
+/** What the cadence sample says of a device: its cadence, the hole threshold and bucket width, a point before the range. */
+interface Judged {
+  cadenceMs: number;
+  thresholdMs: number;
+  bucketMs: number;
+  before: boolean;
+}
+
+/** A device's result without gaps over the scan's range. */
+const empty = (scan: Scan, deviceId: string): DeviceGaps => ({
+  deviceId,
+  from: scan.from,
+  to: scan.to,
+  gaps: [],
+  offlineMs: 0,
+});
 
 /** Devices named in one query's WHERE clause: a few hundred keep each answer and the query text small. */
 const FLEET_CHUNK = 250;

@@ -131,9 +131,12 @@ async function newestPerDevice(
   return out;
 }
 
+/** Runs a section's read: its value, or undefined with the reason recorded under the section's name. */
+type Guard = <T>(section: string, fn: () => Promise<T>) => Promise<T | undefined>;
+
 export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
   const errors: Record<string, string> = {};
-  const guard = async <T>(section: string, fn: () => Promise<T>): Promise<T | undefined> => {
+  const guard: Guard = async (section, fn) => {
     try {
       return await fn();
     } catch (err) {
@@ -141,6 +144,46 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       return undefined;
     }
   };
+  const read = await readSections(src, guard);
+  const cooldownWaits = src.cooldownWaits ? await guard('token', () => src.cooldownWaits!.waiting()) : undefined;
+  const deadLetterBudget = src.deadLetters.budget
+    ? await guard('dead letters', () => src.deadLetters.budget!())
+    : undefined;
+  const at = (src.now ?? Date.now)();
+  const staleAfterMs = src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  // every device's checkpoint in a few pipelined round trips (one each took seconds at 10k devices)
+  const checkpoints = await guard('checkpoints', () => src.checkpoints.getMany((read.devices ?? []).map((d) => d.id)));
+  const rows = deviceRows(read, checkpoints, at, staleAfterMs);
+  const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
+  const rollupDayBacklog = src.rollupDays ? await guard('rollups', () => src.rollupDays!.backlog()) : undefined;
+  const rollupFailures = src.rollupFailures ? await guard('rollups', () => src.rollupFailures!.list()) : undefined;
+  const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
+  const platform = src.platformProfile ? await guard('platform profile', () => src.platformProfile!.get()) : undefined;
+  const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
+  for (const r of rows) summary[r.state]++;
+  return {
+    at,
+    summary,
+    staleAfterMs,
+    devices: rows,
+    queues: read.queueCounts ?? {},
+    token: read.token,
+    cooldownWaits,
+    deadLetters: read.deadLetters,
+    deadLetterBudget,
+    rollupBacklog,
+    rollupDayBacklog,
+    rollupFailures,
+    rawRetentionMs: src.rawRetentionMs,
+    hourlyRetentionMs: src.hourlyRetentionMs,
+    redisPersistence,
+    platform,
+    errors,
+  };
+}
+
+/** The sections read at once: devices, their newest data and status, queues, failed jobs, token, dead letters. */
+async function readSections(src: StatusSources, guard: Guard) {
   const [devices, lastData, lastStatus, queueCounts, failedJobs, token, deadLetters, platformNewest] =
     await Promise.all([
       guard('devices', () => src.registry.list()),
@@ -168,16 +211,19 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
       guard('dead letters', () => src.deadLetters.count()),
       guard('platform newest', async () => (await src.platformNewest?.all()) ?? new Map()),
     ]);
-  const cooldownWaits = src.cooldownWaits ? await guard('token', () => src.cooldownWaits!.waiting()) : undefined;
-  const deadLetterBudget = src.deadLetters.budget
-    ? await guard('dead letters', () => src.deadLetters.budget!())
-    : undefined;
-  const at = (src.now ?? Date.now)();
-  const staleAfterMs = src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  return { devices, lastData, lastStatus, queueCounts, failedJobs, token, deadLetters, platformNewest };
+}
+
+/** One row per registered device, from what `readSections` read and the checkpoints, with its state. */
+function deviceRows(
+  read: Awaited<ReturnType<typeof readSections>>,
+  checkpoints: Awaited<ReturnType<Checkpoints['getMany']>> | undefined,
+  at: number,
+  staleAfterMs: number,
+): DeviceStatusRow[] {
+  const { lastData, lastStatus, platformNewest, failedJobs } = read;
   const rows: DeviceStatusRow[] = [];
-  // every device's checkpoint in a few pipelined round trips (one each took seconds at 10k devices)
-  const checkpoints = await guard('checkpoints', () => src.checkpoints.getMany((devices ?? []).map((d) => d.id)));
-  for (const d of devices ?? []) {
+  for (const d of read.devices ?? []) {
     const status = lastStatus?.get(d.id);
     const checkpoint = checkpoints?.get(d.id);
     const row: Omit<DeviceStatusRow, 'state'> = {
@@ -194,30 +240,5 @@ export async function gatherStatus(src: StatusSources): Promise<StatusReport> {
     };
     rows.push({ ...row, state: deviceState(row, at, staleAfterMs) });
   }
-  const rollupBacklog = src.rollups ? await guard('rollups', () => src.rollups!.backlog()) : undefined;
-  const rollupDayBacklog = src.rollupDays ? await guard('rollups', () => src.rollupDays!.backlog()) : undefined;
-  const rollupFailures = src.rollupFailures ? await guard('rollups', () => src.rollupFailures!.list()) : undefined;
-  const redisPersistence = src.persistence ? await guard('redis persistence', src.persistence) : undefined;
-  const platform = src.platformProfile ? await guard('platform profile', () => src.platformProfile!.get()) : undefined;
-  const summary = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
-  for (const r of rows) summary[r.state]++;
-  return {
-    at,
-    summary,
-    staleAfterMs,
-    devices: rows,
-    queues: queueCounts ?? {},
-    token,
-    cooldownWaits,
-    deadLetters,
-    deadLetterBudget,
-    rollupBacklog,
-    rollupDayBacklog,
-    rollupFailures,
-    rawRetentionMs: src.rawRetentionMs,
-    hourlyRetentionMs: src.hourlyRetentionMs,
-    redisPersistence,
-    platform,
-    errors,
-  };
+  return rows;
 }

@@ -91,6 +91,9 @@ function days(ms: number): string {
   return ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${Math.round(ms / 3_600_000)}h`;
 }
 
+/** Formats a time of the report in its timezone; `-` for none. */
+type TimeFormat = (ms: number | undefined) => string;
+
 /**
  * The one screen an operator reads at a glance: a summary of devices by state, then the devices
  * with problems grouped by state, the first few of each (thousands of healthy or never-synced
@@ -103,56 +106,11 @@ export function renderStatus(
   view: StatusView = {},
 ): string {
   const out: string[] = [];
-  const t = (ms: number | undefined) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
+  const t: TimeFormat = (ms) => (ms === undefined ? '-' : formatLocalTime(ms, timezone));
   out.push(`expeed-sync status at ${t(r.at)} (${timezone})`, '');
   const refused = credentialsLine(r, t);
   if (refused) out.push(refused, '');
-  out.push(`DEVICES (${r.devices.length})`);
-  const problems = r.devices.length - r.summary.ok;
-  const list = view.device !== undefined || view.all;
-  if (r.devices.length === 0) out.push('  none registered: expeed-sync devices add ID --key KEY');
-  else {
-    out.push(
-      `  ${DEVICE_STATES.map((st) => `${st} ${r.summary[st]}`).join('  ')}  (stale: synced more than ${days(r.staleAfterMs)} ago)`,
-    );
-    if (!list && problems === 0) out.push('  no device has a problem (--all lists every device)');
-    else if (!list) out.push(`  with problems (${problems}; --all lists every device):`);
-  }
-  const rowsOf = (shown: DeviceStatusRow[]) =>
-    table(
-      ['ID', 'STATE', 'ONLINE', 'LAST DATA', 'PLATFORM NEWEST', 'SYNCED UP TO', 'PROBLEMS'],
-      shown.map((d) => [
-        d.name ? `${d.id} (${d.name})` : d.id,
-        d.state,
-        d.online === undefined ? '?' : d.online ? 'online' : 'OFFLINE',
-        d.lastDataAt === undefined ? 'none' : `${t(d.lastDataAt)} (${ago(d.lastDataAt, r.at)})`,
-        // '-': not asked yet (asked before nightly and catch-up walks); 'none': asked, never reported
-        d.platformAskedAt === undefined
-          ? '-'
-          : d.platformNewestAt === undefined
-            ? 'none'
-            : `${t(d.platformNewestAt)} (asked ${ago(d.platformAskedAt, r.at)})`,
-        t(d.checkpoint),
-        [
-          d.failure ? `code ${d.failure.code}: ${scrub(d.failure.message)}` : '',
-          d.failedJobs ? `${d.failedJobs} failed job(s)` : '',
-        ]
-          .filter(Boolean)
-          .join('; ') || 'ok',
-      ]),
-    )
-      .split('\n')
-      .map((l) => `  ${l}`);
-  if (list) {
-    const shown = view.device !== undefined ? r.devices.filter((d) => d.id === view.device) : r.devices;
-    if (shown.length) out.push(...rowsOf(shown));
-  } else {
-    // by state, the first few of each: thousands of never-synced devices stay one screen
-    for (const g of problemGroups(r.devices)) {
-      out.push(`  ${g.state} (${g.total}):`, ...rowsOf(g.shown));
-      if (g.more) out.push(`  and ${g.more} more — \`--all\``);
-    }
-  }
+  out.push(...deviceLines(r, t, scrub, view));
   out.push(
     '',
     describePlatform(r.platform, r.platform ? `${t(r.platform.learnedAt)}, ${ago(r.platform.learnedAt, r.at)}` : ''),
@@ -163,43 +121,103 @@ export function renderStatus(
       `  ${name.padEnd(9)} waiting ${c.waiting ?? 0}  active ${c.active ?? 0}  delayed ${c.delayed ?? 0}  failed ${c.failed ?? 0}  completed ${c.completed ?? 0}`,
     );
   }
-  out.push('', 'TOKEN BUDGET');
-  if (r.token) {
-    const k = r.token;
-    out.push(
-      `  ${k.calls}/${k.limit} calls on platform day ${k.day} (reserve ${k.reserve} for manual commands); resets ${t(k.resetsAt)}`,
-    );
-    out.push(`  cached token: ${k.tokenExpiresAt ? `expires ${t(k.tokenExpiresAt)}` : 'none'}`);
-    if (k.cooldownUntil)
-      out.push(
-        `  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`,
-      );
-  }
-  if (r.rollupBacklog) {
-    const due = (b: { oldestDue?: number }) =>
-      b.oldestDue === undefined
-        ? ''
-        : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`;
-    const d = r.rollupDayBacklog;
-    out.push(
-      '',
-      `ROLLUPS  ${r.rollupBacklog.hours} hour(s) waiting${due(r.rollupBacklog)}${d ? `; ${d.hours} day(s) waiting${due(d)}` : ''}`,
-    );
-    const kept = (ms: number) => (ms % 86_400_000 ? `${ms / 3_600_000}h` : `${ms / 86_400_000}d`);
-    const hourly =
-      r.hourlyRetentionMs === undefined
-        ? 'rollups forever'
-        : `hourly rollups ${kept(r.hourlyRetentionMs)} (EXPEED_HOURLY_RETENTION), daily rollups forever`;
-    out.push(
-      `  raw rows kept ${r.rawRetentionMs === undefined ? 'forever' : kept(r.rawRetentionMs)} (EXPEED_RAW_RETENTION), ${hourly}`,
-    );
-  }
+  out.push('', 'TOKEN BUDGET', ...tokenLines(r, t, scrub));
+  out.push(...rollupLines(r, t));
   out.push(...rollupFailureLines(r, t, scrub));
   out.push('', `DEAD LETTERS  ${r.deadLetters ?? '?'}${r.deadLetters ? '  (expeed-sync dead-letters list)' : ''}`);
   if (r.deadLetterBudget) out.push(`  budget: ${describeBudget(r.deadLetterBudget)}`);
   if (r.redisPersistence) out.push('', `REDIS PERSISTENCE  ${describePersistence(r.redisPersistence)}`);
   for (const [section, why] of Object.entries(r.errors)) out.push(`! ${section} could not be read: ${scrub(why)}`);
   return out.join('\n');
+}
+
+/** The DEVICES section: the summary by state, then the devices the view lists (or those with problems, by state). */
+function deviceLines(r: StatusReport, t: TimeFormat, scrub: (s: string) => string, view: StatusView): string[] {
+  const out = [`DEVICES (${r.devices.length})`];
+  const problems = r.devices.length - r.summary.ok;
+  const list = view.device !== undefined || view.all;
+  if (r.devices.length === 0) out.push('  none registered: expeed-sync devices add ID --key KEY');
+  else {
+    out.push(
+      `  ${DEVICE_STATES.map((st) => `${st} ${r.summary[st]}`).join('  ')}  (stale: synced more than ${days(r.staleAfterMs)} ago)`,
+    );
+    if (!list && problems === 0) out.push('  no device has a problem (--all lists every device)');
+    else if (!list) out.push(`  with problems (${problems}; --all lists every device):`);
+  }
+  if (list) {
+    const shown = view.device !== undefined ? r.devices.filter((d) => d.id === view.device) : r.devices;
+    if (shown.length) out.push(...deviceRows(shown, r.at, t, scrub));
+  } else {
+    // by state, the first few of each: thousands of never-synced devices stay one screen
+    for (const g of problemGroups(r.devices)) {
+      out.push(`  ${g.state} (${g.total}):`, ...deviceRows(g.shown, r.at, t, scrub));
+      if (g.more) out.push(`  and ${g.more} more — \`--all\``);
+    }
+  }
+  return out;
+}
+
+/** The table of `shown` devices, indented. */
+function deviceRows(shown: DeviceStatusRow[], at: number, t: TimeFormat, scrub: (s: string) => string): string[] {
+  return table(
+    ['ID', 'STATE', 'ONLINE', 'LAST DATA', 'PLATFORM NEWEST', 'SYNCED UP TO', 'PROBLEMS'],
+    shown.map((d) => [
+      d.name ? `${d.id} (${d.name})` : d.id,
+      d.state,
+      d.online === undefined ? '?' : d.online ? 'online' : 'OFFLINE',
+      d.lastDataAt === undefined ? 'none' : `${t(d.lastDataAt)} (${ago(d.lastDataAt, at)})`,
+      // '-': not asked yet (asked before nightly and catch-up walks); 'none': asked, never reported
+      d.platformAskedAt === undefined
+        ? '-'
+        : d.platformNewestAt === undefined
+          ? 'none'
+          : `${t(d.platformNewestAt)} (asked ${ago(d.platformAskedAt, at)})`,
+      t(d.checkpoint),
+      [
+        d.failure ? `code ${d.failure.code}: ${scrub(d.failure.message)}` : '',
+        d.failedJobs ? `${d.failedJobs} failed job(s)` : '',
+      ]
+        .filter(Boolean)
+        .join('; ') || 'ok',
+    ]),
+  )
+    .split('\n')
+    .map((l) => `  ${l}`);
+}
+
+/** The token budget's lines: calls today, the cached token, a cool-down. */
+function tokenLines(r: StatusReport, t: TimeFormat, scrub: (s: string) => string): string[] {
+  const k = r.token;
+  if (!k) return [];
+  const out = [
+    `  ${k.calls}/${k.limit} calls on platform day ${k.day} (reserve ${k.reserve} for manual commands); resets ${t(k.resetsAt)}`,
+    `  cached token: ${k.tokenExpiresAt ? `expires ${t(k.tokenExpiresAt)}` : 'none'}`,
+  ];
+  if (k.cooldownUntil)
+    out.push(
+      `  COOL-DOWN: no token calls until ${t(k.cooldownUntil)} — ${cooldownCause(k)}: ${scrub(k.cooldownReason ?? '')}`,
+    );
+  return out;
+}
+
+/** The ROLLUPS section: the hours and days waiting, and how long raw rows and rollups are kept. */
+function rollupLines(r: StatusReport, t: TimeFormat): string[] {
+  if (!r.rollupBacklog) return [];
+  const due = (b: { oldestDue?: number }) =>
+    b.oldestDue === undefined
+      ? ''
+      : `, the oldest due ${b.oldestDue <= r.at ? ago(b.oldestDue, r.at) : `at ${t(b.oldestDue)}`}`;
+  const d = r.rollupDayBacklog;
+  const kept = (ms: number) => (ms % 86_400_000 ? `${ms / 3_600_000}h` : `${ms / 86_400_000}d`);
+  const hourly =
+    r.hourlyRetentionMs === undefined
+      ? 'rollups forever'
+      : `hourly rollups ${kept(r.hourlyRetentionMs)} (EXPEED_HOURLY_RETENTION), daily rollups forever`;
+  return [
+    '',
+    `ROLLUPS  ${r.rollupBacklog.hours} hour(s) waiting${due(r.rollupBacklog)}${d ? `; ${d.hours} day(s) waiting${due(d)}` : ''}`,
+    `  raw rows kept ${r.rawRetentionMs === undefined ? 'forever' : kept(r.rawRetentionMs)} (EXPEED_RAW_RETENTION), ${hourly}`,
+  ];
 }
 
 export const command: Command = {
