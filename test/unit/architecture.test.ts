@@ -1,13 +1,14 @@
 // The layer rules of docs/architecture.md, checked on the tree as it is: every import of src/ and
 // workers/ (static, type-only, `export ... from`, `import()`, `import('x').T`) points down, flows
 // never import each other, neither folders nor the files inside one form a cycle, only the composition root constructs the writer
-// and the platform client, and no file is over 300 lines. Each failure names the file, the line and
+// and the platform client, no file is over 300 lines and no function over 80. Each failure names the file, the line and
 // the rule. The first block checks the rule functions themselves on made-up edges, so this test is
 // known to be able to fail; the last checks that README.md and docs/architecture.md name only paths
 // that exist and list the folders the rules know.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { functionLengths } from '../helpers/function-lengths.js';
 import {
   LAYERS,
   REPO_ROOT,
@@ -23,6 +24,7 @@ import {
 } from '../helpers/import-graph.js';
 
 const MAX_LINES = 300;
+const MAX_FUNCTION_LINES = 80;
 const COMPOSITION_ROOT = 'src/app';
 const BUILT_ONLY_BY_THE_ROOT = ['InfluxPointWriter', 'ExpeedClient'];
 
@@ -132,6 +134,27 @@ describe('the rules themselves', () => {
     ]);
   });
 
+  test('function lengths are counted per function, nested ones on their own', () => {
+    const text = [
+      'function outer() {',
+      '  const inner = () => {',
+      '    return 1;',
+      '  };',
+      '  return inner();',
+      '}',
+      'class C {',
+      '  m() {',
+      '    return 2;',
+      '  }',
+      '}',
+    ].join('\n');
+    expect(functionLengths('x.ts', text)).toEqual([
+      { name: 'outer', line: 1, lines: 6 },
+      { name: 'inner', line: 2, lines: 3 },
+      { name: 'm', line: 8, lines: 3 },
+    ]);
+  });
+
   test('lines are counted as an editor shows them', () => {
     expect([lineCount(''), lineCount('a'), lineCount('a\n'), lineCount('a\nb'), lineCount('a\nb\n')]).toEqual([
       0, 1, 1, 2, 2,
@@ -202,6 +225,15 @@ describe('the tree of src/ and workers/', () => {
       .map((f) => ({ f, n: lineCount(texts.get(f)!) }))
       .filter(({ n }) => n > MAX_LINES)
       .map(({ f, n }) => `${f}: ${n} lines`);
+    expect(long).toEqual([]);
+  });
+
+  test(`no function over ${MAX_FUNCTION_LINES} lines`, () => {
+    const long = files.flatMap((f) =>
+      functionLengths(f, texts.get(f)!)
+        .filter((fn) => fn.lines > MAX_FUNCTION_LINES)
+        .map((fn) => `${f}:${fn.line} ${fn.name}: ${fn.lines} lines`),
+    );
     expect(long).toEqual([]);
   });
 });
