@@ -110,19 +110,7 @@ class RollupProcessor {
   /** Recomputes the dirty days (`hours` holds day starts) from the hourly rollups, then clears them. */
   private async days(deviceId: string, hours: RollupJob['hours']): Promise<RollupJobResult> {
     const o = this.options;
-    let result: DayResult;
-    try {
-      result = await o.dayComputer.days(
-        deviceId,
-        hours.map((h) => h[0]),
-      );
-    } catch (err) {
-      return this.failed(
-        deviceId,
-        hours.map((h) => h[0]),
-        err,
-      );
-    }
+    const result = await this.computed(deviceId, hours, (starts) => o.dayComputer.days(deviceId, starts));
     const cleared = await o.days.clear(hours.map(([hour, score]) => ({ deviceId, hour, score })));
     await o.failures?.succeeded(deviceId);
     this.log.debug({ deviceId, ...result, cleared }, 'days rolled up');
@@ -132,19 +120,7 @@ class RollupProcessor {
   /** Recomputes the dirty hours from the raw rows, touches their days, then clears the hours. */
   private async hours(deviceId: string, hours: RollupJob['hours']): Promise<RollupJobResult> {
     const o = this.options;
-    let result: RollupResult;
-    try {
-      result = await o.computer.hours(
-        deviceId,
-        hours.map((h) => h[0]),
-      );
-    } catch (err) {
-      return this.failed(
-        deviceId,
-        hours.map((h) => h[0]),
-        err,
-      );
-    }
+    const result = await this.computed(deviceId, hours, (starts) => o.computer.hours(deviceId, starts));
     // the day first: a crash before the clear leaves both dirty, never a rolled-up hour without its day
     await o.days.touchHours(
       deviceId,
@@ -154,6 +130,20 @@ class RollupProcessor {
     await o.failures?.succeeded(deviceId);
     this.log.debug({ deviceId, ...result, cleared }, 'hours rolled up');
     return { ...result, cleared };
+  }
+
+  /** The computation over the buckets' starts; a failure is recorded and fails the job (see failed). */
+  private async computed<R>(
+    deviceId: string,
+    hours: RollupJob['hours'],
+    compute: (starts: number[]) => Promise<R>,
+  ): Promise<R> {
+    const starts = hours.map((h) => h[0]);
+    try {
+      return await compute(starts);
+    } catch (err) {
+      return this.failed(deviceId, starts, err);
+    }
   }
 
   /** Records and logs a failed computation, then fails the job for good (the dispatcher retries after a backoff). */
