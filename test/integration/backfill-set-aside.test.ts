@@ -5,32 +5,20 @@
  * device how many and why; the rows are dead letters with their raw content; the device is failing
  * in `status`; the readable rows landed exactly.
  */
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startSimulator, type Simulator } from '../../src/simulator/index.js';
+import type { Simulator } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import {
-  createTestDatabase,
-  deleteRedisPrefix,
-  INFLUX_URL,
-  influxRows,
-  randomName,
-  testPrefix,
-} from '../helpers/services.js';
-import { PLATFORM_KEY, SECRET_KEY, testEnv } from '../fixtures/pull-env.js';
+import { influxRows } from '../helpers/services.js';
+import { PLATFORM_KEY, SECRET_KEY, startCliEnv, type CliEnv } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 4, 1);
 const TO = FROM + 12 * HOUR;
+let cli: CliEnv;
 let sim: Simulator;
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
-const prefix = testPrefix('setaside');
-let env: Record<string, string>;
 
 beforeAll(async () => {
-  sim = await startSimulator({
+  cli = await startCliEnv('setaside', {
     platformKey: PLATFORM_KEY,
     secretKey: SECRET_KEY,
     devices: [
@@ -40,33 +28,20 @@ beforeAll(async () => {
     from: FROM,
     to: TO,
   });
+  sim = cli.sim;
   // two rows of aside-1 the client cannot write as they are: a lone surrogate in a string value
   const bad = JSON.parse('{"note":"x\\ud800y"}') as Record<string, unknown>;
   sim.addRows('aside-1', [
     { time: FROM + HOUR + 1, values: bad },
     { time: FROM + 2 * HOUR + 1, values: bad },
   ]);
-  db = await createTestDatabase('setaside');
-  const devicesFile = join(tmpdir(), `${randomName('setaside')}.json`);
-  writeFileSync(devicesFile, JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key }))));
-  env = testEnv({
-    simUrl: sim.url,
-    prefix,
-    db: db.name,
-    influxUrl: INFLUX_URL,
-    env: { EXPEED_DEVICES_FILE: devicesFile },
-  });
 });
 
-afterAll(async () => {
-  await sim?.close();
-  await db?.drop();
-  await deleteRedisPrefix(prefix);
-});
+afterAll(async () => cli?.close());
 
 test('rows set aside: exit 3, how many and why per device, dead letters kept, the device failing, the rest exact', async () => {
   const range = ['--from', new Date(FROM).toISOString(), '--to', new Date(TO).toISOString()];
-  const res = await runCli(['backfill', '--all', '--wait', ...range], env);
+  const res = await runCli(['backfill', '--all', '--wait', ...range], cli.env);
   expect(res.code, res.stderr + res.stdout).toBe(3);
   const out = res.stdout + res.stderr;
   expect(out).toContain('2 row(s) of 1 device(s) set aside as dead letters');
@@ -77,7 +52,7 @@ test('rows set aside: exit 3, how many and why per device, dead letters kept, th
   for (const id of ['aside-1', 'aside-2']) {
     const want = sim.rows(id, FROM, TO).filter((r) => typeof r.values.temp === 'number');
     const [got] = await influxRows(
-      db.name,
+      cli.db,
       `SELECT count("temp") AS n, sum("temp") AS s FROM device_data WHERE device_id = '${id}'`,
     );
     expect(got?.n).toBe(want.length);
@@ -87,7 +62,7 @@ test('rows set aside: exit 3, how many and why per device, dead letters kept, th
     );
   }
 
-  const letters = await runCli(['dead-letters', 'list', '--json'], env);
+  const letters = await runCli(['dead-letters', 'list', '--json'], cli.env);
   const parsed = JSON.parse(letters.stdout) as {
     total: number;
     letters: Array<{ kind: string; deviceId: string; reason: string }>;
@@ -99,7 +74,7 @@ test('rows set aside: exit 3, how many and why per device, dead letters kept, th
     ),
   ).toBe(true);
 
-  const status = await runCli(['status', '--json', '--all'], env);
+  const status = await runCli(['status', '--json', '--all'], cli.env);
   const devices = (JSON.parse(status.stdout) as { devices: Array<{ id: string; state: string }> }).devices;
   // aside-2 is not failing: stale only because its checkpoint is the range's end, months ago
   expect(Object.fromEntries(devices.map((d) => [d.id, d.state]))).toEqual({ 'aside-1': 'failing', 'aside-2': 'stale' });

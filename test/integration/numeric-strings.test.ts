@@ -5,32 +5,20 @@
  * means; a field InfluxDB already holds as a string (an installation upgraded from the old
  * behaviour) stays a string without a single dead letter; `string` keeps them as they came.
  */
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
 import { RedisDeadLetterStore } from '../../src/dead-letters/store.js';
 import { InfluxPointWriter } from '../../src/influx/point-writer.js';
-import { startSimulator, type HistoryReading, type Simulator } from '../../src/simulator/index.js';
+import type { HistoryReading, Simulator } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import {
-  createTestDatabase,
-  deleteRedisPrefix,
-  INFLUX_URL,
-  influxQuery,
-  influxRows,
-  randomName,
-  REDIS_URL,
-  testPrefix,
-} from '../helpers/services.js';
+import { createTestDatabase, INFLUX_URL, influxQuery, influxRows, REDIS_URL } from '../helpers/services.js';
 import {
   expectedTotals,
   influxTotals,
   numericFields,
   PLATFORM_KEY,
   SECRET_KEY,
-  testEnv,
+  startCliEnv,
 } from '../fixtures/pull-env.js';
 import { startStack } from './push-stack.js';
 
@@ -60,7 +48,7 @@ describe('numbers sent as JSON strings', () => {
   });
 
   async function setUp(name: string, history: Partial<HistoryReading>, env: Record<string, string> = {}) {
-    const sim = await startSimulator({
+    const simOptions = {
       platformKey: PLATFORM_KEY,
       secretKey: SECRET_KEY,
       devices: devicesOf(name),
@@ -70,22 +58,10 @@ describe('numbers sent as JSON strings', () => {
       history,
       sameMsRate: 0.1,
       numericStrings: true,
-    });
-    cleanups.push(() => sim.close());
-    const db = await createTestDatabase('numstr');
-    cleanups.push(() => db.drop());
-    const prefix = testPrefix('numstr');
-    cleanups.push(() => deleteRedisPrefix(prefix));
-    const devicesFile = join(tmpdir(), `${randomName(name)}.json`);
-    writeFileSync(devicesFile, JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key }))));
-    const cliEnv = testEnv({
-      simUrl: sim.url,
-      prefix,
-      db: db.name,
-      influxUrl: INFLUX_URL,
-      env: { EXPEED_PAGE_LIMIT: '200', EXPEED_DEVICES_FILE: devicesFile, LOG_LEVEL: 'warn', ...env },
-    });
-    return { sim, db: db.name, prefix, env: cliEnv };
+    };
+    const cli = await startCliEnv('numstr', simOptions, { EXPEED_PAGE_LIMIT: '200', LOG_LEVEL: 'warn', ...env });
+    cleanups.push(() => cli.close());
+    return cli;
   }
 
   const backfill = (env: Record<string, string>) =>

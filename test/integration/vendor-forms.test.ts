@@ -6,21 +6,10 @@
  * (each throttled answer pauses the platform calls for the header's second); and pages in no
  * order, which no walk can make exact (the backfill fails naming device, window and reason).
  */
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { startSimulator, type HistoryReading, type Simulator, type TimestampForm } from '../../src/simulator/index.js';
+import { startSimulator, type HistoryReading, type TimestampForm } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import { createTestDatabase, deleteRedisPrefix, INFLUX_URL, randomName, testPrefix } from '../helpers/services.js';
-import {
-  expectedTotals,
-  influxTotals,
-  numericFields,
-  PLATFORM_KEY,
-  SECRET_KEY,
-  testEnv,
-} from '../fixtures/pull-env.js';
+import { PLATFORM_KEY, SECRET_KEY, startCliEnv, totalsDifferences } from '../fixtures/pull-env.js';
 
 const HOUR = 3_600_000;
 const FROM = Date.UTC(2026, 3, 1);
@@ -55,41 +44,10 @@ describe('backfill --all --wait: timestamp forms, throttling, pages in no order'
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   });
 
-  async function setUp(name: string, options: Parameters<typeof startSimulator>[0], env: Record<string, string>) {
-    const sim = await startSimulator(options);
-    cleanups.push(() => sim.close());
-    const db = await createTestDatabase('form');
-    cleanups.push(() => db.drop());
-    const prefix = testPrefix('form');
-    cleanups.push(() => deleteRedisPrefix(prefix));
-    const devicesFile = join(tmpdir(), `${randomName(name.replace(/\W/g, '_'))}.json`);
-    writeFileSync(devicesFile, JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key }))));
-    const all = testEnv({
-      simUrl: sim.url,
-      prefix,
-      db: db.name,
-      influxUrl: INFLUX_URL,
-      env: { EXPEED_PAGE_LIMIT: '100', EXPEED_BACKFILL_WINDOW: '1d', EXPEED_DEVICES_FILE: devicesFile, ...env },
-    });
-    return { sim, db: db.name, env: all };
-  }
-
-  /** What differs between what landed for the device and what the platform holds in [FROM, TO). */
-  async function differences(label: string, sim: Simulator, db: string, deviceId: string): Promise<string[]> {
-    const expected = expectedTotals(sim, deviceId, FROM, TO);
-    const landed = await influxTotals(
-      db,
-      INFLUX_URL,
-      deviceId,
-      Object.keys(expected),
-      numericFields(sim, deviceId, FROM, TO),
-    );
-    return Object.keys(expected)
-      .filter((f) => landed[f].count !== expected[f].count || landed[f].sum !== expected[f].sum)
-      .map(
-        (f) =>
-          `${label} ${deviceId} ${f}: landed ${JSON.stringify(landed[f])}, platform holds ${JSON.stringify(expected[f])}`,
-      );
+  async function setUp(_name: string, options: Parameters<typeof startSimulator>[0], env: Record<string, string>) {
+    const cli = await startCliEnv('form', options, { EXPEED_PAGE_LIMIT: '100', EXPEED_BACKFILL_WINDOW: '1d', ...env });
+    cleanups.push(() => cli.close());
+    return cli;
   }
 
   async function runForm(c: FormCombo) {
@@ -126,7 +84,7 @@ describe('backfill --all --wait: timestamp forms, throttling, pages in no order'
     for (const { c, sim, db, run } of results) {
       if (run.code !== 0)
         problems.push(`${c.form}: exit ${run.code}: ${run.stdout.slice(-300)} ${run.stderr.slice(0, 300)}`);
-      for (const d of devicesOf(c.form)) problems.push(...(await differences(c.form, sim, db, d.id)));
+      for (const d of devicesOf(c.form)) problems.push(...(await totalsDifferences(c.form, sim, db, d.id, FROM, TO)));
       if (sim.stats.tokenCalls !== 1) problems.push(`${c.form}: ${sim.stats.tokenCalls} token calls`);
       if (sim.stats.violations.length) problems.push(`${c.form}: violations ${sim.stats.violations.join('; ')}`);
       // the sparse device's windows each fit in one page; the dense device's take several
@@ -149,7 +107,7 @@ describe('backfill --all --wait: timestamp forms, throttling, pages in no order'
     sim.faults.throttleRate = 0.3;
     const run = await runCli(['backfill', '--all', ...RANGE, '--wait'], env, { timeoutMs: 120_000 });
     expect(run.code, run.stderr.slice(0, 500)).toBe(0);
-    expect(await differences('throttled', sim, db, 'throttled-1')).toEqual([]);
+    expect(await totalsDifferences('throttled', sim, db, 'throttled-1', FROM, TO)).toEqual([]);
     expect(sim.stats.tokenCalls).toBe(1);
     const served = sim.faults.throttledServed;
     expect(served).toBeGreaterThanOrEqual(5);

@@ -5,30 +5,18 @@
  * boundaries, and 5 % of device calls failing (HTTP 502 or a reset connection). What lands in
  * InfluxDB must be exactly what the platform holds, per device and field, with one token call.
  */
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { startSimulator, type HistoryReading, type Simulator } from '../../src/simulator/index.js';
 import { runCli } from '../helpers/cli.js';
-import {
-  createTestDatabase,
-  deleteRedisPrefix,
-  INFLUX_URL,
-  influxRows,
-  randomName,
-  testPrefix,
-} from '../helpers/services.js';
+import { influxRows } from '../helpers/services.js';
 import {
   drained,
-  expectedTotals,
-  influxTotals,
-  numericFields,
   PLATFORM_KEY,
   SECRET_KEY,
   scrubber,
   silentLogger,
-  testEnv,
+  startCliEnv,
+  totalsDifferences,
 } from '../fixtures/pull-env.js';
 import { loadConfig } from '../../src/base/load-config.js';
 import { createApp } from '../../src/app/app.js';
@@ -75,29 +63,15 @@ describe('backfill --all --wait under every reading of the vendor document', () 
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   });
 
-  async function setUp(name: string, options: Parameters<typeof startSimulator>[0], pageLimit: number) {
-    const sim = await startSimulator(options);
-    cleanups.push(() => sim.close());
-    const db = await createTestDatabase('read');
-    cleanups.push(() => db.drop());
-    const prefix = testPrefix('read');
-    cleanups.push(() => deleteRedisPrefix(prefix));
-    const devicesFile = join(tmpdir(), `${randomName(name.replace(/\W/g, '_'))}.json`);
-    writeFileSync(devicesFile, JSON.stringify(sim.devices.map((d) => ({ id: d.id, key: d.key }))));
-    const env = testEnv({
-      simUrl: sim.url,
-      prefix,
-      db: db.name,
-      influxUrl: INFLUX_URL,
-      env: {
-        EXPEED_PAGE_LIMIT: String(pageLimit),
-        EXPEED_BACKFILL_WINDOW: '1d',
-        WORKER_CONCURRENCY: '4',
-        EXPEED_DEVICES_FILE: devicesFile,
-        LOG_LEVEL: 'warn',
-      },
+  async function setUp(_name: string, options: Parameters<typeof startSimulator>[0], pageLimit: number) {
+    const cli = await startCliEnv('read', options, {
+      EXPEED_PAGE_LIMIT: String(pageLimit),
+      EXPEED_BACKFILL_WINDOW: '1d',
+      WORKER_CONCURRENCY: '4',
+      LOG_LEVEL: 'warn',
     });
-    return { sim, db, env };
+    cleanups.push(() => cli.close());
+    return cli;
   }
 
   async function runCombo(c: Combo): Promise<{ sim: Simulator; db: string; code: number | null; stderr: string }> {
@@ -131,7 +105,7 @@ describe('backfill --all --wait under every reading of the vendor document', () 
       env,
       { timeoutMs: 120_000 },
     );
-    return { sim, db: db.name, code: run.code, stderr: run.stderr };
+    return { sim, db, code: run.code, stderr: run.stderr };
   }
 
   test('every reading lands exactly what the platform holds, with one token call', async () => {
@@ -147,21 +121,7 @@ describe('backfill --all --wait under every reading of the vendor document', () 
         expect(rows.length - new Set(rows.map((x) => x.time)).size, `${c.name} ${d.id} same-ms rows`).toBeGreaterThan(
           20,
         );
-        const expected = expectedTotals(r.sim, d.id, FROM, TO);
-        const landed = await influxTotals(
-          r.db,
-          INFLUX_URL,
-          d.id,
-          Object.keys(expected),
-          numericFields(r.sim, d.id, FROM, TO),
-        );
-        for (const f of Object.keys(expected)) {
-          if (landed[f].count !== expected[f].count || landed[f].sum !== expected[f].sum) {
-            problems.push(
-              `${c.name} ${d.id} ${f}: landed ${JSON.stringify(landed[f])}, platform holds ${JSON.stringify(expected[f])}`,
-            );
-          }
-        }
+        problems.push(...(await totalsDifferences(c.name, r.sim, r.db, d.id, FROM, TO)));
       }
       if (r.sim.stats.tokenCalls !== 1) problems.push(`${c.name}: ${r.sim.stats.tokenCalls} token calls`);
       if (r.sim.stats.violations.length) problems.push(`${c.name}: violations ${r.sim.stats.violations.join('; ')}`);
@@ -243,14 +203,11 @@ describe('backfill --all --wait under every reading of the vendor document', () 
     expect(queued.map((q) => [q.from, q.to])).toEqual([[window.from, window.to]]);
     stack.startBackfillWorker();
     expect((await drained(stack.backfillQueue, 60_000)).failed).toBe(0);
-    const landed = await influxRows(
-      db.name,
-      `SELECT * FROM device_data WHERE device_id = 'resume-1' AND time <= ${at}ms`,
-    );
+    const landed = await influxRows(db, `SELECT * FROM device_data WHERE device_id = 'resume-1' AND time <= ${at}ms`);
     // nothing before the saved position was walked again; the saved millisecond landed whole
     expect(landed.map((r) => [r.time, r.temp, r.humidity])).toEqual([[at, 71.5, 33]]);
     const after = await influxRows(
-      db.name,
+      db,
       `SELECT count(temp) AS c FROM device_data WHERE device_id = 'resume-1' AND time > ${at}ms`,
     );
     expect(after[0]?.c).toBe(sim.rows('resume-1', at + 1, window.to).filter((r) => 'temp' in r.values).length);
